@@ -1,0 +1,53 @@
+# kubeq — the two commands people need are `make demo` and `make test`.
+# Each installs what it needs by itself: the virtualenv, Debian's redis-server and
+# (through hack/cluster/cluster.mk) the locally built Kubernetes control plane.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: all venv redis-server lint typecheck test test-unit test-redis demo clean
+
+all: test
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[operator,test]'
+	touch $@
+
+# Debian's redis-server; tests start their own instance on a free loopback port.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing Debian's redis-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; \
+	  service redis-server stop >/dev/null 2>&1 || true; }
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy worker/kubeq operator/kubeq_operator
+
+include hack/cluster/cluster.mk
+
+test: venv redis-server lint typecheck cluster-bin
+	$(BIN)/pytest
+
+test-unit: venv
+	$(BIN)/pytest -m "not redis and not cluster and not e2e"
+
+test-redis: venv redis-server
+	$(BIN)/pytest -m "redis"
+
+demo: venv redis-server
+	$(PY) -m kubeq.demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo

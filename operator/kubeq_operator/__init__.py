@@ -1,0 +1,1 @@
+"""kubeq operator: kopf handlers that scale TaskQueue worker Deployments."""
