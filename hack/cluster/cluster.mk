@@ -1,8 +1,21 @@
-# Placeholder: replaced by the local control-plane targets (issue 3).
-.PHONY: cluster-bin cluster-up cluster-down
+# The local Kubernetes control plane (issue 3), included by the top-level Makefile.
+#   cluster-bin   build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+#                 helm and kubeconform from source (hack/cluster/build.sh; cached outside the
+#                 checkout, a no-op once built)
+#   cluster-up    start the cluster and the test node agent; kubeconfig: .cluster/kubeconfig
+#   cluster-down  stop everything cluster-up (or a test session) started
+LOCALCLUSTER := PYTHONPATH=$(CURDIR)/hack/cluster$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m localcluster
+
+.PHONY: cluster-bin cluster-up cluster-down cluster-status
+
 cluster-bin:
-	@true
-cluster-up:
-	@echo "cluster-up: not yet available" && false
+	bash hack/cluster/build.sh
+
+cluster-up: venv cluster-bin
+	$(LOCALCLUSTER) up
+
 cluster-down:
-	@true
+	@if [ -x $(PY) ]; then $(LOCALCLUSTER) down; else echo "no venv: nothing to stop"; fi
+
+cluster-status: venv
+	$(LOCALCLUSTER) status
