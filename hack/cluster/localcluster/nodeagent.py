@@ -195,6 +195,7 @@ class NodeAgent:
         self.venv_bin = venv_bin
         self.apiserver_port = apiserver_port
         self.pods: dict[str, PodRun] = {}  # by uid
+        self.finished: set[str] = set()  # uids of pods ended here: later events are echoes
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stop = threading.Event()
         self.node_uid = ""
@@ -351,6 +352,8 @@ class NodeAgent:
                     run.gone = True
             return
         uid = payload["metadata"]["uid"]
+        if uid in self.finished:
+            return
         if kind == "DELETED":
             if uid in self.pods:
                 self.pods[uid].gone = True
@@ -687,6 +690,7 @@ class NodeAgent:
                     keep = True
                 if not keep:
                     del self.pods[uid]
+                    self.finished.add(uid)
         self._shutdown()
 
     def _shutdown(self) -> None:

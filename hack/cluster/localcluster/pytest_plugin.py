@@ -4,7 +4,7 @@ Use from a conftest.py (``pytest_plugins`` only works in the rootdir conftest, s
 fixtures instead)::
 
     sys.path.insert(0, str(REPO_ROOT / "hack" / "cluster"))
-    from localcluster.pytest_plugin import (  # noqa: E402, F401
+    from localcluster.pytest_plugin import (  # noqa: F401  (or list them in __all__)
         cluster_kubeconfig, k8s_client, k8s_namespace, kubectl, local_cluster,
     )
 
