@@ -44,7 +44,7 @@ WORKER = textwrap.dedent(
 
 def deployment(name: str, replicas: int, out_dir: Path) -> client.V1Deployment:
     labels = {"app": name}
-    return client.V1Deployment.from_dict(
+    manifest = client.V1Deployment.from_dict(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -74,6 +74,8 @@ def deployment(name: str, replicas: int, out_dir: Path) -> client.V1Deployment:
             },
         }
     )
+    assert manifest is not None
+    return manifest
 
 
 def pid_alive(pid: int) -> bool:
@@ -84,8 +86,8 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] not in "ZX"
 
 
-def running_pods(core: client.CoreV1Api, namespace: str, app: str) -> list[client.V1Pod]:
-    pods = core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+def running_pods(core: client.CoreV1Api, namespace: str, app: str) -> list[Any]:
+    pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
     return [p for p in pods if p.metadata.deletion_timestamp is None]
 
 
@@ -110,10 +112,26 @@ def markers(out: Path, suffix: str) -> dict[str, int]:
     return {p.name.removesuffix(suffix): int(p.read_text()) for p in out.glob(f"*{suffix}")}
 
 
+def pod_names(core: client.CoreV1Api, namespace: str) -> set[str]:
+    pods: list[Any] = core.list_namespaced_pod(namespace).items
+    return {p.metadata.name for p in pods}
+
+
+def wait_for_pids(out: Path, count: int) -> dict[str, int]:
+    def check() -> dict[str, int] | None:
+        found = markers(out, ".pid")
+        return found if len(found) == count else None
+
+    return wait_for(check, message=f"{count} pid files in {out}")
+
+
+def wait_until_exited(pid: int) -> None:
+    wait_for(lambda: not pid_alive(pid), message=f"pid {pid} to exit")
+
+
 def pods_gone(core: client.CoreV1Api, namespace: str, names: set[str]) -> Callable[[], bool]:
     def check() -> bool:
-        present = {p.metadata.name for p in core.list_namespaced_pod(namespace).items}
-        return not names & present
+        return not names & pod_names(core, namespace)
 
     return check
 
@@ -125,10 +143,7 @@ def test_deployment_becomes_processes_and_scale_down_sends_sigterm(
     apps.create_namespaced_deployment(k8s_namespace, deployment("workers", 3, tmp_path))
 
     wait_for(lambda: all_ready(core, k8s_namespace, "workers", 3), message="3 ready pods")
-    pids = wait_for(
-        lambda: (m := markers(tmp_path, ".pid")) and len(m) == 3 and m,
-        message="3 pid files",
-    )
+    pids = wait_for_pids(tmp_path, 3)
     pods = {p.metadata.name: p for p in running_pods(core, k8s_namespace, "workers")}
     assert set(pids) == set(pods)
     for name, pid in pids.items():
@@ -141,10 +156,7 @@ def test_deployment_becomes_processes_and_scale_down_sends_sigterm(
 
     scale(apps, k8s_namespace, "workers", 1)
     wait_for(
-        lambda: (
-            len(markers(tmp_path, ".term")) == 2
-            and len(core.list_namespaced_pod(k8s_namespace).items) == 1
-        ),
+        lambda: len(markers(tmp_path, ".term")) == 2 and len(pod_names(core, k8s_namespace)) == 1,
         message=lambda: f"2 SIGTERMed pods, got markers {markers(tmp_path, '.term')}",
     )
     terminated = markers(tmp_path, ".term")
@@ -153,11 +165,9 @@ def test_deployment_becomes_processes_and_scale_down_sends_sigterm(
     (survivor_name,) = survivor
     for name, pid in terminated.items():
         assert pid == pids[name]
-        wait_for(lambda pid=pid: not pid_alive(pid), message=f"pid {pid} to exit")
+        wait_until_exited(pid)
     assert pid_alive(pids[survivor_name])
-    assert [p.metadata.name for p in core.list_namespaced_pod(k8s_namespace).items] == [
-        survivor_name
-    ]
+    assert pod_names(core, k8s_namespace) == {survivor_name}
     state_dir = Path(local_cluster.state_dir)
     log = read_pod_log(k8s_namespace, survivor_name, "worker", state_dir=state_dir)
     assert f"worker {survivor_name} pid {pids[survivor_name]}" in log
@@ -206,19 +216,19 @@ def test_deleting_a_deployment_collects_its_replicasets_and_pods(
     apps, core = client.AppsV1Api(k8s_client), client.CoreV1Api(k8s_client)
     apps.create_namespaced_deployment(k8s_namespace, deployment("owned", 2, tmp_path))
     wait_for(lambda: all_ready(core, k8s_namespace, "owned", 2), message="2 ready pods")
-    pids = wait_for(lambda: (m := markers(tmp_path, ".pid")) and len(m) == 2 and m)
+    pids = wait_for_pids(tmp_path, 2)
     assert len(apps.list_namespaced_replica_set(k8s_namespace).items) == 1
 
     apps.delete_namespaced_deployment("owned", k8s_namespace, propagation_policy="Background")
     wait_for(
         lambda: (
             not apps.list_namespaced_replica_set(k8s_namespace).items
-            and not core.list_namespaced_pod(k8s_namespace).items
+            and not pod_names(core, k8s_namespace)
         ),
         message="the ReplicaSet and its pods to be garbage-collected",
     )
     for pid in pids.values():
-        wait_for(lambda pid=pid: not pid_alive(pid), message=f"pid {pid} to exit")
+        wait_until_exited(pid)
     assert set(markers(tmp_path, ".term")) == set(pids)
 
 
@@ -226,7 +236,7 @@ def test_deleting_an_owner_configmap_collects_the_owned_one(
     k8s_client: Any, k8s_namespace: str
 ) -> None:
     core = client.CoreV1Api(k8s_client)
-    owner = core.create_namespaced_config_map(
+    owner: Any = core.create_namespaced_config_map(
         k8s_namespace,
         client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"), data={"k": "v"}),
     )
@@ -243,7 +253,7 @@ def test_deleting_an_owner_configmap_collects_the_owned_one(
         try:
             core.read_namespaced_config_map("owned", k8s_namespace)
         except ApiException as e:
-            return e.status == 404
+            return bool(e.status == 404)
         return False
 
     wait_for(owned_gone, message="configmap 'owned' to be garbage-collected")

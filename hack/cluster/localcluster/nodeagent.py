@@ -347,9 +347,9 @@ class NodeAgent:
             for pod in payload:
                 seen.add(pod["metadata"]["uid"])
                 self._apply_event("MODIFIED", pod)
-            for uid, run in self.pods.items():
+            for uid, known in self.pods.items():
                 if uid not in seen:
-                    run.gone = True
+                    known.gone = True
             return
         uid = payload["metadata"]["uid"]
         if uid in self.finished:
@@ -438,8 +438,8 @@ class NodeAgent:
                     continue
                 raise ConfigError(f"{kind} {ref.get('name')!r}: {e.reason or e.status}") from e
             for k, v in (obj.get("data") or {}).items():
-                value = base64.b64decode(v).decode() if kind == "secret" else str(v)
-                env[source.get("prefix", "") + k] = value
+                decoded = base64.b64decode(v).decode() if kind == "secret" else str(v)
+                env[source.get("prefix", "") + k] = decoded
         for item in spec.get("env") or []:
             if "value" in item or "valueFrom" not in item:
                 env[item["name"]] = expand(str(item.get("value", "")), env)

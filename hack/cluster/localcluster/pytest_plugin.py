@@ -85,7 +85,7 @@ def k8s_client(local_cluster: ClusterInfo) -> Iterator[Any]:
     """A ``kubernetes.client.ApiClient`` for the local cluster (admin credentials)."""
     from kubernetes import config  # noqa: PLC0415 - only tests that use it need the client
 
-    client = config.new_client_from_config(
+    client = config.new_client_from_config(  # type: ignore[no-untyped-call]
         config_file=local_cluster.kubeconfig, persist_config=False
     )
     try:
