@@ -62,14 +62,14 @@ class ProcRef:
         self.signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            self.reap()
             if not self.alive():
+                self.reap()
                 return
             time.sleep(0.1)
         self.signal(signal.SIGKILL)
         for _ in range(50):
-            self.reap()
             if not self.alive():
+                self.reap()
                 return
             time.sleep(0.1)
 
