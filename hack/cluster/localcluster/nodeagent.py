@@ -485,6 +485,7 @@ class NodeAgent:
                 pid_file=pid_file,
                 env=env,
                 cwd=workdir,
+                track=False,
             )
         except OSError as e:
             c.started_at, c.started_mono = now_rfc3339(), time.monotonic()

@@ -17,6 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Popen objects of components this process started, kept so they are reaped (not GC'd while
+#: running, which would raise ResourceWarning and leave zombies in long pytest sessions).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 
 def proc_start_time(pid: int) -> int | None:
     """The start time (clock ticks since boot) of a live, non-zombie process, else None."""
@@ -52,10 +56,26 @@ class ProcRef:
             else:
                 os.kill(self.pid, sig)
 
-    def reap(self) -> None:
-        """Collect the exit status if it is our child (avoids zombies in long test sessions)."""
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(self.pid, os.WNOHANG)
+    def reap(self, timeout: float = 5.0) -> None:
+        """Collect the exit status of a dead process if it is our child (no zombies left).
+
+        A dying multi-threaded process shows as a zombie before it can be waited for, so wait
+        up to ``timeout`` seconds.
+        """
+        proc = _CHILDREN.pop(self.pid, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=timeout)
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            except OSError:  # not our child: its parent (or init) reaps it
+                return
+            if pid or time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
 
     def stop(self, grace: float) -> None:
         """SIGTERM the process (group), wait up to ``grace`` seconds, then SIGKILL."""
@@ -95,8 +115,13 @@ def spawn(
     pid_file: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    track: bool = True,
 ) -> tuple[subprocess.Popen[bytes], ProcRef]:
-    """Start ``argv`` in its own session with output appended to ``log_file``."""
+    """Start ``argv`` in its own session with output appended to ``log_file``.
+
+    ``track`` keeps the Popen object so ``ProcRef.reap`` collects it; callers that keep and
+    poll the Popen object themselves pass False.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
@@ -114,6 +139,8 @@ def spawn(
         if start is not None or proc.poll() is not None:
             break
         time.sleep(0.01)
+    if track:
+        _CHILDREN[proc.pid] = proc
     ref = ProcRef(name, proc.pid, start if start is not None else -1)
     ref.save(pid_file)
     return proc, ref
