@@ -303,10 +303,21 @@ def _start(layout: Layout, bins: Path, timeout: float) -> ClusterInfo:
         f"--tls-private-key-file={p / 'apiserver.key'}",
         f"--client-ca-file={p / 'ca.crt'}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
+        # Endpoints may not hold loopback addresses, so the `kubernetes` service has none.
+        "--endpoint-reconciler-type=none",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={p / 'sa.pub'}",
         f"--service-account-signing-key-file={p / 'sa.key'}",
         "--authorization-mode=Node,RBAC",
+        # Request-header authentication, so aggregated API servers could be added (and the
+        # controller manager and scheduler find a complete extension-apiserver-authentication).
+        f"--requestheader-client-ca-file={p / 'ca.crt'}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
+        f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
         # The default plugins (NamespaceLifecycle, ServiceAccount, ...) stay on: the
         # controller manager runs the service-account controllers they depend on.
         "--enable-admission-plugins=NodeRestriction",

@@ -61,6 +61,8 @@ def leaf_specs(node_name: str, service_ip: str) -> list[CertSpec]:
         CertSpec("controller-manager", "system:kube-controller-manager"),
         CertSpec("scheduler", "system:kube-scheduler"),
         CertSpec("nodeagent", f"system:node:{node_name}", "system:nodes"),
+        # The API server's identity towards aggregated API servers (request-header auth).
+        CertSpec("front-proxy-client", "front-proxy-client"),
     ]
 
 
