@@ -8,6 +8,8 @@ conftest, hence the explicit import.
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack" / "cluster"))
 
 from localcluster.pytest_plugin import (
@@ -19,3 +21,12 @@ from localcluster.pytest_plugin import (
 )
 
 __all__ = ["cluster_kubeconfig", "k8s_client", "k8s_namespace", "kubectl", "local_cluster"]
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder needs the cluster: make sure it carries the marker."""
+    for item in items:
+        if HERE in item.path.resolve().parents and not item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.cluster)
