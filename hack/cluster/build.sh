@@ -20,7 +20,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 K8S_VERSION="v1.35.4"
 K8S_COMMIT="7b8c6cf0edd376b3d7c2f255142977c7f93db258" # Origin.Hash of k8s.io/kubernetes@v1.35.4
 ETCD_VERSION="v3.6.5"                                 # what k8s.io/kubernetes@v1.35.4 requires
+ETCD_COMMIT="a0614505aff9b8ff469e9c59c2d979a5936d13f4"
 HELM_VERSION="v3.20.2"
+HELM_COMMIT="8fb76d6ab555577e98e23b7500009537a471feee"
 KUBECONFORM_VERSION="v0.7.0"
 
 BIN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/kubeq/k8s-${K8S_VERSION}/bin"
@@ -84,7 +86,8 @@ done
 
 # The etcd server's main package is the module root (go.etcd.io/etcd/server/v3), whose
 # default binary name would be "server", hence its own -o.
-step "etcd ${ETCD_VERSION}" etcd -ldflags "-s -w" -o "$STAGE/etcd" go.etcd.io/etcd/server/v3
+step "etcd ${ETCD_VERSION}" etcd -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${ETCD_COMMIT:0:9}" \
+  -o "$STAGE/etcd" go.etcd.io/etcd/server/v3
 # One invocation for the four Kubernetes commands so shared packages compile once.
 step "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ${K8S_VERSION}" k8s \
   -ldflags "$k8s_ld" -o "$STAGE/" \
@@ -92,6 +95,7 @@ step "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ${K8S_VER
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 helm_ld="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
 helm_ld+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+helm_ld+=" -X helm.sh/helm/v3/internal/version.gitCommit=${HELM_COMMIT}"
 for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ld+=" -X ${pkg}.k8sVersionMajor=${major} -X ${pkg}.k8sVersionMinor=${minor}"
 done
