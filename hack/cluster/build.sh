@@ -61,7 +61,9 @@ if ! flock -n 9; then
   if [[ $force == 0 ]] && all_present; then echo "binaries were built by the other run"; exit 0; fi
 fi
 
-export CGO_ENABLED=0 GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=readonly"
+# -buildvcs=false: the throwaway modules sit inside the kubeq checkout; stamping its git state
+# is pointless and fails in CI containers where git refuses the checkout ("dubious ownership").
+export CGO_ENABLED=0 GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false"
 STAGE="$(mktemp -d "$BIN_DIR/.stage.XXXXXX")"
 trap 'rm -rf "$STAGE"' EXIT
 
