@@ -1,1 +1,52 @@
-"""kubeq: a Redis task queue whose workers run on Kubernetes and scale themselves."""
+"""kubeq: a Redis task queue whose workers run on Kubernetes and scale themselves.
+
+    app = kubeq.App()                      # KUBEQ_REDIS_URL, else redis://localhost:6379/0
+
+    @app.task(max_attempts=5)
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    job = add.delay(4, 4)                  # Celery style
+    job = app.queue("default").enqueue(add, 4, 4)   # RQ style
+    job.result(timeout=10)                 # -> 8
+
+Run workers with ``kubeq worker tasks_module --queue default --concurrency 8``.
+"""
+
+from .app import App, Call, Task, TaskOptions
+from .errors import (
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    KubeqError,
+    ResultTimeout,
+    Retry,
+    SerializationError,
+)
+from .jobs import Job, JobInfo
+from .queues import Queue
+from .retry import RetryPolicy
+from .stats import QueueStats, read_stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "Call",
+    "Job",
+    "JobCancelled",
+    "JobFailed",
+    "JobInfo",
+    "JobNotFound",
+    "KubeqError",
+    "Queue",
+    "QueueStats",
+    "ResultTimeout",
+    "Retry",
+    "RetryPolicy",
+    "SerializationError",
+    "Task",
+    "TaskOptions",
+    "__version__",
+    "read_stats",
+]

@@ -1,0 +1,58 @@
+"""Where the Redis URL comes from, how the password gets in, and how a URL is shown.
+
+The URL defaults to ``KUBEQ_REDIS_URL``, else ``redis://localhost:6379/0``. A password kept
+in a Kubernetes Secret arrives as ``KUBEQ_REDIS_PASSWORD`` and is passed to redis-py
+separately, so it never appears in a URL, a log line or a process listing.
+``rediss://`` URLs use TLS.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+
+DEFAULT_URL = "redis://localhost:6379/0"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The URL to use: the argument, else KUBEQ_REDIS_URL, else the local default."""
+    return url or os.environ.get("KUBEQ_REDIS_URL") or DEFAULT_URL
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***``, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _options(extra: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 5.0,
+        "health_check_interval": 15,
+        "retry_on_timeout": False,
+    }
+    password = os.environ.get("KUBEQ_REDIS_PASSWORD")
+    if password:
+        options["password"] = password
+    options.update(extra)
+    return options
+
+
+def sync_client(url: str | None = None, **extra: Any) -> redis.Redis:
+    """A redis-py client (bytes responses) for the resolved URL."""
+    return redis.Redis.from_url(resolve_url(url), **_options(extra))
+
+
+def async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
+    """A redis-py asyncio client (bytes responses) for the resolved URL."""
+    return redis.asyncio.Redis.from_url(resolve_url(url), **_options(extra))

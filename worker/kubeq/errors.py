@@ -1,0 +1,47 @@
+"""Exceptions users catch or raise: one module so `except kubeq.X` is easy to find."""
+
+from __future__ import annotations
+
+
+class KubeqError(Exception):
+    """Base class of every kubeq error."""
+
+
+class SerializationError(KubeqError, TypeError):
+    """A task argument or result is not JSON-serializable. Raised in the caller at enqueue."""
+
+
+class JobFailed(KubeqError):
+    """The job ended in the dead-letter queue; ``error``, ``reason`` and ``traceback`` say why."""
+
+    def __init__(self, job_id: str, reason: str, error: str, traceback: str) -> None:
+        super().__init__(f"job {job_id} failed: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+        self.error = error
+        self.traceback = traceback
+
+
+class JobCancelled(KubeqError):
+    """The job was cancelled before it ran."""
+
+
+class JobNotFound(KubeqError):
+    """No such job: never enqueued, or its result TTL has passed."""
+
+
+class ResultTimeout(KubeqError, TimeoutError):
+    """``job.result(timeout=...)`` waited that long and the job had not ended."""
+
+
+class Retry(Exception):  # noqa: N818 - the name reads as an instruction: raise Retry(delay=5)
+    """Raise from inside a task to run it again later.
+
+    The attempt counts toward the task's ``max_attempts`` (so a task cannot loop forever);
+    ``delay`` in seconds overrides the backoff policy for this one retry.
+    """
+
+    def __init__(self, delay: float | None = None, reason: str = "") -> None:
+        super().__init__(reason or "retry requested by the task")
+        self.delay = delay
+        self.reason = reason

@@ -1,0 +1,168 @@
+"""The job handle a caller gets back from ``.delay()`` or ``queue.enqueue()``.
+
+A handle is only (queue, id): it reads Redis when asked, so it can be rebuilt anywhere from
+the id (``app.job(id, queue=...)``). ``result()`` waits on the job's done-list with a
+blocking, non-destructive BLMOVE, so any number of callers can wait without polling.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import serialization
+from .errors import JobCancelled, JobFailed, JobNotFound, ResultTimeout
+from .keys import QueueKeys
+
+if TYPE_CHECKING:
+    from .app import App
+
+Status = Literal["queued", "scheduled", "active", "finished", "failed", "cancelled", "unknown"]
+"""queued: waiting in the ready set. scheduled: waiting for its time (delay, eta, retry).
+active: leased by a worker. finished: has a result. failed: in the dead-letter queue.
+cancelled: cancelled before it ran. unknown: never enqueued, or its result TTL passed."""
+
+_FIELDS = (
+    "status",
+    "payload",
+    "priority",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "attempts",
+    "deliveries",
+    "worker",
+    "result",
+    "error",
+    "reason",
+    "traceback",
+)
+
+
+def _text(value: bytes | None) -> str:
+    return value.decode("utf-8", "replace") if value is not None else ""
+
+
+def _ms(value: bytes | None) -> float | None:
+    return int(value) / 1000 if value else None
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A snapshot of one job's state, as stored in Redis. Times are Unix seconds."""
+
+    id: str
+    queue: str
+    status: Status
+    task: str
+    payload: str
+    priority: int
+    enqueued_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    attempts: int
+    deliveries: int
+    worker: str
+    error: str
+    reason: str
+    traceback: str
+    result: str
+
+    @classmethod
+    def from_fields(cls, job_id: str, queue: str, values: list[bytes | None]) -> JobInfo:
+        f = dict(zip(_FIELDS, values, strict=True))
+        payload = _text(f["payload"])
+        try:
+            task = str(serialization.loads(payload).get("task", "?"))
+        except (ValueError, AttributeError):
+            task = "?"
+        status = _text(f["status"]) or "unknown"
+        return cls(
+            id=job_id,
+            queue=queue,
+            status=status,  # type: ignore[arg-type]
+            task=task,
+            payload=payload,
+            priority=int(f["priority"] or 0),
+            enqueued_at=_ms(f["enqueued_at"]),
+            started_at=_ms(f["started_at"]),
+            finished_at=_ms(f["finished_at"]),
+            attempts=int(f["attempts"] or 0),
+            deliveries=int(f["deliveries"] or 0),
+            worker=_text(f["worker"]),
+            error=_text(f["error"]),
+            reason=_text(f["reason"]),
+            traceback=_text(f["traceback"]),
+            result=_text(f["result"]),
+        )
+
+
+class Job:
+    """A handle on one enqueued job."""
+
+    def __init__(self, app: App, queue: str, job_id: str) -> None:
+        self.app = app
+        self.queue = queue
+        self.id = job_id
+        self._keys = QueueKeys.of(queue, app.prefix)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} queue={self.queue}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and (other.queue, other.id) == (self.queue, self.id)
+
+    def __hash__(self) -> int:
+        return hash((self.queue, self.id))
+
+    def status(self) -> Status:
+        """The job's current status; ``unknown`` once its result has expired."""
+        raw = self.app.redis.hget(self._keys.job(self.id), "status")
+        return _text(raw) or "unknown"  # type: ignore[return-value]
+
+    def info(self) -> JobInfo:
+        """Everything stored about the job."""
+        values = self.app.redis.hmget(self._keys.job(self.id), list(_FIELDS))
+        return JobInfo.from_fields(self.id, self.queue, values)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job to end and return its result.
+
+        Raises ResultTimeout after ``timeout`` seconds (None waits for ever), JobFailed when
+        the job ended in the dead letters, JobCancelled, or JobNotFound.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        key, done = self._keys.job(self.id), self._keys.done(self.id)
+        while True:
+            status, result, error, reason, tb = self.app.redis.hmget(
+                key, ["status", "result", "error", "reason", "traceback"]
+            )
+            if status == b"finished":
+                return serialization.loads(result or b"null")
+            if status == b"failed":
+                raise JobFailed(self.id, _text(reason), _text(error), _text(tb))
+            if status == b"cancelled":
+                raise JobCancelled(f"job {self.id} was cancelled")
+            if status is None:
+                raise JobNotFound(f"no job {self.id} in queue {self.queue!r} (or it expired)")
+            wait = 5.0
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    raise ResultTimeout(
+                        f"job {self.id} did not end within {timeout} s "
+                        f"(status {_text(status)})"
+                    )
+            # Non-destructive wait: the token goes back where it was, for other waiters.
+            self.app.redis.blmove(done, done, max(wait, 0.01), "RIGHT", "LEFT")
+
+    def cancel(self) -> bool:
+        """Cancel the job if it has not started. True when cancelled; False if it is
+        running or has ended (a running job is never interrupted)."""
+        found = self.app.scripts.cancel(
+            keys=self._keys.script_keys, args=[self._keys.base, self.id]
+        )
+        if found == -1:
+            raise JobNotFound(f"no job {self.id} in queue {self.queue!r}")
+        return bool(found == 1)

@@ -1,0 +1,160 @@
+"""The Redis key scheme: every key kubeq reads or writes is named here, and only here.
+
+The worker, the client, the CLI and the operator all import this module, so they can never
+disagree on where a queue's numbers live. Every key of one queue carries the same Redis
+Cluster hash tag (``{name}``), so every Lua script touches a single slot and runs unchanged
+on Redis Cluster.
+
+Layout for queue ``default`` under the default prefix ``kubeq``::
+
+    kubeq:queues                  SET   names of every queue ever used (for `kubeq stats`)
+    kubeq:{default}:ready         ZSET  job ids waiting to run; score = priority band + ready time
+    kubeq:{default}:delayed       ZSET  job ids waiting for a time (delay, eta, retry backoff);
+                                        score = due time in ms
+    kubeq:{default}:active        ZSET  job ids leased by a worker; score = lease deadline in ms
+    kubeq:{default}:dead          ZSET  dead letters; score = time the job died in ms
+    kubeq:{default}:workers       ZSET  worker ids consuming this queue; score = last heartbeat ms
+    kubeq:{default}:busy          HASH  worker id -> number of jobs that worker holds right now
+    kubeq:{default}:paused        STR   present while the queue is paused
+    kubeq:{default}:wake          LIST  wake-up tokens for idle workers blocked in BLPOP
+    kubeq:{default}:job:<id>      HASH  one job: payload, status, attempts, lease, result...
+    kubeq:{default}:done:<id>     LIST  one token pushed when the job ends; result() waits on it
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "kubeq"
+
+PRIORITY_MIN = 0
+"""Lowest priority. Jobs of a higher priority always leave the ready set first."""
+PRIORITY_MAX = 9
+"""Highest priority."""
+PRIORITY_DEFAULT = 5
+"""Priority of a job that names none: in the middle, so callers can go either way."""
+
+PRIORITY_BAND = 10**13
+"""Width of one priority band in a ready-set score (ms timestamps stay below 10**13 until 2286).
+
+score = (PRIORITY_MAX - priority) * PRIORITY_BAND + ready_time_ms, so ZPOPMIN returns the
+highest priority first and, within a priority, the job that has waited longest. Scores stay
+below 2**53 and so are exact in Redis' doubles and in Lua.
+"""
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+
+
+def validate_queue_name(name: str) -> str:
+    """Return ``name`` if it can be a queue name, else raise ValueError naming the rule."""
+    if not isinstance(name, str) or not _QUEUE_NAME.match(name):
+        raise ValueError(
+            f"invalid queue name {name!r}: use 1-128 characters of letters, digits, '_', '.', "
+            "':' or '-' (braces would break the Redis Cluster hash tag)"
+        )
+    return name
+
+
+def validate_job_id(job_id: str) -> str:
+    """Return ``job_id`` if it can be a job id, else raise ValueError naming the rule."""
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        raise ValueError(
+            f"invalid job_id {job_id!r}: use 1-200 characters of letters, digits, '_', '.', "
+            "':' or '-'"
+        )
+    return job_id
+
+
+def ready_score(priority: int, ready_ms: int) -> int:
+    """The ready-set score of a job: see PRIORITY_BAND."""
+    return (PRIORITY_MAX - priority) * PRIORITY_BAND + ready_ms
+
+
+def split_ready_score(score: float) -> tuple[int, int]:
+    """Inverse of ready_score: (priority, ready time in ms)."""
+    band, ready_ms = divmod(int(score), PRIORITY_BAND)
+    return PRIORITY_MAX - band, ready_ms
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of one queue. Build with ``QueueKeys.of(name, prefix)``."""
+
+    name: str
+    prefix: str
+    base: str
+    """Common start of every key of this queue, hash tag included: ``kubeq:{default}:``."""
+
+    @classmethod
+    def of(cls, name: str, prefix: str = DEFAULT_PREFIX) -> QueueKeys:
+        validate_queue_name(name)
+        return cls(name=name, prefix=prefix, base=f"{prefix}:{{{name}}}:")
+
+    @property
+    def ready(self) -> str:
+        """ZSET of waiting job ids; score from ready_score()."""
+        return self.base + "ready"
+
+    @property
+    def delayed(self) -> str:
+        """ZSET of job ids due later (delay, eta, retry backoff); score = due time in ms."""
+        return self.base + "delayed"
+
+    @property
+    def active(self) -> str:
+        """ZSET of leased job ids; score = lease deadline in ms (renewed by heartbeat)."""
+        return self.base + "active"
+
+    @property
+    def dead(self) -> str:
+        """ZSET of dead-lettered job ids; score = time of death in ms."""
+        return self.base + "dead"
+
+    @property
+    def workers(self) -> str:
+        """ZSET of worker ids consuming this queue; score = last heartbeat in ms."""
+        return self.base + "workers"
+
+    @property
+    def busy(self) -> str:
+        """HASH worker id -> jobs that worker holds now (0 = idle)."""
+        return self.base + "busy"
+
+    @property
+    def paused(self) -> str:
+        """String present while the queue is paused; workers fetch nothing from it."""
+        return self.base + "paused"
+
+    @property
+    def wake(self) -> str:
+        """LIST of wake-up tokens pushed on enqueue; idle workers block on it with BLPOP."""
+        return self.base + "wake"
+
+    def job(self, job_id: str) -> str:
+        """HASH of one job's payload and state."""
+        return f"{self.base}job:{job_id}"
+
+    def done(self, job_id: str) -> str:
+        """LIST that receives one token when the job ends; result() waits on it."""
+        return f"{self.base}done:{job_id}"
+
+    @property
+    def script_keys(self) -> list[str]:
+        """The fixed keys every queue script receives, in the order the Lua scripts expect."""
+        return [
+            self.ready,
+            self.delayed,
+            self.active,
+            self.dead,
+            self.workers,
+            self.busy,
+            self.paused,
+            self.wake,
+        ]
+
+
+def queues_key(prefix: str = DEFAULT_PREFIX) -> str:
+    """SET of every queue name in use, for tools that list queues (`kubeq stats`)."""
+    return f"{prefix}:queues"

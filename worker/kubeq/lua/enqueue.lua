@@ -1,0 +1,39 @@
+-- Enqueue n jobs into one queue in one round trip.
+-- KEYS: the queue's 8 keys. ARGV: base, n, then per job:
+--   id, payload, priority, run_at_ms (0 = now), max_deliveries, result_ttl
+-- Returns one flag per job: 1 = enqueued, 0 = a live job with that id exists (de-duplicated).
+local q = queue_keys(0)
+local base = ARGV[1]
+local n = tonumber(ARGV[2])
+local out = {}
+local woken = 0
+for i = 0, n - 1 do
+  local o = 3 + i * 6
+  local id = ARGV[o]
+  local jk = base .. 'job:' .. id
+  local status = redis.call('HGET', jk, 'status')
+  if status == 'queued' or status == 'scheduled' or status == 'active' then
+    out[#out + 1] = 0
+  else
+    if status then
+      -- a finished, failed or cancelled job of the same id is replaced by the new one
+      redis.call('DEL', jk, base .. 'done:' .. id)
+      redis.call('ZREM', q.dead, id)
+    end
+    local run_at = tonumber(ARGV[o + 3])
+    local st = 'queued'
+    if run_at > NOW then st = 'scheduled' end
+    redis.call('HSET', jk, 'payload', ARGV[o + 1], 'priority', ARGV[o + 2], 'status', st,
+      'enqueued_at', NOW, 'deliveries', 0, 'attempts', 0, 'lease', 0,
+      'max_deliveries', ARGV[o + 4], 'result_ttl', ARGV[o + 5])
+    if st == 'scheduled' then
+      redis.call('ZADD', q.delayed, run_at, id)
+    else
+      redis.call('ZADD', q.ready, ready_score(ARGV[o + 2], NOW), id)
+      woken = woken + 1
+    end
+    out[#out + 1] = 1
+  end
+end
+wake(q.wake, woken)
+return out

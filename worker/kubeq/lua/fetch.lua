@@ -1,0 +1,96 @@
+-- Fetch up to `want` jobs for one worker from its queues, in priority order, in one round trip.
+-- Before popping, each queue promotes due delayed jobs, reclaims expired leases (a worker
+-- died or hung: the job is delivered again, or dead-lettered after max_deliveries) and
+-- forgets workers whose heartbeat stopped.
+-- KEYS: 8 keys per queue, queue after queue.
+-- ARGV: worker, want, lease_ms, busy_before, worker_ttl_ms, nq, base_1 .. base_nq
+-- Returns a flat list: first the jobs still ready in the unpaused queues after this fetch,
+-- then 7 items per job:
+--   queue_index (0-based), id, lease token, payload, attempts, ready_at_ms, deliveries
+local worker = ARGV[1]
+local want = tonumber(ARGV[2])
+local lease_ms = tonumber(ARGV[3])
+local busy = tonumber(ARGV[4])
+local worker_ttl = tonumber(ARGV[5])
+local nq = tonumber(ARGV[6])
+local out = {0}
+local got = 0
+local remaining = 0
+for qi = 0, nq - 1 do
+  local q = queue_keys(qi * 8)
+  local base = ARGV[7 + qi]
+  -- 1. promote delayed jobs that are due
+  local due = redis.call('ZRANGEBYSCORE', q.delayed, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, 1000)
+  for i = 1, #due, 2 do
+    local id = due[i]
+    local jk = base .. 'job:' .. id
+    redis.call('ZREM', q.delayed, id)
+    local f = redis.call('HMGET', jk, 'status', 'priority')
+    if f[1] == 'scheduled' then
+      redis.call('HSET', jk, 'status', 'queued')
+      redis.call('ZADD', q.ready, ready_score(f[2], due[i + 1]), id)
+    end
+  end
+  -- 2. reclaim expired leases
+  local expired = redis.call('ZRANGEBYSCORE', q.active, '-inf', NOW, 'LIMIT', 0, 100)
+  for _, id in ipairs(expired) do
+    local jk = base .. 'job:' .. id
+    redis.call('ZREM', q.active, id)
+    local f = redis.call('HMGET', jk, 'status', 'deliveries', 'max_deliveries', 'priority',
+      'enqueued_at', 'worker')
+    if f[1] == 'active' then
+      if tonumber(f[2]) >= tonumber(f[3]) then
+        bury(q, base, id, jk, 'delivered ' .. f[2] .. ' times without an acknowledgement ' ..
+          '(the worker running it died or hung each time; last worker ' .. tostring(f[6]) ..
+          '): a poison job?')
+      else
+        redis.call('HINCRBY', jk, 'lease', 1)
+        redis.call('HSET', jk, 'status', 'queued', 'redelivered_from', tostring(f[6]))
+        redis.call('ZADD', q.ready, ready_score(f[4], f[5]), id)
+      end
+    end
+  end
+  -- 3. forget workers whose heartbeat stopped
+  local gone = redis.call('ZRANGEBYSCORE', q.workers, '-inf', NOW - worker_ttl)
+  for _, w in ipairs(gone) do
+    redis.call('ZREM', q.workers, w)
+    redis.call('HDEL', q.busy, w)
+  end
+  -- 4. pop, highest priority first, oldest first within a priority
+  if redis.call('EXISTS', q.paused) == 0 then
+    local popped = {}
+    if want > got then popped = redis.call('ZPOPMIN', q.ready, want - got) end
+    for i = 1, #popped, 2 do
+      local id = popped[i]
+      local jk = base .. 'job:' .. id
+      local f = redis.call('HMGET', jk, 'status', 'payload', 'attempts')
+      if f[1] == 'queued' then
+        local lease = redis.call('HINCRBY', jk, 'lease', 1)
+        local deliveries = redis.call('HINCRBY', jk, 'deliveries', 1)
+        redis.call('HSET', jk, 'status', 'active', 'worker', worker, 'started_at', NOW)
+        redis.call('ZADD', q.active, NOW + lease_ms, id)
+        local ready_at = tonumber(popped[i + 1]) % BAND
+        out[#out + 1] = qi
+        out[#out + 1] = id
+        out[#out + 1] = lease
+        out[#out + 1] = f[2] or ''
+        out[#out + 1] = tonumber(f[3] or '0')
+        out[#out + 1] = ready_at
+        out[#out + 1] = deliveries
+        got = got + 1
+      elseif not f[1] then
+        -- an id in the ready set with no job data: keep a trace in the dead letters
+        bury(q, base, id, jk, 'no job data for this id in the ready set (written by hand?)')
+      end
+      -- any other status (cancelled, finished) is a stale entry: dropped
+    end
+    remaining = remaining + redis.call('ZCARD', q.ready)
+  end
+end
+out[1] = remaining
+for qi = 0, nq - 1 do
+  local q = queue_keys(qi * 8)
+  redis.call('ZADD', q.workers, NOW, worker)
+  redis.call('HSET', q.busy, worker, busy + got)
+end
+return out

@@ -1,0 +1,169 @@
+"""One queue, RQ style: enqueue, bulk enqueue, stats, pause/resume, purge, dead letters.
+
+Every enqueue, single or bulk, goes through ``enqueue_grouped``: one ``enqueue.lua`` call
+per queue, all pipelined, so a thousand jobs over three queues cost one round trip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import serialization
+from .app import Call, Task, check_call, task_name
+from .jobs import _FIELDS, Job, JobInfo
+from .keys import QueueKeys, queues_key
+from .scripts import run_pipeline
+from .stats import QueueStats, read_stats
+
+if TYPE_CHECKING:
+    from .app import App
+
+TaskRef = Callable[..., Any] | Task[Any, Any] | str
+
+
+class Queue:
+    """A handle on one named queue of an App."""
+
+    def __init__(self, app: App, name: str) -> None:
+        self.app = app
+        self.name = name
+        self.keys = QueueKeys.of(name, app.prefix)
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name}>"
+
+    # -- enqueue -------------------------------------------------------------------------
+
+    def prepare(self, func: TaskRef, *args: Any, **kwargs: Any) -> Call:
+        """A Call of ``func`` on this queue, for ``enqueue_many`` (options via ``.set()``)."""
+        return Call(task_name(func), args, kwargs, queue=self.name)
+
+    def enqueue(self, func: TaskRef, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``func(*args, **kwargs)`` on this queue. ``func`` is a task, a function
+        registered with ``@app.task``, or a task name."""
+        return self.enqueue_many([self.prepare(func, *args, **kwargs)])[0]
+
+    def enqueue_call(
+        self,
+        func: TaskRef,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue with per-call options: priority, delay, eta, job_id, timeout,
+        result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries."""
+        call = Call(task_name(func), tuple(args), dict(kwargs or {}), queue=self.name)
+        return self.enqueue_many([call.set(**options)])[0]
+
+    def enqueue_many(self, calls: Iterable[Call]) -> list[Job]:
+        """Enqueue every call on this queue in one round trip; jobs in the same order."""
+        grouped = {self.name: [(i, c.set(queue=self.name)) for i, c in enumerate(calls)]}
+        return self.enqueue_grouped(self.app, grouped)
+
+    @staticmethod
+    def enqueue_grouped(app: App, by_queue: Mapping[str, list[tuple[int, Call]]]) -> list[Job]:
+        """Enqueue calls grouped by queue name, keeping the caller's order in the result."""
+        from .jobs import Job
+
+        commands: list[tuple[Any, list[Any], list[Any]]] = []
+        plans: list[list[tuple[int, str]]] = []
+        total = 0
+        for queue, calls in by_queue.items():
+            keys = QueueKeys.of(queue, app.prefix)
+            args: list[Any] = [keys.base, len(calls)]
+            plan: list[tuple[int, str]] = []
+            for index, call in calls:
+                check_call(call)
+                defaults = app.defaults_for(call.task)
+                job_id = call.job_id or uuid.uuid4().hex
+                args += [
+                    job_id,
+                    serialization.encode_call(call.task, call.args, call.kwargs, call.overrides()),
+                    defaults.priority if call.priority is None else call.priority,
+                    call.run_at_ms(),
+                    call.max_deliveries or defaults.max_deliveries,
+                    call.result_ttl or defaults.result_ttl,
+                ]
+                plan.append((index, job_id))
+            commands.append((app.scripts.enqueue, keys.script_keys, args))
+            plans.append(plan)
+            total += len(calls)
+        new_queues = [q for q in by_queue if q not in app._known_queues]
+        if new_queues:
+            app.redis.sadd(queues_key(app.prefix), *new_queues)
+            app._known_queues.update(new_queues)
+        results = run_pipeline(app.redis, commands)
+        jobs: list[Job | None] = [None] * total
+        for queue, plan in zip(by_queue, plans, strict=True):
+            for index, job_id in plan:
+                jobs[index] = Job(app, queue, job_id)
+        del results  # 1 = new job, 0 = a live job with that id already existed: same handle
+        return [j for j in jobs if j is not None]
+
+    # -- state -----------------------------------------------------------------------------
+
+    def stats(self) -> QueueStats:
+        """This queue's numbers, in one round trip."""
+        return read_stats(self.app.redis, [self.name], self.app.prefix)[0]
+
+    def job(self, job_id: str) -> Job:
+        return Job(self.app, self.name, job_id)
+
+    def pause(self) -> None:
+        """Workers stop taking jobs from this queue (running jobs finish); enqueue goes on."""
+        self.app.redis.set(self.keys.paused, "1")
+
+    def resume(self) -> None:
+        self.app.redis.delete(self.keys.paused)
+
+    def is_paused(self) -> bool:
+        return bool(self.app.redis.exists(self.keys.paused))
+
+    def purge(self) -> int:
+        """Delete every waiting job (ready and delayed). Running jobs and dead letters stay."""
+        deleted = 0
+        while True:
+            n = int(self.app.scripts.purge(keys=self.keys.script_keys, args=[self.keys.base, 1000]))
+            deleted += n
+            if n == 0:
+                return deleted
+
+    # -- dead letters ---------------------------------------------------------------------
+
+    def dead_letter_ids(self, limit: int | None = None) -> list[str]:
+        """Ids in the dead-letter queue, most recent first."""
+        end = -1 if limit is None else limit - 1
+        return [i.decode() for i in self.app.redis.zrevrange(self.keys.dead, 0, end)]
+
+    def dead_letters(self, limit: int = 100) -> list[JobInfo]:
+        """The most recent dead letters with their reason and error, in one round trip."""
+        ids = self.dead_letter_ids(limit)
+        pipe = self.app.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self.keys.job(job_id), list(_FIELDS))
+        return [
+            JobInfo.from_fields(job_id, self.name, values)
+            for job_id, values in zip(ids, pipe.execute(), strict=True)
+        ]
+
+    def _dead_action(self, action: str, ids: Iterable[str] | None) -> int:
+        chosen = list(ids) if ids is not None else self.dead_letter_ids()
+        done = 0
+        for start in range(0, len(chosen), 500):
+            batch = chosen[start : start + 500]
+            done += int(
+                self.app.scripts.dead(
+                    keys=self.keys.script_keys, args=[self.keys.base, action, *batch]
+                )
+            )
+        return done
+
+    def requeue_dead(self, ids: Iterable[str] | None = None) -> int:
+        """Put dead letters (all, or these ids) back to run, with fresh attempt counts."""
+        return self._dead_action("requeue", ids)
+
+    def purge_dead(self, ids: Iterable[str] | None = None) -> int:
+        """Delete dead letters (all, or these ids) for good."""
+        return self._dead_action("purge", ids)

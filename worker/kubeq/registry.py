@@ -1,0 +1,47 @@
+"""Which tasks a worker may run: the ones registered by the tasks module it was given.
+
+This is the security boundary of the worker. A payload names a task; the worker looks the
+name up in this registry and never imports or evaluates anything a payload says.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+from .app import App, Task
+
+
+def discover(module_name: str) -> dict[str, Task[Any, Any]]:
+    """Import ``module_name`` and return its tasks by name.
+
+    A task counts when the module holds it as an attribute, or when an App defined in the
+    module registered it. Raises ImportError/ValueError with a message saying what to fix.
+    """
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # `kubeq worker tasks` finds ./tasks.py, as celery does
+    module = importlib.import_module(module_name)
+    found: dict[str, Task[Any, Any]] = {}
+    for value in vars(module).values():
+        if isinstance(value, Task):
+            found[value.name] = value
+        elif isinstance(value, App):
+            found.update(value.tasks)
+    if not found:
+        raise ValueError(
+            f"module {module_name!r} registers no tasks: decorate its functions with "
+            "@app.task (app = kubeq.App())"
+        )
+    return found
+
+
+_child_registries: dict[str, dict[str, Task[Any, Any]]] = {}
+
+
+def run_in_child(module_name: str, task: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Entry point of a process-pool child: run one registered task of ``module_name``."""
+    registry = _child_registries.get(module_name)
+    if registry is None:
+        registry = _child_registries[module_name] = discover(module_name)
+    return registry[task].func(*args, **kwargs)

@@ -1,0 +1,97 @@
+"""The Lua scripts that make every state change of a job atomic, loaded once per client.
+
+Each script lives in ``lua/<name>.lua`` and gets ``lua/_prelude.lua`` (server time, score
+helpers, wake-ups) prepended. Scripts are sent by SHA (EVALSHA) and reloaded by redis-py
+when a restarted Redis has forgotten them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+NAMES = ("enqueue", "fetch", "ack", "heartbeat", "leave", "stats", "cancel", "purge", "dead")
+
+
+@cache
+def source(name: str) -> str:
+    """The full text of one script, prelude included."""
+    lua = resources.files(__package__).joinpath("lua")
+    prelude = lua.joinpath("_prelude.lua").read_text()
+    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
+
+
+class Scripts:
+    """The scripts registered on one client (sync or asyncio); attribute per script."""
+
+    enqueue: Any
+    fetch: Any
+    ack: Any
+    heartbeat: Any
+    leave: Any
+    stats: Any
+    cancel: Any
+    purge: Any
+    dead: Any
+
+    def __init__(self, client: Any) -> None:
+        for name in NAMES:
+            setattr(self, name, client.register_script(source(name)))
+
+
+Call = tuple[Any, list[Any], list[Any]]
+"""One pipelined script call: (registered script, keys, args)."""
+
+
+def _queue(pipe: Any, calls: list[Call]) -> None:
+    for script, keys, args in calls:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+def _missing(calls: list[Call], results: list[Any]) -> list[int]:
+    from redis.exceptions import NoScriptError
+
+    for result in results:
+        if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+            raise result
+    return [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+
+
+def run_pipeline(client: Any, calls: list[Call]) -> list[Any]:
+    """Run script calls in ONE round trip (sync client).
+
+    redis-py's own pipelined scripts ask SCRIPT EXISTS first, a second round trip every
+    time; here a script is loaded only when Redis answers NOSCRIPT (after a restart), and
+    only the calls that did not run are sent again.
+    """
+    pipe = client.pipeline(transaction=False)
+    _queue(pipe, calls)
+    results: list[Any] = pipe.execute(raise_on_error=False)
+    missing = _missing(calls, results)
+    if missing:
+        for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+            client.script_load(script.script)
+        retry = [calls[i] for i in missing]
+        pipe = client.pipeline(transaction=False)
+        _queue(pipe, retry)
+        for i, result in zip(missing, pipe.execute(), strict=True):
+            results[i] = result
+    return results
+
+
+async def run_pipeline_async(client: Any, calls: list[Call]) -> list[Any]:
+    """``run_pipeline`` for a redis.asyncio client."""
+    pipe = client.pipeline(transaction=False)
+    _queue(pipe, calls)
+    results: list[Any] = await pipe.execute(raise_on_error=False)
+    missing = _missing(calls, results)
+    if missing:
+        for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+            await client.script_load(script.script)
+        retry = [calls[i] for i in missing]
+        pipe = client.pipeline(transaction=False)
+        _queue(pipe, retry)
+        for i, result in zip(missing, await pipe.execute(), strict=True):
+            results[i] = result
+    return results

@@ -1,0 +1,99 @@
+"""Queue numbers in one Redis round trip: what `kubeq stats` prints and the operator scales on.
+
+``read_stats`` sends one pipelined EVALSHA of ``stats.lua`` per queue, so any number of
+queues costs a single round trip. ``backlog`` counts jobs ready to run now, delayed jobs
+that are already due included (they are waiting even when no worker is there to promote
+them, which matters when scaling from zero). ``in_flight`` counts every job a worker holds,
+prefetched ones included: a queue-length scaler that reads only the ready list misses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .keys import DEFAULT_PREFIX, QueueKeys
+from .scripts import run_pipeline, run_pipeline_async, source
+
+WORKER_TTL_MS = 15_000
+"""A worker whose last heartbeat is older than this is not counted as live (it beats every
+couple of seconds, so this tolerates several missed beats)."""
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """One queue's numbers at one instant (``now`` is the Redis server's clock, in seconds)."""
+
+    queue: str
+    now: float
+    backlog: int
+    """Jobs ready to run now (due delayed jobs included)."""
+    in_flight: int
+    """Jobs leased by workers: running, or prefetched and about to run."""
+    delayed: int
+    """Jobs waiting for a later time (delay, eta, retry backoff)."""
+    dead: int
+    """Jobs in the dead-letter queue."""
+    oldest_ready_age: float
+    """Seconds the oldest ready job has waited; 0 when none waits."""
+    paused: bool
+    workers: dict[str, int] = field(default_factory=dict)
+    """Live worker id -> jobs it holds now (0 = idle)."""
+
+    @property
+    def live_workers(self) -> int:
+        return len(self.workers)
+
+    @property
+    def busy_workers(self) -> int:
+        return sum(1 for n in self.workers.values() if n > 0)
+
+
+def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
+    now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused = (int(x) for x in raw[:7])
+    workers = {
+        (w.decode() if isinstance(w, bytes) else str(w)): int(n)
+        for w, n in zip(raw[7::2], raw[8::2], strict=True)
+    }
+    return QueueStats(
+        queue=queue,
+        now=now_ms / 1000,
+        backlog=backlog,
+        in_flight=in_flight,
+        delayed=delayed,
+        dead=dead,
+        oldest_ready_age=max(0.0, (now_ms - oldest_ms) / 1000) if oldest_ms >= 0 else 0.0,
+        paused=bool(paused),
+        workers=workers,
+    )
+
+
+def _commands(queues: Iterable[str], prefix: str) -> list[tuple[str, list[str]]]:
+    return [(q, QueueKeys.of(q, prefix).script_keys) for q in queues]
+
+
+def read_stats(
+    client: Any, queues: Iterable[str], prefix: str = DEFAULT_PREFIX
+) -> list[QueueStats]:
+    """Stats of every queue in ``queues``, in one round trip (sync redis-py client)."""
+    commands = _commands(queues, prefix)
+    if not commands:
+        return []
+    script = client.register_script(source("stats"))
+    raw = run_pipeline(client, [(script, keys, [WORKER_TTL_MS]) for _, keys in commands])
+    return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]
+
+
+async def read_stats_async(
+    client: Any, queues: Iterable[str], prefix: str = DEFAULT_PREFIX
+) -> list[QueueStats]:
+    """Stats of every queue in ``queues``, in one round trip (redis.asyncio client)."""
+    commands = _commands(queues, prefix)
+    if not commands:
+        return []
+    script = client.register_script(source("stats"))
+    raw = await run_pipeline_async(
+        client, [(script, keys, [WORKER_TTL_MS]) for _, keys in commands]
+    )
+    return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]
