@@ -125,9 +125,7 @@ def task_name(func: Callable[..., Any] | Task[Any, Any] | str) -> str:
 class Task(Generic[P, R]):
     """A registered function. Calling it runs it here; ``.delay()`` enqueues it."""
 
-    def __init__(
-        self, app: App, func: Callable[P, R], name: str, options: TaskOptions
-    ) -> None:
+    def __init__(self, app: App, func: Callable[P, R], name: str, options: TaskOptions) -> None:
         self.app = app
         self.func = func
         self.name = name
@@ -222,7 +220,7 @@ class App:
         pool: str | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(
+    def task(  # type: ignore[misc]
         self,
         func: Callable[P, R] | None = None,
         /,

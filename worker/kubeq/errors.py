@@ -34,7 +34,7 @@ class ResultTimeout(KubeqError, TimeoutError):
     """``job.result(timeout=...)`` waited that long and the job had not ended."""
 
 
-class Retry(Exception):  # noqa: N818 - the name reads as an instruction: raise Retry(delay=5)
+class Retry(Exception):
     """Raise from inside a task to run it again later.
 
     The attempt counts toward the task's ``max_attempts`` (so a task cannot loop forever);

@@ -8,6 +8,7 @@ blocking, non-destructive BLMOVE, so any number of callers can wait without poll
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,11 +41,13 @@ _FIELDS = (
 )
 
 
-def _text(value: bytes | None) -> str:
-    return value.decode("utf-8", "replace") if value is not None else ""
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-def _ms(value: bytes | None) -> float | None:
+def _ms(value: bytes | str | None) -> float | None:
     return int(value) / 1000 if value else None
 
 
@@ -70,7 +73,7 @@ class JobInfo:
     result: str
 
     @classmethod
-    def from_fields(cls, job_id: str, queue: str, values: list[bytes | None]) -> JobInfo:
+    def from_fields(cls, job_id: str, queue: str, values: Sequence[Any]) -> JobInfo:
         f = dict(zip(_FIELDS, values, strict=True))
         payload = _text(f["payload"])
         try:
@@ -151,11 +154,10 @@ class Job:
                 wait = min(wait, deadline - time.monotonic())
                 if wait <= 0:
                     raise ResultTimeout(
-                        f"job {self.id} did not end within {timeout} s "
-                        f"(status {_text(status)})"
+                        f"job {self.id} did not end within {timeout} s (status {_text(status)})"
                     )
             # Non-destructive wait: the token goes back where it was, for other waiters.
-            self.app.redis.blmove(done, done, max(wait, 0.01), "RIGHT", "LEFT")
+            self.app.redis.blmove(done, done, max(wait, 0.01), "RIGHT", "LEFT")  # type: ignore[arg-type]
 
     def cancel(self) -> bool:
         """Cancel the job if it has not started. True when cancelled; False if it is

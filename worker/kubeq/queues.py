@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import serialization
 from .app import Call, Task, check_call, task_name
-from .jobs import _FIELDS, Job, JobInfo
+from .jobs import _FIELDS, Job, JobInfo, _text
 from .keys import QueueKeys, queues_key
 from .scripts import run_pipeline
 from .stats import QueueStats, read_stats
@@ -34,7 +34,7 @@ class Queue:
     def __repr__(self) -> str:
         return f"<Queue {self.name}>"
 
-    # -- enqueue -------------------------------------------------------------------------
+    # -- enqueue -----
 
     def prepare(self, func: TaskRef, *args: Any, **kwargs: Any) -> Call:
         """A Call of ``func`` on this queue, for ``enqueue_many`` (options via ``.set()``)."""
@@ -102,7 +102,7 @@ class Queue:
         del results  # 1 = new job, 0 = a live job with that id already existed: same handle
         return [j for j in jobs if j is not None]
 
-    # -- state -----------------------------------------------------------------------------
+    # -- state -----
 
     def stats(self) -> QueueStats:
         """This queue's numbers, in one round trip."""
@@ -130,12 +130,13 @@ class Queue:
             if n == 0:
                 return deleted
 
-    # -- dead letters ---------------------------------------------------------------------
+    # -- dead letters -----
 
     def dead_letter_ids(self, limit: int | None = None) -> list[str]:
         """Ids in the dead-letter queue, most recent first."""
         end = -1 if limit is None else limit - 1
-        return [i.decode() for i in self.app.redis.zrevrange(self.keys.dead, 0, end)]
+        ids: list[bytes] = self.app.redis.zrevrange(self.keys.dead, 0, end)  # type: ignore[assignment]
+        return [_text(i) for i in ids]
 
     def dead_letters(self, limit: int = 100) -> list[JobInfo]:
         """The most recent dead letters with their reason and error, in one round trip."""

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from concurrent.futures.process import BrokenProcessPool
 import contextlib
+import dataclasses
 import functools
 import logging
 import multiprocessing
@@ -32,6 +32,7 @@ import socket
 import time
 import traceback
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,7 @@ from .stats import WORKER_TTL_MS
 log = logging.getLogger("kubeq.worker")
 
 
-class JobTimeout(Exception):  # noqa: N818 - reads as what happened to the job
+class JobTimeout(Exception):
     """An execution ran past its timeout."""
 
 
@@ -77,7 +78,7 @@ class WorkerSettings:
     metrics_port: int | None = None
     stall_seconds: float = 60.0
     """/healthz fails when the loop has not completed a round trip to Redis for this long."""
-    worker_id: str = field(default_factory=lambda: default_worker_id())
+    worker_id: str = field(default_factory=lambda: default_worker_id())  # noqa: PLW0108 - defined below
 
     @property
     def heartbeat_interval(self) -> float:
@@ -141,7 +142,7 @@ class Worker:
         self._scripts: Scripts | None = None
         self.exit_code = 0
 
-    # -- health ----------------------------------------------------------------------------
+    # -- health -----
 
     def health(self) -> tuple[bool, str]:
         """(ok, message) for /healthz: fails when the worker has stopped consuming."""
@@ -155,7 +156,12 @@ class Worker:
             return False, f"no round trip to Redis for {now - self._last_round_trip:.0f} s"
         return True, f"ok: {len(self.inflight)} jobs in flight"
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- lifecycle -----
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop signal arrived: no new job is fetched."""
+        return self._stopping
 
     def request_stop(self) -> None:
         """First call: drain. Second call: hand everything back now."""
@@ -180,7 +186,12 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
-        server = serve(self.metrics, self.health, s.metrics_port) if s.metrics_port else None
+        server = None
+        if s.metrics_port:
+            try:
+                server = serve(self.metrics, self.health, s.metrics_port)
+            except OSError as exc:  # e.g. two local worker processes on one port
+                log.warning("no /metrics or /healthz: port %d: %s", s.metrics_port, exc)
         log.info(
             "worker %s consuming %s from %s with %d %s slots; tasks: %s",
             s.worker_id,
@@ -226,12 +237,13 @@ class Worker:
 
     async def _leave(self) -> None:
         assert self._redis is not None and self._scripts is not None
-        calls: list[Call] = [(self._scripts.leave, q.script_keys, [self.settings.worker_id])
-                             for q in self.queues]
+        calls: list[Call] = [
+            (self._scripts.leave, q.script_keys, [self.settings.worker_id]) for q in self.queues
+        ]
         with contextlib.suppress(RedisError, OSError):
             await run_pipeline_async(self._redis, calls)
 
-    # -- the loop ----------------------------------------------------------------------------
+    # -- the loop -----
 
     async def _consume(self) -> None:
         while not self._stopping:
@@ -242,7 +254,7 @@ class Worker:
             except (RedisError, OSError) as exc:
                 await self._redis_failed(exc)
                 continue
-            if self._stopping:
+            if self.stopping:
                 break
             free = self.settings.concurrency - len(self.inflight)
             if (free > 0 and remaining > 0) or self._acks:
@@ -325,7 +337,7 @@ class Worker:
                 with contextlib.suppress(BaseException):
                     self._wake_wait.result()
             keys = [q.wake for q in self.queues]
-            self._wake_wait = asyncio.create_task(self._redis.blpop(keys, timeout=1))
+            self._wake_wait = asyncio.create_task(self._blpop(keys))
         activity = asyncio.create_task(self._activity.wait())
         try:
             await asyncio.wait(
@@ -340,6 +352,10 @@ class Worker:
             except (RedisError, OSError) as exc:
                 self._wake_wait = None
                 await self._redis_failed(exc)
+
+    async def _blpop(self, keys: list[str]) -> Any:
+        assert self._redis is not None
+        return await self._redis.blpop(keys, timeout=1)
 
     async def _wait_activity(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -374,7 +390,7 @@ class Worker:
         await self._wait_activity(self._backoff)
         self._backoff = min(5.0, self._backoff * 2)
 
-    # -- running one job -------------------------------------------------------------------------
+    # -- running one job -----
 
     async def _execute(self, d: Delivery) -> None:
         started = time.monotonic()
@@ -386,13 +402,18 @@ class Worker:
             self.metrics.in_progress.labels(d.queue.name).dec()
         if d.settled:
             return
-        self.metrics.duration.labels(d.queue.name, d.task_name).observe(
-            time.monotonic() - started
-        )
+        self.metrics.duration.labels(d.queue.name, d.task_name).observe(time.monotonic() - started)
         self._settle(d, *outcome)
 
-    def _settle(self, d: Delivery, outcome: str, value: bytes | str = b"", tb: str = "",
-                reason: str = "", retry_at_ms: int = 0) -> None:
+    def _settle(
+        self,
+        d: Delivery,
+        outcome: str,
+        value: bytes | str = b"",
+        tb: str = "",
+        reason: str = "",
+        retry_at_ms: int = 0,
+    ) -> None:
         assert self._scripts is not None
         d.settled = True
         self.inflight.pop((d.queue.name, d.id), None)
@@ -453,7 +474,11 @@ class Worker:
                 delay = policy.delay(attempt)
                 log.warning(
                     "job %s (%s) attempt %d failed, retry in %.1f s: %s",
-                    d.id, name, attempt, delay, error,
+                    d.id,
+                    name,
+                    attempt,
+                    delay,
+                    error,
                 )
                 return "retry", error, tb, "", int((time.time() + delay) * 1000)
             if attempt >= policy.max_attempts:
@@ -471,8 +496,12 @@ class Worker:
             work: Any = task.func(*args, **kwargs)
         elif (task.options.pool or self.settings.pool) == "process":
             work = loop.run_in_executor(
-                self._process_pool(), run_in_child, self.settings.tasks_module, task.name,
-                args, kwargs,
+                self._process_pool(),
+                run_in_child,
+                self.settings.tasks_module,
+                task.name,
+                args,
+                kwargs,
             )
         else:
             work = loop.run_in_executor(
@@ -496,7 +525,7 @@ class Worker:
             )
         return self._processes
 
-    # -- leases -----------------------------------------------------------------------------------
+    # -- leases -----
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -530,7 +559,7 @@ class Worker:
                         d.id,
                     )
 
-    # -- shutdown ----------------------------------------------------------------------------------
+    # -- shutdown -----
 
     async def _drain(self) -> None:
         """Finish running jobs within drain_timeout, hand back the rest, flush every ack."""
@@ -571,6 +600,4 @@ def _policy(base: RetryPolicy, options: dict[str, Any]) -> RetryPolicy:
     changes = {n: options[n] for n in names if n in options}
     if not changes:
         return base
-    from dataclasses import replace
-
-    return replace(base, **changes)
+    return dataclasses.replace(base, **changes)

@@ -1,0 +1,454 @@
+"""The ``kubeq`` command: run a worker, watch queues, enqueue by hand, tend dead letters.
+
+Built on click (commands and options) and rich (tables). Every command reads the Redis URL
+from ``--redis-url`` or ``KUBEQ_REDIS_URL`` and the password from ``KUBEQ_REDIS_PASSWORD``;
+a password is never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import redis
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from . import connections, serialization
+from .app import POOLS, App, Call
+from .errors import KubeqError
+from .keys import DEFAULT_PREFIX, queues_key
+from .stats import QueueStats, read_stats
+
+console = Console()
+
+
+class Context:
+    """What every command shares: the App built from the global options."""
+
+    def __init__(self, redis_url: str | None, prefix: str) -> None:
+        self.app = App(redis_url, prefix=prefix)
+
+    def all_queues(self) -> list[str]:
+        names = self.app.redis.smembers(queues_key(self.app.prefix))
+        return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--redis-url", envvar="KUBEQ_REDIS_URL", help="Redis URL [env KUBEQ_REDIS_URL].")
+@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="Key prefix.")
+@click.version_option(package_name="kubeq")
+@click.pass_context
+def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
+    """kubeq: a Redis task queue whose workers run on Kubernetes and scale themselves."""
+    ctx.obj = Context(redis_url, prefix)
+
+
+# -- worker -----
+
+
+@cli.command()
+@click.argument("tasks_module")
+@click.option(
+    "-q",
+    "--queue",
+    "queues",
+    multiple=True,
+    help="Queue to consume; repeat in priority order. Default: the tasks' queues.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Jobs run at once by this process (and fetched at once).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(POOLS),
+    default="thread",
+    show_default=True,
+    help="Where sync tasks run; async tasks always run on the event loop.",
+)
+@click.option(
+    "--lease",
+    "lease_seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.5),
+    help="Seconds before a silent worker's job runs again.",
+)
+@click.option(
+    "--drain-timeout",
+    default=25.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds running jobs get after SIGTERM; keep below the pod's grace period.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics and /healthz on this port.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@pass_ctx
+def worker(
+    obj: Context,
+    tasks_module: str,
+    queues: Sequence[str],
+    concurrency: int,
+    pool: str,
+    lease_seconds: float,
+    drain_timeout: float,
+    metrics_port: int | None,
+    log_level: str,
+) -> None:
+    """Run the registered tasks of TASKS_MODULE (e.g. shop.tasks) from the queues."""
+    from .registry import discover
+    from .worker import Worker, WorkerSettings
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        tasks = discover(tasks_module)
+    except (ImportError, ValueError) as exc:
+        raise click.UsageError(f"cannot load tasks from {tasks_module!r}: {exc}") from exc
+    chosen = list(queues) or list(dict.fromkeys(t.options.queue for t in tasks.values()))
+    settings = WorkerSettings(
+        tasks_module=tasks_module,
+        queues=chosen,
+        concurrency=concurrency,
+        pool=pool,
+        redis_url=obj.app.redis_url,
+        prefix=obj.app.prefix,
+        lease_seconds=lease_seconds,
+        drain_timeout=drain_timeout,
+        metrics_port=metrics_port,
+    )
+    code = asyncio.run(Worker(settings, tasks).run())
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # don't wait for a task thread that was handed back and still runs
+
+
+# -- stats -----
+
+
+def _age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def stats_table(stats: list[QueueStats]) -> Table:
+    """The table `kubeq stats` prints (also used by the demo)."""
+    table = Table(title="kubeq queues", title_justify="left")
+    for column in (
+        "queue",
+        "backlog",
+        "in flight",
+        "delayed",
+        "dead",
+        "oldest waiting",
+        "workers",
+        "busy",
+    ):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for s in stats:
+        name = s.queue + (" (paused)" if s.paused else "")
+        table.add_row(
+            name,
+            str(s.backlog),
+            str(s.in_flight),
+            str(s.delayed),
+            str(s.dead),
+            _age(s.oldest_ready_age) if s.backlog else "-",
+            str(s.live_workers),
+            str(s.busy_workers),
+        )
+    return table
+
+
+@cli.command()
+@click.option("-q", "--queue", "queues", multiple=True, help="Only these queues.")
+@click.option("-w", "--watch", is_flag=True, help="Refresh until interrupted.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1))
+@click.option(
+    "--until-empty",
+    is_flag=True,
+    hidden=True,
+    help="With --watch: stop once nothing waits or runs (used by make demo).",
+)
+@pass_ctx
+def stats(
+    obj: Context, queues: Sequence[str], watch: bool, interval: float, until_empty: bool
+) -> None:
+    """Backlog, in flight, delayed, dead, oldest job's age and workers, per queue."""
+
+    def read() -> list[QueueStats]:
+        return read_stats(obj.app.redis, list(queues) or obj.all_queues(), obj.app.prefix)
+
+    if not watch:
+        console.print(stats_table(read()))
+        return
+    with Live(stats_table(read()), console=console, refresh_per_second=4) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                current = read()
+                live.update(stats_table(current))
+                if until_empty and all(s.backlog + s.in_flight + s.delayed == 0 for s in current):
+                    return
+        except KeyboardInterrupt:
+            return
+
+
+# -- enqueue, purge, pause -----------------------------------------------------------------------
+
+
+def _json_arg(value: str, name: str, kind: type) -> Any:
+    try:
+        parsed = serialization.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+    if not isinstance(parsed, kind):
+        raise click.BadParameter(f"must be a JSON {kind.__name__}", param_hint=name)
+    return parsed
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--args", "args_json", default="[]", help="Positional arguments as a JSON array.")
+@click.option("--kwargs", "kwargs_json", default="{}", help="Keyword arguments as a JSON object.")
+@click.option("-q", "--queue", default="default", show_default=True)
+@click.option("--priority", type=click.IntRange(0, 9), default=None, help="0 lowest .. 9 highest.")
+@click.option("--delay", type=click.FloatRange(0), default=None, help="Seconds before it may run.")
+@click.option("--job-id", default=None, help="Id for de-duplication.")
+@click.option(
+    "--wait",
+    "wait",
+    type=click.FloatRange(0),
+    default=None,
+    help="Wait up to this many seconds and print the result.",
+)
+@pass_ctx
+def enqueue(
+    obj: Context,
+    task: str,
+    args_json: str,
+    kwargs_json: str,
+    queue: str,
+    priority: int | None,
+    delay: float | None,
+    job_id: str | None,
+    wait: float | None,
+) -> None:
+    """Enqueue TASK (its registered name, e.g. shop.tasks.send_email) and print the job id."""
+    args = _json_arg(args_json, "--args", list)
+    kwargs = _json_arg(kwargs_json, "--kwargs", dict)
+    call = Call(
+        task, tuple(args), kwargs, queue=queue, priority=priority, delay=delay, job_id=job_id
+    )
+    job = obj.app.enqueue_many([call])[0]
+    click.echo(job.id)
+    if wait is not None:
+        click.echo(serialization.dumps(job.result(timeout=wait)).decode())
+
+
+@cli.command()
+@click.argument("queue")
+@click.option("--yes", is_flag=True, help="Don't ask.")
+@pass_ctx
+def purge(obj: Context, queue: str, yes: bool) -> None:
+    """Delete every waiting job of QUEUE (running jobs and dead letters stay)."""
+    if not yes:
+        click.confirm(f"Delete every waiting job of {queue!r}?", abort=True)
+    click.echo(f"purged {obj.app.queue(queue).purge()} jobs from {queue}")
+
+
+@cli.command()
+@click.argument("queue")
+@pass_ctx
+def pause(obj: Context, queue: str) -> None:
+    """Workers take no new job from QUEUE (running jobs finish; enqueue goes on)."""
+    obj.app.queue(queue).pause()
+    click.echo(f"paused {queue}")
+
+
+@cli.command()
+@click.argument("queue")
+@pass_ctx
+def resume(obj: Context, queue: str) -> None:
+    """Undo `kubeq pause QUEUE`."""
+    obj.app.queue(queue).resume()
+    click.echo(f"resumed {queue}")
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("-q", "--queue", default="default", show_default=True)
+@pass_ctx
+def job(obj: Context, job_id: str, queue: str) -> None:
+    """Show one job's state."""
+    _show(obj.app.job(job_id, queue).info())
+
+
+# -- dead letters -----
+
+
+@cli.group()
+def dlq() -> None:
+    """List, show, re-queue and purge dead letters."""
+
+
+def _dlq_queues(obj: Context, queue: str | None) -> list[str]:
+    return [queue] if queue else obj.all_queues()
+
+
+@dlq.command("list")
+@click.option("-q", "--queue", default=None, help="One queue (default: all).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@pass_ctx
+def dlq_list(obj: Context, queue: str | None, limit: int) -> None:
+    """The most recent dead letters with their reason."""
+    table = Table(title="dead letters", title_justify="left")
+    for column in ("queue", "id", "task", "attempts", "died", "reason"):
+        table.add_column(column)
+    count = 0
+    for name in _dlq_queues(obj, queue):
+        for info in obj.app.queue(name).dead_letters(limit):
+            died = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.finished_at or 0))
+            table.add_row(name, info.id, info.task, str(info.attempts), died, info.reason)
+            count += 1
+    console.print(table if count else "no dead letters")
+
+
+def _show(info: Any) -> None:
+    for field_name in (
+        "id",
+        "queue",
+        "status",
+        "task",
+        "payload",
+        "priority",
+        "attempts",
+        "deliveries",
+        "worker",
+        "reason",
+        "error",
+        "result",
+    ):
+        value = getattr(info, field_name)
+        if value not in ("", None):
+            click.echo(f"{field_name:>10}: {value}")
+    for field_name in ("enqueued_at", "started_at", "finished_at"):
+        value = getattr(info, field_name)
+        if value:
+            click.echo(
+                f"{field_name:>10}: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(value))}"
+            )
+    if info.traceback:
+        click.echo("traceback:")
+        click.echo(info.traceback.rstrip())
+
+
+@dlq.command("show")
+@click.argument("job_id")
+@click.option("-q", "--queue", default=None, help="Its queue (default: search all).")
+@pass_ctx
+def dlq_show(obj: Context, job_id: str, queue: str | None) -> None:
+    """Everything about one dead letter, traceback included."""
+    for name in _dlq_queues(obj, queue):
+        info = obj.app.job(job_id, name).info()
+        if info.status != "unknown":
+            _show(info)
+            return
+    raise click.ClickException(f"no job {job_id} found")
+
+
+def _dead_action(
+    obj: Context, action: str, queue: str | None, ids: Sequence[str], all_: bool
+) -> None:
+    if not ids and not all_:
+        raise click.UsageError("give job ids, or --all")
+    total = 0
+    for name in _dlq_queues(obj, queue):
+        q = obj.app.queue(name)
+        chosen = list(ids) if ids else None
+        total += q.requeue_dead(chosen) if action == "requeue" else q.purge_dead(chosen)
+    verb = "re-queued" if action == "requeue" else "purged"
+    click.echo(f"{verb} {total} dead letters")
+
+
+@dlq.command("requeue")
+@click.argument("job_ids", nargs=-1)
+@click.option("-q", "--queue", default=None, help="One queue (default: all).")
+@click.option("--all", "all_", is_flag=True, help="Every dead letter of the queue(s).")
+@pass_ctx
+def dlq_requeue(obj: Context, job_ids: Sequence[str], queue: str | None, all_: bool) -> None:
+    """Run dead letters again, with fresh attempt counts."""
+    _dead_action(obj, "requeue", queue, job_ids, all_)
+
+
+@dlq.command("purge")
+@click.argument("job_ids", nargs=-1)
+@click.option("-q", "--queue", default=None, help="One queue (default: all).")
+@click.option("--all", "all_", is_flag=True, help="Every dead letter of the queue(s).")
+@pass_ctx
+def dlq_purge(obj: Context, job_ids: Sequence[str], queue: str | None, all_: bool) -> None:
+    """Delete dead letters for good."""
+    _dead_action(obj, "purge", queue, job_ids, all_)
+
+
+# -- operator -----
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def operator(args: Sequence[str]) -> None:
+    """Run the kubeq operator (needs `pip install kubeq[operator]`)."""
+    try:
+        from kubeq_operator.main import (  # type: ignore[import-not-found, unused-ignore]
+            main as operator_main,
+        )
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the operator is not installed ({exc}): pip install 'kubeq[operator]'"
+        ) from exc
+    sys.exit(operator_main(list(args)))
+
+
+def main() -> None:
+    """Console entry point: errors become one clear line, never a traceback with secrets."""
+    try:
+        cli(standalone_mode=True)
+    except KubeqError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    except redis.ConnectionError as exc:
+        url = connections.redact(connections.resolve_url(os.environ.get("KUBEQ_REDIS_URL")))
+        console.print(f"[red]error:[/red] cannot reach Redis at {url}: {exc}")
+        sys.exit(1)
