@@ -103,6 +103,13 @@ def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
     help="Serve /metrics and /healthz on this port.",
 )
 @click.option(
+    "--stall-seconds",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="/healthz fails after this long without a round trip to Redis.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -118,6 +125,7 @@ def worker(
     lease_seconds: float,
     drain_timeout: float,
     metrics_port: int | None,
+    stall_seconds: float,
     log_level: str,
 ) -> None:
     """Run the registered tasks of TASKS_MODULE (e.g. shop.tasks) from the queues."""
@@ -144,6 +152,7 @@ def worker(
         lease_seconds=lease_seconds,
         drain_timeout=drain_timeout,
         metrics_port=metrics_port,
+        stall_seconds=stall_seconds,
     )
     code = asyncio.run(Worker(settings, tasks).run())
     logging.shutdown()

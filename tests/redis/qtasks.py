@@ -1,0 +1,106 @@
+"""Tasks the redis-tier tests run in real worker processes (imported as `qtasks`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+
+import redis
+
+import kubeq
+
+app = kubeq.App()
+_r: redis.Redis | None = None
+
+
+def r() -> redis.Redis:
+    global _r
+    if _r is None:
+        _r = redis.Redis.from_url(os.environ["KUBEQ_REDIS_URL"])
+    return _r
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task
+async def async_add(x: int, y: int) -> int:
+    await asyncio.sleep(0.01)
+    return x + y
+
+
+@app.task(pool="process")
+def cpu_pid() -> int:
+    return os.getpid()
+
+
+@app.task
+def worker_pid() -> int:
+    return os.getpid()
+
+
+@app.task(max_attempts=1)
+def run_and_record(tag: str, seconds: float) -> int:
+    """Record a start, sleep, record an end; returns this worker's pid."""
+    r().rpush(f"test:started:{tag}", os.getpid())
+    time.sleep(seconds)
+    r().rpush(f"test:ended:{tag}", os.getpid())
+    return os.getpid()
+
+
+@app.task
+def record_order(tag: str, value: Any) -> None:
+    r().rpush(f"test:order:{tag}", value)
+
+
+@app.task(max_attempts=3, backoff_min=0.05, backoff_max=0.1)
+def fail_until(tag: str, failures: int) -> int:
+    n = int(r().incr(f"test:calls:{tag}"))
+    if n <= failures:
+        raise ConnectionError(f"transient failure {n}")
+    return n
+
+
+@app.task(max_attempts=2, backoff_min=0.05, backoff_max=0.1)
+def always_fail() -> None:
+    raise ValueError("this task always fails")
+
+
+@app.task(max_attempts=5, retry_on=(ConnectionError,))
+def not_retried() -> None:
+    raise KeyError("not a retryable error")
+
+
+@app.task(max_attempts=3)
+def explicit_retry(tag: str) -> int:
+    n = int(r().incr(f"test:calls:{tag}"))
+    if n == 1:
+        raise kubeq.Retry(delay=0.1)
+    return n
+
+
+@app.task(max_attempts=1, timeout=0.3)
+def too_slow() -> None:
+    time.sleep(3)
+
+
+@app.task
+def returns_a_set() -> Any:
+    return {1, 2}
+
+
+@app.task(max_deliveries=2)
+def kill_my_worker() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(max_attempts=1)
+def soak(i: int) -> int:
+    r().hincrby("test:soak:runs", str(i), 1)
+    time.sleep(0.002)
+    return i * 2
