@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
 from localcluster import ClusterInfo, read_pod_log
 from localcluster.pytest_plugin import Kubectl, wait_for
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from localcluster import bin_dir, missing_binaries
 from localcluster.paths import HACK_DIR
 from localcluster.procs import ProcRef

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from localcluster import ClusterInfo, read_pod_log
 from localcluster.pytest_plugin import wait_for
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubeq_operator.policy import (
-    DOWN,
     UP,
     Decision,
     History,
@@ -56,17 +56,13 @@ observations = st.builds(
 
 @st.composite
 def histories(draw: st.DrawFn, now: float = 1000.0) -> History:
-    recs = draw(
-        st.lists(st.tuples(st.floats(now - 200, now), st.integers(0, 40)), max_size=5)
-    )
+    recs = draw(st.lists(st.tuples(st.floats(now - 200, now), st.integers(0, 40)), max_size=5))
     idle = draw(st.one_of(st.none(), st.floats(now - 300, now)))
     down = draw(st.one_of(st.none(), st.floats(now - 100, now)))
     return History(recommendations=tuple(sorted(recs)), idle_since=idle, last_scale_down=down)
 
 
-def run(
-    spec: ScalingSpec, script: list[tuple[float, int, int]], start: int = 0
-) -> list[Decision]:
+def run(spec: ScalingSpec, script: list[tuple[float, int, int]], start: int = 0) -> list[Decision]:
     """Feed (time, backlog, in_flight) polls through the policy, applying each decision."""
     history = History()
     current = start
@@ -113,7 +109,7 @@ def test_down_after_window_in_steps_then_zero_after_idle() -> None:
     assert first_down >= SPEC.stabilization_seconds  # not before the window
     downs = [(i, replicas[i - 1], r) for i, r in enumerate(replicas) if i and r < replicas[i - 1]]
     assert all(before - after <= SPEC.max_pods_per_step for _, before, after in downs)
-    assert all(b[0] - a[0] >= SPEC.period_seconds for a, b in zip(downs, downs[1:], strict=False))
+    assert all(b[0] - a[0] >= SPEC.period_seconds for a, b in itertools.pairwise(downs))
     zero_at = replicas.index(0)
     assert zero_at >= 1 + SPEC.idle_seconds_before_zero
     assert replicas[-1] == 0
@@ -170,9 +166,7 @@ def test_never_down_on_read_error(spec: ScalingSpec, obs: Observation, hist: His
 
 @settings(max_examples=400)
 @given(specs(), observations, histories(), st.integers(0, 5000))
-def test_monotone_in_backlog(
-    spec: ScalingSpec, obs: Observation, hist: History, more: int
-) -> None:
+def test_monotone_in_backlog(spec: ScalingSpec, obs: Observation, hist: History, more: int) -> None:
     obs = replace(obs, ok=True)
     low = decide(obs, spec, hist, 1000.0)
     high = decide(replace(obs, backlog=obs.backlog + more), spec, hist, 1000.0)
@@ -196,7 +190,9 @@ def test_window_and_steps_hold_over_time(
     idle_since: float | None = None
     for (t, backlog, in_flight), d in zip(script, ds, strict=True):
         wanted_at.append((t, d.wanted))
-        idle_since = (idle_since if idle_since is not None else t) if backlog + in_flight == 0 else None
+        idle_since = (
+            (idle_since if idle_since is not None else t) if backlog + in_flight == 0 else None
+        )
         if d.replicas < current:
             window = [w for s, w in wanted_at if s >= t - spec.stabilization_seconds]
             if current <= spec.max_replicas:  # not a lowered max

@@ -83,7 +83,9 @@ def test_unserializable_argument_fails_in_the_caller_and_enqueues_nothing(app: k
     assert app.queue().stats().backlog == 0
 
 
-def test_priorities_hold_while_jobs_wait(app: kubeq.App, r: redis.Redis, start_worker: StartWorker) -> None:
+def test_priorities_hold_while_jobs_wait(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
     q = app.queue("prio")
     q.pause()
     for priority, value in [(0, "low"), (5, "mid-1"), (9, "high"), (5, "mid-2"), (0, "low-2")]:
@@ -97,7 +99,9 @@ def test_priorities_hold_while_jobs_wait(app: kubeq.App, r: redis.Redis, start_w
     assert order == ["high", "mid-1", "mid-2", "low", "low-2"]
 
 
-def test_queue_order_is_priority_order(app: kubeq.App, r: redis.Redis, start_worker: StartWorker) -> None:
+def test_queue_order_is_priority_order(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
     for name in ("low", "high"):
         app.queue(name).pause()
         for i in range(3):
@@ -171,7 +175,9 @@ def test_stats_in_one_round_trip(app: kubeq.App, r: redis.Redis, start_worker: S
 def test_many_waiters_on_one_result(app: kubeq.App, start_worker: StartWorker) -> None:
     job = app.queue().enqueue(qtasks.run_and_record, "waiters", 0.5)
     results: list[int] = []
-    threads = [threading.Thread(target=lambda: results.append(job.result(timeout=30))) for _ in range(5)]
+    threads = [
+        threading.Thread(target=lambda: results.append(job.result(timeout=30))) for _ in range(5)
+    ]
     for t in threads:
         t.start()
     start_worker("--queue", "default")

@@ -11,7 +11,12 @@ from kubeq.serialization import decode_call, encode_call
 
 def test_round_trip_of_plain_json_types() -> None:
     payload = encode_call("m.t", (1, "a", None, [1.5]), {"k": {"x": True}}, {"timeout": 3})
-    assert decode_call(payload) == ("m.t", [1, "a", None, [1.5]], {"k": {"x": True}}, {"timeout": 3})
+    assert decode_call(payload) == (
+        "m.t",
+        [1, "a", None, [1.5]],
+        {"k": {"x": True}},
+        {"timeout": 3},
+    )
 
 
 @pytest.mark.parametrize(
@@ -49,7 +54,7 @@ def test_call_options_are_checked() -> None:
     with pytest.raises(ValueError, match="either delay or eta"):
         Call("t", delay=1, eta=5).run_at_ms()
     with pytest.raises(ValueError, match="timezone-aware"):
-        Call("t", eta=datetime(2030, 1, 1)).run_at_ms()  # noqa: DTZ001 - the point of the test
+        Call("t", eta=datetime(2030, 1, 1)).run_at_ms()
     assert Call("t").run_at_ms() == 0
 
 

@@ -20,7 +20,9 @@ def test_backoff_doubles_without_jitter_and_caps() -> None:
     span=st.floats(0, 1000),
     seed=st.integers(0, 2**32),
 )
-def test_jittered_delay_stays_within_bounds(attempt: int, low: float, span: float, seed: int) -> None:
+def test_jittered_delay_stays_within_bounds(
+    attempt: int, low: float, span: float, seed: int
+) -> None:
     policy = RetryPolicy(backoff_min=low, backoff_max=low + span)
     delay = policy.delay(attempt, random.Random(seed))
     assert low <= delay <= low + span

@@ -141,8 +141,20 @@ class Task(Generic[P, R]):
         return self.func(*args, **kwargs)
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Call:
-        """A Call of this task with these arguments, for ``enqueue_many`` or ``.set()``."""
-        return Call(self.name, args, dict(kwargs), queue=self.options.queue)
+        """A Call of this task with these arguments, for ``enqueue_many`` or ``.set()``.
+
+        It carries the task's enqueue-side defaults, so they hold whichever App enqueues it.
+        """
+        o = self.options
+        return Call(
+            self.name,
+            args,
+            dict(kwargs),
+            queue=o.queue,
+            priority=o.priority,
+            result_ttl=o.result_ttl,
+            max_deliveries=o.max_deliveries,
+        )
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue with the task's default options; returns the job handle."""
@@ -156,7 +168,7 @@ class Task(Generic[P, R]):
     ) -> Job:
         """Enqueue with per-call options (queue, priority, delay, eta, job_id, timeout,
         result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries)."""
-        call = Call(self.name, tuple(args), dict(kwargs or {}), queue=self.options.queue)
+        call = self.s(*args, **(kwargs or {}))
         return self.app.enqueue_many([call.set(**options)])[0]
 
 

@@ -38,6 +38,9 @@ def redact(url: str) -> str:
 def _options(extra: dict[str, Any]) -> dict[str, Any]:
     options: dict[str, Any] = {
         "socket_connect_timeout": 5.0,
+        # above the longest blocking wait kubeq issues (5 s in job.result), below what
+        # would make a dead connection hang a worker for long
+        "socket_timeout": 15.0,
         "health_check_interval": 15,
         "retry_on_timeout": False,
     }

@@ -51,6 +51,8 @@ class Queue:
 
     def prepare(self, func: TaskRef, *args: Any, **kwargs: Any) -> Call:
         """A Call of ``func`` on this queue, for ``enqueue_many`` (options via ``.set()``)."""
+        if isinstance(func, Task):
+            return func.s(*args, **kwargs).set(queue=self.name)
         return Call(task_name(func), args, kwargs, queue=self.name)
 
     def enqueue(self, func: TaskRef, *args: Any, **kwargs: Any) -> Job:
@@ -67,7 +69,7 @@ class Queue:
     ) -> Job:
         """Enqueue with per-call options: priority, delay, eta, job_id, timeout,
         result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries."""
-        call = Call(task_name(func), tuple(args), dict(kwargs or {}), queue=self.name)
+        call = self.prepare(func, *args, **(kwargs or {}))
         return self.enqueue_many([call.set(**options)])[0]
 
     def enqueue_many(self, calls: Iterable[Call]) -> list[Job]:
