@@ -83,7 +83,7 @@ def cluster_kubeconfig(local_cluster: ClusterInfo) -> str:
 @pytest.fixture(scope="session")
 def k8s_client(local_cluster: ClusterInfo) -> Iterator[Any]:
     """A ``kubernetes.client.ApiClient`` for the local cluster (admin credentials)."""
-    from kubernetes import config  # noqa: PLC0415 - only tests that use it need the client
+    from kubernetes import config
 
     client = config.new_client_from_config(  # type: ignore[no-untyped-call]
         config_file=local_cluster.kubeconfig, persist_config=False
@@ -111,7 +111,7 @@ def kubectl(local_cluster: ClusterInfo) -> Kubectl:
 @pytest.fixture
 def k8s_namespace(k8s_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace (ready for pods: its default service account exists), then deleted."""
-    from kubernetes import client  # noqa: PLC0415
+    from kubernetes import client
 
     core = client.CoreV1Api(k8s_client)
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
