@@ -1,0 +1,7 @@
+"""``python -m kubeq_operator [ARGS]``: the same as ``kubeq operator [ARGS]``."""
+
+import sys
+
+from .main import main
+
+sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,192 @@
+"""The scaling policy: a pure function from what was observed to how many workers to run.
+
+It exists apart from the handlers so it can be unit- and property-tested without Redis or
+Kubernetes, and replayed by a simulation. ``decide(observation, spec, history, now)`` returns
+a :class:`Decision` whose ``history`` is fed to the next call; nothing else is remembered.
+
+The rules (DESIGN.md, "Scaling"):
+
+- ``wanted = ceil((backlog + in_flight) / jobsPerReplica)``, clamped to ``[min, max]``.
+- Up at once. From zero as soon as ``backlog >= activationBacklog`` (or anything is in
+  flight, which means workers exist that we do not count).
+- Down only to the highest recommendation of the last ``stabilizationSeconds`` (as the HPA
+  does), at most ``maxPodsPerStep`` pods per ``periodSeconds``.
+- To zero only after backlog and in-flight have both been 0 for ``idleSecondsBeforeZero``
+  (and, like any scale-down, for the stabilization window).
+- A failed read holds the current replicas (clamped to the bounds, which only the spec can
+  move); it never scales down because of an error, and it restarts the idle clock.
+- A fresh history (operator restart) counts as "the current replicas were recommended now",
+  so a restart never causes an immediate scale-down.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+UP = "up"
+DOWN = "down"
+NONE = "none"
+
+
+@dataclass(frozen=True)
+class ScalingSpec:
+    """``spec.scaling`` of a TaskQueue, parsed. Defaults match the CRD's defaults."""
+
+    min_replicas: int = 0
+    """Never fewer workers than this. 0 allows scale-to-zero."""
+    max_replicas: int = 10
+    """Never more workers than this."""
+    jobs_per_replica: int = 4
+    """Target of (backlog + in-flight) per worker; defaults to the worker's concurrency."""
+    activation_backlog: int = 1
+    """From zero workers, scale up once this many jobs are ready."""
+    poll_seconds: float = 1.0
+    """How often the operator reads the queues (not used by the policy itself)."""
+    stabilization_seconds: float = 60.0
+    """Scale down only to the highest recommendation of this many past seconds."""
+    max_pods_per_step: int = 4
+    """At most this many workers removed by one scale-down step."""
+    period_seconds: float = 15.0
+    """At least this long between two scale-down steps."""
+    idle_seconds_before_zero: float = 120.0
+    """Backlog and in-flight must both have been 0 this long before going to zero."""
+
+    def clamp(self, n: int) -> int:
+        return max(self.min_replicas, min(self.max_replicas, n))
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one poll saw. ``ok=False`` means the Redis read failed (numbers meaningless)."""
+
+    backlog: int
+    in_flight: int
+    current_replicas: int
+    ok: bool = True
+
+    @property
+    def work(self) -> int:
+        return self.backlog + self.in_flight
+
+
+@dataclass(frozen=True)
+class History:
+    """What the policy remembers between polls (returned in each Decision)."""
+
+    recommendations: tuple[tuple[float, int], ...] = ()
+    """(time, clamped recommendation) pairs within the stabilization window."""
+    idle_since: float | None = None
+    """Since when backlog + in-flight has been 0 (None: not idle)."""
+    last_scale_down: float | None = None
+    """When the last scale-down step was decided."""
+    last_scale: float | None = None
+    """When replicas last changed, either way."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    replicas: int
+    """Replicas to set (equal to the current ones when nothing changes)."""
+    direction: str
+    """"up", "down" or "none"."""
+    reason: str
+    """CamelCase reason, used for the Event and the Scaling condition."""
+    message: str
+    """Human-readable, with the numbers behind the decision."""
+    wanted: int
+    """The clamped recommendation of this poll alone, before stabilization and steps."""
+    history: History = field(default_factory=History)
+
+
+def recommend(obs: Observation, spec: ScalingSpec) -> int:
+    """The replicas this observation alone asks for, clamped, ignoring idle and history."""
+    work = obs.work
+    raw = math.ceil(work / max(1, spec.jobs_per_replica))
+    if obs.current_replicas == 0 and obs.in_flight == 0 and obs.backlog < spec.activation_backlog:
+        raw = 0  # below the activation threshold, zero stays zero
+    return spec.clamp(raw)
+
+
+def decide(obs: Observation, spec: ScalingSpec, history: History, now: float) -> Decision:
+    """The next replicas for one TaskQueue. Pure: same inputs, same decision."""
+    current = obs.current_replicas
+    if not obs.ok:
+        hold = spec.clamp(current)
+        return Decision(
+            replicas=hold,
+            direction=_direction(current, hold),
+            reason="RedisError",
+            message=f"holding {hold} replicas: the queue could not be read",
+            wanted=hold,
+            history=replace(history, idle_since=None),
+        )
+
+    wanted = recommend(obs, spec)
+    idle_since = (
+        (history.idle_since if history.idle_since is not None else now) if (obs.work == 0) else None
+    )
+
+    recs = history.recommendations or ((now, current),)
+    horizon = now - spec.stabilization_seconds
+    recs = (*(r for r in recs if r[0] >= horizon), (now, wanted))
+    numbers = (
+        f"backlog={obs.backlog} inFlight={obs.in_flight} "
+        f"jobsPerReplica={spec.jobs_per_replica} current={current}"
+    )
+    hist = History(
+        recommendations=recs,
+        idle_since=idle_since,
+        last_scale_down=history.last_scale_down,
+        last_scale=history.last_scale,
+    )
+
+    if wanted >= current:
+        reason = "ScaleUp" if wanted > current else "Steady"
+        if wanted > current:
+            hist = replace(hist, last_scale=now)
+        return Decision(
+            replicas=wanted,
+            direction=_direction(current, wanted),
+            reason=reason,
+            message=f"{numbers} -> {wanted} replicas",
+            wanted=wanted,
+            history=hist,
+        )
+
+    # Going down: the highest recommendation of the window, in bounded steps.
+    stabilized = max(r[1] for r in recs)
+    target = max(stabilized, current - max(1, spec.max_pods_per_step), spec.min_replicas)
+    target = min(target, spec.max_replicas)  # a lowered maxReplicas applies at once
+    if target == 0:
+        idle_for = 0.0 if idle_since is None else now - idle_since
+        if idle_for < spec.idle_seconds_before_zero:
+            target = 1
+    reason = "ScaleDown"
+    if target >= current or (
+        history.last_scale_down is not None and now - history.last_scale_down < spec.period_seconds
+    ):
+        target = min(current, spec.max_replicas)
+        reason = "Stabilizing"
+    if target < current:
+        hist = replace(hist, last_scale_down=now, last_scale=now)
+        reason = "ScaleToZero" if target == 0 else "ScaleDown"
+    return Decision(
+        replicas=target,
+        direction=_direction(current, target),
+        reason=reason,
+        message=(
+            f"{numbers} -> {target} replicas (wanted {wanted}, highest in the last "
+            f"{spec.stabilization_seconds:g}s {stabilized})"
+        ),
+        wanted=wanted,
+        history=hist,
+    )
+
+
+def _direction(current: int, new: int) -> str:
+    if new > current:
+        return UP
+    if new < current:
+        return DOWN
+    return NONE

@@ -1,0 +1,240 @@
+"""Parse and validate a TaskQueue's spec into typed objects, with errors that name the field.
+
+The CRD schema refuses what it can (types, ranges, min <= max, the shape of a cron line).
+This module is the second line: it applies the defaults (so an object created before a
+default existed still works), checks what the schema cannot (a cron line croniter rejects,
+a queue name the key scheme rejects), and raises :class:`SpecError` whose message names
+the field and says how to fix it. The handlers turn that into a condition, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from croniter import croniter
+
+from kubeq.keys import DEFAULT_PREFIX, validate_queue_name
+
+from .policy import ScalingSpec
+
+DRAIN_MARGIN_SECONDS = 5
+"""The worker's --drain-timeout is the pod's grace period minus this (at least 1 s)."""
+
+
+class SpecError(ValueError):
+    """A TaskQueue spec that cannot be acted on. ``field`` is the path, e.g. spec.queues."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    key: str = "password"
+
+
+@dataclass(frozen=True)
+class RedisSpec:
+    url: str
+    secret_ref: SecretRef | None = None
+    prefix: str = DEFAULT_PREFIX
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    image: str
+    tasks: str
+    concurrency: int = 4
+    pool: str = "thread"
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    env: tuple[Mapping[str, Any], ...] = ()
+    termination_grace_period_seconds: int = 30
+    working_dir: str | None = None
+    metrics_port: int | None = None
+    lease_seconds: int | None = None
+    service_account_name: str | None = None
+    image_pull_policy: str | None = None
+
+    @property
+    def drain_timeout(self) -> int:
+        return max(1, self.termination_grace_period_seconds - DRAIN_MARGIN_SECONDS)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    cron: str
+    task: str
+    queue: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskQueueSpec:
+    redis: RedisSpec
+    queues: tuple[str, ...]
+    worker: WorkerSpec
+    scaling: ScalingSpec
+    schedules: tuple[Schedule, ...] = ()
+
+    def worker_hash(self) -> str:
+        """Hash of everything that goes into the pod template: a change rolls the workers."""
+        doc = {
+            "redis": [self.redis.url, self.redis.secret_ref and vars(self.redis.secret_ref)],
+            "prefix": self.redis.prefix,
+            "queues": list(self.queues),
+            "worker": dict(vars(self.worker)),
+        }
+        blob = json.dumps(doc, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _get(obj: Mapping[str, Any], key: str, path: str, kind: type, default: Any = None) -> Any:
+    value = obj.get(key, default)
+    if value is None:
+        return default
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SpecError(f"{path}.{key}", f"must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str, path: str, default: int, lo: int) -> int:
+    value: int = _get(obj, key, path, int, default)
+    if value < lo:
+        raise SpecError(f"{path}.{key}", f"must be >= {lo}, got {value}")
+    return value
+
+
+def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
+    """A TaskQueue's ``spec`` as typed objects; raises SpecError naming the bad field."""
+    redis_doc = _get(spec, "redis", "spec", dict, {})
+    url = _get(redis_doc, "url", "spec.redis", str, "")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SpecError(
+            "spec.redis.url",
+            f"must be a redis://, rediss:// (TLS) or unix:// URL, got {url!r}",
+        )
+    secret_doc = _get(redis_doc, "secretRef", "spec.redis", dict)
+    secret_ref = None
+    if secret_doc is not None:
+        name = _get(secret_doc, "name", "spec.redis.secretRef", str, "")
+        if not name:
+            raise SpecError("spec.redis.secretRef.name", "name the Secret holding the password")
+        secret_ref = SecretRef(
+            name, _get(secret_doc, "key", "spec.redis.secretRef", str, "password")
+        )
+    redis = RedisSpec(url, secret_ref, _get(redis_doc, "prefix", "spec.redis", str, DEFAULT_PREFIX))
+
+    queues_doc = _get(spec, "queues", "spec", list, ["default"])
+    if not queues_doc:
+        raise SpecError("spec.queues", "list at least one queue, e.g. [default]")
+    queues: list[str] = []
+    for i, q in enumerate(queues_doc):
+        try:
+            queues.append(validate_queue_name(q))
+        except (ValueError, TypeError) as e:
+            raise SpecError(f"spec.queues[{i}]", str(e)) from None
+
+    w = _get(spec, "worker", "spec", dict, {})
+    image = _get(w, "image", "spec.worker", str, "")
+    tasks = _get(w, "tasks", "spec.worker", str, "")
+    if not tasks:
+        raise SpecError("spec.worker.tasks", "name the module whose @app.task functions run")
+    pool = _get(w, "pool", "spec.worker", str, "thread")
+    if pool not in ("thread", "process", "async"):
+        raise SpecError("spec.worker.pool", f"must be thread, process or async, got {pool!r}")
+    env = _get(w, "env", "spec.worker", list, [])
+    for i, var in enumerate(env):
+        if not isinstance(var, dict) or not isinstance(var.get("name"), str):
+            raise SpecError(
+                f"spec.worker.env[{i}]", "each entry needs a name (a Kubernetes EnvVar)"
+            )
+    metrics_port = _get(w, "metricsPort", "spec.worker", int)
+    lease = _get(w, "leaseSeconds", "spec.worker", int)
+    worker = WorkerSpec(
+        image=image or "kubeq:latest",
+        tasks=tasks,
+        concurrency=_int(w, "concurrency", "spec.worker", 4, 1),
+        pool=pool,
+        resources=_get(w, "resources", "spec.worker", dict, {}),
+        env=tuple(env),
+        termination_grace_period_seconds=_int(
+            w, "terminationGracePeriodSeconds", "spec.worker", 30, 1
+        ),
+        working_dir=_get(w, "workingDir", "spec.worker", str),
+        metrics_port=metrics_port,
+        lease_seconds=lease,
+        service_account_name=_get(w, "serviceAccountName", "spec.worker", str),
+        image_pull_policy=_get(w, "imagePullPolicy", "spec.worker", str),
+    )
+
+    s = _get(spec, "scaling", "spec", dict, {})
+    down = _get(s, "scaleDown", "spec.scaling", dict, {})
+    path = "spec.scaling"
+    lo = _int(s, "minReplicas", path, 0, 0)
+    hi = _int(s, "maxReplicas", path, 10, 0)
+    if lo > hi:
+        raise SpecError(
+            "spec.scaling.minReplicas", f"must be <= maxReplicas ({lo} > {hi}); lower it"
+        )
+    poll = _get(s, "pollSeconds", path, float, 1.0)
+    if poll <= 0:
+        raise SpecError("spec.scaling.pollSeconds", f"must be > 0, got {poll}")
+    scaling = ScalingSpec(
+        min_replicas=lo,
+        max_replicas=hi,
+        jobs_per_replica=_int(s, "jobsPerReplica", path, worker.concurrency, 1),
+        activation_backlog=_int(s, "activationBacklog", path, 1, 1),
+        poll_seconds=poll,
+        stabilization_seconds=float(
+            _int(down, "stabilizationSeconds", "spec.scaling.scaleDown", 60, 0)
+        ),
+        max_pods_per_step=_int(down, "maxPodsPerStep", "spec.scaling.scaleDown", 4, 1),
+        period_seconds=float(_int(down, "periodSeconds", "spec.scaling.scaleDown", 15, 0)),
+        idle_seconds_before_zero=float(_int(s, "idleSecondsBeforeZero", path, 120, 0)),
+    )
+
+    schedules: list[Schedule] = []
+    seen: set[str] = set()
+    for i, doc in enumerate(_get(spec, "schedules", "spec", list, [])):
+        p = f"spec.schedules[{i}]"
+        if not isinstance(doc, dict):
+            raise SpecError(p, "must be an object with name, cron and task")
+        name = _get(doc, "name", p, str, "")
+        if not name or name in seen:
+            raise SpecError(f"{p}.name", f"give each schedule a unique name (got {name!r})")
+        seen.add(name)
+        cron = _get(doc, "cron", p, str, "")
+        if not croniter.is_valid(cron):
+            raise SpecError(
+                f"{p}.cron",
+                f"{cron!r} is not a valid cron line; use 5 fields, e.g. '*/5 * * * *'",
+            )
+        task = _get(doc, "task", p, str, "")
+        if not task:
+            raise SpecError(f"{p}.task", "name the registered task to enqueue")
+        queue = _get(doc, "queue", p, str, queues[0])
+        try:
+            validate_queue_name(queue)
+        except (ValueError, TypeError) as e:
+            raise SpecError(f"{p}.queue", str(e)) from None
+        schedules.append(
+            Schedule(
+                name=name,
+                cron=cron,
+                task=task,
+                queue=queue,
+                args=tuple(_get(doc, "args", p, list, [])),
+                kwargs=_get(doc, "kwargs", p, dict, {}),
+            )
+        )
+    return TaskQueueSpec(redis, tuple(queues), worker, scaling, tuple(schedules))
