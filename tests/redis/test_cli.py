@@ -1,0 +1,89 @@
+"""The `kubeq` command against a real Redis, as an operator of the system would use it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import qtasks
+from conftest import StartWorker
+
+import kubeq
+
+KUBEQ = str(Path(sys.executable).with_name("kubeq"))
+
+
+def run(redis_url: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBEQ_REDIS_URL": redis_url, "COLUMNS": "200"}
+    return subprocess.run(
+        [KUBEQ, *args], env=env, capture_output=True, text=True, timeout=60, input=input
+    )
+
+
+def test_enqueue_and_wait_for_the_result(redis_url: str, start_worker: StartWorker) -> None:
+    start_worker()
+    out = run(redis_url, "enqueue", "qtasks.add", "--args", "[20, 22]", "--wait", "30")
+    assert out.returncode == 0, out.stderr
+    job_id, result = out.stdout.split()
+    assert result == "42" and len(job_id) > 10
+
+
+def test_enqueue_rejects_bad_json_naming_the_option(redis_url: str) -> None:
+    out = run(redis_url, "enqueue", "qtasks.add", "--args", "{not json")
+    assert out.returncode == 2
+    assert "--args" in out.stderr and "not valid JSON" in out.stderr
+    out = run(redis_url, "enqueue", "qtasks.add", "--kwargs", "[1]")
+    assert out.returncode == 2 and "must be a JSON dict" in out.stderr
+
+
+def test_stats_pause_resume_purge(redis_url: str, app: kubeq.App) -> None:
+    q = app.queue("cliq")
+    q.enqueue_many([qtasks.add.s(1, 1)] * 7)
+    out = run(redis_url, "stats")
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if "cliq" in x)
+    assert line.split("│")[2].strip() == "7"  # backlog column
+    assert run(redis_url, "pause", "cliq").returncode == 0
+    assert q.is_paused()
+    assert "(paused)" in run(redis_url, "stats", "--queue", "cliq").stdout
+    assert run(redis_url, "resume", "cliq").returncode == 0
+    assert not q.is_paused()
+    out = run(redis_url, "purge", "cliq", "--yes")
+    assert "purged 7 jobs" in out.stdout
+    assert q.stats().backlog == 0
+
+
+def test_dead_letter_commands(redis_url: str, app: kubeq.App, start_worker: StartWorker) -> None:
+    start_worker()
+    jobs = [app.queue().enqueue_call(qtasks.always_fail, max_attempts=1) for _ in range(2)]
+    for job in jobs:
+        with pytest.raises(kubeq.JobFailed):
+            job.result(timeout=30)
+    listing = run(redis_url, "dlq", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert jobs[0].id in listing.stdout and "qtasks.always_fail" in listing.stdout
+    shown = run(redis_url, "dlq", "show", jobs[0].id)
+    assert "ValueError: this task always fails" in shown.stdout
+    assert "traceback:" in shown.stdout and "failed 1 of 1 attempts" in shown.stdout
+    assert run(redis_url, "dlq", "requeue").returncode == 2  # ids or --all required
+    assert "re-queued 1 dead letters" in run(redis_url, "dlq", "requeue", jobs[0].id).stdout
+    with pytest.raises(kubeq.JobFailed):
+        jobs[0].result(timeout=30)  # it ran again and failed again
+    assert "purged 2 dead letters" in run(redis_url, "dlq", "purge", "--all").stdout
+    assert "no dead letters" in run(redis_url, "dlq", "list").stdout
+
+
+def test_unreachable_redis_is_one_clear_line(tmp_path: Path) -> None:
+    out = run("redis://:s3cret@127.0.0.1:1/0", "stats", "--queue", "x")
+    assert out.returncode == 1
+    assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in out.stdout
+    assert "s3cret" not in out.stdout + out.stderr
+
+
+def test_worker_refuses_a_module_without_tasks(redis_url: str) -> None:
+    out = run(redis_url, "worker", "json")
+    assert out.returncode == 2
+    assert "registers no tasks" in out.stderr
