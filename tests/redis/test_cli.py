@@ -19,7 +19,13 @@ KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 def run(redis_url: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBEQ_REDIS_URL": redis_url, "COLUMNS": "200"}
     return subprocess.run(
-        [KUBEQ, *args], env=env, capture_output=True, text=True, timeout=60, input=input
+        [KUBEQ, *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=input,
     )
 
 

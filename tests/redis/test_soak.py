@@ -47,8 +47,13 @@ def test_soak_with_random_kills(
             victim.signal(signal.SIGTERM)
             terms += 1
         running.append(start_worker(*args))
+
+    def drained() -> bool:
+        s = q.stats()
+        return s.backlog + s.in_flight + s.delayed == 0
+
     wait_until(
-        lambda: (lambda s: s.backlog + s.in_flight + s.delayed == 0)(q.stats()),
+        drained,
         timeout=300,
         what="the soak queue to drain",
     )
