@@ -47,7 +47,7 @@ test-redis: venv redis-server
 	$(BIN)/pytest -m "redis"
 
 demo: venv redis-server
-	$(PY) -m kubeq.demo
+	$(PY) examples/01-quickstart/demo.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo
