@@ -34,7 +34,8 @@ def selector_labels(taskqueue: str) -> dict[str, str]:
 
 def worker_command(spec: TaskQueueSpec) -> list[str]:
     w = spec.worker
-    cmd = ["kubeq", "worker", w.tasks]
+    # The Redis URL comes from KUBEQ_REDIS_URL (env), the password from KUBEQ_REDIS_PASSWORD.
+    cmd = ["kubeq", "--prefix", spec.redis.prefix, "worker", w.tasks]
     for q in spec.queues:
         cmd += ["--queue", q]
     cmd += [
@@ -42,8 +43,6 @@ def worker_command(spec: TaskQueueSpec) -> list[str]:
         str(w.concurrency),
         "--pool",
         w.pool,
-        "--redis-url",
-        "$(KUBEQ_REDIS_URL)",
         "--drain-timeout",
         str(w.drain_timeout),
     ]
@@ -59,7 +58,6 @@ def worker_env(spec: TaskQueueSpec) -> list[dict[str, Any]]:
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "KUBEQ_REDIS_URL", "value": spec.redis.url},
-        {"name": "KUBEQ_PREFIX", "value": spec.redis.prefix},
     ]
     ref = spec.redis.secret_ref
     if ref is not None:

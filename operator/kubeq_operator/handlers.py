@@ -115,20 +115,21 @@ def kubeq_workers(
     return {(namespace, taskqueue): view}
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=None)
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def taskqueue_loop(
     name: str,
     namespace: str | None,
     body: kopf.Body,
     logger: kopf.Logger,
+    stopped: kopf.DaemonStopped,
     **kwargs: Any,
 ) -> None:
     kubeq_workers: kopf.Index[tuple[str | None, str], DeploymentView] = kwargs["kubeq_workers"]
     loop = TaskQueueLoop(namespace or "default", name, body, logger, kubeq_workers)
     try:
-        while True:
+        while not stopped:
             delay = await loop.step()
-            await asyncio.sleep(delay)
+            await stopped.wait(delay)
     finally:
         await loop.close()
 
@@ -399,7 +400,14 @@ class TaskQueueLoop:
         metrics.scale_events.labels(self.namespace, self.name, d.direction).inc()
         self.event("Normal", d.reason, f"{current} -> {d.replicas} replicas: {d.message}")
         self.set_condition("Scaling", "True", d.reason, d.message)
-        self.logger.info("scaled %s/%s: %s", self.namespace, self.name, d.message)
+        log.info(
+            "%s/%s: %d -> %d replicas: %s",
+            self.namespace,
+            self.name,
+            current,
+            d.replicas,
+            d.message,
+        )
 
     async def mark_pods(self, stats: list[QueueStats]) -> None:
         """Idle pods cheap, busy pods expensive to delete, just before a scale-down."""

@@ -69,8 +69,8 @@ def test_deployment_manifest() -> None:
     pod = m["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] == 120
     c = pod["containers"][0]
-    assert c["command"][:3] == ["kubeq", "worker", "shop.tasks"]
-    assert c["command"][3:7] == ["--queue", "high", "--queue", "default"]
+    assert c["command"][:5] == ["kubeq", "--prefix", "kubeq", "worker", "shop.tasks"]
+    assert c["command"][5:9] == ["--queue", "high", "--queue", "default"]
     assert c["command"][c["command"].index("--drain-timeout") + 1] == "115"
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"

@@ -1,0 +1,203 @@
+"""Helpers for the tests that run the operator against the local cluster (cluster and e2e).
+
+``OperatorProcess`` runs the real operator (``python -m kubeq_operator``, what
+``kubeq operator`` runs) as a subprocess with the cluster's kubeconfig; ``install_crd``
+applies the CRD; ``taskqueue`` builds a TaskQueue manifest whose worker pods run
+``kubeq worker e2e_tasks`` from tests/e2e (on PYTHONPATH) against the test Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "manifests" / "crd" / "taskqueues.kubeq.dev.yaml"
+E2E_DIR = ROOT / "tests" / "e2e"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def install_crd(kubectl: Any) -> None:
+    kubectl("apply", "-f", str(CRD), check=True)
+    kubectl(
+        "wait",
+        "--for",
+        "condition=established",
+        "crd/taskqueues.kubeq.dev",
+        "--timeout=60s",
+        check=True,
+    )
+
+
+class OperatorProcess:
+    """The operator as a child process; ``stop()`` sends SIGTERM (then SIGKILL)."""
+
+    def __init__(self, kubeconfig: str, log_path: Path, *extra: str) -> None:
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        self.log_path = log_path
+        env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1"}
+        env.pop("KUBEQ_REDIS_PASSWORD", None)
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kubeq_operator",
+                "--metrics-port",
+                str(self.metrics_port),
+                "--liveness",
+                f"http://127.0.0.1:{self.liveness_port}/healthz",
+                *extra,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+def taskqueue(
+    name: str,
+    namespace: str,
+    redis_url: str,
+    *,
+    scaling: dict[str, Any] | None = None,
+    worker: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubeq.dev/v1alpha1",
+        "kind": "TaskQueue",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "redis": {"url": redis_url},
+            "queues": ["default"],
+            "worker": {
+                "image": "local",
+                "tasks": "e2e_tasks",
+                "concurrency": 4,
+                "terminationGracePeriodSeconds": 30,
+                "env": [{"name": "PYTHONPATH", "value": str(E2E_DIR)}],
+                **(worker or {}),
+            },
+            "scaling": {
+                "minReplicas": 0,
+                "maxReplicas": 5,
+                "pollSeconds": 0.5,
+                "idleSecondsBeforeZero": 5,
+                "scaleDown": {"stabilizationSeconds": 5, "periodSeconds": 1, "maxPodsPerStep": 5},
+                **(scaling or {}),
+            },
+            **spec,
+        },
+    }
+
+
+class Api:
+    """Thin wrappers over the kubernetes client for the tests."""
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client
+
+        self.client = api_client
+        self.apps = client.AppsV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+
+    def create_tq(self, body: dict[str, Any]) -> dict[str, Any]:
+        ns = body["metadata"]["namespace"]
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            "kubeq.dev", "v1alpha1", ns, "taskqueues", body
+        )
+        return result
+
+    def get_tq(self, namespace: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            "kubeq.dev", "v1alpha1", namespace, "taskqueues", name
+        )
+        return result
+
+    def patch_tq(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            "kubeq.dev",
+            "v1alpha1",
+            namespace,
+            "taskqueues",
+            name,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
+
+    def delete_tq(self, namespace: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(
+            "kubeq.dev", "v1alpha1", namespace, "taskqueues", name
+        )
+
+    def deployment(self, namespace: str, name: str) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.apps.read_namespaced_deployment(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def pods(self, namespace: str, taskqueue: str) -> list[Any]:
+        return list(
+            self.core.list_namespaced_pod(
+                namespace, label_selector=f"kubeq.dev/taskqueue={taskqueue}"
+            ).items
+        )
+
+    def condition(self, namespace: str, name: str, type_: str) -> dict[str, Any] | None:
+        for c in self.get_tq(namespace, name).get("status", {}).get("conditions", []):
+            if c["type"] == type_:
+                return dict(c)
+        return None
+
+    def events(self, namespace: str, name: str) -> list[Any]:
+        items = self.core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=TaskQueue"
+        ).items
+        return sorted(items, key=lambda e: e.metadata.creation_timestamp)
+
+
+class Timeline:
+    """Timestamps of named moments, relative to the first one, for the closing report."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.marks: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        self.marks.setdefault(name, round(time.monotonic() - self.t0, 2))
