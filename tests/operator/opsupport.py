@@ -14,8 +14,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / "taskqueues.kubeq.dev.yaml"
@@ -201,3 +204,24 @@ class Timeline:
 
     def mark(self, name: str) -> None:
         self.marks.setdefault(name, round(time.monotonic() - self.t0, 2))
+
+
+@pytest.fixture(scope="module")
+def operator(
+    local_cluster: Any, kubectl: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator process for a test module (CRD installed first)."""
+    install_crd(kubectl)
+    log: Path = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = OperatorProcess(local_cluster.kubeconfig, log)
+    yield op
+    # delete what the tests left while the operator still runs (it removes its finalizers)
+    kubectl("delete", "taskqueues", "--all", "--all-namespaces", "--wait=true", "--timeout=90s")
+    code = op.stop()
+    print(f"\n--- operator log tail ({log}) ---\n" + "\n".join(op.log().splitlines()[-40:]))
+    assert code == 0, "the operator did not exit cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="session")
+def api(k8s_client: Any) -> Api:
+    return Api(k8s_client)
