@@ -249,7 +249,7 @@ class Worker:
         while not self._stopping:
             self._last_tick = time.monotonic()
             try:
-                fetched, remaining = await self._round_trip(fetch=True)
+                _, remaining = await self._round_trip(fetch=True)
                 self._redis_up()
             except (RedisError, OSError) as exc:
                 await self._redis_failed(exc)
@@ -263,7 +263,6 @@ class Worker:
                 await self._idle_wait()  # until enqueue wakes us or a job ends
             else:
                 await self._wait_activity(1.0)  # every slot busy: until a job ends
-            del fetched
 
     async def _round_trip(self, fetch: bool) -> tuple[int, int]:
         """Send queued acks and (if slots are free) a fetch, in one pipeline."""
