@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opsupport import Api, OperatorProcess, Timeline, taskqueue
+from opsupport import Api, OperatorProcess, Timeline, queue_of, taskqueue
 
 import kubeq
 from localcluster.pytest_plugin import wait_for
@@ -93,7 +93,12 @@ def test_500_jobs_scale_from_zero_and_back(
 
     t = Timeline()
     w = Watcher(api, ns, "burst", t)
-    jobs = app.enqueue_many([kubeq.Call("e2e.work", (i,), {"seconds": 0.05}) for i in range(500)])
+    jobs = app.enqueue_many(
+        [
+            kubeq.Call("e2e.work", (i,), {"seconds": 0.05}, queue=queue_of("burst", ns))
+            for i in range(500)
+        ]
+    )
     t.mark("enqueued")
 
     deadline = time.monotonic() + 240
@@ -113,7 +118,7 @@ def test_500_jobs_scale_from_zero_and_back(
         time.sleep(0.2)
     assert "pods_gone" in t.marks, f"did not go back to zero pods: {t.marks} {w.series[-5:]}"
 
-    results = [j.result(timeout=10) for j in jobs]
+    results = [j.result(timeout=10) for j in jobs]  # every result is there
     assert results == list(range(500))
     runs = [r.decode().split("|") for r in app.redis.lrange("e2e:runs", 0, -1)]
     assert sorted(int(r[0]) for r in runs) == list(range(500)), "a job ran twice or not at all"
@@ -159,10 +164,11 @@ def test_scale_down_removes_idle_pods_first(
     wait_for(lambda: api.deployment(ns, "drain-worker"), timeout=30, message="Deployment")
     t = Timeline()
     w = Watcher(api, ns, "drain", t)
+    q = queue_of("drain", ns)
     # FIFO: the two long jobs go to the first two workers (concurrency 1 each)
     jobs = app.enqueue_many(
-        [kubeq.Call("e2e.work", (i,), {"seconds": long_s}) for i in (0, 1)]
-        + [kubeq.Call("e2e.work", (i,), {"seconds": 0.05}) for i in (2, 3)]
+        [kubeq.Call("e2e.work", (i,), {"seconds": long_s}, queue=q) for i in (0, 1)]
+        + [kubeq.Call("e2e.work", (i,), {"seconds": 0.05}, queue=q) for i in (2, 3)]
     )
     t.mark("enqueued")
     deadline = time.monotonic() + 180

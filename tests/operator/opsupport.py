@@ -88,6 +88,11 @@ class OperatorProcess:
         return int(self.proc.returncode)
 
 
+def queue_of(name: str, namespace: str) -> str:
+    """The queue ``taskqueue()`` gives a TaskQueue (unique per test namespace)."""
+    return f"q-{namespace}-{name}"[:128]
+
+
 def taskqueue(
     name: str,
     namespace: str,
@@ -103,7 +108,7 @@ def taskqueue(
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "redis": {"url": redis_url},
-            "queues": ["default"],
+            "queues": [queue_of(name, namespace)],  # tests share one Redis
             "worker": {
                 "image": "local",
                 "tasks": "e2e_tasks",

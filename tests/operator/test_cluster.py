@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from opsupport import Api, OperatorProcess, free_port, install_crd, taskqueue
+from opsupport import Api, OperatorProcess, free_port, install_crd, queue_of, taskqueue
 
 from localcluster.pytest_plugin import wait_for
 
@@ -87,7 +87,11 @@ def test_deployment_created_owned_rolled_deleted(
         "DESIRED",
         "AGE",
     ]
-    assert "DeploymentCreated" in {e.reason for e in api.events(ns, "tq")}
+    wait_for(
+        lambda: "DeploymentCreated" in {e.reason for e in api.events(ns, "tq")},
+        timeout=20,
+        message="a DeploymentCreated event",
+    )
 
     # a worker-spec change rolls the pods; the replicas stay where the policy put them
     old_hash = dep.spec.template.metadata.annotations["kubeq.dev/worker-hash"]
@@ -102,7 +106,11 @@ def test_deployment_created_owned_rolled_deleted(
     cmd = dep.spec.template.spec.containers[0].command
     assert cmd[cmd.index("--concurrency") + 1] == "2"
     assert dep.spec.replicas == 1
-    assert "WorkerSpecChanged" in {e.reason for e in api.events(ns, "tq")}
+    wait_for(
+        lambda: "WorkerSpecChanged" in {e.reason for e in api.events(ns, "tq")},
+        timeout=20,
+        message="a WorkerSpecChanged event",
+    )
 
     # a Deployment deleted by hand comes back
     api.apps.delete_namespaced_deployment("tq-worker", ns)
@@ -178,9 +186,19 @@ def test_bad_specs_become_conditions_and_others_still_served(
     assert "spec.redis.url" in c["message"]
     assert cond("noredis", "Scaling", "ScalingHeld")
     assert api.deployment(ns, "noredis-worker").spec.replicas == 2  # held, not zeroed
-    reasons = {e.reason: e.type for e in api.events(ns, "noredis")}
-    assert reasons.get("RedisUnreachable") == "Warning"
-    assert {e.reason for e in api.events(ns, "badcron")} >= {"InvalidSpec"}
+    wait_for(
+        lambda: (
+            {e.reason: e.type for e in api.events(ns, "noredis")}.get("RedisUnreachable")
+            == "Warning"
+        ),
+        timeout=20,
+        message="a RedisUnreachable Warning event",
+    )
+    wait_for(
+        lambda: "InvalidSpec" in {e.reason for e in api.events(ns, "badcron")},
+        timeout=20,
+        message="an InvalidSpec event",
+    )
 
     wait_for(lambda: cond("good", "Ready", "Serving"), timeout=30, message="good is served")
     assert api.deployment(ns, "good-worker") is not None
@@ -201,9 +219,14 @@ def test_scaling_decisions_are_events_and_status(
     import kubeq
 
     ns = k8s_namespace
-    # a queue nobody consumes yet: tasks of an unregistered module keep jobs waiting
+    # jobs wait before the TaskQueue exists: it must scale from zero for them
     app = kubeq.App(redis_url)
-    app.enqueue_many([kubeq.Call("e2e.work", (i,), {"seconds": 0.01}) for i in range(9)])
+    app.enqueue_many(
+        [
+            kubeq.Call("e2e.work", (i,), {"seconds": 0.01}, queue=queue_of("scaler", ns))
+            for i in range(9)
+        ]
+    )
     api.create_tq(
         taskqueue(
             "scaler",
@@ -229,7 +252,11 @@ def test_scaling_decisions_are_events_and_status(
         timeout=90,
         message="back to zero",
     )
-    assert "ScaleToZero" in {e.reason for e in api.events(ns, "scaler")}
+    wait_for(  # kopf posts Events asynchronously
+        lambda: "ScaleToZero" in {e.reason for e in api.events(ns, "scaler")},
+        timeout=20,
+        message="a ScaleToZero event",
+    )
     app.close()
 
 
