@@ -62,6 +62,7 @@ COST_SETTLE_SECONDS = 1.0
 """Pause between re-annotating pods and lowering replicas, so the ReplicaSet controller's
 cache has the new deletion costs when it picks the pods to delete."""
 FINALIZER = "kubeq.dev/operator"
+AGE = "oldestJobAgeSeconds"
 
 log = logging.getLogger("kubeq_operator")
 
@@ -530,7 +531,9 @@ class TaskQueueLoop:
 
     async def flush_status(self, force: bool = False) -> None:
         status = {**self.status, "conditions": list(self.conditions.values())}
-        if status == self.sent:
+        # the oldest job's age grows every second while anything waits: sent along with other
+        # changes, it does not cause a patch (and a watch event) by itself
+        if {**status, AGE: None} == {**self.sent, AGE: None}:
             return
 
         def shape(s: dict[str, Any]) -> Any:

@@ -46,7 +46,9 @@ def install_crd(kubectl: Any) -> None:
 class OperatorProcess:
     """The operator as a child process; ``stop()`` sends SIGTERM (then SIGKILL)."""
 
-    def __init__(self, kubeconfig: str, log_path: Path, *extra: str) -> None:
+    def __init__(
+        self, kubeconfig: str, log_path: Path, *extra: str, python_args: tuple[str, ...] = ()
+    ) -> None:
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         self.log_path = log_path
@@ -56,6 +58,7 @@ class OperatorProcess:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
+                *python_args,
                 "-m",
                 "kubeq_operator",
                 "--metrics-port",
