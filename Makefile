@@ -51,3 +51,5 @@ demo: venv redis-server
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo
+
+-include bench/bench.mk
