@@ -15,10 +15,8 @@ all: test
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[operator,test]'
+$(VENV)/.installed: pyproject.toml hack/install-venv.sh
+	PYTHON=$(PYTHON) sh hack/install-venv.sh $(VENV) -e '.[operator,test]'
 	touch $@
 
 # Debian's redis-server; tests start their own instance on a free loopback port.
@@ -31,6 +29,7 @@ redis-server:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
 
 typecheck: venv
 	$(BIN)/mypy worker/kubeq operator/kubeq_operator

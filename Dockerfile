@@ -1,0 +1,27 @@
+# kubeq: one image for the operator (`kubeq operator`) and for workers (`kubeq worker ...`).
+# Build your worker image FROM this one and add your tasks module (see docs/worker-image.md).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY hack/install-venv.sh hack/install-venv.sh
+COPY pyproject.toml README.md ./
+COPY worker/ worker/
+COPY operator/ operator/
+# the same install step as `make venv`, without the editable flag and the test extras
+RUN sh hack/install-venv.sh /opt/kubeq ".[operator]"
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="kubeq" \
+      org.opencontainers.image.description="Redis task queue whose workers run on Kubernetes and scale themselves" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN useradd --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin kubeq
+COPY --from=build /opt/kubeq /opt/kubeq
+ENV PATH=/opt/kubeq/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/app
+WORKDIR /app
+USER 10001:10001
+ENTRYPOINT ["kubeq"]
+CMD ["--help"]
