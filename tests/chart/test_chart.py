@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from localcluster.paths import bin_dir
 
 ROOT = Path(__file__).resolve().parents[2]
