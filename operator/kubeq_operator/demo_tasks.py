@@ -1,0 +1,16 @@
+"""Tasks the local demo's worker pods run (``kubeq worker kubeq_operator.demo_tasks``)."""
+
+from __future__ import annotations
+
+import time
+
+import kubeq
+
+app = kubeq.App()
+
+
+@app.task(name="demo.resize")
+def resize(image: int, seconds: float = 0.2) -> str:
+    """Pretend to make a thumbnail."""
+    time.sleep(seconds)
+    return f"thumb-{image}.png"
