@@ -1,0 +1,193 @@
+"""Every runnable example, run as its README says: real workers, real Redis, real HTTP.
+
+The scraping example fetches from a local HTTP server (no outside network); the web app
+runs under `flask run`; thumbnails go through the worker's process pool.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+Spawn = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def spawn(redis_url: str, tmp_path: Path) -> Iterator[Spawn]:
+    """spawn(example, *argv) runs a command in an example's folder with the test Redis."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def run(example: str, *argv: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "KUBEQ_REDIS_URL": redis_url, "PATH": f"{BIN}:{os.environ['PATH']}"}
+        log = open(tmp_path / f"{example}-{len(procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            list(argv), cwd=EXAMPLES / example, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        procs.append(proc)
+        return proc
+
+    yield run
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_client(redis_url: str, example: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBEQ_REDIS_URL": redis_url}
+    return subprocess.run(
+        [sys.executable, *argv],
+        cwd=EXAMPLES / example,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def test_quickstart_demo() -> None:
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "01-quickstart" / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "3000/3000 results present" in out.stdout
+    assert "sent 'thumbnails are on their way'" in out.stdout
+
+
+@pytest.fixture
+def sites() -> Iterator[str]:
+    """A local web server with five pages; /missing answers 404."""
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/site"):
+                body = f"<html><title>Page {self.path[5:]}</title><p>hello</p></html>".encode()
+                self.send_response(200)
+            else:
+                body = b"not here"
+                self.send_response(404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_web_scraping_fan_out(redis_url: str, spawn: Spawn, sites: str) -> None:
+    spawn("02-web-scraping", "kubeq", "worker", "scraper", "--concurrency", "16")
+    spawn("02-web-scraping", "kubeq", "worker", "scraper", "--concurrency", "16")
+    urls = [f"{sites}/site{i}" for i in range(5)] + [f"{sites}/missing"]
+    out = run_client(redis_url, "02-web-scraping", "run.py", *urls)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for i in range(5):
+        assert "200 " in out.stdout and f"/site{i}  'Page {i}'" in out.stdout
+    assert "404" in out.stdout and "6 sites in" in out.stdout and ", 0 failed" in out.stdout
+
+
+def test_web_scraping_unreachable_site_is_retried_then_dead_lettered(
+    redis_url: str, spawn: Spawn
+) -> None:
+    spawn("02-web-scraping", "kubeq", "worker", "scraper")
+    out = run_client(redis_url, "02-web-scraping", "run.py", f"http://127.0.0.1:{free_port()}/")
+    assert out.returncode == 1
+    assert "failed 3 of 3 attempts: URLError" in out.stdout and "1 failed" in out.stdout
+
+
+def test_image_thumbnails_in_the_process_pool(redis_url: str, spawn: Spawn, tmp_path: Path) -> None:
+    from PIL import Image
+
+    sources = []
+    for n, (w, h) in enumerate([(2000, 1500), (900, 1600)]):
+        path = tmp_path / f"photo{n}.png"
+        Image.new("RGB", (w, h), (n * 90, 120, 200)).save(path)
+        sources.append(str(path))
+    spawn("03-thumbnails", "kubeq", "worker", "thumbs", "--concurrency", "2")
+    out_dir = tmp_path / "thumbs"
+    out = run_client(redis_url, "03-thumbnails", "run.py", str(out_dir), *sources)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for n in range(2):
+        for size in (64, 256, 1024):
+            with Image.open(out_dir / f"photo{n}-{size}.jpg") as thumb:
+                assert max(thumb.size) == size
+
+
+def test_web_app_answers_202_and_reports_status(redis_url: str, spawn: Spawn) -> None:
+    port = free_port()
+    spawn("04-web-app", "kubeq", "worker", "webapp")
+    spawn("04-web-app", "flask", "--app", "webapp", "run", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    def call(method: str, path: str, body: object = None) -> tuple[int, dict[str, object]]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            status, body = call("POST", "/reports", {"customer": "acme", "months": 3})
+            break
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert status == 202 and str(body["status_url"]).startswith("/reports/")
+    deadline = time.monotonic() + 60
+    while (result := call("GET", str(body["status_url"])))[1].get("status") != "finished":
+        assert result[1].get("status") in ("queued", "active", "scheduled"), result
+        assert time.monotonic() < deadline, result
+        time.sleep(0.1)
+    assert result[1]["report"] == {"customer": "acme", "months": 3, "orders": 21}
+    assert call("POST", "/reports", {"customer": "acme", "months": 500}) == (
+        400,
+        {"error": "'months' must be an integer from 1 to 120"},
+    )
+    assert call("GET", "/reports/nope")[0] == 404
+    assert call("GET", "/reports/bad%20id")[0] == 400
