@@ -18,12 +18,12 @@ SIZES = (64, 256, 1024)
 
 
 @app.task(queue="thumbnails", pool="process", timeout=120, max_attempts=2)
-def make_thumbnails(source: str, out_dir: str, sizes: list[int] = list(SIZES)) -> list[str]:
-    """Write one JPEG per size (longest side) next to each other; return their paths."""
+def make_thumbnails(source: str, out_dir: str, sizes: list[int] | None = None) -> list[str]:
+    """Write one JPEG per size (longest side, default SIZES); return their paths."""
     written = []
-    with Image.open(source) as image:
-        image = image.convert("RGB")
-        for size in sizes:
+    with Image.open(source) as original:
+        image = original.convert("RGB")
+        for size in sizes or SIZES:
             thumb = image.copy()
             thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
             target = Path(out_dir) / f"{Path(source).stem}-{size}.jpg"
