@@ -1,0 +1,71 @@
+"""kubeq: tasks and scenarios (runs with the project venv). See common.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import common
+
+import kubeq
+
+app = kubeq.App(common.url())
+
+
+@app.task(name="bench.noop")
+def noop() -> None:
+    pass
+
+
+@app.task(name="bench.mark")
+def mark(tag: str) -> None:
+    common.record_mark(tag)
+
+
+@app.task(name="bench.lat")
+def lat(i: int) -> None:
+    common.record_latency(i)
+
+
+class Kubeq(common.System):
+    name = "kubeq"
+    bulk_api = "app.enqueue_many([noop.s() ...]) (one round trip)"
+    settings_doc = {  # noqa: RUF012
+        "default": "kubeq worker (thread pool, --concurrency 4)",
+        "best": "kubeq worker --concurrency 32 (thread pool)",
+    }
+    _argv = {  # noqa: RUF012
+        "default": [],
+        "best": ["--concurrency", "32"],
+    }
+
+    def setup(self) -> None:
+        app.redis_url = self.url  # the --redis-url of the CLI (no connection made yet)
+        self.app = app
+
+    def close(self) -> None:
+        self.app.close()
+
+    def enqueue_noop(self, n: int) -> None:
+        for _ in range(n):
+            noop.delay()
+
+    def enqueue_noop_bulk(self, n: int) -> None:
+        self.app.enqueue_many([noop.s() for _ in range(n)])
+
+    def enqueue_mark(self, tag: str) -> None:
+        self.app.enqueue_many([mark.s(tag)])
+
+    def enqueue_latency(self, i: int) -> None:
+        self.app.enqueue_many([lat.s(i)])
+
+    def worker_argv(self, settings: str) -> list[str]:
+        kubeq_cli = str(Path(sys.executable).with_name("kubeq"))
+        return [kubeq_cli, "worker", "kubeq_bench", "--queue", "default",
+                "--log-level", "warning", *self._argv[settings]]
+
+    def backlog(self) -> int:
+        return int(self.app.queue().stats().backlog)
+
+
+SYSTEM = Kubeq
