@@ -29,6 +29,7 @@ import argparse
 import base64
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import platform
@@ -416,6 +417,66 @@ class NodeAgent:
             return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
         raise ConfigError(f"unsupported fieldRef {path!r}")
 
+    def _service_account(self, pod: JSON) -> dict[str, str]:
+        """What stands in for the projected service-account volume: a bound token from the
+        TokenRequest API, written with the CA and namespace under the pod's directory, and a
+        kubeconfig using it, passed as KUBECONFIG (processes cannot see the real
+        /var/run/secrets path). The token lives one hour and is not refreshed."""
+        meta, spec = pod["metadata"], pod["spec"]
+        if spec.get("automountServiceAccountToken") is False:
+            return {}
+        namespace, account = meta["namespace"], spec.get("serviceAccountName") or "default"
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": 3600,
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            },
+        }
+        try:
+            token = self.client.create(
+                f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", body
+            )["status"]["token"]
+        except ApiError as e:
+            raise ConfigError(f"service account {account!r}: {e.reason or e.status}") from e
+        sa_dir = self.layout.pods / f"{namespace}_{meta['name']}" / "serviceaccount"
+        sa_dir.mkdir(parents=True, exist_ok=True)
+        (sa_dir / "token").write_text(token)
+        (sa_dir / "namespace").write_text(namespace)
+        ca = self.layout.pki / "ca.crt"
+        (sa_dir / "ca.crt").write_bytes(ca.read_bytes())
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "in-cluster",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{self.apiserver_port}",
+                        "certificate-authority": str(sa_dir / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [
+                {
+                    "name": "in-cluster",
+                    "context": {"cluster": "in-cluster", "user": account, "namespace": namespace},
+                }
+            ],
+            "current-context": "in-cluster",
+        }
+        path = sa_dir / "kubeconfig"
+        path.write_text(json.dumps(kubeconfig, indent=2) + "\n")
+        path.chmod(0o600)
+        return {"KUBECONFIG": str(path)}
+
     def _env(self, pod: JSON, spec: JSON) -> dict[str, str]:
         namespace = pod["metadata"]["namespace"]
         env = {
@@ -426,6 +487,7 @@ class NodeAgent:
             "KUBERNETES_SERVICE_HOST": "127.0.0.1",
             "KUBERNETES_SERVICE_PORT": str(self.apiserver_port),
             "PYTHONUNBUFFERED": "1",
+            **self._service_account(pod),
         }
         for source in spec.get("envFrom") or []:
             kind = "secret" if "secretRef" in source else "configMap"
