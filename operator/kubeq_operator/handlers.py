@@ -138,6 +138,10 @@ async def taskqueue_loop(
 # -- the per-TaskQueue loop ---------------------------------------------------------------
 
 
+class DeploymentConflict(Exception):
+    """The worker Deployment's name is taken by a Deployment this TaskQueue does not own."""
+
+
 class RedisConfigError(Exception):
     """The TaskQueue's Redis cannot be configured (e.g. the Secret is missing)."""
 
@@ -220,7 +224,15 @@ class TaskQueueLoop:
 
         dep = self.deployment()
         if dep is None or dep.worker_hash != spec.worker_hash():
-            await self.ensure_deployment(spec, dep)
+            try:
+                await self.ensure_deployment(spec, dep)
+            except DeploymentConflict as e:
+                if self.conditions.get("Ready", {}).get("reason") != "DeploymentConflict":
+                    self.event("Warning", "DeploymentConflict", str(e))
+                self.set_condition("Ready", "False", "DeploymentConflict", str(e))
+                self.set_condition("Scaling", "False", "DeploymentConflict", "nothing to scale")
+                await self.flush_status()
+                return max(5.0, spec.scaling.poll_seconds)
         current = self.current_replicas(dep)
 
         stats = await self.read(spec)
@@ -281,6 +293,14 @@ class TaskQueueLoop:
                 )
             self.set_condition("Ready", "True", "DeploymentReady", f"Deployment {name} exists")
             return
+        owners = live.get("metadata", {}).get("ownerReferences") or []
+        uid = self.body.metadata.get("uid")
+        if not any(o.get("uid") == uid and o.get("controller") for o in owners):
+            raise DeploymentConflict(
+                f"a Deployment named {name} exists and is not owned by this TaskQueue: rename "
+                f"the TaskQueue or delete that Deployment (kubectl -n {self.namespace} delete "
+                f"deployment {name})"
+            )
         live_hash = (live.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_HASH)
         if live_hash == spec.worker_hash():
             return  # the index lags our own write

@@ -1,0 +1,75 @@
+"""manifests/operator/rbac.yaml is enough for the operator: run it with a token of its
+service account (its own module, so no other operator serves the same objects)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from opsupport import Api, OperatorProcess, install_crd, queue_of, taskqueue
+
+from localcluster.pytest_plugin import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+def test_operator_runs_with_only_its_rbac(
+    local_cluster: Any,
+    kubectl: Any,
+    api: Api,
+    k8s_namespace: str,
+    redis_url: str,
+    tmp_path: Any,
+) -> None:
+    """manifests/operator/rbac.yaml is enough: run the operator as its service account."""
+    install_crd(kubectl)
+    r = kubectl("apply", "-f", "manifests/operator/rbac.yaml")
+    assert r.returncode == 0, r.stderr
+    token = kubectl("-n", "kubeq-system", "create", "token", "kubeq-operator", check=True).stdout
+    admin = yaml.safe_load(Path(local_cluster.kubeconfig).read_text())
+    cluster = admin["clusters"][0]
+    kubeconfig = tmp_path / "sa.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": "sa", "user": {"token": token.strip()}}],
+                "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "sa"}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    op = OperatorProcess(str(kubeconfig), tmp_path / "operator.log", "-n", k8s_namespace)
+    try:
+        import kubeq
+
+        app = kubeq.App(redis_url)
+        app.enqueue_many([kubeq.Call("e2e.work", (1,), queue=queue_of("rbac", k8s_namespace))])
+        api.create_tq(taskqueue("rbac", k8s_namespace, redis_url))
+        wait_for(
+            lambda: (
+                (d := api.deployment(k8s_namespace, "rbac-worker")) is not None
+                and (d.spec.replicas or 0) > 0
+            ),
+            timeout=60,
+            message=lambda: "scaled Deployment; operator log:\n" + op.log()[-3000:],
+        )
+        wait_for(lambda: app.redis.llen("e2e:runs") == 1, timeout=60, message="the job ran")
+        assert "Forbidden" not in op.log() and "403" not in op.log(), op.log()[-3000:]
+        api.delete_tq(k8s_namespace, "rbac")
+        wait_for(
+            lambda: (
+                not api.custom.list_namespaced_custom_object(
+                    "kubeq.dev", "v1alpha1", k8s_namespace, "taskqueues"
+                )["items"]
+            ),
+            timeout=60,
+            message="TaskQueue deleted (finalizer removed)",
+        )
+        app.close()
+    finally:
+        assert op.stop() == 0
