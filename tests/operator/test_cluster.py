@@ -395,3 +395,83 @@ def test_redis_errors_are_counted(operator: OperatorProcess) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics") as r:
         text = r.read().decode()
     assert 'kubeq_redis_errors_total{namespace="' in text, text[:2000]
+
+
+def test_tls_rediss(
+    operator: OperatorProcess, api: Api, k8s_namespace: str, tmp_path: Path
+) -> None:
+    """rediss:// for the operator's reads and the workers (CA given in the URL)."""
+    import shutil
+    import subprocess
+
+    import kubeq
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--tls-ca-cert-file",
+            str(cert),
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ns = k8s_namespace
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+        app = kubeq.App(url)
+        wait_for(lambda: _pings(app), timeout=10, message="redis-server with TLS")
+        app.enqueue_many([kubeq.Call("e2e.work", (9,), queue=queue_of("tls", ns))])
+        api.create_tq(taskqueue("tls", ns, url))
+        wait_for(
+            lambda: (c := api.condition(ns, "tls", "RedisReachable")) and c["status"] == "True",
+            timeout=30,
+            message="RedisReachable over TLS",
+        )
+        wait_for(lambda: app.redis.llen("e2e:runs") == 1, timeout=60, message="the job ran")
+        app.close()
+    finally:
+        server.terminate()
+        server.wait(10)
