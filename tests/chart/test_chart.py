@@ -180,6 +180,68 @@ def test_dashboard_parses_and_queries_only_exported_metrics() -> None:
 
 
 @pytest.mark.cluster
+def test_kubeconform_strict_with_the_local_api_servers_schemas(
+    local_cluster: Any, kubectl: Any, tmp_path: Path
+) -> None:
+    from kubeconform_schemas import LOCATION, from_crd, from_openapi_v2
+
+    raw = kubectl("get", "--raw", "/openapi/v2")
+    assert raw.returncode == 0, raw.stderr
+    schemas = tmp_path / "schemas"
+    assert from_openapi_v2(json.loads(raw.stdout), schemas) > 50
+    from_crd(CHART / "crds" / "taskqueues.kubeq.dev.yaml", schemas)
+    rendered = tmp_path / "rendered"
+    rendered.mkdir()
+    for n, extra in enumerate(
+        [
+            [],
+            [
+                "--set",
+                "rbac.scope=namespaced",
+                "--set",
+                "redis.enabled=true",
+                "--set",
+                "dashboards.enabled=true",
+            ],
+        ]
+    ):
+        out = helm("template", "kq", str(CHART), "--namespace", "kubeq-system", *extra)
+        assert out.returncode == 0, out.stderr
+        (rendered / f"chart-{n}.yaml").write_text(out.stdout)
+    (rendered / "crd.yaml").write_text((CHART / "crds" / "taskqueues.kubeq.dev.yaml").read_text())
+    examples = sorted((ROOT / "examples").glob("*/taskqueue.yaml"))
+    assert len(examples) >= 3
+    exe = str(bin_dir() / "kubeconform")
+    checked = subprocess.run(
+        [
+            exe,
+            "-strict",
+            "-summary",
+            "-schema-location",
+            str(schemas / LOCATION),
+            str(rendered),
+            *map(str, examples),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Invalid: 0, Errors: 0, Skipped: 0" in checked.stdout, checked.stdout
+    # the schemas have teeth: a typo in a field is refused
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((rendered / "chart-0.yaml").read_text().replace("replicas: 1", "replica: 1"))
+    refused = subprocess.run(
+        [exe, "-strict", "-schema-location", str(schemas / LOCATION), str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0 and "replica" in refused.stdout
+
+
+@pytest.mark.cluster
 def test_api_server_accepts_everything_the_chart_renders(kubectl: Any, k8s_namespace: str) -> None:
     crd = kubectl("apply", "--server-side", "-f", str(CHART / "crds"))
     assert crd.returncode == 0, crd.stderr
@@ -208,3 +270,18 @@ def test_api_server_accepts_everything_the_chart_renders(kubectl: Any, k8s_names
         )
         assert applied.returncode == 0, applied.stderr
         assert "created (server dry run)" in applied.stdout
+    examples = [
+        *sorted((ROOT / "examples").glob("*/taskqueue.yaml")),
+        *sorted((ROOT / "manifests" / "examples").glob("*.yaml")),
+    ]
+    for example in examples:
+        applied = kubectl(
+            "apply",
+            "--dry-run=server",
+            "--validate=strict",
+            "-n",
+            k8s_namespace,
+            "-f",
+            str(example),
+        )
+        assert applied.returncode == 0, f"{example}: {applied.stderr}"

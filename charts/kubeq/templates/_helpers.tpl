@@ -21,12 +21,19 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Common labels. */}}
-{{- define "kubeq.labels" -}}
+{{/* Labels of every object of the release, without a component. */}}
+{{- define "kubeq.commonLabels" -}}
 helm.sh/chart: {{ include "kubeq.chart" . }}
-{{ include "kubeq.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "kubeq.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels of the operator's objects. */}}
+{{- define "kubeq.labels" -}}
+{{ include "kubeq.commonLabels" . }}
+app.kubernetes.io/component: operator
 {{- end }}
 
 {{/* Selector labels of the operator. */}}
