@@ -203,6 +203,8 @@ class TaskQueueLoop:
             return 5.0
 
     async def _step(self) -> float:
+        if self.body.metadata.get("deletionTimestamp"):
+            return 1.0  # being deleted: kopf stops this daemon; write nothing more
         generation = int(self.body.metadata.get("generation") or 0)
         if generation != self.generation:
             self.generation = generation

@@ -46,7 +46,8 @@ class Watcher:
         self.pod_costs: dict[str, set[str]] = {}
         self.series: list[tuple[float, int, int]] = []
 
-    def sample(self) -> tuple[int, int]:
+    def sample(self) -> tuple[int, int, int]:
+        """(Deployment replicas, pods not being deleted, pods at all)."""
         dep = self.api.deployment(self.ns, f"{self.tq}-worker")
         replicas = (dep.spec.replicas or 0) if dep else 0
         now = time.time()
@@ -64,7 +65,7 @@ class Watcher:
                 alive += 1
         self.max_replicas = max(self.max_replicas, replicas)
         self.series.append((round(time.monotonic() - self.t.t0, 1), replicas, alive))
-        return replicas, alive
+        return replicas, alive, len(pods)
 
 
 def test_500_jobs_scale_from_zero_and_back(
@@ -93,6 +94,7 @@ def test_500_jobs_scale_from_zero_and_back(
 
     t = Timeline()
     w = Watcher(api, ns, "burst", t)
+    enqueued_at = time.time()
     jobs = app.enqueue_many(
         [
             kubeq.Call("e2e.work", (i,), {"seconds": 0.05}, queue=queue_of("burst", ns))
@@ -103,7 +105,7 @@ def test_500_jobs_scale_from_zero_and_back(
 
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        replicas, alive = w.sample()
+        replicas, alive, total = w.sample()
         if replicas > 0:
             t.mark("replicas>0")
         if alive > 0:
@@ -112,7 +114,7 @@ def test_500_jobs_scale_from_zero_and_back(
             t.mark("all_done")
         if "all_done" in t.marks and replicas == 0:
             t.mark("zero")
-            if alive == 0:
+            if total == 0:
                 t.mark("pods_gone")
                 break
         time.sleep(0.2)
@@ -128,7 +130,10 @@ def test_500_jobs_scale_from_zero_and_back(
         "burst500",
         {
             "enqueue_to_replicas_gt0_s": t.marks["replicas>0"],
-            "enqueue_to_first_pod_s": t.marks.get("first_pod"),
+            "enqueue_to_pods_created_s": t.marks.get("first_pod"),
+            "enqueue_to_first_job_started_s": round(
+                min(float(r[2]) for r in runs) - enqueued_at, 2
+            ),
             "enqueue_to_all_done_s": t.marks["all_done"],
             "drained_to_zero_replicas_s": round(t.marks["zero"] - t.marks["all_done"], 2),
             "drained_to_zero_pods_s": round(t.marks["pods_gone"] - t.marks["all_done"], 2),
@@ -173,12 +178,12 @@ def test_scale_down_removes_idle_pods_first(
     t.mark("enqueued")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        replicas, alive = w.sample()
+        replicas, _, total = w.sample()
         if replicas == 4:
             t.mark("up_to_4")
         if "up_to_4" in t.marks and 0 < replicas < 4:
             t.mark("scaled_down")
-        if "scaled_down" in t.marks and replicas == 0 and alive == 0:
+        if "scaled_down" in t.marks and replicas == 0 and total == 0:
             t.mark("pods_gone")
             break
         time.sleep(0.2)
