@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv redis-server lint typecheck test test-unit test-redis demo clean
+.PHONY: all venv redis-server lint typecheck test test-unit test-redis demo clean manifests
 
 all: test
 
@@ -47,6 +47,9 @@ test-redis: venv redis-server
 
 demo: venv redis-server
 	$(PY) examples/01-quickstart/demo.py
+
+manifests: cluster-bin
+	sh hack/gen-manifests.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo

@@ -285,3 +285,18 @@ def test_api_server_accepts_everything_the_chart_renders(kubectl: Any, k8s_names
             str(example),
         )
         assert applied.returncode == 0, f"{example}: {applied.stderr}"
+
+
+def test_plain_manifests_are_the_chart_rendered_with_defaults(tmp_path: Path) -> None:
+    out = subprocess.run(
+        ["sh", str(ROOT / "hack" / "gen-manifests.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HELM": str(bin_dir() / "helm"), "GEN_OUT": str(tmp_path)},
+    )
+    assert out.returncode == 0, out.stderr
+    generated = (tmp_path / "kubeq.yaml").read_text()
+    committed = (ROOT / "manifests" / "kubeq.yaml").read_text()
+    assert generated == committed, "manifests/kubeq.yaml is stale: run `make manifests`"
