@@ -1,0 +1,31 @@
+# `make bench` (issue 6): kubeq against RQ, Celery, arq and Dramatiq on one private Redis,
+# Redis's own limits, and the autoscaler's reaction time on the local control plane.
+#   make bench                 the full run (about 20 minutes on 2 cores)
+#   make bench BENCH_QUICK=1   a few minutes: smaller sizes, one repetition, no cluster
+#   make bench BENCH_ARGS='--only kubeq,rq --skip-autoscale'   see bench/run.py --help
+# The peers live in venvs OUTSIDE the checkout, one per peer (their redis-py requirements
+# conflict: arq wants <6, Celery's kombu >=6.1), keyed by the hash of their pins in
+# bench/requirements/*.txt, so a changed pin gets a fresh venv and the project venv and
+# `make test` never see them.
+BENCH_CACHE ?= $${XDG_CACHE_HOME:-$$HOME/.cache}/kubeq
+BENCH_PEERS := rq celery arq dramatiq tools
+BENCH_QUICK ?=
+BENCH_ARGS ?=
+
+.PHONY: bench bench-venvs
+
+bench-venvs:
+	@set -e; for p in $(BENCH_PEERS); do \
+	  req=bench/requirements/$$p.txt; \
+	  h=$$(sha256sum $$req | cut -c1-12); \
+	  v=$(BENCH_CACHE)/bench-$$p-$$h; \
+	  if [ ! -f $$v/.installed ]; then \
+	    echo "bench: installing $$p into $$v"; rm -rf $$v; \
+	    $(PYTHON) -m venv $$v; \
+	    $$v/bin/pip install -q --disable-pip-version-check -r $$req; \
+	    touch $$v/.installed; \
+	  fi; \
+	done
+
+bench: venv redis-server bench-venvs
+	$(PY) bench/run.py --venvs "$(BENCH_CACHE)" $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
