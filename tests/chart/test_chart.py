@@ -220,6 +220,7 @@ def test_kubeconform_strict_with_the_local_api_servers_schemas(
             "-schema-location",
             str(schemas / LOCATION),
             str(rendered),
+            str(ROOT / "manifests" / "kubeq.yaml"),
             *map(str, examples),
         ],
         capture_output=True,
