@@ -1,7 +1,8 @@
 #!/bin/sh
 # manifests/kubeq.yaml: the plain-YAML install, generated from the Helm chart with its default
 # values (release "kubeq" in namespace "kubeq-system", CRD included, no test hook), so the
-# two install paths cannot drift. `make manifests` runs this; a test fails when it is stale.
+# two install paths cannot drift; and manifests/examples/<example>.yaml, the TaskQueue of each
+# example. `make manifests` runs this; a test fails when either is stale.
 set -eu
 cd "$(dirname "$0")/.."
 helm=${HELM:-$(bash hack/cluster/build.sh --bin-dir)/helm}
@@ -15,3 +16,13 @@ helm=${HELM:-$(bash hack/cluster/build.sh --bin-dir)/helm}
   echo "  name: kubeq-system"
   "$helm" template kubeq charts/kubeq --namespace kubeq-system --include-crds --no-hooks
 } > "${GEN_OUT:-manifests}/kubeq.yaml"
+
+# manifests/examples/<example>.yaml: the TaskQueue of each runnable example in examples/.
+mkdir -p "${GEN_OUT:-manifests}/examples"
+for tq in examples/*/taskqueue.yaml; do
+  name=$(basename "$(dirname "$tq")")
+  {
+    echo "# Copied by hack/gen-manifests.sh from $tq: do not edit here."
+    cat "$tq"
+  } > "${GEN_OUT:-manifests}/examples/$name.yaml"
+done

@@ -301,3 +301,10 @@ def test_plain_manifests_are_the_chart_rendered_with_defaults(tmp_path: Path) ->
     generated = (tmp_path / "kubeq.yaml").read_text()
     committed = (ROOT / "manifests" / "kubeq.yaml").read_text()
     assert generated == committed, "manifests/kubeq.yaml is stale: run `make manifests`"
+    for example in sorted((tmp_path / "examples").glob("*.yaml")):
+        committed_example = ROOT / "manifests" / "examples" / example.name
+        assert committed_example.exists(), f"{committed_example} is missing: run `make manifests`"
+        assert example.read_text() == committed_example.read_text(), (
+            f"{committed_example} is stale: run `make manifests`"
+        )
+    assert len(list((tmp_path / "examples").glob("*.yaml"))) == 4
