@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,8 +41,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _exit_early(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # stopped before kopf took over the signals: nothing to clean up
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # kopf handles SIGTERM/SIGINT once its loop runs; until then (imports, login), a stop
+    # request should still end the process cleanly, not kill it mid-way
+    signal.signal(signal.SIGTERM, _exit_early)
     import kopf
 
     from . import handlers  # noqa: F401 - registers the handlers
@@ -58,4 +66,5 @@ def main(argv: list[str] | None = None) -> int:
         liveness_endpoint=args.liveness or None,
         memo=kopf.Memo(metrics_port=args.metrics_port),
     )
+    signal.signal(signal.SIGTERM, _exit_early)  # asyncio restored the default on exit
     return 0

@@ -73,6 +73,23 @@ class OperatorProcess:
             cwd=ROOT,
         )
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until kopf's liveness endpoint answers (its loop runs and handles SIGTERM)."""
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the operator exited: {self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2
+                ):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the operator is not ready after {timeout} s: {self.log()[-3000:]}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -222,6 +239,7 @@ def operator(
     install_crd(kubectl)
     log: Path = tmp_path_factory.mktemp("operator") / "operator.log"
     op = OperatorProcess(local_cluster.kubeconfig, log)
+    op.wait_ready()
     yield op
     # delete what the tests left while the operator still runs (it removes its finalizers)
     kubectl("delete", "taskqueues", "--all", "--all-namespaces", "--wait=true", "--timeout=90s")

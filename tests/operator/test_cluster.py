@@ -4,6 +4,7 @@ Events, and bad specs turned into conditions. The operator runs as its own proce
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -475,3 +476,64 @@ def test_tls_rediss(
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_redis_outage_holds_replicas_then_recovers(
+    operator: OperatorProcess, api: Api, k8s_namespace: str, redis_server: Any, redis_url: str
+) -> None:
+    """Redis goes away while workers are busy: replicas are held (never zeroed), the
+    condition says why; when Redis is back the condition clears."""
+    import kubeq
+
+    ns = k8s_namespace
+    app = kubeq.App(redis_url)
+    app.enqueue_many(
+        [
+            kubeq.Call("e2e.work", (i,), {"seconds": 30}, queue=queue_of("outage", ns))
+            for i in range(3)
+        ]
+    )
+    api.create_tq(
+        taskqueue(
+            "outage",
+            ns,
+            redis_url,
+            worker={"concurrency": 1},
+            scaling={
+                "maxReplicas": 3,
+                "jobsPerReplica": 1,
+                "idleSecondsBeforeZero": 1,
+                "scaleDown": {"stabilizationSeconds": 1, "periodSeconds": 0},
+            },
+        )
+    )
+    wait_for(
+        lambda: (d := api.deployment(ns, "outage-worker")) is not None and d.spec.replicas == 3,
+        timeout=30,
+        message="3 replicas",
+    )
+    app.close()
+    redis_server.stop()
+    try:
+        wait_for(
+            lambda: (c := api.condition(ns, "outage", "RedisReachable")) and c["status"] == "False",
+            timeout=30,
+            message="RedisReachable=False",
+        )
+        deadline = time.monotonic() + 8  # > stabilization + idle: an unguarded policy would act
+        while time.monotonic() < deadline:
+            assert api.deployment(ns, "outage-worker").spec.replicas == 3
+            time.sleep(0.5)
+        assert api.condition(ns, "outage", "Scaling")["reason"] == "ScalingHeld"
+    finally:
+        redis_server.start()
+    wait_for(
+        lambda: (c := api.condition(ns, "outage", "RedisReachable")) and c["status"] == "True",
+        timeout=30,
+        message="RedisReachable=True again",
+    )
+    wait_for(
+        lambda: "RedisReachable" in {e.reason for e in api.events(ns, "outage")},
+        timeout=20,
+        message="a RedisReachable (recovered) Event",
+    )

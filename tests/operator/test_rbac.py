@@ -45,6 +45,7 @@ def test_operator_runs_with_only_its_rbac(
     )
     op = OperatorProcess(str(kubeconfig), tmp_path / "operator.log", "-n", k8s_namespace)
     try:
+        op.wait_ready()
         import kubeq
 
         app = kubeq.App(redis_url)
