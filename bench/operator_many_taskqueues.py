@@ -50,6 +50,9 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--poll", type=float, default=1.0)
+    ap.add_argument(
+        "--feed", type=int, default=5, help="queues that get a new job each second (0: idle)"
+    )
     ap.add_argument("--out", default=None, help="append the result as JSON to this file")
     ap.add_argument("--profile", default=None, help="write a cProfile of the operator here")
     args = ap.parse_args()
@@ -102,9 +105,13 @@ def main() -> int:
         queues = [f"q-{ns}-{n}" for n in names]
 
         def feed() -> None:
-            app.enqueue_many(
-                [kubeq.Call("bench.noop", (), queue=q) for q in random.sample(queues, 5)]
-            )
+            if args.feed:
+                app.enqueue_many(
+                    [
+                        kubeq.Call("bench.noop", (), queue=q)
+                        for q in random.sample(queues, min(args.feed, len(queues)))
+                    ]
+                )
 
         t0 = time.monotonic()
         while True:
@@ -144,6 +151,7 @@ def main() -> int:
         result = {
             "taskqueues": args.count,
             "poll_seconds": args.poll,
+            "queues_fed_per_s": args.feed,
             "window_s": round(wall, 1),
             "warmup_to_all_status_s": round(warmup, 1),
             "operator_cpu_percent_of_one_core": round(100 * cpu / wall, 1),
