@@ -32,11 +32,11 @@ class Kubeq(common.System):
     bulk_api = "app.enqueue_many([noop.s() ...]) (one round trip)"
     settings_doc = {  # noqa: RUF012
         "default": "kubeq worker (thread pool, --concurrency 4)",
-        "best": "kubeq worker --concurrency 32 (thread pool)",
+        "best": "kubeq worker --concurrency 128 (thread pool)",
     }
     _argv = {  # noqa: RUF012
         "default": [],
-        "best": ["--concurrency", "32"],
+        "best": ["--concurrency", "128"],
     }
 
     def setup(self) -> None:
