@@ -241,7 +241,8 @@ class TaskQueueLoop:
         now = time.monotonic()
         if current is not None:
             obs = Observation(
-                backlog=sum(s.backlog for s in stats) if stats else 0,
+                # a paused queue's jobs wait for `kubeq resume`, not for more workers
+                backlog=sum(s.backlog for s in stats if not s.paused) if stats else 0,
                 in_flight=sum(s.in_flight for s in stats) if stats else 0,
                 current_replicas=current,
                 ok=stats is not None,

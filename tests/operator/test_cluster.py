@@ -537,3 +537,26 @@ def test_redis_outage_holds_replicas_then_recovers(
         timeout=20,
         message="a RedisReachable (recovered) Event",
     )
+
+
+def test_paused_queue_backlog_does_not_scale_up(
+    operator: OperatorProcess, api: Api, k8s_namespace: str, redis_url: str
+) -> None:
+    import kubeq
+
+    ns = k8s_namespace
+    q = queue_of("paused", ns)
+    app = kubeq.App(redis_url)
+    app.queue(q).pause()
+    app.enqueue_many([kubeq.Call("e2e.work", (i,), queue=q) for i in range(8)])
+    api.create_tq(taskqueue("paused", ns, redis_url))
+    wait_for(
+        lambda: api.get_tq(ns, "paused").get("status", {}).get("backlog") == 8,
+        timeout=30,
+        message="status shows the backlog",
+    )
+    time.sleep(2)
+    assert api.deployment(ns, "paused-worker").spec.replicas == 0
+    app.queue(q).resume()
+    wait_for(lambda: app.redis.llen("e2e:runs") == 8, timeout=60, message="jobs ran after resume")
+    app.close()
