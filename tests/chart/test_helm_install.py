@@ -6,40 +6,23 @@ CRD behind, as NOTES.txt says."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from support.redisserver import free_port
 
 import kubeq
 from localcluster.cluster import ClusterInfo
 from localcluster.nodeagent import read_pod_log
+from localcluster.pytest_plugin import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubeq"
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.timeout(600)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def test_helm_install_runs_the_operator_drains_jobs_and_uninstalls_cleanly(
@@ -166,6 +149,11 @@ def test_helm_install_runs_the_operator_drains_jobs_and_uninstalls_cleanly(
         )
         return (out.stdout + cluster.stdout + workers.stdout).split()
 
-    wait(lambda: not leftovers(), 120, "everything of the release to be gone")
+    wait_for(
+        lambda: not leftovers(),
+        timeout=120,
+        interval=0.5,
+        message="everything of the release to be gone",
+    )
     crd = kubectl("get", "crd", "taskqueues.kubeq.dev")
     assert crd.returncode == 0  # kept on purpose: uninstalling must not delete TaskQueues

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-import pytest
 import redis
+
+from localcluster.pytest_plugin import wait_for
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "") -> None:
     """Poll until predicate() is truthy; fail after timeout (never a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.05)
+    wait_for(predicate, timeout=timeout, interval=0.05, message=what or repr(predicate))
 
 
 def evalsha_calls(client: redis.Redis) -> int:
