@@ -186,7 +186,11 @@ def test_bad_specs_become_conditions_and_others_still_served(
         message="noredis RedisUnreachable",
     )
     assert "spec.redis.url" in c["message"]
-    assert cond("noredis", "Scaling", "ScalingHeld")
+    wait_for(
+        lambda: cond("noredis", "Scaling", "ScalingHeld"),
+        timeout=30,
+        message="Scaling=False/ScalingHeld",
+    )
     assert api.deployment(ns, "noredis-worker").spec.replicas == 2  # held, not zeroed
     wait_for(
         lambda: (
