@@ -489,10 +489,7 @@ class TaskQueueLoop:
 
     def schedule_app(self, spec: TaskQueueSpec) -> App:
         if self.app is None:
-            app = App(spec.redis.url, prefix=spec.redis.prefix)
-            # the library reads the password from the environment; ours is per TaskQueue
-            app._redis = connections.sync_client(spec.redis.url, password=self.password)
-            self.app = app
+            self.app = App(spec.redis.url, password=self.password, prefix=spec.redis.prefix)
         return self.app
 
     # -- status, conditions, events ------------------------------------------------------

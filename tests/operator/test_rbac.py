@@ -1,5 +1,6 @@
-"""manifests/operator/rbac.yaml is enough for the operator: run it with a token of its
-service account (its own module, so no other operator serves the same objects)."""
+"""The RBAC of the plain-YAML install (manifests/kubeq.yaml, rendered from the chart in its
+cluster-wide mode) is enough for the operator: run it with a token of its service account
+(its own module, so no other operator serves the same objects)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,15 @@ def test_operator_runs_with_only_its_rbac(
     redis_url: str,
     tmp_path: Any,
 ) -> None:
-    """manifests/operator/rbac.yaml is enough: run the operator as its service account."""
+    """The install's RBAC is enough: run the operator as its service account."""
     install_crd(kubectl)
-    r = kubectl("apply", "-f", "manifests/operator/rbac.yaml")
+    docs = yaml.safe_load_all(Path("manifests/kubeq.yaml").read_text())
+    wanted = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+    rbac = [d for d in docs if d and d["kind"] in wanted]  # not the operator Deployment itself
+    assert {d["kind"] for d in rbac} == wanted
+    r = kubectl("apply", "-f", "-", input=yaml.safe_dump_all(rbac))
     assert r.returncode == 0, r.stderr
-    token = kubectl("-n", "kubeq-system", "create", "token", "kubeq-operator", check=True).stdout
+    token = kubectl("-n", "kubeq-system", "create", "token", "kubeq", check=True).stdout
     admin = yaml.safe_load(Path(local_cluster.kubeconfig).read_text())
     cluster = admin["clusters"][0]
     kubeconfig = tmp_path / "sa.kubeconfig"

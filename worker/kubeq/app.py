@@ -179,10 +179,13 @@ class App:
         self,
         redis_url: str | None = None,
         *,
+        password: str | None = None,
         prefix: str = DEFAULT_PREFIX,
         default_queue: str = DEFAULT_QUEUE,
     ) -> None:
+        """``password`` overrides KUBEQ_REDIS_PASSWORD (e.g. one read from a Secret)."""
         self.redis_url = connections.resolve_url(redis_url)
+        self._password = password
         self.prefix = prefix
         self.default_queue = validate_queue_name(default_queue)
         self.tasks: dict[str, Task[Any, Any]] = {}
@@ -197,7 +200,8 @@ class App:
     def redis(self) -> redis.Redis:
         """The sync client, created on first use (so importing a tasks module is free)."""
         if self._redis is None:
-            self._redis = connections.sync_client(self.redis_url)
+            extra = {"password": self._password} if self._password is not None else {}
+            self._redis = connections.sync_client(self.redis_url, **extra)
         return self._redis
 
     @property

@@ -435,10 +435,16 @@ def dlq_purge(obj: Context, job_ids: Sequence[str], queue: str | None, all_: boo
 # -- operator -----
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@cli.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],  # `kubeq operator --help` shows the operator's own options
+    }
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def operator(args: Sequence[str]) -> None:
-    """Run the kubeq operator (needs `pip install kubeq[operator]`)."""
+    """Run the kubeq operator (needs `pip install kubeq[operator]`); --help for its options."""
     try:
         from kubeq_operator.main import (  # type: ignore[import-not-found, unused-ignore]
             main as operator_main,
