@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 class KubeqError(Exception):
     """Base class of every kubeq error."""
@@ -41,7 +43,13 @@ class Retry(Exception):
     ``delay`` in seconds overrides the backoff policy for this one retry.
     """
 
-    def __init__(self, delay: float | None = None, reason: str = "") -> None:
+    def __init__(self, delay: float | timedelta | None = None, reason: str = "") -> None:
         super().__init__(reason or "retry requested by the task")
+        if isinstance(delay, timedelta):
+            delay = delay.total_seconds()
+        if delay is not None:
+            delay = float(delay)
+            if not 0 <= delay <= 365 * 86_400:
+                raise ValueError(f"Retry(delay=...) must be 0 to 365 days in seconds, got {delay}")
         self.delay = delay
         self.reason = reason

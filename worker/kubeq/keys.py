@@ -17,6 +17,7 @@ Layout for queue ``default`` under the default prefix ``kubeq``::
     kubeq:{default}:busy          HASH  worker id -> number of jobs that worker holds right now
     kubeq:{default}:paused        STR   present while the queue is paused
     kubeq:{default}:wake          LIST  wake-up tokens for idle workers blocked in BLPOP
+    kubeq:{default}:leases        STR   counter issuing lease tokens, unique in the queue for ever
     kubeq:{default}:job:<id>      HASH  one job: payload, status, attempts, lease, result...
     kubeq:{default}:done:<id>     LIST  one token pushed when the job ends; result() waits on it
 """
@@ -131,6 +132,12 @@ class QueueKeys:
     def wake(self) -> str:
         """LIST of wake-up tokens pushed on enqueue; idle workers block on it with BLPOP."""
         return self.base + "wake"
+
+    @property
+    def leases(self) -> str:
+        """Counter that issues lease tokens (INCR in fetch.lua): a token is never reused, so a
+        late outcome of an old delivery can never match a newer one, even of a reused job id."""
+        return self.base + "leases"
 
     def job(self, job_id: str) -> str:
         """HASH of one job's payload and state."""

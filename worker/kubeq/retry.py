@@ -38,10 +38,18 @@ class RetryPolicy:
             )
         if self.backoff_factor < 1:
             raise ValueError(f"backoff_factor must be >= 1, got {self.backoff_factor}")
+        if not isinstance(self.retry_on, tuple) or not all(
+            isinstance(e, type) and issubclass(e, BaseException) for e in self.retry_on
+        ):
+            raise ValueError(
+                f"retry_on must be a tuple of exception classes, e.g. (ConnectionError,), "
+                f"got {self.retry_on!r}"
+            )
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        raw = self.backoff_min * self.backoff_factor ** max(0, attempt - 1)
+        exponent = min(max(0, attempt - 1), 64)  # beyond 2**64 the cap decides anyway
+        raw = self.backoff_min * self.backoff_factor**exponent
         capped = min(self.backoff_max, raw)
         if self.jitter:
             capped = (rng or random).uniform(capped / 2, capped)

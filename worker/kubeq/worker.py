@@ -23,7 +23,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import functools
 import logging
 import multiprocessing
 import os
@@ -110,6 +109,21 @@ class Delivery:
     """An acknowledgement has been queued; nothing else may settle this delivery."""
     lost: bool = False
     """The lease was taken over by another worker; our outcome will be refused."""
+    handed_back: bool = False
+    """Cancelled by the drain to be re-queued (any other cancellation is a failure)."""
+
+
+@dataclass
+class _ThreadRun:
+    """One sync task handed to the thread pool; its fields change only on the event loop."""
+
+    started: asyncio.Future[None]
+    returned: bool = False
+    abandoned: bool = False
+
+    def mark_started(self) -> None:
+        if not self.started.done():
+            self.started.set_result(None)
 
 
 class Worker:
@@ -129,9 +143,12 @@ class Worker:
         self._activity = asyncio.Event()
         self._stopping = False
         self._force = asyncio.Event()
+        self._thread_count = settings.concurrency * 2
         self._threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.concurrency * 2, thread_name_prefix="kubeq-task"
+            max_workers=self._thread_count, thread_name_prefix="kubeq-task"
         )
+        self._abandoned = 0
+        """Threads still running a task whose attempt timed out (Python cannot kill them)."""
         self._processes: concurrent.futures.ProcessPoolExecutor | None = None
         self._wake_wait: asyncio.Task[Any] | None = None
         self._last_round_trip = time.monotonic()
@@ -154,6 +171,10 @@ class Worker:
             return False, f"cannot reach Redis for {now - self._redis_down_since:.0f} s"
         if now - self._last_round_trip > stall:
             return False, f"no round trip to Redis for {now - self._last_round_trip:.0f} s"
+        if self._abandoned >= self._thread_count:
+            return False, (
+                f"all {self._thread_count} task threads are stuck in tasks that timed out"
+            )
         return True, f"ok: {len(self.inflight)} jobs in flight"
 
     # -- lifecycle -----
@@ -396,7 +417,13 @@ class Worker:
         try:
             outcome = await self._run(d)
         except asyncio.CancelledError:
-            return  # handed back by _drain, which settles it
+            if d.handed_back:
+                return  # _drain settles it
+            raise
+        except Exception as exc:  # a bug of ours or a task's bad Retry/retry_on: never strand it
+            log.exception("job %s: worker error", d.id)
+            error = f"{type(exc).__name__}: {exc}"
+            outcome = ("failed", error, traceback.format_exc(), f"worker error: {error}", 0)
         finally:
             self.metrics.in_progress.labels(d.queue.name).dec()
         if d.settled:
@@ -458,7 +485,11 @@ class Worker:
                 ) from None
             return "finished", encoded, "", "", 0
         except asyncio.CancelledError:
-            raise
+            if d.handed_back:
+                raise
+            # a task's own cancellation (an inner task it awaited was cancelled) is a failure
+            error, tb = "CancelledError: the task was cancelled", traceback.format_exc()
+            return "failed", error, tb, f"{error} (not retried)", 0
         except Retry as exc:
             error, tb = f"Retry: {exc}", traceback.format_exc()
             if attempt < policy.max_attempts:
@@ -491,30 +522,63 @@ class Worker:
         self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: Any
     ) -> Any:
         loop = asyncio.get_running_loop()
+        run: _ThreadRun | None = None
+        pool: concurrent.futures.ProcessPoolExecutor | None = None
         if task.is_async:
             work: Any = task.func(*args, **kwargs)
         elif (task.options.pool or self.settings.pool) == "process":
+            pool = self._process_pool()
             work = loop.run_in_executor(
-                self._process_pool(),
-                run_in_child,
-                self.settings.tasks_module,
-                task.name,
-                args,
-                kwargs,
+                pool, run_in_child, self.settings.tasks_module, task.name, args, kwargs
             )
         else:
+            run = _ThreadRun(loop.create_future())
             work = loop.run_in_executor(
-                self._threads, functools.partial(task.func, *args, **kwargs)
+                self._threads, self._in_thread, loop, run, task.func, args, kwargs
             )
         try:
             if timeout is None:
                 return await work
+            if run is not None:
+                # the clock starts when a thread picks the job up, not while it queues
+                await asyncio.wait({run.started, work}, return_when=asyncio.FIRST_COMPLETED)
             return await asyncio.wait_for(work, float(timeout))
         except TimeoutError:
+            if run is not None and not run.returned:
+                run.abandoned = True  # its thread runs on: counted until it returns
+                self._abandoned += 1
+                log.warning(
+                    "%s: a timed-out task still occupies a thread (%d of %d threads so)",
+                    task.name,
+                    self._abandoned,
+                    self._thread_count,
+                )
             raise JobTimeout(f"ran longer than its timeout of {timeout} s") from None
         except BrokenProcessPool:
-            self._processes = None  # a child died: the next job gets a fresh pool
+            if pool is not None and self._processes is pool:
+                self._processes = None  # a child died: the next job gets a fresh pool
+                pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+    def _in_thread(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        run: _ThreadRun,
+        func: Any,
+        args: list[Any],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Run a sync task in a pool thread, telling the loop when it starts and ends."""
+        loop.call_soon_threadsafe(run.mark_started)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            loop.call_soon_threadsafe(self._thread_returned, run)
+
+    def _thread_returned(self, run: _ThreadRun) -> None:
+        run.returned = True
+        if run.abandoned:
+            self._abandoned -= 1
 
     def _process_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._processes is None:
@@ -565,7 +629,11 @@ class Worker:
         deadline = time.monotonic() + self.settings.drain_timeout
         force = asyncio.create_task(self._force.wait())
         while self.inflight and not self._force.is_set():
-            runners = {d.runner for d in self.inflight.values() if d.runner is not None}
+            runners = {
+                d.runner
+                for d in self.inflight.values()
+                if d.runner is not None and not d.runner.done()
+            }
             left = deadline - time.monotonic()
             if left <= 0 or not runners:
                 break
@@ -576,6 +644,7 @@ class Worker:
         if leftover:
             log.warning("handing back %d unfinished jobs to their queues", len(leftover))
         for d in leftover:
+            d.handed_back = True
             if d.runner is not None:
                 d.runner.cancel()
             self._settle(d, "requeue")

@@ -37,10 +37,12 @@ for qi = 0, nq - 1 do
     local jk = base .. 'job:' .. id
     redis.call('ZREM', q.active, id)
     local f = redis.call('HMGET', jk, 'status', 'deliveries', 'max_deliveries', 'priority',
-      'enqueued_at', 'worker')
+      'enqueued_at', 'worker', 'attempts')
     if f[1] == 'active' then
-      if tonumber(f[2]) >= tonumber(f[3]) then
-        bury(q, base, id, jk, 'delivered ' .. f[2] .. ' times without an acknowledgement ' ..
+      -- only deliveries that never came back count: acknowledged retries are attempts
+      local lost = tonumber(f[2]) - tonumber(f[7] or '0')
+      if lost >= tonumber(f[3]) then
+        bury(q, base, id, jk, 'delivered ' .. lost .. ' times without an acknowledgement ' ..
           '(the worker running it died or hung each time; last worker ' .. tostring(f[6]) ..
           '): a poison job?')
       else
@@ -65,9 +67,12 @@ for qi = 0, nq - 1 do
       local jk = base .. 'job:' .. id
       local f = redis.call('HMGET', jk, 'status', 'payload', 'attempts')
       if f[1] == 'queued' then
-        local lease = redis.call('HINCRBY', jk, 'lease', 1)
+        -- a token unique in the queue, for ever: a job id reused after its hash was replaced
+        -- or expired can never hand a zombie's old token to a new owner
+        local lease = redis.call('INCR', base .. 'leases')
         local deliveries = redis.call('HINCRBY', jk, 'deliveries', 1)
-        redis.call('HSET', jk, 'status', 'active', 'worker', worker, 'started_at', NOW)
+        redis.call('HSET', jk, 'status', 'active', 'worker', worker, 'started_at', NOW,
+          'lease', lease)
         redis.call('ZADD', q.active, NOW + lease_ms, id)
         local ready_at = tonumber(popped[i + 1]) % BAND
         out[#out + 1] = qi
