@@ -59,17 +59,30 @@ def keda_from_docs() -> dict[str, Any]:
 
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def main() -> int:  # noqa: PLR0915
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--cpu-seconds", type=float, default=30.0)
     ap.add_argument("--skip-cpu", action="store_true")
+    ap.add_argument(
+        "--merge",
+        default=None,
+        help="put the result into this results/<date>.json (its autoscale table too)",
+    )
     a = ap.parse_args()
-    sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT / "tests"),
-                    str(ROOT / "tests" / "operator")]
+    # a control plane of our own (free ports, its own state dir), so the bench neither uses
+    # nor stops the one another engineer's tests run on; KUBEQ_CLUSTER_DIR overrides it
+    os.environ.setdefault(
+        "KUBEQ_CLUSTER_DIR", str(Path(tempfile.gettempdir()) / "kubeq-bench-cluster")
+    )
+    sys.path[:0] = [
+        str(ROOT / "hack" / "cluster"),
+        str(ROOT / "tests"),
+        str(ROOT / "tests" / "operator"),
+    ]
     from kubernetes import client, config
     from opsupport import Api, OperatorProcess, install_crd, queue_of, taskqueue
     from support.redisserver import RedisServer
@@ -86,8 +99,13 @@ def main() -> int:  # noqa: PLR0915
     ns = f"bench-as-{int(time.time())}"
 
     def kubectl(*args: str, check: bool = False) -> Any:
-        return subprocess.run([str(Path(info.bin_dir) / "kubectl"), *args], text=True,
-                              capture_output=True, env=info.kubectl_env(), check=check)
+        return subprocess.run(
+            [str(Path(info.bin_dir) / "kubectl"), *args],
+            text=True,
+            capture_output=True,
+            env=info.kubectl_env(),
+            check=check,
+        )
 
     def replicas(name: str) -> int:
         dep = api.deployment(ns, f"{name}-worker")
@@ -109,14 +127,38 @@ def main() -> int:  # noqa: PLR0915
         api.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
         op = OperatorProcess(info.kubeconfig, work / "operator.log")
         minimal = {"stabilizationSeconds": 0, "periodSeconds": 0, "maxPodsPerStep": 10}
-        api.create_tq(taskqueue("zero", ns, server.url, worker={"concurrency": 1},
-                                scaling={"minReplicas": 0, "maxReplicas": 3, "pollSeconds": 1,
-                                         "jobsPerReplica": 1, "idleSecondsBeforeZero": 0,
-                                         "scaleDown": minimal}))
-        api.create_tq(taskqueue("one", ns, server.url, worker={"concurrency": 1},
-                                scaling={"minReplicas": 1, "maxReplicas": 3, "pollSeconds": 1,
-                                         "jobsPerReplica": 1, "idleSecondsBeforeZero": 0,
-                                         "scaleDown": minimal}))
+        api.create_tq(
+            taskqueue(
+                "zero",
+                ns,
+                server.url,
+                worker={"concurrency": 1},
+                scaling={
+                    "minReplicas": 0,
+                    "maxReplicas": 3,
+                    "pollSeconds": 1,
+                    "jobsPerReplica": 1,
+                    "idleSecondsBeforeZero": 0,
+                    "scaleDown": minimal,
+                },
+            )
+        )
+        api.create_tq(
+            taskqueue(
+                "one",
+                ns,
+                server.url,
+                worker={"concurrency": 1},
+                scaling={
+                    "minReplicas": 1,
+                    "maxReplicas": 3,
+                    "pollSeconds": 1,
+                    "jobsPerReplica": 1,
+                    "idleSecondsBeforeZero": 0,
+                    "scaleDown": minimal,
+                },
+            )
+        )
         wait(lambda: replicas("zero") == 0 and replicas("one") == 1, 120, "Deployments", 0.2)
         # the "one" worker pod must be up and consuming before the trials from one
         q_one, q_zero = queue_of("one", ns), queue_of("zero", ns)
@@ -127,8 +169,9 @@ def main() -> int:  # noqa: PLR0915
         from_one: list[float] = []
         for i in range(a.trials):
             t0 = time.monotonic()
-            job = app.enqueue_many([kubeq.Call("e2e.work", (i,), {"seconds": 0.05},
-                                               queue=q_zero)])[0]
+            job = app.enqueue_many([kubeq.Call("e2e.work", (i,), {"seconds": 0.05}, queue=q_zero)])[
+                0
+            ]
             t_up = wait(lambda: replicas("zero") > 0, 60, "scale from zero")
             job.result(timeout=120)
             t_done = time.monotonic()
@@ -136,19 +179,24 @@ def main() -> int:  # noqa: PLR0915
             from_zero.append(t_up - t0)
             to_zero.append(t_zero - t_done)
             # pods gone before the next trial, so each trial starts from zero pods
-            wait(lambda: not [p for p in api.pods(ns, "zero")], 120, "pods gone", 0.2)
+            wait(lambda: not api.pods(ns, "zero"), 120, "pods gone", 0.2)
 
             t0 = time.monotonic()
-            jobs = app.enqueue_many([kubeq.Call("e2e.work", (i, ), {"seconds": 1.0},
-                                                queue=q_one) for _ in range(3)])
+            jobs = app.enqueue_many(
+                [kubeq.Call("e2e.work", (i,), {"seconds": 1.0}, queue=q_one) for _ in range(3)]
+            )
             t_up = wait(lambda: replicas("one") > 1, 60, "scale from one")
             from_one.append(t_up - t0)
             for j in jobs:
                 j.result(timeout=120)
             wait(lambda: replicas("one") == 1, 120, "back to one", 0.1)
             wait(lambda: len(api.pods(ns, "one")) == 1, 120, "one pod", 0.2)
-            print(f"trial {i + 1}: from zero {from_zero[-1]:.2f} s, to zero {to_zero[-1]:.2f} s,"
-                  f" from one {from_one[-1]:.2f} s", file=sys.stderr, flush=True)
+            print(
+                f"trial {i + 1}: from zero {from_zero[-1]:.2f} s, to zero {to_zero[-1]:.2f} s,"
+                f" from one {from_one[-1]:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         out["kubeq"] = {
             "from_zero_p50_s": statistics.median(from_zero),
             "from_zero_p90_s": pct(from_zero, 0.9),
@@ -168,17 +216,27 @@ def main() -> int:  # noqa: PLR0915
         kubectl("delete", "namespace", ns, "--wait=false")
         server.stop()
         api_client.close()
-        if started:
+        if a.skip_cpu and started:
             down(Path(info.state_dir))
 
     if not a.skip_cpu:  # the operator engineer's script: 100 TaskQueues at a 1 s poll
         res = subprocess.run(
-            [sys.executable, str(HERE / "operator_many_taskqueues.py"), "--count", "100",
-             "--seconds", str(a.cpu_seconds)],
-            capture_output=True, text=True, check=False, env=dict(os.environ), timeout=900,
+            [
+                sys.executable,
+                str(HERE / "operator_many_taskqueues.py"),
+                "--count",
+                "100",
+                "--seconds",
+                str(a.cpu_seconds),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=dict(os.environ),
+            timeout=900,
         )
         try:
-            blob = res.stdout[res.stdout.index("{"): res.stdout.rindex("}") + 1]
+            blob = res.stdout[res.stdout.index("{") : res.stdout.rindex("}") + 1]
             cpu = json.loads(blob)
             out["operator_many_taskqueues"] = cpu
             out["kubeq"]["cpu_percent_per_taskqueue"] = (
@@ -186,7 +244,18 @@ def main() -> int:  # noqa: PLR0915
             )
         except ValueError:
             out["operator_many_taskqueues"] = {"error": res.stderr[-2000:]}
+        finally:
+            if started:
+                down(Path(info.state_dir))
     out["keda_from_docs"] = keda_from_docs()
+    if a.merge:
+        from run import autoscale_table
+
+        results = json.loads(Path(a.merge).read_text())
+        results["autoscale"] = out
+        results["tables"]["autoscale"] = autoscale_table(out)
+        Path(a.merge).write_text(json.dumps(results, indent=1) + "\n")
+        print(results["tables"]["autoscale"], file=sys.stderr)
     print(json.dumps(out))
     return 0
 

@@ -1,6 +1,6 @@
 """Draw bench/results/<date>.png from bench/results/<date>.json (runs in the tools venv).
 
-    python bench/chart.py RESULTS.json OUT.png
+python bench/chart.py RESULTS.json OUT.png
 """
 
 from __future__ import annotations
@@ -11,15 +11,21 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-COLORS = {"kubeq": "#2b6cb0", "rq": "#c53030", "celery": "#2f855a", "arq": "#b7791f",
-          "dramatiq": "#6b46c1"}
+COLORS = {
+    "kubeq": "#2b6cb0",
+    "rq": "#c53030",
+    "celery": "#2f855a",
+    "arq": "#b7791f",
+    "dramatiq": "#6b46c1",
+}
 
 
 def main() -> None:
     src, out = sys.argv[1], sys.argv[2]
-    data = json.load(open(src))
+    with open(src) as f:
+        data = json.load(f)
     med = data["medians"]
     systems = list(med)
     panels = [
@@ -39,8 +45,13 @@ def main() -> None:
             ax.set_yscale("log")
         for b, v in zip(bars, vals, strict=True):
             label = "n/a" if not v else (f"{v:,.0f}" if v >= 10 else f"{v:.1f}")
-            ax.annotate(label, (b.get_x() + b.get_width() / 2, max(v, 1e-9)),
-                        ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                label,
+                (b.get_x() + b.get_width() / 2, max(v, 1e-9)),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.tick_params(axis="x", labelsize=9)
     m = data["machine"]
     fig.suptitle(

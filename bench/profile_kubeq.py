@@ -41,8 +41,12 @@ def summarise(raw: Path, top: int = 25) -> str:
             continue
         n = int(count)
         total += n
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1]
-                  + ")" if " (" in f else f for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+            if " (" in f
+            else f
+            for f in stack.split(";")
+        ]
         own[frames[-1]] += n
         for f in set(frames):
             incl[f] += n
@@ -63,8 +67,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="kubeq-profile-"))
     server = RedisServer(work / "redis")
     server.start()
-    env = {**os.environ, "BENCH_REDIS_URL": server.url, "KUBEQ_REDIS_URL": server.url,
-           "PYTHONPATH": str(HERE / "systems")}
+    env = {
+        **os.environ,
+        "BENCH_REDIS_URL": server.url,
+        "KUBEQ_REDIS_URL": server.url,
+        "PYTHONPATH": str(HERE / "systems"),
+    }
     os.environ.update(env)
     try:
         import kubeq_bench
@@ -76,9 +84,31 @@ def main() -> int:
         kubeq = str(Path(sys.executable).with_name("kubeq"))
         raw = Path(f"{a.out}-worker.txt")
         spy = subprocess.Popen(
-            [a.py_spy, "record", "--format", "raw", "--rate", "250", "--gil", "-o", str(raw), "--", kubeq, "worker", "kubeq_bench", "--queue",
-             "default", "--concurrency", str(a.concurrency), "--log-level", "warning"],
-            cwd=HERE / "systems", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                a.py_spy,
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--gil",
+                "-o",
+                str(raw),
+                "--",
+                kubeq,
+                "worker",
+                "kubeq_bench",
+                "--queue",
+                "default",
+                "--concurrency",
+                str(a.concurrency),
+                "--log-level",
+                "warning",
+            ],
+            cwd=HERE / "systems",
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         t0 = time.monotonic()
         while sysm.backlog() > 0 or int(sysm.app.queue().stats().in_flight) > 0:
@@ -86,8 +116,9 @@ def main() -> int:
             if time.monotonic() - t0 > 300:
                 break
         took = time.monotonic() - t0
-        worker_pids = subprocess.run(["pgrep", "-P", str(spy.pid)], capture_output=True,
-                                     text=True, check=False).stdout.split()
+        worker_pids = subprocess.run(
+            ["pgrep", "-P", str(spy.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
         for pid in worker_pids:
             os.kill(int(pid), 15)
         spy.wait(60)
@@ -96,12 +127,30 @@ def main() -> int:
         sysm.close()
 
         raw_e = Path(f"{a.out}-enqueue.txt")
-        code = ("import sys; sys.path.insert(0, %r); import kubeq_bench as k; "
-                "k.app.redis_url = %r\nfor _ in range(%d): k.noop.delay()") % (
-            str(HERE / "systems"), server.url, a.n // 4)
-        subprocess.run([a.py_spy, "record", "--format", "raw", "--rate", "250", "-o",
-                        str(raw_e), "--", sys.executable, "-c", code], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        code = (
+            f"import sys; sys.path.insert(0, {str(HERE / 'systems')!r}); import kubeq_bench as k; "
+            f"k.app.redis_url = {server.url!r}\nfor _ in range({a.n // 4}): k.noop.delay()"
+        )
+        subprocess.run(
+            [
+                a.py_spy,
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "-o",
+                str(raw_e),
+                "--",
+                sys.executable,
+                "-c",
+                code,
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         print(f"\nenqueue, one call per job ({a.n // 4} calls of noop.delay()):")
         print(summarise(raw_e))
     finally:

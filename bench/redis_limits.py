@@ -39,7 +39,14 @@ def redis_benchmark(host: str, port: int, n: int) -> dict[str, dict[str, float]]
     r = redis.Redis(host=host, port=port)
     sha = r.script_load("return 1")
     commands = {
-        "HSET": ["HSET", "bench:job:__rand_int__", "status", "queued", "payload", "x" * len(PAYLOAD)],
+        "HSET": [
+            "HSET",
+            "bench:job:__rand_int__",
+            "status",
+            "queued",
+            "payload",
+            "x" * len(PAYLOAD),
+        ],
         "HMGET": ["HMGET", "bench:job:__rand_int__", "status", "payload", "attempts"],
         "HINCRBY": ["HINCRBY", "bench:job:__rand_int__", "lease", "1"],
         "ZADD": ["ZADD", "bench:ready", "__rand_int__", "__rand_int__"],
@@ -59,9 +66,24 @@ def redis_benchmark(host: str, port: int, n: int) -> dict[str, dict[str, float]]
                     pipe.zadd("bench:ready", {str(i): i})
                 pipe.execute()
             res = subprocess.run(
-                [exe, "-h", host, "-p", str(port), "-n", str(n), "-r", "100000",
-                 "-P", str(pipeline), "--csv", *cmd],
-                capture_output=True, text=True, check=True,
+                [
+                    exe,
+                    "-h",
+                    host,
+                    "-p",
+                    str(port),
+                    "-n",
+                    str(n),
+                    "-r",
+                    "100000",
+                    "-P",
+                    str(pipeline),
+                    "--csv",
+                    *cmd,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             rows = list(csv.reader(io.StringIO(res.stdout)))
             out[key][name] = float(rows[-1][1])
@@ -130,8 +152,9 @@ def main() -> None:
     a = ap.parse_args()
     parts = urlsplit(a.redis_url)
     out = {
-        "redis_benchmark": redis_benchmark(parts.hostname or "127.0.0.1", parts.port or 6379,
-                                           a.requests),
+        "redis_benchmark": redis_benchmark(
+            parts.hostname or "127.0.0.1", parts.port or 6379, a.requests
+        ),
         "raw": raw_loops(a.redis_url, a.n),
         "redis_py": redis.__version__,
     }

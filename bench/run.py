@@ -61,8 +61,9 @@ def venv_python(venvs: Path, system: str) -> str:
 
 
 def run_json(argv: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
-    res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                         check=False)
+    res = subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or not lines:
         tail = "\n".join((res.stderr or res.stdout).splitlines()[-8:])
@@ -78,8 +79,9 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True,
-                                   text=True, check=False).stdout.strip()
+    redis_version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     return {
         "cpu": model,
@@ -98,10 +100,14 @@ def scenario_runs(cfg: dict[str, Any], only: list[str]) -> list[tuple[str, list[
     return [
         ("enqueue_single", ["enqueue", "--mode", "single", "--n", str(cfg["single"])]),
         ("enqueue_bulk", ["enqueue", "--mode", "bulk", "--n", str(cfg["bulk"])]),
-        ("drain_default", ["drain", "--settings", "default", "--n", str(cfg["drain"]),
-                           "--cap", str(cfg["cap"])]),
-        ("drain_best", ["drain", "--settings", "best", "--n", str(cfg["drain"]),
-                        "--cap", str(cfg["cap"])]),
+        (
+            "drain_default",
+            ["drain", "--settings", "default", "--n", str(cfg["drain"]), "--cap", str(cfg["cap"])],
+        ),
+        (
+            "drain_best",
+            ["drain", "--settings", "best", "--n", str(cfg["drain"]), "--cap", str(cfg["cap"])],
+        ),
         ("latency", ["latency", "--n", str(cfg["latency"])]),
     ]
 
@@ -128,8 +134,9 @@ def ratio(k: float | None, p: float | None) -> str:
     return f"{r:.2f}" if r < 10 else f"{r:.0f}"
 
 
-def comparison_table(med: dict[str, dict[str, float | None]], systems: list[str],
-                     notes: dict[str, dict[str, str]]) -> str:
+def comparison_table(
+    med: dict[str, dict[str, float | None]], systems: list[str], notes: dict[str, dict[str, str]]
+) -> str:
     peers = [s for s in systems if s != "kubeq"]
     head = ["figure", "kubeq", *[f"{p} (kubeq/{p})" for p in peers]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -149,25 +156,46 @@ def limits_table(limits: dict[str, Any], med: dict[str, dict[str, float | None]]
     raw = limits.get("raw", {})
     k = med.get("kubeq", {})
     rows = [
-        ("enqueue, one call per job", "one LPUSH per job", k.get("enqueue_single"),
-         raw.get("enqueue_single")),
-        ("enqueue, bulk", "all LPUSHes in one pipeline", k.get("enqueue_bulk"),
-         raw.get("enqueue_pipelined")),
-        ("drain, best settings", "pop + store result, 1 round trip per job",
-         k.get("drain_best"), raw.get("drain_per_job")),
-        ("drain, best settings", "pop 32 + store 32 results, 1 round trip per 32",
-         k.get("drain_best"), raw.get("drain_batched_32")),
+        (
+            "enqueue, one call per job",
+            "one LPUSH per job",
+            k.get("enqueue_single"),
+            raw.get("enqueue_single"),
+        ),
+        (
+            "enqueue, bulk",
+            "all LPUSHes in one pipeline",
+            k.get("enqueue_bulk"),
+            raw.get("enqueue_pipelined"),
+        ),
+        (
+            "drain, best settings",
+            "pop + store result, 1 round trip per job",
+            k.get("drain_best"),
+            raw.get("drain_per_job"),
+        ),
+        (
+            "drain, best settings",
+            "pop 32 + store 32 results, 1 round trip per 32",
+            k.get("drain_best"),
+            raw.get("drain_batched_32"),
+        ),
     ]
-    lines = ["| figure | raw redis-py loop (one process) | raw | kubeq | kubeq % of raw |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| figure | raw redis-py loop (one process) | raw | kubeq | kubeq % of raw |",
+        "|---|---|---|---|---|",
+    ]
     for label, how, kv, rv in rows:
         pct = f"{100 * kv / rv:.0f}%" if kv and rv else "n/a"
         lines.append(f"| {label} | {how} | {fmt(rv, '')} | {fmt(kv, '')} | {pct} |")
     rb = limits.get("redis_benchmark", {})
     if rb:
         cmds = list(rb.get("no_pipeline", {}))
-        lines += ["", "| redis-benchmark (50 clients) | " + " | ".join(cmds) + " |",
-                  "|---|" + "---|" * len(cmds)]
+        lines += [
+            "",
+            "| redis-benchmark (50 clients) | " + " | ".join(cmds) + " |",
+            "|---|" + "---|" * len(cmds),
+        ]
         for mode, label in (("no_pipeline", "no pipelining"), ("pipeline_32", "-P 32")):
             vals = [f"{rb[mode][c]:,.0f}/s" for c in cmds]
             lines.append(f"| {label} | " + " | ".join(vals) + " |")
@@ -181,11 +209,12 @@ def autoscale_table(auto: dict[str, Any]) -> str:
         ("backlog appears -> replicas raised, from 0 (p50)", "from_zero_p50_s", "s"),
         ("backlog appears -> replicas raised, from 1 (p50)", "from_one_p50_s", "s"),
         ("queue drained -> 0 replicas (p50, stabilization at minimum)", "to_zero_p50_s", "s"),
-        ("operator CPU per TaskQueue (100 TaskQueues, 1 s poll)",
-         "cpu_percent_per_taskqueue", "%"),
+        ("operator CPU per TaskQueue (100 TaskQueues, 1 s poll)", "cpu_percent_per_taskqueue", "%"),
     ]
-    lines = ["| figure | kubeq (measured) | KEDA defaults (computed from documentation) "
-             "| kubeq/KEDA |", "|---|---|---|---|"]
+    lines = [
+        "| figure | kubeq (measured) | KEDA defaults (computed from documentation) | kubeq/KEDA |",
+        "|---|---|---|---|",
+    ]
     for label, key, unit in rows:
         kv, kd = k.get(key), keda.get(key)
         if unit == "%":
@@ -193,13 +222,16 @@ def autoscale_table(auto: dict[str, Any]) -> str:
             ds = "not documented" if kd is None else f"{kd}"
         else:
             ks, ds = fmt(kv, "s"), fmt(kd, "s")
-        r = f"{kv / kd:.3f}" if isinstance(kv, float) and isinstance(kd, (int, float)) and kd \
+        r = (
+            f"{kv / kd:.3f}"
+            if isinstance(kv, float) and isinstance(kd, (int, float)) and kd
             else ""
+        )
         lines.append(f"| {label} | {ks} | {ds} | {r} |")
     return "\n".join(lines)
 
 
-def main() -> int:  # noqa: PLR0915
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--venvs", default=os.path.expanduser("~/.cache/kubeq"))
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition")
@@ -209,6 +241,12 @@ def main() -> int:  # noqa: PLR0915
     ap.add_argument("--skip-limits", action="store_true")
     ap.add_argument("--autoscale-trials", type=int, default=None)
     ap.add_argument("--out", default=None, help="results file stem (default: today's date)")
+    ap.add_argument(
+        "--kubeq-path",
+        default=None,
+        help="run kubeq from this directory (a copy of worker/ with a proposed "
+        "change) instead of the installed library",
+    )
     a = ap.parse_args()
     cfg = dict(QUICK if a.quick else FULL)
     if a.reps:
@@ -232,19 +270,55 @@ def main() -> int:  # noqa: PLR0915
                 for group, args in scenario_runs(cfg, systems):
                     t0 = time.monotonic()
                     log = work / f"{system}-{group}-{rep}.log"
-                    out = run_json([pythons[system], cli, system, *args, "--redis-url",
-                                    server.url, "--log", str(log)], env, timeout=300)
+                    run_env = env
+                    if system == "kubeq" and a.kubeq_path:
+                        run_env = {
+                            **env,
+                            "BENCH_PYTHONPATH": a.kubeq_path,
+                            "PYTHONPATH": a.kubeq_path,
+                        }
+                    out = run_json(
+                        [
+                            pythons[system],
+                            cli,
+                            system,
+                            *args,
+                            "--redis-url",
+                            server.url,
+                            "--log",
+                            str(log),
+                        ],
+                        run_env,
+                        timeout=300,
+                    )
                     out.update(group=group, rep=rep, system=system)
                     runs.append(out)
-                    shown = {k: (round(v, 1) if isinstance(v, float) else v)
-                             for k, v in out.items() if k not in ("settings", "api")}
-                    print(f"  rep {rep + 1} {system:9s} {group:15s} "
-                          f"{time.monotonic() - t0:5.1f}s {json.dumps(shown)}", flush=True)
+                    shown = {
+                        k: (round(v, 1) if isinstance(v, float) else v)
+                        for k, v in out.items()
+                        if k not in ("settings", "api")
+                    }
+                    print(
+                        f"  rep {rep + 1} {system:9s} {group:15s} "
+                        f"{time.monotonic() - t0:5.1f}s {json.dumps(shown)}",
+                        flush=True,
+                    )
         if not a.skip_limits:
             print("bench: Redis's own limits (redis-benchmark, raw redis-py loops)", flush=True)
-            limits = run_json([sys.executable, str(HERE / "redis_limits.py"), "--redis-url",
-                               server.url, "--n", str(cfg["bulk"]),
-                               "--requests", "30000" if a.quick else "100000"], env, 600)
+            limits = run_json(
+                [
+                    sys.executable,
+                    str(HERE / "redis_limits.py"),
+                    "--redis-url",
+                    server.url,
+                    "--n",
+                    str(cfg["bulk"]),
+                    "--requests",
+                    "30000" if a.quick else "100000",
+                ],
+                env,
+                600,
+            )
     finally:
         server.stop()
 
@@ -257,7 +331,7 @@ def main() -> int:  # noqa: PLR0915
         auto = run_json(argv, dict(os.environ), timeout=1800)
     elif a.quick:
         auto = {"skipped": "--quick"}
-    from autoscale import keda_from_docs  # noqa: PLC0415 - pure function, no cluster needed
+    from autoscale import keda_from_docs
 
     auto.setdefault("keda_from_docs", keda_from_docs())
 
@@ -266,6 +340,8 @@ def main() -> int:  # noqa: PLR0915
     notes: dict[str, dict[str, str]] = {s: {} for s in systems}
     settings: dict[str, dict[str, str]] = {s: {} for s in systems}
     errors = [r for r in runs if "error" in r]
+    if "error" in auto:
+        errors.append({"system": "kubeq", "group": "autoscale", "rep": 0, "error": auto["error"]})
     for s in systems:
         mine = [r for r in runs if r["system"] == s and "error" not in r]
         for key in ("enqueue_single", "enqueue_bulk", "drain_default", "drain_best"):
@@ -291,7 +367,7 @@ def main() -> int:  # noqa: PLR0915
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": info,
-        "config": cfg,
+        "config": {**cfg, "kubeq_path": a.kubeq_path},
         "wall_seconds": round(time.time() - started),
         "medians": med,
         "settings": settings,
@@ -308,15 +384,27 @@ def main() -> int:  # noqa: PLR0915
     json_path.write_text(json.dumps(result, indent=1) + "\n")
     png = results / f"{day}.png"
     tools = venv_python_tools(venvs)
-    chart = subprocess.run([tools, str(HERE / "chart.py"), str(json_path), str(png)],
-                           capture_output=True, text=True, check=False) if tools else None
+    chart = (
+        subprocess.run(
+            [tools, str(HERE / "chart.py"), str(json_path), str(png)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if tools
+        else None
+    )
 
     print()
-    print(f"kubeq vs peers: median of {cfg['reps']} runs; ratio = kubeq/peer "
-          f"(rates: >1 means kubeq is faster; latency: <1 means kubeq is faster)")
+    print(
+        f"kubeq vs peers: median of {cfg['reps']} runs; ratio = kubeq/peer "
+        f"(rates: >1 means kubeq is faster; latency: <1 means kubeq is faster)"
+    )
     print(table)
-    print("  * the run hit the drain cap "
-          f"({cfg['cap']:.0f} s): rate = jobs done / time, not all {cfg['drain']} drained")
+    print(
+        "  * the run hit the drain cap "
+        f"({cfg['cap']:.0f} s): rate = jobs done / time, not all {cfg['drain']} drained"
+    )
     print()
     for s in systems:
         print(f"  {s}: " + "; ".join(f"{k}: {v}" for k, v in settings[s].items()))
@@ -327,10 +415,18 @@ def main() -> int:  # noqa: PLR0915
         print("\nERRORS:")
         for e in errors:
             print(f"  {e['system']} {e['group']} rep {e['rep']}: {e['error']}")
-    print(f"\nmachine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB, "
-          f"{info['redis_server'].split(' sha')[0]}, Python {info['python']}; {info['note']}")
-    print(f"wrote {json_path}" + (f" and {png}" if chart and chart.returncode == 0 else
-                                  f" (no chart: {chart.stderr[-300:] if chart else 'no tools venv'})"))
+    print(
+        f"\nmachine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB, "
+        f"{info['redis_server'].split(' sha')[0]}, Python {info['python']}; {info['note']}"
+    )
+    print(
+        f"wrote {json_path}"
+        + (
+            f" and {png}"
+            if chart and chart.returncode == 0
+            else f" (no chart: {chart.stderr[-300:] if chart else 'no tools venv'})"
+        )
+    )
     print(f"took {time.time() - started:.0f} s")
     return 1 if errors else 0
 

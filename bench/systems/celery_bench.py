@@ -34,8 +34,15 @@ def lat(i: int) -> None:
     common.record_latency(i)
 
 
-BEST = ["--pool", "solo", "--prefetch-multiplier", "64",
-        "--without-gossip", "--without-mingle", "--without-heartbeat"]
+BEST = [
+    "--pool",
+    "solo",
+    "--prefetch-multiplier",
+    "64",
+    "--without-gossip",
+    "--without-mingle",
+    "--without-heartbeat",
+]
 
 
 class CeleryBench(common.System):
@@ -60,8 +67,16 @@ class CeleryBench(common.System):
         lat.delay(i)
 
     def worker_argv(self, settings: str) -> list[str]:
-        argv = [common.venv_bin("celery"), "-A", "celery_bench", "worker", "-Q", "celery",
-                "--loglevel", "WARNING"]
+        argv = [
+            common.venv_bin("celery"),
+            "-A",
+            "celery_bench",
+            "worker",
+            "-Q",
+            "celery",
+            "--loglevel",
+            "WARNING",
+        ]
         return argv + (["--concurrency", "1"] if settings == "default" else BEST)
 
     def backlog(self) -> int:

@@ -25,6 +25,7 @@ Scenarios (the same for every system):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -34,7 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 
@@ -70,7 +71,7 @@ class System:
     """What a system module provides. ``self.r`` is a redis-py client for the harness."""
 
     name = "?"
-    settings_doc: dict[str, str] = {}
+    settings_doc: ClassVar[dict[str, str]] = {}
     """Settings name -> what it means for this system (printed into the results)."""
     bulk_api: str | None = None
     """The library's bulk enqueue API, or None when it has none."""
@@ -116,11 +117,16 @@ class WorkerProcess:
     """One worker process (its own session, so its children go with it)."""
 
     def __init__(self, argv: list[str], log: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONUNBUFFERED": "1",
-               "KUBEQ_REDIS_URL": url()}
+        # BENCH_PYTHONPATH (run.py --kubeq-path): a copy of the library with a proposed change
+        path = os.pathsep.join(p for p in (os.environ.get("BENCH_PYTHONPATH"), str(HERE)) if p)
+        env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", "KUBEQ_REDIS_URL": url()}
         self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            argv, cwd=HERE, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            argv,
+            cwd=HERE,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -137,10 +143,8 @@ class WorkerProcess:
                 except subprocess.TimeoutExpired:
                     continue
         # whatever the worker forked and left behind in its session
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.log.close()
 
 
@@ -183,11 +187,19 @@ def scenario_drain(sysm: System, settings: str, n: int, cap: float, log: Path) -
             now = time.time()
             left = sysm.backlog()
             done = max(0, n - left)
-            return {"rate": done / (now - started), "capped": True, "jobs_done": done,
-                    "seconds": now - started, "settings": sysm.settings_doc[settings]}
+            return {
+                "rate": done / (now - started),
+                "capped": True,
+                "jobs_done": done,
+                "seconds": now - started,
+                "settings": sysm.settings_doc[settings],
+            }
         end = float(sysm.r.lindex(MARKS, 1).split()[1])  # type: ignore[union-attr]
-        return {"rate": n / (end - started), "seconds": end - started,
-                "settings": sysm.settings_doc[settings]}
+        return {
+            "rate": n / (end - started),
+            "seconds": end - started,
+            "settings": sysm.settings_doc[settings],
+        }
     finally:
         worker.stop()
 
@@ -213,8 +225,12 @@ def scenario_latency(sysm: System, n: int, log: Path) -> dict[str, Any]:
             starts[int(i)] = float(t)
         lat = sorted((starts[i] - sent[i]) * 1000 for i in range(n))
         q = statistics.quantiles(lat, n=100, method="inclusive")
-        return {"p50_ms": statistics.median(lat), "p99_ms": q[98], "max_ms": lat[-1],
-                "settings": sysm.settings_doc["default"]}
+        return {
+            "p50_ms": statistics.median(lat),
+            "p99_ms": q[98],
+            "max_ms": lat[-1],
+            "settings": sysm.settings_doc["default"],
+        }
     finally:
         worker.stop()
 
@@ -236,8 +252,11 @@ def main() -> None:
     system_cls: type[System] = importlib.import_module(f"{a.system}_bench").SYSTEM
     sysm = system_cls(a.redis_url)
     if a.scenario == "settings":
-        print(json.dumps({"system": sysm.name, "settings": sysm.settings_doc,
-                          "bulk_api": sysm.bulk_api}))
+        print(
+            json.dumps(
+                {"system": sysm.name, "settings": sysm.settings_doc, "bulk_api": sysm.bulk_api}
+            )
+        )
         return
     sysm.r.flushall()
     sysm.setup()

@@ -61,8 +61,16 @@ class Kubeq(common.System):
 
     def worker_argv(self, settings: str) -> list[str]:
         kubeq_cli = str(Path(sys.executable).with_name("kubeq"))
-        return [kubeq_cli, "worker", "kubeq_bench", "--queue", "default",
-                "--log-level", "warning", *self._argv[settings]]
+        return [
+            kubeq_cli,
+            "worker",
+            "kubeq_bench",
+            "--queue",
+            "default",
+            "--log-level",
+            "warning",
+            *self._argv[settings],
+        ]
 
     def backlog(self) -> int:
         return int(self.app.queue().stats().backlog)
