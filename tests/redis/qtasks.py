@@ -104,3 +104,36 @@ def soak(i: int) -> int:
     r().hincrby("test:soak:runs", str(i), 1)
     time.sleep(0.002)
     return i * 2
+
+
+@app.task(max_attempts=3)
+def retry_with_timedelta(tag: str) -> int:
+    from datetime import timedelta
+
+    n = int(r().incr(f"test:calls:{tag}"))
+    if n == 1:
+        raise kubeq.Retry(delay=timedelta(milliseconds=100))
+    return n
+
+
+@app.task(max_attempts=3)
+async def inner_cancelled() -> None:
+    inner = asyncio.ensure_future(asyncio.sleep(10))
+    inner.cancel()
+    await inner  # raises CancelledError into the task itself
+
+
+@app.task(max_attempts=4, max_deliveries=2, backoff_min=0.05, backoff_max=0.1)
+def fail_then_crash(tag: str) -> int:
+    """Fails twice (acknowledged retries), then kills its worker once, then succeeds."""
+    n = int(r().incr(f"test:calls:{tag}"))
+    if n <= 2:
+        raise ConnectionError(f"transient failure {n}")
+    if n == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return n
+
+
+@app.task(max_attempts=2, timeout=0.2)
+def hang(seconds: float) -> None:
+    time.sleep(seconds)
