@@ -93,3 +93,23 @@ def test_worker_refuses_a_module_without_tasks(redis_url: str) -> None:
     out = run(redis_url, "worker", "json")
     assert out.returncode == 2
     assert "registers no tasks" in out.stderr
+
+
+def test_unreachable_redis_given_by_option_names_that_url(tmp_path: Path) -> None:
+    out = run(
+        "redis://127.0.0.1:2/0",
+        "--redis-url",
+        "redis://127.0.0.1:1/0?password=pw9",
+        "stats",
+        "--queue",
+        "x",
+    )
+    assert out.returncode == 1
+    assert "cannot reach Redis at redis://127.0.0.1:1/0?password=***" in out.stdout
+    assert "pw9" not in out.stdout + out.stderr
+
+
+def test_bad_queue_name_is_one_line_not_a_traceback(redis_url: str) -> None:
+    out = run(redis_url, "pause", "bad{name}")
+    assert out.returncode == 1
+    assert "invalid queue name 'bad{name}'" in out.stdout and "Traceback" not in out.stderr

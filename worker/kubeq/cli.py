@@ -460,10 +460,21 @@ def main() -> None:
     """Console entry point: errors become one clear line, never a traceback with secrets."""
     try:
         cli(standalone_mode=True)
-    except KubeqError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except (KubeqError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         sys.exit(1)
     except redis.ConnectionError as exc:
-        url = connections.redact(connections.resolve_url(os.environ.get("KUBEQ_REDIS_URL")))
-        console.print(f"[red]error:[/red] cannot reach Redis at {url}: {exc}")
+        url = connections.redact(connections.resolve_url(_url_in_use()))
+        console.print(f"[red]error:[/red] cannot reach Redis at {url}: {exc}", highlight=False)
         sys.exit(1)
+
+
+def _url_in_use() -> str | None:
+    """The Redis URL this invocation used: --redis-url if given, else the environment's."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg == "--redis-url" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--redis-url="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("KUBEQ_REDIS_URL")
