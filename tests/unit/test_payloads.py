@@ -83,3 +83,21 @@ def test_a_task_still_runs_when_called_directly() -> None:
 
     assert add(2, 3) == 5
     assert add.name.endswith(".add")
+
+
+def test_delays_are_counted_on_the_server_clock_and_etas_are_absolute() -> None:
+    assert Call("t", delay=1.5).due() == "+1500"
+    assert Call("t", delay=0).due() == "0"
+    assert Call("t", eta=1_900_000_000).due() == "1900000000000"
+    assert Call("t").due() == "0"
+
+
+def test_per_call_retry_overrides_are_checked_against_the_task() -> None:
+    from kubeq.app import check_call, check_retry_overrides
+    from kubeq.retry import RetryPolicy
+
+    with pytest.raises(ValueError, match="backoff_min <= backoff_max"):
+        check_retry_overrides(Call("t", backoff_min=600), RetryPolicy(backoff_max=300))
+    with pytest.raises(ValueError, match="timeout must be > 0"):
+        check_call(Call("t", timeout=0))
+    check_retry_overrides(Call("t", backoff_min=600, backoff_max=900), RetryPolicy())

@@ -91,6 +91,16 @@ class Call:
         """A copy with these options changed, e.g. ``add.s(1, 2).set(priority=9)``."""
         return replace(self, **options)
 
+    def due(self) -> str:
+        """When the job may run, for enqueue.lua: "0" now, "+<ms>" after a delay counted by
+        the Redis server's clock (a skewed client clock cannot shift it), or "<ms>" since the
+        epoch for an eta (an absolute time the caller chose)."""
+        if self.delay is not None and self.eta is None:
+            if self.delay < 0:
+                raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
+            return f"+{int(self.delay * 1000)}" if self.delay > 0 else "0"
+        return str(self.run_at_ms())
+
     def run_at_ms(self) -> int:
         """When the job may run, in ms since the epoch (0 = now)."""
         if self.delay is not None and self.eta is not None:
@@ -338,3 +348,20 @@ def check_call(call: Call) -> None:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if call.result_ttl is not None and call.result_ttl < 1:
         raise ValueError(f"result_ttl must be >= 1 second, got {call.result_ttl}")
+    if call.timeout is not None and call.timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {call.timeout}")
+
+
+def check_retry_overrides(call: Call, base: RetryPolicy) -> None:
+    """Refuse per-call retry options that the worker would refuse (e.g. backoff_min above
+    the task's backoff_max), here in the caller, naming the field."""
+    changes = {
+        n: getattr(call, n)
+        for n in ("max_attempts", "backoff_min", "backoff_max")
+        if getattr(call, n) is not None
+    }
+    if changes:
+        try:
+            replace(base, **changes)
+        except ValueError as exc:
+            raise ValueError(f"task {call.task!r}: {exc}") from None

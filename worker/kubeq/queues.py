@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import serialization
-from .app import Call, Task, check_call, task_name
+from .app import Call, Task, check_call, check_retry_overrides, task_name
 from .jobs import _FIELDS, Job, JobInfo, _text
 from .keys import QueueKeys, queues_key
 from .scripts import run_pipeline
@@ -92,12 +92,13 @@ class Queue:
             for index, call in calls:
                 check_call(call)
                 defaults = app.defaults_for(call.task)
+                check_retry_overrides(call, defaults.retry)
                 job_id = call.job_id or new_job_id()
                 args += [
                     job_id,
                     serialization.encode_call(call.task, call.args, call.kwargs, call.overrides()),
                     defaults.priority if call.priority is None else call.priority,
-                    call.run_at_ms(),
+                    call.due(),
                     call.max_deliveries or defaults.max_deliveries,
                     call.result_ttl or defaults.result_ttl,
                 ]

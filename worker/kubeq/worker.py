@@ -423,7 +423,7 @@ class Worker:
         except Exception as exc:  # a bug of ours or a task's bad Retry/retry_on: never strand it
             log.exception("job %s: worker error", d.id)
             error = f"{type(exc).__name__}: {exc}"
-            outcome = ("failed", error, traceback.format_exc(), f"worker error: {error}", 0)
+            outcome = ("failed", error, traceback.format_exc(), f"worker error: {error}", "0")
         finally:
             self.metrics.in_progress.labels(d.queue.name).dec()
         if d.settled:
@@ -438,7 +438,7 @@ class Worker:
         value: bytes | str = b"",
         tb: str = "",
         reason: str = "",
-        retry_at_ms: int = 0,
+        retry_due: str = "0",
     ) -> None:
         assert self._scripts is not None
         d.settled = True
@@ -447,17 +447,17 @@ class Worker:
             log.warning("job %s: result discarded, its lease was taken over", d.id)
         label = {"retry": "retried", "requeue": "requeued"}.get(outcome, outcome)
         self.metrics.jobs.labels(d.queue.name, d.task_name, label).inc()
-        args: list[Any] = [d.queue.base, d.id, d.lease, outcome, value, tb, reason, retry_at_ms]
+        args: list[Any] = [d.queue.base, d.id, d.lease, outcome, value, tb, reason, retry_due]
         self._acks.append((d, (self._scripts.ack, d.queue.script_keys, args)))
         self._activity.set()
 
-    async def _run(self, d: Delivery) -> tuple[str, bytes | str, str, str, int]:
-        """Run the job; returns the ack (outcome, value, traceback, reason, retry_at_ms)."""
+    async def _run(self, d: Delivery) -> tuple[str, bytes | str, str, str, str]:
+        """Run the job; returns the ack (outcome, value, traceback, reason, retry due)."""
         try:
             name, args, kwargs, options = serialization.decode_call(d.payload)
         except ValueError as exc:
             log.error("job %s dead-lettered: %s", d.id, exc)
-            return "failed", str(exc), "", str(exc), 0
+            return "failed", str(exc), "", str(exc), "0"
         d.task_name = name
         task = self.tasks.get(name)
         if task is None:
@@ -466,13 +466,13 @@ class Worker:
                 f"{self.settings.tasks_module!r} ({', '.join(sorted(self.tasks))})"
             )
             log.error("job %s dead-lettered: %s", d.id, reason)
-            return "failed", reason, "", reason, 0
+            return "failed", reason, "", reason, "0"
         try:
             policy = _policy(task.options.retry, options)
             timeout = options.get("timeout", task.options.timeout)
         except (TypeError, ValueError) as exc:
             reason = f"malformed payload: bad options ({exc})"
-            return "failed", reason, "", reason, 0
+            return "failed", reason, "", reason, "0"
         attempt = d.attempts + 1
         try:
             result = await self._invoke(task, args, kwargs, timeout)
@@ -483,21 +483,21 @@ class Worker:
                     f"task {name!r} returned a {type(result).__name__}, which is not "
                     f"JSON-serializable ({exc}); return JSON types"
                 ) from None
-            return "finished", encoded, "", "", 0
+            return "finished", encoded, "", "", "0"
         except asyncio.CancelledError:
             if d.handed_back:
                 raise
             # a task's own cancellation (an inner task it awaited was cancelled) is a failure
             error, tb = "CancelledError: the task was cancelled", traceback.format_exc()
-            return "failed", error, tb, f"{error} (not retried)", 0
+            return "failed", error, tb, f"{error} (not retried)", "0"
         except Retry as exc:
             error, tb = f"Retry: {exc}", traceback.format_exc()
             if attempt < policy.max_attempts:
                 delay = exc.delay if exc.delay is not None else policy.delay(attempt)
                 log.info("job %s (%s) retry %d in %.1f s", d.id, name, attempt, delay)
-                return "retry", error, tb, "", int((time.time() + delay) * 1000)
+                return "retry", error, tb, "", f"+{int(delay * 1000)}"
             reason = f"retry requested on the last attempt ({attempt} of {policy.max_attempts})"
-            return "failed", error, tb, reason, 0
+            return "failed", error, tb, reason, "0"
         except BaseException as exc:  # a task's SystemExit must not stop the worker
             error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
             if isinstance(exc, Exception) and policy.should_retry(attempt, exc):
@@ -510,13 +510,13 @@ class Worker:
                     delay,
                     error,
                 )
-                return "retry", error, tb, "", int((time.time() + delay) * 1000)
+                return "retry", error, tb, "", f"+{int(delay * 1000)}"
             if attempt >= policy.max_attempts:
                 reason = f"failed {attempt} of {policy.max_attempts} attempts: {error}"
             else:
                 reason = f"{type(exc).__name__} is not retried by this task: {error}"
             log.error("job %s (%s) dead-lettered: %s", d.id, name, reason)
-            return "failed", error, tb, reason, 0
+            return "failed", error, tb, reason, "0"
 
     async def _invoke(
         self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: Any

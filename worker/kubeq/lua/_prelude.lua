@@ -33,6 +33,13 @@ local function bury(q, base, id, jk, reason)
   redis.call('ZADD', q.dead, NOW, id)
   notify_done(base, id, 0)
 end
+-- "0" = now, "+ms" = after a delay on this server's clock, "ms" = an absolute time.
+local function due_at(spec)
+  if string.sub(spec, 1, 1) == '+' then
+    return NOW + tonumber(string.sub(spec, 2))
+  end
+  return tonumber(spec)
+end
 local function queue_keys(offset)
   return {
     ready = KEYS[offset + 1], delayed = KEYS[offset + 2], active = KEYS[offset + 3],

@@ -1,7 +1,7 @@
 -- Settle one delivery of a job, fenced by its lease token: a worker whose lease was taken
 -- over (it was killed, paused or partitioned past the lease) cannot overwrite the new owner.
 -- KEYS: the queue's 8 keys.
--- ARGV: base, id, lease, outcome, value, traceback, reason, retry_at_ms
+-- ARGV: base, id, lease, outcome, value, traceback, reason, retry due ("+ms" after a delay)
 --   outcome 'finished': value = result JSON
 --   outcome 'retry':    value = error, retried at retry_at_ms (counts an attempt)
 --   outcome 'failed':   value = error, reason; the job goes to the dead letters
@@ -24,7 +24,7 @@ if outcome == 'finished' then
 elseif outcome == 'retry' then
   redis.call('HINCRBY', jk, 'attempts', 1)
   redis.call('HSET', jk, 'status', 'scheduled', 'error', ARGV[5], 'traceback', ARGV[6])
-  redis.call('ZADD', q.delayed, tonumber(ARGV[8]), id)
+  redis.call('ZADD', q.delayed, due_at(ARGV[8]), id)
 elseif outcome == 'failed' then
   redis.call('HINCRBY', jk, 'attempts', 1)
   redis.call('HSET', jk, 'error', ARGV[5], 'traceback', ARGV[6])

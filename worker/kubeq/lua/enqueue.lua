@@ -1,6 +1,7 @@
 -- Enqueue n jobs into one queue in one round trip.
 -- KEYS: the queue's 8 keys. ARGV: base, n, then per job:
---   id, payload, priority, run_at_ms (0 = now), max_deliveries, result_ttl
+--   id, payload, priority, due ("0" now, "+ms" after a delay on the server's clock,
+--   or "ms" since the epoch), max_deliveries, result_ttl
 -- Returns one flag per job: 1 = enqueued, 0 = a live job with that id exists (de-duplicated).
 local q = queue_keys(0)
 local base = ARGV[1]
@@ -20,7 +21,7 @@ for i = 0, n - 1 do
       redis.call('DEL', jk, base .. 'done:' .. id)
       redis.call('ZREM', q.dead, id)
     end
-    local run_at = tonumber(ARGV[o + 3])
+    local run_at = due_at(ARGV[o + 3])
     local st = 'queued'
     if run_at > NOW then st = 'scheduled' end
     redis.call('HSET', jk, 'payload', ARGV[o + 1], 'priority', ARGV[o + 2], 'status', st,
