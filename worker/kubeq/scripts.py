@@ -49,49 +49,54 @@ def _queue(pipe: Any, calls: list[Call]) -> None:
         pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
-def _missing(calls: list[Call], results: list[Any]) -> list[int]:
+def _missing(calls: list[Call], results: list[Any], raise_errors: bool) -> list[int]:
     from redis.exceptions import NoScriptError
 
-    for result in results:
-        if isinstance(result, Exception) and not isinstance(result, NoScriptError):
-            raise result
+    if raise_errors:
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+                raise result
     return [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
 
 
-def run_pipeline(client: Any, calls: list[Call]) -> list[Any]:
+def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> list[Any]:
     """Run script calls in ONE round trip (sync client).
 
     redis-py's own pipelined scripts ask SCRIPT EXISTS first, a second round trip every
     time; here a script is loaded only when Redis answers NOSCRIPT (after a restart), and
-    only the calls that did not run are sent again.
+    only the calls that did not run are sent again. With ``raise_errors=False`` a call that
+    failed leaves its exception in its place in the results, and the others stand.
     """
     pipe = client.pipeline(transaction=False)
     _queue(pipe, calls)
     results: list[Any] = pipe.execute(raise_on_error=False)
-    missing = _missing(calls, results)
+    missing = _missing(calls, results, raise_errors)
     if missing:
         for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
             client.script_load(script.script)
         retry = [calls[i] for i in missing]
         pipe = client.pipeline(transaction=False)
         _queue(pipe, retry)
-        for i, result in zip(missing, pipe.execute(), strict=True):
+        for i, result in zip(missing, pipe.execute(raise_on_error=not raise_errors), strict=True):
             results[i] = result
     return results
 
 
-async def run_pipeline_async(client: Any, calls: list[Call]) -> list[Any]:
+async def run_pipeline_async(
+    client: Any, calls: list[Call], raise_errors: bool = True
+) -> list[Any]:
     """``run_pipeline`` for a redis.asyncio client."""
     pipe = client.pipeline(transaction=False)
     _queue(pipe, calls)
     results: list[Any] = await pipe.execute(raise_on_error=False)
-    missing = _missing(calls, results)
+    missing = _missing(calls, results, raise_errors)
     if missing:
         for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
             await client.script_load(script.script)
         retry = [calls[i] for i in missing]
         pipe = client.pipeline(transaction=False)
         _queue(pipe, retry)
-        for i, result in zip(missing, await pipe.execute(), strict=True):
+        retried = await pipe.execute(raise_on_error=not raise_errors)
+        for i, result in zip(missing, retried, strict=True):
             results[i] = result
     return results

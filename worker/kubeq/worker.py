@@ -51,6 +51,11 @@ from .stats import WORKER_TTL_MS
 log = logging.getLogger("kubeq.worker")
 
 
+HANDBACK_SECONDS = 3.0
+"""Time allowed, after the drain, to record the outcomes and hand-backs: the 25 s default
+drain plus this stays below Kubernetes' 30 s default grace period."""
+
+
 class JobTimeout(Exception):
     """An execution ran past its timeout."""
 
@@ -261,8 +266,9 @@ class Worker:
         calls: list[Call] = [
             (self._scripts.leave, q.script_keys, [self.settings.worker_id]) for q in self.queues
         ]
-        with contextlib.suppress(RedisError, OSError):
-            await run_pipeline_async(self._redis, calls)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2.0):  # if Redis is gone, its heartbeat just expires
+                await run_pipeline_async(self._redis, calls)
 
     # -- the loop -----
 
@@ -297,12 +303,16 @@ class Worker:
         if not calls:
             return 0, 0
         try:
-            results = await run_pipeline_async(self._redis, calls)
+            results = await run_pipeline_async(self._redis, calls, raise_errors=False)
         except BaseException:
             self._acks = acks + self._acks  # fenced and idempotent: safe to send again
             raise
         for (delivery, _), applied in zip(acks, results, strict=False):
-            if not applied:
+            if isinstance(applied, Exception):
+                # a script error, not an outage: resending would fail the same way; the
+                # lease expires and the job is delivered again
+                log.error("job %s: could not record its outcome: %s", delivery.id, applied)
+            elif not applied:
                 log.warning(
                     "job %s: outcome refused, its lease was taken over by another worker",
                     delivery.id,
@@ -310,7 +320,10 @@ class Worker:
         self._last_round_trip = time.monotonic()
         if free <= 0:
             return 0, 0
-        return self._start(results[-1]), int(results[-1][0])
+        fetched = results[-1]
+        if isinstance(fetched, Exception):
+            raise fetched
+        return self._start(fetched), int(fetched[0])
 
     def _fetch_call(self, want: int) -> Call:
         assert self._scripts is not None
@@ -591,11 +604,20 @@ class Worker:
     # -- leases -----
 
     async def _heartbeat_loop(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
-            with contextlib.suppress(RedisError, OSError):
+            try:
                 await self._heartbeat()
-                self._last_round_trip = time.monotonic()
+            except (RedisError, OSError) as exc:
+                if not failing:
+                    log.warning("heartbeat failed (leases are not being renewed): %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("heartbeat restored")
+            failing = False
+            self._last_round_trip = time.monotonic()
 
     async def _heartbeat(self) -> None:
         assert self._redis is not None and self._scripts is not None
@@ -648,14 +670,23 @@ class Worker:
             if d.runner is not None:
                 d.runner.cancel()
             self._settle(d, "requeue")
-        for attempt in range(5):
+        # The hand-back gets HANDBACK_SECONDS in all (the pod's grace period is the drain
+        # timeout plus a margin), and a second signal cuts it short.
+        give_up = time.monotonic() + HANDBACK_SECONDS
+        tries = 0
+        while self._acks and time.monotonic() < give_up and not (tries and self._force.is_set()):
+            tries += 1
             try:
-                await self._round_trip(fetch=False)
-                return
-            except (RedisError, OSError) as exc:
-                log.error("could not hand back jobs (%s); retry %d of 5", exc, attempt + 1)
-                await asyncio.sleep(1)
-        log.error("jobs not handed back will be delivered again when their lease expires")
+                async with asyncio.timeout(max(0.1, give_up - time.monotonic())):
+                    await self._round_trip(fetch=False)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.error("could not hand back jobs (%s); retrying", exc or "timed out")
+                await self._wait_activity(0.5)
+        if self._acks:
+            log.error(
+                "%d outcomes not recorded: those jobs run again when their lease expires",
+                len(self._acks),
+            )
 
     async def _flush(self) -> None:
         with contextlib.suppress(RedisError, OSError):

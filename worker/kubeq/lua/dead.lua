@@ -4,22 +4,28 @@
 -- Returns the number of jobs acted on.
 local q = queue_keys(0)
 local base, action = ARGV[1], ARGV[2]
+if action ~= 'requeue' and action ~= 'purge' then
+  return redis.error_reply('unknown dead-letter action ' .. tostring(action))
+end
 local n = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
   local jk = base .. 'job:' .. id
   if redis.call('ZREM', q.dead, id) == 1 then
-    n = n + 1
     if action == 'requeue' and redis.call('EXISTS', jk) == 1 then
       local pri = redis.call('HGET', jk, 'priority') or '5'
       redis.call('HSET', jk, 'status', 'queued', 'attempts', 0, 'deliveries', 0,
         'enqueued_at', NOW, 'requeued_at', NOW)
-      redis.call('HDEL', jk, 'reason', 'finished_at')
+      redis.call('HDEL', jk, 'reason', 'finished_at', 'error', 'traceback', 'worker',
+        'started_at')
       redis.call('DEL', base .. 'done:' .. id)
       redis.call('ZADD', q.ready, ready_score(pri, NOW), id)
       wake(q.wake, 1)
+      n = n + 1
     else
+      -- purged, or a dead letter whose data is gone (nothing left to run): deleted
       redis.call('DEL', jk, base .. 'done:' .. id)
+      if action == 'purge' then n = n + 1 end
     end
   end
 end
