@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv redis-server lint typecheck test test-unit test-redis demo clean manifests
+.PHONY: all venv redis-server lint typecheck test test-unit test-redis demo demo-local clean manifests
 
 all: test
 
@@ -45,7 +45,13 @@ test-unit: venv
 test-redis: venv redis-server
 	$(BIN)/pytest -m "redis"
 
-demo: venv redis-server
+# The whole loop locally: control plane + node agent, Redis, the operator, a TaskQueue, a burst
+# of jobs, and a live view of backlog, in-flight and desired/current workers.
+demo: venv redis-server cluster-bin
+	$(PY) -m kubeq_operator.demo_cluster
+
+# The library alone: a local Redis, two workers, a burst of jobs, `kubeq stats --watch`.
+demo-local: venv redis-server
 	$(PY) examples/01-quickstart/demo.py
 
 manifests: cluster-bin
