@@ -1,4 +1,4 @@
-"""`make demo`: kubeq on this machine, end to end, in about a minute.
+"""`make demo-local`: the kubeq library on this machine, end to end, in seconds.
 
 Starts a private redis-server, two `kubeq worker` processes of tasks.py, enqueues a burst
 of jobs (with a progress bar), and shows `kubeq stats --watch` until the queue drains.
