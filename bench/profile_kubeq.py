@@ -63,7 +63,10 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--out", default=str(HERE / "results" / f"profile-{dt.date.today()}"))
+    ap.add_argument("--kubeq-path", default=None, help="profile kubeq from this directory")
     a = ap.parse_args()
+    if a.kubeq_path:
+        os.environ["BENCH_PYTHONPATH"] = a.kubeq_path
     work = Path(tempfile.mkdtemp(prefix="kubeq-profile-"))
     server = RedisServer(work / "redis")
     server.start()
@@ -71,7 +74,10 @@ def main() -> int:
         **os.environ,
         "BENCH_REDIS_URL": server.url,
         "KUBEQ_REDIS_URL": server.url,
-        "PYTHONPATH": str(HERE / "systems"),
+        # BENCH_PYTHONPATH: profile a copy of the library with a proposed change
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (os.environ.get("BENCH_PYTHONPATH"), str(HERE / "systems")) if p
+        ),
     }
     os.environ.update(env)
     try:
@@ -82,7 +88,7 @@ def main() -> int:
         sysm.setup()
         sysm.prefill(a.n)
         kubeq = str(Path(sys.executable).with_name("kubeq"))
-        raw = Path(f"{a.out}-worker.txt")
+        raw = Path(f"{a.out}-worker.txt").resolve()
         spy = subprocess.Popen(
             [
                 a.py_spy,
@@ -126,7 +132,7 @@ def main() -> int:
         print(summarise(raw))
         sysm.close()
 
-        raw_e = Path(f"{a.out}-enqueue.txt")
+        raw_e = Path(f"{a.out}-enqueue.txt").resolve()
         code = (
             f"import sys; sys.path.insert(0, {str(HERE / 'systems')!r}); import kubeq_bench as k; "
             f"k.app.redis_url = {server.url!r}\nfor _ in range({a.n // 4}): k.noop.delay()"
