@@ -137,3 +137,14 @@ def fail_then_crash(tag: str) -> int:
 @app.task(max_attempts=2, timeout=0.2)
 def hang(seconds: float) -> None:
     time.sleep(seconds)
+
+
+@app.task(pool="process", max_deliveries=2, max_attempts=1)
+def child_exit() -> None:
+    os._exit(3)  # the pool child dies under the job
+
+
+@app.task(pool="process", max_attempts=1)
+def slow_child(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()

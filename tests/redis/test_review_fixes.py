@@ -92,3 +92,19 @@ def test_timeout_runs_from_the_start_of_the_job_not_from_its_queueing(
     assert quick.result(timeout=30) is None  # it ran once a hung thread returned
     time.sleep(0.1)
     assert worker.proc.poll() is None
+
+
+def test_a_job_that_kills_its_pool_child_is_buried_and_bystanders_run_again(
+    app: kubeq.App, start_worker: StartWorker
+) -> None:
+    worker = start_worker("--concurrency", "2")
+    q = app.queue()
+    assert q.enqueue(qtasks.slow_child, 0.0).result(timeout=60)  # the pool is warm
+    bystander = q.enqueue(qtasks.slow_child, 1.0)
+    time.sleep(0.3)
+    killer = q.enqueue(qtasks.child_exit)
+    with pytest.raises(kubeq.JobFailed, match="its process died 2 times"):
+        killer.result(timeout=60)
+    assert bystander.result(timeout=60) > 0  # broken pool: released, not failed
+    assert bystander.info().attempts == 1
+    assert worker.proc.poll() is None

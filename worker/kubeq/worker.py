@@ -458,7 +458,9 @@ class Worker:
         self.inflight.pop((d.queue.name, d.id), None)
         if d.lost:
             log.warning("job %s: result discarded, its lease was taken over", d.id)
-        label = {"retry": "retried", "requeue": "requeued"}.get(outcome, outcome)
+        label = {"retry": "retried", "requeue": "requeued", "release": "released"}.get(
+            outcome, outcome
+        )
         self.metrics.jobs.labels(d.queue.name, d.task_name, label).inc()
         args: list[Any] = [d.queue.base, d.id, d.lease, outcome, value, tb, reason, retry_due]
         self._acks.append((d, (self._scripts.ack, d.queue.script_keys, args)))
@@ -503,6 +505,11 @@ class Worker:
             # a task's own cancellation (an inner task it awaited was cancelled) is a failure
             error, tb = "CancelledError: the task was cancelled", traceback.format_exc()
             return "failed", error, tb, f"{error} (not retried)", "0"
+        except BrokenProcessPool as exc:
+            # a pool child died (maybe of another job): no attempt counted, a lost delivery
+            error = f"BrokenProcessPool: {exc}"
+            log.error("job %s (%s): its process died; released to run again", d.id, name)
+            return "release", error, traceback.format_exc(), "", "0"
         except Retry as exc:
             error, tb = f"Retry: {exc}", traceback.format_exc()
             if attempt < policy.max_attempts:
