@@ -363,7 +363,7 @@ def main() -> int:
     table = comparison_table(med, systems, notes)
     ltable = limits_table(limits, med) if limits and "error" not in limits else ""
     atable = autoscale_table(auto)
-    day = a.out or dt.date.today().isoformat()
+    day = a.out or dt.date.today().isoformat() + ("-quick" if a.quick else "")
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": info,
