@@ -67,6 +67,20 @@ def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> l
     only the calls that did not run are sent again. With ``raise_errors=False`` a call that
     failed leaves its exception in its place in the results, and the others stand.
     """
+    if len(calls) == 1:  # one script call (e.g. one enqueue): no pipeline machinery
+        from redis.exceptions import NoScriptError, ResponseError
+
+        script, keys, args = calls[0]
+        try:
+            try:
+                return [client.evalsha(script.sha, len(keys), *keys, *args)]
+            except NoScriptError:
+                client.script_load(script.script)
+                return [client.evalsha(script.sha, len(keys), *keys, *args)]
+        except ResponseError as exc:  # a script error; outages raise as from a pipeline
+            if raise_errors:
+                raise
+            return [exc]
     pipe = client.pipeline(transaction=False)
     _queue(pipe, calls)
     results: list[Any] = pipe.execute(raise_on_error=False)

@@ -144,7 +144,8 @@ class Worker:
         self.queues = [QueueKeys.of(q, settings.prefix) for q in settings.queues]
         self.metrics = WorkerMetrics()
         self.inflight: dict[tuple[str, str], Delivery] = {}
-        self._acks: list[tuple[Delivery, Call]] = []
+        self._acks: list[tuple[Delivery, list[Any]]] = []
+        self._metric_children: dict[tuple[Any, ...], Any] = {}
         self._activity = asyncio.Event()
         self._stopping = False
         self._force = asyncio.Event()
@@ -297,7 +298,17 @@ class Worker:
         acks, self._acks = self._acks, []
         self._activity.clear()
         free = self.settings.concurrency - len(self.inflight) if fetch else 0
-        calls = [call for _, call in acks]
+        # one ack script call per queue for every job that ended since the last pass
+        by_queue: dict[str, list[tuple[Delivery, list[Any]]]] = {}
+        for item in acks:
+            by_queue.setdefault(item[0].queue.name, []).append(item)
+        calls: list[Call] = []
+        for items in by_queue.values():
+            q = items[0][0].queue
+            args: list[Any] = [q.base, len(items)]
+            for _, fields in items:
+                args += fields
+            calls.append((self._scripts.ack, q.script_keys, args))
         if free > 0:
             calls.append(self._fetch_call(free))
         if not calls:
@@ -307,8 +318,12 @@ class Worker:
         except BaseException:
             self._acks = acks + self._acks  # fenced and idempotent: safe to send again
             raise
-        for (delivery, _), applied in zip(acks, results, strict=False):
-            if isinstance(applied, Exception):
+        outcomes: list[tuple[Delivery, Any]] = []
+        for items, flags in zip(by_queue.values(), results, strict=False):
+            for i, (delivery, _) in enumerate(items):
+                outcomes.append((delivery, flags if isinstance(flags, Exception) else flags[i]))
+        for delivery, applied in outcomes:
+            if isinstance(applied, Exception) or applied == -1:
                 # a script error, not an outage: resending would fail the same way; the
                 # lease expires and the job is delivered again
                 log.error("job %s: could not record its outcome: %s", delivery.id, applied)
@@ -356,8 +371,10 @@ class Worker:
                 deliveries=int(deliveries),
             )
             self.inflight[(queue.name, d.id)] = d
-            self.metrics.in_progress.labels(queue.name).inc()
-            self.metrics.wait.labels(queue.name).observe(max(0.0, (now_ms - d.ready_at_ms) / 1000))
+            self._metric(self.metrics.in_progress, queue.name).inc()
+            self._metric(self.metrics.wait, queue.name).observe(
+                max(0.0, (now_ms - d.ready_at_ms) / 1000)
+            )
             d.runner = asyncio.create_task(self._execute(d), name=f"kubeq-job-{d.id}")
             count += 1
         return count
@@ -438,11 +455,21 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"
             outcome = ("failed", error, traceback.format_exc(), f"worker error: {error}", "0")
         finally:
-            self.metrics.in_progress.labels(d.queue.name).dec()
+            self._metric(self.metrics.in_progress, d.queue.name).dec()
         if d.settled:
             return
-        self.metrics.duration.labels(d.queue.name, d.task_name).observe(time.monotonic() - started)
+        self._metric(self.metrics.duration, d.queue.name, d.task_name).observe(
+            time.monotonic() - started
+        )
         self._settle(d, *outcome)
+
+    def _metric(self, family: Any, *labels: str) -> Any:
+        """A labelled child of a metric family, looked up once (labels() is not cheap)."""
+        key = (id(family), *labels)
+        child = self._metric_children.get(key)
+        if child is None:
+            child = self._metric_children[key] = family.labels(*labels)
+        return child
 
     def _settle(
         self,
@@ -461,9 +488,8 @@ class Worker:
         label = {"retry": "retried", "requeue": "requeued", "release": "released"}.get(
             outcome, outcome
         )
-        self.metrics.jobs.labels(d.queue.name, d.task_name, label).inc()
-        args: list[Any] = [d.queue.base, d.id, d.lease, outcome, value, tb, reason, retry_due]
-        self._acks.append((d, (self._scripts.ack, d.queue.script_keys, args)))
+        self._metric(self.metrics.jobs, d.queue.name, d.task_name, label).inc()
+        self._acks.append((d, [d.id, d.lease, outcome, value, tb, reason, retry_due]))
         self._activity.set()
 
     async def _run(self, d: Delivery) -> tuple[str, bytes | str, str, str, str]:
