@@ -309,12 +309,8 @@ class App:
 
         by_queue: dict[str, list[tuple[int, Call]]] = defaultdict(list)
         for index, call in enumerate(calls):
-            by_queue[call.queue or self._default_queue_of(call.task)].append((index, call))
+            by_queue[call.queue or self.defaults_for(call.task).queue].append((index, call))
         return Queue.enqueue_grouped(self, by_queue)
-
-    def _default_queue_of(self, name: str) -> str:
-        registered = self.tasks.get(name)
-        return registered.options.queue if registered else self.default_queue
 
     def defaults_for(self, name: str) -> TaskOptions:
         """The options of a registered task, or the defaults for a task this app doesn't know."""

@@ -110,12 +110,12 @@ class Queue:
         if new_queues:
             app.redis.sadd(queues_key(app.prefix), *new_queues)
             app._known_queues.update(new_queues)
-        results = run_pipeline(app.redis, commands)
+        # per job 1 = new, 0 = a live job with that id existed: the handle is the same
+        run_pipeline(app.redis, commands)
         jobs: list[Job | None] = [None] * total
         for queue, plan in zip(by_queue, plans, strict=True):
             for index, job_id in plan:
                 jobs[index] = Job(app, queue, job_id)
-        del results  # 1 = new job, 0 = a live job with that id already existed: same handle
         return [j for j in jobs if j is not None]
 
     # -- state -----
