@@ -1,0 +1,87 @@
+"""Every default kubeq has, in one place.
+
+The CLI's options, the worker's settings, the task options, the retry policy, the operator's
+TaskQueue parser and its dataclasses all read their defaults from here; the CRD repeats the
+ones it carries as ``default:`` (an API server applies them before kubeq sees an object), and
+``tests/unit/test_defaults.py`` fails when the CRD and this module disagree. Change a default
+here, then in the CRD, and the test tells you if you forgot the second step.
+
+A plain module of constants on purpose (rq keeps ``rq/defaults.py`` the same way): it imports
+nothing, so the operator, the CLI and the worker can all read it without import cycles.
+"""
+
+from __future__ import annotations
+
+# -- Redis -----------------------------------------------------------------------------------
+
+REDIS_URL = "redis://localhost:6379/0"
+"""Used when neither the caller nor KUBEQ_REDIS_URL gives one."""
+PREFIX = "kubeq"
+"""Key prefix shared by the application, the workers and the operator."""
+PASSWORD_SECRET_KEY = "password"
+"""The key of the Kubernetes Secret (``spec.redis.secretRef``) that holds the password."""
+
+# -- jobs and tasks --------------------------------------------------------------------------
+
+QUEUE = "default"
+PRIORITY_MIN = 0
+PRIORITY_MAX = 9
+PRIORITY = 5
+"""0 (lowest) to 9 (highest); higher runs first while jobs wait."""
+RESULT_TTL = 86_400
+"""Seconds a finished job and its result stay readable: one day, like Celery's default."""
+MAX_DELIVERIES = 5
+"""Deliveries without an acknowledgement (the worker died each time) before a job is
+declared poison and dead-lettered."""
+MAX_ATTEMPTS = 3
+"""Executions in all, the first included; 1 means never retry."""
+BACKOFF_MIN = 1.0
+"""Seconds before the first retry, and the floor of every later delay."""
+BACKOFF_MAX = 300.0
+"""Ceiling of any retry delay: a backoff never grows past five minutes."""
+BACKOFF_FACTOR = 2.0
+"""Each retry waits this many times longer than the one before, before jitter."""
+
+# -- the worker ------------------------------------------------------------------------------
+
+POOLS = ("thread", "process", "async")
+"""Where sync tasks run: threads (default), a process pool (CPU-bound), or "async" (same as
+thread for sync tasks; async tasks always run on the event loop)."""
+POOL = "thread"
+CONCURRENCY = 4
+"""Jobs one worker process runs at once; also how many it fetches (prefetch = free slots)."""
+LEASE_SECONDS = 30.0
+"""A job whose worker stops renewing its lease for this long is delivered again."""
+DRAIN_TIMEOUT = 25.0
+"""Seconds running jobs get to finish after SIGTERM before they are handed back: below the
+pod's default 30 s grace period, so the kubelet never has to SIGKILL a worker."""
+HANDBACK_SECONDS = 3.0
+"""Time allowed, after the drain, to record outcomes and hand-backs: the default drain plus
+this stays below Kubernetes' 30 s default grace period."""
+STALL_SECONDS = 60.0
+"""/healthz fails when the loop has not completed a round trip to Redis for this long."""
+WORKER_TTL_MS = 15_000
+"""A worker whose last heartbeat is older than this is not counted as live (it beats every
+couple of seconds, so this tolerates several missed beats)."""
+LOG_LEVEL = "INFO"
+
+# -- the TaskQueue (operator) ----------------------------------------------------------------
+
+TERMINATION_GRACE_SECONDS = 30
+"""The worker pods' terminationGracePeriodSeconds (Kubernetes' own default)."""
+DRAIN_MARGIN_SECONDS = 5
+"""The worker's --drain-timeout is the pod's grace period minus this (at least 1 s)."""
+MIN_REPLICAS = 0
+MAX_REPLICAS = 10
+ACTIVATION_BACKLOG = 1
+"""Jobs waiting before a queue at zero workers gets its first one."""
+POLL_SECONDS = 1.0
+"""How often the operator reads the queues' numbers."""
+IDLE_SECONDS_BEFORE_ZERO = 120
+"""Seconds with nothing waiting or running before the last worker goes."""
+STABILIZATION_SECONDS = 60
+"""Scale-down window: the largest recent recommendation wins (like the HPA's)."""
+MAX_PODS_PER_STEP = 4
+"""Scale-down rate: at most this many pods removed per period."""
+PERIOD_SECONDS = 15
+"""The period of the scale-down rate."""
