@@ -3,28 +3,20 @@
 ``App`` holds the Redis connection and the task registry. ``@app.task`` turns a function
 into a ``Task`` that still runs when called directly and gains ``.delay()`` (Celery style);
 ``app.queue(name).enqueue(func, ...)`` gives the RQ style. Both build the same ``Call``
-and go through ``Queue.enqueue_many``, so there is one enqueue path to test and optimise.
+and go through ``App.enqueue_many`` and the plan of ``enqueue``, so there is one enqueue
+path to test and optimise.
 """
 
 from __future__ import annotations
 
 import inspect
-import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from . import connections
-from .keys import (
-    DEFAULT_PREFIX,
-    PRIORITY_DEFAULT,
-    PRIORITY_MAX,
-    PRIORITY_MIN,
-    validate_job_id,
-    validate_queue_name,
-)
+from . import connections, defaults
+from .enqueue import check_call, check_priority, check_retry_overrides, plan_enqueue, send
+from .keys import validate_queue_name
+from .options import Call, TaskOptions
 from .retry import RetryPolicy
 from .scripts import Scripts
 
@@ -37,90 +29,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_QUEUE = "default"
-DEFAULT_RESULT_TTL = 86_400
-"""Seconds a finished job and its result stay readable: one day, like Celery's default."""
-DEFAULT_MAX_DELIVERIES = 5
-"""Deliveries without an acknowledgement (the worker died each time) before a job is
-declared poison and dead-lettered."""
-
-POOLS = ("thread", "process", "async")
-
-
-@dataclass(frozen=True)
-class TaskOptions:
-    """Per-task defaults, set with ``@app.task(...)`` and overridable per call."""
-
-    queue: str = DEFAULT_QUEUE
-    priority: int = PRIORITY_DEFAULT
-    """0 (lowest) to 9 (highest); higher runs first while jobs wait in Redis."""
-    timeout: float | None = None
-    """Seconds one execution may take before it counts as failed (None: no limit)."""
-    result_ttl: int = DEFAULT_RESULT_TTL
-    """Seconds the result stays readable after the job finishes."""
-    max_deliveries: int = DEFAULT_MAX_DELIVERIES
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    pool: str | None = None
-    """Where a sync task runs: None follows the worker's --pool; "process" sends a
-    CPU-bound task to the worker's process pool even when the worker defaults to threads."""
-
-
-@dataclass(frozen=True)
-class Call:
-    """One job to enqueue: a task name, its arguments and the options of this one call."""
-
-    task: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    queue: str | None = None
-    priority: int | None = None
-    delay: float | None = None
-    """Seconds from now before the job may run."""
-    eta: datetime | float | None = None
-    """When the job may run: an aware datetime or a Unix timestamp (exclusive with delay)."""
-    job_id: str | None = None
-    """Your id for de-duplication: enqueueing an id that is still live returns that job."""
-    timeout: float | None = None
-    result_ttl: int | None = None
-    max_attempts: int | None = None
-    backoff_min: float | None = None
-    backoff_max: float | None = None
-    max_deliveries: int | None = None
-
-    def set(self, **options: Any) -> Call:
-        """A copy with these options changed, e.g. ``add.s(1, 2).set(priority=9)``."""
-        return replace(self, **options)
-
-    def due(self) -> str:
-        """When the job may run, for enqueue.lua: "0" now, "+<ms>" after a delay counted by
-        the Redis server's clock (a skewed client clock cannot shift it), or "<ms>" since the
-        epoch for an eta (an absolute time the caller chose)."""
-        if self.delay is not None and self.eta is None:
-            if self.delay < 0:
-                raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
-            return f"+{int(self.delay * 1000)}" if self.delay > 0 else "0"
-        return str(self.run_at_ms())
-
-    def run_at_ms(self) -> int:
-        """When the job may run, in ms since the epoch (0 = now)."""
-        if self.delay is not None and self.eta is not None:
-            raise ValueError("give either delay or eta, not both")
-        if self.delay is not None:
-            if self.delay < 0:
-                raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
-            return int((time.time() + self.delay) * 1000) if self.delay > 0 else 0
-        if self.eta is not None:
-            if isinstance(self.eta, datetime):
-                if self.eta.tzinfo is None:
-                    raise ValueError("eta must be timezone-aware, e.g. datetime.now(UTC)")
-                return int(self.eta.timestamp() * 1000)
-            return int(float(self.eta) * 1000)
-        return 0
-
-    def overrides(self) -> dict[str, Any]:
-        """The per-call options the worker applies, for the payload."""
-        names = ("timeout", "max_attempts", "backoff_min", "backoff_max")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+__all__ = ["App", "Call", "Task", "TaskOptions", "check_call", "check_retry_overrides", "task_name"]
 
 
 def task_name(func: Callable[..., Any] | Task[Any, Any] | str) -> str:
@@ -190,8 +99,8 @@ class App:
         redis_url: str | None = None,
         *,
         password: str | None = None,
-        prefix: str = DEFAULT_PREFIX,
-        default_queue: str = DEFAULT_QUEUE,
+        prefix: str = defaults.PREFIX,
+        default_queue: str = defaults.QUEUE,
     ) -> None:
         """``password`` overrides KUBEQ_REDIS_PASSWORD (e.g. one read from a Secret)."""
         self.redis_url = connections.resolve_url(redis_url)
@@ -235,14 +144,14 @@ class App:
         *,
         name: str | None = None,
         queue: str | None = None,
-        priority: int = PRIORITY_DEFAULT,
+        priority: int = defaults.PRIORITY,
         timeout: float | None = None,
-        result_ttl: int = DEFAULT_RESULT_TTL,
-        max_attempts: int = 3,
+        result_ttl: int = defaults.RESULT_TTL,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
         retry_on: tuple[type[BaseException], ...] = (Exception,),
-        backoff_min: float = 1.0,
-        backoff_max: float = 300.0,
-        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        backoff_min: float = defaults.BACKOFF_MIN,
+        backoff_max: float = defaults.BACKOFF_MAX,
+        max_deliveries: int = defaults.MAX_DELIVERIES,
         pool: str | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -253,20 +162,20 @@ class App:
         *,
         name: str | None = None,
         queue: str | None = None,
-        priority: int = PRIORITY_DEFAULT,
+        priority: int = defaults.PRIORITY,
         timeout: float | None = None,
-        result_ttl: int = DEFAULT_RESULT_TTL,
-        max_attempts: int = 3,
+        result_ttl: int = defaults.RESULT_TTL,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
         retry_on: tuple[type[BaseException], ...] = (Exception,),
-        backoff_min: float = 1.0,
-        backoff_max: float = 300.0,
-        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        backoff_min: float = defaults.BACKOFF_MIN,
+        backoff_max: float = defaults.BACKOFF_MAX,
+        max_deliveries: int = defaults.MAX_DELIVERIES,
         pool: str | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="high")``."""
-        _check_priority(priority)
-        if pool is not None and pool not in POOLS:
-            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        check_priority(priority)
+        if pool is not None and pool not in defaults.POOLS:
+            raise ValueError(f"pool must be one of {', '.join(defaults.POOLS)}, got {pool!r}")
         options = TaskOptions(
             queue=validate_queue_name(queue or self.default_queue),
             priority=priority,
@@ -303,61 +212,16 @@ class App:
 
         return Job(self, validate_queue_name(queue or self.default_queue), job_id)
 
-    def enqueue_many(self, calls: Iterable[Call]) -> list[Job]:
-        """Enqueue many calls, to any queues, in one Redis round trip."""
-        from .queues import Queue
+    def enqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
+        """Enqueue many calls, to any queues (or all to ``queue``), in one Redis round trip.
+        The jobs come back in the order of the calls."""
+        from .jobs import Job
 
-        by_queue: dict[str, list[tuple[int, Call]]] = defaultdict(list)
-        for index, call in enumerate(calls):
-            by_queue[call.queue or self.defaults_for(call.task).queue].append((index, call))
-        return Queue.enqueue_grouped(self, by_queue)
+        plan = plan_enqueue(calls, prefix=self.prefix, defaults_for=self.defaults_for, queue=queue)
+        send(self.redis, plan, self._known_queues)
+        return [Job(self, q, job_id) for q, job_id in plan.targets]
 
     def defaults_for(self, name: str) -> TaskOptions:
         """The options of a registered task, or the defaults for a task this app doesn't know."""
         registered = self.tasks.get(name)
         return registered.options if registered else TaskOptions(queue=self.default_queue)
-
-
-def _check_priority(priority: int) -> None:
-    if not isinstance(priority, int) or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
-        raise ValueError(
-            f"priority must be an integer from {PRIORITY_MIN} (lowest) to {PRIORITY_MAX} "
-            f"(highest), got {priority!r}"
-        )
-
-
-def check_call(call: Call) -> None:
-    """Validate the options of one call, naming the bad field."""
-    if call.priority is not None:
-        _check_priority(call.priority)
-    if call.job_id is not None:
-        validate_job_id(call.job_id)
-    if call.queue is not None:
-        validate_queue_name(call.queue)
-    for name in ("timeout", "backoff_min", "backoff_max"):
-        value = getattr(call, name)
-        if value is not None and value < 0:
-            raise ValueError(f"{name} must be >= 0 seconds, got {value}")
-    for name in ("max_attempts", "max_deliveries"):
-        value = getattr(call, name)
-        if value is not None and value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if call.result_ttl is not None and call.result_ttl < 1:
-        raise ValueError(f"result_ttl must be >= 1 second, got {call.result_ttl}")
-    if call.timeout is not None and call.timeout <= 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {call.timeout}")
-
-
-def check_retry_overrides(call: Call, base: RetryPolicy) -> None:
-    """Refuse per-call retry options that the worker would refuse (e.g. backoff_min above
-    the task's backoff_max), here in the caller, naming the field."""
-    changes = {
-        n: getattr(call, n)
-        for n in ("max_attempts", "backoff_min", "backoff_max")
-        if getattr(call, n) is not None
-    }
-    if changes:
-        try:
-            replace(base, **changes)
-        except ValueError as exc:
-            raise ValueError(f"task {call.task!r}: {exc}") from None

@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from . import connections, serialization
-from .app import POOLS, App, Call
+from . import connections, defaults, serialization
+from .app import App, Call
 from .errors import KubeqError
 from .keys import DEFAULT_PREFIX, queues_key
 from .stats import QueueStats, read_stats
@@ -69,29 +69,29 @@ def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
 @click.option(
     "-c",
     "--concurrency",
-    default=4,
+    default=defaults.CONCURRENCY,
     show_default=True,
     type=click.IntRange(1),
     help="Jobs run at once by this process (and fetched at once).",
 )
 @click.option(
     "--pool",
-    type=click.Choice(POOLS),
-    default="thread",
+    type=click.Choice(defaults.POOLS),
+    default=defaults.POOL,
     show_default=True,
     help="Where sync tasks run; async tasks always run on the event loop.",
 )
 @click.option(
     "--lease",
     "lease_seconds",
-    default=30.0,
+    default=defaults.LEASE_SECONDS,
     show_default=True,
     type=click.FloatRange(0.5),
     help="Seconds before a silent worker's job runs again.",
 )
 @click.option(
     "--drain-timeout",
-    default=25.0,
+    default=defaults.DRAIN_TIMEOUT,
     show_default=True,
     type=click.FloatRange(0),
     help="Seconds running jobs get after SIGTERM; keep below the pod's grace period.",
@@ -104,14 +104,14 @@ def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
 )
 @click.option(
     "--stall-seconds",
-    default=60.0,
+    default=defaults.STALL_SECONDS,
     show_default=True,
     type=click.FloatRange(1),
     help="/healthz fails after this long without a round trip to Redis.",
 )
 @click.option(
     "--log-level",
-    default="INFO",
+    default=defaults.LOG_LEVEL,
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
@@ -252,7 +252,7 @@ def _json_arg(value: str, name: str, kind: type) -> Any:
 @click.argument("task")
 @click.option("--args", "args_json", default="[]", help="Positional arguments as a JSON array.")
 @click.option("--kwargs", "kwargs_json", default="{}", help="Keyword arguments as a JSON object.")
-@click.option("-q", "--queue", default="default", show_default=True)
+@click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
 @click.option("--priority", type=click.IntRange(0, 9), default=None, help="0 lowest .. 9 highest.")
 @click.option("--delay", type=click.FloatRange(0), default=None, help="Seconds before it may run.")
 @click.option("--job-id", default=None, help="Id for de-duplication.")
@@ -318,7 +318,7 @@ def resume(obj: Context, queue: str) -> None:
 
 @cli.command()
 @click.argument("job_id")
-@click.option("-q", "--queue", default="default", show_default=True)
+@click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
 @pass_ctx
 def job(obj: Context, job_id: str, queue: str) -> None:
     """Show one job's state."""

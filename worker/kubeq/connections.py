@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 import redis.asyncio
 
-DEFAULT_URL = "redis://localhost:6379/0"
+from . import defaults
+
+DEFAULT_URL = defaults.REDIS_URL
 
 
 def resolve_url(url: str | None = None) -> str:

@@ -27,13 +27,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DEFAULT_PREFIX = "kubeq"
+from . import defaults
 
-PRIORITY_MIN = 0
+DEFAULT_PREFIX = defaults.PREFIX
+
+PRIORITY_MIN = defaults.PRIORITY_MIN
 """Lowest priority. Jobs of a higher priority always leave the ready set first."""
-PRIORITY_MAX = 9
+PRIORITY_MAX = defaults.PRIORITY_MAX
 """Highest priority."""
-PRIORITY_DEFAULT = 5
+PRIORITY_DEFAULT = defaults.PRIORITY
 """Priority of a job that names none: in the middle, so callers can go either way."""
 
 PRIORITY_BAND = 10**13

@@ -1,22 +1,18 @@
 """One queue, RQ style: enqueue, bulk enqueue, stats, pause/resume, purge, dead letters.
 
-Every enqueue, single or bulk, goes through ``enqueue_grouped``: one ``enqueue.lua`` call
-per queue, all pipelined, so a thousand jobs over three queues cost one round trip.
+Every enqueue, single or bulk, goes through ``App.enqueue_many`` (the plan of ``enqueue``):
+one ``enqueue.lua`` call per queue, all pipelined, so a thousand jobs cost one round trip.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import serialization
-from .app import Call, Task, check_call, check_retry_overrides, task_name
+from .app import Call, Task, task_name
+from .enqueue import new_job_id
 from .jobs import _FIELDS, Job, JobInfo, _text
-from .keys import QueueKeys, queues_key
-from .scripts import run_pipeline
+from .keys import QueueKeys
 from .stats import QueueStats, read_stats
 
 if TYPE_CHECKING:
@@ -24,16 +20,7 @@ if TYPE_CHECKING:
 
 TaskRef = Callable[..., Any] | Task[Any, Any] | str
 
-_sequence = itertools.count()
-
-
-def new_job_id() -> str:
-    """A unique id that sorts by creation time within this process.
-
-    Jobs of one priority that became ready in the same millisecond share a ready-set score
-    and Redis orders them by member, so time-ordered ids keep them first-in, first-out.
-    """
-    return f"{time.time_ns() // 1000:014x}{next(_sequence) & 0xFFFF:04x}{os.urandom(5).hex()}"
+__all__ = ["Queue", "TaskRef", "new_job_id"]
 
 
 class Queue:
@@ -74,49 +61,7 @@ class Queue:
 
     def enqueue_many(self, calls: Iterable[Call]) -> list[Job]:
         """Enqueue every call on this queue in one round trip; jobs in the same order."""
-        grouped = {self.name: [(i, c.set(queue=self.name)) for i, c in enumerate(calls)]}
-        return self.enqueue_grouped(self.app, grouped)
-
-    @staticmethod
-    def enqueue_grouped(app: App, by_queue: Mapping[str, list[tuple[int, Call]]]) -> list[Job]:
-        """Enqueue calls grouped by queue name, keeping the caller's order in the result."""
-        from .jobs import Job
-
-        commands: list[tuple[Any, list[Any], list[Any]]] = []
-        plans: list[list[tuple[int, str]]] = []
-        total = 0
-        for queue, calls in by_queue.items():
-            keys = QueueKeys.of(queue, app.prefix)
-            args: list[Any] = [keys.base, len(calls)]
-            plan: list[tuple[int, str]] = []
-            for index, call in calls:
-                check_call(call)
-                defaults = app.defaults_for(call.task)
-                check_retry_overrides(call, defaults.retry)
-                job_id = call.job_id or new_job_id()
-                args += [
-                    job_id,
-                    serialization.encode_call(call.task, call.args, call.kwargs, call.overrides()),
-                    defaults.priority if call.priority is None else call.priority,
-                    call.due(),
-                    call.max_deliveries or defaults.max_deliveries,
-                    call.result_ttl or defaults.result_ttl,
-                ]
-                plan.append((index, job_id))
-            commands.append((app.scripts.enqueue, keys.script_keys, args))
-            plans.append(plan)
-            total += len(calls)
-        new_queues = [q for q in by_queue if q not in app._known_queues]
-        if new_queues:
-            app.redis.sadd(queues_key(app.prefix), *new_queues)
-            app._known_queues.update(new_queues)
-        # per job 1 = new, 0 = a live job with that id existed: the handle is the same
-        run_pipeline(app.redis, commands)
-        jobs: list[Job | None] = [None] * total
-        for queue, plan in zip(by_queue, plans, strict=True):
-            for index, job_id in plan:
-                jobs[index] = Job(app, queue, job_id)
-        return [j for j in jobs if j is not None]
+        return self.app.enqueue_many(calls, queue=self.name)
 
     # -- state -----
 

@@ -1,6 +1,7 @@
 """Retry policy: how many attempts, which exceptions retry, and the backoff between them.
 
-A pure module (no Redis) so the backoff is unit-tested on its own. The defaults follow what
+A pure module (no Redis) so the backoff and the retry-or-bury decision (``decide``) are
+unit-tested on their own, like the operator's scaling policy. The defaults follow what
 Cloud Tasks and Dramatiq users expect: failures retry with exponential backoff and jitter,
 and a job that keeps failing ends in the dead-letter queue with its last error.
 """
@@ -10,18 +11,22 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from . import defaults
+from .errors import Retry
+from .outcomes import Settlement
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """When and how a failed job runs again."""
 
-    max_attempts: int = 3
+    max_attempts: int = defaults.MAX_ATTEMPTS
     """Executions in all, the first included; 1 means never retry. Then the job is dead."""
-    backoff_min: float = 1.0
+    backoff_min: float = defaults.BACKOFF_MIN
     """Seconds before the first retry, and the floor of every later delay."""
-    backoff_max: float = 300.0
+    backoff_max: float = defaults.BACKOFF_MAX
     """Ceiling of any retry delay in seconds: a backoff never grows past five minutes."""
-    backoff_factor: float = 2.0
+    backoff_factor: float = defaults.BACKOFF_FACTOR
     """Each retry waits this many times longer than the one before, before jitter."""
     jitter: bool = True
     """Spread each delay uniformly over [delay/2, delay] so retries of a burst don't align."""
@@ -58,3 +63,34 @@ class RetryPolicy:
     def should_retry(self, attempt: int, exc: BaseException) -> bool:
         """True when failed attempt ``attempt`` (1-based) with ``exc`` earns another run."""
         return attempt < self.max_attempts and isinstance(exc, self.retry_on)
+
+
+def decide(
+    policy: RetryPolicy,
+    attempt: int,
+    exc: BaseException,
+    traceback: str = "",
+    rng: random.Random | None = None,
+) -> Settlement:
+    """How failed attempt number ``attempt`` (1-based) with ``exc`` ends: another attempt
+    after a backoff, or the dead letters with a reason a person can act on.
+
+    ``raise kubeq.Retry(delay=...)`` asks for another attempt (its own delay, else the
+    backoff) whatever ``retry_on`` says; other exceptions retry when ``retry_on`` matches and
+    attempts remain. A BaseException that is not an Exception (SystemExit, KeyboardInterrupt
+    raised by task code) never retries.
+    """
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, Retry):
+        if attempt < policy.max_attempts:
+            delay = exc.delay if exc.delay is not None else policy.delay(attempt, rng)
+            return Settlement.retry(error, traceback, delay)
+        reason = f"retry requested on the last attempt ({attempt} of {policy.max_attempts})"
+        return Settlement.failed(error, reason, traceback)
+    if isinstance(exc, Exception) and policy.should_retry(attempt, exc):
+        return Settlement.retry(error, traceback, policy.delay(attempt, rng))
+    if attempt >= policy.max_attempts:
+        reason = f"failed {attempt} of {policy.max_attempts} attempts: {error}"
+    else:
+        reason = f"{type(exc).__name__} is not retried by this task: {error}"
+    return Settlement.failed(error, reason, traceback)

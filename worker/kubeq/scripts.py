@@ -7,6 +7,8 @@ when a restarted Redis has forgotten them.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -20,6 +22,28 @@ def source(name: str) -> str:
     lua = resources.files(__package__).joinpath("lua")
     prelude = lua.joinpath("_prelude.lua").read_text()
     return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class Lua:
+    """One script's text and SHA1, independent of any client: enough to send it by EVALSHA
+    through a pipeline of any client (sync or asyncio) and to load it on NOSCRIPT."""
+
+    name: str
+    script: str
+
+    @property
+    def sha(self) -> str:
+        return _sha(self.script)
+
+
+@cache
+def _sha(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+LUA = {name: Lua(name, source(name)) for name in NAMES}
+"""Every script by name."""
 
 
 class Scripts:
@@ -40,8 +64,10 @@ class Scripts:
             setattr(self, name, client.register_script(source(name)))
 
 
-Call = tuple[Any, list[Any], list[Any]]
-"""One pipelined script call: (registered script, keys, args)."""
+ScriptCall = tuple[Any, list[Any], list[Any]]
+"""One pipelined script call: (script with ``.sha`` and ``.script``, keys, args). The script
+is a ``Lua`` or one registered on a client."""
+Call = ScriptCall
 
 
 def _queue(pipe: Any, calls: list[Call]) -> None:

@@ -13,12 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import defaults
 from .keys import DEFAULT_PREFIX, QueueKeys
 from .scripts import run_pipeline, run_pipeline_async, source
 
-WORKER_TTL_MS = 15_000
-"""A worker whose last heartbeat is older than this is not counted as live (it beats every
-couple of seconds, so this tolerates several missed beats)."""
+WORKER_TTL_MS = defaults.WORKER_TTL_MS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""What a task and a call may set: ``TaskOptions`` (per task) and ``Call`` (one job to enqueue).
+
+Plain frozen dataclasses with no I/O, shared by the client (``app``, ``queues``), the enqueue
+plan (``enqueue``) and the worker, which applies a call's overrides from the payload. Every
+default comes from ``defaults``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from . import defaults
+from .retry import RetryPolicy
+
+RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
+"""Per-call options that change the task's retry policy (carried in the payload)."""
+WORKER_OVERRIDES = ("timeout", *RETRY_OVERRIDES)
+"""Per-call options the worker applies, carried in the payload's ``options``."""
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Per-task defaults, set with ``@app.task(...)`` and overridable per call."""
+
+    queue: str = defaults.QUEUE
+    priority: int = defaults.PRIORITY
+    """0 (lowest) to 9 (highest); higher runs first while jobs wait in Redis."""
+    timeout: float | None = None
+    """Seconds one execution may take before it counts as failed (None: no limit)."""
+    result_ttl: int = defaults.RESULT_TTL
+    """Seconds the result stays readable after the job finishes."""
+    max_deliveries: int = defaults.MAX_DELIVERIES
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pool: str | None = None
+    """Where a sync task runs: None follows the worker's --pool; "process" sends a
+    CPU-bound task to the worker's process pool even when the worker defaults to threads."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One job to enqueue: a task name, its arguments and the options of this one call."""
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    priority: int | None = None
+    delay: float | None = None
+    """Seconds from now before the job may run."""
+    eta: datetime | float | None = None
+    """When the job may run: an aware datetime or a Unix timestamp (exclusive with delay)."""
+    job_id: str | None = None
+    """Your id for de-duplication: enqueueing an id that is still live returns that job."""
+    timeout: float | None = None
+    result_ttl: int | None = None
+    max_attempts: int | None = None
+    backoff_min: float | None = None
+    backoff_max: float | None = None
+    max_deliveries: int | None = None
+
+    def set(self, **options: Any) -> Call:
+        """A copy with these options changed, e.g. ``add.s(1, 2).set(priority=9)``."""
+        return replace(self, **options)
+
+    def due(self) -> str:
+        """When the job may run, for enqueue.lua: "0" now, "+<ms>" after a delay counted by
+        the Redis server's clock (a skewed client clock cannot shift it), or "<ms>" since the
+        epoch for an eta (an absolute time the caller chose)."""
+        if self.delay is not None and self.eta is None:
+            if self.delay < 0:
+                raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
+            return f"+{int(self.delay * 1000)}" if self.delay > 0 else "0"
+        return str(self.run_at_ms())
+
+    def run_at_ms(self) -> int:
+        """When the job may run, in ms since the epoch (0 = now)."""
+        if self.delay is not None and self.eta is not None:
+            raise ValueError("give either delay or eta, not both")
+        if self.delay is not None:
+            if self.delay < 0:
+                raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
+            return int((time.time() + self.delay) * 1000) if self.delay > 0 else 0
+        if self.eta is not None:
+            if isinstance(self.eta, datetime):
+                if self.eta.tzinfo is None:
+                    raise ValueError("eta must be timezone-aware, e.g. datetime.now(UTC)")
+                return int(self.eta.timestamp() * 1000)
+            return int(float(self.eta) * 1000)
+        return 0
+
+    def overrides(self) -> dict[str, Any]:
+        """The per-call options the worker applies, for the payload."""
+        return {n: getattr(self, n) for n in WORKER_OVERRIDES if getattr(self, n) is not None}
+
+    def retry_overrides(self) -> dict[str, Any]:
+        """The per-call changes to the task's retry policy."""
+        return {n: getattr(self, n) for n in RETRY_OVERRIDES if getattr(self, n) is not None}
+
+
+def apply_retry_overrides(base: RetryPolicy, options: dict[str, Any]) -> RetryPolicy:
+    """The task's retry policy with a payload's per-call overrides applied (the worker side
+    of ``Call.retry_overrides``)."""
+    changes = {n: options[n] for n in RETRY_OVERRIDES if n in options}
+    return replace(base, **changes) if changes else base

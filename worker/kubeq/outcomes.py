@@ -1,0 +1,84 @@
+"""How one delivery ends: a typed outcome that knows its own ``ack.lua`` arguments.
+
+The worker decides an outcome (``retry.decide`` for failures), queues it, and the next round
+trip sends every queued outcome of a queue in one ``ack.lua`` call. The argument layout of
+that script is written here and nowhere else, beside the ``Outcome`` values it accepts; the
+script's header documents the same layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """The verbs ``ack.lua`` knows (its ``outcome`` argument)."""
+
+    FINISHED = "finished"
+    """The task returned: ``value`` is the result JSON."""
+    RETRY = "retry"
+    """The attempt failed and another is due at ``retry_due`` (counts an attempt)."""
+    FAILED = "failed"
+    """The job is dead-lettered with ``reason`` (counts an attempt)."""
+    REQUEUE = "requeue"
+    """Handed back unfinished by a draining worker: no attempt, no delivery counted."""
+    RELEASE = "release"
+    """Its process died under it: back to the queue without an attempt, but the delivery
+    counts as lost, so a job that kills its process every time is buried as poison."""
+
+    @property
+    def metric_label(self) -> str:
+        """The ``outcome`` label of kubeq_jobs_total."""
+        return _LABELS.get(self, self.value)
+
+
+_LABELS = {Outcome.RETRY: "retried", Outcome.REQUEUE: "requeued", Outcome.RELEASE: "released"}
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The end of one delivery, as ``ack.lua`` records it."""
+
+    outcome: Outcome
+    value: bytes | str = b""
+    """Result JSON (finished) or the error text (retry, failed, release)."""
+    traceback: str = ""
+    reason: str = ""
+    """Why a failed job was dead-lettered (shown by ``kubeq dlq``)."""
+    retry_delay_ms: int = 0
+    """For RETRY: milliseconds from now (on the Redis server's clock)."""
+
+    @classmethod
+    def finished(cls, result_json: bytes) -> Settlement:
+        return cls(Outcome.FINISHED, result_json)
+
+    @classmethod
+    def failed(cls, error: str, reason: str | None = None, traceback: str = "") -> Settlement:
+        """Dead-letter with ``reason`` (the error itself when no reason is given)."""
+        return cls(Outcome.FAILED, error, traceback, error if reason is None else reason)
+
+    @classmethod
+    def retry(cls, error: str, traceback: str, delay_seconds: float) -> Settlement:
+        return cls(Outcome.RETRY, error, traceback, retry_delay_ms=int(delay_seconds * 1000))
+
+    def ack_fields(self, job_id: str, lease: str) -> list[Any]:
+        """This delivery's 7 arguments of ack.lua:
+        id, lease, outcome, value, traceback, reason, retry due ("+ms" or "0")."""
+        due = f"+{self.retry_delay_ms}" if self.outcome is Outcome.RETRY else "0"
+        return [job_id, lease, self.outcome.value, self.value, self.traceback, self.reason, due]
+
+
+ACK_FIELDS_PER_DELIVERY = 7
+"""The stride of ack.lua's argument list (see ``Settlement.ack_fields``)."""
+
+
+class AckFlag:
+    """What ack.lua answers per delivery."""
+
+    APPLIED = 1
+    STALE = 0
+    """The lease was taken over by another worker: nothing changed."""
+    UNKNOWN = -1
+    """An outcome the script does not know: nothing changed."""

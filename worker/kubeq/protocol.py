@@ -1,0 +1,94 @@
+"""The argument and reply layouts of the worker's scripts (``fetch.lua``, ``heartbeat.lua``).
+
+A Lua script takes flat argument lists and answers flat arrays, so both sides must agree on
+positions. Each layout lives here, beside the script's own header comment, and is parsed in
+one place into typed values; the worker never indexes a reply by hand. ``ack.lua``'s layout
+lives with the outcomes it records (``outcomes.Settlement.ack_fields``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .keys import QueueKeys
+
+FETCH_FIELDS_PER_JOB = 7
+"""fetch.lua answers ``remaining`` and then these 7 per job:
+queue index, id, lease token, payload, attempts, ready_at_ms, deliveries."""
+
+
+@dataclass(frozen=True)
+class FetchedJob:
+    """One job leased by a fetch."""
+
+    queue: QueueKeys
+    id: str
+    lease: str
+    payload: bytes
+    attempts: int
+    """Attempts already made (acknowledged executions); this run is attempt ``attempts + 1``."""
+    ready_at_ms: int
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class FetchReply:
+    remaining: int
+    """Jobs still ready in the fetched (unpaused) queues after this fetch."""
+    jobs: list[FetchedJob]
+
+
+def fetch_args(
+    worker_id: str,
+    want: int,
+    lease_ms: int,
+    busy: int,
+    worker_ttl_ms: int,
+    queues: Sequence[QueueKeys],
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of one fetch.lua call over ``queues`` (in priority order)."""
+    keys = [k for q in queues for k in q.script_keys]
+    args: list[Any] = [
+        worker_id,
+        want,
+        lease_ms,
+        busy,
+        worker_ttl_ms,
+        len(queues),
+        *(q.base for q in queues),
+    ]
+    return keys, args
+
+
+def parse_fetch_reply(raw: Sequence[Any], queues: Sequence[QueueKeys]) -> FetchReply:
+    """The typed form of fetch.lua's flat answer."""
+    jobs: list[FetchedJob] = []
+    for i in range(1, len(raw), FETCH_FIELDS_PER_JOB):
+        qi, job_id, lease, payload, attempts, ready_at, deliveries = raw[
+            i : i + FETCH_FIELDS_PER_JOB
+        ]
+        jobs.append(
+            FetchedJob(
+                queue=queues[int(qi)],
+                id=job_id.decode() if isinstance(job_id, bytes) else str(job_id),
+                lease=str(int(lease)),
+                payload=payload if isinstance(payload, bytes) else str(payload).encode(),
+                attempts=int(attempts),
+                ready_at_ms=int(ready_at),
+                deliveries=int(deliveries),
+            )
+        )
+    return FetchReply(int(raw[0]), jobs)
+
+
+def heartbeat_args(
+    queue: QueueKeys, worker_id: str, busy: int, lease_ms: int, owned: Sequence[tuple[str, str]]
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of heartbeat.lua for one queue; ``owned`` = (job id, lease) pairs.
+    The reply is the list of ids whose lease this worker no longer owns."""
+    args: list[Any] = [queue.base, worker_id, busy, lease_ms]
+    for job_id, lease in owned:
+        args += [job_id, lease]
+    return queue.script_keys, args
