@@ -2,7 +2,7 @@
 -- call for all of them), each fenced by its lease token: a worker whose lease was taken
 -- over (it was killed, paused or partitioned past the lease) cannot overwrite the new owner.
 -- KEYS: the queue's 8 keys.
--- ARGV: base, n, then 7 per delivery:
+-- ARGV: base, n, then 7 per delivery (laid out by kubeq/outcomes.py, Settlement.ack_fields):
 --   id, lease, outcome, value, traceback, reason, retry due ("+ms" after a delay)
 --   outcome 'finished': value = result JSON
 --   outcome 'retry':    value = error, run again at the due time (counts an attempt)

@@ -4,7 +4,8 @@
 -- forgets workers whose heartbeat stopped.
 -- KEYS: 8 keys per queue, queue after queue.
 -- ARGV: worker, want, lease_ms, busy_before, worker_ttl_ms, nq, base_1 .. base_nq
--- Returns a flat list: first the jobs still ready in the unpaused queues after this fetch,
+-- Returns a flat list (parsed by kubeq/protocol.py): first the jobs still ready in the
+-- unpaused queues after this fetch,
 -- then 7 items per job:
 --   queue_index (0-based), id, lease token, payload, attempts, ready_at_ms, deliveries
 local worker = ARGV[1]

@@ -1,0 +1,110 @@
+"""The layouts shared with the Lua scripts: the enqueue plan, ack fields, the fetch reply.
+
+Each Lua script's header documents its ARGV and reply; these tests hold the Python side to
+the same numbers, read from the scripts themselves where the script states them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+
+from kubeq import Call, TaskOptions
+from kubeq.enqueue import plan_enqueue
+from kubeq.keys import QueueKeys
+from kubeq.outcomes import ACK_FIELDS_PER_DELIVERY, Outcome, Settlement
+from kubeq.protocol import FETCH_FIELDS_PER_JOB, fetch_args, parse_fetch_reply
+from kubeq.scripts import LUA, source
+
+
+def _stride(script: str, pattern: str) -> int:
+    match = re.search(pattern, source(script))
+    assert match, f"{script}.lua no longer states its stride as {pattern!r}"
+    return int(match.group(1))
+
+
+def test_strides_match_the_scripts() -> None:
+    assert _stride("ack", r"local o = 3 \+ i \* (\d+)") == ACK_FIELDS_PER_DELIVERY
+    assert _stride("enqueue", r"local o = 3 \+ i \* (\d+)") == 6
+    assert f"then {FETCH_FIELDS_PER_JOB} items per job" in source("fetch")
+
+
+def test_every_outcome_is_one_the_ack_script_knows() -> None:
+    ack = source("ack")
+    for outcome in Outcome:
+        assert f"outcome == '{outcome.value}'" in ack
+
+
+def test_settlements_lay_out_their_ack_fields() -> None:
+    assert Settlement.finished(b"42").ack_fields("j", "7") == [
+        "j",
+        "7",
+        "finished",
+        b"42",
+        "",
+        "",
+        "0",
+    ]
+    retry = Settlement.retry("E: x", "tb", 1.5)
+    assert retry.ack_fields("j", "7") == ["j", "7", "retry", "E: x", "tb", "", "+1500"]
+    failed = Settlement.failed("E: x")
+    assert failed.reason == "E: x"
+    assert len(failed.ack_fields("j", "1")) == ACK_FIELDS_PER_DELIVERY
+    assert Outcome.RETRY.metric_label == "retried" and Outcome.FAILED.metric_label == "failed"
+
+
+def test_fetch_reply_is_parsed_into_typed_jobs() -> None:
+    queues = [QueueKeys.of("a"), QueueKeys.of("b")]
+    raw = [3, 1, b"id1", 12, b'{"task":"t"}', 0, 1700, 1, 0, b"id2", 13, b"{}", 2, 1800, 3]
+    reply = parse_fetch_reply(raw, queues)
+    assert reply.remaining == 3
+    assert [(j.queue.name, j.id, j.lease, j.attempts, j.deliveries) for j in reply.jobs] == [
+        ("b", "id1", "12", 0, 1),
+        ("a", "id2", "13", 2, 3),
+    ]
+    keys, args = fetch_args("w1", 4, 30000, 0, 15000, queues)
+    assert len(keys) == 16 and args[:6] == ["w1", 4, 30000, 0, 15000, 2]
+    assert args[6:] == [q.base for q in queues]
+
+
+def test_enqueue_plan_groups_by_queue_and_keeps_the_callers_order() -> None:
+    calls = [Call("t.add", (i,), queue=("a", "b")[i % 2]) for i in range(5)]
+    plan = plan_enqueue(calls, prefix="p")
+    assert plan.queues == ("a", "b")
+    assert [q for q, _ in plan.targets] == ["a", "b", "a", "b", "a"]
+    assert len(set(plan.job_ids)) == 5
+    (script_a, keys_a, args_a), (_, _, args_b) = plan.calls
+    assert script_a is LUA["enqueue"] and keys_a == QueueKeys.of("a", "p").script_keys
+    assert args_a[:2] == ["p:{a}:", 3] and args_b[1] == 2
+    # id, payload, priority, due, max_deliveries, result_ttl per job
+    first = args_a[2:8]
+    assert first[0] == plan.job_ids[0]
+    assert orjson.loads(first[1]) == {"task": "t.add", "args": [0], "kwargs": {}}
+    assert first[2:] == [5, "0", 5, 86_400]
+
+
+def test_enqueue_plan_applies_task_defaults_and_call_overrides() -> None:
+    opts = TaskOptions(queue="slow", priority=2, result_ttl=60, max_deliveries=3)
+    plan = plan_enqueue(
+        [Call("t.x"), Call("t.x", priority=9, delay=2, timeout=5)],
+        defaults_for=lambda name: opts,
+    )
+    assert plan.queues == ("slow",)
+    args = plan.calls[0][2]
+    assert args[2 + 2 : 2 + 6] == [2, "0", 3, 60]
+    assert args[8 + 2 : 8 + 6] == [9, "+2000", 3, 60]
+    assert orjson.loads(args[8 + 1])["options"] == {"timeout": 5}
+
+
+def test_enqueue_plan_refuses_a_bad_call_naming_the_field_and_plans_nothing() -> None:
+    with pytest.raises(ValueError, match="priority must be an integer from 0"):
+        plan_enqueue([Call("t.x"), Call("t.x", priority=10)])
+    with pytest.raises(ValueError, match="priority"):
+        plan_enqueue([Call("t.x", priority=True)])  # a bool is not a priority
+    with pytest.raises(ValueError, match="backoff"):
+        plan_enqueue(
+            [Call("t.x", backoff_min=500)],
+            defaults_for=lambda name: TaskOptions(),
+        )
