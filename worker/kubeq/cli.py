@@ -17,36 +17,20 @@ from typing import Any
 
 import click
 import redis
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from . import connections, defaults, serialization
-from .app import App, Call
+from .app import Call
+from .cli_common import Context, console, emit_json, output_option, pass_ctx
+from .cli_jobs import dlq, job
 from .errors import KubeqError
-from .keys import DEFAULT_PREFIX, queues_key
 from .stats import QueueStats, read_stats
-
-console = Console()
-
-
-class Context:
-    """What every command shares: the App built from the global options."""
-
-    def __init__(self, redis_url: str | None, prefix: str) -> None:
-        self.app = App(redis_url, prefix=prefix)
-
-    def all_queues(self) -> list[str]:
-        names = self.app.redis.smembers(queues_key(self.app.prefix))
-        return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--redis-url", envvar="KUBEQ_REDIS_URL", help="Redis URL [env KUBEQ_REDIS_URL].")
-@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="Key prefix.")
+@click.option("--prefix", default=defaults.PREFIX, show_default=True, help="Key prefix.")
 @click.version_option(package_name="kubeq")
 @click.pass_context
 def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
@@ -211,15 +195,26 @@ def stats_table(stats: list[QueueStats]) -> Table:
     hidden=True,
     help="With --watch: stop once nothing waits or runs (used by make demo).",
 )
+@output_option
 @pass_ctx
 def stats(
-    obj: Context, queues: Sequence[str], watch: bool, interval: float, until_empty: bool
+    obj: Context,
+    queues: Sequence[str],
+    watch: bool,
+    interval: float,
+    until_empty: bool,
+    output: str,
 ) -> None:
     """Backlog, in flight, delayed, dead, oldest job's age and workers, per queue."""
 
     def read() -> list[QueueStats]:
         return read_stats(obj.app.redis, list(queues) or obj.all_queues(), obj.app.prefix)
 
+    if output == "json":
+        if watch:
+            raise click.UsageError("-o json prints once: drop --watch (or poll it)")
+        emit_json(read())
+        return
     if not watch:
         console.print(stats_table(read()))
         return
@@ -316,120 +311,8 @@ def resume(obj: Context, queue: str) -> None:
     click.echo(f"resumed {queue}")
 
 
-@cli.command()
-@click.argument("job_id")
-@click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
-@pass_ctx
-def job(obj: Context, job_id: str, queue: str) -> None:
-    """Show one job's state."""
-    _show(obj.app.job(job_id, queue).info())
-
-
-# -- dead letters -----
-
-
-@cli.group()
-def dlq() -> None:
-    """List, show, re-queue and purge dead letters."""
-
-
-def _dlq_queues(obj: Context, queue: str | None) -> list[str]:
-    return [queue] if queue else obj.all_queues()
-
-
-@dlq.command("list")
-@click.option("-q", "--queue", default=None, help="One queue (default: all).")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
-@pass_ctx
-def dlq_list(obj: Context, queue: str | None, limit: int) -> None:
-    """The most recent dead letters with their reason."""
-    table = Table(title="dead letters", title_justify="left")
-    for column in ("queue", "id", "task", "attempts", "died", "reason"):
-        table.add_column(column)
-    count = 0
-    for name in _dlq_queues(obj, queue):
-        for info in obj.app.queue(name).dead_letters(limit):
-            died = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.finished_at or 0))
-            table.add_row(name, info.id, info.task, str(info.attempts), died, info.reason)
-            count += 1
-    console.print(table if count else "no dead letters")
-
-
-def _show(info: Any) -> None:
-    for field_name in (
-        "id",
-        "queue",
-        "status",
-        "task",
-        "payload",
-        "priority",
-        "attempts",
-        "deliveries",
-        "worker",
-        "reason",
-        "error",
-        "result",
-    ):
-        value = getattr(info, field_name)
-        if value not in ("", None):
-            click.echo(f"{field_name:>10}: {value}")
-    for field_name in ("enqueued_at", "started_at", "finished_at"):
-        value = getattr(info, field_name)
-        if value:
-            click.echo(
-                f"{field_name:>10}: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(value))}"
-            )
-    if info.traceback:
-        click.echo("traceback:")
-        click.echo(info.traceback.rstrip())
-
-
-@dlq.command("show")
-@click.argument("job_id")
-@click.option("-q", "--queue", default=None, help="Its queue (default: search all).")
-@pass_ctx
-def dlq_show(obj: Context, job_id: str, queue: str | None) -> None:
-    """Everything about one dead letter, traceback included."""
-    for name in _dlq_queues(obj, queue):
-        info = obj.app.job(job_id, name).info()
-        if info.status != "unknown":
-            _show(info)
-            return
-    raise click.ClickException(f"no job {job_id} found")
-
-
-def _dead_action(
-    obj: Context, action: str, queue: str | None, ids: Sequence[str], all_: bool
-) -> None:
-    if not ids and not all_:
-        raise click.UsageError("give job ids, or --all")
-    total = 0
-    for name in _dlq_queues(obj, queue):
-        q = obj.app.queue(name)
-        chosen = list(ids) if ids else None
-        total += q.requeue_dead(chosen) if action == "requeue" else q.purge_dead(chosen)
-    verb = "re-queued" if action == "requeue" else "purged"
-    click.echo(f"{verb} {total} dead letters")
-
-
-@dlq.command("requeue")
-@click.argument("job_ids", nargs=-1)
-@click.option("-q", "--queue", default=None, help="One queue (default: all).")
-@click.option("--all", "all_", is_flag=True, help="Every dead letter of the queue(s).")
-@pass_ctx
-def dlq_requeue(obj: Context, job_ids: Sequence[str], queue: str | None, all_: bool) -> None:
-    """Run dead letters again, with fresh attempt counts."""
-    _dead_action(obj, "requeue", queue, job_ids, all_)
-
-
-@dlq.command("purge")
-@click.argument("job_ids", nargs=-1)
-@click.option("-q", "--queue", default=None, help="One queue (default: all).")
-@click.option("--all", "all_", is_flag=True, help="Every dead letter of the queue(s).")
-@pass_ctx
-def dlq_purge(obj: Context, job_ids: Sequence[str], queue: str | None, all_: bool) -> None:
-    """Delete dead letters for good."""
-    _dead_action(obj, "purge", queue, job_ids, all_)
+cli.add_command(job)
+cli.add_command(dlq)
 
 
 # -- operator -----

@@ -1,0 +1,168 @@
+"""``kubeq job`` and ``kubeq dlq ...``: look at one job, list, show, re-queue and purge dead
+letters. Each read command has ``-o json`` for scripts; ``dlq list -o name`` prints bare ids
+(one per line) for ``xargs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+from rich.table import Table
+
+from . import defaults
+from .cli_common import Context, console, emit_json, id_column, output_option, pass_ctx, when
+from .jobs import JobInfo
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
+@output_option
+@pass_ctx
+def job(obj: Context, job_id: str, queue: str, output: str) -> None:
+    """Show one job's state."""
+    info = obj.app.job(job_id, queue).info()
+    if output == "json":
+        emit_json(info)
+    else:
+        show(info)
+
+
+def show(info: JobInfo) -> None:
+    """One job, field by field, traceback last."""
+    for field_name in (
+        "id",
+        "queue",
+        "status",
+        "task",
+        "payload",
+        "priority",
+        "attempts",
+        "deliveries",
+        "worker",
+        "reason",
+        "error",
+        "result",
+    ):
+        value = getattr(info, field_name)
+        if value not in ("", None):
+            click.echo(f"{field_name:>10}: {value}")
+    for field_name in ("enqueued_at", "started_at", "finished_at"):
+        value = getattr(info, field_name)
+        if value:
+            click.echo(f"{field_name:>10}: {when(value)}")
+    if info.traceback:
+        click.echo("traceback:")
+        click.echo(info.traceback.rstrip())
+
+
+@click.group()
+def dlq() -> None:
+    """List, show, re-queue and purge dead letters."""
+
+
+def _queues(obj: Context, *given: str | None) -> list[str]:
+    """The queue named by the argument or --queue (they must agree), else every queue."""
+    named = {q for q in given if q}
+    if len(named) > 1:
+        raise click.UsageError(f"two different queues given: {', '.join(sorted(named))}")
+    return list(named) if named else obj.all_queues()
+
+
+@dlq.command("list")
+@click.argument("queue_arg", metavar="[QUEUE]", required=False)
+@click.option("-q", "--queue", default=None, help="One queue (default: all).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "name"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for scripts, name for bare ids.",
+)
+@pass_ctx
+def dlq_list(
+    obj: Context, queue_arg: str | None, queue: str | None, limit: int, output: str
+) -> None:
+    """The most recent dead letters of QUEUE (default: every queue) with their reason."""
+    infos = [
+        info
+        for name in _queues(obj, queue_arg, queue)
+        for info in obj.app.queue(name).dead_letters(limit)
+    ]
+    if output == "json":
+        emit_json(infos)
+        return
+    if output == "name":
+        for info in infos:
+            click.echo(info.id)
+        return
+    if not infos:
+        console.print("no dead letters")
+        return
+    table = Table(title="dead letters", title_justify="left")
+    table.add_column("queue", no_wrap=True)
+    id_column(table, [i.id for i in infos])
+    table.add_column("task")
+    table.add_column("attempts", justify="right")
+    table.add_column("died", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for info in infos:
+        table.add_row(
+            info.queue, info.id, info.task, str(info.attempts), when(info.finished_at), info.reason
+        )
+    console.print(table)
+
+
+@dlq.command("show")
+@click.argument("job_id")
+@click.option("-q", "--queue", default=None, help="Its queue (default: search all).")
+@output_option
+@pass_ctx
+def dlq_show(obj: Context, job_id: str, queue: str | None, output: str) -> None:
+    """Everything about one dead letter, traceback included."""
+    for name in _queues(obj, queue):
+        info = obj.app.job(job_id, name).info()
+        if info.status != "unknown":
+            if output == "json":
+                emit_json(info)
+            else:
+                show(info)
+            return
+    raise click.ClickException(f"no job {job_id} found")
+
+
+def _dead_action(
+    obj: Context, action: str, queue: str | None, ids: Sequence[str], all_: bool
+) -> None:
+    if not ids and not all_:
+        raise click.UsageError("give job ids, or --all")
+    total = 0
+    for name in _queues(obj, queue):
+        q = obj.app.queue(name)
+        chosen = list(ids) if ids else None
+        total += q.requeue_dead(chosen) if action == "requeue" else q.purge_dead(chosen)
+    verb = "re-queued" if action == "requeue" else "purged"
+    click.echo(f"{verb} {total} dead letters")
+
+
+@dlq.command("requeue")
+@click.argument("job_ids", nargs=-1)
+@click.option("-q", "--queue", default=None, help="One queue (default: all).")
+@click.option("--all", "all_", is_flag=True, help="Every dead letter of the queue(s).")
+@pass_ctx
+def dlq_requeue(obj: Context, job_ids: Sequence[str], queue: str | None, all_: bool) -> None:
+    """Run dead letters again, with fresh attempt counts."""
+    _dead_action(obj, "requeue", queue, job_ids, all_)
+
+
+@dlq.command("purge")
+@click.argument("job_ids", nargs=-1)
+@click.option("-q", "--queue", default=None, help="One queue (default: all).")
+@click.option("--all", "all_", is_flag=True, help="Every dead letter of the queue(s).")
+@pass_ctx
+def dlq_purge(obj: Context, job_ids: Sequence[str], queue: str | None, all_: bool) -> None:
+    """Delete dead letters for good."""
+    _dead_action(obj, "purge", queue, job_ids, all_)
