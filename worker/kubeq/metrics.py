@@ -1,8 +1,9 @@
 """Worker metrics (Prometheus) and the health endpoint, on one small HTTP server.
 
-``/metrics`` serves the names docs/architecture.md keeps stable; ``/healthz`` answers 503 when the worker has
-stopped consuming (its loop stalled, or Redis has been unreachable too long) even though
-the process is alive, so Kubernetes' liveness probe restarts a wedged worker.
+``/metrics`` serves the names docs/architecture.md ("Metrics") keeps stable; ``/healthz``
+answers 503 when the worker has stopped consuming (its loop stalled, or Redis has been
+unreachable too long) even though the process is alive, so Kubernetes' liveness probe
+restarts a wedged worker.
 """
 
 from __future__ import annotations
