@@ -237,6 +237,19 @@ class Worker:
         reply = parse_fetch_reply(fetched, self.queues)
         now_ms = time.time() * 1000
         for job in reply.jobs:
+            running = self.inflight.get((job.queue.name, job.id))
+            if running is not None and not running.settled:
+                # Our own running job came back: its lease expired before a (late) heartbeat
+                # renewed it, and this fetch reclaimed it. Adopt the new lease for the run in
+                # progress instead of starting a second run of the same job.
+                log.warning(
+                    "job %s: lease expired while it ran here (late heartbeat); "
+                    "re-delivered to this worker, which keeps running it under the new lease",
+                    job.id,
+                )
+                running.job = job
+                running.lost = False
+                continue
             d = Delivery(job)
             self.inflight[d.key] = d
             self._metric(self.metrics.in_progress, job.queue.name).inc()
@@ -347,18 +360,22 @@ class Worker:
         s = self.settings
         busy = len(self.inflight)
         calls: list[Call] = []
+        sent: dict[tuple[str, str], str] = {}
         for q in self.queues:
             owned = [
                 (d.id, d.job.lease)
                 for d in self.inflight.values()
                 if d.job.queue is q and not d.settled
             ]
+            sent.update(((q.name, job_id), lease) for job_id, lease in owned)
             keys, args = heartbeat_args(q, s.worker_id, busy, int(s.lease_seconds * 1000), owned)
             calls.append((self._scripts.heartbeat, keys, args))
         for q, lost in zip(self.queues, await run_pipeline_async(self._redis, calls), strict=True):
             for job_id in lost:
-                d = self.inflight.get((q.name, job_id.decode()))
-                if d is not None and not d.lost and not d.settled:
+                key = (q.name, job_id.decode())
+                d = self.inflight.get(key)
+                # a fetch may have re-delivered it to us meanwhile: only the lease we sent is lost
+                if d is not None and not d.lost and not d.settled and d.job.lease == sent.get(key):
                     d.lost = True
                     log.warning(
                         "job %s: lease lost (this worker was too slow to renew it); "
