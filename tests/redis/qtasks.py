@@ -148,3 +148,15 @@ def child_exit() -> None:
 def slow_child(seconds: float) -> int:
     time.sleep(seconds)
     return os.getpid()
+
+
+@app.task(pool="process", max_attempts=2, timeout=0.5, backoff_min=0.1, backoff_max=0.2)
+def stuck_child(tag: str) -> None:
+    r().rpush(f"test:started:{tag}", os.getpid())
+    time.sleep(60)
+    r().rpush(f"test:ended:{tag}", os.getpid())
+
+
+@app.task(pool="process", max_attempts=1, timeout=10)
+def quick_child() -> int:
+    return os.getpid()

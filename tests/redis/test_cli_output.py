@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import qtasks
+import redis
 from conftest import StartWorker
 
 import kubeq
+from kubeq.keys import QueueKeys
 
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 
@@ -75,3 +78,36 @@ def test_piped_or_narrow_tables_never_cut_a_job_id(
     assert out.returncode == 0, out.stderr
     for job in dead_jobs:
         assert job.id in out.stdout, out.stdout
+
+
+def test_markup_in_user_input_is_printed_as_text(redis_url: str) -> None:
+    out = run(redis_url, "enqueue", "qtasks.add", "--job-id", "[/red]")
+    assert out.returncode == 1, out.stderr
+    assert "invalid job_id '[/red]'" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_a_redis_that_never_answers_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        out = run(f"redis://127.0.0.1:{port}/0", "stats", "--queue", "x")
+    assert out.returncode == 1
+    assert f"Redis at redis://127.0.0.1:{port}/0 accepted the connection but did not answer" in (
+        out.stdout
+    )
+    assert "Traceback" not in out.stderr
+
+
+def test_one_malformed_dead_letter_does_not_hide_the_others(
+    redis_url: str, dead_jobs: list[kubeq.Job], r: redis.Redis
+) -> None:
+    keys = QueueKeys.of("default")
+    r.hset(keys.job(dead_jobs[0].id), "attempts", "lots")
+    r.zadd(keys.dead, {"garbage-key": 1})
+    r.set(keys.job("garbage-key"), "a string")
+    out = run(redis_url, "dlq", "list", "-o", "json")
+    assert out.returncode == 0, out.stderr
+    listed = {d["id"]: d for d in json.loads(out.stdout)}
+    assert set(listed) == {dead_jobs[0].id, dead_jobs[1].id, "garbage-key"}
+    assert "unreadable job data" in listed["garbage-key"]["reason"]

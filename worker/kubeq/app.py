@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from . import connections, defaults
-from .enqueue import check_call, check_priority, check_retry_overrides, plan_enqueue, send
+from .enqueue import check_call, check_retry_overrides, plan_enqueue, send
 from .keys import validate_queue_name
 from .options import Call, TaskOptions
 from .retry import RetryPolicy
@@ -173,9 +173,6 @@ class App:
         pool: str | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="high")``."""
-        check_priority(priority)
-        if pool is not None and pool not in defaults.POOLS:
-            raise ValueError(f"pool must be one of {', '.join(defaults.POOLS)}, got {pool!r}")
         options = TaskOptions(
             queue=validate_queue_name(queue or self.default_queue),
             priority=priority,

@@ -13,11 +13,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import redis
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from . import connections, defaults, serialization
@@ -344,12 +345,19 @@ def main() -> None:
     try:
         cli(standalone_mode=True)
     except (KubeqError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        sys.exit(1)
+        _fail(str(exc))
     except redis.ConnectionError as exc:
         url = connections.redact(connections.resolve_url(_url_in_use()))
-        console.print(f"[red]error:[/red] cannot reach Redis at {url}: {exc}", highlight=False)
-        sys.exit(1)
+        _fail(f"cannot reach Redis at {url}: {exc}")
+    except redis.TimeoutError as exc:
+        url = connections.redact(connections.resolve_url(_url_in_use()))
+        _fail(f"Redis at {url} accepted the connection but did not answer in time ({exc})")
+
+
+def _fail(message: str) -> NoReturn:
+    """Print one error line (user text is escaped, never read as markup) and exit 1."""
+    console.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
+    sys.exit(1)
 
 
 def _url_in_use() -> str | None:

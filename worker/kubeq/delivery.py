@@ -17,8 +17,8 @@ from typing import Any
 
 from . import serialization
 from .app import Task
-from .execution import BrokenProcessPool, Executor
-from .options import apply_retry_overrides
+from .execution import Executor, ProcessDied
+from .options import apply_retry_overrides, check_timeout
 from .outcomes import Outcome, Settlement
 from .protocol import FetchedJob
 from .retry import decide
@@ -70,7 +70,7 @@ async def run_attempt(
         return Settlement.failed(reason)
     try:
         policy = apply_retry_overrides(task.options.retry, options)
-        timeout = options.get("timeout", task.options.timeout)
+        timeout = check_timeout(options.get("timeout", task.options.timeout), "options.timeout")
     except (TypeError, ValueError) as exc:
         return Settlement.failed(f"malformed payload: bad options ({exc})")
     attempt = d.job.attempts + 1
@@ -89,10 +89,11 @@ async def run_attempt(
         # a task's own cancellation (an inner task it awaited was cancelled) is a failure
         error = "CancelledError: the task was cancelled"
         return Settlement.failed(error, f"{error} (not retried)", traceback.format_exc())
-    except BrokenProcessPool as exc:
-        # a pool child died (maybe of another job): no attempt counted, a lost delivery
+    except ProcessDied as exc:
+        # its pool child died under it: no attempt counted, but a lost delivery, so a job that
+        # kills its process every time is buried as poison after max_deliveries
         log.error("job %s (%s): its process died; released to run again", d.id, name)
-        return Settlement(Outcome.RELEASE, f"BrokenProcessPool: {exc}", traceback.format_exc())
+        return Settlement(Outcome.RELEASE, f"ProcessDied: {exc}", traceback.format_exc())
     except BaseException as exc:  # a task's SystemExit must not stop the worker
         settlement = decide(policy, attempt, exc, traceback.format_exc())
         if settlement.outcome is Outcome.RETRY:

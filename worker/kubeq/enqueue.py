@@ -20,7 +20,15 @@ from typing import Any
 
 from . import defaults, serialization
 from .keys import QueueKeys, queues_key, validate_job_id, validate_queue_name
-from .options import Call, TaskOptions
+from .options import (
+    MAX_TTL,
+    Call,
+    TaskOptions,
+    check_count,
+    check_priority,
+    check_seconds,
+    check_timeout,
+)
 from .retry import RetryPolicy
 from .scripts import LUA, ScriptCall, run_pipeline, run_pipeline_async
 
@@ -119,20 +127,6 @@ def _new_queues(plan: EnqueuePlan, known: set[str] | None) -> list[str]:
 # -- validation --------------------------------------------------------------------------------
 
 
-def check_priority(priority: object) -> int:
-    """The priority, or ValueError naming the allowed range."""
-    if (
-        not isinstance(priority, int)
-        or isinstance(priority, bool)
-        or not defaults.PRIORITY_MIN <= priority <= defaults.PRIORITY_MAX
-    ):
-        raise ValueError(
-            f"priority must be an integer from {defaults.PRIORITY_MIN} (lowest) to "
-            f"{defaults.PRIORITY_MAX} (highest), got {priority!r}"
-        )
-    return priority
-
-
 def check_call(call: Call) -> None:
     """Validate the options of one call, naming the bad field."""
     if call.priority is not None:
@@ -141,18 +135,17 @@ def check_call(call: Call) -> None:
         validate_job_id(call.job_id)
     if call.queue is not None:
         validate_queue_name(call.queue)
-    for name in ("timeout", "backoff_min", "backoff_max"):
+    check_timeout(call.timeout)
+    for name in ("backoff_min", "backoff_max", "delay"):
         value = getattr(call, name)
-        if value is not None and value < 0:
-            raise ValueError(f"{name} must be >= 0 seconds, got {value}")
+        if value is not None:
+            check_seconds(name, value, allow_zero=True)
     for name in ("max_attempts", "max_deliveries"):
         value = getattr(call, name)
-        if value is not None and value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if call.result_ttl is not None and call.result_ttl < 1:
-        raise ValueError(f"result_ttl must be >= 1 second, got {call.result_ttl}")
-    if call.timeout is not None and call.timeout <= 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {call.timeout}")
+        if value is not None:
+            check_count(name, value)
+    if call.result_ttl is not None:
+        check_count("result_ttl", call.result_ttl, high=MAX_TTL)
 
 
 def check_retry_overrides(call: Call, base: RetryPolicy) -> None:

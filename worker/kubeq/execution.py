@@ -3,9 +3,13 @@
 ``async def`` tasks run on the worker's loop; sync tasks in a thread pool, or in a spawn
 process pool with ``--pool process`` (or ``@app.task(pool="process")``). The worker's loop
 only awaits ``Executor.invoke`` and never learns which: this module owns the pools, the
-timeout clock (it starts when a thread takes the job, not while the job waits for one), and
-the bookkeeping of threads that Python cannot kill after a timeout (``abandoned``), which
-``/healthz`` reports once every thread is stuck.
+timeout clock (it starts when a thread or a child process takes the job, not while the job
+waits for one), and the bookkeeping of threads that Python cannot kill after a timeout
+(``abandoned``), which ``/healthz`` reports once every thread is stuck.
+
+The process pool is pebble's ``ProcessPool`` rather than the standard library's: it kills
+the child running a task that passed its timeout (and only that child, replaced at once),
+and a child that dies fails only the task it ran (``ProcessExpired``), not its bystanders.
 """
 
 from __future__ import annotations
@@ -15,16 +19,20 @@ import concurrent.futures
 import logging
 import multiprocessing
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
+
+import pebble
 
 from .app import Task
 from .registry import run_in_child
 
 log = logging.getLogger("kubeq.worker")
 
-__all__ = ["BrokenProcessPool", "Executor", "JobTimeout"]
+__all__ = ["Executor", "JobTimeout", "ProcessDied"]
+
+ProcessDied = pebble.ProcessExpired
+"""The child process running a task died under it (killed, crashed, os._exit)."""
 
 
 class JobTimeout(Exception):
@@ -57,7 +65,7 @@ class Executor:
         )
         self.abandoned = 0
         """Threads still running a task whose attempt timed out (Python cannot kill them)."""
-        self._processes: concurrent.futures.ProcessPoolExecutor | None = None
+        self._processes: pebble.ProcessPool | None = None
 
     def health(self) -> str | None:
         """A reason to fail /healthz, or None."""
@@ -68,18 +76,14 @@ class Executor:
     async def invoke(
         self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: Any
     ) -> Any:
-        """Run one attempt; raises what the task raised, JobTimeout, or BrokenProcessPool
-        when a pool child died under it."""
+        """Run one attempt; raises what the task raised, JobTimeout, or ProcessDied when a
+        pool child died under it."""
         loop = asyncio.get_running_loop()
         run: _ThreadRun | None = None
-        pool: concurrent.futures.ProcessPoolExecutor | None = None
         if task.is_async:
             work: Any = task.func(*args, **kwargs)
         elif (task.options.pool or self.pool) == "process":
-            pool = self._process_pool()
-            work = loop.run_in_executor(
-                pool, run_in_child, self.tasks_module, task.name, args, kwargs
-            )
+            return await self._in_process(task, args, kwargs, timeout)
         else:
             run = _ThreadRun(loop.create_future())
             work = loop.run_in_executor(
@@ -103,10 +107,28 @@ class Executor:
                     self.thread_count,
                 )
             raise JobTimeout(f"ran longer than its timeout of {timeout} s") from None
-        except BrokenProcessPool:
-            if pool is not None and self._processes is pool:
-                self._processes = None  # a child died: the next job gets a fresh pool
-                pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _in_process(
+        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: Any
+    ) -> Any:
+        """Run in a pool child; pebble starts the timeout when the child takes the task and
+        kills that child when it passes. Cancelling (a drain's hand-back) kills it too."""
+        future = self._process_pool().submit(
+            run_in_child,
+            None if timeout is None else float(timeout),
+            self.tasks_module,
+            task.name,
+            args,
+            kwargs,
+        )
+        try:
+            return await asyncio.wrap_future(future)
+        except TimeoutError:
+            raise JobTimeout(
+                f"ran longer than its timeout of {timeout} s (its process was stopped)"
+            ) from None
+        except asyncio.CancelledError:
+            future.cancel()  # type: ignore[no-untyped-call]
             raise
 
     def _in_thread(
@@ -129,19 +151,16 @@ class Executor:
         if run.abandoned:
             self.abandoned -= 1
 
-    def _process_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+    def _process_pool(self) -> pebble.ProcessPool:
         if self._processes is None:
-            self._processes = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.concurrency,
-                mp_context=multiprocessing.get_context("spawn"),
+            self._processes = pebble.ProcessPool(
+                max_workers=self.concurrency, context=multiprocessing.get_context("spawn")
             )
         return self._processes
 
     def shutdown(self) -> None:
-        """Stop the pools without waiting; terminate children still running handed-back jobs."""
+        """Stop the pools without waiting; stop children still running handed-back jobs."""
         self._threads.shutdown(wait=False, cancel_futures=True)
         if self._processes is not None:
-            children = list(getattr(self._processes, "_processes", {}).values())
-            self._processes.shutdown(wait=False, cancel_futures=True)
-            for child in children:
-                child.terminate()
+            self._processes.stop()  # type: ignore[no-untyped-call]
+            self._processes.join(timeout=2)

@@ -48,7 +48,18 @@ def _text(value: bytes | str | None) -> str:
 
 
 def _ms(value: bytes | str | None) -> float | None:
-    return int(value) / 1000 if value else None
+    """Milliseconds since the epoch as seconds; None when absent or malformed."""
+    number = _int(value, None)
+    return number / 1000 if number else None
+
+
+def _int(value: bytes | str | None, default: int | None = 0) -> Any:
+    """A stored whole number; ``default`` when absent or malformed (a job written by hand
+    must not stop a listing of every other job)."""
+    try:
+        return int(value) if value else default
+    except (TypeError, ValueError):
+        return default
 
 
 @dataclass(frozen=True)
@@ -87,12 +98,12 @@ class JobInfo:
             status=status,  # type: ignore[arg-type]
             task=task,
             payload=payload,
-            priority=int(f["priority"] or 0),
+            priority=_int(f["priority"]),
             enqueued_at=_ms(f["enqueued_at"]),
             started_at=_ms(f["started_at"]),
             finished_at=_ms(f["finished_at"]),
-            attempts=int(f["attempts"] or 0),
-            deliveries=int(f["deliveries"] or 0),
+            attempts=_int(f["attempts"]),
+            deliveries=_int(f["deliveries"]),
             worker=_text(f["worker"]),
             error=_text(f["error"]),
             reason=_text(f["reason"]),

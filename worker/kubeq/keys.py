@@ -46,13 +46,13 @@ highest priority first and, within a priority, the job that has waited longest. 
 below 2**53 and so are exact in Redis' doubles and in Lua.
 """
 
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 
 def validate_queue_name(name: str) -> str:
     """Return ``name`` if it can be a queue name, else raise ValueError naming the rule."""
-    if not isinstance(name, str) or not _QUEUE_NAME.match(name):
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
         raise ValueError(
             f"invalid queue name {name!r}: use 1-128 characters of letters, digits, '_', '.', "
             "':' or '-' (braces would break the Redis Cluster hash tag)"
@@ -62,7 +62,7 @@ def validate_queue_name(name: str) -> str:
 
 def validate_job_id(job_id: str) -> str:
     """Return ``job_id`` if it can be a job id, else raise ValueError naming the rule."""
-    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
         raise ValueError(
             f"invalid job_id {job_id!r}: use 1-200 characters of letters, digits, '_', '.', "
             "':' or '-'"

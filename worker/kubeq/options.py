@@ -7,6 +7,7 @@ default comes from ``defaults``.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -19,6 +20,47 @@ RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
 """Per-call options that change the task's retry policy (carried in the payload)."""
 WORKER_OVERRIDES = ("timeout", *RETRY_OVERRIDES)
 """Per-call options the worker applies, carried in the payload's ``options``."""
+
+
+MAX_TTL = 315_360_000
+"""Ten years in seconds: the longest result_ttl (Redis refuses far larger expiries)."""
+MAX_COUNT = 1_000_000
+"""The largest max_attempts or max_deliveries that makes sense."""
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """A finite number of seconds (> 0, or >= 0), or ValueError naming the field."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):  # type: ignore[operator]
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound} seconds (a finite number), got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_count(name: str, value: object, *, low: int = 1, high: int = MAX_COUNT) -> int:
+    """A whole number within [low, high], or ValueError naming the field."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def check_priority(priority: object) -> int:
+    """The priority, or ValueError naming the allowed range."""
+    if (
+        not isinstance(priority, int)
+        or isinstance(priority, bool)
+        or not defaults.PRIORITY_MIN <= priority <= defaults.PRIORITY_MAX
+    ):
+        raise ValueError(
+            f"priority must be an integer from {defaults.PRIORITY_MIN} (lowest) to "
+            f"{defaults.PRIORITY_MAX} (highest), got {priority!r}"
+        )
+    return priority
+
+
+def check_timeout(value: object, where: str = "timeout") -> float | None:
+    """None (no limit) or a finite number of seconds > 0."""
+    return None if value is None else check_seconds(where, value)
 
 
 @dataclass(frozen=True)
@@ -37,6 +79,15 @@ class TaskOptions:
     pool: str | None = None
     """Where a sync task runs: None follows the worker's --pool; "process" sends a
     CPU-bound task to the worker's process pool even when the worker defaults to threads."""
+
+    def __post_init__(self) -> None:
+        """Refuse at definition what every enqueue or every run would refuse later."""
+        check_priority(self.priority)
+        check_timeout(self.timeout)
+        check_count("result_ttl", self.result_ttl, high=MAX_TTL)
+        check_count("max_deliveries", self.max_deliveries)
+        if self.pool is not None and self.pool not in defaults.POOLS:
+            raise ValueError(f"pool must be one of {', '.join(defaults.POOLS)}, got {self.pool!r}")
 
 
 @dataclass(frozen=True)

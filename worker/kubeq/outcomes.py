@@ -82,3 +82,5 @@ class AckFlag:
     """The lease was taken over by another worker: nothing changed."""
     UNKNOWN = -1
     """An outcome the script does not know: nothing changed."""
+    MALFORMED = -2
+    """The job's data in Redis was malformed: the job was dead-lettered with the reason."""

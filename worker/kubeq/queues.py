@@ -100,15 +100,21 @@ class Queue:
         return [_text(i) for i in ids]
 
     def dead_letters(self, limit: int = 100) -> list[JobInfo]:
-        """The most recent dead letters with their reason and error, in one round trip."""
-        ids = self.dead_letter_ids(limit)
+        """The most recent dead letters with their reason and error, in one round trip.
+        A dead letter whose data is malformed is still listed, with what could be read."""
+        end = limit - 1
+        raw: list[bytes] = self.app.redis.zrevrange(self.keys.dead, 0, end)  # type: ignore[assignment]
         pipe = self.app.redis.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hmget(self.keys.job(job_id), list(_FIELDS))
-        return [
-            JobInfo.from_fields(job_id, self.name, values)
-            for job_id, values in zip(ids, pipe.execute(), strict=True)
-        ]
+        for job_id in raw:  # the id as stored, even if it is not valid UTF-8
+            pipe.hmget(self.keys.base.encode() + b"job:" + job_id, list(_FIELDS))
+        infos = []
+        for job_id, read in zip(raw, pipe.execute(raise_on_error=False), strict=True):
+            values: list[Any] = read
+            if isinstance(read, Exception):  # a key of another type: still listed
+                values = [b"failed"] + [None] * (len(_FIELDS) - 1)
+                values[_FIELDS.index("reason")] = f"unreadable job data: {read}".encode()
+            infos.append(JobInfo.from_fields(_text(job_id), self.name, values))
+        return infos
 
     def _dead_action(self, action: str, ids: Iterable[str] | None) -> int:
         chosen = list(ids) if ids is not None else self.dead_letter_ids()

@@ -8,6 +8,7 @@ and a job that keeps failing ends in the dead-letter queue with its last error.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -34,8 +35,23 @@ class RetryPolicy:
     """Exceptions that retry. Others go straight to the dead-letter queue."""
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if (
+            not isinstance(self.max_attempts, int)
+            or isinstance(self.max_attempts, bool)
+            or not 1 <= self.max_attempts <= 1_000_000
+        ):
+            raise ValueError(
+                f"max_attempts must be a whole number from 1 to 1000000, got {self.max_attempts!r}"
+            )
+        numbers = (self.backoff_min, self.backoff_max, self.backoff_factor)
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in numbers
+        ):
+            raise ValueError(
+                f"backoff_min, backoff_max and backoff_factor must be finite numbers, got "
+                f"{self.backoff_min!r}, {self.backoff_max!r}, {self.backoff_factor!r}"
+            )
         if self.backoff_min < 0 or self.backoff_max < self.backoff_min:
             raise ValueError(
                 f"backoff must satisfy 0 <= backoff_min <= backoff_max, "

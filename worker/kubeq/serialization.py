@@ -8,6 +8,7 @@ refused rather than silently turned into something else on the worker's side.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -22,8 +23,28 @@ def _refuse(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """Encode plain JSON types; raise TypeError (orjson.JSONEncodeError) for anything else."""
-    return orjson.dumps(obj, default=_refuse, option=_OPTIONS)
+    """Encode plain JSON types; raise TypeError (orjson.JSONEncodeError) for anything else,
+    NaN and ±Infinity included (JSON has no such numbers; orjson would write null)."""
+    data = orjson.dumps(obj, default=_refuse, option=_OPTIONS)
+    if b"null" in data:  # the only way a non-finite float shows; rare, so the walk is too
+        bad = _non_finite(obj)
+        if bad is not None:
+            raise TypeError(f"{bad!r} is not a JSON number (NaN and Infinity are refused)")
+    return data
+
+
+def _non_finite(obj: Any) -> float | None:
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        obj = obj.values()
+    elif not isinstance(obj, list | tuple):
+        return None
+    for value in obj:
+        bad = _non_finite(value)
+        if bad is not None:
+            return bad
+    return None
 
 
 def loads(data: bytes | str) -> Any:

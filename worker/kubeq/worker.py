@@ -28,7 +28,7 @@ import traceback
 from typing import Any
 
 import redis.asyncio
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from . import connections, defaults
 from .app import Task
@@ -70,6 +70,7 @@ class Worker:
         self._force = asyncio.Event()
         self._wake_wait: asyncio.Task[Any] | None = None
         self.vitals = Vitals()
+        self._script_error: str | None = None
         # created here, connected on first use inside run()'s loop
         self._redis: redis.asyncio.Redis = connections.async_client(settings.redis_url)
         self._scripts = Scripts(self._redis)
@@ -169,9 +170,13 @@ class Worker:
             try:
                 remaining = await self._round_trip(fetch=True)
                 self._redis_up()
+            except ResponseError as exc:
+                await self._script_failed(exc)
+                continue
             except (RedisError, OSError) as exc:
                 await self._redis_failed(exc)
                 continue
+            self._script_error = None
             if self.stopping:
                 break
             free = self.settings.concurrency - len(self.inflight)
@@ -223,6 +228,8 @@ class Worker:
                     # a script error, not an outage: resending would fail the same way; the
                     # lease expires and the job is delivered again
                     log.error("job %s: could not record its outcome: %s", d.id, applied)
+                elif applied == AckFlag.MALFORMED:
+                    log.error("job %s: its data in Redis was malformed; dead-lettered", d.id)
                 elif applied == AckFlag.STALE:
                     log.warning(
                         "job %s: outcome refused, its lease was taken over by another worker",
@@ -288,6 +295,16 @@ class Worker:
     async def _wait_activity(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._activity.wait(), timeout)
+
+    async def _script_failed(self, exc: ResponseError) -> None:
+        """A script refused to run (e.g. a queue key of the wrong type): Redis answered, so
+        this is no outage and a restart would not help; say so once, retry every second."""
+        self.vitals.redis_up()
+        self.vitals.round_trip()
+        if str(exc) != self._script_error:
+            self._script_error = str(exc)
+            log.error("fetch refused by Redis (not an outage; fix what it names): %s", exc)
+        await self._wait_activity(1.0)
 
     def _redis_up(self) -> None:
         self.vitals.redis_up()

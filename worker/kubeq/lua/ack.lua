@@ -12,9 +12,12 @@
 --                       set without an attempt, but the delivery counts as lost, so a job
 --                       that kills its process every time is buried after max_deliveries
 -- Returns one flag per delivery: 1 when applied, 0 when its lease was stale (nothing
--- changed), -1 for an outcome this script does not know (nothing changed).
+-- changed), -1 for an outcome this script does not know (nothing changed), -2 when the job's
+-- data in Redis was malformed (the job is dead-lettered with the reason). Each delivery is
+-- validated before anything about it changes, so one bad item never stops the others.
 local q = queue_keys(0)
 local base, n = ARGV[1], tonumber(ARGV[2])
+check_queue(q, base)
 local out = {}
 local woken = 0
 for i = 0, n - 1 do
@@ -22,21 +25,35 @@ for i = 0, n - 1 do
   local id, lease, outcome = ARGV[o], ARGV[o + 1], ARGV[o + 2]
   local value, tb, reason = ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
   local jk = base .. 'job:' .. id
-  local f = redis.call('HMGET', jk, 'status', 'lease', 'result_ttl', 'priority', 'enqueued_at',
+  local f = job_fields(jk, 'status', 'lease', 'result_ttl', 'priority', 'enqueued_at',
     'deliveries', 'attempts', 'max_deliveries')
   local known = outcome == 'finished' or outcome == 'retry' or outcome == 'failed' or
     outcome == 'requeue' or outcome == 'release'
+  local bad = nil
+  if f and f[1] == 'active' and f[2] == lease then
+    if not int(f[7] or '0') then bad = 'malformed job: attempts is not a number'
+    elseif not int(f[6] or '0') then bad = 'malformed job: deliveries is not a number'
+    end
+  end
   if not known then
     out[#out + 1] = -1
+  elseif not f then
+    redis.call('ZREM', q.active, id)
+    bury(q, base, id, jk, 'its job key is not a hash (written by hand?)')
+    out[#out + 1] = -2
   elseif f[1] ~= 'active' or f[2] ~= lease then
     out[#out + 1] = 0
+  elseif bad then
+    redis.call('ZREM', q.active, id)
+    bury(q, base, id, jk, bad .. ' (its outcome was ' .. outcome .. ')')
+    out[#out + 1] = -2
   else
     redis.call('ZREM', q.active, id)
     if outcome == 'finished' then
       redis.call('HINCRBY', jk, 'attempts', 1)
       redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOW)
-      local ttl = tonumber(f[3])
-      if ttl and ttl > 0 then redis.call('EXPIRE', jk, ttl) end
+      local ttl = ttl_of(f[3])
+      if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)
     elseif outcome == 'retry' then
       redis.call('HINCRBY', jk, 'attempts', 1)
@@ -47,14 +64,13 @@ for i = 0, n - 1 do
       redis.call('HSET', jk, 'error', value, 'traceback', tb)
       bury(q, base, id, jk, reason)
     elseif outcome == 'release' then
-      local lost = tonumber(f[6]) - tonumber(f[7] or '0')
-      if lost >= tonumber(f[8]) then
+      local lost = (int(f[6] or '0') or 0) - (int(f[7] or '0') or 0)
+      if lost >= (int(f[8]) or 1) then
         redis.call('HSET', jk, 'error', value)
         bury(q, base, id, jk, 'its process died ' .. lost .. ' times while running it: ' ..
           value .. ' (a poison job?)')
       else
-        redis.call('HINCRBY', jk, 'lease', 1)
-        redis.call('HSET', jk, 'status', 'queued')
+        redis.call('HSET', jk, 'lease', (int(f[2]) or 0) + 1, 'status', 'queued')
         redis.call('ZADD', q.ready, ready_score(f[4], f[5]), id)
         woken = woken + 1
       end

@@ -3,13 +3,22 @@
 local q = queue_keys(0)
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. 'job:' .. id
-local status = redis.call('HGET', jk, 'status')
+check_queue(q, base)
+local f = job_fields(jk, 'status', 'result_ttl')
+if not f then
+  -- garbage under the job's key: dead-letter it with the reason rather than fail the call
+  redis.call('ZREM', q.ready, id)
+  redis.call('ZREM', q.delayed, id)
+  bury(q, base, id, jk, 'its job key is not a hash (written by hand?); found by cancel')
+  return 0
+end
+local status = f[1]
 if not status then return -1 end
 if status ~= 'queued' and status ~= 'scheduled' then return 0 end
 redis.call('ZREM', q.ready, id)
 redis.call('ZREM', q.delayed, id)
 redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOW)
-local ttl = tonumber(redis.call('HGET', jk, 'result_ttl') or '0')
-if ttl > 0 then redis.call('EXPIRE', jk, ttl) end
+local ttl = ttl_of(f[2])
+if ttl then redis.call('EXPIRE', jk, ttl) end
 notify_done(base, id, ttl)
 return 1

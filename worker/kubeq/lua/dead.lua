@@ -11,7 +11,10 @@ local n = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
   local jk = base .. 'job:' .. id
-  if redis.call('ZREM', q.dead, id) == 1 then
+  local f = job_fields(jk, 'status')
+  if not f and action == 'requeue' then
+    -- its key holds garbage: nothing to run; it stays a dead letter for a person to look at
+  elseif redis.call('ZREM', q.dead, id) == 1 then
     if action == 'requeue' and redis.call('EXISTS', jk) == 1 then
       local pri = redis.call('HGET', jk, 'priority') or '5'
       redis.call('HSET', jk, 'status', 'queued', 'attempts', 0, 'deliveries', 0,

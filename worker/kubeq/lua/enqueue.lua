@@ -6,13 +6,20 @@
 local q = queue_keys(0)
 local base = ARGV[1]
 local n = tonumber(ARGV[2])
+check_queue(q, base)
 local out = {}
 local woken = 0
 for i = 0, n - 1 do
   local o = 3 + i * 6
   local id = ARGV[o]
   local jk = base .. 'job:' .. id
-  local status = redis.call('HGET', jk, 'status')
+  local f = job_fields(jk, 'status')
+  if not f then
+    -- garbage under this id's key (written by hand?): keep it aside, enqueue the new job
+    redis.call('RENAME', jk, base .. 'garbage:' .. id)
+    f = {false}
+  end
+  local status = f[1]
   if status == 'queued' or status == 'scheduled' or status == 'active' then
     out[#out + 1] = 0
   else

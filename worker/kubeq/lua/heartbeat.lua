@@ -2,14 +2,15 @@
 -- of each job it still owns. Returns the ids whose lease it no longer owns (taken over).
 -- KEYS: the queue's 8 keys. ARGV: base, worker, busy, lease_ms, then id, lease pairs.
 local q = queue_keys(0)
+check_queue(q, ARGV[1])
 local base, worker, busy, lease_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('ZADD', q.workers, NOW, worker)
 redis.call('HSET', q.busy, worker, busy)
 local lost = {}
 for i = 5, #ARGV, 2 do
   local id = ARGV[i]
-  local f = redis.call('HMGET', base .. 'job:' .. id, 'status', 'lease')
-  if f[1] == 'active' and f[2] == ARGV[i + 1] then
+  local f = job_fields(base .. 'job:' .. id, 'status', 'lease')
+  if f and f[1] == 'active' and f[2] == ARGV[i + 1] then
     redis.call('ZADD', q.active, 'XX', NOW + lease_ms, id)
   else
     lost[#lost + 1] = id
