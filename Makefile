@@ -9,14 +9,14 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv redis-server lint typecheck test test-unit test-redis demo demo-local clean manifests
+.PHONY: all venv redis-server chromium lint typecheck test test-unit test-redis demo demo-local clean manifests
 
 all: test
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml hack/install-venv.sh
-	PYTHON=$(PYTHON) sh hack/install-venv.sh $(VENV) -e '.[operator,test]'
+	PYTHON=$(PYTHON) sh hack/install-venv.sh $(VENV) -e '.[operator,test,dashboard]'
 	touch $@
 
 # Debian's redis-server; tests start their own instance on a free loopback port.
@@ -25,6 +25,17 @@ redis-server:
 	  echo "installing Debian's redis-server"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; \
 	  service redis-server stop >/dev/null 2>&1 || true; }
+
+# Debian's headless Chromium and its WebDriver, for the dashboard's browser tests (tests/dashboard).
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver"; \
+	  for try in 1 2 3 4 5 6; do \
+	    apt-get -o DPkg::Lock::Timeout=120 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+	      --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null && break; \
+	    echo "apt busy (another install?), retrying in 20 s"; sleep 20; \
+	  done; command -v chromedriver >/dev/null; }
 
 lint: venv
 	$(BIN)/ruff check .
@@ -36,7 +47,7 @@ typecheck: venv
 
 include hack/cluster/cluster.mk
 
-test: venv redis-server lint typecheck cluster-bin
+test: venv redis-server chromium lint typecheck cluster-bin
 	$(BIN)/pytest
 
 test-unit: venv

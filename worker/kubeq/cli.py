@@ -369,3 +369,26 @@ def _url_in_use() -> str | None:
         if arg.startswith("--redis-url="):
             return arg.split("=", 1)[1]
     return os.environ.get("KUBEQ_REDIS_URL")
+
+
+# -- dashboard (issue 14): imported only when asked for, so `kubeq worker` stays light -----
+
+
+class _LazyDashboard(click.Command):
+    """Stands in for ``kubeq.dashboard.cli.dashboard`` until that command is invoked."""
+
+    def _real(self) -> click.Command:
+        from .dashboard.cli import dashboard
+
+        return dashboard
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        return self._real().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return self._real().invoke(ctx)
+
+
+cli.add_command(
+    _LazyDashboard("dashboard", help="Serve the web dashboard (needs kubeq[dashboard]).")
+)

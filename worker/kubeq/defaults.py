@@ -85,3 +85,19 @@ MAX_PODS_PER_STEP = 4
 """Scale-down rate: at most this many pods removed per period."""
 PERIOD_SECONDS = 15
 """The period of the scale-down rate."""
+
+# -- the dashboard (kubeq dashboard, issue 14) -----------------------------------------------
+
+DASHBOARD_HOST = "127.0.0.1"
+"""Loopback by default: reach it with `kubectl port-forward`, or pass --host 0.0.0.0."""
+DASHBOARD_PORT = 8080
+DASHBOARD_POLL_SECONDS = 1.0
+"""One shared Redis poll this often while any page is open, fanned out to every viewer."""
+DASHBOARD_HISTORY_SECONDS = 600
+"""How far back the overview's small charts and the Scaling page's series reach."""
+DASHBOARD_PAGE_SIZE = 50
+"""Jobs per page on the Queue and Dead letters pages."""
+DASHBOARD_SCAN_LIMIT = 5_000
+"""Dead letters examined per page when a filter is set (a filter never reads a whole queue)."""
+DASHBOARD_RESULT_CHARS = 4_000
+"""Characters of a result or argument shown inline; the rest is behind a download link."""

@@ -167,3 +167,10 @@ class QueueKeys:
 def queues_key(prefix: str = DEFAULT_PREFIX) -> str:
     """SET of every queue name in use, for tools that list queues (`kubeq stats`)."""
     return f"{prefix}:queues"
+
+
+# Worker documents for the dashboard's Workers page (issue 14), written by kubeq.workerinfo:
+#   kubeq:{workerinfo}:index        ZSET  worker id -> time of its last publish in ms
+#   kubeq:{workerinfo}:<worker id>  STR   JSON: pod, host, pid, queues, concurrency, pool, busy,
+#                                         held jobs, job counters, RSS, CPU seconds; expires
+#                                         when the worker stops publishing (TTL >= 15 s)

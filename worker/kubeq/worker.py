@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import RedisError, ResponseError
 
-from . import connections, defaults
+from . import connections, defaults, workerinfo
 from .app import Task
 from .delivery import Delivery, run_attempt
 from .execution import Executor, JobTimeout
@@ -359,6 +359,7 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         failing = False
+        started_at = time.time()
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             try:
@@ -372,6 +373,8 @@ class Worker:
                 log.info("heartbeat restored")
             failing = False
             self.vitals.round_trip()
+            # the dashboard's Workers page (issue 14); logs and never raises
+            await workerinfo.publish_worker(self, self._redis, started_at)
 
     async def _heartbeat(self) -> None:
         s = self.settings

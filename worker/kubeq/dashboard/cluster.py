@@ -1,0 +1,121 @@
+"""The Scaling page's view of the cluster: TaskQueues, their conditions and recent Events.
+
+Read-only, with the official kubernetes client, in-cluster or from a kubeconfig; without
+either the page says "no cluster access" and the rest of the dashboard works unchanged. One
+read (a list of TaskQueues and one of Events) joins the shared poll, so viewers do not add
+load on the API server either. The operator writes what is shown here: ``status.replicas``
+(current), ``status.desiredReplicas``, backlog/in flight, conditions, and an Event per change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from kubeq_operator.deployment import GROUP, PLURAL, VERSION
+
+EVENTS_PER_QUEUE = 10
+TQ_EVENTS = "involvedObject.kind=TaskQueue"
+
+
+def connect(kubeconfig: str | None = None) -> Any | None:
+    """An ApiClient, or None when there is no in-cluster config and no usable kubeconfig."""
+    try:
+        from kubernetes import client, config
+    except ImportError:
+        return None
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+    except config.ConfigException:
+        pass
+    try:
+        return config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, persist_config=False
+        )
+    except (config.ConfigException, OSError, TypeError):
+        return None
+
+
+def _events_by_object(items: list[Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in items:
+        obj = e.involved_object
+        if obj is None or obj.kind != "TaskQueue":
+            continue
+        when = e.last_timestamp or e.event_time or e.first_timestamp
+        out.setdefault((e.metadata.namespace, obj.name), []).append(
+            {
+                "type": e.type or "",
+                "reason": e.reason or "",
+                "message": e.message or "",
+                "count": e.count or 1,
+                "time": when.timestamp() if when is not None else 0.0,
+            }
+        )
+    for events in out.values():
+        events.sort(key=lambda ev: ev["time"], reverse=True)
+        del events[EVENTS_PER_QUEUE:]
+    return out
+
+
+def read_view(api: Any, namespace: str | None = None) -> dict[str, Any]:
+    """Every TaskQueue (in ``namespace`` or all) with status, conditions and recent Events."""
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(api)
+    core = client.CoreV1Api(api)
+    if namespace:
+        tqs = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        events = core.list_namespaced_event(
+            namespace, field_selector="involvedObject.kind=TaskQueue"
+        )
+    else:
+        tqs = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        events = core.list_event_for_all_namespaces(field_selector=TQ_EVENTS)
+    by_object = _events_by_object(list(events.items or []))
+    out = []
+    items: list[dict[str, Any]] = tqs.get("items", []) if isinstance(tqs, dict) else []
+    for tq in items:
+        meta, spec, status = tq.get("metadata", {}), tq.get("spec", {}), tq.get("status", {}) or {}
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        out.append(
+            {
+                "namespace": ns,
+                "name": name,
+                "queues": list(spec.get("queues", [])),
+                "desired": status.get("desiredReplicas"),
+                "current": status.get("replicas"),
+                "backlog": status.get("backlog"),
+                "in_flight": status.get("inFlight"),
+                "last_scale": status.get("lastScaleTime", ""),
+                "conditions": [
+                    {k: c.get(k, "") for k in ("type", "status", "reason", "message")}
+                    for c in status.get("conditions", []) or []
+                ],
+                "events": by_object.get((ns, name), []),
+            }
+        )
+    out.sort(key=lambda t: (t["namespace"], t["name"]))
+    return {"taskqueues": out, "read_at": time.time()}
+
+
+class ClusterReader:
+    """The hub's cluster hook: reads the view off the event loop, at most every ``every`` s."""
+
+    def __init__(self, api: Any, namespace: str | None = None, every: float = 2.0) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.every = every
+        self._last: dict[str, Any] | None = None
+        self._at = 0.0
+
+    async def __call__(self) -> dict[str, Any]:
+        if self._last is None or time.monotonic() - self._at >= self.every:
+            self._last = await asyncio.to_thread(read_view, self.api, self.namespace)
+            self._at = time.monotonic()
+        return {
+            "taskqueues": [dict(t) for t in self._last["taskqueues"]],
+            "read_at": self._last["read_at"],
+        }
