@@ -39,7 +39,7 @@
     series.forEach(function (k) {
       points.forEach(function (p) { if (p[k] > max) max = p[k]; });
     });
-    var step = width / Math.max(1, MAX - 1);
+    var step = width / Math.max(60, points.length - 1);  /* fills up, then scrolls */
     var x0 = width - (points.length - 1) * step;
     series.forEach(function (k) {
       var pl = document.createElementNS(SVGNS, "polyline");
