@@ -28,7 +28,9 @@ KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if HERE in item.path.resolve().parents and not item.get_closest_marker("redis"):
+        if HERE not in item.path.resolve().parents or item.get_closest_marker("e2e"):
+            continue
+        if not item.get_closest_marker("redis"):
             item.add_marker(pytest.mark.redis)
 
 
