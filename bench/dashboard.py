@@ -152,7 +152,7 @@ def seed(url: str, waiting: int, dead: int) -> dict[str, str]:
     r = app.redis
     app.redis.sadd(f"{app.prefix}:queues", "failed")
     now = int(time.time() * 1000)
-    tb = 'Traceback (most recent call last):\n  File "tasks.py", line 9, in charge\nKeyError: "sku"\n'
+    tb = 'Traceback (most recent call last):\n  File "tasks.py", line 9\nKeyError: "sku"\n'
     last = ""
     for start in range(0, dead, 5_000):
         pipe = r.pipeline(transaction=False)

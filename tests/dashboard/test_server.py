@@ -189,3 +189,26 @@ def test_workerinfo_round_trip_and_expiry(redis_url: str) -> None:
     assert [d["id"] for d in live] == ["pod-a:1:abc"]
     assert live[0]["counts"] == {"q": {"finished": 2}}
     assert gone == []
+
+
+def test_cli_refuses_actions_without_a_token() -> None:
+    from click.testing import CliRunner
+
+    from kubeq.cli import cli
+
+    result = CliRunner().invoke(cli, ["dashboard"], env={"KUBEQ_DASHBOARD_TOKEN": ""})
+    assert result.exit_code == 2
+    assert "set KUBEQ_DASHBOARD_TOKEN, or pass --read-only" in result.output
+
+
+def test_rates_count_what_workers_settled_between_polls() -> None:
+    from kubeq.dashboard.hub import Rates
+
+    rates = Rates()
+    w = {"id": "a", "counts": {"q": {"finished": 10, "failed": 1}}}
+    assert rates.update([w]) == {}  # the first poll is a baseline
+    w["counts"] = {"q": {"finished": 15, "failed": 1}}
+    newcomer = {"id": "b", "counts": {"q": {"finished": 2}}}  # started after the first poll
+    assert rates.update([w, newcomer]) == {"q": {"finished": 7}}
+    restarted = {"id": "a", "counts": {"q": {"finished": 3, "failed": 2}}}  # counter went down
+    assert rates.update([restarted, newcomer]) == {"q": {"finished": 3, "failed": 1}}
