@@ -5,7 +5,10 @@ Registered lazily by ``kubeq.cli`` so that ``kubeq worker`` never imports the AS
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+from typing import Any
 
 import click
 
@@ -70,4 +73,22 @@ def dashboard(
     mode = "read-only" if read_only else ("token" if token else "no token (auth proxy)")
     shown = connections.redact(connections.resolve_url(url))
     click.echo(f"kubeq dashboard on http://{host}:{port} ({mode}), Redis {shown}")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    hub = app.state.dash.hub
+
+    class Server(uvicorn.Server):
+        """Ends the open /events streams on SIGTERM/SIGINT: they never end by themselves."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # no running loop yet
+                asyncio.get_running_loop().call_soon_threadsafe(hub.end_streams)
+            super().handle_exit(sig, frame)
+
+    config_ = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    Server(config_).run()

@@ -201,9 +201,19 @@ class Hub:
             self._task = asyncio.create_task(self._run(), name="kubeq-dashboard-poll")
         try:
             while True:
-                yield await queue.get()
+                data = await queue.get()
+                if not data:  # end_streams(): the server is stopping
+                    return
+                yield data
         finally:
             self._subscribers.discard(queue)
+
+    def end_streams(self) -> None:
+        """End every open stream (on shutdown), so the server need not wait for browsers."""
+        for q in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueEmpty):
+                q.get_nowait()
+            q.put_nowait(b"")
 
     @property
     def viewers(self) -> int:

@@ -32,8 +32,9 @@
 
   /* -- small charts: one polyline per series, in an SVG viewBox -- */
   var SVGNS = "http://www.w3.org/2000/svg";
-  function draw(svg, points, series, width, height) {
-    while (svg.firstChild) svg.removeChild(svg.firstChild);
+  /* each call scales its own series (keep = draw over what is there) */
+  function draw(svg, points, series, width, height, keep) {
+    if (!keep) while (svg.firstChild) svg.removeChild(svg.firstChild);
     if (!points.length) return;
     var max = 1;
     series.forEach(function (k) {
@@ -102,7 +103,9 @@
       if (h.length > MAX) h.splice(0, h.length - MAX);
     });
     document.querySelectorAll("svg[data-spark]").forEach(function (svg) {
-      draw(svg, history[svg.getAttribute("data-spark")] || [], ["backlog", "in_flight", "finished"], 300, 40);
+      var pts = history[svg.getAttribute("data-spark")] || [];
+      draw(svg, pts, ["backlog", "in_flight"], 300, 40);
+      draw(svg, pts, ["finished"], 300, 40, true);
     });
   }
 
@@ -168,7 +171,9 @@
       if (s.length > MAX) s.splice(0, s.length - MAX);
     });
     document.querySelectorAll("svg[data-tqchart]").forEach(function (svg) {
-      draw(svg, scaling[svg.getAttribute("data-tqchart")] || [], ["desired", "current", "backlog", "in_flight"], 600, 80);
+      var pts = scaling[svg.getAttribute("data-tqchart")] || [];
+      draw(svg, pts, ["backlog", "in_flight"], 600, 80);
+      draw(svg, pts, ["desired", "current"], 600, 80, true);
     });
   }
 
