@@ -104,8 +104,14 @@
     });
     document.querySelectorAll("svg[data-spark]").forEach(function (svg) {
       var pts = history[svg.getAttribute("data-spark")] || [];
+      /* workers report every ~2 s: chart jobs done over the last 5 polls, not per poll */
+      var done = pts.map(function (p, i) {
+        var sum = 0;
+        for (var j = Math.max(0, i - 4); j <= i; j++) sum += pts[j].finished || 0;
+        return { done: sum };
+      });
       draw(svg, pts, ["backlog", "in_flight"], 300, 40);
-      draw(svg, pts, ["finished"], 300, 40, true);
+      draw(svg, done, ["done"], 300, 40, true);
     });
   }
 
