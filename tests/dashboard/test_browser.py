@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import redis
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
