@@ -242,7 +242,7 @@ def operator(
     op.wait_ready()
     yield op
     # delete what the tests left while the operator still runs (it removes its finalizers)
-    kubectl("delete", "taskqueues", "--all", "--all-namespaces", "--wait=true", "--timeout=90s")
+    kubectl("delete", PLURAL, "--all", "--all-namespaces", "--wait=true", "--timeout=90s")
     code = op.stop()
     print(f"\n--- operator log tail ({log}) ---\n" + "\n".join(op.log().splitlines()[-40:]))
     assert code == 0, "the operator did not exit cleanly on SIGTERM"
