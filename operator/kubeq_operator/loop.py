@@ -111,9 +111,7 @@ class TaskQueueLoop:
             try:
                 await self.flush_status(force=True)
             except Exception as e2:  # the API may be what failed: say so, retry next pass
-                self.logger.warning(
-                    "status of %s/%s not written: %s", self.namespace, self.name, e2
-                )
+                log.warning("status of %s/%s not written: %s", self.namespace, self.name, e2)
             return RETRY_SECONDS
 
     async def _step(self) -> float:
@@ -267,7 +265,7 @@ class TaskQueueLoop:
         for (pod, cost), result in zip(changes.items(), results, strict=True):
             if isinstance(result, BaseException):
                 # the scale-down goes on: the ReplicaSet then picks this pod by its own rules
-                self.logger.warning(
+                log.warning(
                     "could not mark pod %s/%s with deletion cost %d: %s",
                     self.namespace,
                     pod,
@@ -308,11 +306,14 @@ class TaskQueueLoop:
     # -- status and events ---------------------------------------------------------------
 
     def event(self, type_: str, reason: str, message: str) -> None:
-        """Post an Event on the TaskQueue; a failure is logged with its reason, not raised."""
+        """Post an Event on the TaskQueue; a failure is logged with its reason, not raised.
+
+        (Logged on the module's logger, not the object's: kopf would post that as an Event.)
+        """
         try:
             self.post_event(type_, str(reason), message[:MESSAGE_LIMIT])
         except Exception as e:
-            self.logger.warning(
+            log.warning(
                 "could not post the %s Event %s on %s/%s: %s: %s",
                 type_,
                 reason,

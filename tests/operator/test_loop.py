@@ -109,9 +109,45 @@ def test_a_redis_outage_posts_one_warning_and_one_recovery(redis_url: str) -> No
 
 def test_a_failed_event_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
     loop = make_loop(Events(fail=LookupError("no event queue: not inside the operator")))
-    with caplog.at_level(logging.WARNING, logger="test.loop"):
+    with caplog.at_level(logging.WARNING, logger="kubeq_operator"):
         loop.event("Warning", "InvalidSpec", "spec.queues: bad")
     (record,) = caplog.records
     message = record.getMessage()
     assert "Warning Event InvalidSpec on ns/tq" in message
     assert "LookupError: no event queue: not inside the operator" in message
+
+
+def test_a_failed_pod_mark_is_logged_and_the_others_are_marked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API calls are stand-ins here (the cluster tier runs the real ones): what is tested
+    is that one pod's failed annotation is reported, not lost in ``gather``."""
+    from kubernetes.client.exceptions import ApiException
+
+    from kubeq_operator import kube
+    from kubeq_operator import loop as loop_mod
+
+    marked: list[tuple[str, dict[str, str]]] = []
+
+    async def list_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
+        assert selector == "kubeq.dev/taskqueue=tq,app.kubernetes.io/component=worker"
+        return [{"metadata": {"name": n}} for n in ("tq-worker-a", "tq-worker-b")]
+
+    async def annotate_pod(namespace: str, name: str, annotations: dict[str, str]) -> None:
+        if name == "tq-worker-a":
+            raise ApiException(status=404, reason="Not Found")
+        marked.append((name, annotations))
+
+    monkeypatch.setattr(kube, "list_pods", list_pods)
+    monkeypatch.setattr(kube, "annotate_pod", annotate_pod)
+    monkeypatch.setattr(loop_mod, "COST_SETTLE_SECONDS", 0.0)
+    loop = make_loop(Events())
+    busy = qs("a", 0, 3)
+    busy.workers.update({"tq-worker-b:1:x": 3})
+    with caplog.at_level(logging.WARNING, logger="kubeq_operator"):
+        asyncio.run(loop.mark_pods([busy]))
+    assert marked == [("tq-worker-b", {"controller.kubernetes.io/pod-deletion-cost": "1003"})]
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "could not mark pod ns/tq-worker-a with deletion cost -100: API error 404 Not Found"
+    )
