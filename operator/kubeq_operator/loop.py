@@ -30,7 +30,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from kubeq import connections
-from kubeq.app import Call
+from kubeq.options import Call
 from kubeq.stats import QueueStats
 
 from . import kube, metrics, podcost, schedules

@@ -1,7 +1,8 @@
 """Where the operator reads a TaskQueue's queues: one Redis client, its password, its numbers.
 
-One ``RedisSource`` per TaskQueue owns the only Redis client the operator keeps for it (the
-stats read, the schedules and their enqueues all use it). It re-reads the password from the
+One ``RedisSource`` per TaskQueue owns the only Redis client the operator keeps for it: the
+stats read, the schedules' bookkeeping and their enqueues (``kubeq.enqueue``'s plan, sent
+with ``send_async``) all use it. It re-reads the password from the
 Secret named by ``spec.redis.secretRef`` every ``SECRET_REFRESH`` seconds and after each
 failure (a rotated password heals by itself), and rebuilds the client when the URL or the
 password changes. A failed read raises :class:`RedisDown` whose ``reason`` and ``message``
@@ -20,7 +21,8 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from kubeq import connections
-from kubeq.app import App, Call
+from kubeq.enqueue import plan_enqueue, send_async
+from kubeq.options import Call, TaskOptions
 from kubeq.stats import QueueStats, read_stats_async
 
 from .spec import TaskQueueSpec
@@ -57,7 +59,6 @@ class RedisSource:
         self._client_key: tuple[str, str | None] | None = None
         self._password: str | None = None
         self._password_at = -1e9
-        self._app: App | None = None
 
     async def client(self, spec: TaskQueueSpec) -> redis.asyncio.Redis:
         """The client for ``spec.redis`` (the password read from its Secret when due)."""
@@ -110,18 +111,23 @@ class RedisSource:
         self.failures = 0
         return stats
 
-    async def enqueue(self, spec: TaskQueueSpec, calls: list[Call]) -> None:
-        """Enqueue ``calls`` on this TaskQueue's Redis."""
-        await self.client(spec)
-        if self._app is None:
-            self._app = App(spec.redis.url, password=self._password, prefix=spec.redis.prefix)
-        await asyncio.to_thread(self._app.enqueue_many, calls)
+    async def enqueue(self, spec: TaskQueueSpec, calls: list[Call]) -> list[str]:
+        """Enqueue ``calls`` on this TaskQueue's Redis with the same client; their job ids.
+
+        The operator registers no tasks: a call without a queue goes to the TaskQueue's first
+        queue, and every other option is the library's default unless the call sets it.
+        """
+        client = await self.client(spec)
+        plan = plan_enqueue(
+            calls,
+            prefix=spec.redis.prefix,
+            defaults_for=lambda _task: TaskOptions(queue=spec.queues[0]),
+        )
+        await send_async(client, plan)
+        return plan.job_ids
 
     async def close(self) -> None:
         """Drop the client (the next ``client()`` makes a new one)."""
-        if self._app is not None:
-            self._app.close()
-            self._app = None
         if self._client is not None:
             try:
                 await self._client.aclose()

@@ -5,6 +5,7 @@ the field to fix without ever showing a password."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -130,24 +131,33 @@ def test_password_from_the_secret_and_reread_after_a_rotation(tmp_path: Path) ->
         server.stop()
 
 
-def test_schedules_enqueue_through_the_source(redis_url: str) -> None:
+def test_schedules_enqueue_through_the_same_client(redis_url: str) -> None:
     source = RedisSource("ns", Secrets())
-    spec = tq_spec(redis_url, queues=("a",))
+    spec = tq_spec(redis_url, queues=("a", "b"))
+    call = kubeq.Call("t.x", (1,), {"k": "v"}, queue="b", job_id="sched-1")
 
     async def main() -> None:
         try:
-            await source.enqueue(spec, [kubeq.Call("t.x", (1,), queue="a", job_id="sched-1")])
-            await source.enqueue(spec, [kubeq.Call("t.x", (1,), queue="a", job_id="sched-1")])
+            assert await source.enqueue(spec, [call]) == ["sched-1"]
+            client = await source.client(spec)
+            assert await source.enqueue(spec, [call]) == ["sched-1"]
+            (no_queue,) = await source.enqueue(spec, [kubeq.Call("t.y", priority=9)])
+            assert await source.client(spec) is client  # one client for reads and enqueues
             stats = await source.read(spec)
-            assert stats[0].backlog == 1  # the job id de-duplicates
+            # the job id de-duplicates; a call without a queue goes to the first queue
+            assert [(s.queue, s.backlog) for s in stats] == [("a", 1), ("b", 1)]
+            assert no_queue != "sched-1"
         finally:
             await source.close()
 
     asyncio.run(main())
     app = kubeq.App(redis_url)
     try:
-        job = app.job("sched-1", queue="a")
-        assert job.info().task == "t.x"
+        assert set(app.redis.smembers("kubeq:queues")) == {b"a", b"b"}
+        job = app.job("sched-1", queue="b")
+        info = job.info()
+        payload = json.loads(info.payload)
+        assert (info.task, payload["args"], payload["kwargs"]) == ("t.x", [1], {"k": "v"})
         assert job.status() == "queued"
     finally:
         app.close()
