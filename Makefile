@@ -58,8 +58,10 @@ test-redis: venv redis-server
 
 # The whole loop locally: control plane + node agent, Redis, the operator, a TaskQueue, a burst
 # of jobs, and a live view of backlog, in-flight and desired/current workers.
+# (examples/00-local-cluster; DEMO_ARGS='--jobs 100 --keep' to change it)
 demo: venv redis-server cluster-bin
-	$(PY) -m kubeq_operator.demo_cluster
+	PYTHONPATH=$(CURDIR)/hack/cluster$${PYTHONPATH:+:$$PYTHONPATH} \
+	  $(PY) examples/00-local-cluster/demo.py $(DEMO_ARGS)
 
 # The library alone: a local Redis, two workers, a burst of jobs, `kubeq stats --watch`.
 demo-local: venv redis-server

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from .crd import (
+    ANNOTATION_HASH,
+    COMPONENT_WORKER,
+    LABEL_COMPONENT,
+    LABEL_MANAGED,
+    LABEL_TASKQUEUE,
+    MANAGED_BY,
+)
 from .spec import TaskQueueSpec
 
-GROUP = "kubeq.dev"
-VERSION = "v1alpha1"
-PLURAL = "taskqueues"
-KIND = "TaskQueue"
-
-LABEL_TASKQUEUE = "kubeq.dev/taskqueue"
-LABEL_MANAGED = "app.kubernetes.io/managed-by"
-MANAGED_BY = "kubeq-operator"
-ANNOTATION_HASH = "kubeq.dev/worker-hash"
 CONTAINER = "worker"
 
 
@@ -29,7 +28,7 @@ def deployment_name(taskqueue: str) -> str:
 
 
 def selector_labels(taskqueue: str) -> dict[str, str]:
-    return {LABEL_TASKQUEUE: taskqueue, "app.kubernetes.io/component": "worker"}
+    return {LABEL_TASKQUEUE: taskqueue, LABEL_COMPONENT: COMPONENT_WORKER}
 
 
 def worker_command(spec: TaskQueueSpec) -> list[str]:

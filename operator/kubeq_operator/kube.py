@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from .deployment import GROUP, PLURAL, VERSION
+from .crd import GROUP, PLURAL, VERSION
 
 T = TypeVar("T")
 
@@ -53,6 +53,13 @@ def is_not_found(exc: BaseException) -> bool:
 
 def is_conflict(exc: BaseException) -> bool:
     return isinstance(exc, ApiException) and exc.status == 409
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a log: an API error's status and reason, else the exception itself."""
+    if isinstance(exc, ApiException):
+        return f"API error {exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def get_deployment(namespace: str, name: str) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The operator's Prometheus metrics, with the names DESIGN.md fixes.
+"""The operator's Prometheus metrics, with the names docs/architecture.md ("Metrics") fixes.
 
 One registry per process, served by ``serve(port)`` on ``/metrics``. Gauges carry the
 labels namespace and taskqueue (and queue for the per-queue numbers); ``forget`` drops a

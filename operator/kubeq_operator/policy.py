@@ -4,7 +4,7 @@ It exists apart from the handlers so it can be unit- and property-tested without
 Kubernetes, and replayed by a simulation. ``decide(observation, spec, history, now)`` returns
 a :class:`Decision` whose ``history`` is fed to the next call; nothing else is remembered.
 
-The rules (DESIGN.md, "Scaling"):
+The rules (docs/architecture.md, "Scaling decisions"):
 
 - ``wanted = ceil((backlog + in_flight) / jobsPerReplica)``, clamped to ``[min, max]``.
 - Up at once. From zero as soon as ``backlog >= activationBacklog`` (or anything is in
@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from kubeq import defaults
+
 UP = "up"
 DOWN = "down"
 NONE = "none"
@@ -31,25 +33,25 @@ NONE = "none"
 
 @dataclass(frozen=True)
 class ScalingSpec:
-    """``spec.scaling`` of a TaskQueue, parsed. Defaults match the CRD's defaults."""
+    """``spec.scaling`` of a TaskQueue, parsed. Defaults from ``kubeq.defaults`` (as the CRD's)."""
 
-    min_replicas: int = 0
+    min_replicas: int = defaults.MIN_REPLICAS
     """Never fewer workers than this. 0 allows scale-to-zero."""
-    max_replicas: int = 10
+    max_replicas: int = defaults.MAX_REPLICAS
     """Never more workers than this."""
-    jobs_per_replica: int = 4
+    jobs_per_replica: int = defaults.CONCURRENCY
     """Target of (backlog + in-flight) per worker; defaults to the worker's concurrency."""
-    activation_backlog: int = 1
+    activation_backlog: int = defaults.ACTIVATION_BACKLOG
     """From zero workers, scale up once this many jobs are ready."""
-    poll_seconds: float = 1.0
+    poll_seconds: float = float(defaults.POLL_SECONDS)
     """How often the operator reads the queues (not used by the policy itself)."""
-    stabilization_seconds: float = 60.0
+    stabilization_seconds: float = float(defaults.STABILIZATION_SECONDS)
     """Scale down only to the highest recommendation of this many past seconds."""
-    max_pods_per_step: int = 4
+    max_pods_per_step: int = defaults.MAX_PODS_PER_STEP
     """At most this many workers removed by one scale-down step."""
-    period_seconds: float = 15.0
+    period_seconds: float = float(defaults.PERIOD_SECONDS)
     """At least this long between two scale-down steps."""
-    idle_seconds_before_zero: float = 120.0
+    idle_seconds_before_zero: float = float(defaults.IDLE_SECONDS_BEFORE_ZERO)
     """Backlog and in-flight must both have been 0 this long before going to zero."""
 
     def clamp(self, n: int) -> int:

@@ -17,12 +17,10 @@ from typing import Any
 
 from croniter import croniter
 
-from kubeq.keys import DEFAULT_PREFIX, validate_queue_name
+from kubeq import defaults
+from kubeq.keys import validate_queue_name
 
 from .policy import ScalingSpec
-
-DRAIN_MARGIN_SECONDS = 5
-"""The worker's --drain-timeout is the pod's grace period minus this (at least 1 s)."""
 
 
 class SpecError(ValueError):
@@ -36,25 +34,25 @@ class SpecError(ValueError):
 @dataclass(frozen=True)
 class SecretRef:
     name: str
-    key: str = "password"
+    key: str = defaults.PASSWORD_SECRET_KEY
 
 
 @dataclass(frozen=True)
 class RedisSpec:
     url: str
     secret_ref: SecretRef | None = None
-    prefix: str = DEFAULT_PREFIX
+    prefix: str = defaults.PREFIX
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
     image: str
     tasks: str
-    concurrency: int = 4
-    pool: str = "thread"
+    concurrency: int = defaults.CONCURRENCY
+    pool: str = defaults.POOL
     resources: Mapping[str, Any] = field(default_factory=dict)
     env: tuple[Mapping[str, Any], ...] = ()
-    termination_grace_period_seconds: int = 30
+    termination_grace_period_seconds: int = defaults.TERMINATION_GRACE_SECONDS
     working_dir: str | None = None
     metrics_port: int | None = None
     lease_seconds: int | None = None
@@ -63,7 +61,7 @@ class WorkerSpec:
 
     @property
     def drain_timeout(self) -> int:
-        return max(1, self.termination_grace_period_seconds - DRAIN_MARGIN_SECONDS)
+        return max(1, self.termination_grace_period_seconds - defaults.DRAIN_MARGIN_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -130,11 +128,12 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
         if not name:
             raise SpecError("spec.redis.secretRef.name", "name the Secret holding the password")
         secret_ref = SecretRef(
-            name, _get(secret_doc, "key", "spec.redis.secretRef", str, "password")
+            name, _get(secret_doc, "key", "spec.redis.secretRef", str, defaults.PASSWORD_SECRET_KEY)
         )
-    redis = RedisSpec(url, secret_ref, _get(redis_doc, "prefix", "spec.redis", str, DEFAULT_PREFIX))
+    prefix = _get(redis_doc, "prefix", "spec.redis", str, defaults.PREFIX)
+    redis = RedisSpec(url, secret_ref, prefix)
 
-    queues_doc = _get(spec, "queues", "spec", list, ["default"])
+    queues_doc = _get(spec, "queues", "spec", list, [defaults.QUEUE])
     if not queues_doc:
         raise SpecError("spec.queues", "list at least one queue, e.g. [default]")
     queues: list[str] = []
@@ -149,9 +148,11 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
     tasks = _get(w, "tasks", "spec.worker", str, "")
     if not tasks:
         raise SpecError("spec.worker.tasks", "name the module whose @app.task functions run")
-    pool = _get(w, "pool", "spec.worker", str, "thread")
-    if pool not in ("thread", "process", "async"):
-        raise SpecError("spec.worker.pool", f"must be thread, process or async, got {pool!r}")
+    pool = _get(w, "pool", "spec.worker", str, defaults.POOL)
+    if pool not in defaults.POOLS:
+        raise SpecError(
+            "spec.worker.pool", f"must be one of {', '.join(defaults.POOLS)}, got {pool!r}"
+        )
     env = _get(w, "env", "spec.worker", list, [])
     for i, var in enumerate(env):
         if not isinstance(var, dict) or not isinstance(var.get("name"), str):
@@ -163,12 +164,12 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
     worker = WorkerSpec(
         image=image or "kubeq:latest",
         tasks=tasks,
-        concurrency=_int(w, "concurrency", "spec.worker", 4, 1),
+        concurrency=_int(w, "concurrency", "spec.worker", defaults.CONCURRENCY, 1),
         pool=pool,
         resources=_get(w, "resources", "spec.worker", dict, {}),
         env=tuple(env),
         termination_grace_period_seconds=_int(
-            w, "terminationGracePeriodSeconds", "spec.worker", 30, 1
+            w, "terminationGracePeriodSeconds", "spec.worker", defaults.TERMINATION_GRACE_SECONDS, 1
         ),
         working_dir=_get(w, "workingDir", "spec.worker", str),
         metrics_port=metrics_port,
@@ -180,27 +181,30 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
     s = _get(spec, "scaling", "spec", dict, {})
     down = _get(s, "scaleDown", "spec.scaling", dict, {})
     path = "spec.scaling"
-    lo = _int(s, "minReplicas", path, 0, 0)
-    hi = _int(s, "maxReplicas", path, 10, 0)
+    dpath = "spec.scaling.scaleDown"
+    lo = _int(s, "minReplicas", path, defaults.MIN_REPLICAS, 0)
+    hi = _int(s, "maxReplicas", path, defaults.MAX_REPLICAS, 0)
     if lo > hi:
         raise SpecError(
             "spec.scaling.minReplicas", f"must be <= maxReplicas ({lo} > {hi}); lower it"
         )
-    poll = _get(s, "pollSeconds", path, float, 1.0)
+    poll = _get(s, "pollSeconds", path, float, float(defaults.POLL_SECONDS))
     if poll <= 0:
         raise SpecError("spec.scaling.pollSeconds", f"must be > 0, got {poll}")
     scaling = ScalingSpec(
         min_replicas=lo,
         max_replicas=hi,
         jobs_per_replica=_int(s, "jobsPerReplica", path, worker.concurrency, 1),
-        activation_backlog=_int(s, "activationBacklog", path, 1, 1),
+        activation_backlog=_int(s, "activationBacklog", path, defaults.ACTIVATION_BACKLOG, 1),
         poll_seconds=poll,
         stabilization_seconds=float(
-            _int(down, "stabilizationSeconds", "spec.scaling.scaleDown", 60, 0)
+            _int(down, "stabilizationSeconds", dpath, defaults.STABILIZATION_SECONDS, 0)
         ),
-        max_pods_per_step=_int(down, "maxPodsPerStep", "spec.scaling.scaleDown", 4, 1),
-        period_seconds=float(_int(down, "periodSeconds", "spec.scaling.scaleDown", 15, 0)),
-        idle_seconds_before_zero=float(_int(s, "idleSecondsBeforeZero", path, 120, 0)),
+        max_pods_per_step=_int(down, "maxPodsPerStep", dpath, defaults.MAX_PODS_PER_STEP, 1),
+        period_seconds=float(_int(down, "periodSeconds", dpath, defaults.PERIOD_SECONDS, 0)),
+        idle_seconds_before_zero=float(
+            _int(s, "idleSecondsBeforeZero", path, defaults.IDLE_SECONDS_BEFORE_ZERO, 0)
+        ),
     )
 
     schedules: list[Schedule] = []

@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from kubeq_operator.crd import API_VERSION, CRD_NAME, GROUP, KIND, LABEL_TASKQUEUE, PLURAL, VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "manifests" / "crd" / "taskqueues.kubeq.dev.yaml"
+CRD = ROOT / "manifests" / "crd" / f"{CRD_NAME}.yaml"
 E2E_DIR = ROOT / "tests" / "e2e"
 
 
@@ -37,7 +39,7 @@ def install_crd(kubectl: Any) -> None:
         "wait",
         "--for",
         "condition=established",
-        "crd/taskqueues.kubeq.dev",
+        f"crd/{CRD_NAME}",
         "--timeout=60s",
         check=True,
     )
@@ -123,8 +125,8 @@ def taskqueue(
     **spec: Any,
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "kubeq.dev/v1alpha1",
-        "kind": "TaskQueue",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "redis": {"url": redis_url},
@@ -164,31 +166,29 @@ class Api:
     def create_tq(self, body: dict[str, Any]) -> dict[str, Any]:
         ns = body["metadata"]["namespace"]
         result: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            "kubeq.dev", "v1alpha1", ns, "taskqueues", body
+            GROUP, VERSION, ns, PLURAL, body
         )
         return result
 
     def get_tq(self, namespace: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            "kubeq.dev", "v1alpha1", namespace, "taskqueues", name
+            GROUP, VERSION, namespace, PLURAL, name
         )
         return result
 
     def patch_tq(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
-            "kubeq.dev",
-            "v1alpha1",
+            GROUP,
+            VERSION,
             namespace,
-            "taskqueues",
+            PLURAL,
             name,
             patch,
             _content_type="application/merge-patch+json",
         )
 
     def delete_tq(self, namespace: str, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(
-            "kubeq.dev", "v1alpha1", namespace, "taskqueues", name
-        )
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
     def deployment(self, namespace: str, name: str) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -203,7 +203,7 @@ class Api:
     def pods(self, namespace: str, taskqueue: str) -> list[Any]:
         return list(
             self.core.list_namespaced_pod(
-                namespace, label_selector=f"kubeq.dev/taskqueue={taskqueue}"
+                namespace, label_selector=f"{LABEL_TASKQUEUE}={taskqueue}"
             ).items
         )
 
@@ -215,7 +215,7 @@ class Api:
 
     def events(self, namespace: str, name: str) -> list[Any]:
         items = self.core.list_namespaced_event(
-            namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=TaskQueue"
+            namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={KIND}"
         ).items
         return sorted(items, key=lambda e: e.metadata.creation_timestamp)
 
@@ -242,7 +242,7 @@ def operator(
     op.wait_ready()
     yield op
     # delete what the tests left while the operator still runs (it removes its finalizers)
-    kubectl("delete", "taskqueues", "--all", "--all-namespaces", "--wait=true", "--timeout=90s")
+    kubectl("delete", PLURAL, "--all", "--all-namespaces", "--wait=true", "--timeout=90s")
     code = op.stop()
     print(f"\n--- operator log tail ({log}) ---\n" + "\n".join(op.log().splitlines()[-40:]))
     assert code == 0, "the operator did not exit cleanly on SIGTERM"

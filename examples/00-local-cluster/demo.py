@@ -1,10 +1,12 @@
-"""The whole loop on this machine: ``python -m kubeq_operator.demo_cluster`` (``make demo``).
+"""The whole loop on this machine: ``make demo`` runs this script.
 
 Starts (or reuses) the local control plane from hack/cluster with its node agent, a private
-redis-server, installs the CRD, runs the operator, applies a sample TaskQueue (min 0, max 6),
-sends two bursts of jobs and prints, once a second, the backlog, in-flight jobs and the
-desired/current workers until the Deployment is back to zero. Everything it started is
-stopped at the end (``--keep`` leaves the cluster running). Needs a source checkout.
+redis-server, installs the CRD, runs the operator, applies a sample TaskQueue (min 0, max 6)
+whose worker pods run ``tasks.py`` from this folder, sends two bursts of jobs and prints,
+once a second, the backlog, in-flight jobs and the desired/current workers until the
+Deployment is back to zero. Everything it started is stopped at the end (``--keep`` leaves
+the cluster running). It needs a source checkout with hack/cluster on PYTHONPATH, which
+``make demo`` sets (see README.md beside it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from kubernetes import client, config
+
+import kubeq
+from kubeq_operator.crd import API_VERSION, CRD_NAME, GROUP, KIND, PLURAL, VERSION
+
+try:
+    from localcluster.cluster import down, up
+except ImportError:
+    sys.exit("hack/cluster is not on PYTHONPATH: run this demo with `make demo`")
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+CRD = ROOT / "manifests" / "crd" / f"{CRD_NAME}.yaml"
 NAMESPACE = "kubeq-demo"
 NAME = "thumbnails"
 
@@ -36,15 +50,16 @@ def _free_port() -> int:
 
 def _taskqueue(redis_url: str) -> dict[str, Any]:
     return {
-        "apiVersion": "kubeq.dev/v1alpha1",
-        "kind": "TaskQueue",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {"name": NAME, "namespace": NAMESPACE},
         "spec": {
             "redis": {"url": redis_url},
             "queues": ["thumbnails"],
             "worker": {
                 "image": "kubeq:demo",
-                "tasks": "kubeq_operator.demo_tasks",
+                "tasks": "tasks",  # tasks.py in this folder, on the worker pods' PYTHONPATH
+                "env": [{"name": "PYTHONPATH", "value": str(HERE)}],
                 "concurrency": 4,
                 "terminationGracePeriodSeconds": 30,
             },
@@ -69,12 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=400, help="jobs in the first burst")
     ap.add_argument("--keep", action="store_true", help="leave the local cluster running")
     args = ap.parse_args(argv)
-
-    sys.path.insert(0, str(ROOT / "hack" / "cluster"))
-    from kubernetes import client, config
-
-    import kubeq
-    from localcluster.cluster import down, up  # type: ignore[import-not-found, unused-ignore]
 
     redis_bin = shutil.which("redis-server")
     if redis_bin is None:
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     app = kubeq.App(redis_url)
     try:
         subprocess.run(
-            [*kubectl, "apply", "-f", str(ROOT / "manifests/crd/taskqueues.kubeq.dev.yaml")],
+            [*kubectl, "apply", "-f", str(CRD)],
             env=env,
             check=True,
             capture_output=True,
@@ -113,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--for",
                 "condition=established",
                 "--timeout=60s",
-                "crd/taskqueues.kubeq.dev",
+                f"crd/{CRD_NAME}",
             ],
             env=env,
             check=True,
@@ -141,11 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         tq = _taskqueue(redis_url)
         with contextlib.suppress(client.ApiException):
-            custom.delete_namespaced_custom_object(
-                "kubeq.dev", "v1alpha1", NAMESPACE, "taskqueues", NAME
-            )
+            custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, NAME)
             time.sleep(3)
-        custom.create_namespaced_custom_object("kubeq.dev", "v1alpha1", NAMESPACE, "taskqueues", tq)
+        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tq)
         print(f"TaskQueue {NAMESPACE}/{NAME}: min 0, max 6 workers, 8 jobs per worker")
         print(f"operator log: {work / 'operator.log'}; Redis {redis_url}\n")
         time.sleep(2)
@@ -167,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"{now:5.0f}  --- enqueued a burst of {n} jobs of {seconds} s ---")
                 seen_work = False
-            obj: Any = custom.get_namespaced_custom_object(
-                "kubeq.dev", "v1alpha1", NAMESPACE, "taskqueues", NAME
-            )
+            obj: Any = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, NAME)
             st = obj.get("status", {})
             dep = apps.read_namespaced_deployment_status(f"{NAME}-worker", NAMESPACE)
             current = (dep.status.replicas if dep.status else 0) or 0
@@ -206,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                     "-n",
                     NAMESPACE,
                     "delete",
-                    "taskqueue",
+                    PLURAL,
                     NAME,
                     "--wait=true",
                     "--timeout=60s",

@@ -1,4 +1,4 @@
-"""Tasks the local demo's worker pods run (``kubeq worker kubeq_operator.demo_tasks``)."""
+"""Tasks the demo's worker pods run (``kubeq worker tasks``, with this folder on PYTHONPATH)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,32 @@
+"""The TaskQueue API's coordinates and the names kubeq writes on objects, in one place.
+
+The group, version and plural appear in the kopf registration, in every API call on a
+TaskQueue, in the demo and in the tests; the labels and annotations in the Deployment the
+operator builds, in its kopf index and in the pods it marks. Each is spelled here once, so a
+rename (e.g. ``v1alpha1`` -> ``v1beta1``) is one edit. The CRD itself lives in
+``charts/kubeq/crds/`` (copied to ``manifests/crd/``); ``tests/unit/test_defaults.py`` reads
+it with these names.
+"""
+
+from __future__ import annotations
+
+GROUP = "kubeq.dev"
+VERSION = "v1alpha1"
+PLURAL = "taskqueues"
+KIND = "TaskQueue"
+API_VERSION = f"{GROUP}/{VERSION}"
+CRD_NAME = f"{PLURAL}.{GROUP}"
+"""The CustomResourceDefinition's name (``kubectl get crd taskqueues.kubeq.dev``)."""
+
+FINALIZER = f"{GROUP}/operator"
+"""kopf's finalizer on each TaskQueue (removed when the operator has let go of it)."""
+
+LABEL_TASKQUEUE = f"{GROUP}/taskqueue"
+"""On the worker Deployment and its pods: the TaskQueue they belong to."""
+LABEL_COMPONENT = "app.kubernetes.io/component"
+COMPONENT_WORKER = "worker"
+LABEL_MANAGED = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubeq-operator"
+"""The value of ``LABEL_MANAGED`` on what the operator creates (its kopf index selects it)."""
+ANNOTATION_HASH = f"{GROUP}/worker-hash"
+"""On the Deployment and its pod template: the hash of the worker spec (a change rolls)."""

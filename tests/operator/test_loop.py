@@ -1,0 +1,153 @@
+"""The per-TaskQueue loop's decisions, without kopf: what the policy is shown, which replicas
+are believed, and which Events and conditions a Redis outage and its end produce (against a
+real redis-server). Nothing is swallowed: a failed Event post is logged with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from support.redisserver import free_port
+
+from kubeq import defaults
+from kubeq.stats import QueueStats
+from kubeq_operator import metrics
+from kubeq_operator.loop import TaskQueueLoop, observe
+from kubeq_operator.reconcile import OWN_WRITE_SECONDS, DeploymentView, ReplicaTracker
+from kubeq_operator.redis_source import RedisSource
+from kubeq_operator.spec import parse
+from kubeq_operator.status import Condition
+
+
+def qs(queue: str, backlog: int, in_flight: int, paused: bool = False) -> QueueStats:
+    return QueueStats(queue, 0.0, backlog, in_flight, 0, 0, 0.0, paused)
+
+
+def view(replicas: int) -> DeploymentView:
+    return DeploymentView("tq-worker", replicas, replicas, replicas, "hash")
+
+
+def test_paused_queues_do_not_ask_for_workers() -> None:
+    obs = observe([qs("a", 10, 2), qs("b", 50, 3, paused=True)], current=1)
+    assert (obs.backlog, obs.in_flight, obs.current_replicas, obs.ok) == (10, 5, 1, True)
+    failed = observe(None, current=3)
+    assert (failed.backlog, failed.in_flight, failed.ok) == (0, 0, False)
+
+
+def test_own_scale_write_is_believed_until_the_watch_shows_it() -> None:
+    tracker = ReplicaTracker()
+    assert tracker.current(None, 0.0) is None  # no Deployment, nothing written
+    assert tracker.current(view(2), 0.0) == 2
+    tracker.wrote(5, 100.0)
+    assert tracker.current(None, 100.5) == 5
+    assert tracker.current(view(2), 101.0) == 5  # the watch lags
+    assert tracker.current(view(2), 100.0 + OWN_WRITE_SECONDS + 1) == 2  # someone else set 2
+    tracker.wrote(4, 200.0)
+    assert tracker.current(view(4), 200.1) == 4
+    assert tracker.expected is None  # seen: forgotten
+
+
+class Events:
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.posted: list[tuple[str, str, str]] = []
+        self.fail = fail
+
+    def __call__(self, type_: str, reason: str, message: str) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.posted.append((type_, reason, message))
+
+
+def make_loop(events: Events, name: str = "tq") -> TaskQueueLoop:
+    async def no_secret(namespace: str, name: str, key: str) -> str | None:
+        return None
+
+    return TaskQueueLoop(
+        "ns",
+        name,
+        {"metadata": {"name": name, "generation": 1}, "spec": {}},
+        logging.getLogger("test.loop"),
+        lambda: None,
+        events,
+        RedisSource("ns", no_secret),
+    )
+
+
+@pytest.mark.redis
+def test_a_redis_outage_posts_one_warning_and_one_recovery(redis_url: str) -> None:
+    events = Events()
+    loop = make_loop(events, "outage")
+    down = parse({"redis": {"url": f"redis://127.0.0.1:{free_port()}/0"}, "worker": {"tasks": "t"}})
+    up = parse({"redis": {"url": redis_url}, "worker": {"tasks": "t"}})
+
+    def errors() -> float:
+        labels = {"namespace": "ns", "taskqueue": "outage"}
+        return metrics.REGISTRY.get_sample_value("kubeq_redis_errors_total", labels) or 0.0
+
+    before = errors()
+
+    async def main() -> list[Any]:
+        try:
+            return [await loop.read(down), await loop.read(down), await loop.read(up)]
+        finally:
+            await loop.close()
+
+    first, second, third = asyncio.run(main())
+    assert first is None and second is None
+    assert [s.queue for s in third] == [defaults.QUEUE]
+    assert [(t, r) for t, r, _ in events.posted] == [
+        ("Warning", "RedisUnreachable"),  # once, not once per failed pass
+        ("Normal", "RedisReachable"),
+    ]
+    assert "spec.redis.url=redis://127.0.0.1:" in events.posted[0][2]
+    assert errors() == before + 2
+    c = loop.book.get(Condition.REDIS_REACHABLE)
+    assert c is not None and (c["status"], c["reason"]) == ("True", "Connected")
+
+
+def test_a_failed_event_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    loop = make_loop(Events(fail=LookupError("no event queue: not inside the operator")))
+    with caplog.at_level(logging.WARNING, logger="kubeq_operator"):
+        loop.event("Warning", "InvalidSpec", "spec.queues: bad")
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "Warning Event InvalidSpec on ns/tq" in message
+    assert "LookupError: no event queue: not inside the operator" in message
+
+
+def test_a_failed_pod_mark_is_logged_and_the_others_are_marked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API calls are stand-ins here (the cluster tier runs the real ones): what is tested
+    is that one pod's failed annotation is reported, not lost in ``gather``."""
+    from kubernetes.client.exceptions import ApiException
+
+    from kubeq_operator import kube
+    from kubeq_operator import loop as loop_mod
+
+    marked: list[tuple[str, dict[str, str]]] = []
+
+    async def list_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
+        assert selector == "kubeq.dev/taskqueue=tq,app.kubernetes.io/component=worker"
+        return [{"metadata": {"name": n}} for n in ("tq-worker-a", "tq-worker-b")]
+
+    async def annotate_pod(namespace: str, name: str, annotations: dict[str, str]) -> None:
+        if name == "tq-worker-a":
+            raise ApiException(status=404, reason="Not Found")
+        marked.append((name, annotations))
+
+    monkeypatch.setattr(kube, "list_pods", list_pods)
+    monkeypatch.setattr(kube, "annotate_pod", annotate_pod)
+    monkeypatch.setattr(loop_mod, "COST_SETTLE_SECONDS", 0.0)
+    loop = make_loop(Events())
+    busy = qs("a", 0, 3)
+    busy.workers.update({"tq-worker-b:1:x": 3})
+    with caplog.at_level(logging.WARNING, logger="kubeq_operator"):
+        asyncio.run(loop.mark_pods([busy]))
+    assert marked == [("tq-worker-b", {"controller.kubernetes.io/pod-deletion-cost": "1003"})]
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "could not mark pod ns/tq-worker-a with deletion cost -100: API error 404 Not Found"
+    )
