@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from kubeq_operator.deployment import GROUP, PLURAL, VERSION
+from kubeq_operator.crd import GROUP, PLURAL, VERSION
 
 EVENTS_PER_QUEUE = 10
 TQ_EVENTS = "involvedObject.kind=TaskQueue"
