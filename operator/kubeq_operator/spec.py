@@ -17,7 +17,7 @@ from typing import Any
 
 from croniter import croniter
 
-from kubeq import defaults
+from kubeq import connections, defaults
 from kubeq.keys import validate_queue_name
 
 from .policy import ScalingSpec
@@ -116,11 +116,17 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
     """A TaskQueue's ``spec`` as typed objects; raises SpecError naming the bad field."""
     redis_doc = _get(spec, "redis", "spec", dict, {})
     url = _get(redis_doc, "url", "spec.redis", str, "")
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not url.startswith(
+        ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+    ):
         raise SpecError(
             "spec.redis.url",
-            f"must be a redis://, rediss:// (TLS) or unix:// URL, got {url!r}",
+            f"must be a redis://, rediss:// (TLS), unix:// or redis+sentinel:// URL, got {url!r}",
         )
+    try:
+        connections.parse_sentinel_url(url)
+    except ValueError as exc:
+        raise SpecError("spec.redis.url", str(exc)) from None
     secret_doc = _get(redis_doc, "secretRef", "spec.redis", dict)
     secret_ref = None
     if secret_doc is not None:

@@ -68,8 +68,10 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[StartWorker]:
     """start_worker("--queue", "q", ...) -> a running worker process (killed at teardown)."""
     started: list[WorkerProcess] = []
 
-    def start(*args: str) -> WorkerProcess:
-        w = WorkerProcess(redis_url, tmp_path / f"worker-{len(started)}.log", list(args))
+    def start(*args: str, env_url: str | None = None) -> WorkerProcess:
+        """``env_url``: another Redis than the session's (e.g. a Sentinel URL)."""
+        log = tmp_path / f"worker-{len(started)}.log"
+        w = WorkerProcess(env_url or redis_url, log, list(args))
         started.append(w)
         return w
 

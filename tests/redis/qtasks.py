@@ -160,3 +160,13 @@ def stuck_child(tag: str) -> None:
 @app.task(pool="process", max_attempts=1, timeout=10)
 def quick_child() -> int:
     return os.getpid()
+
+
+@app.task(max_attempts=5)
+def mark(i: int) -> int:
+    """Record this execution OUTSIDE Redis (one line per run, appended atomically), so a test
+    can count runs even when Redis itself loses data."""
+    with open(os.environ["KUBEQ_TEST_MARKS"], "a") as f:
+        f.write(f"{i} {time.time():.3f} {os.getpid()}\n")
+    time.sleep(0.002)
+    return i

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from . import connections, defaults
 from .enqueue import check_call, check_retry_overrides, plan_enqueue, send
 from .keys import validate_queue_name
-from .options import Call, TaskOptions
+from .options import Call, TaskOptions, check_count, check_seconds
 from .retry import RetryPolicy
 from .scripts import Scripts
 
@@ -101,12 +101,18 @@ class App:
         password: str | None = None,
         prefix: str = defaults.PREFIX,
         default_queue: str = defaults.QUEUE,
+        wait_replicas: int = 0,
+        wait_timeout: float = defaults.WAIT_TIMEOUT,
     ) -> None:
-        """``password`` overrides KUBEQ_REDIS_PASSWORD (e.g. one read from a Secret)."""
+        """``password`` overrides KUBEQ_REDIS_PASSWORD (e.g. one read from a Secret).
+        ``wait_replicas`` > 0: an enqueue returns only once that many replicas have the jobs
+        (Redis WAIT; one more round trip), so an acknowledged job survives a failover."""
         self.redis_url = connections.resolve_url(redis_url)
         self._password = password
         self.prefix = prefix
         self.default_queue = validate_queue_name(default_queue)
+        self.wait_replicas = check_count("wait_replicas", wait_replicas, low=0, high=100)
+        self.wait_timeout = check_seconds("wait_timeout", wait_timeout)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._redis: redis.Redis | None = None
         self._scripts: Scripts | None = None
@@ -215,7 +221,7 @@ class App:
         from .jobs import Job
 
         plan = plan_enqueue(calls, prefix=self.prefix, defaults_for=self.defaults_for, queue=queue)
-        send(self.redis, plan, self._known_queues)
+        send(self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout)
         return [Job(self, q, job_id) for q, job_id in plan.targets]
 
     def defaults_for(self, name: str) -> TaskOptions:

@@ -4,13 +4,20 @@ The URL defaults to ``KUBEQ_REDIS_URL``, else ``redis://localhost:6379/0``. A pa
 in a Kubernetes Secret arrives as ``KUBEQ_REDIS_PASSWORD`` and is passed to redis-py
 separately, so it never appears in a URL, a log line or a process listing.
 ``rediss://`` URLs use TLS.
+
+Redis Sentinel (high availability): ``redis+sentinel://sentinel-a:26379,sentinel-b:26379/mymaster/0``
+(``rediss+sentinel://`` for TLS to the master). The client asks the sentinels for the master of
+the named service and, after a failover, finds the new one by itself on its next connection.
+The master's password comes as for a single Redis; the sentinels' own password, if they have
+one, from ``KUBEQ_REDIS_SENTINEL_PASSWORD`` (or ``?sentinel_password=`` in the URL).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -25,7 +32,7 @@ def resolve_url(url: str | None = None) -> str:
     return url or os.environ.get("KUBEQ_REDIS_URL") or DEFAULT_URL
 
 
-_SECRET_PARAMS = {"password", "username", "user"}
+_SECRET_PARAMS = {"password", "username", "user", "sentinel_password"}
 
 
 def redact(url: str) -> str:
@@ -37,13 +44,67 @@ def redact(url: str) -> str:
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         ]
         parts = parts._replace(query=urlencode(query, safe="*"))
-    if parts.password is not None:
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        parts = parts._replace(netloc=f"{user}:***@{host}")
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{hosts}")
     return urlunsplit(parts)
+
+
+SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+"""URL schemes of a Sentinel-managed master, and whether the master is reached over TLS."""
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """A ``redis+sentinel://`` URL, parsed."""
+
+    sentinels: list[tuple[str, int]]
+    service: str
+    db: int = 0
+    ssl: bool = False
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget | None:
+    """The parsed URL when it names a Sentinel-managed master, else None.
+    Raises ValueError saying what is wrong with a malformed one."""
+    parts = urlsplit(url)
+    if parts.scheme not in SENTINEL_SCHEMES:
+        return None
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    sentinels: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item, "", "26379")
+        if not host or not port.isdigit():
+            raise ValueError(
+                f"bad sentinel address {item!r} in {redact(url)}: use host:port, comma-separated, "
+                "e.g. redis+sentinel://sentinel-a:26379,sentinel-b:26379/mymaster/0"
+            )
+        sentinels.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ValueError(
+            f"name the master's service (and optionally the db) in {redact(url)}, "
+            "e.g. redis+sentinel://sentinel-a:26379/mymaster/0"
+        )
+    user, _, password = userinfo.partition(":") if at else ("", "", "")
+    query = dict(parse_qsl(parts.query))
+    return SentinelTarget(
+        sentinels=sentinels,
+        service=path[0],
+        db=int(path[1]) if len(path) == 2 else 0,
+        ssl=SENTINEL_SCHEMES[parts.scheme],
+        username=unquote(user) or None,
+        password=unquote(password) or None,
+        sentinel_password=query.pop("sentinel_password", None)
+        or os.environ.get("KUBEQ_REDIS_SENTINEL_PASSWORD")
+        or None,
+        options=query,
+    )
 
 
 def _options(extra: dict[str, Any]) -> dict[str, Any]:
@@ -64,9 +125,59 @@ def _options(extra: dict[str, Any]) -> dict[str, Any]:
 
 def sync_client(url: str | None = None, **extra: Any) -> redis.Redis:
     """A redis-py client (bytes responses) for the resolved URL."""
-    return redis.Redis.from_url(resolve_url(url), **_options(extra))
+    resolved = resolve_url(url)
+    target = parse_sentinel_url(resolved)
+    if target is not None:
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
+        )
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            target.service, **_master_options(target, extra)
+        )
+        return master
+    return redis.Redis.from_url(resolved, **_options(extra))
 
 
 def async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
     """A redis-py asyncio client (bytes responses) for the resolved URL."""
-    return redis.asyncio.Redis.from_url(resolve_url(url), **_options(extra))
+    resolved = resolve_url(url)
+    target = parse_sentinel_url(resolved)
+    if target is not None:
+        from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+            target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
+        )
+        amaster: redis.asyncio.Redis = sentinel.master_for(
+            target.service, **_master_options(target, extra)
+        )
+        return amaster
+    return redis.asyncio.Redis.from_url(resolved, **_options(extra))
+
+
+def _sentinel_kwargs(target: SentinelTarget) -> dict[str, Any]:
+    """How kubeq talks to the sentinels themselves: short timeouts, their own password."""
+    kwargs: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
+    if target.sentinel_password:
+        kwargs["password"] = target.sentinel_password
+    return kwargs
+
+
+def _sentinel_options() -> dict[str, Any]:
+    return {"socket_connect_timeout": 5.0}
+
+
+def _master_options(target: SentinelTarget, extra: dict[str, Any]) -> dict[str, Any]:
+    options = _options(extra)
+    options["db"] = target.db
+    if target.username:
+        options.setdefault("username", target.username)
+    if target.password and "password" not in extra:
+        options["password"] = target.password
+    if target.ssl:
+        options["ssl"] = True
+    for key, value in target.options.items():  # e.g. ssl_ca_certs=/path
+        options.setdefault(key, value)
+    return options

@@ -21,6 +21,9 @@ PREFIX = "kubeq"
 PASSWORD_SECRET_KEY = "password"
 """The key of the Kubernetes Secret (``spec.redis.secretRef``) that holds the password."""
 
+WAIT_TIMEOUT = 5.0
+"""Seconds an enqueue with ``wait_replicas`` waits for the replicas to confirm."""
+
 # -- jobs and tasks --------------------------------------------------------------------------
 
 QUEUE = "default"

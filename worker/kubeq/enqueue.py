@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import defaults, serialization
+from .errors import NotReplicated
 from .keys import QueueKeys, queues_key, validate_job_id, validate_queue_name
 from .options import (
     MAX_TTL,
@@ -99,18 +100,33 @@ def plan_enqueue(
     return EnqueuePlan(tuple(by_queue), script_calls, tuple(targets), prefix)
 
 
-def send(client: Any, plan: EnqueuePlan, known_queues: set[str] | None = None) -> None:
+def send(
+    client: Any,
+    plan: EnqueuePlan,
+    known_queues: set[str] | None = None,
+    wait_replicas: int = 0,
+    wait_timeout: float = defaults.WAIT_TIMEOUT,
+) -> None:
     """Send a plan with a sync client. ``known_queues`` (kept by the caller) skips
-    registering queues already registered by this process."""
+    registering queues already registered by this process. ``wait_replicas`` > 0 returns
+    only once that many replicas have the jobs (Redis WAIT), else raises NotReplicated."""
     new = _new_queues(plan, known_queues)
     if new:
         client.sadd(queues_key(plan.prefix), *new)
     run_pipeline(client, list(plan.calls))
     if known_queues is not None:
         known_queues.update(new)
+    if wait_replicas > 0:
+        _check_replicated(client.wait(wait_replicas, int(wait_timeout * 1000)), wait_replicas)
 
 
-async def send_async(client: Any, plan: EnqueuePlan, known_queues: set[str] | None = None) -> None:
+async def send_async(
+    client: Any,
+    plan: EnqueuePlan,
+    known_queues: set[str] | None = None,
+    wait_replicas: int = 0,
+    wait_timeout: float = defaults.WAIT_TIMEOUT,
+) -> None:
     """``send`` for a redis.asyncio client."""
     new = _new_queues(plan, known_queues)
     if new:
@@ -118,6 +134,18 @@ async def send_async(client: Any, plan: EnqueuePlan, known_queues: set[str] | No
     await run_pipeline_async(client, list(plan.calls))
     if known_queues is not None:
         known_queues.update(new)
+    if wait_replicas > 0:
+        acked = await client.wait(wait_replicas, int(wait_timeout * 1000))
+        _check_replicated(acked, wait_replicas)
+
+
+def _check_replicated(acked: int, wanted: int) -> None:
+    if int(acked) < wanted:
+        raise NotReplicated(
+            f"enqueued on the master, but only {acked} of {wanted} replicas confirmed it in "
+            "time: the jobs are lost if the master fails before they replicate (check the "
+            "replicas, or raise wait_timeout)"
+        )
 
 
 def _new_queues(plan: EnqueuePlan, known: set[str] | None) -> list[str]:

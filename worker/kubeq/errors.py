@@ -32,6 +32,11 @@ class JobNotFound(KubeqError):
     """No such job: never enqueued, or its result TTL has passed."""
 
 
+class NotReplicated(KubeqError):
+    """Enqueued on the master, but fewer replicas than ``wait_replicas`` confirmed the jobs in
+    time: they would be lost if the master failed before replicating them."""
+
+
 class ResultTimeout(KubeqError, TimeoutError):
     """``job.result(timeout=...)`` waited that long and the job had not ended."""
 

@@ -1,0 +1,84 @@
+"""Redis Sentinel: a real master, two replicas and three sentinels on loopback; workers and the
+client find the new master by themselves after a kill -9 of the old one.
+
+Runs are counted OUTSIDE Redis (a file each execution appends to), so the figures hold even
+for what Redis itself loses. The closing line prints them: sent, finished, lost, ran twice,
+stall (the longest gap between two completions)."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import qtasks
+from conftest import StartWorker
+from helpers import wait_until
+from support.sentinel import SentinelTopology
+
+import kubeq
+
+JOBS = 2000
+
+
+@pytest.fixture
+def topology(tmp_path: Path) -> Iterator[SentinelTopology]:
+    t = SentinelTopology(tmp_path / "sentinel")
+    t.start()
+    yield t
+    t.stop()
+
+
+def test_sentinel_url_reaches_the_master(topology: SentinelTopology) -> None:
+    app = kubeq.App(topology.url, wait_replicas=2)
+    job = app.queue("s").enqueue(qtasks.add, 1, 2)  # WAIT 2: both replicas have it
+    assert job.status() == "queued"
+    assert app.redis.info("replication")["role"] == "master"
+    assert app.redis.info("server")["tcp_port"] == topology.master()[1]
+    app.close()
+
+
+def test_failover_mid_run_loses_no_acknowledged_job(
+    topology: SentinelTopology,
+    start_worker: StartWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    marks = tmp_path / "marks"
+    marks.touch()
+    monkeypatch.setenv("KUBEQ_TEST_MARKS", str(marks))
+    app = kubeq.App(topology.url, wait_replicas=1)
+    workers = [
+        start_worker("--queue", "ha", "--concurrency", "8", "--lease", "3", env_url=topology.url)
+        for _ in range(3)
+    ]
+    jobs: list[kubeq.Job] = []
+    for start in range(0, JOBS, 100):
+        jobs += app.enqueue_many(
+            [qtasks.mark.s(i).set(queue="ha") for i in range(start, start + 100)]
+        )
+    wait_until(lambda: len(marks.read_text().splitlines()) >= JOBS // 3, timeout=60)
+    old = topology.kill_master()
+    topology.wait_failover(old)
+    deadline = time.monotonic() + 120
+    results = {}
+    for job in jobs:
+        results[job.id] = job.result(timeout=max(1.0, deadline - time.monotonic()))
+    runs = collections.Counter(int(line.split()[0]) for line in marks.read_text().splitlines())
+    stamps = sorted(float(line.split()[1]) for line in marks.read_text().splitlines())
+    stall = max(b - a for a, b in itertools.pairwise(stamps))
+    lost = [i for i in range(JOBS) if runs[i] == 0]
+    twice = sum(1 for n in runs.values() if n > 1)
+    print(
+        f"\nsentinel failover: {JOBS} sent, {len(results)} finished, {len(lost)} lost, "
+        f"{twice} ran more than once, stall {stall:.1f} s"
+    )
+    assert sorted(results.values()) == list(range(JOBS))
+    assert not lost
+    for w in workers:
+        assert w.proc.poll() is None  # recovered without a restart
+    assert any("Redis is reachable again" in w.log() for w in workers)
+    app.close()
