@@ -1,95 +1,122 @@
-"""The client API against a real Redis: enqueue, results, options, bulk, stats, cancel."""
+"""The client API against a real Redis: enqueue, results, options, bulk, stats, cancel.
+
+Every test runs twice through the ``api`` fixture: with the sync API (``delay``, ``enqueue``,
+``result``...) and with its async twins (``adelay``, ``aenqueue``, ``aresult``...) on one
+event loop. Tests only the async API has are in test_async_client.py.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import qtasks
 import redis
+from clientapi import AsyncApi, SyncApi
 from conftest import StartWorker
 from helpers import evalsha_calls, wait_until
 
 import kubeq
 
 
+@pytest.fixture(params=["sync", "async"])
+def api(request: pytest.FixtureRequest, app: kubeq.App) -> Iterator[SyncApi]:
+    if request.param == "sync":
+        yield SyncApi(app)
+        return
+    client = AsyncApi(app)
+    yield client
+    client.close()
+
+
 def test_celery_style_delay_and_result(
-    start_worker: StartWorker, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    start_worker: StartWorker, redis_url: str, monkeypatch: pytest.MonkeyPatch, api: SyncApi
 ) -> None:
     monkeypatch.setenv("KUBEQ_REDIS_URL", redis_url)
     app = kubeq.App()  # the URL comes from KUBEQ_REDIS_URL
+    api = type(api)(app)  # the same API form, on this App
 
     @app.task(name="qtasks.add")
     def add(x: int, y: int) -> int:
         return x + y
 
     start_worker("--queue", "default")
-    job = add.delay(4, 4)
-    assert job.result(timeout=20) == 8
-    assert job.status() == "finished"
-    info = job.info()
+    job = api.delay(add, 4, 4)
+    assert api.result(job, timeout=20) == 8
+    assert api.status(job) == "finished"
+    info = api.info(job)
     assert info.attempts == 1 and info.task == "qtasks.add" and info.worker
+    if isinstance(api, AsyncApi):
+        api.close()
 
 
-def test_rq_style_enqueue_by_function_or_name(app: kubeq.App, start_worker: StartWorker) -> None:
+def test_apply_async_options(app: kubeq.App, api: SyncApi, start_worker: StartWorker) -> None:
+    add = app.task(name="qtasks.add")(qtasks.add.func)  # on this test's App
+    job = api.apply_async(add, (2, 3), queue="opts", priority=9, job_id="sum-2-3")
+    assert (job.queue, job.id) == ("opts", "sum-2-3")
+    assert api.info(job).priority == 9
+    with pytest.raises(ValueError, match="priority must be an integer from 0"):
+        api.apply_async(add, (2, 3), priority=12)
+    start_worker("--queue", "opts")
+    assert api.result(job, timeout=20) == 5
+
+
+def test_rq_style_enqueue_by_function_or_name(api: SyncApi, start_worker: StartWorker) -> None:
     start_worker("--queue", "default")
-    q = app.queue("default")
-    assert q.enqueue(qtasks.add, 1, 2).result(timeout=20) == 3
-    assert q.enqueue("qtasks.add", x=5, y=6).result(timeout=20) == 11
-    assert q.enqueue(qtasks.async_add, 2, 2).result(timeout=20) == 4
+    assert api.result(api.enqueue("default", qtasks.add, 1, 2), timeout=20) == 3
+    assert api.result(api.enqueue("default", "qtasks.add", x=5, y=6), timeout=20) == 11
+    assert api.result(api.enqueue("default", qtasks.async_add, 2, 2), timeout=20) == 4
 
 
-def test_result_waits_without_polling(app: kubeq.App, start_worker: StartWorker) -> None:
+def test_result_waits_without_polling(api: SyncApi, start_worker: StartWorker) -> None:
     worker = start_worker("--queue", "default")
-    assert app.queue().enqueue(qtasks.add, 0, 0).result(timeout=20) == 0  # worker is up
-    sent: list[str] = []
-    real = app.redis.execute_command
-
-    def counting(*args: object, **options: object) -> object:
-        sent.append(str(args[0]))
-        return real(*args, **options)
-
-    app.redis.execute_command = counting  # type: ignore[method-assign]
-    job = app.queue().enqueue(qtasks.run_and_record, "slow", 2.0)
-    sent.clear()
-    assert job.result(timeout=30) == worker.pid
+    assert api.result(api.enqueue("default", qtasks.add, 0, 0), timeout=20) == 0  # worker is up
+    job = api.enqueue("default", qtasks.run_and_record, "slow", 2.0)
+    with api.commands() as sent:
+        assert api.result(job, timeout=30) == worker.pid
     # read, block on the done-list until the job ends, read again: a poller would have sent
     # dozens of commands during the 2 s the job runs
     assert sent.count("BLMOVE") == 1, sent
     assert len(sent) <= 3, sent
 
 
-def test_enqueue_many_is_one_round_trip(app: kubeq.App, r: redis.Redis) -> None:
-    app.queue("bulk").enqueue(qtasks.add, 0, 0)  # the queue registry write happens once
+def test_enqueue_many_is_one_round_trip(api: SyncApi, r: redis.Redis) -> None:
+    api.enqueue("bulk", qtasks.add, 0, 0)  # the queue registry write happens once
     before = evalsha_calls(r)
-    jobs = app.queue("bulk").enqueue_many([qtasks.add.s(i, i) for i in range(500)])
+    jobs = api.enqueue_many([qtasks.add.s(i, i) for i in range(500)], queue="bulk")
     assert evalsha_calls(r) - before == 1
     assert len({j.id for j in jobs}) == 500
-    assert app.queue("bulk").stats().backlog == 501
+    assert api.stats("bulk").backlog == 501
 
 
-def test_enqueue_many_across_queues_keeps_order(app: kubeq.App) -> None:
+def test_enqueue_many_across_queues_keeps_order(api: SyncApi) -> None:
     calls = [qtasks.add.s(i, 0).set(queue=("a", "b")[i % 2]) for i in range(10)]
-    jobs = app.enqueue_many(calls)
+    jobs = api.enqueue_many(calls)
     assert [j.queue for j in jobs] == [("a", "b")[i % 2] for i in range(10)]
-    assert app.queue("a").stats().backlog == 5 and app.queue("b").stats().backlog == 5
+    assert api.stats("a").backlog == 5 and api.stats("b").backlog == 5
 
 
-def test_unserializable_argument_fails_in_the_caller_and_enqueues_nothing(app: kubeq.App) -> None:
+def test_unserializable_argument_fails_in_the_caller_and_enqueues_nothing(
+    app: kubeq.App, api: SyncApi
+) -> None:
     with pytest.raises(kubeq.SerializationError, match="argument 'y'"):
-        app.queue().enqueue(qtasks.add, 1, y={1, 2})
-    assert app.queue().stats().backlog == 0
+        api.enqueue("default", qtasks.add, 1, y={1, 2})
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+    with pytest.raises(kubeq.SerializationError, match="argument 0"):
+        api.delay(add, float("nan"), 1)
+    assert api.stats("default").backlog == 0
 
 
 def test_priorities_hold_while_jobs_wait(
-    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+    app: kubeq.App, api: SyncApi, r: redis.Redis, start_worker: StartWorker
 ) -> None:
     q = app.queue("prio")
     q.pause()
     for priority, value in [(0, "low"), (5, "mid-1"), (9, "high"), (5, "mid-2"), (0, "low-2")]:
-        q.enqueue_call(qtasks.record_order, ("p", value), priority=priority)
+        api.enqueue_call("prio", qtasks.record_order, ("p", value), priority=priority)
     start_worker("--queue", "prio", "--concurrency", "1")
     time.sleep(0.5)
     assert r.llen("test:order:p") == 0  # paused: nothing taken
@@ -100,12 +127,12 @@ def test_priorities_hold_while_jobs_wait(
 
 
 def test_queue_order_is_priority_order(
-    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+    app: kubeq.App, api: SyncApi, r: redis.Redis, start_worker: StartWorker
 ) -> None:
     for name in ("low", "high"):
         app.queue(name).pause()
         for i in range(3):
-            app.queue(name).enqueue(qtasks.record_order, "q", f"{name}-{i}")
+            api.enqueue(name, qtasks.record_order, "q", f"{name}-{i}")
         app.queue(name).resume()
     start_worker("--queue", "high", "--queue", "low", "--concurrency", "1")
     wait_until(lambda: r.llen("test:order:q") == 6, what="six jobs")
@@ -113,59 +140,62 @@ def test_queue_order_is_priority_order(
     assert order == ["high-0", "high-1", "high-2", "low-0", "low-1", "low-2"]
 
 
-def test_delayed_job_waits_for_its_time(app: kubeq.App, start_worker: StartWorker) -> None:
+def test_delayed_job_waits_for_its_time(api: SyncApi, start_worker: StartWorker) -> None:
     start_worker("--queue", "default")
-    job = app.queue().enqueue_call(qtasks.add, (1, 1), delay=1.5)
-    assert job.status() == "scheduled"
-    stats = app.queue().stats()
+    job = api.enqueue_call("default", qtasks.add, (1, 1), delay=1.5)
+    assert api.status(job) == "scheduled"
+    stats = api.stats("default")
     assert (stats.delayed, stats.backlog) == (1, 0)
-    assert job.result(timeout=20) == 2
-    info = job.info()
+    assert api.result(job, timeout=20) == 2
+    info = api.info(job)
     assert info.started_at is not None and info.enqueued_at is not None
     assert info.started_at - info.enqueued_at >= 1.4  # it did not run early
 
 
-def test_job_id_deduplicates_live_jobs(app: kubeq.App) -> None:
-    q = app.queue()
-    first = q.enqueue_call(qtasks.add, (1, 2), job_id="invoice-42")
-    second = q.enqueue_call(qtasks.add, (3, 4), job_id="invoice-42")
+def test_job_id_deduplicates_live_jobs(api: SyncApi) -> None:
+    first = api.enqueue_call("default", qtasks.add, (1, 2), job_id="invoice-42")
+    second = api.enqueue_call("default", qtasks.add, (3, 4), job_id="invoice-42")
     assert first == second
-    assert q.stats().backlog == 1
-    assert "[1,2]" in first.info().payload  # the first call is the one kept
+    assert api.stats("default").backlog == 1
+    assert "[1,2]" in api.info(first).payload  # the first call is the one kept
 
 
-def test_cancel_a_waiting_job(app: kubeq.App) -> None:
-    job = app.queue().enqueue(qtasks.add, 1, 1)
-    assert job.cancel() is True
-    assert job.status() == "cancelled"
+def test_cancel_a_waiting_job(api: SyncApi) -> None:
+    job = api.enqueue("default", qtasks.add, 1, 1)
+    assert api.cancel(job) is True
+    assert api.status(job) == "cancelled"
     with pytest.raises(kubeq.JobCancelled):
-        job.result(timeout=1)
-    assert app.queue().stats().backlog == 0
-    assert job.cancel() is False
-
-
-def test_result_timeout_and_unknown_job(app: kubeq.App) -> None:
-    job = app.queue("nobody-consumes").enqueue(qtasks.add, 1, 1)
-    with pytest.raises(kubeq.ResultTimeout):
-        job.result(timeout=0.3)
+        api.result(job, timeout=1)
+    assert api.stats("default").backlog == 0
+    assert api.cancel(job) is False
     with pytest.raises(kubeq.JobNotFound):
-        app.job("no-such-job").result(timeout=1)
+        api.cancel(api.app.job("no-such-job"))
 
 
-def test_stats_in_one_round_trip(app: kubeq.App, r: redis.Redis, start_worker: StartWorker) -> None:
+def test_result_timeout_and_unknown_job(app: kubeq.App, api: SyncApi) -> None:
+    job = api.enqueue("nobody-consumes", qtasks.add, 1, 1)
+    with pytest.raises(kubeq.ResultTimeout):
+        api.result(job, timeout=0.3)
+    with pytest.raises(kubeq.JobNotFound):
+        api.result(app.job("no-such-job"), timeout=1)
+
+
+def test_stats_in_one_round_trip(
+    app: kubeq.App, api: SyncApi, r: redis.Redis, start_worker: StartWorker
+) -> None:
     q = app.queue("st")
-    q.enqueue_many([qtasks.add.s(1, 1)] * 3)
-    q.enqueue_call(qtasks.add, (1, 1), delay=60)
+    api.enqueue_many([qtasks.add.s(1, 1)] * 3, queue="st")
+    api.enqueue_call("st", qtasks.add, (1, 1), delay=60)
     time.sleep(0.3)
     before = evalsha_calls(r)
-    s = q.stats()
+    s = api.stats("st")
     assert evalsha_calls(r) - before == 1
     assert (s.backlog, s.delayed, s.in_flight, s.dead, s.paused) == (3, 1, 0, 0, False)
     assert s.oldest_ready_age >= 0.2
     worker = start_worker("--queue", "st", "--concurrency", "2")
-    job = q.enqueue(qtasks.run_and_record, "busy", 3.0)
-    wait_until(lambda: job.status() == "active", what="the slow job to start")
-    s = q.stats()
+    job = api.enqueue("st", qtasks.run_and_record, "busy", 3.0)
+    wait_until(lambda: api.status(job) == "active", what="the slow job to start")
+    s = api.stats("st")
     assert s.live_workers == 1 and s.busy_workers == 1 and s.in_flight >= 1
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0

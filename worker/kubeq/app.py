@@ -4,7 +4,8 @@
 into a ``Task`` that still runs when called directly and gains ``.delay()`` (Celery style);
 ``app.queue(name).enqueue(func, ...)`` gives the RQ style. Both build the same ``Call``
 and go through ``App.enqueue_many`` and the plan of ``enqueue``, so there is one enqueue
-path to test and optimise.
+path to test and optimise. The async twins (``adelay``, ``aapply_async``, ``aenqueue_many``)
+send the same plan with ``enqueue.send_async`` on the running loop's own client.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from . import connections, defaults
-from .enqueue import check_call, check_retry_overrides, plan_enqueue, send
+from .enqueue import check_call, check_retry_overrides, plan_enqueue, send, send_async
 from .keys import validate_queue_name
 from .options import Call, TaskOptions, check_count, check_seconds
 from .retry import RetryPolicy
@@ -22,7 +23,9 @@ from .scripts import Scripts
 
 if TYPE_CHECKING:
     import redis
+    from redis.asyncio import Redis as AsyncRedis
 
+    from .enqueue import EnqueuePlan
     from .jobs import Job
     from .queues import Queue
 
@@ -90,6 +93,20 @@ class Task(Generic[P, R]):
         call = self.s(*args, **(kwargs or {}))
         return self.app.enqueue_many([call.set(**options)])[0]
 
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """``delay`` for async code: the same options and checks, sent on the running loop."""
+        return (await self.app.aenqueue_many([self.s(*args, **kwargs)]))[0]
+
+    async def aapply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """``apply_async`` for async code (the same per-call options)."""
+        call = self.s(*args, **(kwargs or {}))
+        return (await self.app.aenqueue_many([call.set(**options)]))[0]
+
 
 class App:
     """A kubeq application: a Redis connection, a key prefix and a registry of tasks."""
@@ -117,6 +134,9 @@ class App:
         self._redis: redis.Redis | None = None
         self._scripts: Scripts | None = None
         self._known_queues: set[str] = set()
+        self._loop_clients: connections.LoopClients | None = None
+        self.eager: Any = None
+        """Set by ``kubeq.testing.eager(app)``: enqueue runs each job inline instead."""
 
     def __repr__(self) -> str:
         return f"<App {connections.redact(self.redis_url)} prefix={self.prefix}>"
@@ -128,6 +148,20 @@ class App:
             extra = {"password": self._password} if self._password is not None else {}
             self._redis = connections.sync_client(self.redis_url, **extra)
         return self._redis
+
+    @property
+    def aredis(self) -> AsyncRedis:
+        """The running event loop's asyncio client: one connection pool per loop (and per
+        process), created on first use. Call from a coroutine."""
+        if self._loop_clients is None:
+            extra = {"password": self._password} if self._password is not None else {}
+            self._loop_clients = connections.LoopClients(self.redis_url, **extra)
+        return self._loop_clients.get()
+
+    async def aclose(self) -> None:
+        """Close the running loop's asyncio client (e.g. at the end of a FastAPI lifespan)."""
+        if self._loop_clients is not None:
+            await self._loop_clients.aclose()
 
     @property
     def scripts(self) -> Scripts:
@@ -220,9 +254,26 @@ class App:
         The jobs come back in the order of the calls."""
         from .jobs import Job
 
-        plan = plan_enqueue(calls, prefix=self.prefix, defaults_for=self.defaults_for, queue=queue)
+        plan = self._plan(calls, queue)
+        if self.eager is not None:
+            return list(self.eager.run(plan))
         send(self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout)
         return [Job(self, q, job_id) for q, job_id in plan.targets]
+
+    async def aenqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
+        """``enqueue_many`` for async code: the same plan, one round trip on the running loop."""
+        from .jobs import Job
+
+        plan = self._plan(calls, queue)
+        if self.eager is not None:
+            return list(await self.eager.arun(plan))
+        await send_async(
+            self.aredis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
+        )
+        return [Job(self, q, job_id) for q, job_id in plan.targets]
+
+    def _plan(self, calls: Iterable[Call], queue: str | None) -> EnqueuePlan:
+        return plan_enqueue(calls, prefix=self.prefix, defaults_for=self.defaults_for, queue=queue)
 
     def defaults_for(self, name: str) -> TaskOptions:
         """The options of a registered task, or the defaults for a task this app doesn't know."""

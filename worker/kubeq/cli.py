@@ -100,6 +100,11 @@ def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@click.option(
+    "--burst",
+    is_flag=True,
+    help="Exit 0 once the queues have nothing ready and nothing runs (delayed jobs stay).",
+)
 @pass_ctx
 def worker(
     obj: Context,
@@ -112,6 +117,7 @@ def worker(
     metrics_port: int | None,
     stall_seconds: float,
     log_level: str,
+    burst: bool,
 ) -> None:
     """Run the registered tasks of TASKS_MODULE (e.g. shop.tasks) from the queues."""
     from .registry import discover
@@ -138,6 +144,7 @@ def worker(
         drain_timeout=drain_timeout,
         metrics_port=metrics_port,
         stall_seconds=stall_seconds,
+        burst=burst,
     )
     code = asyncio.run(Worker(settings, tasks).run())
     logging.shutdown()

@@ -14,7 +14,9 @@ one, from ``KUBEQ_REDIS_SENTINEL_PASSWORD`` (or ``?sentinel_password=`` in the U
 
 from __future__ import annotations
 
+import asyncio
 import os
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -181,3 +183,48 @@ def _master_options(target: SentinelTarget, extra: dict[str, Any]) -> dict[str, 
     for key, value in target.options.items():  # e.g. ssl_ca_certs=/path
         options.setdefault(key, value)
     return options
+
+
+class LoopClients:
+    """One redis.asyncio client (so one connection pool) per event loop, made on first use.
+
+    An asyncio connection belongs to the loop that opened it: sharing one client between
+    loops (a test's loop and an app's, or the threads of a server) fails with "attached to a
+    different loop". Each loop gets its own client here, forgotten when the loop is garbage
+    collected; a forked process (uvicorn's ``--workers``, gunicorn) keys by pid too, so a
+    child never reuses its parent's sockets.
+    """
+
+    def __init__(self, url: str | None = None, **extra: Any) -> None:
+        self.url = url
+        self.extra = extra
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[int, redis.asyncio.Redis]
+        ] = weakref.WeakKeyDictionary()
+
+    def get(self) -> redis.asyncio.Redis:
+        """The running loop's client (call it from a coroutine)."""
+        loop = asyncio.get_running_loop()
+        held = self._clients.get(loop)
+        if held is None or held[0] != os.getpid():
+            held = (os.getpid(), self._new_client())
+            self._clients[loop] = held
+        return held[1]
+
+    def _new_client(self) -> redis.asyncio.Redis:
+        resolved = resolve_url(self.url)
+        if parse_sentinel_url(resolved) is not None:  # the sentinels' own pool finds the master
+            return async_client(resolved, **self.extra)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            resolved,
+            max_connections=defaults.ASYNC_MAX_CONNECTIONS,
+            timeout=None,  # wait for a free connection; callers bound their own waits
+            **_options(self.extra),
+        )
+        return redis.asyncio.Redis.from_pool(pool)
+
+    async def aclose(self) -> None:
+        """Close the running loop's client (a FastAPI lifespan's shutdown calls this)."""
+        held = self._clients.pop(asyncio.get_running_loop(), None)
+        if held is not None and held[0] == os.getpid():
+            await held[1].aclose()

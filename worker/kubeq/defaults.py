@@ -18,6 +18,9 @@ REDIS_URL = "redis://localhost:6379/0"
 """Used when neither the caller nor KUBEQ_REDIS_URL gives one."""
 PREFIX = "kubeq"
 """Key prefix shared by the application, the workers and the operator."""
+ASYNC_MAX_CONNECTIONS = 100
+"""Connections of one event loop's asyncio client; more concurrent calls wait for a free one
+(a blocking pool) instead of failing with "Too many connections"."""
 PASSWORD_SECRET_KEY = "password"
 """The key of the Kubernetes Secret (``spec.redis.secretRef``) that holds the password."""
 

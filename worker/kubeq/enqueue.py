@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import defaults, serialization
+from . import defaults, serialization, tracing
 from .errors import NotReplicated
 from .keys import QueueKeys, queues_key, validate_job_id, validate_queue_name
 from .options import (
@@ -56,6 +56,8 @@ class EnqueuePlan:
     targets: tuple[tuple[str, str], ...]
     """(queue, job id) of every call, in the caller's order."""
     prefix: str
+    payloads: tuple[bytes, ...] = ()
+    """The JSON payload of every call, in the caller's order (what a worker decodes)."""
 
     @property
     def job_ids(self) -> list[str]:
@@ -74,6 +76,7 @@ def plan_enqueue(
     options_of = defaults_for or (lambda _name: TaskOptions())
     by_queue: dict[str, list[Any]] = {}
     targets: list[tuple[str, str]] = []
+    payloads: list[bytes] = []
     for call in calls:
         check_call(call)
         opts = options_of(call.task)
@@ -84,9 +87,13 @@ def plan_enqueue(
         if args is None:
             args = by_queue[name] = [QueueKeys.of(name, prefix).base, 0]
         args[1] += 1
+        payload = serialization.encode_call(
+            call.task, call.args, call.kwargs, call.overrides(), tracing.inject()
+        )
+        payloads.append(payload)
         args += [
             job_id,
-            serialization.encode_call(call.task, call.args, call.kwargs, call.overrides()),
+            payload,
             opts.priority if call.priority is None else call.priority,
             call.due(),
             call.max_deliveries or opts.max_deliveries,
@@ -97,7 +104,7 @@ def plan_enqueue(
         (LUA["enqueue"], QueueKeys.of(name, prefix).script_keys, args)
         for name, args in by_queue.items()
     )
-    return EnqueuePlan(tuple(by_queue), script_calls, tuple(targets), prefix)
+    return EnqueuePlan(tuple(by_queue), script_calls, tuple(targets), prefix, tuple(payloads))
 
 
 def send(

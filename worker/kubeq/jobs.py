@@ -3,10 +3,13 @@
 A handle is only (queue, id): it reads Redis when asked, so it can be rebuilt anywhere from
 the id (``app.job(id, queue=...)``). ``result()`` waits on the job's done-list with a
 blocking, non-destructive BLMOVE, so any number of callers can wait without polling.
+Every read has an async twin (``astatus``, ``ainfo``, ``aresult``, ``acancel``) on the
+running loop's client (``App.aredis``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import serialization
 from .errors import JobCancelled, JobFailed, JobNotFound, ResultTimeout
 from .keys import QueueKeys
+from .scripts import LUA, run_pipeline_async
 
 if TYPE_CHECKING:
     from .app import App
@@ -39,6 +43,10 @@ _FIELDS = (
     "reason",
     "traceback",
 )
+
+_RESULT_FIELDS = ["status", "result", "error", "reason", "traceback"]
+_BLOCK_SECONDS = 5.0
+"""The longest single blocking wait of ``result``: below the client's socket timeout."""
 
 
 def _text(value: bytes | str | None) -> str:
@@ -135,9 +143,19 @@ class Job:
         raw = self.app.redis.hget(self._keys.job(self.id), "status")
         return _text(raw) or "unknown"  # type: ignore[return-value]
 
+    async def astatus(self) -> Status:
+        """``status`` for async code."""
+        raw = await self.app.aredis.hget(self._keys.job(self.id), "status")
+        return _text(raw) or "unknown"  # type: ignore[return-value]
+
     def info(self) -> JobInfo:
         """Everything stored about the job."""
         values = self.app.redis.hmget(self._keys.job(self.id), list(_FIELDS))
+        return JobInfo.from_fields(self.id, self.queue, values)
+
+    async def ainfo(self) -> JobInfo:
+        """``info`` for async code."""
+        values = await self.app.aredis.hmget(self._keys.job(self.id), list(_FIELDS))
         return JobInfo.from_fields(self.id, self.queue, values)
 
     def result(self, timeout: float | None = None) -> Any:
@@ -149,26 +167,61 @@ class Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         key, done = self._keys.job(self.id), self._keys.done(self.id)
         while True:
-            status, result, error, reason, tb = self.app.redis.hmget(
-                key, ["status", "result", "error", "reason", "traceback"]
-            )
-            if status == b"finished":
-                return serialization.loads(result or b"null")
-            if status == b"failed":
-                raise JobFailed(self.id, _text(reason), _text(error), _text(tb))
-            if status == b"cancelled":
-                raise JobCancelled(f"job {self.id} was cancelled")
-            if status is None:
-                raise JobNotFound(f"no job {self.id} in queue {self.queue!r} (or it expired)")
-            wait = 5.0
-            if deadline is not None:
-                wait = min(wait, deadline - time.monotonic())
-                if wait <= 0:
-                    raise ResultTimeout(
-                        f"job {self.id} did not end within {timeout} s (status {_text(status)})"
-                    )
+            ended, value = self._ended(self.app.redis.hmget(key, _RESULT_FIELDS))
+            if ended:
+                return value
+            wait = self._wait(deadline, timeout, value)
             # Non-destructive wait: the token goes back where it was, for other waiters.
-            self.app.redis.blmove(done, done, max(wait, 0.01), "RIGHT", "LEFT")  # type: ignore[arg-type]
+            self.app.redis.blmove(done, done, wait, "RIGHT", "LEFT")  # type: ignore[arg-type]
+
+    async def aresult(self, timeout: float | None = None) -> Any:
+        """``result`` for async code: blocks on Redis (BLMOVE on the loop's own client),
+        never polls; cancelling the awaiting task stops the wait. ``timeout`` also bounds
+        the wait for a free connection of the loop's pool."""
+        if timeout is None:
+            return await self._aresult(None, None)
+        try:
+            async with asyncio.timeout(timeout + _BLOCK_SECONDS):
+                return await self._aresult(time.monotonic() + timeout, timeout)
+        except TimeoutError as exc:
+            if isinstance(exc, ResultTimeout):
+                raise
+            raise ResultTimeout(f"job {self.id} did not end within {timeout} s") from None
+
+    async def _aresult(self, deadline: float | None, timeout: float | None) -> Any:
+        key, done = self._keys.job(self.id), self._keys.done(self.id)
+        client = self.app.aredis
+        while True:
+            ended, value = self._ended(await client.hmget(key, _RESULT_FIELDS))
+            if ended:
+                return value
+            wait = self._wait(deadline, timeout, value)
+            await client.blmove(done, done, wait, "RIGHT", "LEFT")  # type: ignore[arg-type]
+
+    def _ended(self, fields: Sequence[Any]) -> tuple[bool, Any]:
+        """(True, result) when the job has ended well; raises when it ended otherwise;
+        (False, status) while it has not ended."""
+        status, result, error, reason, tb = fields
+        if status == b"finished":
+            return True, serialization.loads(result or b"null")
+        if status == b"failed":
+            raise JobFailed(self.id, _text(reason), _text(error), _text(tb))
+        if status == b"cancelled":
+            raise JobCancelled(f"job {self.id} was cancelled")
+        if status is None:
+            raise JobNotFound(f"no job {self.id} in queue {self.queue!r} (or it expired)")
+        return False, status
+
+    def _wait(self, deadline: float | None, timeout: float | None, status: Any) -> float:
+        """Seconds of the next blocking wait, or ResultTimeout once the deadline passed."""
+        wait = _BLOCK_SECONDS
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+            if wait <= 0:
+                raise ResultTimeout(
+                    f"job {self.id} did not end within {timeout} s (status {_text(status)})"
+                )
+        return max(wait, 0.01)
 
     def cancel(self) -> bool:
         """Cancel the job if it has not started. True when cancelled; False if it is
@@ -176,6 +229,15 @@ class Job:
         found = self.app.scripts.cancel(
             keys=self._keys.script_keys, args=[self._keys.base, self.id]
         )
+        return self._cancelled(found)
+
+    async def acancel(self) -> bool:
+        """``cancel`` for async code."""
+        call = (LUA["cancel"], self._keys.script_keys, [self._keys.base, self.id])
+        (found,) = await run_pipeline_async(self.app.aredis, [call])
+        return self._cancelled(found)
+
+    def _cancelled(self, found: Any) -> bool:
         if found == -1:
             raise JobNotFound(f"no job {self.id} in queue {self.queue!r}")
         return bool(found == 1)

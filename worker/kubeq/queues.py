@@ -13,7 +13,7 @@ from .app import Call, Task, task_name
 from .enqueue import new_job_id
 from .jobs import _FIELDS, Job, JobInfo, _text
 from .keys import QueueKeys
-from .stats import QueueStats, read_stats
+from .stats import QueueStats, read_stats, read_stats_async
 
 if TYPE_CHECKING:
     from .app import App
@@ -63,11 +63,34 @@ class Queue:
         """Enqueue every call on this queue in one round trip; jobs in the same order."""
         return self.app.enqueue_many(calls, queue=self.name)
 
+    async def aenqueue(self, func: TaskRef, *args: Any, **kwargs: Any) -> Job:
+        """``enqueue`` for async code."""
+        return (await self.aenqueue_many([self.prepare(func, *args, **kwargs)]))[0]
+
+    async def aenqueue_call(
+        self,
+        func: TaskRef,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """``enqueue_call`` for async code (the same per-call options)."""
+        call = self.prepare(func, *args, **(kwargs or {}))
+        return (await self.aenqueue_many([call.set(**options)]))[0]
+
+    async def aenqueue_many(self, calls: Iterable[Call]) -> list[Job]:
+        """``enqueue_many`` for async code: one round trip on the running loop."""
+        return await self.app.aenqueue_many(calls, queue=self.name)
+
     # -- state -----
 
     def stats(self) -> QueueStats:
         """This queue's numbers, in one round trip."""
         return read_stats(self.app.redis, [self.name], self.app.prefix)[0]
+
+    async def astats(self) -> QueueStats:
+        """``stats`` for async code."""
+        return (await read_stats_async(self.app.aredis, [self.name], self.app.prefix))[0]
 
     def job(self, job_id: str) -> Job:
         return Job(self.app, self.name, job_id)

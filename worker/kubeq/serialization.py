@@ -63,14 +63,19 @@ def encode_call(
     args: tuple[Any, ...] | list[Any],
     kwargs: dict[str, Any],
     options: dict[str, Any] | None = None,
+    trace: dict[str, str] | None = None,
 ) -> bytes:
     """The payload of one job, or SerializationError naming the argument that can't be sent.
 
-    ``options`` carries the per-call overrides the worker applies (timeout, retry policy).
+    ``options`` carries the per-call overrides the worker applies (timeout, retry policy);
+    ``trace`` the caller's W3C trace context (``traceparent``, ``tracestate``), present only
+    when OpenTelemetry is installed and a span is active (see ``tracing``).
     """
     body: dict[str, Any] = {"task": task, "args": list(args), "kwargs": kwargs}
     if options:
         body["options"] = options
+    if trace:
+        body["trace"] = trace
     try:
         return dumps(body)
     except TypeError:

@@ -36,6 +36,12 @@ class WorkerSettings:
     metrics_port: int | None = None
     stall_seconds: float = defaults.STALL_SECONDS
     """/healthz fails when the loop has not completed a round trip to Redis for this long."""
+    burst: bool = False
+    """Stop once the queues have nothing ready and nothing is in flight (``--burst``; tests
+    and one-off batches). Jobs scheduled for later (delay, eta, retry backoff) stay queued."""
+    handle_signals: bool = True
+    """Drain on SIGTERM/SIGINT; off when the worker runs inside someone else's loop
+    (``kubeq.testing.drain``)."""
     worker_id: str = field(default_factory=lambda: default_worker_id())  # noqa: PLW0108 - defined below
 
     @property

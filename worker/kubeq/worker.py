@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import RedisError, ResponseError
 
-from . import connections, defaults, workerinfo
+from . import connections, defaults, tracing, workerinfo
 from .app import Task
 from .delivery import Delivery, run_attempt
 from .execution import Executor, JobTimeout
@@ -108,7 +108,8 @@ class Worker:
         """Consume until stopped; returns the process exit code."""
         s = self.settings
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        signals = (signal.SIGTERM, signal.SIGINT) if s.handle_signals else ()
+        for sig in signals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         server = None
@@ -180,12 +181,20 @@ class Worker:
             if self.stopping:
                 break
             free = self.settings.concurrency - len(self.inflight)
+            if self.settings.burst and self._burst_done(free, remaining):
+                log.info("burst: the queues are empty and nothing is in flight; stopping")
+                break
             if (free > 0 and remaining > 0) or self._acks:
                 continue  # work waits and we have room, or jobs ended: go round at once
             if free > 0:
                 await self._idle_wait()  # until enqueue wakes us or a job ends
             else:
                 await self._wait_activity(1.0)  # every slot busy: until a job ends
+
+    def _burst_done(self, free: int, remaining: int) -> bool:
+        """A burst worker's end: its last fetch (it had free slots) found nothing ready,
+        nothing runs and every outcome has been sent."""
+        return free > 0 and remaining == 0 and not self.inflight and not self._acks
 
     async def _round_trip(self, fetch: bool) -> int:
         """Send queued outcomes and (if slots are free) a fetch, in one pipeline; returns the
@@ -321,7 +330,7 @@ class Worker:
         started = time.monotonic()
         queue = d.job.queue.name
         try:
-            settlement = await run_attempt(d, self.tasks, self.executor)
+            settlement = await tracing.traced(d, run_attempt(d, self.tasks, self.executor))
         except asyncio.CancelledError:
             if d.handed_back:
                 return  # _drain settles it

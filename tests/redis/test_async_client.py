@@ -1,0 +1,100 @@
+"""What only the async API has: many concurrent calls on one loop, cancelled waits, one
+connection pool per event loop. The shared behaviour is in test_client.py (both forms)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+import qtasks
+import redis
+from conftest import StartWorker
+from helpers import wait_until
+
+import kubeq
+
+
+@pytest.fixture
+def runner(app: kubeq.App) -> Iterator[asyncio.Runner]:
+    with asyncio.Runner() as loop:
+        yield loop
+        loop.run(app.aclose())
+
+
+def test_a_thousand_concurrent_adelay_calls_on_one_loop(
+    app: kubeq.App, runner: asyncio.Runner, start_worker: StartWorker
+) -> None:
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+
+    async def burst() -> list[kubeq.Job]:
+        return await asyncio.gather(*(add.adelay(i, i) for i in range(1000)))
+
+    jobs = runner.run(burst())
+    assert len({j.id for j in jobs}) == 1000
+    assert app.queue().stats().backlog == 1000
+    start_worker("--queue", "default", "--concurrency", "16")
+
+    async def results() -> list[int]:
+        return await asyncio.gather(*(j.aresult(timeout=120) for j in jobs))
+
+    assert runner.run(results()) == [2 * i for i in range(1000)]
+
+
+def test_cancelling_an_awaiting_aresult_stops_its_wait(
+    app: kubeq.App, runner: asyncio.Runner, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    job = app.queue("later").enqueue(qtasks.add, 20, 22)
+
+    async def wait_then_cancel() -> None:
+        waiter = asyncio.create_task(job.aresult(timeout=60))
+        await asyncio.sleep(0)
+        while r.info("clients")["blocked_clients"] == 0:  # until it blocks in Redis
+            await asyncio.sleep(0.02)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    runner.run(wait_then_cancel())
+    # the cancelled wait left no client blocked in Redis, and the loop's client still works
+    wait_until(lambda: r.info("clients")["blocked_clients"] == 0, what="the blocked wait to end")
+    assert runner.run(job.astatus()) == "queued"
+    start_worker("--queue", "later")
+    assert runner.run(job.aresult(timeout=30)) == 42
+
+
+def test_each_event_loop_gets_its_own_client(app: kubeq.App, start_worker: StartWorker) -> None:
+    start_worker("--queue", "default")
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+    clients: list[object] = []
+    results: list[int] = []
+
+    async def one(n: int) -> None:
+        client = app.aredis
+        clients.append(client)
+        job = await add.adelay(n, 1)
+        results.append(await job.aresult(timeout=30))
+        assert app.aredis is client  # the same client for the whole life of the loop
+        await app.aclose()
+
+    threads = [threading.Thread(target=asyncio.run, args=(one(n),)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [1, 2, 3]
+    assert len({id(c) for c in clients}) == 3
+
+
+def test_many_awaiting_one_result(app: kubeq.App, start_worker: StartWorker) -> None:
+    async def main() -> list[int]:
+        job = await app.queue().aenqueue(qtasks.run_and_record, "awaiters", 0.5)
+        waiters = [job.aresult(timeout=30) for _ in range(5)]
+        start_worker("--queue", "default")
+        out = await asyncio.gather(*waiters)
+        await app.aclose()
+        return out
+
+    results = asyncio.run(main())
+    assert len(results) == 5 and len(set(results)) == 1
