@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import multiprocessing
 from collections.abc import Callable
@@ -86,8 +87,16 @@ class Executor:
             return await self._in_process(task, args, kwargs, timeout)
         else:
             run = _ThreadRun(loop.create_future())
+            # in the caller's context (as asyncio.to_thread), so the task sees its trace span
             work = loop.run_in_executor(
-                self._threads, self._in_thread, loop, run, task.func, args, kwargs
+                self._threads,
+                contextvars.copy_context().run,
+                self._in_thread,
+                loop,
+                run,
+                task.func,
+                args,
+                kwargs,
             )
         try:
             if timeout is None:
