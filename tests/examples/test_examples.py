@@ -1,7 +1,9 @@
 """Every runnable example, run as its README says: real workers, real Redis, real HTTP.
 
 The scraping example fetches from a local HTTP server (no outside network); the web app
-runs under `flask run`; thumbnails go through the worker's process pool.
+runs under `flask run`; thumbnails go through the worker's process pool; the FastAPI example
+runs under `uvicorn --workers 2`, the Django one under `manage.py runserver` with its own
+SQLite database.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.redisserver import free_port
@@ -185,3 +188,95 @@ def test_web_app_answers_202_and_reports_status(redis_url: str, spawn: Spawn) ->
     )
     assert call("GET", "/reports/nope")[0] == 404
     assert call("GET", "/reports/bad%20id")[0] == 400
+
+
+def _http(base: str, method: str, path: str, body: object = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def _until_up(base: str, path: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _http(base, "GET", path)
+            return
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_fastapi_async_client_under_uvicorn_workers(spawn: Spawn) -> None:
+    port = free_port()
+    spawn("05-fastapi", "kubeq", "worker", "reports", "--concurrency", "8")
+    spawn("05-fastapi", "uvicorn", "reports:api", "--workers", "2", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+    _until_up(base, "/reports/nope-1")
+    # many requests spread over both uvicorn processes, each awaiting a job's result
+    for x in range(20):
+        assert _http(base, "GET", f"/sum?x={x}&y=1") == (200, {"sum": x + 1})
+    status, body = _http(base, "POST", "/reports", {"customer": "acme", "months": 6})
+    assert status == 202 and body["status_url"] == f"/reports/{body['report_id']}"
+    deadline = time.monotonic() + 60
+    seen: list[int] = []
+    while (result := _http(base, "GET", body["status_url"]))[1]["status"] != "finished":
+        assert result[0] == 200 and result[1]["status"] == "running", result
+        seen.append(result[1]["progress"]["done"])
+        assert time.monotonic() < deadline, result
+        time.sleep(0.05)
+    assert seen == sorted(seen) and all(0 <= n < 6 for n in seen)  # progress only grows
+    assert result[1]["progress"] == {"done": 6, "total": 6}
+    assert result[1]["report"]["orders"] == sum(7 + m for m in range(1, 7))
+    status, error = _http(base, "POST", "/reports", {"customer": "acme", "months": 99})
+    assert status == 422 and error["detail"][0]["loc"] == ["body", "months"]
+    assert _http(base, "GET", "/reports/0123-4")[0] == 404
+    assert _http(base, "GET", "/reports/bad%20id-4")[0] == 400
+
+
+def test_django_enqueues_on_commit(
+    redis_url: str, spawn: Spawn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {**os.environ, "KUBEQ_REDIS_URL": redis_url, "SHOP_DB": str(tmp_path / "shop.db")}
+    here = EXAMPLES / "06-django"
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate"],
+        cwd=here,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    monkeypatch.setenv("SHOP_DB", env["SHOP_DB"])  # for the processes spawn() starts
+    port = free_port()
+    spawn("06-django", "kubeq", "worker", "orders.tasks")
+    spawn("06-django", sys.executable, "manage.py", "runserver", "--noreload", str(port))
+    base = f"http://127.0.0.1:{port}"
+    _until_up(base, "/orders/1")
+    status, body = _http(base, "POST", "/orders", {"customer": "ada", "total_cents": 1200})
+    assert status == 202, body
+    deadline = time.monotonic() + 60
+    while (order := _http(base, "GET", body["status_url"])[1])["status"] != "confirmed":
+        assert order["status"] == "new" and time.monotonic() < deadline, order
+        time.sleep(0.1)
+    assert order["job"]  # the job enqueued after the commit, by on_commit
+    assert _http(base, "POST", "/orders", {"customer": "ada", "total_cents": 0}) == (
+        400,
+        {"error": "'total_cents' must be a positive integer"},
+    )
+    out = run_client(redis_url, "06-django", "commit_demo.py")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines() == [
+        "inside the transaction: 0 jobs enqueued",
+        "after the commit: 1 job enqueued",
+        "the worker: order 2 for ada confirmed",
+        "order 2 is confirmed",
+        "after a rollback: 0 orders, 0 jobs enqueued",
+    ]
