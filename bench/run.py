@@ -42,6 +42,7 @@ QUICK = {"reps": 1, "single": 1000, "bulk": 5000, "drain": 5000, "cap": 8.0, "la
 FIGURES = [
     ("enqueue_single", "enqueue, one call per job", "jobs/s", True),
     ("enqueue_bulk", "enqueue, bulk API", "jobs/s", True),
+    ("enqueue_async", "enqueue, one awaited call per job (asyncio)", "jobs/s", True),
     ("drain_default", "drain, 1 worker process, default settings", "jobs/s", True),
     ("drain_best", "drain, 1 worker process, best settings for 2 cores", "jobs/s", True),
     ("latency_p50", "enqueue -> start on an idle worker, p50", "ms", False),
@@ -100,6 +101,7 @@ def scenario_runs(cfg: dict[str, Any], only: list[str]) -> list[tuple[str, list[
     return [
         ("enqueue_single", ["enqueue", "--mode", "single", "--n", str(cfg["single"])]),
         ("enqueue_bulk", ["enqueue", "--mode", "bulk", "--n", str(cfg["bulk"])]),
+        ("enqueue_async", ["enqueue", "--mode", "async", "--n", str(cfg["single"])]),
         (
             "drain_default",
             ["drain", "--settings", "default", "--n", str(cfg["drain"]), "--cap", str(cfg["cap"])],
@@ -344,7 +346,13 @@ def main() -> int:
         errors.append({"system": "kubeq", "group": "autoscale", "rep": 0, "error": auto["error"]})
     for s in systems:
         mine = [r for r in runs if r["system"] == s and "error" not in r]
-        for key in ("enqueue_single", "enqueue_bulk", "drain_default", "drain_best"):
+        for key in (
+            "enqueue_single",
+            "enqueue_bulk",
+            "enqueue_async",
+            "drain_default",
+            "drain_best",
+        ):
             rs = [r for r in mine if r["group"] == key]
             med[s][key] = median_or_none([r.get("rate") for r in rs])
             if any(r.get("capped") for r in rs):

@@ -42,6 +42,7 @@ class BestSettings:  # arq reads only the class's own attributes: no inheritance
 class Arq(common.System):
     name = "arq"
     bulk_api = None
+    async_api = "await pool.enqueue_job('noop')"
     settings_doc: ClassVar[dict[str, str]] = {
         "default": "arq WorkerSettings (max_jobs 10, poll_delay 0.5 s)",
         "best": f"arq (max_jobs {BestSettings.max_jobs}, poll_delay {BestSettings.poll_delay} s)",
@@ -61,6 +62,9 @@ class Arq(common.System):
                 await self.pool.enqueue_job("noop")
 
         self.loop.run_until_complete(go())
+
+    def enqueue_noop_async(self, n: int) -> None:
+        self.enqueue_noop(n)  # arq's one call per job is already the awaited one
 
     def prefill(self, n: int) -> None:  # no bulk API: many enqueue_job calls at once
         async def go() -> None:

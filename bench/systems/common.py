@@ -7,9 +7,10 @@ backlog is) and calls ``main(System)``. Every scenario prints ONE JSON line on s
 
 Scenarios (the same for every system):
 
-``enqueue --mode single|bulk --n N``
-    N no-op jobs, one API call per job (single) or through the library's bulk API (bulk);
-    jobs per second of wall time in the client.
+``enqueue --mode single|bulk|async --n N``
+    N no-op jobs, one API call per job (single), through the library's bulk API (bulk), or
+    one awaited call per job on one asyncio loop (async: kubeq's ``await task.adelay()``,
+    arq's ``await pool.enqueue_job()``); jobs per second of wall time in the client.
 ``drain --settings default|best --n N``
     N no-op jobs queued before the worker starts, framed by two "mark" jobs that record
     ``time.time()`` into the Redis list ``bench:marks``; ONE worker process drains them.
@@ -75,6 +76,8 @@ class System:
     """Settings name -> what it means for this system (printed into the results)."""
     bulk_api: str | None = None
     """The library's bulk enqueue API, or None when it has none."""
+    async_api: str | None = None
+    """The library's asyncio enqueue call, or None when it has none."""
 
     def __init__(self, redis_url: str) -> None:
         self.url = redis_url
@@ -88,6 +91,10 @@ class System:
         raise NotImplementedError
 
     def enqueue_noop_bulk(self, n: int) -> None:
+        raise NotImplementedError
+
+    def enqueue_noop_async(self, n: int) -> None:
+        """n awaited enqueue calls, one after another, on one event loop."""
         raise NotImplementedError
 
     def enqueue_mark(self, tag: str) -> None:
@@ -160,13 +167,18 @@ def _wait_list(r: redis.Redis, key: str, length: int, timeout: float) -> bool:
 def scenario_enqueue(sysm: System, mode: str, n: int) -> dict[str, Any]:
     if mode == "bulk" and sysm.bulk_api is None:
         return {"rate": None, "note": "no bulk API"}
-    fn = sysm.enqueue_noop_bulk if mode == "bulk" else sysm.enqueue_noop
+    if mode == "async" and sysm.async_api is None:
+        return {"rate": None, "note": "no asyncio API"}
+    fn = {
+        "bulk": sysm.enqueue_noop_bulk,
+        "async": sysm.enqueue_noop_async,
+    }.get(mode, sysm.enqueue_noop)
     t0 = time.perf_counter()
     fn(n)
     dt = time.perf_counter() - t0
     out: dict[str, Any] = {"rate": n / dt, "seconds": dt}
-    if mode == "bulk":
-        out["api"] = sysm.bulk_api
+    if mode in ("bulk", "async"):
+        out["api"] = sysm.bulk_api if mode == "bulk" else sysm.async_api
     return out
 
 
@@ -241,7 +253,7 @@ def main() -> None:
     ap.add_argument("scenario", choices=["enqueue", "drain", "latency", "settings"])
     ap.add_argument("--redis-url", default=url())
     ap.add_argument("--n", type=int, default=20000)
-    ap.add_argument("--mode", choices=["single", "bulk"], default="single")
+    ap.add_argument("--mode", choices=["single", "bulk", "async"], default="single")
     ap.add_argument("--settings", choices=["default", "best"], default="default")
     ap.add_argument("--cap", type=float, default=60.0, help="drain: seconds before giving up")
     ap.add_argument("--log", default=None, help="the worker's log file")

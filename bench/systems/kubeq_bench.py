@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def lat(i: int) -> None:
 class Kubeq(common.System):
     name = "kubeq"
     bulk_api = "app.enqueue_many([noop.s() ...]) (one round trip)"
+    async_api = "await noop.adelay() (asyncio client)"
     settings_doc = {  # noqa: RUF012
         "default": "kubeq worker (thread pool, --concurrency 4)",
         "best": "kubeq worker --concurrency 128 (thread pool)",
@@ -52,6 +54,14 @@ class Kubeq(common.System):
 
     def enqueue_noop_bulk(self, n: int) -> None:
         self.app.enqueue_many([noop.s() for _ in range(n)])
+
+    def enqueue_noop_async(self, n: int) -> None:
+        async def go() -> None:
+            for _ in range(n):
+                await noop.adelay()
+            await self.app.aclose()
+
+        asyncio.run(go())
 
     def enqueue_mark(self, tag: str) -> None:
         self.app.enqueue_many([mark.s(tag)])

@@ -126,6 +126,20 @@ async def run_pipeline_async(
     client: Any, calls: list[Call], raise_errors: bool = True
 ) -> list[Any]:
     """``run_pipeline`` for a redis.asyncio client."""
+    if len(calls) == 1:  # one script call (e.g. one adelay): no pipeline machinery
+        from redis.exceptions import NoScriptError, ResponseError
+
+        script, keys, args = calls[0]
+        try:
+            try:
+                return [await client.evalsha(script.sha, len(keys), *keys, *args)]
+            except NoScriptError:
+                await client.script_load(script.script)
+                return [await client.evalsha(script.sha, len(keys), *keys, *args)]
+        except ResponseError as exc:  # a script error; outages raise as from a pipeline
+            if raise_errors:
+                raise
+            return [exc]
     pipe = client.pipeline(transaction=False)
     _queue(pipe, calls)
     results: list[Any] = await pipe.execute(raise_on_error=False)
