@@ -122,11 +122,10 @@ def test_the_pytest_plugin_gives_users_redis_and_a_worker(tmp_path: Path) -> Non
             import shop_tasks
 
             def test_ship(kubeq_redis, kubeq_worker):
-                app = kubeq.App(kubeq_redis)
-                app.tasks.update(shop_tasks.app.tasks)
-                job = app.queue().enqueue(shop_tasks.ship, 7)
+                shop_tasks.app.redis_url = kubeq_redis  # before the App's first use
+                job = shop_tasks.ship.delay(7)
                 assert job.status() == "queued"
-                report = kubeq_worker(app)
+                report = kubeq_worker(shop_tasks.app)
                 assert report.finished == 1
                 assert job.result(timeout=1) == "order 7 shipped"
 

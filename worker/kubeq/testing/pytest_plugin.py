@@ -8,8 +8,8 @@ to a conftest): test task code against the real thing in one line.
 
       def test_signup(kubeq_redis, kubeq_worker):
           app = myproject.tasks.app
-          app.redis_url = kubeq_redis            # or KUBEQ_REDIS_URL before the App exists
-          job = send_welcome.delay("ada@example.com")
+          app.redis_url = kubeq_redis   # before the App's first use (or set KUBEQ_REDIS_URL
+          job = send_welcome.delay("ada@example.com")   # before the App is created)
           assert kubeq_worker(app).finished == 1
           assert job.result(timeout=1) == "sent"
 
