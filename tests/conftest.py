@@ -2,6 +2,7 @@
 
 - ``redis_server`` (session): a real redis-server on a free loopback port.
 - ``redis_url``: that server's URL, flushed before each test.
+  Both come from kubeq's pytest plugin (``kubeq_redis_server``, ``kubeq_redis``).
 - the local Kubernetes cluster fixtures (``local_cluster``, ``k8s_client``, ``kubectl``,
   ``k8s_namespace``, ``cluster_kubeconfig``) from hack/cluster/localcluster/pytest_plugin.py,
   imported here once so tests/cluster and tests/e2e share one cluster per session.
@@ -10,11 +11,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
@@ -33,19 +32,12 @@ __all__ = ["cluster_kubeconfig", "k8s_client", "k8s_namespace", "kubectl", "loca
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
+def redis_server(kubeq_redis_server: RedisServer) -> RedisServer:
+    """kubeq's own pytest plugin (kubeq.testing) starts it, as it does for users' tests."""
+    return kubeq_redis_server
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
+def redis_url(kubeq_redis: str) -> str:
     """The session's Redis, emptied for this test (restarted first if a test stopped it)."""
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
-        redis_server.start()
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
-    return redis_server.url
+    return kubeq_redis

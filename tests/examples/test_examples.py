@@ -8,6 +8,7 @@ SQLite database.
 
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import os
@@ -154,17 +155,7 @@ def test_web_app_answers_202_and_reports_status(redis_url: str, spawn: Spawn) ->
     spawn("04-web-app", "kubeq", "worker", "webapp")
     spawn("04-web-app", "flask", "--app", "webapp", "run", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
-
-    def call(method: str, path: str, body: object = None) -> tuple[int, dict[str, object]]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            base + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+    call = functools.partial(_http, base)
 
     deadline = time.monotonic() + 60
     while True:

@@ -11,8 +11,8 @@ send the same plan with ``enqueue.send_async`` on the running loop's own client.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from . import connections, defaults
 from .enqueue import check_call, check_retry_overrides, plan_enqueue, send, send_async
@@ -42,6 +42,14 @@ def task_name(func: Callable[..., Any] | Task[Any, Any] | str) -> str:
     if isinstance(func, Task):
         return func.name
     return f"{func.__module__}.{func.__qualname__}"
+
+
+class InlineRunner(Protocol):
+    """What ``kubeq.testing.eager`` installs on an App: it runs a plan's jobs in the caller."""
+
+    def run(self, plan: EnqueuePlan) -> Sequence[Job]: ...
+
+    async def arun(self, plan: EnqueuePlan) -> Sequence[Job]: ...
 
 
 class Task(Generic[P, R]):
@@ -135,7 +143,7 @@ class App:
         self._scripts: Scripts | None = None
         self._known_queues: set[str] = set()
         self._loop_clients: connections.LoopClients | None = None
-        self.eager: Any = None
+        self.eager: InlineRunner | None = None
         """Set by ``kubeq.testing.eager(app)``: enqueue runs each job inline instead."""
 
     def __repr__(self) -> str:

@@ -33,6 +33,8 @@ except ImportError:  # the otel extra is not installed
 
 ENABLED = trace is not None
 """True when opentelemetry-api is importable."""
+_NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider) if ENABLED else ()
+"""The API's placeholders until the application sets a tracer provider."""
 SYSTEM = "kubeq"
 """``messaging.system`` of every span."""
 
@@ -60,8 +62,8 @@ def _carrier(payload: bytes) -> dict[str, str]:
 
 async def traced(d: Delivery, attempt: Awaitable[Settlement]) -> Settlement:
     """Await one attempt of ``d``, inside a consumer span when OTel is installed."""
-    if not ENABLED:
-        return await attempt
+    if not ENABLED or isinstance(trace.get_tracer_provider(), _NO_PROVIDER):
+        return await attempt  # no SDK configured (yet): no span objects on the hot path
     job = d.job
     tracer = trace.get_tracer("kubeq")
     attributes: dict[str, Any] = {
