@@ -7,8 +7,10 @@ stall (the longest gap between two completions)."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,37 @@ def test_sentinel_url_reaches_the_master(topology: SentinelTopology) -> None:
     assert job.status() == "queued"
     assert app.redis.info("replication")["role"] == "master"
     assert app.redis.info("server")["tcp_port"] == topology.master()[1]
+    app.close()
+
+
+def test_async_enqueue_through_sentinel_waits_for_its_replicas(
+    topology: SentinelTopology,
+) -> None:
+    warm = kubeq.App(topology.url, wait_replicas=2)
+    warm.queue("s").enqueue(qtasks.add, 0, 0)  # the replicas are in sync
+    warm.close()
+    app = kubeq.App(topology.url, wait_replicas=2, wait_timeout=1.0)
+    q = app.queue("s")
+
+    async def main() -> list[object]:
+        assert (await app.aredis.info("replication"))["role"] == "master"
+        # both replicas confirm: many concurrent calls, each waits for its own writes
+        jobs = await asyncio.gather(*(q.aenqueue(qtasks.add, i, 1) for i in range(20)))
+        assert len({j.id for j in jobs}) == 20
+        replicas = [topology.procs[port] for port in topology.replica_ports]
+        for proc in replicas:
+            proc.send_signal(signal.SIGSTOP)  # the replicas stop acknowledging
+        try:
+            return await asyncio.gather(
+                *(q.aenqueue(qtasks.add, i, 2) for i in range(20)), return_exceptions=True
+            )
+        finally:
+            for proc in replicas:
+                proc.send_signal(signal.SIGCONT)
+            await app.aclose()
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, kubeq.errors.NotReplicated) for o in outcomes), outcomes
     app.close()
 
 

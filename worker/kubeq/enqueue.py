@@ -117,14 +117,20 @@ def send(
     """Send a plan with a sync client. ``known_queues`` (kept by the caller) skips
     registering queues already registered by this process. ``wait_replicas`` > 0 returns
     only once that many replicas have the jobs (Redis WAIT), else raises NotReplicated."""
+    if wait_replicas > 0:
+        # WAIT counts the writes of its own connection: the jobs and the WAIT share one (a
+        # pooled client could send the WAIT on a connection whose writes replicated long ago)
+        with client.client() as one:
+            send(one, plan, known_queues)
+            acked = one.wait(wait_replicas, int(wait_timeout * 1000))
+        _check_replicated(acked, wait_replicas)
+        return
     new = _new_queues(plan, known_queues)
     if new:
         client.sadd(queues_key(plan.prefix), *new)
     run_pipeline(client, list(plan.calls))
     if known_queues is not None:
         known_queues.update(new)
-    if wait_replicas > 0:
-        _check_replicated(client.wait(wait_replicas, int(wait_timeout * 1000)), wait_replicas)
 
 
 async def send_async(
@@ -134,16 +140,20 @@ async def send_async(
     wait_replicas: int = 0,
     wait_timeout: float = defaults.WAIT_TIMEOUT,
 ) -> None:
-    """``send`` for a redis.asyncio client."""
+    """``send`` for a redis.asyncio client (concurrent calls on one loop are the common case,
+    so a WAIT on a shared pool would often land on another call's connection)."""
+    if wait_replicas > 0:
+        async with client.client() as one:
+            await send_async(one, plan, known_queues)
+            acked = await one.wait(wait_replicas, int(wait_timeout * 1000))
+        _check_replicated(acked, wait_replicas)
+        return
     new = _new_queues(plan, known_queues)
     if new:
         await client.sadd(queues_key(plan.prefix), *new)
     await run_pipeline_async(client, list(plan.calls))
     if known_queues is not None:
         known_queues.update(new)
-    if wait_replicas > 0:
-        acked = await client.wait(wait_replicas, int(wait_timeout * 1000))
-        _check_replicated(acked, wait_replicas)
 
 
 def _check_replicated(acked: int, wanted: int) -> None:
