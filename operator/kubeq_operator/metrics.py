@@ -17,7 +17,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-disable_created_metrics()  # no *_created series (see kubeq.metrics)
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series (kubeq.metrics)
 REGISTRY = CollectorRegistry()
 
 QUEUE_LABELS = ["namespace", "taskqueue", "queue"]

@@ -24,7 +24,7 @@ from prometheus_client import (
 
 # No ``*_created`` series: they double the series count, and ``kubeq_jobs_created`` reads like
 # a number of jobs. Process-wide in prometheus_client, so the operator's module does the same.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
