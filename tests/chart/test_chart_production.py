@@ -5,9 +5,13 @@ NOTES that say what the operator can read and how to upgrade the CRD."""
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
+import pytest
 from test_chart import CHART, MONITORING, helm, render
+
+from localcluster.paths import bin_dir
 
 
 def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -93,10 +97,16 @@ def test_redis_and_the_test_pod_are_probed_sized_and_tokenless() -> None:
     assert test_pod["spec"]["automountServiceAccountToken"] is False
 
 
-def test_notes_say_what_the_operator_reads_and_how_to_upgrade_the_crd() -> None:
-    out = helm(
-        "install", "kq", str(CHART), "--dry-run=client", "--namespace", "kubeq-system",
-        "--set", "rbac.secretNamespaces={shop}",
+@pytest.mark.cluster
+def test_notes_say_what_the_operator_reads_and_how_to_upgrade_the_crd(local_cluster: Any) -> None:
+    """NOTES.txt as `helm install` prints it (helm needs a reachable cluster even to dry-run)."""
+    out = subprocess.run(
+        [
+            str(bin_dir() / "helm"), "install", "kq", str(CHART), "--dry-run=client",
+            "--namespace", "kubeq-system", "--set", "rbac.secretNamespaces={shop}",
+        ],
+        capture_output=True, text=True, check=False, timeout=120,
+        env=local_cluster.kubectl_env(),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     notes = out.stdout.split("NOTES:", 1)[1]
