@@ -4,6 +4,7 @@ while other users' pod patches are untouched. Run on the local control plane's A
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,14 @@ def test_operator_may_patch_only_the_deletion_cost(
             return str(e.body)
         return None
 
-    # the policy takes effect a moment after it is created (the API server loads it)
+    # the policy takes effect a moment after it is created (the API server loads it); each
+    # try sets a new value (a patch that changes nothing is no change, and the policy allows it)
+    tries = itertools.count()
     wait_for(
-        lambda: patch(operator, {"metadata": {"labels": {"probe": "1"}}}, "canary") is not None,
+        lambda: (
+            patch(operator, {"metadata": {"labels": {"probe": str(next(tries))}}}, "canary")
+            is not None
+        ),
         timeout=30,
         message="the ValidatingAdmissionPolicy to refuse the operator's label patch",
     )
