@@ -161,10 +161,16 @@ def dashboard_gaps(series: list[Labels], namespace: str, tq: str) -> tuple[list[
                 if not of_metric:
                     continue  # nothing of it yet (e.g. no Redis error happened)
                 checked += 1
-                hits = [s for s in of_metric if matches(s, MATCHER.findall(body))]
+                matchers = MATCHER.findall(body)
+                # the labelling decides namespace and taskqueue; other matchers (outcome="failed")
+                # depend on what happened, so only their label's presence is checked
+                scope = [m for m in matchers if m[0] in ("namespace", "taskqueue")]
+                hits = [s for s in of_metric if matches(s, scope)]
                 if not hits:
                     gaps.append(f"{panel['title']}: {metric}{{{body}}} finds none")
-                elif missing := {b for b in by if b != "le"} - set(hits[0]):
+                    continue
+                wanted = {m[0] for m in matchers} | {b for b in by if b != "le"}
+                if missing := wanted - set(hits[0]):
                     gaps.append(f"{panel['title']}: {metric} lacks {sorted(missing)}")
     return gaps, checked
 
