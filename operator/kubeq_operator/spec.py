@@ -256,8 +256,8 @@ def _worker(w: Mapping[str, Any]) -> WorkerSpec:
     tasks = _get(w, "tasks", path, str, "")
     if not tasks:
         raise SpecError("spec.worker.tasks", "name the module whose @app.task functions run")
-    pool = _get(w, "pool", path, str, "thread")
-    if pool not in ("thread", "process", "async"):
+    pool = _get(w, "pool", path, str, defaults.POOL)
+    if pool not in defaults.POOLS:
         raise SpecError("spec.worker.pool", f"must be thread, process or async, got {pool!r}")
     env = _get(w, "env", path, list, [])
     for i, var in enumerate(env):
@@ -272,11 +272,13 @@ def _worker(w: Mapping[str, Any]) -> WorkerSpec:
     return WorkerSpec(
         image=image,
         tasks=tasks,
-        concurrency=_int(w, "concurrency", path, 4, 1),
+        concurrency=_int(w, "concurrency", path, defaults.CONCURRENCY, 1),
         pool=pool,
         resources=resources,
         env=tuple(env),
-        termination_grace_period_seconds=_int(w, "terminationGracePeriodSeconds", path, 30, 1),
+        termination_grace_period_seconds=_int(
+            w, "terminationGracePeriodSeconds", path, defaults.TERMINATION_GRACE_SECONDS, 1
+        ),
         working_dir=_get(w, "workingDir", path, str),
         metrics_port=metrics_port,
         lease_seconds=_get(w, "leaseSeconds", path, int),
