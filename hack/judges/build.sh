@@ -62,6 +62,22 @@ export CGO_ENABLED=0 GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=fa
 STAGE="$(mktemp -d "$DIR/.stage.XXXXXX")"
 trap 'rm -rf "$STAGE"' EXIT
 t0=$SECONDS
+
+install_checkov() {
+  exec 8>"${CACHE}/.checkov.lock"
+  flock 8
+  [[ -f "$CHECKOV_DIR/.installed" ]] && return 0
+  echo "==> installing checkov ${CHECKOV_VERSION} from PyPI (alongside the Go builds)"
+  # a venv names its interpreter by path, so it is made in place; .installed marks it whole
+  rm -rf "$CHECKOV_DIR"
+  "$PY" -m venv "$CHECKOV_DIR"
+  "$CHECKOV_DIR/bin/python" -m pip install --quiet --no-cache-dir "checkov==${CHECKOV_VERSION}"
+  touch "$CHECKOV_DIR/.installed"
+}
+# pip mostly waits on downloads and unpacking while go compiles: run them side by side
+install_checkov &
+checkov_pid=$!
+
 echo "==> building psa-check (k8s.io/pod-security-admission ${PSA_VERSION})"
 (cd "$HERE/psa" && go build -trimpath -ldflags "-s -w" -o "$STAGE/psa-check" .)
 echo "==> building kube-score ${KUBE_SCORE_VERSION}"
@@ -72,13 +88,6 @@ echo "==> building promlint (client_golang ${CLIENT_GOLANG_VERSION})"
 (cd "$HERE/promlint" && go build -trimpath -ldflags "-s -w" -o "$STAGE/promlint" .)
 mkdir -p "$DIR/bin"
 mv -f "$STAGE/psa-check" "$STAGE/kube-score" "$STAGE/promlint" "$DIR/bin/"
-if [[ ! -f "$CHECKOV_DIR/.installed" ]]; then
-  echo "==> installing checkov ${CHECKOV_VERSION} from PyPI"
-  # a venv names its interpreter by path, so it is made in place; .installed marks it whole
-  rm -rf "$CHECKOV_DIR"
-  "$PY" -m venv "$CHECKOV_DIR"
-  "$CHECKOV_DIR/bin/python" -m pip install --quiet --no-cache-dir "checkov==${CHECKOV_VERSION}"
-  touch "$CHECKOV_DIR/.installed"
-fi
+wait "$checkov_pid" || { echo "build.sh: installing checkov failed" >&2; exit 1; }
 ln -sfn "$CHECKOV_DIR" "$DIR/checkov"
 echo "built the judges into ${DIR} in $((SECONDS - t0))s"
