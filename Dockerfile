@@ -12,9 +12,16 @@ COPY operator/ operator/
 RUN sh hack/install-venv.sh /opt/kubeq ".[operator]"
 
 FROM ${PYTHON_IMAGE}
+# set by the release build: --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD)
+ARG VERSION=0.1.0
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="kubeq" \
       org.opencontainers.image.description="Redis task queue whose workers run on Kubernetes and scale themselves" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/kubeq/kubeq" \
+      org.opencontainers.image.url="https://kubeq.dev" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin kubeq
 COPY --from=build /opt/kubeq /opt/kubeq
 ENV PATH=/opt/kubeq/bin:$PATH \

@@ -46,8 +46,9 @@ typecheck: venv
 	$(BIN)/mypy worker/kubeq operator/kubeq_operator
 
 include hack/cluster/cluster.mk
+include hack/judges/judges.mk
 
-test: venv redis-server chromium lint typecheck cluster-bin
+test: venv redis-server chromium lint typecheck cluster-bin judges-bin
 	$(BIN)/pytest
 
 test-unit: venv

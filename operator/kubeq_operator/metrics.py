@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    start_http_server,
+)
 
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series (kubeq.metrics)
 REGISTRY = CollectorRegistry()
 
 QUEUE_LABELS = ["namespace", "taskqueue", "queue"]

@@ -55,8 +55,12 @@ def test_defaults_render_a_locked_down_operator() -> None:
         "ClusterRoleBinding/kq-kubeq",
         "Deployment/kq-kubeq",
         "Pod/kq-kubeq-test",
+        "Role/kq-kubeq-secrets",  # Secret reads in the release namespace only
+        "RoleBinding/kq-kubeq-secrets",
         "Service/kq-kubeq-metrics",
         "ServiceAccount/kq-kubeq",
+        "ValidatingAdmissionPolicy/kq-kubeq-pod-patches.kubeq.dev",
+        "ValidatingAdmissionPolicyBinding/kq-kubeq-pod-patches.kubeq.dev",
     ]
     deploy = next(d for d in docs if d["kind"] == "Deployment")
     pod = deploy["spec"]["template"]["spec"]
@@ -73,7 +77,12 @@ def test_defaults_render_a_locked_down_operator() -> None:
 def test_namespaced_mode_grants_only_roles_in_the_served_namespaces() -> None:
     docs = render("--set", "rbac.scope=namespaced", "--set", "rbac.namespaces={shop,media}")
     roles = [d for d in docs if d["kind"] == "Role"]
-    assert sorted(r["metadata"]["namespace"] for r in roles) == ["media", "shop"]
+    # the operator's Role and its Secret-reading Role, in each served namespace and no other
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["media", "media", "shop", "shop"]
+    assert (
+        sorted(r["metadata"]["name"] for r in roles)
+        == ["kq-kubeq", "kq-kubeq"] + ["kq-kubeq-secrets"] * 2
+    )
     cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
     assert cluster_role["rules"] == [
         {

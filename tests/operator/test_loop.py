@@ -79,8 +79,13 @@ def make_loop(events: Events, name: str = "tq") -> TaskQueueLoop:
 def test_a_redis_outage_posts_one_warning_and_one_recovery(redis_url: str) -> None:
     events = Events()
     loop = make_loop(events, "outage")
-    down = parse({"redis": {"url": f"redis://127.0.0.1:{free_port()}/0"}, "worker": {"tasks": "t"}})
-    up = parse({"redis": {"url": redis_url}, "worker": {"tasks": "t"}})
+    down = parse(
+        {
+            "redis": {"url": f"redis://127.0.0.1:{free_port()}/0"},
+            "worker": {"image": "w:1", "tasks": "t"},
+        }
+    )
+    up = parse({"redis": {"url": redis_url}, "worker": {"image": "w:1", "tasks": "t"}})
 
     def errors() -> float:
         labels = {"namespace": "ns", "taskqueue": "outage"}

@@ -24,7 +24,9 @@ def tq_spec(url: str, *, secret: str | None = None, queues: tuple[str, ...] = ("
     redis_doc: dict[str, Any] = {"url": url}
     if secret:
         redis_doc["secretRef"] = {"name": secret}
-    return parse({"redis": redis_doc, "queues": list(queues), "worker": {"tasks": "t"}})
+    return parse(
+        {"redis": redis_doc, "queues": list(queues), "worker": {"image": "w:1", "tasks": "t"}}
+    )
 
 
 class Secrets:

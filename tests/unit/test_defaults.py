@@ -38,6 +38,7 @@ CRD_DEFAULTS: dict[str, Any] = {
     "spec.worker.concurrency": defaults.CONCURRENCY,
     "spec.worker.pool": defaults.POOL,
     "spec.worker.terminationGracePeriodSeconds": defaults.TERMINATION_GRACE_SECONDS,
+    "spec.worker.metricsPort": defaults.WORKER_METRICS_PORT,
     "spec.scaling": EMPTY_OBJECT,
     "spec.scaling.minReplicas": defaults.MIN_REPLICAS,
     "spec.scaling.maxReplicas": defaults.MAX_REPLICAS,

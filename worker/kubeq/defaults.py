@@ -77,6 +77,21 @@ TERMINATION_GRACE_SECONDS = 30
 """The worker pods' terminationGracePeriodSeconds (Kubernetes' own default)."""
 DRAIN_MARGIN_SECONDS = 5
 """The worker's --drain-timeout is the pod's grace period minus this (at least 1 s)."""
+WORKER_METRICS_PORT = 9090
+"""Port of a worker pod's /metrics and /healthz, which its liveness and readiness probes use;
+``spec.worker.metricsPort: 0`` turns the endpoint and the probes off."""
+WORKER_CPU_REQUEST = "100m"
+"""CPU request of a worker container that names none; no CPU limit by default (throttling a
+task helps nobody; the request is what the scheduler needs)."""
+WORKER_MEMORY_REQUEST = "256Mi"
+"""Memory request of a worker container that names no memory request or limit."""
+WORKER_MEMORY_LIMIT = "1Gi"
+"""Memory limit of a worker container that names no memory request or limit (with only a
+request, the limit is that request)."""
+WORKER_UID = 10001
+"""User and group id of the kubeq image's ``kubeq`` user (the Dockerfile's useradd)."""
+WORKER_TMP_SIZE_LIMIT = "1Gi"
+"""Size limit of the emptyDir at /tmp that a worker's read-only root filesystem needs."""
 MIN_REPLICAS = 0
 MAX_REPLICAS = 10
 ACTIVATION_BACKLOG = 1

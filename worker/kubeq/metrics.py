@@ -18,8 +18,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
+
+# No ``*_created`` series: they double the series count, and ``kubeq_jobs_created`` reads like
+# a number of jobs. Process-wide in prometheus_client, so the operator's module does the same.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
@@ -31,7 +36,8 @@ class WorkerMetrics:
         self.registry = registry or CollectorRegistry()
         self.jobs = Counter(
             "kubeq_jobs",
-            "Jobs settled by this worker, by outcome: finished, retried, failed, requeued.",
+            "Jobs settled by this worker, by outcome: finished, retried, failed (dead-lettered), "
+            "requeued (handed back on shutdown), released (its process-pool child died).",
             ["queue", "task", "outcome"],
             registry=self.registry,
         )

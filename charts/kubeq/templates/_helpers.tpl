@@ -80,9 +80,27 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, patch]
-{{- if .Values.rbac.readSecrets }}
+{{- end }}
+
+{{/* Namespaces where the operator may read Secrets (the Redis passwords of spec.redis.secretRef). */}}
+{{- define "kubeq.secretNamespaces" -}}
+{{- if .Values.rbac.secretNamespaces }}{{ join "," .Values.rbac.secretNamespaces }}
+{{- else if eq .Values.rbac.scope "namespaced" }}{{ include "kubeq.namespaces" . }}
+{{- else }}{{ .Release.Namespace }}{{ end }}
+{{- end }}
+
+{{/* The one Secret rule: get only, limited to rbac.secretNames when set. */}}
+{{- define "kubeq.secretRule" -}}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
+  {{- with .Values.rbac.secretNames }}
+  resourceNames:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}
+
+{{/* The operator's user name, as the API server sees it (the pod-patch policy matches it). */}}
+{{- define "kubeq.operatorUser" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "kubeq.serviceAccountName" . }}
 {{- end }}
