@@ -93,10 +93,10 @@ def test_failover_mid_run_loses_no_acknowledged_job(
         jobs += app.enqueue_many(
             [qtasks.mark.s(i).set(queue="ha") for i in range(start, start + 100)]
         )
-    wait_until(lambda: len(marks.read_text().splitlines()) >= JOBS // 3, timeout=60)
+    wait_until(lambda: len(marks.read_text().splitlines()) >= JOBS // 3, timeout=180)
     old = topology.kill_master()
-    topology.wait_failover(old)
-    deadline = time.monotonic() + 120
+    topology.wait_failover(old, timeout=180)
+    deadline = time.monotonic() + 300
     results = {}
     for job in jobs:
         results[job.id] = job.result(timeout=max(1.0, deadline - time.monotonic()))
