@@ -48,7 +48,13 @@ typecheck: venv
 include hack/cluster/cluster.mk
 include hack/judges/judges.mk
 
-test: venv redis-server chromium lint typecheck cluster-bin judges-bin
+# Toxiproxy for the fault-injection tier (tests/faults), built from the Go module proxy and
+# cached outside the checkout (hack/toxiproxy/build.sh; a no-op once built).
+.PHONY: toxiproxy-bin
+toxiproxy-bin:
+	bash hack/toxiproxy/build.sh
+
+test: venv redis-server chromium lint typecheck cluster-bin judges-bin toxiproxy-bin
 	$(BIN)/pytest
 
 test-unit: venv
