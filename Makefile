@@ -50,15 +50,18 @@ include hack/judges/judges.mk
 
 # Toxiproxy for the fault-injection tier (tests/faults), built from the Go module proxy and
 # cached outside the checkout (hack/toxiproxy/build.sh; a no-op once built).
-.PHONY: toxiproxy-bin
+.PHONY: toxiproxy-bin test-faults
 toxiproxy-bin:
 	bash hack/toxiproxy/build.sh
+
+test-faults: venv redis-server toxiproxy-bin
+	$(BIN)/pytest -m faults
 
 test: venv redis-server chromium lint typecheck cluster-bin judges-bin toxiproxy-bin
 	$(BIN)/pytest
 
 test-unit: venv
-	$(BIN)/pytest -m "not redis and not cluster and not e2e"
+	$(BIN)/pytest -m "not redis and not cluster and not e2e and not faults"
 
 test-redis: venv redis-server
 	$(BIN)/pytest -m "redis"

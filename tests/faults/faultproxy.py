@@ -1,0 +1,167 @@
+"""A real Toxiproxy between kubeq workers and the test's redis-server.
+
+Why: the worker's heartbeat, fetch and ack paths must survive what networks do (late
+replies, half-open connections, thin pipes, resets). A proxy that really sits on the TCP
+path shows what the worker does, where a mocked client would only show what we assumed.
+
+``ToxiproxyServer`` runs ``toxiproxy-server`` (built by hack/toxiproxy/build.sh, cached
+outside the checkout) on a free loopback port; ``Proxy`` is one listen->upstream pair and
+its toxics, driven through Toxiproxy's HTTP API with the standard library. A toxic applies to
+every connection of its proxy, existing and new: a scenario reaches one path of the worker
+by choosing the moment (for example while every slot is busy, only heartbeats talk).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from support.redisserver import free_port
+
+VERSION = "v2.12.0"
+"""Keep in sync with hack/toxiproxy/build.sh and hack/toxiproxy/go.mod."""
+
+
+def bin_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "kubeq" / f"toxiproxy-{VERSION}" / "bin"
+
+
+def server_binary() -> Path:
+    binary = bin_dir() / "toxiproxy-server"
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(
+            f"toxiproxy-server {VERSION} is not built ({binary} is missing): "
+            "run `make toxiproxy-bin` (hack/toxiproxy/build.sh)"
+        )
+    return binary
+
+
+class ToxiproxyServer:
+    """One toxiproxy-server process with its API on a free loopback port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.api = f"http://127.0.0.1:{self.port}"
+        self._log_path = workdir / "toxiproxy.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self._log_path, "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [str(server_binary()), "-host", "127.0.0.1", "-port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.request("GET", "/version")
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"toxiproxy-server did not start; see {self._log_path}"
+                    ) from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.api + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(
+                f"toxiproxy {method} {path}: HTTP {exc.code}: {exc.read().decode(errors='replace')}"
+            ) from None
+        return json.loads(raw) if raw.strip() else None
+
+    def proxy(self, name: str, upstream_port: int) -> Proxy:
+        """A new proxy on a free loopback port in front of 127.0.0.1:upstream_port."""
+        listen = free_port()
+        self.request(
+            "POST",
+            "/proxies",
+            {
+                "name": name,
+                "listen": f"127.0.0.1:{listen}",
+                "upstream": f"127.0.0.1:{upstream_port}",
+                "enabled": True,
+            },
+        )
+        return Proxy(self, name, listen)
+
+
+class Proxy:
+    """One proxy: ``url`` is what workers connect to instead of Redis."""
+
+    def __init__(self, server: ToxiproxyServer, name: str, port: int) -> None:
+        self.server = server
+        self.name = name
+        self.port = port
+        self._n = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def add(
+        self, kind: str, stream: str = "downstream", toxicity: float = 1.0, **attributes: int
+    ) -> str:
+        """Add a toxic (``latency``, ``timeout``, ``bandwidth``, ``reset_peer``, ...);
+        ``stream`` is "upstream" (client -> Redis) or "downstream" (Redis -> client).
+        Returns its name, for ``remove``."""
+        self._n += 1
+        name = f"{kind}_{stream}_{self._n}"
+        self.server.request(
+            "POST",
+            f"/proxies/{self.name}/toxics",
+            {
+                "name": name,
+                "type": kind,
+                "stream": stream,
+                "toxicity": toxicity,
+                "attributes": attributes,
+            },
+        )
+        return name
+
+    def remove(self, toxic: str) -> None:
+        self.server.request("DELETE", f"/proxies/{self.name}/toxics/{toxic}")
+
+    def clear(self) -> None:
+        for toxic in self.server.request("GET", f"/proxies/{self.name}/toxics"):
+            self.remove(toxic["name"])
+
+    @contextmanager
+    def toxic(self, kind: str, stream: str = "downstream", **attributes: int) -> Iterator[str]:
+        """``with proxy.toxic("latency", latency=5000): ...`` - removed on the way out."""
+        name = self.add(kind, stream, **attributes)
+        try:
+            yield name
+        finally:
+            self.remove(name)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Disabled: every connection is closed and new ones are refused (Redis "down")."""
+        self.server.request("POST", f"/proxies/{self.name}", {"enabled": enabled})
