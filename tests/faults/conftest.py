@@ -14,21 +14,18 @@ Every test here is marked ``faults`` (``make test`` runs them; ``pytest -m fault
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from faultproxy import Proxy, ToxiproxyServer
-from fleet import REPORTS, Ledger, WorkerProcess
-
-import kubeq
+from fleet import REPORTS, Ledger, StartWorker, WorkerProcess
 from support.redisserver import RedisServer
 
-HERE = Path(__file__).resolve().parent
+import kubeq
 
-StartWorker = Callable[..., WorkerProcess]
-"""``start_worker(*args, url=None)``: a worker process through the proxy (or ``url``)."""
+HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,7 +51,10 @@ def toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxySer
 
 @pytest.fixture
 def proxy(
-    toxiproxy: ToxiproxyServer, redis_server: RedisServer, redis_url: str, request: pytest.FixtureRequest
+    toxiproxy: ToxiproxyServer,
+    redis_server: RedisServer,
+    redis_url: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Proxy]:
     name = request.node.name.replace("[", "_").replace("]", "_")[:60]
     p = toxiproxy.proxy(name, redis_server.port)

@@ -9,6 +9,7 @@ twice, stall seconds) are kept per scenario and printed at the end of the sessio
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -19,8 +20,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import ftasks
 
 import kubeq
 
@@ -65,6 +64,10 @@ class WorkerProcess:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
+
+
+StartWorker = Callable[..., WorkerProcess]
+"""``start_worker(*args, url=None)``: a worker process through the proxy (or ``url``)."""
 
 
 @dataclass
@@ -180,7 +183,7 @@ def verdict(
     stamps = sorted([at for e, _, _, at in events if e == "start"][:1]) + sorted(
         at for e, _, _, at in events if e == "end"
     )
-    stall = max((b - a for a, b in zip(stamps, stamps[1:], strict=False)), default=0.0)
+    stall = max((b - a for a, b in itertools.pairwise(stamps)), default=0.0)
     figures = Figures(
         scenario=scenario,
         sent=len(ids),

@@ -21,9 +21,7 @@ app = kubeq.App()
 def _record(event: str, job: str) -> None:
     ledger = os.environ["KUBEQ_FAULTS_LEDGER"]
     line = f"{event} {job} {os.getpid()} {time.time():.3f}\n".encode()
-    fd = os.open(
-        os.path.join(ledger, f"{os.getpid()}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    )
+    fd = os.open(os.path.join(ledger, f"{os.getpid()}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         os.write(fd, line)
     finally:

@@ -22,7 +22,7 @@ import time
 import ftasks
 import redis
 from faultproxy import Proxy
-from fleet import Ledger, check, verdict, wait_until
+from fleet import Ledger, StartWorker, check, verdict, wait_until
 
 import kubeq
 
@@ -43,9 +43,7 @@ def test_a_late_heartbeat_costs_one_extra_run_not_a_poison_job(
     long = ftasks.work.s("long", 6.0).set(job_id="long", queue="hb")
     short = ftasks.work.s("short", 4.0).set(job_id="short", queue="hb")
     q.enqueue_many([long, short])
-    wait_until(
-        lambda: ledger.started("long") and ledger.started("short"), 30, "both jobs to start"
-    )
+    wait_until(lambda: ledger.started("long") and ledger.started("short"), 30, "both jobs to start")
     # Every slot is busy: only heartbeats talk now. Hold every reply, so the heartbeat loop
     # waits and no renewal is sent, until the short job has ended and the long job's lease
     # has expired. The short job's ack and the next fetch go up as soon as they can (at
