@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ftasks
+
 import kubeq
 
 HERE = Path(__file__).resolve().parent
@@ -84,6 +86,11 @@ class Ledger:
                 out.append((event, job, int(pid), float(at)))
         return out
 
+    def mark_sent(self, tag: str) -> None:
+        """The producer's line: when jobs were sent (stall times count from here)."""
+        with open(self.path / "producer.log", "a") as f:
+            f.write(f"sent {tag} {os.getpid()} {time.time():.3f}\n")
+
     def runs(self) -> Counter[str]:
         """Executions started per job (a run cut short by a kill counts too)."""
         return Counter(job for event, job, _, _ in self.events() if event == "start")
@@ -108,7 +115,7 @@ class Figures:
     """Jobs whose body started more than once (at-least-once delivery: reported)."""
     max_runs: int = 0
     stall_seconds: float = 0.0
-    """The longest time between two job completions (from the first start to the last end)."""
+    """The longest time without a job completing, from the first send to the last end."""
     notes: str = ""
 
     def line(self) -> str:
@@ -130,6 +137,26 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
+
+
+def enqueue_work(
+    app: kubeq.App,
+    ledger: Ledger,
+    queue: str,
+    n: int,
+    seconds: float = 0.0,
+    pad: int = 0,
+    tag: str = "j",
+) -> dict[str, str]:
+    """Enqueue ``n`` ``ftasks.work`` jobs (ids ``<tag>-<i>``) straight to Redis in one round
+    trip; returns job id -> the result each must finish with."""
+    ledger.mark_sent(tag)
+    calls = [
+        ftasks.work.s(f"{tag}-{i}", seconds, "x" * pad).set(job_id=f"{tag}-{i}", queue=queue)
+        for i in range(n)
+    ]
+    app.queue(queue).enqueue_many(calls)
+    return {f"{tag}-{i}": ftasks.expected(f"{tag}-{i}", pad) for i in range(n)}
 
 
 def wait_final(app: kubeq.App, queue: str, ids: list[str], timeout: float) -> None:
@@ -180,9 +207,10 @@ def verdict(
         else:
             why = (info.reason or info.error) if info is not None else "no job hash"
             lost.append(f"{job_id}: {status}, ran {runs[job_id]}x, result {result!r} ({why})")
-    stamps = sorted([at for e, _, _, at in events if e == "start"][:1]) + sorted(
-        at for e, _, _, at in events if e == "end"
-    )
+    first = [at for e, _, _, at in events if e == "sent"] or [
+        at for e, _, _, at in events if e == "start"
+    ]
+    stamps = sorted(first)[:1] + sorted(at for e, _, _, at in events if e == "end")
     stall = max((b - a for a, b in itertools.pairwise(stamps)), default=0.0)
     figures = Figures(
         scenario=scenario,
