@@ -5,7 +5,10 @@ The steps are what workers, producers and operators do: enqueue (now or delayed)
 heartbeat, ack (finished, retry now or later, failed = dead-letter, requeue = a SIGTERM
 hand-back, release = a dead pool child), lease expiry, cancel and requeue of a dead letter;
 ``GarbageJobStates`` adds what a careless hand or a bug can write into Redis (a job key of
-the wrong type, a non-numeric field, an id that is not UTF-8). Scripts are called through
+the wrong type, a non-numeric field, an id that is not UTF-8), an ack call that settles a
+good delivery beside a garbage one, and enqueue calls with values the scripts cannot use
+(result_ttl 1.5 or 10**17, max_deliveries 0, priority True, timeout 0 or NaN or infinity),
+which must be refused naming the field. Scripts are called through
 ``kubeq.scripts`` with the worker's own seams (``protocol.fetch_args``,
 ``protocol.parse_fetch_reply``, ``protocol.heartbeat_args``, ``Settlement.ack_fields``).
 
@@ -45,6 +48,17 @@ IDS = [f"j{i}" for i in range(8)]
 WORKERS = ["w1", "w2"]
 LEASE_MS = 60_000
 HOUR_S = 3600.0
+
+
+def settlement(outcome: Outcome, result: bytes, far: bool) -> Settlement:
+    """How a worker would end a delivery with ``outcome``."""
+    if outcome is Outcome.FINISHED:
+        return Settlement.finished(result)
+    if outcome is Outcome.RETRY:
+        return Settlement.retry("boom", "tb", HOUR_S if far else 0.0)
+    if outcome is Outcome.FAILED:
+        return Settlement.failed("boom", "dead-lettered by the model test")
+    return Settlement(outcome, "its process died")
 
 
 @dataclass(frozen=True)
@@ -147,20 +161,9 @@ class JobStates(RuleBasedStateMachine):
         held = data.draw(st.sampled_from(self.held))
         self.held.remove(held)
         result = f'"{held.id}:{held.lease}"'.encode()
-        if outcome is Outcome.FINISHED:
-            settlement = Settlement.finished(result)
-        elif outcome is Outcome.RETRY:
-            settlement = Settlement.retry("boom", "tb", HOUR_S if far else 0.0)
-        elif outcome is Outcome.FAILED:
-            settlement = Settlement.failed("boom", "dead-lettered by the model test")
-        else:
-            settlement = Settlement(outcome, "its process died")
         want = self.model.ack(held.id, held.lease, outcome.value, result, far)
-        flags = self._call(
-            "ack",
-            self.keys.script_keys,
-            [self.keys.base, 1, *settlement.ack_fields(held.id, held.lease)],
-        )
+        fields = settlement(outcome, result, far).ack_fields(held.id, held.lease)
+        flags = self._call("ack", self.keys.script_keys, [self.keys.base, 1, *fields])
         assert flags == [want], (
             f"ack {outcome.value} of {held} answered {flags}, the model says {want} "
             "(0 = refused: its lease was superseded)"
@@ -283,6 +286,50 @@ class GarbageJobStates(JobStates):
             )
         self.r.zadd(self.keys.ready, {gid: score})
         self.garbage.add(gid)
+
+    @precondition(lambda self: self.held and any(b"\xff" not in g for g in self.garbage))
+    @rule(data=st.data(), outcome=st.sampled_from(list(Outcome)), first=st.booleans())
+    def ack_beside_garbage(self, data: st.DataObject, outcome: Outcome, first: bool) -> None:
+        """One ack call settles a good delivery and an entry whose job is garbage: the good
+        one is settled as the model says, whatever the bad one does (defect 2)."""
+        held = data.draw(st.sampled_from(self.held))
+        self.held.remove(held)
+        bad = data.draw(st.sampled_from(sorted(g for g in self.garbage if b"\xff" not in g)))
+        result = f'"{held.id}:{held.lease}"'.encode()
+        want = self.model.ack(held.id, held.lease, outcome.value, result, False)
+        good = settlement(outcome, result, False).ack_fields(held.id, held.lease)
+        junk = Settlement.finished(b"1").ack_fields(bad.decode(), "1")
+        items = [*good, *junk] if first else [*junk, *good]
+        flags = self._call("ack", self.keys.script_keys, [self.keys.base, 2, *items])
+        mine = flags[0 if first else 1]  # type: ignore[index]
+        assert mine == want, f"ack of {held} beside garbage answered {flags}; model: {want}"
+
+    @rule(
+        option=st.sampled_from(
+            [
+                ("result_ttl", 1.5),
+                ("result_ttl", 10**17),
+                ("result_ttl", 0),
+                ("max_deliveries", 0),
+                ("priority", True),
+                ("timeout", 0),
+                ("timeout", float("nan")),
+                ("timeout", float("inf")),
+            ]
+        )
+    )
+    def enqueue_bad_value(self, option: tuple[str, object]) -> None:
+        """A value the scripts cannot use is refused at enqueue, naming the field, and nothing
+        is written (defect 4)."""
+        name, value = option
+        call = Call("m.task", (), queue=QUEUE, job_id="bad-value").set(**{name: value})
+        try:
+            self.q.enqueue_many([call])
+        except (ValueError, TypeError) as exc:
+            assert name in str(exc), f"the error does not name {name}: {exc}"
+        else:
+            raise AssertionError(f"enqueue accepted {name}={value!r}")
+        assert not self.r.exists(self.keys.job("bad-value"))
 
 
 SETTINGS = settings(
