@@ -1,4 +1,5 @@
-"""Everything at once, for the soak: toxics, worker kills, outages and garbage, at random.
+"""Everything at once, for the soak: toxics, worker kills, outages, Redis pauses, a flushed
+script cache and garbage, at random.
 
 Why a module: the soak in CI and the long soak by hand run the same chaos, sized differently.
 ``Chaos.step()`` does one random thing (seeded, so a failure can be replayed with the same
@@ -96,6 +97,8 @@ class Chaos:
             self.thin_pipe,
             self.cut_replies,
             self.outage,
+            self.pause,
+            self.script_flush,
             self.kill,
             self.terminate,
         ]
@@ -134,6 +137,16 @@ class Chaos:
             time.sleep(self.rng.uniform(0.3, 3.0))
         finally:
             self.proxy.set_enabled(True)
+
+    def pause(self) -> None:
+        """Redis itself stops answering everyone for up to 3 s (CLIENT PAUSE), past the lease
+        when it is long."""
+        self.r.client_pause(int(self.rng.uniform(300, 3000)))
+
+    def script_flush(self) -> None:
+        """Redis forgets the scripts (as after a restart): every client's next EVALSHA gets
+        NOSCRIPT and loads its script again."""
+        self.r.script_flush()
 
     def _victim(self) -> WorkerProcess | None:
         alive = [w for w in self.supervisor.workers if w.alive()]

@@ -2,8 +2,9 @@
 
 Three workers (2 s leases) reach Redis only through the proxy; a seeded ``Chaos`` does one
 random thing at a time (latency longer than the lease, black holes, resets, a thin pipe,
-replies cut part-way, an outage, SIGKILL, SIGTERM, a garbage entry in the queue) and a
-``Supervisor`` restarts workers that exited, as Kubernetes would. Then the faults stop and
+replies cut part-way, an outage, Redis paused, its script cache flushed, SIGKILL, SIGTERM, a
+garbage entry in the queue) and a ``Supervisor`` restarts workers that exited, as Kubernetes
+would. Then the faults stop and
 every job must end: each good job finished with exactly its result, each garbage entry
 dead-lettered without running; how many ran twice is reported.
 
