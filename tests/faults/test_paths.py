@@ -136,9 +136,10 @@ def test_thin_pipe(
     """Replies crawl at 4 KB/s while fetches carry 3 KB payloads (a fetch reply of 4 jobs
     takes 3 s to arrive, in many small pieces). The lease (5 s) outlasts that, so a correct
     worker loses nothing and runs nothing twice: no lease has to expire. (With a 2 s lease
-    the replies arrive after the leases expired; on main one job was then delivered 5 times
-    and buried as poison. Whether a correct worker must survive that is a design question,
-    so this test does not ask it.)"""
+    every reply arrives after its leases expired: another worker's fetch takes the jobs over
+    while they are in transit, each run's outcome is refused as stale, and healthy jobs are
+    buried as poison after 5 runs. Whether a lease should start before its reply is read is
+    a design question, so this test does not ask it.)"""
     for _ in range(2):
         start_worker("--queue", "bw", "--concurrency", "4", "--lease", "5")
     registered(r, app, "bw", 2)
