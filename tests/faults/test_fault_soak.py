@@ -9,7 +9,7 @@ every job must end: each good job finished with exactly its result, each garbage
 dead-lettered without running; how many ran twice is reported.
 
 ``make test`` runs a short soak: 60 s of chaos, then the drain. The long one, by hand:
-``KUBEQ_SOAK_SECONDS=600 .venv/bin/pytest tests/faults/test_soak.py``. ``KUBEQ_SOAK_SEED``
+``KUBEQ_SOAK_SECONDS=600 .venv/bin/pytest tests/faults/test_fault_soak.py``. ``KUBEQ_SOAK_SEED``
 replays a run (the seed is printed and in the figures); ``KUBEQ_SOAK_GARBAGE=0`` leaves the
 garbage out.
 """
