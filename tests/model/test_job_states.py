@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import redis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -333,18 +334,22 @@ class GarbageJobStates(JobStates):
 
 
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=120,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
 
+# Shrinking a failure against a real Redis can take minutes: room for it to finish, so a
+# failure ends with its smallest example rather than a timeout.
+@pytest.mark.timeout(900)
 def test_job_state_machine(redis_url: str) -> None:
     JobStates.url = redis_url
     run_state_machine_as_test(JobStates, settings=SETTINGS)
 
 
+@pytest.mark.timeout(900)
 def test_job_state_machine_with_garbage(redis_url: str) -> None:
     """Fails on main: a bad entry makes fetch.lua stop half-way (defect 2) or the reply
     cannot be parsed (defect 3); fixed, it is dead-lettered and every other job proceeds."""
