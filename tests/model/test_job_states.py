@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 import redis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -85,6 +85,9 @@ class JobStates(RuleBasedStateMachine):
         self.held: list[Held] = []
         self.garbage: set[bytes] = set()
         """Ids written by hand that must never run: dead-lettered once a fetch reaches them."""
+        self.corrupted: set[bytes] = set()
+        """Garbage made of a job while it was active: it stays active until its ack or its
+        lease's expiry settles it (dead-lettered)."""
 
     def teardown(self) -> None:
         self.app.close()
@@ -105,6 +108,7 @@ class JobStates(RuleBasedStateMachine):
         delayed=st.booleans(),
     )
     def enqueue(self, job_id: str, max_deliveries: int, delayed: bool) -> None:
+        assume(job_id.encode() not in self.garbage)  # (what replaces garbage is not modelled)
         call = Call(
             "m.task",
             (job_id,),
@@ -121,6 +125,7 @@ class JobStates(RuleBasedStateMachine):
         self.model.before_pop()
         could = self.model.ids(QUEUED)
         bad_waiting = self._ready_garbage()
+        bad_expired = {g for g in self.corrupted if self.r.zscore(self.keys.active, g) == 0}
         busy = sum(1 for h in self.held if h.worker == worker)
         keys, args = fetch_args(worker, want, LEASE_MS, busy, defaults.WORKER_TTL_MS, [self.keys])
         raw = self._call("fetch", keys, args)
@@ -137,6 +142,9 @@ class JobStates(RuleBasedStateMachine):
             assert fetched.deliveries == job.deliveries, (fetched, job)
             assert fetched.payload, "a delivery without its payload"
             self.held.append(Held(worker, fetched.id, fetched.lease))
+        for g in bad_expired:
+            assert self._places(g) == ["dead"], f"expired garbage {g!r} in {self._places(g)}"
+            self.corrupted.discard(g)
         if not bad_waiting:  # (how a fetch counts a dead-lettered bad entry is its own choice)
             assert len(got) == min(want, len(could)), (
                 f"asked for {want} with {len(could)} queued ({sorted(could)}), got {got}"
@@ -162,21 +170,29 @@ class JobStates(RuleBasedStateMachine):
         held = data.draw(st.sampled_from(self.held))
         self.held.remove(held)
         result = f'"{held.id}:{held.lease}"'.encode()
-        want = self.model.ack(held.id, held.lease, outcome.value, result, far)
         fields = settlement(outcome, result, far).ack_fields(held.id, held.lease)
+        if held.id.encode() in self.garbage:  # its job was made garbage while it ran
+            flags = self._call("ack", self.keys.script_keys, [self.keys.base, 1, *fields])
+            assert flags != [1], f"an ack was applied to a job that is garbage: {held}"
+            self.corrupted.discard(held.id.encode())
+            assert self._places(held.id.encode()) == ["dead"]
+            return
+        want = self.model.ack(held.id, held.lease, outcome.value, result, far)
         flags = self._call("ack", self.keys.script_keys, [self.keys.base, 1, *fields])
         assert flags == [want], (
             f"ack {outcome.value} of {held} answered {flags}, the model says {want} "
             "(0 = refused: its lease was superseded)"
         )
 
-    @precondition(lambda self: self.model.ids(ACTIVE))
+    @precondition(lambda self: self.model.ids(ACTIVE) or self.corrupted)
     @rule(data=st.data())
     def expire(self, data: st.DataObject) -> None:
         """The lease deadline passes (the worker hung or died): moved into the past."""
-        job_id = data.draw(st.sampled_from(sorted(self.model.ids(ACTIVE))))
+        choices = sorted(self.model.ids(ACTIVE)) + sorted(g.decode() for g in self.corrupted)
+        job_id = data.draw(st.sampled_from(choices))
         self.r.zadd(self.keys.active, {job_id: 0}, xx=True)
-        self.model.jobs[job_id].expired = True
+        if job_id in self.model.jobs:
+            self.model.jobs[job_id].expired = True
 
     @precondition(lambda self: self.model.jobs)
     @rule(data=st.data())
@@ -232,6 +248,7 @@ class JobStates(RuleBasedStateMachine):
         want = self.model.stats()
         want["dead"] += len(self._dead_garbage())
         want["backlog"] += len(self._ready_garbage())
+        want["in_flight"] += len(self.corrupted)
         assert got == want, f"stats {got}, the model says {want}"
 
     def _dead_garbage(self) -> set[bytes]:
@@ -240,22 +257,26 @@ class JobStates(RuleBasedStateMachine):
     def _ready_garbage(self) -> set[bytes]:
         return {g for g in self.garbage if self.r.zscore(self.keys.ready, g) is not None}
 
+    def _places(self, member: bytes) -> list[str]:
+        return [
+            name
+            for name, key in (
+                ("ready", self.keys.ready),
+                ("delayed", self.keys.delayed),
+                ("active", self.keys.active),
+                ("dead", self.keys.dead),
+            )
+            if self.r.zscore(key, member) is not None
+        ]
+
     @invariant()
     def garbage_is_waiting_or_dead_letter(self) -> None:
         for g in self.garbage:
-            places = [
-                name
-                for name, key in (
-                    ("ready", self.keys.ready),
-                    ("delayed", self.keys.delayed),
-                    ("active", self.keys.active),
-                    ("dead", self.keys.dead),
-                )
-                if self.r.zscore(key, g) is not None
-            ]
-            assert places in (["ready"], ["dead"]), (
-                f"garbage entry {g!r} is in {places or 'no set'}: it must wait in the ready set "
-                "until a fetch reaches it, then be dead-lettered with its reason"
+            places = self._places(g)
+            allowed = (["active"], ["dead"]) if g in self.corrupted else (["ready"], ["dead"])
+            assert places in allowed, (
+                f"garbage entry {g!r} is in {places or 'no set'}: it must wait where it was "
+                "until a fetch or its ack reaches it, then be dead-lettered with its reason"
             )
 
 
@@ -288,12 +309,26 @@ class GarbageJobStates(JobStates):
         self.r.zadd(self.keys.ready, {gid: score})
         self.garbage.add(gid)
 
+    @precondition(lambda self: self.model.ids(ACTIVE))
+    @rule(data=st.data())
+    def corrupt_active(self, data: st.DataObject) -> None:
+        """A running job's key is overwritten by something that is not a hash."""
+        job_id = data.draw(st.sampled_from(sorted(self.model.ids(ACTIVE))))
+        jk = self.keys.job(job_id)
+        self.r.delete(jk)
+        self.r.set(jk, b"overwritten by hand")
+        del self.model.jobs[job_id]
+        self.garbage.add(job_id.encode())
+        self.corrupted.add(job_id.encode())
+
     @precondition(lambda self: self.held and any(b"\xff" not in g for g in self.garbage))
     @rule(data=st.data(), outcome=st.sampled_from(list(Outcome)), first=st.booleans())
     def ack_beside_garbage(self, data: st.DataObject, outcome: Outcome, first: bool) -> None:
         """One ack call settles a good delivery and an entry whose job is garbage: the good
         one is settled as the model says, whatever the bad one does (defect 2)."""
-        held = data.draw(st.sampled_from(self.held))
+        good_held = [h for h in self.held if h.id.encode() not in self.garbage]
+        assume(good_held)
+        held = data.draw(st.sampled_from(good_held))
         self.held.remove(held)
         bad = data.draw(st.sampled_from(sorted(g for g in self.garbage if b"\xff" not in g)))
         result = f'"{held.id}:{held.lease}"'.encode()
@@ -304,6 +339,9 @@ class GarbageJobStates(JobStates):
         flags = self._call("ack", self.keys.script_keys, [self.keys.base, 2, *items])
         mine = flags[0 if first else 1]  # type: ignore[index]
         assert mine == want, f"ack of {held} beside garbage answered {flags}; model: {want}"
+        if bad in self.corrupted:  # an ack naming a running job made garbage settles it
+            self.corrupted.discard(bad)
+            assert self._places(bad) == ["dead"], f"garbage {bad!r} in {self._places(bad)}"
 
     @rule(
         option=st.sampled_from(
