@@ -4,12 +4,12 @@ driven by Hypothesis next to the pure model in jobmodel.py, compared after every
 The steps are what workers, producers and operators do: enqueue (now or delayed), fetch,
 heartbeat, ack (finished, retry now or later, failed = dead-letter, requeue = a SIGTERM
 hand-back, release = a dead pool child), lease expiry, cancel and requeue of a dead letter;
-``GarbageJobStates`` adds what a careless hand or a bug can write into Redis (a job key of
-the wrong type, a non-numeric field, an id that is not UTF-8), an ack call that settles a
-good delivery beside a garbage one, and enqueue calls with values the scripts cannot use
-(result_ttl 1.5 or 10**17, max_deliveries 0, priority True, timeout 0 or NaN or infinity),
-which must be refused naming the field. Scripts are called through
-``kubeq.scripts`` with the worker's own seams (``protocol.fetch_args``,
+``GarbageJobStates`` adds what a careless hand or a bug can write into Redis (a waiting entry
+whose job key has the wrong type, a non-numeric field or an id that is not UTF-8; a running
+job's key overwritten), an ack call that settles a good delivery beside a garbage one, and
+enqueue calls with values the scripts cannot use (result_ttl 1.5 or 10**17, max_deliveries 0,
+priority True, timeout 0 or NaN or infinity), which must be refused naming the field.
+Scripts are called through ``kubeq.scripts`` with the worker's own seams (``protocol.fetch_args``,
 ``protocol.parse_fetch_reply``, ``protocol.heartbeat_args``, ``Settlement.ack_fields``).
 
 Invariants after every step: each job is in exactly the one set its status names (or none
