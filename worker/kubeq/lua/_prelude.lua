@@ -68,6 +68,10 @@ local function bury(q, base, id, jk, reason)
   redis.call('HSET', jk, 'lease', lease and lease + 1 or ('buried-' .. NOW),
     'status', 'failed', 'reason', reason, 'finished_at', NOW)
   redis.call('PERSIST', jk)
+  -- dead is a terminal state: the id leaves every other state set (one set per job, always)
+  redis.call('ZREM', q.ready, id)
+  redis.call('ZREM', q.delayed, id)
+  redis.call('ZREM', q.active, id)
   redis.call('ZADD', q.dead, NOW, id)
   notify_done(base, id, 0)
 end
