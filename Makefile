@@ -57,7 +57,13 @@ toxiproxy-bin:
 test-faults: venv redis-server toxiproxy-bin
 	$(BIN)/pytest -m faults
 
-test: venv redis-server chromium lint typecheck cluster-bin judges-bin toxiproxy-bin
+# The kubeq image (issue 19), built with podman from the Dockerfile; cached by content under
+# ~/.cache/kubeq (a no-op of about a second when nothing changed). tests/node runs it.
+.PHONY: image
+image:
+	bash hack/image/build.sh
+
+test: venv redis-server chromium lint typecheck cluster-bin judges-bin toxiproxy-bin image
 	$(BIN)/pytest
 
 test-unit: venv
