@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes control plane used by `make cluster-up` and the cluster tests:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm and kubeconform,
+# and the real node's kubelet and kube-proxy (hack/cluster/localcluster/realnode.py),
 # all from source through the Go module proxy (no prebuilt release downloads needed).
 #
 # Each tool is pinned by a committed go.mod/go.sum in its own module folder next to this
@@ -15,6 +16,8 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../progress.sh
+source "$HERE/../progress.sh"
 
 # The pinned release. Keep in sync with k8s/go.mod (checked below) and localcluster/_paths.py.
 K8S_VERSION="v1.35.4"
@@ -26,7 +29,7 @@ HELM_COMMIT="8fb76d6ab555577e98e23b7500009537a471feee"
 KUBECONFORM_VERSION="v0.7.0"
 
 BIN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/kubeq/k8s-${K8S_VERSION}/bin"
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl helm kubeconform)
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy helm kubeconform)
 
 force=0
 case "${1:-}" in
@@ -56,8 +59,9 @@ mkdir -p "$BIN_DIR"
 # One build at a time per cache (make test and a test session may race).
 exec 9>"$BIN_DIR/.build.lock"
 if ! flock -n 9; then
-  echo "another build.sh is running; waiting for it"
-  flock 9
+  echo "another build.sh is running (it prints its own progress); waiting for it"
+  waited=$SECONDS
+  until flock -w 30 9; do echo "    ... still waiting for the other build: $(fmt_duration $((SECONDS - waited)))"; done
   if [[ $force == 0 ]] && all_present; then echo "binaries were built by the other run"; exit 0; fi
 fi
 
@@ -68,13 +72,14 @@ STAGE="$(mktemp -d "$BIN_DIR/.stage.XXXXXX")"
 trap 'rm -rf "$STAGE"' EXIT
 
 start_all=$SECONDS
-step() { # step <label> <module-dir> <go build args...>
-  local label=$1 dir=$2; shift 2
-  local t0=$SECONDS
-  echo "==> building ${label} (module hack/cluster/${dir})"
-  (cd "$HERE/$dir" && go build -trimpath "$@")
-  echo "    ${label}: $((SECONDS - t0))s"
+step() { # step <label> <expected> <module-dir> <go build args...>
+  local label=$1 expected=$2 dir=$3; shift 3
+  with_progress "building ${label} (module hack/cluster/${dir})" "${expected}" \
+    "$STAGE/build-${dir}.log" bash -c 'cd "$1" && shift && go build -trimpath "$@"' _ "$HERE/$dir" "$@"
 }
+echo "Building the local Kubernetes ${K8S_VERSION} from source: about 8-10 min on an idle 2-core"
+echo "machine with empty Go caches, up to 3x that on a busy one; ~20 s to relink with a warm"
+echo "Go build cache. Later runs reuse ${BIN_DIR} and take no time."
 
 major="${K8S_VERSION#v}"; major="${major%%.*}"
 minor="${K8S_VERSION#v*.}"; minor="${minor%%.*}"
@@ -88,21 +93,22 @@ done
 
 # The etcd server's main package is the module root (go.etcd.io/etcd/server/v3), whose
 # default binary name would be "server", hence its own -o.
-step "etcd ${ETCD_VERSION}" etcd -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${ETCD_COMMIT:0:9}" \
+step "etcd ${ETCD_VERSION}" "~1 min cold" etcd -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${ETCD_COMMIT:0:9}" \
   -o "$STAGE/etcd" go.etcd.io/etcd/server/v3
-# One invocation for the four Kubernetes commands so shared packages compile once.
-step "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ${K8S_VERSION}" k8s \
-  -ldflags "$k8s_ld" -o "$STAGE/" \
+# One invocation for the six Kubernetes commands so shared packages compile once.
+step "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy ${K8S_VERSION}" \
+  "~6-7 min cold" k8s -ldflags "$k8s_ld" -o "$STAGE/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 helm_ld="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
 helm_ld+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 helm_ld+=" -X helm.sh/helm/v3/internal/version.gitCommit=${HELM_COMMIT}"
 for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ld+=" -X ${pkg}.k8sVersionMajor=${major} -X ${pkg}.k8sVersionMinor=${minor}"
 done
-step "helm ${HELM_VERSION}" helm -ldflags "$helm_ld" -o "$STAGE/" helm.sh/helm/v3/cmd/helm
-step "kubeconform ${KUBECONFORM_VERSION}" kubeconform \
+step "helm ${HELM_VERSION}" "~1 min cold" helm -ldflags "$helm_ld" -o "$STAGE/" helm.sh/helm/v3/cmd/helm
+step "kubeconform ${KUBECONFORM_VERSION}" "seconds" kubeconform \
   -ldflags "-s -w -X main.version=${KUBECONFORM_VERSION}" -o "$STAGE/" \
   github.com/yannh/kubeconform/cmd/kubeconform
 

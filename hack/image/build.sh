@@ -23,18 +23,6 @@ BASE_MODE="${KUBEQ_BASE:-auto}"
 NAME=localhost/kubeq
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
-ensure_debs() { # the Debian packages this needs, installed when missing (as `make test` does)
-  local missing=() p
-  for p in podman runc debootstrap catatonit; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  command -v apt-get >/dev/null || { echo "build.sh: install ${missing[*]} (Debian/Ubuntu packages)" >&2; exit 1; }
-  echo "installing Debian's ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 base_ref() { # the base image to build FROM, building the debootstrap one when needed
   case "$BASE_MODE" in
     registry)
@@ -74,7 +62,7 @@ if [[ ${1:-} == --ref ]]; then
   exit 0
 fi
 
-ensure_debs
+bash "$HERE/../debs.sh" podman runc debootstrap catatonit
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 flock 9 # one build at a time per cache (several checkouts may share it)

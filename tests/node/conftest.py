@@ -4,15 +4,25 @@ real pods on a kubelet. Every test here is marked ``node``.
 - ``kubeq_image`` (session): the image reference of the current tree, built by
   hack/image/build.sh when missing (a no-op of about a second when it is cached).
 - ``containers``: starts containers through hack/image/podman.sh and removes them after.
+- ``real_cluster`` (session) and ``real_client``, ``real_kubectl``, ``real_namespace``,
+  ``node_image``: the control plane with a real node (hack/cluster/localcluster/realnode.py),
+  in ``.cluster-real/``, beside the node agent's cluster of the other tiers.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from podmansupport import HERE, ROOT, Containers
+
+from localcluster import ClusterError, ClusterInfo, down, missing_binaries, realnode, up
+from localcluster.pytest_plugin import wait_for
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,3 +50,80 @@ def containers() -> Iterator[Containers]:
     made = Containers()
     yield made
     made.remove_all()
+
+
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[ClusterInfo]:
+    """The local control plane with a real node (containerd + kubelet + kube-proxy), started
+    for the session unless `make cluster-up NODE=real` already runs it; stopped after."""
+    missing = missing_binaries()
+    if missing:
+        pytest.fail(
+            f"Kubernetes binaries missing: {', '.join(missing)}; run `make cluster-bin`",
+            pytrace=False,
+        )
+    try:
+        info, started = up(node="real")
+    except ClusterError as e:
+        pytest.fail(f"could not start the cluster with a real node: {e}", pytrace=False)
+    yield info
+    if started and not os.environ.get("KUBEQ_KEEP_CLUSTER"):
+        down(Path(info.state_dir), node="real")
+
+
+@pytest.fixture(scope="session")
+def real_client(real_cluster: ClusterInfo) -> Iterator[Any]:
+    from kubernetes import config
+
+    api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=real_cluster.kubeconfig, persist_config=False
+    )
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture(scope="session")
+def real_kubectl(real_cluster: ClusterInfo) -> Callable[..., subprocess.CompletedProcess[str]]:
+    env = real_cluster.kubectl_env()
+    exe = str(Path(real_cluster.bin_dir) / "kubectl")
+
+    def run(*args: str, input: str | None = None, check: bool = False) -> Any:
+        return subprocess.run(
+            [exe, *args], input=input, text=True, capture_output=True, env=env, check=check
+        )
+
+    return run
+
+
+@pytest.fixture
+def real_namespace(real_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace on the real-node cluster (its default service account exists)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(real_client)
+    name = f"node-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for(
+        lambda: (
+            core.list_namespaced_service_account(name, field_selector="metadata.name=default").items
+        ),
+        timeout=60,
+        message=f"service account {name}/default",
+    )
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def node_image(real_cluster: ClusterInfo) -> Callable[[str], str]:
+    """load(ref) -> ref: the image copied from kubeq's podman store into the node's
+    containerd (once per session and image)."""
+    loaded: set[str] = set()
+
+    def load(ref: str) -> str:
+        if ref not in loaded:
+            realnode.load_image(ref)
+            loaded.add(ref)
+        return ref
+
+    return load

@@ -19,11 +19,18 @@ def main(argv: list[str] | None = None) -> int:
         "--state-dir", type=Path, default=None, help=f"default: {default_state_dir()}"
     )
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for up")
+    parser.add_argument(
+        "--node",
+        choices=["agent", "real"],
+        default="agent",
+        help="agent: the test node agent (pods are local processes); "
+        "real: containerd + kubelet + kube-proxy (state in .cluster-real/)",
+    )
     args = parser.parse_args(argv)
     if args.command == "up":
         t0 = time.monotonic()
         try:
-            info, started = up(args.state_dir, timeout=args.timeout)
+            info, started = up(args.state_dir, timeout=args.timeout, node=args.node)
         except ClusterError as e:
             print(f"cluster-up failed: {e}", file=sys.stderr)
             return 1
@@ -34,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  logs: {info.layout.logs}")
         return 0
     if args.command == "down":
-        stopped = down(args.state_dir)
+        stopped = down(args.state_dir, node=args.node)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
-    st = status(args.state_dir)
+    st = status(args.state_dir or default_state_dir(args.node))
     print(json.dumps(st, indent=2))
     return 0 if st["ready"] else 3
 

@@ -1,5 +1,7 @@
 """Start, inspect and stop the local control plane (etcd, kube-apiserver, controller manager,
-scheduler and the test node agent) as plain background processes.
+scheduler) and its node as plain background processes. The node is the test node agent
+(``node="agent"``, nodeagent.py) or a real one: containerd, the kubelet and kube-proxy
+(``node="real"``, realnode.py).
 
 This is what ``make cluster-up``/``cluster-down`` and the pytest plugin call. ``up`` returns
 once ``/readyz`` is ok, the node is Ready (and untainted) and the ``default`` service account
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import pki
+from . import pki, realnode
 from .kubeapi import ApiError, Client, write_kubeconfig
 from .paths import (
     CONTROL_PLANE_BINARIES,
@@ -40,8 +42,10 @@ from .procs import ProcRef, spawn
 NODE_NAME = "kubeq-local-node"
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # the first address of SERVICE_CIDR: the `kubernetes` service
-#: Start order; ``down`` stops them in reverse (the node agent first, so it ends its pods).
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "nodeagent")
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+#: Start order; ``down`` stops them in reverse (the node first, so it ends its pods).
+COMPONENTS = (*CONTROL_PLANE, "nodeagent")
+NODE_KINDS = ("agent", "real")
 
 
 class ClusterError(RuntimeError):
@@ -59,6 +63,7 @@ class ClusterInfo:
     bin_dir: str
     version: str
     ports: dict[str, int]
+    node: str = "agent"
 
     @property
     def layout(self) -> Layout:
@@ -101,10 +106,22 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _node_kind(layout: Layout) -> str:
+    with contextlib.suppress(OSError):
+        return (layout.root / "node-kind").read_text().strip() or "agent"
+    return "agent"
+
+
+def _components(layout: Layout) -> tuple[str, ...]:
+    if _node_kind(layout) == "real":
+        return (*CONTROL_PLANE, *realnode.COMPONENTS)
+    return COMPONENTS
+
+
 def _wait(what: str, check: Callable[[], bool], timeout: float, layout: Layout) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for name in COMPONENTS:
+        for name in _components(layout):
             ref = ProcRef.load(_pid_file(layout, name))
             if ref is not None and not ref.alive():
                 log = layout.logs / f"{name}.log"
@@ -139,7 +156,7 @@ def _read_info(layout: Layout) -> ClusterInfo | None:
 
 
 def _component_refs(layout: Layout) -> dict[str, ProcRef | None]:
-    return {name: ProcRef.load(_pid_file(layout, name)) for name in COMPONENTS}
+    return {name: ProcRef.load(_pid_file(layout, name)) for name in _components(layout)}
 
 
 def status(state_dir: Path | None = None) -> dict[str, object]:
@@ -169,13 +186,30 @@ def running(state_dir: Path | None = None) -> ClusterInfo | None:
     return _read_info(layout) if st["ready"] else None
 
 
-def up(state_dir: Path | None = None, timeout: float = 240.0) -> tuple[ClusterInfo, bool]:
-    """Start the cluster unless it already runs; return (info, whether this call started it)."""
-    layout = Layout(state_dir or default_state_dir())
+def up(
+    state_dir: Path | None = None, timeout: float = 240.0, node: str = "agent"
+) -> tuple[ClusterInfo, bool]:
+    """Start the cluster unless it already runs; return (info, whether this call started it).
+
+    ``node``: "agent" (the test node agent) or "real" (containerd + kubelet + kube-proxy,
+    whose state dir defaults to ``.cluster-real/``)."""
+    if node not in NODE_KINDS:
+        raise ClusterError(f"node must be one of {', '.join(NODE_KINDS)}, got {node!r}")
+    layout = Layout(state_dir or default_state_dir(node))
     with _locked(layout):
         existing = running(layout.root)
-        if existing is not None:
+        if existing is not None and existing.node == node:
             return existing, False
+        if existing is not None:
+            raise ClusterError(
+                f"a cluster with node={existing.node} runs in {layout.root}; stop it first "
+                "(make cluster-down) or use another state dir"
+            )
+        if node == "real":
+            try:
+                realnode.check_host()
+            except realnode.RealNodeError as e:
+                raise ClusterError(str(e)) from e
         bins = bin_dir()
         missing = missing_binaries(bins)
         if missing:
@@ -185,16 +219,16 @@ def up(state_dir: Path | None = None, timeout: float = 240.0) -> tuple[ClusterIn
             )
         _stop_all(layout)
         try:
-            info = _start(layout, bins, timeout)
+            info = _start(layout, bins, timeout, node)
         except BaseException:
             _stop_all(layout)
             raise
         return info, True
 
 
-def down(state_dir: Path | None = None) -> list[str]:
+def down(state_dir: Path | None = None, node: str = "agent") -> list[str]:
     """Stop every component (and any pod process left behind); return what was stopped."""
-    layout = Layout(state_dir or default_state_dir())
+    layout = Layout(state_dir or default_state_dir(node))
     with _locked(layout):
         return _stop_all(layout)
 
@@ -202,7 +236,11 @@ def down(state_dir: Path | None = None) -> list[str]:
 def _stop_all(layout: Layout) -> list[str]:
     stopped: list[str] = []
     refs = _component_refs(layout)
-    for name in reversed(COMPONENTS):
+    real = _node_kind(layout) == "real"
+    if real and all(r is not None and r.alive() for r in refs.values()):
+        with contextlib.suppress(OSError, ValueError):
+            realnode.drain(Client.from_kubeconfig(layout.kubeconfig, 5))
+    for name in reversed(_components(layout)):
         ref = refs[name]
         if ref is not None:
             if ref.alive():
@@ -212,6 +250,8 @@ def _stop_all(layout: Layout) -> list[str]:
             _pid_file(layout, name).unlink(missing_ok=True)
         if name == "nodeagent":
             stopped += _stop_pod_processes(layout)
+    if real:
+        stopped += realnode.teardown(layout, bin_dir())
     return stopped
 
 
@@ -227,7 +267,7 @@ def _stop_pod_processes(layout: Layout) -> list[str]:
     return stopped
 
 
-def _start(layout: Layout, bins: Path, timeout: float) -> ClusterInfo:
+def _start(layout: Layout, bins: Path, timeout: float, node: str) -> ClusterInfo:
     # A fresh cluster every time: etcd data, certificates and logs of the previous run go.
     for sub in (layout.etcd_data, layout.pki, layout.logs, layout.run, layout.pods):
         shutil.rmtree(sub, ignore_errors=True)
@@ -235,16 +275,21 @@ def _start(layout: Layout, bins: Path, timeout: float) -> ClusterInfo:
     for d in (layout.pki, layout.logs, layout.pod_logs, layout.run, layout.pod_pids):
         d.mkdir(parents=True, exist_ok=True)
     layout.etcd_data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (layout.root / "node-kind").write_text(node + "\n")
+    node_name = realnode.NODE_NAME if node == "real" else NODE_NAME
+    if node == "real":
+        realnode.setup_host(layout)
 
     ports = {
         name: free_port()
         for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler")
     }
     server = f"https://127.0.0.1:{ports['apiserver']}"
-    pki.generate(layout.pki, NODE_NAME, SERVICE_IP)
+    extra_ips = (realnode.NODE_IP,) if node == "real" else ()
+    pki.generate(layout.pki, node_name, SERVICE_IP, extra_ips)
     p = layout.pki
     kubeconfigs = {}
-    for user in ("admin", "controller-manager", "scheduler", "nodeagent"):
+    for user in ("admin", "controller-manager", "scheduler", "nodeagent", "kube-proxy"):
         path = layout.kubeconfig if user == "admin" else layout.kubeconfigs / f"{user}.kubeconfig"
         write_kubeconfig(
             path,
@@ -260,10 +305,11 @@ def _start(layout: Layout, bins: Path, timeout: float) -> ClusterInfo:
         state_dir=str(layout.root),
         kubeconfig=str(layout.kubeconfig),
         server=server,
-        node_name=NODE_NAME,
+        node_name=node_name,
         bin_dir=str(bins),
         version=K8S_VERSION,
         ports=ports,
+        node=node,
     )
 
     def run(name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -292,19 +338,24 @@ def _start(layout: Layout, bins: Path, timeout: float) -> ClusterInfo:
     ])  # fmt: skip
     _wait("etcd /health", lambda: _http_ok(f"{etcd_url}/health"), 60, layout)
 
+    if node == "real":  # reachable from pods; the `kubernetes` Service gets its endpoint
+        address_args = realnode.apiserver_args(p)
+    else:  # Endpoints may not hold loopback addresses, so `kubernetes` has none
+        address_args = [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+        ]
     run("kube-apiserver", [
         str(bins / "kube-apiserver"),
         f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        *address_args,
         f"--secure-port={ports['apiserver']}",
         f"--cert-dir={p}",
         f"--tls-cert-file={p / 'apiserver.crt'}",
         f"--tls-private-key-file={p / 'apiserver.key'}",
         f"--client-ca-file={p / 'ca.crt'}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
-        # Endpoints may not hold loopback addresses, so the `kubernetes` service has none.
-        "--endpoint-reconciler-type=none",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={p / 'sa.pub'}",
         f"--service-account-signing-key-file={p / 'sa.key'}",
@@ -361,28 +412,42 @@ def _start(layout: Layout, bins: Path, timeout: float) -> ClusterInfo:
         "--leader-elect=false",
         "--v=1",
     ])  # fmt: skip
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HACK_DIR), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    run("nodeagent", [
-        sys.executable, "-m", "localcluster.nodeagent",
-        f"--kubeconfig={kubeconfigs['nodeagent']}",
-        f"--node-name={NODE_NAME}",
-        f"--state-dir={layout.root}",
-        f"--apiserver-port={ports['apiserver']}",
-        f"--venv-bin={Path(sys.executable).parent}",
-    ], env=env)  # fmt: skip
+    if node == "real":
+        real_kubeconfigs = {"kubelet": kubeconfigs["nodeagent"], **kubeconfigs}
+        try:
+            realnode.start(layout, bins, real_kubeconfigs, p, run,
+                           lambda what, check, t: _wait(what, check, t, layout))  # fmt: skip
+        except realnode.RealNodeError as e:
+            raise ClusterError(str(e)) from e
+    else:
+        _start_nodeagent(layout, kubeconfigs["nodeagent"], ports["apiserver"], run)
 
     _wait("kube-controller-manager /healthz",
           lambda: _https_ok(ports["controller-manager"], "/healthz"), timeout, layout)  # fmt: skip
     _wait("kube-scheduler /healthz", lambda: _https_ok(ports["scheduler"], "/healthz"), timeout,
           layout)  # fmt: skip
-    _wait(f"node {NODE_NAME} Ready", lambda: node_ready(admin, NODE_NAME), timeout, layout)
+    _wait(f"node {node_name} Ready", lambda: node_ready(admin, node_name), timeout, layout)
     _wait("service account default/default",
           lambda: bool(admin.get("/api/v1/namespaces/default/serviceaccounts/default")),
           timeout, layout)  # fmt: skip
     layout.state_file.write_text(json.dumps(asdict(info), indent=2) + "\n")
     return info
+
+
+def _start_nodeagent(
+    layout: Layout, kubeconfig: str, apiserver_port: int, run: Callable[..., None]
+) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HACK_DIR), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    run("nodeagent", [
+        sys.executable, "-m", "localcluster.nodeagent",
+        f"--kubeconfig={kubeconfig}",
+        f"--node-name={NODE_NAME}",
+        f"--state-dir={layout.root}",
+        f"--apiserver-port={apiserver_port}",
+        f"--venv-bin={Path(sys.executable).parent}",
+    ], env=env)  # fmt: skip
 
 
 def node_ready(client: Client, node_name: str) -> bool:

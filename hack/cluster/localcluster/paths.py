@@ -22,7 +22,9 @@ CONTROL_PLANE_BINARIES = (
     "kube-scheduler",
     "kubectl",
 )
-ALL_BINARIES = (*CONTROL_PLANE_BINARIES, "helm", "kubeconform")
+#: The real node's (realnode.py).
+NODE_BINARIES = ("kubelet", "kube-proxy")
+ALL_BINARIES = (*CONTROL_PLANE_BINARIES, *NODE_BINARIES, "helm", "kubeconform")
 
 #: hack/cluster/localcluster -> the checkout root.
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -39,8 +41,12 @@ def bin_dir() -> Path:
     return Path(cache) / "kubeq" / f"k8s-{K8S_VERSION}" / "bin"
 
 
-def default_state_dir() -> Path:
-    """``.cluster/`` in the checkout (``$KUBEQ_CLUSTER_DIR`` overrides it)."""
+def default_state_dir(node: str = "agent") -> Path:
+    """``.cluster/`` in the checkout (``$KUBEQ_CLUSTER_DIR`` overrides it); with the real node
+    ``.cluster-real/`` (``$KUBEQ_REAL_CLUSTER_DIR``), so both kinds can run side by side."""
+    if node == "real":
+        override = os.environ.get("KUBEQ_REAL_CLUSTER_DIR")
+        return Path(override).resolve() if override else REPO_ROOT / ".cluster-real"
     override = os.environ.get("KUBEQ_CLUSTER_DIR")
     return Path(override).resolve() if override else REPO_ROOT / ".cluster"
 

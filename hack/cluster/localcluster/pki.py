@@ -41,7 +41,7 @@ class CertSpec:
     server: bool = False
 
 
-def leaf_specs(node_name: str, service_ip: str) -> list[CertSpec]:
+def leaf_specs(node_name: str, service_ip: str, extra_ips: tuple[str, ...] = ()) -> list[CertSpec]:
     """All leaf certificates of the local cluster."""
     return [
         CertSpec(
@@ -54,7 +54,7 @@ def leaf_specs(node_name: str, service_ip: str) -> list[CertSpec]:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            ips=("127.0.0.1", service_ip),
+            ips=("127.0.0.1", service_ip, *extra_ips),
             server=True,
         ),
         CertSpec("admin", "kubeq-admin", "system:masters"),
@@ -63,21 +63,29 @@ def leaf_specs(node_name: str, service_ip: str) -> list[CertSpec]:
         CertSpec("nodeagent", f"system:node:{node_name}", "system:nodes"),
         # The API server's identity towards aggregated API servers (request-header auth).
         CertSpec("front-proxy-client", "front-proxy-client"),
+        # The real node (realnode.py): the API server towards the kubelet (logs, exec), and
+        # kube-proxy (bound to system:node-proxier by the default RBAC policy).
+        CertSpec("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"),
+        CertSpec("kube-proxy", "system:kube-proxy"),
     ]
 
 
-def generate(pki_dir: Path, node_name: str, service_ip: str) -> None:
+def generate(
+    pki_dir: Path, node_name: str, service_ip: str, extra_ips: tuple[str, ...] = ()
+) -> None:
     """Write ca.{crt,key}, sa.{key,pub} and every leaf pair into ``pki_dir``."""
     pki_dir.mkdir(parents=True, exist_ok=True)
     if HAVE_CRYPTOGRAPHY:
-        _generate_cryptography(pki_dir, node_name, service_ip)
+        _generate_cryptography(pki_dir, node_name, service_ip, extra_ips)
     else:
-        _generate_openssl(pki_dir, node_name, service_ip)
+        _generate_openssl(pki_dir, node_name, service_ip, extra_ips)
     for key in pki_dir.glob("*.key"):
         key.chmod(0o600)
 
 
-def _generate_cryptography(pki_dir: Path, node_name: str, service_ip: str) -> None:
+def _generate_cryptography(
+    pki_dir: Path, node_name: str, service_ip: str, extra_ips: tuple[str, ...]
+) -> None:
     def write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
         path.write_bytes(
             key.private_bytes(
@@ -127,7 +135,7 @@ def _generate_cryptography(pki_dir: Path, node_name: str, service_ip: str) -> No
     write_key(pki_dir / "ca.key", ca_key)
     (pki_dir / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
 
-    for spec in leaf_specs(node_name, service_ip):
+    for spec in leaf_specs(node_name, service_ip, extra_ips):
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.SERVER_AUTH if spec.server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
@@ -165,7 +173,9 @@ def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
-def _generate_openssl(pki_dir: Path, node_name: str, service_ip: str) -> None:
+def _generate_openssl(
+    pki_dir: Path, node_name: str, service_ip: str, extra_ips: tuple[str, ...]
+) -> None:
     days = str(VALIDITY_DAYS)
     ca_key, ca_crt = str(pki_dir / "ca.key"), str(pki_dir / "ca.crt")
     _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", ca_key)
@@ -175,7 +185,7 @@ def _generate_openssl(pki_dir: Path, node_name: str, service_ip: str) -> None:
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,digitalSignature,keyCertSign,cRLSign",
     )  # fmt: skip
-    for spec in leaf_specs(node_name, service_ip):
+    for spec in leaf_specs(node_name, service_ip, extra_ips):
         key, crt = str(pki_dir / f"{spec.name}.key"), str(pki_dir / f"{spec.name}.crt")
         subj = (f"/O={spec.organization}" if spec.organization else "") + f"/CN={spec.common_name}"
         _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key)
