@@ -58,12 +58,13 @@ test-faults: venv redis-server toxiproxy-bin
 	$(BIN)/pytest -m faults
 
 # The kubeq image (issue 19), built with podman from the Dockerfile; cached by content under
-# ~/.cache/kubeq (a no-op of about a second when nothing changed). tests/node runs it.
+# ~/.cache/kubeq (a no-op of about a second when nothing changed). tests/node runs it, and the
+# real node (node-deps: Debian's containerd, runc, CNI plugins; docs/real-node.md).
 .PHONY: image
 image:
 	bash hack/image/build.sh
 
-test: venv redis-server chromium lint typecheck cluster-bin judges-bin toxiproxy-bin image
+test: venv redis-server chromium lint typecheck cluster-bin judges-bin toxiproxy-bin image node-deps
 	$(BIN)/pytest
 
 test-unit: venv
