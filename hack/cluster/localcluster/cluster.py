@@ -207,7 +207,7 @@ def up(
             )
         if node == "real":
             try:
-                realnode.check_host()
+                realnode.check_host(layout, lambda root: running(root) is not None)
             except realnode.RealNodeError as e:
                 raise ClusterError(str(e)) from e
         bins = bin_dir()

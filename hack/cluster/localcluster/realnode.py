@@ -42,6 +42,7 @@ KUBELET_ROOT = Path("/var/lib/kubeq-kubelet")
 CONTAINERD_RUN = Path("/run/kubeq-containerd")
 CNI_STATE = Path("/run/kubeq-cni")
 SOCKET = CONTAINERD_RUN / "containerd.sock"
+OWNER = Path("/run/kubeq-realnode.owner")  # the state dir of the real node running here
 PAUSE_SCRIPT = HACK_DIR.parent / "image" / "pause.sh"
 PODMAN = HACK_DIR.parent / "image" / "podman.sh"
 ISOLATE_CHAIN = "KUBEQ-POD-ISOLATION"
@@ -69,8 +70,16 @@ class RealNodeError(RuntimeError):
     """The machine cannot run the real node (with what to do about it)."""
 
 
-def check_host() -> None:
-    """Fail early, naming what is missing and the command that installs it."""
+def check_host(layout: Layout, alive: Callable[[Path], bool]) -> None:
+    """Fail early, naming what is missing and the command that installs it, or the other
+    checkout whose real node runs on this machine (``alive(state_dir)`` tells)."""
+    with contextlib.suppress(OSError):
+        owner = Path(OWNER.read_text().strip())
+        if owner != layout.root and alive(owner):
+            raise RealNodeError(
+                f"the real node of {owner} runs on this machine (one per machine): stop it "
+                f"with `make cluster-down NODE=real` there"
+            )
     if os.geteuid() != 0:
         raise RealNodeError("the real node needs root (containerd, kubelet and iptables)")
     missing = sorted({pkg for exe, pkg in NEEDED.items() if shutil.which(exe) is None})
@@ -105,6 +114,7 @@ def _sysctl_path(name: str) -> Path:
 
 def setup_host(layout: Layout) -> None:
     """Bridge, sysctls and the isolation rule; records the sysctls found (once) for teardown."""
+    OWNER.write_text(f"{layout.root}\n")
     saved = layout.root / "realnode-sysctls.json"
     if not saved.exists():
         found = {}
@@ -359,6 +369,9 @@ def teardown(layout: Layout, bins: Path) -> list[str]:
                 _sysctl_path(name).write_text(value + "\n")
         saved.unlink()
         done.append("host sysctls restored")
+    with contextlib.suppress(OSError):
+        if Path(OWNER.read_text().strip()) == layout.root:
+            OWNER.unlink()
     shutil.rmtree(CNI_STATE, ignore_errors=True)
     shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
     shutil.rmtree(CONTAINERD_RUN, ignore_errors=True)
