@@ -341,6 +341,21 @@ def drain(admin: Client, timeout: float = 60.0) -> None:
         time.sleep(0.5)
 
 
+def _remove_kubelet_chains() -> None:
+    """The chains the kubelet adds (kube-proxy --cleanup leaves them): KUBE-FIREWALL and its
+    jumps, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT; in IPv4 and IPv6."""
+    for tool in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle"):
+            rules = _sh(tool, "-t", table, "-S", check=False).stdout.splitlines()
+            for rule in rules:
+                if rule.startswith("-A ") and "-j KUBE-FIREWALL" in rule:
+                    _sh(tool, "-t", table, "-D", *rule.split()[1:], check=False)
+            for chain in ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"):
+                if f"-N {chain}" in rules:
+                    _sh(tool, "-t", table, "-F", chain, check=False)
+                    _sh(tool, "-t", table, "-X", chain, check=False)
+
+
 def teardown(layout: Layout, bins: Path) -> list[str]:
     """After containerd, the kubelet and kube-proxy stopped: end what they left behind and
     give the host back its settings."""
@@ -357,6 +372,7 @@ def teardown(layout: Layout, bins: Path) -> list[str]:
         netns.unlink(missing_ok=True)
     if (bins / "kube-proxy").exists():  # its iptables chains
         _sh(str(bins / "kube-proxy"), "--cleanup", check=False)
+    _remove_kubelet_chains()
     if _sh("iptables", "-D", "FORWARD", "-j", ISOLATE_CHAIN, check=False).returncode == 0:
         _sh("iptables", "-F", ISOLATE_CHAIN, check=False)
         _sh("iptables", "-X", ISOLATE_CHAIN, check=False)
