@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import pki, realnode
+from . import flags, pki, realnode
 from .kubeapi import ApiError, Client, write_kubeconfig
 from .paths import (
     CONTROL_PLANE_BINARIES,
@@ -323,19 +323,7 @@ def _start(layout: Layout, bins: Path, timeout: float, node: str) -> ClusterInfo
 
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
     peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
-    run("etcd", [
-        str(bins / "etcd"),
-        "--name=default",
-        f"--data-dir={layout.etcd_data}",
-        f"--listen-client-urls={etcd_url}",
-        f"--advertise-client-urls={etcd_url}",
-        f"--listen-peer-urls={peer_url}",
-        f"--initial-advertise-peer-urls={peer_url}",
-        f"--initial-cluster=default={peer_url}",
-        "--listen-metrics-urls=",
-        "--unsafe-no-fsync",  # a throwaway test cluster: speed over durability
-        "--log-level=warn",
-    ])  # fmt: skip
+    run("etcd", flags.etcd(bins, layout.etcd_data, etcd_url, peer_url))
     _wait("etcd /health", lambda: _http_ok(f"{etcd_url}/health"), 60, layout)
 
     if node == "real":  # reachable from pods; the `kubernetes` Service gets its endpoint
@@ -346,72 +334,19 @@ def _start(layout: Layout, bins: Path, timeout: float, node: str) -> ClusterInfo
             "--advertise-address=127.0.0.1",
             "--endpoint-reconciler-type=none",
         ]
-    run("kube-apiserver", [
-        str(bins / "kube-apiserver"),
-        f"--etcd-servers={etcd_url}",
-        *address_args,
-        f"--secure-port={ports['apiserver']}",
-        f"--cert-dir={p}",
-        f"--tls-cert-file={p / 'apiserver.crt'}",
-        f"--tls-private-key-file={p / 'apiserver.key'}",
-        f"--client-ca-file={p / 'ca.crt'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={p / 'sa.pub'}",
-        f"--service-account-signing-key-file={p / 'sa.key'}",
-        "--authorization-mode=Node,RBAC",
-        # Request-header authentication, so aggregated API servers could be added (and the
-        # controller manager and scheduler find a complete extension-apiserver-authentication).
-        f"--requestheader-client-ca-file={p / 'ca.crt'}",
-        "--requestheader-allowed-names=front-proxy-client",
-        "--requestheader-username-headers=X-Remote-User",
-        "--requestheader-group-headers=X-Remote-Group",
-        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-        f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
-        f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
-        # The default plugins (NamespaceLifecycle, ServiceAccount, ...) stay on: the
-        # controller manager runs the service-account controllers they depend on.
-        "--enable-admission-plugins=NodeRestriction",
-        "--allow-privileged=true",
-        "--profiling=false",
-        "--event-ttl=1h",
-        "--v=1",
-    ])  # fmt: skip
+    run("kube-apiserver", flags.apiserver(
+        bins, etcd_url, address_args, ports["apiserver"], p, SERVICE_CIDR
+    ))  # fmt: skip
     admin = Client.from_kubeconfig(layout.kubeconfig, 5)
     _wait("kube-apiserver /readyz", lambda: admin.request_raw("GET", "/readyz")[0] == 200,
           timeout, layout)  # fmt: skip
 
     cm_kc = kubeconfigs["controller-manager"]
-    run("kube-controller-manager", [
-        str(bins / "kube-controller-manager"),
-        f"--kubeconfig={cm_kc}",
-        f"--authentication-kubeconfig={cm_kc}",
-        f"--authorization-kubeconfig={cm_kc}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={ports['controller-manager']}",
-        "--leader-elect=false",
-        # Every default controller; the cloud ones no longer live in this binary.
-        "--controllers=*",
-        "--use-service-account-credentials=true",
-        f"--service-account-private-key-file={p / 'sa.key'}",
-        f"--root-ca-file={p / 'ca.crt'}",
-        f"--cluster-signing-cert-file={p / 'ca.crt'}",
-        f"--cluster-signing-key-file={p / 'ca.key'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--cluster-name=kubeq-local",
-        "--v=1",
-    ])  # fmt: skip
+    run("kube-controller-manager", flags.controller_manager(
+        bins, cm_kc, ports["controller-manager"], p, SERVICE_CIDR
+    ))  # fmt: skip
     sched_kc = kubeconfigs["scheduler"]
-    run("kube-scheduler", [
-        str(bins / "kube-scheduler"),
-        f"--kubeconfig={sched_kc}",
-        f"--authentication-kubeconfig={sched_kc}",
-        f"--authorization-kubeconfig={sched_kc}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={ports['scheduler']}",
-        "--leader-elect=false",
-        "--v=1",
-    ])  # fmt: skip
+    run("kube-scheduler", flags.scheduler(bins, sched_kc, ports["scheduler"]))
     if node == "real":
         real_kubeconfigs = {"kubelet": kubeconfigs["nodeagent"], **kubeconfigs}
         try:
