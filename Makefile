@@ -73,12 +73,14 @@ test-unit: venv
 test-redis: venv redis-server
 	$(BIN)/pytest -m "redis"
 
-# The whole loop locally: control plane + node agent, Redis, the operator, a TaskQueue, a burst
-# of jobs, and a live view of backlog, in-flight and desired/current workers.
+# The whole loop locally: control plane + node, Redis, the operator, a TaskQueue, a burst
+# of jobs, and a live view of backlog, in-flight and desired/current workers. CLUSTER=real
+# (real containers; the default where the machine can), agent (the node agent) or existing
+# (your KUBECONFIG's cluster: kind, k3d, minikube); docs/real-node.md.
 # (examples/00-local-cluster; DEMO_ARGS='--jobs 100 --keep' to change it)
 demo: venv redis-server cluster-bin
 	PYTHONPATH=$(CURDIR)/hack/cluster$${PYTHONPATH:+:$$PYTHONPATH} \
-	  $(PY) examples/00-local-cluster/demo.py $(DEMO_ARGS)
+	  $(PY) examples/00-local-cluster/demo.py $(if $(CLUSTER),--cluster $(CLUSTER)) $(DEMO_ARGS)
 
 # The library alone: a local Redis, two workers, a burst of jobs, `kubeq stats --watch`.
 demo-local: venv redis-server

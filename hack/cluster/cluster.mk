@@ -9,7 +9,7 @@
 LOCALCLUSTER := PYTHONPATH=$(CURDIR)/hack/cluster$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m localcluster
 
 NODE ?= agent
-NODE_DEBS := containerd runc containernetworking-plugins catatonit iptables conntrack podman
+NODE_DEBS := $(shell cat hack/cluster/node-debs.txt)  # Debian packages of the real node
 
 .PHONY: cluster-bin cluster-up cluster-down cluster-status node-deps
 

@@ -53,6 +53,8 @@ SYSCTLS = (
     "net/ipv4/ip_forward",
     "net/bridge/bridge-nf-call-iptables",
 )
+#: The Debian packages of the real node (`make cluster-up NODE=real` installs them).
+NODE_DEBS = tuple((HACK_DIR / "node-debs.txt").read_text().split())
 NEEDED = {
     "containerd": "containerd",
     "runc": "runc",
