@@ -129,15 +129,16 @@ def loader_for(context: str) -> Callable[[str], None]:
     )
 
 
-def helm_install(helm: list[str], kubeq_ref: str) -> None:
+def helm_install(helm: list[str], kubeq_ref: str, pull_policy: str = "IfNotPresent") -> None:
+    """The chart with the kubeq image; returns once the operator pod is Ready (its probe)."""
     repo, tag = kubeq_ref.rsplit(":", 1)
     print("helm install kubeq (the operator in a pod) ...", flush=True)
     subprocess.run(
         [*helm, "upgrade", "--install", "kubeq", str(ROOT / "charts" / "kubeq"),
          "--namespace", RELEASE_NAMESPACE, "--create-namespace",
          "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
-         "--set", "image.pullPolicy=IfNotPresent", "--wait", "--timeout", "300s"],
-        check=True,
+         "--set", f"image.pullPolicy={pull_policy}", "--wait", "--timeout", "300s"],
+        check=True, capture_output=True, text=True,
     )  # fmt: skip
 
 

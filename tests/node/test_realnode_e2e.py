@@ -10,6 +10,7 @@ Timings (backlog to first Running pod, ...) are printed as TIMINGS lines, never 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,7 +19,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from podmansupport import derived_image
 
 import kubeq
 from localcluster import ClusterInfo
@@ -26,17 +26,11 @@ from localcluster.pytest_plugin import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "operator"))
+# The demo's real-container set-up (images, chart, Redis pod): tested here as it is used there.
+sys.path.insert(0, str(ROOT / "examples" / "00-local-cluster"))
+import incluster  # noqa: E402
 from opsupport import Api, queue_of, taskqueue  # noqa: E402
 
-REDIS_CONTAINERFILE = """ARG BASE
-FROM ${BASE}
-USER root
-RUN apt-get update \\
- && apt-get install -y --no-install-recommends redis-server \\
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc/*
-USER 10001:10001
-ENTRYPOINT ["redis-server"]
-"""
 WORKER_CONTAINERFILE = """ARG BASE
 FROM ${BASE}
 COPY --chown=10001:10001 tasks.py e2e_tasks.py /app/
@@ -49,8 +43,8 @@ def report(name: str, data: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def images(kubeq_image: str, node_image: Any) -> dict[str, str]:
-    redis_ref = derived_image("redis", kubeq_image, REDIS_CONTAINERFILE, {})
-    worker_ref = derived_image(
+    redis_ref = incluster.derived_image("redis", kubeq_image, incluster.REDIS_CONTAINERFILE, {})
+    worker_ref = incluster.derived_image(
         "worker",
         kubeq_image,
         WORKER_CONTAINERFILE,
@@ -70,21 +64,14 @@ def images(kubeq_image: str, node_image: Any) -> dict[str, str]:
 def chart(real_cluster: ClusterInfo, real_kubectl: Any, images: dict[str, str]) -> Iterator[str]:
     """`helm install` of charts/kubeq with the kubeq image; waits for the operator pod Ready
     (its readiness probe) and yields the release namespace."""
-    import subprocess
-
-    repo, tag = images["kubeq"].rsplit(":", 1)
-    ns = "kubeq-system"
+    ns = incluster.RELEASE_NAMESPACE
     helm = [str(Path(real_cluster.bin_dir) / "helm"), "--kubeconfig", real_cluster.kubeconfig]
-    out = subprocess.run(
-        [*helm, "install", "kubeq", str(ROOT / "charts" / "kubeq"), "--namespace", ns,
-         "--create-namespace", "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
-         "--set", "image.pullPolicy=Never", "--wait", "--timeout", "180s"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if out.returncode != 0:
+    try:
+        incluster.helm_install(helm, images["kubeq"], pull_policy="Never")
+    except subprocess.CalledProcessError as e:
         pods = real_kubectl("get", "pods", "-n", ns, "-o", "wide").stdout
         logs = real_kubectl("logs", "-n", ns, "deploy/kubeq", "--tail=40").stdout
-        pytest.fail(f"helm install failed: {out.stderr}\n{pods}\n{logs}")
+        pytest.fail(f"helm install failed: {e.stderr}\n{pods}\n{logs}")
     yield ns
     real_kubectl("delete", "taskqueues", "--all", "-A", "--wait=true", "--timeout=90s")
     subprocess.run([*helm, "uninstall", "kubeq", "--namespace", ns, "--wait"], check=False)
@@ -94,42 +81,10 @@ def chart(real_cluster: ClusterInfo, real_kubectl: Any, images: dict[str, str]) 
 def pod_redis_url(real_client: Any, real_namespace: str, images: dict[str, str]) -> str:
     """A Redis pod behind a Service in the test namespace; its URL by ClusterIP (the local
     cluster runs no DNS), reachable from pods and, through kube-proxy, from this host."""
-    core = client.CoreV1Api(real_client)
-    labels = {"app": "redis"}
-    core.create_namespaced_pod(
-        real_namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "redis", "labels": labels},
-            "spec": {
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                "containers": [
-                    {
-                        "name": "redis",
-                        "image": images["redis"],
-                        "imagePullPolicy": "Never",
-                        "args": [
-                            *("--bind", "0.0.0.0", "--protected-mode", "no"),
-                            *("--save", "", "--appendonly", "no"),
-                        ],
-                        "ports": [{"containerPort": 6379}],
-                        "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 1},
-                    }
-                ],
-            },
-        },
+    cluster_ip = incluster.redis_in_cluster(
+        client.CoreV1Api(real_client), real_namespace, images["redis"]
     )
-    svc = core.create_namespaced_service(
-        real_namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "redis"},
-            "spec": {"selector": labels, "ports": [{"port": 6379, "targetPort": 6379}]},
-        },
-    )
-    url = f"redis://{svc.spec.cluster_ip}:6379/0"
+    url = f"redis://{cluster_ip}:6379/0"
 
     def answers() -> bool:
         try:
