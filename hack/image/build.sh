@@ -84,10 +84,14 @@ with_progress "podman build of the kubeq image FROM ${base}" "~2-3 min cold on 2
   "$CACHE/build.log" \
   "$PODMAN" build --network host "${ca_mount[@]}" --build-arg "PYTHON_IMAGE=$base" \
   --tag "$ref" --tag "$NAME:dev" --file "$ROOT/Dockerfile" "$ROOT"
-# Keep the three newest source builds; older ones only fill the disk.
-"$PODMAN" images --filter "reference=$NAME" --format '{{.Repository}}:{{.Tag}} {{.CreatedAt}}' \
-  | grep ':src-' | sort -k2 -r | tail -n +4 | cut -d' ' -f1 \
-  | xargs -r "$PODMAN" rmi -f >/dev/null 2>&1 || true
+# Keep the three newest builds of the kubeq image and of each image built FROM it (the tests'
+# and the demo's worker and Redis images); older ones only fill the disk.
+for repo in $("$PODMAN" images --format '{{.Repository}}' | grep '^localhost/kubeq' \
+  | grep -v -e '^localhost/kubeq-base$' -e '^localhost/kubeq-pause$' | sort -u); do
+  "$PODMAN" images --filter "reference=$repo" --format '{{.Repository}}:{{.Tag}} {{.CreatedAt}}' \
+    | grep -v ':dev ' | sort -k2 -r | tail -n +4 | cut -d' ' -f1 \
+    | xargs -r "$PODMAN" rmi -f >/dev/null 2>&1 || true
+done
 "$PODMAN" image prune -f >/dev/null 2>&1 || true
 echo "built $ref ($("$PODMAN" image inspect -f '{{.Size}}' "$ref" | awk '{printf "%.0f MB", $1/1e6}'))"
 echo "$ref"

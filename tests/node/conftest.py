@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 from podmansupport import HERE, ROOT, Containers
 
 from localcluster import ClusterError, ClusterInfo, down, missing_binaries, realnode, up
-from localcluster.pytest_plugin import wait_for
+from localcluster.pytest_plugin import Kubectl, api_client_for, fresh_namespace, kubectl_for
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,45 +72,20 @@ def real_cluster() -> Iterator[ClusterInfo]:
 
 @pytest.fixture(scope="session")
 def real_client(real_cluster: ClusterInfo) -> Iterator[Any]:
-    from kubernetes import config
-
-    api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=real_cluster.kubeconfig, persist_config=False
-    )
+    api_client = api_client_for(real_cluster)
     yield api_client
     api_client.close()
 
 
 @pytest.fixture(scope="session")
-def real_kubectl(real_cluster: ClusterInfo) -> Callable[..., subprocess.CompletedProcess[str]]:
-    env = real_cluster.kubectl_env()
-    exe = str(Path(real_cluster.bin_dir) / "kubectl")
-
-    def run(*args: str, input: str | None = None, check: bool = False) -> Any:
-        return subprocess.run(
-            [exe, *args], input=input, text=True, capture_output=True, env=env, check=check
-        )
-
-    return run
+def real_kubectl(real_cluster: ClusterInfo) -> Kubectl:
+    return kubectl_for(real_cluster)
 
 
 @pytest.fixture
 def real_namespace(real_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace on the real-node cluster (its default service account exists)."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(real_client)
-    name = f"node-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for(
-        lambda: (
-            core.list_namespaced_service_account(name, field_selector="metadata.name=default").items
-        ),
-        timeout=60,
-        message=f"service account {name}/default",
-    )
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    yield from fresh_namespace(real_client, request)
 
 
 @pytest.fixture(scope="session")

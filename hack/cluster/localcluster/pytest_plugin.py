@@ -80,25 +80,19 @@ def cluster_kubeconfig(local_cluster: ClusterInfo) -> str:
     return local_cluster.kubeconfig
 
 
-@pytest.fixture(scope="session")
-def k8s_client(local_cluster: ClusterInfo) -> Iterator[Any]:
-    """A ``kubernetes.client.ApiClient`` for the local cluster (admin credentials)."""
+def api_client_for(info: ClusterInfo) -> Any:
+    """A ``kubernetes.client.ApiClient`` with the admin credentials of ``info``'s cluster."""
     from kubernetes import config
 
-    client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=local_cluster.kubeconfig, persist_config=False
+    return config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=info.kubeconfig, persist_config=False
     )
-    try:
-        yield client
-    finally:
-        client.close()
 
 
-@pytest.fixture(scope="session")
-def kubectl(local_cluster: ClusterInfo) -> Kubectl:
-    """Run the built kubectl against the local cluster."""
-    env = local_cluster.kubectl_env()
-    exe = str(Path(local_cluster.bin_dir) / "kubectl")
+def kubectl_for(info: ClusterInfo) -> Kubectl:
+    """Run the built kubectl against ``info``'s cluster."""
+    env = info.kubectl_env()
+    exe = str(Path(info.bin_dir) / "kubectl")
 
     def run(*args: str, input: str | None = None, check: bool = False) -> Any:
         return subprocess.run(
@@ -108,12 +102,28 @@ def kubectl(local_cluster: ClusterInfo) -> Kubectl:
     return run
 
 
-@pytest.fixture
-def k8s_namespace(k8s_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace (ready for pods: its default service account exists), then deleted."""
+@pytest.fixture(scope="session")
+def k8s_client(local_cluster: ClusterInfo) -> Iterator[Any]:
+    """A ``kubernetes.client.ApiClient`` for the local cluster (admin credentials)."""
+    client = api_client_for(local_cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def kubectl(local_cluster: ClusterInfo) -> Kubectl:
+    """Run the built kubectl against the local cluster."""
+    return kubectl_for(local_cluster)
+
+
+def fresh_namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Create a namespace named after the test, wait for its default service account (pods
+    need it), yield its name, delete it."""
     from kubernetes import client
 
-    core = client.CoreV1Api(k8s_client)
+    core = client.CoreV1Api(api_client)
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"{base or 't'}-{uuid.uuid4().hex[:6]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
@@ -125,3 +135,9 @@ def k8s_namespace(k8s_client: Any, request: pytest.FixtureRequest) -> Iterator[s
     wait_for(has_default_sa, timeout=60, message=f"service account {name}/default")
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def k8s_namespace(k8s_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace (ready for pods: its default service account exists), then deleted."""
+    yield from fresh_namespace(k8s_client, request)
