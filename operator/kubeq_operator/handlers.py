@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from . import metrics
+from . import kube, metrics
 from .crd import (
     ANNOTATION_HASH,
     FINALIZER,
@@ -48,6 +48,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     if port:
         metrics.serve(port)
         log.info("metrics on :%d/metrics", port)
+
+
+@kopf.on.probe(id="apiserver", errors=kopf.ErrorsMode.PERMANENT)
+async def apiserver_reachable(**_: Any) -> str:
+    """Part of /healthz: kopf alone answers 200 while the API server is unreachable; this
+    probe raises then, so /healthz answers 500 and the kubelet restarts the pod."""
+    return await kube.server_version(timeout=5.0)
 
 
 @kopf.index("apps", "v1", "deployments", labels={LABEL_MANAGED: MANAGED_BY})

@@ -62,6 +62,13 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+async def server_version(timeout: float) -> str:
+    """The API server's version: a cheap call that proves it can be reached (the liveness
+    probe's check)."""
+    code = await _call(client.VersionApi(api_client()).get_code, _request_timeout=timeout)
+    return str(code.git_version)
+
+
 async def get_deployment(namespace: str, name: str) -> dict[str, Any] | None:
     apps = client.AppsV1Api(api_client())
     try:
