@@ -68,7 +68,7 @@ test: venv redis-server chromium lint typecheck cluster-bin judges-bin toxiproxy
 	$(BIN)/pytest
 
 test-unit: venv
-	$(BIN)/pytest -m "not redis and not cluster and not e2e and not faults"
+	$(BIN)/pytest -m "not redis and not cluster and not e2e and not faults and not node"
 
 test-redis: venv redis-server
 	$(BIN)/pytest -m "redis"
