@@ -9,7 +9,7 @@ COPY pyproject.toml README.md ./
 COPY worker/ worker/
 COPY operator/ operator/
 # the same install step as `make venv`, without the editable flag and the test extras
-RUN sh hack/install-venv.sh /opt/kubeq ".[operator]"
+RUN sh hack/install-venv.sh /opt/kubeq ".[operator,dashboard]"
 
 FROM ${PYTHON_IMAGE}
 # set by the release build: --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD)
