@@ -111,6 +111,10 @@ def scenario_runs(cfg: dict[str, Any], only: list[str]) -> list[tuple[str, list[
             ["drain", "--settings", "best", "--n", str(cfg["drain"]), "--cap", str(cfg["cap"])],
         ),
         ("latency", ["latency", "--n", str(cfg["latency"])]),
+        (
+            "drain_limited",  # kubeq only: the cost of a rate limit on the hot path
+            ["drain", "--settings", "limited", "--n", str(cfg["drain"]), "--cap", str(cfg["cap"])],
+        ),
     ]
 
 
@@ -270,6 +274,8 @@ def main() -> int:
         for rep in range(cfg["reps"]):
             for system in systems:
                 for group, args in scenario_runs(cfg, systems):
+                    if group == "drain_limited" and system != "kubeq":
+                        continue
                     t0 = time.monotonic()
                     log = work / f"{system}-{group}-{rep}.log"
                     run_env = env
@@ -352,6 +358,7 @@ def main() -> int:
             "enqueue_async",
             "drain_default",
             "drain_best",
+            "drain_limited",
         ):
             rs = [r for r in mine if r["group"] == key]
             med[s][key] = median_or_none([r.get("rate") for r in rs])
@@ -369,6 +376,13 @@ def main() -> int:
             settings[s]["latency"] = lat[0].get("settings", "")
 
     table = comparison_table(med, systems, notes)
+    kq = med.get("kubeq", {})
+    if kq.get("drain_limited") and kq.get("drain_best"):
+        tax = kq["drain_limited"] / kq["drain_best"]  # type: ignore[operator]
+        table += (
+            f"\n\nkubeq drain under a rate limit far above it (1000000/s): "
+            f"{kq['drain_limited']:.0f} jobs/s = {tax:.0%} of the unlimited drain (best settings)"
+        )
     ltable = limits_table(limits, med) if limits and "error" not in limits else ""
     atable = autoscale_table(auto)
     day = a.out or dt.date.today().isoformat() + ("-quick" if a.quick else "")

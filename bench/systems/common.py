@@ -84,6 +84,9 @@ class System:
         self.r = redis.Redis.from_url(redis_url)
 
     # -- to implement -----
+    settings = "default"
+    """The drain's settings (set before the prefill)."""
+
     def setup(self) -> None:
         """Create the client objects (after FLUSHALL)."""
 
@@ -183,6 +186,7 @@ def scenario_enqueue(sysm: System, mode: str, n: int) -> dict[str, Any]:
 
 
 def scenario_drain(sysm: System, settings: str, n: int, cap: float, log: Path) -> dict[str, Any]:
+    sysm.settings = settings  # kubeq's "limited" prefills a rate-limited task
     sysm.enqueue_mark("start")
     time.sleep(0.01)  # arq orders by enqueue ms: keep the marks outside the no-ops
     sysm.prefill(n)
@@ -254,7 +258,7 @@ def main() -> None:
     ap.add_argument("--redis-url", default=url())
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--mode", choices=["single", "bulk", "async"], default="single")
-    ap.add_argument("--settings", choices=["default", "best"], default="default")
+    ap.add_argument("--settings", choices=["default", "best", "limited"], default="default")
     ap.add_argument("--cap", type=float, default=60.0, help="drain: seconds before giving up")
     ap.add_argument("--log", default=None, help="the worker's log file")
     a = ap.parse_args()

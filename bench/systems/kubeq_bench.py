@@ -18,6 +18,16 @@ def noop() -> None:
     pass
 
 
+def _noop_limited() -> None:
+    """A no-op under a rate limit far above any achievable rate: what the limit costs."""
+
+
+try:
+    noop_limited = app.task(name="bench.noop_limited", rate_limit="1000000/s")(_noop_limited)
+except TypeError:  # a kubeq without rate limits (run.py --kubeq-path of an older copy)
+    noop_limited = app.task(name="bench.noop_limited")(_noop_limited)
+
+
 @app.task(name="bench.mark")
 def mark(tag: str) -> None:
     common.record_mark(tag)
@@ -35,10 +45,12 @@ class Kubeq(common.System):
     settings_doc = {  # noqa: RUF012
         "default": "kubeq worker (thread pool, --concurrency 4)",
         "best": "kubeq worker --concurrency 128 (thread pool)",
+        "limited": "as best, every job under rate_limit='1000000/s' (far above the drain rate)",
     }
     _argv = {  # noqa: RUF012
         "default": [],
         "best": ["--concurrency", "128"],
+        "limited": ["--concurrency", "128"],
     }
 
     def setup(self) -> None:
@@ -53,7 +65,8 @@ class Kubeq(common.System):
             noop.delay()
 
     def enqueue_noop_bulk(self, n: int) -> None:
-        self.app.enqueue_many([noop.s() for _ in range(n)])
+        task = noop_limited if self.settings == "limited" else noop
+        self.app.enqueue_many([task.s() for _ in range(n)])
 
     def enqueue_noop_async(self, n: int) -> None:
         async def go() -> None:

@@ -29,13 +29,13 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from kubeq import connections
+from kubeq import connections, defaults
 from kubeq.options import Call
 from kubeq.stats import QueueStats
 
 from . import kube, metrics, podcost, schedules
 from .deployment import deployment_name, selector_labels
-from .policy import Decision, History, Observation, decide
+from .policy import Decision, History, Observation, decide, limited_backlog
 from .reconcile import (
     Action,
     DeploymentConflict,
@@ -51,6 +51,8 @@ COST_SETTLE_SECONDS = 1.0
 """Pause between re-annotating pods and lowering replicas, so the ReplicaSet controller's
 cache has the new deletion costs when it picks the pods to delete."""
 RETRY_SECONDS = 5.0
+RATE_SYNC_SECONDS = 30.0
+"""spec.rateLimits is written to Redis when the spec changes and at least this often."""
 """The wait after a failed pass, an invalid spec or a Deployment conflict."""
 
 PostEvent = Callable[[str, str, str], None]
@@ -60,11 +62,18 @@ FindDeployment = Callable[[], DeploymentView | None]
 log = logging.getLogger("kubeq_operator")
 
 
-def observe(stats: list[QueueStats] | None, current: int) -> Observation:
+def observe(
+    stats: list[QueueStats] | None, current: int, poll_seconds: float = defaults.POLL_SECONDS
+) -> Observation:
     """What the scaling policy sees of this pass (``stats`` None: the read failed)."""
     return Observation(
-        # a paused queue's jobs wait for `kubeq resume`, not for more workers
-        backlog=sum(s.backlog for s in stats if not s.paused) if stats else 0,
+        # a paused queue's jobs wait for `kubeq resume`, not for more workers; a rate-limited
+        # queue's for its rate (docs/architecture.md, Execution control)
+        backlog=sum(
+            limited_backlog(s.backlog, s.rate_limit, poll_seconds) for s in stats if not s.paused
+        )
+        if stats
+        else 0,
         in_flight=sum(s.in_flight for s in stats) if stats else 0,
         current_replicas=current,
         ok=stats is not None,
@@ -93,6 +102,8 @@ class TaskQueueLoop:
         self.source = source or RedisSource(namespace, kube.read_secret_key)
         self.spec: TaskQueueSpec | None = None
         self.history = History()
+        self._rates_synced: tuple[int, TaskQueueSpec] | None = None
+        self._rates_at = 0.0
         self.replicas = ReplicaTracker()
         self.book = StatusBook()
         self.last_decision: Decision | None = None
@@ -153,8 +164,11 @@ class TaskQueueLoop:
         current = self.replicas.current(dep, time.monotonic())
 
         stats = await self.read(spec)
+        if stats is not None:
+            await self.sync_rate_limits(spec, generation)
         if current is not None:
-            decision = decide(observe(stats, current), spec.scaling, self.history, time.monotonic())
+            obs = observe(stats, current, spec.scaling.poll_seconds)
+            decision = decide(obs, spec.scaling, self.history, time.monotonic())
             self.history = decision.history
             await self.apply(decision, current, stats)
         if stats is not None and spec.schedules:
@@ -210,6 +224,22 @@ class TaskQueueLoop:
             Condition.REDIS_REACHABLE, TRUE, Reason.CONNECTED, f"read {len(stats)} queues"
         )
         return stats
+
+    async def sync_rate_limits(self, spec: TaskQueueSpec, generation: int) -> None:
+        """Apply ``spec.rateLimits`` to Redis when the spec changes and every
+        RATE_SYNC_SECONDS (so a limit cleared by hand comes back); a failure waits for the
+        next pass (the read just succeeded, so it is rare and the next read reports it)."""
+        now = time.monotonic()
+        if self._rates_synced == (generation, spec) and now - self._rates_at < RATE_SYNC_SECONDS:
+            return
+        try:
+            changes = await self.source.sync_rate_limits(spec, f"{self.namespace}/{self.name}")
+        except (RedisError, OSError, RedisDown) as e:
+            log.warning("%s/%s: could not apply spec.rateLimits: %s", self.namespace, self.name, e)
+            return
+        self._rates_synced, self._rates_at = (generation, spec), now
+        if changes:
+            self.event("Normal", "RateLimits", "; ".join(changes))
 
     # -- scaling -------------------------------------------------------------------------
 
@@ -332,6 +362,8 @@ class TaskQueueLoop:
                 metrics.backlog.labels(*labels, s.queue).set(s.backlog)
                 metrics.in_flight.labels(*labels, s.queue).set(s.in_flight)
                 metrics.oldest_age.labels(*labels, s.queue).set(s.oldest_ready_age)
+                metrics.expired.labels(*labels, s.queue).set(s.expired)
+                metrics.rate_limited.labels(*labels, s.queue).set(int(s.rate_limited))
             self.book.record_queues(stats)
         current = dep.current if dep is not None else 0
         metrics.workers_current.labels(*labels).set(current)

@@ -41,6 +41,18 @@ oldest_age = Gauge(
     QUEUE_LABELS,
     registry=REGISTRY,
 )
+expired = Gauge(
+    "kubeq_queue_expired_jobs",
+    "Jobs that expired before they started (expires=), since the queue began.",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+rate_limited = Gauge(
+    "kubeq_queue_rate_limited",
+    "1 while a rate limit holds the queue's jobs back, else 0.",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
 workers_desired = Gauge(
     "kubeq_workers_desired",
     "Worker replicas the scaling policy asks for.",
@@ -75,7 +87,7 @@ def serve(port: int, addr: str = "0.0.0.0") -> None:
 def forget(namespace: str, taskqueue: str, queues: list[str]) -> None:
     """Remove the series of one TaskQueue (it was deleted)."""
     for q in queues:
-        for g in (backlog, in_flight, oldest_age):
+        for g in (backlog, in_flight, oldest_age, expired, rate_limited):
             with contextlib.suppress(KeyError):
                 g.remove(namespace, taskqueue, q)
     for g2 in (workers_desired, workers_current):

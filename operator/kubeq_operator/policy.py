@@ -101,6 +101,17 @@ class Decision:
     history: History = field(default_factory=History)
 
 
+def limited_backlog(backlog: int, rate_per_second: float, poll_seconds: float) -> int:
+    """The part of a rate-limited queue's backlog that needs workers: the jobs its limit
+    lets start before the next poll. The rest wait for the rate, not for workers, so a queue
+    limited to 10/s with jobs of 1 s settles near 10 busy slots (in flight) plus this
+    headroom, not ``backlog / jobsPerReplica`` pods. A task's own rate limit needs nothing
+    here: its held-back jobs wait in the delayed set, which is not backlog."""
+    if rate_per_second <= 0:
+        return backlog
+    return min(backlog, math.ceil(rate_per_second * max(1.0, poll_seconds)))
+
+
 def recommend(obs: Observation, spec: ScalingSpec) -> int:
     """The replicas this observation alone asks for, clamped, ignoring idle and history."""
     work = obs.work

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from kubeq import connections
 from kubeq.enqueue import plan_enqueue, send_async
+from kubeq.keys import QueueKeys
 from kubeq.options import Call, TaskOptions
 from kubeq.stats import QueueStats, read_stats_async
 
@@ -125,6 +126,40 @@ class RedisSource:
         )
         await send_async(client, plan)
         return plan.job_ids
+
+    async def sync_rate_limits(self, spec: TaskQueueSpec, owner: str) -> list[str]:
+        """Make each queue's rate limit in Redis what ``spec.rateLimits`` says (two pipelined
+        round trips, the second only when something changes). A limit this TaskQueue set
+        that the spec no longer names is removed; one set by ``kubeq limit`` is left alone.
+        Returns what changed, for an Event."""
+        client = await self.client(spec)
+        keys = [QueueKeys.of(q, spec.redis.prefix).rate_limit for q in spec.queues]
+        async with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, "n", "ms", "b", "by")
+            current = await pipe.execute()
+        wanted = dict(spec.rate_limits)
+        changes: list[str] = []
+        async with client.pipeline(transaction=False) as pipe:
+            for queue, key, now in zip(spec.queues, keys, current, strict=True):
+                rl = wanted.get(queue)
+                if rl is not None:
+                    fields: dict[str, str | int] = {
+                        "n": rl.count,
+                        "ms": rl.period_ms,
+                        "b": rl.burst,
+                        "by": owner,
+                    }
+                    if now != [str(v).encode() for v in fields.values()]:
+                        pipe.delete(key)
+                        pipe.hset(key, items=[x for kv in fields.items() for x in kv])
+                        changes.append(f"{queue}: at most {rl}")
+                elif now[3] == owner.encode():
+                    pipe.delete(key)
+                    changes.append(f"{queue}: no rate limit")
+            if changes:
+                await pipe.execute()
+        return changes
 
     async def close(self) -> None:
         """Drop the client (the next ``client()`` makes a new one)."""

@@ -19,6 +19,7 @@ from croniter import croniter
 
 from kubeq import connections, defaults
 from kubeq.keys import validate_queue_name
+from kubeq.options import RateLimit
 
 from .policy import ScalingSpec
 
@@ -84,6 +85,8 @@ class TaskQueueSpec:
     worker: WorkerSpec
     scaling: ScalingSpec
     schedules: tuple[Schedule, ...] = ()
+    rate_limits: tuple[tuple[str, RateLimit], ...] = ()
+    """``spec.rateLimits``: queue -> its fleet-wide rate, written to Redis by the operator."""
 
     def worker_hash(self) -> str:
         """Hash of everything that goes into the pod template: a change rolls the workers."""
@@ -217,7 +220,18 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
                 kwargs=_get(doc, "kwargs", p, dict, {}),
             )
         )
-    return TaskQueueSpec(redis, tuple(queues), worker, scaling, tuple(schedules))
+    rate_limits: list[tuple[str, RateLimit]] = []
+    for q, text in _get(spec, "rateLimits", "spec", dict, {}).items():
+        path = f"spec.rateLimits.{q}"
+        if q not in queues:
+            raise SpecError(path, f"{q!r} is not one of spec.queues ({', '.join(queues)})")
+        try:
+            rate_limits.append((q, RateLimit.parse(text, "the rate")))
+        except ValueError as e:
+            raise SpecError(path, str(e)) from None
+    return TaskQueueSpec(
+        redis, tuple(queues), worker, scaling, tuple(schedules), tuple(rate_limits)
+    )
 
 
 # -- spec.worker ----------------------------------------------------------------------------

@@ -117,6 +117,9 @@ class StatusBook:
             oldestJobAgeSeconds=round(max((s.oldest_ready_age for s in stats), default=0.0), 1),
             liveWorkers=len(workers),
             busyWorkers=sum(1 for n in workers.values() if n),
+            rateLimited=any(s.rate_limited for s in stats),
+            rateLimitedQueues=[s.queue for s in stats if s.rate_limited],
+            expired=sum(s.expired for s in stats),
         )
 
     def record_readiness(self, replicas: int, has_deployment: bool, queues: Iterable[str]) -> None:

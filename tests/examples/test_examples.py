@@ -123,6 +123,56 @@ def test_web_scraping_fan_out(redis_url: str, spawn: Spawn, sites: str) -> None:
     assert "404" in out.stdout and "6 sites in" in out.stdout and ", 0 failed" in out.stdout
 
 
+class _PoliteSite:
+    """A local site that answers slowly and counts the requests it has in flight."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = self.most = self.served = 0
+        owner = self
+
+        class Slow(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with owner.lock:
+                    owner.in_flight += 1
+                    owner.most = max(owner.most, owner.in_flight)
+                time.sleep(0.5)
+                with owner.lock:
+                    owner.in_flight -= 1
+                    owner.served += 1
+                body = f"<html><title>{self.path}</title></html>".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_web_scraping_no_site_sees_more_than_its_limit(redis_url: str, spawn: Spawn) -> None:
+    sites = [_PoliteSite() for _ in range(3)]
+    try:
+        for _ in range(2):  # 32 threads that would all hit one site without the limit
+            spawn("02-web-scraping", "kubeq", "worker", "scraper", "--concurrency", "16")
+        # site by site: at 10 fetches a second and 0.5 s each, one site alone would see 5
+        # requests at once without its concurrency limit
+        urls = [f"{s.url}/page{i}" for s in sites for i in range(10)]
+        out = run_client(redis_url, "02-web-scraping", "run.py", *urls)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "30 sites in" in out.stdout and ", 0 failed" in out.stdout
+        for s in sites:
+            assert s.served == 10
+            assert s.most == 2  # the per-site limit, reached and never passed
+    finally:
+        for s in sites:
+            s.server.shutdown()
+
+
 def test_web_scraping_unreachable_site_is_retried_then_dead_lettered(
     redis_url: str, spawn: Spawn
 ) -> None:

@@ -36,6 +36,14 @@ def test_paused_queues_do_not_ask_for_workers() -> None:
     assert (failed.backlog, failed.in_flight, failed.ok) == (0, 0, False)
 
 
+def test_a_rate_limited_queue_asks_only_for_what_its_rate_lets_start() -> None:
+    from dataclasses import replace
+
+    limited = replace(qs("a", 5000, 10), rate_limit=10.0, rate_limited=True)
+    obs = observe([limited, qs("b", 7, 0)], current=1, poll_seconds=1.0)
+    assert (obs.backlog, obs.in_flight) == (10 + 7, 10)
+
+
 def test_own_scale_write_is_believed_until_the_watch_shows_it() -> None:
     tracker = ReplicaTracker()
     assert tracker.current(None, 0.0) is None  # no Deployment, nothing written
@@ -156,3 +164,43 @@ def test_a_failed_pod_mark_is_logged_and_the_others_are_marked(
     assert record.getMessage() == (
         "could not mark pod ns/tq-worker-a with deletion cost -100: API error 404 Not Found"
     )
+
+
+@pytest.mark.redis
+def test_spec_rate_limits_are_applied_to_redis_and_withdrawn(redis_url: str) -> None:
+    import redis as redis_lib
+
+    from kubeq.keys import QueueKeys
+
+    base = {
+        "redis": {"url": redis_url},
+        "worker": {"image": "w:1", "tasks": "t"},
+        "queues": ["a", "b"],
+    }
+    with_limit = parse({**base, "rateLimits": {"a": "20/s"}})
+    without = parse(base)
+    r = redis_lib.Redis.from_url(redis_url)
+    r.hset(QueueKeys.of("b").rate_limit, mapping={"n": 5, "ms": 1000, "b": 2})  # kubeq limit
+    events = Events()
+    loop = make_loop(events, "limits")
+
+    async def main() -> list[list[Any]]:
+        try:
+            stats = []
+            for spec, generation in ((with_limit, 1), (with_limit, 1), (without, 2)):
+                await loop.sync_rate_limits(spec, generation)
+                stats.append(await loop.read(spec))
+            return stats
+        finally:
+            await loop.close()
+
+    first, second, third = asyncio.run(main())
+    assert [(s.queue, s.rate_limit) for s in first] == [("a", 20.0), ("b", 5.0)]
+    assert [s.rate_limit for s in second] == [20.0, 5.0]  # unchanged: no second Event
+    # withdrawn from the spec: the operator's own limit goes, the one set by hand stays
+    assert [(s.queue, s.rate_limit) for s in third] == [("a", 0.0), ("b", 5.0)]
+    assert [(t, reason, m) for t, reason, m in events.posted if reason == "RateLimits"] == [
+        ("Normal", "RateLimits", "a: at most 20/s"),
+        ("Normal", "RateLimits", "a: no rate limit"),
+    ]
+    r.close()

@@ -15,6 +15,7 @@ from kubeq_operator.policy import (
     Observation,
     ScalingSpec,
     decide,
+    limited_backlog,
 )
 
 SPEC = ScalingSpec(
@@ -204,3 +205,18 @@ def test_window_and_steps_hold_over_time(
                 assert idle_since is not None
                 assert t - idle_since >= spec.idle_seconds_before_zero
         current = d.replicas
+
+
+def test_a_rate_limited_queue_asks_only_for_the_workers_its_limit_lets_work() -> None:
+    # 10/s with jobs of 1 s: ~10 running; 5,000 waiting for the rate are not 5,000 jobs of
+    # work for new pods, only the 10 the limit lets start before the next poll are
+    spec = replace(SPEC, max_replicas=100, jobs_per_replica=4)
+    backlog = limited_backlog(5000, 10.0, 1.0)
+    assert backlog == 10
+    obs = Observation(backlog=backlog, in_flight=10, current_replicas=5)
+    assert decide(obs, spec, History(), 0.0).replicas == 5  # (10 + 10) / 4
+    unlimited = Observation(backlog=5000, in_flight=10, current_replicas=5)
+    assert decide(unlimited, spec, History(), 0.0).replicas == 100
+    assert limited_backlog(3, 10.0, 1.0) == 3  # less than the headroom: all of it
+    assert limited_backlog(5000, 0.0, 1.0) == 5000  # no queue limit: unchanged
+    assert limited_backlog(5000, 2.0, 5.0) == 10  # the headroom spans one poll

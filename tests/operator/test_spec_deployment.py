@@ -37,6 +37,9 @@ def test_defaults_and_derived_values() -> None:
     assert s.worker.drain_timeout == 115
     assert s.schedules[0].queue == "high"
     assert s.redis.secret_ref is not None and s.redis.secret_ref.key == "password"
+    assert s.rate_limits == ()
+    limited = parse(spec(rateLimits={"default": "20/s"}))
+    assert [(q, str(rl)) for q, rl in limited.rate_limits] == [("default", "20/s")]
 
 
 @pytest.mark.parametrize(
@@ -52,6 +55,9 @@ def test_defaults_and_derived_values() -> None:
             "spec.schedules[0].cron",
         ),
         ({"worker": {"image": "i"}}, "spec.worker.tasks"),
+        ({"rateLimits": {"default": "10/day"}}, "spec.rateLimits.default"),
+        ({"rateLimits": {"other": "10/s"}}, "spec.rateLimits.other"),
+        ({"rateLimits": ["10/s"]}, "spec.rateLimits"),
     ],
 )
 def test_errors_name_the_field(over: dict[str, Any], field: str) -> None:

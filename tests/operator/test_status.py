@@ -68,7 +68,14 @@ def test_numbers_sum_over_queues_and_workers_are_counted_once() -> None:
     book.record_queues(
         [
             qs("a", backlog=3, in_flight=2, delayed=1, oldest_ready_age=4.26, workers={"p:1": 2}),
-            qs("b", backlog=5, oldest_ready_age=9.04, workers={"p:1": 0, "q:1": 0}),
+            qs(
+                "b",
+                backlog=5,
+                oldest_ready_age=9.04,
+                workers={"p:1": 0, "q:1": 0},
+                rate_limited=True,
+                expired=3,
+            ),
         ]
     )
     assert book.status == {
@@ -78,6 +85,9 @@ def test_numbers_sum_over_queues_and_workers_are_counted_once() -> None:
         "oldestJobAgeSeconds": 9.0,
         "liveWorkers": 2,
         "busyWorkers": 1,
+        "rateLimited": True,
+        "rateLimitedQueues": ["b"],
+        "expired": 3,
     }
 
 

@@ -170,3 +170,127 @@ def mark(i: int) -> int:
         f.write(f"{i} {time.time():.3f} {os.getpid()}\n")
     time.sleep(0.002)
     return i
+
+
+# -- execution control (tests/redis/test_limits.py) -----
+
+
+def _timed(tag: str) -> None:
+    """Record this job's start and end, in ms of this host's clock (every worker process of
+    a test runs on the test's host; read before Redis is asked, so a busy Redis cannot
+    shift them)."""
+    start = int(time.time() * 1000)
+    time.sleep(0.05)
+    end = int(time.time() * 1000)
+    r().hset(f"test:times:{tag}", kubeq.current_job().id, f"{start} {end}")
+
+
+@app.task(rate_limit="20/s", max_attempts=1)
+def rated(tag: str) -> None:
+    _timed(tag)
+
+
+@app.task(queue="rq", max_attempts=1)
+def queue_rated(tag: str) -> None:
+    _timed(tag)
+
+
+@app.task(max_attempts=1)
+def unlimited_mark(tag: str) -> None:
+    r().rpush(f"test:marks:{tag}", 1)
+
+
+@app.task(concurrency_limit=2, max_attempts=1, limit_key=lambda tag, key, seconds: key)
+def per_key(tag: str, key: str, seconds: float) -> None:
+    """Records its start and end (Redis time) under its key; sleeps longer while
+    test:slow:<tag> exists."""
+    job = kubeq.current_job()
+    sec, usec = r().time()
+    r().rpush(f"test:span:{tag}:{key}", f"s {sec * 1000 + usec // 1000} {job.id}")
+    r().rpush(f"test:pid:{tag}:{job.id}", os.getpid())
+    deadline = time.monotonic() + 120
+    while r().exists(f"test:slow:{tag}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(seconds)
+    sec, usec = r().time()
+    r().rpush(f"test:span:{tag}:{key}", f"e {sec * 1000 + usec // 1000} {job.id}")
+
+
+@app.task(max_attempts=3)
+async def abortable_async(tag: str) -> None:
+    r().rpush(f"test:started:{tag}", os.getpid())
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        r().rpush(f"test:stopped:{tag}", "cancelled")
+        raise
+
+
+@app.task(max_attempts=3)
+def abortable_thread(tag: str) -> None:
+    job = kubeq.current_job()
+    r().rpush(f"test:started:{tag}", f"{job.id} {job.task} {job.queue} {job.attempt}")
+    try:
+        for _ in range(1200):
+            job.check()
+            time.sleep(0.05)
+    except kubeq.JobAborted:
+        r().rpush(f"test:stopped:{tag}", f"aborted={job.aborted}")
+        raise
+
+
+@app.task(max_attempts=3)
+def never_checks(tag: str, seconds: float) -> str:
+    r().rpush(f"test:started:{tag}", os.getpid())
+    time.sleep(seconds)
+    r().rpush(f"test:stopped:{tag}", "returned")
+    return "late result"
+
+
+@app.task(pool="process", max_attempts=3)
+def abortable_child(tag: str) -> None:
+    r().rpush(f"test:started:{tag}", os.getpid())
+    time.sleep(60)
+    r().rpush(f"test:stopped:{tag}", "returned")
+
+
+@app.task(max_attempts=1, expires=30)
+def expiring(tag: str) -> None:
+    r().rpush(f"test:ran:{tag}", 1)
+
+
+@app.task(max_attempts=1, soft_timeout=0.3, timeout=10)
+def soft_thread(tag: str) -> str:
+    try:
+        for _ in range(200):
+            kubeq.current_job().check()
+            time.sleep(0.02)
+    except kubeq.SoftTimeLimitExceeded:
+        r().rpush(f"test:cleaned:{tag}", "thread")
+        raise
+    return "not reached"
+
+
+@app.task(max_attempts=1, soft_timeout=0.3, timeout=10)
+async def soft_async(tag: str) -> str:
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        r().rpush(f"test:cleaned:{tag}", "async")
+        raise
+    return "not reached"
+
+
+@app.task(pool="process", max_attempts=1, soft_timeout=0.3, timeout=10)
+def soft_child(tag: str) -> str:
+    try:
+        time.sleep(10)
+    except kubeq.SoftTimeLimitExceeded:
+        r().rpush(f"test:cleaned:{tag}", "process")
+        return "cleaned up"
+    return "not reached"
+
+
+@app.task(rate_limit="1/s", max_attempts=1)
+def slow_rated(tag: str) -> None:
+    _timed(tag)

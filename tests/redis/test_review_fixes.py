@@ -15,6 +15,7 @@ from helpers import wait_until
 
 import kubeq
 from kubeq.keys import QueueKeys
+from kubeq.protocol import FETCH_HEADER
 
 
 def test_retry_with_a_timedelta_delay_works(app: kubeq.App, start_worker: StartWorker) -> None:
@@ -43,9 +44,10 @@ def test_a_zombie_cannot_settle_a_new_job_that_reuses_its_id(
     fetch = app.scripts.fetch
     args = lambda worker: [worker, 1, 60_000, 0, 15_000, 1, keys.base]  # noqa: E731
 
+    LEASE = FETCH_HEADER + 2  # the first job's lease token in fetch.lua's reply
     job = q.enqueue_call(qtasks.add, (1, 1), job_id="same-id")
     a = fetch(keys=keys.script_keys, args=args("A"))
-    a_lease = a[3]
+    a_lease = a[LEASE]
     r.zadd(keys.active, {"same-id": 0})  # A's lease has expired
     b = fetch(keys=keys.script_keys, args=args("B"))  # reclaims, then B takes it
 
@@ -57,12 +59,12 @@ def test_a_zombie_cannot_settle_a_new_job_that_reuses_its_id(
         )
         return int(flags[0])
 
-    assert ack(b[3], "1") == 1
+    assert ack(b[LEASE], "1") == 1
     q.enqueue_call(qtasks.add, (2, 2), job_id="same-id")  # the finished job is replaced
     c = fetch(keys=keys.script_keys, args=args("C"))
-    assert c[2] == b"same-id" and c[3] != a_lease
+    assert c[LEASE - 1] == b"same-id" and c[LEASE] != a_lease
     assert ack(a_lease, "666") == 0  # the zombie's stale token is refused
-    assert ack(c[3], "4") == 1
+    assert ack(c[LEASE], "4") == 1
     assert job.result(timeout=1) == 4
 
 

@@ -12,10 +12,15 @@ import orjson
 import pytest
 
 from kubeq import Call, TaskOptions
-from kubeq.enqueue import plan_enqueue
+from kubeq.enqueue import ENQUEUE_FIELDS_PER_JOB, plan_enqueue
 from kubeq.keys import QueueKeys
 from kubeq.outcomes import ACK_FIELDS_PER_DELIVERY, Outcome, Settlement
-from kubeq.protocol import FETCH_FIELDS_PER_JOB, fetch_args, parse_fetch_reply
+from kubeq.protocol import (
+    FETCH_FIELDS_PER_JOB,
+    fetch_args,
+    parse_fetch_reply,
+    parse_heartbeat_reply,
+)
 from kubeq.scripts import LUA, source
 
 
@@ -27,14 +32,17 @@ def _stride(script: str, pattern: str) -> int:
 
 def test_strides_match_the_scripts() -> None:
     assert _stride("ack", r"local o = 3 \+ i \* (\d+)") == ACK_FIELDS_PER_DELIVERY
-    assert _stride("enqueue", r"local o = 3 \+ i \* (\d+)") == 6
+    assert _stride("enqueue", r"local o = 3 \+ i \* (\d+)") == ENQUEUE_FIELDS_PER_JOB
     assert f"then {FETCH_FIELDS_PER_JOB} items per job" in source("fetch")
 
 
 def test_every_outcome_is_one_the_ack_script_knows() -> None:
     ack = source("ack")
     for outcome in Outcome:
-        assert f"outcome == '{outcome.value}'" in ack
+        if outcome.acked:
+            assert f"outcome == '{outcome.value}'" in ack
+        else:  # recorded by their own script, never sent to ack.lua
+            assert f"outcome == '{outcome.value}'" not in ack
 
 
 def test_settlements_lay_out_their_ack_fields() -> None:
@@ -57,9 +65,9 @@ def test_settlements_lay_out_their_ack_fields() -> None:
 
 def test_fetch_reply_is_parsed_into_typed_jobs() -> None:
     queues = [QueueKeys.of("a"), QueueKeys.of("b")]
-    raw = [3, 1, b"id1", 12, b'{"task":"t"}', 0, 1700, 1, 0, b"id2", 13, b"{}", 2, 1800, 3]
+    raw = [3, 250, 1, b"id1", 12, b'{"task":"t"}', 0, 1700, 1, 0, b"id2", 13, b"{}", 2, 1800, 3]
     reply = parse_fetch_reply(raw, queues)
-    assert reply.remaining == 3
+    assert reply.remaining == 3 and reply.wait_ms == 250
     assert [(j.queue.name, j.id, j.lease, j.attempts, j.deliveries) for j in reply.jobs] == [
         ("b", "id1", "12", 0, 1),
         ("a", "id2", "13", 2, 3),
@@ -67,6 +75,12 @@ def test_fetch_reply_is_parsed_into_typed_jobs() -> None:
     keys, args = fetch_args("w1", 4, 30000, 0, 15000, queues)
     assert len(keys) == 16 and args[:6] == ["w1", 4, 30000, 0, 15000, 2]
     assert args[6:] == [q.base for q in queues]
+    assert "the ms until something held back may run" in source("fetch")
+
+
+def test_heartbeat_reply_tells_aborted_from_lost() -> None:
+    assert parse_heartbeat_reply([b"a", b"aborted", b"b", b"lost"]) == [("a", True), ("b", False)]
+    assert "(f and f[1] == 'aborted') and 'aborted' or 'lost'" in source("heartbeat")
 
 
 def test_enqueue_plan_groups_by_queue_and_keeps_the_callers_order() -> None:
@@ -78,11 +92,11 @@ def test_enqueue_plan_groups_by_queue_and_keeps_the_callers_order() -> None:
     (script_a, keys_a, args_a), (_, _, args_b) = plan.calls
     assert script_a is LUA["enqueue"] and keys_a == QueueKeys.of("a", "p").script_keys
     assert args_a[:2] == ["p:{a}:", 3] and args_b[1] == 2
-    # id, payload, priority, due, max_deliveries, result_ttl per job
-    first = args_a[2:8]
+    # id, payload, priority, due, max_deliveries, result_ttl, control per job
+    first = args_a[2:9]
     assert first[0] == plan.job_ids[0]
     assert orjson.loads(first[1]) == {"task": "t.add", "args": [0], "kwargs": {}}
-    assert first[2:] == [5, "0", 5, 86_400]
+    assert first[2:] == [5, "0", 5, 86_400, b""]
 
 
 def test_enqueue_plan_applies_task_defaults_and_call_overrides() -> None:
@@ -94,8 +108,8 @@ def test_enqueue_plan_applies_task_defaults_and_call_overrides() -> None:
     assert plan.queues == ("slow",)
     args = plan.calls[0][2]
     assert args[2 + 2 : 2 + 6] == [2, "0", 3, 60]
-    assert args[8 + 2 : 8 + 6] == [9, "+2000", 3, 60]
-    assert orjson.loads(args[8 + 1])["options"] == {"timeout": 5}
+    assert args[9 + 2 : 9 + 6] == [9, "+2000", 3, 60]
+    assert orjson.loads(args[9 + 1])["options"] == {"timeout": 5}
 
 
 def test_enqueue_plan_refuses_a_bad_call_naming_the_field_and_plans_nothing() -> None:

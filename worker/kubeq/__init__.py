@@ -14,8 +14,11 @@ Run workers with ``kubeq worker tasks_module --queue default --concurrency 8``.
 """
 
 from .app import App, Call, Task, TaskOptions
+from .context import JobContext, current_job
 from .errors import (
+    JobAborted,
     JobCancelled,
+    JobExpired,
     JobFailed,
     JobNotFound,
     KubeqError,
@@ -23,6 +26,7 @@ from .errors import (
     ResultTimeout,
     Retry,
     SerializationError,
+    SoftTimeLimitExceeded,
 )
 from .jobs import Job, JobInfo
 from .queues import Queue
@@ -35,7 +39,10 @@ __all__ = [
     "App",
     "Call",
     "Job",
+    "JobAborted",
     "JobCancelled",
+    "JobContext",
+    "JobExpired",
     "JobFailed",
     "JobInfo",
     "JobNotFound",
@@ -47,8 +54,10 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "SerializationError",
+    "SoftTimeLimitExceeded",
     "Task",
     "TaskOptions",
     "__version__",
+    "current_job",
     "read_stats",
 ]

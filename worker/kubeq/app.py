@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, ov
 from . import connections, defaults
 from .enqueue import check_call, check_retry_overrides, plan_enqueue, send, send_async
 from .keys import validate_queue_name
-from .options import Call, TaskOptions, check_count, check_seconds
+from .options import Call, RateLimit, TaskOptions, check_count, check_seconds, key_from_args
 from .retry import RetryPolicy
 from .scripts import Scripts
 
@@ -76,6 +76,7 @@ class Task(Generic[P, R]):
         It carries the task's enqueue-side defaults, so they hold whichever App enqueues it.
         """
         o = self.options
+        key = None if o.limit_key is None else key_from_args(self.name, o.limit_key, args, kwargs)
         return Call(
             self.name,
             args,
@@ -84,6 +85,10 @@ class Task(Generic[P, R]):
             priority=o.priority,
             result_ttl=o.result_ttl,
             max_deliveries=o.max_deliveries,
+            rate_limit=o.rate_limit,
+            concurrency_limit=o.concurrency_limit,
+            limit_key=key,
+            expires=o.expires,
         )
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
@@ -97,7 +102,8 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> Job:
         """Enqueue with per-call options (queue, priority, delay, eta, job_id, timeout,
-        result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries)."""
+        result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
+        expires, soft_timeout)."""
         call = self.s(*args, **(kwargs or {}))
         return self.app.enqueue_many([call.set(**options)])[0]
 
@@ -201,6 +207,11 @@ class App:
         backoff_max: float = defaults.BACKOFF_MAX,
         max_deliveries: int = defaults.MAX_DELIVERIES,
         pool: str | None = None,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        limit_key: Callable[..., str] | None = None,
+        expires: float | None = None,
+        soft_timeout: float | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # type: ignore[misc]
@@ -219,8 +230,19 @@ class App:
         backoff_max: float = defaults.BACKOFF_MAX,
         max_deliveries: int = defaults.MAX_DELIVERIES,
         pool: str | None = None,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        limit_key: Callable[..., str] | None = None,
+        expires: float | None = None,
+        soft_timeout: float | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-        """Register a function as a task: ``@app.task`` or ``@app.task(queue="high")``."""
+        """Register a function as a task: ``@app.task`` or ``@app.task(queue="high")``.
+
+        Execution control (docs/limits.md): ``rate_limit="10/s"`` (also /m, /h) holds across
+        every worker; ``concurrency_limit=N`` runs at most N at once per key (the call's
+        ``limit_key=``, or ``limit_key=`` here as a function of the arguments; none: per
+        task); ``expires`` seconds after enqueue a job not started ends expired;
+        ``soft_timeout`` raises SoftTimeLimitExceeded inside the task."""
         options = TaskOptions(
             queue=validate_queue_name(queue or self.default_queue),
             priority=priority,
@@ -234,6 +256,11 @@ class App:
                 backoff_max=backoff_max,
             ),
             pool=pool,
+            rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+            concurrency_limit=concurrency_limit,
+            limit_key=limit_key,
+            expires=expires,
+            soft_timeout=soft_timeout,
         )
 
         def register(f: Callable[P, R]) -> Task[P, R]:

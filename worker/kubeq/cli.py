@@ -24,7 +24,7 @@ from rich.table import Table
 from . import connections, defaults, serialization
 from .app import Call
 from .cli_common import Context, console, emit_json, output_option, pass_ctx
-from .cli_jobs import dlq, job
+from .cli_jobs import dlq, job, limit
 from .errors import KubeqError
 from .stats import QueueStats, read_stats
 
@@ -180,6 +180,7 @@ def stats_table(stats: list[QueueStats]) -> Table:
         table.add_column(column, justify="left" if column == "queue" else "right")
     for s in stats:
         name = s.queue + (" (paused)" if s.paused else "")
+        name += " (rate-limited)" if s.rate_limited else ""
         table.add_row(
             name,
             str(s.backlog),
@@ -321,6 +322,7 @@ def resume(obj: Context, queue: str) -> None:
 
 cli.add_command(job)
 cli.add_command(dlq)
+cli.add_command(limit)
 
 
 # -- operator -----

@@ -1,6 +1,6 @@
-"""``kubeq job`` and ``kubeq dlq ...``: look at one job, list, show, re-queue and purge dead
-letters. Each read command has ``-o json`` for scripts; ``dlq list -o name`` prints bare ids
-(one per line) for ``xargs``.
+"""``kubeq job``, ``kubeq dlq ...`` and ``kubeq limit``: look at or abort one job; list, show,
+re-queue and purge dead letters; set a queue's rate limit. Each read command has ``-o json``
+for scripts; ``dlq list -o name`` prints bare ids (one per line) for ``xargs``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,40 @@ from .cli_common import Context, console, emit_json, id_column, output_option, p
 from .jobs import JobInfo
 
 
-@click.command()
+class _JobGroup(click.Group):
+    """``kubeq job ID`` shows a job (``show`` is implied); ``kubeq job abort ID`` aborts it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_JobGroup)
+def job() -> None:
+    """Show (``kubeq job ID``) or abort (``kubeq job abort ID``) one job."""
+
+
+@job.command("abort")
+@click.argument("job_id")
+@click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
+@pass_ctx
+def job_abort(obj: Context, job_id: str, queue: str) -> None:
+    """Stop a job: a waiting one never runs, a running one is stopped by its worker within
+    one heartbeat (no retry). Exits 1 when the job had already ended."""
+    if obj.app.job(job_id, queue).abort():
+        click.echo(f"aborted {job_id}")
+        return
+    click.echo(f"job {job_id} had already ended; nothing to abort", err=True)
+    raise SystemExit(1)
+
+
+@job.command("show")
 @click.argument("job_id")
 @click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
 @output_option
 @pass_ctx
-def job(obj: Context, job_id: str, queue: str, output: str) -> None:
+def job_show(obj: Context, job_id: str, queue: str, output: str) -> None:
     """Show one job's state."""
     info = obj.app.job(job_id, queue).info()
     if output == "json":
@@ -166,3 +194,27 @@ def dlq_requeue(obj: Context, job_ids: Sequence[str], queue: str | None, all_: b
 def dlq_purge(obj: Context, job_ids: Sequence[str], queue: str | None, all_: bool) -> None:
     """Delete dead letters for good."""
     _dead_action(obj, "purge", queue, job_ids, all_)
+
+
+@click.command()
+@click.argument("queue")
+@click.argument("rate", required=False)
+@click.option("--clear", is_flag=True, help="Remove the queue's rate limit.")
+@pass_ctx
+def limit(obj: Context, queue: str, rate: str | None, clear: bool) -> None:
+    """Limit how fast QUEUE's jobs start, across every worker: RATE is like 20/s, 100/m or
+    1000/h. Without RATE, print the current limit."""
+    q = obj.app.queue(queue)
+    if clear:
+        q.set_rate_limit(None)
+        click.echo(f"{queue}: no rate limit")
+        return
+    if rate is None:
+        current = q.rate_limit()
+        click.echo(f"{queue}: {current if current else 'no rate limit'}")
+        return
+    try:
+        q.set_rate_limit(rate)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="RATE") from None
+    click.echo(f"{queue}: at most {q.rate_limit() or rate}")

@@ -48,6 +48,18 @@ BACKOFF_MAX = 300.0
 BACKOFF_FACTOR = 2.0
 """Each retry waits this many times longer than the one before, before jitter."""
 
+RATE_BURST = 2
+"""The smallest burst of a rate limit: starts allowed back to back before its even spacing
+applies (10/s = one start every 100 ms). Any window of W seconds holds at most
+rate * W + burst starts. A burst of 1 would let every late fetch push the schedule back."""
+RATE_JITTER_MS = 50
+"""A fast limit's burst covers this much of its rate (1000/s: 50 starts), so workers that
+wake a few ms late still reach the full rate."""
+RATE_UNITS = {"s": 1, "m": 60, "h": 3600}
+"""The periods a rate limit may name: ``"10/s"``, ``"100/m"``, ``"1000/h"``."""
+LIMIT_KEY_MAX = 200
+"""The longest concurrency-limit key (it becomes part of a Redis key name)."""
+
 # -- the worker ------------------------------------------------------------------------------
 
 POOLS = ("thread", "process", "async")

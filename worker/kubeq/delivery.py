@@ -17,6 +17,7 @@ from typing import Any
 
 from . import serialization
 from .app import Task
+from .context import JobContext, reset_current, set_current
 from .execution import Executor, ProcessDied
 from .options import apply_retry_overrides, check_timeout
 from .outcomes import Outcome, Settlement
@@ -39,6 +40,10 @@ class Delivery:
     """The lease was taken over by another worker; our outcome will be refused."""
     handed_back: bool = False
     """Cancelled by the drain to be re-queued (any other cancellation is a failure)."""
+    aborted: bool = False
+    """Aborted (job.abort()): abort.lua recorded its end; the attempt is being stopped."""
+    context: JobContext | None = None
+    """What the task sees as ``kubeq.current_job()``."""
 
     @property
     def id(self) -> str:
@@ -71,11 +76,15 @@ async def run_attempt(
     try:
         policy = apply_retry_overrides(task.options.retry, options)
         timeout = check_timeout(options.get("timeout", task.options.timeout), "options.timeout")
+        soft = options.get("soft_timeout", task.options.soft_timeout)
+        soft_timeout = check_timeout(soft, "options.soft_timeout")
     except (TypeError, ValueError) as exc:
         return Settlement.failed(f"malformed payload: bad options ({exc})")
     attempt = d.job.attempts + 1
+    ctx = d.context = JobContext(d.id, name, d.job.queue.name, attempt, policy.max_attempts)
+    token = set_current(ctx)  # this asyncio task's context: async tasks see it
     try:
-        result = await executor.invoke(task, args, kwargs, timeout)
+        result = await executor.invoke(task, args, kwargs, timeout, ctx, soft_timeout)
         try:
             return Settlement.finished(serialization.dumps(result))
         except TypeError as exc:
@@ -84,7 +93,7 @@ async def run_attempt(
                 f"JSON-serializable ({exc}); return JSON types"
             ) from None
     except asyncio.CancelledError:
-        if d.handed_back:
+        if d.handed_back or d.aborted:
             raise
         # a task's own cancellation (an inner task it awaited was cancelled) is a failure
         error = "CancelledError: the task was cancelled"
@@ -108,3 +117,5 @@ async def run_attempt(
         else:
             log.error("job %s (%s) dead-lettered: %s", d.id, name, settlement.reason)
         return settlement
+    finally:
+        reset_current(token)  # the caller's context is as it was (eager mode runs here)

@@ -26,14 +26,21 @@ from .options import (
     Call,
     TaskOptions,
     check_count,
+    check_expires,
+    check_limit_key,
     check_priority,
     check_seconds,
     check_timeout,
+    expires_spec,
+    key_from_args,
 )
 from .retry import RetryPolicy
 from .scripts import LUA, ScriptCall, run_pipeline, run_pipeline_async
 
 _sequence = itertools.count()
+
+ENQUEUE_FIELDS_PER_JOB = 7
+"""enqueue.lua's stride: id, payload, priority, due, max_deliveries, result_ttl, control."""
 
 
 def new_job_id() -> str:
@@ -98,6 +105,7 @@ def plan_enqueue(
             call.due(),
             call.max_deliveries or opts.max_deliveries,
             call.result_ttl or opts.result_ttl,
+            control_fields(call, opts),
         ]
         targets.append((name, job_id))
     script_calls = tuple(
@@ -105,6 +113,33 @@ def plan_enqueue(
         for name, args in by_queue.items()
     )
     return EnqueuePlan(tuple(by_queue), script_calls, tuple(targets), prefix, tuple(payloads))
+
+
+def control_fields(call: Call, opts: TaskOptions) -> bytes:
+    """The job's execution-control fields for enqueue.lua (JSON; empty when it has none):
+    the task's rate limit, its concurrency limit and this call's key, and the expiry.
+    Limits travel with the job so the fetch script enforces them without a registry; a
+    call made by ``Task.s()`` carries its task's limits, else the enqueuing App's registry
+    gives them."""
+    out: dict[str, Any] = {}
+    rate = call.rate_limit or opts.rate_limit
+    if rate is not None:
+        out.update(rl_key=call.task, rl_n=rate.count, rl_ms=rate.period_ms, rl_b=rate.burst)
+    key = call.limit_key
+    if key is None and opts.limit_key is not None:
+        key = key_from_args(call.task, opts.limit_key, call.args, call.kwargs)
+    limit = call.concurrency_limit or opts.concurrency_limit
+    if key is not None and limit is None:
+        raise ValueError(
+            f"task {call.task!r}: limit_key={key!r} needs the task to declare "
+            "concurrency_limit=N (@app.task(concurrency_limit=2))"
+        )
+    if limit is not None:
+        out.update(cl_key=f"k:{key}" if key is not None else f"t:{call.task}", cl_n=limit)
+    expires = call.expires if call.expires is not None else opts.expires
+    if expires is not None:
+        out.update(expires=expires_spec(expires))
+    return serialization.dumps(out) if out else b""
 
 
 def send(
@@ -191,6 +226,12 @@ def check_call(call: Call) -> None:
             check_count(name, value)
     if call.result_ttl is not None:
         check_count("result_ttl", call.result_ttl, high=MAX_TTL)
+    check_timeout(call.soft_timeout, "soft_timeout")
+    check_expires(call.expires)
+    if call.limit_key is not None:
+        check_limit_key(call.limit_key)
+    if call.concurrency_limit is not None:
+        check_count("concurrency_limit", call.concurrency_limit)
 
 
 def check_retry_overrides(call: Call, base: RetryPolicy) -> None:

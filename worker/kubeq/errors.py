@@ -28,6 +28,22 @@ class JobCancelled(KubeqError):
     """The job was cancelled before it ran."""
 
 
+class JobAborted(KubeqError):
+    """The job was aborted (``job.abort()``, ``kubeq job abort``). Raised by
+    ``kubeq.current_job().check()`` inside a running task, and by ``job.result()``."""
+
+
+class JobExpired(KubeqError):
+    """The job did not start before its ``expires`` time, so it never ran."""
+
+
+class SoftTimeLimitExceeded(KubeqError):
+    """Raised inside a task that ran past its ``soft_timeout``, so it can clean up before the
+    hard ``timeout`` stops it. Async tasks see a cancellation at that moment, thread tasks
+    this exception at their next ``current_job().check()``, process tasks this exception
+    raised by a signal in their child."""
+
+
 class JobNotFound(KubeqError):
     """No such job: never enqueued, or its result TTL has passed."""
 

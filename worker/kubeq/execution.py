@@ -26,6 +26,8 @@ from typing import Any
 import pebble
 
 from .app import Task
+from .context import JobContext, reset_current, set_current
+from .errors import SoftTimeLimitExceeded
 from .registry import run_in_child
 
 log = logging.getLogger("kubeq.worker")
@@ -45,6 +47,7 @@ class _ThreadRun:
     """One sync task handed to the thread pool; its fields change only on the event loop."""
 
     started: asyncio.Future[None]
+    ctx: JobContext | None = None
     returned: bool = False
     abandoned: bool = False
 
@@ -75,18 +78,34 @@ class Executor:
         return None
 
     async def invoke(
-        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: Any
+        self,
+        task: Task[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: Any,
+        ctx: JobContext | None = None,
+        soft_timeout: float | None = None,
     ) -> Any:
-        """Run one attempt; raises what the task raised, JobTimeout, or ProcessDied when a
-        pool child died under it."""
+        """Run one attempt as ``ctx`` (``kubeq.current_job()``); raises what the task raised,
+        JobTimeout, SoftTimeLimitExceeded, or ProcessDied when a pool child died under it.
+        Cancelling the caller (an abort, a drain's hand-back) stops the attempt: an async
+        task is cancelled, a child process killed, a thread left to notice
+        ``current_job().aborted`` and counted as abandoned until it returns."""
         loop = asyncio.get_running_loop()
         run: _ThreadRun | None = None
+        soft: asyncio.TimerHandle | None = None
+        fired: list[bool] = []
         if task.is_async:
+            if ctx is not None:
+                ctx.start_clock(timeout, soft_timeout)
             work: Any = task.func(*args, **kwargs)
+            if soft_timeout is not None:
+                work = asyncio.ensure_future(work)
+                soft = loop.call_later(soft_timeout, _soft_cancel, work, fired)
         elif (task.options.pool or self.pool) == "process":
-            return await self._in_process(task, args, kwargs, timeout)
+            return await self._in_process(task, args, kwargs, timeout, ctx, soft_timeout)
         else:
-            run = _ThreadRun(loop.create_future())
+            run = _ThreadRun(loop.create_future(), ctx)
             # in the caller's context (as asyncio.to_thread), so the task sees its trace span
             work = loop.run_in_executor(
                 self._threads,
@@ -97,6 +116,7 @@ class Executor:
                 task.func,
                 args,
                 kwargs,
+                (timeout, soft_timeout),
             )
         try:
             if timeout is None:
@@ -106,22 +126,46 @@ class Executor:
                 await asyncio.wait({run.started, work}, return_when=asyncio.FIRST_COMPLETED)
             return await asyncio.wait_for(work, float(timeout))
         except TimeoutError:
-            if run is not None and not run.returned:
-                run.abandoned = True  # its thread runs on: counted until it returns
-                self.abandoned += 1
-                log.warning(
-                    "%s: a timed-out task still occupies a thread (%d of %d threads so)",
-                    task.name,
-                    self.abandoned,
-                    self.thread_count,
-                )
+            self._abandon(task, run, "timed out")
             raise JobTimeout(f"ran longer than its timeout of {timeout} s") from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if fired and (current is None or not current.cancelling()):
+                # the task let the cancellation through after its clean-up: report why
+                raise SoftTimeLimitExceeded(
+                    f"ran longer than its soft timeout of {soft_timeout} s (cancelled)"
+                ) from None
+            self._abandon(task, run, "was stopped")
+            raise
+        finally:
+            if soft is not None:
+                soft.cancel()
+
+    def _abandon(self, task: Task[Any, Any], run: _ThreadRun | None, why: str) -> None:
+        """A thread whose attempt ended without it (timeout, abort) runs on: count it."""
+        if run is not None and not run.returned and not run.abandoned:
+            run.abandoned = True  # its thread runs on: counted until it returns
+            self.abandoned += 1
+            log.warning(
+                "%s: a task that %s still occupies a thread (%d of %d threads so)",
+                task.name,
+                why,
+                self.abandoned,
+                self.thread_count,
+            )
 
     async def _in_process(
-        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: Any
+        self,
+        task: Task[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: Any,
+        ctx: JobContext | None,
+        soft_timeout: float | None,
     ) -> Any:
         """Run in a pool child; pebble starts the timeout when the child takes the task and
-        kills that child when it passes. Cancelling (a drain's hand-back) kills it too."""
+        kills that child when it passes. Cancelling (an abort, a drain's hand-back) kills it
+        too. The soft timeout is a signal the child raises as SoftTimeLimitExceeded."""
         future = self._process_pool().submit(
             run_in_child,
             None if timeout is None else float(timeout),
@@ -129,6 +173,8 @@ class Executor:
             task.name,
             args,
             kwargs,
+            ctx,
+            (None if timeout is None else float(timeout), soft_timeout),
         )
         try:
             return await asyncio.wrap_future(future)
@@ -147,12 +193,18 @@ class Executor:
         func: Callable[..., Any],
         args: list[Any],
         kwargs: dict[str, Any],
+        clocks: tuple[float | None, float | None],
     ) -> Any:
-        """Run a sync task in a pool thread, telling the loop when it starts and ends."""
+        """Run a sync task in a pool thread as its job (``current_job()``), telling the loop
+        when it starts and ends."""
         loop.call_soon_threadsafe(run.mark_started)
+        if run.ctx is not None:
+            run.ctx.start_clock(*clocks)
+        token = set_current(run.ctx)
         try:
             return func(*args, **kwargs)
         finally:
+            reset_current(token)
             loop.call_soon_threadsafe(self._thread_returned, run)
 
     def _thread_returned(self, run: _ThreadRun) -> None:
@@ -173,3 +225,10 @@ class Executor:
         if self._processes is not None:
             self._processes.stop()  # type: ignore[no-untyped-call]
             self._processes.join(timeout=2)
+
+
+def _soft_cancel(work: asyncio.Future[Any], fired: list[bool]) -> None:
+    """An async task's soft timeout: cancel it so it can clean up (``except CancelledError``
+    or ``finally``); the hard timeout still applies if it goes on."""
+    fired.append(True)
+    work.cancel("soft timeout")

@@ -16,17 +16,30 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import serialization
-from .errors import JobCancelled, JobFailed, JobNotFound, ResultTimeout
+from .errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNotFound, ResultTimeout
 from .keys import QueueKeys
 from .scripts import LUA, run_pipeline_async
 
 if TYPE_CHECKING:
     from .app import App
 
-Status = Literal["queued", "scheduled", "active", "finished", "failed", "cancelled", "unknown"]
-"""queued: waiting in the ready set. scheduled: waiting for its time (delay, eta, retry).
+Status = Literal[
+    "queued",
+    "scheduled",
+    "waiting",
+    "active",
+    "finished",
+    "failed",
+    "cancelled",
+    "aborted",
+    "expired",
+    "unknown",
+]
+"""queued: waiting in the ready set. scheduled: waiting for its time (delay, eta, retry, or
+its rate limit's next start). waiting: for a concurrency slot of its limit key.
 active: leased by a worker. finished: has a result. failed: in the dead-letter queue.
-cancelled: cancelled before it ran. unknown: never enqueued, or its result TTL passed."""
+cancelled: cancelled before it ran. aborted: stopped by job.abort(). expired: not started by
+its expiry time. unknown: never enqueued, or its result TTL passed."""
 
 _FIELDS = (
     "status",
@@ -162,7 +175,8 @@ class Job:
         """Wait for the job to end and return its result.
 
         Raises ResultTimeout after ``timeout`` seconds (None waits for ever), JobFailed when
-        the job ended in the dead letters, JobCancelled, or JobNotFound.
+        the job ended in the dead letters, JobCancelled, JobAborted, JobExpired, or
+        JobNotFound.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         key, done = self._keys.job(self.id), self._keys.done(self.id)
@@ -208,6 +222,10 @@ class Job:
             raise JobFailed(self.id, _text(reason), _text(error), _text(tb))
         if status == b"cancelled":
             raise JobCancelled(f"job {self.id} was cancelled")
+        if status == b"aborted":
+            raise JobAborted(f"job {self.id} was aborted")
+        if status == b"expired":
+            raise JobExpired(f"job {self.id} expired before it started")
         if status is None:
             raise JobNotFound(f"no job {self.id} in queue {self.queue!r} (or it expired)")
         return False, status
@@ -241,3 +259,14 @@ class Job:
         if found == -1:
             raise JobNotFound(f"no job {self.id} in queue {self.queue!r}")
         return bool(found == 1)
+
+    def abort(self) -> bool:
+        """Stop the job: one that has not started never runs; a running one ends ``aborted``
+        at once and its worker stops it within one heartbeat (an async task is cancelled, a
+        process child killed, a thread task sees ``current_job().aborted``). No retry
+        follows, and the aborted attempt's late result is refused. True when aborted;
+        False if it had already ended."""
+        found = self.app.scripts.abort(keys=self._keys.script_keys, args=[self._keys.base, self.id])
+        if found == -1:
+            raise JobNotFound(f"no job {self.id} in queue {self.queue!r}")
+        return bool(found in (1, 2))

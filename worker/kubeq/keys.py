@@ -20,6 +20,17 @@ Layout for queue ``default`` under the default prefix ``kubeq``::
     kubeq:{default}:leases        STR   counter issuing lease tokens, unique in the queue for ever
     kubeq:{default}:job:<id>      HASH  one job: payload, status, attempts, lease, result...
     kubeq:{default}:done:<id>     LIST  one token pushed when the job ends; result() waits on it
+
+Execution control (docs/architecture.md, Execution control), under the same hash tag:
+
+    kubeq:{default}:ratelimit     HASH  the queue's rate limit: n starts per ms, burst b
+    kubeq:{default}:rate          STR   the queue limiter's next theoretical start (GCRA TAT)
+    kubeq:{default}:rate:<task>   STR   a task's limiter TAT; :next is the slot cursor that
+                                        gives each deferred job its own future start
+    kubeq:{default}:slots:<key>   SET   ids of the running jobs holding a concurrency slot
+    kubeq:{default}:waiting:<key> ZSET  ids waiting for a slot; score = their ready score
+    kubeq:{default}:throttled     STR   present (with a TTL) while a rate limit holds jobs back
+    kubeq:{default}:expired       STR   counter of jobs that expired before they started
 """
 
 from __future__ import annotations
@@ -140,6 +151,30 @@ class QueueKeys:
         """Counter that issues lease tokens (INCR in fetch.lua): a token is never reused, so a
         late outcome of an old delivery can never match a newer one, even of a reused job id."""
         return self.base + "leases"
+
+    @property
+    def rate_limit(self) -> str:
+        """HASH n, ms, b: the queue-wide rate limit (``kubeq limit``, ``rateLimit``)."""
+        return self.base + "ratelimit"
+
+    @property
+    def throttled(self) -> str:
+        """String present, with a TTL, while a rate limit holds this queue's jobs back."""
+        return self.base + "throttled"
+
+    @property
+    def expired(self) -> str:
+        """Counter of jobs that expired before they started."""
+        return self.base + "expired"
+
+    def slots(self, limit_key: str) -> str:
+        """SET of running job ids holding a slot of a concurrency key (``k:<key>`` or
+        ``t:<task>``); freed by every outcome and by lease expiry."""
+        return f"{self.base}slots:{limit_key}"
+
+    def waiting(self, limit_key: str) -> str:
+        """ZSET of job ids waiting for a slot of a concurrency key; score = ready score."""
+        return f"{self.base}waiting:{limit_key}"
 
     def job(self, job_id: str) -> str:
         """HASH of one job's payload and state."""

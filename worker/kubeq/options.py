@@ -8,7 +8,9 @@ default comes from ``defaults``.
 from __future__ import annotations
 
 import math
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -18,7 +20,7 @@ from .retry import RetryPolicy
 
 RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
 """Per-call options that change the task's retry policy (carried in the payload)."""
-WORKER_OVERRIDES = ("timeout", *RETRY_OVERRIDES)
+WORKER_OVERRIDES = ("timeout", "soft_timeout", *RETRY_OVERRIDES)
 """Per-call options the worker applies, carried in the payload's ``options``."""
 
 
@@ -63,6 +65,72 @@ def check_timeout(value: object, where: str = "timeout") -> float | None:
     return None if value is None else check_seconds(where, value)
 
 
+_RATE = re.compile(r"\s*(\d+)\s*/\s*([smh])\s*")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` starts per ``period_ms``, fleet-wide (``"10/s"``, ``"100/m"``)."""
+
+    count: int
+    period_ms: int
+    burst: int = defaults.RATE_BURST
+
+    @classmethod
+    def parse(cls, value: object, where: str = "rate_limit") -> RateLimit:
+        """``"N/s"``, ``"N/m"`` or ``"N/h"``, or ValueError naming the field and the form."""
+        match = _RATE.fullmatch(value) if isinstance(value, str) else None
+        if match is None or not 1 <= int(match.group(1)) <= MAX_COUNT:
+            raise ValueError(
+                f"{where} must look like '10/s', '100/m' or '1000/h' (a whole number from 1 to "
+                f"{MAX_COUNT}, then /s, /m or /h), got {value!r}"
+            )
+        count, period_ms = int(match.group(1)), defaults.RATE_UNITS[match.group(2)] * 1000
+        burst = max(defaults.RATE_BURST, math.ceil(count * defaults.RATE_JITTER_MS / period_ms))
+        return cls(count, period_ms, min(burst, count))
+
+    @property
+    def per_second(self) -> float:
+        return self.count * 1000 / self.period_ms
+
+    def __str__(self) -> str:
+        unit = {v * 1000: k for k, v in defaults.RATE_UNITS.items()}[self.period_ms]
+        return f"{self.count}/{unit}"
+
+
+def check_limit_key(value: object, where: str = "limit_key") -> str:
+    """A concurrency-limit key: a non-empty string of printable characters, at most 200."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= defaults.LIMIT_KEY_MAX
+        or not value.isprintable()
+    ):
+        raise ValueError(
+            f"{where} must be a non-empty printable string of at most "
+            f"{defaults.LIMIT_KEY_MAX} characters (e.g. a domain name), got {value!r}"
+        )
+    return value
+
+
+def check_expires(value: object, where: str = "expires") -> float | datetime | None:
+    """None, seconds after enqueue (> 0), or a timezone-aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{where} must be timezone-aware, e.g. datetime.now(UTC)")
+        return value
+    return check_seconds(where, value)
+
+
+def expires_spec(value: float | datetime) -> str:
+    """For enqueue.lua: "+<ms>" after enqueue on the Redis server's clock, or "<ms>" since the
+    epoch for a datetime."""
+    if isinstance(value, datetime):
+        return str(int(value.timestamp() * 1000))
+    return f"+{max(1, int(value * 1000))}"
+
+
 @dataclass(frozen=True)
 class TaskOptions:
     """Per-task defaults, set with ``@app.task(...)`` and overridable per call."""
@@ -79,11 +147,33 @@ class TaskOptions:
     pool: str | None = None
     """Where a sync task runs: None follows the worker's --pool; "process" sends a
     CPU-bound task to the worker's process pool even when the worker defaults to threads."""
+    rate_limit: RateLimit | None = None
+    """Starts of this task allowed per period across every worker (docs/limits.md)."""
+    concurrency_limit: int | None = None
+    """Jobs of this task (or of one ``limit_key``) allowed to run at once, fleet-wide."""
+    limit_key: Callable[..., str] | None = None
+    """Computes a call's concurrency key from its arguments at enqueue."""
+    expires: float | None = None
+    """Seconds after enqueue past which a job that has not started ends ``expired``."""
+    soft_timeout: float | None = None
+    """Seconds after which ``SoftTimeLimitExceeded`` is raised inside the task."""
 
     def __post_init__(self) -> None:
         """Refuse at definition what every enqueue or every run would refuse later."""
         check_priority(self.priority)
         check_timeout(self.timeout)
+        check_timeout(self.soft_timeout, "soft_timeout")
+        if self.expires is not None:
+            check_seconds("expires", self.expires)
+        if self.concurrency_limit is not None:
+            check_count("concurrency_limit", self.concurrency_limit)
+        if self.limit_key is not None and self.concurrency_limit is None:
+            raise ValueError("limit_key needs concurrency_limit=N (the jobs per key at once)")
+        if self.limit_key is not None and not callable(self.limit_key):
+            raise ValueError(
+                f"limit_key must be a function of the task's arguments returning the key "
+                f"(e.g. lambda url: domain(url)), got {self.limit_key!r}"
+            )
         check_count("result_ttl", self.result_ttl, high=MAX_TTL)
         check_count("max_deliveries", self.max_deliveries)
         if self.pool is not None and self.pool not in defaults.POOLS:
@@ -111,6 +201,15 @@ class Call:
     backoff_min: float | None = None
     backoff_max: float | None = None
     max_deliveries: int | None = None
+    limit_key: str | None = None
+    """The concurrency-limit key of this call (the task's ``concurrency_limit`` applies to it)."""
+    rate_limit: RateLimit | None = None
+    """The task's rate limit, carried by ``Task.s()`` so it holds whichever App enqueues."""
+    concurrency_limit: int | None = None
+    """The task's concurrency limit, carried like ``rate_limit``."""
+    expires: float | datetime | None = None
+    """Seconds after enqueue, or an aware datetime, past which the job, not started, expires."""
+    soft_timeout: float | None = None
 
     def set(self, **options: Any) -> Call:
         """A copy with these options changed, e.g. ``add.s(1, 2).set(priority=9)``."""
@@ -156,3 +255,15 @@ def apply_retry_overrides(base: RetryPolicy, options: dict[str, Any]) -> RetryPo
     of ``Call.retry_overrides``)."""
     changes = {n: options[n] for n in RETRY_OVERRIDES if n in options}
     return replace(base, **changes) if changes else base
+
+
+def key_from_args(task: str, func: Callable[..., str], args: Any, kwargs: Any) -> str:
+    """A task's ``limit_key`` function applied to one call's arguments, checked."""
+    try:
+        key = func(*args, **kwargs)
+    except Exception as exc:
+        raise ValueError(
+            f"task {task!r}: its limit_key function failed on these arguments: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    return check_limit_key(key, f"task {task!r}: the key its limit_key function returned")

@@ -28,6 +28,16 @@ class Outcome(StrEnum):
     """Its process died under it: back to the queue without an attempt, but the delivery
     counts as lost, so a job that kills its process every time is buried as poison."""
 
+    ABORTED = "aborted"
+    """Not an ack verb: abort.lua ends the job (``job.abort()``); the worker counts it."""
+    EXPIRED = "expired"
+    """Not an ack verb: fetch.lua ends a job past its ``expires`` instead of delivering it."""
+
+    @property
+    def acked(self) -> bool:
+        """True for the verbs ack.lua records (the others are recorded by their script)."""
+        return self not in (Outcome.ABORTED, Outcome.EXPIRED)
+
     @property
     def metric_label(self) -> str:
         """The ``outcome`` label of kubeq_jobs_total."""
@@ -84,3 +94,5 @@ class AckFlag:
     """An outcome the script does not know: nothing changed."""
     MALFORMED = -2
     """The job's data in Redis was malformed: the job was dead-lettered with the reason."""
+    ABORTED = 2
+    """The job was aborted meanwhile: the aborted attempt's outcome is refused."""

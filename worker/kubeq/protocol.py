@@ -14,9 +14,11 @@ from typing import Any
 
 from .keys import QueueKeys
 
+FETCH_HEADER = 2
+"""fetch.lua's answer starts with ``remaining`` and ``wait_ms``."""
 FETCH_FIELDS_PER_JOB = 7
-"""fetch.lua answers ``remaining`` and then these 7 per job:
-queue index, id, lease token, payload, attempts, ready_at_ms, deliveries."""
+"""then these 7 per job: queue index, id, lease token, payload, attempts, ready_at_ms,
+deliveries."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,12 @@ class FetchedJob:
 @dataclass(frozen=True)
 class FetchReply:
     remaining: int
-    """Jobs still ready in the fetched (unpaused) queues after this fetch."""
+    """Jobs still ready in the fetched (unpaused) queues after this fetch, not counting a
+    queue its rate limit holds back."""
     jobs: list[FetchedJob]
+    wait_ms: int = -1
+    """Milliseconds until a job held back for a time (delay, retry, rate limit) may run;
+    -1 when none is: the worker sleeps no longer than this when idle."""
 
 
 def fetch_args(
@@ -65,7 +71,7 @@ def fetch_args(
 def parse_fetch_reply(raw: Sequence[Any], queues: Sequence[QueueKeys]) -> FetchReply:
     """The typed form of fetch.lua's flat answer."""
     jobs: list[FetchedJob] = []
-    for i in range(1, len(raw), FETCH_FIELDS_PER_JOB):
+    for i in range(FETCH_HEADER, len(raw), FETCH_FIELDS_PER_JOB):
         qi, job_id, lease, payload, attempts, ready_at, deliveries = raw[
             i : i + FETCH_FIELDS_PER_JOB
         ]
@@ -80,15 +86,25 @@ def parse_fetch_reply(raw: Sequence[Any], queues: Sequence[QueueKeys]) -> FetchR
                 deliveries=int(deliveries),
             )
         )
-    return FetchReply(int(raw[0]), jobs)
+    return FetchReply(int(raw[0]), jobs, int(raw[1]))
 
 
 def heartbeat_args(
     queue: QueueKeys, worker_id: str, busy: int, lease_ms: int, owned: Sequence[tuple[str, str]]
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of heartbeat.lua for one queue; ``owned`` = (job id, lease) pairs.
-    The reply is the list of ids whose lease this worker no longer owns."""
+    The reply is parsed by ``parse_heartbeat_reply``."""
     args: list[Any] = [queue.base, worker_id, busy, lease_ms]
     for job_id, lease in owned:
         args += [job_id, lease]
     return queue.script_keys, args
+
+
+def parse_heartbeat_reply(raw: Sequence[Any]) -> list[tuple[str, bool]]:
+    """heartbeat.lua's answer: (job id, aborted) for every job this worker no longer owns;
+    aborted False means its lease was taken over by another worker."""
+    out: list[tuple[str, bool]] = []
+    for job_id, why in zip(raw[::2], raw[1::2], strict=True):
+        text = job_id.decode() if isinstance(job_id, bytes) else str(job_id)
+        out.append((text, why in (b"aborted", "aborted")))
+    return out

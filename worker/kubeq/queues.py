@@ -13,6 +13,7 @@ from .app import Call, Task, task_name
 from .enqueue import new_job_id
 from .jobs import _FIELDS, Job, JobInfo, _text
 from .keys import QueueKeys
+from .options import RateLimit
 from .stats import QueueStats, read_stats, read_stats_async
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ class Queue:
         **options: Any,
     ) -> Job:
         """Enqueue with per-call options: priority, delay, eta, job_id, timeout,
-        result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries."""
+        result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
+        expires, soft_timeout."""
         call = self.prepare(func, *args, **(kwargs or {}))
         return self.enqueue_many([call.set(**options)])[0]
 
@@ -101,6 +103,27 @@ class Queue:
 
     def resume(self) -> None:
         self.app.redis.delete(self.keys.paused)
+
+    def set_rate_limit(self, rate: str | None) -> None:
+        """Limit the starts of this queue's jobs across every worker (``"20/s"``, ``"/m"``,
+        ``"/h"``); None removes the limit. Workers apply it at their next fetch."""
+        if rate is None:
+            self.app.redis.delete(self.keys.rate_limit)
+            return
+        rl = RateLimit.parse(rate)
+        with self.app.redis.pipeline() as pipe:  # MULTI: never half a limit
+            pipe.delete(self.keys.rate_limit)  # and no longer one a TaskQueue owns
+            pipe.hset(
+                self.keys.rate_limit, mapping={"n": rl.count, "ms": rl.period_ms, "b": rl.burst}
+            )
+            pipe.execute()
+
+    def rate_limit(self) -> RateLimit | None:
+        """The queue's rate limit, or None."""
+        n, ms, b = self.app.redis.hmget(self.keys.rate_limit, ["n", "ms", "b"])
+        if n is None or ms is None:
+            return None
+        return RateLimit(int(n), int(ms), int(b or 1))
 
     def is_paused(self) -> bool:
         return bool(self.app.redis.exists(self.keys.paused))

@@ -7,10 +7,13 @@ name up in this registry and never imports or evaluates anything a payload says.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from typing import Any
 
 from .app import App, Task
+from .context import JobContext, reset_current, set_current
+from .errors import SoftTimeLimitExceeded
 
 
 def discover(module_name: str) -> dict[str, Task[Any, Any]]:
@@ -39,9 +42,34 @@ def discover(module_name: str) -> dict[str, Task[Any, Any]]:
 _child_registries: dict[str, dict[str, Task[Any, Any]]] = {}
 
 
-def run_in_child(module_name: str, task: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    """Entry point of a process-pool child: run one registered task of ``module_name``."""
+def run_in_child(
+    module_name: str,
+    task: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    ctx: JobContext | None = None,
+    clocks: tuple[float | None, float | None] = (None, None),
+) -> Any:
+    """Entry point of a process-pool child: run one registered task of ``module_name`` as
+    job ``ctx`` (``kubeq.current_job()``). A soft timeout is a SIGALRM in this child, raised
+    in the task as SoftTimeLimitExceeded (pebble kills the child at the hard timeout)."""
     registry = _child_registries.get(module_name)
     if registry is None:
         registry = _child_registries[module_name] = discover(module_name)
-    return registry[task].func(*args, **kwargs)
+    if ctx is not None:
+        ctx.start_clock(*clocks)
+    soft = clocks[1]
+    if soft is not None:
+        signal.signal(signal.SIGALRM, _soft_timeout)
+        signal.setitimer(signal.ITIMER_REAL, soft)
+    token = set_current(ctx)
+    try:
+        return registry[task].func(*args, **kwargs)
+    finally:
+        if soft is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        reset_current(token)
+
+
+def _soft_timeout(signum: int, frame: object) -> None:
+    raise SoftTimeLimitExceeded("ran longer than its soft timeout (signalled in its process)")

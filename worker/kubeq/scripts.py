@@ -13,7 +13,18 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-NAMES = ("enqueue", "fetch", "ack", "heartbeat", "leave", "stats", "cancel", "purge", "dead")
+NAMES = (
+    "enqueue",
+    "fetch",
+    "ack",
+    "heartbeat",
+    "leave",
+    "stats",
+    "cancel",
+    "purge",
+    "dead",
+    "abort",
+)
 
 
 @cache
@@ -58,6 +69,7 @@ class Scripts:
     cancel: Any
     purge: Any
     dead: Any
+    abort: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:

@@ -18,6 +18,8 @@ from .keys import DEFAULT_PREFIX, QueueKeys
 from .scripts import run_pipeline, run_pipeline_async, source
 
 WORKER_TTL_MS = defaults.WORKER_TTL_MS
+HEADER = 10
+"""stats.lua's numbers before the worker pairs (see its header)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class QueueStats:
     paused: bool
     workers: dict[str, int] = field(default_factory=dict)
     """Live worker id -> jobs it holds now (0 = idle)."""
+    expired: int = 0
+    """Jobs that expired before they started (``expires=``), ever."""
+    rate_limited: bool = False
+    """A rate limit (the queue's or a task's) held jobs back within the last seconds."""
+    rate_limit: float = 0.0
+    """The queue's own rate limit in starts per second (0: none)."""
 
     @property
     def live_workers(self) -> int:
@@ -50,10 +58,12 @@ class QueueStats:
 
 
 def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
-    now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused = (int(x) for x in raw[:7])
+    now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused, expired, limited, per_ks = (
+        int(x) for x in raw[:HEADER]
+    )
     workers = {
         (w.decode() if isinstance(w, bytes) else str(w)): int(n)
-        for w, n in zip(raw[7::2], raw[8::2], strict=True)
+        for w, n in zip(raw[HEADER::2], raw[HEADER + 1 :: 2], strict=True)
     }
     return QueueStats(
         queue=queue,
@@ -65,6 +75,9 @@ def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
         oldest_ready_age=max(0.0, (now_ms - oldest_ms) / 1000) if oldest_ms >= 0 else 0.0,
         paused=bool(paused),
         workers=workers,
+        expired=expired,
+        rate_limited=bool(limited),
+        rate_limit=per_ks / 1000,
     )
 
 

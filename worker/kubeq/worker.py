@@ -38,7 +38,7 @@ from .health import Vitals
 from .keys import QueueKeys, queues_key
 from .metrics import WorkerMetrics, serve
 from .outcomes import AckFlag, Outcome, Settlement
-from .protocol import fetch_args, heartbeat_args, parse_fetch_reply
+from .protocol import fetch_args, heartbeat_args, parse_fetch_reply, parse_heartbeat_reply
 from .scripts import Call, Scripts, run_pipeline_async
 from .settings import WorkerSettings, default_worker_id
 
@@ -71,6 +71,8 @@ class Worker:
         self._wake_wait: asyncio.Task[Any] | None = None
         self.vitals = Vitals()
         self._script_error: str | None = None
+        self._wait_ms = -1
+        """From the last fetch: ms until a job held back for a time may run (-1: none)."""
         # created here, connected on first use inside run()'s loop
         self._redis: redis.asyncio.Redis = connections.async_client(settings.redis_url)
         self._scripts = Scripts(self._redis)
@@ -187,7 +189,8 @@ class Worker:
             if (free > 0 and remaining > 0) or self._acks:
                 continue  # work waits and we have room, or jobs ended: go round at once
             if free > 0:
-                await self._idle_wait()  # until enqueue wakes us or a job ends
+                # until enqueue wakes us, a job ends, or a held-back job may run
+                await self._idle_wait(self._wait_ms)
             else:
                 await self._wait_activity(1.0)  # every slot busy: until a job ends
 
@@ -237,6 +240,8 @@ class Worker:
                     # a script error, not an outage: resending would fail the same way; the
                     # lease expires and the job is delivered again
                     log.error("job %s: could not record its outcome: %s", d.id, applied)
+                elif applied == AckFlag.ABORTED:
+                    log.info("job %s: it was aborted; this attempt's outcome is refused", d.id)
                 elif applied == AckFlag.MALFORMED:
                     log.error("job %s: its data in Redis was malformed; dead-lettered", d.id)
                 elif applied == AckFlag.STALE:
@@ -251,6 +256,7 @@ class Worker:
         if isinstance(fetched, Exception):
             raise fetched
         reply = parse_fetch_reply(fetched, self.queues)
+        self._wait_ms = reply.wait_ms
         now_ms = time.time() * 1000
         for job in reply.jobs:
             running = self.inflight.get((job.queue.name, job.id))
@@ -275,8 +281,10 @@ class Worker:
             d.runner = asyncio.create_task(self._execute(d), name=f"kubeq-job-{d.id}")
         return reply.remaining
 
-    async def _idle_wait(self) -> None:
-        """Nothing to fetch: block on the wake lists (woken by enqueue) for up to 1 s."""
+    async def _idle_wait(self, wait_ms: int = -1) -> None:
+        """Nothing to fetch: block on the wake lists (woken by enqueue) for up to 1 s, or
+        until ``wait_ms``, when a job held back for a time (delay, retry, rate limit) may
+        run: no polling while a rate limit holds jobs back."""
         if self._wake_wait is None or self._wake_wait.done():
             if self._wake_wait is not None:
                 with contextlib.suppress(BaseException):
@@ -285,8 +293,9 @@ class Worker:
             self._wake_wait = asyncio.create_task(self._blpop(keys))
         activity = asyncio.create_task(self._activity.wait())
         try:
+            cap = 2.0 if wait_ms < 0 else min(2.0, wait_ms / 1000)
             await asyncio.wait(
-                {self._wake_wait, activity}, timeout=2.0, return_when=asyncio.FIRST_COMPLETED
+                {self._wake_wait, activity}, timeout=cap, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             activity.cancel()
@@ -332,8 +341,8 @@ class Worker:
         try:
             settlement = await tracing.traced(d, run_attempt(d, self.tasks, self.executor))
         except asyncio.CancelledError:
-            if d.handed_back:
-                return  # _drain settles it
+            if d.handed_back or d.aborted:
+                return  # _drain settles it, or abort.lua did
             raise
         except Exception as exc:  # a bug of ours: never strand the job
             log.exception("job %s: worker error", d.id)
@@ -399,10 +408,14 @@ class Worker:
             sent.update(((q.name, job_id), lease) for job_id, lease in owned)
             keys, args = heartbeat_args(q, s.worker_id, busy, int(s.lease_seconds * 1000), owned)
             calls.append((self._scripts.heartbeat, keys, args))
-        for q, lost in zip(self.queues, await run_pipeline_async(self._redis, calls), strict=True):
-            for job_id in lost:
-                key = (q.name, job_id.decode())
+        replies = await run_pipeline_async(self._redis, calls)
+        for q, reply in zip(self.queues, replies, strict=True):
+            for job_id, aborted in parse_heartbeat_reply(reply):
+                key = (q.name, job_id)
                 d = self.inflight.get(key)
+                if aborted and d is not None and not d.settled:
+                    self._abort(d)
+                    continue
                 # a fetch may have re-delivered it to us meanwhile: only the lease we sent is lost
                 if d is not None and not d.lost and not d.settled and d.job.lease == sent.get(key):
                     d.lost = True
@@ -411,6 +424,22 @@ class Worker:
                         "another worker runs it now and this run's outcome will be refused",
                         d.id,
                     )
+
+    def _abort(self, d: Delivery) -> None:
+        """The job was aborted (abort.lua recorded its end): stop the attempt. An async task
+        is cancelled, a process child killed; a thread task sees current_job().aborted and
+        its thread is counted as abandoned until it returns."""
+        log.warning("job %s (%s): aborted; stopping its attempt", d.id, d.task_name)
+        d.aborted = True
+        d.settled = True
+        self.inflight.pop(d.key, None)
+        if d.context is not None:
+            d.context.abort()
+        if d.runner is not None:
+            d.runner.cancel()
+        label = Outcome.ABORTED.metric_label
+        self._metric(self.metrics.jobs, d.job.queue.name, d.task_name, label).inc()
+        self._activity.set()
 
     # -- shutdown -----
 

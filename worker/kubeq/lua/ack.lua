@@ -11,10 +11,14 @@
 --   outcome 'release':  its process died under it (a pool child crashed): back to the ready
 --                       set without an attempt, but the delivery counts as lost, so a job
 --                       that kills its process every time is buried after max_deliveries
+-- Every applied outcome frees the job's concurrency slot (docs/architecture.md,
+-- Execution control).
 -- Returns one flag per delivery: 1 when applied, 0 when its lease was stale (nothing
 -- changed), -1 for an outcome this script does not know (nothing changed), -2 when the job's
--- data in Redis was malformed (the job is dead-lettered with the reason). Each delivery is
--- validated before anything about it changes, so one bad item never stops the others.
+-- data in Redis was malformed (the job is dead-lettered with the reason), 2 when the job was
+-- aborted meanwhile (nothing changed: the aborted attempt's late outcome is refused).
+-- Each delivery is validated before anything about it changes, so one bad item never stops
+-- the others.
 local q = queue_keys(0)
 local base, n = ARGV[1], tonumber(ARGV[2])
 check_queue(q, base)
@@ -26,7 +30,7 @@ for i = 0, n - 1 do
   local value, tb, reason = ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
   local jk = base .. 'job:' .. id
   local f = job_fields(jk, 'status', 'lease', 'result_ttl', 'priority', 'enqueued_at',
-    'deliveries', 'attempts', 'max_deliveries')
+    'deliveries', 'attempts', 'max_deliveries', 'cl_key', 'cl_n')
   local known = outcome == 'finished' or outcome == 'retry' or outcome == 'failed' or
     outcome == 'requeue' or outcome == 'release'
   local bad = nil
@@ -41,14 +45,18 @@ for i = 0, n - 1 do
     redis.call('ZREM', q.active, id)
     bury(q, base, id, jk, 'its job key is not a hash (written by hand?)')
     out[#out + 1] = -2
+  elseif f[1] == 'aborted' then
+    out[#out + 1] = 2
   elseif f[1] ~= 'active' or f[2] ~= lease then
     out[#out + 1] = 0
   elseif bad then
     redis.call('ZREM', q.active, id)
+    release_slot(q, base, id, f[9], f[10])
     bury(q, base, id, jk, bad .. ' (its outcome was ' .. outcome .. ')')
     out[#out + 1] = -2
   else
     redis.call('ZREM', q.active, id)
+    release_slot(q, base, id, f[9], f[10])
     if outcome == 'finished' then
       redis.call('HINCRBY', jk, 'attempts', 1)
       redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOW)

@@ -4,7 +4,7 @@ local q = queue_keys(0)
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. 'job:' .. id
 check_queue(q, base)
-local f = job_fields(jk, 'status', 'result_ttl')
+local f = job_fields(jk, 'status', 'result_ttl', 'cl_key')
 if not f then
   -- garbage under the job's key: dead-letter it with the reason rather than fail the call
   redis.call('ZREM', q.ready, id)
@@ -14,9 +14,10 @@ if not f then
 end
 local status = f[1]
 if not status then return -1 end
-if status ~= 'queued' and status ~= 'scheduled' then return 0 end
+if status ~= 'queued' and status ~= 'scheduled' and status ~= 'waiting' then return 0 end
 redis.call('ZREM', q.ready, id)
 redis.call('ZREM', q.delayed, id)
+if f[3] then redis.call('ZREM', base .. 'waiting:' .. f[3], id) end
 redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOW)
 local ttl = ttl_of(f[2])
 if ttl then redis.call('EXPIRE', jk, ttl) end

@@ -1,8 +1,11 @@
 -- Enqueue n jobs into one queue in one round trip.
 -- KEYS: the queue's 8 keys. ARGV: base, n, then per job:
 --   id, payload, priority, due ("0" now, "+ms" after a delay on the server's clock,
---   or "ms" since the epoch), max_deliveries, result_ttl
--- Returns one flag per job: 1 = enqueued, 0 = a live job with that id exists (de-duplicated).
+--   or "ms" since the epoch), max_deliveries, result_ttl, control (JSON of the job's
+--   execution-control fields, or "": rl_key rl_n rl_ms rl_b, cl_key cl_n, expires "+ms"/"ms";
+--   laid out by kubeq/enqueue.py, control_fields)
+-- Returns one flag per job: 1 = enqueued, 0 = a live job with that id exists (de-duplicated),
+-- -1 = its control fields are malformed (nothing written for it).
 local q = queue_keys(0)
 local base = ARGV[1]
 local n = tonumber(ARGV[2])
@@ -10,17 +13,44 @@ check_queue(q, base)
 local out = {}
 local woken = 0
 for i = 0, n - 1 do
-  local o = 3 + i * 6
+  local o = 3 + i * 7
   local id = ARGV[o]
   local jk = base .. 'job:' .. id
-  local f = job_fields(jk, 'status')
-  if not f then
+  local control = {}
+  if ARGV[o + 6] ~= '' then
+    local ok, c = pcall(cjson.decode, ARGV[o + 6])
+    if not ok or type(c) ~= 'table' then control = nil
+    else
+      for k, v in pairs(c) do
+        if k == 'expires' then
+          local okd, at = pcall(due_at, tostring(v))
+          if not okd or not at then control = nil; break end
+          control[#control + 1] = 'expires_at'
+          control[#control + 1] = math.floor(at)
+        elseif (k == 'rl_key' or k == 'cl_key') and type(v) == 'string' then
+          control[#control + 1] = k
+          control[#control + 1] = v
+        elseif (k == 'rl_n' or k == 'rl_ms' or k == 'rl_b' or k == 'cl_n') and int(v) then
+          control[#control + 1] = k
+          control[#control + 1] = v
+        else
+          control = nil
+          break
+        end
+      end
+    end
+  end
+  local f = control and job_fields(jk, 'status')
+  if control and not f then
     -- garbage under this id's key (written by hand?): keep it aside, enqueue the new job
     redis.call('RENAME', jk, base .. 'garbage:' .. id)
     f = {false}
   end
-  local status = f[1]
-  if status == 'queued' or status == 'scheduled' or status == 'active' then
+  local status = f and f[1]
+  if not control then
+    out[#out + 1] = -1
+  elseif status == 'queued' or status == 'scheduled' or status == 'active' or
+      status == 'waiting' then
     out[#out + 1] = 0
   else
     if status then
@@ -34,6 +64,7 @@ for i = 0, n - 1 do
     redis.call('HSET', jk, 'payload', ARGV[o + 1], 'priority', ARGV[o + 2], 'status', st,
       'enqueued_at', NOW, 'deliveries', 0, 'attempts', 0, 'lease', 0,
       'max_deliveries', ARGV[o + 4], 'result_ttl', ARGV[o + 5])
+    if #control > 0 then redis.call('HSET', jk, 'ctl', '1', unpack(control)) end
     if st == 'scheduled' then
       redis.call('ZADD', q.delayed, run_at, id)
     else

@@ -5,8 +5,9 @@
 -- KEYS: 8 keys per queue, queue after queue.
 -- ARGV: worker, want, lease_ms, busy_before, worker_ttl_ms, nq, base_1 .. base_nq
 -- Returns a flat list (parsed by kubeq/protocol.py): first the jobs still ready in the
--- unpaused queues after this fetch,
--- then 7 items per job:
+-- unpaused queues after this fetch (not counting a queue its rate limit holds back), then
+-- the ms until something held back may run (the next delayed job falls due or the queue's
+-- rate allows a start; -1: nothing waits for a time), then 7 items per job:
 --   queue_index (0-based), id, lease token, payload, attempts, ready_at_ms, deliveries
 local worker = ARGV[1]
 local want = tonumber(ARGV[2])
@@ -15,9 +16,10 @@ local busy = tonumber(ARGV[4])
 local worker_ttl = tonumber(ARGV[5])
 local nq = tonumber(ARGV[6])
 for qi = 0, nq - 1 do check_queue(queue_keys(qi * 8), ARGV[7 + qi]) end
-local out = {0}
+local out = {0, -1}
 local got = 0
 local remaining = 0
+local wait = -1
 for qi = 0, nq - 1 do
   local q = queue_keys(qi * 8)
   local base = ARGV[7 + qi]
@@ -42,11 +44,13 @@ for qi = 0, nq - 1 do
     local jk = base .. 'job:' .. id
     redis.call('ZREM', q.active, id)
     local f = job_fields(jk, 'status', 'deliveries', 'max_deliveries', 'priority',
-      'enqueued_at', 'worker', 'attempts')
+      'enqueued_at', 'worker', 'attempts', 'cl_key', 'cl_n')
     if not f or not valid_id(id) then
       bury(q, base, id, jk, 'malformed active entry: ' .. (f and 'invalid job id' or
         'its job key is not a hash'))
     elseif f[1] == 'active' then
+      -- its concurrency slot is free again: the lease, not a person, ends a dead holder
+      release_slot(q, base, id, f[8], f[9])
       -- only deliveries that never came back count: acknowledged retries are attempts
       local lost = (int(f[2]) or 0) - (int(f[7]) or 0)
       if lost >= (int(f[3]) or 1) then
@@ -66,50 +70,115 @@ for qi = 0, nq - 1 do
     redis.call('ZREM', q.workers, w)
     redis.call('HDEL', q.busy, w)
   end
-  -- 4. pop, highest priority first, oldest first within a priority
+  -- 4. pop, highest priority first, oldest first within a priority; a job its limits hold
+  -- back is parked where it waits without polling (docs/architecture.md, Execution
+  -- control): a rate-limited one in the delayed set at the time it may start, a
+  -- concurrency-limited one in its key's waiting set until a slot frees; an expired one ends
   if redis.call('EXISTS', q.paused) == 0 then
-    local popped = {}
-    if want > got then popped = redis.call('ZPOPMIN', q.ready, want - got) end
-    for i = 1, #popped, 2 do
-      local id = popped[i]
-      local jk = base .. 'job:' .. id
-      local f = job_fields(jk, 'status', 'payload', 'attempts', 'deliveries')
-      -- validate everything this delivery needs before changing anything about it
-      local bad = nil
-      if not valid_id(id) then bad = 'invalid job id (not made by kubeq, written by hand?)'
-      elseif not f then bad = 'its job key is not a hash (written by hand?)'
-      elseif not f[1] then bad = 'no job data for this id in the ready set (written by hand?)'
-      elseif f[1] == 'queued' then
-        if not int(f[3] or '0') then bad = 'malformed job: attempts is not a number'
-        elseif not int(f[4] or '0') then bad = 'malformed job: deliveries is not a number'
+    local qrl = queue_rate(base)
+    local allow, qtat, qwait = want, NOW, 0
+    if qrl then allow, qtat, qwait = rate_allowance(base .. 'rate', qrl[1], qrl[2], qrl[3]) end
+    local taken, scanned = 0, 0
+    -- a budget of pops per call: jobs parked by their limits do not count against `want`,
+    -- so one call moves a large backlog of rate-limited jobs to their slots at once
+    while got < want and taken < allow and scanned < want + 1000 do
+      local n = math.min(want - got, allow - taken)
+      local popped = redis.call('ZPOPMIN', q.ready, n)
+      if #popped == 0 then break end
+      for i = 1, #popped, 2 do
+        scanned = scanned + 1
+        local id = popped[i]
+        local jk = base .. 'job:' .. id
+        -- a job with execution control ('ctl') has its fields read; others cost nothing more
+        local f = job_fields(jk, 'status', 'payload', 'attempts', 'deliveries', 'ctl')
+        if f and f[5] then
+          local c = job_fields(jk, 'expires_at', 'rl_key', 'rl_n', 'rl_ms', 'rl_b', 'rl_ok',
+            'cl_key', 'cl_n', 'result_ttl')
+          for k = 1, 9 do f[4 + k] = c[k] end
+        end
+        -- validate everything this delivery needs before changing anything about it
+        local bad = nil
+        if not valid_id(id) then bad = 'invalid job id (not made by kubeq, written by hand?)'
+        elseif not f then bad = 'its job key is not a hash (written by hand?)'
+        elseif not f[1] then bad = 'no job data for this id in the ready set (written by hand?)'
+        elseif f[1] == 'queued' then
+          if not int(f[3] or '0') then bad = 'malformed job: attempts is not a number'
+          elseif not int(f[4] or '0') then bad = 'malformed job: deliveries is not a number'
+          elseif f[6] and not (int(f[7]) and int(f[8]) and int(f[9]) and int(f[7]) > 0 and
+            int(f[8]) > 0 and int(f[9]) > 0) then bad = 'malformed job: bad rate limit'
+          elseif f[11] and not (int(f[12]) and int(f[12]) > 0) then
+            bad = 'malformed job: bad concurrency limit'
+          end
+        end
+        local ready_at = tonumber(popped[i + 1]) % BAND
+        local due = 0
+        if bad then
+          bury(q, base, id, jk, bad)
+        elseif f[1] ~= 'queued' then
+          -- any other status (cancelled, finished, aborted) is a stale entry: dropped
+        elseif int(f[5]) and NOW > int(f[5]) then
+          expire_job(base, id, jk, f[13])
+        else
+          if f[6] then
+            due = rate_check(base .. 'rate:' .. f[6], int(f[7]), int(f[8]), int(f[9]), f[10],
+              q.delayed)
+          end
+          if due > 0 then
+            redis.call('HSET', jk, 'status', 'scheduled', 'rl_ok', '1')
+            redis.call('ZADD', q.delayed, due, id)
+            note_throttled(base, due - NOW)
+          elseif f[11] and not take_slot(base, id, f[11], f[12]) then
+            redis.call('HSET', jk, 'status', 'waiting')
+            if f[10] then redis.call('HDEL', jk, 'rl_ok') end
+            redis.call('ZADD', base .. 'waiting:' .. f[11], popped[i + 1], id)
+          else
+            -- a token unique in the queue, for ever: a job id reused after its hash was
+            -- replaced or expired can never hand a zombie's old token to a new owner
+            local lease = redis.call('INCR', base .. 'leases')
+            local deliveries = (int(f[4] or '0') or 0) + 1
+            redis.call('HSET', jk, 'status', 'active', 'worker', worker, 'started_at', NOW,
+              'lease', lease, 'deliveries', deliveries)
+            if f[10] then redis.call('HDEL', jk, 'rl_ok') end
+            redis.call('ZADD', q.active, NOW + lease_ms, id)
+            out[#out + 1] = qi
+            out[#out + 1] = id
+            out[#out + 1] = lease
+            out[#out + 1] = f[2] or ''
+            out[#out + 1] = int(f[3] or '0')
+            out[#out + 1] = ready_at
+            out[#out + 1] = deliveries
+            got = got + 1
+            taken = taken + 1
+          end
         end
       end
-      if bad then
-        bury(q, base, id, jk, bad)
-      elseif f[1] == 'queued' then
-        -- a token unique in the queue, for ever: a job id reused after its hash was replaced
-        -- or expired can never hand a zombie's old token to a new owner
-        local lease = redis.call('INCR', base .. 'leases')
-        local deliveries = (int(f[4] or '0') or 0) + 1
-        redis.call('HSET', jk, 'status', 'active', 'worker', worker, 'started_at', NOW,
-          'lease', lease, 'deliveries', deliveries)
-        redis.call('ZADD', q.active, NOW + lease_ms, id)
-        local ready_at = tonumber(popped[i + 1]) % BAND
-        out[#out + 1] = qi
-        out[#out + 1] = id
-        out[#out + 1] = lease
-        out[#out + 1] = f[2] or ''
-        out[#out + 1] = int(f[3] or '0')
-        out[#out + 1] = ready_at
-        out[#out + 1] = deliveries
-        got = got + 1
-      end
-      -- any other status (cancelled, finished) is a stale entry: dropped
     end
-    remaining = remaining + redis.call('ZCARD', q.ready)
+    local ready = redis.call('ZCARD', q.ready)
+    if qrl and taken > 0 then
+      local T = qrl[2] / qrl[1]
+      qtat = qtat + taken * T
+      set_num(base .. 'rate', qtat)
+      qwait = math.ceil(qtat - (qrl[3] - 1) * T - NOW)
+    end
+    if qrl and taken >= allow and ready > 0 then
+      -- held back by the queue's rate: not "remaining" (that would make workers spin)
+      if qwait < 1 then qwait = 1 end
+      if wait < 0 or qwait < wait then wait = qwait end
+      note_throttled(base, qwait)
+    else
+      remaining = remaining + ready
+    end
+  end
+  -- when the next delayed job of this queue falls due (the worker sleeps until then)
+  local nxt = redis.call('ZRANGE', q.delayed, 0, 0, 'WITHSCORES')
+  if #nxt > 0 then
+    local w = math.max(1, math.ceil(tonumber(nxt[2]) - NOW))
+    if wait < 0 or w < wait then wait = w end
   end
 end
+flush_rates()
 out[1] = remaining
+out[2] = wait
 for qi = 0, nq - 1 do
   local q = queue_keys(qi * 8)
   redis.call('ZADD', q.workers, NOW, worker)

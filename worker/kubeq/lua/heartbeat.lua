@@ -1,19 +1,21 @@
 -- A worker's heartbeat on one queue: it is alive, holds `busy` jobs, and extends the lease
--- of each job it still owns. Returns the ids whose lease it no longer owns (taken over).
+-- of each job it still owns. Returns, for each job it no longer owns, its id and why:
+-- 'aborted' (job.abort(): the worker stops the attempt) or 'lost' (taken over).
 -- KEYS: the queue's 8 keys. ARGV: base, worker, busy, lease_ms, then id, lease pairs.
 local q = queue_keys(0)
 check_queue(q, ARGV[1])
 local base, worker, busy, lease_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('ZADD', q.workers, NOW, worker)
 redis.call('HSET', q.busy, worker, busy)
-local lost = {}
+local gone = {}
 for i = 5, #ARGV, 2 do
   local id = ARGV[i]
   local f = job_fields(base .. 'job:' .. id, 'status', 'lease')
   if f and f[1] == 'active' and f[2] == ARGV[i + 1] then
     redis.call('ZADD', q.active, 'XX', NOW + lease_ms, id)
   else
-    lost[#lost + 1] = id
+    gone[#gone + 1] = id
+    gone[#gone + 1] = (f and f[1] == 'aborted') and 'aborted' or 'lost'
   end
 end
-return lost
+return gone

@@ -1,7 +1,9 @@
 -- Everything the operator and `kubeq stats` need about one queue, read in one round trip.
 -- KEYS: the queue's 8 keys. ARGV: worker_ttl_ms.
 -- Returns: now_ms, backlog, in_flight, delayed, dead, oldest_ready_ms (-1 if none),
---          paused (0/1), then worker id / busy pairs of the live workers.
+--          paused (0/1), expired (jobs that expired before they started), rate_limited
+--          (0/1: a rate limit held jobs back lately), the queue's rate limit in starts per
+--          1000 s (0: none), then worker id / busy pairs of the live workers.
 local q = queue_keys(0)
 local worker_ttl = tonumber(ARGV[1])
 local due = redis.call('ZCOUNT', q.delayed, '-inf', NOW)
@@ -26,6 +28,16 @@ local out = {
   NOW, ready + due, redis.call('ZCARD', q.active), redis.call('ZCARD', q.delayed) - due,
   redis.call('ZCARD', q.dead), oldest, redis.call('EXISTS', q.paused),
 }
+local base = string.sub(q.ready, 1, #q.ready - 5)
+local expired = redis.pcall('GET', base .. 'expired')
+out[#out + 1] = (type(expired) == 'string' and int(expired)) or 0
+out[#out + 1] = redis.call('EXISTS', base .. 'throttled')
+local rl = redis.pcall('HMGET', base .. 'ratelimit', 'n', 'ms')
+local per_ks = 0
+if type(rl) == 'table' and not rl.err and int(rl[1]) and int(rl[2]) and int(rl[2]) > 0 then
+  per_ks = math.floor(int(rl[1]) * 1000000 / int(rl[2]))
+end
+out[#out + 1] = per_ks
 local live = redis.call('ZRANGEBYSCORE', q.workers, NOW - worker_ttl, '+inf')
 for _, w in ipairs(live) do
   out[#out + 1] = w

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import serialization, tracing
+from ..context import JobContext
 from ..delivery import Delivery, run_attempt
 from ..errors import JobFailed
 from ..execution import Executor, JobTimeout
@@ -46,8 +47,16 @@ class _Inline:
     tasks_module = "(eager mode: the App's registry)"
 
     async def invoke(
-        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: Any
+        self,
+        task: Task[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: Any,
+        ctx: JobContext | None = None,
+        soft_timeout: float | None = None,
     ) -> Any:
+        if ctx is not None:  # current_job() answers as in a worker (soft timeout: at check())
+            ctx.start_clock(timeout, soft_timeout)
         if not task.is_async:
             return task.func(*args, **kwargs)
         try:

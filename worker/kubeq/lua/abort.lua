@@ -1,0 +1,40 @@
+-- Abort a job. One that has not started never will; a running one ends 'aborted' at once:
+-- its lease changes (the running attempt's late outcome is refused), its concurrency slot
+-- is freed, and the worker running it learns it from its next heartbeat reply, which stops
+-- the attempt (docs/architecture.md, Execution control).
+-- KEYS: the queue's 8 keys. ARGV: base, id.
+-- Returns 1 if it was running, 2 if it had not started, 0 if it had already ended,
+-- -1 if there is no such job.
+local q = queue_keys(0)
+local base, id = ARGV[1], ARGV[2]
+local jk = base .. 'job:' .. id
+check_queue(q, base)
+local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'cl_n', 'lease')
+if not f then
+  -- garbage under the job's key: dead-letter it with the reason rather than fail the call
+  for _, k in ipairs({q.ready, q.delayed, q.active}) do redis.call('ZREM', k, id) end
+  bury(q, base, id, jk, 'its job key is not a hash (written by hand?); found by abort')
+  return 0
+end
+local status = f[1]
+if not status then return -1 end
+local out = 2
+if status == 'active' then
+  redis.call('ZREM', q.active, id)
+  redis.call('HSET', jk, 'lease', (int(f[5]) or 0) + 1)
+  release_slot(q, base, id, f[3], f[4])
+  out = 1
+elseif status == 'queued' then
+  redis.call('ZREM', q.ready, id)
+elseif status == 'scheduled' then
+  redis.call('ZREM', q.delayed, id)
+elseif status == 'waiting' and f[3] then
+  redis.call('ZREM', base .. 'waiting:' .. f[3], id)
+else
+  return 0
+end
+redis.call('HSET', jk, 'status', 'aborted', 'finished_at', NOW, 'reason', 'aborted by request')
+local ttl = ttl_of(f[2])
+if ttl then redis.call('EXPIRE', jk, ttl) end
+notify_done(base, id, ttl)
+return out
