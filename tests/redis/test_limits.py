@@ -358,3 +358,21 @@ def test_a_purged_rate_limited_backlog_leaves_no_gap_in_the_schedule(
     app.scripts.fetch(keys=keys.script_keys, args=args)
     (score,) = r.zmscore(keys.delayed, [late.id])
     assert score is not None and score - now < 5000  # the next slot, not 40 s away
+
+
+def test_aabort_from_async_code(app: kubeq.App, r: redis.Redis) -> None:
+    import asyncio
+
+    job = app.queue().enqueue(qtasks.add, 1, 1)
+
+    async def main() -> bool:
+        try:
+            aborted = await job.aabort()
+            with pytest.raises(kubeq.JobAborted):
+                await job.aresult(timeout=1)
+            return aborted and not await job.aabort()  # the second finds it ended
+        finally:
+            await app.aclose()
+
+    assert asyncio.run(main()) is True
+    assert job.status() == "aborted"

@@ -267,6 +267,15 @@ class Job:
         follows, and the aborted attempt's late result is refused. True when aborted;
         False if it had already ended."""
         found = self.app.scripts.abort(keys=self._keys.script_keys, args=[self._keys.base, self.id])
+        return self._aborted(found)
+
+    async def aabort(self) -> bool:
+        """``abort`` for async code."""
+        call = (LUA["abort"], self._keys.script_keys, [self._keys.base, self.id])
+        (found,) = await run_pipeline_async(self.app.aredis, [call])
+        return self._aborted(found)
+
+    def _aborted(self, found: Any) -> bool:
         if found == -1:
             raise JobNotFound(f"no job {self.id} in queue {self.queue!r}")
         return bool(found in (1, 2))
