@@ -37,7 +37,8 @@ class WorkerMetrics:
         self.jobs = Counter(
             "kubeq_jobs",
             "Jobs settled by this worker, by outcome: finished, retried, failed (dead-lettered), "
-            "requeued (handed back on shutdown), released (its process-pool child died).",
+            "requeued (handed back on shutdown), released (its process-pool child died), "
+            "aborted (stopped by job.abort() while it ran).",
             ["queue", "task", "outcome"],
             registry=self.registry,
         )
