@@ -14,7 +14,7 @@ import pytest
 from kubeq import Call, TaskOptions
 from kubeq.enqueue import ENQUEUE_FIELDS_PER_JOB, plan_enqueue
 from kubeq.keys import QueueKeys
-from kubeq.outcomes import ACK_FIELDS_PER_DELIVERY, Outcome, Settlement
+from kubeq.outcomes import ACK_FIELDS_PER_DELIVERY, Ended, Outcome, Settlement
 from kubeq.protocol import (
     FETCH_FIELDS_PER_JOB,
     fetch_args,
@@ -39,10 +39,9 @@ def test_strides_match_the_scripts() -> None:
 def test_every_outcome_is_one_the_ack_script_knows() -> None:
     ack = source("ack")
     for outcome in Outcome:
-        if outcome.acked:
-            assert f"outcome == '{outcome.value}'" in ack
-        else:  # recorded by their own script, never sent to ack.lua
-            assert f"outcome == '{outcome.value}'" not in ack
+        assert f"outcome == '{outcome.value}'" in ack
+    for ended in Ended:  # recorded by their own script, never sent to ack.lua
+        assert f"outcome == '{ended.value}'" not in ack
 
 
 def test_settlements_lay_out_their_ack_fields() -> None:
@@ -79,8 +78,8 @@ def test_fetch_reply_is_parsed_into_typed_jobs() -> None:
 
 
 def test_heartbeat_reply_tells_aborted_from_lost() -> None:
-    assert parse_heartbeat_reply([b"a", b"aborted", b"b", b"lost"]) == [("a", True), ("b", False)]
-    assert "(f and f[1] == 'aborted') and 'aborted' or 'lost'" in source("heartbeat")
+    assert parse_heartbeat_reply([b"!a", b"b"]) == [("a", True), ("b", False)]
+    assert "(f and f[1] == 'aborted') and ('!' .. id) or id" in source("heartbeat")
 
 
 def test_enqueue_plan_groups_by_queue_and_keeps_the_callers_order() -> None:

@@ -28,16 +28,6 @@ class Outcome(StrEnum):
     """Its process died under it: back to the queue without an attempt, but the delivery
     counts as lost, so a job that kills its process every time is buried as poison."""
 
-    ABORTED = "aborted"
-    """Not an ack verb: abort.lua ends the job (``job.abort()``); the worker counts it."""
-    EXPIRED = "expired"
-    """Not an ack verb: fetch.lua ends a job past its ``expires`` instead of delivering it."""
-
-    @property
-    def acked(self) -> bool:
-        """True for the verbs ack.lua records (the others are recorded by their script)."""
-        return self not in (Outcome.ABORTED, Outcome.EXPIRED)
-
     @property
     def metric_label(self) -> str:
         """The ``outcome`` label of kubeq_jobs_total."""
@@ -45,6 +35,17 @@ class Outcome(StrEnum):
 
 
 _LABELS = {Outcome.RETRY: "retried", Outcome.REQUEUE: "requeued", Outcome.RELEASE: "released"}
+
+
+class Ended(StrEnum):
+    """Ends a job can reach that ack.lua never records: their own script does (execution
+    control, docs/architecture.md). Kept apart from ``Outcome``, the ack verbs."""
+
+    ABORTED = "aborted"
+    """abort.lua ends the job (``job.abort()``); the worker stops the attempt and counts it
+    (``kubeq_jobs_total{outcome="aborted"}``)."""
+    EXPIRED = "expired"
+    """fetch.lua ends a job past its ``expires`` instead of delivering it."""
 
 
 @dataclass(frozen=True)

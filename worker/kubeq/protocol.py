@@ -102,9 +102,10 @@ def heartbeat_args(
 
 def parse_heartbeat_reply(raw: Sequence[Any]) -> list[tuple[str, bool]]:
     """heartbeat.lua's answer: (job id, aborted) for every job this worker no longer owns;
-    aborted False means its lease was taken over by another worker."""
+    aborted False means its lease was taken over by another worker. The script writes an
+    aborted job's id as ``!<id>`` (``!`` is never in a job id)."""
     out: list[tuple[str, bool]] = []
-    for job_id, why in zip(raw[::2], raw[1::2], strict=True):
-        text = job_id.decode() if isinstance(job_id, bytes) else str(job_id)
-        out.append((text, why in (b"aborted", "aborted")))
+    for item in raw:
+        text = item.decode() if isinstance(item, bytes) else str(item)
+        out.append((text[1:], True) if text.startswith("!") else (text, False))
     return out

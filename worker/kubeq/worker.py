@@ -37,7 +37,7 @@ from .execution import Executor, JobTimeout
 from .health import Vitals
 from .keys import QueueKeys, queues_key
 from .metrics import WorkerMetrics, serve
-from .outcomes import AckFlag, Outcome, Settlement
+from .outcomes import AckFlag, Ended, Outcome, Settlement
 from .protocol import fetch_args, heartbeat_args, parse_fetch_reply, parse_heartbeat_reply
 from .scripts import Call, Scripts, run_pipeline_async
 from .settings import WorkerSettings, default_worker_id
@@ -437,7 +437,7 @@ class Worker:
             d.context.abort()
         if d.runner is not None:
             d.runner.cancel()
-        label = Outcome.ABORTED.metric_label
+        label = Ended.ABORTED.value
         self._metric(self.metrics.jobs, d.job.queue.name, d.task_name, label).inc()
         self._activity.set()
 
