@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import qtasks
+import redis
 from conftest import StartWorker
 from helpers import wait_until
 from support.sentinel import SentinelTopology
@@ -97,9 +98,7 @@ def test_failover_mid_run_loses_no_acknowledged_job(
     old = topology.kill_master()
     topology.wait_failover(old, timeout=180)
     deadline = time.monotonic() + 300
-    results = {}
-    for job in jobs:
-        results[job.id] = job.result(timeout=max(1.0, deadline - time.monotonic()))
+    results = {job.id: _result_across_failover(job, deadline) for job in jobs}
     runs = collections.Counter(int(line.split()[0]) for line in marks.read_text().splitlines())
     stamps = sorted(float(line.split()[1]) for line in marks.read_text().splitlines())
     stall = max(b - a for a, b in itertools.pairwise(stamps))
@@ -115,3 +114,15 @@ def test_failover_mid_run_loses_no_acknowledged_job(
         assert w.proc.poll() is None  # recovered without a restart
     assert any("Redis is reachable again" in w.log() for w in workers)
     app.close()
+
+
+def _result_across_failover(job: kubeq.Job, deadline: float) -> object:
+    """A caller's view of a failover: until the sentinels agree on the promoted master, a
+    call fails with a connection error (MasterNotFoundError); the caller tries again."""
+    while True:
+        try:
+            return job.result(timeout=max(1.0, deadline - time.monotonic()))
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
