@@ -77,7 +77,8 @@ class History:
     """What the policy remembers between polls (returned in each Decision)."""
 
     recommendations: tuple[tuple[float, int], ...] = ()
-    """(time, clamped recommendation) pairs within the stabilization window."""
+    """The stabilization window's (time, clamped recommendation) pairs that can still be its
+    highest: times rising, values strictly falling (see :func:`window_push`)."""
     idle_since: float | None = None
     """Since when backlog + in-flight has been 0 (None: not idle)."""
     last_scale_down: float | None = None
@@ -112,6 +113,27 @@ def limited_backlog(backlog: int, rate_per_second: float, poll_seconds: float) -
     return min(backlog, math.ceil(rate_per_second * max(1.0, poll_seconds)))
 
 
+def window_push(
+    window: tuple[tuple[float, int], ...], now: float, value: int, seconds: float
+) -> tuple[tuple[float, int], ...]:
+    """Add ``(now, value)`` to a stabilization window and drop what can no longer be its max.
+
+    A monotonic queue: an entry older than ``seconds`` has left the window, and an entry
+    whose value is <= a newer one's can never be the highest again (the newer one outlives
+    it). What is left has rising times and strictly falling values, so the highest is the
+    first, and its length is bounded by the number of distinct values (at most
+    maxReplicas + 1), not by the polls in the window (a 1-day window at 0.1 s is 864,000).
+    """
+    horizon = now - seconds
+    start = 0
+    while start < len(window) and window[start][0] < horizon:
+        start += 1
+    end = len(window)
+    while end > start and window[end - 1][1] <= value:
+        end -= 1
+    return (*window[start:end], (now, value))
+
+
 def recommend(obs: Observation, spec: ScalingSpec) -> int:
     """The replicas this observation alone asks for, clamped, ignoring idle and history."""
     work = obs.work
@@ -140,9 +162,9 @@ def decide(obs: Observation, spec: ScalingSpec, history: History, now: float) ->
         (history.idle_since if history.idle_since is not None else now) if (obs.work == 0) else None
     )
 
-    recs = history.recommendations or ((now, current),)
-    horizon = now - spec.stabilization_seconds
-    recs = (*(r for r in recs if r[0] >= horizon), (now, wanted))
+    recs = window_push(
+        history.recommendations or ((now, current),), now, wanted, spec.stabilization_seconds
+    )
     numbers = (
         f"backlog={obs.backlog} inFlight={obs.in_flight} "
         f"jobsPerReplica={spec.jobs_per_replica} current={current}"
@@ -168,10 +190,10 @@ def decide(obs: Observation, spec: ScalingSpec, history: History, now: float) ->
         )
 
     # Going down: the highest recommendation of the window, in bounded steps.
-    stabilized = max(r[1] for r in recs)
+    stabilized = recs[0][1]  # the window's highest (window_push keeps it first)
     target = max(stabilized, current - max(1, spec.max_pods_per_step), spec.min_replicas)
     target = min(target, spec.max_replicas)  # a lowered maxReplicas applies at once
-    if target == 0:
+    if target == 0 and spec.max_replicas > 0:  # maxReplicas 0 means none, work or not
         idle_for = 0.0 if idle_since is None else now - idle_since
         if idle_for < spec.idle_seconds_before_zero:
             target = 1
