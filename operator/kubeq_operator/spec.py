@@ -205,7 +205,27 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
     poll = _get(s, "pollSeconds", path, float, float(defaults.POLL_SECONDS))
     if poll <= 0:
         raise SpecError("spec.scaling.pollSeconds", f"must be > 0, got {poll}")
+    up = _get(s, "scaleUp", path, dict, {})
+    upath = "spec.scaling.scaleUp"
+    target_wait = _get(s, "targetWaitSeconds", path, float)
+    if target_wait is not None and target_wait <= 0:
+        raise SpecError("spec.scaling.targetWaitSeconds", f"must be > 0 seconds, got {target_wait}")
+    up_step = _get(up, "maxPodsPerStep", upath, int)
+    if up_step is not None and up_step < 1:
+        raise SpecError(f"{upath}.maxPodsPerStep", f"must be >= 1 (or unset), got {up_step}")
+    fallback = _get(s, "fallbackReplicas", path, int)
+    if fallback is not None and not lo <= fallback <= hi:
+        raise SpecError(
+            "spec.scaling.fallbackReplicas",
+            f"must be within minReplicas..maxReplicas ({lo}..{hi}), got {fallback}",
+        )
     scaling = ScalingSpec(
+        target_wait_seconds=target_wait,
+        scale_up_max_pods_per_step=up_step,
+        scale_up_period_seconds=float(
+            _int(up, "periodSeconds", upath, defaults.SCALE_UP_PERIOD_SECONDS, 0)
+        ),
+        fallback_replicas=fallback,
         min_replicas=lo,
         max_replicas=hi,
         jobs_per_replica=_int(s, "jobsPerReplica", path, worker.concurrency, 1),

@@ -204,3 +204,47 @@ def test_spec_rate_limits_are_applied_to_redis_and_withdrawn(redis_url: str) -> 
         ("Normal", "RateLimits", "a: no rate limit"),
     ]
     r.close()
+
+
+@pytest.mark.redis
+def test_the_drain_rate_is_read_from_the_workers_published_counters(redis_url: str) -> None:
+    from kubeq import connections, workerinfo
+
+    loop = make_loop(Events(), "rate")
+    spec = parse(
+        {
+            "redis": {"url": redis_url, "prefix": "ratetest"},
+            "queues": ["rq"],
+            "worker": {"tasks": "t"},
+            "scaling": {"targetWaitSeconds": 10},
+        }
+    )
+    busy = [qs("rq", 100, 4)]
+
+    async def publish(at: float, finished: int) -> None:
+        client = connections.async_client(redis_url)
+        try:
+            doc = workerinfo.snapshot(
+                worker_id="w1",
+                queues=["rq"],
+                concurrency=4,
+                pool="thread",
+                started_at=0.0,
+                counts={"rq": {"finished": finished}},
+                now=at,
+            )
+            await workerinfo.publish(client, "ratetest", "w1", doc, 60_000)
+        finally:
+            await client.aclose()
+
+    async def main() -> list[float | None]:
+        try:
+            await publish(1000.0, 10)
+            first = await loop.drain_rate(spec, busy)
+            await publish(1002.0, 16)
+            second = await loop.drain_rate(spec, busy)
+            return [first, second]
+        finally:
+            await loop.close()
+
+    assert asyncio.run(main()) == [None, pytest.approx(3.0)]

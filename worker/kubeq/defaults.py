@@ -121,6 +121,10 @@ MAX_PODS_PER_STEP = 4
 """Scale-down rate: at most this many pods removed per period."""
 PERIOD_SECONDS = 15
 """The period of the scale-down rate."""
+SCALE_UP_PERIOD_SECONDS = 15
+"""The period of the scale-up rate, when ``scaleUp.maxPodsPerStep`` limits it (the HPA's)."""
+DRAIN_RATE_HALF_LIFE_SECONDS = 30.0
+"""Half-life of the smoothed drain rate per worker that ``targetWaitSeconds`` sizes with."""
 
 # -- the dashboard (kubeq dashboard, issue 14) -----------------------------------------------
 
