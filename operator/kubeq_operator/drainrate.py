@@ -52,16 +52,27 @@ class DrainRate:
         self.rate: float | None = None
         """The smoothed rate; None until a busy interval was seen."""
         self._last: dict[str, Sample] = {}
+        self._waiting_since: float | None = None
 
     def update(
-        self, docs: Iterable[Mapping[str, Any]], queues: Iterable[str], busy: bool
+        self,
+        docs: Iterable[Mapping[str, Any]],
+        queues: Iterable[str],
+        waiting: bool,
+        now: float,
     ) -> float | None:
-        """Feed the workers' latest documents; ``busy``: work waited since the last update.
+        """Feed the workers' latest documents; ``waiting``: jobs wait now; ``now``: wall clock.
 
         Each worker whose document is newer than the one seen before gives one sample
-        (settled jobs over the seconds between its two publishes); the samples' mean is
-        folded into the average, weighted by how long they cover.
+        (settled jobs over the seconds between its two publishes), counted only if jobs have
+        waited since before that span began (the worker was saturated all along); the
+        samples' mean is folded into the average, weighted by how long they cover.
         """
+        if not waiting:
+            self._waiting_since = None
+        elif self._waiting_since is None:
+            self._waiting_since = now
+        since = self._waiting_since
         queues = list(queues)
         seen: dict[str, Sample] = {}
         rates: list[float] = []
@@ -76,10 +87,12 @@ class DrainRate:
             before = self._last.get(wid)
             if before is None or at <= before.at or count < before.count:
                 continue  # a new worker, no new publish, or a restarted counter
+            if since is None or since > before.at:
+                continue  # not saturated all through this span: says nothing of capacity
             rates.append((count - before.count) / (at - before.at))
             spans.append(at - before.at)
         self._last = seen  # workers gone are forgotten
-        if busy and rates:
+        if rates:
             sample = sum(rates) / len(rates)
             span = sum(spans) / len(spans)
             if self.rate is None:

@@ -73,6 +73,7 @@ def observe(
     """What the scaling policy sees of this pass (``stats`` None: the read failed)."""
     # a paused queue's jobs wait for `kubeq resume`, not for more workers
     running = [s for s in stats if not s.paused] if stats else []
+    busy = {w for s in stats or () for w, n in s.workers.items() if n > 0}
     return Observation(
         # a rate-limited queue's jobs wait for its rate (docs/architecture.md, Execution
         # control)
@@ -83,6 +84,7 @@ def observe(
         oldest_wait=max((s.oldest_ready_age for s in running), default=0.0),
         rate_per_worker=rate,
         starting=starting,
+        busy_workers=len(busy),
     )
 
 
@@ -257,14 +259,14 @@ class TaskQueueLoop:
         """The smoothed drain rate per worker (only read when targetWaitSeconds is set)."""
         if spec.scaling.target_wait_seconds is None or stats is None:
             return self.drain.rate
-        busy = any(s.backlog > 0 for s in stats if not s.paused)
+        waiting = any(s.backlog > 0 for s in stats if not s.paused)
         try:
             client = await self.source.client(spec)
             docs = await workerinfo.read_all(client, spec.redis.prefix)
         except (RedisError, OSError, RedisDown) as e:
             log.warning("worker counters of %s/%s not read: %s", self.namespace, self.name, e)
             return self.drain.rate
-        return self.drain.update(docs, spec.queues, busy)
+        return self.drain.update(docs, spec.queues, waiting, time.time())
 
     async def apply(self, d: Decision, current: int, stats: list[QueueStats] | None) -> None:
         self.last_decision = d

@@ -6,6 +6,8 @@ a :class:`Decision` whose ``history`` is fed to the next call; nothing else is r
 
 The rules (docs/architecture.md, "Scaling decisions"):
 
+- Never fewer than the workers that hold jobs now (a long job is not interrupted to save a
+  pod: KEDA's scale-in removes pods whatever they run).
 - Without ``targetWaitSeconds``: ``wanted = ceil((backlog + in_flight) / jobsPerReplica)``.
   With it, and once a drain rate per worker ``r`` (jobs/s) has been measured: Little's law,
   ``wanted = max(ceil(backlog / (r * T)), ceil(in_flight / jobsPerReplica))`` where ``T`` is
@@ -87,6 +89,8 @@ class Observation:
     """Measured jobs finished per second per busy worker (smoothed); None: not known yet."""
     starting: int = 0
     """Workers asked for but not ready yet (capacity coming)."""
+    busy_workers: int = 0
+    """Live workers holding at least one job: never asked to go while they work."""
 
     @property
     def work(self) -> int:
@@ -183,8 +187,8 @@ def raw_wanted(obs: Observation, spec: ScalingSpec) -> int:
         # L = lambda * W: draining the backlog within the budget takes backlog / budget jobs/s,
         # i.e. that over the rate of one worker; the jobs held now keep their workers
         drain = math.ceil(obs.backlog / (rate * wait_budget(obs, spec)) - 1e-9)
-        return max(drain, math.ceil(obs.in_flight / per_replica))
-    return math.ceil(obs.work / per_replica)
+        return max(drain, math.ceil(obs.in_flight / per_replica), obs.busy_workers)
+    return max(math.ceil(obs.work / per_replica), obs.busy_workers)
 
 
 def recommend(obs: Observation, spec: ScalingSpec) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -239,12 +240,15 @@ def test_the_drain_rate_is_read_from_the_workers_published_counters(redis_url: s
 
     async def main() -> list[float | None]:
         try:
-            await publish(1000.0, 10)
-            first = await loop.drain_rate(spec, busy)
-            await publish(1002.0, 16)
+            t0 = time.time()
+            await publish(t0 - 2.0, 4)
+            first = await loop.drain_rate(spec, busy)  # jobs wait from now on
+            await publish(t0 + 1.0, 10)  # the span began before they waited: not a sample
             second = await loop.drain_rate(spec, busy)
-            return [first, second]
+            await publish(t0 + 3.0, 16)  # 6 jobs in 2 s, saturated all through
+            third = await loop.drain_rate(spec, busy)
+            return [first, second, third]
         finally:
             await loop.close()
 
-    assert asyncio.run(main()) == [None, pytest.approx(3.0)]
+    assert asyncio.run(main()) == [None, None, pytest.approx(3.0)]

@@ -237,18 +237,20 @@ def doc(wid: str, at: float, finished: int, queue: str = "q", failed: int = 0) -
 
 def test_drain_rate_from_two_publishes() -> None:
     r = DrainRate(half_life=30)
-    assert r.update([doc("a", 0, 0), doc("b", 0, 100)], ["q"], busy=True) is None
-    rate = r.update([doc("a", 2, 8), doc("b", 2, 104, failed=2)], ["q"], busy=True)
+    assert r.update([doc("a", 0, 0), doc("b", 0, 100)], ["q"], True, 0) is None
+    rate = r.update([doc("a", 2, 8), doc("b", 2, 104, failed=2)], ["q"], True, 2)
     assert rate == pytest.approx((4 + 3) / 2)  # mean of 4/s and 3/s; requeued not counted
 
 
-def test_drain_rate_ignores_idle_intervals_other_queues_and_restarts() -> None:
+def test_drain_rate_ignores_unsaturated_spans_other_queues_and_restarts() -> None:
     r = DrainRate(half_life=30)
-    r.update([doc("a", 0, 0)], ["q"], busy=True)
-    assert r.update([doc("a", 2, 8)], ["q"], busy=True) == pytest.approx(4)
-    assert r.update([doc("a", 4, 9)], ["q"], busy=False) == pytest.approx(4)  # idle: no sample
-    assert r.update([doc("a", 6, 0)], ["q"], busy=True) == pytest.approx(4)  # restarted
-    assert r.update([doc("x", 8, 50, queue="other")], ["q"], busy=True) == pytest.approx(4)
+    r.update([doc("a", 0, 0)], ["q"], True, 0)
+    assert r.update([doc("a", 2, 8)], ["q"], True, 2) == pytest.approx(4)
+    assert r.update([doc("a", 4, 9)], ["q"], False, 4) == pytest.approx(4)  # nothing waits
+    # jobs wait again from t=5: the span 4..6 was not saturated all through
+    assert r.update([doc("a", 6, 10)], ["q"], True, 5) == pytest.approx(4)
+    assert r.update([doc("a", 8, 0)], ["q"], True, 8) == pytest.approx(4)  # restarted
+    assert r.update([doc("x", 10, 50, queue="other")], ["q"], True, 10) == pytest.approx(4)
 
 
 @settings(max_examples=200)
@@ -256,10 +258,11 @@ def test_drain_rate_ignores_idle_intervals_other_queues_and_restarts() -> None:
 def test_drain_rate_stays_within_the_samples(rates: list[float]) -> None:
     r = DrainRate(half_life=10)
     count, at = 0.0, 0.0
-    r.update([doc("a", at, 0)], ["q"], busy=True)
+    r.update([doc("a", at, 0)], ["q"], True, at)
+    got = None
     for rate in rates:
         at += 2
         count += rate * 2
-        got = r.update([doc("a", at, math.floor(count))], ["q"], busy=True)
+        got = r.update([doc("a", at, math.floor(count))], ["q"], True, at)
     assert got is not None
     assert min(rates) - 1 <= got <= max(rates) + 1
