@@ -112,4 +112,7 @@ def test_a_burst_on_the_cluster_matches_the_simulator(
     )
     for key, value in measured.items():
         assert abs(value - expected[key]) <= TOLERANCE * expected[key], (key, measured, expected)
+    # `kubectl describe tq` explains each decision in one line with its numbers
+    lines = [e.message for e in api.events(ns, name) if e.reason in ("ScaleDown", "ScaleToZero")]
+    assert any("targetWait=10s rate=" in m and "oldestWait=" in m for m in lines), lines
     app.close()
