@@ -82,8 +82,7 @@ class DrainRate:
             if count is None:
                 continue
             wid, at = str(doc.get("id", "")), float(doc.get("at") or 0.0)
-            now = Sample(count, at)
-            seen[wid] = now
+            seen[wid] = Sample(count, at)
             before = self._last.get(wid)
             if before is None or at <= before.at or count < before.count:
                 continue  # a new worker, no new publish, or a restarted counter
