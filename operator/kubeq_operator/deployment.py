@@ -26,8 +26,7 @@ from .crd import (
     LABEL_TASKQUEUE,
     MANAGED_BY,
 )
-from .names import deployment_name as deployment_name  # re-exported: callers import it here
-from .names import taskqueue_label
+from .names import deployment_name, taskqueue_label
 from .spec import TaskQueueSpec, WorkerSpec
 
 CONTAINER = "worker"

@@ -34,8 +34,9 @@ from kubeq.options import Call
 from kubeq.stats import QueueStats
 
 from . import kube, metrics, podcost, schedules
-from .deployment import deployment_name, selector_labels
+from .deployment import selector_labels
 from .drainrate import DrainRate
+from .names import deployment_name
 from .policy import Decision, History, Observation, decide, limited_backlog
 from .reconcile import (
     Action,

@@ -19,7 +19,7 @@ from types import ModuleType
 from opsupport import Api, OperatorProcess, queue_of, taskqueue
 
 import kubeq
-from kubeq_operator.deployment import deployment_name
+from kubeq_operator.names import deployment_name
 from kubeq_operator.spec import parse
 from localcluster.pytest_plugin import wait_for
 

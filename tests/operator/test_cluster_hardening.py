@@ -16,7 +16,7 @@ import pytest
 import yaml
 from opsupport import Api, OperatorProcess, install_crd, taskqueue
 
-from kubeq_operator.deployment import deployment_name
+from kubeq_operator.names import deployment_name
 from localcluster.pytest_plugin import wait_for
 
 pytestmark = pytest.mark.cluster
