@@ -216,7 +216,7 @@ def test_the_drain_rate_is_read_from_the_workers_published_counters(redis_url: s
         {
             "redis": {"url": redis_url, "prefix": "ratetest"},
             "queues": ["rq"],
-            "worker": {"tasks": "t"},
+            "worker": {"image": "i", "tasks": "t"},
             "scaling": {"targetWaitSeconds": 10},
         }
     )

@@ -35,7 +35,7 @@ def is_dns_subdomain(name: str) -> bool:
 def spec_doc(**over: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "redis": {"url": "redis://redis:6379/0"},
-        "worker": {"tasks": "shop.tasks"},
+        "worker": {"image": "shop:1", "tasks": "shop.tasks"},
     }
     doc.update(over)
     return doc
@@ -132,14 +132,16 @@ def test_max_replicas_zero_with_work_waiting_sets_zero_at_once(current: int) -> 
 @pytest.mark.parametrize("grace", [1, 4, 5])
 def test_grace_period_without_room_to_drain_and_hand_back_is_refused(grace: int) -> None:
     with pytest.raises(SpecError) as e:
-        parse(spec_doc(worker={"tasks": "t", "terminationGracePeriodSeconds": grace}))
+        parse(spec_doc(worker={"image": "i", "tasks": "t", "terminationGracePeriodSeconds": grace}))
     assert e.value.field == "spec.worker.terminationGracePeriodSeconds"
     assert f">= {defaults.MIN_TERMINATION_GRACE_SECONDS}" in str(e.value)
 
 
 def test_the_shortest_grace_period_leaves_room_for_drain_and_hand_back() -> None:
     least = defaults.MIN_TERMINATION_GRACE_SECONDS
-    w = parse(spec_doc(worker={"tasks": "t", "terminationGracePeriodSeconds": least})).worker
+    w = parse(
+        spec_doc(worker={"image": "i", "tasks": "t", "terminationGracePeriodSeconds": least})
+    ).worker
     assert w.drain_timeout >= 1
     assert w.drain_timeout + defaults.HANDBACK_SECONDS < least
 

@@ -192,7 +192,7 @@ def test_describe_line_has_the_numbers() -> None:
 def spec_doc(**scaling: Any) -> dict[str, Any]:
     return {
         "redis": {"url": "redis://r:6379/0"},
-        "worker": {"tasks": "t"},
+        "worker": {"image": "i", "tasks": "t"},
         "scaling": {"maxReplicas": 20, **scaling},
     }
 
