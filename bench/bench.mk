@@ -29,3 +29,15 @@ bench-venvs:
 
 bench: venv redis-server bench-venvs
 	$(PY) bench/run.py --venvs "$(BENCH_CACHE)" $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
+
+# Issue 16: kubeq's scaling policy against a model of KEDA + HPA on five traces (seconds, no
+# cluster); the table and one PNG per trace land in bench/results/scaling/.
+.PHONY: scaling-sim
+scaling-sim: venv
+	@h=$$(sha256sum bench/requirements/tools.txt | cut -c1-12); v=$(BENCH_CACHE)/bench-tools-$$h; \
+	if [ ! -f $$v/.installed ]; then \
+	  echo "bench: installing tools into $$v"; rm -rf $$v; $(PYTHON) -m venv $$v; \
+	  $$v/bin/pip install -q --disable-pip-version-check -r bench/requirements/tools.txt; \
+	  touch $$v/.installed; fi; \
+	$(PY) bench/scaling_sim.py --out bench/results/scaling && \
+	$$v/bin/python bench/scaling_plot.py bench/results/scaling

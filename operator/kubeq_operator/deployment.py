@@ -26,18 +26,15 @@ from .crd import (
     LABEL_TASKQUEUE,
     MANAGED_BY,
 )
+from .names import deployment_name, taskqueue_label
 from .spec import TaskQueueSpec, WorkerSpec
 
 CONTAINER = "worker"
 TMP_VOLUME = "tmp"
 
 
-def deployment_name(taskqueue: str) -> str:
-    return f"{taskqueue}-worker"
-
-
 def selector_labels(taskqueue: str) -> dict[str, str]:
-    return {LABEL_TASKQUEUE: taskqueue, LABEL_COMPONENT: COMPONENT_WORKER}
+    return {LABEL_TASKQUEUE: taskqueue_label(taskqueue), LABEL_COMPONENT: COMPONENT_WORKER}
 
 
 def worker_command(spec: TaskQueueSpec) -> list[str]:

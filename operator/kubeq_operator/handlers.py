@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from . import kube, metrics
+from . import kube
 from .crd import (
     ANNOTATION_HASH,
     FINALIZER,
@@ -29,6 +29,7 @@ from .crd import (
     VERSION,
 )
 from .loop import TaskQueueLoop
+from .names import taskqueue_label
 from .reconcile import DeploymentView
 
 log = logging.getLogger("kubeq_operator")
@@ -37,17 +38,13 @@ WorkerIndex = kopf.Index[tuple[str | None, str], DeploymentView]
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.posting.reporting_component = "kubeq-operator"
     settings.posting.level = logging.WARNING  # our own Events are posted explicitly
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    port = int(getattr(memo, "metrics_port", 0) or 0)
-    if port:
-        metrics.serve(port)
-        log.info("metrics on :%d/metrics", port)
 
 
 @kopf.on.probe(id="apiserver", errors=kopf.ErrorsMode.PERMANENT)
@@ -91,7 +88,7 @@ async def taskqueue_loop(
     ns = namespace or "default"
 
     def find_deployment() -> DeploymentView | None:
-        views = list(index.get((ns, name), []))
+        views = list(index.get((ns, taskqueue_label(name)), []))
         return views[0] if views else None
 
     def post_event(type_: str, reason: str, message: str) -> None:

@@ -29,12 +29,14 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from kubeq import connections, defaults
+from kubeq import connections, defaults, workerinfo
 from kubeq.options import Call
 from kubeq.stats import QueueStats
 
 from . import kube, metrics, podcost, schedules
-from .deployment import deployment_name, selector_labels
+from .deployment import selector_labels
+from .drainrate import DrainRate
+from .names import deployment_name
 from .policy import Decision, History, Observation, decide, limited_backlog
 from .reconcile import (
     Action,
@@ -63,20 +65,27 @@ log = logging.getLogger("kubeq_operator")
 
 
 def observe(
-    stats: list[QueueStats] | None, current: int, poll_seconds: float = defaults.POLL_SECONDS
+    stats: list[QueueStats] | None,
+    current: int,
+    poll_seconds: float = defaults.POLL_SECONDS,
+    rate: float | None = None,
+    starting: int = 0,
 ) -> Observation:
     """What the scaling policy sees of this pass (``stats`` None: the read failed)."""
+    # a paused queue's jobs wait for `kubeq resume`, not for more workers
+    running = [s for s in stats if not s.paused] if stats else []
+    busy = {w for s in stats or () for w, n in s.workers.items() if n > 0}
     return Observation(
-        # a paused queue's jobs wait for `kubeq resume`, not for more workers; a rate-limited
-        # queue's for its rate (docs/architecture.md, Execution control)
-        backlog=sum(
-            limited_backlog(s.backlog, s.rate_limit, poll_seconds) for s in stats if not s.paused
-        )
-        if stats
-        else 0,
+        # a rate-limited queue's jobs wait for its rate (docs/architecture.md, Execution
+        # control)
+        backlog=sum(limited_backlog(s.backlog, s.rate_limit, poll_seconds) for s in running),
         in_flight=sum(s.in_flight for s in stats) if stats else 0,
         current_replicas=current,
         ok=stats is not None,
+        oldest_wait=max((s.oldest_ready_age for s in running), default=0.0),
+        rate_per_worker=rate,
+        starting=starting,
+        busy_workers=len(busy),
     )
 
 
@@ -107,6 +116,7 @@ class TaskQueueLoop:
         self.replicas = ReplicaTracker()
         self.book = StatusBook()
         self.last_decision: Decision | None = None
+        self.drain = DrainRate()
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -167,7 +177,10 @@ class TaskQueueLoop:
         if stats is not None:
             await self.sync_rate_limits(spec, generation)
         if current is not None:
-            obs = observe(stats, current, spec.scaling.poll_seconds)
+            rate = await self.drain_rate(spec, stats)
+            # pods asked for but not ready yet are capacity coming (the watch's readyReplicas)
+            starting = max(0, current - dep.ready) if dep is not None else current
+            obs = observe(stats, current, spec.scaling.poll_seconds, rate, starting)
             decision = decide(obs, spec.scaling, self.history, time.monotonic())
             self.history = decision.history
             await self.apply(decision, current, stats)
@@ -243,11 +256,24 @@ class TaskQueueLoop:
 
     # -- scaling -------------------------------------------------------------------------
 
+    async def drain_rate(self, spec: TaskQueueSpec, stats: list[QueueStats] | None) -> float | None:
+        """The smoothed drain rate per worker (only read when targetWaitSeconds is set)."""
+        if spec.scaling.target_wait_seconds is None or stats is None:
+            return self.drain.rate
+        waiting = any(s.backlog > 0 for s in stats if not s.paused)
+        try:
+            client = await self.source.client(spec)
+            docs = await workerinfo.read_all(client, spec.redis.prefix)
+        except (RedisError, OSError, RedisDown) as e:
+            log.warning("worker counters of %s/%s not read: %s", self.namespace, self.name, e)
+            return self.drain.rate
+        return self.drain.update(docs, spec.queues, waiting, time.time())
+
     async def apply(self, d: Decision, current: int, stats: list[QueueStats] | None) -> None:
         self.last_decision = d
         self.book.status["desiredReplicas"] = d.replicas
         metrics.workers_desired.labels(self.namespace, self.name).set(d.replicas)
-        if d.reason == "RedisError":
+        if d.reason in ("RedisError", "Fallback"):
             self.book.set(Condition.SCALING, FALSE, Reason.SCALING_HELD, d.message)
         elif d.replicas == current:
             self.book.set(Condition.SCALING, TRUE, d.reason, d.message)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
+import sys
+import urllib.parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,6 +44,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _port_in_use(url: str) -> tuple[str, int] | None:
+    """(host, port) of the liveness URL when that port cannot be bound, else None."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "localhost", parts.port or 80
+    try:
+        with socket.create_server((host, port), reuse_port=False):
+            return None
+    except OSError:
+        return host, port
+
+
 def _exit_early(signum: int, frame: object) -> None:
     raise SystemExit(0)  # stopped before kopf took over the signals: nothing to clean up
 
@@ -50,6 +64,27 @@ def main(argv: list[str] | None = None) -> int:
     # kopf handles SIGTERM/SIGINT once its loop runs; until then (imports, login), a stop
     # request should still end the process cleanly, not kill it mid-way
     signal.signal(signal.SIGTERM, _exit_early)
+    # Ports first, so that one already in use is one clear error and a non-zero exit, not a
+    # start-up activity that kopf retries every 60 s with a traceback.
+    if args.metrics_port:
+        from . import metrics
+
+        try:
+            metrics.serve(args.metrics_port)
+        except OSError as e:
+            print(
+                f"kubeq operator: cannot serve metrics on port {args.metrics_port} ({e.strerror}):"
+                " stop what uses it, or pass --metrics-port with a free port (0 disables)",
+                file=sys.stderr,
+            )
+            return 2
+    if args.liveness and (taken := _port_in_use(args.liveness)) is not None:
+        print(
+            f"kubeq operator: cannot serve --liveness {args.liveness}: {taken[0]}:{taken[1]} is "
+            "in use; pass --liveness with a free port ('' disables)",
+            file=sys.stderr,
+        )
+        return 2
     import kopf
 
     from . import handlers  # noqa: F401 - registers the handlers
@@ -64,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=args.liveness or None,
-        memo=kopf.Memo(metrics_port=args.metrics_port),
     )
     signal.signal(signal.SIGTERM, _exit_early)  # asyncio restored the default on exit
     return 0

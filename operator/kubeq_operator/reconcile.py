@@ -19,7 +19,8 @@ import kopf
 
 from . import kube
 from .crd import ANNOTATION_HASH
-from .deployment import build, deployment_name
+from .deployment import build
+from .names import deployment_name
 from .spec import TaskQueueSpec
 
 OWN_WRITE_SECONDS = 10.0

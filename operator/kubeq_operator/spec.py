@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from croniter import croniter
 
@@ -118,21 +119,55 @@ def _int(obj: Mapping[str, Any], key: str, path: str, default: int, lo: int) -> 
     return value
 
 
-def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
-    """A TaskQueue's ``spec`` as typed objects; raises SpecError naming the bad field."""
-    redis_doc = _get(spec, "redis", "spec", dict, {})
-    url = _get(redis_doc, "url", "spec.redis", str, "")
+def _grace_period(w: Mapping[str, Any]) -> int:
+    key = "terminationGracePeriodSeconds"
+    value = _int(w, key, "spec.worker", defaults.TERMINATION_GRACE_SECONDS, 1)
+    least = defaults.MIN_TERMINATION_GRACE_SECONDS
+    if value < least:
+        raise SpecError(
+            f"spec.worker.{key}",
+            f"must be >= {least}, got {value}: a stopping worker drains for the grace period "
+            f"minus {defaults.DRAIN_MARGIN_SECONDS} s, then hands unfinished jobs back; "
+            f"set it to {least} or more",
+        )
+    return value
+
+
+_URL_SECRETS = {"password", "sentinel_password"}
+"""Query parameters of a Redis URL that carry a password."""
+
+
+def _redis_url(redis_doc: Mapping[str, Any]) -> str:
+    url: str = _get(redis_doc, "url", "spec.redis", str, "")
     if not url.startswith(
         ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
     ):
         raise SpecError(
             "spec.redis.url",
-            f"must be a redis://, rediss:// (TLS), unix:// or redis+sentinel:// URL, got {url!r}",
+            "must be a redis://, rediss:// (TLS), unix:// or redis+sentinel:// URL, "
+            f"got {connections.redact(url)!r}",
         )
     try:
         connections.parse_sentinel_url(url)
     except ValueError as exc:
         raise SpecError("spec.redis.url", str(exc)) from None
+    parts = urlsplit(url)
+    in_query = any(k.lower() in _URL_SECRETS for k, _ in parse_qsl(parts.query))
+    if parts.password is not None or in_query:
+        # it would be copied into the worker Deployment's env, readable by anyone who can
+        # read Deployments; the dashboard chart refuses it the same way
+        raise SpecError(
+            "spec.redis.url",
+            f"contains a password ({connections.redact(url)}); remove it from the URL, put it "
+            "in a Secret and name that Secret in spec.redis.secretRef (name, key)",
+        )
+    return url
+
+
+def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
+    """A TaskQueue's ``spec`` as typed objects; raises SpecError naming the bad field."""
+    redis_doc = _get(spec, "redis", "spec", dict, {})
+    url = _redis_url(redis_doc)
     secret_doc = _get(redis_doc, "secretRef", "spec.redis", dict)
     secret_ref = None
     if secret_doc is not None:
@@ -170,7 +205,27 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
     poll = _get(s, "pollSeconds", path, float, float(defaults.POLL_SECONDS))
     if poll <= 0:
         raise SpecError("spec.scaling.pollSeconds", f"must be > 0, got {poll}")
+    up = _get(s, "scaleUp", path, dict, {})
+    upath = "spec.scaling.scaleUp"
+    target_wait = _get(s, "targetWaitSeconds", path, float)
+    if target_wait is not None and target_wait <= 0:
+        raise SpecError("spec.scaling.targetWaitSeconds", f"must be > 0 seconds, got {target_wait}")
+    up_step = _get(up, "maxPodsPerStep", upath, int)
+    if up_step is not None and up_step < 1:
+        raise SpecError(f"{upath}.maxPodsPerStep", f"must be >= 1 (or unset), got {up_step}")
+    fallback = _get(s, "fallbackReplicas", path, int)
+    if fallback is not None and not lo <= fallback <= hi:
+        raise SpecError(
+            "spec.scaling.fallbackReplicas",
+            f"must be within minReplicas..maxReplicas ({lo}..{hi}), got {fallback}",
+        )
     scaling = ScalingSpec(
+        target_wait_seconds=target_wait,
+        scale_up_max_pods_per_step=up_step,
+        scale_up_period_seconds=float(
+            _int(up, "periodSeconds", upath, defaults.SCALE_UP_PERIOD_SECONDS, 0)
+        ),
+        fallback_replicas=fallback,
         min_replicas=lo,
         max_replicas=hi,
         jobs_per_replica=_int(s, "jobsPerReplica", path, worker.concurrency, 1),
@@ -290,9 +345,7 @@ def _worker(w: Mapping[str, Any]) -> WorkerSpec:
         pool=pool,
         resources=resources,
         env=tuple(env),
-        termination_grace_period_seconds=_int(
-            w, "terminationGracePeriodSeconds", path, defaults.TERMINATION_GRACE_SECONDS, 1
-        ),
+        termination_grace_period_seconds=_grace_period(w),
         working_dir=_get(w, "workingDir", path, str),
         metrics_port=metrics_port,
         lease_seconds=_get(w, "leaseSeconds", path, int),

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from kubeq_operator.crd import API_VERSION, CRD_NAME, GROUP, KIND, LABEL_TASKQUEUE, PLURAL, VERSION
+from kubeq_operator.names import taskqueue_label
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / f"{CRD_NAME}.yaml"
@@ -203,7 +204,7 @@ class Api:
     def pods(self, namespace: str, taskqueue: str) -> list[Any]:
         return list(
             self.core.list_namespaced_pod(
-                namespace, label_selector=f"{LABEL_TASKQUEUE}={taskqueue}"
+                namespace, label_selector=f"{LABEL_TASKQUEUE}={taskqueue_label(taskqueue)}"
             ).items
         )
 

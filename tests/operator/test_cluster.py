@@ -29,6 +29,7 @@ def test_crd_schema_refuses_bad_specs(kubectl: Any, k8s_namespace: str) -> None:
         ({"scaling": {"maxReplicas": -1}}, "spec.scaling.maxReplicas"),
         ({"scaling": {"maxReplicas": "lots"}}, "spec.scaling.maxReplicas"),
         ({"worker": {"concurrency": 0}}, "spec.worker.concurrency"),
+        ({"worker": {"terminationGracePeriodSeconds": 4}}, "terminationGracePeriodSeconds"),
         ({"schedules": [{"name": "x", "cron": "every day", "task": "t"}]}, "cron"),
     ]
     for over, needle in cases:

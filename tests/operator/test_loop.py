@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -204,3 +205,50 @@ def test_spec_rate_limits_are_applied_to_redis_and_withdrawn(redis_url: str) -> 
         ("Normal", "RateLimits", "a: no rate limit"),
     ]
     r.close()
+
+
+@pytest.mark.redis
+def test_the_drain_rate_is_read_from_the_workers_published_counters(redis_url: str) -> None:
+    from kubeq import connections, workerinfo
+
+    loop = make_loop(Events(), "rate")
+    spec = parse(
+        {
+            "redis": {"url": redis_url, "prefix": "ratetest"},
+            "queues": ["rq"],
+            "worker": {"image": "i", "tasks": "t"},
+            "scaling": {"targetWaitSeconds": 10},
+        }
+    )
+    busy = [qs("rq", 100, 4)]
+
+    async def publish(at: float, finished: int) -> None:
+        client = connections.async_client(redis_url)
+        try:
+            doc = workerinfo.snapshot(
+                worker_id="w1",
+                queues=["rq"],
+                concurrency=4,
+                pool="thread",
+                started_at=0.0,
+                counts={"rq": {"finished": finished}},
+                now=at,
+            )
+            await workerinfo.publish(client, "ratetest", "w1", doc, 60_000)
+        finally:
+            await client.aclose()
+
+    async def main() -> list[float | None]:
+        try:
+            t0 = time.time()
+            await publish(t0 - 2.0, 4)
+            first = await loop.drain_rate(spec, busy)  # jobs wait from now on
+            await publish(t0 + 1.0, 10)  # the span began before they waited: not a sample
+            second = await loop.drain_rate(spec, busy)
+            await publish(t0 + 3.0, 16)  # 6 jobs in 2 s, saturated all through
+            third = await loop.drain_rate(spec, busy)
+            return [first, second, third]
+        finally:
+            await loop.close()
+
+    assert asyncio.run(main()) == [None, None, pytest.approx(3.0)]

@@ -46,6 +46,8 @@ CRD_DEFAULTS: dict[str, Any] = {
     "spec.scaling.pollSeconds": defaults.POLL_SECONDS,
     "spec.scaling.idleSecondsBeforeZero": defaults.IDLE_SECONDS_BEFORE_ZERO,
     "spec.scaling.scaleDown": EMPTY_OBJECT,
+    "spec.scaling.scaleUp": EMPTY_OBJECT,
+    "spec.scaling.scaleUp.periodSeconds": defaults.SCALE_UP_PERIOD_SECONDS,
     "spec.scaling.scaleDown.stabilizationSeconds": defaults.STABILIZATION_SECONDS,
     "spec.scaling.scaleDown.maxPodsPerStep": defaults.MAX_PODS_PER_STEP,
     "spec.scaling.scaleDown.periodSeconds": defaults.PERIOD_SECONDS,

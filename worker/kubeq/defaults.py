@@ -104,6 +104,9 @@ WORKER_UID = 10001
 """User and group id of the kubeq image's ``kubeq`` user (the Dockerfile's useradd)."""
 WORKER_TMP_SIZE_LIMIT = "1Gi"
 """Size limit of the emptyDir at /tmp that a worker's read-only root filesystem needs."""
+MIN_TERMINATION_GRACE_SECONDS = DRAIN_MARGIN_SECONDS + 1
+"""The shortest grace period a TaskQueue accepts: 1 s of drain, then the margin for the
+hand-back (HANDBACK_SECONDS) before the kubelet's SIGKILL. The CRD's minimum says the same."""
 MIN_REPLICAS = 0
 MAX_REPLICAS = 10
 ACTIVATION_BACKLOG = 1
@@ -118,6 +121,10 @@ MAX_PODS_PER_STEP = 4
 """Scale-down rate: at most this many pods removed per period."""
 PERIOD_SECONDS = 15
 """The period of the scale-down rate."""
+SCALE_UP_PERIOD_SECONDS = 15
+"""The period of the scale-up rate, when ``scaleUp.maxPodsPerStep`` limits it (the HPA's)."""
+DRAIN_RATE_HALF_LIFE_SECONDS = 30.0
+"""Half-life of the smoothed drain rate per worker that ``targetWaitSeconds`` sizes with."""
 
 # -- the dashboard (kubeq dashboard, issue 14) -----------------------------------------------
 

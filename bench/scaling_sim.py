@@ -1,0 +1,490 @@
+"""Replay workload traces through kubeq's real scaling policy and a model of KEDA + HPA (issue 16).
+
+Why a simulator: the question "which autoscaler gives lower waits for fewer replica-seconds"
+needs the same arrivals, the same pods and the same job durations for every system, many
+times over, for hours of simulated time, which no cluster run on 2 cores can give. The kubeq
+side is not a model: it calls ``kubeq_operator.policy.decide`` and feeds it a drain rate
+measured by ``kubeq_operator.drainrate.DrainRate`` from per-pod counters, as the operator does.
+
+The world (same for every system): jobs arrive per the trace into one FIFO queue; a pod is
+billed from its creation, takes ``startup`` seconds to become ready, then runs
+``concurrency`` jobs at once. A pod told to go stops taking jobs, lets running jobs finish for
+``drain`` seconds, then hands the rest back (re-queued at the front, their wait still counted
+from their first arrival: "interrupted"), and is billed until it exits.
+
+KEDA + HPA (documented behaviour, autoscaling/v2 and KEDA 2.x):
+- KEDA polls the redis list scaler every ``pollingInterval`` (default 30 s); the metric is
+  LLEN, i.e. jobs waiting (not those running); active when > ``activationListLength`` (0).
+  At 0 replicas, active -> 1 replica. No activity for ``cooldownPeriod`` (default 300 s) -> 0.
+- From 1 replica up, the HPA (sync every 15 s) reads the metric (AverageValue target
+  ``listLength``, 5 in KEDA's examples): desired = ceil(current * metric / (target * current)),
+  unchanged while the ratio is within 10 %; scale-up at most max(100 %, 4 pods) per 15 s;
+  scale-down to the highest recommendation of the last 300 s (stabilization window); bounds
+  [1, maxReplicas].
+- Pods to remove are picked as a ReplicaSet does without deletion costs: not-ready first,
+  then the newest; whether a pod is busy plays no part.
+"Tuned" is KEDA as its users tune it: pollingInterval 5 s, cooldownPeriod 60 s.
+
+kubeq: ``decide()`` every ``pollSeconds`` (1 s) with backlog, in-flight, oldest wait,
+starting pods and the drain rate; scale-down removes idle pods first (pod-deletion-cost).
+
+Output: ``--out DIR`` gets ``scaling-sim.json`` (every figure and time series) and
+``scaling-sim.md`` (the table); ``bench/scaling_plot.py`` draws one PNG per trace from the
+JSON (matplotlib lives in the bench tools venv, not the project's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "worker")]
+
+from kubeq_operator.drainrate import DrainRate  # noqa: E402
+from kubeq_operator.policy import History, Observation, ScalingSpec, decide  # noqa: E402
+
+# -- the world ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    startup: float = 10.0
+    """Seconds from pod creation to ready (image pull + Python import)."""
+    concurrency: int = 4
+    drain: float = 25.0
+    """Seconds a removed pod's running jobs get (grace 30 s - 5 s)."""
+    max_replicas: int = 50
+    publish_every: float = 2.0
+    """How often a worker publishes its counters (its heartbeat)."""
+
+
+@dataclass
+class Job:
+    arrival: float
+    duration: float
+    started: float | None = None
+    interrupted: int = 0
+
+
+@dataclass
+class Pod:
+    created: float
+    ready_at: float
+    slots: list[tuple[float, Job | None]] = field(default_factory=list)
+    """(free at, job running until then)."""
+    leaving_at: float | None = None
+    exited: float | None = None
+    done: int = 0
+
+    def running(self, t: float) -> int:
+        return sum(1 for free, job in self.slots if job is not None and free > t)
+
+
+@dataclass
+class Result:
+    system: str
+    trace: str
+    jobs: int
+    p50: float
+    p95: float
+    max: float
+    replica_seconds: float
+    scale_events: int
+    interrupted: int
+    unfinished: int
+    series: dict[str, list[float]]
+
+
+# -- traces ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trace:
+    name: str
+    title: str
+    seconds: float
+    arrivals: Callable[[random.Random], list[Job]]
+
+
+def poisson(
+    rng: random.Random,
+    rate: Callable[[float], float],
+    until: float,
+    peak: float,
+    duration: Callable[[random.Random], float],
+) -> list[Job]:
+    """Non-homogeneous Poisson arrivals by thinning (``peak`` >= rate everywhere)."""
+    t, out = 0.0, []
+    while True:
+        t += rng.expovariate(peak)
+        if t >= until:
+            return out
+        if rng.random() * peak <= rate(t):
+            out.append(Job(t, duration(rng)))
+
+
+def short(rng: random.Random) -> float:
+    return rng.uniform(1.0, 3.0)
+
+
+def traces() -> list[Trace]:
+    def steady(rng: random.Random) -> list[Job]:
+        return poisson(rng, lambda t: 4.0, 1800, 4.0, short)
+
+    def bursts(rng: random.Random) -> list[Job]:
+        jobs = poisson(rng, lambda t: 0.3, 2400, 0.3, short)
+        for k in range(8):  # a burst of 100..400 jobs every 5 minutes, Poisson-timed within
+            at = 150 + 300 * k + rng.uniform(-60, 60)
+            jobs += [Job(at + rng.uniform(0, 5), short(rng)) for _ in range(rng.randint(100, 400))]
+        return sorted(jobs, key=lambda j: j.arrival)
+
+    def daily(rng: random.Random) -> list[Job]:
+        day = 4 * 3600.0  # one day's curve compressed into 4 hours
+
+        def rate(t: float) -> float:
+            return 0.2 + 5.8 * max(0.0, math.sin(math.pi * t / day)) ** 2
+
+        return poisson(rng, rate, day, 6.0, short)
+
+    def herd(rng: random.Random) -> list[Job]:
+        return [Job(60 + rng.uniform(0, 2), rng.uniform(0.5, 1.5)) for _ in range(10_000)]
+
+    def long_mixed(rng: random.Random) -> list[Job]:
+        def duration(r: random.Random) -> float:
+            return 600.0 if r.random() < 0.05 else r.uniform(2, 8)
+
+        return poisson(rng, lambda t: 0.3 if t < 3000 else 0.0, 3600, 0.3, duration)
+
+    return [
+        Trace("steady", "steady: Poisson 4 jobs/s, 1-3 s jobs, 30 min", 1800 + 600, steady),
+        Trace("bursts", "Poisson bursts: 100-400 jobs every ~5 min over 0.3/s", 2400 + 600, bursts),
+        Trace("daily", "daily curve (24 h in 4 h), 0.2..6 jobs/s", 4 * 3600 + 600, daily),
+        Trace("herd", "thundering herd: 10,000 jobs at once, ~1 s each", 1800, herd),
+        Trace("long", "long jobs: 5 % last 10 min, the rest 2-8 s, 0.3/s", 3600 + 900, long_mixed),
+    ]
+
+
+# -- autoscalers -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    t: float
+    backlog: int
+    in_flight: int
+    oldest_wait: float
+    replicas: int
+    ready: int
+    busy: int
+
+
+class Scaler:
+    name = ""
+    period = 1.0
+    idle_first = False
+
+    def desired(self, v: View, pods: list[Pod]) -> int:
+        raise NotImplementedError
+
+
+class Kubeq(Scaler):
+    idle_first = True
+
+    def __init__(self, name: str, spec: ScalingSpec, world: World) -> None:
+        self.name, self.spec, self.world = name, spec, world
+        self.period = spec.poll_seconds
+        self.history = History()
+        self.rate = DrainRate()
+        self.docs: dict[int, dict[str, Any]] = {}
+
+    def desired(self, v: View, pods: list[Pod]) -> int:
+        # the workers publish their counters every publish_every seconds (their heartbeat)
+        for i, p in enumerate(pods):
+            if p.exited is None and v.t >= p.ready_at:
+                doc = self.docs.get(id(p))
+                if doc is None or v.t - doc["at"] >= self.world.publish_every:
+                    self.docs[id(p)] = {
+                        "id": str(i),
+                        "at": v.t,
+                        "queues": ["q"],
+                        "counts": {"q": {"finished": p.done}},
+                    }
+        live = {id(p) for p in pods if p.exited is None}
+        self.docs = {k: d for k, d in self.docs.items() if k in live}
+        rate = self.rate.update(list(self.docs.values()), ["q"], v.backlog > 0, v.t)
+        obs = Observation(
+            backlog=v.backlog,
+            in_flight=v.in_flight,
+            current_replicas=v.replicas,
+            oldest_wait=v.oldest_wait,
+            rate_per_worker=rate,
+            starting=v.replicas - v.ready,
+            busy_workers=v.busy,
+        )
+        d = decide(obs, self.spec, self.history, v.t)
+        self.history = d.history
+        return d.replicas
+
+
+@dataclass(frozen=True)
+class KedaSettings:
+    polling: float = 30.0
+    cooldown: float = 300.0
+    list_length: int = 5
+    activation: int = 0
+    hpa_sync: float = 15.0
+    tolerance: float = 0.1
+    down_window: float = 300.0
+
+
+class KedaHpa(Scaler):
+    def __init__(self, name: str, s: KedaSettings, world: World) -> None:
+        self.name, self.s, self.world = name, s, world
+        self.period = 1.0
+        self.replicas = 0
+        self.last_active = -1e9
+        self.next_poll = 0.0
+        self.next_sync = s.hpa_sync / 2  # the HPA's grid, at an average phase to KEDA's polls
+        self.recs: list[tuple[float, int]] = []
+        self.ups: list[tuple[float, int]] = []  # (time, replicas before) of scale-ups
+
+    def desired(self, v: View, pods: list[Pod]) -> int:
+        s, t = self.s, v.t
+        self.replicas = v.replicas
+        if t >= self.next_poll:  # KEDA's own loop: activation and cooldown
+            self.next_poll = t + s.polling
+            if v.backlog > s.activation:
+                self.last_active = t
+                if self.replicas == 0:
+                    self.replicas = 1
+                    self.recs = [(t, 1)]
+            elif self.replicas > 0 and t - self.last_active >= s.cooldown:
+                self.replicas = 0
+                self.recs = []
+        if t >= self.next_sync:  # the HPA: its own 15 s grid, acting only from 1 replica up
+            self.next_sync += s.hpa_sync
+            if self.replicas == 0:
+                return 0
+            cur = self.replicas
+            ratio = v.backlog / (s.list_length * cur)
+            raw = cur if abs(ratio - 1.0) <= s.tolerance else math.ceil(ratio * cur)
+            raw = max(1, min(self.world.max_replicas, raw))
+            self.recs = [r for r in self.recs if r[0] > t - s.down_window] + [(t, raw)]
+            if raw > cur:
+                limit = max(cur * 2, cur + 4)
+                new = min(raw, limit)
+            else:
+                new = min(cur, max(r[1] for r in self.recs))
+            self.replicas = new
+        return self.replicas
+
+
+# -- the simulation ----------------------------------------------------------------------------
+
+
+def simulate(trace: Trace, scaler: Scaler, world: World, seed: int) -> Result:
+    rng = random.Random(seed)
+    arrivals = trace.arrivals(rng)
+    queue: collections.deque[Job] = collections.deque()
+    pods: list[Pod] = []
+    nxt, t, dt = 0, 0.0, 1.0
+    events, interrupted, last_desired = 0, 0, 0
+    next_decision = 0.0
+    series: dict[str, list[float]] = {"t": [], "replicas": [], "backlog": [], "oldest": []}
+    while t < trace.seconds:
+        end = t + dt
+        while nxt < len(arrivals) and arrivals[nxt].arrival < end:
+            queue.append(arrivals[nxt])
+            nxt += 1
+        # pods take jobs, FIFO, slot by slot within the step
+        for p in pods:
+            if p.exited is not None or p.leaving_at is not None or p.ready_at >= end:
+                continue
+            for i, (free_at, job) in enumerate(p.slots):
+                free = free_at
+                if job is not None and free < end:  # it ends within this step
+                    p.done += 1
+                    p.slots[i] = (free, None)
+                while queue and free < end:
+                    j = queue[0]
+                    start = max(free, j.arrival, p.ready_at, t)
+                    if start >= end:
+                        break
+                    queue.popleft()
+                    j.started = start
+                    free = start + j.duration
+                    if free < end:
+                        p.done += 1
+                        p.slots[i] = (free, None)
+                    else:
+                        p.slots[i] = (free, j)
+                        break
+        # leaving pods: finished, or out of drain time (hand back what still runs)
+        for p in pods:
+            if p.leaving_at is None or p.exited is not None:
+                continue
+            if p.running(end) == 0:
+                done_at = max([t] + [f for f, j in p.slots if j is not None])
+                p.exited = min(end, max(done_at, p.leaving_at))
+            elif end >= p.leaving_at + world.drain:
+                for free, job in p.slots:
+                    if job is not None and free > end:
+                        job.interrupted += 1
+                        interrupted += 1
+                        queue.appendleft(job)
+                p.exited = end
+        t = end
+        if t >= next_decision:
+            next_decision = t + scaler.period
+            alive = [p for p in pods if p.exited is None and p.leaving_at is None]
+            view = View(
+                t=t,
+                backlog=sum(1 for j in queue if j.arrival <= t),
+                in_flight=sum(p.running(t) for p in alive),
+                oldest_wait=(t - queue[0].arrival) if queue else 0.0,
+                replicas=len(alive),
+                ready=sum(1 for p in alive if p.ready_at <= t),
+                busy=sum(1 for p in alive if p.running(t) > 0),
+            )
+            want = max(0, min(world.max_replicas, scaler.desired(view, pods)))
+            if want != last_desired:
+                events += 1
+                last_desired = want
+            if want > len(alive):
+                for _ in range(want - len(alive)):
+                    pods.append(
+                        Pod(t, t + world.startup, [(t + world.startup, None)] * world.concurrency)
+                    )
+            elif want < len(alive):
+                for p in pick_victims(alive, len(alive) - want, t, scaler.idle_first):
+                    p.leaving_at = t
+            if int(t) % 10 == 0:
+                series["t"].append(t)
+                series["replicas"].append(len(alive))
+                series["backlog"].append(view.backlog)
+                series["oldest"].append(view.oldest_wait)
+    waits = sorted((j.started - j.arrival) for j in arrivals if j.started is not None)
+    unfinished = sum(1 for j in arrivals if j.started is None)
+    billed = sum(((p.exited if p.exited is not None else t) - p.created) for p in pods)
+    return Result(
+        system=scaler.name,
+        trace=trace.name,
+        jobs=len(arrivals),
+        p50=pct(waits, 0.50),
+        p95=pct(waits, 0.95),
+        max=waits[-1] if waits else 0.0,
+        replica_seconds=round(billed),
+        scale_events=events,
+        interrupted=interrupted,
+        unfinished=unfinished,
+        series=series,
+    )
+
+
+def pick_victims(alive: list[Pod], n: int, t: float, idle_first: bool) -> list[Pod]:
+    """kubeq: idle pods first (pod-deletion-cost), then the least busy; a ReplicaSet without
+    costs: not-ready first, then the newest, whatever they run."""
+
+    def key(p: Pod) -> tuple[bool, int, float]:
+        return (p.ready_at <= t, p.running(t) if idle_first else 0, -p.created)
+
+    return sorted(alive, key=key)[:n]
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    return round(values[min(len(values) - 1, math.ceil(q * len(values)) - 1)], 2)
+
+
+# -- the systems and the run -------------------------------------------------------------------
+
+KUBEQ_TARGET_WAIT = 10.0
+KUBEQ_QUICK_DOWN: dict[str, Any] = {
+    "stabilization_seconds": 15.0,
+    "max_pods_per_step": 50,
+    "period_seconds": 1.0,
+    "idle_seconds_before_zero": 30.0,
+}
+"""spec.scaling.scaleDown {stabilizationSeconds: 15, maxPodsPerStep: 50, periodSeconds: 1},
+idleSecondsBeforeZero: 30."""
+
+
+def systems(world: World) -> Iterator[Scaler]:
+    base = ScalingSpec(max_replicas=world.max_replicas, jobs_per_replica=world.concurrency)
+    wait = replace(base, target_wait_seconds=KUBEQ_TARGET_WAIT)
+    yield Kubeq("kubeq targetWait 10s", wait, world)
+    # idle pods go first, so a quick scale-down interrupts nothing: tuned for cost
+    yield Kubeq("kubeq targetWait 10s, quick down", replace(wait, **KUBEQ_QUICK_DOWN), world)
+    yield Kubeq("kubeq jobsPerReplica", base, world)
+    yield KedaHpa("KEDA+HPA defaults", KedaSettings(), world)
+    yield KedaHpa("KEDA+HPA tuned", KedaSettings(polling=5.0, cooldown=60.0), world)
+
+
+def run(out: Path | None, only: set[str] | None, seed: int, world: World) -> list[Result]:
+    results = []
+    for trace in traces():
+        if only and trace.name not in only:
+            continue
+        for scaler in systems(world):
+            t0 = time.monotonic()
+            r = simulate(trace, scaler, world, seed)
+            results.append(r)
+            print(
+                f"{trace.name:7} {r.system:34} p50 {r.p50:7.1f} p95 {r.p95:7.1f} max "
+                f"{r.max:7.1f} replica-s {r.replica_seconds:8.0f} events {r.scale_events:4} "
+                f"interrupted {r.interrupted:4} ({time.monotonic() - t0:.1f}s)",
+                flush=True,
+            )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "world": asdict(world),
+            "seed": seed,
+            "kubeq_target_wait": KUBEQ_TARGET_WAIT,
+            "traces": {t.name: t.title for t in traces()},
+            "results": [asdict(r) for r in results],
+        }
+        (out / "scaling-sim.json").write_text(json.dumps(doc))
+        (out / "scaling-sim.md").write_text(table(results))
+    return results
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| trace | system | p50 wait s | p95 wait s | max wait s | replica-s | scale events "
+        "| interrupted |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.trace} | {r.system} | {r.p50:.1f} | {r.p95:.1f} | {r.max:.1f} | "
+            f"{r.replica_seconds:.0f} | {r.scale_events} | {r.interrupted} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None, help="write scaling-sim.json/.md here")
+    ap.add_argument("--only", default="", help="comma-separated trace names")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--startup", type=float, default=World.startup)
+    args = ap.parse_args()
+    only = {s for s in args.only.split(",") if s} or None
+    run(args.out, only, args.seed, World(startup=args.startup))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
