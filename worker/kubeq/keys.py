@@ -31,6 +31,12 @@ Execution control (docs/architecture.md, Execution control), under the same hash
     kubeq:{default}:waiting:<key> ZSET  ids waiting for a slot; score = their ready score
     kubeq:{default}:throttled     STR   present (with a TTL) while a rate limit holds jobs back
     kubeq:{default}:expired       STR   counter of jobs that expired before they started
+
+Redis Cluster (docs/redis.md, Redis Cluster):
+
+    kubeq:{default}:fence         never written: declared as the last KEY of every script call
+                                  so that Redis refuses to run a script while the queue's slot
+                                  is being resharded (see ``fence_of``)
 """
 
 from __future__ import annotations
@@ -185,6 +191,11 @@ class QueueKeys:
         return f"{self.base}done:{job_id}"
 
     @property
+    def fence(self) -> str:
+        """Never written; declared by every script call (see ``fence_of``)."""
+        return self.base + "fence"
+
+    @property
     def script_keys(self) -> list[str]:
         """The fixed keys every queue script receives, in the order the Lua scripts expect."""
         return [
@@ -199,8 +210,30 @@ class QueueKeys:
         ]
 
 
+def fence_of(key: str) -> str:
+    """The fence key of the queue that ``key`` belongs to: ``<prefix>:{name}:fence``.
+
+    Every script call declares it as its last KEY and no script touches it, so it never
+    exists. On Redis Cluster a script call whose declared keys are not all present on one
+    node while their slot migrates is answered ASK/TRYAGAIN instead of being run; a key that
+    never exists makes that true for the whole migration, so a script never runs against a
+    half-moved queue (where the job hashes it builds from ``base`` could be on the other
+    node: an error half-way through on the source, a silent nil on the target). redis-py
+    retries TRYAGAIN; callers see at worst a short stall of that one queue. On a single
+    Redis the fence changes nothing.
+    """
+    close = key.find("}:")
+    if not key.count("{") or close < 0:
+        raise ValueError(f"{key!r} is not a kubeq queue key (no {{queue}} hash tag)")
+    return key[: close + 2] + "fence"
+
+
 def queues_key(prefix: str = DEFAULT_PREFIX) -> str:
-    """SET of every queue name in use, for tools that list queues (`kubeq stats`)."""
+    """SET of every queue name in use, for tools that list queues (`kubeq stats`).
+
+    It has no hash tag and needs none: only SADD and SMEMBERS touch it, never a script or a
+    command with another key, so on Redis Cluster it is one key on one node, reached through
+    the cluster client like any other."""
     return f"{prefix}:queues"
 
 

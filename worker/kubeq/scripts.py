@@ -13,6 +13,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from .keys import fence_of
+
 NAMES = (
     "enqueue",
     "fetch",
@@ -57,8 +59,30 @@ LUA = {name: Lua(name, source(name)) for name in NAMES}
 """Every script by name."""
 
 
+def fenced(keys: list[Any]) -> list[Any]:
+    """The keys of a script call with its queue's fence appended (``keys.fence_of``): how
+    every call is sent, so no script runs on a queue whose slot is half-moved."""
+    if not keys:
+        return keys
+    first = keys[0].decode() if isinstance(keys[0], bytes) else str(keys[0])
+    return [*keys, fence_of(first)]
+
+
+class _Fenced:
+    """A script registered on a client, called with its fence key appended."""
+
+    def __init__(self, registered: Any) -> None:
+        self._registered = registered
+        self.sha: str = registered.sha
+        self.script: str = registered.script
+
+    def __call__(self, keys: list[Any], args: list[Any] | None = None, **kw: Any) -> Any:
+        return self._registered(keys=fenced(keys), args=args or [], **kw)
+
+
 class Scripts:
-    """The scripts registered on one client (sync or asyncio); attribute per script."""
+    """The scripts registered on one client (sync or asyncio); attribute per script. Called
+    directly (``scripts.cancel(keys=..., args=...)``) they declare the queue's fence too."""
 
     enqueue: Any
     fetch: Any
@@ -73,7 +97,7 @@ class Scripts:
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:
-            setattr(self, name, client.register_script(source(name)))
+            setattr(self, name, _Fenced(client.register_script(source(name))))
 
 
 ScriptCall = tuple[Any, list[Any], list[Any]]
@@ -84,6 +108,7 @@ Call = ScriptCall
 
 def _queue(pipe: Any, calls: list[Call]) -> None:
     for script, keys, args in calls:
+        keys = fenced(keys)
         pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
@@ -109,6 +134,7 @@ def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> l
         from redis.exceptions import NoScriptError, ResponseError
 
         script, keys, args = calls[0]
+        keys = fenced(keys)
         try:
             try:
                 return [client.evalsha(script.sha, len(keys), *keys, *args)]
@@ -142,6 +168,7 @@ async def run_pipeline_async(
         from redis.exceptions import NoScriptError, ResponseError
 
         script, keys, args = calls[0]
+        keys = fenced(keys)
         try:
             try:
                 return [await client.evalsha(script.sha, len(keys), *keys, *args)]

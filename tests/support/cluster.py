@@ -1,0 +1,193 @@
+"""A real Redis Cluster on loopback: 3 masters and 3 replicas of Debian's redis-server.
+
+Each node is a ``redis-server --cluster-enabled yes`` process of ours, on a free port, in its
+own directory (its nodes.conf lives there), stopped at the end. ``redis-cli --cluster create
+... --cluster-replicas 1 --cluster-yes`` joins them and spreads the 16384 slots over the
+masters, as an operator would. ``move_slot()`` reshards one slot to another master with the
+primitives ``redis-cli --cluster reshard`` uses (``CLUSTER SETSLOT ... IMPORTING/MIGRATING``,
+``MIGRATE`` in batches, ``SETSLOT ... NODE``), so a test can do it while the slot is busy;
+``kill_master()`` is a real kill -9, after which the replica takes over by itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from .redisserver import free_port
+
+
+class ClusterTopology:
+    def __init__(self, workdir: Path, masters: int = 3, replicas_per_master: int = 1) -> None:
+        binary = shutil.which("redis-server")
+        cli = shutil.which("redis-cli")
+        if binary is None or cli is None:
+            raise RuntimeError("redis-server/redis-cli are not installed: run `make redis-server`")
+        self.binary, self.cli = binary, cli
+        self.workdir = workdir
+        self.masters = masters
+        self.replicas_per_master = replicas_per_master
+        self.ports = [free_port() for _ in range(masters * (1 + replicas_per_master))]
+        # the cluster bus needs a port of its own (port + 10000 by default, often past 65535
+        # for a free ephemeral port)
+        self.bus_ports = {p: free_port() for p in self.ports}
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        """kubeq's URL form: every node as a seed (any one would do)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+
+    def _spawn(self, port: int) -> None:
+        d = self.workdir / str(port)
+        d.mkdir(parents=True, exist_ok=True)
+        log = open(d / "log", "ab")  # noqa: SIM115 - owned by the process
+        args = [
+            *("--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no"),
+            *("--save", "", "--appendonly", "no", "--dir", str(d)),
+            *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+            *("--cluster-port", str(self.bus_ports[port])),
+            # a dead master is failed over within about 2 s; the cluster keeps serving the
+            # slots of healthy masters meanwhile
+            *("--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no"),
+        ]
+        self.procs[port] = subprocess.Popen(
+            [self.binary, *args], cwd=d, stdout=log, stderr=subprocess.STDOUT
+        )
+        _wait(lambda: self.node(port).ping(), f"node {port} to answer PING")
+
+    def start(self) -> None:
+        for port in self.ports:
+            self._spawn(port)
+        subprocess.run(
+            [
+                self.cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in self.ports),
+                "--cluster-replicas",
+                str(self.replicas_per_master),
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        _wait(self._healthy, "the cluster to agree (cluster_state:ok on every node)", 60)
+
+    def _healthy(self) -> bool:
+        for port, proc in self.procs.items():
+            if proc.poll() is not None:
+                continue
+            if self.node(port).execute_command("CLUSTER INFO").get("cluster_state") != "ok":
+                return False
+        return len(self.master_ports()) == self.masters
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+
+    def flush(self) -> None:
+        """Empty every master (replicas follow), between tests."""
+        for port in self.master_ports():
+            self.node(port).flushall()
+
+    # -- topology -----
+
+    def _nodes(self) -> list[dict[str, str]]:
+        """CLUSTER NODES as seen by a live node (redis-py parses it): port, flags, slots."""
+        for port, proc in self.procs.items():
+            if proc.poll() is None:
+                try:
+                    nodes = self.node(port).execute_command("CLUSTER NODES")
+                except redis.RedisError:
+                    continue
+                return [
+                    {"port": addr.rsplit(":", 1)[1], "flags": n["flags"], "slots": n["slots"]}
+                    for addr, n in nodes.items()
+                ]
+        raise RuntimeError("no live cluster node")
+
+    def master_ports(self) -> list[int]:
+        return sorted(
+            int(n["port"])
+            for n in self._nodes()
+            if "master" in n["flags"] and "fail" not in n["flags"] and n["slots"]
+        )
+
+    def node_id(self, port: int) -> str:
+        return str(self.node(port).execute_command("CLUSTER MYID").decode())
+
+    def owner(self, slot: int) -> int:
+        """The port of the master serving ``slot``."""
+        for start, end, port in self._slot_ranges():
+            if start <= slot <= end:
+                return port
+        raise RuntimeError(f"slot {slot} is not served")
+
+    def move_slot(self, slot: int, to_port: int, batch: int = 10, pause: float = 0.0) -> int:
+        """Reshard one slot to the master on ``to_port`` while clients use it, the way
+        ``redis-cli --cluster reshard`` does; ``pause`` seconds between MIGRATE batches widen
+        the window in which the slot is split between two nodes. Returns the keys moved."""
+        src_port = self.owner(slot)
+        if src_port == to_port:
+            return 0
+        src, dst = self.node(src_port), self.node(to_port)
+        src_id, dst_id = self.node_id(src_port), self.node_id(to_port)
+        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        moved = 0
+        while True:
+            keys = src.execute_command("CLUSTER GETKEYSINSLOT", slot, batch)
+            if not keys:
+                break
+            src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 10000, "KEYS", *keys)
+            moved += len(keys)
+            if pause:
+                time.sleep(pause)
+        for port in self.master_ports():
+            self.node(port).execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+        return moved
+
+    def kill_master(self, port: int) -> None:
+        """kill -9 a master; wait until its replica has taken its slots over."""
+        self.procs[port].kill()
+        self.procs[port].wait()
+        _wait(lambda: port not in self.master_ports() and self._served(), "a failover", 30)
+
+    def _served(self) -> bool:
+        covered = 0
+        for start, end, port in self._slot_ranges():
+            if port in self.procs and self.procs[port].poll() is None:
+                covered += end - start + 1
+        return covered == 16384
+
+    def _slot_ranges(self) -> list[tuple[int, int, int]]:
+        """(first slot, last slot, master port) from CLUSTER SLOTS."""
+        reply = self.node(self.master_ports()[0]).execute_command("CLUSTER SLOTS")
+        return [(int(e[0]), int(e[1]), int(e[2][1])) for e in reply]
+
+
+def _wait(check: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (redis.RedisError, OSError) as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out waiting for {what}" + (f": {last}" if last else ""))
