@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from kubeq import connections
 from kubeq.enqueue import plan_enqueue, send_async
@@ -99,7 +99,7 @@ class RedisSource:
         except RedisDown:
             self.failures += 1
             raise
-        except (RedisError, OSError, TimeoutError) as e:
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as e:
             self.failures += 1
             await self.close()
             detail = str(e) or type(e).__name__

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from croniter import croniter
 
-from kubeq import connections, defaults
+from kubeq import connections, defaults, rediscluster
 from kubeq.keys import validate_queue_name
 from kubeq.options import RateLimit
 
@@ -140,15 +140,19 @@ _URL_SECRETS = {"password", "sentinel_password"}
 def _redis_url(redis_doc: Mapping[str, Any]) -> str:
     url: str = _get(redis_doc, "url", "spec.redis", str, "")
     if not url.startswith(
-        ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+        (
+            *("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://"),
+            *("redis+cluster://", "rediss+cluster://"),
+        )
     ):
         raise SpecError(
             "spec.redis.url",
-            "must be a redis://, rediss:// (TLS), unix:// or redis+sentinel:// URL, "
-            f"got {connections.redact(url)!r}",
+            "must be a redis://, rediss:// (TLS), unix://, redis+sentinel:// or "
+            f"redis+cluster:// URL, got {connections.redact(url)!r}",
         )
     try:
         connections.parse_sentinel_url(url)
+        rediscluster.parse_cluster_url(url)
     except ValueError as exc:
         raise SpecError("spec.redis.url", str(exc)) from None
     parts = urlsplit(url)

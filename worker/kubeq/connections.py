@@ -10,6 +10,10 @@ Redis Sentinel (high availability): ``redis+sentinel://sentinel-a:26379,sentinel
 the named service and, after a failover, finds the new one by itself on its next connection.
 The master's password comes as for a single Redis; the sentinels' own password, if they have
 one, from ``KUBEQ_REDIS_SENTINEL_PASSWORD`` (or ``?sentinel_password=`` in the URL).
+
+Redis Cluster (sharding): ``redis+cluster://node-a:6379,node-b:6379`` (``rediss+cluster://``
+for TLS); the client and what kubeq splits by slot are in ``rediscluster``. A cluster client is
+handed out typed as ``redis.Redis``: it answers the same commands kubeq sends.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ import asyncio
 import os
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 
-from . import defaults
+from . import defaults, rediscluster
 
 DEFAULT_URL = defaults.REDIS_URL
 
@@ -128,6 +132,9 @@ def _options(extra: dict[str, Any]) -> dict[str, Any]:
 def sync_client(url: str | None = None, **extra: Any) -> redis.Redis:
     """A redis-py client (bytes responses) for the resolved URL."""
     resolved = resolve_url(url)
+    cluster = rediscluster.parse_cluster_url(resolved)
+    if cluster is not None:
+        return cast(redis.Redis, rediscluster.sync_cluster(cluster, _options(extra)))
     target = parse_sentinel_url(resolved)
     if target is not None:
         from redis.sentinel import Sentinel
@@ -145,6 +152,9 @@ def sync_client(url: str | None = None, **extra: Any) -> redis.Redis:
 def async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
     """A redis-py asyncio client (bytes responses) for the resolved URL."""
     resolved = resolve_url(url)
+    cluster = rediscluster.parse_cluster_url(resolved)
+    if cluster is not None:
+        return cast(redis.asyncio.Redis, rediscluster.async_cluster(cluster, _options(extra)))
     target = parse_sentinel_url(resolved)
     if target is not None:
         from redis.asyncio.sentinel import Sentinel as AsyncSentinel
@@ -215,6 +225,10 @@ class LoopClients:
         resolved = resolve_url(self.url)
         if parse_sentinel_url(resolved) is not None:  # the sentinels' own pool finds the master
             return async_client(resolved, **self.extra)
+        if rediscluster.parse_cluster_url(resolved) is not None:  # a pool per node, its own
+            return async_client(
+                resolved, max_connections=defaults.ASYNC_MAX_CONNECTIONS, **self.extra
+            )
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             resolved,
             max_connections=defaults.ASYNC_MAX_CONNECTIONS,

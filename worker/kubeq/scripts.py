@@ -108,8 +108,11 @@ Call = ScriptCall
 
 def _queue(pipe: Any, calls: list[Call]) -> None:
     for script, keys, args in calls:
-        keys = fenced(keys)
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        declared = fenced(keys)
+        # execute_command, not pipe.evalsha: redis-py's cluster pipeline blocks the evalsha
+        # method (for NOSCRIPT, which run_pipeline handles itself) but routes EVALSHA by its
+        # keys, and every call's keys are one queue's slot
+        pipe.execute_command("EVALSHA", script.sha, len(declared), *declared, *args)
 
 
 def _missing(calls: list[Call], results: list[Any], raise_errors: bool) -> list[int]:

@@ -28,17 +28,18 @@ import traceback
 from typing import Any
 
 import redis.asyncio
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from . import connections, defaults, tracing, workerinfo
+from . import connections, defaults, rediscluster, tracing, workerinfo
 from .app import Task
 from .delivery import Delivery, run_attempt
 from .execution import Executor, JobTimeout
+from .fetchrouter import FetchRouter
 from .health import Vitals
 from .keys import QueueKeys, queues_key
 from .metrics import WorkerMetrics, serve
 from .outcomes import AckFlag, Ended, Outcome, Settlement
-from .protocol import fetch_args, heartbeat_args, parse_fetch_reply, parse_heartbeat_reply
+from .protocol import heartbeat_args, parse_heartbeat_reply
 from .scripts import Call, Scripts, run_pipeline_async
 from .settings import WorkerSettings, default_worker_id
 
@@ -47,6 +48,10 @@ log = logging.getLogger("kubeq.worker")
 __all__ = ["Delivery", "JobTimeout", "Worker", "WorkerSettings", "default_worker_id"]
 
 HANDBACK_SECONDS = defaults.HANDBACK_SECONDS
+
+REDIS_DOWN = (RedisError, OSError, RedisClusterException)
+"""Errors meaning Redis could not be reached or answer (a cluster's SlotNotCoveredError during
+a failover is not even a RedisError)."""
 
 
 class Worker:
@@ -68,7 +73,6 @@ class Worker:
         self._activity = asyncio.Event()
         self._stopping = False
         self._force = asyncio.Event()
-        self._wake_wait: asyncio.Task[Any] | None = None
         self.vitals = Vitals()
         self._script_error: str | None = None
         self._wait_ms = -1
@@ -76,6 +80,9 @@ class Worker:
         # created here, connected on first use inside run()'s loop
         self._redis: redis.asyncio.Redis = connections.async_client(settings.redis_url)
         self._scripts = Scripts(self._redis)
+        # one fetch call per hash slot on Redis Cluster, one over all queues elsewhere
+        self._router = FetchRouter(self.queues, rediscluster.is_cluster(self._redis))
+        self._wake_waits: list[asyncio.Task[Any]] = []
         self.exit_code = 0
 
     def health(self) -> tuple[bool, str]:
@@ -139,8 +146,8 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             await self._leave()
-            if self._wake_wait is not None:
-                self._wake_wait.cancel()
+            for w in self._wake_waits:
+                w.cancel()
             await self._redis.aclose()
             if server is not None:
                 server.shutdown()
@@ -154,14 +161,14 @@ class Worker:
                 await self._redis.sadd(queues_key(self.settings.prefix), *self.settings.queues)
                 self._redis_up()
                 return
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 await self._redis_failed(exc)
 
     async def _leave(self) -> None:
         calls: list[Call] = [
             (self._scripts.leave, q.script_keys, [self.settings.worker_id]) for q in self.queues
         ]
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(*REDIS_DOWN, TimeoutError):
             async with asyncio.timeout(2.0):  # if Redis is gone, its heartbeat just expires
                 await run_pipeline_async(self._redis, calls)
 
@@ -174,9 +181,12 @@ class Worker:
                 remaining = await self._round_trip(fetch=True)
                 self._redis_up()
             except ResponseError as exc:
-                await self._script_failed(exc)
+                if rediscluster.is_outage(exc):  # a cluster moving a slot or failing over
+                    await self._redis_failed(exc)
+                else:
+                    await self._script_failed(exc)
                 continue
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 await self._redis_failed(exc)
                 continue
             self._script_error = None
@@ -217,15 +227,14 @@ class Worker:
                 args += settlement.ack_fields(d.id, d.job.lease)
             calls.append((self._scripts.ack, q.script_keys, args))
         if free > 0:
-            keys, args = fetch_args(
+            calls += self._router.calls(
+                self._scripts.fetch,
                 self.settings.worker_id,
                 free,
                 int(self.settings.lease_seconds * 1000),
                 len(self.inflight),
                 defaults.WORKER_TTL_MS,
-                self.queues,
             )
-            calls.append((self._scripts.fetch, keys, args))
         if not calls:
             return 0
         try:
@@ -234,6 +243,12 @@ class Worker:
             self._acks = acks + self._acks  # fenced and idempotent: safe to send again
             raise
         for items, flags in zip(by_queue.values(), results, strict=False):
+            if isinstance(flags, BaseException) and rediscluster.is_outage(flags):
+                # this queue's node was unreachable or its slot moving (Redis Cluster): the
+                # outcomes were not recorded; fenced and idempotent, so send them again
+                self._acks = items + self._acks
+                log.warning("outcomes for %d jobs not recorded yet: %s", len(items), flags)
+                continue
             for i, (d, _) in enumerate(items):
                 applied = flags if isinstance(flags, Exception) else flags[i]
                 if isinstance(applied, Exception) or applied == AckFlag.UNKNOWN:
@@ -252,10 +267,9 @@ class Worker:
         self.vitals.round_trip()
         if free <= 0:
             return 0
-        fetched = results[-1]
-        if isinstance(fetched, Exception):
-            raise fetched
-        reply = parse_fetch_reply(fetched, self.queues)
+        reply, error = self._router.merge(results[len(by_queue) :])
+        if error is not None and not reply.jobs:
+            raise error
         self._wait_ms = reply.wait_ms
         now_ms = time.time() * 1000
         for job in reply.jobs:
@@ -279,33 +293,41 @@ class Worker:
                 max(0.0, (now_ms - job.ready_at_ms) / 1000)
             )
             d.runner = asyncio.create_task(self._execute(d), name=f"kubeq-job-{d.id}")
+        if error is not None:  # the jobs other slots' fetches leased run; this one is retried
+            raise error
         return reply.remaining
 
     async def _idle_wait(self, wait_ms: int = -1) -> None:
         """Nothing to fetch: block on the wake lists (woken by enqueue) for up to 1 s, or
         until ``wait_ms``, when a job held back for a time (delay, retry, rate limit) may
         run: no polling while a rate limit holds jobs back."""
-        if self._wake_wait is None or self._wake_wait.done():
-            if self._wake_wait is not None:
+        if not self._wake_waits or any(w.done() for w in self._wake_waits):
+            for w in self._wake_waits:
+                if not w.done():  # woken by another slot's list: stop waiting on this one
+                    w.cancel()
                 with contextlib.suppress(BaseException):
-                    self._wake_wait.result()
-            keys = [q.wake for q in self.queues]
-            self._wake_wait = asyncio.create_task(self._blpop(keys))
+                    w.result()
+            # one BLPOP per hash slot on Redis Cluster (fetchrouter), one over all elsewhere
+            self._wake_waits = [
+                asyncio.create_task(self._blpop(keys)) for keys in self._router.wake_keys()
+            ]
         activity = asyncio.create_task(self._activity.wait())
         try:
             cap = 2.0 if wait_ms < 0 else min(2.0, wait_ms / 1000)
             await asyncio.wait(
-                {self._wake_wait, activity}, timeout=cap, return_when=asyncio.FIRST_COMPLETED
+                {*self._wake_waits, activity}, timeout=cap, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             activity.cancel()
-        if self._wake_wait.done():
-            try:
-                self._wake_wait.result()
-                self.vitals.round_trip()
-            except (RedisError, OSError) as exc:
-                self._wake_wait = None
-                await self._redis_failed(exc)
+        for w in self._wake_waits:
+            if w.done() and not w.cancelled():
+                try:
+                    w.result()
+                    self.vitals.round_trip()
+                except REDIS_DOWN as exc:
+                    self._wake_waits = []
+                    await self._redis_failed(exc)
+                    return
 
     async def _blpop(self, keys: list[str]) -> Any:
         return await self._redis.blpop(keys, timeout=1)
@@ -382,7 +404,7 @@ class Worker:
             await asyncio.sleep(self.settings.heartbeat_interval)
             try:
                 await self._heartbeat()
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 if not failing:
                     log.warning("heartbeat failed (leases are not being renewed): %s", exc)
                 failing = True
@@ -476,7 +498,7 @@ class Worker:
             try:
                 async with asyncio.timeout(max(0.1, give_up - time.monotonic())):
                     await self._round_trip(fetch=False)
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (*REDIS_DOWN, TimeoutError) as exc:
                 log.error("could not hand back jobs (%s); retrying", exc or "timed out")
                 await self._wait_activity(0.5)
         if self._acks:
@@ -486,5 +508,5 @@ class Worker:
             )
 
     async def _flush(self) -> None:
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             await self._round_trip(fetch=False)

@@ -1,0 +1,160 @@
+"""Redis Cluster: 3 real masters and 3 replicas on loopback (tests/support/cluster.py).
+
+What a user of ``redis+cluster://`` observes: jobs of 20 queues spread over the slots (so over
+the three masters) are enqueued, run by workers consuming all 20 and give their results; the
+stats of all 20 come back per node; and a busy queue's slot resharded to another master, then
+a master killed -9 and failed over, in the middle of a run, lose nothing. Runs are counted
+OUTSIDE Redis (a file each execution appends to); the closing line prints sent, finished,
+lost, ran twice and the stall (the longest gap between two completions).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import qtasks
+import redis
+from conftest import StartWorker
+from helpers import wait_until
+from support.cluster import ClusterTopology
+
+import kubeq
+from kubeq.keys import QueueKeys
+from kubeq.rediscluster import is_cluster, slot_of
+
+QUEUES = [f"c{i}" for i in range(20)]
+SOAK_JOBS = 3000
+
+
+@pytest.fixture(scope="module")
+def cluster_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopology]:
+    t = ClusterTopology(tmp_path_factory.mktemp("cluster"))
+    t.start()
+    yield t
+    t.stop()
+
+
+@pytest.fixture
+def cluster(cluster_topology: ClusterTopology) -> ClusterTopology:
+    cluster_topology.flush()
+    return cluster_topology
+
+
+def _masters_of(t: ClusterTopology, queues: list[str]) -> set[int]:
+    return {t.owner(slot_of(QueueKeys.of(q).base)) for q in queues}
+
+
+def test_twenty_queues_over_three_masters_run_and_give_results(
+    cluster: ClusterTopology, start_worker: StartWorker
+) -> None:
+    assert len(_masters_of(cluster, QUEUES)) == 3  # the queues really are spread
+    app = kubeq.App(cluster.url)
+    assert is_cluster(app.redis)
+    jobs = app.enqueue_many(
+        [qtasks.add.s(i, n).set(queue=q) for n, q in enumerate(QUEUES) for i in range(10)]
+    )
+    args = [a for q in QUEUES for a in ("--queue", q)]
+    start_worker(*args, "--concurrency", "8", env_url=cluster.url)
+    start_worker(*args, "--concurrency", "8", env_url=cluster.url)
+    results = [job.result(timeout=60) for job in jobs]
+    assert results == [i + n for n in range(len(QUEUES)) for i in range(10)]
+    stats = {s.queue: s for s in kubeq.read_stats(app.redis, QUEUES)}
+    assert sorted(stats) == sorted(QUEUES)
+    assert all(s.backlog == 0 and s.in_flight == 0 for s in stats.values())
+    app.close()
+
+
+def test_cli_stats_and_burst_worker_on_a_cluster(
+    cluster: ClusterTopology, start_worker: StartWorker
+) -> None:
+    app = kubeq.App(cluster.url)
+    app.enqueue_many([qtasks.add.s(i, 1).set(queue=q) for q in QUEUES[:6] for i in range(5)])
+    from click.testing import CliRunner
+
+    from kubeq.cli import cli
+
+    out = CliRunner().invoke(cli, ["--redis-url", cluster.url, "stats", "--output", "json"])
+    assert out.exit_code == 0, out.output
+    shown = {row["queue"]: row["backlog"] for row in json.loads(out.output)}
+    assert shown == dict.fromkeys(QUEUES[:6], 5)  # every registered queue, read per node
+    w = start_worker(
+        *[a for q in QUEUES[:6] for a in ("--queue", q)], "--burst", env_url=cluster.url
+    )
+    assert w.wait(60) == 0
+    assert all(s.backlog == 0 for s in kubeq.read_stats(app.redis, QUEUES[:6]))
+    app.close()
+
+
+def test_reshard_and_failover_mid_run_lose_nothing(
+    cluster: ClusterTopology,
+    start_worker: StartWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    marks = tmp_path / "marks"
+    marks.touch()
+    monkeypatch.setenv("KUBEQ_TEST_MARKS", str(marks))
+    queues = QUEUES[:8]
+    app = kubeq.App(cluster.url)
+    args = [a for q in queues for a in ("--queue", q)]
+    workers = [
+        start_worker(*args, "--concurrency", "8", "--lease", "5", env_url=cluster.url)
+        for _ in range(3)
+    ]
+    jobs: list[kubeq.Job] = []
+    per_call = 100
+    for start in range(0, SOAK_JOBS, per_call):
+        jobs += app.enqueue_many(
+            [
+                qtasks.mark.s(i).set(queue=queues[i % len(queues)])
+                for i in range(start, start + per_call)
+            ]
+        )
+    wait_until(lambda: len(marks.read_text().splitlines()) >= SOAK_JOBS // 5, timeout=180)
+    # 1. reshard the slot of the busiest queue to another master while it runs
+    busy = queues[0]
+    slot = slot_of(QueueKeys.of(busy).base)
+    src = cluster.owner(slot)
+    dst = next(p for p in cluster.master_ports() if p != src)
+    moved = cluster.move_slot(slot, dst, batch=10, pause=0.01)
+    assert cluster.owner(slot) == dst and moved > 0
+    wait_until(lambda: len(marks.read_text().splitlines()) >= SOAK_JOBS // 2, timeout=180)
+    # 2. kill -9 a master that serves some of the queues; its replica takes over
+    victim = next(iter(_masters_of(cluster, queues[1:]) - {dst}), dst)
+    cluster.kill_master(victim)
+    deadline = time.monotonic() + 300
+    results = {job.id: _result_across_failover(job, deadline) for job in jobs}
+    lines = marks.read_text().splitlines()
+    runs = collections.Counter(int(line.split()[0]) for line in lines)
+    stamps = sorted(float(line.split()[1]) for line in lines)
+    stall = max(b - a for a, b in itertools.pairwise(stamps))
+    lost = [i for i in range(SOAK_JOBS) if runs[i] == 0]
+    twice = sum(1 for n in runs.values() if n > 1)
+    print(
+        f"\ncluster reshard ({moved} keys of slot {slot}) + failover: {SOAK_JOBS} sent, "
+        f"{len(results)} finished, {len(lost)} lost, {twice} ran more than once, "
+        f"stall {stall:.1f} s"
+    )
+    assert sorted(results.values()) == list(range(SOAK_JOBS))
+    assert not lost
+    for w in workers:
+        assert w.proc.poll() is None  # recovered without a restart
+    app.close()
+
+
+def _result_across_failover(job: kubeq.Job, deadline: float) -> object:
+    """A caller's view of a failover: until the replica is promoted, a call to that master's
+    slots fails with a connection or cluster error; the caller tries again."""
+    while True:
+        try:
+            return job.result(timeout=max(1.0, deadline - time.monotonic()))
+        except (redis.ConnectionError, redis.exceptions.ClusterError, redis.RedisClusterException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
