@@ -11,11 +11,43 @@ from pathlib import Path
 
 import pytest
 import redis
+from support.cluster import ClusterTopology
 
 import kubeq
+import kubeq.connections
 
 HERE = Path(__file__).resolve().parent
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``also_redis_cluster`` runs on the session's redis-server and again on
+    the session's Redis Cluster (3 masters + 3 replicas): every fixture built on
+    ``redis_url`` (app, r, start_worker) follows it."""
+    marked = metafunc.definition.get_closest_marker("also_redis_cluster")
+    if marked and "redis_url" in metafunc.fixturenames:
+        metafunc.parametrize("redis_url", ["redis", "redis-cluster"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def cluster_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopology]:
+    """One real Redis Cluster for the session, started on first use."""
+    t = ClusterTopology(tmp_path_factory.mktemp("redis-cluster"))
+    t.start()
+    yield t
+    t.stop()
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, kubeq_redis: str) -> str:
+    """The session's Redis (emptied), or with the ``redis-cluster`` parameter the session's
+    Redis Cluster (every master emptied; a master killed by an earlier test has been
+    replaced by its replica)."""
+    if getattr(request, "param", "redis") == "redis-cluster":
+        topology: ClusterTopology = request.getfixturevalue("cluster_topology")
+        topology.flush()
+        return topology.url
+    return kubeq_redis
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -89,6 +121,6 @@ def app(redis_url: str) -> Iterator[kubeq.App]:
 
 @pytest.fixture
 def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+    client = kubeq.connections.sync_client(redis_url)  # a cluster client on a cluster
     yield client
     client.close()

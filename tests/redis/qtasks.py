@@ -19,7 +19,7 @@ _r: redis.Redis | None = None
 def r() -> redis.Redis:
     global _r
     if _r is None:
-        _r = redis.Redis.from_url(os.environ["KUBEQ_REDIS_URL"])
+        _r = kubeq.connections.sync_client(os.environ["KUBEQ_REDIS_URL"])  # cluster too
     return _r
 
 

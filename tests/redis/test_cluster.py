@@ -14,7 +14,6 @@ import collections
 import itertools
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,6 @@ from kubeq.rediscluster import is_cluster, slot_of
 
 QUEUES = [f"c{i}" for i in range(20)]
 SOAK_JOBS = 3000
-
-
-@pytest.fixture(scope="module")
-def cluster_topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopology]:
-    t = ClusterTopology(tmp_path_factory.mktemp("cluster"))
-    t.start()
-    yield t
-    t.stop()
 
 
 @pytest.fixture

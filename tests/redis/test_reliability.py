@@ -43,6 +43,7 @@ def test_transient_failures_retry_with_backoff_then_succeed(
     assert job.info().attempts == 3
 
 
+@pytest.mark.also_redis_cluster
 def test_last_failure_goes_to_dead_letters_with_reason_and_traceback(
     app: kubeq.App, start_worker: StartWorker
 ) -> None:
@@ -58,6 +59,7 @@ def test_last_failure_goes_to_dead_letters_with_reason_and_traceback(
     assert app.queue().stats().dead == 1
 
 
+@pytest.mark.also_redis_cluster
 def test_dead_letters_can_be_requeued_and_purged(app: kubeq.App, start_worker: StartWorker) -> None:
     start_worker()
     q = app.queue()
@@ -173,6 +175,7 @@ def test_unknown_task_never_runs_and_is_dead_lettered(
 # -- crashes, zombies and drains -----
 
 
+@pytest.mark.also_redis_cluster
 def test_sigkill_mid_job_runs_it_again_after_the_lease(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:
@@ -189,6 +192,7 @@ def test_sigkill_mid_job_runs_it_again_after_the_lease(
     assert info.status == "finished" and info.deliveries == 2 and info.attempts == 1
 
 
+@pytest.mark.also_redis_cluster
 def test_late_completion_of_a_zombie_cannot_overwrite_the_new_owner(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:
@@ -210,6 +214,7 @@ def test_late_completion_of_a_zombie_cannot_overwrite_the_new_owner(
     assert job.result(timeout=1) == rescuer.pid
 
 
+@pytest.mark.also_redis_cluster
 def test_sigterm_finishes_running_jobs_and_leaves_the_rest(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:
@@ -225,6 +230,7 @@ def test_sigterm_finishes_running_jobs_and_leaves_the_rest(
     assert (stats.backlog, stats.in_flight, stats.dead) == (2, 0, 0)
 
 
+@pytest.mark.also_redis_cluster
 def test_sigterm_hands_back_what_cannot_finish_within_the_drain_timeout(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:
@@ -240,6 +246,7 @@ def test_sigterm_hands_back_what_cannot_finish_within_the_drain_timeout(
     assert job.result(timeout=60) == successor.pid
 
 
+@pytest.mark.also_redis_cluster
 def test_second_signal_hands_back_at_once(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:
@@ -254,6 +261,7 @@ def test_second_signal_hands_back_at_once(
     assert job.status() == "queued"
 
 
+@pytest.mark.also_redis_cluster
 def test_poison_job_that_kills_its_worker_is_dead_lettered(
     app: kubeq.App, start_worker: StartWorker
 ) -> None:
