@@ -10,9 +10,11 @@ lost, ran twice and the stall (the longest gap between two completions).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -24,8 +26,13 @@ from helpers import wait_until
 from support.cluster import ClusterTopology
 
 import kubeq
+from kubeq import connections, defaults
+from kubeq.errors import NotReplicated
 from kubeq.keys import QueueKeys
-from kubeq.rediscluster import is_cluster, slot_of
+from kubeq.protocol import fetch_args
+from kubeq.rediscluster import is_cluster, is_outage, slot_of
+from kubeq.scripts import LUA, run_pipeline
+from kubeq.stats import read_stats_async
 
 QUEUES = [f"c{i}" for i in range(20)]
 SOAK_JOBS = 3000
@@ -79,6 +86,91 @@ def test_cli_stats_and_burst_worker_on_a_cluster(
     )
     assert w.wait(60) == 0
     assert all(s.backlog == 0 for s in kubeq.read_stats(app.redis, QUEUES[:6]))
+    app.close()
+
+
+def test_async_stats_of_twenty_queues_through_the_operators_client(
+    cluster: ClusterTopology,
+) -> None:
+    app = kubeq.App(cluster.url)
+    app.enqueue_many([qtasks.add.s(n, 0).set(queue=q) for n, q in enumerate(QUEUES)])
+    app.queue(QUEUES[3]).pause()
+
+    async def read() -> list[kubeq.QueueStats]:
+        client = connections.async_client(cluster.url)  # what the operator's RedisSource makes
+        try:
+            return await read_stats_async(client, QUEUES)
+        finally:
+            await client.aclose()
+
+    stats = asyncio.run(read())
+    assert [s.queue for s in stats] == QUEUES
+    assert [s.backlog for s in stats] == [1] * len(QUEUES)
+    assert [s.paused for s in stats] == [q == QUEUES[3] for q in QUEUES]
+    app.close()
+
+
+def test_wait_replicas_on_a_cluster(cluster: ClusterTopology) -> None:
+    app = kubeq.App(cluster.url, wait_replicas=1, wait_timeout=1.0)
+    jobs = app.enqueue_many([qtasks.add.s(n, 0).set(queue=q) for n, q in enumerate(QUEUES)])
+    assert all(job.status() == "queued" for job in jobs)
+
+    async def enqueue_async() -> list[kubeq.Job]:
+        try:
+            return await app.aenqueue_many([qtasks.add.s(1, 1).set(queue=q) for q in QUEUES])
+        finally:
+            await app.aclose()
+
+    assert len(asyncio.run(enqueue_async())) == len(QUEUES)
+    masters = set(cluster.master_ports())
+    replicas = [p for p in cluster.procs if p not in masters]
+    for port in replicas:
+        cluster.procs[port].send_signal(signal.SIGSTOP)  # no replica acknowledges any more
+    try:
+        with pytest.raises(NotReplicated):
+            app.enqueue_many([qtasks.add.s(2, 2).set(queue=q) for q in QUEUES])
+    finally:
+        for port in replicas:
+            cluster.procs[port].send_signal(signal.SIGCONT)
+    app.close()
+
+
+def test_no_script_runs_on_a_half_moved_queue(
+    cluster: ClusterTopology, start_worker: StartWorker
+) -> None:
+    """While a queue's slot is being resharded, a script that builds a job key from the
+    queue's base (as every kubeq script does) could find that key already moved: on the
+    source it fails half-way, on the target it reads nothing. Here every declared queue key
+    stays on the source and only one job's hash has moved: cancelling that job must not
+    answer "no such job" (what the script would conclude); Redis refuses it until the
+    migration ends, and then the job is cancelled."""
+    app = kubeq.App(cluster.url)
+    q = app.queue("mig")
+    keys = QueueKeys.of("mig")
+    failed = q.enqueue(qtasks.not_retried)  # -> dead at its first failure
+    assert start_worker("--queue", "mig", "--burst", env_url=cluster.url).wait(60) == 0
+    assert failed.status() == "failed"
+    jobs = app.enqueue_many([qtasks.add.s(i, 0).set(queue="mig") for i in range(5)])
+    app.enqueue_many([qtasks.add.s(9, 9).set(queue="mig", delay=3600)])  # -> delayed
+    # lease one job through the worker's own seam: active, workers and busy exist
+    fkeys, fargs = fetch_args("test-worker", 1, 600_000, 0, defaults.WORKER_TTL_MS, [keys])
+    run_pipeline(app.redis, [(LUA["fetch"], fkeys, fargs)])
+    q.pause()
+    assert all(app.redis.exists(k) for k in keys.script_keys)  # wake too (no one consumed it)
+    target = next(j for j in jobs if j.status() == "queued")
+    slot = slot_of(keys.base)
+    dst = next(p for p in cluster.master_ports() if p != cluster.owner(slot))
+    migration = cluster.begin_migration(slot, dst)
+    migration.src.execute_command(
+        "MIGRATE", "127.0.0.1", dst, "", 0, 10000, "KEYS", keys.job(target.id)
+    )
+    with pytest.raises(Exception) as refused:
+        target.cancel()
+    assert is_outage(refused.value), refused.value  # retryable, not "no such job"
+    migration.finish()
+    assert target.cancel() is True
+    assert target.status() == "cancelled"
+    assert q.stats().backlog == 3  # 5 - the leased one - the cancelled one (paused)
     app.close()
 
 

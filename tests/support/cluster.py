@@ -141,25 +141,24 @@ class ClusterTopology:
         """Reshard one slot to the master on ``to_port`` while clients use it, the way
         ``redis-cli --cluster reshard`` does; ``pause`` seconds between MIGRATE batches widen
         the window in which the slot is split between two nodes. Returns the keys moved."""
-        src_port = self.owner(slot)
-        if src_port == to_port:
+        if self.owner(slot) == to_port:
             return 0
-        src, dst = self.node(src_port), self.node(to_port)
-        src_id, dst_id = self.node_id(src_port), self.node_id(to_port)
-        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
-        src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        migration = self.begin_migration(slot, to_port)
         moved = 0
-        while True:
-            keys = src.execute_command("CLUSTER GETKEYSINSLOT", slot, batch)
-            if not keys:
-                break
-            src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 10000, "KEYS", *keys)
-            moved += len(keys)
+        while n := migration.move(batch):
+            moved += n
             if pause:
                 time.sleep(pause)
-        for port in self.master_ports():
-            self.node(port).execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+        migration.finish()
         return moved
+
+    def begin_migration(self, slot: int, to_port: int) -> Migration:
+        """``CLUSTER SETSLOT ... IMPORTING`` on the target, ``MIGRATING`` on the source."""
+        src_port = self.owner(slot)
+        m = Migration(self, slot, src_port, to_port)
+        m.dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", self.node_id(src_port))
+        m.src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", self.node_id(to_port))
+        return m
 
     def kill_master(self, port: int) -> None:
         """kill -9 a master; wait until its replica has taken its slots over."""
@@ -178,6 +177,31 @@ class ClusterTopology:
         """(first slot, last slot, master port) from CLUSTER SLOTS."""
         reply = self.node(self.master_ports()[0]).execute_command("CLUSTER SLOTS")
         return [(int(e[0]), int(e[1]), int(e[2][1])) for e in reply]
+
+
+class Migration:
+    """One slot half-way from one master to another (``ClusterTopology.begin_migration``)."""
+
+    def __init__(self, t: ClusterTopology, slot: int, src_port: int, dst_port: int) -> None:
+        self.t, self.slot, self.dst_port = t, slot, dst_port
+        self.src, self.dst = t.node(src_port), t.node(dst_port)
+
+    def move(self, count: int) -> int:
+        """MIGRATE up to ``count`` more keys of the slot; returns how many moved."""
+        keys = self.src.execute_command("CLUSTER GETKEYSINSLOT", self.slot, count)
+        if keys:
+            self.src.execute_command(
+                "MIGRATE", "127.0.0.1", self.dst_port, "", 0, 10000, "KEYS", *keys
+            )
+        return len(keys)
+
+    def finish(self) -> None:
+        """Move what is left and give the slot to the target on every master."""
+        while self.move(100):
+            pass
+        dst_id = self.t.node_id(self.dst_port)
+        for port in self.t.master_ports():
+            self.t.node(port).execute_command("CLUSTER SETSLOT", self.slot, "NODE", dst_id)
 
 
 def _wait(check: Callable[[], object], what: str, timeout: float = 10.0) -> None:

@@ -10,11 +10,12 @@ send the same plan with ``enqueue.send_async`` on the running loop's own client.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from . import connections, defaults
+from . import connections, defaults, rediscluster
 from .enqueue import check_call, check_retry_overrides, plan_enqueue, send, send_async
 from .keys import validate_queue_name
 from .options import Call, RateLimit, TaskOptions, check_count, check_seconds, key_from_args
@@ -302,10 +303,19 @@ class App:
         plan = self._plan(calls, queue)
         if self.eager is not None:
             return list(await self.eager.arun(plan))
+        if self.wait_replicas and self._on_cluster():
+            # WAIT on a cluster needs each master's connection pinned: the sync client does it
+            await asyncio.to_thread(
+                send, self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
+            )
+            return [Job(self, q, job_id) for q, job_id in plan.targets]
         await send_async(
             self.aredis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
         )
         return [Job(self, q, job_id) for q, job_id in plan.targets]
+
+    def _on_cluster(self) -> bool:
+        return rediscluster.parse_cluster_url(connections.resolve_url(self.redis_url)) is not None
 
     def _plan(self, calls: Iterable[Call], queue: str | None) -> EnqueuePlan:
         return plan_enqueue(calls, prefix=self.prefix, defaults_for=self.defaults_for, queue=queue)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import defaults, serialization, tracing
+from . import defaults, rediscluster, serialization, tracing
 from .errors import NotReplicated
 from .keys import QueueKeys, queues_key, validate_job_id, validate_queue_name
 from .options import (
@@ -152,6 +152,15 @@ def send(
     """Send a plan with a sync client. ``known_queues`` (kept by the caller) skips
     registering queues already registered by this process. ``wait_replicas`` > 0 returns
     only once that many replicas have the jobs (Redis WAIT), else raises NotReplicated."""
+    if wait_replicas > 0 and rediscluster.is_cluster(client):
+        new = _new_queues(plan, known_queues)
+        if new:
+            client.sadd(queues_key(plan.prefix), *new)
+        acked = rediscluster.run_waited(
+            client, list(plan.calls), wait_replicas, int(wait_timeout * 1000)
+        )
+        _check_replicated(acked, wait_replicas)
+        return
     if wait_replicas > 0:
         # WAIT counts the writes of its own connection: the jobs and the WAIT share one (a
         # pooled client could send the WAIT on a connection whose writes replicated long ago)
@@ -176,7 +185,14 @@ async def send_async(
     wait_timeout: float = defaults.WAIT_TIMEOUT,
 ) -> None:
     """``send`` for a redis.asyncio client (concurrent calls on one loop are the common case,
-    so a WAIT on a shared pool would often land on another call's connection)."""
+    so a WAIT on a shared pool would often land on another call's connection). On Redis
+    Cluster with ``wait_replicas``, ``App.aenqueue_many`` sends through ``send`` in a thread
+    (redis-py's asyncio cluster client cannot pin one node's connection)."""
+    if wait_replicas > 0 and rediscluster.is_cluster(client):
+        raise ValueError(
+            "wait_replicas on Redis Cluster: enqueue through kubeq.App (it sends these "
+            "with the sync cluster client), or with send()"
+        )
     if wait_replicas > 0:
         async with client.client() as one:
             await send_async(one, plan, known_queues)

@@ -168,3 +168,22 @@ def is_outage(exc: BaseException) -> bool:
     """True when ``exc`` says Redis (or a cluster node) is unreachable or moving, so the call
     should be sent again later; False for a script's own error, which would fail again."""
     return isinstance(exc, OUTAGES)
+
+
+def run_waited(client: Any, calls: Sequence[Any], replicas: int, timeout_ms: int) -> int:
+    """Run script calls on a cluster so that each master's share is followed by a WAIT on the
+    same connection (WAIT counts the writes of its own connection); returns the fewest
+    replicas any of those masters confirmed. One round trip per master, one after another:
+    the price of ``wait_replicas`` on a cluster."""
+    from .scripts import run_pipeline
+
+    by_node: dict[str, tuple[Any, list[Any]]] = {}
+    for call in calls:
+        node = client.get_node_from_key(call[1][0])
+        by_node.setdefault(node.name, (node, []))[1].append(call)
+    acked: list[int] = []
+    for node, node_calls in by_node.values():
+        with client.get_redis_connection(node).client() as one:
+            run_pipeline(one, node_calls)
+            acked.append(int(one.wait(replicas, timeout_ms)))
+    return min(acked, default=replicas)
