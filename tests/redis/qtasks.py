@@ -294,3 +294,13 @@ def soft_child(tag: str) -> str:
 @app.task(rate_limit="1/s", max_attempts=1)
 def slow_rated(tag: str) -> None:
     _timed(tag)
+
+
+# -- partitioned queues (tests/redis/test_partitions.py) -----
+
+partitioned = kubeq.App(partitions={"pq": 3})
+
+
+@partitioned.task(queue="pq")
+def part_add(x: int, y: int) -> int:
+    return x + y

@@ -89,6 +89,27 @@ def test_cli_stats_and_burst_worker_on_a_cluster(
     app.close()
 
 
+def test_one_partitioned_queue_spreads_over_the_masters(
+    cluster: ClusterTopology, start_worker: StartWorker
+) -> None:
+    app = kubeq.App(cluster.url, partitions={"hot": 6})
+    q = app.queue("hot")
+    assert len(_masters_of(cluster, q.partitions)) >= 2  # one queue, more than one master
+    jobs = app.enqueue_many([qtasks.add.s(i, 0).set(queue="hot") for i in range(120)])
+    assert {j.queue for j in jobs} == set(q.partitions)  # round-robin over the partitions
+    keyed = app.enqueue_many(
+        [qtasks.add.s(i, 1).set(queue="hot", partition_key="customer-7") for i in range(10)]
+    )
+    assert len({j.queue for j in keyed}) == 1
+    assert q.stats().backlog == 130
+    start_worker(*[a for p in q.partitions for a in ("--queue", p)], env_url=cluster.url)
+    assert [j.result(timeout=60) for j in jobs] == list(range(120))
+    assert [j.result(timeout=60) for j in keyed] == list(range(1, 11))
+    total = q.stats()
+    assert (total.backlog, total.in_flight) == (0, 0)
+    app.close()
+
+
 def test_async_stats_of_twenty_queues_through_the_operators_client(
     cluster: ClusterTopology,
 ) -> None:

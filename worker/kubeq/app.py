@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from . import connections, defaults, rediscluster
 from .enqueue import check_call, check_retry_overrides, plan_enqueue, send, send_async
 from .keys import validate_queue_name
 from .options import Call, RateLimit, TaskOptions, check_count, check_seconds, key_from_args
+from .partitions import Partitioner
 from .retry import RetryPolicy
 from .scripts import Scripts
 
@@ -135,8 +136,11 @@ class App:
         default_queue: str = defaults.QUEUE,
         wait_replicas: int = 0,
         wait_timeout: float = defaults.WAIT_TIMEOUT,
+        partitions: Mapping[str, int] | None = None,
     ) -> None:
         """``password`` overrides KUBEQ_REDIS_PASSWORD (e.g. one read from a Secret).
+        ``partitions``: queue name -> number of sub-queues its jobs are spread over (one hot
+        queue over several Redis Cluster masters; ``kubeq.partitions``).
         ``wait_replicas`` > 0: an enqueue returns only once that many replicas have the jobs
         (Redis WAIT; one more round trip), so an acknowledged job survives a failover."""
         self.redis_url = connections.resolve_url(redis_url)
@@ -145,6 +149,7 @@ class App:
         self.default_queue = validate_queue_name(default_queue)
         self.wait_replicas = check_count("wait_replicas", wait_replicas, low=0, high=100)
         self.wait_timeout = check_seconds("wait_timeout", wait_timeout)
+        self.partitioner = Partitioner(partitions)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._redis: redis.Redis | None = None
         self._scripts: Scripts | None = None
@@ -318,7 +323,13 @@ class App:
         return rediscluster.parse_cluster_url(connections.resolve_url(self.redis_url)) is not None
 
     def _plan(self, calls: Iterable[Call], queue: str | None) -> EnqueuePlan:
-        return plan_enqueue(calls, prefix=self.prefix, defaults_for=self.defaults_for, queue=queue)
+        return plan_enqueue(
+            calls,
+            prefix=self.prefix,
+            defaults_for=self.defaults_for,
+            queue=queue,
+            route=self.partitioner.route if self.partitioner.partitions else None,
+        )
 
     def defaults_for(self, name: str) -> TaskOptions:
         """The options of a registered task, or the defaults for a task this app doesn't know."""

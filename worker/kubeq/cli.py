@@ -133,6 +133,9 @@ def worker(
     except (ImportError, ValueError) as exc:
         raise click.UsageError(f"cannot load tasks from {tasks_module!r}: {exc}") from exc
     chosen = list(queues) or list(dict.fromkeys(t.options.queue for t in tasks.values()))
+    # a queue the tasks' App partitions (App(partitions=...)) is consumed in all its partitions
+    for app in {id(t.app): t.app for t in tasks.values()}.values():
+        chosen = list(dict.fromkeys(app.partitioner.expand(chosen)))
     settings = WorkerSettings(
         tasks_module=tasks_module,
         queues=chosen,

@@ -30,6 +30,10 @@ WAIT_TIMEOUT = 5.0
 # -- jobs and tasks --------------------------------------------------------------------------
 
 QUEUE = "default"
+PARTITIONS = 1
+"""Sub-queues of one queue (``partitions``; TaskQueue ``spec.partitions``): 1 = not
+partitioned. More spread one hot queue over several Redis Cluster masters."""
+PARTITIONS_MAX = 256
 PRIORITY_MIN = 0
 PRIORITY_MAX = 9
 PRIORITY = 5

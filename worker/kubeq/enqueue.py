@@ -77,9 +77,11 @@ def plan_enqueue(
     prefix: str = defaults.PREFIX,
     defaults_for: Callable[[str], TaskOptions] | None = None,
     queue: str | None = None,
+    route: Callable[[str, Call], str] | None = None,
 ) -> EnqueuePlan:
     """Validate and lay out ``calls``. ``defaults_for(task_name)`` gives a task's options
-    (an App's registry); ``queue`` forces every call onto one queue."""
+    (an App's registry); ``queue`` forces every call onto one queue; ``route(queue, call)``
+    names the partition of a partitioned queue that takes the call (``partitions``)."""
     options_of = defaults_for or (lambda _name: TaskOptions())
     by_queue: dict[str, list[Any]] = {}
     targets: list[tuple[str, str]] = []
@@ -89,6 +91,8 @@ def plan_enqueue(
         opts = options_of(call.task)
         check_retry_overrides(call, opts.retry)
         name = validate_queue_name(queue or call.queue or opts.queue)
+        if route is not None:  # a partitioned queue: the partition that takes this call
+            name = route(name, call)
         job_id = call.job_id or new_job_id()
         args = by_queue.get(name)
         if args is None:
@@ -246,6 +250,13 @@ def check_call(call: Call) -> None:
     check_expires(call.expires)
     if call.limit_key is not None:
         check_limit_key(call.limit_key)
+    if call.partition_key is not None and (
+        not isinstance(call.partition_key, str) or not 0 < len(call.partition_key) <= 1024
+    ):
+        raise ValueError(
+            f"partition_key must be a non-empty string of at most 1024 characters, "
+            f"got {call.partition_key!r}"
+        )
     if call.concurrency_limit is not None:
         check_count("concurrency_limit", call.concurrency_limit)
 

@@ -13,6 +13,10 @@ free slots. Groups given no share still get a call with ``want`` 0: it promotes 
 delayed jobs, reclaims their expired leases and reports what is ready, which decides the next
 pass's shares. Priority across queues therefore holds within a slot, not across slots.
 
+A partitioned queue (``partitions``) is several queues: on a cluster usually several slots,
+shared as above; on one Redis they share the one call, and the order of that queue's
+partitions rotates from pass to pass, so each is served first in turn.
+
 The idle wait is split the same way: one BLPOP per group on its wake lists (a BLPOP over
 several slots is refused by a cluster), the first token wakes the worker.
 """
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .keys import QueueKeys
+from .partitions import families
 from .protocol import FetchedJob, FetchReply, fetch_args, parse_fetch_reply
 from .rediscluster import slot_groups
 from .scripts import Call
@@ -33,11 +38,14 @@ class FetchRouter:
 
     def __init__(self, queues: Sequence[QueueKeys], cluster: bool) -> None:
         self.queues = list(queues)
+        self.cluster = cluster
         self.groups: list[list[QueueKeys]] = (
             [[self.queues[i] for i in g] for g in slot_groups([q.base for q in self.queues])]
             if cluster
             else [self.queues]
         )
+        self._families = [f for f in families([q.name for q in self.queues]) if len(f) > 1]
+        self._pass = 0
         self._ready = [1] * len(self.groups)
         """Jobs each group left ready at its last fetch (1 = not known yet)."""
         self._turn = 0
@@ -66,11 +74,25 @@ class FetchRouter:
         worker_ttl_ms: int,
     ) -> list[Call]:
         """The pass's fetch calls, one per group, in group order."""
+        self._rotate()
         out: list[Call] = []
         for group, share in zip(self.groups, self.shares(want), strict=True):
             keys, args = fetch_args(worker_id, share, lease_ms, busy, worker_ttl_ms, group)
             out.append((script, keys, args))
         return out
+
+    def _rotate(self) -> None:
+        """On one Redis a partitioned queue's partitions share one fetch call, served in
+        order: start each pass at the next partition, so each is first in turn."""
+        if self.cluster or not self._families:
+            return
+        self._pass += 1
+        order = list(self.queues)
+        for fam in self._families:
+            k = self._pass % len(fam)
+            for slot, src in zip(fam, fam[k:] + fam[:k], strict=True):
+                order[slot] = self.queues[src]
+        self.groups = [order]
 
     def merge(self, results: Sequence[Any]) -> tuple[FetchReply, BaseException | None]:
         """The replies of ``calls`` as one FetchReply (ready jobs summed, the soonest wait),

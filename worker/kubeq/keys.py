@@ -63,7 +63,8 @@ highest priority first and, within a priority, the job that has waited longest. 
 below 2**53 and so are exact in Redis' doubles and in Lua.
 """
 
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}(#[0-9]{1,3})?")
+"""A name, then ``#<n>`` for partition n of a partitioned queue (kubeq.partitions)."""
 _JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 

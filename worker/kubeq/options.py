@@ -210,6 +210,8 @@ class Call:
     expires: float | datetime | None = None
     """Seconds after enqueue, or an aware datetime, past which the job, not started, expires."""
     soft_timeout: float | None = None
+    partition_key: str | None = None
+    """On a partitioned queue: jobs with the same key go to the same partition, in order."""
 
     def set(self, **options: Any) -> Call:
         """A copy with these options changed, e.g. ``add.s(1, 2).set(priority=9)``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import partitions
 from .app import Call, Task, task_name
 from .enqueue import new_job_id
 from .jobs import _FIELDS, Job, JobInfo, _text
@@ -86,23 +87,33 @@ class Queue:
 
     # -- state -----
 
+    @property
+    def partitions(self) -> list[str]:
+        """The queues holding this queue's jobs: its partitions, or itself."""
+        return self.app.partitioner.expand([self.name])
+
     def stats(self) -> QueueStats:
-        """This queue's numbers, in one round trip."""
-        return read_stats(self.app.redis, [self.name], self.app.prefix)[0]
+        """This queue's numbers (its partitions added up), in one round trip."""
+        parts = read_stats(self.app.redis, self.partitions, self.app.prefix)
+        return partitions.combine(self.name, parts)
 
     async def astats(self) -> QueueStats:
         """``stats`` for async code."""
-        return (await read_stats_async(self.app.aredis, [self.name], self.app.prefix))[0]
+        parts = await read_stats_async(self.app.aredis, self.partitions, self.app.prefix)
+        return partitions.combine(self.name, parts)
 
     def job(self, job_id: str) -> Job:
         return Job(self.app, self.name, job_id)
 
     def pause(self) -> None:
-        """Workers stop taking jobs from this queue (running jobs finish); enqueue goes on."""
-        self.app.redis.set(self.keys.paused, "1")
+        """Workers stop taking jobs from this queue (running jobs finish); enqueue goes on.
+        A partitioned queue pauses every partition."""
+        for name in self.partitions:
+            self.app.redis.set(QueueKeys.of(name, self.app.prefix).paused, "1")
 
     def resume(self) -> None:
-        self.app.redis.delete(self.keys.paused)
+        for name in self.partitions:
+            self.app.redis.delete(QueueKeys.of(name, self.app.prefix).paused)
 
     def set_rate_limit(self, rate: str | None) -> None:
         """Limit the starts of this queue's jobs across every worker (``"20/s"``, ``"/m"``,
