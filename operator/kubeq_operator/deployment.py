@@ -41,7 +41,7 @@ def worker_command(spec: TaskQueueSpec) -> list[str]:
     w = spec.worker
     # The Redis URL comes from KUBEQ_REDIS_URL (env), the password from KUBEQ_REDIS_PASSWORD.
     cmd = ["kubeq", "--prefix", spec.redis.prefix, "worker", w.tasks]
-    for q in spec.queues:
+    for q in spec.physical_queues:  # every partition of a partitioned queue
         cmd += ["--queue", q]
     cmd += [
         "--concurrency",

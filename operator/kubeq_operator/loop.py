@@ -267,7 +267,7 @@ class TaskQueueLoop:
         except (RedisError, OSError, RedisDown) as e:
             log.warning("worker counters of %s/%s not read: %s", self.namespace, self.name, e)
             return self.drain.rate
-        return self.drain.update(docs, spec.queues, waiting, time.time())
+        return self.drain.update(docs, spec.physical_queues, waiting, time.time())
 
     async def apply(self, d: Decision, current: int, stats: list[QueueStats] | None) -> None:
         self.last_decision = d
@@ -406,4 +406,4 @@ class TaskQueueLoop:
     async def close(self) -> None:
         await self.source.close()
         if self.spec is not None:
-            metrics.forget(self.namespace, self.name, list(self.spec.queues))
+            metrics.forget(self.namespace, self.name, self.spec.physical_queues)

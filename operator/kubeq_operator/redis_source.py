@@ -20,10 +20,11 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError
 
-from kubeq import connections
+from kubeq import connections, partitions
 from kubeq.enqueue import plan_enqueue, send_async
 from kubeq.keys import QueueKeys
 from kubeq.options import Call, TaskOptions
+from kubeq.partitions import Partitioner
 from kubeq.stats import QueueStats, read_stats_async
 
 from .spec import TaskQueueSpec
@@ -93,7 +94,7 @@ class RedisSource:
         try:
             client = await self.client(spec)
             stats = await asyncio.wait_for(
-                read_stats_async(client, spec.queues, spec.redis.prefix),
+                read_stats_async(client, spec.physical_queues, spec.redis.prefix),
                 timeout=max(READ_TIMEOUT_FLOOR, spec.scaling.poll_seconds),
             )
         except RedisDown:
@@ -123,6 +124,7 @@ class RedisSource:
             calls,
             prefix=spec.redis.prefix,
             defaults_for=lambda _task: TaskOptions(queue=spec.queues[0]),
+            route=Partitioner(dict.fromkeys(spec.queues, spec.partitions)).route,
         )
         await send_async(client, plan)
         return plan.job_ids
@@ -133,7 +135,9 @@ class RedisSource:
         that the spec no longer names is removed; one set by ``kubeq limit`` is left alone.
         Returns what changed, for an Event."""
         client = await self.client(spec)
-        keys = [QueueKeys.of(q, spec.redis.prefix).rate_limit for q in spec.queues]
+        # a partitioned queue's limit holds per partition (docs/redis.md, Partitions)
+        queues = spec.physical_queues
+        keys = [QueueKeys.of(q, spec.redis.prefix).rate_limit for q in queues]
         async with client.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hmget(key, "n", "ms", "b", "by")
@@ -141,8 +145,8 @@ class RedisSource:
         wanted = dict(spec.rate_limits)
         changes: list[str] = []
         async with client.pipeline(transaction=False) as pipe:
-            for queue, key, now in zip(spec.queues, keys, current, strict=True):
-                rl = wanted.get(queue)
+            for queue, key, now in zip(queues, keys, current, strict=True):
+                rl = wanted.get(partitions.parent(queue))
                 if rl is not None:
                     fields: dict[str, str | int] = {
                         "n": rl.count,

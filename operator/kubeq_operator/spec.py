@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from croniter import croniter
 
-from kubeq import connections, defaults, rediscluster
+from kubeq import connections, defaults, partitions, rediscluster
 from kubeq.keys import validate_queue_name
 from kubeq.options import RateLimit
 
@@ -88,13 +88,20 @@ class TaskQueueSpec:
     schedules: tuple[Schedule, ...] = ()
     rate_limits: tuple[tuple[str, RateLimit], ...] = ()
     """``spec.rateLimits``: queue -> its fleet-wide rate, written to Redis by the operator."""
+    partitions: int = defaults.PARTITIONS
+    """``spec.partitions``: sub-queues each queue's jobs are spread over (kubeq.partitions)."""
+
+    @property
+    def physical_queues(self) -> list[str]:
+        """What workers consume and stats read: each queue's partitions, or the queue."""
+        return [p for q in self.queues for p in partitions.names(q, self.partitions)]
 
     def worker_hash(self) -> str:
         """Hash of everything that goes into the pod template: a change rolls the workers."""
         doc = {
             "redis": [self.redis.url, self.redis.secret_ref and vars(self.redis.secret_ref)],
             "prefix": self.redis.prefix,
-            "queues": list(self.queues),
+            "queues": self.physical_queues,
             "worker": dict(vars(self.worker)),
         }
         blob = json.dumps(doc, sort_keys=True, default=str).encode()
@@ -166,6 +173,15 @@ def _redis_url(redis_doc: Mapping[str, Any]) -> str:
             "in a Secret and name that Secret in spec.redis.secretRef (name, key)",
         )
     return url
+
+
+def _partitions(spec: Mapping[str, Any]) -> int:
+    n = _int(spec, "partitions", "spec", defaults.PARTITIONS, 1)
+    if n > defaults.PARTITIONS_MAX:
+        raise SpecError(
+            "spec.partitions", f"must be <= {defaults.PARTITIONS_MAX}, got {n}; lower it"
+        )
+    return n
 
 
 def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
@@ -289,7 +305,13 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
         except ValueError as e:
             raise SpecError(path, str(e)) from None
     return TaskQueueSpec(
-        redis, tuple(queues), worker, scaling, tuple(schedules), tuple(rate_limits)
+        redis,
+        tuple(queues),
+        worker,
+        scaling,
+        tuple(schedules),
+        tuple(rate_limits),
+        _partitions(spec),
     )
 
 

@@ -35,6 +35,7 @@ CRD_DEFAULTS: dict[str, Any] = {
     "spec.redis.secretRef.key": defaults.PASSWORD_SECRET_KEY,
     "spec.redis.prefix": defaults.PREFIX,
     "spec.queues": [defaults.QUEUE],
+    "spec.partitions": defaults.PARTITIONS,
     "spec.worker.concurrency": defaults.CONCURRENCY,
     "spec.worker.pool": defaults.POOL,
     "spec.worker.terminationGracePeriodSeconds": defaults.TERMINATION_GRACE_SECONDS,

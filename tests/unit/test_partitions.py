@@ -79,3 +79,24 @@ def test_stats_of_a_partitioned_queue_add_up() -> None:
     )
     assert total.oldest_ready_age == 9.0 and total.workers == {"w1": 3, "w2": 0}
     assert total.rate_limit == 10.0  # a queue's rate limit holds per partition
+
+
+def test_a_taskqueue_with_partitions_runs_workers_on_every_partition() -> None:
+    from kubeq_operator.deployment import worker_command
+    from kubeq_operator.spec import SpecError, parse
+
+    doc = {
+        "redis": {"url": "redis+cluster://n1:7000"},
+        "queues": ["hot", "cold"],
+        "partitions": 3,
+        "worker": {"image": "i", "tasks": "t"},
+    }
+    spec = parse(doc)
+    assert spec.physical_queues == [*names("hot", 3), *names("cold", 3)]
+    cmd = worker_command(spec)
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--queue"] == spec.physical_queues
+    assert parse({**doc, "partitions": 1}).physical_queues == ["hot", "cold"]
+    assert parse({**doc, "partitions": 1}).worker_hash() != spec.worker_hash()  # rolls workers
+    for bad in (0, 257, "3"):
+        with pytest.raises(SpecError, match=r"spec\.partitions"):
+            parse({**doc, "partitions": bad})
