@@ -29,6 +29,14 @@ bench-venvs:
 
 bench: venv redis-server bench-venvs
 	$(PY) bench/run.py --venvs "$(BENCH_CACHE)" $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
+	$(MAKE) bench-cluster
+
+# Issue 15: ONE partitioned queue on a Redis Cluster of 1 vs 3 masters (real redis-server
+# nodes on loopback), jobs/s and the per-master load split; bench/cluster_partitions.py.
+.PHONY: bench-cluster
+bench-cluster: venv redis-server
+	$(PY) bench/cluster_partitions.py $(if $(BENCH_QUICK),--jobs 3000) \
+	  --out bench/results/cluster-partitions-$$(date +%F)$(if $(BENCH_QUICK),-quick).json
 
 # Issue 16: kubeq's scaling policy against a model of KEDA + HPA on five traces (seconds, no
 # cluster); the table and one PNG per trace land in bench/results/scaling/.

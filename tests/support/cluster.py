@@ -68,6 +68,11 @@ class ClusterTopology:
     def start(self) -> None:
         for port in self.ports:
             self._spawn(port)
+        if self.masters == 1 and self.replicas_per_master == 0:
+            # redis-cli --cluster create wants 3 masters; one node takes every slot itself
+            self.node(self.ports[0]).execute_command("CLUSTER ADDSLOTSRANGE", 0, 16383)
+            _wait(self._healthy, "the one-node cluster to serve its slots", 60)
+            return
         subprocess.run(
             [
                 self.cli,
