@@ -78,7 +78,7 @@ def run(masters: int, a: argparse.Namespace) -> dict[str, object]:
                 p.wait(timeout=1800)
             elapsed = time.monotonic() - t0
             after = _load(t)
-            holds = {p: 0 for p in after}
+            holds = dict.fromkeys(after, 0)
             for part in parts:
                 holds[t.owner(slot_of(QueueKeys.of(part).base))] += 1
             left = app.queue("hot").stats()
