@@ -94,6 +94,25 @@ def test_actions_need_a_token_secret_and_a_namespace_gets_a_role() -> None:
     assert token["valueFrom"]["secretKeyRef"] == {"name": "dash-token", "key": "token"}
 
 
+def test_a_sentinel_or_cluster_url_given_or_from_a_secret() -> None:
+    cluster = "redis+cluster://node-a:6379,node-b:6379"
+    # --set-literal: a list of nodes has commas, which --set would split
+    c = dashboard_docs(render(*ON, "--set-literal", f"dashboard.redisUrl={cluster}"))["Deployment"]
+    env = {e["name"]: e for e in c["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KUBEQ_REDIS_URL"]["value"] == cluster
+    sentinel = "redis+sentinel://s-a:26379,s-b:26379/mymaster/0"
+    assert render(*ON, "--set-literal", f"dashboard.redisUrl={sentinel}")
+    on = ["--set", "dashboard.enabled=true", "--set", "dashboard.redisUrlSecret=redis-url"]
+    d = dashboard_docs(render(*on))["Deployment"]
+    env = {e["name"]: e for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KUBEQ_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "redis-url",
+        "key": "url",
+    }
+    leaked = helm(*ON, "--set", "dashboard.redisUrl=redis+cluster://:pw@n:6379")
+    assert leaked.returncode != 0 and "redisUrl" in leaked.stderr
+
+
 def test_bad_values_are_refused() -> None:
     no_redis = helm("--set", "dashboard.enabled=true")
     assert no_redis.returncode != 0 and "dashboard.redisUrl" in no_redis.stderr
