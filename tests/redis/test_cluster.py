@@ -131,6 +131,36 @@ def test_async_stats_of_twenty_queues_through_the_operators_client(
     app.close()
 
 
+def test_the_dashboard_reads_a_cluster(cluster: ClusterTopology, start_worker: StartWorker) -> None:
+    from kubeq.dashboard.data import Reader
+    from kubeq.dashboard.hub import Hub
+
+    app = kubeq.App(cluster.url)
+    jobs = app.enqueue_many([qtasks.add.s(n, 0).set(queue=q) for n, q in enumerate(QUEUES)])
+    start_worker("--queue", QUEUES[0], env_url=cluster.url)  # publishes its worker document
+    assert jobs[0].result(timeout=30) == 0
+
+    async def poll() -> dict[str, object]:
+        client = connections.async_client(cluster.url)
+        try:
+            hub = Hub(client, interval=0.05)
+            await asyncio.sleep(2.5)  # the worker's first heartbeat publishes it
+            return await hub.refresh()
+        finally:
+            await client.aclose()
+
+    message = asyncio.run(poll())
+    rows = {row["queue"]: row for row in message["queues"]}  # type: ignore[attr-defined]
+    assert sorted(rows) == sorted(QUEUES)
+    assert [rows[q]["backlog"] for q in QUEUES] == [0] + [1] * (len(QUEUES) - 1)
+    assert any(QUEUES[0] in w["queues"] for w in message["workers"])  # type: ignore[attr-defined]
+    reader = Reader(app)
+    assert [r.id for r in reader.waiting(QUEUES[5], 0)] == [jobs[5].id]
+    found = reader.find(jobs[5].id, QUEUES[5])
+    assert found is not None and found.status == "queued"
+    app.close()
+
+
 def test_wait_replicas_on_a_cluster(cluster: ClusterTopology) -> None:
     app = kubeq.App(cluster.url, wait_replicas=1, wait_timeout=1.0)
     jobs = app.enqueue_many([qtasks.add.s(n, 0).set(queue=q) for n, q in enumerate(QUEUES)])
