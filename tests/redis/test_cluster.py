@@ -35,7 +35,7 @@ from kubeq.scripts import LUA, run_pipeline
 from kubeq.stats import read_stats_async
 
 QUEUES = [f"c{i}" for i in range(20)]
-SOAK_JOBS = 3000
+SOAK_JOBS = 10_000
 
 
 @pytest.fixture
@@ -262,8 +262,11 @@ def test_reshard_and_failover_mid_run_lose_nothing(
     # 2. kill -9 a master that serves some of the queues; its replica takes over
     victim = next(iter(_masters_of(cluster, queues[1:]) - {dst}), dst)
     cluster.kill_master(victim)
-    deadline = time.monotonic() + 300
-    results = {job.id: _result_across_failover(job, deadline) for job in jobs}
+    try:
+        deadline = time.monotonic() + 300
+        results = {job.id: _result_across_failover(job, deadline) for job in jobs}
+    finally:
+        cluster.revive(victim)  # whole again for the next test (it rejoins as a replica)
     lines = marks.read_text().splitlines()
     runs = collections.Counter(int(line.split()[0]) for line in lines)
     stamps = sorted(float(line.split()[1]) for line in lines)

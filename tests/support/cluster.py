@@ -95,7 +95,15 @@ class ClusterTopology:
                 continue
             if self.node(port).execute_command("CLUSTER INFO").get("cluster_state") != "ok":
                 return False
-        return len(self.master_ports()) == self.masters
+        if len(self.master_ports()) != self.masters:
+            return False
+        # every replica has finished its first sync (a WAIT would not count it before)
+        for port, proc in self.procs.items():
+            if proc.poll() is None:
+                info = self.node(port).info("replication")
+                if info.get("role") == "slave" and info.get("master_link_status") != "up":
+                    return False
+        return True
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -170,6 +178,18 @@ class ClusterTopology:
         self.procs[port].kill()
         self.procs[port].wait()
         _wait(lambda: port not in self.master_ports() and self._served(), "a failover", 30)
+
+    def revive(self, port: int) -> None:
+        """Start a killed node again: it reads its nodes.conf, rejoins and becomes a replica
+        of the master that took its slots over (the topology is whole again)."""
+        self._spawn(port)
+
+        def rejoined() -> bool:
+            role = self.node(port).execute_command("ROLE")
+            return bool(role[0] in (b"slave", "slave") and role[3] in (b"connected", "connected"))
+
+        _wait(rejoined, f"node {port} to rejoin as a replica", 60)
+        _wait(self._healthy, "the cluster to agree again", 60)
 
     def _served(self) -> bool:
         covered = 0

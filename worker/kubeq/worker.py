@@ -82,7 +82,7 @@ class Worker:
         self._scripts = Scripts(self._redis)
         # one fetch call per hash slot on Redis Cluster, one over all queues elsewhere
         self._router = FetchRouter(self.queues, rediscluster.is_cluster(self._redis))
-        self._wake_waits: list[asyncio.Task[Any]] = []
+        self._wake_waits: list[asyncio.Task[Any] | None] = []
         self.exit_code = 0
 
     def health(self) -> tuple[bool, str]:
@@ -146,8 +146,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             await self._leave()
-            for w in self._wake_waits:
-                w.cancel()
+            self._stop_wake_waits()
             await self._redis.aclose()
             if server is not None:
                 server.shutdown()
@@ -301,33 +300,44 @@ class Worker:
         """Nothing to fetch: block on the wake lists (woken by enqueue) for up to 1 s, or
         until ``wait_ms``, when a job held back for a time (delay, retry, rate limit) may
         run: no polling while a rate limit holds jobs back."""
-        if not self._wake_waits or any(w.done() for w in self._wake_waits):
-            for w in self._wake_waits:
-                if not w.done():  # woken by another slot's list: stop waiting on this one
-                    w.cancel()
-                with contextlib.suppress(BaseException):
-                    w.result()
-            # one BLPOP per hash slot on Redis Cluster (fetchrouter), one over all elsewhere
-            self._wake_waits = [
-                asyncio.create_task(self._blpop(keys)) for keys in self._router.wake_keys()
-            ]
+        # one BLPOP per hash slot on Redis Cluster (fetchrouter), one over all elsewhere; a
+        # wait still blocked from an earlier pass is kept (no connection churn), a finished
+        # one is replaced
+        groups = self._router.wake_keys()
+        if len(self._wake_waits) != len(groups):
+            self._stop_wake_waits()
+            self._wake_waits = [None] * len(groups)
+        for i, keys in enumerate(groups):
+            w = self._wake_waits[i]
+            if w is None or w.done():
+                if w is not None and not w.cancelled():
+                    with contextlib.suppress(BaseException):
+                        w.result()  # ended after the last look: a token, or an error seen again
+                self._wake_waits[i] = asyncio.create_task(self._blpop(keys))
+        waits = {w for w in self._wake_waits if w is not None}
         activity = asyncio.create_task(self._activity.wait())
         try:
             cap = 2.0 if wait_ms < 0 else min(2.0, wait_ms / 1000)
-            await asyncio.wait(
-                {*self._wake_waits, activity}, timeout=cap, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait({*waits, activity}, timeout=cap, return_when=asyncio.FIRST_COMPLETED)
         finally:
             activity.cancel()
-        for w in self._wake_waits:
+        for w in waits:
             if w.done() and not w.cancelled():
                 try:
                     w.result()
                     self.vitals.round_trip()
                 except REDIS_DOWN as exc:
-                    self._wake_waits = []
+                    self._stop_wake_waits()
                     await self._redis_failed(exc)
                     return
+
+    def _stop_wake_waits(self) -> None:
+        """Cancel the blocked wake-up waits (redis-py drops a cancelled command's
+        connection, so no late reply is left in a pooled one)."""
+        for w in self._wake_waits:
+            if w is not None and not w.done():
+                w.cancel()
+        self._wake_waits = []
 
     async def _blpop(self, keys: list[str]) -> Any:
         return await self._redis.blpop(keys, timeout=1)
