@@ -296,7 +296,7 @@ def slow_rated(tag: str) -> None:
     _timed(tag)
 
 
-# -- partitioned queues (tests/redis/test_partitions.py) -----
+# -- partitioned queues (tests/redis/test_partitioned_queue.py) -----
 
 partitioned = kubeq.App(partitions={"pq": 3})
 
