@@ -1,5 +1,6 @@
 """Redis Cluster without a cluster: the URL, the fence key, and how a worker's fetch and free
-slots are split by hash slot (``fetchrouter``). The real cluster is tests/redis/test_redis_cluster.py.
+slots are split by hash slot (``fetchrouter``). The real cluster:
+tests/redis/test_redis_cluster.py.
 """
 
 from __future__ import annotations
