@@ -35,8 +35,14 @@ def main() -> None:
         ("Drain, 1 process, best settings (jobs/s)", "drain_best"),
         ("Enqueue -> start, p50 (ms, lower is better)", "latency_p50"),
         ("Enqueue -> start, p99 (ms, lower is better)", "latency_p99"),
+        ("Drain, 4 processes, best settings (jobs/s)", "drain_4procs"),
+        ("Redis bytes per waiting job (lower is better)", "mem_waiting"),
+        ("Redis bytes per finished job kept (lower is better)", "mem_finished"),
+        ("Worker MB idle, PSS (lower is better)", "worker_idle_mb"),
+        ("Worker MB draining, PSS (lower is better)", "worker_drain_mb"),
+        ("Enqueue, one awaited call (asyncio, jobs/s)", "enqueue_async"),
     ]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig, axes = plt.subplots(3, 4, figsize=(20, 12))
     for ax, (title, key) in zip(axes.flat, panels, strict=True):
         vals = [med[s].get(key) or 0 for s in systems]
         bars = ax.bar(systems, vals, color=[COLORS.get(s, "#718096") for s in systems])

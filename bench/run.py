@@ -30,24 +30,47 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import report  # noqa: E402
 from support.redisserver import RedisServer  # noqa: E402
 
 SYSTEMS = ["kubeq", "rq", "celery", "arq", "dramatiq"]
 PEERS = SYSTEMS[1:]
 
-FULL = {"reps": 3, "single": 5000, "bulk": 20000, "drain": 20000, "cap": 15.0, "latency": 200}
-QUICK = {"reps": 1, "single": 1000, "bulk": 5000, "drain": 5000, "cap": 8.0, "latency": 50}
-
-# (key, label, unit, higher_is_better)
-FIGURES = [
-    ("enqueue_single", "enqueue, one call per job", "jobs/s", True),
-    ("enqueue_bulk", "enqueue, bulk API", "jobs/s", True),
-    ("enqueue_async", "enqueue, one awaited call per job (asyncio)", "jobs/s", True),
-    ("drain_default", "drain, 1 worker process, default settings", "jobs/s", True),
-    ("drain_best", "drain, 1 worker process, best settings for 2 cores", "jobs/s", True),
-    ("latency_p50", "enqueue -> start on an idle worker, p50", "ms", False),
-    ("latency_p99", "enqueue -> start on an idle worker, p99", "ms", False),
-]
+FULL = {
+    "reps": 3,
+    "single": 5000,
+    "bulk": 20000,
+    "drain": 20000,
+    "cap": 15.0,
+    "latency": 200,
+    "memory": 100000,
+    "memory_finished": 5000,
+    "curve": [1000, 10000, 100000, 1000000],
+    "curve_window": 5.0,
+}
+QUICK = {
+    "reps": 1,
+    "single": 1000,
+    "bulk": 5000,
+    "drain": 5000,
+    "cap": 8.0,
+    "latency": 50,
+    "memory": 10000,
+    "memory_finished": 1000,
+    "curve": [1000, 10000],
+    "curve_window": 2.0,
+}
+CURVE_SYSTEMS = ["kubeq", "dramatiq"]
+"""The backlog curve: kubeq's priority ZSET against the best peer's list."""
+RATE_GROUPS = (
+    "enqueue_single",
+    "enqueue_bulk",
+    "enqueue_async",
+    "drain_default",
+    "drain_best",
+    "drain_4procs",
+    "drain_limited",
+)
 
 
 def venv_python(venvs: Path, system: str) -> str:
@@ -110,6 +133,20 @@ def scenario_runs(cfg: dict[str, Any], only: list[str]) -> list[tuple[str, list[
             "drain_best",
             ["drain", "--settings", "best", "--n", str(cfg["drain"]), "--cap", str(cfg["cap"])],
         ),
+        (
+            "drain_4procs",
+            [
+                "drain",
+                "--settings",
+                "best",
+                "--procs",
+                "4",
+                "--n",
+                str(cfg["drain"]),
+                "--cap",
+                str(cfg["cap"]),
+            ],
+        ),
         ("latency", ["latency", "--n", str(cfg["latency"])]),
         (
             "drain_limited",  # kubeq only: the cost of a rate limit on the hot path
@@ -123,129 +160,29 @@ def median_or_none(values: list[float | None]) -> float | None:
     return statistics.median(vs) if vs else None
 
 
-def fmt(v: float | None, unit: str) -> str:
-    if v is None:
-        return "n/a"
-    if unit == "ms":
-        return f"{v:.1f} ms" if v < 100 else f"{v:.0f} ms"
-    if unit == "s":
-        return f"{v:.2f} s" if v < 10 else f"{v:.0f} s"
-    return f"{v:,.0f}/s"
-
-
-def ratio(k: float | None, p: float | None) -> str:
-    if not k or not p:
-        return ""
-    r = k / p
-    return f"{r:.2f}" if r < 10 else f"{r:.0f}"
-
-
-def comparison_table(
-    med: dict[str, dict[str, float | None]], systems: list[str], notes: dict[str, dict[str, str]]
-) -> str:
-    peers = [s for s in systems if s != "kubeq"]
-    head = ["figure", "kubeq", *[f"{p} (kubeq/{p})" for p in peers]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key, label, unit, higher in FIGURES:
-        k = med["kubeq"].get(key) if "kubeq" in med else None
-        cells = [f"{label} ({'higher' if higher else 'lower'} is better)", fmt(k, unit)]
-        for p in peers:
-            v = med.get(p, {}).get(key)
-            mark = notes.get(p, {}).get(key, "")
-            r = ratio(k, v)
-            cells.append(f"{fmt(v, unit)}{mark}" + (f" ({r})" if r else ""))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def limits_table(limits: dict[str, Any], med: dict[str, dict[str, float | None]]) -> str:
-    raw = limits.get("raw", {})
-    k = med.get("kubeq", {})
-    rows = [
-        (
-            "enqueue, one call per job",
-            "one LPUSH per job",
-            k.get("enqueue_single"),
-            raw.get("enqueue_single"),
-        ),
-        (
-            "enqueue, bulk",
-            "all LPUSHes in one pipeline",
-            k.get("enqueue_bulk"),
-            raw.get("enqueue_pipelined"),
-        ),
-        (
-            "drain, best settings",
-            "pop + store result, 1 round trip per job",
-            k.get("drain_best"),
-            raw.get("drain_per_job"),
-        ),
-        (
-            "drain, best settings",
-            "pop 32 + store 32 results, 1 round trip per 32",
-            k.get("drain_best"),
-            raw.get("drain_batched_32"),
-        ),
-    ]
-    lines = [
-        "| figure | raw redis-py loop (one process) | raw | kubeq | kubeq % of raw |",
-        "|---|---|---|---|---|",
-    ]
-    for label, how, kv, rv in rows:
-        pct = f"{100 * kv / rv:.0f}%" if kv and rv else "n/a"
-        lines.append(f"| {label} | {how} | {fmt(rv, '')} | {fmt(kv, '')} | {pct} |")
-    rb = limits.get("redis_benchmark", {})
-    if rb:
-        cmds = list(rb.get("no_pipeline", {}))
-        lines += [
-            "",
-            "| redis-benchmark (50 clients) | " + " | ".join(cmds) + " |",
-            "|---|" + "---|" * len(cmds),
-        ]
-        for mode, label in (("no_pipeline", "no pipelining"), ("pipeline_32", "-P 32")):
-            vals = [f"{rb[mode][c]:,.0f}/s" for c in cmds]
-            lines.append(f"| {label} | " + " | ".join(vals) + " |")
-    return "\n".join(lines)
-
-
-def autoscale_table(auto: dict[str, Any]) -> str:
-    keda = auto.get("keda_from_docs", {})
-    k = auto.get("kubeq", {})
-    rows = [
-        ("backlog appears -> replicas raised, from 0 (p50)", "from_zero_p50_s", "s"),
-        ("backlog appears -> replicas raised, from 1 (p50)", "from_one_p50_s", "s"),
-        ("queue drained -> 0 replicas (p50, stabilization at minimum)", "to_zero_p50_s", "s"),
-        ("operator CPU per TaskQueue (100 TaskQueues, 1 s poll)", "cpu_percent_per_taskqueue", "%"),
-    ]
-    lines = [
-        "| figure | kubeq (measured) | KEDA defaults (computed from documentation) | kubeq/KEDA |",
-        "|---|---|---|---|",
-    ]
-    for label, key, unit in rows:
-        kv, kd = k.get(key), keda.get(key)
-        if unit == "%":
-            ks = f"{kv:.3f}% of a core" if kv is not None else "n/a"
-            ds = "not documented" if kd is None else f"{kd}"
-        else:
-            ks, ds = fmt(kv, "s"), fmt(kd, "s")
-        r = (
-            f"{kv / kd:.3f}"
-            if isinstance(kv, float) and isinstance(kd, (int, float)) and kd
-            else ""
-        )
-        lines.append(f"| {label} | {ks} | {ds} | {r} |")
-    return "\n".join(lines)
-
-
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--venvs", default=os.path.expanduser("~/.cache/kubeq"))
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--only", default=",".join(SYSTEMS), help="comma-separated systems")
+    ap.add_argument(
+        "--groups",
+        default=None,
+        help="only these scenario groups (comma-separated: enqueue_single, drain_best, "
+        "latency, memory, ...)",
+    )
     ap.add_argument("--skip-autoscale", action="store_true")
     ap.add_argument("--skip-limits", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true", help="no Redis memory per job")
+    ap.add_argument("--skip-curve", action="store_true", help="no backlog cost curve")
     ap.add_argument("--autoscale-trials", type=int, default=None)
+    ap.add_argument(
+        "--autoscale-from",
+        default=None,
+        help="carry the autoscaler figures over from this earlier results file (named in "
+        "the output) instead of measuring them",
+    )
     ap.add_argument("--out", default=None, help="results file stem (default: today's date)")
     ap.add_argument(
         "--kubeq-path",
@@ -253,64 +190,93 @@ def main() -> int:
         help="run kubeq from this directory (a copy of worker/ with a proposed "
         "change) instead of the installed library",
     )
-    a = ap.parse_args()
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="also run kubeq with PATH first on PYTHONPATH (a copy of worker/ with a change, "
+        "or a directory that blocks an optional module), interleaved with the others; its "
+        "medians are 'kubeq:LABEL' (the 'ab' README block)",
+    )
+    ap.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="rewrite the bench blocks of README.md and bench/README.md from this run",
+    )
+    return ap.parse_args()
+
+
+def main() -> int:
+    a = parse_args()
     cfg = dict(QUICK if a.quick else FULL)
     if a.reps:
         cfg["reps"] = a.reps
     systems = [s for s in a.only.split(",") if s]
+    groups = set(a.groups.split(",")) if a.groups else None
+    variants = dict(v.split("=", 1) for v in a.variant)
     venvs = Path(a.venvs).expanduser()
     pythons = {s: venv_python(venvs, s) for s in systems}
+    # (label in the results, system module, PYTHONPATH)
+    runners = [(s, s, a.kubeq_path if s == "kubeq" else None) for s in systems]
+    runners += [(f"kubeq:{label}", "kubeq", path) for label, path in variants.items()]
+    pythons.setdefault("kubeq", venv_python(venvs, "kubeq"))
     started = time.time()
     info = machine()
     work = Path(tempfile.mkdtemp(prefix="kubeq-bench-"))
     server = RedisServer(work / "redis")
     server.start()
-    print(f"bench: redis-server on {server.url}; {cfg}; systems {systems}", flush=True)
+    print(f"bench: redis-server on {server.url}; {cfg}; runners {runners}", flush=True)
     runs: list[dict[str, Any]] = []
     limits: dict[str, Any] = {}
+    curve: dict[str, list[dict[str, Any]]] = {}
+    cli = str(HERE / "systems" / "cli.py")
+    env = {**os.environ, "BENCH_REDIS_URL": server.url, "KUBEQ_REDIS_URL": server.url}
+
+    def one(
+        label: str, system: str, path: str | None, group: str, args: list[str], rep: int
+    ) -> dict[str, Any]:
+        t0 = time.monotonic()
+        log = work / f"{label}-{group}-{rep}.log"
+        run_env = env if not path else {**env, "BENCH_PYTHONPATH": path, "PYTHONPATH": path}
+        argv = [pythons[system], cli, system, *args, "--redis-url", server.url, "--log", str(log)]
+        out = run_json(argv, run_env, timeout=900)
+        out.update(group=group, rep=rep, system=label)
+        shown = {
+            k: (round(v, 1) if isinstance(v, float) else v)
+            for k, v in out.items()
+            if k not in ("settings", "api", "used_memory")
+        }
+        print(
+            f"  rep {rep + 1} {label:9s} {group:15s} "
+            f"{time.monotonic() - t0:5.1f}s {json.dumps(shown)}",
+            flush=True,
+        )
+        return out
+
     try:
-        env = {**os.environ, "BENCH_REDIS_URL": server.url, "KUBEQ_REDIS_URL": server.url}
-        cli = str(HERE / "systems" / "cli.py")
         for rep in range(cfg["reps"]):
-            for system in systems:
+            for label, system, path in runners:
                 for group, args in scenario_runs(cfg, systems):
                     if group == "drain_limited" and system != "kubeq":
                         continue
-                    t0 = time.monotonic()
-                    log = work / f"{system}-{group}-{rep}.log"
-                    run_env = env
-                    if system == "kubeq" and a.kubeq_path:
-                        run_env = {
-                            **env,
-                            "BENCH_PYTHONPATH": a.kubeq_path,
-                            "PYTHONPATH": a.kubeq_path,
-                        }
-                    out = run_json(
-                        [
-                            pythons[system],
-                            cli,
-                            system,
-                            *args,
-                            "--redis-url",
-                            server.url,
-                            "--log",
-                            str(log),
-                        ],
-                        run_env,
-                        timeout=300,
-                    )
-                    out.update(group=group, rep=rep, system=system)
-                    runs.append(out)
-                    shown = {
-                        k: (round(v, 1) if isinstance(v, float) else v)
-                        for k, v in out.items()
-                        if k not in ("settings", "api")
-                    }
-                    print(
-                        f"  rep {rep + 1} {system:9s} {group:15s} "
-                        f"{time.monotonic() - t0:5.1f}s {json.dumps(shown)}",
-                        flush=True,
-                    )
+                    if groups is None or group in groups:
+                        runs.append(one(label, system, path, group, args, rep))
+        # once each: memory per job (deterministic enough), then the backlog curve
+        if not a.skip_memory and (groups is None or "memory" in groups):
+            for label, system, path in runners:
+                args = ["memory", "--n", str(cfg["memory"]), "--finished"]
+                args += [str(cfg["memory_finished"]), "--cap", "60"]
+                runs.append(one(label, system, path, "memory", args, 0))
+        if not a.skip_curve and (groups is None or "curve" in groups):
+            for n in cfg["curve"]:
+                for label, system, path in runners:
+                    if system not in CURVE_SYSTEMS:
+                        continue
+                    args = ["curve", "--n", str(n), "--window", str(cfg["curve_window"])]
+                    out = one(label, system, path, "curve", args, 0)
+                    out.setdefault("backlog", n)
+                    curve.setdefault(label, []).append(out)
         if not a.skip_limits:
             print("bench: Redis's own limits (redis-benchmark, raw redis-py loops)", flush=True)
             limits = run_json(
@@ -329,9 +295,13 @@ def main() -> int:
             )
     finally:
         server.stop()
+    info["load_avg_at_end"] = os.getloadavg()
 
     auto: dict[str, Any] = {}
-    if not a.skip_autoscale and not a.quick:
+    if a.autoscale_from:
+        auto = json.loads(Path(a.autoscale_from).read_text()).get("autoscale", {})
+        auto["carried_from"] = str(Path(a.autoscale_from).resolve().relative_to(ROOT))
+    elif not a.skip_autoscale and not a.quick:
         print("bench: autoscaler on the local control plane (autoscale.py)", flush=True)
         argv = [sys.executable, str(HERE / "autoscale.py")]
         if a.autoscale_trials:
@@ -343,66 +313,35 @@ def main() -> int:
 
     auto.setdefault("keda_from_docs", keda_from_docs())
 
-    # medians per system and figure
-    med: dict[str, dict[str, float | None]] = {s: {} for s in systems}
-    notes: dict[str, dict[str, str]] = {s: {} for s in systems}
-    settings: dict[str, dict[str, str]] = {s: {} for s in systems}
+    labels = [r[0] for r in runners]
+    med, notes, settings = medians(runs, labels)
     errors = [r for r in runs if "error" in r]
     if "error" in auto:
         errors.append({"system": "kubeq", "group": "autoscale", "rep": 0, "error": auto["error"]})
-    for s in systems:
-        mine = [r for r in runs if r["system"] == s and "error" not in r]
-        for key in (
-            "enqueue_single",
-            "enqueue_bulk",
-            "enqueue_async",
-            "drain_default",
-            "drain_best",
-            "drain_limited",
-        ):
-            rs = [r for r in mine if r["group"] == key]
-            med[s][key] = median_or_none([r.get("rate") for r in rs])
-            if any(r.get("capped") for r in rs):
-                notes[s][key] = " *"
-            for r in rs:
-                if r.get("settings"):
-                    settings[s][key] = r["settings"]
-                if r.get("api"):
-                    settings[s][key] = r["api"]
-        lat = [r for r in mine if r["group"] == "latency"]
-        med[s]["latency_p50"] = median_or_none([r.get("p50_ms") for r in lat])
-        med[s]["latency_p99"] = median_or_none([r.get("p99_ms") for r in lat])
-        if lat:
-            settings[s]["latency"] = lat[0].get("settings", "")
-
-    table = comparison_table(med, systems, notes)
-    kq = med.get("kubeq", {})
-    if kq.get("drain_limited") and kq.get("drain_best"):
-        tax = kq["drain_limited"] / kq["drain_best"]  # type: ignore[operator]
-        table += (
-            f"\n\nkubeq drain under a rate limit far above it (1000000/s): "
-            f"{kq['drain_limited']:.0f} jobs/s = {tax:.0%} of the unlimited drain (best settings)"
-        )
-    ltable = limits_table(limits, med) if limits and "error" not in limits else ""
-    atable = autoscale_table(auto)
     day = a.out or dt.date.today().isoformat() + ("-quick" if a.quick else "")
-    result = {
+    result: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": info,
         "config": {**cfg, "kubeq_path": a.kubeq_path},
+        "variants": variants,
         "wall_seconds": round(time.time() - started),
         "medians": med,
         "settings": settings,
         "capped": {s: sorted(n) for s, n in notes.items() if n},
         "runs": runs,
+        "curve": curve,
         "errors": errors,
         "redis_limits": limits,
         "autoscale": auto,
-        "tables": {"comparison": table, "redis_limits": ltable, "autoscale": atable},
     }
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     json_path = results / f"{day}.json"
+    rel = str(json_path.relative_to(ROOT))
+    result["tables"] = {
+        kind: report.RENDERERS[kind](result, rel)
+        for kind in ("comparison", "limits", "curve", "targets", "autoscale", "ab")
+    }
     json_path.write_text(json.dumps(result, indent=1) + "\n")
     png = results / f"{day}.png"
     tools = venv_python_tools(venvs)
@@ -416,31 +355,17 @@ def main() -> int:
         if tools
         else None
     )
-
     print()
-    print(
-        f"kubeq vs peers: median of {cfg['reps']} runs; ratio = kubeq/peer "
-        f"(rates: >1 means kubeq is faster; latency: <1 means kubeq is faster)"
-    )
-    print(table)
-    print(
-        "  * the run hit the drain cap "
-        f"({cfg['cap']:.0f} s): rate = jobs done / time, not all {cfg['drain']} drained"
-    )
+    print(report.summary(result, rel))
+    for kind, table in result["tables"].items():
+        print(f"\n{kind}\n{table}")
     print()
-    for s in systems:
+    for s in labels:
         print(f"  {s}: " + "; ".join(f"{k}: {v}" for k, v in settings[s].items()))
-    if ltable:
-        print("\nRedis's own limit in the same run\n" + ltable)
-    print("\nAutoscaler\n" + atable)
     if errors:
         print("\nERRORS:")
         for e in errors:
             print(f"  {e['system']} {e['group']} rep {e['rep']}: {e['error']}")
-    print(
-        f"\nmachine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB, "
-        f"{info['redis_server'].split(' sha')[0]}, Python {info['python']}; {info['note']}"
-    )
     print(
         f"wrote {json_path}"
         + (
@@ -449,8 +374,53 @@ def main() -> int:
             else f" (no chart: {chart.stderr[-300:] if chart else 'no tools venv'})"
         )
     )
+    if a.update_readme:
+        kinds = {"summary", "comparison", "limits", "curve", "targets", "autoscale"}
+        for readme in (ROOT / "README.md", HERE / "README.md"):
+            readme.write_text(report.rewrite(readme.read_text(), rel, kinds))
+            print(f"rewrote the bench blocks of {readme.relative_to(ROOT)} from {rel}")
     print(f"took {time.time() - started:.0f} s")
     return 1 if errors else 0
+
+
+Table = dict[str, dict[str, Any]]
+
+
+def medians(runs: list[dict[str, Any]], labels: list[str]) -> tuple[Table, Table, Table]:
+    """Median of each figure per system, which drains hit the cap, and the settings used."""
+    med: dict[str, dict[str, float | None]] = {s: {} for s in labels}
+    notes: dict[str, dict[str, str]] = {s: {} for s in labels}
+    settings: dict[str, dict[str, str]] = {s: {} for s in labels}
+    for s in labels:
+        mine = [r for r in runs if r["system"] == s and "error" not in r]
+        for key in RATE_GROUPS:
+            rs = [r for r in mine if r["group"] == key]
+            med[s][key] = median_or_none([r.get("rate") for r in rs])
+            if any(r.get("capped") for r in rs):
+                notes[s][key] = " *"
+            for r in rs:
+                if r.get("settings"):
+                    settings[s][key] = r["settings"]
+                if r.get("api"):
+                    settings[s][key] = r["api"]
+        lat = [r for r in mine if r["group"] == "latency"]
+        med[s]["latency_p50"] = median_or_none([r.get("p50_ms") for r in lat])
+        med[s]["latency_p99"] = median_or_none([r.get("p99_ms") for r in lat])
+        med[s]["worker_idle_mb"] = median_or_none(
+            [r.get("worker_memory", {}).get("pss_mb") for r in lat]
+        )
+        best = [r for r in mine if r["group"] == "drain_best"]
+        med[s]["worker_drain_mb"] = median_or_none(
+            [r.get("worker_memory", {}).get("pss_mb") for r in best]
+        )
+        if lat:
+            settings[s]["latency"] = lat[0].get("settings", "")
+        mem = [r for r in mine if r["group"] == "memory"]
+        med[s]["mem_waiting"] = median_or_none([r.get("waiting_bytes_per_job") for r in mem])
+        med[s]["mem_finished"] = median_or_none([r.get("finished_bytes_per_job") for r in mem])
+        if any(r.get("capped") for r in mem):
+            notes[s]["mem_finished"] = " *"
+    return med, notes, settings
 
 
 def venv_python_tools(venvs: Path) -> str | None:

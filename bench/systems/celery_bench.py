@@ -79,6 +79,9 @@ class CeleryBench(common.System):
         ]
         return argv + (["--concurrency", "1"] if settings == "default" else BEST)
 
+    def worker_argv_n(self, settings: str, i: int) -> list[str]:
+        return [*self.worker_argv(settings), "-n", f"bench{i}@%h"]  # a name of its own each
+
     def backlog(self) -> int:
         return int(self.r.llen("celery"))  # type: ignore[arg-type]
 

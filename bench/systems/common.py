@@ -20,7 +20,25 @@ Scenarios (the same for every system):
 ``latency --n N``
     An idle worker (default settings); N times: note ``time.time()``, enqueue a job whose
     task appends its own ``time.time()`` to ``bench:lat``, wait until it has, sleep a random
-    10-50 ms so the worker is idle again. p50/p99 of (task start - enqueue call).
+    10-50 ms so the worker is idle again. p50/p99 of (task start - enqueue call). Also the
+    idle worker's memory (``worker_memory``).
+``drain ... --procs P``
+    The same drain with P worker processes of the given settings started at once (their
+    start-up overlaps the first jobs: it is counted). Every drain also samples the memory
+    of the worker's processes every 0.2 s (``worker_memory``, the peak while draining).
+``memory --n N --finished M``
+    Redis's ``used_memory`` (INFO memory) on an empty database, after N no-op jobs are
+    queued (bytes per waiting job), and, after a FLUSHALL, M jobs drained by one worker
+    (best settings) and that worker stopped: bytes per finished job kept (with its result
+    where the system keeps one).
+``curve --n N --window W``
+    The cost of a deep backlog: N no-op jobs queued, then the p50/p99 of 500 one-call
+    enqueues on top of them (the worker not running), then one worker (best settings)
+    drains for W seconds: jobs gone from the backlog / time.
+
+Worker memory is the sum over the worker's processes (its session: a supervisor, a prefork
+child, a work horse) of RSS and of PSS (``/proc/PID/smaps_rollup``; PSS splits the pages
+forked processes share, so a sum over a process tree is not double-counted).
 """
 
 from __future__ import annotations
@@ -34,6 +52,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -113,6 +132,12 @@ class System:
         """Jobs still waiting (for a capped drain)."""
         raise NotImplementedError
 
+    def worker_argv_n(self, settings: str, i: int) -> list[str]:
+        """The argv of the i-th of several worker processes (a system that needs a unique
+        name per process overrides this)."""
+        del i
+        return self.worker_argv(settings)
+
     def close(self) -> None:
         """Release client objects."""
 
@@ -140,6 +165,10 @@ class WorkerProcess:
             start_new_session=True,
         )
 
+    def memory(self) -> dict[str, float]:
+        """RSS and PSS (MB) summed over every process of the worker's session."""
+        return session_memory(self.proc.pid)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
@@ -156,6 +185,58 @@ class WorkerProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
+
+
+def session_memory(sid: int) -> dict[str, float]:
+    """RSS and PSS in MB of every process whose session id is ``sid`` (read from /proc)."""
+    rss = pss = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            # fields after the command (which may hold spaces): state ppid pgrp session ...
+            if int(stat.rsplit(")", 1)[1].split()[3]) != sid:
+                continue
+            with open(f"/proc/{entry}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or a kernel thread without smaps
+    return {"rss_mb": rss / 1024, "pss_mb": pss / 1024}
+
+
+class MemorySampler:
+    """The peak memory of some worker processes, sampled every 0.2 s in a thread."""
+
+    def __init__(self, workers: list[WorkerProcess]) -> None:
+        self.workers = workers
+        self.peak = {"rss_mb": 0.0, "pss_mb": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            now = {"rss_mb": 0.0, "pss_mb": 0.0}
+            for w in self.workers:
+                for k, v in w.memory().items():
+                    now[k] += v
+            for k, v in now.items():
+                self.peak[k] = max(self.peak[k], v)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return {k: round(v, 1) for k, v in self.peak.items()}
+
+
+def used_memory(r: redis.Redis) -> int:
+    return int(r.info("memory")["used_memory"])  # type: ignore[index]
 
 
 def _wait_list(r: redis.Redis, key: str, length: int, timeout: float) -> bool:
@@ -185,39 +266,53 @@ def scenario_enqueue(sysm: System, mode: str, n: int) -> dict[str, Any]:
     return out
 
 
-def scenario_drain(sysm: System, settings: str, n: int, cap: float, log: Path) -> dict[str, Any]:
+def scenario_drain(
+    sysm: System, settings: str, n: int, cap: float, log: Path, procs: int = 1
+) -> dict[str, Any]:
     sysm.settings = settings  # kubeq's "limited" prefills a rate-limited task
     sysm.enqueue_mark("start")
     time.sleep(0.01)  # arq orders by enqueue ms: keep the marks outside the no-ops
     sysm.prefill(n)
     time.sleep(0.01)
     sysm.enqueue_mark("end")
-    worker = WorkerProcess(sysm.worker_argv(settings), log)
+    workers = [WorkerProcess(sysm.worker_argv_n(settings, i), log) for i in range(procs)]
+    sampler = MemorySampler(workers)
     try:
-        if not _wait_list(sysm.r, MARKS, 1, 60):
-            raise SystemExit(f"{sysm.name}: the worker did not start a job in 60 s; see {log}")
-        started = float(sysm.r.lindex(MARKS, 0).split()[1])  # type: ignore[union-attr]
-        limit = started + cap - time.time()
-        capped = not _wait_list(sysm.r, MARKS, 2, max(0.0, limit))
-        if capped:
-            now = time.time()
-            left = sysm.backlog()
-            done = max(0, n - left)
-            return {
-                "rate": done / (now - started),
-                "capped": True,
-                "jobs_done": done,
-                "seconds": now - started,
-                "settings": sysm.settings_doc[settings],
-            }
-        end = float(sysm.r.lindex(MARKS, 1).split()[1])  # type: ignore[union-attr]
+        out = _timed_drain(sysm, settings, n, cap, log)
+        out["worker_memory"] = sampler.stop()
+        if procs > 1:
+            out["procs"] = procs
+        return out
+    finally:
+        sampler.stop()
+        for w in workers:
+            w.stop()
+
+
+def _timed_drain(sysm: System, settings: str, n: int, cap: float, log: Path) -> dict[str, Any]:
+    """Wait for the start and end marks; the rate between them (or to the cap)."""
+    if not _wait_list(sysm.r, MARKS, 1, 60):
+        raise SystemExit(f"{sysm.name}: the worker did not start a job in 60 s; see {log}")
+    started = float(sysm.r.lindex(MARKS, 0).split()[1])  # type: ignore[union-attr]
+    limit = started + cap - time.time()
+    capped = not _wait_list(sysm.r, MARKS, 2, max(0.0, limit))
+    if capped:
+        now = time.time()
+        left = sysm.backlog()
+        done = max(0, n - left)
         return {
-            "rate": n / (end - started),
-            "seconds": end - started,
+            "rate": done / (now - started),
+            "capped": True,
+            "jobs_done": done,
+            "seconds": now - started,
             "settings": sysm.settings_doc[settings],
         }
-    finally:
-        worker.stop()
+    end = float(sysm.r.lindex(MARKS, 1).split()[1])  # type: ignore[union-attr]
+    return {
+        "rate": n / (end - started),
+        "seconds": end - started,
+        "settings": sysm.settings_doc[settings],
+    }
 
 
 def scenario_latency(sysm: System, n: int, log: Path) -> dict[str, Any]:
@@ -228,6 +323,7 @@ def scenario_latency(sysm: System, n: int, log: Path) -> dict[str, Any]:
         if not _wait_list(sysm.r, LAT, 1, 60):
             raise SystemExit(f"{sysm.name}: the worker did not run a job in 60 s; see {log}")
         time.sleep(0.5)
+        idle = worker.memory()  # up, everything imported, one job run, idle
         sent: list[float] = []
         for i in range(n):
             sent.append(time.time())
@@ -245,22 +341,83 @@ def scenario_latency(sysm: System, n: int, log: Path) -> dict[str, Any]:
             "p50_ms": statistics.median(lat),
             "p99_ms": q[98],
             "max_ms": lat[-1],
+            "worker_memory": {k: round(v, 1) for k, v in idle.items()},
             "settings": sysm.settings_doc["default"],
         }
     finally:
         worker.stop()
 
 
+def scenario_memory(sysm: System, n: int, finished: int, cap: float, log: Path) -> dict[str, Any]:
+    """Bytes of Redis memory per waiting job and per finished job kept."""
+    base = used_memory(sysm.r)
+    sysm.prefill(n)
+    waiting = used_memory(sysm.r)
+    sysm.r.flushall()
+    base2 = used_memory(sysm.r)
+    drained = scenario_drain(sysm, "best", finished, cap, log)
+    time.sleep(1.0)  # the last acknowledgements and results
+    sysm.r.delete(MARKS)
+    done_mem = used_memory(sysm.r)
+    done = finished if not drained.get("capped") else int(drained.get("jobs_done", 0))
+    return {
+        "waiting_bytes_per_job": (waiting - base) / n,
+        "finished_bytes_per_job": (done_mem - base2) / done if done else None,
+        "finished_jobs": done,
+        "used_memory": {"empty": base, "waiting": waiting, "empty2": base2, "finished": done_mem},
+        "capped": bool(drained.get("capped")),
+        "settings": sysm.settings_doc["best"],
+    }
+
+
+def scenario_curve(sysm: System, n: int, window: float, log: Path) -> dict[str, Any]:
+    """Enqueue latency and drain rate with n jobs already waiting."""
+    sysm.prefill(n)
+    lat: list[float] = []
+    for _ in range(500):
+        t0 = time.perf_counter()
+        sysm.enqueue_noop(1)
+        lat.append((time.perf_counter() - t0) * 1000)
+    q = statistics.quantiles(lat, n=100, method="inclusive")
+    total = sysm.backlog()
+    worker = WorkerProcess(sysm.worker_argv("best"), log)
+    try:
+        deadline = time.monotonic() + 60
+        while sysm.backlog() >= total:  # the worker has started taking jobs
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{sysm.name}: the worker took no job in 60 s; see {log}")
+            time.sleep(0.005)
+        t0, left0 = time.monotonic(), sysm.backlog()
+        while time.monotonic() - t0 < window and sysm.backlog() > 0:
+            time.sleep(0.05)
+        t1, left1 = time.monotonic(), sysm.backlog()
+    finally:
+        worker.stop()
+    return {
+        "backlog": n,
+        "enqueue_p50_ms": statistics.median(lat),
+        "enqueue_p99_ms": q[98],
+        "rate": (left0 - left1) / (t1 - t0),
+        "seconds": t1 - t0,
+        "settings": sysm.settings_doc["best"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="one benchmark scenario of one system")
     ap.add_argument("system", help="kubeq, rq, celery, arq or dramatiq")
-    ap.add_argument("scenario", choices=["enqueue", "drain", "latency", "settings"])
+    ap.add_argument(
+        "scenario", choices=["enqueue", "drain", "latency", "memory", "curve", "settings"]
+    )
     ap.add_argument("--redis-url", default=url())
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--mode", choices=["single", "bulk", "async"], default="single")
     ap.add_argument("--settings", choices=["default", "best", "limited"], default="default")
     ap.add_argument("--cap", type=float, default=60.0, help="drain: seconds before giving up")
     ap.add_argument("--log", default=None, help="the worker's log file")
+    ap.add_argument("--procs", type=int, default=1, help="drain: worker processes")
+    ap.add_argument("--finished", type=int, default=5000, help="memory: jobs drained")
+    ap.add_argument("--window", type=float, default=5.0, help="curve: seconds of draining")
     a = ap.parse_args()
     os.environ[URL_ENV] = a.redis_url  # before the tasks module creates its clients
     import importlib
@@ -282,8 +439,12 @@ def main() -> None:
             out = scenario_enqueue(sysm, a.mode, a.n)
             out["mode"] = a.mode
         elif a.scenario == "drain":
-            out = scenario_drain(sysm, a.settings, a.n, a.cap, log)
+            out = scenario_drain(sysm, a.settings, a.n, a.cap, log, a.procs)
             out["settings_name"] = a.settings
+        elif a.scenario == "memory":
+            out = scenario_memory(sysm, a.n, a.finished, a.cap, log)
+        elif a.scenario == "curve":
+            out = scenario_curve(sysm, a.n, a.window, log)
         else:
             out = scenario_latency(sysm, a.n, log)
     finally:
