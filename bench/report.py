@@ -42,6 +42,9 @@ FIGURES = [
     ("drain_4procs", "drain, 4 worker processes on 2 cores (best settings each)", "jobs/s", True),
     ("latency_p50", "enqueue -> start on an idle worker, p50", "ms", False),
     ("latency_p99", "enqueue -> start on an idle worker, p99", "ms", False),
+    ("enqueue_single_cpu", "client CPU per job, one call per job", "us", False),
+    ("drain_default_cpu", "worker CPU per job, drain, default settings", "us", False),
+    ("drain_best_cpu", "worker CPU per job, drain, best settings", "us", False),
     ("mem_waiting", "Redis memory per waiting job", "B", False),
     ("mem_finished", "Redis memory per finished job kept", "B", False),
     ("worker_idle_mb", "worker memory, idle (PSS of its processes)", "MB", False),
@@ -64,14 +67,16 @@ def fmt(v: float | None, unit: str) -> str:
         return f"{v:.2f} s" if v < 10 else f"{v:.0f} s"
     if unit == "B":
         return f"{v:,.0f} B"
+    if unit == "us":
+        return f"{v:,.0f} µs"
     if unit == "MB":
         return f"{v:.0f} MB"
     return f"{v:,.0f}/s"
 
 
 def ratio(k: float | None, p: float | None) -> str:
-    if not k or not p:
-        return ""
+    if not k or not p or k <= 0 or p <= 0:
+        return ""  # nothing to compare (a memory delta within noise of zero)
     r = k / p
     return f"{r:.2f}" if r < 10 else f"{r:.0f}"
 
@@ -139,8 +144,8 @@ def comparison(res: dict[str, Any], path: str) -> str:
     cfg = res.get("config", {})
     if any(med[s].get("mem_waiting") is not None for s in med):
         notes.append(
-            f"Redis memory: `INFO memory` used_memory before and after "
-            f"{cfg.get('memory', 0):,} queued no-op jobs; finished: after "
+            "Redis memory: `INFO memory` used_memory (less the clients' buffers) before and "
+            f"after {cfg.get('memory', 0):,} queued no-op jobs; finished: after "
             f"{cfg.get('memory_finished', 0):,} jobs drained by one worker (best settings) and "
             "the worker stopped, what stays (kubeq keeps every finished job with its result "
             "for a day, RQ for 500 s, arq for a day; Celery and Dramatiq here keep none). "

@@ -214,7 +214,8 @@ def main() -> int:
         cfg["reps"] = a.reps
     systems = [s for s in a.only.split(",") if s]
     groups = set(a.groups.split(",")) if a.groups else None
-    variants = dict(v.split("=", 1) for v in a.variant)
+    # absolute: the workers run in bench/systems
+    variants = {k: str(Path(v).resolve()) for k, v in (x.split("=", 1) for x in a.variant)}
     venvs = Path(a.venvs).expanduser()
     pythons = {s: venv_python(venvs, s) for s in systems}
     # (label in the results, system module, PYTHONPATH)
@@ -403,6 +404,9 @@ def medians(runs: list[dict[str, Any]], labels: list[str]) -> tuple[Table, Table
                     settings[s][key] = r["settings"]
                 if r.get("api"):
                     settings[s][key] = r["api"]
+        for key in ("enqueue_single", "enqueue_bulk", "drain_default", "drain_best"):
+            rs = [r for r in mine if r["group"] == key]
+            med[s][f"{key}_cpu"] = median_or_none([r.get("cpu_us_per_job") for r in rs])
         lat = [r for r in mine if r["group"] == "latency"]
         med[s]["latency_p50"] = median_or_none([r.get("p50_ms") for r in lat])
         med[s]["latency_p99"] = median_or_none([r.get("p99_ms") for r in lat])

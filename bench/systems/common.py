@@ -22,15 +22,19 @@ Scenarios (the same for every system):
     task appends its own ``time.time()`` to ``bench:lat``, wait until it has, sleep a random
     10-50 ms so the worker is idle again. p50/p99 of (task start - enqueue call). Also the
     idle worker's memory (``worker_memory``).
+``cpu_us_per_job``
+    Enqueue: the client process's CPU time per job; drain: the worker processes' CPU time
+    (user + system, from /proc) between the start and end marks per job. Another engineer's
+    load on the shared cores slows the rates far more than it moves these.
 ``drain ... --procs P``
     The same drain with P worker processes of the given settings started at once (their
     start-up overlaps the first jobs: it is counted). Every drain also samples the memory
     of the worker's processes every 0.2 s (``worker_memory``, the peak while draining).
 ``memory --n N --finished M``
-    Redis's ``used_memory`` (INFO memory) on an empty database, after N no-op jobs are
-    queued (bytes per waiting job), and, after a FLUSHALL, M jobs drained by one worker
-    (best settings) and that worker stopped: bytes per finished job kept (with its result
-    where the system keeps one).
+    Redis's ``used_memory`` (INFO memory, less the clients' buffers) on an empty database,
+    after N no-op jobs are queued (bytes per waiting job), and, after a FLUSHALL, M jobs
+    drained by one worker (best settings) and that worker stopped: bytes per finished job
+    kept (with its result where the system keeps one).
 ``curve --n N --window W``
     The cost of a deep backlog: N no-op jobs queued, then the p50/p99 of 500 one-call
     enqueues on top of them (the worker not running), then one worker (best settings)
@@ -210,6 +214,22 @@ def session_memory(sid: int) -> dict[str, float]:
     return {"rss_mb": rss / 1024, "pss_mb": pss / 1024}
 
 
+def session_cpu(sid: int) -> float:
+    """CPU seconds (user + system, with reaped children's) of the processes of session ``sid``."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:
+                ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class MemorySampler:
     """The peak memory of some worker processes, sampled every 0.2 s in a thread."""
 
@@ -236,7 +256,11 @@ class MemorySampler:
 
 
 def used_memory(r: redis.Redis) -> int:
-    return int(r.info("memory")["used_memory"])  # type: ignore[index]
+    """``used_memory`` less the clients' buffers (``mem_clients_normal``): a bulk enqueue
+    leaves its connection a query buffer of megabytes that Redis shrinks only later, which
+    would be counted as jobs otherwise."""
+    info: dict[str, Any] = r.info("memory")  # type: ignore[assignment]
+    return int(info["used_memory"]) - int(info.get("mem_clients_normal", 0))
 
 
 def _wait_list(r: redis.Redis, key: str, length: int, timeout: float) -> bool:
@@ -257,10 +281,10 @@ def scenario_enqueue(sysm: System, mode: str, n: int) -> dict[str, Any]:
         "bulk": sysm.enqueue_noop_bulk,
         "async": sysm.enqueue_noop_async,
     }.get(mode, sysm.enqueue_noop)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fn(n)
-    dt = time.perf_counter() - t0
-    out: dict[str, Any] = {"rate": n / dt, "seconds": dt}
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    out: dict[str, Any] = {"rate": n / dt, "seconds": dt, "cpu_us_per_job": cpu / n * 1e6}
     if mode in ("bulk", "async"):
         out["api"] = sysm.bulk_api if mode == "bulk" else sysm.async_api
     return out
@@ -278,7 +302,11 @@ def scenario_drain(
     workers = [WorkerProcess(sysm.worker_argv_n(settings, i), log) for i in range(procs)]
     sampler = MemorySampler(workers)
     try:
-        out = _timed_drain(sysm, settings, n, cap, log)
+
+        def cpu_now() -> float:
+            return sum(session_cpu(w.proc.pid) for w in workers)
+
+        out = _timed_drain(sysm, settings, n, cap, log, cpu_now)
         out["worker_memory"] = sampler.stop()
         if procs > 1:
             out["procs"] = procs
@@ -289,10 +317,15 @@ def scenario_drain(
             w.stop()
 
 
-def _timed_drain(sysm: System, settings: str, n: int, cap: float, log: Path) -> dict[str, Any]:
-    """Wait for the start and end marks; the rate between them (or to the cap)."""
+def _timed_drain(
+    sysm: System, settings: str, n: int, cap: float, log: Path, cpu_now: Any
+) -> dict[str, Any]:
+    """Wait for the start and end marks; the rate between them (or to the cap), and the
+    workers' CPU time per job between them (start-up not counted; less sensitive than the
+    rate to other work on the machine)."""
     if not _wait_list(sysm.r, MARKS, 1, 60):
         raise SystemExit(f"{sysm.name}: the worker did not start a job in 60 s; see {log}")
+    cpu0 = cpu_now()
     started = float(sysm.r.lindex(MARKS, 0).split()[1])  # type: ignore[union-attr]
     limit = started + cap - time.time()
     capped = not _wait_list(sysm.r, MARKS, 2, max(0.0, limit))
@@ -302,14 +335,17 @@ def _timed_drain(sysm: System, settings: str, n: int, cap: float, log: Path) -> 
         done = max(0, n - left)
         return {
             "rate": done / (now - started),
+            "cpu_us_per_job": (cpu_now() - cpu0) / done * 1e6 if done else None,
             "capped": True,
             "jobs_done": done,
             "seconds": now - started,
             "settings": sysm.settings_doc[settings],
         }
+    cpu1 = cpu_now()
     end = float(sysm.r.lindex(MARKS, 1).split()[1])  # type: ignore[union-attr]
     return {
         "rate": n / (end - started),
+        "cpu_us_per_job": (cpu1 - cpu0) / n * 1e6,
         "seconds": end - started,
         "settings": sysm.settings_doc[settings],
     }
