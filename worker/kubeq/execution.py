@@ -50,6 +50,8 @@ class _ThreadRun:
     ctx: JobContext | None = None
     returned: bool = False
     abandoned: bool = False
+    future: concurrent.futures.Future[Any] | None = None
+    """The pool's future: done when the thread has returned (whatever the attempt became)."""
 
     def mark_started(self) -> None:
         if not self.started.done():
@@ -107,8 +109,7 @@ class Executor:
         else:
             run = _ThreadRun(loop.create_future(), ctx)
             # in the caller's context (as asyncio.to_thread), so the task sees its trace span
-            work = loop.run_in_executor(
-                self._threads,
+            run.future = self._threads.submit(
                 contextvars.copy_context().run,
                 self._in_thread,
                 loop,
@@ -118,6 +119,7 @@ class Executor:
                 kwargs,
                 (timeout, soft_timeout),
             )
+            work = asyncio.wrap_future(run.future, loop=loop)
         try:
             if timeout is None:
                 return await work
@@ -142,10 +144,18 @@ class Executor:
                 soft.cancel()
 
     def _abandon(self, task: Task[Any, Any], run: _ThreadRun | None, why: str) -> None:
-        """A thread whose attempt ended without it (timeout, abort) runs on: count it."""
-        if run is not None and not run.returned and not run.abandoned:
+        """A thread whose attempt ended without it (timeout, abort) runs on: count it until it
+        returns (only such a run asks to be told of its return: one wake-up of the loop less
+        per job)."""
+        if run is None or run.future is None:
+            return
+        if not run.future.done() and not run.abandoned:
             run.abandoned = True  # its thread runs on: counted until it returns
             self.abandoned += 1
+            loop = asyncio.get_running_loop()
+            run.future.add_done_callback(
+                lambda _: loop.call_soon_threadsafe(self._thread_returned, run)
+            )
             log.warning(
                 "%s: a task that %s still occupies a thread (%d of %d threads so)",
                 task.name,
@@ -196,8 +206,9 @@ class Executor:
         clocks: tuple[float | None, float | None],
     ) -> Any:
         """Run a sync task in a pool thread as its job (``current_job()``), telling the loop
-        when it starts and ends."""
-        loop.call_soon_threadsafe(run.mark_started)
+        when it starts if a timeout's clock waits for that (each such call wakes the loop)."""
+        if clocks[0] is not None:
+            loop.call_soon_threadsafe(run.mark_started)
         if run.ctx is not None:
             run.ctx.start_clock(*clocks)
         token = set_current(run.ctx)
@@ -205,7 +216,6 @@ class Executor:
             return func(*args, **kwargs)
         finally:
             reset_current(token)
-            loop.call_soon_threadsafe(self._thread_returned, run)
 
     def _thread_returned(self, run: _ThreadRun) -> None:
         run.returned = True
