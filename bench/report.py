@@ -319,17 +319,45 @@ def ab(res: dict[str, Any], path: str) -> str:
         lines += [
             f"Variant `{label}` (`{where}`) against kubeq as committed, same run:",
             "",
-            f"| figure | kubeq | {label} | {label}/kubeq |",
-            "|---|---|---|---|",
+            f"| figure | kubeq | {label} | {label}/kubeq | repetitions where {label} > kubeq |",
+            "|---|---|---|---|---|",
         ]
         for key, flabel, unit, _higher in FIGURES:
             b, o = base.get(key), other.get(key)
             if b is None and o is None:
                 continue
             r = f"{o / b:.2f}" if b and o else ""
-            lines.append(f"| {flabel} | {fmt(b, unit)} | {fmt(o, unit)} | {r} |")
+            pairs = rep_pairs(res.get("runs", []), key, f"kubeq:{label}")
+            above = f"{sum(v > k for k, v in pairs)} of {len(pairs)}" if pairs else ""
+            lines.append(f"| {flabel} | {fmt(b, unit)} | {fmt(o, unit)} | {r} | {above} |")
         lines.append("")
     return "\n".join(lines).strip() or "(no variant in this run)"
+
+
+_RUN_FIELD = {  # figure -> (scenario group, field of its runs)
+    "enqueue_single": ("enqueue_single", "rate"),
+    "enqueue_bulk": ("enqueue_bulk", "rate"),
+    "enqueue_async": ("enqueue_async", "rate"),
+    "drain_default": ("drain_default", "rate"),
+    "drain_best": ("drain_best", "rate"),
+    "latency_p50": ("latency", "p50_ms"),
+    "latency_p99": ("latency", "p99_ms"),
+    "enqueue_single_cpu": ("enqueue_single", "cpu_us_per_job"),
+    "drain_default_cpu": ("drain_default", "cpu_us_per_job"),
+    "drain_best_cpu": ("drain_best", "cpu_us_per_job"),
+}
+
+
+def rep_pairs(runs: list[dict[str, Any]], key: str, other: str) -> list[tuple[float, float]]:
+    """(kubeq, other) of one figure in each repetition that measured both."""
+    if key not in _RUN_FIELD:
+        return []
+    group, field = _RUN_FIELD[key]
+    by_rep: dict[int, dict[str, float]] = {}
+    for r in runs:
+        if r.get("group") == group and r.get(field) is not None:
+            by_rep.setdefault(r["rep"], {})[r["system"]] = r[field]
+    return [(v["kubeq"], v[other]) for v in by_rep.values() if "kubeq" in v and other in v]
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
