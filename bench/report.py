@@ -66,7 +66,7 @@ def fmt(v: float | None, unit: str) -> str:
     if unit == "s":
         return f"{v:.2f} s" if v < 10 else f"{v:.0f} s"
     if unit == "B":
-        return f"{v:,.0f} B"
+        return "~0 B" if abs(v) < NEAR_ZERO_BYTES else f"{v:,.0f} B"
     if unit == "us":
         return f"{v:,.0f} µs"
     if unit == "MB":
@@ -74,9 +74,15 @@ def fmt(v: float | None, unit: str) -> str:
     return f"{v:,.0f}/s"
 
 
-def ratio(k: float | None, p: float | None) -> str:
+NEAR_ZERO_BYTES = 10
+"""A memory delta per job smaller than this is noise around nothing kept (shown ~0 B)."""
+
+
+def ratio(k: float | None, p: float | None, unit: str = "") -> str:
     if not k or not p or k <= 0 or p <= 0:
-        return ""  # nothing to compare (a memory delta within noise of zero)
+        return ""  # nothing to compare
+    if unit == "B" and min(k, p) < NEAR_ZERO_BYTES:
+        return ""  # against nothing kept: no ratio
     r = k / p
     return f"{r:.2f}" if r < 10 else f"{r:.0f}"
 
@@ -126,7 +132,7 @@ def comparison(res: dict[str, Any], path: str) -> str:
         for p in peers:
             v = med[p].get(key)
             mark = " *" if key in capped.get(p, []) else ""
-            r = ratio(k, v)
+            r = ratio(k, v, unit)
             cells.append(f"{fmt(v, unit)}{mark}" + (f" ({r})" if r else ""))
         lines.append("| " + " | ".join(cells) + " |")
     cap = res.get("config", {}).get("cap")
