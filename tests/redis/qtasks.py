@@ -304,3 +304,79 @@ partitioned = kubeq.App(partitions={"pq": 3})
 @partitioned.task(queue="pq")
 def part_add(x: int, y: int) -> int:
     return x + y
+
+
+# -- job context: progress and meta (issue 11) --
+
+
+def _report(tag: str) -> dict[str, Any]:
+    """Report progress and meta, wait for test:go:<tag>, report the end; returns the meta the
+    task sees."""
+    job = kubeq.current_job()
+    job.set_progress({"done": 1, "total": 2})
+    job.update_meta(stage="download")
+    job.update_meta(size=3)
+    r().rpush(f"test:started:{tag}", f"{job.id} {job.attempt}")
+    deadline = time.monotonic() + 60
+    while not r().exists(f"test:go:{tag}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    job.set_progress({"done": 2, "total": 2})
+    return job.meta
+
+
+@app.task(max_attempts=1)
+def reports_thread(tag: str) -> dict[str, Any]:
+    return _report(tag)
+
+
+@app.task(pool="process", max_attempts=1)
+def reports_child(tag: str) -> dict[str, Any]:
+    return _report(tag)
+
+
+@app.task(max_attempts=1)
+async def reports_async(tag: str) -> dict[str, Any]:
+    job = kubeq.current_job()
+    job.set_progress(50)
+    job.update_meta(stage="async")
+    r().rpush(f"test:started:{tag}", f"{job.id} {job.attempt}")
+    while not r().exists(f"test:go:{tag}"):
+        await asyncio.sleep(0.02)
+    job.set_progress(100)
+    return job.meta
+
+
+@app.task(max_attempts=2, backoff_min=0.1, backoff_max=0.2)
+def meta_across_retries(tag: str) -> dict[str, Any]:
+    """The first attempt stores meta and fails; the second sees that meta and adds to it."""
+    job = kubeq.current_job()
+    seen = job.meta
+    job.update_meta(**{f"attempt{job.attempt}": True})
+    if job.attempt == 1:
+        raise RuntimeError("first attempt fails on purpose")
+    return seen
+
+
+@app.task(max_attempts=1)
+def zombie_progress(tag: str, seconds: float) -> int:
+    """Reports progress, sleeps (its worker is frozen meanwhile), reports again: a zombie's
+    second report is refused and recorded."""
+    job = kubeq.current_job()
+    job.set_progress(f"started by {os.getpid()}")
+    r().rpush(f"test:started:{tag}", os.getpid())
+    time.sleep(seconds)
+    try:
+        job.set_progress(f"ended by {os.getpid()}")
+    except kubeq.LeaseLost as exc:
+        r().rpush(f"test:refused:{tag}", f"{os.getpid()} {exc}")
+        raise
+    return os.getpid()
+
+
+@app.task(max_attempts=1)
+def oversized_progress(size: int) -> str:
+    try:
+        kubeq.current_job().set_progress("x" * size)
+    except ValueError as exc:
+        return str(exc)
+    return "stored"

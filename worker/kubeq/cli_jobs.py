@@ -5,6 +5,7 @@ for scripts; ``dlq list -o name`` prints bare ids (one per line) for ``xargs``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import click
@@ -80,6 +81,10 @@ def show(info: JobInfo) -> None:
         value = getattr(info, field_name)
         if value:
             click.echo(f"{field_name:>10}: {when(value)}")
+    if info.progress is not None:
+        click.echo(f"{'progress':>10}: {json.dumps(info.progress)}")
+    for key, value in info.meta.items():
+        click.echo(f"{'meta.' + key:>10}: {json.dumps(value)}")
     if info.traceback:
         click.echo("traceback:")
         click.echo(info.traceback.rstrip())

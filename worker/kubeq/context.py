@@ -7,8 +7,15 @@ It exists so a task can cooperate with execution control (docs/architecture.md, 
 control): a thread task, which Python cannot interrupt, polls ``.aborted`` or calls
 ``.check()`` to stop when its job is aborted or passes its soft timeout.
 
-Kept minimal and in its own module on purpose: workflows (issue 11) extend it with the
-job's meta and progress reporting.
+Progress and meta (issue 11): ``set_progress(value)`` and ``update_meta(**fields)`` store
+JSON in the job's hash through ``progress.lua``, fenced by the attempt's lease token, so a
+zombie (a worker that stalled past its lease while another took the job over) cannot
+overwrite what the live attempt reports; the zombie gets ``LeaseLost``. The context carries
+only plain data (Redis URL, key base, token), so a process-pool child writes with its own
+connection. Writes are synchronous, one round trip each: an ``async def`` task blocks its
+loop for that round trip, so report progress at a human pace (every second or so), not per
+item of a tight loop. A context without a Redis URL keeps the values in memory (a unit test
+or an eager run).
 """
 
 from __future__ import annotations
@@ -17,8 +24,13 @@ import contextvars
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from .errors import JobAborted, SoftTimeLimitExceeded
+import redis
+
+from . import connections, defaults, serialization
+from .errors import JobAborted, LeaseLost, SoftTimeLimitExceeded
+from .scripts import LUA, run_pipeline
 
 __all__ = ["JobContext", "current_job"]
 
@@ -37,8 +49,76 @@ class JobContext:
     """When the hard ``timeout`` stops this attempt (monotonic), or None."""
     soft_deadline: float | None = None
     """When ``SoftTimeLimitExceeded`` is due (monotonic), or None."""
+    lease: str = field(default="", repr=False)
+    """The attempt's lease token: fences its progress and meta writes."""
+    base: str = field(default="", repr=False)
+    """The key base of the job's queue (``kubeq:{default}:``); empty when not connected."""
+    redis_url: str | None = field(default=None, repr=False)
     _abort: threading.Event = field(default_factory=threading.Event, repr=False)
     _soft_raised: bool = field(default=False, repr=False)
+    _meta: dict[str, Any] | None = field(default=None, repr=False)
+    progress: Any = field(default=None, repr=False)
+    """The last value this attempt stored with ``set_progress`` (None before any)."""
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The job's meta: what ``update_meta`` stored, by this attempt or an earlier one of the
+        same job (read from Redis on first use). A copy: change it with ``update_meta``."""
+        if self._meta is None:
+            self._meta = self._stored_meta()
+        return dict(self._meta)
+
+    def update_meta(self, **fields: Any) -> None:
+        """Merge ``fields`` into the job's meta and store it, so the caller sees it in
+        ``job.meta()``. Values must be JSON; the whole meta is capped at
+        ``defaults.MAX_PROGRESS_BYTES``. Raises LeaseLost when this attempt no longer holds the
+        job."""
+        merged = {**self.meta, **fields}
+        self._store("meta", merged)
+        self._meta = merged
+
+    def set_progress(self, value: Any) -> None:
+        """Store ``value`` (any JSON: a percentage, ``{"done": 3, "total": 10}``...) as the job's
+        progress, read by ``job.progress()`` and ``kubeq job ID``. Capped at
+        ``defaults.MAX_PROGRESS_BYTES``; raises LeaseLost when this attempt no longer holds the
+        job."""
+        self._store("progress", value)
+        self.progress = value
+
+    def _store(self, name: str, value: Any) -> None:
+        try:
+            text = serialization.dumps(value)
+        except TypeError as exc:
+            raise TypeError(
+                f"the {name} of job {self.id} must be JSON (dict, list, str, number, bool, "
+                f"None): {exc}"
+            ) from None
+        if len(text) > defaults.MAX_PROGRESS_BYTES:
+            raise ValueError(
+                f"the {name} of job {self.id} is {len(text)} bytes as JSON, over the limit of "
+                f"{defaults.MAX_PROGRESS_BYTES} (defaults.MAX_PROGRESS_BYTES): store a summary "
+                "(counts, a percentage) and return large data as the task's result"
+            )
+        if not self.base:
+            return  # not connected: kept in memory only
+        key = f"{self.base}job:{self.id}"
+        args = [self.lease, name, text, defaults.MAX_PROGRESS_BYTES]
+        (written,) = run_pipeline(_client(self.redis_url), [(LUA["progress"], [key], args)])
+        if not written:
+            raise LeaseLost(
+                f"job {self.id}: its {name} was not stored because this attempt no longer "
+                "holds the job (its lease was taken over, or it was aborted or has ended)"
+            )
+
+    def _stored_meta(self) -> dict[str, Any]:
+        if not self.base:
+            return {}
+        raw = _client(self.redis_url).hget(f"{self.base}job:{self.id}", "meta")
+        try:
+            meta = serialization.loads(raw) if raw else {}
+        except ValueError:
+            return {}  # a value written by hand: start afresh rather than fail the task
+        return meta if isinstance(meta, dict) else {}
 
     @property
     def aborted(self) -> bool:
@@ -77,6 +157,20 @@ class JobContext:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._abort = threading.Event()
+
+
+_clients: dict[str | None, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(url: str | None) -> redis.Redis:
+    """One client per URL and process, shared by the task threads (redis-py's pool is
+    thread-safe); a process-pool child makes its own on first use."""
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            client = _clients[url] = connections.sync_client(url)
+        return client
 
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(

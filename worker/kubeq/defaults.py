@@ -45,6 +45,9 @@ MAX_DELIVERIES = 5
 declared poison and dead-lettered."""
 MAX_ATTEMPTS = 3
 """Executions in all, the first included; 1 means never retry."""
+MAX_PROGRESS_BYTES = 65_536
+"""Largest progress value, and largest meta dict, a running task may store (each as JSON):
+progress is for a summary the caller polls, not for data (return that as the result)."""
 BACKOFF_MIN = 1.0
 """Seconds before the first retry, and the floor of every later delay."""
 BACKOFF_MAX = 300.0

@@ -56,9 +56,13 @@ class Delivery:
 
 
 async def run_attempt(
-    d: Delivery, tasks: dict[str, Task[Any, Any]], executor: Executor
+    d: Delivery,
+    tasks: dict[str, Task[Any, Any]],
+    executor: Executor,
+    redis_url: str | None = None,
 ) -> Settlement:
-    """Run the job once; returns how it ended."""
+    """Run the job once; returns how it ended. ``redis_url`` is where the task's progress and
+    meta writes go (``kubeq.current_job()``); None keeps them in memory."""
     try:
         name, args, kwargs, options = serialization.decode_call(d.job.payload)
     except ValueError as exc:
@@ -81,7 +85,16 @@ async def run_attempt(
     except (TypeError, ValueError) as exc:
         return Settlement.failed(f"malformed payload: bad options ({exc})")
     attempt = d.job.attempts + 1
-    ctx = d.context = JobContext(d.id, name, d.job.queue.name, attempt, policy.max_attempts)
+    ctx = d.context = JobContext(
+        d.id,
+        name,
+        d.job.queue.name,
+        attempt,
+        policy.max_attempts,
+        lease=d.job.lease,
+        base=d.job.queue.base if redis_url is not None else "",
+        redis_url=redis_url,
+    )
     token = set_current(ctx)  # this asyncio task's context: async tasks see it
     try:
         result = await executor.invoke(task, args, kwargs, timeout, ctx, soft_timeout)

@@ -44,6 +44,12 @@ class SoftTimeLimitExceeded(KubeqError):
     raised by a signal in their child."""
 
 
+class LeaseLost(KubeqError):
+    """A running task's progress or meta write was refused: its attempt no longer holds the
+    job (the lease was taken over by another worker after this one stalled, or the job was
+    aborted or ended). The task should stop; its result would be refused too."""
+
+
 class JobNotFound(KubeqError):
     """No such job: never enqueued, or its result TTL has passed."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import serialization
@@ -55,6 +55,8 @@ _FIELDS = (
     "error",
     "reason",
     "traceback",
+    "progress",
+    "meta",
 )
 
 _RESULT_FIELDS = ["status", "result", "error", "reason", "traceback"]
@@ -83,6 +85,19 @@ def _int(value: bytes | str | None, default: int | None = 0) -> Any:
         return default
 
 
+def _json(value: bytes | str | None, default: Any) -> Any:
+    """Stored JSON decoded; ``default`` when absent or malformed (written by hand)."""
+    if not value:
+        return default
+    try:
+        decoded = serialization.loads(value)
+    except ValueError:
+        return default
+    if isinstance(default, dict) and not isinstance(decoded, dict):
+        return default
+    return decoded
+
+
 @dataclass(frozen=True)
 class JobInfo:
     """A snapshot of one job's state, as stored in Redis. Times are Unix seconds."""
@@ -103,6 +118,10 @@ class JobInfo:
     reason: str
     traceback: str
     result: str
+    progress: Any = None
+    """What the task last passed to ``current_job().set_progress`` (decoded JSON), or None."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """What the task stored with ``current_job().update_meta`` (decoded JSON)."""
 
     @classmethod
     def from_fields(cls, job_id: str, queue: str, values: Sequence[Any]) -> JobInfo:
@@ -130,6 +149,8 @@ class JobInfo:
             reason=_text(f["reason"]),
             traceback=_text(f["traceback"]),
             result=_text(f["result"]),
+            progress=_json(f["progress"], None),
+            meta=_json(f["meta"], {}),
         )
 
 
@@ -170,6 +191,16 @@ class Job:
         """``info`` for async code."""
         values = await self.app.aredis.hmget(self._keys.job(self.id), list(_FIELDS))
         return JobInfo.from_fields(self.id, self.queue, values)
+
+    def progress(self) -> Any:
+        """What the task last reported with ``current_job().set_progress`` (None before it
+        reported any). Kept after the job ends, for its result TTL."""
+        return _json(self.app.redis.hget(self._keys.job(self.id), "progress"), None)
+
+    def meta(self) -> dict[str, Any]:
+        """What the task stored with ``current_job().update_meta`` ({} before any)."""
+        result: dict[str, Any] = _json(self.app.redis.hget(self._keys.job(self.id), "meta"), {})
+        return result
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the job to end and return its result.

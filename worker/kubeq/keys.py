@@ -19,6 +19,10 @@ Layout for queue ``default`` under the default prefix ``kubeq``::
     kubeq:{default}:wake          LIST  wake-up tokens for idle workers blocked in BLPOP
     kubeq:{default}:leases        STR   counter issuing lease tokens, unique in the queue for ever
     kubeq:{default}:job:<id>      HASH  one job: payload, status, attempts, lease, result...
+                                        and, written by the running task through
+                                        progress.lua (fenced by its lease token): progress
+                                        (JSON, current_job().set_progress) and meta (JSON
+                                        object, current_job().update_meta)
     kubeq:{default}:done:<id>     LIST  one token pushed when the job ends; result() waits on it
 
 Execution control (docs/architecture.md, Execution control), under the same hash tag:

@@ -26,6 +26,7 @@ NAMES = (
     "purge",
     "dead",
     "abort",
+    "progress",
 )
 
 
@@ -94,6 +95,7 @@ class Scripts:
     purge: Any
     dead: Any
     abort: Any
+    progress: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:

@@ -371,7 +371,12 @@ class Worker:
         started = time.monotonic()
         queue = d.job.queue.name
         try:
-            settlement = await tracing.traced(d, run_attempt(d, self.tasks, self.executor))
+            settlement = await tracing.traced(
+                d,
+                run_attempt(
+                    d, self.tasks, self.executor, connections.resolve_url(self.settings.redis_url)
+                ),
+            )
         except asyncio.CancelledError:
             if d.handed_back or d.aborted:
                 return  # _drain settles it, or abort.lua did
