@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -380,3 +381,46 @@ def oversized_progress(size: int) -> str:
     except ValueError as exc:
         return str(exc)
     return "stored"
+
+
+# -- callbacks (issue 11) --
+
+
+@app.task(max_attempts=1)
+def record_result(result: Any, tag: str) -> None:
+    """An on_success callback: records the parent's result it received."""
+    r().rpush(f"test:cb:{tag}", json.dumps([kubeq.current_job().id, result]))
+
+
+@app.task(max_attempts=1)
+def record_failure(job_id: str, error: str, tag: str) -> None:
+    """An on_failure callback: records the failed parent's id and error."""
+    r().rpush(f"test:cb:{tag}", json.dumps([kubeq.current_job().id, job_id, error]))
+
+
+@app.task(max_attempts=1)
+def record_args(*args: Any) -> None:
+    r().rpush(f"test:cb:{args[0]}", json.dumps(list(args)))
+
+
+@app.task(max_attempts=2, backoff_min=0.1, backoff_max=0.2)
+def always_fails(tag: str) -> None:
+    r().rpush(f"test:attempts:{tag}", kubeq.current_job().attempt)
+    raise ValueError(f"{tag} fails on purpose")
+
+
+@app.task(
+    max_attempts=1,
+    on_success=record_result.s("per-task"),
+    on_failure=record_failure.s("per-task"),
+)
+def with_callbacks(x: int) -> int:
+    if x < 0:
+        raise ValueError("negative")
+    return x * 2
+
+
+@app.task(max_attempts=1, max_deliveries=1)
+def killed_midway(tag: str) -> None:
+    r().rpush(f"test:started:{tag}", os.getpid())
+    time.sleep(60)

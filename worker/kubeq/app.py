@@ -91,7 +91,14 @@ class Task(Generic[P, R]):
             concurrency_limit=o.concurrency_limit,
             limit_key=key,
             expires=o.expires,
+            on_success=o.on_success,
+            on_failure=o.on_failure,
         )
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """An immutable signature: as a callback (or a chain's link) it receives only these
+        arguments, not the parent's result."""
+        return self.s(*args, **kwargs).set(immutable=True)
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue with the task's default options; returns the job handle."""
@@ -105,7 +112,7 @@ class Task(Generic[P, R]):
     ) -> Job:
         """Enqueue with per-call options (queue, priority, delay, eta, job_id, timeout,
         result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
-        expires, soft_timeout)."""
+        expires, soft_timeout, on_success, on_failure)."""
         call = self.s(*args, **(kwargs or {}))
         return self.app.enqueue_many([call.set(**options)])[0]
 
@@ -218,6 +225,8 @@ class App:
         limit_key: Callable[..., str] | None = None,
         expires: float | None = None,
         soft_timeout: float | None = None,
+        on_success: Call | None = None,
+        on_failure: Call | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # type: ignore[misc]
@@ -241,6 +250,8 @@ class App:
         limit_key: Callable[..., str] | None = None,
         expires: float | None = None,
         soft_timeout: float | None = None,
+        on_success: Call | None = None,
+        on_failure: Call | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="high")``.
 
@@ -248,7 +259,11 @@ class App:
         every worker; ``concurrency_limit=N`` runs at most N at once per key (the call's
         ``limit_key=``, or ``limit_key=`` here as a function of the arguments; none: per
         task); ``expires`` seconds after enqueue a job not started ends expired;
-        ``soft_timeout`` raises SoftTimeLimitExceeded inside the task."""
+        ``soft_timeout`` raises SoftTimeLimitExceeded inside the task.
+
+        Callbacks (docs/workflows.md): ``on_success=notify.s()`` is enqueued with the result
+        as its first argument when a job of this task finishes; ``on_failure=alert.s()`` with
+        the job's id and error when it fails for good."""
         options = TaskOptions(
             queue=validate_queue_name(queue or self.default_queue),
             priority=priority,
@@ -267,6 +282,8 @@ class App:
             limit_key=limit_key,
             expires=expires,
             soft_timeout=soft_timeout,
+            on_success=on_success,
+            on_failure=on_failure,
         )
 
         def register(f: Callable[P, R]) -> Task[P, R]:

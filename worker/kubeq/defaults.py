@@ -45,6 +45,9 @@ MAX_DELIVERIES = 5
 declared poison and dead-lettered."""
 MAX_ATTEMPTS = 3
 """Executions in all, the first included; 1 means never retry."""
+HANDOFF_GRACE_SECONDS = 10.0
+"""A callback hand-off left unfinished this long (its worker died after the ack) is redone by
+any worker of the queue, on its heartbeat."""
 MAX_PROGRESS_BYTES = 65_536
 """Largest progress value, and largest meta dict, a running task may store (each as JSON):
 progress is for a summary the caller polls, not for data (return that as the result)."""

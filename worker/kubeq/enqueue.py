@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import defaults, rediscluster, serialization, tracing
+from .callbacks import KINDS, encode_callback
 from .errors import NotReplicated
 from .keys import QueueKeys, queues_key, validate_job_id, validate_queue_name
 from .options import (
@@ -78,10 +79,13 @@ def plan_enqueue(
     defaults_for: Callable[[str], TaskOptions] | None = None,
     queue: str | None = None,
     route: Callable[[str, Call], str] | None = None,
+    once: bool = False,
 ) -> EnqueuePlan:
     """Validate and lay out ``calls``. ``defaults_for(task_name)`` gives a task's options
     (an App's registry); ``queue`` forces every call onto one queue; ``route(queue, call)``
-    names the partition of a partitioned queue that takes the call (``partitions``)."""
+    names the partition of a partitioned queue that takes the call (``partitions``). ``once``
+    makes a job whose id exists in any state (even ended) a duplicate: a callback's hand-off,
+    redone after a crash, never runs it twice."""
     options_of = defaults_for or (lambda _name: TaskOptions())
     by_queue: dict[str, list[Any]] = {}
     targets: list[tuple[str, str]] = []
@@ -109,7 +113,7 @@ def plan_enqueue(
             call.due(),
             call.max_deliveries or opts.max_deliveries,
             call.result_ttl or opts.result_ttl,
-            control_fields(call, opts),
+            control_fields(call, opts, once),
         ]
         targets.append((name, job_id))
     script_calls = tuple(
@@ -119,7 +123,7 @@ def plan_enqueue(
     return EnqueuePlan(tuple(by_queue), script_calls, tuple(targets), prefix, tuple(payloads))
 
 
-def control_fields(call: Call, opts: TaskOptions) -> bytes:
+def control_fields(call: Call, opts: TaskOptions, once: bool = False) -> bytes:
     """The job's execution-control fields for enqueue.lua (JSON; empty when it has none):
     the task's rate limit, its concurrency limit and this call's key, and the expiry.
     Limits travel with the job so the fetch script enforces them without a registry; a
@@ -143,6 +147,13 @@ def control_fields(call: Call, opts: TaskOptions) -> bytes:
     expires = call.expires if call.expires is not None else opts.expires
     if expires is not None:
         out.update(expires=expires_spec(expires))
+    for kind in KINDS:
+        callback = getattr(call, kind) or getattr(opts, kind)
+        if callback is not None:
+            where = f"task {call.task!r}: {kind}"
+            out[kind] = serialization.dumps(encode_callback(callback, where)).decode()
+    if once:
+        out["once"] = True
     return serialization.dumps(out) if out else b""
 
 

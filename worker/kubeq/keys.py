@@ -41,6 +41,15 @@ Redis Cluster (docs/redis.md, Redis Cluster):
     kubeq:{default}:fence         never written: declared as the last KEY of every script call
                                   so that Redis refuses to run a script while the queue's slot
                                   is being resharded (see ``fence_of``)
+
+Workflows (docs/architecture.md, Workflows), under the same hash tag:
+
+    kubeq:{default}:handoff       ZSET  ended jobs whose callback (on_success / on_failure)
+                                        is still to be enqueued; score = end time in ms.
+                                        Written by ack.lua / bury in the script that ends the
+                                        job, emptied by the worker's hand-off (handoff.py)
+    kubeq:{default}:job:<id>      HASH  ... on_success / on_failure (callback JSON), cb
+                                        (marker 's', 'f' or 'sf')
 """
 
 from __future__ import annotations
@@ -177,6 +186,12 @@ class QueueKeys:
     def expired(self) -> str:
         """Counter of jobs that expired before they started."""
         return self.base + "expired"
+
+    @property
+    def handoff(self) -> str:
+        """ZSET of ended jobs whose callback is still to be enqueued; score = end time in ms
+        (handoff.py)."""
+        return self.base + "handoff"
 
     def slots(self, limit_key: str) -> str:
         """SET of running job ids holding a slot of a concurrency key (``k:<key>`` or

@@ -157,6 +157,10 @@ class TaskOptions:
     """Seconds after enqueue past which a job that has not started ends ``expired``."""
     soft_timeout: float | None = None
     """Seconds after which ``SoftTimeLimitExceeded`` is raised inside the task."""
+    on_success: Call | None = None
+    """Enqueued when a job of this task finishes, with its result as first argument."""
+    on_failure: Call | None = None
+    """Enqueued when a job of this task fails for good, with its id and error first."""
 
     def __post_init__(self) -> None:
         """Refuse at definition what every enqueue or every run would refuse later."""
@@ -212,6 +216,12 @@ class Call:
     soft_timeout: float | None = None
     partition_key: str | None = None
     """On a partitioned queue: jobs with the same key go to the same partition, in order."""
+    on_success: Call | None = None
+    """Enqueued when this job finishes, with its result as first argument (docs/workflows.md)."""
+    on_failure: Call | None = None
+    """Enqueued when this job fails for good (dead-lettered), with its id and error first."""
+    immutable: bool = False
+    """As a callback: receive only its own arguments, not the parent's result (``.si()``)."""
 
     def set(self, **options: Any) -> Call:
         """A copy with these options changed, e.g. ``add.s(1, 2).set(priority=9)``."""

@@ -97,3 +97,5 @@ class AckFlag:
     """The job's data in Redis was malformed: the job was dead-lettered with the reason."""
     ABORTED = 2
     """The job was aborted meanwhile: the aborted attempt's outcome is refused."""
+    HANDOFF = 3
+    """Applied, and the job's callback waits in the queue's handoff set (handoff.py)."""

@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from . import connections, defaults, rediscluster, tracing, workerinfo
+from . import connections, defaults, handoff, rediscluster, tracing, workerinfo
 from .app import Task
 from .delivery import Delivery, run_attempt
 from .execution import Executor, JobTimeout
@@ -38,6 +38,7 @@ from .fetchrouter import FetchRouter
 from .health import Vitals
 from .keys import QueueKeys, queues_key
 from .metrics import WorkerMetrics, serve
+from .options import TaskOptions
 from .outcomes import AckFlag, Ended, Outcome, Settlement
 from .protocol import heartbeat_args, parse_heartbeat_reply
 from .scripts import Call, Scripts, run_pipeline_async
@@ -83,6 +84,8 @@ class Worker:
         # one fetch call per hash slot on Redis Cluster, one over all queues elsewhere
         self._router = FetchRouter(self.queues, rediscluster.is_cluster(self._redis))
         self._wake_waits: list[asyncio.Task[Any] | None] = []
+        self._handoffs: set[asyncio.Task[None]] = set()
+        """Callback hand-offs under way (handoff.py), awaited before the worker leaves."""
         self.exit_code = 0
 
     def health(self) -> tuple[bool, str]:
@@ -145,6 +148,8 @@ class Worker:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+            if self._handoffs:  # callbacks of the last acks: else the next worker's sweep
+                await asyncio.wait(set(self._handoffs), timeout=5)
             await self._leave()
             self._stop_wake_waits()
             await self._redis.aclose()
@@ -248,9 +253,12 @@ class Worker:
                 self._acks = items + self._acks
                 log.warning("outcomes for %d jobs not recorded yet: %s", len(items), flags)
                 continue
+            handoffs: list[str] = []
             for i, (d, _) in enumerate(items):
                 applied = flags if isinstance(flags, Exception) else flags[i]
-                if isinstance(applied, Exception) or applied == AckFlag.UNKNOWN:
+                if applied == AckFlag.HANDOFF:
+                    handoffs.append(d.id)
+                elif isinstance(applied, Exception) or applied == AckFlag.UNKNOWN:
                     # a script error, not an outage: resending would fail the same way; the
                     # lease expires and the job is delivered again
                     log.error("job %s: could not record its outcome: %s", d.id, applied)
@@ -263,6 +271,8 @@ class Worker:
                         "job %s: outcome refused, its lease was taken over by another worker",
                         d.id,
                     )
+            if handoffs:
+                self._start_hand_off(items[0][0].job.queue, handoffs)
         self.vitals.round_trip()
         if free <= 0:
             return 0
@@ -410,6 +420,24 @@ class Worker:
         self._acks.append((d, settlement))
         self._activity.set()
 
+    # -- workflows -----
+
+    def _defaults_for(self, name: str) -> TaskOptions:
+        task = self.tasks.get(name)
+        return task.options if task is not None else TaskOptions()
+
+    def _start_hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
+        """Enqueue the callbacks of jobs just ended, beside the loop (handoff.py)."""
+        runner = asyncio.create_task(self._hand_off(queue, ids), name="kubeq-handoff")
+        self._handoffs.add(runner)
+        runner.add_done_callback(self._handoffs.discard)
+
+    async def _hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
+        try:
+            await handoff.hand_off(self._redis, queue, ids, self._defaults_for)
+        except (RedisError, OSError) as exc:
+            log.warning("callbacks of %s not handed off yet (a later sweep will): %s", ids, exc)
+
     # -- leases -----
 
     async def _heartbeat_loop(self) -> None:
@@ -430,6 +458,10 @@ class Worker:
             self.vitals.round_trip()
             # the dashboard's Workers page (issue 14); logs and never raises
             await workerinfo.publish_worker(self, self._redis, started_at)
+            try:  # callbacks a dead worker acked but never handed off
+                await handoff.sweep(self._redis, self.queues, self._defaults_for)
+            except (RedisError, OSError) as exc:
+                log.warning("callback sweep failed: %s", exc)
 
     async def _heartbeat(self) -> None:
         s = self.settings

@@ -54,6 +54,17 @@ local function notify_done(base, id, ttl)
   local t = ttl_of(ttl)
   if t then redis.call('EXPIRE', key, t) end
 end
+-- Note a job whose end must enqueue a callback (docs/architecture.md, Workflows): a worker
+-- hands it off in a second, idempotent step (handoff.py), and any worker of the queue redoes
+-- it if that one died first. A key of another type is kept aside, not lost.
+local function note_handoff(base, id)
+  local key = base .. 'handoff'
+  local ok = redis.pcall('ZADD', key, NOW, id)
+  if type(ok) == 'table' and ok.err then
+    redis.call('RENAME', key, base .. 'garbage:handoff')
+    redis.call('ZADD', key, NOW, id)
+  end
+end
 -- Dead-letter a job with a reason. Robust to garbage: a job key of another type is moved aside
 -- (kept for inspection under <base>garbage:<id>) and replaced by a hash that says why, and a
 -- non-numeric lease still changes, so a worker holding the old one is fenced off.
@@ -74,6 +85,12 @@ local function bury(q, base, id, jk, reason)
   redis.call('ZREM', q.active, id)
   redis.call('ZADD', q.dead, NOW, id)
   notify_done(base, id, 0)
+  local cb = redis.pcall('HGET', jk, 'cb')
+  if type(cb) == 'string' and string.find(cb, 'f', 1, true) then
+    note_handoff(base, id)
+    return true
+  end
+  return false
 end
 -- Refuse to start when a queue's own keys hold the wrong type (nothing has changed yet), and
 -- repair what is only presence data (workers, busy) or a counter that no longer counts.

@@ -16,7 +16,8 @@
 -- Returns one flag per delivery: 1 when applied, 0 when its lease was stale (nothing
 -- changed), -1 for an outcome this script does not know (nothing changed), -2 when the job's
 -- data in Redis was malformed (the job is dead-lettered with the reason), 2 when the job was
--- aborted meanwhile (nothing changed: the aborted attempt's late outcome is refused).
+-- aborted meanwhile (nothing changed: the aborted attempt's late outcome is refused), 3 when
+-- applied and a callback waits to be handed off (base..'handoff', handoff.py).
 -- Each delivery is validated before anything about it changes, so one bad item never stops
 -- the others.
 local q = queue_keys(0)
@@ -30,7 +31,7 @@ for i = 0, n - 1 do
   local value, tb, reason = ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
   local jk = base .. 'job:' .. id
   local f = job_fields(jk, 'status', 'lease', 'result_ttl', 'priority', 'enqueued_at',
-    'deliveries', 'attempts', 'max_deliveries', 'cl_key', 'cl_n')
+    'deliveries', 'attempts', 'max_deliveries', 'cl_key', 'cl_n', 'cb')
   local known = outcome == 'finished' or outcome == 'retry' or outcome == 'failed' or
     outcome == 'requeue' or outcome == 'release'
   local bad = nil
@@ -57,12 +58,17 @@ for i = 0, n - 1 do
   else
     redis.call('ZREM', q.active, id)
     release_slot(q, base, id, f[9], f[10])
+    local handoff = false
     if outcome == 'finished' then
       redis.call('HINCRBY', jk, 'attempts', 1)
       redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOW)
       local ttl = ttl_of(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)
+      if f[11] and string.find(f[11], 's', 1, true) then
+        note_handoff(base, id)
+        handoff = true
+      end
     elseif outcome == 'retry' then
       redis.call('HINCRBY', jk, 'attempts', 1)
       redis.call('HSET', jk, 'status', 'scheduled', 'error', value, 'traceback', tb)
@@ -70,13 +76,13 @@ for i = 0, n - 1 do
     elseif outcome == 'failed' then
       redis.call('HINCRBY', jk, 'attempts', 1)
       redis.call('HSET', jk, 'error', value, 'traceback', tb)
-      bury(q, base, id, jk, reason)
+      handoff = bury(q, base, id, jk, reason)
     elseif outcome == 'release' then
       local lost = (int(f[6] or '0') or 0) - (int(f[7] or '0') or 0)
       if lost >= (int(f[8]) or 1) then
         redis.call('HSET', jk, 'error', value)
-        bury(q, base, id, jk, 'its process died ' .. lost .. ' times while running it: ' ..
-          value .. ' (a poison job?)')
+        handoff = bury(q, base, id, jk, 'its process died ' .. lost ..
+          ' times while running it: ' .. value .. ' (a poison job?)')
       else
         redis.call('HSET', jk, 'lease', (int(f[2]) or 0) + 1, 'status', 'queued')
         redis.call('ZADD', q.ready, ready_score(f[4], f[5]), id)
@@ -88,7 +94,7 @@ for i = 0, n - 1 do
       redis.call('ZADD', q.ready, ready_score(f[4], f[5]), id)
       woken = woken + 1
     end
-    out[#out + 1] = 1
+    out[#out + 1] = handoff and 3 or 1
   end
 end
 wake(q.wake, woken)

@@ -3,7 +3,10 @@
 --   id, payload, priority, due ("0" now, "+ms" after a delay on the server's clock,
 --   or "ms" since the epoch), max_deliveries, result_ttl, control (JSON of the job's
 --   execution-control fields, or "": rl_key rl_n rl_ms rl_b, cl_key cl_n, expires "+ms"/"ms";
---   laid out by kubeq/enqueue.py, control_fields)
+--   on_success / on_failure (a callback's JSON, stored as is, with the marker cb = 's', 'f'
+--   or 'sf' that ack.lua reads); once (true: an id that exists in any state, even ended, is
+--   a duplicate: a callback's hand-off redone after a crash); laid out by
+--   kubeq/enqueue.py, control_fields)
 -- Returns one flag per job: 1 = enqueued, 0 = a live job with that id exists (de-duplicated),
 -- -1 = its control fields are malformed (nothing written for it).
 local q = queue_keys(0)
@@ -17,6 +20,7 @@ for i = 0, n - 1 do
   local id = ARGV[o]
   local jk = base .. 'job:' .. id
   local control = {}
+  local once, cb = false, ''
   if ARGV[o + 6] ~= '' then
     local ok, c = pcall(cjson.decode, ARGV[o + 6])
     if not ok or type(c) ~= 'table' then control = nil
@@ -33,6 +37,12 @@ for i = 0, n - 1 do
         elseif (k == 'rl_n' or k == 'rl_ms' or k == 'rl_b' or k == 'cl_n') and int(v) then
           control[#control + 1] = k
           control[#control + 1] = v
+        elseif (k == 'on_success' or k == 'on_failure') and type(v) == 'string' then
+          control[#control + 1] = k
+          control[#control + 1] = v
+          cb = cb .. (k == 'on_success' and 's' or 'f')
+        elseif k == 'once' and v == true then
+          once = true
         else
           control = nil
           break
@@ -50,7 +60,7 @@ for i = 0, n - 1 do
   if not control then
     out[#out + 1] = -1
   elseif status == 'queued' or status == 'scheduled' or status == 'active' or
-      status == 'waiting' then
+      status == 'waiting' or (once and status) then
     out[#out + 1] = 0
   else
     if status then
@@ -64,6 +74,10 @@ for i = 0, n - 1 do
     redis.call('HSET', jk, 'payload', ARGV[o + 1], 'priority', ARGV[o + 2], 'status', st,
       'enqueued_at', NOW, 'deliveries', 0, 'attempts', 0, 'lease', 0,
       'max_deliveries', ARGV[o + 4], 'result_ttl', ARGV[o + 5])
+    if cb ~= '' then
+      control[#control + 1] = 'cb'
+      control[#control + 1] = cb
+    end
     if #control > 0 then redis.call('HSET', jk, 'ctl', '1', unpack(control)) end
     if st == 'scheduled' then
       redis.call('ZADD', q.delayed, run_at, id)

@@ -1,0 +1,80 @@
+"""The hand-off of a parent's callback to its own queue: the second step of a workflow edge.
+
+A callback may live on another queue, i.e. another Redis Cluster hash slot, and no kubeq
+script touches two slots. So an edge is crossed in two steps (docs/architecture.md,
+Decisions, Workflows): ``ack.lua`` (or any script that dead-letters) records, in the same
+script that ends the parent, the parent's id in its queue's ``handoff`` set; then a worker
+reads the parent, enqueues the callback into its queue under an id derived from the parent's
+(``callbacks.callback_id``) with ``once`` (an existing job of that id, even ended, is a
+duplicate), and only then removes the entry. A worker killed between the steps leaves the
+entry: every worker of the queue sweeps entries older than ``defaults.HANDOFF_GRACE_SECONDS``
+on its heartbeat and redoes them, and redoing is harmless, so a callback is enqueued at least
+once and runs at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import defaults
+from .callbacks import follow_up
+from .enqueue import plan_enqueue, send_async
+from .keys import QueueKeys
+from .options import TaskOptions
+
+log = logging.getLogger("kubeq.worker")
+
+__all__ = ["hand_off", "sweep"]
+
+
+async def hand_off(
+    client: Any,
+    queue: QueueKeys,
+    ids: Iterable[str],
+    defaults_for: Callable[[str], TaskOptions],
+) -> int:
+    """Enqueue the callbacks of these ended parents of ``queue``, then forget them; returns
+    how many callbacks were sent (a duplicate counts: the script finds the first)."""
+    sent = 0
+    for parent in ids:
+        fields = await client.hmget(
+            queue.job(parent), ["status", "result", "error", "reason", "on_success", "on_failure"]
+        )
+        status, result, error, reason, on_success, on_failure = fields
+        text = (error or reason or b"").decode("utf-8", "replace")
+        try:
+            call = follow_up(
+                parent,
+                (status or b"").decode(),
+                result,
+                text,
+                {"on_success": on_success, "on_failure": on_failure},
+            )
+            if call is not None:
+                plan = plan_enqueue(
+                    [call], prefix=queue.prefix, defaults_for=defaults_for, once=True
+                )
+                await send_async(client, plan)
+                sent += 1
+        except (ValueError, TypeError) as exc:
+            # written by hand or by another version: retrying cannot fix it
+            log.error("job %s: its callback could not be enqueued and is dropped: %s", parent, exc)
+        await client.zrem(queue.handoff, parent)
+    return sent
+
+
+async def sweep(
+    client: Any, queues: Iterable[QueueKeys], defaults_for: Callable[[str], TaskOptions]
+) -> int:
+    """Redo the hand-offs a worker left unfinished (it died after its ack): entries older
+    than the grace period, at most 100 per queue per call."""
+    before = int((time.time() - defaults.HANDOFF_GRACE_SECONDS) * 1000)
+    sent = 0
+    for q in queues:
+        ids = await client.zrangebyscore(q.handoff, "-inf", before, start=0, num=100)
+        if ids:
+            sent += await hand_off(client, q, [i.decode() for i in ids], defaults_for)
+    return sent
