@@ -424,3 +424,13 @@ def with_callbacks(x: int) -> int:
 def killed_midway(tag: str) -> None:
     r().rpush(f"test:started:{tag}", os.getpid())
     time.sleep(60)
+
+
+@app.task(max_attempts=1)
+def gate(tag: str) -> str:
+    """Records its start and waits for test:go:<tag>."""
+    r().rpush(f"test:started:{tag}", os.getpid())
+    deadline = time.monotonic() + 60
+    while not r().exists(f"test:go:{tag}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return tag

@@ -14,6 +14,7 @@ Run workers with ``kubeq worker tasks_module --queue default --concurrency 8``.
 """
 
 from .app import App, Call, Task, TaskOptions
+from .canvas import Chain, ChainResult, chain
 from .context import JobContext, current_job
 from .errors import (
     JobAborted,
@@ -39,6 +40,8 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "Call",
+    "Chain",
+    "ChainResult",
     "Job",
     "JobAborted",
     "JobCancelled",
@@ -60,6 +63,7 @@ __all__ = [
     "Task",
     "TaskOptions",
     "__version__",
+    "chain",
     "current_job",
     "read_stats",
 ]

@@ -93,6 +93,7 @@ class Task(Generic[P, R]):
             expires=o.expires,
             on_success=o.on_success,
             on_failure=o.on_failure,
+            app=self.app,
         )
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Call:

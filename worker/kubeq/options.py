@@ -222,6 +222,8 @@ class Call:
     """Enqueued when this job fails for good (dead-lettered), with its id and error first."""
     immutable: bool = False
     """As a callback: receive only its own arguments, not the parent's result (``.si()``)."""
+    app: Any = field(default=None, compare=False, repr=False)
+    """The App whose ``Task.s()`` made this call: a chain's ``.delay()`` enqueues through it."""
 
     def set(self, **options: Any) -> Call:
         """A copy with these options changed, e.g. ``add.s(1, 2).set(priority=9)``."""

@@ -1,4 +1,6 @@
--- Cancel a job that has not started. KEYS: the queue's 8 keys. ARGV: base, id.
+-- Cancel a job that has not started. KEYS: the queue's 8 keys. ARGV: base, id, and for a
+-- workflow's link not enqueued yet, a TTL in seconds: then a missing job becomes a
+-- 'cancelled' tombstone that the link's hand-off (enqueued with once) finds, so it never runs.
 -- Returns 1 if cancelled, 0 if it is running or has ended, -1 if there is no such job.
 local q = queue_keys(0)
 local base, id = ARGV[1], ARGV[2]
@@ -13,7 +15,15 @@ if not f then
   return 0
 end
 local status = f[1]
-if not status then return -1 end
+if not status then
+  local tomb = ttl_of(ARGV[3])
+  if not tomb then return -1 end
+  redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOW, 'result_ttl', tomb,
+    'reason', 'cancelled with its workflow before it was enqueued')
+  redis.call('EXPIRE', jk, tomb)
+  notify_done(base, id, tomb)
+  return 1
+end
 if status ~= 'queued' and status ~= 'scheduled' and status ~= 'waiting' then return 0 end
 redis.call('ZREM', q.ready, id)
 redis.call('ZREM', q.delayed, id)
