@@ -20,8 +20,12 @@ app = Flask(__name__)
 
 @queue_app.task(queue="reports", max_attempts=3)
 def build_report(customer: str, months: int) -> dict[str, object]:
-    """The slow part: pretend to aggregate a customer's orders."""
-    time.sleep(0.2)
+    """The slow part: pretend to aggregate a customer's orders, month by month, reporting
+    progress that GET /reports/<id> shows while it runs."""
+    job = kubeq.current_job()
+    for month in range(months):
+        time.sleep(0.2 / months)
+        job.set_progress({"months_done": month + 1, "months": months})
     return {"customer": customer, "months": months, "orders": months * 7}
 
 
@@ -48,7 +52,8 @@ def report_status(job_id: str) -> ResponseReturnValue:
     if info.status == "unknown":
         return jsonify(error="no such report (or it expired)"), 404
     if info.status == "finished":
-        return jsonify(status="finished", report=job.result(timeout=0)), 200
+        report = job.result(timeout=0)
+        return jsonify(status="finished", report=report, progress=info.progress), 200
     if info.status == "failed":
         return jsonify(status="failed", reason=info.reason), 200
-    return jsonify(status=info.status), 200
+    return jsonify(status=info.status, progress=info.progress), 200

@@ -220,9 +220,14 @@ def test_web_app_answers_202_and_reports_status(redis_url: str, spawn: Spawn) ->
     deadline = time.monotonic() + 60
     while (result := call("GET", str(body["status_url"])))[1].get("status") != "finished":
         assert result[1].get("status") in ("queued", "active", "scheduled"), result
+        progress = result[1].get("progress")
+        assert progress is None or progress in [
+            {"months_done": m, "months": 3} for m in (1, 2, 3)
+        ], result
         assert time.monotonic() < deadline, result
         time.sleep(0.1)
     assert result[1]["report"] == {"customer": "acme", "months": 3, "orders": 21}
+    assert result[1]["progress"] == {"months_done": 3, "months": 3}
     assert call("POST", "/reports", {"customer": "acme", "months": 500}) == (
         400,
         {"error": "'months' must be an integer from 1 to 120"},
