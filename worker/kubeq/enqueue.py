@@ -154,6 +154,10 @@ def control_fields(call: Call, opts: TaskOptions, once: bool = False) -> bytes:
             out[kind] = serialization.dumps(encode_callback(callback, where)).decode()
     if once:
         out["once"] = True
+    if call.depends_on:
+        out["deps"] = len(call.depends_on)
+        if call.allow_failure:
+            out["allow_failure"] = True
     return serialization.dumps(out) if out else b""
 
 

@@ -21,9 +21,11 @@ from typing import Any
 
 from . import defaults
 from .callbacks import follow_up
+from .dependencies import resolve_calls
 from .enqueue import plan_enqueue, send_async
 from .keys import QueueKeys
 from .options import TaskOptions
+from .scripts import run_pipeline_async
 
 log = logging.getLogger("kubeq.worker")
 
@@ -41,9 +43,10 @@ async def hand_off(
     sent = 0
     for parent in ids:
         fields = await client.hmget(
-            queue.job(parent), ["status", "result", "error", "reason", "on_success", "on_failure"]
+            queue.job(parent),
+            ["status", "result", "error", "reason", "on_success", "on_failure", "cb"],
         )
-        status, result, error, reason, on_success, on_failure = fields
+        status, result, error, reason, on_success, on_failure, marker = fields
         text = (error or reason or b"").decode("utf-8", "replace")
         try:
             call = follow_up(
@@ -62,8 +65,25 @@ async def hand_off(
         except (ValueError, TypeError) as exc:
             # written by hand or by another version: retrying cannot fix it
             log.error("job %s: its callback could not be enqueued and is dropped: %s", parent, exc)
+        if marker and b"d" in marker:
+            await _resolve_dependents(client, queue, parent, (status or b"missing").decode())
         await client.zrem(queue.handoff, parent)
     return sent
+
+
+async def _resolve_dependents(client: Any, queue: QueueKeys, parent: str, status: str) -> None:
+    """Tell each child waiting on ``parent`` that it ended (resolve.lua on the child's queue;
+    idempotent), then forget the edges."""
+    key = queue.dependents(parent)
+    children = [m.decode().split("\t", 1) for m in await client.smembers(key)]
+    calls = [
+        resolve_calls(queue.prefix, (c[0], c[1]), (queue.name, parent), status)
+        for c in children
+        if len(c) == 2
+    ]
+    if calls:
+        await run_pipeline_async(client, calls)
+    await client.delete(key)
 
 
 async def sweep(

@@ -27,6 +27,7 @@ Status = Literal[
     "queued",
     "scheduled",
     "waiting",
+    "deferred",
     "active",
     "finished",
     "failed",
@@ -37,6 +38,7 @@ Status = Literal[
 ]
 """queued: waiting in the ready set. scheduled: waiting for its time (delay, eta, retry, or
 its rate limit's next start). waiting: for a concurrency slot of its limit key.
+deferred: for its parents (depends_on) to end.
 active: leased by a worker. finished: has a result. failed: in the dead-letter queue.
 cancelled: cancelled before it ran. aborted: stopped by job.abort(). expired: not started by
 its expiry time. unknown: never enqueued, or its result TTL passed."""

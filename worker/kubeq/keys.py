@@ -48,8 +48,12 @@ Workflows (docs/architecture.md, Workflows), under the same hash tag:
                                         is still to be enqueued; score = end time in ms.
                                         Written by ack.lua / bury in the script that ends the
                                         job, emptied by the worker's hand-off (handoff.py)
+    kubeq:{default}:deferred      ZSET  jobs waiting for their parents (depends_on)
+    kubeq:{default}:dependents:<id> SET "<queue>\t<id>" of children waiting for job <id>
     kubeq:{default}:job:<id>      HASH  ... on_success / on_failure (callback JSON), cb
-                                        (marker 's', 'f' or 'sf')
+                                        (marker: s, f, d = has dependents), pending (parents
+                                        not resolved), allow_failure, p:<queue>/<parent>
+                                        (how each parent ended: counted once)
 """
 
 from __future__ import annotations
@@ -192,6 +196,15 @@ class QueueKeys:
         """ZSET of ended jobs whose callback is still to be enqueued; score = end time in ms
         (handoff.py)."""
         return self.base + "handoff"
+
+    @property
+    def deferred(self) -> str:
+        """ZSET of job ids waiting for their parents (depends_on); score = enqueue time."""
+        return self.base + "deferred"
+
+    def dependents(self, job_id: str) -> str:
+        """SET of "<queue>\t<id>" children waiting for this job to end (depend.lua)."""
+        return f"{self.base}dependents:{job_id}"
 
     def slots(self, limit_key: str) -> str:
         """SET of running job ids holding a slot of a concurrency key (``k:<key>`` or

@@ -222,6 +222,12 @@ class Call:
     """Enqueued when this job fails for good (dead-lettered), with its id and error first."""
     immutable: bool = False
     """As a callback: receive only its own arguments, not the parent's result (``.si()``)."""
+    depends_on: tuple[Any, ...] | list[Any] | None = None
+    """Jobs (``Job`` handles, or ids on the App's default queue) that must end first: the job
+    waits ``deferred`` until all have finished (docs/workflows.md)."""
+    allow_failure: bool = False
+    """With ``depends_on``: run even when a parent failed, was cancelled, aborted or expired
+    (else the job is cancelled with that reason)."""
     app: Any = field(default=None, compare=False, repr=False)
     """The App whose ``Task.s()`` made this call: a chain's ``.delay()`` enqueues through it."""
 

@@ -27,6 +27,8 @@ NAMES = (
     "dead",
     "abort",
     "progress",
+    "depend",
+    "resolve",
 )
 
 
@@ -96,6 +98,8 @@ class Scripts:
     dead: Any
     abort: Any
     progress: Any
+    depend: Any
+    resolve: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:

@@ -65,6 +65,20 @@ local function note_handoff(base, id)
     redis.call('ZADD', key, NOW, id)
   end
 end
+-- A job just ended with this status: note a hand-off when something follows it (its
+-- on_success when finished, its on_failure when failed, its dependents whatever the end).
+local function note_end(base, id, jk, status)
+  local cb = redis.pcall('HGET', jk, 'cb')
+  if type(cb) ~= 'string' then return false end
+  local d = string.find(cb, 'd', 1, true)
+  local s = status == 'finished' and string.find(cb, 's', 1, true)
+  local fl = status == 'failed' and string.find(cb, 'f', 1, true)
+  if d or s or fl then
+    note_handoff(base, id)
+    return true
+  end
+  return false
+end
 -- Dead-letter a job with a reason. Robust to garbage: a job key of another type is moved aside
 -- (kept for inspection under <base>garbage:<id>) and replaced by a hash that says why, and a
 -- non-numeric lease still changes, so a worker holding the old one is fenced off.
@@ -85,12 +99,7 @@ local function bury(q, base, id, jk, reason)
   redis.call('ZREM', q.active, id)
   redis.call('ZADD', q.dead, NOW, id)
   notify_done(base, id, 0)
-  local cb = redis.pcall('HGET', jk, 'cb')
-  if type(cb) == 'string' and string.find(cb, 'f', 1, true) then
-    note_handoff(base, id)
-    return true
-  end
-  return false
+  return note_end(base, id, jk, 'failed')
 end
 -- Refuse to start when a queue's own keys hold the wrong type (nothing has changed yet), and
 -- repair what is only presence data (workers, busy) or a counter that no longer counts.
@@ -262,6 +271,7 @@ local function expire_job(base, id, jk, ttl)
   local t = ttl_of(ttl)
   if t then redis.call('EXPIRE', jk, t) end
   notify_done(base, id, t)
+  note_end(base, id, jk, 'expired')
   local c = redis.pcall('INCR', base .. 'expired')
   if type(c) ~= 'number' then redis.call('SET', base .. 'expired', 1) end
 end

@@ -30,6 +30,8 @@ elseif status == 'scheduled' then
   redis.call('ZREM', q.delayed, id)
 elseif status == 'waiting' and f[3] then
   redis.call('ZREM', base .. 'waiting:' .. f[3], id)
+elseif status == 'deferred' then
+  redis.call('ZREM', base .. 'deferred', id)
 else
   return 0
 end
@@ -37,4 +39,5 @@ redis.call('HSET', jk, 'status', 'aborted', 'finished_at', NOW, 'reason', 'abort
 local ttl = ttl_of(f[2])
 if ttl then redis.call('EXPIRE', jk, ttl) end
 notify_done(base, id, ttl)
+note_end(base, id, jk, 'aborted')
 return out

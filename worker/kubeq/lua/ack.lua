@@ -65,10 +65,7 @@ for i = 0, n - 1 do
       local ttl = ttl_of(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)
-      if f[11] and string.find(f[11], 's', 1, true) then
-        note_handoff(base, id)
-        handoff = true
-      end
+      if f[11] then handoff = note_end(base, id, jk, 'finished') end
     elseif outcome == 'retry' then
       redis.call('HINCRBY', jk, 'attempts', 1)
       redis.call('HSET', jk, 'status', 'scheduled', 'error', value, 'traceback', tb)

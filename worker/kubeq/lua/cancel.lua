@@ -24,12 +24,17 @@ if not status then
   notify_done(base, id, tomb)
   return 1
 end
-if status ~= 'queued' and status ~= 'scheduled' and status ~= 'waiting' then return 0 end
+if status ~= 'queued' and status ~= 'scheduled' and status ~= 'waiting' and
+    status ~= 'deferred' then
+  return 0
+end
 redis.call('ZREM', q.ready, id)
 redis.call('ZREM', q.delayed, id)
+redis.call('ZREM', base .. 'deferred', id)
 if f[3] then redis.call('ZREM', base .. 'waiting:' .. f[3], id) end
 redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOW)
 local ttl = ttl_of(f[2])
 if ttl then redis.call('EXPIRE', jk, ttl) end
 notify_done(base, id, ttl)
+note_end(base, id, jk, 'cancelled')
 return 1

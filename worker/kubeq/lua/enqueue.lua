@@ -5,7 +5,8 @@
 --   execution-control fields, or "": rl_key rl_n rl_ms rl_b, cl_key cl_n, expires "+ms"/"ms";
 --   on_success / on_failure (a callback's JSON, stored as is, with the marker cb = 's', 'f'
 --   or 'sf' that ack.lua reads); once (true: an id that exists in any state, even ended, is
---   a duplicate: a callback's hand-off redone after a crash); laid out by
+--   a duplicate: a callback's hand-off redone after a crash); deps (N > 0: the job waits,
+--   status 'deferred', until N parents resolved it, resolve.lua); allow_failure; laid out by
 --   kubeq/enqueue.py, control_fields)
 -- Returns one flag per job: 1 = enqueued, 0 = a live job with that id exists (de-duplicated),
 -- -1 = its control fields are malformed (nothing written for it).
@@ -20,7 +21,7 @@ for i = 0, n - 1 do
   local id = ARGV[o]
   local jk = base .. 'job:' .. id
   local control = {}
-  local once, cb = false, ''
+  local once, cb, deps = false, '', 0
   if ARGV[o + 6] ~= '' then
     local ok, c = pcall(cjson.decode, ARGV[o + 6])
     if not ok or type(c) ~= 'table' then control = nil
@@ -43,6 +44,13 @@ for i = 0, n - 1 do
           cb = cb .. (k == 'on_success' and 's' or 'f')
         elseif k == 'once' and v == true then
           once = true
+        elseif k == 'deps' and int(v) and int(v) > 0 then
+          deps = int(v)
+          control[#control + 1] = 'pending'
+          control[#control + 1] = deps
+        elseif k == 'allow_failure' and v == true then
+          control[#control + 1] = 'allow_failure'
+          control[#control + 1] = '1'
         else
           control = nil
           break
@@ -60,7 +68,7 @@ for i = 0, n - 1 do
   if not control then
     out[#out + 1] = -1
   elseif status == 'queued' or status == 'scheduled' or status == 'active' or
-      status == 'waiting' or (once and status) then
+      status == 'waiting' or status == 'deferred' or (once and status) then
     out[#out + 1] = 0
   else
     if status then
@@ -70,7 +78,8 @@ for i = 0, n - 1 do
     end
     local run_at = due_at(ARGV[o + 3])
     local st = 'queued'
-    if run_at > NOW then st = 'scheduled' end
+    if deps > 0 then st = 'deferred'
+    elseif run_at > NOW then st = 'scheduled' end
     redis.call('HSET', jk, 'payload', ARGV[o + 1], 'priority', ARGV[o + 2], 'status', st,
       'enqueued_at', NOW, 'deliveries', 0, 'attempts', 0, 'lease', 0,
       'max_deliveries', ARGV[o + 4], 'result_ttl', ARGV[o + 5])
@@ -79,7 +88,10 @@ for i = 0, n - 1 do
       control[#control + 1] = cb
     end
     if #control > 0 then redis.call('HSET', jk, 'ctl', '1', unpack(control)) end
-    if st == 'scheduled' then
+    if st == 'deferred' then
+      -- waits for its parents (depend.lua, resolve.lua); not backlog until then
+      redis.call('ZADD', base .. 'deferred', NOW, id)
+    elseif st == 'scheduled' then
       redis.call('ZADD', q.delayed, run_at, id)
     else
       redis.call('ZADD', q.ready, ready_score(ARGV[o + 2], NOW), id)

@@ -1,0 +1,19 @@
+-- Register a dependency edge on the parent's side (queue A): the first of the two per-slot
+-- steps that link a deferred child (maybe on another queue) to its parent
+-- (docs/architecture.md, Workflows). KEYS: the parent's hash. ARGV: base, parent id, child
+-- "<queue>\t<id>". Returns the parent's status: 'pending' when the edge was recorded (the
+-- parent's end will hand it off), else the status it has already ended with (the caller
+-- resolves the child itself), or 'missing'.
+local base, id = ARGV[1], ARGV[2]
+local jk = KEYS[1]
+local f = job_fields(jk, 'status', 'cb')
+if not f or not f[1] then return 'missing' end
+local st = f[1]
+if st == 'finished' or st == 'failed' or st == 'cancelled' or st == 'aborted' or
+    st == 'expired' then
+  return st
+end
+redis.call('SADD', base .. 'dependents:' .. id, ARGV[3])
+local cb = f[2] or ''
+if not string.find(cb, 'd', 1, true) then redis.call('HSET', jk, 'cb', cb .. 'd') end
+return 'pending'
