@@ -29,7 +29,8 @@ def test_a_child_waits_for_its_last_parent_across_queues(
     p2 = app.queue("other").enqueue(qtasks.gate, "dep2")
     child = app.queue("kids").enqueue_call(qtasks.record_args, ("child",), depends_on=[p1, p2])
     assert child.status() == "deferred"
-    assert app.queue("kids").stats().backlog == 0  # blocked work is not backlog
+    kids = app.queue("kids").stats()
+    assert (kids.backlog, kids.deferred) == (0, 1)  # blocked work is not backlog
     wait_until(lambda: r.llen("test:started:dep1") and r.llen("test:started:dep2"))
     r.set("test:go:dep1", 1)
     assert p1.result(timeout=30) == "dep1"
@@ -38,6 +39,7 @@ def test_a_child_waits_for_its_last_parent_across_queues(
     r.set("test:go:dep2", 1)
     assert child.result(timeout=30) is None
     assert _ran(r, "child") == [["child"]]
+    assert app.queue("kids").stats().deferred == 0
 
 
 def test_a_failed_parent_cancels_the_child_unless_allow_failure(

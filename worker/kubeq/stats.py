@@ -18,7 +18,7 @@ from .keys import DEFAULT_PREFIX, QueueKeys
 from .scripts import run_pipeline, run_pipeline_async, source
 
 WORKER_TTL_MS = defaults.WORKER_TTL_MS
-HEADER = 10
+HEADER = 11
 """stats.lua's numbers before the worker pairs (see its header)."""
 
 
@@ -47,6 +47,8 @@ class QueueStats:
     """A rate limit (the queue's or a task's) held jobs back within the last seconds."""
     rate_limit: float = 0.0
     """The queue's own rate limit in starts per second (0: none)."""
+    deferred: int = 0
+    """Jobs waiting for their parents (``depends_on``); not backlog until they are ready."""
 
     @property
     def live_workers(self) -> int:
@@ -59,8 +61,9 @@ class QueueStats:
 
 def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
     now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused, expired, limited, per_ks = (
-        int(x) for x in raw[:HEADER]
+        int(x) for x in raw[: HEADER - 1]
     )
+    deferred = int(raw[HEADER - 1])
     workers = {
         (w.decode() if isinstance(w, bytes) else str(w)): int(n)
         for w, n in zip(raw[HEADER::2], raw[HEADER + 1 :: 2], strict=True)
@@ -78,6 +81,7 @@ def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
         expired=expired,
         rate_limited=bool(limited),
         rate_limit=per_ks / 1000,
+        deferred=deferred,
     )
 
 

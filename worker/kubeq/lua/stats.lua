@@ -3,7 +3,8 @@
 -- Returns: now_ms, backlog, in_flight, delayed, dead, oldest_ready_ms (-1 if none),
 --          paused (0/1), expired (jobs that expired before they started), rate_limited
 --          (0/1: a rate limit held jobs back lately), the queue's rate limit in starts per
---          1000 s (0: none), then worker id / busy pairs of the live workers.
+--          1000 s (0: none), deferred (jobs waiting for their parents, depends_on: not
+--          backlog), then worker id / busy pairs of the live workers.
 local q = queue_keys(0)
 local worker_ttl = tonumber(ARGV[1])
 local due = redis.call('ZCOUNT', q.delayed, '-inf', NOW)
@@ -38,6 +39,8 @@ if type(rl) == 'table' and not rl.err and int(rl[1]) and int(rl[2]) and int(rl[2
   per_ks = math.floor(int(rl[1]) * 1000000 / int(rl[2]))
 end
 out[#out + 1] = per_ks
+local deferred = redis.pcall('ZCARD', base .. 'deferred')
+out[#out + 1] = type(deferred) == 'number' and deferred or 0
 local live = redis.call('ZRANGEBYSCORE', q.workers, NOW - worker_ttl, '+inf')
 for _, w in ipairs(live) do
   out[#out + 1] = w
