@@ -434,3 +434,25 @@ def gate(tag: str) -> str:
     while not r().exists(f"test:go:{tag}") and time.monotonic() < deadline:
         time.sleep(0.02)
     return tag
+
+
+@app.task(max_attempts=1)
+def collect(results: list[Any], tag: str) -> int:
+    """A chord's callback: records the results it received; returns their sum."""
+    r().rpush(f"test:chord:{tag}", json.dumps(results))
+    return sum(results)
+
+
+@app.task(max_attempts=3, backoff_min=0.05, backoff_max=0.1)
+def flaky_square(x: int, tag: str) -> int:
+    """Fails its first attempt when x is even (a retried chord member)."""
+    if x % 2 == 0 and kubeq.current_job().attempt == 1:
+        raise RuntimeError("first attempt fails on purpose")
+    return x * x
+
+
+@app.task(max_attempts=1)
+def collect_any(results: list[Any], tag: str) -> Any:
+    """A chord's callback for mixed results: records them, returns the first."""
+    r().rpush(f"test:chord:{tag}", json.dumps(results))
+    return results[0]

@@ -14,7 +14,7 @@ Run workers with ``kubeq worker tasks_module --queue default --concurrency 8``.
 """
 
 from .app import App, Call, Task, TaskOptions
-from .canvas import Chain, ChainResult, chain
+from .canvas import Chain, ChainResult, Chord, ChordResult, Group, GroupResult, chain, chord, group
 from .context import JobContext, current_job
 from .errors import (
     JobAborted,
@@ -42,6 +42,10 @@ __all__ = [
     "Call",
     "Chain",
     "ChainResult",
+    "Chord",
+    "ChordResult",
+    "Group",
+    "GroupResult",
     "Job",
     "JobAborted",
     "JobCancelled",
@@ -64,6 +68,8 @@ __all__ = [
     "TaskOptions",
     "__version__",
     "chain",
+    "chord",
     "current_job",
+    "group",
     "read_stats",
 ]

@@ -8,15 +8,19 @@ loses nothing. Each link's job id is derived from the one before (``callbacks.ca
 so the handle knows every job of the chain from the first id alone, before they exist.
 ``cancel()`` cancels the links not started and leaves tombstones (``cancel.lua``) for the
 ones not enqueued yet, which their hand-off then finds: nothing not started starts after it.
-Groups and chords are not built yet (docs/workflows.md says what is missing).
+A group is one ``enqueue_many``; a chord is a group plus its callback enqueued with
+``depends_on`` on every member (released exactly once, by the last member: resolve.lua) and
+``chord_of``, from which the worker reads the members' results and passes them, in order,
+as the callback's first argument (``chord_results``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import defaults
+from . import defaults, serialization
 from .callbacks import callback_id
 from .enqueue import new_job_id
 from .errors import JobNotFound, ResultTimeout
@@ -27,7 +31,18 @@ from .options import Call
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["Chain", "ChainResult", "chain"]
+__all__ = [
+    "Chain",
+    "ChainResult",
+    "Chord",
+    "ChordResult",
+    "Group",
+    "GroupResult",
+    "chain",
+    "chord",
+    "chord_results",
+    "group",
+]
 
 
 class Chain:
@@ -58,12 +73,7 @@ class Chain:
     def delay(self, app: App | None = None) -> ChainResult:
         """Enqueue the first link (the others follow as each one finishes) through ``app``,
         by default the App whose task made the first signature."""
-        app = app or self.links[0].app
-        if app is None:
-            raise ValueError(
-                "chain.delay(app): the first signature was not made by a Task.s() of an App; "
-                "pass the App to enqueue through"
-            )
+        app = _app_of(app, self.links[0])
         first = self.signature()
         if first.job_id is None:
             first = first.set(job_id=new_job_id())
@@ -131,3 +141,129 @@ class ChainResult:
             )
             cancelled += int(found == 1)
         return cancelled
+
+
+class Group:
+    """Signatures run in parallel (``kubeq.group([a.s(1), a.s(2)])``)."""
+
+    def __init__(self, sigs: Iterable[Call]) -> None:
+        self.sigs = tuple(sigs)
+        if not self.sigs:
+            raise ValueError("group() needs at least one signature: a group of 0 runs nothing")
+        for i, sig in enumerate(self.sigs):
+            if not isinstance(sig, Call):
+                raise TypeError(
+                    f"group member {i} must be a task signature such as task.s(...), got {sig!r}"
+                )
+
+    def delay(self, app: App | None = None) -> GroupResult:
+        """Enqueue every member in one round trip."""
+        app = _app_of(app, self.sigs[0])
+        return GroupResult(app.enqueue_many(self.sigs))
+
+
+def group(sigs: Iterable[Call]) -> Group:
+    """``kubeq.group([resize.s(p, 64), resize.s(p, 256)]).delay()``: run them in parallel."""
+    return Group(sigs)
+
+
+class GroupResult:
+    """A handle on an enqueued group: ``.jobs``, ``.status()``, ``.results(timeout=)``,
+    ``.cancel()``."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+        self.id = jobs[0].id
+
+    def status(self) -> Status:
+        """finished when every member has; else the first member's status that has not."""
+        for job in self.jobs:
+            status = job.status()
+            if status != "finished":
+                return status
+        return "finished"
+
+    def results(self, timeout: float | None = None) -> list[Any]:
+        """Every member's result, in the group's order; raises what a failed member's
+        ``job.result()`` raises, or ResultTimeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out = []
+        for job in self.jobs:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            out.append(job.result(timeout=left))
+        return out
+
+    def cancel(self) -> int:
+        """Cancel the members that have not started; returns how many."""
+        return sum(1 for job in self.jobs if job.cancel())
+
+
+class Chord:
+    """A group, then one callback with the list of the members' results."""
+
+    def __init__(self, header: Group | Iterable[Call], body: Call) -> None:
+        self.header = header if isinstance(header, Group) else Group(header)
+        if not isinstance(body, Call):
+            raise TypeError(f"chord's callback must be a task signature, got {body!r}")
+        self.body = body
+
+    def delay(self, app: App | None = None) -> ChordResult:
+        """Enqueue the members, then the callback ``deferred`` on them (``depends_on``)."""
+        app = _app_of(app, self.header.sigs[0])
+        members = app.enqueue_many(self.header.sigs)
+        chord_of = [[job.queue, job.id] for job in members]
+        (callback,) = app.enqueue_many([self.body.set(depends_on=members, chord_of=chord_of)])
+        return ChordResult(GroupResult(members), callback)
+
+
+def chord(header: Group | Iterable[Call], body: Call) -> Chord:
+    """``kubeq.chord(group, notify.s()).delay()``: ``notify([results...])`` once, when every
+    member has finished (a failed member cancels it)."""
+    return Chord(header, body)
+
+
+class ChordResult:
+    """A handle on an enqueued chord: ``.id`` (the callback's), ``.group``, ``.callback``,
+    ``.status()``, ``.result(timeout=)`` (the callback's), ``.cancel()``."""
+
+    def __init__(self, members: GroupResult, callback: Job) -> None:
+        self.group = members
+        self.callback = callback
+        self.id = callback.id
+
+    def status(self) -> Status:
+        return self.callback.status()
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self.callback.result(timeout=timeout)
+
+    def cancel(self) -> int:
+        """Cancel the members not started and the callback (if it has not started)."""
+        return self.group.cancel() + int(self.callback.cancel())
+
+
+def _app_of(app: App | None, first: Call) -> App:
+    found = app or first.app
+    if found is None:
+        raise ValueError(
+            "the first signature was not made by a Task.s() of an App; pass the App to .delay(app)"
+        )
+    return found
+
+
+def chord_results(redis_url: str, prefix: str, members: Any) -> list[Any]:
+    """The results of a chord's members, in order (None for one that did not finish: only
+    with allow_failure). Runs in a worker thread."""
+    from .context import _client
+
+    if not isinstance(members, list) or not all(
+        isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) for x in m) for m in members
+    ):
+        raise ValueError("chord_of must be a list of [queue, job id] pairs")
+    pipe = _client(redis_url).pipeline(transaction=False)
+    for queue, job_id in members:
+        pipe.hmget(QueueKeys.of(queue, prefix).job(job_id), ["status", "result"])
+    out = []
+    for status, result in pipe.execute():
+        out.append(serialization.loads(result) if status == b"finished" and result else None)
+    return out

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import serialization
 from .app import Task
+from .canvas import chord_results
 from .context import JobContext, reset_current, set_current
 from .execution import Executor, ProcessDied
 from .options import apply_retry_overrides, check_timeout
@@ -84,6 +85,13 @@ async def run_attempt(
         soft_timeout = check_timeout(soft, "options.soft_timeout")
     except (TypeError, ValueError) as exc:
         return Settlement.failed(f"malformed payload: bad options ({exc})")
+    members = options.get("chord_of")
+    if members is not None and redis_url is not None:
+        try:
+            results = await asyncio.to_thread(chord_results, redis_url, d.job.queue.prefix, members)
+        except (TypeError, ValueError) as exc:
+            return Settlement.failed(f"malformed payload: bad chord_of ({exc})")
+        args = [results, *args]
     attempt = d.job.attempts + 1
     ctx = d.context = JobContext(
         d.id,

@@ -20,7 +20,7 @@ from .retry import RetryPolicy
 
 RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
 """Per-call options that change the task's retry policy (carried in the payload)."""
-WORKER_OVERRIDES = ("timeout", "soft_timeout", *RETRY_OVERRIDES)
+WORKER_OVERRIDES = ("timeout", "soft_timeout", "chord_of", *RETRY_OVERRIDES)
 """Per-call options the worker applies, carried in the payload's ``options``."""
 
 
@@ -228,6 +228,9 @@ class Call:
     allow_failure: bool = False
     """With ``depends_on``: run even when a parent failed, was cancelled, aborted or expired
     (else the job is cancelled with that reason)."""
+    chord_of: list[list[str]] | None = None
+    """A chord's callback: the (queue, id) of its members, whose results the worker passes
+    as the first argument, in order (set by ``kubeq.chord``)."""
     app: Any = field(default=None, compare=False, repr=False)
     """The App whose ``Task.s()`` made this call: a chain's ``.delay()`` enqueues through it."""
 
