@@ -103,7 +103,8 @@ def test_a_callback_on_another_queue(
     )
     wait_until(lambda: _records(r, "x"), what="the callback on the other queue")
     assert _records(r, "x") == [[f"{job.id}.s", 5]]
-    assert app.job(f"{job.id}.s", queue="notify").status() == "finished"
+    callback = app.job(f"{job.id}.s", queue="notify")
+    assert callback.result(timeout=30) is None and callback.status() == "finished"
 
 
 def test_a_parent_buried_by_another_worker_still_gets_its_callback(
