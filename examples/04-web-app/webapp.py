@@ -22,7 +22,7 @@ app = Flask(__name__)
 def build_report(customer: str, months: int) -> dict[str, object]:
     """The slow part: pretend to aggregate a customer's orders, month by month, reporting
     progress that GET /reports/<id> shows while it runs."""
-    job = kubeq.current_job()
+    job = kubeq.current_job(required=True)
     for month in range(months):
         time.sleep(0.2 / months)
         job.set_progress({"months_done": month + 1, "months": months})

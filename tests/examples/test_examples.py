@@ -194,10 +194,32 @@ def test_image_thumbnails_in_the_process_pool(redis_url: str, spawn: Spawn, tmp_
     out_dir = tmp_path / "thumbs"
     out = run_client(redis_url, "03-thumbnails", "run.py", str(out_dir), *sources)
     assert out.returncode == 0, out.stdout + out.stderr
-    for n in range(2):
-        for size in (64, 256, 1024):
-            with Image.open(out_dir / f"photo{n}-{size}.jpg") as thumb:
+    for n, source in enumerate(sources):
+        paths = [str(out_dir / f"photo{n}-{size}.jpg") for size in (64, 256, 1024)]
+        for size, path in zip((64, 256, 1024), paths, strict=True):
+            with Image.open(path) as thumb:
                 assert max(thumb.size) == size
+        # the chord's callback recorded the finished set: every size, in the chord's order
+        manifest = out_dir / f"photo{n}.json"
+        assert json.loads(manifest.read_text()) == {"source": source, "thumbnails": paths}
+        assert f"{source} -> {', '.join(paths)} (recorded in {manifest})" in out.stdout
+    # one workflow per image: 2 x (3 resizes + 1 callback), each callback ran once
+    import kubeq
+
+    app = kubeq.App(redis_url)
+    try:
+        stats = app.queue("thumbnails").stats()
+        assert (stats.backlog, stats.in_flight, stats.deferred, stats.dead) == (0, 0, 0, 0)
+        finished = [
+            key
+            for key in app.redis.scan_iter(match="kubeq:{thumbnails}:job:*")
+            if app.redis.hget(key, "status") == b"finished"
+        ]
+        assert len(finished) == 8, finished
+        callbacks = [k for k in finished if b"record_set" in (app.redis.hget(k, "payload") or b"")]
+        assert [int(app.redis.hget(k, "attempts") or 0) for k in callbacks] == [1, 1]
+    finally:
+        app.close()
 
 
 def test_web_app_answers_202_and_reports_status(redis_url: str, spawn: Spawn) -> None:

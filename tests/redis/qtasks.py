@@ -456,3 +456,25 @@ def collect_any(results: list[Any], tag: str) -> Any:
     """A chord's callback for mixed results: records them, returns the first."""
     r().rpush(f"test:chord:{tag}", json.dumps(results))
     return results[0]
+
+
+# -- chord stress (issue 11) --
+
+
+@app.task(max_attempts=3, backoff_min=0.01, backoff_max=0.05)
+def chord_member(i: int, j: int) -> int:
+    """A member of chord i: records which worker ran it; every 7th fails its first attempt
+    (a retried member)."""
+    job = kubeq.current_job()
+    assert job is not None
+    r().hset("test:member-pid", f"{i}:{j}", os.getpid())
+    if j % 7 == 3 and job.attempt == 1:
+        raise RuntimeError("first attempt fails on purpose")
+    return i * 100 + j
+
+
+@app.task(max_attempts=1)
+def chord_done(results: list[Any], i: int) -> int:
+    """The callback of chord i: records every call with what it received."""
+    r().rpush("test:chord-calls", json.dumps([i, results]))
+    return len(results)

@@ -289,8 +289,9 @@ def test_soft_timeouts_let_thread_async_and_process_tasks_clean_up(
 
 
 def test_current_job_outside_a_worker_says_so() -> None:
+    assert kubeq.current_job() is None  # issue 11: as RQ's get_current_job()
     with pytest.raises(RuntimeError, match="only available inside a task"):
-        kubeq.current_job()
+        kubeq.current_job(required=True)
 
 
 # -- bad data and the CLI -----

@@ -5,6 +5,7 @@ for scripts; ``dlq list -o name`` prints bare ids (one per line) for ``xargs``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from . import defaults
 from .cli_common import Context, console, emit_json, id_column, output_option, pass_ctx, when
+from .edges import Edges
 from .jobs import JobInfo
 
 
@@ -51,14 +53,17 @@ def job_abort(obj: Context, job_id: str, queue: str) -> None:
 @pass_ctx
 def job_show(obj: Context, job_id: str, queue: str, output: str) -> None:
     """Show one job's state."""
-    info = obj.app.job(job_id, queue).info()
+    handle = obj.app.job(job_id, queue)
+    info = handle.info()
+    edges = handle.edges()
     if output == "json":
-        emit_json(info)
+        fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
+        emit_json({**fields, "parents": edges.parents, "children": edges.children})
     else:
-        show(info)
+        show(info, edges)
 
 
-def show(info: JobInfo) -> None:
+def show(info: JobInfo, edges: Edges | None = None) -> None:
     """One job, field by field, traceback last."""
     for field_name in (
         "id",
@@ -85,9 +90,25 @@ def show(info: JobInfo) -> None:
         click.echo(f"{'progress':>10}: {json.dumps(info.progress)}")
     for key, value in info.meta.items():
         click.echo(f"{'meta.' + key:>10}: {json.dumps(value)}")
+    if edges is not None:
+        show_edges(edges)
     if info.traceback:
         click.echo("traceback:")
         click.echo(info.traceback.rstrip())
+
+
+def show_edges(edges: Edges) -> None:
+    """Parents and children, one a line with their status (and how a callback follows)."""
+    for label, listed, more in (
+        ("parents", edges.parents, edges.more_parents),
+        ("children", edges.children, edges.more_children),
+    ):
+        for n, edge in enumerate(listed):
+            how = f", {edge.via}" if edge.via else ""
+            head = f"{label}:" if n == 0 else ""
+            click.echo(f"{head:>11} {edge.queue}/{edge.id} ({edge.status}{how})")
+        if more:
+            click.echo(f"{'':>11} ... and {more} more {label} not listed")
 
 
 @click.group()

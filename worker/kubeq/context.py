@@ -24,7 +24,7 @@ import contextvars
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import redis
 
@@ -178,12 +178,28 @@ _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
 )
 
 
-def current_job() -> JobContext:
-    """The job the calling task runs as; RuntimeError outside a kubeq worker's task."""
+@overload
+def current_job() -> JobContext | None: ...
+
+
+@overload
+def current_job(*, required: Literal[True]) -> JobContext: ...
+
+
+@overload
+def current_job(*, required: bool) -> JobContext | None: ...
+
+
+def current_job(*, required: bool = False) -> JobContext | None:
+    """The job the calling task runs as, or None outside a task (like RQ's
+    ``get_current_job()``), so a function can tell whether a worker runs it.
+    ``required=True`` raises RuntimeError outside a task instead, for code that only makes
+    sense in one (and type checkers then see a ``JobContext``, never None)."""
     job = _current.get()
-    if job is None:
+    if job is None and required:
         raise RuntimeError(
-            "kubeq.current_job() is only available inside a task run by a kubeq worker"
+            "kubeq.current_job(required=True) is only available inside a task run by a kubeq "
+            "worker (or kubeq.testing's eager mode); without required=True it returns None"
         )
     return job
 

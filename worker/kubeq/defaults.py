@@ -48,6 +48,10 @@ MAX_ATTEMPTS = 3
 HANDOFF_GRACE_SECONDS = 10.0
 """A callback hand-off left unfinished this long (its worker died after the ack) is redone by
 any worker of the queue, on its heartbeat."""
+WORKFLOW_EDGES_KEPT = 100
+"""Most parents, and most children, a job's hash lists for people (``kubeq job ID``,
+``Job.edges()``); more are counted, not listed. The mechanism (depend.lua, resolve.lua, the
+hand-off) has no such limit."""
 MAX_PROGRESS_BYTES = 65_536
 """Largest progress value, and largest meta dict, a running task may store (each as JSON):
 progress is for a summary the caller polls, not for data (return that as the result)."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from . import defaults
+from .edges import edge_call, entry
 from .errors import JobNotFound
 from .keys import QueueKeys, validate_job_id
 from .options import Call
@@ -79,8 +81,12 @@ def link(client: Any, prefix: str, child: Edge, parents: Sequence[Edge]) -> None
     calls: list[ScriptCall] = []
     for queue, job_id in parents:
         keys = QueueKeys.of(queue, prefix)
-        calls.append((LUA["depend"], [keys.job(job_id)], [keys.base, job_id, "\t".join(child)]))
-    statuses = run_pipeline(client, calls)
+        args = [keys.base, job_id, "\t".join(child), defaults.WORKFLOW_EDGES_KEPT]
+        calls.append((LUA["depend"], [keys.job(job_id)], args))
+    # the child lists its parents for people (kubeq job ID): a view beside the mechanism
+    listed = [entry(*p) for p in parents]
+    calls.append(edge_call(QueueKeys.of(child[0], prefix), child[1], "parents", listed))
+    *statuses, _ = run_pipeline(client, calls)
     ended = [
         resolve_calls(prefix, child, parent, _text(status))
         for parent, status in zip(parents, statuses, strict=True)

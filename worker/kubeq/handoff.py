@@ -22,6 +22,7 @@ from typing import Any
 from . import defaults
 from .callbacks import follow_up
 from .dependencies import resolve_calls
+from .edges import edge_call, entry
 from .enqueue import plan_enqueue, send_async
 from .keys import QueueKeys
 from .options import TaskOptions
@@ -62,6 +63,7 @@ async def hand_off(
                 )
                 await send_async(client, plan)
                 sent += 1
+                await _note_edge(client, queue, parent, plan.targets[0])
         except (ValueError, TypeError) as exc:
             # written by hand or by another version: retrying cannot fix it
             log.error("job %s: its callback could not be enqueued and is dropped: %s", parent, exc)
@@ -69,6 +71,19 @@ async def hand_off(
             await _resolve_dependents(client, queue, parent, (status or b"missing").decode())
         await client.zrem(queue.handoff, parent)
     return sent
+
+
+async def _note_edge(client: Any, queue: QueueKeys, parent: str, child: tuple[str, str]) -> None:
+    """List the callback among the parent's children, and the parent as its parent, for
+    people (``kubeq job ID``; edges.py). Idempotent, like the rest of the hand-off."""
+    child_keys = QueueKeys.of(child[0], queue.prefix)
+    await run_pipeline_async(
+        client,
+        [
+            edge_call(queue, parent, "children", [entry(*child)]),
+            edge_call(child_keys, child[1], "parents", [entry(queue.name, parent)]),
+        ],
+    )
 
 
 async def _resolve_dependents(client: Any, queue: QueueKeys, parent: str, status: str) -> None:

@@ -22,6 +22,7 @@ from .scripts import LUA, run_pipeline_async
 
 if TYPE_CHECKING:
     from .app import App
+    from .edges import Edges
 
 Status = Literal[
     "queued",
@@ -193,6 +194,14 @@ class Job:
         """``info`` for async code."""
         values = await self.app.aredis.hmget(self._keys.job(self.id), list(_FIELDS))
         return JobInfo.from_fields(self.id, self.queue, values)
+
+    def edges(self) -> Edges:
+        """The job's place in its workflow: its parents (``depends_on``, the job a callback
+        follows, a chord's members) and children (dependents, callbacks), each with its
+        status now. ``kubeq job ID`` prints them."""
+        from .edges import read_edges
+
+        return read_edges(self.app, self.queue, self.id)
 
     def progress(self) -> Any:
         """What the task last reported with ``current_job().set_progress`` (None before it

@@ -53,7 +53,9 @@ Workflows (docs/architecture.md, Workflows), under the same hash tag:
     kubeq:{default}:job:<id>      HASH  ... on_success / on_failure (callback JSON), cb
                                         (marker: s, f, d = has dependents), pending (parents
                                         not resolved), allow_failure, p:<queue>/<parent>
-                                        (how each parent ended: counted once)
+                                        (how each parent ended: counted once), parents /
+                                        children ("<queue>/<id>" lines, for people:
+                                        edges.py) and parents_more / children_more
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ NAMES = (
     "progress",
     "depend",
     "resolve",
+    "edge",
 )
 
 
@@ -100,6 +101,7 @@ class Scripts:
     progress: Any
     depend: Any
     resolve: Any
+    edge: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:

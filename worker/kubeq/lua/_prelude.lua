@@ -54,6 +54,31 @@ local function notify_done(base, id, ttl)
   local t = ttl_of(ttl)
   if t then redis.call('EXPIRE', key, t) end
 end
+-- Add workflow edges ("<queue>/<id>") to a job's 'parents' or 'children' field, for people
+-- (edge.lua, depend.lua): each entry once, at most max kept (more are counted in
+-- <field>_more). A job key that does not exist is not created, one of another type is left
+-- alone. Returns how many entries were added.
+local function add_edges(jk, field, max, entries)
+  if redis.call('EXISTS', jk) == 0 then return 0 end
+  local f = job_fields(jk, field, field .. '_more')
+  if not f then return 0 end
+  local text = f[1] or ''
+  local n, more, added = 0, 0, 0
+  if text ~= '' then n = select(2, string.gsub(text, '\n', '')) + 1 end
+  for _, e in ipairs(entries) do
+    if not string.find('\n' .. text .. '\n', '\n' .. e .. '\n', 1, true) then
+      if n < max then
+        text = (text == '' and e) or (text .. '\n' .. e)
+        n, added = n + 1, added + 1
+      else
+        more = more + 1
+      end
+    end
+  end
+  if added > 0 then redis.call('HSET', jk, field, text) end
+  if more > 0 then redis.call('HINCRBY', jk, field .. '_more', more) end
+  return added
+end
 -- Note a job whose end must enqueue a callback (docs/architecture.md, Workflows): a worker
 -- hands it off in a second, idempotent step (handoff.py), and any worker of the queue redoes
 -- it if that one died first. A key of another type is kept aside, not lost.
