@@ -42,7 +42,7 @@ def test_200_chords_of_20_members_each_call_back_once(
     ]
     # kill one worker while it holds members (running or fetched): they run again elsewhere
     # once its lease has passed, and their chords must still call back once
-    wait_until(lambda: r.llen("test:chord-calls") >= 10, timeout=120, what="10 callbacks")
+    wait_until(lambda: r.hlen("test:member-pid") >= 800, timeout=120, what="800 members run")
     victim.signal(signal.SIGKILL)
     victim.wait()
     members = [m for c in chords for m in c.group.jobs]
