@@ -9,15 +9,23 @@ docs/architecture.md), not from their code: where they disagree, one of the two 
 Nothing here talks to Redis. Time is not modelled: leases are long (a minute) and "expiry" is
 a step of its own that moves one lease deadline into the past; retry delays are either 0 (due
 at once) or an hour (not due during a test).
+
+Dependencies (issue 11, docs/architecture.md, Workflows): a child enqueued with
+``depends_on`` waits ``deferred`` until each parent has been counted once; a parent that has
+dependents (marker ``d``) notes a hand-off at every end (finished, dead-lettered, cancelled),
+and the hand-off, a step of its own here as it is a worker's second step, resolves its
+children with the status the parent has then (a parent requeued from the dead letters
+before it is skipped: its next end notes it again). While an end waits for its hand-off the
+id is not free for a new job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-QUEUED, SCHEDULED, ACTIVE = "queued", "scheduled", "active"
+QUEUED, SCHEDULED, ACTIVE, DEFERRED = "queued", "scheduled", "active", "deferred"
 FINISHED, FAILED, CANCELLED = "finished", "failed", "cancelled"
-LIVE = (QUEUED, SCHEDULED, ACTIVE)
+LIVE = (QUEUED, SCHEDULED, ACTIVE, DEFERRED)
 
 
 @dataclass
@@ -34,6 +42,15 @@ class MJob:
     due_now: bool = True
     """For a scheduled job: due at once (retry without delay) or an hour from now."""
     result: bytes | None = None
+    pending: int = 0
+    """A deferred child: parents not counted yet."""
+    counted: set[str] = field(default_factory=set)
+    """A child: the parents already counted (each once, whatever its later ends)."""
+    allow_failure: bool = False
+    has_dependents: bool = False
+    """The marker ``d``: a child registered on this job while it was live (kept for good)."""
+    dependents: list[str] = field(default_factory=list)
+    """Children waiting for this job's hand-off (its dependents set)."""
 
 
 class Model:
@@ -43,6 +60,8 @@ class Model:
         self.jobs: dict[str, MJob] = {}
         self.tokens: set[str] = set()
         """Every lease token ever handed out: a token is never issued twice."""
+        self.handoff: set[str] = set()
+        """Jobs whose end waits for its hand-off (the queue's handoff set)."""
 
     # -- the sets each status lives in --------------------------------------------------------
 
@@ -61,6 +80,7 @@ class Model:
             "delayed": self.ids(SCHEDULED),
             "active": self.ids(ACTIVE),
             "dead": self.ids(FAILED),
+            "deferred": self.ids(DEFERRED),
         }
 
     def stats(self) -> dict[str, int]:
@@ -71,6 +91,7 @@ class Model:
             "in_flight": len(self.ids(ACTIVE)),
             "delayed": len(self.ids(SCHEDULED)) - due,
             "dead": len(self.ids(FAILED)),
+            "deferred": len(self.ids(DEFERRED)),
         }
 
     # -- steps --------------------------------------------------------------------------------
@@ -78,7 +99,7 @@ class Model:
     def enqueue(self, job_id: str, max_deliveries: int, delayed: bool) -> bool:
         """False (nothing changes) while a live job has that id; an ended one is replaced."""
         old = self.jobs.get(job_id)
-        if old is not None and old.status in LIVE:
+        if old is not None and (old.status in LIVE or job_id in self.handoff):
             return False
         job = MJob(job_id, max_deliveries)
         if delayed:
@@ -98,6 +119,8 @@ class Model:
                 job.lease = None
                 lost = job.deliveries - job.attempts
                 job.status = FAILED if lost >= job.max_deliveries else QUEUED
+                if job.status == FAILED:
+                    self._ended(job)
 
     def deliver(self, job_id: str, token: str) -> MJob:
         job = self.jobs[job_id]
@@ -123,7 +146,8 @@ class Model:
         return lost
 
     def ack(self, job_id: str, token: str, outcome: str, result: bytes, far: bool) -> int:
-        """ack.lua's flag: 1 applied, 0 stale (a superseded lease: nothing changes)."""
+        """ack.lua's flag: 1 applied, 0 stale (a superseded lease: nothing changes), 3 applied
+        and the job's end waits for its hand-off (it has dependents)."""
         if not self.current(job_id, token):
             return 0
         job = self.jobs[job_id]
@@ -145,14 +169,74 @@ class Model:
             job.status = QUEUED
         else:
             raise AssertionError(f"unknown outcome {outcome}")
+        if job.status in (FINISHED, FAILED) and self._ended(job):
+            return 3
         return 1
+
+    def _ended(self, job: MJob) -> bool:
+        """The script that ends a job notes its hand-off when it has dependents."""
+        if job.has_dependents:
+            self.handoff.add(job.id)
+        return job.has_dependents
 
     def cancel(self, job_id: str) -> bool:
         job = self.jobs[job_id]
-        if job.status not in (QUEUED, SCHEDULED):
+        if job.status not in (QUEUED, SCHEDULED, DEFERRED):
             return False
         job.status = CANCELLED
+        self._ended(job)
         return True
+
+    # -- dependencies ---------------------------------------------------------------------------
+
+    def enqueue_child(
+        self, child_id: str, parents: list[str], allow_failure: bool, max_deliveries: int
+    ) -> bool:
+        """False (nothing changes: the caller gets an error) when the child's id exists. Else the
+        child waits deferred; each parent still live registers it (and gets the marker), each
+        parent already ended is resolved at once, in the parents' order."""
+        if child_id in self.jobs:
+            return False
+        child = MJob(child_id, max_deliveries, status=DEFERRED, pending=len(parents))
+        child.allow_failure = allow_failure
+        self.jobs[child_id] = child
+        ended = []
+        for pid in parents:
+            parent = self.jobs[pid]
+            if parent.status in LIVE:
+                parent.has_dependents = True
+                parent.dependents.append(child_id)
+            else:
+                ended.append((pid, parent.status))
+        for pid, status in ended:
+            self.resolve(child_id, pid, status)
+        return True
+
+    def resolve(self, child_id: str, parent_id: str, status: str) -> None:
+        """resolve.lua: count each parent once; a parent that did not finish cancels the child
+        (unless allow_failure); the last one makes it ready."""
+        child = self.jobs[child_id]
+        if child.status != DEFERRED or parent_id in child.counted:
+            return
+        child.counted.add(parent_id)
+        if status != FINISHED and not child.allow_failure:
+            child.status = CANCELLED
+            self._ended(child)
+            return
+        child.pending -= 1
+        if child.pending <= 0:
+            child.status = QUEUED
+
+    def hand_off(self, job_id: str) -> None:
+        """A worker's second step for an ended job: resolve its children with its status now
+        (a job live again is skipped), then forget the entry and the edges."""
+        self.handoff.discard(job_id)
+        job = self.jobs[job_id]
+        if job.status in LIVE:
+            return
+        children, job.dependents = job.dependents, []
+        for child in children:
+            self.resolve(child, job_id, job.status)
 
     def requeue_dead(self, job_id: str) -> int:
         job = self.jobs.get(job_id)

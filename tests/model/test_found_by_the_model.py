@@ -5,15 +5,25 @@ An ack naming a job whose key is garbage, for an id that is not held by anyone (
 the ready set: a late ack from a worker whose delivery was taken over, after the job's key
 was overwritten). The script dead-letters the entry, which is right, but must not leave it in
 the ready set too: a job is in exactly one state set, and stats must count it once.
+
+A parent re-enqueued (same id) after it ended but before the worker's hand-off read it (issue
+11): the new job replaced the ended one's fields, so the hand-off read "queued" and cancelled
+the waiting child ("its parent ended queued"). An id whose end waits for its hand-off is now
+not free yet; and a dead parent requeued before its hand-off is skipped by it (its next end
+hands off again).
 """
 
 from __future__ import annotations
 
+import asyncio
+
 import redis
+from redis import asyncio as aioredis
 
 import kubeq
-from kubeq import defaults
+from kubeq import defaults, handoff
 from kubeq.keys import QueueKeys, ready_score
+from kubeq.options import Call, TaskOptions
 from kubeq.outcomes import Settlement
 from kubeq.scripts import LUA, run_pipeline
 
@@ -35,4 +45,69 @@ def test_an_ack_naming_waiting_garbage_leaves_it_in_one_set(redis_url: str) -> N
     assert len(where) == 1, f"the garbage entry is in {where}: a job is in exactly one set"
     s = kubeq.read_stats(r, ["m"])[0]
     assert s.backlog + s.in_flight + s.delayed + s.dead == 1, f"counted more than once: {s}"
+    r.close()
+
+
+def _hand_off(url: str, keys: QueueKeys, ids: list[str]) -> None:
+    async def run() -> None:
+        client = aioredis.Redis.from_url(url)
+        try:
+            await handoff.hand_off(client, keys, ids, lambda _name: TaskOptions())
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def _end(r: redis.Redis, keys: QueueKeys, outcome: Settlement) -> int:
+    """Fetch the one ready job and ack it with ``outcome``; returns ack.lua's flag."""
+    from kubeq.protocol import fetch_args, parse_fetch_reply
+
+    fk, fa = fetch_args("w", 1, 60_000, 0, defaults.WORKER_TTL_MS, [keys])
+    (job,) = parse_fetch_reply(run_pipeline(r, [(LUA["fetch"], fk, fa)])[0], [keys]).jobs
+    fields = outcome.ack_fields(job.id, job.lease)
+    return run_pipeline(r, [(LUA["ack"], keys.script_keys, [keys.base, 1, *fields])])[0][0]
+
+
+def test_a_parent_re_enqueued_before_its_hand_off_keeps_its_child(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    r.flushall()
+    app = kubeq.App(redis_url)
+    keys = QueueKeys.of("m")
+    q = app.queue("m")
+    q.enqueue_many([Call("m.task", (), queue="m", job_id="p")])
+    (child,) = app.enqueue_many(
+        [Call("m.task", (), queue="m", job_id="c", depends_on=[q.job("p")])]
+    )
+    assert _end(r, keys, Settlement.finished(b"1")) == 3  # applied, hand-off pending
+    q.enqueue_many([Call("m.task", (), queue="m", job_id="p")])  # too early: a duplicate
+    assert r.hget(keys.job("p"), "status") == b"finished"
+    _hand_off(redis_url, keys, ["p"])
+    assert child.status() == "queued", child.info().reason
+    q.enqueue_many([Call("m.task", (), queue="m", job_id="p")])  # handed off: the id is free
+    assert r.hget(keys.job("p"), "status") == b"queued"
+    app.close()
+    r.close()
+
+
+def test_a_dead_parent_requeued_before_its_hand_off_hands_off_at_its_next_end(
+    redis_url: str,
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    r.flushall()
+    app = kubeq.App(redis_url)
+    keys = QueueKeys.of("m")
+    q = app.queue("m")
+    q.enqueue_many([Call("m.task", (), queue="m", job_id="p")])
+    (child,) = app.enqueue_many(
+        [Call("m.task", (), queue="m", job_id="c", depends_on=[q.job("p")])]
+    )
+    assert _end(r, keys, Settlement.failed("boom")) == 3
+    assert q.requeue_dead(["p"]) == 1
+    _hand_off(redis_url, keys, ["p"])  # p runs again: not an end to resolve the child with
+    assert child.status() == "deferred"
+    assert _end(r, keys, Settlement.finished(b"1")) == 3
+    _hand_off(redis_url, keys, ["p"])
+    assert child.status() == "queued", child.info().reason
+    app.close()
     r.close()

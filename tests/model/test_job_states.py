@@ -3,7 +3,9 @@ driven by Hypothesis next to the pure model in jobmodel.py, compared after every
 
 The steps are what workers, producers and operators do: enqueue (now or delayed), fetch,
 heartbeat, ack (finished, retry now or later, failed = dead-letter, requeue = a SIGTERM
-hand-back, release = a dead pool child), lease expiry, cancel and requeue of a dead letter;
+hand-back, release = a dead pool child), lease expiry, cancel and requeue of a dead letter,
+a child enqueued with ``depends_on`` (issue 11) and a worker's hand-off of ended parents
+(``kubeq.handoff.hand_off``, which releases or cancels their children);
 ``GarbageJobStates`` adds what a careless hand or a bug can write into Redis (a waiting entry
 whose job key has the wrong type, a non-numeric field or an id that is not UTF-8; a running
 job's key overwritten), an ack call that settles a good delivery beside a garbage one, and
@@ -13,13 +15,16 @@ Scripts are called through ``kubeq.scripts`` with the worker's own seams (``prot
 ``protocol.parse_fetch_reply``, ``protocol.heartbeat_args``, ``Settlement.ack_fields``).
 
 Invariants after every step: each job is in exactly the one set its status names (or none
-once finished or cancelled) and its counters are the model's; ``read_stats`` counts what the
-model counts; an outcome from a superseded lease changes nothing; nothing leaves the system
-except through a terminal state; a lease token is never issued twice.
+once finished or cancelled; deferred children in the deferred set) and its counters are the
+model's; the hand-off set holds exactly the ended jobs whose children wait for it;
+``read_stats`` counts what the model counts; an outcome from a superseded lease changes
+nothing; nothing leaves the system except through a terminal state; a lease token is never
+issued twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import pytest
@@ -35,17 +40,19 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from jobmodel import ACTIVE, FAILED, QUEUED, Model
+from redis import asyncio as aioredis
 
 import kubeq
-from kubeq import defaults
+from kubeq import defaults, handoff
 from kubeq.keys import QueueKeys, ready_score
-from kubeq.options import Call
+from kubeq.options import Call, TaskOptions
 from kubeq.outcomes import Outcome, Settlement
 from kubeq.protocol import fetch_args, heartbeat_args, parse_fetch_reply
 from kubeq.scripts import LUA, run_pipeline
 
 QUEUE = "m"
 IDS = [f"j{i}" for i in range(8)]
+CHILDREN = [f"c{i}" for i in range(4)]
 WORKERS = ["w1", "w2"]
 LEASE_MS = 60_000
 HOUR_S = 3600.0
@@ -119,6 +126,55 @@ class JobStates(RuleBasedStateMachine):
         )
         self.model.enqueue(job_id, max_deliveries, delayed)  # a live id: nothing changes
         self.q.enqueue_many([call])
+
+    @precondition(lambda self: self.model.jobs)
+    @rule(
+        child=st.sampled_from(CHILDREN),
+        data=st.data(),
+        allow_failure=st.booleans(),
+        max_deliveries=st.integers(1, 3),
+    )
+    def enqueue_child(
+        self, child: str, data: st.DataObject, allow_failure: bool, max_deliveries: int
+    ) -> None:
+        """``depends_on`` on one to three jobs (children may be parents too)."""
+        parents = data.draw(
+            st.lists(st.sampled_from(sorted(self.model.jobs)), min_size=1, max_size=3, unique=True)
+        )
+        call = Call(
+            "m.task",
+            (child,),
+            queue=QUEUE,
+            job_id=child,
+            max_deliveries=max_deliveries,
+            depends_on=[self.q.job(p) for p in parents],
+            allow_failure=allow_failure,
+        )
+        if not self.model.enqueue_child(child, parents, allow_failure, max_deliveries):
+            with pytest.raises(ValueError, match=r"already exists|cannot depend on itself"):
+                self.app.enqueue_many([call])
+            return
+        self.app.enqueue_many([call])
+
+    @precondition(lambda self: self.model.handoff)
+    @rule(data=st.data())
+    def hand_off(self, data: st.DataObject) -> None:
+        """A worker's second step for some of the ended parents (the acking worker's, or a
+        later sweep's): resolve their children on the children's queue."""
+        ids = data.draw(
+            st.lists(st.sampled_from(sorted(self.model.handoff)), min_size=1, unique=True)
+        )
+
+        async def run() -> None:
+            client = aioredis.Redis.from_url(self.url)
+            try:
+                await handoff.hand_off(client, self.keys, ids, lambda _name: TaskOptions())
+            finally:
+                await client.aclose()
+
+        asyncio.run(run())
+        for job_id in ids:
+            self.model.hand_off(job_id)
 
     @rule(worker=st.sampled_from(WORKERS), want=st.integers(1, 3))
     def fetch(self, worker: str, want: int) -> None:
@@ -218,12 +274,20 @@ class JobStates(RuleBasedStateMachine):
                 ("delayed", k.delayed),
                 ("active", k.active),
                 ("dead", k.dead),
+                ("deferred", k.deferred),
             )
         }
         expected = self.model.sets()
         for name, ids in expected.items():
             got = {m.decode() for m in actual[name]}
             assert got == ids, f"{name} set holds {sorted(got)}, the model says {sorted(ids)}"
+
+    @invariant()
+    def hand_offs_are_the_models(self) -> None:
+        got = {m.decode() for m in self.r.zrange(self.keys.handoff, 0, -1)}
+        assert got == self.model.handoff, (
+            f"handoff set holds {sorted(got)}, the model says {sorted(self.model.handoff)}"
+        )
 
     @invariant()
     def counters_and_leases_match(self) -> None:
@@ -244,7 +308,13 @@ class JobStates(RuleBasedStateMachine):
     @invariant()
     def stats_count_what_the_model_counts(self) -> None:
         s = kubeq.read_stats(self.r, [QUEUE])[0]
-        got = {"backlog": s.backlog, "in_flight": s.in_flight, "delayed": s.delayed, "dead": s.dead}
+        got = {
+            "backlog": s.backlog,
+            "in_flight": s.in_flight,
+            "delayed": s.delayed,
+            "dead": s.dead,
+            "deferred": s.deferred,
+        }
         want = self.model.stats()
         want["dead"] += len(self._dead_garbage())
         want["backlog"] += len(self._ready_garbage())

@@ -32,6 +32,9 @@ log = logging.getLogger("kubeq.worker")
 
 __all__ = ["hand_off", "sweep"]
 
+_LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred"})
+"""Statuses of a job that has not ended (again)."""
+
 
 async def hand_off(
     client: Any,
@@ -48,6 +51,11 @@ async def hand_off(
             ["status", "result", "error", "reason", "on_success", "on_failure", "cb"],
         )
         status, result, error, reason, on_success, on_failure, marker = fields
+        state = (status or b"missing").decode()
+        if state in _LIVE:
+            # requeued from the dead letters before its hand-off: its next end notes it again
+            await client.zrem(queue.handoff, parent)
+            continue
         text = (error or reason or b"").decode("utf-8", "replace")
         try:
             call = follow_up(
@@ -68,7 +76,7 @@ async def hand_off(
             # written by hand or by another version: retrying cannot fix it
             log.error("job %s: its callback could not be enqueued and is dropped: %s", parent, exc)
         if marker and b"d" in marker:
-            await _resolve_dependents(client, queue, parent, (status or b"missing").decode())
+            await _resolve_dependents(client, queue, parent, state)
         await client.zrem(queue.handoff, parent)
     return sent
 

@@ -90,6 +90,12 @@ local function note_handoff(base, id)
     redis.call('ZADD', key, NOW, id)
   end
 end
+-- Whether a job's end still waits for its hand-off (its callbacks, its dependents): until then
+-- its id is not free for a new job (enqueue.lua), whose fields would replace what the
+-- hand-off reads.
+local function handing_off(base, id)
+  return type(redis.pcall('ZSCORE', base .. 'handoff', id)) == 'string'
+end
 -- A job just ended with this status: note a hand-off when something follows it (its
 -- on_success when finished, its on_failure when failed, its dependents whatever the end).
 local function note_end(base, id, jk, status)

@@ -8,7 +8,8 @@
 --   a duplicate: a callback's hand-off redone after a crash); deps (N > 0: the job waits,
 --   status 'deferred', until N parents resolved it, resolve.lua); allow_failure; laid out by
 --   kubeq/enqueue.py, control_fields)
--- Returns one flag per job: 1 = enqueued, 0 = a live job with that id exists (de-duplicated),
+-- Returns one flag per job: 1 = enqueued, 0 = a live job with that id exists (de-duplicated;
+-- so is an ended one whose hand-off, handoff.py, is still under way),
 -- -1 = its control fields are malformed (nothing written for it).
 local q = queue_keys(0)
 local base = ARGV[1]
@@ -68,7 +69,8 @@ for i = 0, n - 1 do
   if not control then
     out[#out + 1] = -1
   elseif status == 'queued' or status == 'scheduled' or status == 'active' or
-      status == 'waiting' or status == 'deferred' or (once and status) then
+      status == 'waiting' or status == 'deferred' or (once and status) or
+      (status and handing_off(base, id)) then
     out[#out + 1] = 0
   else
     if status then
