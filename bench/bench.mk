@@ -30,6 +30,7 @@ bench-venvs:
 bench: venv redis-server bench-venvs
 	$(PY) bench/run.py --venvs "$(BENCH_CACHE)" $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 	$(MAKE) bench-cluster
+	$(PY) bench/chord/run_chord.py --venvs "$(BENCH_CACHE)" $(if $(BENCH_QUICK),--reps 1)
 
 # Issue 15: ONE partitioned queue on a Redis Cluster of 1 vs 3 masters (real redis-server
 # nodes on loopback), jobs/s and the per-master load split; bench/cluster_partitions.py.
@@ -37,6 +38,12 @@ bench: venv redis-server bench-venvs
 bench-cluster: venv redis-server
 	$(PY) bench/cluster_partitions.py $(if $(BENCH_QUICK),--jobs 3000) \
 	  --out bench/results/cluster-partitions-$$(date +%F)$(if $(BENCH_QUICK),-quick).json
+
+# Issue 11: a chord of 100 in kubeq and in Celery on one private Redis (Redis reads and
+# commands, first member's start to the callback); bench/chord/run_chord.py.
+.PHONY: bench-chord
+bench-chord: venv redis-server bench-venvs
+	$(PY) bench/chord/run_chord.py --venvs "$(BENCH_CACHE)"
 
 # Issue 16: kubeq's scaling policy against a model of KEDA + HPA on five traces (seconds, no
 # cluster); the table and one PNG per trace land in bench/results/scaling/.
