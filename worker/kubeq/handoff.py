@@ -23,10 +23,10 @@ from . import defaults
 from .callbacks import follow_up
 from .dependencies import resolve_calls
 from .edges import edge_call, entry
-from .enqueue import plan_enqueue, send_async
-from .keys import QueueKeys
+from .enqueue import plan_enqueue
+from .keys import QueueKeys, queues_key
 from .options import TaskOptions
-from .scripts import run_pipeline_async
+from .scripts import ScriptCall, run_pipeline_async
 
 log = logging.getLogger("kubeq.worker")
 
@@ -34,6 +34,7 @@ __all__ = ["hand_off", "sweep"]
 
 _LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred"})
 """Statuses of a job that has not ended (again)."""
+_FIELDS = ["status", "result", "error", "reason", "on_success", "on_failure", "cb"]
 
 
 async def hand_off(
@@ -42,20 +43,29 @@ async def hand_off(
     ids: Iterable[str],
     defaults_for: Callable[[str], TaskOptions],
 ) -> int:
-    """Enqueue the callbacks of these ended parents of ``queue``, then forget them; returns
-    how many callbacks were sent (a duplicate counts: the script finds the first)."""
-    sent = 0
+    """Enqueue the callbacks of these ended parents of ``queue`` and resolve their children,
+    then forget them; returns how many callbacks were sent (a duplicate counts: the script
+    finds the first). Batched: one round trip reads every parent, one runs every enqueue,
+    edge and resolve script in order, one forgets the entries (plus one to register a
+    callback's queue when there are callbacks)."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    pipe = client.pipeline(transaction=False)
     for parent in ids:
-        fields = await client.hmget(
-            queue.job(parent),
-            ["status", "result", "error", "reason", "on_success", "on_failure", "cb"],
-        )
+        pipe.hmget(queue.job(parent), _FIELDS)
+        pipe.smembers(queue.dependents(parent))
+    replies = await pipe.execute()
+    scripts: list[ScriptCall] = []
+    callback_queues: set[str] = set()
+    resolved: list[str] = []
+    sent = 0
+    for k, parent in enumerate(ids):
+        fields, children = replies[2 * k], replies[2 * k + 1]
         status, result, error, reason, on_success, on_failure, marker = fields
         state = (status or b"missing").decode()
         if state in _LIVE:
-            # requeued from the dead letters before its hand-off: its next end notes it again
-            await client.zrem(queue.handoff, parent)
-            continue
+            continue  # requeued from the dead letters before its hand-off: its next end notes it
         text = (error or reason or b"").decode("utf-8", "replace")
         try:
             call = follow_up(
@@ -69,44 +79,49 @@ async def hand_off(
                 plan = plan_enqueue(
                     [call], prefix=queue.prefix, defaults_for=defaults_for, once=True
                 )
-                await send_async(client, plan)
+                callback_queues.update(plan.queues)
+                scripts += plan.calls  # then the edges, which need the callback's hash
+                scripts += _edge_calls(queue, parent, plan.targets[0])
                 sent += 1
-                await _note_edge(client, queue, parent, plan.targets[0])
         except (ValueError, TypeError) as exc:
             # written by hand or by another version: retrying cannot fix it
             log.error("job %s: its callback could not be enqueued and is dropped: %s", parent, exc)
         if marker and b"d" in marker:
-            await _resolve_dependents(client, queue, parent, state)
-        await client.zrem(queue.handoff, parent)
+            scripts += _resolve_calls(queue, parent, state, children)
+            resolved.append(parent)
+    if callback_queues:
+        await client.sadd(queues_key(queue.prefix), *sorted(callback_queues))
+    if scripts:
+        await run_pipeline_async(client, scripts)
+    pipe = client.pipeline(transaction=False)
+    for parent in resolved:
+        pipe.delete(queue.dependents(parent))  # the edges are resolved: forget them
+    pipe.zrem(queue.handoff, *ids)
+    await pipe.execute()
     return sent
 
 
-async def _note_edge(client: Any, queue: QueueKeys, parent: str, child: tuple[str, str]) -> None:
+def _edge_calls(queue: QueueKeys, parent: str, child: tuple[str, str]) -> list[ScriptCall]:
     """List the callback among the parent's children, and the parent as its parent, for
     people (``kubeq job ID``; edges.py). Idempotent, like the rest of the hand-off."""
     child_keys = QueueKeys.of(child[0], queue.prefix)
-    await run_pipeline_async(
-        client,
-        [
-            edge_call(queue, parent, "children", [entry(*child)]),
-            edge_call(child_keys, child[1], "parents", [entry(queue.name, parent)]),
-        ],
-    )
+    return [
+        edge_call(queue, parent, "children", [entry(*child)]),
+        edge_call(child_keys, child[1], "parents", [entry(queue.name, parent)]),
+    ]
 
 
-async def _resolve_dependents(client: Any, queue: QueueKeys, parent: str, status: str) -> None:
+def _resolve_calls(
+    queue: QueueKeys, parent: str, status: str, members: Iterable[bytes]
+) -> list[ScriptCall]:
     """Tell each child waiting on ``parent`` that it ended (resolve.lua on the child's queue;
-    idempotent), then forget the edges."""
-    key = queue.dependents(parent)
-    children = [m.decode().split("\t", 1) for m in await client.smembers(key)]
-    calls = [
+    idempotent)."""
+    children = [m.decode().split("\t", 1) for m in members]
+    return [
         resolve_calls(queue.prefix, (c[0], c[1]), (queue.name, parent), status)
         for c in children
         if len(c) == 2
     ]
-    if calls:
-        await run_pipeline_async(client, calls)
-    await client.delete(key)
 
 
 async def sweep(
