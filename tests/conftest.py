@@ -6,6 +6,10 @@
 - the local Kubernetes cluster fixtures (``local_cluster``, ``k8s_client``, ``kubectl``,
   ``k8s_namespace``, ``cluster_kubeconfig``) from hack/cluster/localcluster/pytest_plugin.py,
   imported here once so tests/cluster and tests/e2e share one cluster per session.
+
+Hypothesis runs without its per-example deadline: tests never assert wall-clock times, and
+on a shared 2-core machine a pure function's example took 1.95 s once (a 200 ms deadline
+failed a correct property).
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("kubeq", deadline=None)
+settings.load_profile("kubeq")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
