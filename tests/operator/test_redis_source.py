@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from support.redisserver import RedisServer, free_port
+from support.sentinel import SentinelTopology
 
 import kubeq
 from kubeq_operator.redis_source import RedisDown, RedisSource
@@ -168,3 +170,41 @@ def test_schedules_enqueue_through_the_same_client(redis_url: str) -> None:
         assert job.status() == "queued"
     finally:
         app.close()
+
+
+def test_reads_on_through_a_sentinel_failover_without_a_restart(tmp_path: Path) -> None:
+    """The operator's source on a Sentinel URL: after a kill -9 of the master it reports
+    RedisDown (the loop holds the replicas) while the sentinels promote a replica, then reads
+    the same numbers from the new master with the same RedisSource object."""
+    topology = SentinelTopology(tmp_path / "sentinel")
+    topology.start()
+    try:
+        app = kubeq.App(topology.url, wait_replicas=2)  # both replicas have the jobs
+        app.enqueue_many([kubeq.Call("t.x", (i,), queue="a") for i in range(3)])
+        app.close()
+        source = RedisSource("ns", Secrets())
+        spec = tq_spec(topology.url)
+
+        async def main() -> tuple[list[kubeq.QueueStats], list[kubeq.QueueStats], int]:
+            try:
+                before = await source.read(spec)
+                old = topology.kill_master()
+                await asyncio.to_thread(topology.wait_failover, old, 180)
+                downs, deadline = 0, time.monotonic() + 120
+                while True:
+                    try:
+                        return before, await source.read(spec), downs
+                    except RedisDown as e:
+                        assert e.reason == "RedisUnreachable"
+                        assert time.monotonic() < deadline, f"still down: {e}"
+                        downs += 1
+                        await asyncio.sleep(0.5)
+            finally:
+                await source.close()
+
+        before, after, _ = asyncio.run(main())
+        assert [(s.queue, s.backlog) for s in before] == [("a", 3), ("b", 0)]
+        assert [(s.queue, s.backlog) for s in after] == [("a", 3), ("b", 0)]
+        assert source.failures == 0
+    finally:
+        topology.stop()

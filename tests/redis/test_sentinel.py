@@ -24,7 +24,7 @@ from support.sentinel import SentinelTopology
 
 import kubeq
 
-JOBS = 2000
+JOBS = 5000
 
 
 @pytest.fixture
