@@ -8,6 +8,7 @@ script's header documents the same layout.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -99,3 +100,24 @@ class AckFlag:
     """The job was aborted meanwhile: the aborted attempt's outcome is refused."""
     HANDOFF = 3
     """Applied, and the job's callback waits in the queue's handoff set (handoff.py)."""
+
+    @staticmethod
+    def report(job_id: str, applied: Any) -> bool:
+        """Log what ack.lua answered for one job (or the error its call met); True when the
+        job's callbacks wait for a hand-off."""
+        log = logging.getLogger("kubeq.worker")
+        if applied == AckFlag.HANDOFF:
+            return True
+        if isinstance(applied, Exception) or applied == AckFlag.UNKNOWN:
+            # a script error, not an outage: resending would fail the same way; the lease
+            # expires and the job is delivered again
+            log.error("job %s: could not record its outcome: %s", job_id, applied)
+        elif applied == AckFlag.ABORTED:
+            log.info("job %s: it was aborted; this attempt's outcome is refused", job_id)
+        elif applied == AckFlag.MALFORMED:
+            log.error("job %s: its data in Redis was malformed; dead-lettered", job_id)
+        elif applied == AckFlag.STALE:
+            log.warning(
+                "job %s: outcome refused, its lease was taken over by another worker", job_id
+            )
+        return False

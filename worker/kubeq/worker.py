@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from . import connections, defaults, handoff, rediscluster, tracing, workerinfo
+from . import connections, defaults, handoff, leases, rediscluster, tracing, workerinfo
 from .app import Task
 from .delivery import Delivery, run_attempt
 from .execution import Executor, JobTimeout
@@ -40,9 +40,9 @@ from .keys import QueueKeys, queues_key
 from .metrics import WorkerMetrics, serve
 from .options import TaskOptions
 from .outcomes import AckFlag, Ended, Outcome, Settlement
-from .protocol import heartbeat_args, parse_heartbeat_reply
 from .scripts import Call, Scripts, run_pipeline_async
 from .settings import WorkerSettings, default_worker_id
+from .wake import WakeWaits
 
 log = logging.getLogger("kubeq.worker")
 
@@ -83,7 +83,7 @@ class Worker:
         self._scripts = Scripts(self._redis)
         # one fetch call per hash slot on Redis Cluster, one over all queues elsewhere
         self._router = FetchRouter(self.queues, rediscluster.is_cluster(self._redis))
-        self._wake_waits: list[asyncio.Task[Any] | None] = []
+        self._wakes = WakeWaits(self._redis, self._router)
         self._handoffs: set[asyncio.Task[None]] = set()
         """Callback hand-offs under way (handoff.py), awaited before the worker leaves."""
         self.exit_code = 0
@@ -151,7 +151,7 @@ class Worker:
             if self._handoffs:  # callbacks of the last acks: else the next worker's sweep
                 await asyncio.wait(set(self._handoffs), timeout=5)
             await self._leave()
-            self._stop_wake_waits()
+            self._wakes.stop()
             await self._redis.aclose()
             if server is not None:
                 server.shutdown()
@@ -253,24 +253,11 @@ class Worker:
                 self._acks = items + self._acks
                 log.warning("outcomes for %d jobs not recorded yet: %s", len(items), flags)
                 continue
-            handoffs: list[str] = []
-            for i, (d, _) in enumerate(items):
-                applied = flags if isinstance(flags, Exception) else flags[i]
-                if applied == AckFlag.HANDOFF:
-                    handoffs.append(d.id)
-                elif isinstance(applied, Exception) or applied == AckFlag.UNKNOWN:
-                    # a script error, not an outage: resending would fail the same way; the
-                    # lease expires and the job is delivered again
-                    log.error("job %s: could not record its outcome: %s", d.id, applied)
-                elif applied == AckFlag.ABORTED:
-                    log.info("job %s: it was aborted; this attempt's outcome is refused", d.id)
-                elif applied == AckFlag.MALFORMED:
-                    log.error("job %s: its data in Redis was malformed; dead-lettered", d.id)
-                elif applied == AckFlag.STALE:
-                    log.warning(
-                        "job %s: outcome refused, its lease was taken over by another worker",
-                        d.id,
-                    )
+            handoffs = [
+                d.id
+                for i, (d, _) in enumerate(items)
+                if AckFlag.report(d.id, flags if isinstance(flags, Exception) else flags[i])
+            ]
             if handoffs:
                 self._start_hand_off(items[0][0].job.queue, handoffs)
         self.vitals.round_trip()
@@ -307,50 +294,13 @@ class Worker:
         return reply.remaining
 
     async def _idle_wait(self, wait_ms: int = -1) -> None:
-        """Nothing to fetch: block on the wake lists (woken by enqueue) for up to 1 s, or
-        until ``wait_ms``, when a job held back for a time (delay, retry, rate limit) may
-        run: no polling while a rate limit holds jobs back."""
-        # one BLPOP per hash slot on Redis Cluster (fetchrouter), one over all elsewhere; a
-        # wait still blocked from an earlier pass is kept (no connection churn), a finished
-        # one is replaced
-        groups = self._router.wake_keys()
-        if len(self._wake_waits) != len(groups):
-            self._stop_wake_waits()
-            self._wake_waits = [None] * len(groups)
-        for i, keys in enumerate(groups):
-            w = self._wake_waits[i]
-            if w is None or w.done():
-                if w is not None and not w.cancelled():
-                    with contextlib.suppress(BaseException):
-                        w.result()  # ended after the last look: a token, or an error seen again
-                self._wake_waits[i] = asyncio.create_task(self._blpop(keys))
-        waits = {w for w in self._wake_waits if w is not None}
-        activity = asyncio.create_task(self._activity.wait())
+        """Nothing to fetch: block on the wake lists (woken by enqueue), or until ``wait_ms``,
+        when a job held back for a time (delay, retry, rate limit) may run (wake.py)."""
         try:
-            cap = 2.0 if wait_ms < 0 else min(2.0, wait_ms / 1000)
-            await asyncio.wait({*waits, activity}, timeout=cap, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            activity.cancel()
-        for w in waits:
-            if w.done() and not w.cancelled():
-                try:
-                    w.result()
-                    self.vitals.round_trip()
-                except REDIS_DOWN as exc:
-                    self._stop_wake_waits()
-                    await self._redis_failed(exc)
-                    return
-
-    def _stop_wake_waits(self) -> None:
-        """Cancel the blocked wake-up waits (redis-py drops a cancelled command's
-        connection, so no late reply is left in a pooled one)."""
-        for w in self._wake_waits:
-            if w is not None and not w.done():
-                w.cancel()
-        self._wake_waits = []
-
-    async def _blpop(self, keys: list[str]) -> Any:
-        return await self._redis.blpop(keys, timeout=1)
+            for _ in range(await self._wakes.wait(self._activity, wait_ms)):
+                self.vitals.round_trip()
+        except REDIS_DOWN as exc:
+            await self._redis_failed(exc)
 
     async def _wait_activity(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -464,35 +414,11 @@ class Worker:
                 log.warning("callback sweep failed: %s", exc)
 
     async def _heartbeat(self) -> None:
-        s = self.settings
-        busy = len(self.inflight)
-        calls: list[Call] = []
-        sent: dict[tuple[str, str], str] = {}
-        for q in self.queues:
-            owned = [
-                (d.id, d.job.lease)
-                for d in self.inflight.values()
-                if d.job.queue is q and not d.settled
-            ]
-            sent.update(((q.name, job_id), lease) for job_id, lease in owned)
-            keys, args = heartbeat_args(q, s.worker_id, busy, int(s.lease_seconds * 1000), owned)
-            calls.append((self._scripts.heartbeat, keys, args))
-        replies = await run_pipeline_async(self._redis, calls)
-        for q, reply in zip(self.queues, replies, strict=True):
-            for job_id, aborted in parse_heartbeat_reply(reply):
-                key = (q.name, job_id)
-                d = self.inflight.get(key)
-                if aborted and d is not None and not d.settled:
-                    self._abort(d)
-                    continue
-                # a fetch may have re-delivered it to us meanwhile: only the lease we sent is lost
-                if d is not None and not d.lost and not d.settled and d.job.lease == sent.get(key):
-                    d.lost = True
-                    log.warning(
-                        "job %s: lease lost (this worker was too slow to renew it); "
-                        "another worker runs it now and this run's outcome will be refused",
-                        d.id,
-                    )
+        aborted = await leases.renew(
+            self._redis, self._scripts.heartbeat, self.queues, self.settings, self.inflight
+        )
+        for d in aborted:
+            self._abort(d)
 
     def _abort(self, d: Delivery) -> None:
         """The job was aborted (abort.lua recorded its end): stop the attempt. An async task
