@@ -47,5 +47,5 @@ scaling-sim: venv
 	  echo "bench: installing tools into $$v"; rm -rf $$v; $(PYTHON) -m venv $$v; \
 	  $$v/bin/pip install -q --disable-pip-version-check -r bench/requirements/tools.txt; \
 	  touch $$v/.installed; fi; \
-	$(PY) bench/scaling_sim.py --out bench/results/scaling && \
+	$(PY) bench/scaling_sim.py --out bench/results/scaling --sweep --readme bench/README.md && \
 	$$v/bin/python bench/scaling_plot.py bench/results/scaling
