@@ -81,3 +81,14 @@ def test_the_keda_model_follows_its_documented_timings() -> None:
     assert replicas[max(replicas)] == 0  # cooled down to zero
     zero_at = min(t for t, n in replicas.items() if t > 20 and n == 0)
     assert 300 <= zero_at <= 300 + 30 + 15
+
+
+def test_the_readme_says_what_the_real_keda_run_measured() -> None:
+    """bench/keda_real.py's last run (bench/results/keda-real/keda-real.json) is the table in
+    bench/README.md, and it did measure KEDA's HPA half (the HPA read KEDA's metric)."""
+    real = load("keda_real")
+    out = json.loads((ROOT / "bench" / "results" / "keda-real" / "keda-real.json").read_text())
+    readme = (ROOT / "bench" / "README.md").read_text()
+    assert report.block(readme, real.README_BEGIN, real.README_END) == real.table(out).strip("\n")
+    assert any("successfully calculate a replica count" in m for m in out["hpa_metric"])
+    assert out["kubeq"]["handed_back"] == 0
