@@ -54,5 +54,11 @@ scaling-sim: venv
 	  echo "bench: installing tools into $$v"; rm -rf $$v; $(PYTHON) -m venv $$v; \
 	  $$v/bin/pip install -q --disable-pip-version-check -r bench/requirements/tools.txt; \
 	  touch $$v/.installed; fi; \
-	$(PY) bench/scaling_sim.py --out bench/results/scaling && \
+	$(PY) bench/scaling_sim.py --out bench/results/scaling --sweep --readme bench/README.md && \
 	$$v/bin/python bench/scaling_plot.py bench/results/scaling
+
+# Issue 16: real KEDA (operator + metrics server) built from the Go module proxy, cached in
+# ~/.cache/kubeq/keda-<version>/bin (tens of minutes, once; never part of `make test`).
+.PHONY: keda
+keda:
+	nice -n 19 env GOMAXPROCS=1 bash hack/keda/build.sh

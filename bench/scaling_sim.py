@@ -29,8 +29,10 @@ kubeq: ``decide()`` every ``pollSeconds`` (1 s) with backlog, in-flight, oldest 
 starting pods and the drain rate; scale-down removes idle pods first (pod-deletion-cost).
 
 Output: ``--out DIR`` gets ``scaling-sim.json`` (every figure and time series) and
-``scaling-sim.md`` (the table); ``bench/scaling_plot.py`` draws one PNG per trace from the
-JSON (matplotlib lives in the bench tools venv, not the project's).
+``scaling-sim.md`` (the table); ``--sweep`` adds ``scaling-sweep.json`` (the scale-down window
+against tuned KEDA over several seeds, ``bench/scaling_report.py``); ``--readme FILE`` rewrites
+the tables between their markers in FILE; ``bench/scaling_plot.py`` draws one PNG per trace
+from the JSON (matplotlib lives in the bench tools venv, not the project's).
 """
 
 from __future__ import annotations
@@ -410,25 +412,39 @@ def pct(values: list[float], q: float) -> float:
 # -- the systems and the run -------------------------------------------------------------------
 
 KUBEQ_TARGET_WAIT = 10.0
-KUBEQ_QUICK_DOWN: dict[str, Any] = {
-    "stabilization_seconds": 15.0,
-    "max_pods_per_step": 50,
-    "period_seconds": 1.0,
-    "idle_seconds_before_zero": 30.0,
+KUBEQ_SLOW_DOWN: dict[str, Any] = {
+    "stabilization_seconds": 60.0,
+    "max_pods_per_step": 4,
+    "period_seconds": 15.0,
 }
-"""spec.scaling.scaleDown {stabilizationSeconds: 15, maxPodsPerStep: 50, periodSeconds: 1},
-idleSecondsBeforeZero: 30."""
+"""The scale-down defaults kubeq had before issue 16 closed (spec.scaling.scaleDown
+{stabilizationSeconds: 60, maxPodsPerStep: 4, periodSeconds: 15}): kept beside the current
+defaults to show what the scale-down delay costs."""
+
+DEFAULTS_SYSTEM = "kubeq targetWait 10s"
+"""kubeq as a user gets it who sets only ``targetWaitSeconds``: every other setting default."""
+SLOW_DOWN_SYSTEM = "kubeq targetWait 10s, slow down (60 s, 4 pods/15 s)"
+TUNED_KEDA_SYSTEM = "KEDA+HPA tuned"
+
+
+TUNED_KEDA = KedaSettings(polling=5.0, cooldown=60.0)
+"""KEDA as its users tune it: pollingInterval 5 s, cooldownPeriod 60 s."""
+
+
+def default_wait_spec(world: World) -> ScalingSpec:
+    """kubeq with ``targetWaitSeconds`` and every other setting at its default (the world's
+    bounds and concurrency)."""
+    base = ScalingSpec(max_replicas=world.max_replicas, jobs_per_replica=world.concurrency)
+    return replace(base, target_wait_seconds=KUBEQ_TARGET_WAIT)
 
 
 def systems(world: World) -> Iterator[Scaler]:
-    base = ScalingSpec(max_replicas=world.max_replicas, jobs_per_replica=world.concurrency)
-    wait = replace(base, target_wait_seconds=KUBEQ_TARGET_WAIT)
-    yield Kubeq("kubeq targetWait 10s", wait, world)
-    # idle pods go first, so a quick scale-down interrupts nothing: tuned for cost
-    yield Kubeq("kubeq targetWait 10s, quick down", replace(wait, **KUBEQ_QUICK_DOWN), world)
-    yield Kubeq("kubeq jobsPerReplica", base, world)
+    wait = default_wait_spec(world)
+    yield Kubeq(DEFAULTS_SYSTEM, wait, world)
+    yield Kubeq(SLOW_DOWN_SYSTEM, replace(wait, **KUBEQ_SLOW_DOWN), world)
+    yield Kubeq("kubeq jobsPerReplica", replace(wait, target_wait_seconds=None), world)
     yield KedaHpa("KEDA+HPA defaults", KedaSettings(), world)
-    yield KedaHpa("KEDA+HPA tuned", KedaSettings(polling=5.0, cooldown=60.0), world)
+    yield KedaHpa(TUNED_KEDA_SYSTEM, TUNED_KEDA, world)
 
 
 def run(out: Path | None, only: set[str] | None, seed: int, world: World) -> list[Result]:
@@ -441,7 +457,7 @@ def run(out: Path | None, only: set[str] | None, seed: int, world: World) -> lis
             r = simulate(trace, scaler, world, seed)
             results.append(r)
             print(
-                f"{trace.name:7} {r.system:34} p50 {r.p50:7.1f} p95 {r.p95:7.1f} max "
+                f"{trace.name:7} {r.system:52} p50 {r.p50:7.1f} p95 {r.p95:7.1f} max "
                 f"{r.max:7.1f} replica-s {r.replica_seconds:8.0f} events {r.scale_events:4} "
                 f"interrupted {r.interrupted:4} ({time.monotonic() - t0:.1f}s)",
                 flush=True,
@@ -480,9 +496,21 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated trace names")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--startup", type=float, default=World.startup)
+    ap.add_argument("--readme", type=Path, default=None, help="rewrite the tables in this file")
+    ap.add_argument("--sweep", action="store_true", help="also sweep the scale-down window")
     args = ap.parse_args()
     only = {s for s in args.only.split(",") if s} or None
-    run(args.out, only, args.seed, World(startup=args.startup))
+    world = World(startup=args.startup)
+    results = run(args.out, only, args.seed, world)
+    import scaling_report  # the tables and the sweep (it imports this module)
+
+    rows = scaling_report.sweep(world) if args.sweep else None
+    if rows is not None and args.out is not None:
+        (args.out / "scaling-sweep.json").write_text(json.dumps(rows))
+    if args.readme is not None:
+        if rows is None and args.out is not None and (args.out / "scaling-sweep.json").exists():
+            rows = json.loads((args.out / "scaling-sweep.json").read_text())
+        scaling_report.write_readme(args.readme, results, rows)
     return 0
 
 

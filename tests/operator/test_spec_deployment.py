@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kubeq import defaults
 from kubeq_operator import deployment, podcost, schedules
 from kubeq_operator.spec import SpecError, parse
 
@@ -33,7 +34,7 @@ def test_defaults_and_derived_values() -> None:
     s = parse(spec())
     assert s.queues == ("high", "default")
     assert s.scaling.jobs_per_replica == 8  # defaults to the concurrency
-    assert s.scaling.stabilization_seconds == 60
+    assert s.scaling.stabilization_seconds == defaults.STABILIZATION_SECONDS
     assert s.worker.drain_timeout == 115
     assert s.schedules[0].queue == "high"
     assert s.redis.secret_ref is not None and s.redis.secret_ref.key == "password"

@@ -129,12 +129,17 @@ POLL_SECONDS = 1.0
 """How often the operator reads the queues' numbers."""
 IDLE_SECONDS_BEFORE_ZERO = 120
 """Seconds with nothing waiting or running before the last worker goes."""
-STABILIZATION_SECONDS = 60
-"""Scale-down window: the largest recent recommendation wins (like the HPA's)."""
-MAX_PODS_PER_STEP = 4
-"""Scale-down rate: at most this many pods removed per period."""
-PERIOD_SECONDS = 15
-"""The period of the scale-down rate."""
+STABILIZATION_SECONDS = 15
+"""Scale-down window: the largest recent recommendation wins (like the HPA's). About one pod
+start-up: an idle pod is kept about as long as replacing it would cost, no longer. Longer
+windows were what made kubeq cost more than tuned KEDA after bursts (60 s: idle pods held a
+minute after every burst); shorter ones flap on steady Poisson load (bench/README.md)."""
+MAX_PODS_PER_STEP = 10
+"""Scale-down rate: at most this many pods removed per period. Scale-down removes idle pods
+first and never asks a busy worker to go, so the rate only spreads a large drop over a few
+polls; the window above is what guards against flapping."""
+PERIOD_SECONDS = 1
+"""The period of the scale-down rate: one poll (``POLL_SECONDS``)."""
 SCALE_UP_PERIOD_SECONDS = 15
 """The period of the scale-up rate, when ``scaleUp.maxPodsPerStep`` limits it (the HPA's)."""
 DRAIN_RATE_HALF_LIFE_SECONDS = 30.0

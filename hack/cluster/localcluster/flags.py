@@ -50,6 +50,10 @@ def apiserver(
         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
         f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
         f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
+        # An aggregated API server is reached at its endpoint's address, not its Service's
+        # ClusterIP: the node agent's cluster has no kube-proxy to route a ClusterIP
+        # (bench/keda_real.py registers KEDA's metrics server this way).
+        "--enable-aggregator-routing=true",
         # The default plugins (NamespaceLifecycle, ServiceAccount, ...) stay on: the
         # controller manager runs the service-account controllers they depend on.
         "--enable-admission-plugins=NodeRestriction",
