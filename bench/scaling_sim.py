@@ -68,6 +68,10 @@ class World:
     max_replicas: int = 50
     publish_every: float = 2.0
     """How often a worker publishes its counters (its heartbeat)."""
+    shutdown: float = 0.0
+    """Seconds from a removed pod's last job (or its removal, if idle) to its exit: the
+    worker's SIGTERM handling and the node's deletion, billed like any other second. 0 in
+    the traces; the e2e measures it on the cluster and passes it, like ``startup``."""
 
 
 @dataclass
@@ -85,6 +89,8 @@ class Pod:
     slots: list[tuple[float, Job | None]] = field(default_factory=list)
     """(free at, job running until then)."""
     leaving_at: float | None = None
+    stopping_at: float | None = None
+    """When a leaving pod ran its last job (its shutdown starts)."""
     exited: float | None = None
     done: int = 0
 
@@ -336,8 +342,11 @@ def simulate(trace: Trace, scaler: Scaler, world: World, seed: int) -> Result:
             if p.leaving_at is None or p.exited is not None:
                 continue
             if p.running(end) == 0:
-                done_at = max([t] + [f for f, j in p.slots if j is not None])
-                p.exited = min(end, max(done_at, p.leaving_at))
+                if p.stopping_at is None:
+                    done_at = max([t] + [f for f, j in p.slots if j is not None])
+                    p.stopping_at = min(end, max(done_at, p.leaving_at))
+                if p.stopping_at + world.shutdown <= end:
+                    p.exited = p.stopping_at + world.shutdown
             elif end >= p.leaving_at + world.drain:
                 for free, job in p.slots:
                     if job is not None and free > end:
