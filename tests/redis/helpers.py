@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 
@@ -18,3 +21,16 @@ def evalsha_calls(client: redis.Redis) -> int:
     """How many EVALSHA commands the server has run (to count round trips of scripts)."""
     stats = client.info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def tally_marks(marks: Path, jobs: int) -> tuple[list[int], int, float]:
+    """(lost job numbers, jobs run more than once, the longest gap in s between two runs)
+    from the marks file qtasks.mark appends to ("<n> <time>" per run), counted outside
+    Redis so the figures hold even for what Redis itself loses."""
+    lines = marks.read_text().splitlines()
+    runs = collections.Counter(int(line.split()[0]) for line in lines)
+    stamps = sorted(float(line.split()[1]) for line in lines)
+    stall = max(b - a for a, b in itertools.pairwise(stamps))
+    lost = [i for i in range(jobs) if runs[i] == 0]
+    twice = sum(1 for n in runs.values() if n > 1)
+    return lost, twice, stall

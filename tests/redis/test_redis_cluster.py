@@ -11,8 +11,6 @@ lost, ran twice and the stall (the longest gap between two completions).
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
 import json
 import signal
 import time
@@ -22,7 +20,7 @@ import pytest
 import qtasks
 import redis
 from conftest import StartWorker
-from helpers import wait_until
+from helpers import tally_marks, wait_until
 from support.cluster import ClusterTopology
 
 import kubeq
@@ -267,12 +265,7 @@ def test_reshard_and_failover_mid_run_lose_nothing(
         results = {job.id: _result_across_failover(job, deadline) for job in jobs}
     finally:
         cluster.revive(victim)  # whole again for the next test (it rejoins as a replica)
-    lines = marks.read_text().splitlines()
-    runs = collections.Counter(int(line.split()[0]) for line in lines)
-    stamps = sorted(float(line.split()[1]) for line in lines)
-    stall = max(b - a for a, b in itertools.pairwise(stamps))
-    lost = [i for i in range(SOAK_JOBS) if runs[i] == 0]
-    twice = sum(1 for n in runs.values() if n > 1)
+    lost, twice, stall = tally_marks(marks, SOAK_JOBS)
     print(
         f"\ncluster reshard ({moved} keys of slot {slot}) + failover: {SOAK_JOBS} sent, "
         f"{len(results)} finished, {len(lost)} lost, {twice} ran more than once, "

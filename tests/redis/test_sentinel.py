@@ -8,8 +8,6 @@ stall (the longest gap between two completions)."""
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
 import signal
 import time
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ import pytest
 import qtasks
 import redis
 from conftest import StartWorker
-from helpers import wait_until
+from helpers import tally_marks, wait_until
 from support.sentinel import SentinelTopology
 
 import kubeq
@@ -99,11 +97,7 @@ def test_failover_mid_run_loses_no_acknowledged_job(
     topology.wait_failover(old, timeout=180)
     deadline = time.monotonic() + 300
     results = {job.id: _result_across_failover(job, deadline) for job in jobs}
-    runs = collections.Counter(int(line.split()[0]) for line in marks.read_text().splitlines())
-    stamps = sorted(float(line.split()[1]) for line in marks.read_text().splitlines())
-    stall = max(b - a for a, b in itertools.pairwise(stamps))
-    lost = [i for i in range(JOBS) if runs[i] == 0]
-    twice = sum(1 for n in runs.values() if n > 1)
+    lost, twice, stall = tally_marks(marks, JOBS)
     print(
         f"\nsentinel failover: {JOBS} sent, {len(results)} finished, {len(lost)} lost, "
         f"{twice} ran more than once, stall {stall:.1f} s"
