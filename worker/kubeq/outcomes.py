@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+log = logging.getLogger("kubeq.worker")
+
 
 class Outcome(StrEnum):
     """The verbs ``ack.lua`` knows (its ``outcome`` argument)."""
@@ -105,7 +107,6 @@ class AckFlag:
     def report(job_id: str, applied: Any) -> bool:
         """Log what ack.lua answered for one job (or the error its call met); True when the
         job's callbacks wait for a hand-off."""
-        log = logging.getLogger("kubeq.worker")
         if applied == AckFlag.HANDOFF:
             return True
         if isinstance(applied, Exception) or applied == AckFlag.UNKNOWN:
