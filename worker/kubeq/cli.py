@@ -57,7 +57,14 @@ def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
     default=defaults.CONCURRENCY,
     show_default=True,
     type=click.IntRange(1),
-    help="Jobs run at once by this process (and fetched at once).",
+    help="Jobs run at once by this process.",
+)
+@click.option(
+    "--prefetch-ms",
+    default=defaults.PREFETCH_MS,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Lease ahead as many short jobs as the slots finish in this many ms (0: off).",
 )
 @click.option(
     "--pool",
@@ -111,6 +118,7 @@ def worker(
     tasks_module: str,
     queues: Sequence[str],
     concurrency: int,
+    prefetch_ms: float,
     pool: str,
     lease_seconds: float,
     drain_timeout: float,
@@ -140,6 +148,7 @@ def worker(
         tasks_module=tasks_module,
         queues=chosen,
         concurrency=concurrency,
+        prefetch_ms=prefetch_ms,
         pool=pool,
         redis_url=obj.app.redis_url,
         prefix=obj.app.prefix,

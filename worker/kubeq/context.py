@@ -54,7 +54,8 @@ class JobContext:
     base: str = field(default="", repr=False)
     """The key base of the job's queue (``kubeq:{default}:``); empty when not connected."""
     redis_url: str | None = field(default=None, repr=False)
-    _abort: threading.Event = field(default_factory=threading.Event, repr=False)
+    _aborted: bool = field(default=False, repr=False)
+    """Set by the worker's loop, read by the task's thread (a bool: no lock per job)."""
     _soft_raised: bool = field(default=False, repr=False)
     _meta: dict[str, Any] | None = field(default=None, repr=False)
     progress: Any = field(default=None, repr=False)
@@ -123,11 +124,11 @@ class JobContext:
     @property
     def aborted(self) -> bool:
         """True once the job was aborted (``job.abort()``); the task should stop."""
-        return self._abort.is_set()
+        return self._aborted
 
     def abort(self) -> None:
         """Called by the worker when the abort reaches it (on a heartbeat reply)."""
-        self._abort.set()
+        self._aborted = True
 
     def start_clock(self, timeout: float | None, soft_timeout: float | None) -> None:
         """Start the deadlines when the attempt really starts (a thread or child took it)."""
@@ -138,7 +139,7 @@ class JobContext:
     def check(self) -> None:
         """Raise ``JobAborted`` when the job was aborted, or ``SoftTimeLimitExceeded`` (once)
         when the soft timeout has passed; otherwise return at once. Cheap: call it often."""
-        if self._abort.is_set():
+        if self._aborted:
             raise JobAborted(f"job {self.id} was aborted")
         if (
             self.soft_deadline is not None
@@ -151,12 +152,11 @@ class JobContext:
     def __getstate__(self) -> dict[str, object]:
         """Picklable for a process-pool child (an abort there stops the child instead)."""
         state = dict(self.__dict__)
-        state["_abort"] = None
+        state["_aborted"] = False
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
-        self._abort = threading.Event()
 
 
 _clients: dict[str | None, redis.Redis] = {}

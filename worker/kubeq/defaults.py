@@ -81,7 +81,15 @@ POOLS = ("thread", "process", "async")
 thread for sync tasks; async tasks always run on the event loop)."""
 POOL = "thread"
 CONCURRENCY = 4
-"""Jobs one worker process runs at once; also how many it fetches (prefetch = free slots)."""
+"""Jobs one worker process runs at once (and fetches, plus the prefetch below)."""
+PREFETCH_MS = 50.0
+"""A worker leases, beyond its free slots, as many jobs as its slots finish in this many
+milliseconds at the measured run time (prefetch.py); 0 turns prefetching off."""
+PREFETCH_MAX = 128
+"""The most jobs a worker leases ahead of a free slot."""
+ACK_HOLD_MS = 20.0
+"""While prefetched jobs keep its slots busy, a worker gathers the outcomes of the jobs that
+end for at most this long before it sends them (and refills) in one round trip."""
 LEASE_SECONDS = 30.0
 """A job whose worker stops renewing its lease for this long is delivered again."""
 DRAIN_TIMEOUT = 25.0

@@ -15,8 +15,8 @@ and a child that dies fails only the task it ran (``ProcessExpired``), not its b
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
+import functools
 import logging
 import multiprocessing
 from collections.abc import Callable
@@ -29,6 +29,7 @@ from .app import Task
 from .context import JobContext, reset_current, set_current
 from .errors import SoftTimeLimitExceeded
 from .registry import run_in_child
+from .threadlane import Lane, Run
 
 log = logging.getLogger("kubeq.worker")
 
@@ -44,17 +45,18 @@ class JobTimeout(Exception):
 
 @dataclass
 class _ThreadRun:
-    """One sync task handed to the thread pool; its fields change only on the event loop."""
+    """One sync task handed to the thread lane; its fields change only on the event loop."""
 
-    started: asyncio.Future[None]
+    started: asyncio.Future[None] | None
+    """Set when a thread takes the job: only when a timeout's clock waits for that."""
     ctx: JobContext | None = None
     returned: bool = False
     abandoned: bool = False
-    future: concurrent.futures.Future[Any] | None = None
-    """The pool's future: done when the thread has returned (whatever the attempt became)."""
+    lane: Run | None = None
+    """The lane's run: comes back (``on_return``) when its thread is done with it."""
 
     def mark_started(self) -> None:
-        if not self.started.done():
+        if self.started is not None and not self.started.done():
             self.started.set_result(None)
 
 
@@ -66,9 +68,7 @@ class Executor:
         self.concurrency = concurrency
         self.pool = pool
         self.thread_count = concurrency * 2
-        self._threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.thread_count, thread_name_prefix="kubeq-task"
-        )
+        self._threads = Lane(self.thread_count, "kubeq-task")
         self.abandoned = 0
         """Threads still running a task whose attempt timed out (Python cannot kill them)."""
         self._processes: pebble.ProcessPool | None = None
@@ -107,23 +107,19 @@ class Executor:
         elif (task.options.pool or self.pool) == "process":
             return await self._in_process(task, args, kwargs, timeout, ctx, soft_timeout)
         else:
-            run = _ThreadRun(loop.create_future(), ctx)
+            run = _ThreadRun(None if timeout is None else loop.create_future(), ctx)
             # in the caller's context (as asyncio.to_thread), so the task sees its trace span
-            run.future = self._threads.submit(
-                contextvars.copy_context().run,
-                self._in_thread,
-                loop,
-                run,
-                task.func,
-                args,
-                kwargs,
-                (timeout, soft_timeout),
+            run.lane = self._threads.submit(
+                functools.partial(
+                    self._in_thread, loop, run, task.func, args, kwargs, (timeout, soft_timeout)
+                ),
+                contextvars.copy_context(),
             )
-            work = asyncio.wrap_future(run.future, loop=loop)
+            work = run.lane.future
         try:
             if timeout is None:
                 return await work
-            if run is not None:
+            if run is not None and run.started is not None:
                 # the clock starts when a thread picks the job up, not while it queues
                 await asyncio.wait({run.started, work}, return_when=asyncio.FIRST_COMPLETED)
             return await asyncio.wait_for(work, float(timeout))
@@ -145,24 +141,22 @@ class Executor:
 
     def _abandon(self, task: Task[Any, Any], run: _ThreadRun | None, why: str) -> None:
         """A thread whose attempt ended without it (timeout, abort) runs on: count it until it
-        returns (only such a run asks to be told of its return: one wake-up of the loop less
-        per job)."""
-        if run is None or run.future is None:
+        returns (only such a run asks to be told of its return). A run no thread took yet
+        never starts."""
+        if run is None or run.lane is None or run.lane.back or run.abandoned:
             return
-        if not run.future.done() and not run.abandoned:
-            run.abandoned = True  # its thread runs on: counted until it returns
-            self.abandoned += 1
-            loop = asyncio.get_running_loop()
-            run.future.add_done_callback(
-                lambda _: loop.call_soon_threadsafe(self._thread_returned, run)
-            )
-            log.warning(
-                "%s: a task that %s still occupies a thread (%d of %d threads so)",
-                task.name,
-                why,
-                self.abandoned,
-                self.thread_count,
-            )
+        if self._threads.cancel(run.lane):
+            return
+        run.abandoned = True  # its thread runs on: counted until it returns
+        self.abandoned += 1
+        run.lane.on_return = lambda _: self._thread_returned(run)
+        log.warning(
+            "%s: a task that %s still occupies a thread (%d of %d threads so)",
+            task.name,
+            why,
+            self.abandoned,
+            self.thread_count,
+        )
 
     async def _in_process(
         self,
@@ -207,7 +201,7 @@ class Executor:
     ) -> Any:
         """Run a sync task in a pool thread as its job (``current_job()``), telling the loop
         when it starts if a timeout's clock waits for that (each such call wakes the loop)."""
-        if clocks[0] is not None:
+        if run.started is not None:
             loop.call_soon_threadsafe(run.mark_started)
         if run.ctx is not None:
             run.ctx.start_clock(*clocks)
@@ -231,7 +225,7 @@ class Executor:
 
     def shutdown(self) -> None:
         """Stop the pools without waiting; stop children still running handed-back jobs."""
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()
         if self._processes is not None:
             self._processes.stop()  # type: ignore[no-untyped-call]
             self._processes.join(timeout=2)

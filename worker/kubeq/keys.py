@@ -60,6 +60,7 @@ Workflows (docs/architecture.md, Workflows), under the same hash tag:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -129,6 +130,8 @@ class QueueKeys:
 
     @classmethod
     def of(cls, name: str, prefix: str = DEFAULT_PREFIX) -> QueueKeys:
+        if cls is QueueKeys:  # immutable: one per (name, prefix), built once (the hot path)
+            return _queue_keys(name, prefix)
         validate_queue_name(name)
         return cls(name=name, prefix=prefix, base=f"{prefix}:{{{name}}}:")
 
@@ -245,6 +248,13 @@ class QueueKeys:
         ]
 
 
+@functools.lru_cache(maxsize=4096)
+def _queue_keys(name: str, prefix: str) -> QueueKeys:
+    validate_queue_name(name)  # raises: nothing cached for a bad name
+    return QueueKeys(name=name, prefix=prefix, base=f"{prefix}:{{{name}}}:")
+
+
+@functools.lru_cache(maxsize=4096)
 def fence_of(key: str) -> str:
     """The fence key of the queue that ``key`` belongs to: ``<prefix>:{name}:fence``.
 

@@ -13,6 +13,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import redis
+
 from .keys import fence_of
 
 NAMES = (
@@ -133,6 +135,30 @@ def _missing(calls: list[Call], results: list[Any], raise_errors: bool) -> list[
     return [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
 
 
+def _evalsha(client: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
+    """One EVALSHA, the hot path of a one-call enqueue. On a plain (or Sentinel-managed)
+    ``redis.Redis`` it is written and read on a pooled connection directly: redis-py's
+    command dispatch (retry wrapper, observability hooks, option filtering) cost more CPU
+    than the script itself takes in Redis. Any connection trouble hands the call to
+    ``client.evalsha``, so redis-py's retry policy still decides (as redis-py's own retry,
+    a call whose reply was lost may run twice: enqueue de-duplicates by job id). Errors
+    Redis answers (NOSCRIPT, a script error) raise as from ``client.evalsha``."""
+    if type(client) is not redis.Redis:  # a cluster client, a pipeline, a subclass
+        return client.evalsha(sha, len(keys), *keys, *args)
+    pinned = client.connection  # a single-connection client (client.client(), for WAIT)
+    pool = client.connection_pool
+    conn: Any = pinned or pool.get_connection()
+    try:
+        conn.send_packed_command(conn.pack_command("EVALSHA", sha, len(keys), *keys, *args))
+        return conn.read_response()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        conn.disconnect()
+    finally:
+        if pinned is None:
+            pool.release(conn)
+    return client.evalsha(sha, len(keys), *keys, *args)
+
+
 def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> list[Any]:
     """Run script calls in ONE round trip (sync client).
 
@@ -148,10 +174,10 @@ def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> l
         keys = fenced(keys)
         try:
             try:
-                return [client.evalsha(script.sha, len(keys), *keys, *args)]
+                return [_evalsha(client, script.sha, keys, args)]
             except NoScriptError:
                 client.script_load(script.script)
-                return [client.evalsha(script.sha, len(keys), *keys, *args)]
+                return [_evalsha(client, script.sha, keys, args)]
         except ResponseError as exc:  # a script error; outages raise as from a pipeline
             if raise_errors:
                 raise

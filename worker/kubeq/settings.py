@@ -23,7 +23,10 @@ class WorkerSettings:
     """Queues to consume, in priority order: a queue is served only when those before it
     have nothing ready."""
     concurrency: int = defaults.CONCURRENCY
-    """Jobs this process runs at once; also how many it fetches (prefetch = free slots)."""
+    """Jobs this process runs at once."""
+    prefetch_ms: float = defaults.PREFETCH_MS
+    """Lease ahead of a free slot as many jobs as the slots finish in this many ms, by the
+    measured run time (prefetch.py); 0: fetch only for free slots."""
     pool: str = defaults.POOL
     """Where sync tasks run: "thread" (default), "process" (CPU-bound) or "async" (same as
     thread for sync tasks; async tasks always run on the event loop)."""

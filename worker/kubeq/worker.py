@@ -40,6 +40,7 @@ from .keys import QueueKeys, queues_key
 from .metrics import WorkerMetrics, serve
 from .options import TaskOptions
 from .outcomes import AckFlag, Ended, Outcome, Settlement
+from .prefetch import Prefetch
 from .scripts import Call, Scripts, run_pipeline_async
 from .settings import WorkerSettings, default_worker_id
 from .wake import WakeWaits
@@ -69,8 +70,19 @@ class Worker:
         self.metrics = WorkerMetrics()
         self.executor = Executor(settings.tasks_module, settings.concurrency, settings.pool)
         self.inflight: dict[tuple[str, str], Delivery] = {}
+        """Every job leased to this worker: running, or waiting in ``_prefetch``."""
+        self._prefetch: Prefetch[Delivery] = Prefetch(settings.concurrency, settings.prefetch_ms)
+        self._running = 0
+        self._acks_since = 0.0
+        """When the oldest outcome in ``_acks`` was queued (monotonic)."""
         self._acks: list[tuple[Delivery, Settlement]] = []
         self._metric_children: dict[tuple[Any, ...], Any] = {}
+        self._tally: dict[tuple[str, str, str], int] = {}
+        """Jobs settled since the last round trip by (queue, task, outcome): added to the
+        counter once per round trip, before their outcomes are sent (a lock per job less)."""
+        self._holding: set[str] = set()
+        """Queues whose in-progress gauge has been set (set again each round trip)."""
+        self._redis_url = connections.resolve_url(settings.redis_url)
         self._activity = asyncio.Event()
         self._stopping = False
         self._force = asyncio.Event()
@@ -196,12 +208,17 @@ class Worker:
             self._script_error = None
             if self.stopping:
                 break
-            free = self.settings.concurrency - len(self.inflight)
+            free = self._capacity() - len(self.inflight)
             if self.settings.burst and self._burst_done(free, remaining):
                 log.info("burst: the queues are empty and nothing is in flight; stopping")
                 break
             if (free > 0 and remaining > 0) or self._acks:
-                continue  # work waits and we have room, or jobs ended: go round at once
+                # work waits and we have room, or jobs ended: go round at once, unless enough
+                # prefetched jobs wait here to batch the next round trip (prefetch.py)
+                while (hold := self._hold_seconds()) > 0 and not self._stopping:
+                    self._activity.clear()
+                    await self._wait_activity(hold)
+                continue
             if free > 0:
                 # until enqueue wakes us, a job ends, or a held-back job may run
                 await self._idle_wait(self._wait_ms)
@@ -218,7 +235,9 @@ class Worker:
         jobs still ready after the fetch."""
         acks, self._acks = self._acks, []
         self._activity.clear()
-        free = self.settings.concurrency - len(self.inflight) if fetch else 0
+        self._count_settled()
+        self._gauge_holding()
+        free = self._capacity() - len(self.inflight) if fetch else 0
         # one ack script call per queue for every job that ended since the last pass
         by_queue: dict[str, list[tuple[Delivery, Settlement]]] = {}
         for item in acks:
@@ -284,14 +303,66 @@ class Worker:
                 continue
             d = Delivery(job)
             self.inflight[d.key] = d
-            self._metric(self.metrics.in_progress, job.queue.name).inc()
             self._metric(self.metrics.wait, job.queue.name).observe(
                 max(0.0, (now_ms - job.ready_at_ms) / 1000)
             )
-            d.runner = asyncio.create_task(self._execute(d), name=f"kubeq-job-{d.id}")
+            if self._running < self.settings.concurrency:
+                self._start(d)
+            else:
+                self._prefetch.waiting.append(d)
+        self._gauge_holding()
         if error is not None:  # the jobs other slots' fetches leased run; this one is retried
             raise error
         return reply.remaining
+
+    def _hold_seconds(self) -> float:
+        """How long the next round trip may wait: while more than half the prefetch room is
+        still leased and waiting here, slots have work and the acknowledgements can gather,
+        for at most ``defaults.ACK_HOLD_MS`` after the first of them (0: go now)."""
+        if len(self._prefetch.waiting) <= self._prefetch.room() // 2:
+            return 0.0
+        if not self._acks:
+            return 1.0  # nothing to send; a job's end wakes the loop
+        return self._acks_since + defaults.ACK_HOLD_MS / 1000 - time.monotonic()
+
+    def _capacity(self) -> int:
+        """Jobs this worker may hold: its slots, plus the prefetch room (prefetch.py)."""
+        return self.settings.concurrency + self._prefetch.room()
+
+    def _start(self, d: Delivery) -> None:
+        self._running += 1
+        d.runner = asyncio.create_task(self._execute(d), name=f"kubeq-job-{d.id}")
+
+    def _start_waiting(self) -> None:
+        """A slot came free: start the oldest prefetched job still ours. When the jobs turned
+        out slower than the prefetch assumed, hand the surplus back to the queue (no attempt
+        counted) so that other workers can take it instead of it waiting here."""
+        waiting = self._prefetch.waiting
+        while waiting and self._running < self.settings.concurrency and not self._stopping:
+            d = waiting.popleft()
+            if not d.settled:
+                self._start(d)
+        surplus = len(waiting) - 2 * self._prefetch.room() - self.settings.concurrency
+        for _ in range(max(0, surplus)):
+            d = waiting.pop()  # the newest first: the oldest run next here
+            if not d.settled:
+                d.handed_back = True
+                self._settle(d, Settlement(Outcome.REQUEUE))
+
+    def _count_settled(self) -> None:
+        """Add the jobs settled since the last call to ``kubeq_jobs_total``."""
+        tally, self._tally = self._tally, {}
+        for labels, n in tally.items():
+            self._metric(self.metrics.jobs, *labels).inc(n)
+
+    def _gauge_holding(self) -> None:
+        """Set ``kubeq_jobs_in_progress`` per queue from what is in flight now."""
+        held: dict[str, int] = dict.fromkeys(self._holding, 0)
+        for queue, _ in self.inflight:
+            held[queue] = held.get(queue, 0) + 1
+        for queue, n in held.items():
+            self._metric(self.metrics.in_progress, queue).set(n)
+        self._holding = set(held)
 
     async def _idle_wait(self, wait_ms: int = -1) -> None:
         """Nothing to fetch: block on the wake lists (woken by enqueue), or until ``wait_ms``,
@@ -329,13 +400,10 @@ class Worker:
 
     async def _execute(self, d: Delivery) -> None:
         started = time.monotonic()
-        queue = d.job.queue.name
         try:
             settlement = await tracing.traced(
                 d,
-                run_attempt(
-                    d, self.tasks, self.executor, connections.resolve_url(self.settings.redis_url)
-                ),
+                run_attempt(d, self.tasks, self.executor, self._redis_url),
             )
         except asyncio.CancelledError:
             if d.handed_back or d.aborted:
@@ -346,10 +414,13 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"
             settlement = Settlement.failed(error, f"worker error: {error}", traceback.format_exc())
         finally:
-            self._metric(self.metrics.in_progress, queue).dec()
+            self._running -= 1
+            took = time.monotonic() - started
+            self._prefetch.observe(took)
+            self._start_waiting()
         if d.settled:
             return
-        self._metric(self.metrics.duration, queue, d.task_name).observe(time.monotonic() - started)
+        self._metric(self.metrics.duration, d.job.queue.name, d.task_name).observe(took)
         self._settle(d, settlement)
 
     def _metric(self, family: Any, *labels: str) -> Any:
@@ -360,13 +431,18 @@ class Worker:
             child = self._metric_children[key] = family.labels(*labels)
         return child
 
+    def _count(self, d: Delivery, label: str) -> None:
+        key = (d.job.queue.name, d.task_name, label)
+        self._tally[key] = self._tally.get(key, 0) + 1
+
     def _settle(self, d: Delivery, settlement: Settlement) -> None:
         d.settled = True
         self.inflight.pop(d.key, None)
         if d.lost:
             log.warning("job %s: result discarded, its lease was taken over", d.id)
-        label = settlement.outcome.metric_label
-        self._metric(self.metrics.jobs, d.job.queue.name, d.task_name, label).inc()
+        self._count(d, settlement.outcome.metric_label)
+        if not self._acks:
+            self._acks_since = time.monotonic()
         self._acks.append((d, settlement))
         self._activity.set()
 
@@ -432,8 +508,7 @@ class Worker:
             d.context.abort()
         if d.runner is not None:
             d.runner.cancel()
-        label = Ended.ABORTED.value
-        self._metric(self.metrics.jobs, d.job.queue.name, d.task_name, label).inc()
+        self._count(d, Ended.ABORTED.value)
         self._activity.set()
 
     # -- shutdown -----
@@ -441,6 +516,11 @@ class Worker:
     async def _drain(self) -> None:
         """Finish running jobs within drain_timeout, hand back the rest, flush every ack."""
         deadline = time.monotonic() + self.settings.drain_timeout
+        for d in self._prefetch.waiting:  # never started: back to the queue at once
+            if not d.settled:
+                d.handed_back = True
+                self._settle(d, Settlement(Outcome.REQUEUE))
+        self._prefetch.waiting.clear()
         force = asyncio.create_task(self._force.wait())
         while self.inflight and not self._force.is_set():
             runners = {

@@ -1,0 +1,56 @@
+"""How many jobs a worker leases beyond its free slots: only as many as finish in a blink.
+
+A worker that fetches exactly its free slots makes a Redis round trip for nearly every job
+when jobs are short (at ``--concurrency 4``, a no-op job cost a round trip of its own:
+issue 17). Celery answers with a fixed prefetch (4 x concurrency by default), which strands
+queued jobs behind long ones on a busy worker while other workers idle. Here the extra room
+follows the jobs' measured run time: the worker keeps at most as many leased-but-waiting jobs
+as its slots finish within ``budget_ms`` (50 ms by default), capped at
+``defaults.PREFETCH_MAX``. Until it has timed a job, and for jobs of a second, it
+prefetches nothing, as before.
+
+A job waiting here is leased like a running one: the heartbeat renews it, ``kubeq stats``
+counts it in flight, an abort reaches it, and on SIGTERM it is handed back at once (it never
+started, so no attempt is counted).
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Generic, TypeVar
+
+from . import defaults
+
+__all__ = ["Prefetch"]
+
+T = TypeVar("T")
+
+_WEIGHT = 0.1
+"""Weight of the newest run in the moving average of run times."""
+
+
+class Prefetch(Generic[T]):
+    """The moving average of run times and the jobs leased ahead of a free slot."""
+
+    def __init__(self, concurrency: int, budget_ms: float = defaults.PREFETCH_MS) -> None:
+        self.concurrency = concurrency
+        self.budget = max(0.0, budget_ms) / 1000
+        self.mean: float | None = None
+        """Seconds per run (exponential moving average), None before the first."""
+        self.waiting: collections.deque[T] = collections.deque()
+        """Leased jobs that wait for a slot, oldest first."""
+
+    def observe(self, seconds: float) -> None:
+        """A run took ``seconds`` (from its start to its end, on this worker)."""
+        if self.mean is None:
+            self.mean = seconds
+        else:
+            self.mean += _WEIGHT * (seconds - self.mean)
+
+    def room(self) -> int:
+        """Jobs to lease beyond the free slots now: what the slots get through within the
+        budget at the measured rate, at most ``defaults.PREFETCH_MAX``; 0 when off or unknown."""
+        if self.budget <= 0 or self.mean is None:
+            return 0
+        per_run = max(self.mean, 1e-6)
+        return min(defaults.PREFETCH_MAX, int(self.concurrency * self.budget / per_run))
