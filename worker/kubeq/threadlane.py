@@ -117,9 +117,9 @@ class Lane:
 
     def _serve(self) -> None:
         todo, lock = self._todo, self._lock
+        with lock:
+            self._idle += 1
         while True:
-            with lock:
-                self._idle += 1
             run = todo.get()
             with lock:
                 self._idle -= 1
@@ -140,6 +140,8 @@ class Lane:
                     run.value = exc
             else:
                 run.skipped = True
+            with lock:  # idle again before the loop hears of it: its next run needs no thread
+                self._idle += 1
             self._back.append(run)
             if not self._signalled:
                 self._signalled = True

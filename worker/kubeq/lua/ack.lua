@@ -60,8 +60,8 @@ for i = 0, n - 1 do
     release_slot(q, base, id, f[9], f[10])
     local handoff = false
     if outcome == 'finished' then
-      redis.call('HINCRBY', jk, 'attempts', 1)
-      redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOW)
+      redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOW,
+        'attempts', int(f[7] or '0') + 1)
       local ttl = ttl_of(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)

@@ -79,6 +79,8 @@ for qi = 0, nq - 1 do
     local allow, qtat, qwait = want, NOW, 0
     if qrl then allow, qtat, qwait = rate_allowance(base .. 'rate', qrl[1], qrl[2], qrl[3]) end
     local taken, scanned = 0, 0
+    local tokens, next_token = 0, 0
+    local leased = {}
     -- a budget of pops per call: jobs parked by their limits do not count against `want`,
     -- so one call moves a large backlog of rate-limited jobs to their slots at once
     while got < want and taken < allow and scanned < want + 1000 do
@@ -134,12 +136,19 @@ for qi = 0, nq - 1 do
           else
             -- a token unique in the queue, for ever: a job id reused after its hash was
             -- replaced or expired can never hand a zombie's old token to a new owner
-            local lease = redis.call('INCR', base .. 'leases')
+            -- (tokens are reserved for the whole call at once: one INCRBY, not one per job)
+            if tokens == 0 then
+              tokens = want - got
+              next_token = redis.call('INCRBY', base .. 'leases', tokens) - tokens + 1
+            end
+            local lease = next_token
+            next_token, tokens = next_token + 1, tokens - 1
             local deliveries = (int(f[4] or '0') or 0) + 1
             redis.call('HSET', jk, 'status', 'active', 'worker', worker, 'started_at', NOW,
               'lease', lease, 'deliveries', deliveries)
             if f[10] then redis.call('HDEL', jk, 'rl_ok') end
-            redis.call('ZADD', q.active, NOW + lease_ms, id)
+            leased[#leased + 1] = NOW + lease_ms
+            leased[#leased + 1] = id
             out[#out + 1] = qi
             out[#out + 1] = id
             out[#out + 1] = lease
@@ -153,6 +162,8 @@ for qi = 0, nq - 1 do
         end
       end
     end
+    -- every lease of this queue in one ZADD (the list stays far below Lua's unpack limit)
+    if #leased > 0 then redis.call('ZADD', q.active, unpack(leased)) end
     local ready = redis.call('ZCARD', q.ready)
     if qrl and taken > 0 then
       local T = qrl[2] / qrl[1]

@@ -1,0 +1,96 @@
+"""Prefetch (kubeq/prefetch.py): a worker leases short jobs ahead of its free slots, hands the
+ones that never started back at once on SIGTERM (no attempt counted), and gives back what it
+leased ahead when the jobs turn out slow, so another worker can run them. Real worker
+processes on the session's redis-server."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import qtasks
+import redis
+from conftest import StartWorker
+from helpers import wait_until
+
+import kubeq
+
+
+def _sample_in_flight(app: kubeq.App, stop: threading.Event, seen: list[int]) -> None:
+    while not stop.is_set():
+        seen.append(int(app.queue("pf").stats().in_flight))
+        time.sleep(0.002)
+
+
+def _run_short_jobs(app: kubeq.App, start_worker: StartWorker, r: redis.Redis, *args: str) -> int:
+    """300 short jobs on one slot; returns the most jobs the worker held at once."""
+    jobs = app.enqueue_many([qtasks.run_and_record.s("pf", 0.001) for _ in range(300)], queue="pf")
+    seen: list[int] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_in_flight, args=(app, stop, seen))
+    sampler.start()
+    try:
+        w = start_worker("--queue", "pf", "--concurrency", "1", "--burst", *args)
+        assert w.wait(60) == 0, w.log()
+    finally:
+        stop.set()
+        sampler.join()
+    assert r.llen("test:started:pf") == 300  # each job ran exactly once
+    assert {j.status() for j in jobs} == {"finished"}
+    return max(seen)
+
+
+def test_short_jobs_are_leased_ahead_and_each_runs_once(
+    app: kubeq.App, start_worker: StartWorker, r: redis.Redis
+) -> None:
+    assert _run_short_jobs(app, start_worker, r) > 1
+
+
+def test_prefetch_ms_0_leases_only_the_free_slots(
+    app: kubeq.App, start_worker: StartWorker, r: redis.Redis
+) -> None:
+    assert _run_short_jobs(app, start_worker, r, "--prefetch-ms", "0") == 1
+
+
+def test_sigterm_hands_back_prefetched_jobs_at_once_without_an_attempt(
+    app: kubeq.App, start_worker: StartWorker, r: redis.Redis
+) -> None:
+    jobs = app.enqueue_many([qtasks.run_and_record.s("pf", 0.005) for _ in range(400)], queue="pf")
+    w = start_worker("--queue", "pf", "--concurrency", "1")
+    wait_until(
+        lambda: int(app.queue("pf").stats().in_flight) > 1, timeout=30, what="jobs leased ahead"
+    )
+    w.signal(signal.SIGTERM)
+    assert w.wait(30) == 0, w.log()
+    started = r.llen("test:started:pf")
+    assert 0 < started < 400
+    statuses = [j.status() for j in jobs]
+    assert statuses.count("finished") == started  # what started, finished in the drain
+    assert statuses.count("queued") == 400 - started  # the rest is back, none lost
+    queued = [j for j, s in zip(jobs, statuses, strict=True) if s == "queued"]
+    for job in queued[:50]:
+        info = job.info()
+        assert (info.attempts, info.deliveries) == (0, 0), info  # never started: not counted
+    w2 = start_worker("--queue", "pf", "--concurrency", "4", "--burst")
+    assert w2.wait(60) == 0, w2.log()
+    assert r.llen("test:started:pf") == 400  # every job ran, and exactly once
+    assert {j.status() for j in jobs} == {"finished"}
+
+
+def test_jobs_that_turn_out_slow_are_given_back_for_other_workers(
+    app: kubeq.App, start_worker: StartWorker, r: redis.Redis
+) -> None:
+    fast = [qtasks.run_and_record.s("fast", 0.001) for _ in range(60)]
+    slow = [qtasks.run_and_record.s("slow", 0.3) for _ in range(30)]
+    jobs = app.enqueue_many([*fast, *slow], queue="pf")
+    first = start_worker("--queue", "pf", "--concurrency", "1")
+    wait_until(lambda: r.llen("test:started:slow") >= 1, timeout=30, what="a slow job started")
+    second = start_worker("--queue", "pf", "--concurrency", "4")
+    wait_until(lambda: r.llen("test:ended:slow") == 30, timeout=60, what="every slow job ended")
+    ran_by = {int(pid) for pid in r.lrange("test:ended:slow", 0, -1)}
+    # the first worker had leased the slow jobs ahead while the fast ones ran; it gave them
+    # back once it had timed one, and the second worker ran them
+    assert second.pid in ran_by, (ran_by, first.pid, second.pid)
+    assert r.llen("test:started:slow") == 30  # none ran twice
+    assert {j.status() for j in jobs} == {"finished"}

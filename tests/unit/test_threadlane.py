@@ -1,0 +1,132 @@
+"""The thread lane (kubeq/threadlane.py) and the prefetch room (kubeq/prefetch.py), on real
+threads and a real event loop, no Redis: every run comes back exactly once, a run cancelled
+before a thread took it never runs, threads start only when a run would wait, and the
+prefetch room follows the measured run time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+import time
+
+import pytest
+
+from kubeq import defaults
+from kubeq.prefetch import Prefetch
+from kubeq.threadlane import Lane
+
+var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+
+def test_a_thousand_runs_come_back_each_with_its_value() -> None:
+    async def main() -> None:
+        lane = Lane(4)
+        try:
+            runs = [
+                lane.submit(functools.partial(int.__mul__, i, 2), contextvars.copy_context())
+                for i in range(1000)
+            ]
+            assert await asyncio.gather(*(r.future for r in runs)) == [i * 2 for i in range(1000)]
+            assert all(r.back for r in runs)
+            assert lane._threads <= 4
+        finally:
+            lane.close()
+
+    asyncio.run(main())
+
+
+def test_a_run_sees_the_context_it_was_submitted_in_and_exceptions_come_back() -> None:
+    def boom() -> None:
+        raise KeyError("inside")
+
+    def stop() -> None:
+        raise StopIteration
+
+    async def main() -> None:
+        lane = Lane(2)
+        try:
+            var.set("caller")
+            assert await lane.submit(var.get, contextvars.copy_context()).future == "caller"
+            with pytest.raises(KeyError, match="inside"):
+                await lane.submit(boom, contextvars.copy_context()).future
+            with pytest.raises(RuntimeError, match="StopIteration"):
+                await lane.submit(stop, contextvars.copy_context()).future
+        finally:
+            lane.close()
+
+    asyncio.run(main())
+
+
+def test_a_run_cancelled_before_a_thread_took_it_never_runs() -> None:
+    gate = threading.Event()
+    ran: list[str] = []
+
+    async def main() -> None:
+        lane = Lane(1)
+        try:
+            busy = lane.submit(lambda: gate.wait(5), contextvars.copy_context())
+            queued = lane.submit(lambda: ran.append("queued"), contextvars.copy_context())
+            while not busy.claimed:
+                await asyncio.sleep(0.001)
+            assert lane.cancel(queued) is True  # no thread took it: it will not run
+            assert lane.cancel(busy) is False  # a thread runs it: it runs on
+            gate.set()
+            assert await busy.future is True
+            while not queued.back:
+                await asyncio.sleep(0.001)
+            assert queued.future.cancelled()
+            assert ran == []
+        finally:
+            lane.close()
+
+    asyncio.run(main())
+
+
+def test_threads_start_only_when_a_run_would_wait_up_to_the_limit() -> None:
+    gate = threading.Event()
+
+    async def main() -> None:
+        lane = Lane(3)
+        try:
+            for _ in range(5):
+                assert await lane.submit(lambda: 1, contextvars.copy_context()).future == 1
+            assert lane._threads == 1  # one at a time: the idle thread served them all
+            blocked = [
+                lane.submit(lambda: gate.wait(5), contextvars.copy_context()) for _ in range(5)
+            ]
+            assert lane._threads == 3  # capped
+            gate.set()
+            assert await asyncio.gather(*(r.future for r in blocked)) == [True] * 5
+        finally:
+            lane.close()
+
+    asyncio.run(main())
+
+
+def test_close_lets_idle_threads_end() -> None:
+    async def main() -> None:
+        lane = Lane(2)
+        await lane.submit(lambda: None, contextvars.copy_context()).future
+        lane.close()
+        deadline = time.monotonic() + 5
+        while lane._threads and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert lane._threads == 0
+
+    asyncio.run(main())
+
+
+def test_prefetch_room_follows_the_measured_run_time() -> None:
+    p: Prefetch[int] = Prefetch(concurrency=4, budget_ms=50)
+    assert p.room() == 0  # nothing timed yet: only the free slots
+    p.observe(0.010)  # 10 ms a job: 4 slots finish 20 jobs in 50 ms
+    assert p.room() == 20
+    for _ in range(60):
+        p.observe(0.000001)  # a moving average: it takes a few runs to follow
+    assert p.room() == defaults.PREFETCH_MAX  # capped
+    for _ in range(60):
+        p.observe(2.0)  # the jobs turned slow: nothing ahead
+    assert p.room() == 0
+    assert Prefetch(concurrency=4, budget_ms=0).room() == 0  # --prefetch-ms 0
