@@ -11,12 +11,16 @@ prefetches nothing, as before.
 
 A job waiting here is leased like a running one: the heartbeat renews it, ``kubeq stats``
 counts it in flight, an abort reaches it, and on SIGTERM it is handed back at once (it never
-started, so no attempt is counted).
+started, so no attempt is counted). When the jobs turn out slower than the average said, what
+waits here is handed back too, for other workers: once the oldest waiting job has waited
+``STALE_BUDGETS`` budgets (``stale``), measured, not estimated, so one slow outlier among
+short jobs does not send the buffer back.
 """
 
 from __future__ import annotations
 
 import collections
+import time
 from typing import Generic, TypeVar
 
 from . import defaults
@@ -27,6 +31,9 @@ T = TypeVar("T")
 
 _WEIGHT = 0.1
 """Weight of the newest run in the moving average of run times."""
+STALE_BUDGETS = 4
+"""A prefetched job that has waited this many budgets (200 ms by default) means the slots are
+slower than the prefetch assumed: what waits goes back to the queue."""
 
 
 class Prefetch(Generic[T]):
@@ -37,8 +44,31 @@ class Prefetch(Generic[T]):
         self.budget = max(0.0, budget_ms) / 1000
         self.mean: float | None = None
         """Seconds per run (exponential moving average), None before the first."""
-        self.waiting: collections.deque[T] = collections.deque()
-        """Leased jobs that wait for a slot, oldest first."""
+        self.waiting: collections.deque[tuple[float, T]] = collections.deque()
+        """Leased jobs that wait for a slot, oldest first, with when they were leased."""
+
+    def hold(self, item: T) -> None:
+        """Keep a leased job until a slot frees."""
+        self.waiting.append((time.monotonic(), item))
+
+    def take(self) -> T | None:
+        """The oldest waiting job, or None."""
+        return self.waiting.popleft()[1] if self.waiting else None
+
+    def stale(self) -> list[T]:
+        """Every waiting job, removed, when the oldest has waited ``STALE_BUDGETS`` budgets;
+        else nothing."""
+        if not self.waiting:
+            return []
+        if time.monotonic() - self.waiting[0][0] < STALE_BUDGETS * max(self.budget, 0.05):
+            return []
+        return self.drop_all()
+
+    def drop_all(self) -> list[T]:
+        """Every waiting job, removed."""
+        items = [item for _, item in self.waiting]
+        self.waiting.clear()
+        return items
 
     def observe(self, seconds: float) -> None:
         """A run took ``seconds`` (from its start to its end, on this worker)."""

@@ -309,7 +309,7 @@ class Worker:
             if self._running < self.settings.concurrency:
                 self._start(d)
             else:
-                self._prefetch.waiting.append(d)
+                self._prefetch.hold(d)
         self._gauge_holding()
         if error is not None:  # the jobs other slots' fetches leased run; this one is retried
             raise error
@@ -335,16 +335,19 @@ class Worker:
 
     def _start_waiting(self) -> None:
         """A slot came free: start the oldest prefetched job still ours. When the jobs turned
-        out slower than the prefetch assumed, hand the surplus back to the queue (no attempt
+        out slower than the prefetch assumed, hand what waits back to the queue (no attempt
         counted) so that other workers can take it instead of it waiting here."""
-        waiting = self._prefetch.waiting
-        while waiting and self._running < self.settings.concurrency and not self._stopping:
-            d = waiting.popleft()
+        while self._running < self.settings.concurrency and not self._stopping:
+            d = self._prefetch.take()
+            if d is None:
+                break
             if not d.settled:
                 self._start(d)
-        surplus = len(waiting) - 2 * self._prefetch.room() - self.settings.concurrency
-        for _ in range(max(0, surplus)):
-            d = waiting.pop()  # the newest first: the oldest run next here
+        self._hand_back(self._prefetch.stale())
+
+    def _hand_back(self, unstarted: list[Delivery]) -> None:
+        """Requeue leased jobs that never started: no attempt counted."""
+        for d in unstarted:
             if not d.settled:
                 d.handed_back = True
                 self._settle(d, Settlement(Outcome.REQUEUE))
@@ -490,6 +493,7 @@ class Worker:
                 log.warning("callback sweep failed: %s", exc)
 
     async def _heartbeat(self) -> None:
+        self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these
         aborted = await leases.renew(
             self._redis, self._scripts.heartbeat, self.queues, self.settings, self.inflight
         )
@@ -516,11 +520,7 @@ class Worker:
     async def _drain(self) -> None:
         """Finish running jobs within drain_timeout, hand back the rest, flush every ack."""
         deadline = time.monotonic() + self.settings.drain_timeout
-        for d in self._prefetch.waiting:  # never started: back to the queue at once
-            if not d.settled:
-                d.handed_back = True
-                self._settle(d, Settlement(Outcome.REQUEUE))
-        self._prefetch.waiting.clear()
+        self._hand_back(self._prefetch.drop_all())  # never started: back to the queue at once
         force = asyncio.create_task(self._force.wait())
         while self.inflight and not self._force.is_set():
             runners = {
