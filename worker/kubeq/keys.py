@@ -235,8 +235,13 @@ class QueueKeys:
 
     @property
     def script_keys(self) -> list[str]:
-        """The fixed keys every queue script receives, in the order the Lua scripts expect."""
-        return [
+        """The fixed keys every queue script receives, in the order the Lua scripts expect
+        (a fresh list each time; the names are built once per queue)."""
+        return list(self._script_keys)
+
+    @functools.cached_property
+    def _script_keys(self) -> tuple[str, ...]:
+        return (
             self.ready,
             self.delayed,
             self.active,
@@ -245,7 +250,7 @@ class QueueKeys:
             self.busy,
             self.paused,
             self.wake,
-        ]
+        )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,7 +7,10 @@ when a restarted Redis has forgotten them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -16,6 +19,12 @@ from typing import Any
 import redis
 
 from .keys import fence_of
+
+_HIREDIS_PACK: Any
+try:
+    from hiredis import pack_command as _HIREDIS_PACK
+except ImportError:  # hiredis is a dependency; a stripped install still runs
+    _HIREDIS_PACK = None
 
 NAMES = (
     "enqueue",
@@ -135,27 +144,70 @@ def _missing(calls: list[Call], results: list[Any], raise_errors: bool) -> list[
     return [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
 
 
+def _pack(conn: Any, command: tuple[Any, ...]) -> Any:
+    """The command in RESP, as the chunks ``send_packed_command`` takes: hiredis's C packer
+    when installed (a default dependency), else the connection's own."""
+    if _HIREDIS_PACK is not None:
+        return [_HIREDIS_PACK(command)]
+    return conn.pack_command(*command)
+
+
+class _Kept:
+    """The connection a thread keeps from the pool of the client it last enqueued with: the
+    pool's checkout (a lock, a poll of the socket, redis-py's connection-count hooks) cost as
+    much CPU as the rest of a one-call enqueue. One per thread; it goes back to its pool when
+    the thread moves to another client, when the thread ends (its thread-local is dropped),
+    and never crosses a fork."""
+
+    __slots__ = ("conn", "pid", "pool")
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.conn: Any = pool.get_connection()
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self.pool.release(self.conn)
+
+
+_kept = threading.local()
+
+
+def _kept_connection(pool: Any) -> Any:
+    kept: _Kept | None = getattr(_kept, "conn", None)
+    if kept is None or kept.pool is not pool or kept.pid != os.getpid():
+        if kept is not None and kept.pid != os.getpid():
+            kept.pid = -1  # the parent's: never released (nor used) here
+        kept = _kept.conn = _Kept(pool)
+    return kept.conn
+
+
 def _evalsha(client: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
     """One EVALSHA, the hot path of a one-call enqueue. On a plain (or Sentinel-managed)
-    ``redis.Redis`` it is written and read on a pooled connection directly: redis-py's
-    command dispatch (retry wrapper, observability hooks, option filtering) cost more CPU
-    than the script itself takes in Redis. Any connection trouble hands the call to
-    ``client.evalsha``, so redis-py's retry policy still decides (as redis-py's own retry,
-    a call whose reply was lost may run twice: enqueue de-duplicates by job id). Errors
-    Redis answers (NOSCRIPT, a script error) raise as from ``client.evalsha``."""
+    ``redis.Redis`` it is written and read directly on the connection this thread keeps
+    (``_Kept``): redis-py's command dispatch (retry wrapper, observability hooks, option
+    filtering) and pool checkout cost more CPU than the script takes in Redis. Any
+    connection trouble drops the connection and hands the call to ``client.evalsha``, so
+    redis-py's retry policy still decides (as with redis-py's own retry, a call whose reply
+    was lost may run twice: enqueue de-duplicates by job id). Errors Redis answers
+    (NOSCRIPT, a script error) raise as from ``client.evalsha``."""
     if type(client) is not redis.Redis:  # a cluster client, a pipeline, a subclass
         return client.evalsha(sha, len(keys), *keys, *args)
-    pinned = client.connection  # a single-connection client (client.client(), for WAIT)
-    pool = client.connection_pool
-    conn: Any = pinned or pool.get_connection()
+    conn = client.connection  # a single-connection client (client.client(), for WAIT)
+    if conn is None:
+        conn = _kept_connection(client.connection_pool)
     try:
-        conn.send_packed_command(conn.pack_command("EVALSHA", sha, len(keys), *keys, *args))
+        conn.send_packed_command(_pack(conn, ("EVALSHA", sha, len(keys), *keys, *args)))
         return conn.read_response()
+    except redis.ResponseError:
+        raise  # Redis answered in full: the connection is clean
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         conn.disconnect()
-    finally:
-        if pinned is None:
-            pool.release(conn)
+    except BaseException:
+        conn.disconnect()  # interrupted mid-reply (KeyboardInterrupt...): never reuse it dirty
+        raise
     return client.evalsha(sha, len(keys), *keys, *args)
 
 

@@ -157,6 +157,20 @@ local function check_queue(q, base)
   end
 end
 -- "0" = now, "+ms" = after a delay on this server's clock, "ms" = an absolute time.
+-- check_queue for a script that only adds jobs (enqueue.lua): the keys it writes before any
+-- change (the sets a job goes to, the dead letters a replaced job leaves, the wake list);
+-- the worker-side keys it never touches are checked and repaired by the worker's scripts.
+local function check_enqueue(q, base)
+  for _, k in ipairs({q.ready, q.delayed, q.dead}) do
+    local t = redis.call('TYPE', k)['ok']
+    if t ~= 'zset' and t ~= 'none' then
+      error('kubeq: ' .. k .. ' holds a ' .. t .. ', not a sorted set; ' ..
+        'inspect it and delete it (its jobs are in the ' .. base .. 'job:<id> hashes)')
+    end
+  end
+  local tk = redis.call('TYPE', q.wake)['ok']
+  if tk ~= 'list' and tk ~= 'none' then redis.call('DEL', q.wake) end
+end
 local function due_at(spec)
   if string.sub(spec, 1, 1) == '+' then
     return NOW + tonumber(string.sub(spec, 2))

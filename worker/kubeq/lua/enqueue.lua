@@ -14,7 +14,7 @@
 local q = queue_keys(0)
 local base = ARGV[1]
 local n = tonumber(ARGV[2])
-check_queue(q, base)
+check_enqueue(q, base)
 local out = {}
 local woken = 0
 for i = 0, n - 1 do
