@@ -87,7 +87,7 @@ PREFETCH_MS = 50.0
 milliseconds at the measured run time (prefetch.py); 0 turns prefetching off."""
 PREFETCH_MAX = 128
 """The most jobs a worker leases ahead of a free slot."""
-ACK_HOLD_MS = 20.0
+ACK_HOLD_MS = 10.0
 """While prefetched jobs keep its slots busy, a worker gathers the outcomes of the jobs that
 end for at most this long before it sends them (and refills) in one round trip."""
 LEASE_SECONDS = 30.0

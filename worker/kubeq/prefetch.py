@@ -12,9 +12,11 @@ prefetches nothing, as before.
 A job waiting here is leased like a running one: the heartbeat renews it, ``kubeq stats``
 counts it in flight, an abort reaches it, and on SIGTERM it is handed back at once (it never
 started, so no attempt is counted). When the jobs turn out slower than the average said, what
-waits here is handed back too, for other workers: once the oldest waiting job has waited
-``STALE_BUDGETS`` budgets (``stale``), measured, not estimated, so one slow outlier among
-short jobs does not send the buffer back.
+waits here is handed back too, for other workers (``stale``): when a run just took
+``STALE_BUDGETS`` budgets (200 ms) or more, or when no run has ended for that long while a job
+waited that long. Measured, not estimated: a loaded CPU that slows every short job keeps the
+buffer (handing it back would not help, other workers share the CPU), and one slow outlier
+only sends back what waits at its end.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class Prefetch(Generic[T]):
         self.budget = max(0.0, budget_ms) / 1000
         self.mean: float | None = None
         """Seconds per run (exponential moving average), None before the first."""
+        self.last_end = 0.0
+        """When the last run ended (monotonic)."""
+        self.last_slow = False
+        """The last run took ``STALE_BUDGETS`` budgets or more."""
         self.waiting: collections.deque[tuple[float, T]] = collections.deque()
         """Leased jobs that wait for a slot, oldest first, with when they were leased."""
 
@@ -56,11 +62,12 @@ class Prefetch(Generic[T]):
         return self.waiting.popleft()[1] if self.waiting else None
 
     def stale(self) -> list[T]:
-        """Every waiting job, removed, when the oldest has waited ``STALE_BUDGETS`` budgets;
-        else nothing."""
+        """Every waiting job, removed, when the slots turned out slow (see the module's
+        docstring); else nothing."""
         if not self.waiting:
             return []
-        if time.monotonic() - self.waiting[0][0] < STALE_BUDGETS * max(self.budget, 0.05):
+        since = time.monotonic() - max(self.last_end, self.waiting[0][0])
+        if not self.last_slow and since < self._limit:
             return []
         return self.drop_all()
 
@@ -70,8 +77,14 @@ class Prefetch(Generic[T]):
         self.waiting.clear()
         return items
 
+    @property
+    def _limit(self) -> float:
+        return STALE_BUDGETS * max(self.budget, 0.05)
+
     def observe(self, seconds: float) -> None:
         """A run took ``seconds`` (from its start to its end, on this worker)."""
+        self.last_end = time.monotonic()
+        self.last_slow = seconds >= self._limit
         if self.mean is None:
             self.mean = seconds
         else:

@@ -163,11 +163,12 @@ class _Kept:
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
-        self.conn: Any = pool.get_connection()
         self.pid = os.getpid()
+        self.conn: Any = None
+        self.conn = pool.get_connection()  # raises when Redis cannot be reached
 
     def __del__(self) -> None:
-        if self.pid == os.getpid():
+        if self.conn is not None and self.pid == os.getpid():
             with contextlib.suppress(Exception):
                 self.pool.release(self.conn)
 
@@ -195,18 +196,20 @@ def _evalsha(client: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
     (NOSCRIPT, a script error) raise as from ``client.evalsha``."""
     if type(client) is not redis.Redis:  # a cluster client, a pipeline, a subclass
         return client.evalsha(sha, len(keys), *keys, *args)
-    conn = client.connection  # a single-connection client (client.client(), for WAIT)
-    if conn is None:
-        conn = _kept_connection(client.connection_pool)
+    conn: Any = client.connection  # a single-connection client (client.client(), for WAIT)
     try:
+        if conn is None:
+            conn = _kept_connection(client.connection_pool)
         conn.send_packed_command(_pack(conn, ("EVALSHA", sha, len(keys), *keys, *args)))
         return conn.read_response()
     except redis.ResponseError:
         raise  # Redis answered in full: the connection is clean
     except (redis.ConnectionError, redis.TimeoutError, OSError):
-        conn.disconnect()
+        if conn is not None:
+            conn.disconnect()
     except BaseException:
-        conn.disconnect()  # interrupted mid-reply (KeyboardInterrupt...): never reuse it dirty
+        if conn is not None:
+            conn.disconnect()  # interrupted mid-reply (KeyboardInterrupt...): never reuse it
         raise
     return client.evalsha(sha, len(keys), *keys, *args)
 

@@ -74,11 +74,13 @@ def snapshot(
     jobs: Iterable[Mapping[str, Any]] = (),
     counts: Mapping[str, Mapping[str, int]] | None = None,
     now: float | None = None,
+    prefetched: int = 0,
 ) -> dict[str, Any]:
     """One worker's document: who and where it is, what it runs and what it costs.
 
-    ``jobs`` are the deliveries it holds (``{"id", "queue", "task"}``; the start time is in
-    the job's hash);
+    ``jobs`` are the deliveries it runs (``{"id", "queue", "task"}``; the start time is in
+    the job's hash); ``prefetched`` counts those it leased ahead (prefetch.py) that wait for a
+    slot;
     ``counts`` maps queue -> outcome (finished, retried, failed, requeued) -> jobs settled since
     the process started, from which the dashboard derives throughput and failure rate.
     """
@@ -91,6 +93,7 @@ def snapshot(
         "concurrency": concurrency,
         "pool": pool,
         "busy": busy,
+        "prefetched": prefetched,
         "jobs": [dict(j) for j in jobs],
         "counts": {q: dict(c) for q, c in (counts or {}).items()},
         "started_at": started_at,
@@ -142,10 +145,11 @@ def _text(value: bytes | str) -> str:
 def of_worker(worker: Worker, started_at: float) -> dict[str, Any]:
     """The snapshot of a running ``Worker``: its settings, deliveries and job counters."""
     s = worker.settings
+    held = [d for d in list(worker.inflight.values()) if not d.settled]
     jobs = [
         {"id": d.id, "queue": d.job.queue.name, "task": d.task_name}
-        for d in list(worker.inflight.values())
-        if not d.settled
+        for d in held
+        if d.runner is not None
     ]
     counts: dict[str, dict[str, int]] = {}
     for metric in worker.metrics.jobs.collect():
@@ -163,6 +167,7 @@ def of_worker(worker: Worker, started_at: float) -> dict[str, Any]:
         busy=len(jobs),
         jobs=jobs,
         counts=counts,
+        prefetched=len(held) - len(jobs),
     )
 
 

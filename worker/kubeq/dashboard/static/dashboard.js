@@ -129,7 +129,7 @@
       [w.id, w.pod, w.host, (w.queues || []).join(", "), w.pool + " × " + w.concurrency].forEach(function (v) {
         tr.appendChild(el("td", v));
       });
-      tr.appendChild(el("td", w.busy, "n"));
+      tr.appendChild(el("td", w.prefetched ? w.busy + " +" + w.prefetched + " prefetched" : w.busy, "n"));
       var running = el("td");
       (w.jobs || []).forEach(function (j) {
         var d = el("div"); var a = el("a", j.task);
