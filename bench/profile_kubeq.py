@@ -1,12 +1,13 @@
 """Where kubeq's time goes: py-spy profiles of the worker draining no-op jobs and of the
-client enqueueing them one call at a time, summarised as the top frames.
+client enqueueing them one call at a time and in bulk, summarised as the top frames.
 
     .venv/bin/python bench/profile_kubeq.py --py-spy ~/.cache/kubeq/bench-tools-*/bin/py-spy
         [--n 20000] [--concurrency 32] [--out bench/results/profile-<date>]
 
-Starts its own redis-server. Writes ``<out>-worker.txt`` / ``<out>-enqueue.txt`` (collapsed
-stacks, py-spy's raw format, loadable in speedscope) and prints for each the top functions
-by own time and by inclusive time, as a percentage of samples. Only threads holding the
+Starts its own redis-server. Writes ``<out>-worker.txt`` / ``<out>-enqueue.txt`` /
+``<out>-bulk.txt`` (collapsed stacks, py-spy's raw format, loadable in speedscope) and
+prints for each the top functions by own time and by inclusive time, as a percentage of
+samples. Only threads holding the
 GIL are sampled (py-spy --gil): idle pool threads and waits on Redis do not count.
 """
 
@@ -159,6 +160,23 @@ def main() -> int:
         )
         print(f"\nenqueue, one call per job ({a.n // 4} calls of noop.delay()):")
         print(summarise(raw_e))
+
+        raw_b = Path(f"{a.out}-bulk.txt").resolve()
+        code = (
+            f"import sys; sys.path.insert(0, {str(HERE / 'systems')!r}); "
+            f"import kubeq_bench as k; k.app.redis_url = {server.url!r}\n"
+            f"for _ in range(5): k.app.enqueue_many([k.noop.s() for _ in range({a.n})])"
+        )
+        spy_b = [a.py_spy, "record", "--format", "raw", "--rate", "250", "-o", str(raw_b)]
+        subprocess.run(
+            [*spy_b, "--", sys.executable, "-c", code],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        print(f"\nenqueue, bulk (5 x app.enqueue_many of {a.n} calls):")
+        print(summarise(raw_b))
     finally:
         server.stop()
     return 0

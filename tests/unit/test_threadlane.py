@@ -130,3 +130,23 @@ def test_prefetch_room_follows_the_measured_run_time() -> None:
         p.observe(2.0)  # the jobs turned slow: nothing ahead
     assert p.room() == 0
     assert Prefetch(concurrency=4, budget_ms=0).room() == 0  # --prefetch-ms 0
+
+
+def test_prefetched_jobs_go_back_only_when_the_slots_are_slow() -> None:
+    p: Prefetch[str] = Prefetch(concurrency=2, budget_ms=50)
+    for _ in range(20):
+        p.observe(0.001)
+    p.hold("a")
+    p.hold("b")
+    assert p.stale() == []  # short runs, just leased: they stay
+    p.observe(0.002)
+    assert p.stale() == []  # another short run ended: still no reason
+    p.observe(0.5)  # a run took longer than 4 budgets (200 ms): the slots are slow
+    assert p.stale() == ["a", "b"]
+    assert p.take() is None
+    p.observe(0.001)
+    p.hold("c")
+    p.last_end -= 1.0  # no run ended for a second...
+    assert p.stale() == []  # ...but "c" was leased just now: it has not waited
+    p.waiting[0] = (p.waiting[0][0] - 1.0, "c")  # and now it has waited a second too
+    assert p.stale() == ["c"]
