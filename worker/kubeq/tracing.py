@@ -17,6 +17,7 @@ OTLP exporter...); kubeq only uses the API, as instrumentation libraries should.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -60,9 +61,29 @@ def _carrier(payload: bytes) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items() if isinstance(v, str)}
 
 
+_provider_seen = False
+_provider_checked = -1.0
+
+
+def _sdk_configured() -> bool:
+    """Whether the application has set a tracer provider. OpenTelemetry's own lookup reads
+    the environment on every call until one is set (a few % of a no-op job's time), so
+    "not yet" is asked again at most once a second; once set, a provider cannot be replaced,
+    so "yes" is for good."""
+    global _provider_seen, _provider_checked
+    if _provider_seen:
+        return True
+    now = time.monotonic()
+    if now - _provider_checked < 1.0:
+        return False
+    _provider_checked = now
+    _provider_seen = not isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
+    return _provider_seen
+
+
 async def traced(d: Delivery, attempt: Awaitable[Settlement]) -> Settlement:
     """Await one attempt of ``d``, inside a consumer span when OTel is installed."""
-    if not ENABLED or isinstance(trace.get_tracer_provider(), _NO_PROVIDER):
+    if not ENABLED or not _sdk_configured():
         return await attempt  # no SDK configured (yet): no span objects on the hot path
     job = d.job
     tracer = trace.get_tracer("kubeq")
