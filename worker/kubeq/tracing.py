@@ -17,7 +17,7 @@ OTLP exporter...); kubeq only uses the API, as instrumentation libraries should.
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ ENABLED = trace is not None
 """True when opentelemetry-api is importable."""
 _NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider) if ENABLED else ()
 """The API's placeholders until the application sets a tracer provider."""
+_UNKNOWN = object()
 SYSTEM = "kubeq"
 """``messaging.system`` of every span."""
 
@@ -61,24 +62,19 @@ def _carrier(payload: bytes) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items() if isinstance(v, str)}
 
 
-_provider_seen = False
-_provider_checked = -1.0
+_ENV_PROVIDER = ENABLED and "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+"""A provider named by the environment, which OpenTelemetry builds on first use."""
 
 
 def _sdk_configured() -> bool:
     """Whether the application has set a tracer provider. OpenTelemetry's own lookup reads
-    the environment on every call until one is set (a few % of a no-op job's time), so
-    "not yet" is asked again at most once a second; once set, a provider cannot be replaced,
-    so "yes" is for good."""
-    global _provider_seen, _provider_checked
-    if _provider_seen:
-        return True
-    now = time.monotonic()
-    if now - _provider_checked < 1.0:
+    the environment on every call until one is set (a few % of a no-op job's time); the
+    module's global says the same for the cost of one attribute read (an OpenTelemetry
+    without that global gets the public lookup)."""
+    provider = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is None and not _ENV_PROVIDER:
         return False
-    _provider_checked = now
-    _provider_seen = not isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
-    return _provider_seen
+    return not isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
 
 
 async def traced(d: Delivery, attempt: Awaitable[Settlement]) -> Settlement:
