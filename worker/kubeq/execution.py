@@ -50,7 +50,6 @@ class _ThreadRun:
     started: asyncio.Future[None] | None
     """Set when a thread takes the job: only when a timeout's clock waits for that."""
     ctx: JobContext | None = None
-    returned: bool = False
     abandoned: bool = False
     lane: Run | None = None
     """The lane's run: comes back (``on_return``) when its thread is done with it."""
@@ -212,7 +211,6 @@ class Executor:
             reset_current(token)
 
     def _thread_returned(self, run: _ThreadRun) -> None:
-        run.returned = True
         if run.abandoned:
             self.abandoned -= 1
 

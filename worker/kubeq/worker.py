@@ -231,12 +231,18 @@ class Worker:
         return free > 0 and remaining == 0 and not self.inflight and not self._acks
 
     async def _round_trip(self, fetch: bool) -> int:
+        """``_exchange``, then ``kubeq_jobs_in_progress`` set from what is held after it."""
+        try:
+            return await self._exchange(fetch)
+        finally:
+            self._gauge_holding()
+
+    async def _exchange(self, fetch: bool) -> int:
         """Send queued outcomes and (if slots are free) a fetch, in one pipeline; returns the
         jobs still ready after the fetch."""
         acks, self._acks = self._acks, []
         self._activity.clear()
         self._count_settled()
-        self._gauge_holding()
         free = self._capacity() - len(self.inflight) if fetch else 0
         # one ack script call per queue for every job that ended since the last pass
         by_queue: dict[str, list[tuple[Delivery, Settlement]]] = {}
@@ -310,7 +316,6 @@ class Worker:
                 self._start(d)
             else:
                 self._prefetch.hold(d)
-        self._gauge_holding()
         if error is not None:  # the jobs other slots' fetches leased run; this one is retried
             raise error
         return reply.remaining

@@ -132,22 +132,30 @@ local function bury(q, base, id, jk, reason)
   notify_done(base, id, 0)
   return note_end(base, id, jk, 'failed')
 end
--- Refuse to start when a queue's own keys hold the wrong type (nothing has changed yet), and
--- repair what is only presence data (workers, busy) or a counter that no longer counts.
-local function check_queue(q, base)
-  for _, k in ipairs({q.ready, q.delayed, q.active, q.dead}) do
+-- The keys that must hold sorted sets, or nothing: any other type stops the script before
+-- it changes anything (a person must look; the jobs are in the job hashes).
+local function require_zsets(keys, base)
+  for _, k in ipairs(keys) do
     local t = redis.call('TYPE', k)['ok']
     if t ~= 'zset' and t ~= 'none' then
       error('kubeq: ' .. k .. ' holds a ' .. t .. ', not a sorted set; ' ..
         'inspect it and delete it (its jobs are in the ' .. base .. 'job:<id> hashes)')
     end
   end
-  local tw = redis.call('TYPE', q.workers)['ok']
-  if tw ~= 'zset' and tw ~= 'none' then redis.call('DEL', q.workers) end
-  local tb = redis.call('TYPE', q.busy)['ok']
-  if tb ~= 'hash' and tb ~= 'none' then redis.call('DEL', q.busy) end
-  local tk = redis.call('TYPE', q.wake)['ok']
-  if tk ~= 'list' and tk ~= 'none' then redis.call('DEL', q.wake) end
+end
+-- A key of presence data only (wake tokens, workers, busy counts): one of the wrong type is
+-- dropped, and rebuilt by the next writer.
+local function repair(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= want and t ~= 'none' then redis.call('DEL', key) end
+end
+-- Refuse to start when a queue's own keys hold the wrong type (nothing has changed yet), and
+-- repair what is only presence data (workers, busy) or a counter that no longer counts.
+local function check_queue(q, base)
+  require_zsets({q.ready, q.delayed, q.active, q.dead}, base)
+  repair(q.workers, 'zset')
+  repair(q.busy, 'hash')
+  repair(q.wake, 'list')
   local leases = base .. 'leases'
   local tl = redis.call('TYPE', leases)['ok']
   if tl ~= 'none' and (tl ~= 'string' or not int(redis.call('GET', leases))) then
@@ -156,21 +164,14 @@ local function check_queue(q, base)
     redis.call('SET', leases, NOW * 1000)
   end
 end
--- "0" = now, "+ms" = after a delay on this server's clock, "ms" = an absolute time.
 -- check_queue for a script that only adds jobs (enqueue.lua): the keys it writes before any
 -- change (the sets a job goes to, the dead letters a replaced job leaves, the wake list);
 -- the worker-side keys it never touches are checked and repaired by the worker's scripts.
 local function check_enqueue(q, base)
-  for _, k in ipairs({q.ready, q.delayed, q.dead}) do
-    local t = redis.call('TYPE', k)['ok']
-    if t ~= 'zset' and t ~= 'none' then
-      error('kubeq: ' .. k .. ' holds a ' .. t .. ', not a sorted set; ' ..
-        'inspect it and delete it (its jobs are in the ' .. base .. 'job:<id> hashes)')
-    end
-  end
-  local tk = redis.call('TYPE', q.wake)['ok']
-  if tk ~= 'list' and tk ~= 'none' then redis.call('DEL', q.wake) end
+  require_zsets({q.ready, q.delayed, q.dead}, base)
+  repair(q.wake, 'list')
 end
+-- "0" = now, "+ms" = after a delay on this server's clock, "ms" = an absolute time.
 local function due_at(spec)
   if string.sub(spec, 1, 1) == '+' then
     return NOW + tonumber(string.sub(spec, 2))
