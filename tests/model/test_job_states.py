@@ -138,6 +138,7 @@ class JobStates(RuleBasedStateMachine):
         self, child: str, data: st.DataObject, allow_failure: bool, max_deliveries: int
     ) -> None:
         """``depends_on`` on one to three jobs (children may be parents too)."""
+        assume(child.encode() not in self.garbage)  # (as in enqueue: not modelled)
         parents = data.draw(
             st.lists(st.sampled_from(sorted(self.model.jobs)), min_size=1, max_size=3, unique=True)
         )

@@ -11,7 +11,7 @@ import pytest
 
 import kubeq
 from kubeq import Call
-from kubeq.enqueue import ENQUEUE_FIELDS_PER_JOB, plan_enqueue
+from kubeq.enqueue import laid_out, plan_enqueue
 from kubeq.options import RateLimit, TaskOptions
 from kubeq.scripts import source
 
@@ -76,7 +76,7 @@ def test_a_call_refuses_bad_limit_options(options: dict[str, object], field: str
 
 
 def _control(plan_args: list[object], index: int = 0) -> dict[str, object]:
-    raw = plan_args[2 + index * ENQUEUE_FIELDS_PER_JOB + 6]
+    raw = laid_out(plan_args)[index][6]
     return orjson.loads(raw) if raw else {}  # type: ignore[arg-type]
 
 

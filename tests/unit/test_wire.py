@@ -12,7 +12,13 @@ import orjson
 import pytest
 
 from kubeq import Call, TaskOptions
-from kubeq.enqueue import ENQUEUE_FIELDS_PER_JOB, plan_enqueue
+from kubeq.enqueue import (
+    ENQUEUE_BATCH,
+    ENQUEUE_GROUP_FIELDS,
+    ENQUEUE_JOB_FIELDS,
+    laid_out,
+    plan_enqueue,
+)
 from kubeq.keys import QueueKeys
 from kubeq.outcomes import ACK_FIELDS_PER_DELIVERY, Ended, Outcome, Settlement
 from kubeq.protocol import (
@@ -32,7 +38,8 @@ def _stride(script: str, pattern: str) -> int:
 
 def test_strides_match_the_scripts() -> None:
     assert _stride("ack", r"local o = 3 \+ i \* (\d+)") == ACK_FIELDS_PER_DELIVERY
-    assert _stride("enqueue", r"local o = 3 \+ i \* (\d+)") == ENQUEUE_FIELDS_PER_JOB
+    assert _stride("enqueue", r"o = o \+ (\d+)\n  local run_at") == ENQUEUE_GROUP_FIELDS
+    assert _stride("enqueue", r"o = o \+ (\d+)\n    local jk") == ENQUEUE_JOB_FIELDS
     assert f"then {FETCH_FIELDS_PER_JOB} items per job" in source("fetch")
 
 
@@ -90,12 +97,26 @@ def test_enqueue_plan_groups_by_queue_and_keeps_the_callers_order() -> None:
     assert len(set(plan.job_ids)) == 5
     (script_a, keys_a, args_a), (_, _, args_b) = plan.calls
     assert script_a is LUA["enqueue"] and keys_a == QueueKeys.of("a", "p").script_keys
-    assert args_a[:2] == ["p:{a}:", 3] and args_b[1] == 2
-    # id, payload, priority, due, max_deliveries, result_ttl, control per job
-    first = args_a[2:9]
-    assert first[0] == plan.job_ids[0]
-    assert orjson.loads(first[1]) == {"task": "t.add", "args": [0], "kwargs": {}}
-    assert first[2:] == [5, "0", 5, 86_400, b""]
+    # base, groups, then per group: count, priority, due, max_deliveries, result_ttl,
+    # control, and (id, payload) per job; calls with the same options share a group
+    assert args_a[:2] == ["p:{a}:", 1] and args_b[:3] == ["p:{b}:", 1, 2]
+    assert args_a[2:8] == [3, 5, "0", 5, 86_400, b""]
+    assert args_a[8] == plan.job_ids[0]
+    assert orjson.loads(args_a[9]) == {"task": "t.add", "args": [0], "kwargs": {}}
+    assert [job[0] for job in laid_out(args_a)] == plan.job_ids[0::2]
+
+
+def test_enqueue_plan_groups_calls_that_share_options_and_batches_big_ones() -> None:
+    calls = [Call("t.x", (i,), priority=1 if i in (2, 3) else None) for i in range(6)]
+    (_, _, args), *_ = plan_enqueue(calls).calls
+    assert args[1] == 3  # default, priority 1, default again: three groups in call order
+    jobs = laid_out(args)
+    assert [job[2] for job in jobs] == [5, 5, 1, 1, 5, 5]
+    assert [orjson.loads(job[1])["args"] for job in jobs] == [[i] for i in range(6)]
+    big = plan_enqueue([Call("t.x", (i,)) for i in range(2 * ENQUEUE_BATCH + 1)])
+    assert [len(laid_out(a)) for _, _, a in big.calls] == [ENQUEUE_BATCH, ENQUEUE_BATCH, 1]
+    assert [j[0] for _, _, a in big.calls for j in laid_out(a)] == big.job_ids
+    assert big.job_ids == sorted(big.job_ids)  # creation order, for FIFO within a score
 
 
 def test_enqueue_plan_applies_task_defaults_and_call_overrides() -> None:
@@ -105,10 +126,10 @@ def test_enqueue_plan_applies_task_defaults_and_call_overrides() -> None:
         defaults_for=lambda name: opts,
     )
     assert plan.queues == ("slow",)
-    args = plan.calls[0][2]
-    assert args[2 + 2 : 2 + 6] == [2, "0", 3, 60]
-    assert args[9 + 2 : 9 + 6] == [9, "+2000", 3, 60]
-    assert orjson.loads(args[9 + 1])["options"] == {"timeout": 5}
+    first, second = laid_out(plan.calls[0][2])
+    assert first[2:6] == (2, "0", 3, 60)
+    assert second[2:6] == (9, "+2000", 3, 60)
+    assert orjson.loads(second[1])["options"] == {"timeout": 5}
 
 
 def test_enqueue_plan_refuses_a_bad_call_naming_the_field_and_plans_nothing() -> None:

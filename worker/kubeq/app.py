@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, ov
 from . import connections, defaults, rediscluster
 from .enqueue import check_call, check_retry_overrides, new_job_id, plan_enqueue, send, send_async
 from .keys import validate_queue_name
-from .options import Call, RateLimit, TaskOptions, check_count, check_seconds, key_from_args
+from .options import (
+    Call,
+    CallTemplate,
+    RateLimit,
+    TaskOptions,
+    check_count,
+    check_seconds,
+    key_from_args,
+)
 from .partitions import Partitioner
 from .retry import RetryPolicy
 from .scripts import Scripts
@@ -62,6 +70,7 @@ class Task(Generic[P, R]):
         self.func = func
         self.name = name
         self.options = options
+        self._template: tuple[TaskOptions | None, CallTemplate | None] = (None, None)
         self.is_async = inspect.iscoroutinefunction(func)
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
@@ -78,11 +87,21 @@ class Task(Generic[P, R]):
         It carries the task's enqueue-side defaults, so they hold whichever App enqueues it.
         """
         o = self.options
-        key = None if o.limit_key is None else key_from_args(self.name, o.limit_key, args, kwargs)
+        if o.limit_key is None:  # nothing computed per call: copy the template (options.py)
+            made, template = self._template
+            if made is not o or template is None:
+                template = self._make_template(o)
+            return template.make(args, dict(kwargs))
+        key = key_from_args(self.name, o.limit_key, args, kwargs)
+        return self._call(o, args, dict(kwargs), key)
+
+    def _call(
+        self, o: TaskOptions, args: tuple[Any, ...], kwargs: dict[str, Any], key: str | None
+    ) -> Call:
         return Call(
             self.name,
             args,
-            dict(kwargs),
+            kwargs,
             queue=o.queue,
             priority=o.priority,
             result_ttl=o.result_ttl,
@@ -95,6 +114,11 @@ class Task(Generic[P, R]):
             on_failure=o.on_failure,
             app=self.app,
         )
+
+    def _make_template(self, o: TaskOptions) -> CallTemplate:
+        template = CallTemplate(self._call(o, (), {}, None))
+        self._template = (o, template)
+        return template
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Call:
         """An immutable signature: as a callback (or a chain's link) it receives only these

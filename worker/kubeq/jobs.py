@@ -158,13 +158,18 @@ class JobInfo:
 
 
 class Job:
-    """A handle on one enqueued job."""
+    """A handle on one enqueued job (slotted: a bulk enqueue returns one per job)."""
+
+    __slots__ = ("app", "id", "queue")
 
     def __init__(self, app: App, queue: str, job_id: str) -> None:
         self.app = app
         self.queue = queue
         self.id = job_id
-        self._keys = QueueKeys.of(queue, app.prefix)
+
+    @property
+    def _keys(self) -> QueueKeys:
+        return QueueKeys.of(self.queue, self.app.prefix)
 
     def __repr__(self) -> str:
         return f"<Job {self.id} queue={self.queue}>"

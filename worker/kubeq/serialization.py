@@ -71,7 +71,9 @@ def encode_call(
     ``trace`` the caller's W3C trace context (``traceparent``, ``tracestate``), present only
     when OpenTelemetry is installed and a span is active (see ``tracing``).
     """
-    body: dict[str, Any] = {"task": task, "args": list(args), "kwargs": kwargs}
+    if type(args) is not tuple and type(args) is not list:  # orjson writes those two as is
+        args = list(args)
+    body: dict[str, Any] = {"task": task, "args": args, "kwargs": kwargs}
     if options:
         body["options"] = options
     if trace:

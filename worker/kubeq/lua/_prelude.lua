@@ -3,6 +3,8 @@
 local _t = redis.call('TIME')
 local NOW = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 local BAND = 10000000000000
+-- NOW as the string redis.call stores: converting a number costs as much as a field write
+local NOWS = string.format('%d', NOW)
 local PMAX = 9
 -- Wake up to n idle workers blocked on the queue's wake list; the list never exceeds 64.
 local function wake(key, n)

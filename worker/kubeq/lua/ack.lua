@@ -60,7 +60,7 @@ for i = 0, n - 1 do
     release_slot(q, base, id, f[9], f[10])
     local handoff = false
     if outcome == 'finished' then
-      redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOW,
+      redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOWS,
         'attempts', int(f[7] or '0') + 1)
       local ttl = ttl_of(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end

@@ -12,6 +12,7 @@
 local worker = ARGV[1]
 local want = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[3])
+local lease_until = string.format('%d', NOW + lease_ms) -- one string for every lease
 local busy = tonumber(ARGV[4])
 local worker_ttl = tonumber(ARGV[5])
 local nq = tonumber(ARGV[6])
@@ -144,10 +145,10 @@ for qi = 0, nq - 1 do
             local lease = next_token
             next_token, tokens = next_token + 1, tokens - 1
             local deliveries = (int(f[4] or '0') or 0) + 1
-            redis.call('HSET', jk, 'status', 'active', 'worker', worker, 'started_at', NOW,
+            redis.call('HSET', jk, 'status', 'active', 'worker', worker, 'started_at', NOWS,
               'lease', lease, 'deliveries', deliveries)
             if f[10] then redis.call('HDEL', jk, 'rl_ok') end
-            leased[#leased + 1] = NOW + lease_ms
+            leased[#leased + 1] = lease_until
             leased[#leased + 1] = id
             out[#out + 1] = qi
             out[#out + 1] = id
