@@ -13,7 +13,8 @@ Prints one JSON line with:
   ``enqueue_pipelined`` (all LPUSHes in one pipeline), ``drain_per_job`` (one round trip per
   job: pop the next job and store the previous one's result) and ``drain_batched`` (one round
   trip per 32 jobs: LPOP count 32 + their 32 results). No lease, no retry, no priority: the
-  floor any Redis queue in Python pays, which kubeq is shown as a percentage of.
+  floor any Redis queue in Python pays, which kubeq is shown as a percentage of. The loops run
+  ``--repeat`` times (3); ``raw`` is each one's median, ``raw_runs`` every run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import csv
 import io
 import json
 import shutil
+import statistics
 import subprocess
 import time
 from urllib.parse import urlsplit
@@ -144,18 +146,30 @@ def raw_loops(url: str, n: int) -> dict[str, float]:
     return out
 
 
+def raw_medians(
+    runs: list[dict[str, float]],
+) -> dict[str, dict[str, float] | list[dict[str, float]]]:
+    """The median of each raw loop over the runs (``raw``), and every run (``raw_runs``): one
+    run of a 20,000-job loop moved by 2x between two bench days."""
+    return {
+        "raw": {k: statistics.median(run[k] for run in runs) for k in runs[0]},
+        "raw_runs": runs,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--redis-url", required=True)
     ap.add_argument("--n", type=int, default=20000, help="jobs in the raw loops")
     ap.add_argument("--requests", type=int, default=100000, help="redis-benchmark -n")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of the raw loops (median)")
     a = ap.parse_args()
     parts = urlsplit(a.redis_url)
     out = {
         "redis_benchmark": redis_benchmark(
             parts.hostname or "127.0.0.1", parts.port or 6379, a.requests
         ),
-        "raw": raw_loops(a.redis_url, a.n),
+        **raw_medians([raw_loops(a.redis_url, a.n) for _ in range(a.repeat)]),
         "redis_py": redis.__version__,
     }
     print(json.dumps(out))

@@ -290,13 +290,17 @@ class CallTemplate:
     ordinary Call, without the marker: a changed call is always checked in full.
     """
 
-    __slots__ = ("fields",)
+    __slots__ = ("fields", "planned")
 
     def __init__(self, call: Call) -> None:
         if call.args or call.kwargs or call.job_id is not None or call.depends_on:
             raise ValueError("a call template holds options only: no arguments, id or parents")
         self.fields = dict(call.__dict__)
         self.fields[PLAIN] = self
+        self.planned: tuple[Any, ...] | None = None
+        """What the enqueue plan made of these options last, with what it depended on (the
+        task's options as registered, the forced queue, ``once``): one ``delay()`` after
+        another reuses it instead of checking the options again (``enqueue.plan_enqueue``)."""
 
     def make(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
         """A Call of these arguments with the template's options (``kwargs`` is kept, not

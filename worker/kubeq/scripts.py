@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError, ResponseError
 
 from .keys import fence_of
 
@@ -135,8 +136,6 @@ def _queue(pipe: Any, calls: list[Call]) -> None:
 
 
 def _missing(calls: list[Call], results: list[Any], raise_errors: bool) -> list[int]:
-    from redis.exceptions import NoScriptError
-
     if raise_errors:
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, NoScriptError):
@@ -163,23 +162,27 @@ class _Kept:
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
-        self.pid = os.getpid()
+        self.pid = _pid[0]
         self.conn: Any = None
         self.conn = pool.get_connection()  # raises when Redis cannot be reached
 
     def __del__(self) -> None:
-        if self.conn is not None and self.pid == os.getpid():
+        if self.conn is not None and self.pid == _pid[0]:
             with contextlib.suppress(Exception):
                 self.pool.release(self.conn)
 
 
 _kept = threading.local()
+_pid = [os.getpid()]
+"""This process's id, kept up to date at fork: os.getpid() is a system call on every enqueue."""
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
 def _kept_connection(pool: Any) -> Any:
     kept: _Kept | None = getattr(_kept, "conn", None)
-    if kept is None or kept.pool is not pool or kept.pid != os.getpid():
-        if kept is not None and kept.pid != os.getpid():
+    pid = _pid[0]
+    if kept is None or kept.pool is not pool or kept.pid != pid:
+        if kept is not None and kept.pid != pid:
             kept.pid = -1  # the parent's: never released (nor used) here
         kept = _kept.conn = _Kept(pool)
     return kept.conn
@@ -223,8 +226,6 @@ def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> l
     failed leaves its exception in its place in the results, and the others stand.
     """
     if len(calls) == 1:  # one script call (e.g. one enqueue): no pipeline machinery
-        from redis.exceptions import NoScriptError, ResponseError
-
         script, keys, args = calls[0]
         keys = fenced(keys)
         try:
@@ -257,8 +258,6 @@ async def run_pipeline_async(
 ) -> list[Any]:
     """``run_pipeline`` for a redis.asyncio client."""
     if len(calls) == 1:  # one script call (e.g. one adelay): no pipeline machinery
-        from redis.exceptions import NoScriptError, ResponseError
-
         script, keys, args = calls[0]
         keys = fenced(keys)
         try:
