@@ -104,3 +104,49 @@ def test_many_awaiting_one_result(app: kubeq.App, start_worker: StartWorker) -> 
 
     results = asyncio.run(main())
     assert len(results) == 5 and len(set(results)) == 1
+
+
+def test_async_clients_pack_with_hiredis_and_send_what_the_sync_client_sends(
+    app: kubeq.App, runner: asyncio.Runner
+) -> None:
+    """The asyncio clients kubeq makes (the worker's, the App's per-loop ones) pack commands
+    with redis-py's hiredis packer, as its sync client does: the same bytes reach Redis, a
+    multi-word command is split, and a value Redis cannot take is refused the same way."""
+    from kubeq import connections
+
+    made = [connections.async_client(app.redis_url), connections.LoopClients(app.redis_url)]
+    sync = redis.Redis.from_url(app.redis_url)
+    value = "é\x00 b" * 3
+
+    async def use(client: redis.asyncio.Redis) -> list[object]:
+        pool = client.connection_pool
+        assert pool.connection_class.__name__.startswith("Hiredis"), pool.connection_class
+        await client.delete("packed")
+        pipe = client.pipeline(transaction=False)
+        pipe.hset("packed", mapping={"s": value, "b": b"\xff\x00", "i": 7, "f": 1.5})
+        pipe.execute_command("CONFIG GET", "maxmemory")
+        replies: list[object] = await pipe.execute()
+        with pytest.raises(redis.DataError):
+            await client.set("packed:bool", True)  # type: ignore[arg-type]
+        return replies
+
+    for client in made:
+
+        async def run(c: object = client) -> list[object]:
+            got = c.get() if isinstance(c, connections.LoopClients) else c
+            try:
+                return await use(got)
+            finally:
+                await got.aclose()
+
+        replies = runner.run(run())
+        config = replies[1]
+        assert isinstance(config, dict)
+        assert {k.decode() if isinstance(k, bytes) else k for k in config} == {"maxmemory"}
+        assert sync.hgetall("packed") == {
+            b"s": value.encode(),
+            b"b": b"\xff\x00",
+            b"i": b"7",
+            b"f": b"1.5",
+        }
+    sync.close()
