@@ -20,6 +20,7 @@ from conftest import StartWorker
 from helpers import evalsha_calls, wait_until
 
 import kubeq
+from kubeq.keys import QueueKeys
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -214,3 +215,30 @@ def test_many_waiters_on_one_result(app: kubeq.App, start_worker: StartWorker) -
     for t in threads:
         t.join(40)
     assert len(results) == 5 and len(set(results)) == 1
+
+
+def test_one_bulk_enqueue_checks_each_id_against_redis_and_against_itself(
+    app: kubeq.App, r: redis.Redis
+) -> None:
+    """enqueue.lua asks Redis once per group whether any of its ids has a key, and looks at
+    each job only when one does: an id given twice in one call, an id already live, an ended
+    one and garbage under an id are each handled as when the jobs come one call at a time."""
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+    keys = QueueKeys.of("default", app.prefix)
+    twice = app.enqueue_many([add.s(1, 1).set(job_id="twice"), add.s(2, 2).set(job_id="twice")])
+    assert [j.id for j in twice] == ["twice", "twice"]
+    assert "[1,1]" in twice[0].info().payload and app.queue().stats().backlog == 1
+
+    live = app.enqueue_many([add.s(3, 3).set(job_id="live")])[0]
+    r.hset(keys.job("ended"), mapping={"status": "finished", "result": "7"})
+    r.set(keys.job("junk"), b"written by hand")
+    calls = [add.s(i, i) for i in range(5)]
+    calls[1] = calls[1].set(job_id="live")
+    calls[2] = calls[2].set(job_id="ended")
+    calls[3] = calls[3].set(job_id="junk")
+    jobs = app.enqueue_many(calls)
+    assert "[3,3]" in live.info().payload  # the live job is kept as it was
+    assert jobs[2].status() == "queued" and "[2,2]" in jobs[2].info().payload  # replaced
+    assert jobs[3].status() == "queued" and r.get(keys.base + "garbage:junk") == b"written by hand"
+    assert r.zcard(keys.ready) == 1 + 1 + 4  # twice, live, and the four new or replaced
+    assert {m.decode() for m in r.zrange(keys.ready, 0, -1)} >= {j.id for j in jobs}

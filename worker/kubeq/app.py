@@ -15,8 +15,9 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from . import connections, defaults, rediscluster
+from . import connections, defaults, dependencies, rediscluster
 from .enqueue import check_call, check_retry_overrides, new_job_id, plan_enqueue, send, send_async
+from .jobs import Job
 from .keys import validate_queue_name
 from .options import (
     Call,
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
 
     from .enqueue import EnqueuePlan
-    from .jobs import Job
     from .queues import Queue
 
 P = ParamSpec("P")
@@ -328,16 +328,11 @@ class App:
 
     def job(self, job_id: str, queue: str | None = None) -> Job:
         """A handle on an existing job, from its id."""
-        from .jobs import Job
-
         return Job(self, validate_queue_name(queue or self.default_queue), job_id)
 
     def enqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
         """Enqueue many calls, to any queues (or all to ``queue``), in one Redis round trip.
         The jobs come back in the order of the calls."""
-        from . import dependencies
-        from .jobs import Job
-
         todo = [c.set(job_id=c.job_id or new_job_id()) if c.depends_on else c for c in calls]
         plan = self._plan(todo, queue)
         if self.eager is not None:  # parents ran at their enqueue: nothing to wait for
@@ -356,8 +351,6 @@ class App:
 
     async def aenqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
         """``enqueue_many`` for async code: the same plan, one round trip on the running loop."""
-        from .jobs import Job
-
         calls = list(calls)
         if any(c.depends_on for c in calls):
             raise ValueError(

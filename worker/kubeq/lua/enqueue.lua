@@ -84,11 +84,25 @@ for _ = 1, groups do
   if deps > 0 then st = 'deferred'
   elseif run_at > NOW then st, zkey, score = 'scheduled', q.delayed, run_at end
   score = string.format('%d', score)
-  for _ = 1, count do
+  -- Whether any of the group's ids has a key: one EXISTS for the group instead of one HMGET
+  -- per job (new ids, the common case, have none); when one does, every job is looked at.
+  local keys, fresh = {}, false
+  if control and count > 1 then
+    for i = 1, count do keys[i] = base .. 'job:' .. ARGV[o + 2 * i - 2] end
+    fresh = redis.call('EXISTS', unpack(keys)) == 0
+  end
+  local seen = {}
+  for i = 1, count do
     local id, payload = ARGV[o], ARGV[o + 1]
     o = o + 2
-    local jk = base .. 'job:' .. id
-    local f = control and job_fields(jk, 'status')
+    local jk = keys[i] or base .. 'job:' .. id
+    local f
+    if fresh then  -- no key existed; an id given twice in the group is its own duplicate
+      f = {seen[id] and 'queued' or false}
+      seen[id] = true
+    else
+      f = control and job_fields(jk, 'status')
+    end
     if control and not f then
       -- garbage under this id's key (written by hand?): keep it aside, enqueue the new job
       redis.call('RENAME', jk, base .. 'garbage:' .. id)
