@@ -242,3 +242,63 @@ def test_one_bulk_enqueue_checks_each_id_against_redis_and_against_itself(
     assert jobs[3].status() == "queued" and r.get(keys.base + "garbage:junk") == b"written by hand"
     assert r.zcard(keys.ready) == 1 + 1 + 4  # twice, live, and the four new or replaced
     assert {m.decode() for m in r.zrange(keys.ready, 0, -1)} >= {j.id for j in jobs}
+
+
+def test_a_bulk_enqueue_of_several_batches_is_written_while_it_is_laid_out(
+    app: kubeq.App, r: redis.Redis
+) -> None:
+    """More than one batch (ENQUEUE_BATCH jobs) goes to Redis batch by batch while the rest
+    is laid out: every job arrives once, in order, on its queue; a script Redis forgot is
+    loaded again; a call refused at the end leaves nothing enqueued."""
+    from kubeq.enqueue import ENQUEUE_BATCH
+
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+    n = 2 * ENQUEUE_BATCH + 7
+    r.script_flush()  # the first batch is answered NOSCRIPT: loaded, then sent again
+    calls = [add.s(i, 0).set(queue="bulk-b") if i % 3 == 0 else add.s(i, 0) for i in range(n)]
+    jobs = app.enqueue_many(calls)
+    assert [j.queue for j in jobs] == [c.queue or "default" for c in calls]
+    assert len({j.id for j in jobs}) == n
+    on_b = [j for j in jobs if j.queue == "bulk-b"]
+    for name, mine in (("bulk-b", on_b), ("default", [j for j in jobs if j.queue != "bulk-b"])):
+        keys = QueueKeys.of(name, app.prefix)
+        assert [m.decode() for m in r.zrange(keys.ready, 0, -1)] == [j.id for j in mine]
+    assert "[3,0]" in on_b[1].info().payload
+    assert {b"default", b"bulk-b"} <= r.smembers(f"{app.prefix}:queues")
+
+    before = r.dbsize()
+    bad = [add.s(i, 0) for i in range(n)]
+    bad[-1] = add.s(object(), 0)  # not JSON: refused before any batch is written
+    with pytest.raises(kubeq.SerializationError):
+        app.enqueue_many(bad)
+    assert r.dbsize() == before
+
+
+def test_a_bulk_enqueue_refused_by_a_script_raises_and_leaves_the_client_usable(
+    app: kubeq.App, r: redis.Redis
+) -> None:
+    from kubeq.enqueue import ENQUEUE_BATCH
+
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+    r.set(QueueKeys.of("broken", app.prefix).ready, b"not a sorted set")
+    with pytest.raises(redis.ResponseError, match="ready"):
+        app.enqueue_many([add.s(i, 0).set(queue="broken") for i in range(ENQUEUE_BATCH + 1)])
+    jobs = app.enqueue_many([add.s(i, 0) for i in range(ENQUEUE_BATCH + 1)])
+    assert app.queue().stats().backlog == len(jobs)
+
+
+def test_a_bulk_enqueue_on_a_connection_redis_closed_is_sent_again(
+    app: kubeq.App, r: redis.Redis
+) -> None:
+    """The connection a thread keeps between enqueues was closed by Redis (a restart, a
+    timeout, CLIENT KILL): the streamed batches go out again through redis-py's pipeline on a
+    new connection, and every job is enqueued once."""
+    from kubeq.enqueue import ENQUEUE_BATCH
+
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+    add.delay(0, 0)  # the thread now keeps a connection
+    killed = r.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    jobs = app.enqueue_many([add.s(i, 1) for i in range(2 * ENQUEUE_BATCH + 3)])
+    assert app.queue().stats().backlog == len(jobs) + 1
+    assert r.zcard(QueueKeys.of("default", app.prefix).ready) == len({j.id for j in jobs}) + 1

@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from . import connections, defaults, dependencies, rediscluster
-from .enqueue import check_call, check_retry_overrides, new_job_id, plan_enqueue, send, send_async
+from .enqueue import (
+    ENQUEUE_BATCH,
+    EnqueueStream,
+    check_call,
+    check_retry_overrides,
+    new_job_id,
+    plan_enqueue,
+    send,
+    send_async,
+)
 from .jobs import Job
 from .keys import validate_queue_name
 from .options import (
@@ -334,6 +343,8 @@ class App:
         """Enqueue many calls, to any queues (or all to ``queue``), in one Redis round trip.
         The jobs come back in the order of the calls."""
         todo = [c.set(job_id=c.job_id or new_job_id()) if c.depends_on else c for c in calls]
+        if self._streams(todo):
+            return self._enqueue_streamed(todo, queue)
         plan = self._plan(todo, queue)
         if self.eager is not None:  # parents ran at their enqueue: nothing to wait for
             return list(self.eager.run(plan))
@@ -370,6 +381,33 @@ class App:
             self.aredis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
         )
         return [Job(self, q, job_id) for q, job_id in plan.targets]
+
+    def _streams(self, calls: list[Call]) -> bool:
+        """Whether a bulk enqueue is written while it is laid out: more than one batch, on
+        one Redis (not a cluster), with nothing to wait for (replicas, parents, eager)."""
+        if len(calls) <= ENQUEUE_BATCH or self.eager is not None or self.wait_replicas:
+            return False
+        return not any(c.depends_on for c in calls) and not self._on_cluster()
+
+    def _enqueue_streamed(self, calls: list[Call], queue: str | None) -> list[Job]:
+        """A bulk enqueue whose batches are written to Redis as they are laid out, and whose
+        job handles are made while Redis runs them (``enqueue.EnqueueStream``)."""
+        stream = EnqueueStream(self.redis, self.prefix, self._known_queues)
+        try:
+            plan = plan_enqueue(
+                calls,
+                prefix=self.prefix,
+                defaults_for=self.defaults_for,
+                queue=queue,
+                route=self.partitioner.route if self.partitioner.partitions else None,
+                sink=stream,
+            )
+            jobs = [Job(self, q, job_id) for q, job_id in plan.targets]
+            stream.finish(plan)
+        except BaseException:
+            stream.abandon()
+            raise
+        return jobs
 
     def _on_cluster(self) -> bool:
         return rediscluster.parse_cluster_url(connections.resolve_url(self.redis_url)) is not None

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from . import defaults, rediscluster, serialization, tracing
 from .callbacks import KINDS, encode_callback
@@ -39,7 +39,7 @@ from .options import (
     plain_template,
 )
 from .retry import RetryPolicy
-from .scripts import LUA, ScriptCall, run_pipeline, run_pipeline_async
+from .scripts import LUA, ScriptCall, Stream, run_pipeline, run_pipeline_async
 
 _sequence = itertools.count()
 _random = random.Random()  # seeded from os.urandom; reseeded in a forked child below
@@ -134,10 +134,8 @@ class _Batches:
         self.count_at = 0
         self.jobs = 0
 
-    def add(self, tail: Tail, job_id: str, payload: bytes) -> None:
-        if self.jobs == ENQUEUE_BATCH:
-            self.done.append(self.args)
-            self._start()
+    def add(self, tail: Tail, job_id: str, payload: bytes) -> ScriptCall | None:
+        """Add one job; returns the batch it completed, if it did."""
         args = self.args
         if tail is not self.tail and tail != self.tail:
             args[1] += 1
@@ -149,9 +147,15 @@ class _Batches:
         args.append(job_id)
         args.append(payload)
         self.jobs += 1
+        if self.jobs < ENQUEUE_BATCH:
+            return None
+        self.done.append(args)
+        self._start()
+        return (LUA["enqueue"], self.keys.script_keys, args)
 
     def calls(self) -> list[ScriptCall]:
-        return [(LUA["enqueue"], self.keys.script_keys, a) for a in [*self.done, self.args]]
+        rest = [self.args] if self.jobs else []
+        return [(LUA["enqueue"], self.keys.script_keys, a) for a in [*self.done, *rest]]
 
 
 def laid_out(args: list[Any]) -> list[tuple[Any, ...]]:
@@ -177,6 +181,7 @@ def plan_enqueue(
     queue: str | None = None,
     route: Callable[[str, Call], str] | None = None,
     once: bool = False,
+    sink: PlanSink | None = None,
 ) -> EnqueuePlan:
     """Validate and lay out ``calls``. ``defaults_for(task_name)`` gives a task's options
     (an App's registry); ``queue`` forces every call onto one queue; ``route(queue, call)``
@@ -186,15 +191,20 @@ def plan_enqueue(
 
     A call made by a task's template (``Task.s()`` with nothing changed, ``options.PLAIN``)
     is checked and laid out once per template: the calls of a bulk enqueue share the result
-    (the same tail, so enqueue.lua reads their options once too)."""
+    (the same tail, so enqueue.lua reads their options once too).
+
+    ``sink`` gets each full batch as soon as it is laid out, after every call was checked and
+    encoded: ``App.enqueue_many`` writes it to Redis then, so Redis runs the first batches
+    while the rest are laid out (``EnqueueStream``)."""
     options_of = defaults_for or (lambda _name: TaskOptions())
-    by_queue: dict[str, _Batches] = {}
-    targets: list[tuple[str, str]] = []
+    names: list[str] = []
+    tails: list[Tail] = []
+    given: list[str | None] = []
     payloads: list[bytes] = []
     trace = tracing.inject()  # one caller, one moment: the same span for every call
     plain: dict[int, tuple[CallTemplate, str, Tail]] = {}
     encode = serialization.encode_call
-    ids = _PlanIds()
+    # 1. check and encode every call: anything refused is refused before a batch leaves
     for call in calls:
         template = plain_template(call)
         seen = None
@@ -226,16 +236,38 @@ def plan_enqueue(
                 template.planned = (opts, queue, once, name, tail)
         if route is not None:  # a partitioned queue: the partition that takes this call
             name = route(name, call)
-        job_id = call.job_id or ids.next()
-        batches = by_queue.get(name)
-        if batches is None:
-            batches = by_queue[name] = _Batches(QueueKeys.of(name, prefix))
-        payload = encode(call.task, call.args, call.kwargs, overrides, trace)
-        payloads.append(payload)
-        batches.add(tail, job_id, payload)
-        targets.append((name, job_id))
+        names.append(name)
+        tails.append(tail)
+        given.append(call.job_id)
+        payloads.append(encode(call.task, call.args, call.kwargs, overrides, trace))
+    # 2. lay them out; a full batch goes to the sink at once (Redis runs it meanwhile)
+    by_queue: dict[str, _Batches] = {}
+    for name in names:
+        if name not in by_queue:
+            by_queue[name] = _Batches(QueueKeys.of(name, prefix))
+    if sink is not None:
+        sink.queues(tuple(by_queue))
+    ids = _PlanIds()
+    job_ids: list[str] = []
+    for name, tail, mine, payload in zip(names, tails, given, payloads, strict=True):
+        job_id = mine or ids.next()
+        full = by_queue[name].add(tail, job_id, payload)
+        if full is not None and sink is not None:
+            sink.script(full)
+        job_ids.append(job_id)
     script_calls = tuple(c for batches in by_queue.values() for c in batches.calls())
-    return EnqueuePlan(tuple(by_queue), script_calls, tuple(targets), prefix, tuple(payloads))
+    targets = tuple(zip(names, job_ids, strict=True))
+    return EnqueuePlan(tuple(by_queue), script_calls, targets, prefix, tuple(payloads))
+
+
+class PlanSink(Protocol):
+    """What takes a plan's parts while it is laid out (``EnqueueStream``)."""
+
+    def queues(self, names: tuple[str, ...]) -> None:
+        """Every queue of the plan, before any of its script calls."""
+
+    def script(self, call: ScriptCall) -> None:
+        """A full batch of ``ENQUEUE_BATCH`` jobs, as soon as it is laid out."""
 
 
 def control_fields(call: Call, opts: TaskOptions, once: bool = False) -> bytes:
@@ -339,6 +371,41 @@ async def send_async(
     await run_pipeline_async(client, list(plan.calls))
     if known_queues is not None:
         known_queues.update(new)
+
+
+class EnqueueStream:
+    """A ``PlanSink`` that writes a bulk enqueue to Redis while it is laid out: the new
+    queues' registration first, then each full batch, then at ``finish`` the rest; the
+    replies are read at the end (``scripts.Stream``). What ``send`` does, minus the waiting:
+    a plain ``redis.Redis`` client only, no replicas to wait for."""
+
+    def __init__(self, client: Any, prefix: str, known_queues: set[str] | None) -> None:
+        self.stream = Stream(client)
+        self.prefix = prefix
+        self.known = known_queues
+        self.new: list[str] = []
+        self.sent: set[int] = set()
+
+    def queues(self, names: tuple[str, ...]) -> None:
+        self.new = [q for q in names if self.known is None or q not in self.known]
+        if self.new:
+            self.stream.command("SADD", queues_key(self.prefix), *self.new)
+
+    def script(self, call: ScriptCall) -> None:
+        self.sent.add(id(call[2]))
+        self.stream.script(call)
+
+    def finish(self, plan: EnqueuePlan) -> None:
+        """Send what is left of ``plan`` and wait for every reply."""
+        for call in plan.calls:
+            if id(call[2]) not in self.sent:
+                self.stream.script(call)
+        self.stream.finish()
+        if self.known is not None:
+            self.known.update(self.new)
+
+    def abandon(self) -> None:
+        self.stream.abandon()
 
 
 def _check_replicated(acked: int, wanted: int) -> None:

@@ -217,6 +217,90 @@ def _evalsha(client: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
     return client.evalsha(sha, len(keys), *keys, *args)
 
 
+class Stream:
+    """Commands written to Redis as each is ready, their replies read at the end: a bulk
+    enqueue's first batches run in Redis while the client lays out the rest.
+
+    On a plain ``redis.Redis`` the commands go out on the connection this thread keeps
+    (``_Kept``). Any connection trouble (or another kind of client) sends every command
+    again at ``finish`` through the client's own pipeline, so redis-py's retry policy
+    decides; the enqueue script de-duplicates by job id, so a batch that ran twice enqueues
+    its jobs once. A script Redis forgot (NOSCRIPT) is loaded and its calls sent again."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.commands: list[tuple[Any, ...]] = []
+        self.scripts: dict[str, Any] = {}
+        self.conn: Any = None
+        if type(client) is redis.Redis and client.connection is None:
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
+                self.conn = _kept_connection(client.connection_pool)
+
+    def command(self, *command: Any) -> None:
+        self.commands.append(command)
+        if self.conn is None:
+            return
+        try:
+            self.conn.send_packed_command(_pack(self.conn, command))
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self._drop()
+        except BaseException:
+            self._drop()
+            raise
+
+    def script(self, call: Call) -> None:
+        script, keys, args = call
+        self.scripts[script.sha] = script
+        keys = fenced(keys)
+        self.command("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def finish(self) -> list[Any]:
+        """Every command's reply, in order; a script error raises."""
+        replies: list[Any] | None = None
+        if self.conn is not None:
+            try:
+                replies = []
+                for _ in self.commands:
+                    try:
+                        replies.append(self.conn.read_response())
+                    except ResponseError as exc:  # answered in full: the connection is clean
+                        replies.append(exc)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                self._drop()
+                replies = None
+            except BaseException:
+                self._drop()  # interrupted mid-reply: never reuse it
+                raise
+        if replies is None:
+            pipe = self.client.pipeline(transaction=False)
+            for command in self.commands:
+                pipe.execute_command(*command)
+            replies = pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            for sha in {self.commands[i][1] for i in missing}:
+                self.client.script_load(self.scripts[sha].script)
+            pipe = self.client.pipeline(transaction=False)
+            for i in missing:
+                pipe.execute_command(*self.commands[i])
+            for i, reply in zip(missing, pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def abandon(self) -> None:
+        """The caller gives up before ``finish``: the unread replies make the connection
+        unusable."""
+        self._drop()
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.disconnect()
+            self.conn = None
+
+
 def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> list[Any]:
     """Run script calls in ONE round trip (sync client).
 
