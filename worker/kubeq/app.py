@@ -358,7 +358,7 @@ class App:
         send(self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout)
         for child, parents in edges:
             dependencies.link(self.redis, self.prefix, child, parents)
-        return [Job(self, q, job_id) for q, job_id in plan.targets]
+        return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
 
     async def aenqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
         """``enqueue_many`` for async code: the same plan, one round trip on the running loop."""
@@ -376,11 +376,11 @@ class App:
             await asyncio.to_thread(
                 send, self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
             )
-            return [Job(self, q, job_id) for q, job_id in plan.targets]
+            return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
         await send_async(
             self.aredis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
         )
-        return [Job(self, q, job_id) for q, job_id in plan.targets]
+        return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
 
     def _streams(self, calls: list[Call]) -> bool:
         """Whether a bulk enqueue is written while it is laid out: more than one batch, on
@@ -402,7 +402,7 @@ class App:
                 route=self.partitioner.route if self.partitioner.partitions else None,
                 sink=stream,
             )
-            jobs = [Job(self, q, job_id) for q, job_id in plan.targets]
+            jobs = [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
             stream.finish(plan)
         except BaseException:
             stream.abandon()

@@ -102,15 +102,19 @@ class EnqueuePlan(NamedTuple):
     """Queue names in first-seen order (registered in the queue set before the jobs go in)."""
     calls: tuple[ScriptCall, ...]
     """The ``enqueue.lua`` calls: one per queue, or per ``ENQUEUE_BATCH`` jobs of a queue."""
-    targets: tuple[tuple[str, str], ...]
-    """(queue, job id) of every call, in the caller's order."""
+    job_queues: list[str]
+    """The queue of every call, in the caller's order."""
+    job_ids: list[str]
+    """The job id of every call, in the caller's order."""
     prefix: str
     payloads: tuple[bytes, ...] = ()
     """The JSON payload of every call, in the caller's order (what a worker decodes)."""
 
     @property
-    def job_ids(self) -> list[str]:
-        return [job_id for _, job_id in self.targets]
+    def targets(self) -> list[tuple[str, str]]:
+        """(queue, job id) of every call, in the caller's order (made on demand: a bulk
+        enqueue's 20,000 pairs were objects for the garbage collector to walk)."""
+        return list(zip(self.job_queues, self.job_ids, strict=True))
 
 
 Tail = tuple[int, str, int, int, bytes]
@@ -256,8 +260,7 @@ def plan_enqueue(
             sink.script(full)
         job_ids.append(job_id)
     script_calls = tuple(c for batches in by_queue.values() for c in batches.calls())
-    targets = tuple(zip(names, job_ids, strict=True))
-    return EnqueuePlan(tuple(by_queue), script_calls, targets, prefix, tuple(payloads))
+    return EnqueuePlan(tuple(by_queue), script_calls, names, job_ids, prefix, tuple(payloads))
 
 
 class PlanSink(Protocol):
