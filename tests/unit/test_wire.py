@@ -142,3 +142,32 @@ def test_enqueue_plan_refuses_a_bad_call_naming_the_field_and_plans_nothing() ->
             [Call("t.x", backoff_min=500)],
             defaults_for=lambda name: TaskOptions(),
         )
+
+
+def test_only_arguments_json_cannot_refuse_are_encoded_after_batches_leave() -> None:
+    from kubeq.enqueue import sure_to_encode
+
+    assert sure_to_encode((1, "a", 2.5, True, None, -(1 << 63), (1 << 64) - 1), {"k": "v"})
+    for bad in ("\ud800", "é", 1 << 64, float("nan"), float("inf"), [1], {"a": 1}, b"x"):
+        assert not sure_to_encode((bad,), {}), bad
+        assert not sure_to_encode((), {"k": bad}), bad
+    assert not sure_to_encode((), {"é": 1})
+
+
+def test_a_plan_encodes_deferred_calls_as_it_would_have_at_once() -> None:
+    import kubeq
+
+    app = kubeq.App("redis://127.0.0.1:1/0")
+
+    @app.task
+    def add(a: object, b: object = 0) -> None: ...
+
+    calls = [add.s(1, b="x"), add.s(2, b=[1, 2]), add.s("é"), add.s(None)]
+    plan = plan_enqueue(calls, defaults_for=app.defaults_for)
+    assert [orjson.loads(p) for p in plan.payloads] == [
+        {"task": add.name, "args": [1], "kwargs": {"b": "x"}},
+        {"task": add.name, "args": [2], "kwargs": {"b": [1, 2]}},
+        {"task": add.name, "args": ["é"], "kwargs": {}},
+        {"task": add.name, "args": [None], "kwargs": {}},
+    ]
+    assert [job[1] for job in laid_out(plan.calls[0][2])] == list(plan.payloads)

@@ -12,12 +12,13 @@ round trip either way.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 from . import defaults, rediscluster, serialization, tracing
 from .callbacks import KINDS, encode_callback
@@ -204,7 +205,8 @@ def plan_enqueue(
     names: list[str] = []
     tails: list[Tail] = []
     given: list[str | None] = []
-    payloads: list[bytes] = []
+    payloads: list[bytes | None] = []
+    later: list[Call] = []  # calls of a template whose arguments cannot be refused
     trace = tracing.inject()  # one caller, one moment: the same span for every call
     plain: dict[int, tuple[CallTemplate, str, Tail]] = {}
     encode = serialization.encode_call
@@ -221,6 +223,15 @@ def plan_enqueue(
                     seen = plain[id(template)] = (template, last[3], last[4])
         if seen is not None:
             name, tail = seen[1], seen[2]
+            if sure_to_encode(call.args, call.kwargs):  # encoded while laid out, below
+                if route is not None:
+                    name = route(name, call)
+                names.append(name)
+                tails.append(tail)
+                given.append(call.job_id)
+                payloads.append(None)
+                later.append(call)
+                continue
             overrides = None
         else:
             check_call(call)
@@ -253,14 +264,40 @@ def plan_enqueue(
         sink.queues(tuple(by_queue))
     ids = _PlanIds()
     job_ids: list[str] = []
-    for name, tail, mine, payload in zip(names, tails, given, payloads, strict=True):
+    deferred = iter(later)
+    for i, (name, tail, mine, ready) in enumerate(zip(names, tails, given, payloads, strict=True)):
+        if ready is None:
+            call = next(deferred)
+            ready = payloads[i] = encode(call.task, call.args, call.kwargs, None, trace)  # noqa: PLW2901
         job_id = mine or ids.next()
-        full = by_queue[name].add(tail, job_id, payload)
+        full = by_queue[name].add(tail, job_id, ready)
         if full is not None and sink is not None:
             sink.script(full)
         job_ids.append(job_id)
     script_calls = tuple(c for batches in by_queue.values() for c in batches.calls())
-    return EnqueuePlan(tuple(by_queue), script_calls, names, job_ids, prefix, tuple(payloads))
+    encoded = cast(list[bytes], payloads)
+    return EnqueuePlan(tuple(by_queue), script_calls, names, job_ids, prefix, tuple(encoded))
+
+
+def sure_to_encode(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> bool:
+    """Whether JSON encoding cannot refuse these arguments: ASCII strings, 64-bit integers,
+    booleans, None and finite floats only. A bulk enqueue encodes such calls while it lays
+    them out, after its first batches have gone to Redis; any other call is encoded before
+    anything is sent, so a refused argument still leaves nothing enqueued."""
+    for value in (*args, *kwargs.values()) if kwargs else args:
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():  # a lone surrogate is refused; ASCII never is
+                return False
+        elif kind is int:
+            if not -(1 << 63) <= value < 1 << 64:
+                return False
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif value is not None and kind is not bool:
+            return False
+    return all(type(k) is str and k.isascii() for k in kwargs) if kwargs else True
 
 
 class PlanSink(Protocol):
