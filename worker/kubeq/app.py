@@ -19,6 +19,7 @@ from . import connections, defaults, dependencies, rediscluster
 from .enqueue import (
     ENQUEUE_BATCH,
     EnqueueStream,
+    PlanSink,
     check_call,
     check_retry_overrides,
     new_job_id,
@@ -358,7 +359,7 @@ class App:
         send(self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout)
         for child, parents in edges:
             dependencies.link(self.redis, self.prefix, child, parents)
-        return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
+        return self._jobs(plan)
 
     async def aenqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
         """``enqueue_many`` for async code: the same plan, one round trip on the running loop."""
@@ -376,11 +377,11 @@ class App:
             await asyncio.to_thread(
                 send, self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
             )
-            return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
+            return self._jobs(plan)
         await send_async(
             self.aredis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
         )
-        return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
+        return self._jobs(plan)
 
     def _streams(self, calls: list[Call]) -> bool:
         """Whether a bulk enqueue is written while it is laid out: more than one batch, on
@@ -394,16 +395,9 @@ class App:
         job handles are made while Redis runs them (``enqueue.EnqueueStream``)."""
         stream = EnqueueStream(self.redis, self.prefix, self._known_queues)
         try:
-            plan = plan_enqueue(
-                calls,
-                prefix=self.prefix,
-                defaults_for=self.defaults_for,
-                queue=queue,
-                route=self.partitioner.route if self.partitioner.partitions else None,
-                sink=stream,
-            )
-            jobs = [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
-            stream.finish(plan)
+            plan = self._plan(calls, queue, sink=stream)
+            jobs = self._jobs(plan)
+            stream.finish()
         except BaseException:
             stream.abandon()
             raise
@@ -412,14 +406,21 @@ class App:
     def _on_cluster(self) -> bool:
         return rediscluster.parse_cluster_url(connections.resolve_url(self.redis_url)) is not None
 
-    def _plan(self, calls: Iterable[Call], queue: str | None) -> EnqueuePlan:
+    def _plan(
+        self, calls: Iterable[Call], queue: str | None, sink: PlanSink | None = None
+    ) -> EnqueuePlan:
         return plan_enqueue(
             calls,
             prefix=self.prefix,
             defaults_for=self.defaults_for,
             queue=queue,
             route=self.partitioner.route if self.partitioner.partitions else None,
+            sink=sink,
         )
+
+    def _jobs(self, plan: EnqueuePlan) -> list[Job]:
+        """The handles of a plan's jobs, in the caller's order."""
+        return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
 
     def defaults_for(self, name: str) -> TaskOptions:
         """The options of a registered task, or the defaults for a task this app doesn't know."""

@@ -174,11 +174,11 @@ def hiredis_packing(client: Any) -> Any:
 
 @functools.cache
 def _hiredis_class(base: type) -> type:
-    pack = _HIREDIS_SERIALIZER.pack if _HIREDIS_SERIALIZER is not None else None
+    pack = _HIREDIS_SERIALIZER.pack
 
     class HiredisPacking(base):  # type: ignore[misc]
         def pack_command(self, *args: Any) -> list[bytes]:
-            packed: list[bytes] = pack(*args)  # type: ignore[misc]
+            packed: list[bytes] = pack(*args)
             return packed
 
     HiredisPacking.__name__ = HiredisPacking.__qualname__ = f"Hiredis{base.__name__}"

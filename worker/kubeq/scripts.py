@@ -126,13 +126,19 @@ is a ``Lua`` or one registered on a client."""
 Call = ScriptCall
 
 
+def _evalsha_command(call: Call) -> tuple[Any, ...]:
+    """The EVALSHA command of one script call, its queue's fence declared."""
+    script, keys, args = call
+    declared = fenced(keys)
+    return ("EVALSHA", script.sha, len(declared), *declared, *args)
+
+
 def _queue(pipe: Any, calls: list[Call]) -> None:
-    for script, keys, args in calls:
-        declared = fenced(keys)
+    for call in calls:
         # execute_command, not pipe.evalsha: redis-py's cluster pipeline blocks the evalsha
         # method (for NOSCRIPT, which run_pipeline handles itself) but routes EVALSHA by its
         # keys, and every call's keys are one queue's slot
-        pipe.execute_command("EVALSHA", script.sha, len(declared), *declared, *args)
+        pipe.execute_command(*_evalsha_command(call))
 
 
 def _missing(calls: list[Call], results: list[Any], raise_errors: bool) -> list[int]:
@@ -218,72 +224,56 @@ def _evalsha(client: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
 
 
 class Stream:
-    """Commands written to Redis as each is ready, their replies read at the end: a bulk
+    """Script calls written to Redis as each is ready, their replies read at the end: a bulk
     enqueue's first batches run in Redis while the client lays out the rest.
 
-    On a plain ``redis.Redis`` the commands go out on the connection this thread keeps
-    (``_Kept``). Any connection trouble (or another kind of client) sends every command
-    again at ``finish`` through the client's own pipeline, so redis-py's retry policy
-    decides; the enqueue script de-duplicates by job id, so a batch that ran twice enqueues
-    its jobs once. A script Redis forgot (NOSCRIPT) is loaded and its calls sent again."""
+    On a plain ``redis.Redis`` the calls go out on the connection this thread keeps
+    (``_Kept``). Any connection trouble (or another kind of client) sends every call again at
+    ``finish`` through ``run_pipeline``, so redis-py's retry policy decides; the enqueue
+    script de-duplicates by job id, so a batch that ran twice enqueues its jobs once. The
+    calls Redis answered NOSCRIPT go through ``run_pipeline`` too, which loads the script."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.commands: list[tuple[Any, ...]] = []
-        self.scripts: dict[str, Any] = {}
+        self.calls: list[Call] = []
         self.conn: Any = None
         if type(client) is redis.Redis and client.connection is None:
             with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
                 self.conn = _kept_connection(client.connection_pool)
 
-    def command(self, *command: Any) -> None:
-        self.commands.append(command)
+    def script(self, call: Call) -> None:
+        self.calls.append(call)
         if self.conn is None:
             return
         try:
-            self.conn.send_packed_command(_pack(self.conn, command))
+            self.conn.send_packed_command(_pack(self.conn, _evalsha_command(call)))
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             self._drop()
         except BaseException:
             self._drop()
             raise
 
-    def script(self, call: Call) -> None:
-        script, keys, args = call
-        self.scripts[script.sha] = script
-        keys = fenced(keys)
-        self.command("EVALSHA", script.sha, len(keys), *keys, *args)
-
     def finish(self) -> list[Any]:
-        """Every command's reply, in order; a script error raises."""
-        replies: list[Any] | None = None
-        if self.conn is not None:
-            try:
-                replies = []
-                for _ in self.commands:
-                    try:
-                        replies.append(self.conn.read_response())
-                    except ResponseError as exc:  # answered in full: the connection is clean
-                        replies.append(exc)
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                self._drop()
-                replies = None
-            except BaseException:
-                self._drop()  # interrupted mid-reply: never reuse it
-                raise
-        if replies is None:
-            pipe = self.client.pipeline(transaction=False)
-            for command in self.commands:
-                pipe.execute_command(*command)
-            replies = pipe.execute(raise_on_error=False)
+        """Every call's reply, in order; a script error raises."""
+        if self.conn is None:
+            return run_pipeline(self.client, self.calls)
+        replies: list[Any] = []
+        try:
+            for _ in self.calls:
+                try:
+                    replies.append(self.conn.read_response())
+                except ResponseError as exc:  # answered in full: the connection is clean
+                    replies.append(exc)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self._drop()
+            return run_pipeline(self.client, self.calls)
+        except BaseException:
+            self._drop()  # interrupted mid-reply: never reuse it
+            raise
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
-            for sha in {self.commands[i][1] for i in missing}:
-                self.client.script_load(self.scripts[sha].script)
-            pipe = self.client.pipeline(transaction=False)
-            for i in missing:
-                pipe.execute_command(*self.commands[i])
-            for i, reply in zip(missing, pipe.execute(raise_on_error=False), strict=True):
+            again = run_pipeline(self.client, [self.calls[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         for reply in replies:
             if isinstance(reply, Exception):
