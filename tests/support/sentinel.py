@@ -87,6 +87,21 @@ class SentinelTopology:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"sentinels did not see the replicas; see {self.workdir}")
             time.sleep(0.1)
+        # seen by the sentinels is not yet replicating: a WAIT for the replicas right after
+        # start() got 0 of 2 on a loaded machine while their first sync was under way
+        while self._replicas_online() < len(self.replica_ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replicas did not finish syncing; see {self.workdir}")
+            time.sleep(0.1)
+
+    def _replicas_online(self) -> int:
+        client = redis.Redis(port=self.master_port)
+        try:
+            info = client.info("replication")
+        finally:
+            client.close()
+        links = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        return sum(1 for link in links if link.get("state") == "online")
 
     def _replicas_known(self) -> int:
         client = redis.Redis(port=self.sentinel_ports[0])
