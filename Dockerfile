@@ -6,8 +6,7 @@ FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY hack/install-venv.sh hack/install-venv.sh
 COPY pyproject.toml README.md ./
-COPY worker/ worker/
-COPY operator/ operator/
+COPY src/ src/
 # the same install step as `make venv`, without the editable flag and the test extras
 RUN sh hack/install-venv.sh /opt/kubeq ".[operator,dashboard]"
 

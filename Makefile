@@ -43,7 +43,7 @@ lint: venv
 	$(BIN)/hadolint Dockerfile
 
 typecheck: venv
-	$(BIN)/mypy worker/kubeq operator/kubeq_operator
+	$(BIN)/mypy src/kubeq src/kubeq_operator
 
 include hack/cluster/cluster.mk
 include hack/judges/judges.mk

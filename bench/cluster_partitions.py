@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.cluster import ClusterTopology  # noqa: E402
 
 import kubeq  # noqa: E402
-from kubeq.keys import QueueKeys  # noqa: E402
-from kubeq.partitions import names  # noqa: E402
-from kubeq.rediscluster import slot_of  # noqa: E402
+from kubeq.store.cluster import slot_of  # noqa: E402
+from kubeq.store.keys import QueueKeys  # noqa: E402
+from kubeq.store.partitions import names  # noqa: E402
 
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 

@@ -39,7 +39,7 @@ import httpx2 as httpx
 import redis
 
 import kubeq
-from kubeq.keys import QueueKeys
+from kubeq.store.keys import QueueKeys
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))

@@ -177,7 +177,7 @@ def main() -> int:
     from support.redisserver import RedisServer
 
     import kubeq
-    from kubeq.keys import QueueKeys
+    from kubeq.store.keys import QueueKeys
     from localcluster.cluster import up
 
     info, _ = up()

@@ -188,7 +188,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--kubeq-path",
         default=None,
-        help="run kubeq from this directory (a copy of worker/ with a proposed "
+        help="run kubeq from this directory (a copy of src/ with a proposed "
         "change) instead of the installed library",
     )
     ap.add_argument(
@@ -196,7 +196,7 @@ def parse_args() -> argparse.Namespace:
         action="append",
         default=[],
         metavar="LABEL=PATH",
-        help="also run kubeq with PATH first on PYTHONPATH (a copy of worker/ with a change, "
+        help="also run kubeq with PATH first on PYTHONPATH (a copy of src/ with a change, "
         "or a directory that blocks an optional module), interleaved with the others; its "
         "medians are 'kubeq:LABEL' (the 'ab' README block)",
     )

@@ -12,7 +12,7 @@ from flask import Flask, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
 import kubeq
-from kubeq.keys import validate_job_id
+from kubeq.store.keys import validate_job_id
 
 queue_app = kubeq.App()  # Redis from KUBEQ_REDIS_URL
 app = Flask(__name__)

@@ -23,7 +23,7 @@ from fastapi import FastAPI, HTTPException, Response
 from pydantic import BaseModel, Field
 
 import kubeq
-from kubeq.keys import validate_job_id
+from kubeq.store.keys import validate_job_id
 
 queue_app = kubeq.App()  # Redis from KUBEQ_REDIS_URL
 

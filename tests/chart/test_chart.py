@@ -150,7 +150,7 @@ def test_chart_crd_is_the_operators_crd() -> None:
 
 
 def _exported_metric_names() -> set[str]:
-    from kubeq.metrics import WorkerMetrics
+    from kubeq.worker.metrics import WorkerMetrics
     from kubeq_operator import metrics as operator_metrics
 
     names: set[str] = set()

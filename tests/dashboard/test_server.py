@@ -12,10 +12,10 @@ import redis
 from starlette.testclient import TestClient
 
 import kubeq
-from kubeq import workerinfo
-from kubeq.connections import async_client
 from kubeq.dashboard import Config, create_app
 from kubeq.dashboard.hub import Hub
+from kubeq.store import workers as workerinfo
+from kubeq.store.connections import async_client
 
 
 def csrf_of(page: str) -> str:
@@ -194,7 +194,7 @@ def test_workerinfo_round_trip_and_expiry(redis_url: str) -> None:
 def test_cli_refuses_actions_without_a_token() -> None:
     from click.testing import CliRunner
 
-    from kubeq.cli import cli
+    from kubeq.cli.commands import cli
 
     result = CliRunner().invoke(cli, ["dashboard"], env={"KUBEQ_DASHBOARD_TOKEN": ""})
     assert result.exit_code == 2

@@ -21,7 +21,7 @@ from faultproxy import Proxy
 from fleet import StartWorker, WorkerProcess
 
 from kubeq import defaults
-from kubeq.keys import QueueKeys, ready_score
+from kubeq.store.keys import QueueKeys, ready_score
 
 
 @dataclass

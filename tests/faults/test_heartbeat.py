@@ -36,7 +36,7 @@ def test_a_late_heartbeat_costs_one_extra_run_not_a_poison_job(
     # Load the scripts first: a heartbeat's first EVALSHA answered NOSCRIPT is loaded and sent
     # again the moment its reply arrives, without the interval's sleep, and would race the
     # fetch; after a Redis restart that race is real, but it is not this scenario's.
-    for lua in kubeq.scripts.LUA.values():
+    for lua in kubeq.store.scripts.LUA.values():
         r.script_load(lua.script)
     start_worker("--queue", "hb", "--concurrency", "2", "--lease", LEASE)
     wait_until(lambda: r.zcard(q.keys.workers) > 0, 30, "the worker to register")

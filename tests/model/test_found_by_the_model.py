@@ -21,11 +21,12 @@ import redis
 from redis import asyncio as aioredis
 
 import kubeq
-from kubeq import defaults, handoff
-from kubeq.keys import QueueKeys, ready_score
+from kubeq import defaults
 from kubeq.options import Call, TaskOptions
 from kubeq.outcomes import Settlement
-from kubeq.scripts import LUA, run_pipeline
+from kubeq.store.keys import QueueKeys, ready_score
+from kubeq.store.scripts import LUA, run_pipeline
+from kubeq.worker import handoff
 
 
 def places(r: redis.Redis, keys: QueueKeys, member: str) -> list[str]:
@@ -61,7 +62,7 @@ def _hand_off(url: str, keys: QueueKeys, ids: list[str]) -> None:
 
 def _end(r: redis.Redis, keys: QueueKeys, outcome: Settlement) -> int:
     """Fetch the one ready job and ack it with ``outcome``; returns ack.lua's flag."""
-    from kubeq.protocol import fetch_args, parse_fetch_reply
+    from kubeq.store.wire import fetch_args, parse_fetch_reply
 
     fk, fa = fetch_args("w", 1, 60_000, 0, defaults.WORKER_TTL_MS, [keys])
     (job,) = parse_fetch_reply(run_pipeline(r, [(LUA["fetch"], fk, fa)])[0], [keys]).jobs

@@ -5,14 +5,15 @@ The steps are what workers, producers and operators do: enqueue (now or delayed)
 heartbeat, ack (finished, retry now or later, failed = dead-letter, requeue = a SIGTERM
 hand-back, release = a dead pool child), lease expiry, cancel and requeue of a dead letter,
 a child enqueued with ``depends_on`` (issue 11) and a worker's hand-off of ended parents
-(``kubeq.handoff.hand_off``, which releases or cancels their children);
+(``kubeq.worker.handoff.hand_off``, which releases or cancels their children);
 ``GarbageJobStates`` adds what a careless hand or a bug can write into Redis (a waiting entry
 whose job key has the wrong type, a non-numeric field or an id that is not UTF-8; a running
 job's key overwritten), an ack call that settles a good delivery beside a garbage one, and
 enqueue calls with values the scripts cannot use (result_ttl 1.5 or 10**17, max_deliveries 0,
 priority True, timeout 0 or NaN or infinity), which must be refused naming the field.
-Scripts are called through ``kubeq.scripts`` with the worker's own seams (``protocol.fetch_args``,
-``protocol.parse_fetch_reply``, ``protocol.heartbeat_args``, ``Settlement.ack_fields``).
+Scripts are called through ``kubeq.store.scripts`` with the worker's own seams
+(``wire.fetch_args``, ``wire.parse_fetch_reply``, ``wire.heartbeat_args``,
+``Settlement.ack_fields``).
 
 Invariants after every step: each job is in exactly the one set its status names (or none
 once finished or cancelled; deferred children in the deferred set) and its counters are the
@@ -43,12 +44,13 @@ from jobmodel import ACTIVE, FAILED, QUEUED, Model
 from redis import asyncio as aioredis
 
 import kubeq
-from kubeq import defaults, handoff
-from kubeq.keys import QueueKeys, ready_score
+from kubeq import defaults
 from kubeq.options import Call, TaskOptions
 from kubeq.outcomes import Outcome, Settlement
-from kubeq.protocol import fetch_args, heartbeat_args, parse_fetch_reply
-from kubeq.scripts import LUA, run_pipeline
+from kubeq.store.keys import QueueKeys, ready_score
+from kubeq.store.scripts import LUA, run_pipeline
+from kubeq.store.wire import fetch_args, heartbeat_args, parse_fetch_reply
+from kubeq.worker import handoff
 
 QUEUE = "m"
 IDS = [f"j{i}" for i in range(8)]

@@ -319,7 +319,7 @@ def test_password_from_secret_reaches_operator_and_workers(
     try:
         url = f"redis://127.0.0.1:{port}/0"
         app = kubeq.App(url)
-        app._redis = kubeq.connections.sync_client(url, password="s3cret-pw")
+        app._redis = kubeq.store.connections.sync_client(url, password="s3cret-pw")
         wait_for(lambda: _pings(app), timeout=10, message="redis-server with a password")
         app.enqueue_many([kubeq.Call("e2e.work", (5,), queue=queue_of("auth", ns))])
         body = taskqueue("auth", ns, url)

@@ -13,7 +13,7 @@ import pytest
 from support.redisserver import free_port
 
 from kubeq import defaults
-from kubeq.stats import QueueStats
+from kubeq.store.stats import QueueStats
 from kubeq_operator import metrics
 from kubeq_operator.loop import TaskQueueLoop, observe
 from kubeq_operator.reconcile import OWN_WRITE_SECONDS, DeploymentView, ReplicaTracker
@@ -171,7 +171,7 @@ def test_a_failed_pod_mark_is_logged_and_the_others_are_marked(
 def test_spec_rate_limits_are_applied_to_redis_and_withdrawn(redis_url: str) -> None:
     import redis as redis_lib
 
-    from kubeq.keys import QueueKeys
+    from kubeq.store.keys import QueueKeys
 
     base = {
         "redis": {"url": redis_url},
@@ -209,7 +209,8 @@ def test_spec_rate_limits_are_applied_to_redis_and_withdrawn(redis_url: str) -> 
 
 @pytest.mark.redis
 def test_the_drain_rate_is_read_from_the_workers_published_counters(redis_url: str) -> None:
-    from kubeq import connections, workerinfo
+    from kubeq.store import connections
+    from kubeq.store import workers as workerinfo
 
     loop = make_loop(Events(), "rate")
     spec = parse(

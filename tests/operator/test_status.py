@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kubeq.stats import QueueStats
+from kubeq.store.stats import QueueStats
 from kubeq_operator import status as status_mod
 from kubeq_operator.status import (
     AGE,

@@ -14,7 +14,7 @@ import redis
 from support.cluster import ClusterTopology
 
 import kubeq
-import kubeq.connections
+import kubeq.store.connections
 
 HERE = Path(__file__).resolve().parent
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
@@ -121,6 +121,6 @@ def app(redis_url: str) -> Iterator[kubeq.App]:
 
 @pytest.fixture
 def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = kubeq.connections.sync_client(redis_url)  # a cluster client on a cluster
+    client = kubeq.store.connections.sync_client(redis_url)  # a cluster client on a cluster
     yield client
     client.close()

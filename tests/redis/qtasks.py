@@ -20,7 +20,7 @@ _r: redis.Redis | None = None
 def r() -> redis.Redis:
     global _r
     if _r is None:
-        _r = kubeq.connections.sync_client(os.environ["KUBEQ_REDIS_URL"])  # cluster too
+        _r = kubeq.store.connections.sync_client(os.environ["KUBEQ_REDIS_URL"])  # cluster too
     return _r
 
 

@@ -112,7 +112,7 @@ def test_async_clients_pack_with_hiredis_and_send_what_the_sync_client_sends(
     """The asyncio clients kubeq makes (the worker's, the App's per-loop ones) pack commands
     with redis-py's hiredis packer, as its sync client does: the same bytes reach Redis, a
     multi-word command is split, and a value Redis cannot take is refused the same way."""
-    from kubeq import connections
+    from kubeq.store import connections
 
     made = [connections.async_client(app.redis_url), connections.LoopClients(app.redis_url)]
     sync = redis.Redis.from_url(app.redis_url)

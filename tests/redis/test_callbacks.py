@@ -21,9 +21,9 @@ from helpers import wait_until
 
 import kubeq
 from kubeq import defaults
-from kubeq.handoff import hand_off
-from kubeq.keys import QueueKeys
 from kubeq.options import TaskOptions
+from kubeq.store.keys import QueueKeys
+from kubeq.worker.handoff import hand_off
 
 
 def _records(r: redis.Redis, tag: str) -> list[Any]:

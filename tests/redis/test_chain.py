@@ -13,7 +13,7 @@ from conftest import StartWorker
 from helpers import wait_until
 
 import kubeq
-from kubeq.keys import QueueKeys
+from kubeq.store.keys import QueueKeys
 
 
 def test_results_flow_along_the_chain_across_queues(

@@ -20,7 +20,7 @@ from conftest import StartWorker
 from helpers import wait_until
 
 import kubeq
-from kubeq.keys import QueueKeys
+from kubeq.store.keys import QueueKeys
 
 CHORDS, MEMBERS = 200, 20
 RETRIED = [j for j in range(MEMBERS) if j % 7 == 3]  # (qtasks.chord_member)

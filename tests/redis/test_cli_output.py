@@ -15,7 +15,7 @@ import redis
 from conftest import StartWorker
 
 import kubeq
-from kubeq.keys import QueueKeys
+from kubeq.store.keys import QueueKeys
 
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 

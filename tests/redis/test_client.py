@@ -20,7 +20,7 @@ from conftest import StartWorker
 from helpers import evalsha_calls, wait_until
 
 import kubeq
-from kubeq.keys import QueueKeys
+from kubeq.store.keys import QueueKeys
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -250,7 +250,7 @@ def test_a_bulk_enqueue_of_several_batches_is_written_while_it_is_laid_out(
     """More than one batch (ENQUEUE_BATCH jobs) goes to Redis batch by batch while the rest
     is laid out: every job arrives once, in order, on its queue; a script Redis forgot is
     loaded again; a call refused at the end leaves nothing enqueued."""
-    from kubeq.enqueue import ENQUEUE_BATCH
+    from kubeq.client.enqueue import ENQUEUE_BATCH
 
     add = app.task(name="qtasks.add")(qtasks.add.func)
     n = 2 * ENQUEUE_BATCH + 7
@@ -277,7 +277,7 @@ def test_a_bulk_enqueue_of_several_batches_is_written_while_it_is_laid_out(
 def test_a_bulk_enqueue_refused_by_a_script_raises_and_leaves_the_client_usable(
     app: kubeq.App, r: redis.Redis
 ) -> None:
-    from kubeq.enqueue import ENQUEUE_BATCH
+    from kubeq.client.enqueue import ENQUEUE_BATCH
 
     add = app.task(name="qtasks.add")(qtasks.add.func)
     r.set(QueueKeys.of("broken", app.prefix).ready, b"not a sorted set")
@@ -293,7 +293,7 @@ def test_a_bulk_enqueue_on_a_connection_redis_closed_is_sent_again(
     """The connection a thread keeps between enqueues was closed by Redis (a restart, a
     timeout, CLIENT KILL): the streamed batches go out again through redis-py's pipeline on a
     new connection, and every job is enqueued once."""
-    from kubeq.enqueue import ENQUEUE_BATCH
+    from kubeq.client.enqueue import ENQUEUE_BATCH
 
     add = app.task(name="qtasks.add")(qtasks.add.func)
     add.delay(0, 0)  # the thread now keeps a connection

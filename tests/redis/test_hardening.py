@@ -14,7 +14,7 @@ from conftest import StartWorker
 from helpers import wait_until
 
 import kubeq
-from kubeq.keys import QueueKeys
+from kubeq.store.keys import QueueKeys
 
 
 def test_a_late_heartbeat_does_not_make_the_same_worker_run_a_job_twice(

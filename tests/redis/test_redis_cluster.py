@@ -24,13 +24,14 @@ from helpers import tally_marks, wait_until
 from support.cluster import ClusterTopology
 
 import kubeq
-from kubeq import connections, defaults
+from kubeq import defaults
 from kubeq.errors import NotReplicated
-from kubeq.keys import QueueKeys
-from kubeq.protocol import fetch_args
-from kubeq.rediscluster import is_cluster, is_outage, slot_of
-from kubeq.scripts import LUA, run_pipeline
-from kubeq.stats import read_stats_async
+from kubeq.store import connections
+from kubeq.store.cluster import is_cluster, is_outage, slot_of
+from kubeq.store.keys import QueueKeys
+from kubeq.store.scripts import LUA, run_pipeline
+from kubeq.store.stats import read_stats_async
+from kubeq.store.wire import fetch_args
 
 QUEUES = [f"c{i}" for i in range(20)]
 SOAK_JOBS = 10_000
@@ -73,7 +74,7 @@ def test_cli_stats_and_burst_worker_on_a_cluster(
     app.enqueue_many([qtasks.add.s(i, 1).set(queue=q) for q in QUEUES[:6] for i in range(5)])
     from click.testing import CliRunner
 
-    from kubeq.cli import cli
+    from kubeq.cli.commands import cli
 
     out = CliRunner().invoke(cli, ["--redis-url", cluster.url, "stats", "--output", "json"])
     assert out.exit_code == 0, out.output

@@ -20,7 +20,7 @@ from helpers import wait_until
 from support.redisserver import RedisServer, free_port
 
 import kubeq
-from kubeq.keys import QueueKeys
+from kubeq.store.keys import QueueKeys
 
 
 def _started(r: redis.Redis, tag: str) -> list[int]:

@@ -14,8 +14,8 @@ from conftest import StartWorker
 from helpers import wait_until
 
 import kubeq
-from kubeq.keys import QueueKeys
-from kubeq.protocol import FETCH_HEADER
+from kubeq.store.keys import QueueKeys
+from kubeq.store.wire import FETCH_HEADER
 
 
 def test_retry_with_a_timedelta_delay_works(app: kubeq.App, start_worker: StartWorker) -> None:

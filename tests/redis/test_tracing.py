@@ -114,7 +114,7 @@ def test_without_opentelemetry_payloads_carry_nothing_extra() -> None:
     script = (
         "import sys; sys.modules['opentelemetry'] = None\n"  # as if kubeq[otel] were absent
         "import kubeq, kubeq.tracing\n"
-        "from kubeq.enqueue import plan_enqueue\n"
+        "from kubeq.client.enqueue import plan_enqueue\n"
         "assert not kubeq.tracing.ENABLED\n"
         "plan = plan_enqueue([kubeq.Call('t', (1,))])\n"
         "print(plan.payloads[0].decode())\n"

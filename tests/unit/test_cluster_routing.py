@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from kubeq.fetchrouter import FetchRouter
-from kubeq.keys import QueueKeys, fence_of
-from kubeq.protocol import FETCH_FIELDS_PER_JOB
-from kubeq.rediscluster import is_outage, parse_cluster_url, slot_groups, slot_of
-from kubeq.scripts import LUA, fenced
+from kubeq.store.cluster import is_outage, parse_cluster_url, slot_groups, slot_of
+from kubeq.store.keys import QueueKeys, fence_of
+from kubeq.store.scripts import LUA, fenced
+from kubeq.store.wire import FETCH_FIELDS_PER_JOB
+from kubeq.worker.fetch import FetchRouter
 from kubeq_operator.spec import SpecError, parse
 
 

@@ -19,7 +19,8 @@ import click
 import pytest
 import yaml
 
-from kubeq import cli, defaults
+from kubeq import defaults
+from kubeq.cli import commands as cli
 from kubeq_operator import crd
 from kubeq_operator.policy import ScalingSpec
 from kubeq_operator.spec import parse

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import kubeq
-from kubeq.execution import Executor, JobTimeout
+from kubeq.worker.execution import Executor, JobTimeout
 
 app = kubeq.App("redis://127.0.0.1:1/0")  # never connected: the executor runs tasks only
 release = threading.Event()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kubeq.keys import (
+from kubeq.store.keys import (
     PRIORITY_MAX,
     PRIORITY_MIN,
     QueueKeys,

@@ -11,9 +11,9 @@ import pytest
 
 import kubeq
 from kubeq import Call
-from kubeq.enqueue import laid_out, plan_enqueue
+from kubeq.client.enqueue import laid_out, plan_enqueue
 from kubeq.options import RateLimit, TaskOptions
-from kubeq.scripts import source
+from kubeq.store.scripts import source
 
 
 @pytest.mark.parametrize(

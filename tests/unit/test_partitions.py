@@ -7,11 +7,11 @@ import collections
 import pytest
 
 from kubeq import App
-from kubeq.fetchrouter import FetchRouter
-from kubeq.keys import QueueKeys, validate_queue_name
 from kubeq.options import Call
-from kubeq.partitions import Partitioner, combine, names, parent
-from kubeq.stats import QueueStats
+from kubeq.store.keys import QueueKeys, validate_queue_name
+from kubeq.store.partitions import Partitioner, combine, names, parent
+from kubeq.store.stats import QueueStats
+from kubeq.worker.fetch import FetchRouter
 
 
 def test_partitions_are_named_apart_from_any_queue_a_user_can_name() -> None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 import kubeq
-from kubeq.app import Call
+from kubeq.client.app import Call
 from kubeq.serialization import decode_call, encode_call
 
 
@@ -93,7 +93,7 @@ def test_delays_are_counted_on_the_server_clock_and_etas_are_absolute() -> None:
 
 
 def test_per_call_retry_overrides_are_checked_against_the_task() -> None:
-    from kubeq.app import check_call, check_retry_overrides
+    from kubeq.client.app import check_call, check_retry_overrides
     from kubeq.retry import RetryPolicy
 
     with pytest.raises(ValueError, match="backoff_min <= backoff_max"):

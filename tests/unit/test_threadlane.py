@@ -14,8 +14,8 @@ import time
 import pytest
 
 from kubeq import defaults
-from kubeq.prefetch import Prefetch
-from kubeq.threadlane import Lane
+from kubeq.worker.prefetch import Prefetch
+from kubeq.worker.threads import Lane
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 

@@ -9,8 +9,8 @@ import pytest
 
 import kubeq
 from kubeq import Call, serialization
-from kubeq.enqueue import plan_enqueue
-from kubeq.keys import validate_job_id, validate_queue_name
+from kubeq.client.enqueue import plan_enqueue
+from kubeq.store.keys import validate_job_id, validate_queue_name
 
 
 @pytest.mark.parametrize(

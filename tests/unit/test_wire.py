@@ -12,22 +12,22 @@ import orjson
 import pytest
 
 from kubeq import Call, TaskOptions
-from kubeq.enqueue import (
+from kubeq.client.enqueue import (
     ENQUEUE_BATCH,
     ENQUEUE_GROUP_FIELDS,
     ENQUEUE_JOB_FIELDS,
     laid_out,
     plan_enqueue,
 )
-from kubeq.keys import QueueKeys
 from kubeq.outcomes import ACK_FIELDS_PER_DELIVERY, Ended, Outcome, Settlement
-from kubeq.protocol import (
+from kubeq.store.keys import QueueKeys
+from kubeq.store.scripts import LUA, source
+from kubeq.store.wire import (
     FETCH_FIELDS_PER_JOB,
     fetch_args,
     parse_fetch_reply,
     parse_heartbeat_reply,
 )
-from kubeq.scripts import LUA, source
 
 
 def _stride(script: str, pattern: str) -> int:
@@ -145,7 +145,7 @@ def test_enqueue_plan_refuses_a_bad_call_naming_the_field_and_plans_nothing() ->
 
 
 def test_only_arguments_json_cannot_refuse_are_encoded_after_batches_leave() -> None:
-    from kubeq.enqueue import sure_to_encode
+    from kubeq.client.enqueue import sure_to_encode
 
     assert sure_to_encode((1, "a", 2.5, True, None, -(1 << 63), (1 << 64) - 1), {"k": "v"})
     for bad in ("\ud800", "é", 1 << 64, float("nan"), float("inf"), [1], {"a": 1}, b"x"):

@@ -1,0 +1,418 @@
+"""The ``kubeq`` command: run a worker, watch queues, enqueue by hand, tend dead letters.
+
+Built on click (commands and options) and rich (tables). Every command reads the Redis URL
+from ``--redis-url`` or ``KUBEQ_REDIS_URL`` and the password from ``KUBEQ_REDIS_PASSWORD``;
+a password is never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+import redis
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from kubeq import defaults, serialization
+from kubeq.cli.jobs import dlq, job, limit
+from kubeq.cli.output import Context, console, emit_json, output_option, pass_ctx
+from kubeq.client.app import Call
+from kubeq.errors import KubeqError
+from kubeq.store import connections
+from kubeq.store.stats import QueueStats, read_stats
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--redis-url", envvar="KUBEQ_REDIS_URL", help="Redis URL [env KUBEQ_REDIS_URL].")
+@click.option("--prefix", default=defaults.PREFIX, show_default=True, help="Key prefix.")
+@click.version_option(package_name="kubeq")
+@click.pass_context
+def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
+    """kubeq: a Redis task queue whose workers run on Kubernetes and scale themselves."""
+    ctx.obj = Context(redis_url, prefix)
+
+
+# -- worker -----
+
+
+@cli.command()
+@click.argument("tasks_module")
+@click.option(
+    "-q",
+    "--queue",
+    "queues",
+    multiple=True,
+    help="Queue to consume; repeat in priority order. Default: the tasks' queues.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    default=defaults.CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Jobs run at once by this process.",
+)
+@click.option(
+    "--prefetch-ms",
+    default=defaults.PREFETCH_MS,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Lease ahead as many short jobs as the slots finish in this many ms (0: off).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(defaults.POOLS),
+    default=defaults.POOL,
+    show_default=True,
+    help="Where sync tasks run; async tasks always run on the event loop.",
+)
+@click.option(
+    "--lease",
+    "lease_seconds",
+    default=defaults.LEASE_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0.5),
+    help="Seconds before a silent worker's job runs again.",
+)
+@click.option(
+    "--drain-timeout",
+    default=defaults.DRAIN_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds running jobs get after SIGTERM; keep below the pod's grace period.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics and /healthz on this port.",
+)
+@click.option(
+    "--stall-seconds",
+    default=defaults.STALL_SECONDS,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="/healthz fails after this long without a round trip to Redis.",
+)
+@click.option(
+    "--log-level",
+    default=defaults.LOG_LEVEL,
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.option(
+    "--burst",
+    is_flag=True,
+    help="Exit 0 once the queues have nothing ready and nothing runs (delayed jobs stay).",
+)
+@pass_ctx
+def worker(
+    obj: Context,
+    tasks_module: str,
+    queues: Sequence[str],
+    concurrency: int,
+    prefetch_ms: float,
+    pool: str,
+    lease_seconds: float,
+    drain_timeout: float,
+    metrics_port: int | None,
+    stall_seconds: float,
+    log_level: str,
+    burst: bool,
+) -> None:
+    """Run the registered tasks of TASKS_MODULE (e.g. shop.tasks) from the queues."""
+    from kubeq.worker.loop import Worker, WorkerSettings
+    from kubeq.worker.registry import discover
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        tasks = discover(tasks_module)
+    except (ImportError, ValueError) as exc:
+        raise click.UsageError(f"cannot load tasks from {tasks_module!r}: {exc}") from exc
+    chosen = list(queues) or list(dict.fromkeys(t.options.queue for t in tasks.values()))
+    # a queue the tasks' App partitions (App(partitions=...)) is consumed in all its partitions
+    for app in {id(t.app): t.app for t in tasks.values()}.values():
+        chosen = list(dict.fromkeys(app.partitioner.expand(chosen)))
+    settings = WorkerSettings(
+        tasks_module=tasks_module,
+        queues=chosen,
+        concurrency=concurrency,
+        prefetch_ms=prefetch_ms,
+        pool=pool,
+        redis_url=obj.app.redis_url,
+        prefix=obj.app.prefix,
+        lease_seconds=lease_seconds,
+        drain_timeout=drain_timeout,
+        metrics_port=metrics_port,
+        stall_seconds=stall_seconds,
+        burst=burst,
+    )
+    code = asyncio.run(Worker(settings, tasks).run())
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # don't wait for a task thread that was handed back and still runs
+
+
+# -- stats -----
+
+
+def _age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def stats_table(stats: list[QueueStats]) -> Table:
+    """The table `kubeq stats` prints (also used by the demo)."""
+    table = Table(title="kubeq queues", title_justify="left")
+    for column in (
+        "queue",
+        "backlog",
+        "in flight",
+        "delayed",
+        "deferred",
+        "dead",
+        "oldest waiting",
+        "workers",
+        "busy",
+    ):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for s in stats:
+        name = s.queue + (" (paused)" if s.paused else "")
+        name += " (rate-limited)" if s.rate_limited else ""
+        table.add_row(
+            name,
+            str(s.backlog),
+            str(s.in_flight),
+            str(s.delayed),
+            str(s.deferred),
+            str(s.dead),
+            _age(s.oldest_ready_age) if s.backlog else "-",
+            str(s.live_workers),
+            str(s.busy_workers),
+        )
+    return table
+
+
+@cli.command()
+@click.option("-q", "--queue", "queues", multiple=True, help="Only these queues.")
+@click.option("-w", "--watch", is_flag=True, help="Refresh until interrupted.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1))
+@click.option(
+    "--until-empty",
+    is_flag=True,
+    hidden=True,
+    help="With --watch: stop once nothing waits or runs (used by make demo).",
+)
+@output_option
+@pass_ctx
+def stats(
+    obj: Context,
+    queues: Sequence[str],
+    watch: bool,
+    interval: float,
+    until_empty: bool,
+    output: str,
+) -> None:
+    """Backlog, in flight, delayed, dead, oldest job's age and workers, per queue."""
+
+    def read() -> list[QueueStats]:
+        return read_stats(obj.app.redis, list(queues) or obj.all_queues(), obj.app.prefix)
+
+    if output == "json":
+        if watch:
+            raise click.UsageError("-o json prints once: drop --watch (or poll it)")
+        emit_json(read())
+        return
+    if not watch:
+        console.print(stats_table(read()))
+        return
+    with Live(stats_table(read()), console=console, refresh_per_second=4) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                current = read()
+                live.update(stats_table(current))
+                if until_empty and all(s.backlog + s.in_flight + s.delayed == 0 for s in current):
+                    return
+        except KeyboardInterrupt:
+            return
+
+
+# -- enqueue, purge, pause -----------------------------------------------------------------------
+
+
+def _json_arg(value: str, name: str, kind: type) -> Any:
+    try:
+        parsed = serialization.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+    if not isinstance(parsed, kind):
+        raise click.BadParameter(f"must be a JSON {kind.__name__}", param_hint=name)
+    return parsed
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--args", "args_json", default="[]", help="Positional arguments as a JSON array.")
+@click.option("--kwargs", "kwargs_json", default="{}", help="Keyword arguments as a JSON object.")
+@click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
+@click.option("--priority", type=click.IntRange(0, 9), default=None, help="0 lowest .. 9 highest.")
+@click.option("--delay", type=click.FloatRange(0), default=None, help="Seconds before it may run.")
+@click.option("--job-id", default=None, help="Id for de-duplication.")
+@click.option(
+    "--wait",
+    "wait",
+    type=click.FloatRange(0),
+    default=None,
+    help="Wait up to this many seconds and print the result.",
+)
+@pass_ctx
+def enqueue(
+    obj: Context,
+    task: str,
+    args_json: str,
+    kwargs_json: str,
+    queue: str,
+    priority: int | None,
+    delay: float | None,
+    job_id: str | None,
+    wait: float | None,
+) -> None:
+    """Enqueue TASK (its registered name, e.g. shop.tasks.send_email) and print the job id."""
+    args = _json_arg(args_json, "--args", list)
+    kwargs = _json_arg(kwargs_json, "--kwargs", dict)
+    call = Call(
+        task, tuple(args), kwargs, queue=queue, priority=priority, delay=delay, job_id=job_id
+    )
+    job = obj.app.enqueue_many([call])[0]
+    click.echo(job.id)
+    if wait is not None:
+        click.echo(serialization.dumps(job.result(timeout=wait)).decode())
+
+
+@cli.command()
+@click.argument("queue")
+@click.option("--yes", is_flag=True, help="Don't ask.")
+@pass_ctx
+def purge(obj: Context, queue: str, yes: bool) -> None:
+    """Delete every waiting job of QUEUE (running jobs and dead letters stay)."""
+    if not yes:
+        click.confirm(f"Delete every waiting job of {queue!r}?", abort=True)
+    click.echo(f"purged {obj.app.queue(queue).purge()} jobs from {queue}")
+
+
+@cli.command()
+@click.argument("queue")
+@pass_ctx
+def pause(obj: Context, queue: str) -> None:
+    """Workers take no new job from QUEUE (running jobs finish; enqueue goes on)."""
+    obj.app.queue(queue).pause()
+    click.echo(f"paused {queue}")
+
+
+@cli.command()
+@click.argument("queue")
+@pass_ctx
+def resume(obj: Context, queue: str) -> None:
+    """Undo `kubeq pause QUEUE`."""
+    obj.app.queue(queue).resume()
+    click.echo(f"resumed {queue}")
+
+
+cli.add_command(job)
+cli.add_command(dlq)
+cli.add_command(limit)
+
+
+# -- operator -----
+
+
+@cli.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],  # `kubeq operator --help` shows the operator's own options
+    }
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def operator(args: Sequence[str]) -> None:
+    """Run the kubeq operator (needs `pip install kubeq[operator]`); --help for its options."""
+    try:
+        from kubeq_operator.main import (  # type: ignore[import-not-found, unused-ignore]
+            main as operator_main,
+        )
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the operator is not installed ({exc}): pip install 'kubeq[operator]'"
+        ) from exc
+    sys.exit(operator_main(list(args)))
+
+
+def main() -> None:
+    """Console entry point: errors become one clear line, never a traceback with secrets."""
+    try:
+        cli(standalone_mode=True)
+    except (KubeqError, ValueError) as exc:
+        _fail(str(exc))
+    except redis.ConnectionError as exc:
+        url = connections.redact(connections.resolve_url(_url_in_use()))
+        _fail(f"cannot reach Redis at {url}: {exc}")
+    except redis.TimeoutError as exc:
+        url = connections.redact(connections.resolve_url(_url_in_use()))
+        _fail(f"Redis at {url} accepted the connection but did not answer in time ({exc})")
+
+
+def _fail(message: str) -> NoReturn:
+    """Print one error line (user text is escaped, never read as markup) and exit 1."""
+    console.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
+    sys.exit(1)
+
+
+def _url_in_use() -> str | None:
+    """The Redis URL this invocation used: --redis-url if given, else the environment's."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg == "--redis-url" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--redis-url="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("KUBEQ_REDIS_URL")
+
+
+# -- dashboard (issue 14): imported only when asked for, so `kubeq worker` stays light -----
+
+
+class _LazyDashboard(click.Command):
+    """Stands in for ``kubeq.dashboard.cli.dashboard`` until that command is invoked."""
+
+    def _real(self) -> click.Command:
+        from kubeq.dashboard.cli import dashboard
+
+        return dashboard
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        return self._real().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return self._real().invoke(ctx)
+
+
+cli.add_command(
+    _LazyDashboard("dashboard", help="Serve the web dashboard (needs kubeq[dashboard]).")
+)

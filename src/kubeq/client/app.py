@@ -1,0 +1,431 @@
+"""The entry point of application code: ``App``, the ``@app.task`` decorator and ``Call``.
+
+``App`` holds the Redis connection and the task registry. ``@app.task`` turns a function
+into a ``Task`` that still runs when called directly and gains ``.delay()`` (Celery style);
+``app.queue(name).enqueue(func, ...)`` gives the RQ style. Both build the same ``Call``
+and go through ``App.enqueue_many`` and the plan of ``enqueue``, so there is one enqueue
+path to test and optimise. The async twins (``adelay``, ``aapply_async``, ``aenqueue_many``)
+send the same plan with ``enqueue.send_async`` on the running loop's own client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from kubeq import defaults
+from kubeq.client.enqueue import (
+    ENQUEUE_BATCH,
+    EnqueueStream,
+    PlanSink,
+    check_call,
+    check_retry_overrides,
+    new_job_id,
+    plan_enqueue,
+    send,
+    send_async,
+)
+from kubeq.client.jobs import Job
+from kubeq.options import (
+    Call,
+    CallTemplate,
+    RateLimit,
+    TaskOptions,
+    check_count,
+    check_seconds,
+    key_from_args,
+)
+from kubeq.retry import RetryPolicy
+from kubeq.store import cluster as rediscluster
+from kubeq.store import connections
+from kubeq.store.keys import validate_queue_name
+from kubeq.store.partitions import Partitioner
+from kubeq.store.scripts import Scripts
+from kubeq.workflows import dependencies
+
+if TYPE_CHECKING:
+    import redis
+    from redis.asyncio import Redis as AsyncRedis
+
+    from kubeq.client.enqueue import EnqueuePlan
+    from kubeq.client.queues import Queue
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+__all__ = ["App", "Call", "Task", "TaskOptions", "check_call", "check_retry_overrides", "task_name"]
+
+
+def task_name(func: Callable[..., Any] | Task[Any, Any] | str) -> str:
+    """The registered name of a task, a function (``module.name``) or a name given as str."""
+    if isinstance(func, str):
+        return func
+    if isinstance(func, Task):
+        return func.name
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+class InlineRunner(Protocol):
+    """What ``kubeq.testing.eager`` installs on an App: it runs a plan's jobs in the caller."""
+
+    def run(self, plan: EnqueuePlan) -> Sequence[Job]: ...
+
+    async def arun(self, plan: EnqueuePlan) -> Sequence[Job]: ...
+
+
+class Task(Generic[P, R]):
+    """A registered function. Calling it runs it here; ``.delay()`` enqueues it."""
+
+    def __init__(self, app: App, func: Callable[P, R], name: str, options: TaskOptions) -> None:
+        self.app = app
+        self.func = func
+        self.name = name
+        self.options = options
+        self._template: tuple[TaskOptions | None, CallTemplate | None] = (None, None)
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.options.queue}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """A Call of this task with these arguments, for ``enqueue_many`` or ``.set()``.
+
+        It carries the task's enqueue-side defaults, so they hold whichever App enqueues it.
+        """
+        o = self.options
+        if o.limit_key is None:  # nothing computed per call: copy the template (options.py)
+            made, template = self._template
+            if made is not o or template is None:
+                template = self._make_template(o)
+            return template.make(args, dict(kwargs))
+        key = key_from_args(self.name, o.limit_key, args, kwargs)
+        return self._call(o, args, dict(kwargs), key)
+
+    def _call(
+        self, o: TaskOptions, args: tuple[Any, ...], kwargs: dict[str, Any], key: str | None
+    ) -> Call:
+        return Call(
+            self.name,
+            args,
+            kwargs,
+            queue=o.queue,
+            priority=o.priority,
+            result_ttl=o.result_ttl,
+            max_deliveries=o.max_deliveries,
+            rate_limit=o.rate_limit,
+            concurrency_limit=o.concurrency_limit,
+            limit_key=key,
+            expires=o.expires,
+            on_success=o.on_success,
+            on_failure=o.on_failure,
+            app=self.app,
+        )
+
+    def _make_template(self, o: TaskOptions) -> CallTemplate:
+        template = CallTemplate(self._call(o, (), {}, None))
+        self._template = (o, template)
+        return template
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """An immutable signature: as a callback (or a chain's link) it receives only these
+        arguments, not the parent's result."""
+        return self.s(*args, **kwargs).set(immutable=True)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue with the task's default options; returns the job handle."""
+        return self.app.enqueue_many([self.s(*args, **kwargs)])[0]
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue with per-call options (queue, priority, delay, eta, job_id, timeout,
+        result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
+        expires, soft_timeout, on_success, on_failure)."""
+        call = self.s(*args, **(kwargs or {}))
+        return self.app.enqueue_many([call.set(**options)])[0]
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """``delay`` for async code: the same options and checks, sent on the running loop."""
+        return (await self.app.aenqueue_many([self.s(*args, **kwargs)]))[0]
+
+    async def aapply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """``apply_async`` for async code (the same per-call options)."""
+        call = self.s(*args, **(kwargs or {}))
+        return (await self.app.aenqueue_many([call.set(**options)]))[0]
+
+
+class App:
+    """A kubeq application: a Redis connection, a key prefix and a registry of tasks."""
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        password: str | None = None,
+        prefix: str = defaults.PREFIX,
+        default_queue: str = defaults.QUEUE,
+        wait_replicas: int = 0,
+        wait_timeout: float = defaults.WAIT_TIMEOUT,
+        partitions: Mapping[str, int] | None = None,
+    ) -> None:
+        """``password`` overrides KUBEQ_REDIS_PASSWORD (e.g. one read from a Secret).
+        ``partitions``: queue name -> number of sub-queues its jobs are spread over (one hot
+        queue over several Redis Cluster masters; ``kubeq.store.partitions``).
+        ``wait_replicas`` > 0: an enqueue returns only once that many replicas have the jobs
+        (Redis WAIT; one more round trip), so an acknowledged job survives a failover."""
+        self.redis_url = connections.resolve_url(redis_url)
+        self._password = password
+        self.prefix = prefix
+        self.default_queue = validate_queue_name(default_queue)
+        self.wait_replicas = check_count("wait_replicas", wait_replicas, low=0, high=100)
+        self.wait_timeout = check_seconds("wait_timeout", wait_timeout)
+        self.partitioner = Partitioner(partitions)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._redis: redis.Redis | None = None
+        self._scripts: Scripts | None = None
+        self._known_queues: set[str] = set()
+        self._loop_clients: connections.LoopClients | None = None
+        self.eager: InlineRunner | None = None
+        """Set by ``kubeq.testing.eager(app)``: enqueue runs each job inline instead."""
+
+    def __repr__(self) -> str:
+        return f"<App {connections.redact(self.redis_url)} prefix={self.prefix}>"
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The sync client, created on first use (so importing a tasks module is free)."""
+        if self._redis is None:
+            extra = {"password": self._password} if self._password is not None else {}
+            self._redis = connections.sync_client(self.redis_url, **extra)
+        return self._redis
+
+    @property
+    def aredis(self) -> AsyncRedis:
+        """The running event loop's asyncio client: one connection pool per loop (and per
+        process), created on first use. Call from a coroutine."""
+        if self._loop_clients is None:
+            extra = {"password": self._password} if self._password is not None else {}
+            self._loop_clients = connections.LoopClients(self.redis_url, **extra)
+        return self._loop_clients.get()
+
+    async def aclose(self) -> None:
+        """Close the running loop's asyncio client (e.g. at the end of a FastAPI lifespan)."""
+        if self._loop_clients is not None:
+            await self._loop_clients.aclose()
+
+    @property
+    def scripts(self) -> Scripts:
+        if self._scripts is None:
+            self._scripts = Scripts(self.redis)
+        return self._scripts
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+            self._scripts = None
+
+    @overload
+    def task(self, func: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = defaults.PRIORITY,
+        timeout: float | None = None,
+        result_ttl: int = defaults.RESULT_TTL,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        backoff_min: float = defaults.BACKOFF_MIN,
+        backoff_max: float = defaults.BACKOFF_MAX,
+        max_deliveries: int = defaults.MAX_DELIVERIES,
+        pool: str | None = None,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        limit_key: Callable[..., str] | None = None,
+        expires: float | None = None,
+        soft_timeout: float | None = None,
+        on_success: Call | None = None,
+        on_failure: Call | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(  # type: ignore[misc]
+        self,
+        func: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = defaults.PRIORITY,
+        timeout: float | None = None,
+        result_ttl: int = defaults.RESULT_TTL,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        backoff_min: float = defaults.BACKOFF_MIN,
+        backoff_max: float = defaults.BACKOFF_MAX,
+        max_deliveries: int = defaults.MAX_DELIVERIES,
+        pool: str | None = None,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        limit_key: Callable[..., str] | None = None,
+        expires: float | None = None,
+        soft_timeout: float | None = None,
+        on_success: Call | None = None,
+        on_failure: Call | None = None,
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a function as a task: ``@app.task`` or ``@app.task(queue="high")``.
+
+        Execution control (docs/limits.md): ``rate_limit="10/s"`` (also /m, /h) holds across
+        every worker; ``concurrency_limit=N`` runs at most N at once per key (the call's
+        ``limit_key=``, or ``limit_key=`` here as a function of the arguments; none: per
+        task); ``expires`` seconds after enqueue a job not started ends expired;
+        ``soft_timeout`` raises SoftTimeLimitExceeded inside the task.
+
+        Callbacks (docs/workflows.md): ``on_success=notify.s()`` is enqueued with the result
+        as its first argument when a job of this task finishes; ``on_failure=alert.s()`` with
+        the job's id and error when it fails for good."""
+        options = TaskOptions(
+            queue=validate_queue_name(queue or self.default_queue),
+            priority=priority,
+            timeout=timeout,
+            result_ttl=result_ttl,
+            max_deliveries=max_deliveries,
+            retry=RetryPolicy(
+                max_attempts=max_attempts,
+                retry_on=retry_on,
+                backoff_min=backoff_min,
+                backoff_max=backoff_max,
+            ),
+            pool=pool,
+            rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+            concurrency_limit=concurrency_limit,
+            limit_key=limit_key,
+            expires=expires,
+            soft_timeout=soft_timeout,
+            on_success=on_success,
+            on_failure=on_failure,
+        )
+
+        def register(f: Callable[P, R]) -> Task[P, R]:
+            t: Task[P, R] = Task(self, f, name or task_name(f), options)
+            if t.name in self.tasks and self.tasks[t.name].func is not f:
+                raise ValueError(f"two tasks are named {t.name!r}; give one a name=")
+            self.tasks[t.name] = t
+            return t
+
+        return register(func) if func is not None else register
+
+    def queue(self, name: str | None = None) -> Queue:
+        """A handle on one queue (RQ style): enqueue, stats, pause, dead letters."""
+        from kubeq.client.queues import Queue
+
+        return Queue(self, name or self.default_queue)
+
+    def job(self, job_id: str, queue: str | None = None) -> Job:
+        """A handle on an existing job, from its id."""
+        return Job(self, validate_queue_name(queue or self.default_queue), job_id)
+
+    def enqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
+        """Enqueue many calls, to any queues (or all to ``queue``), in one Redis round trip.
+        The jobs come back in the order of the calls."""
+        todo = [c.set(job_id=c.job_id or new_job_id()) if c.depends_on else c for c in calls]
+        if self._streams(todo):
+            return self._enqueue_streamed(todo, queue)
+        plan = self._plan(todo, queue)
+        if self.eager is not None:  # parents ran at their enqueue: nothing to wait for
+            return list(self.eager.run(plan))
+        edges = [
+            (plan.targets[i], dependencies.parents_of(c, self.default_queue))
+            for i, c in enumerate(todo)
+            if c.depends_on
+        ]
+        for child, parents in edges:  # before anything is sent
+            dependencies.check(self.redis, self.prefix, child, parents)
+        send(self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout)
+        for child, parents in edges:
+            dependencies.link(self.redis, self.prefix, child, parents)
+        return self._jobs(plan)
+
+    async def aenqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
+        """``enqueue_many`` for async code: the same plan, one round trip on the running loop."""
+        calls = list(calls)
+        if any(c.depends_on for c in calls):
+            raise ValueError(
+                "depends_on is not supported by aenqueue_many yet: enqueue jobs with "
+                "dependencies through the sync app.enqueue_many (or queue.enqueue_call)"
+            )
+        plan = self._plan(calls, queue)
+        if self.eager is not None:
+            return list(await self.eager.arun(plan))
+        if self.wait_replicas and self._on_cluster():
+            # WAIT on a cluster needs each master's connection pinned: the sync client does it
+            await asyncio.to_thread(
+                send, self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
+            )
+            return self._jobs(plan)
+        await send_async(
+            self.aredis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
+        )
+        return self._jobs(plan)
+
+    def _streams(self, calls: list[Call]) -> bool:
+        """Whether a bulk enqueue is written while it is laid out: more than one batch, on
+        one Redis (not a cluster), with nothing to wait for (replicas, parents, eager)."""
+        if len(calls) <= ENQUEUE_BATCH or self.eager is not None or self.wait_replicas:
+            return False
+        return not any(c.depends_on for c in calls) and not self._on_cluster()
+
+    def _enqueue_streamed(self, calls: list[Call], queue: str | None) -> list[Job]:
+        """A bulk enqueue whose batches are written to Redis as they are laid out, and whose
+        job handles are made while Redis runs them (``enqueue.EnqueueStream``)."""
+        stream = EnqueueStream(self.redis, self.prefix, self._known_queues)
+        try:
+            plan = self._plan(calls, queue, sink=stream)
+            jobs = self._jobs(plan)
+            stream.finish()
+        except BaseException:
+            stream.abandon()
+            raise
+        return jobs
+
+    def _on_cluster(self) -> bool:
+        return rediscluster.parse_cluster_url(connections.resolve_url(self.redis_url)) is not None
+
+    def _plan(
+        self, calls: Iterable[Call], queue: str | None, sink: PlanSink | None = None
+    ) -> EnqueuePlan:
+        return plan_enqueue(
+            calls,
+            prefix=self.prefix,
+            defaults_for=self.defaults_for,
+            queue=queue,
+            route=self.partitioner.route if self.partitioner.partitions else None,
+            sink=sink,
+        )
+
+    def _jobs(self, plan: EnqueuePlan) -> list[Job]:
+        """The handles of a plan's jobs, in the caller's order."""
+        return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
+
+    def defaults_for(self, name: str) -> TaskOptions:
+        """The options of a registered task, or the defaults for a task this app doesn't know."""
+        registered = self.tasks.get(name)
+        return registered.options if registered else TaskOptions(queue=self.default_queue)

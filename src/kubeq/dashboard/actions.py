@@ -1,0 +1,140 @@
+"""The dashboard's actions (POST handlers): pause, resume, purge, cancel, requeue, log in.
+
+Each checks the guard first (same origin, CSRF token, not read-only, logged in), then calls
+the library's own function (``Queue.pause``, ``Queue.purge``, ``Job.cancel``,
+``Queue.requeue_dead`` ...) and redirects back with a short message (POST, redirect, GET).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from kubeq.dashboard.security import Refused
+from kubeq.store.keys import validate_job_id, validate_queue_name
+
+if TYPE_CHECKING:
+    from kubeq.dashboard.app import Dashboard
+
+
+def _back(path: str, msg: str, **params: str) -> Response:
+    query = urlencode({**params, "msg": msg})
+    return RedirectResponse(f"{path}?{query}", status_code=303)
+
+
+async def _checked(request: Request, *, action: bool = True) -> tuple[Dashboard, dict[str, str]]:
+    dash: Dashboard = request.app.state.dash
+    form = await request.form()
+    fields = {k: str(v) for k, v in form.multi_items() if k != "ids"}
+    fields["ids"] = "\n".join(str(v) for v in form.getlist("ids"))
+    dash.guard.check_post(request, fields.get("csrf", ""), action=action)
+    return dash, fields
+
+
+def _refused(request: Request, exc: Exception) -> Response:
+    dash: Dashboard = request.app.state.dash
+    status = exc.status if isinstance(exc, Refused) else 400
+    return dash.render(request, "error.html", status=status, message=str(exc))
+
+
+async def login(request: Request) -> Response:
+    try:
+        dash, fields = await _checked(request, action=False)
+    except Refused as exc:
+        return _refused(request, exc)
+    if dash.guard.login(request, fields.get("token", "")):
+        return _back("/", "logged in: actions are enabled")
+    return dash.render(
+        request, "login.html", status=401, message="wrong token (see KUBEQ_DASHBOARD_TOKEN)"
+    )
+
+
+async def logout(request: Request) -> Response:
+    try:
+        dash, _ = await _checked(request, action=False)
+    except Refused as exc:
+        return _refused(request, exc)
+    dash.guard.logout(request)
+    return _back("/", "logged out")
+
+
+async def queue_action(request: Request) -> Response:
+    name, action = request.path_params["queue"], request.path_params["action"]
+    try:
+        validate_queue_name(name)
+        dash, fields = await _checked(request)
+    except (Refused, ValueError) as exc:
+        return _refused(request, exc)
+    q = dash.app.queue(name)
+    path = f"/queues/{name}"
+    if action == "pause":
+        await run_in_threadpool(q.pause)
+        return _back(path, f"queue {name} paused: workers take no new jobs from it")
+    if action == "resume":
+        await run_in_threadpool(q.resume)
+        return _back(path, f"queue {name} resumed")
+    if action == "purge":
+        if fields.get("confirm", "") != name:
+            return _back(path, f"not purged: type the queue name ({name}) to confirm")
+        n = await run_in_threadpool(q.purge)
+        return _back(path, f"purged {n} waiting jobs from {name}")
+    return _refused(request, ValueError(f"unknown queue action {action!r}: pause, resume, purge"))
+
+
+async def job_action(request: Request) -> Response:
+    name, job_id = request.path_params["queue"], request.path_params["job_id"]
+    action = request.path_params["action"]
+    try:
+        validate_queue_name(name)
+        validate_job_id(job_id)
+        dash, _ = await _checked(request)
+    except (Refused, ValueError) as exc:
+        return _refused(request, exc)
+    path = f"/jobs/{name}/{job_id}"
+    if action == "cancel":
+        done = await run_in_threadpool(dash.app.job(job_id, queue=name).cancel)
+        return _back(path, "cancelled" if done else "not cancelled: it is running or has ended")
+    if action == "requeue":
+        n = await run_in_threadpool(dash.app.queue(name).requeue_dead, [job_id])
+        return _back(path, "requeued" if n else "not requeued: it is not a dead letter")
+    return _refused(request, ValueError(f"unknown job action {action!r}: cancel, requeue"))
+
+
+async def dead_action(request: Request) -> Response:
+    name, action = request.path_params["queue"], request.path_params["action"]
+    try:
+        validate_queue_name(name)
+        dash, fields = await _checked(request)
+    except (Refused, ValueError) as exc:
+        return _refused(request, exc)
+    if action not in ("requeue", "purge"):
+        return _refused(request, ValueError(f"unknown action {action!r}: requeue, purge"))
+    q = dash.app.queue(name)
+    task, reason = fields.get("task", ""), fields.get("reason", "")
+    ids: list[str] | None
+    if fields.get("scope") == "all":
+        ids = None  # the library's own "every dead letter"
+        if task or reason:
+            ids = await run_in_threadpool(dash.reader.matching_dead_ids, name, task, reason)
+    else:
+        ids = [i for i in fields["ids"].split("\n") if i]
+        for i in ids:
+            try:
+                validate_job_id(i)
+            except ValueError as exc:
+                return _refused(request, exc)
+        if not ids:
+            return _back("/dead", "nothing selected", queue=name, task=task, reason=reason)
+    if action == "requeue":
+        n = await run_in_threadpool(q.requeue_dead, ids)
+        msg = f"requeued {n} dead letters of {name}"
+    else:
+        if ids is None and fields.get("confirm", "") != name:
+            return _back("/dead", f"not purged: type {name} to confirm", queue=name)
+        n = await run_in_threadpool(q.purge_dead, ids)
+        msg = f"purged {n} dead letters of {name}"
+    return _back("/dead", msg, queue=name, task=task, reason=reason)

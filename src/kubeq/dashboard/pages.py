@@ -1,0 +1,181 @@
+"""The dashboard's pages (GET handlers): overview, queue, workers, job, dead letters, scaling.
+
+Each handler reads what its page needs, bounded (a page of ids at a time), and renders a
+template; the live numbers then arrive over ``/events``. Redis reads through the library's
+sync client run in Starlette's thread pool so the event loop keeps streaming.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from kubeq import defaults
+from kubeq.dashboard.data import job_view
+from kubeq.store.keys import validate_job_id, validate_queue_name
+
+if TYPE_CHECKING:
+    from kubeq.dashboard.app import Dashboard
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    """'12 s', '3 min', '2 h' since ``ts`` (Unix seconds); '' when unknown."""
+    if not ts:
+        return ""
+    seconds = max(0.0, (now or time.time()) - ts)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def when(ts: float | None) -> str:
+    """A UTC timestamp, to the second."""
+    if not ts:
+        return ""
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def mib(n: int | None) -> str:
+    return "" if n is None else f"{n / 1048576:.1f} MiB"
+
+
+def _dash(request: Request) -> Dashboard:
+    return request.app.state.dash  # type: ignore[no-any-return]
+
+
+def _int(request: Request, name: str, default: int = 0) -> int:
+    raw = request.query_params.get(name, "")
+    try:
+        return max(0, int(raw)) if raw else default
+    except ValueError:
+        return default
+
+
+def _bad(request: Request, message: str) -> Response:
+    return _dash(request).render(request, "error.html", status=400, message=message)
+
+
+async def overview(request: Request) -> Response:
+    dash = _dash(request)
+    snap = await dash.hub.refresh()
+    history = {q: list(h) for q, h in dash.hub.history.items()}
+    return dash.render(request, "overview.html", snap=snap, history=history)
+
+
+async def queue(request: Request) -> Response:
+    dash = _dash(request)
+    name = request.path_params["queue"]
+    try:
+        validate_queue_name(name)
+    except ValueError as exc:
+        return _bad(request, str(exc))
+    page = _int(request, "page")
+    size = defaults.DASHBOARD_PAGE_SIZE
+    rows = await run_in_threadpool(dash.reader.waiting, name, page, size)
+    snap = await dash.hub.refresh()
+    stats = next((q for q in snap["queues"] if q["queue"] == name), None)
+    return dash.render(
+        request, "queue.html", queue=name, rows=rows, page=page, size=size, stats=stats
+    )
+
+
+async def workers(request: Request) -> Response:
+    dash = _dash(request)
+    snap = await dash.hub.refresh()
+    return dash.render(request, "workers.html", snap=snap, now=snap["now"])
+
+
+async def job_search(request: Request) -> Response:
+    dash = _dash(request)
+    job_id = request.query_params.get("id", "").strip()
+    queue_name = request.query_params.get("queue", "").strip()
+    if not job_id:
+        return dash.render(request, "job.html", view=None, searched="")
+    try:
+        validate_job_id(job_id)
+        if queue_name:
+            validate_queue_name(queue_name)
+    except ValueError as exc:
+        return _bad(request, str(exc))
+    info = await run_in_threadpool(dash.reader.find, job_id, queue_name)
+    if info is None:
+        return dash.render(request, "job.html", status=404, view=None, searched=job_id)
+    return RedirectResponse(f"/jobs/{info.queue}/{info.id}", status_code=303)
+
+
+async def job(request: Request) -> Response:
+    dash = _dash(request)
+    name, job_id = request.path_params["queue"], request.path_params["job_id"]
+    try:
+        validate_queue_name(name)
+        validate_job_id(job_id)
+    except ValueError as exc:
+        return _bad(request, str(exc))
+    info = await run_in_threadpool(lambda: dash.app.job(job_id, queue=name).info())
+    if info.status == "unknown" and not info.payload:
+        return dash.render(request, "job.html", status=404, view=None, searched=job_id)
+    return dash.render(request, "job.html", view=job_view(info), searched=job_id)
+
+
+async def job_result(request: Request) -> Response:
+    """The whole stored result, as a JSON download (never rendered as HTML)."""
+    dash = _dash(request)
+    name, job_id = request.path_params["queue"], request.path_params["job_id"]
+    try:
+        validate_queue_name(name)
+        validate_job_id(job_id)
+    except ValueError as exc:
+        return _bad(request, str(exc))
+    info = await run_in_threadpool(lambda: dash.app.job(job_id, queue=name).info())
+    return Response(
+        info.result,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}-result.json"'},
+    )
+
+
+async def dead(request: Request) -> Response:
+    dash = _dash(request)
+    names = await run_in_threadpool(dash.reader.queue_names)
+    name = request.query_params.get("queue", "") or (names[0] if names else "")
+    task = request.query_params.get("task", "").strip()
+    reason = request.query_params.get("reason", "").strip()
+    cursor = _int(request, "cursor")
+    rows: list[Any] = []
+    next_cursor = None
+    if name:
+        try:
+            validate_queue_name(name)
+        except ValueError as exc:
+            return _bad(request, str(exc))
+        rows, next_cursor = await run_in_threadpool(dash.reader.dead, name, cursor, task, reason)
+    return dash.render(
+        request,
+        "dead.html",
+        queues=names,
+        queue=name,
+        task=task,
+        reason=reason,
+        rows=rows,
+        cursor=cursor,
+        next_cursor=next_cursor,
+    )
+
+
+async def scaling(request: Request) -> Response:
+    dash = _dash(request)
+    snap = await dash.hub.refresh()
+    cluster = snap.get("cluster")
+    series = {k: list(v) for k, v in dash.hub.scaling.items()}
+    return dash.render(request, "scaling.html", cluster=cluster, now=snap["now"], series=series)
+
+
+async def login_form(request: Request) -> Response:
+    return _dash(request).render(request, "login.html")

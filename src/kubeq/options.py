@@ -1,0 +1,338 @@
+"""What a task and a call may set: ``TaskOptions`` (per task) and ``Call`` (one job to enqueue).
+
+Plain frozen dataclasses with no I/O, shared by the client (``app``, ``queues``), the enqueue
+plan (``enqueue``) and the worker, which applies a call's overrides from the payload. Every
+default comes from ``defaults``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from kubeq import defaults
+from kubeq.retry import RetryPolicy
+
+RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
+"""Per-call options that change the task's retry policy (carried in the payload)."""
+WORKER_OVERRIDES = ("timeout", "soft_timeout", "chord_of", *RETRY_OVERRIDES)
+"""Per-call options the worker applies, carried in the payload's ``options``."""
+
+
+MAX_TTL = 315_360_000
+"""Ten years in seconds: the longest result_ttl (Redis refuses far larger expiries)."""
+MAX_COUNT = 1_000_000
+"""The largest max_attempts or max_deliveries that makes sense."""
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """A finite number of seconds (> 0, or >= 0), or ValueError naming the field."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):  # type: ignore[operator]
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound} seconds (a finite number), got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_count(name: str, value: object, *, low: int = 1, high: int = MAX_COUNT) -> int:
+    """A whole number within [low, high], or ValueError naming the field."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def check_priority(priority: object) -> int:
+    """The priority, or ValueError naming the allowed range."""
+    if (
+        not isinstance(priority, int)
+        or isinstance(priority, bool)
+        or not defaults.PRIORITY_MIN <= priority <= defaults.PRIORITY_MAX
+    ):
+        raise ValueError(
+            f"priority must be an integer from {defaults.PRIORITY_MIN} (lowest) to "
+            f"{defaults.PRIORITY_MAX} (highest), got {priority!r}"
+        )
+    return priority
+
+
+def check_timeout(value: object, where: str = "timeout") -> float | None:
+    """None (no limit) or a finite number of seconds > 0."""
+    return None if value is None else check_seconds(where, value)
+
+
+_RATE = re.compile(r"\s*(\d+)\s*/\s*([smh])\s*")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` starts per ``period_ms``, fleet-wide (``"10/s"``, ``"100/m"``)."""
+
+    count: int
+    period_ms: int
+    burst: int = defaults.RATE_BURST
+
+    @classmethod
+    def parse(cls, value: object, where: str = "rate_limit") -> RateLimit:
+        """``"N/s"``, ``"N/m"`` or ``"N/h"``, or ValueError naming the field and the form."""
+        match = _RATE.fullmatch(value) if isinstance(value, str) else None
+        if match is None or not 1 <= int(match.group(1)) <= MAX_COUNT:
+            raise ValueError(
+                f"{where} must look like '10/s', '100/m' or '1000/h' (a whole number from 1 to "
+                f"{MAX_COUNT}, then /s, /m or /h), got {value!r}"
+            )
+        count, period_ms = int(match.group(1)), defaults.RATE_UNITS[match.group(2)] * 1000
+        burst = max(defaults.RATE_BURST, math.ceil(count * defaults.RATE_JITTER_MS / period_ms))
+        return cls(count, period_ms, min(burst, count))
+
+    @property
+    def per_second(self) -> float:
+        return self.count * 1000 / self.period_ms
+
+    def __str__(self) -> str:
+        unit = {v * 1000: k for k, v in defaults.RATE_UNITS.items()}[self.period_ms]
+        return f"{self.count}/{unit}"
+
+
+def check_limit_key(value: object, where: str = "limit_key") -> str:
+    """A concurrency-limit key: a non-empty string of printable characters, at most 200."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= defaults.LIMIT_KEY_MAX
+        or not value.isprintable()
+    ):
+        raise ValueError(
+            f"{where} must be a non-empty printable string of at most "
+            f"{defaults.LIMIT_KEY_MAX} characters (e.g. a domain name), got {value!r}"
+        )
+    return value
+
+
+def check_expires(value: object, where: str = "expires") -> float | datetime | None:
+    """None, seconds after enqueue (> 0), or a timezone-aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{where} must be timezone-aware, e.g. datetime.now(UTC)")
+        return value
+    return check_seconds(where, value)
+
+
+def expires_spec(value: float | datetime) -> str:
+    """For enqueue.lua: "+<ms>" after enqueue on the Redis server's clock, or "<ms>" since the
+    epoch for a datetime."""
+    if isinstance(value, datetime):
+        return str(int(value.timestamp() * 1000))
+    return f"+{max(1, int(value * 1000))}"
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Per-task defaults, set with ``@app.task(...)`` and overridable per call."""
+
+    queue: str = defaults.QUEUE
+    priority: int = defaults.PRIORITY
+    """0 (lowest) to 9 (highest); higher runs first while jobs wait in Redis."""
+    timeout: float | None = None
+    """Seconds one execution may take before it counts as failed (None: no limit)."""
+    result_ttl: int = defaults.RESULT_TTL
+    """Seconds the result stays readable after the job finishes."""
+    max_deliveries: int = defaults.MAX_DELIVERIES
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pool: str | None = None
+    """Where a sync task runs: None follows the worker's --pool; "process" sends a
+    CPU-bound task to the worker's process pool even when the worker defaults to threads."""
+    rate_limit: RateLimit | None = None
+    """Starts of this task allowed per period across every worker (docs/limits.md)."""
+    concurrency_limit: int | None = None
+    """Jobs of this task (or of one ``limit_key``) allowed to run at once, fleet-wide."""
+    limit_key: Callable[..., str] | None = None
+    """Computes a call's concurrency key from its arguments at enqueue."""
+    expires: float | None = None
+    """Seconds after enqueue past which a job that has not started ends ``expired``."""
+    soft_timeout: float | None = None
+    """Seconds after which ``SoftTimeLimitExceeded`` is raised inside the task."""
+    on_success: Call | None = None
+    """Enqueued when a job of this task finishes, with its result as first argument."""
+    on_failure: Call | None = None
+    """Enqueued when a job of this task fails for good, with its id and error first."""
+
+    def __post_init__(self) -> None:
+        """Refuse at definition what every enqueue or every run would refuse later."""
+        check_priority(self.priority)
+        check_timeout(self.timeout)
+        check_timeout(self.soft_timeout, "soft_timeout")
+        if self.expires is not None:
+            check_seconds("expires", self.expires)
+        if self.concurrency_limit is not None:
+            check_count("concurrency_limit", self.concurrency_limit)
+        if self.limit_key is not None and self.concurrency_limit is None:
+            raise ValueError("limit_key needs concurrency_limit=N (the jobs per key at once)")
+        if self.limit_key is not None and not callable(self.limit_key):
+            raise ValueError(
+                f"limit_key must be a function of the task's arguments returning the key "
+                f"(e.g. lambda url: domain(url)), got {self.limit_key!r}"
+            )
+        check_count("result_ttl", self.result_ttl, high=MAX_TTL)
+        check_count("max_deliveries", self.max_deliveries)
+        if self.pool is not None and self.pool not in defaults.POOLS:
+            raise ValueError(f"pool must be one of {', '.join(defaults.POOLS)}, got {self.pool!r}")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One job to enqueue: a task name, its arguments and the options of this one call."""
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    priority: int | None = None
+    delay: float | None = None
+    """Seconds from now before the job may run."""
+    eta: datetime | float | None = None
+    """When the job may run: an aware datetime or a Unix timestamp (exclusive with delay)."""
+    job_id: str | None = None
+    """Your id for de-duplication: enqueueing an id that is still live returns that job."""
+    timeout: float | None = None
+    result_ttl: int | None = None
+    max_attempts: int | None = None
+    backoff_min: float | None = None
+    backoff_max: float | None = None
+    max_deliveries: int | None = None
+    limit_key: str | None = None
+    """The concurrency-limit key of this call (the task's ``concurrency_limit`` applies to it)."""
+    rate_limit: RateLimit | None = None
+    """The task's rate limit, carried by ``Task.s()`` so it holds whichever App enqueues."""
+    concurrency_limit: int | None = None
+    """The task's concurrency limit, carried like ``rate_limit``."""
+    expires: float | datetime | None = None
+    """Seconds after enqueue, or an aware datetime, past which the job, not started, expires."""
+    soft_timeout: float | None = None
+    partition_key: str | None = None
+    """On a partitioned queue: jobs with the same key go to the same partition, in order."""
+    on_success: Call | None = None
+    """Enqueued when this job finishes, with its result as first argument (docs/workflows.md)."""
+    on_failure: Call | None = None
+    """Enqueued when this job fails for good (dead-lettered), with its id and error first."""
+    immutable: bool = False
+    """As a callback: receive only its own arguments, not the parent's result (``.si()``)."""
+    depends_on: tuple[Any, ...] | list[Any] | None = None
+    """Jobs (``Job`` handles, or ids on the App's default queue) that must end first: the job
+    waits ``deferred`` until all have finished (docs/workflows.md)."""
+    allow_failure: bool = False
+    """With ``depends_on``: run even when a parent failed, was cancelled, aborted or expired
+    (else the job is cancelled with that reason)."""
+    chord_of: list[list[str]] | None = None
+    """A chord's callback: the (queue, id) of its members, whose results the worker passes
+    as the first argument, in order (set by ``kubeq.chord``)."""
+    app: Any = field(default=None, compare=False, repr=False)
+    """The App whose ``Task.s()`` made this call: a chain's ``.delay()`` enqueues through it."""
+
+    def set(self, **options: Any) -> Call:
+        """A copy with these options changed, e.g. ``add.s(1, 2).set(priority=9)``."""
+        return replace(self, **options)
+
+    def due(self) -> str:
+        """When the job may run, for enqueue.lua: "0" now, "+<ms>" after a delay counted by
+        the Redis server's clock (a skewed client clock cannot shift it), or "<ms>" since the
+        epoch for an eta (an absolute time the caller chose)."""
+        if self.delay is not None and self.eta is None:
+            if self.delay < 0:
+                raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
+            return f"+{int(self.delay * 1000)}" if self.delay > 0 else "0"
+        return str(self.run_at_ms())
+
+    def run_at_ms(self) -> int:
+        """When the job may run, in ms since the epoch (0 = now)."""
+        if self.delay is not None and self.eta is not None:
+            raise ValueError("give either delay or eta, not both")
+        if self.delay is not None:
+            if self.delay < 0:
+                raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
+            return int((time.time() + self.delay) * 1000) if self.delay > 0 else 0
+        if self.eta is not None:
+            if isinstance(self.eta, datetime):
+                if self.eta.tzinfo is None:
+                    raise ValueError("eta must be timezone-aware, e.g. datetime.now(UTC)")
+                return int(self.eta.timestamp() * 1000)
+            return int(float(self.eta) * 1000)
+        return 0
+
+    def overrides(self) -> dict[str, Any]:
+        """The per-call options the worker applies, for the payload."""
+        return {n: getattr(self, n) for n in WORKER_OVERRIDES if getattr(self, n) is not None}
+
+    def retry_overrides(self) -> dict[str, Any]:
+        """The per-call changes to the task's retry policy."""
+        return {n: getattr(self, n) for n in RETRY_OVERRIDES if getattr(self, n) is not None}
+
+
+PLAIN = "_kubeq_plain"
+"""The ``__dict__`` entry (not a field) of a Call made by ``CallTemplate.make``: its template."""
+
+
+class CallTemplate:
+    """The calls of one task that set nothing but their arguments, made without the frozen
+    dataclass's ``__init__``.
+
+    ``Task.s()`` builds a Call per job; in a bulk enqueue of 20,000 calls the dataclass
+    ``__init__`` (26 fields, each set through ``object.__setattr__``) was a third of the
+    client's time. A template checks its fields once, through ``Call``'s own constructor, and
+    then copies them into each new call. A call it makes carries the template under
+    ``PLAIN``, so the enqueue plan checks and lays out the options once per template and
+    enqueue instead of once per call. ``Call.set()`` (``dataclasses.replace``) builds an
+    ordinary Call, without the marker: a changed call is always checked in full.
+    """
+
+    __slots__ = ("fields", "planned")
+
+    def __init__(self, call: Call) -> None:
+        if call.args or call.kwargs or call.job_id is not None or call.depends_on:
+            raise ValueError("a call template holds options only: no arguments, id or parents")
+        self.fields = dict(call.__dict__)
+        self.fields[PLAIN] = self
+        self.planned: tuple[Any, ...] | None = None
+        """What the enqueue plan made of these options last, with what it depended on (the
+        task's options as registered, the forced queue, ``once``): one ``delay()`` after
+        another reuses it instead of checking the options again (``enqueue.plan_enqueue``)."""
+
+    def make(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+        """A Call of these arguments with the template's options (``kwargs`` is kept, not
+        copied: pass a dict of your own)."""
+        call = object.__new__(Call)
+        fields = call.__dict__
+        fields.update(self.fields)
+        fields["args"] = args
+        fields["kwargs"] = kwargs
+        return call
+
+
+def plain_template(call: Call) -> CallTemplate | None:
+    """The template a call was made from, when nothing was changed since (see ``PLAIN``)."""
+    template: CallTemplate | None = call.__dict__.get(PLAIN)
+    return template
+
+
+def apply_retry_overrides(base: RetryPolicy, options: dict[str, Any]) -> RetryPolicy:
+    """The task's retry policy with a payload's per-call overrides applied (the worker side
+    of ``Call.retry_overrides``)."""
+    changes = {n: options[n] for n in RETRY_OVERRIDES if n in options}
+    return replace(base, **changes) if changes else base
+
+
+def key_from_args(task: str, func: Callable[..., str], args: Any, kwargs: Any) -> str:
+    """A task's ``limit_key`` function applied to one call's arguments, checked."""
+    try:
+        key = func(*args, **kwargs)
+    except Exception as exc:
+        raise ValueError(
+            f"task {task!r}: its limit_key function failed on these arguments: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    return check_limit_key(key, f"task {task!r}: the key its limit_key function returned")

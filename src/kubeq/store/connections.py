@@ -1,0 +1,285 @@
+"""Where the Redis URL comes from, how the password gets in, and how a URL is shown.
+
+The URL defaults to ``KUBEQ_REDIS_URL``, else ``redis://localhost:6379/0``. A password kept
+in a Kubernetes Secret arrives as ``KUBEQ_REDIS_PASSWORD`` and is passed to redis-py
+separately, so it never appears in a URL, a log line or a process listing.
+``rediss://`` URLs use TLS.
+
+Redis Sentinel (high availability): ``redis+sentinel://sentinel-a:26379,sentinel-b:26379/mymaster/0``
+(``rediss+sentinel://`` for TLS to the master). The client asks the sentinels for the master of
+the named service and, after a failover, finds the new one by itself on its next connection.
+The master's password comes as for a single Redis; the sentinels' own password, if they have
+one, from ``KUBEQ_REDIS_SENTINEL_PASSWORD`` (or ``?sentinel_password=`` in the URL).
+
+Redis Cluster (sharding): ``redis+cluster://node-a:6379,node-b:6379`` (``rediss+cluster://``
+for TLS); the client and what kubeq splits by slot are in ``rediscluster``. A cluster client is
+handed out typed as ``redis.Redis``: it answers the same commands kubeq sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+
+from kubeq import defaults
+from kubeq.store import cluster as rediscluster
+
+DEFAULT_URL = defaults.REDIS_URL
+
+_HIREDIS_SERIALIZER: Any
+try:
+    from redis.connection import HiredisRespSerializer
+    from redis.utils import HIREDIS_AVAILABLE
+
+    _HIREDIS_SERIALIZER = HiredisRespSerializer() if HIREDIS_AVAILABLE else None
+except ImportError:  # a redis-py without it: its own packer
+    _HIREDIS_SERIALIZER = None
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The URL to use: the argument, else KUBEQ_REDIS_URL, else the local default."""
+    return url or os.environ.get("KUBEQ_REDIS_URL") or DEFAULT_URL
+
+
+_SECRET_PARAMS = {"password", "username", "user", "sentinel_password"}
+
+
+def redact(url: str) -> str:
+    """The URL with any password (in the user part or the query) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.query:
+        query = [
+            (k, "***" if k.lower() in _SECRET_PARAMS else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{hosts}")
+    return urlunsplit(parts)
+
+
+SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+"""URL schemes of a Sentinel-managed master, and whether the master is reached over TLS."""
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """A ``redis+sentinel://`` URL, parsed."""
+
+    sentinels: list[tuple[str, int]]
+    service: str
+    db: int = 0
+    ssl: bool = False
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget | None:
+    """The parsed URL when it names a Sentinel-managed master, else None.
+    Raises ValueError saying what is wrong with a malformed one."""
+    parts = urlsplit(url)
+    if parts.scheme not in SENTINEL_SCHEMES:
+        return None
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    sentinels: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item, "", "26379")
+        if not host or not port.isdigit():
+            raise ValueError(
+                f"bad sentinel address {item!r} in {redact(url)}: use host:port, comma-separated, "
+                "e.g. redis+sentinel://sentinel-a:26379,sentinel-b:26379/mymaster/0"
+            )
+        sentinels.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ValueError(
+            f"name the master's service (and optionally the db) in {redact(url)}, "
+            "e.g. redis+sentinel://sentinel-a:26379/mymaster/0"
+        )
+    user, _, password = userinfo.partition(":") if at else ("", "", "")
+    query = dict(parse_qsl(parts.query))
+    return SentinelTarget(
+        sentinels=sentinels,
+        service=path[0],
+        db=int(path[1]) if len(path) == 2 else 0,
+        ssl=SENTINEL_SCHEMES[parts.scheme],
+        username=unquote(user) or None,
+        password=unquote(password) or None,
+        sentinel_password=query.pop("sentinel_password", None)
+        or os.environ.get("KUBEQ_REDIS_SENTINEL_PASSWORD")
+        or None,
+        options=query,
+    )
+
+
+def _options(extra: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 5.0,
+        # above the longest blocking wait kubeq issues (5 s in job.result), below what
+        # would make a dead connection hang a worker for long
+        "socket_timeout": 15.0,
+        "health_check_interval": 15,
+        "retry_on_timeout": False,
+    }
+    password = os.environ.get("KUBEQ_REDIS_PASSWORD")
+    if password:
+        options["password"] = password
+    options.update(extra)
+    return options
+
+
+def sync_client(url: str | None = None, **extra: Any) -> redis.Redis:
+    """A redis-py client (bytes responses) for the resolved URL."""
+    resolved = resolve_url(url)
+    cluster = rediscluster.parse_cluster_url(resolved)
+    if cluster is not None:
+        return cast(redis.Redis, rediscluster.sync_cluster(cluster, _options(extra)))
+    target = parse_sentinel_url(resolved)
+    if target is not None:
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
+        )
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            target.service, **_master_options(target, extra)
+        )
+        return master
+    return redis.Redis.from_url(resolved, **_options(extra))
+
+
+def hiredis_packing(client: Any) -> Any:
+    """``client`` with its pool's connections packing commands with hiredis's C packer, as
+    redis-py's sync connections already do when hiredis is installed (its asyncio ones pack
+    in Python: a worker's ack of 60 jobs is 400 arguments, each through redis-py's encoder,
+    which cost a worker more CPU per job than its own bookkeeping). The packer is redis-py's
+    own (``HiredisRespSerializer``), so the bytes and the errors are the sync client's. A
+    cluster client (a pool per node) is left as it is."""
+    pool = getattr(client, "connection_pool", None)
+    if _HIREDIS_SERIALIZER is not None and pool is not None:
+        pool.connection_class = _hiredis_class(pool.connection_class)
+    return client
+
+
+@functools.cache
+def _hiredis_class(base: type) -> type:
+    pack = _HIREDIS_SERIALIZER.pack
+
+    class HiredisPacking(base):  # type: ignore[misc]
+        def pack_command(self, *args: Any) -> list[bytes]:
+            packed: list[bytes] = pack(*args)
+            return packed
+
+    HiredisPacking.__name__ = HiredisPacking.__qualname__ = f"Hiredis{base.__name__}"
+    return HiredisPacking
+
+
+def async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
+    """A redis-py asyncio client (bytes responses) for the resolved URL."""
+    return cast(redis.asyncio.Redis, hiredis_packing(_async_client(url, **extra)))
+
+
+def _async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
+    resolved = resolve_url(url)
+    cluster = rediscluster.parse_cluster_url(resolved)
+    if cluster is not None:
+        return cast(redis.asyncio.Redis, rediscluster.async_cluster(cluster, _options(extra)))
+    target = parse_sentinel_url(resolved)
+    if target is not None:
+        from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+            target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
+        )
+        amaster: redis.asyncio.Redis = sentinel.master_for(
+            target.service, **_master_options(target, extra)
+        )
+        return amaster
+    return redis.asyncio.Redis.from_url(resolved, **_options(extra))
+
+
+def _sentinel_kwargs(target: SentinelTarget) -> dict[str, Any]:
+    """How kubeq talks to the sentinels themselves: short timeouts, their own password."""
+    kwargs: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
+    if target.sentinel_password:
+        kwargs["password"] = target.sentinel_password
+    return kwargs
+
+
+def _sentinel_options() -> dict[str, Any]:
+    return {"socket_connect_timeout": 5.0}
+
+
+def _master_options(target: SentinelTarget, extra: dict[str, Any]) -> dict[str, Any]:
+    options = _options(extra)
+    options["db"] = target.db
+    if target.username:
+        options.setdefault("username", target.username)
+    if target.password and "password" not in extra:
+        options["password"] = target.password
+    if target.ssl:
+        options["ssl"] = True
+    for key, value in target.options.items():  # e.g. ssl_ca_certs=/path
+        options.setdefault(key, value)
+    return options
+
+
+class LoopClients:
+    """One redis.asyncio client (so one connection pool) per event loop, made on first use.
+
+    An asyncio connection belongs to the loop that opened it: sharing one client between
+    loops (a test's loop and an app's, or the threads of a server) fails with "attached to a
+    different loop". Each loop gets its own client here, forgotten when the loop is garbage
+    collected; a forked process (uvicorn's ``--workers``, gunicorn) keys by pid too, so a
+    child never reuses its parent's sockets.
+    """
+
+    def __init__(self, url: str | None = None, **extra: Any) -> None:
+        self.url = url
+        self.extra = extra
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[int, redis.asyncio.Redis]
+        ] = weakref.WeakKeyDictionary()
+
+    def get(self) -> redis.asyncio.Redis:
+        """The running loop's client (call it from a coroutine)."""
+        loop = asyncio.get_running_loop()
+        held = self._clients.get(loop)
+        if held is None or held[0] != os.getpid():
+            held = (os.getpid(), self._new_client())
+            self._clients[loop] = held
+        return held[1]
+
+    def _new_client(self) -> redis.asyncio.Redis:
+        resolved = resolve_url(self.url)
+        if parse_sentinel_url(resolved) is not None:  # the sentinels' own pool finds the master
+            return async_client(resolved, **self.extra)
+        if rediscluster.parse_cluster_url(resolved) is not None:  # a pool per node, its own
+            return async_client(
+                resolved, max_connections=defaults.ASYNC_MAX_CONNECTIONS, **self.extra
+            )
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            resolved,
+            max_connections=defaults.ASYNC_MAX_CONNECTIONS,
+            timeout=None,  # wait for a free connection; callers bound their own waits
+            **_options(self.extra),
+        )
+        return cast(redis.asyncio.Redis, hiredis_packing(redis.asyncio.Redis.from_pool(pool)))
+
+    async def aclose(self) -> None:
+        """Close the running loop's client (a FastAPI lifespan's shutdown calls this)."""
+        held = self._clients.pop(asyncio.get_running_loop(), None)
+        if held is not None and held[0] == os.getpid():
+            await held[1].aclose()

@@ -1,0 +1,294 @@
+"""The Redis key scheme: every key kubeq reads or writes is named here, and only here.
+
+The worker, the client, the CLI and the operator all import this module, so they can never
+disagree on where a queue's numbers live. Every key of one queue carries the same Redis
+Cluster hash tag (``{name}``), so every Lua script touches a single slot and runs unchanged
+on Redis Cluster.
+
+Layout for queue ``default`` under the default prefix ``kubeq``::
+
+    kubeq:queues                  SET   names of every queue ever used (for `kubeq stats`)
+    kubeq:{default}:ready         ZSET  job ids waiting to run; score = priority band + ready time
+    kubeq:{default}:delayed       ZSET  job ids waiting for a time (delay, eta, retry backoff);
+                                        score = due time in ms
+    kubeq:{default}:active        ZSET  job ids leased by a worker; score = lease deadline in ms
+    kubeq:{default}:dead          ZSET  dead letters; score = time the job died in ms
+    kubeq:{default}:workers       ZSET  worker ids consuming this queue; score = last heartbeat ms
+    kubeq:{default}:busy          HASH  worker id -> number of jobs that worker holds right now
+    kubeq:{default}:paused        STR   present while the queue is paused
+    kubeq:{default}:wake          LIST  wake-up tokens for idle workers blocked in BLPOP
+    kubeq:{default}:leases        STR   counter issuing lease tokens, unique in the queue for ever
+    kubeq:{default}:job:<id>      HASH  one job: payload, status, attempts, lease, result...
+                                        and, written by the running task through
+                                        progress.lua (fenced by its lease token): progress
+                                        (JSON, current_job().set_progress) and meta (JSON
+                                        object, current_job().update_meta)
+    kubeq:{default}:done:<id>     LIST  one token pushed when the job ends; result() waits on it
+
+Execution control (docs/architecture.md, Execution control), under the same hash tag:
+
+    kubeq:{default}:ratelimit     HASH  the queue's rate limit: n starts per ms, burst b
+    kubeq:{default}:rate          STR   the queue limiter's next theoretical start (GCRA TAT)
+    kubeq:{default}:rate:<task>   STR   a task's limiter TAT; :next is the slot cursor that
+                                        gives each deferred job its own future start
+    kubeq:{default}:slots:<key>   SET   ids of the running jobs holding a concurrency slot
+    kubeq:{default}:waiting:<key> ZSET  ids waiting for a slot; score = their ready score
+    kubeq:{default}:throttled     STR   present (with a TTL) while a rate limit holds jobs back
+    kubeq:{default}:expired       STR   counter of jobs that expired before they started
+
+Redis Cluster (docs/redis.md, Redis Cluster):
+
+    kubeq:{default}:fence         never written: declared as the last KEY of every script call
+                                  so that Redis refuses to run a script while the queue's slot
+                                  is being resharded (see ``fence_of``)
+
+Workflows (docs/architecture.md, Workflows), under the same hash tag:
+
+    kubeq:{default}:handoff       ZSET  ended jobs whose callback (on_success / on_failure)
+                                        is still to be enqueued; score = end time in ms.
+                                        Written by ack.lua / bury in the script that ends the
+                                        job, emptied by the worker's hand-off (handoff.py)
+    kubeq:{default}:deferred      ZSET  jobs waiting for their parents (depends_on)
+    kubeq:{default}:dependents:<id> SET "<queue>\t<id>" of children waiting for job <id>
+    kubeq:{default}:job:<id>      HASH  ... on_success / on_failure (callback JSON), cb
+                                        (marker: s, f, d = has dependents), pending (parents
+                                        not resolved), allow_failure, p:<queue>/<parent>
+                                        (how each parent ended: counted once), parents /
+                                        children ("<queue>/<id>" lines, for people:
+                                        edges.py) and parents_more / children_more
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from kubeq import defaults
+
+DEFAULT_PREFIX = defaults.PREFIX
+
+PRIORITY_MIN = defaults.PRIORITY_MIN
+"""Lowest priority. Jobs of a higher priority always leave the ready set first."""
+PRIORITY_MAX = defaults.PRIORITY_MAX
+"""Highest priority."""
+PRIORITY_DEFAULT = defaults.PRIORITY
+"""Priority of a job that names none: in the middle, so callers can go either way."""
+
+PRIORITY_BAND = 10**13
+"""Width of one priority band in a ready-set score (ms timestamps stay below 10**13 until 2286).
+
+score = (PRIORITY_MAX - priority) * PRIORITY_BAND + ready_time_ms, so ZPOPMIN returns the
+highest priority first and, within a priority, the job that has waited longest. Scores stay
+below 2**53 and so are exact in Redis' doubles and in Lua.
+"""
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}(#[0-9]{1,3})?")
+"""A name, then ``#<n>`` for partition n of a partitioned queue (kubeq.store.partitions)."""
+_JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+
+
+def validate_queue_name(name: str) -> str:
+    """Return ``name`` if it can be a queue name, else raise ValueError naming the rule."""
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid queue name {name!r}: use 1-128 characters of letters, digits, '_', '.', "
+            "':' or '-' (braces would break the Redis Cluster hash tag)"
+        )
+    return name
+
+
+def validate_job_id(job_id: str) -> str:
+    """Return ``job_id`` if it can be a job id, else raise ValueError naming the rule."""
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        raise ValueError(
+            f"invalid job_id {job_id!r}: use 1-200 characters of letters, digits, '_', '.', "
+            "':' or '-'"
+        )
+    return job_id
+
+
+def ready_score(priority: int, ready_ms: int) -> int:
+    """The ready-set score of a job: see PRIORITY_BAND."""
+    return (PRIORITY_MAX - priority) * PRIORITY_BAND + ready_ms
+
+
+def split_ready_score(score: float) -> tuple[int, int]:
+    """Inverse of ready_score: (priority, ready time in ms)."""
+    band, ready_ms = divmod(int(score), PRIORITY_BAND)
+    return PRIORITY_MAX - band, ready_ms
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of one queue. Build with ``QueueKeys.of(name, prefix)``."""
+
+    name: str
+    prefix: str
+    base: str
+    """Common start of every key of this queue, hash tag included: ``kubeq:{default}:``."""
+
+    @classmethod
+    def of(cls, name: str, prefix: str = DEFAULT_PREFIX) -> QueueKeys:
+        if cls is QueueKeys:  # immutable: one per (name, prefix), built once (the hot path)
+            return _queue_keys(name, prefix)
+        validate_queue_name(name)
+        return cls(name=name, prefix=prefix, base=f"{prefix}:{{{name}}}:")
+
+    @property
+    def ready(self) -> str:
+        """ZSET of waiting job ids; score from ready_score()."""
+        return self.base + "ready"
+
+    @property
+    def delayed(self) -> str:
+        """ZSET of job ids due later (delay, eta, retry backoff); score = due time in ms."""
+        return self.base + "delayed"
+
+    @property
+    def active(self) -> str:
+        """ZSET of leased job ids; score = lease deadline in ms (renewed by heartbeat)."""
+        return self.base + "active"
+
+    @property
+    def dead(self) -> str:
+        """ZSET of dead-lettered job ids; score = time of death in ms."""
+        return self.base + "dead"
+
+    @property
+    def workers(self) -> str:
+        """ZSET of worker ids consuming this queue; score = last heartbeat in ms."""
+        return self.base + "workers"
+
+    @property
+    def busy(self) -> str:
+        """HASH worker id -> jobs that worker holds now (0 = idle)."""
+        return self.base + "busy"
+
+    @property
+    def paused(self) -> str:
+        """String present while the queue is paused; workers fetch nothing from it."""
+        return self.base + "paused"
+
+    @property
+    def wake(self) -> str:
+        """LIST of wake-up tokens pushed on enqueue; idle workers block on it with BLPOP."""
+        return self.base + "wake"
+
+    @property
+    def leases(self) -> str:
+        """Counter that issues lease tokens (INCR in fetch.lua): a token is never reused, so a
+        late outcome of an old delivery can never match a newer one, even of a reused job id."""
+        return self.base + "leases"
+
+    @property
+    def rate_limit(self) -> str:
+        """HASH n, ms, b: the queue-wide rate limit (``kubeq limit``, ``rateLimit``)."""
+        return self.base + "ratelimit"
+
+    @property
+    def throttled(self) -> str:
+        """String present, with a TTL, while a rate limit holds this queue's jobs back."""
+        return self.base + "throttled"
+
+    @property
+    def expired(self) -> str:
+        """Counter of jobs that expired before they started."""
+        return self.base + "expired"
+
+    @property
+    def handoff(self) -> str:
+        """ZSET of ended jobs whose callback is still to be enqueued; score = end time in ms
+        (handoff.py)."""
+        return self.base + "handoff"
+
+    @property
+    def deferred(self) -> str:
+        """ZSET of job ids waiting for their parents (depends_on); score = enqueue time."""
+        return self.base + "deferred"
+
+    def dependents(self, job_id: str) -> str:
+        """SET of "<queue>\t<id>" children waiting for this job to end (depend.lua)."""
+        return f"{self.base}dependents:{job_id}"
+
+    def slots(self, limit_key: str) -> str:
+        """SET of running job ids holding a slot of a concurrency key (``k:<key>`` or
+        ``t:<task>``); freed by every outcome and by lease expiry."""
+        return f"{self.base}slots:{limit_key}"
+
+    def waiting(self, limit_key: str) -> str:
+        """ZSET of job ids waiting for a slot of a concurrency key; score = ready score."""
+        return f"{self.base}waiting:{limit_key}"
+
+    def job(self, job_id: str) -> str:
+        """HASH of one job's payload and state."""
+        return f"{self.base}job:{job_id}"
+
+    def done(self, job_id: str) -> str:
+        """LIST that receives one token when the job ends; result() waits on it."""
+        return f"{self.base}done:{job_id}"
+
+    @property
+    def fence(self) -> str:
+        """Never written; declared by every script call (see ``fence_of``)."""
+        return self.base + "fence"
+
+    @property
+    def script_keys(self) -> list[str]:
+        """The fixed keys every queue script receives, in the order the Lua scripts expect
+        (a fresh list each time; the names are built once per queue)."""
+        return list(self._script_keys)
+
+    @functools.cached_property
+    def _script_keys(self) -> tuple[str, ...]:
+        return (
+            self.ready,
+            self.delayed,
+            self.active,
+            self.dead,
+            self.workers,
+            self.busy,
+            self.paused,
+            self.wake,
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _queue_keys(name: str, prefix: str) -> QueueKeys:
+    validate_queue_name(name)  # raises: nothing cached for a bad name
+    return QueueKeys(name=name, prefix=prefix, base=f"{prefix}:{{{name}}}:")
+
+
+@functools.lru_cache(maxsize=4096)
+def fence_of(key: str) -> str:
+    """The fence key of the queue that ``key`` belongs to: ``<prefix>:{name}:fence``.
+
+    Every script call declares it as its last KEY and no script touches it, so it never
+    exists. On Redis Cluster a script call whose declared keys are not all present on one
+    node while their slot migrates is answered ASK/TRYAGAIN instead of being run; a key that
+    never exists makes that true for the whole migration, so a script never runs against a
+    half-moved queue (where the job hashes it builds from ``base`` could be on the other
+    node: an error half-way through on the source, a silent nil on the target). redis-py
+    retries TRYAGAIN; callers see at worst a short stall of that one queue. On a single
+    Redis the fence changes nothing.
+    """
+    close = key.find("}:")
+    if not key.count("{") or close < 0:
+        raise ValueError(f"{key!r} is not a kubeq queue key (no {{queue}} hash tag)")
+    return key[: close + 2] + "fence"
+
+
+def queues_key(prefix: str = DEFAULT_PREFIX) -> str:
+    """SET of every queue name in use, for tools that list queues (`kubeq stats`).
+
+    It has no hash tag and needs none: only SADD and SMEMBERS touch it, never a script or a
+    command with another key, so on Redis Cluster it is one key on one node, reached through
+    the cluster client like any other."""
+    return f"{prefix}:queues"
+
+
+# Worker documents for the dashboard's Workers page (issue 14), written by kubeq.store.workers:
+#   kubeq:{workerinfo}:index        ZSET  worker id -> time of its last publish in ms
+#   kubeq:{workerinfo}:<worker id>  STR   JSON: pod, host, pid, queues, concurrency, pool, busy,
+#                                         held jobs, job counters, RSS, CPU seconds; expires
+#                                         when the worker stops publishing (TTL >= 15 s)

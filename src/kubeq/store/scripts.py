@@ -1,0 +1,360 @@
+"""The Lua scripts that make every state change of a job atomic, loaded once per client.
+
+Each script lives in ``lua/<name>.lua`` and gets ``lua/_prelude.lua`` (server time, score
+helpers, wake-ups) prepended. Scripts are sent by SHA (EVALSHA) and reloaded by redis-py
+when a restarted Redis has forgotten them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError, ResponseError
+
+from kubeq.store.keys import fence_of
+
+_HIREDIS_PACK: Any
+try:
+    from hiredis import pack_command as _HIREDIS_PACK
+except ImportError:  # hiredis is a dependency; a stripped install still runs
+    _HIREDIS_PACK = None
+
+NAMES = (
+    "enqueue",
+    "fetch",
+    "ack",
+    "heartbeat",
+    "leave",
+    "stats",
+    "cancel",
+    "purge",
+    "dead",
+    "abort",
+    "progress",
+    "depend",
+    "resolve",
+    "edge",
+)
+
+
+@cache
+def source(name: str) -> str:
+    """The full text of one script, prelude included."""
+    lua = resources.files(__package__).joinpath("lua")
+    prelude = lua.joinpath("_prelude.lua").read_text()
+    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class Lua:
+    """One script's text and SHA1, independent of any client: enough to send it by EVALSHA
+    through a pipeline of any client (sync or asyncio) and to load it on NOSCRIPT."""
+
+    name: str
+    script: str
+
+    @property
+    def sha(self) -> str:
+        return _sha(self.script)
+
+
+@cache
+def _sha(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+LUA = {name: Lua(name, source(name)) for name in NAMES}
+"""Every script by name."""
+
+
+def fenced(keys: list[Any]) -> list[Any]:
+    """The keys of a script call with its queue's fence appended (``keys.fence_of``): how
+    every call is sent, so no script runs on a queue whose slot is half-moved."""
+    if not keys:
+        return keys
+    first = keys[0].decode() if isinstance(keys[0], bytes) else str(keys[0])
+    return [*keys, fence_of(first)]
+
+
+class _Fenced:
+    """A script registered on a client, called with its fence key appended."""
+
+    def __init__(self, registered: Any) -> None:
+        self._registered = registered
+        self.sha: str = registered.sha
+        self.script: str = registered.script
+
+    def __call__(self, keys: list[Any], args: list[Any] | None = None, **kw: Any) -> Any:
+        return self._registered(keys=fenced(keys), args=args or [], **kw)
+
+
+class Scripts:
+    """The scripts registered on one client (sync or asyncio); attribute per script. Called
+    directly (``scripts.cancel(keys=..., args=...)``) they declare the queue's fence too."""
+
+    enqueue: Any
+    fetch: Any
+    ack: Any
+    heartbeat: Any
+    leave: Any
+    stats: Any
+    cancel: Any
+    purge: Any
+    dead: Any
+    abort: Any
+    progress: Any
+    depend: Any
+    resolve: Any
+    edge: Any
+
+    def __init__(self, client: Any) -> None:
+        for name in NAMES:
+            setattr(self, name, _Fenced(client.register_script(source(name))))
+
+
+ScriptCall = tuple[Any, list[Any], list[Any]]
+"""One pipelined script call: (script with ``.sha`` and ``.script``, keys, args). The script
+is a ``Lua`` or one registered on a client."""
+Call = ScriptCall
+
+
+def _evalsha_command(call: Call) -> tuple[Any, ...]:
+    """The EVALSHA command of one script call, its queue's fence declared."""
+    script, keys, args = call
+    declared = fenced(keys)
+    return ("EVALSHA", script.sha, len(declared), *declared, *args)
+
+
+def _queue(pipe: Any, calls: list[Call]) -> None:
+    for call in calls:
+        # execute_command, not pipe.evalsha: redis-py's cluster pipeline blocks the evalsha
+        # method (for NOSCRIPT, which run_pipeline handles itself) but routes EVALSHA by its
+        # keys, and every call's keys are one queue's slot
+        pipe.execute_command(*_evalsha_command(call))
+
+
+def _missing(calls: list[Call], results: list[Any], raise_errors: bool) -> list[int]:
+    if raise_errors:
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+                raise result
+    return [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+
+
+def _pack(conn: Any, command: tuple[Any, ...]) -> Any:
+    """The command in RESP, as the chunks ``send_packed_command`` takes: hiredis's C packer
+    when installed (a default dependency), else the connection's own."""
+    if _HIREDIS_PACK is not None:
+        return [_HIREDIS_PACK(command)]
+    return conn.pack_command(*command)
+
+
+class _Kept:
+    """The connection a thread keeps from the pool of the client it last enqueued with: the
+    pool's checkout (a lock, a poll of the socket, redis-py's connection-count hooks) cost as
+    much CPU as the rest of a one-call enqueue. One per thread; it goes back to its pool when
+    the thread moves to another client, when the thread ends (its thread-local is dropped),
+    and never crosses a fork."""
+
+    __slots__ = ("conn", "pid", "pool")
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.pid = _pid[0]
+        self.conn: Any = None
+        self.conn = pool.get_connection()  # raises when Redis cannot be reached
+
+    def __del__(self) -> None:
+        if self.conn is not None and self.pid == _pid[0]:
+            with contextlib.suppress(Exception):
+                self.pool.release(self.conn)
+
+
+_kept = threading.local()
+_pid = [os.getpid()]
+"""This process's id, kept up to date at fork: os.getpid() is a system call on every enqueue."""
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
+def _kept_connection(pool: Any) -> Any:
+    kept: _Kept | None = getattr(_kept, "conn", None)
+    pid = _pid[0]
+    if kept is None or kept.pool is not pool or kept.pid != pid:
+        if kept is not None and kept.pid != pid:
+            kept.pid = -1  # the parent's: never released (nor used) here
+        kept = _kept.conn = _Kept(pool)
+    return kept.conn
+
+
+def _evalsha(client: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
+    """One EVALSHA, the hot path of a one-call enqueue. On a plain (or Sentinel-managed)
+    ``redis.Redis`` it is written and read directly on the connection this thread keeps
+    (``_Kept``): redis-py's command dispatch (retry wrapper, observability hooks, option
+    filtering) and pool checkout cost more CPU than the script takes in Redis. Any
+    connection trouble drops the connection and hands the call to ``client.evalsha``, so
+    redis-py's retry policy still decides (as with redis-py's own retry, a call whose reply
+    was lost may run twice: enqueue de-duplicates by job id). Errors Redis answers
+    (NOSCRIPT, a script error) raise as from ``client.evalsha``."""
+    if type(client) is not redis.Redis:  # a cluster client, a pipeline, a subclass
+        return client.evalsha(sha, len(keys), *keys, *args)
+    conn: Any = client.connection  # a single-connection client (client.client(), for WAIT)
+    try:
+        if conn is None:
+            conn = _kept_connection(client.connection_pool)
+        conn.send_packed_command(_pack(conn, ("EVALSHA", sha, len(keys), *keys, *args)))
+        return conn.read_response()
+    except redis.ResponseError:
+        raise  # Redis answered in full: the connection is clean
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        if conn is not None:
+            conn.disconnect()
+    except BaseException:
+        if conn is not None:
+            conn.disconnect()  # interrupted mid-reply (KeyboardInterrupt...): never reuse it
+        raise
+    return client.evalsha(sha, len(keys), *keys, *args)
+
+
+class Stream:
+    """Script calls written to Redis as each is ready, their replies read at the end: a bulk
+    enqueue's first batches run in Redis while the client lays out the rest.
+
+    On a plain ``redis.Redis`` the calls go out on the connection this thread keeps
+    (``_Kept``). Any connection trouble (or another kind of client) sends every call again at
+    ``finish`` through ``run_pipeline``, so redis-py's retry policy decides; the enqueue
+    script de-duplicates by job id, so a batch that ran twice enqueues its jobs once. The
+    calls Redis answered NOSCRIPT go through ``run_pipeline`` too, which loads the script."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: list[Call] = []
+        self.conn: Any = None
+        if type(client) is redis.Redis and client.connection is None:
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
+                self.conn = _kept_connection(client.connection_pool)
+
+    def script(self, call: Call) -> None:
+        self.calls.append(call)
+        if self.conn is None:
+            return
+        try:
+            self.conn.send_packed_command(_pack(self.conn, _evalsha_command(call)))
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self._drop()
+        except BaseException:
+            self._drop()
+            raise
+
+    def finish(self) -> list[Any]:
+        """Every call's reply, in order; a script error raises."""
+        if self.conn is None:
+            return run_pipeline(self.client, self.calls)
+        replies: list[Any] = []
+        try:
+            for _ in self.calls:
+                try:
+                    replies.append(self.conn.read_response())
+                except ResponseError as exc:  # answered in full: the connection is clean
+                    replies.append(exc)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self._drop()
+            return run_pipeline(self.client, self.calls)
+        except BaseException:
+            self._drop()  # interrupted mid-reply: never reuse it
+            raise
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            again = run_pipeline(self.client, [self.calls[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def abandon(self) -> None:
+        """The caller gives up before ``finish``: the unread replies make the connection
+        unusable."""
+        self._drop()
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.disconnect()
+            self.conn = None
+
+
+def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> list[Any]:
+    """Run script calls in ONE round trip (sync client).
+
+    redis-py's own pipelined scripts ask SCRIPT EXISTS first, a second round trip every
+    time; here a script is loaded only when Redis answers NOSCRIPT (after a restart), and
+    only the calls that did not run are sent again. With ``raise_errors=False`` a call that
+    failed leaves its exception in its place in the results, and the others stand.
+    """
+    if len(calls) == 1:  # one script call (e.g. one enqueue): no pipeline machinery
+        script, keys, args = calls[0]
+        keys = fenced(keys)
+        try:
+            try:
+                return [_evalsha(client, script.sha, keys, args)]
+            except NoScriptError:
+                client.script_load(script.script)
+                return [_evalsha(client, script.sha, keys, args)]
+        except ResponseError as exc:  # a script error; outages raise as from a pipeline
+            if raise_errors:
+                raise
+            return [exc]
+    pipe = client.pipeline(transaction=False)
+    _queue(pipe, calls)
+    results: list[Any] = pipe.execute(raise_on_error=False)
+    missing = _missing(calls, results, raise_errors)
+    if missing:
+        for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+            client.script_load(script.script)
+        retry = [calls[i] for i in missing]
+        pipe = client.pipeline(transaction=False)
+        _queue(pipe, retry)
+        for i, result in zip(missing, pipe.execute(raise_on_error=not raise_errors), strict=True):
+            results[i] = result
+    return results
+
+
+async def run_pipeline_async(
+    client: Any, calls: list[Call], raise_errors: bool = True
+) -> list[Any]:
+    """``run_pipeline`` for a redis.asyncio client."""
+    if len(calls) == 1:  # one script call (e.g. one adelay): no pipeline machinery
+        script, keys, args = calls[0]
+        keys = fenced(keys)
+        try:
+            try:
+                return [await client.evalsha(script.sha, len(keys), *keys, *args)]
+            except NoScriptError:
+                await client.script_load(script.script)
+                return [await client.evalsha(script.sha, len(keys), *keys, *args)]
+        except ResponseError as exc:  # a script error; outages raise as from a pipeline
+            if raise_errors:
+                raise
+            return [exc]
+    pipe = client.pipeline(transaction=False)
+    _queue(pipe, calls)
+    results: list[Any] = await pipe.execute(raise_on_error=False)
+    missing = _missing(calls, results, raise_errors)
+    if missing:
+        for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+            await client.script_load(script.script)
+        retry = [calls[i] for i in missing]
+        pipe = client.pipeline(transaction=False)
+        _queue(pipe, retry)
+        retried = await pipe.execute(raise_on_error=not raise_errors)
+        for i, result in zip(missing, retried, strict=True):
+            results[i] = result
+    return results

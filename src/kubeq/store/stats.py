@@ -1,0 +1,115 @@
+"""Queue numbers in one Redis round trip: what `kubeq stats` prints and the operator scales on.
+
+``read_stats`` sends one pipelined EVALSHA of ``stats.lua`` per queue, so any number of
+queues costs a single round trip. ``backlog`` counts jobs ready to run now, delayed jobs
+that are already due included (they are waiting even when no worker is there to promote
+them, which matters when scaling from zero). ``in_flight`` counts every job a worker holds,
+prefetched ones included: a queue-length scaler that reads only the ready list misses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeq import defaults
+from kubeq.store.keys import DEFAULT_PREFIX, QueueKeys
+from kubeq.store.scripts import run_pipeline, run_pipeline_async, source
+
+WORKER_TTL_MS = defaults.WORKER_TTL_MS
+HEADER = 11
+"""stats.lua's numbers before the worker pairs (see its header)."""
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """One queue's numbers at one instant (``now`` is the Redis server's clock, in seconds)."""
+
+    queue: str
+    now: float
+    backlog: int
+    """Jobs ready to run now (due delayed jobs included)."""
+    in_flight: int
+    """Jobs leased by workers: running, or prefetched and about to run."""
+    delayed: int
+    """Jobs waiting for a later time (delay, eta, retry backoff)."""
+    dead: int
+    """Jobs in the dead-letter queue."""
+    oldest_ready_age: float
+    """Seconds the oldest ready job has waited; 0 when none waits."""
+    paused: bool
+    workers: dict[str, int] = field(default_factory=dict)
+    """Live worker id -> jobs it holds now (0 = idle)."""
+    expired: int = 0
+    """Jobs that expired before they started (``expires=``), ever."""
+    rate_limited: bool = False
+    """A rate limit (the queue's or a task's) held jobs back within the last seconds."""
+    rate_limit: float = 0.0
+    """The queue's own rate limit in starts per second (0: none)."""
+    deferred: int = 0
+    """Jobs waiting for their parents (``depends_on``); not backlog until they are ready."""
+
+    @property
+    def live_workers(self) -> int:
+        return len(self.workers)
+
+    @property
+    def busy_workers(self) -> int:
+        return sum(1 for n in self.workers.values() if n > 0)
+
+
+def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
+    now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused, expired, limited, per_ks = (
+        int(x) for x in raw[: HEADER - 1]
+    )
+    deferred = int(raw[HEADER - 1])
+    workers = {
+        (w.decode() if isinstance(w, bytes) else str(w)): int(n)
+        for w, n in zip(raw[HEADER::2], raw[HEADER + 1 :: 2], strict=True)
+    }
+    return QueueStats(
+        queue=queue,
+        now=now_ms / 1000,
+        backlog=backlog,
+        in_flight=in_flight,
+        delayed=delayed,
+        dead=dead,
+        oldest_ready_age=max(0.0, (now_ms - oldest_ms) / 1000) if oldest_ms >= 0 else 0.0,
+        paused=bool(paused),
+        workers=workers,
+        expired=expired,
+        rate_limited=bool(limited),
+        rate_limit=per_ks / 1000,
+        deferred=deferred,
+    )
+
+
+def _commands(queues: Iterable[str], prefix: str) -> list[tuple[str, list[str]]]:
+    return [(q, QueueKeys.of(q, prefix).script_keys) for q in queues]
+
+
+def read_stats(
+    client: Any, queues: Iterable[str], prefix: str = DEFAULT_PREFIX
+) -> list[QueueStats]:
+    """Stats of every queue in ``queues``, in one round trip (sync redis-py client)."""
+    commands = _commands(queues, prefix)
+    if not commands:
+        return []
+    script = client.register_script(source("stats"))
+    raw = run_pipeline(client, [(script, keys, [WORKER_TTL_MS]) for _, keys in commands])
+    return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]
+
+
+async def read_stats_async(
+    client: Any, queues: Iterable[str], prefix: str = DEFAULT_PREFIX
+) -> list[QueueStats]:
+    """Stats of every queue in ``queues``, in one round trip (redis.asyncio client)."""
+    commands = _commands(queues, prefix)
+    if not commands:
+        return []
+    script = client.register_script(source("stats"))
+    raw = await run_pipeline_async(
+        client, [(script, keys, [WORKER_TTL_MS]) for _, keys in commands]
+    )
+    return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]

@@ -1,0 +1,142 @@
+"""One leased job inside a worker, and how one attempt of it turns into a ``Settlement``.
+
+``run_attempt`` is the whole life of an attempt between fetch and ack: decode the JSON
+payload, find the task in the registry (only registered tasks run), apply the call's
+overrides, run it through the ``Executor``, encode the result, and map whatever happened to
+an outcome (``retry.decide`` for failures). It never raises except for the drain's hand-back
+cancellation, so a job is never stranded "active" by a bug or a task's odd exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from kubeq import serialization
+from kubeq.client.app import Task
+from kubeq.client.canvas import chord_results
+from kubeq.client.context import JobContext, reset_current, set_current
+from kubeq.options import apply_retry_overrides, check_timeout
+from kubeq.outcomes import Outcome, Settlement
+from kubeq.retry import decide
+from kubeq.store.wire import FetchedJob
+from kubeq.worker.execution import Executor, ProcessDied
+
+log = logging.getLogger("kubeq.worker")
+
+
+@dataclass
+class Delivery:
+    """One job leased to this worker, with the state the loop keeps about it."""
+
+    job: FetchedJob
+    task_name: str = "?"
+    runner: asyncio.Task[None] | None = None
+    settled: bool = False
+    """An outcome has been queued; nothing else may settle this delivery."""
+    lost: bool = False
+    """The lease was taken over by another worker; our outcome will be refused."""
+    handed_back: bool = False
+    """Cancelled by the drain to be re-queued (any other cancellation is a failure)."""
+    aborted: bool = False
+    """Aborted (job.abort()): abort.lua recorded its end; the attempt is being stopped."""
+    context: JobContext | None = None
+    """What the task sees as ``kubeq.current_job()``."""
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The in-flight key: queue and job id."""
+        return (self.job.queue.name, self.job.id)
+
+
+async def run_attempt(
+    d: Delivery,
+    tasks: dict[str, Task[Any, Any]],
+    executor: Executor,
+    redis_url: str | None = None,
+) -> Settlement:
+    """Run the job once; returns how it ended. ``redis_url`` is where the task's progress and
+    meta writes go (``kubeq.current_job()``); None keeps them in memory."""
+    try:
+        name, args, kwargs, options = serialization.decode_call(d.job.payload)
+    except ValueError as exc:
+        log.error("job %s dead-lettered: %s", d.id, exc)
+        return Settlement.failed(str(exc))
+    d.task_name = name
+    task = tasks.get(name)
+    if task is None:
+        reason = (
+            f"unknown task {name!r}: this worker runs only the tasks registered by module "
+            f"{executor.tasks_module!r} ({', '.join(sorted(tasks))})"
+        )
+        log.error("job %s dead-lettered: %s", d.id, reason)
+        return Settlement.failed(reason)
+    try:
+        policy = apply_retry_overrides(task.options.retry, options)
+        timeout = check_timeout(options.get("timeout", task.options.timeout), "options.timeout")
+        soft = options.get("soft_timeout", task.options.soft_timeout)
+        soft_timeout = check_timeout(soft, "options.soft_timeout")
+    except (TypeError, ValueError) as exc:
+        return Settlement.failed(f"malformed payload: bad options ({exc})")
+    members = options.get("chord_of")
+    if members is not None and redis_url is not None:
+        try:
+            results = await asyncio.to_thread(chord_results, redis_url, d.job.queue.prefix, members)
+        except (TypeError, ValueError) as exc:
+            return Settlement.failed(f"malformed payload: bad chord_of ({exc})")
+        args = [results, *args]
+    attempt = d.job.attempts + 1
+    ctx = d.context = JobContext(
+        d.id,
+        name,
+        d.job.queue.name,
+        attempt,
+        policy.max_attempts,
+        lease=d.job.lease,
+        base=d.job.queue.base if redis_url is not None else "",
+        redis_url=redis_url,
+    )
+    token = set_current(ctx)  # this asyncio task's context: async tasks see it
+    try:
+        result = await executor.invoke(task, args, kwargs, timeout, ctx, soft_timeout)
+        try:
+            return Settlement.finished(serialization.dumps(result))
+        except TypeError as exc:
+            raise TypeError(
+                f"task {name!r} returned a {type(result).__name__}, which is not "
+                f"JSON-serializable ({exc}); return JSON types"
+            ) from None
+    except asyncio.CancelledError:
+        if d.handed_back or d.aborted:
+            raise
+        # a task's own cancellation (an inner task it awaited was cancelled) is a failure
+        error = "CancelledError: the task was cancelled"
+        return Settlement.failed(error, f"{error} (not retried)", traceback.format_exc())
+    except ProcessDied as exc:
+        # its pool child died under it: no attempt counted, but a lost delivery, so a job that
+        # kills its process every time is buried as poison after max_deliveries
+        log.error("job %s (%s): its process died; released to run again", d.id, name)
+        return Settlement(Outcome.RELEASE, f"ProcessDied: {exc}", traceback.format_exc())
+    except BaseException as exc:  # a task's SystemExit must not stop the worker
+        settlement = decide(policy, attempt, exc, traceback.format_exc())
+        if settlement.outcome is Outcome.RETRY:
+            log.warning(
+                "job %s (%s) attempt %d failed, retry in %.1f s: %s",
+                d.id,
+                name,
+                attempt,
+                settlement.retry_delay_ms / 1000,
+                settlement.value,
+            )
+        else:
+            log.error("job %s (%s) dead-lettered: %s", d.id, name, settlement.reason)
+        return settlement
+    finally:
+        reset_current(token)  # the caller's context is as it was (eager mode runs here)

@@ -1,0 +1,236 @@
+"""Where a task's code runs: on the event loop, in a thread, or in a process; and timeouts.
+
+``async def`` tasks run on the worker's loop; sync tasks in a thread pool, or in a spawn
+process pool with ``--pool process`` (or ``@app.task(pool="process")``). The worker's loop
+only awaits ``Executor.invoke`` and never learns which: this module owns the pools, the
+timeout clock (it starts when a thread or a child process takes the job, not while the job
+waits for one), and the bookkeeping of threads that Python cannot kill after a timeout
+(``abandoned``), which ``/healthz`` reports once every thread is stuck.
+
+The process pool is pebble's ``ProcessPool`` rather than the standard library's: it kills
+the child running a task that passed its timeout (and only that child, replaced at once),
+and a child that dies fails only the task it ran (``ProcessExpired``), not its bystanders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import multiprocessing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pebble
+
+from kubeq.client.app import Task
+from kubeq.client.context import JobContext, reset_current, set_current
+from kubeq.errors import SoftTimeLimitExceeded
+from kubeq.worker.registry import run_in_child
+from kubeq.worker.threads import Lane, Run
+
+log = logging.getLogger("kubeq.worker")
+
+__all__ = ["Executor", "JobTimeout", "ProcessDied"]
+
+ProcessDied = pebble.ProcessExpired
+"""The child process running a task died under it (killed, crashed, os._exit)."""
+
+
+class JobTimeout(Exception):
+    """An execution ran past its timeout."""
+
+
+@dataclass
+class _ThreadRun:
+    """One sync task handed to the thread lane; its fields change only on the event loop."""
+
+    started: asyncio.Future[None] | None
+    """Set when a thread takes the job: only when a timeout's clock waits for that."""
+    ctx: JobContext | None = None
+    abandoned: bool = False
+    lane: Run | None = None
+    """The lane's run: comes back (``on_return``) when its thread is done with it."""
+
+    def mark_started(self) -> None:
+        if self.started is not None and not self.started.done():
+            self.started.set_result(None)
+
+
+class Executor:
+    """Runs tasks for one worker process: ``await executor.invoke(task, args, kwargs, timeout)``."""
+
+    def __init__(self, tasks_module: str, concurrency: int, pool: str) -> None:
+        self.tasks_module = tasks_module
+        self.concurrency = concurrency
+        self.pool = pool
+        self.thread_count = concurrency * 2
+        self._threads = Lane(self.thread_count, "kubeq-task")
+        self.abandoned = 0
+        """Threads still running a task whose attempt timed out (Python cannot kill them)."""
+        self._processes: pebble.ProcessPool | None = None
+
+    def health(self) -> str | None:
+        """A reason to fail /healthz, or None."""
+        if self.abandoned >= self.thread_count:
+            return f"all {self.thread_count} task threads are stuck in tasks that timed out"
+        return None
+
+    async def invoke(
+        self,
+        task: Task[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: Any,
+        ctx: JobContext | None = None,
+        soft_timeout: float | None = None,
+    ) -> Any:
+        """Run one attempt as ``ctx`` (``kubeq.current_job()``); raises what the task raised,
+        JobTimeout, SoftTimeLimitExceeded, or ProcessDied when a pool child died under it.
+        Cancelling the caller (an abort, a drain's hand-back) stops the attempt: an async
+        task is cancelled, a child process killed, a thread left to notice
+        ``current_job().aborted`` and counted as abandoned until it returns."""
+        loop = asyncio.get_running_loop()
+        run: _ThreadRun | None = None
+        soft: asyncio.TimerHandle | None = None
+        fired: list[bool] = []
+        if task.is_async:
+            if ctx is not None:
+                ctx.start_clock(timeout, soft_timeout)
+            work: Any = task.func(*args, **kwargs)
+            if soft_timeout is not None:
+                work = asyncio.ensure_future(work)
+                soft = loop.call_later(soft_timeout, _soft_cancel, work, fired)
+        elif (task.options.pool or self.pool) == "process":
+            return await self._in_process(task, args, kwargs, timeout, ctx, soft_timeout)
+        else:
+            run = _ThreadRun(None if timeout is None else loop.create_future(), ctx)
+            # in the caller's context (as asyncio.to_thread), so the task sees its trace span
+            run.lane = self._threads.submit(
+                functools.partial(
+                    self._in_thread, loop, run, task.func, args, kwargs, (timeout, soft_timeout)
+                ),
+                contextvars.copy_context(),
+            )
+            work = run.lane.future
+        try:
+            if timeout is None:
+                return await work
+            if run is not None and run.started is not None:
+                # the clock starts when a thread picks the job up, not while it queues
+                await asyncio.wait({run.started, work}, return_when=asyncio.FIRST_COMPLETED)
+            return await asyncio.wait_for(work, float(timeout))
+        except TimeoutError:
+            self._abandon(task, run, "timed out")
+            raise JobTimeout(f"ran longer than its timeout of {timeout} s") from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if fired and (current is None or not current.cancelling()):
+                # the task let the cancellation through after its clean-up: report why
+                raise SoftTimeLimitExceeded(
+                    f"ran longer than its soft timeout of {soft_timeout} s (cancelled)"
+                ) from None
+            self._abandon(task, run, "was stopped")
+            raise
+        finally:
+            if soft is not None:
+                soft.cancel()
+
+    def _abandon(self, task: Task[Any, Any], run: _ThreadRun | None, why: str) -> None:
+        """A thread whose attempt ended without it (timeout, abort) runs on: count it until it
+        returns (only such a run asks to be told of its return). A run no thread took yet
+        never starts."""
+        if run is None or run.lane is None or run.lane.back or run.abandoned:
+            return
+        if self._threads.cancel(run.lane):
+            return
+        run.abandoned = True  # its thread runs on: counted until it returns
+        self.abandoned += 1
+        run.lane.on_return = lambda _: self._thread_returned(run)
+        log.warning(
+            "%s: a task that %s still occupies a thread (%d of %d threads so)",
+            task.name,
+            why,
+            self.abandoned,
+            self.thread_count,
+        )
+
+    async def _in_process(
+        self,
+        task: Task[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: Any,
+        ctx: JobContext | None,
+        soft_timeout: float | None,
+    ) -> Any:
+        """Run in a pool child; pebble starts the timeout when the child takes the task and
+        kills that child when it passes. Cancelling (an abort, a drain's hand-back) kills it
+        too. The soft timeout is a signal the child raises as SoftTimeLimitExceeded."""
+        future = self._process_pool().submit(
+            run_in_child,
+            None if timeout is None else float(timeout),
+            self.tasks_module,
+            task.name,
+            args,
+            kwargs,
+            ctx,
+            (None if timeout is None else float(timeout), soft_timeout),
+        )
+        try:
+            return await asyncio.wrap_future(future)
+        except TimeoutError:
+            raise JobTimeout(
+                f"ran longer than its timeout of {timeout} s (its process was stopped)"
+            ) from None
+        except asyncio.CancelledError:
+            future.cancel()  # type: ignore[no-untyped-call]
+            raise
+
+    def _in_thread(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        run: _ThreadRun,
+        func: Callable[..., Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        clocks: tuple[float | None, float | None],
+    ) -> Any:
+        """Run a sync task in a pool thread as its job (``current_job()``), telling the loop
+        when it starts if a timeout's clock waits for that (each such call wakes the loop)."""
+        if run.started is not None:
+            loop.call_soon_threadsafe(run.mark_started)
+        if run.ctx is not None:
+            run.ctx.start_clock(*clocks)
+        token = set_current(run.ctx)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            reset_current(token)
+
+    def _thread_returned(self, run: _ThreadRun) -> None:
+        if run.abandoned:
+            self.abandoned -= 1
+
+    def _process_pool(self) -> pebble.ProcessPool:
+        if self._processes is None:
+            self._processes = pebble.ProcessPool(
+                max_workers=self.concurrency, context=multiprocessing.get_context("spawn")
+            )
+        return self._processes
+
+    def shutdown(self) -> None:
+        """Stop the pools without waiting; stop children still running handed-back jobs."""
+        self._threads.close()
+        if self._processes is not None:
+            self._processes.stop()  # type: ignore[no-untyped-call]
+            self._processes.join(timeout=2)
+
+
+def _soft_cancel(work: asyncio.Future[Any], fired: list[bool]) -> None:
+    """An async task's soft timeout: cancel it so it can clean up (``except CancelledError``
+    or ``finally``); the hard timeout still applies if it goes on."""
+    fired.append(True)
+    work.cancel("soft timeout")

@@ -1,0 +1,99 @@
+"""How many jobs a worker leases beyond its free slots: only as many as finish in a blink.
+
+A worker that fetches exactly its free slots makes a Redis round trip for nearly every job
+when jobs are short (at ``--concurrency 4``, a no-op job cost a round trip of its own:
+issue 17). Celery answers with a fixed prefetch (4 x concurrency by default), which strands
+queued jobs behind long ones on a busy worker while other workers idle. Here the extra room
+follows the jobs' measured run time: the worker keeps at most as many leased-but-waiting jobs
+as its slots finish within ``budget_ms`` (50 ms by default), capped at
+``defaults.PREFETCH_MAX``. Until it has timed a job, and for jobs of a second, it
+prefetches nothing, as before.
+
+A job waiting here is leased like a running one: the heartbeat renews it, ``kubeq stats``
+counts it in flight, an abort reaches it, and on SIGTERM it is handed back at once (it never
+started, so no attempt is counted). When the jobs turn out slower than the average said, what
+waits here is handed back too, for other workers (``stale``): when a run just took
+``STALE_BUDGETS`` budgets (200 ms) or more, or when no run has ended for that long while a job
+waited that long. Measured, not estimated: a loaded CPU that slows every short job keeps the
+buffer (handing it back would not help, other workers share the CPU), and one slow outlier
+only sends back what waits at its end.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Generic, TypeVar
+
+from kubeq import defaults
+
+__all__ = ["Prefetch"]
+
+T = TypeVar("T")
+
+_WEIGHT = 0.1
+"""Weight of the newest run in the moving average of run times."""
+STALE_BUDGETS = 4
+"""A prefetched job that has waited this many budgets (200 ms by default) means the slots are
+slower than the prefetch assumed: what waits goes back to the queue."""
+
+
+class Prefetch(Generic[T]):
+    """The moving average of run times and the jobs leased ahead of a free slot."""
+
+    def __init__(self, concurrency: int, budget_ms: float = defaults.PREFETCH_MS) -> None:
+        self.concurrency = concurrency
+        self.budget = max(0.0, budget_ms) / 1000
+        self.mean: float | None = None
+        """Seconds per run (exponential moving average), None before the first."""
+        self.last_end = 0.0
+        """When the last run ended (monotonic)."""
+        self.last_slow = False
+        """The last run took ``STALE_BUDGETS`` budgets or more."""
+        self.waiting: collections.deque[tuple[float, T]] = collections.deque()
+        """Leased jobs that wait for a slot, oldest first, with when they were leased."""
+
+    def hold(self, item: T) -> None:
+        """Keep a leased job until a slot frees."""
+        self.waiting.append((time.monotonic(), item))
+
+    def take(self) -> T | None:
+        """The oldest waiting job, or None."""
+        return self.waiting.popleft()[1] if self.waiting else None
+
+    def stale(self) -> list[T]:
+        """Every waiting job, removed, when the slots turned out slow (see the module's
+        docstring); else nothing."""
+        if not self.waiting:
+            return []
+        since = time.monotonic() - max(self.last_end, self.waiting[0][0])
+        if not self.last_slow and since < self._limit:
+            return []
+        return self.drop_all()
+
+    def drop_all(self) -> list[T]:
+        """Every waiting job, removed."""
+        items = [item for _, item in self.waiting]
+        self.waiting.clear()
+        return items
+
+    @property
+    def _limit(self) -> float:
+        return STALE_BUDGETS * max(self.budget, 0.05)
+
+    def observe(self, seconds: float) -> None:
+        """A run took ``seconds`` (from its start to its end, on this worker)."""
+        self.last_end = time.monotonic()
+        self.last_slow = seconds >= self._limit
+        if self.mean is None:
+            self.mean = seconds
+        else:
+            self.mean += _WEIGHT * (seconds - self.mean)
+
+    def room(self) -> int:
+        """Jobs to lease beyond the free slots now: what the slots get through within the
+        budget at the measured rate, at most ``defaults.PREFETCH_MAX``; 0 when off or unknown."""
+        if self.budget <= 0 or self.mean is None:
+            return 0
+        per_run = max(self.mean, 1e-6)
+        return min(defaults.PREFETCH_MAX, int(self.concurrency * self.budget / per_run))

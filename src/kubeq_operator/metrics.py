@@ -1,0 +1,100 @@
+"""The operator's Prometheus metrics, with the names docs/architecture.md ("Metrics") fixes.
+
+One registry per process, served by ``serve(port)`` on ``/metrics``. Gauges carry the
+labels namespace and taskqueue (and queue for the per-queue numbers); ``forget`` drops a
+deleted TaskQueue's series so they do not linger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    start_http_server,
+)
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series (kubeq.worker.metrics)
+REGISTRY = CollectorRegistry()
+
+QUEUE_LABELS = ["namespace", "taskqueue", "queue"]
+TQ_LABELS = ["namespace", "taskqueue"]
+
+backlog = Gauge(
+    "kubeq_queue_backlog",
+    "Jobs ready to run (due delayed jobs included).",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+in_flight = Gauge(
+    "kubeq_queue_in_flight",
+    "Jobs held by workers (running or prefetched).",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+oldest_age = Gauge(
+    "kubeq_queue_oldest_job_age_seconds",
+    "Seconds the oldest ready job has waited.",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+expired = Gauge(
+    "kubeq_queue_expired_jobs",
+    "Jobs that expired before they started (expires=), since the queue began.",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+rate_limited = Gauge(
+    "kubeq_queue_rate_limited",
+    "1 while a rate limit holds the queue's jobs back, else 0.",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+workers_desired = Gauge(
+    "kubeq_workers_desired",
+    "Worker replicas the scaling policy asks for.",
+    TQ_LABELS,
+    registry=REGISTRY,
+)
+workers_current = Gauge(
+    "kubeq_workers_current",
+    "Worker pods that exist now (Deployment status.replicas).",
+    TQ_LABELS,
+    registry=REGISTRY,
+)
+scale_events = Counter(
+    "kubeq_scale_events",
+    "Scaling decisions that changed the replicas.",
+    [*TQ_LABELS, "direction"],
+    registry=REGISTRY,
+)
+redis_errors = Counter(
+    "kubeq_redis_errors",
+    "Failed reads of a TaskQueue's Redis (replicas were held).",
+    TQ_LABELS,
+    registry=REGISTRY,
+)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    """Serve /metrics on ``port`` in a daemon thread."""
+    start_http_server(port, addr=addr, registry=REGISTRY)
+
+
+def forget(namespace: str, taskqueue: str, queues: list[str]) -> None:
+    """Remove the series of one TaskQueue (it was deleted)."""
+    for q in queues:
+        for g in (backlog, in_flight, oldest_age, expired, rate_limited):
+            with contextlib.suppress(KeyError):
+                g.remove(namespace, taskqueue, q)
+    for g2 in (workers_desired, workers_current):
+        with contextlib.suppress(KeyError):
+            g2.remove(namespace, taskqueue)
+    for direction in ("up", "down"):
+        with contextlib.suppress(KeyError):
+            scale_events.remove(namespace, taskqueue, direction)
+    with contextlib.suppress(KeyError):
+        redis_errors.remove(namespace, taskqueue)
