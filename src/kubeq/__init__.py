@@ -26,7 +26,7 @@ from kubeq.client.canvas import (
     group,
 )
 from kubeq.client.context import JobContext, current_job
-from kubeq.client.jobs import Job, JobInfo
+from kubeq.client.jobs import Job
 from kubeq.client.queues import Queue
 from kubeq.errors import (
     JobAborted,
@@ -43,6 +43,7 @@ from kubeq.errors import (
     SoftTimeLimitExceeded,
 )
 from kubeq.retry import RetryPolicy
+from kubeq.store.jobfields import JobInfo
 from kubeq.store.stats import QueueStats, read_stats
 
 __version__ = "0.1.0"

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kubeq import serialization
-
-if TYPE_CHECKING:
-    from kubeq.outcomes import Settlement
-    from kubeq.worker.delivery import Delivery
+from kubeq.outcomes import Settlement
 
 try:
     from opentelemetry import propagate, trace
@@ -39,6 +36,31 @@ _NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider) if ENABLED 
 _UNKNOWN = object()
 SYSTEM = "kubeq"
 """``messaging.system`` of every span."""
+
+
+class _Queue(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _Job(Protocol):
+    @property
+    def queue(self) -> _Queue: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def attempts(self) -> int: ...
+
+
+class Attempt(Protocol):
+    """What ``traced`` reads of one delivery (the worker's ``Delivery`` is one)."""
+
+    @property
+    def job(self) -> _Job: ...
+    @property
+    def task_name(self) -> str: ...
 
 
 def inject() -> dict[str, str] | None:
@@ -77,7 +99,7 @@ def _sdk_configured() -> bool:
     return not isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
 
 
-async def traced(d: Delivery, attempt: Awaitable[Settlement]) -> Settlement:
+async def traced(d: Attempt, attempt: Awaitable[Settlement]) -> Settlement:
     """Await one attempt of ``d``, inside a consumer span when OTel is installed."""
     if not ENABLED or not _sdk_configured():
         return await attempt  # no SDK configured (yet): no span objects on the hot path

@@ -1,20 +1,18 @@
 """The TaskQueue API's coordinates and the names kubeq writes on objects, in one place.
 
-The group, version and plural appear in the kopf registration, in every API call on a
-TaskQueue, in the demo and in the tests; the labels and annotations in the Deployment the
-operator builds, in its kopf index and in the pods it marks. Each is spelled here once, so a
-rename (e.g. ``v1alpha1`` -> ``v1beta1``) is one edit. The CRD itself lives in
-``charts/kubeq/crds/`` (copied to ``manifests/crd/``); ``tests/unit/test_defaults.py`` reads
-it with these names.
+The group, version, plural and kind (``kubeq.crd``, which the dashboard reads too) appear in
+the kopf registration, in every API call on a TaskQueue, in the demo and in the tests; the
+labels and annotations in the Deployment the operator builds, in its kopf index and in the
+pods it marks. Each is spelled once, so a rename (e.g. ``v1alpha1`` -> ``v1beta1``) is one
+edit. The CRD itself lives in ``charts/kubeq/crds/`` (copied to ``manifests/crd/``);
+``tests/unit/test_defaults.py`` reads it with these names.
 """
 
 from __future__ import annotations
 
-GROUP = "kubeq.dev"
-VERSION = "v1alpha1"
-PLURAL = "taskqueues"
-KIND = "TaskQueue"
-API_VERSION = f"{GROUP}/{VERSION}"
+from kubeq.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
+
+__all__ = ["API_VERSION", "GROUP", "KIND", "PLURAL", "VERSION"]
 CRD_NAME = f"{PLURAL}.{GROUP}"
 """The CustomResourceDefinition's name (``kubectl get crd taskqueues.kubeq.dev``)."""
 

@@ -9,6 +9,7 @@ in-cluster service account, else the kubeconfig (``KUBECONFIG``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import threading
 from collections.abc import Callable
@@ -122,8 +123,6 @@ async def annotate_pod(namespace: str, name: str, annotations: dict[str, str]) -
 
 async def read_secret_key(namespace: str, name: str, key: str) -> str | None:
     """The decoded value of one key of a Secret; None if the Secret or the key is missing."""
-    import base64
-
     core = client.CoreV1Api(api_client())
     try:
         secret = await _call(core.read_namespaced_secret, name, namespace)

@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 
 from kubeq import defaults
 from kubeq.options import Call
-from kubeq.store import connections
+from kubeq.store import urls
 from kubeq.store import workers as workerinfo
 from kubeq.store.stats import QueueStats
 
@@ -233,7 +233,7 @@ class TaskQueueLoop:
             self.book.set(Condition.REDIS_REACHABLE, FALSE, e.reason, str(e))
             return None
         if was_failing:
-            url = connections.redact(spec.redis.url)
+            url = urls.redact(spec.redis.url)
             self.event("Normal", Reason.REDIS_REACHABLE, f"reading {url} again")
         self.book.set(
             Condition.REDIS_REACHABLE, TRUE, Reason.CONNECTED, f"read {len(stats)} queues"

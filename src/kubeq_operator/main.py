@@ -16,6 +16,8 @@ import socket
 import sys
 import urllib.parse
 
+from kubeq_operator import metrics
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -67,8 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     # Ports first, so that one already in use is one clear error and a non-zero exit, not a
     # start-up activity that kopf retries every 60 s with a traceback.
     if args.metrics_port:
-        from . import metrics
-
         try:
             metrics.serve(args.metrics_port)
         except OSError as e:
@@ -85,9 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    import kopf
+    # kopf (kubeq[operator]) after the ports and the early SIGTERM handler: its import takes
+    # seconds on a loaded node, and a bad port must fail before it
+    import kopf  # noqa: PLC0415 - optional extra (kubeq[operator])
 
-    from . import handlers  # noqa: F401 - registers the handlers
+    from kubeq_operator import handlers  # noqa: F401, PLC0415 - registers handlers; needs kopf
 
     kopf.configure(debug=args.debug, verbose=args.verbose)
     if not (args.verbose or args.debug):

@@ -22,7 +22,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from kubeq.client.enqueue import plan_enqueue, send_async
 from kubeq.options import Call, TaskOptions
-from kubeq.store import connections, partitions
+from kubeq.store import connections, partitions, urls
 from kubeq.store.keys import QueueKeys
 from kubeq.store.partitions import Partitioner
 from kubeq.store.stats import QueueStats, read_stats_async
@@ -90,7 +90,7 @@ class RedisSource:
 
     async def read(self, spec: TaskQueueSpec) -> list[QueueStats]:
         """Every queue's numbers in one round trip; raises RedisDown (and counts a failure)."""
-        url = connections.redact(spec.redis.url)
+        url = urls.redact(spec.redis.url)
         try:
             client = await self.client(spec)
             stats = await asyncio.wait_for(

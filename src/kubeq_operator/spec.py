@@ -20,8 +20,7 @@ from croniter import croniter
 
 from kubeq import defaults
 from kubeq.options import RateLimit
-from kubeq.store import cluster as rediscluster
-from kubeq.store import connections, partitions
+from kubeq.store import partitions, urls
 from kubeq.store.keys import validate_queue_name
 
 from .policy import ScalingSpec
@@ -158,11 +157,11 @@ def _redis_url(redis_doc: Mapping[str, Any]) -> str:
         raise SpecError(
             "spec.redis.url",
             "must be a redis://, rediss:// (TLS), unix://, redis+sentinel:// or "
-            f"redis+cluster:// URL, got {connections.redact(url)!r}",
+            f"redis+cluster:// URL, got {urls.redact(url)!r}",
         )
     try:
-        connections.parse_sentinel_url(url)
-        rediscluster.parse_cluster_url(url)
+        urls.parse_sentinel_url(url)
+        urls.parse_cluster_url(url)
     except ValueError as exc:
         raise SpecError("spec.redis.url", str(exc)) from None
     parts = urlsplit(url)
@@ -172,7 +171,7 @@ def _redis_url(redis_doc: Mapping[str, Any]) -> str:
         # read Deployments; the dashboard chart refuses it the same way
         raise SpecError(
             "spec.redis.url",
-            f"contains a password ({connections.redact(url)}); remove it from the URL, put it "
+            f"contains a password ({urls.redact(url)}); remove it from the URL, put it "
             "in a Secret and name that Secret in spec.redis.secretRef (name, key)",
         )
     return url

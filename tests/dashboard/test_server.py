@@ -16,6 +16,7 @@ from kubeq.dashboard import Config, create_app
 from kubeq.dashboard.hub import Hub
 from kubeq.store import workers as workerinfo
 from kubeq.store.connections import async_client
+from kubeq.worker import info as worker_info
 
 
 def csrf_of(page: str) -> str:
@@ -166,7 +167,7 @@ def test_hub_polls_once_for_any_number_of_viewers(redis_url: str) -> None:
 
 
 def test_workerinfo_round_trip_and_expiry(redis_url: str) -> None:
-    doc = workerinfo.snapshot(
+    doc = worker_info.snapshot(
         worker_id="pod-a:1:abc",
         queues=["q"],
         concurrency=3,

@@ -211,6 +211,7 @@ def test_spec_rate_limits_are_applied_to_redis_and_withdrawn(redis_url: str) -> 
 def test_the_drain_rate_is_read_from_the_workers_published_counters(redis_url: str) -> None:
     from kubeq.store import connections
     from kubeq.store import workers as workerinfo
+    from kubeq.worker import info as worker_info
 
     loop = make_loop(Events(), "rate")
     spec = parse(
@@ -226,7 +227,7 @@ def test_the_drain_rate_is_read_from_the_workers_published_counters(redis_url: s
     async def publish(at: float, finished: int) -> None:
         client = connections.async_client(redis_url)
         try:
-            doc = workerinfo.snapshot(
+            doc = worker_info.snapshot(
                 worker_id="w1",
                 queues=["rq"],
                 concurrency=4,

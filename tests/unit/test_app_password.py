@@ -17,7 +17,7 @@ def test_password_argument_overrides_the_environment(monkeypatch: pytest.MonkeyP
 
 
 def test_redact_hides_passwords_in_user_part_and_query() -> None:
-    from kubeq.store.connections import redact
+    from kubeq.store.urls import redact
 
     assert redact("redis://:s3cret@h:6379/0") == "redis://:***@h:6379/0"
     assert redact("rediss://u:s3cret@h/0") == "rediss://u:***@h/0"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from kubeq.store.cluster import is_outage, parse_cluster_url, slot_groups, slot_of
+from kubeq.store.cluster import is_outage, slot_groups, slot_of
 from kubeq.store.keys import QueueKeys, fence_of
 from kubeq.store.scripts import LUA, fenced
+from kubeq.store.urls import parse_cluster_url
 from kubeq.store.wire import FETCH_FIELDS_PER_JOB
 from kubeq.worker.fetch import FetchRouter
 from kubeq_operator.spec import SpecError, parse

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubeq.store.connections import parse_sentinel_url, redact
+from kubeq.store.urls import parse_sentinel_url, redact
 from kubeq_operator.spec import SpecError, parse
 
 URL = "redis+sentinel://:pw@s1:26379,s2:26380/mymaster/2?sentinel_password=sp&ssl_ca_certs=/ca"

@@ -7,8 +7,6 @@ a password is never printed.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import sys
 import time
@@ -24,13 +22,15 @@ from rich.table import Table
 from kubeq import defaults, serialization
 from kubeq.cli.jobs import dlq, job, limit
 from kubeq.cli.output import Context, console, emit_json, output_option, pass_ctx
+from kubeq.cli.plugins import PluginGroup
+from kubeq.cli.worker import worker
 from kubeq.client.app import Call
 from kubeq.errors import KubeqError
-from kubeq.store import connections
+from kubeq.store import urls
 from kubeq.store.stats import QueueStats, read_stats
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--redis-url", envvar="KUBEQ_REDIS_URL", help="Redis URL [env KUBEQ_REDIS_URL].")
 @click.option("--prefix", default=defaults.PREFIX, show_default=True, help="Key prefix.")
 @click.version_option(package_name="kubeq")
@@ -38,132 +38,6 @@ from kubeq.store.stats import QueueStats, read_stats
 def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
     """kubeq: a Redis task queue whose workers run on Kubernetes and scale themselves."""
     ctx.obj = Context(redis_url, prefix)
-
-
-# -- worker -----
-
-
-@cli.command()
-@click.argument("tasks_module")
-@click.option(
-    "-q",
-    "--queue",
-    "queues",
-    multiple=True,
-    help="Queue to consume; repeat in priority order. Default: the tasks' queues.",
-)
-@click.option(
-    "-c",
-    "--concurrency",
-    default=defaults.CONCURRENCY,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Jobs run at once by this process.",
-)
-@click.option(
-    "--prefetch-ms",
-    default=defaults.PREFETCH_MS,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Lease ahead as many short jobs as the slots finish in this many ms (0: off).",
-)
-@click.option(
-    "--pool",
-    type=click.Choice(defaults.POOLS),
-    default=defaults.POOL,
-    show_default=True,
-    help="Where sync tasks run; async tasks always run on the event loop.",
-)
-@click.option(
-    "--lease",
-    "lease_seconds",
-    default=defaults.LEASE_SECONDS,
-    show_default=True,
-    type=click.FloatRange(0.5),
-    help="Seconds before a silent worker's job runs again.",
-)
-@click.option(
-    "--drain-timeout",
-    default=defaults.DRAIN_TIMEOUT,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Seconds running jobs get after SIGTERM; keep below the pod's grace period.",
-)
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="Serve /metrics and /healthz on this port.",
-)
-@click.option(
-    "--stall-seconds",
-    default=defaults.STALL_SECONDS,
-    show_default=True,
-    type=click.FloatRange(1),
-    help="/healthz fails after this long without a round trip to Redis.",
-)
-@click.option(
-    "--log-level",
-    default=defaults.LOG_LEVEL,
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-)
-@click.option(
-    "--burst",
-    is_flag=True,
-    help="Exit 0 once the queues have nothing ready and nothing runs (delayed jobs stay).",
-)
-@pass_ctx
-def worker(
-    obj: Context,
-    tasks_module: str,
-    queues: Sequence[str],
-    concurrency: int,
-    prefetch_ms: float,
-    pool: str,
-    lease_seconds: float,
-    drain_timeout: float,
-    metrics_port: int | None,
-    stall_seconds: float,
-    log_level: str,
-    burst: bool,
-) -> None:
-    """Run the registered tasks of TASKS_MODULE (e.g. shop.tasks) from the queues."""
-    from kubeq.worker.loop import Worker, WorkerSettings
-    from kubeq.worker.registry import discover
-
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        tasks = discover(tasks_module)
-    except (ImportError, ValueError) as exc:
-        raise click.UsageError(f"cannot load tasks from {tasks_module!r}: {exc}") from exc
-    chosen = list(queues) or list(dict.fromkeys(t.options.queue for t in tasks.values()))
-    # a queue the tasks' App partitions (App(partitions=...)) is consumed in all its partitions
-    for app in {id(t.app): t.app for t in tasks.values()}.values():
-        chosen = list(dict.fromkeys(app.partitioner.expand(chosen)))
-    settings = WorkerSettings(
-        tasks_module=tasks_module,
-        queues=chosen,
-        concurrency=concurrency,
-        prefetch_ms=prefetch_ms,
-        pool=pool,
-        redis_url=obj.app.redis_url,
-        prefix=obj.app.prefix,
-        lease_seconds=lease_seconds,
-        drain_timeout=drain_timeout,
-        metrics_port=metrics_port,
-        stall_seconds=stall_seconds,
-        burst=burst,
-    )
-    code = asyncio.run(Worker(settings, tasks).run())
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # don't wait for a task thread that was handed back and still runs
 
 
 # -- stats -----
@@ -335,33 +209,10 @@ def resume(obj: Context, queue: str) -> None:
     click.echo(f"resumed {queue}")
 
 
+cli.add_command(worker)
 cli.add_command(job)
 cli.add_command(dlq)
 cli.add_command(limit)
-
-
-# -- operator -----
-
-
-@cli.command(
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],  # `kubeq operator --help` shows the operator's own options
-    }
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def operator(args: Sequence[str]) -> None:
-    """Run the kubeq operator (needs `pip install kubeq[operator]`); --help for its options."""
-    try:
-        from kubeq_operator.main import (  # type: ignore[import-not-found, unused-ignore]
-            main as operator_main,
-        )
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the operator is not installed ({exc}): pip install 'kubeq[operator]'"
-        ) from exc
-    sys.exit(operator_main(list(args)))
 
 
 def main() -> None:
@@ -371,10 +222,10 @@ def main() -> None:
     except (KubeqError, ValueError) as exc:
         _fail(str(exc))
     except redis.ConnectionError as exc:
-        url = connections.redact(connections.resolve_url(_url_in_use()))
+        url = urls.redact(urls.resolve_url(_url_in_use()))
         _fail(f"cannot reach Redis at {url}: {exc}")
     except redis.TimeoutError as exc:
-        url = connections.redact(connections.resolve_url(_url_in_use()))
+        url = urls.redact(urls.resolve_url(_url_in_use()))
         _fail(f"Redis at {url} accepted the connection but did not answer in time ({exc})")
 
 
@@ -393,26 +244,3 @@ def _url_in_use() -> str | None:
         if arg.startswith("--redis-url="):
             return arg.split("=", 1)[1]
     return os.environ.get("KUBEQ_REDIS_URL")
-
-
-# -- dashboard (issue 14): imported only when asked for, so `kubeq worker` stays light -----
-
-
-class _LazyDashboard(click.Command):
-    """Stands in for ``kubeq.dashboard.cli.dashboard`` until that command is invoked."""
-
-    def _real(self) -> click.Command:
-        from kubeq.dashboard.cli import dashboard
-
-        return dashboard
-
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        return self._real().make_context(*args, **kwargs)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        return self._real().invoke(ctx)
-
-
-cli.add_command(
-    _LazyDashboard("dashboard", help="Serve the web dashboard (needs kubeq[dashboard]).")
-)

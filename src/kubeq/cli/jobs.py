@@ -14,7 +14,7 @@ from rich.table import Table
 
 from kubeq import defaults
 from kubeq.cli.output import Context, console, emit_json, id_column, output_option, pass_ctx, when
-from kubeq.client.jobs import JobInfo
+from kubeq.store.jobfields import JobInfo
 from kubeq.workflows.edges import Edges
 
 

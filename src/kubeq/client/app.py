@@ -11,9 +11,8 @@ send the same plan with ``enqueue.send_async`` on the running loop's own client.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from kubeq import defaults
 from kubeq.client.enqueue import (
@@ -22,24 +21,23 @@ from kubeq.client.enqueue import (
     PlanSink,
     check_call,
     check_retry_overrides,
-    new_job_id,
     plan_enqueue,
     send,
     send_async,
 )
 from kubeq.client.jobs import Job
+from kubeq.client.queues import Queue
+from kubeq.client.tasks import Task, task_name
 from kubeq.options import (
     Call,
-    CallTemplate,
     RateLimit,
     TaskOptions,
     check_count,
     check_seconds,
-    key_from_args,
 )
 from kubeq.retry import RetryPolicy
-from kubeq.store import cluster as rediscluster
-from kubeq.store import connections
+from kubeq.store import connections, urls
+from kubeq.store.ids import new_job_id
 from kubeq.store.keys import validate_queue_name
 from kubeq.store.partitions import Partitioner
 from kubeq.store.scripts import Scripts
@@ -50,21 +48,11 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
 
     from kubeq.client.enqueue import EnqueuePlan
-    from kubeq.client.queues import Queue
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 __all__ = ["App", "Call", "Task", "TaskOptions", "check_call", "check_retry_overrides", "task_name"]
-
-
-def task_name(func: Callable[..., Any] | Task[Any, Any] | str) -> str:
-    """The registered name of a task, a function (``module.name``) or a name given as str."""
-    if isinstance(func, str):
-        return func
-    if isinstance(func, Task):
-        return func.name
-    return f"{func.__module__}.{func.__qualname__}"
 
 
 class InlineRunner(Protocol):
@@ -73,100 +61,6 @@ class InlineRunner(Protocol):
     def run(self, plan: EnqueuePlan) -> Sequence[Job]: ...
 
     async def arun(self, plan: EnqueuePlan) -> Sequence[Job]: ...
-
-
-class Task(Generic[P, R]):
-    """A registered function. Calling it runs it here; ``.delay()`` enqueues it."""
-
-    def __init__(self, app: App, func: Callable[P, R], name: str, options: TaskOptions) -> None:
-        self.app = app
-        self.func = func
-        self.name = name
-        self.options = options
-        self._template: tuple[TaskOptions | None, CallTemplate | None] = (None, None)
-        self.is_async = inspect.iscoroutinefunction(func)
-        self.__doc__ = func.__doc__
-        self.__wrapped__ = func
-
-    def __repr__(self) -> str:
-        return f"<Task {self.name} queue={self.options.queue}>"
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.func(*args, **kwargs)
-
-    def s(self, *args: P.args, **kwargs: P.kwargs) -> Call:
-        """A Call of this task with these arguments, for ``enqueue_many`` or ``.set()``.
-
-        It carries the task's enqueue-side defaults, so they hold whichever App enqueues it.
-        """
-        o = self.options
-        if o.limit_key is None:  # nothing computed per call: copy the template (options.py)
-            made, template = self._template
-            if made is not o or template is None:
-                template = self._make_template(o)
-            return template.make(args, dict(kwargs))
-        key = key_from_args(self.name, o.limit_key, args, kwargs)
-        return self._call(o, args, dict(kwargs), key)
-
-    def _call(
-        self, o: TaskOptions, args: tuple[Any, ...], kwargs: dict[str, Any], key: str | None
-    ) -> Call:
-        return Call(
-            self.name,
-            args,
-            kwargs,
-            queue=o.queue,
-            priority=o.priority,
-            result_ttl=o.result_ttl,
-            max_deliveries=o.max_deliveries,
-            rate_limit=o.rate_limit,
-            concurrency_limit=o.concurrency_limit,
-            limit_key=key,
-            expires=o.expires,
-            on_success=o.on_success,
-            on_failure=o.on_failure,
-            app=self.app,
-        )
-
-    def _make_template(self, o: TaskOptions) -> CallTemplate:
-        template = CallTemplate(self._call(o, (), {}, None))
-        self._template = (o, template)
-        return template
-
-    def si(self, *args: P.args, **kwargs: P.kwargs) -> Call:
-        """An immutable signature: as a callback (or a chain's link) it receives only these
-        arguments, not the parent's result."""
-        return self.s(*args, **kwargs).set(immutable=True)
-
-    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        """Enqueue with the task's default options; returns the job handle."""
-        return self.app.enqueue_many([self.s(*args, **kwargs)])[0]
-
-    def apply_async(
-        self,
-        args: tuple[Any, ...] | list[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> Job:
-        """Enqueue with per-call options (queue, priority, delay, eta, job_id, timeout,
-        result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
-        expires, soft_timeout, on_success, on_failure)."""
-        call = self.s(*args, **(kwargs or {}))
-        return self.app.enqueue_many([call.set(**options)])[0]
-
-    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        """``delay`` for async code: the same options and checks, sent on the running loop."""
-        return (await self.app.aenqueue_many([self.s(*args, **kwargs)]))[0]
-
-    async def aapply_async(
-        self,
-        args: tuple[Any, ...] | list[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> Job:
-        """``apply_async`` for async code (the same per-call options)."""
-        call = self.s(*args, **(kwargs or {}))
-        return (await self.app.aenqueue_many([call.set(**options)]))[0]
 
 
 class App:
@@ -188,7 +82,7 @@ class App:
         queue over several Redis Cluster masters; ``kubeq.store.partitions``).
         ``wait_replicas`` > 0: an enqueue returns only once that many replicas have the jobs
         (Redis WAIT; one more round trip), so an acknowledged job survives a failover."""
-        self.redis_url = connections.resolve_url(redis_url)
+        self.redis_url = urls.resolve_url(redis_url)
         self._password = password
         self.prefix = prefix
         self.default_queue = validate_queue_name(default_queue)
@@ -204,7 +98,7 @@ class App:
         """Set by ``kubeq.testing.eager(app)``: enqueue runs each job inline instead."""
 
     def __repr__(self) -> str:
-        return f"<App {connections.redact(self.redis_url)} prefix={self.prefix}>"
+        return f"<App {urls.redact(self.redis_url)} prefix={self.prefix}>"
 
     @property
     def redis(self) -> redis.Redis:
@@ -335,8 +229,6 @@ class App:
 
     def queue(self, name: str | None = None) -> Queue:
         """A handle on one queue (RQ style): enqueue, stats, pause, dead letters."""
-        from kubeq.client.queues import Queue
-
         return Queue(self, name or self.default_queue)
 
     def job(self, job_id: str, queue: str | None = None) -> Job:
@@ -407,7 +299,7 @@ class App:
         return jobs
 
     def _on_cluster(self) -> bool:
-        return rediscluster.parse_cluster_url(connections.resolve_url(self.redis_url)) is not None
+        return urls.parse_cluster_url(urls.resolve_url(self.redis_url)) is not None
 
     def _plan(
         self, calls: Iterable[Call], queue: str | None, sink: PlanSink | None = None

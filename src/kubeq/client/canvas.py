@@ -20,11 +20,12 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from kubeq import defaults, serialization
-from kubeq.client.enqueue import new_job_id
-from kubeq.client.jobs import Job, Status
+from kubeq import defaults
+from kubeq.client.jobs import Job
 from kubeq.errors import JobNotFound, ResultTimeout
 from kubeq.options import Call
+from kubeq.store.ids import new_job_id
+from kubeq.store.jobfields import Status
 from kubeq.store.keys import QueueKeys
 from kubeq.workflows.callbacks import callback_id
 
@@ -40,7 +41,6 @@ __all__ = [
     "GroupResult",
     "chain",
     "chord",
-    "chord_results",
     "group",
 ]
 
@@ -249,21 +249,3 @@ def _app_of(app: App | None, first: Call) -> App:
             "the first signature was not made by a Task.s() of an App; pass the App to .delay(app)"
         )
     return found
-
-
-def chord_results(redis_url: str, prefix: str, members: Any) -> list[Any]:
-    """The results of a chord's members, in order (None for one that did not finish: only
-    with allow_failure). Runs in a worker thread."""
-    from kubeq.client.context import _client
-
-    if not isinstance(members, list) or not all(
-        isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) for x in m) for m in members
-    ):
-        raise ValueError("chord_of must be a list of [queue, job id] pairs")
-    pipe = _client(redis_url).pipeline(transaction=False)
-    for queue, job_id in members:
-        pipe.hmget(QueueKeys.of(queue, prefix).job(job_id), ["status", "result"])
-    out = []
-    for status, result in pipe.execute():
-        out.append(serialization.loads(result) if status == b"finished" and result else None)
-    return out

@@ -21,12 +21,9 @@ or an eager run).
 from __future__ import annotations
 
 import contextvars
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
-
-import redis
 
 from kubeq import defaults, serialization
 from kubeq.errors import JobAborted, LeaseLost, SoftTimeLimitExceeded
@@ -105,7 +102,9 @@ class JobContext:
             return  # not connected: kept in memory only
         key = f"{self.base}job:{self.id}"
         args = [self.lease, name, text, defaults.MAX_PROGRESS_BYTES]
-        (written,) = run_pipeline(_client(self.redis_url), [(LUA["progress"], [key], args)])
+        (written,) = run_pipeline(
+            connections.shared_client(self.redis_url), [(LUA["progress"], [key], args)]
+        )
         if not written:
             raise LeaseLost(
                 f"job {self.id}: its {name} was not stored because this attempt no longer "
@@ -115,7 +114,7 @@ class JobContext:
     def _stored_meta(self) -> dict[str, Any]:
         if not self.base:
             return {}
-        raw = _client(self.redis_url).hget(f"{self.base}job:{self.id}", "meta")
+        raw = connections.shared_client(self.redis_url).hget(f"{self.base}job:{self.id}", "meta")
         try:
             meta = serialization.loads(raw) if raw else {}
         except ValueError:
@@ -158,20 +157,6 @@ class JobContext:
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
-
-
-_clients: dict[str | None, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
-def _client(url: str | None) -> redis.Redis:
-    """One client per URL and process, shared by the task threads (redis-py's pool is
-    thread-safe); a process-pool child makes its own on first use."""
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = connections.sync_client(url)
-        return client
 
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(

@@ -11,11 +11,7 @@ round trip either way.
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-import random
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, NamedTuple, Protocol, cast
@@ -39,13 +35,10 @@ from kubeq.options import (
 )
 from kubeq.retry import RetryPolicy
 from kubeq.store import cluster as rediscluster
+from kubeq.store.ids import PlanIds
 from kubeq.store.keys import QueueKeys, queues_key, validate_job_id, validate_queue_name
 from kubeq.store.scripts import LUA, ScriptCall, Stream, run_pipeline, run_pipeline_async
 from kubeq.workflows.callbacks import KINDS, encode_callback
-
-_sequence = itertools.count()
-_random = random.Random()  # seeded from os.urandom; reseeded in a forked child below
-os.register_at_fork(after_in_child=_random.seed)
 
 ENQUEUE_GROUP_FIELDS = 6
 """enqueue.lua's fields per group of jobs: count, priority, due, max_deliveries, result_ttl,
@@ -55,50 +48,6 @@ ENQUEUE_JOB_FIELDS = 2
 ENQUEUE_BATCH = 2000
 """Jobs per enqueue.lua call at most: a bulk enqueue is split so that no one script holds
 Redis for long (2,000 jobs take Redis a few ms), pipelined in the same round trip."""
-
-
-_ID = "%014x%04x%010x"
-"""A job id: µs since the epoch, a 16-bit sequence, 40 random bits (%-formatting: a third
-faster than an f-string here)."""
-
-
-def new_job_id() -> str:
-    """A unique id that sorts by creation time within this process.
-
-    Jobs of one priority that became ready in the same millisecond share a ready-set score
-    and Redis orders them by member, so time-ordered ids keep them first-in, first-out. The
-    40 random bits come from a per-process generator seeded by the OS (a system call per id
-    cost a tenth of a bulk enqueue), reseeded in a forked child.
-    """
-    return _ID % (
-        time.time_ns() // 1000,
-        next(_sequence) & 0xFFFF,
-        _random.getrandbits(40),
-    )
-
-
-class _PlanIds:
-    """The ids of the jobs one plan creates, in ``new_job_id``'s format and order at a third of
-    its cost: the time and the 40 random bits are drawn once per 65,536 jobs (the time then
-    moves on by at least 1 µs, so the ids still sort in call order) and only the 16-bit
-    sequence is formatted per job."""
-
-    __slots__ = ("head", "n", "tail", "time")
-
-    def __init__(self) -> None:
-        self.n = 1 << 16
-        self.time = 0
-        self.head = self.tail = ""
-
-    def next(self) -> str:
-        n = self.n
-        if n < 1 << 16:
-            self.n = n + 1
-            return "%s%04x%s" % (self.head, n, self.tail)  # noqa: UP031
-        self.time = max(time.time_ns() // 1000, self.time + 1)
-        first = _ID % (self.time, 0, _random.getrandbits(40))
-        self.head, self.tail, self.n = first[:14], first[18:], 1
-        return first
 
 
 class EnqueuePlan(NamedTuple):
@@ -270,7 +219,7 @@ def plan_enqueue(
             by_queue[name] = _Batches(QueueKeys.of(name, prefix))
     if sink is not None:
         sink.queues(tuple(by_queue))
-    ids = _PlanIds()
+    ids = PlanIds()
     job_ids: list[str] = []
     deferred = iter(later)
     for i, (name, tail, mine, ready) in enumerate(zip(names, tails, given, payloads, strict=True)):

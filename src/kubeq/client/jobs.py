@@ -12,149 +12,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from kubeq import serialization
 from kubeq.errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNotFound, ResultTimeout
+from kubeq.store.backend import Backend
+from kubeq.store.jobfields import JOB_FIELDS, RESULT_FIELDS, JobInfo, Status, stored_json, text
 from kubeq.store.keys import QueueKeys
 from kubeq.store.scripts import LUA, run_pipeline_async
+from kubeq.workflows.edges import Edges, read_edges
 
-if TYPE_CHECKING:
-    from kubeq.client.app import App
-    from kubeq.workflows.edges import Edges
-
-Status = Literal[
-    "queued",
-    "scheduled",
-    "waiting",
-    "deferred",
-    "active",
-    "finished",
-    "failed",
-    "cancelled",
-    "aborted",
-    "expired",
-    "unknown",
-]
-"""queued: waiting in the ready set. scheduled: waiting for its time (delay, eta, retry, or
-its rate limit's next start). waiting: for a concurrency slot of its limit key.
-deferred: for its parents (depends_on) to end.
-active: leased by a worker. finished: has a result. failed: in the dead-letter queue.
-cancelled: cancelled before it ran. aborted: stopped by job.abort(). expired: not started by
-its expiry time. unknown: never enqueued, or its result TTL passed."""
-
-_FIELDS = (
-    "status",
-    "payload",
-    "priority",
-    "enqueued_at",
-    "started_at",
-    "finished_at",
-    "attempts",
-    "deliveries",
-    "worker",
-    "result",
-    "error",
-    "reason",
-    "traceback",
-    "progress",
-    "meta",
-)
-
-_RESULT_FIELDS = ["status", "result", "error", "reason", "traceback"]
 _BLOCK_SECONDS = 5.0
 """The longest single blocking wait of ``result``: below the client's socket timeout."""
-
-
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _ms(value: bytes | str | None) -> float | None:
-    """Milliseconds since the epoch as seconds; None when absent or malformed."""
-    number = _int(value, None)
-    return number / 1000 if number else None
-
-
-def _int(value: bytes | str | None, default: int | None = 0) -> Any:
-    """A stored whole number; ``default`` when absent or malformed (a job written by hand
-    must not stop a listing of every other job)."""
-    try:
-        return int(value) if value else default
-    except (TypeError, ValueError):
-        return default
-
-
-def _json(value: bytes | str | None, default: Any) -> Any:
-    """Stored JSON decoded; ``default`` when absent or malformed (written by hand)."""
-    if not value:
-        return default
-    try:
-        decoded = serialization.loads(value)
-    except ValueError:
-        return default
-    if isinstance(default, dict) and not isinstance(decoded, dict):
-        return default
-    return decoded
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """A snapshot of one job's state, as stored in Redis. Times are Unix seconds."""
-
-    id: str
-    queue: str
-    status: Status
-    task: str
-    payload: str
-    priority: int
-    enqueued_at: float | None
-    started_at: float | None
-    finished_at: float | None
-    attempts: int
-    deliveries: int
-    worker: str
-    error: str
-    reason: str
-    traceback: str
-    result: str
-    progress: Any = None
-    """What the task last passed to ``current_job().set_progress`` (decoded JSON), or None."""
-    meta: dict[str, Any] = field(default_factory=dict)
-    """What the task stored with ``current_job().update_meta`` (decoded JSON)."""
-
-    @classmethod
-    def from_fields(cls, job_id: str, queue: str, values: Sequence[Any]) -> JobInfo:
-        f = dict(zip(_FIELDS, values, strict=True))
-        payload = _text(f["payload"])
-        try:
-            task = str(serialization.loads(payload).get("task", "?"))
-        except (ValueError, AttributeError):
-            task = "?"
-        status = _text(f["status"]) or "unknown"
-        return cls(
-            id=job_id,
-            queue=queue,
-            status=status,  # type: ignore[arg-type]
-            task=task,
-            payload=payload,
-            priority=_int(f["priority"]),
-            enqueued_at=_ms(f["enqueued_at"]),
-            started_at=_ms(f["started_at"]),
-            finished_at=_ms(f["finished_at"]),
-            attempts=_int(f["attempts"]),
-            deliveries=_int(f["deliveries"]),
-            worker=_text(f["worker"]),
-            error=_text(f["error"]),
-            reason=_text(f["reason"]),
-            traceback=_text(f["traceback"]),
-            result=_text(f["result"]),
-            progress=_json(f["progress"], None),
-            meta=_json(f["meta"], {}),
-        )
 
 
 class Job:
@@ -162,7 +31,7 @@ class Job:
 
     __slots__ = ("app", "id", "queue")
 
-    def __init__(self, app: App, queue: str, job_id: str) -> None:
+    def __init__(self, app: Backend, queue: str, job_id: str) -> None:
         self.app = app
         self.queue = queue
         self.id = job_id
@@ -183,39 +52,39 @@ class Job:
     def status(self) -> Status:
         """The job's current status; ``unknown`` once its result has expired."""
         raw = self.app.redis.hget(self._keys.job(self.id), "status")
-        return _text(raw) or "unknown"  # type: ignore[return-value]
+        return text(raw) or "unknown"  # type: ignore[return-value]
 
     async def astatus(self) -> Status:
         """``status`` for async code."""
         raw = await self.app.aredis.hget(self._keys.job(self.id), "status")
-        return _text(raw) or "unknown"  # type: ignore[return-value]
+        return text(raw) or "unknown"  # type: ignore[return-value]
 
     def info(self) -> JobInfo:
         """Everything stored about the job."""
-        values = self.app.redis.hmget(self._keys.job(self.id), list(_FIELDS))
+        values = self.app.redis.hmget(self._keys.job(self.id), list(JOB_FIELDS))
         return JobInfo.from_fields(self.id, self.queue, values)
 
     async def ainfo(self) -> JobInfo:
         """``info`` for async code."""
-        values = await self.app.aredis.hmget(self._keys.job(self.id), list(_FIELDS))
+        values = await self.app.aredis.hmget(self._keys.job(self.id), list(JOB_FIELDS))
         return JobInfo.from_fields(self.id, self.queue, values)
 
     def edges(self) -> Edges:
         """The job's place in its workflow: its parents (``depends_on``, the job a callback
         follows, a chord's members) and children (dependents, callbacks), each with its
         status now. ``kubeq job ID`` prints them."""
-        from kubeq.workflows.edges import read_edges
-
         return read_edges(self.app, self.queue, self.id)
 
     def progress(self) -> Any:
         """What the task last reported with ``current_job().set_progress`` (None before it
         reported any). Kept after the job ends, for its result TTL."""
-        return _json(self.app.redis.hget(self._keys.job(self.id), "progress"), None)
+        return stored_json(self.app.redis.hget(self._keys.job(self.id), "progress"), None)
 
     def meta(self) -> dict[str, Any]:
         """What the task stored with ``current_job().update_meta`` ({} before any)."""
-        result: dict[str, Any] = _json(self.app.redis.hget(self._keys.job(self.id), "meta"), {})
+        result: dict[str, Any] = stored_json(
+            self.app.redis.hget(self._keys.job(self.id), "meta"), {}
+        )
         return result
 
     def result(self, timeout: float | None = None) -> Any:
@@ -228,7 +97,7 @@ class Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         key, done = self._keys.job(self.id), self._keys.done(self.id)
         while True:
-            ended, value = self._ended(self.app.redis.hmget(key, _RESULT_FIELDS))
+            ended, value = self._ended(self.app.redis.hmget(key, RESULT_FIELDS))
             if ended:
                 return value
             wait = self._wait(deadline, timeout, value)
@@ -253,7 +122,7 @@ class Job:
         key, done = self._keys.job(self.id), self._keys.done(self.id)
         client = self.app.aredis
         while True:
-            ended, value = self._ended(await client.hmget(key, _RESULT_FIELDS))
+            ended, value = self._ended(await client.hmget(key, RESULT_FIELDS))
             if ended:
                 return value
             wait = self._wait(deadline, timeout, value)
@@ -266,7 +135,7 @@ class Job:
         if status == b"finished":
             return True, serialization.loads(result or b"null")
         if status == b"failed":
-            raise JobFailed(self.id, _text(reason), _text(error), _text(tb))
+            raise JobFailed(self.id, text(reason), text(error), text(tb))
         if status == b"cancelled":
             raise JobCancelled(f"job {self.id} was cancelled")
         if status == b"aborted":
@@ -284,7 +153,7 @@ class Job:
             wait = min(wait, deadline - time.monotonic())
             if wait <= 0:
                 raise ResultTimeout(
-                    f"job {self.id} did not end within {timeout} s (status {_text(status)})"
+                    f"job {self.id} did not end within {timeout} s (status {text(status)})"
                 )
         return max(wait, 0.01)
 

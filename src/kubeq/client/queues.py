@@ -7,28 +7,36 @@ one ``enqueue.lua`` call per queue, all pipelined, so a thousand jobs cost one r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from kubeq.client.app import Call, Task, task_name
-from kubeq.client.enqueue import new_job_id
-from kubeq.client.jobs import _FIELDS, Job, JobInfo, _text
-from kubeq.options import RateLimit
+from kubeq.client.jobs import Job
+from kubeq.client.tasks import Enqueuer, Task, task_name
+from kubeq.options import Call, RateLimit
 from kubeq.store import partitions
+from kubeq.store.backend import Backend
+from kubeq.store.ids import new_job_id
+from kubeq.store.jobfields import JOB_FIELDS, JobInfo, text
 from kubeq.store.keys import QueueKeys
 from kubeq.store.stats import QueueStats, read_stats, read_stats_async
-
-if TYPE_CHECKING:
-    from kubeq.client.app import App
 
 TaskRef = Callable[..., Any] | Task[Any, Any] | str
 
 __all__ = ["Queue", "TaskRef", "new_job_id"]
 
 
+class QueueApp(Backend, Enqueuer, Protocol):
+    """What a Queue needs of its App (``kubeq.App`` is one)."""
+
+    @property
+    def partitioner(self) -> partitions.Partitioner:
+        """How the App spreads each queue's jobs over its partitions."""
+        ...
+
+
 class Queue:
     """A handle on one named queue of an App."""
 
-    def __init__(self, app: App, name: str) -> None:
+    def __init__(self, app: QueueApp, name: str) -> None:
         self.app = app
         self.name = name
         self.keys = QueueKeys.of(name, app.prefix)
@@ -154,7 +162,7 @@ class Queue:
         """Ids in the dead-letter queue, most recent first."""
         end = -1 if limit is None else limit - 1
         ids: list[bytes] = self.app.redis.zrevrange(self.keys.dead, 0, end)  # type: ignore[assignment]
-        return [_text(i) for i in ids]
+        return [text(i) for i in ids]
 
     def dead_letters(self, limit: int = 100) -> list[JobInfo]:
         """The most recent dead letters with their reason and error, in one round trip.
@@ -163,14 +171,14 @@ class Queue:
         raw: list[bytes] = self.app.redis.zrevrange(self.keys.dead, 0, end)  # type: ignore[assignment]
         pipe = self.app.redis.pipeline(transaction=False)
         for job_id in raw:  # the id as stored, even if it is not valid UTF-8
-            pipe.hmget(self.keys.base.encode() + b"job:" + job_id, list(_FIELDS))
+            pipe.hmget(self.keys.base.encode() + b"job:" + job_id, list(JOB_FIELDS))
         infos = []
         for job_id, read in zip(raw, pipe.execute(raise_on_error=False), strict=True):
             values: list[Any] = read
             if isinstance(read, Exception):  # a key of another type: still listed
-                values = [b"failed"] + [None] * (len(_FIELDS) - 1)
-                values[_FIELDS.index("reason")] = f"unreadable job data: {read}".encode()
-            infos.append(JobInfo.from_fields(_text(job_id), self.name, values))
+                values = [b"failed"] + [None] * (len(JOB_FIELDS) - 1)
+                values[JOB_FIELDS.index("reason")] = f"unreadable job data: {read}".encode()
+            infos.append(JobInfo.from_fields(text(job_id), self.name, values))
         return infos
 
     def _dead_action(self, action: str, ids: Iterable[str] | None) -> int:

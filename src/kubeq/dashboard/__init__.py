@@ -7,6 +7,7 @@ Jinja2), so the worker and the CLI import it only when the dashboard is asked fo
 
 from __future__ import annotations
 
-from kubeq.dashboard.app import Config, create_app
+from kubeq.dashboard.app import create_app
+from kubeq.dashboard.state import Config
 
 __all__ = ["Config", "create_app"]

@@ -7,7 +7,6 @@ the library's own function (``Queue.pause``, ``Queue.purge``, ``Job.cancel``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -15,10 +14,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from kubeq.dashboard.security import Refused
+from kubeq.dashboard.state import Dashboard
 from kubeq.store.keys import validate_job_id, validate_queue_name
-
-if TYPE_CHECKING:
-    from kubeq.dashboard.app import Dashboard
 
 
 def _back(path: str, msg: str, **params: str) -> Response:

@@ -1,6 +1,7 @@
 """The ``kubeq dashboard`` command: options, safety checks, then uvicorn.
 
-Registered lazily by ``kubeq.cli.commands`` so that ``kubeq worker`` never imports the ASGI stack.
+An entry point of the ``kubeq.commands`` group (kubeq/cli/plugins.py), loaded only when
+``kubeq dashboard`` is asked for, so ``kubeq worker`` never imports the ASGI stack.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 import click
 
 from kubeq import defaults
-from kubeq.store import connections
+from kubeq.dashboard.app import create_app
+from kubeq.dashboard.state import Config
+from kubeq.store import urls
 
 
 @click.command()
@@ -47,9 +50,7 @@ def dashboard(
     pass --read-only.
     """
     try:
-        import uvicorn
-
-        from kubeq.dashboard.app import Config, create_app
+        import uvicorn  # noqa: PLC0415 - optional extra (kubeq[dashboard]), only to serve
     except ImportError as exc:
         raise click.ClickException(
             f"the dashboard is not installed ({exc}): pip install 'kubeq[dashboard]'"
@@ -72,7 +73,7 @@ def dashboard(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     mode = "read-only" if read_only else ("token" if token else "no token (auth proxy)")
-    shown = connections.redact(connections.resolve_url(url))
+    shown = urls.redact(urls.resolve_url(url))
     click.echo(f"kubeq dashboard on http://{host}:{port} ({mode}), Redis {shown}")
     hub = app.state.dash.hub
 

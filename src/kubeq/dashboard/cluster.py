@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from kubeq_operator.crd import GROUP, PLURAL, VERSION
+from kubeq.crd import GROUP, PLURAL, VERSION
 
 EVENTS_PER_QUEUE = 10
 TQ_EVENTS = "involvedObject.kind=TaskQueue"
@@ -22,7 +22,7 @@ TQ_EVENTS = "involvedObject.kind=TaskQueue"
 def connect(kubeconfig: str | None = None) -> Any | None:
     """An ApiClient, or None when there is no in-cluster config and no usable kubeconfig."""
     try:
-        from kubernetes import client, config
+        from kubernetes import client, config  # noqa: PLC0415 - optional (kubeq[dashboard])
     except ImportError:
         return None
     try:
@@ -62,7 +62,7 @@ def _events_by_object(items: list[Any]) -> dict[tuple[str, str], list[dict[str, 
 
 def read_view(api: Any, namespace: str | None = None) -> dict[str, Any]:
     """Every TaskQueue (in ``namespace`` or all) with status, conditions and recent Events."""
-    from kubernetes import client
+    from kubernetes import client  # noqa: PLC0415 - optional (kubeq[dashboard])
 
     custom = client.CustomObjectsApi(api)
     core = client.CoreV1Api(api)

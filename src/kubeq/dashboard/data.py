@@ -14,7 +14,7 @@ from typing import Any
 
 from kubeq import defaults, serialization
 from kubeq.client.app import App
-from kubeq.client.jobs import JobInfo
+from kubeq.store.jobfields import JobInfo
 from kubeq.store.keys import QueueKeys, queues_key, split_ready_score, validate_job_id
 
 INFO_FIELDS = ("status", "payload", "priority", "enqueued_at", "attempts", "error", "reason")

@@ -7,9 +7,7 @@ sync client run in Starlette's thread pool so the event loop keeps streaming.
 
 from __future__ import annotations
 
-import datetime
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,33 +15,8 @@ from starlette.responses import RedirectResponse, Response
 
 from kubeq import defaults
 from kubeq.dashboard.data import job_view
+from kubeq.dashboard.state import Dashboard
 from kubeq.store.keys import validate_job_id, validate_queue_name
-
-if TYPE_CHECKING:
-    from kubeq.dashboard.app import Dashboard
-
-
-def ago(ts: float | None, now: float | None = None) -> str:
-    """'12 s', '3 min', '2 h' since ``ts`` (Unix seconds); '' when unknown."""
-    if not ts:
-        return ""
-    seconds = max(0.0, (now or time.time()) - ts)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def when(ts: float | None) -> str:
-    """A UTC timestamp, to the second."""
-    if not ts:
-        return ""
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def mib(n: int | None) -> str:
-    return "" if n is None else f"{n / 1048576:.1f} MiB"
 
 
 def _dash(request: Request) -> Dashboard:

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 import redis.asyncio
@@ -28,53 +26,8 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.crc import key_slot
 
-CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
-"""URL schemes of a Redis Cluster, and whether its nodes are reached over TLS."""
-
-
-@dataclass(frozen=True)
-class ClusterTarget:
-    """A ``redis+cluster://`` URL, parsed."""
-
-    nodes: list[tuple[str, int]]
-    ssl: bool = False
-    username: str | None = None
-    password: str | None = None
-    options: dict[str, str] = field(default_factory=dict)
-
-
-def parse_cluster_url(url: str) -> ClusterTarget | None:
-    """The parsed URL when it names a Redis Cluster, else None. Raises ValueError saying what
-    is wrong with a malformed one (the URL shown without its password)."""
-    parts = urlsplit(url)
-    if parts.scheme not in CLUSTER_SCHEMES:
-        return None
-    from kubeq.store.connections import redact
-
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    nodes: list[tuple[str, int]] = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":") if ":" in item else (item, "", "6379")
-        if not host or not port.isdigit():
-            raise ValueError(
-                f"bad cluster node address {item!r} in {redact(url)}: use host:port, "
-                "comma-separated, e.g. redis+cluster://node-a:6379,node-b:6379"
-            )
-        nodes.append((host.strip("[]"), int(port)))
-    path = [p for p in parts.path.split("/") if p]
-    if path and path != ["0"]:
-        raise ValueError(
-            f"{redact(url)} names database {'/'.join(path)!r}: a Redis Cluster has only "
-            "database 0; drop the path (redis+cluster://node-a:6379,node-b:6379)"
-        )
-    user, _, password = userinfo.partition(":") if at else ("", "", "")
-    return ClusterTarget(
-        nodes=nodes,
-        ssl=CLUSTER_SCHEMES[parts.scheme],
-        username=unquote(user) or None,
-        password=unquote(password) or None,
-        options=dict(parse_qsl(parts.query)),
-    )
+from kubeq.store.scripts import run_pipeline
+from kubeq.store.urls import ClusterTarget
 
 
 def _cluster_options(target: ClusterTarget, base: dict[str, Any]) -> dict[str, Any]:
@@ -175,8 +128,6 @@ def run_waited(client: Any, calls: Sequence[Any], replicas: int, timeout_ms: int
     same connection (WAIT counts the writes of its own connection); returns the fewest
     replicas any of those masters confirmed. One round trip per master, one after another:
     the price of ``wait_replicas`` on a cluster."""
-    from kubeq.store.scripts import run_pipeline
-
     by_node: dict[str, tuple[Any, list[Any]]] = {}
     for call in calls:
         node = client.get_node_from_key(call[1][0])

@@ -21,18 +21,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import threading
 import weakref
-from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.sentinel import Sentinel
 
 from kubeq import defaults
 from kubeq.store import cluster as rediscluster
-
-DEFAULT_URL = defaults.REDIS_URL
+from kubeq.store.urls import (
+    SentinelTarget,
+    parse_cluster_url,
+    parse_sentinel_url,
+    resolve_url,
+)
 
 _HIREDIS_SERIALIZER: Any
 try:
@@ -42,86 +47,6 @@ try:
     _HIREDIS_SERIALIZER = HiredisRespSerializer() if HIREDIS_AVAILABLE else None
 except ImportError:  # a redis-py without it: its own packer
     _HIREDIS_SERIALIZER = None
-
-
-def resolve_url(url: str | None = None) -> str:
-    """The URL to use: the argument, else KUBEQ_REDIS_URL, else the local default."""
-    return url or os.environ.get("KUBEQ_REDIS_URL") or DEFAULT_URL
-
-
-_SECRET_PARAMS = {"password", "username", "user", "sentinel_password"}
-
-
-def redact(url: str) -> str:
-    """The URL with any password (in the user part or the query) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.query:
-        query = [
-            (k, "***" if k.lower() in _SECRET_PARAMS else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ]
-        parts = parts._replace(query=urlencode(query, safe="*"))
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        user = userinfo.split(":", 1)[0]
-        parts = parts._replace(netloc=f"{user}:***@{hosts}")
-    return urlunsplit(parts)
-
-
-SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
-"""URL schemes of a Sentinel-managed master, and whether the master is reached over TLS."""
-
-
-@dataclass(frozen=True)
-class SentinelTarget:
-    """A ``redis+sentinel://`` URL, parsed."""
-
-    sentinels: list[tuple[str, int]]
-    service: str
-    db: int = 0
-    ssl: bool = False
-    username: str | None = None
-    password: str | None = None
-    sentinel_password: str | None = None
-    options: dict[str, str] = field(default_factory=dict)
-
-
-def parse_sentinel_url(url: str) -> SentinelTarget | None:
-    """The parsed URL when it names a Sentinel-managed master, else None.
-    Raises ValueError saying what is wrong with a malformed one."""
-    parts = urlsplit(url)
-    if parts.scheme not in SENTINEL_SCHEMES:
-        return None
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    sentinels: list[tuple[str, int]] = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":") if ":" in item else (item, "", "26379")
-        if not host or not port.isdigit():
-            raise ValueError(
-                f"bad sentinel address {item!r} in {redact(url)}: use host:port, comma-separated, "
-                "e.g. redis+sentinel://sentinel-a:26379,sentinel-b:26379/mymaster/0"
-            )
-        sentinels.append((host.strip("[]"), int(port)))
-    path = [p for p in parts.path.split("/") if p]
-    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
-        raise ValueError(
-            f"name the master's service (and optionally the db) in {redact(url)}, "
-            "e.g. redis+sentinel://sentinel-a:26379/mymaster/0"
-        )
-    user, _, password = userinfo.partition(":") if at else ("", "", "")
-    query = dict(parse_qsl(parts.query))
-    return SentinelTarget(
-        sentinels=sentinels,
-        service=path[0],
-        db=int(path[1]) if len(path) == 2 else 0,
-        ssl=SENTINEL_SCHEMES[parts.scheme],
-        username=unquote(user) or None,
-        password=unquote(password) or None,
-        sentinel_password=query.pop("sentinel_password", None)
-        or os.environ.get("KUBEQ_REDIS_SENTINEL_PASSWORD")
-        or None,
-        options=query,
-    )
 
 
 def _options(extra: dict[str, Any]) -> dict[str, Any]:
@@ -143,13 +68,11 @@ def _options(extra: dict[str, Any]) -> dict[str, Any]:
 def sync_client(url: str | None = None, **extra: Any) -> redis.Redis:
     """A redis-py client (bytes responses) for the resolved URL."""
     resolved = resolve_url(url)
-    cluster = rediscluster.parse_cluster_url(resolved)
+    cluster = parse_cluster_url(resolved)
     if cluster is not None:
         return cast(redis.Redis, rediscluster.sync_cluster(cluster, _options(extra)))
     target = parse_sentinel_url(resolved)
     if target is not None:
-        from redis.sentinel import Sentinel
-
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
         )
@@ -193,13 +116,11 @@ def async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
 
 def _async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
     resolved = resolve_url(url)
-    cluster = rediscluster.parse_cluster_url(resolved)
+    cluster = parse_cluster_url(resolved)
     if cluster is not None:
         return cast(redis.asyncio.Redis, rediscluster.async_cluster(cluster, _options(extra)))
     target = parse_sentinel_url(resolved)
     if target is not None:
-        from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-
         sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
             target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
         )
@@ -236,6 +157,20 @@ def _master_options(target: SentinelTarget, extra: dict[str, Any]) -> dict[str, 
     return options
 
 
+_clients: dict[str | None, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(url: str | None) -> redis.Redis:
+    """One client per URL and process, shared by the task threads (redis-py's pool is
+    thread-safe); a process-pool child makes its own on first use."""
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            client = _clients[url] = sync_client(url)
+        return client
+
+
 class LoopClients:
     """One redis.asyncio client (so one connection pool) per event loop, made on first use.
 
@@ -266,7 +201,7 @@ class LoopClients:
         resolved = resolve_url(self.url)
         if parse_sentinel_url(resolved) is not None:  # the sentinels' own pool finds the master
             return async_client(resolved, **self.extra)
-        if rediscluster.parse_cluster_url(resolved) is not None:  # a pool per node, its own
+        if parse_cluster_url(resolved) is not None:  # a pool per node, its own
             return async_client(
                 resolved, max_connections=defaults.ASYNC_MAX_CONNECTIONS, **self.extra
             )

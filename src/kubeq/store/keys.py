@@ -287,8 +287,17 @@ def queues_key(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:queues"
 
 
-# Worker documents for the dashboard's Workers page (issue 14), written by kubeq.store.workers:
-#   kubeq:{workerinfo}:index        ZSET  worker id -> time of its last publish in ms
-#   kubeq:{workerinfo}:<worker id>  STR   JSON: pod, host, pid, queues, concurrency, pool, busy,
-#                                         held jobs, job counters, RSS, CPU seconds; expires
-#                                         when the worker stops publishing (TTL >= 15 s)
+WORKER_TAG = "{workerinfo}"
+"""The hash tag of the worker documents, so the dashboard's MGET stays in one slot."""
+
+
+def worker_index_key(prefix: str = DEFAULT_PREFIX) -> str:
+    """ZSET ``kubeq:{workerinfo}:index``: worker id -> time of its last publish in ms."""
+    return f"{prefix}:{WORKER_TAG}:index"
+
+
+def worker_info_key(worker_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """STR ``kubeq:{workerinfo}:<worker id>``: one worker's JSON document (pod, host, pid,
+    queues, concurrency, pool, busy, held jobs, job counters, RSS, CPU seconds); it expires
+    when the worker stops publishing (TTL >= 15 s)."""
+    return f"{prefix}:{WORKER_TAG}:{worker_id}"

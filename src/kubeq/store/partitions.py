@@ -27,9 +27,11 @@ import itertools
 import random
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kubeq import defaults
+from kubeq.store.keys import validate_queue_name
 
 if TYPE_CHECKING:
     from kubeq.options import Call
@@ -64,8 +66,6 @@ class Partitioner:
     """An App's partitioned queues: where each call goes, what a worker consumes."""
 
     def __init__(self, partitions: Mapping[str, int] | None = None) -> None:
-        from kubeq.store.keys import validate_queue_name
-
         self.partitions = {
             validate_queue_name(q): check_partitions(q, n) for q, n in (partitions or {}).items()
         }
@@ -106,8 +106,6 @@ def families(queues: Sequence[str]) -> list[list[int]]:
 def combine(queue: str, parts: Sequence[QueueStats]) -> QueueStats:
     """One logical queue's numbers from its partitions' (counts added, the oldest wait, any
     partition paused or rate-limited, workers merged)."""
-    from dataclasses import replace
-
     if len(parts) == 1:
         return replace(parts[0], queue=queue)
     first = parts[0]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kubeq import defaults
+from kubeq.worker.loop import Worker
 from kubeq.worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -59,8 +60,6 @@ async def adrain(
     pool: str = defaults.POOL,
 ) -> DrainReport:
     """``drain`` on the running loop (from an async test)."""
-    from kubeq.worker.loop import Worker
-
     modules = Counter(t.func.__module__ for t in app.tasks.values())
     settings = WorkerSettings(
         tasks_module=modules.most_common(1)[0][0] if modules else "__main__",

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kubeq import serialization, tracing
 from kubeq.client.context import JobContext
-from kubeq.client.jobs import Job, JobInfo, Status
+from kubeq.client.jobs import Job
 from kubeq.errors import JobFailed
 from kubeq.outcomes import Outcome, Settlement
+from kubeq.store.jobfields import JobInfo, Status
 from kubeq.store.keys import QueueKeys
 from kubeq.store.wire import FetchedJob
 from kubeq.worker.delivery import Delivery, run_attempt

@@ -17,13 +17,13 @@ from typing import Any
 
 from kubeq import serialization
 from kubeq.client.app import Task
-from kubeq.client.canvas import chord_results
 from kubeq.client.context import JobContext, reset_current, set_current
 from kubeq.options import apply_retry_overrides, check_timeout
 from kubeq.outcomes import Outcome, Settlement
 from kubeq.retry import decide
 from kubeq.store.wire import FetchedJob
 from kubeq.worker.execution import Executor, ProcessDied
+from kubeq.workflows.chords import chord_results
 
 log = logging.getLogger("kubeq.worker")
 

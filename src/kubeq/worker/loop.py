@@ -35,11 +35,10 @@ from kubeq.client.app import Task
 from kubeq.options import TaskOptions
 from kubeq.outcomes import AckFlag, Ended, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
-from kubeq.store import connections
-from kubeq.store import workers as workerinfo
+from kubeq.store import connections, urls
 from kubeq.store.keys import QueueKeys, queues_key
 from kubeq.store.scripts import Call, Scripts, run_pipeline_async
-from kubeq.worker import handoff, leases
+from kubeq.worker import handoff, info, leases
 from kubeq.worker.delivery import Delivery, run_attempt
 from kubeq.worker.execution import Executor, JobTimeout
 from kubeq.worker.fetch import FetchRouter
@@ -86,7 +85,7 @@ class Worker:
         counter once per round trip, before their outcomes are sent (a lock per job less)."""
         self._holding: set[str] = set()
         """Queues whose in-progress gauge has been set (set again each round trip)."""
-        self._redis_url = connections.resolve_url(settings.redis_url)
+        self._redis_url = urls.resolve_url(settings.redis_url)
         self._activity = asyncio.Event()
         self._stopping = False
         self._force = asyncio.Event()
@@ -150,7 +149,7 @@ class Worker:
             "worker %s consuming %s from %s with %d %s slots; tasks: %s",
             s.worker_id,
             ", ".join(s.queues),
-            connections.redact(connections.resolve_url(s.redis_url)),
+            urls.redact(urls.resolve_url(s.redis_url)),
             s.concurrency,
             s.pool,
             ", ".join(sorted(self.tasks)),
@@ -405,7 +404,7 @@ class Worker:
     async def _redis_failed(self, exc: BaseException) -> None:
         """Count and log an outage, then wait out the backoff (a stop signal cuts it short)."""
         self.metrics.redis_errors.inc()
-        url = connections.redact(connections.resolve_url(self.settings.redis_url))
+        url = urls.redact(urls.resolve_url(self.settings.redis_url))
         await self._wait_activity(self.vitals.redis_failed(exc, url))
 
     # -- one job -----
@@ -495,7 +494,9 @@ class Worker:
             failing = False
             self.vitals.round_trip()
             # the dashboard's Workers page (issue 14); logs and never raises
-            await workerinfo.publish_worker(self, self._redis, started_at)
+            await info.publish_worker(
+                self._redis, self.settings, self.inflight.values(), self.metrics, started_at
+            )
             try:  # callbacks a dead worker acked but never handed off
                 await handoff.sweep(self._redis, self.queues, self._defaults_for)
             except (RedisError, OSError) as exc:

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubeq import defaults, serialization
+from kubeq.store.backend import Backend
+from kubeq.store.jobfields import text
 from kubeq.store.keys import QueueKeys
 from kubeq.store.scripts import LUA, ScriptCall
 from kubeq.workflows.callbacks import KINDS, callback_id
-
-if TYPE_CHECKING:
-    from kubeq.client.app import App
 
 __all__ = ["Edge", "Edges", "edge_call", "entry", "read_edges"]
 
@@ -69,7 +68,7 @@ class Edges:
 _FIELDS = ["parents", "children", "parents_more", "children_more", "status", *KINDS]
 
 
-def read_edges(app: App, queue: str, job_id: str) -> Edges:
+def read_edges(app: Backend, queue: str, job_id: str) -> Edges:
     """Two round trips: the job's recorded edges, then each neighbour's status."""
     keys = QueueKeys.of(queue, app.prefix)
     raw = dict(zip(_FIELDS, app.redis.hmget(keys.job(job_id), _FIELDS), strict=True))
@@ -84,7 +83,7 @@ def read_edges(app: App, queue: str, job_id: str) -> Edges:
     pipe = app.redis.pipeline(transaction=False)
     for q, i in everyone:
         pipe.hget(QueueKeys.of(q, app.prefix).job(i), "status")
-    statuses = dict(zip(everyone, (_text(s) for s in pipe.execute()), strict=True))
+    statuses = dict(zip(everyone, (text(s) for s in pipe.execute()), strict=True))
     return Edges(
         parents=[Edge(q, i, statuses[q, i] or "unknown", _via(job_id, i)) for q, i in parents],
         children=[Edge(q, i, statuses[q, i] or "unknown", _via(i, job_id)) for q, i in children]
@@ -95,7 +94,7 @@ def read_edges(app: App, queue: str, job_id: str) -> Edges:
 
 
 def _callback_target(
-    app: App, raw: bytes | str | None, parent: str, kind: str
+    app: Backend, raw: bytes | str | None, parent: str, kind: str
 ) -> tuple[str, str] | None:
     """Where a stored callback signature will be enqueued: (queue, derived id)."""
     if not raw:
@@ -118,14 +117,8 @@ def _via(child: str, parent: str) -> str:
 
 def _split(raw: bytes | str | None) -> list[tuple[str, str]]:
     out = []
-    for line in _text(raw).splitlines():
+    for line in text(raw).splitlines():
         queue, _, job_id = line.partition("/")
         if queue and job_id:
             out.append((queue, job_id))
     return out
-
-
-def _text(value: bytes | str | None) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value or ""

@@ -1,0 +1,133 @@
+"""``Task``: a function registered with ``@app.task``, and how a task is named.
+
+Calling a task runs it here; ``.s()`` makes a ``Call`` of it carrying the task's enqueue-side
+defaults, and ``.delay()`` / ``.apply_async()`` (and their awaited twins) enqueue that call
+through the App that registered it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+
+from kubeq.client.jobs import Job
+from kubeq.options import Call, CallTemplate, TaskOptions, key_from_args
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Enqueuer(Protocol):
+    """What a Task needs of its App: the one enqueue path, sync and awaited."""
+
+    def enqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]: ...
+
+    async def aenqueue_many(
+        self, calls: Iterable[Call], *, queue: str | None = None
+    ) -> list[Job]: ...
+
+
+def task_name(func: Callable[..., Any] | Task[Any, Any] | str) -> str:
+    """The registered name of a task, a function (``module.name``) or a name given as str."""
+    if isinstance(func, str):
+        return func
+    if isinstance(func, Task):
+        return func.name
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+class Task(Generic[P, R]):
+    """A registered function. Calling it runs it here; ``.delay()`` enqueues it."""
+
+    def __init__(
+        self, app: Enqueuer, func: Callable[P, R], name: str, options: TaskOptions
+    ) -> None:
+        self.app = app
+        self.func = func
+        self.name = name
+        self.options = options
+        self._template: tuple[TaskOptions | None, CallTemplate | None] = (None, None)
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.options.queue}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """A Call of this task with these arguments, for ``enqueue_many`` or ``.set()``.
+
+        It carries the task's enqueue-side defaults, so they hold whichever App enqueues it.
+        """
+        o = self.options
+        if o.limit_key is None:  # nothing computed per call: copy the template (options.py)
+            made, template = self._template
+            if made is not o or template is None:
+                template = self._make_template(o)
+            return template.make(args, dict(kwargs))
+        key = key_from_args(self.name, o.limit_key, args, kwargs)
+        return self._call(o, args, dict(kwargs), key)
+
+    def _call(
+        self, o: TaskOptions, args: tuple[Any, ...], kwargs: dict[str, Any], key: str | None
+    ) -> Call:
+        return Call(
+            self.name,
+            args,
+            kwargs,
+            queue=o.queue,
+            priority=o.priority,
+            result_ttl=o.result_ttl,
+            max_deliveries=o.max_deliveries,
+            rate_limit=o.rate_limit,
+            concurrency_limit=o.concurrency_limit,
+            limit_key=key,
+            expires=o.expires,
+            on_success=o.on_success,
+            on_failure=o.on_failure,
+            app=self.app,
+        )
+
+    def _make_template(self, o: TaskOptions) -> CallTemplate:
+        template = CallTemplate(self._call(o, (), {}, None))
+        self._template = (o, template)
+        return template
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """An immutable signature: as a callback (or a chain's link) it receives only these
+        arguments, not the parent's result."""
+        return self.s(*args, **kwargs).set(immutable=True)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue with the task's default options; returns the job handle."""
+        return self.app.enqueue_many([self.s(*args, **kwargs)])[0]
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue with per-call options (queue, priority, delay, eta, job_id, timeout,
+        result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
+        expires, soft_timeout, on_success, on_failure)."""
+        call = self.s(*args, **(kwargs or {}))
+        return self.app.enqueue_many([call.set(**options)])[0]
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """``delay`` for async code: the same options and checks, sent on the running loop."""
+        return (await self.app.aenqueue_many([self.s(*args, **kwargs)]))[0]
+
+    async def aapply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """``apply_async`` for async code (the same per-call options)."""
+        call = self.s(*args, **(kwargs or {}))
+        return (await self.app.aenqueue_many([call.set(**options)]))[0]

@@ -1,0 +1,129 @@
+"""What a running worker says about itself: the document it publishes with its heartbeat
+(``kubeq.store.workers``): who and where it is, what it runs, what it costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import socket
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kubeq import defaults
+from kubeq.store import workers
+from kubeq.worker.delivery import Delivery
+from kubeq.worker.metrics import WorkerMetrics
+from kubeq.worker.settings import WorkerSettings
+
+log = logging.getLogger("kubeq.workerinfo")
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (/proc on Linux; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds this process has used so far."""
+    t = os.times()
+    return round(t.user + t.system, 3)
+
+
+def snapshot(
+    *,
+    worker_id: str,
+    queues: Iterable[str],
+    concurrency: int,
+    pool: str,
+    started_at: float,
+    busy: int = 0,
+    jobs: Iterable[Mapping[str, Any]] = (),
+    counts: Mapping[str, Mapping[str, int]] | None = None,
+    now: float | None = None,
+    prefetched: int = 0,
+) -> dict[str, Any]:
+    """One worker's document: who and where it is, what it runs and what it costs.
+
+    ``jobs`` are the deliveries it runs (``{"id", "queue", "task"}``; the start time is in
+    the job's hash); ``prefetched`` counts those it leased ahead (prefetch.py) that wait for a
+    slot;
+    ``counts`` maps queue -> outcome (finished, retried, failed, requeued) -> jobs settled since
+    the process started, from which the dashboard derives throughput and failure rate.
+    """
+    return {
+        "id": worker_id,
+        "pod": os.environ.get("POD_NAME") or socket.gethostname(),
+        "host": os.environ.get("NODE_NAME") or socket.gethostname(),
+        "pid": os.getpid(),
+        "queues": list(queues),
+        "concurrency": concurrency,
+        "pool": pool,
+        "busy": busy,
+        "prefetched": prefetched,
+        "jobs": [dict(j) for j in jobs],
+        "counts": {q: dict(c) for q, c in (counts or {}).items()},
+        "started_at": started_at,
+        "rss_bytes": rss_bytes(),
+        "cpu_seconds": cpu_seconds(),
+        "at": time.time() if now is None else now,
+    }
+
+
+def of_worker(
+    settings: WorkerSettings,
+    inflight: Iterable[Delivery],
+    metrics: WorkerMetrics,
+    started_at: float,
+) -> dict[str, Any]:
+    """The snapshot of a running worker: its settings, deliveries and job counters."""
+    s = settings
+    held = [d for d in list(inflight) if not d.settled]
+    jobs = [
+        {"id": d.id, "queue": d.job.queue.name, "task": d.task_name}
+        for d in held
+        if d.runner is not None
+    ]
+    counts: dict[str, dict[str, int]] = {}
+    for metric in metrics.jobs.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                q, outcome = sample.labels["queue"], sample.labels["outcome"]
+                per = counts.setdefault(q, {})
+                per[outcome] = per.get(outcome, 0) + int(sample.value)
+    return snapshot(
+        worker_id=s.worker_id,
+        queues=s.queues,
+        concurrency=s.concurrency,
+        pool=s.pool,
+        started_at=started_at,
+        busy=len(jobs),
+        jobs=jobs,
+        counts=counts,
+        prefetched=len(held) - len(jobs),
+    )
+
+
+async def publish_worker(
+    client: Any,
+    settings: WorkerSettings,
+    inflight: Iterable[Delivery],
+    metrics: WorkerMetrics,
+    started_at: float,
+) -> None:
+    """Publish a running worker's snapshot; never raises (the Workers page is not worth a
+    crash)."""
+    try:
+        ttl_ms = max(defaults.WORKER_TTL_MS, int(settings.heartbeat_interval * 5000))
+        info = of_worker(settings, inflight, metrics, started_at)
+        await workers.publish(client, settings.prefix, settings.worker_id, info, ttl_ms)
+    except Exception as exc:
+        log.warning("could not publish worker info for the dashboard: %s", exc)
