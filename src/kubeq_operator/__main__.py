@@ -2,6 +2,6 @@
 
 import sys
 
-from .main import main
+from kubeq_operator.main import main
 
 sys.exit(main(sys.argv[1:]))

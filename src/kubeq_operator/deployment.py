@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubeq import defaults
-
-from . import podtemplate
-from .crd import (
+from kubeq_operator import podtemplate
+from kubeq_operator.crd import (
     ANNOTATION_HASH,
     COMPONENT_WORKER,
     LABEL_COMPONENT,
@@ -26,8 +25,8 @@ from .crd import (
     LABEL_TASKQUEUE,
     MANAGED_BY,
 )
-from .names import deployment_name, taskqueue_label
-from .spec import TaskQueueSpec, WorkerSpec
+from kubeq_operator.names import deployment_name, taskqueue_label
+from kubeq_operator.spec import TaskQueueSpec, WorkerSpec
 
 CONTAINER = "worker"
 TMP_VOLUME = "tmp"

@@ -17,8 +17,8 @@ from typing import Any
 
 import kopf
 
-from . import kube
-from .crd import (
+from kubeq_operator import kube
+from kubeq_operator.crd import (
     ANNOTATION_HASH,
     FINALIZER,
     GROUP,
@@ -28,9 +28,9 @@ from .crd import (
     PLURAL,
     VERSION,
 )
-from .loop import TaskQueueLoop
-from .names import taskqueue_label
-from .reconcile import DeploymentView
+from kubeq_operator.loop import TaskQueueLoop
+from kubeq_operator.names import taskqueue_label
+from kubeq_operator.reconcile import DeploymentView
 
 log = logging.getLogger("kubeq_operator")
 

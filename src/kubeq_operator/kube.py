@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from .crd import GROUP, PLURAL, VERSION
+from kubeq_operator.crd import GROUP, PLURAL, VERSION
 
 T = TypeVar("T")
 

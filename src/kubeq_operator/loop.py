@@ -29,27 +29,25 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from kubeq import defaults
 from kubeq.options import Call
 from kubeq.store import urls
 from kubeq.store import workers as workerinfo
 from kubeq.store.stats import QueueStats
-
-from . import kube, metrics, podcost, schedules
-from .deployment import selector_labels
-from .drainrate import DrainRate
-from .names import deployment_name
-from .policy import Decision, History, Observation, decide, limited_backlog
-from .reconcile import (
+from kubeq_operator import kube, metrics, podcost, schedules
+from kubeq_operator.deployment import selector_labels
+from kubeq_operator.drainrate import DrainRate
+from kubeq_operator.names import deployment_name
+from kubeq_operator.policy import Decision, History, decide, observe
+from kubeq_operator.reconcile import (
     Action,
     DeploymentConflict,
     DeploymentView,
     ReplicaTracker,
     ensure_deployment,
 )
-from .redis_source import RedisDown, RedisSource
-from .spec import SpecError, TaskQueueSpec, parse
-from .status import FALSE, MESSAGE_LIMIT, TRUE, Condition, Reason, StatusBook, now_iso
+from kubeq_operator.redis_source import RedisDown, RedisSource
+from kubeq_operator.spec import SpecError, TaskQueueSpec, parse
+from kubeq_operator.status import FALSE, MESSAGE_LIMIT, TRUE, Condition, Reason, StatusBook, now_iso
 
 COST_SETTLE_SECONDS = 1.0
 """Pause between re-annotating pods and lowering replicas, so the ReplicaSet controller's
@@ -64,31 +62,6 @@ PostEvent = Callable[[str, str, str], None]
 FindDeployment = Callable[[], DeploymentView | None]
 
 log = logging.getLogger("kubeq_operator")
-
-
-def observe(
-    stats: list[QueueStats] | None,
-    current: int,
-    poll_seconds: float = defaults.POLL_SECONDS,
-    rate: float | None = None,
-    starting: int = 0,
-) -> Observation:
-    """What the scaling policy sees of this pass (``stats`` None: the read failed)."""
-    # a paused queue's jobs wait for `kubeq resume`, not for more workers
-    running = [s for s in stats if not s.paused] if stats else []
-    busy = {w for s in stats or () for w, n in s.workers.items() if n > 0}
-    return Observation(
-        # a rate-limited queue's jobs wait for its rate (docs/architecture.md, Execution
-        # control)
-        backlog=sum(limited_backlog(s.backlog, s.rate_limit, poll_seconds) for s in running),
-        in_flight=sum(s.in_flight for s in stats) if stats else 0,
-        current_replicas=current,
-        ok=stats is not None,
-        oldest_wait=max((s.oldest_ready_age for s in running), default=0.0),
-        rate_per_worker=rate,
-        starting=starting,
-        busy_workers=len(busy),
-    )
 
 
 class TaskQueueLoop:

@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from kubeq import defaults
+from kubeq.store.stats import QueueStats
 
 UP = "up"
 DOWN = "down"
@@ -325,3 +326,28 @@ def _direction(current: int, new: int) -> str:
     if new < current:
         return DOWN
     return NONE
+
+
+def observe(
+    stats: list[QueueStats] | None,
+    current: int,
+    poll_seconds: float = defaults.POLL_SECONDS,
+    rate: float | None = None,
+    starting: int = 0,
+) -> Observation:
+    """What the scaling policy sees of this pass (``stats`` None: the read failed)."""
+    # a paused queue's jobs wait for `kubeq resume`, not for more workers
+    running = [s for s in stats if not s.paused] if stats else []
+    busy = {w for s in stats or () for w, n in s.workers.items() if n > 0}
+    return Observation(
+        # a rate-limited queue's jobs wait for its rate (docs/architecture.md, Execution
+        # control)
+        backlog=sum(limited_backlog(s.backlog, s.rate_limit, poll_seconds) for s in running),
+        in_flight=sum(s.in_flight for s in stats) if stats else 0,
+        current_replicas=current,
+        ok=stats is not None,
+        oldest_wait=max((s.oldest_ready_age for s in running), default=0.0),
+        rate_per_worker=rate,
+        starting=starting,
+        busy_workers=len(busy),
+    )

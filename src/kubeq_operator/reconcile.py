@@ -17,11 +17,11 @@ from typing import Any
 
 import kopf
 
-from . import kube
-from .crd import ANNOTATION_HASH
-from .deployment import build
-from .names import deployment_name
-from .spec import TaskQueueSpec
+from kubeq_operator import kube
+from kubeq_operator.crd import ANNOTATION_HASH
+from kubeq_operator.deployment import build
+from kubeq_operator.names import deployment_name
+from kubeq_operator.spec import TaskQueueSpec
 
 OWN_WRITE_SECONDS = 10.0
 """For this long after a scale write, the watch's older replicas are not believed."""

@@ -20,15 +20,15 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError
 
-from kubeq.client.enqueue import plan_enqueue, send_async
+from kubeq.client.enqueue import plan_enqueue
+from kubeq.client.send import send_async
 from kubeq.options import Call, TaskOptions
 from kubeq.store import connections, partitions, urls
 from kubeq.store.keys import QueueKeys
 from kubeq.store.partitions import Partitioner
 from kubeq.store.stats import QueueStats, read_stats_async
-
-from .spec import TaskQueueSpec
-from .status import Reason
+from kubeq_operator.spec import TaskQueueSpec
+from kubeq_operator.status import Reason
 
 SECRET_REFRESH = 30.0
 """A Secret's password is re-read this often (and after each Redis error)."""

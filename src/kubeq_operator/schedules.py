@@ -19,7 +19,7 @@ from typing import Any
 
 from croniter import croniter
 
-from .spec import Schedule
+from kubeq_operator.spec import Schedule
 
 MAX_CATCH_UP = 10
 CLAIM_TTL_SECONDS = 7 * 24 * 3600

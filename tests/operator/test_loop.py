@@ -15,7 +15,8 @@ from support.redisserver import free_port
 from kubeq import defaults
 from kubeq.store.stats import QueueStats
 from kubeq_operator import metrics
-from kubeq_operator.loop import TaskQueueLoop, observe
+from kubeq_operator.loop import TaskQueueLoop
+from kubeq_operator.policy import observe
 from kubeq_operator.reconcile import OWN_WRITE_SECONDS, DeploymentView, ReplicaTracker
 from kubeq_operator.redis_source import RedisSource
 from kubeq_operator.spec import parse

@@ -5,7 +5,7 @@ into a ``Task`` that still runs when called directly and gains ``.delay()`` (Cel
 ``app.queue(name).enqueue(func, ...)`` gives the RQ style. Both build the same ``Call``
 and go through ``App.enqueue_many`` and the plan of ``enqueue``, so there is one enqueue
 path to test and optimise. The async twins (``adelay``, ``aapply_async``, ``aenqueue_many``)
-send the same plan with ``enqueue.send_async`` on the running loop's own client.
+send the same plan with ``send.send_async`` on the running loop's own client.
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 from kubeq import defaults
 from kubeq.client.enqueue import (
     ENQUEUE_BATCH,
-    EnqueueStream,
     PlanSink,
     check_call,
     check_retry_overrides,
     plan_enqueue,
-    send,
-    send_async,
 )
 from kubeq.client.jobs import Job
 from kubeq.client.queues import Queue
+from kubeq.client.send import EnqueueStream, send, send_async
 from kubeq.client.tasks import Task, task_name
 from kubeq.options import (
     Call,
@@ -287,7 +285,7 @@ class App:
 
     def _enqueue_streamed(self, calls: list[Call], queue: str | None) -> list[Job]:
         """A bulk enqueue whose batches are written to Redis as they are laid out, and whose
-        job handles are made while Redis runs them (``enqueue.EnqueueStream``)."""
+        job handles are made while Redis runs them (``send.EnqueueStream``)."""
         stream = EnqueueStream(self.redis, self.prefix, self._known_queues)
         try:
             plan = self._plan(calls, queue, sink=stream)

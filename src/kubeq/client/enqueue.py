@@ -4,9 +4,8 @@ Every way to enqueue (``task.delay``, ``apply_async``, ``queue.enqueue``, ``enqu
 the CLI, the operator's cron schedules) builds ``Call`` objects and goes through
 ``plan_enqueue``: it validates each call (naming the bad field), applies the task's defaults,
 encodes the JSON payload and lays out one ``enqueue.lua`` call per queue. The plan touches no
-network, so it is unit-tested on its own, and the same plan is sent by ``send`` (a sync
-redis-py client) or ``send_async`` (an asyncio one): a thousand jobs over three queues are one
-round trip either way.
+network, so it is unit-tested on its own; ``send.py`` sends it (a sync or an asyncio client,
+or streamed while it is laid out): a thousand jobs over three queues are one round trip.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from dataclasses import replace
 from typing import Any, NamedTuple, Protocol, cast
 
 from kubeq import defaults, serialization, tracing
-from kubeq.errors import NotReplicated
 from kubeq.options import (
     MAX_TTL,
     Call,
@@ -34,10 +32,9 @@ from kubeq.options import (
     plain_template,
 )
 from kubeq.retry import RetryPolicy
-from kubeq.store import cluster as rediscluster
 from kubeq.store.ids import PlanIds
-from kubeq.store.keys import QueueKeys, queues_key, validate_job_id, validate_queue_name
-from kubeq.store.scripts import LUA, ScriptCall, Stream, run_pipeline, run_pipeline_async
+from kubeq.store.keys import QueueKeys, validate_job_id, validate_queue_name
+from kubeq.store.scripts import LUA, ScriptCall
 from kubeq.workflows.callbacks import KINDS, encode_callback
 
 ENQUEUE_GROUP_FIELDS = 6
@@ -308,114 +305,6 @@ def control_fields(call: Call, opts: TaskOptions, once: bool = False) -> bytes:
         if call.allow_failure:
             out["allow_failure"] = True
     return serialization.dumps(out) if out else b""
-
-
-def send(
-    client: Any,
-    plan: EnqueuePlan,
-    known_queues: set[str] | None = None,
-    wait_replicas: int = 0,
-    wait_timeout: float = defaults.WAIT_TIMEOUT,
-) -> None:
-    """Send a plan with a sync client. ``known_queues`` (kept by the caller) skips
-    registering queues already registered by this process. ``wait_replicas`` > 0 returns
-    only once that many replicas have the jobs (Redis WAIT), else raises NotReplicated."""
-    if wait_replicas > 0 and rediscluster.is_cluster(client):
-        new = _new_queues(plan.queues, known_queues)
-        if new:
-            client.sadd(queues_key(plan.prefix), *new)
-        acked = rediscluster.run_waited(
-            client, list(plan.calls), wait_replicas, int(wait_timeout * 1000)
-        )
-        _check_replicated(acked, wait_replicas)
-        return
-    if wait_replicas > 0:
-        # WAIT counts the writes of its own connection: the jobs and the WAIT share one (a
-        # pooled client could send the WAIT on a connection whose writes replicated long ago)
-        with client.client() as one:
-            send(one, plan, known_queues)
-            acked = one.wait(wait_replicas, int(wait_timeout * 1000))
-        _check_replicated(acked, wait_replicas)
-        return
-    new = _new_queues(plan.queues, known_queues)
-    if new:
-        client.sadd(queues_key(plan.prefix), *new)
-    run_pipeline(client, list(plan.calls))
-    if known_queues is not None:
-        known_queues.update(new)
-
-
-async def send_async(
-    client: Any,
-    plan: EnqueuePlan,
-    known_queues: set[str] | None = None,
-    wait_replicas: int = 0,
-    wait_timeout: float = defaults.WAIT_TIMEOUT,
-) -> None:
-    """``send`` for a redis.asyncio client (concurrent calls on one loop are the common case,
-    so a WAIT on a shared pool would often land on another call's connection). On Redis
-    Cluster with ``wait_replicas``, ``App.aenqueue_many`` sends through ``send`` in a thread
-    (redis-py's asyncio cluster client cannot pin one node's connection)."""
-    if wait_replicas > 0 and rediscluster.is_cluster(client):
-        raise ValueError(
-            "wait_replicas on Redis Cluster: enqueue through kubeq.App (it sends these "
-            "with the sync cluster client), or with send()"
-        )
-    if wait_replicas > 0:
-        async with client.client() as one:
-            await send_async(one, plan, known_queues)
-            acked = await one.wait(wait_replicas, int(wait_timeout * 1000))
-        _check_replicated(acked, wait_replicas)
-        return
-    new = _new_queues(plan.queues, known_queues)
-    if new:
-        await client.sadd(queues_key(plan.prefix), *new)
-    await run_pipeline_async(client, list(plan.calls))
-    if known_queues is not None:
-        known_queues.update(new)
-
-
-class EnqueueStream:
-    """A ``PlanSink`` that writes a bulk enqueue to Redis while it is laid out: the new
-    queues are registered first (as ``send`` does), then each batch goes out as the plan
-    hands it over, and ``finish`` reads the replies (``scripts.Stream``). Only for a plain
-    ``redis.Redis`` client with no replicas to wait for."""
-
-    def __init__(self, client: Any, prefix: str, known_queues: set[str] | None) -> None:
-        self.client = client
-        self.stream = Stream(client)
-        self.prefix = prefix
-        self.known = known_queues
-
-    def queues(self, names: tuple[str, ...]) -> None:
-        new = _new_queues(names, self.known)
-        if new:
-            self.client.sadd(queues_key(self.prefix), *new)
-        if self.known is not None:
-            self.known.update(new)
-
-    def script(self, call: ScriptCall) -> None:
-        self.stream.script(call)
-
-    def finish(self) -> None:
-        """Wait for every batch's reply (a script error raises)."""
-        self.stream.finish()
-
-    def abandon(self) -> None:
-        self.stream.abandon()
-
-
-def _check_replicated(acked: int, wanted: int) -> None:
-    if int(acked) < wanted:
-        raise NotReplicated(
-            f"enqueued on the master, but only {acked} of {wanted} replicas confirmed it in "
-            "time: the jobs are lost if the master fails before they replicate (check the "
-            "replicas, or raise wait_timeout)"
-        )
-
-
-def _new_queues(queues: Iterable[str], known: set[str] | None) -> list[str]:
-    return [q for q in queues if known is None or q not in known]
 
 
 # -- validation --------------------------------------------------------------------------------

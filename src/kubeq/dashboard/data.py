@@ -14,16 +14,8 @@ from typing import Any
 
 from kubeq import defaults, serialization
 from kubeq.client.app import App
-from kubeq.store.jobfields import JobInfo
+from kubeq.store.jobfields import LISTING_FIELDS, JobInfo, text
 from kubeq.store.keys import QueueKeys, queues_key, split_ready_score, validate_job_id
-
-INFO_FIELDS = ("status", "payload", "priority", "enqueued_at", "attempts", "error", "reason")
-
-
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 @dataclass
@@ -59,12 +51,12 @@ def describe_payload(payload: str, limit: int = 200) -> tuple[str, str]:
 
 def _pairs(raw: Any) -> list[tuple[str, float]]:
     """ZRANGE ... WITHSCORES as (member, score) pairs, typed."""
-    return [(_text(m), float(sc)) for m, sc in raw]
+    return [(text(m), float(sc)) for m, sc in raw]
 
 
 def _row(job_id: str, score: float, values: list[Any], *, dead: bool) -> Row:
-    f = dict(zip(INFO_FIELDS, values, strict=True))
-    task, args = describe_payload(_text(f["payload"]))
+    f = dict(zip(LISTING_FIELDS, values, strict=True))
+    task, args = describe_payload(text(f["payload"]))
     if dead:
         priority, when = int(f["priority"] or 0), score / 1000
     else:
@@ -74,12 +66,12 @@ def _row(job_id: str, score: float, values: list[Any], *, dead: bool) -> Row:
         id=job_id,
         task=task,
         args=args,
-        status=_text(f["status"]) or "unknown",
+        status=text(f["status"]) or "unknown",
         attempts=int(f["attempts"] or 0),
         score_time=when,
         priority=priority,
-        reason=_text(f["reason"]),
-        error=_text(f["error"]),
+        reason=text(f["reason"]),
+        error=text(f["error"]),
     )
 
 
@@ -90,12 +82,12 @@ class Reader:
         self.app = app
 
     def queue_names(self) -> list[str]:
-        return sorted(_text(n) for n in self.app.redis.smembers(queues_key(self.app.prefix)))
+        return sorted(text(n) for n in self.app.redis.smembers(queues_key(self.app.prefix)))
 
     def _hashes(self, keys: QueueKeys, ids: list[str]) -> list[list[Any]]:
         pipe = self.app.redis.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hmget(keys.job(job_id), list(INFO_FIELDS))
+            pipe.hmget(keys.job(job_id), list(LISTING_FIELDS))
         return list(pipe.execute())
 
     def waiting(self, queue: str, page: int, size: int = defaults.DASHBOARD_PAGE_SIZE) -> list[Row]:

@@ -23,16 +23,13 @@ import orjson
 
 from kubeq import defaults
 from kubeq.store import workers as workerinfo
+from kubeq.store.jobfields import text
 from kubeq.store.keys import QueueKeys, queues_key
 from kubeq.store.stats import read_stats_async
 
 log = logging.getLogger("kubeq.dashboard")
 
 ClusterReader = Callable[[], Awaitable[dict[str, Any]]]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 class Rates:
@@ -100,7 +97,7 @@ class Hub:
     # -- reading Redis -----
 
     async def _poll_once(self) -> None:
-        names = sorted(_text(n) for n in await self.client.smembers(queues_key(self.prefix)))
+        names = sorted(text(n) for n in await self.client.smembers(queues_key(self.prefix)))
         stats = await read_stats_async(self.client, names, self.prefix)
         workers = await workerinfo.read_all(self.client, self.prefix)
         held = [(j["queue"], j["id"]) for w in workers for j in w.get("jobs", [])]

@@ -22,6 +22,7 @@ from typing import Any
 from kubeq import defaults
 from kubeq.client.enqueue import plan_enqueue
 from kubeq.options import TaskOptions
+from kubeq.store.jobfields import HANDOFF_FIELDS
 from kubeq.store.keys import QueueKeys, queues_key
 from kubeq.store.scripts import ScriptCall, run_pipeline_async
 from kubeq.workflows.callbacks import follow_up
@@ -34,7 +35,6 @@ __all__ = ["hand_off", "sweep"]
 
 _LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred"})
 """Statuses of a job that has not ended (again)."""
-_FIELDS = ["status", "result", "error", "reason", "on_success", "on_failure", "cb"]
 
 
 async def hand_off(
@@ -53,7 +53,7 @@ async def hand_off(
         return 0
     pipe = client.pipeline(transaction=False)
     for parent in ids:
-        pipe.hmget(queue.job(parent), _FIELDS)
+        pipe.hmget(queue.job(parent), HANDOFF_FIELDS)
         pipe.smembers(queue.dependents(parent))
     replies = await pipe.execute()
     scripts: list[ScriptCall] = []

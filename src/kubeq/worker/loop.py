@@ -27,109 +27,28 @@ import time
 import traceback
 from typing import Any
 
-import redis.asyncio
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from kubeq import defaults, tracing
-from kubeq.client.app import Task
-from kubeq.options import TaskOptions
-from kubeq.outcomes import AckFlag, Ended, Outcome, Settlement
+from kubeq.outcomes import AckFlag, Settlement
 from kubeq.store import cluster as rediscluster
-from kubeq.store import connections, urls
-from kubeq.store.keys import QueueKeys, queues_key
-from kubeq.store.scripts import Call, Scripts, run_pipeline_async
-from kubeq.worker import handoff, info, leases
+from kubeq.store import urls
+from kubeq.store.keys import queues_key
+from kubeq.store.scripts import Call, run_pipeline_async
 from kubeq.worker.delivery import Delivery, run_attempt
-from kubeq.worker.execution import Executor, JobTimeout
-from kubeq.worker.fetch import FetchRouter
-from kubeq.worker.health import Vitals
-from kubeq.worker.idle import WakeWaits
-from kubeq.worker.metrics import WorkerMetrics, serve
-from kubeq.worker.prefetch import Prefetch
+from kubeq.worker.execution import JobTimeout
+from kubeq.worker.metrics import serve
 from kubeq.worker.settings import WorkerSettings, default_worker_id
+from kubeq.worker.state import REDIS_DOWN
+from kubeq.worker.upkeep import Upkeep
 
 log = logging.getLogger("kubeq.worker")
 
 __all__ = ["Delivery", "JobTimeout", "Worker", "WorkerSettings", "default_worker_id"]
 
-HANDBACK_SECONDS = defaults.HANDBACK_SECONDS
 
-REDIS_DOWN = (RedisError, OSError, RedisClusterException)
-"""Errors meaning Redis could not be reached or answer (a cluster's SlotNotCoveredError during
-a failover is not even a RedisError)."""
-
-
-class Worker:
+class Worker(Upkeep):
     """A worker process's loop. ``asyncio.run(Worker(settings, tasks).run())``."""
-
-    def __init__(self, settings: WorkerSettings, tasks: dict[str, Task[Any, Any]]) -> None:
-        if settings.concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {settings.concurrency}")
-        if not settings.queues:
-            raise ValueError("give at least one queue to consume (--queue NAME)")
-        self.settings = settings
-        self.tasks = tasks
-        self.queues = [QueueKeys.of(q, settings.prefix) for q in settings.queues]
-        self.metrics = WorkerMetrics()
-        self.executor = Executor(settings.tasks_module, settings.concurrency, settings.pool)
-        self.inflight: dict[tuple[str, str], Delivery] = {}
-        """Every job leased to this worker: running, or waiting in ``_prefetch``."""
-        self._prefetch: Prefetch[Delivery] = Prefetch(settings.concurrency, settings.prefetch_ms)
-        self._running = 0
-        self._acks_since = 0.0
-        """When the oldest outcome in ``_acks`` was queued (monotonic)."""
-        self._acks: list[tuple[Delivery, Settlement]] = []
-        self._metric_children: dict[tuple[Any, ...], Any] = {}
-        self._tally: dict[tuple[str, str, str], int] = {}
-        """Jobs settled since the last round trip by (queue, task, outcome): added to the
-        counter once per round trip, before their outcomes are sent (a lock per job less)."""
-        self._holding: set[str] = set()
-        """Queues whose in-progress gauge has been set (set again each round trip)."""
-        self._redis_url = urls.resolve_url(settings.redis_url)
-        self._activity = asyncio.Event()
-        self._stopping = False
-        self._force = asyncio.Event()
-        self.vitals = Vitals()
-        self._script_error: str | None = None
-        self._wait_ms = -1
-        """From the last fetch: ms until a job held back for a time may run (-1: none)."""
-        # created here, connected on first use inside run()'s loop
-        self._redis: redis.asyncio.Redis = connections.async_client(settings.redis_url)
-        self._scripts = Scripts(self._redis)
-        # one fetch call per hash slot on Redis Cluster, one over all queues elsewhere
-        self._router = FetchRouter(self.queues, rediscluster.is_cluster(self._redis))
-        self._wakes = WakeWaits(self._redis, self._router)
-        self._handoffs: set[asyncio.Task[None]] = set()
-        """Callback hand-offs under way (handoff.py), awaited before the worker leaves."""
-        self.exit_code = 0
-
-    def health(self) -> tuple[bool, str]:
-        """(ok, message) for /healthz: fails when the worker has stopped consuming."""
-        ok, message = self.vitals.health(self.settings.stall_seconds)
-        if ok and (stuck := self.executor.health()) is not None:
-            return False, stuck
-        return ok, message if not ok else f"ok: {len(self.inflight)} jobs in flight"
-
-    # -- lifecycle -----
-
-    @property
-    def stopping(self) -> bool:
-        """True once a stop signal arrived: no new job is fetched."""
-        return self._stopping
-
-    def request_stop(self) -> None:
-        """First call: drain. Second call: hand everything back now."""
-        if self._stopping:
-            log.warning("second stop signal: handing back %d jobs now", len(self.inflight))
-            self._force.set()
-        else:
-            log.info(
-                "stop signal: no new jobs; draining %d running jobs for up to %.0f s",
-                len(self.inflight),
-                self.settings.drain_timeout,
-            )
-            self._stopping = True
-        self._activity.set()
 
     async def run(self) -> int:
         """Consume until stopped; returns the process exit code."""
@@ -190,8 +109,6 @@ class Worker:
         with contextlib.suppress(*REDIS_DOWN, TimeoutError):
             async with asyncio.timeout(2.0):  # if Redis is gone, its heartbeat just expires
                 await run_pipeline_async(self._redis, calls)
-
-    # -- the loop -----
 
     async def _consume(self) -> None:
         while not self._stopping:
@@ -353,28 +270,6 @@ class Worker:
                 self._start(d)
         self._hand_back(self._prefetch.stale())
 
-    def _hand_back(self, unstarted: list[Delivery]) -> None:
-        """Requeue leased jobs that never started: no attempt counted."""
-        for d in unstarted:
-            if not d.settled:
-                d.handed_back = True
-                self._settle(d, Settlement(Outcome.REQUEUE))
-
-    def _count_settled(self) -> None:
-        """Add the jobs settled since the last call to ``kubeq_jobs_total``."""
-        tally, self._tally = self._tally, {}
-        for labels, n in tally.items():
-            self._metric(self.metrics.jobs, *labels).inc(n)
-
-    def _gauge_holding(self) -> None:
-        """Set ``kubeq_jobs_in_progress`` per queue from what is in flight now."""
-        held: dict[str, int] = dict.fromkeys(self._holding, 0)
-        for queue, _ in self.inflight:
-            held[queue] = held.get(queue, 0) + 1
-        for queue, n in held.items():
-            self._metric(self.metrics.in_progress, queue).set(n)
-        self._holding = set(held)
-
     async def _idle_wait(self, wait_ms: int = -1) -> None:
         """Nothing to fetch: block on the wake lists (woken by enqueue), or until ``wait_ms``,
         when a job held back for a time (delay, retry, rate limit) may run (wake.py)."""
@@ -383,10 +278,6 @@ class Worker:
                 self.vitals.round_trip()
         except REDIS_DOWN as exc:
             await self._redis_failed(exc)
-
-    async def _wait_activity(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._activity.wait(), timeout)
 
     async def _script_failed(self, exc: ResponseError) -> None:
         """A script refused to run (e.g. a queue key of the wrong type): Redis answered, so
@@ -406,8 +297,6 @@ class Worker:
         self.metrics.redis_errors.inc()
         url = urls.redact(urls.resolve_url(self.settings.redis_url))
         await self._wait_activity(self.vitals.redis_failed(exc, url))
-
-    # -- one job -----
 
     async def _execute(self, d: Delivery) -> None:
         started = time.monotonic()
@@ -433,143 +322,3 @@ class Worker:
             return
         self._metric(self.metrics.duration, d.job.queue.name, d.task_name).observe(took)
         self._settle(d, settlement)
-
-    def _metric(self, family: Any, *labels: str) -> Any:
-        """A labelled child of a metric family, looked up once (labels() is not cheap)."""
-        key = (id(family), *labels)
-        child = self._metric_children.get(key)
-        if child is None:
-            child = self._metric_children[key] = family.labels(*labels)
-        return child
-
-    def _count(self, d: Delivery, label: str) -> None:
-        key = (d.job.queue.name, d.task_name, label)
-        self._tally[key] = self._tally.get(key, 0) + 1
-
-    def _settle(self, d: Delivery, settlement: Settlement) -> None:
-        d.settled = True
-        self.inflight.pop(d.key, None)
-        if d.lost:
-            log.warning("job %s: result discarded, its lease was taken over", d.id)
-        self._count(d, settlement.outcome.metric_label)
-        if not self._acks:
-            self._acks_since = time.monotonic()
-        self._acks.append((d, settlement))
-        self._activity.set()
-
-    # -- workflows -----
-
-    def _defaults_for(self, name: str) -> TaskOptions:
-        task = self.tasks.get(name)
-        return task.options if task is not None else TaskOptions()
-
-    def _start_hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
-        """Enqueue the callbacks of jobs just ended, beside the loop (handoff.py)."""
-        runner = asyncio.create_task(self._hand_off(queue, ids), name="kubeq-handoff")
-        self._handoffs.add(runner)
-        runner.add_done_callback(self._handoffs.discard)
-
-    async def _hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
-        try:
-            await handoff.hand_off(self._redis, queue, ids, self._defaults_for)
-        except (RedisError, OSError) as exc:
-            log.warning("callbacks of %s not handed off yet (a later sweep will): %s", ids, exc)
-
-    # -- leases -----
-
-    async def _heartbeat_loop(self) -> None:
-        failing = False
-        started_at = time.time()
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_interval)
-            try:
-                await self._heartbeat()
-            except REDIS_DOWN as exc:
-                if not failing:
-                    log.warning("heartbeat failed (leases are not being renewed): %s", exc)
-                failing = True
-                continue
-            if failing:
-                log.info("heartbeat restored")
-            failing = False
-            self.vitals.round_trip()
-            # the dashboard's Workers page (issue 14); logs and never raises
-            await info.publish_worker(
-                self._redis, self.settings, self.inflight.values(), self.metrics, started_at
-            )
-            try:  # callbacks a dead worker acked but never handed off
-                await handoff.sweep(self._redis, self.queues, self._defaults_for)
-            except (RedisError, OSError) as exc:
-                log.warning("callback sweep failed: %s", exc)
-
-    async def _heartbeat(self) -> None:
-        self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these
-        aborted = await leases.renew(
-            self._redis, self._scripts.heartbeat, self.queues, self.settings, self.inflight
-        )
-        for d in aborted:
-            self._abort(d)
-
-    def _abort(self, d: Delivery) -> None:
-        """The job was aborted (abort.lua recorded its end): stop the attempt. An async task
-        is cancelled, a process child killed; a thread task sees current_job().aborted and
-        its thread is counted as abandoned until it returns."""
-        log.warning("job %s (%s): aborted; stopping its attempt", d.id, d.task_name)
-        d.aborted = True
-        d.settled = True
-        self.inflight.pop(d.key, None)
-        if d.context is not None:
-            d.context.abort()
-        if d.runner is not None:
-            d.runner.cancel()
-        self._count(d, Ended.ABORTED.value)
-        self._activity.set()
-
-    # -- shutdown -----
-
-    async def _drain(self) -> None:
-        """Finish running jobs within drain_timeout, hand back the rest, flush every ack."""
-        deadline = time.monotonic() + self.settings.drain_timeout
-        self._hand_back(self._prefetch.drop_all())  # never started: back to the queue at once
-        force = asyncio.create_task(self._force.wait())
-        while self.inflight and not self._force.is_set():
-            runners = {
-                d.runner
-                for d in self.inflight.values()
-                if d.runner is not None and not d.runner.done()
-            }
-            left = deadline - time.monotonic()
-            if left <= 0 or not runners:
-                break
-            await asyncio.wait({*runners, force}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            await self._flush()
-        force.cancel()
-        leftover = [d for d in self.inflight.values() if not d.settled]
-        if leftover:
-            log.warning("handing back %d unfinished jobs to their queues", len(leftover))
-        for d in leftover:
-            d.handed_back = True
-            if d.runner is not None:
-                d.runner.cancel()
-            self._settle(d, Settlement(Outcome.REQUEUE))
-        # The hand-back gets HANDBACK_SECONDS in all (the pod's grace period is the drain
-        # timeout plus a margin), and a second signal cuts it short.
-        give_up = time.monotonic() + HANDBACK_SECONDS
-        tries = 0
-        while self._acks and time.monotonic() < give_up and not (tries and self._force.is_set()):
-            tries += 1
-            try:
-                async with asyncio.timeout(max(0.1, give_up - time.monotonic())):
-                    await self._round_trip(fetch=False)
-            except (*REDIS_DOWN, TimeoutError) as exc:
-                log.error("could not hand back jobs (%s); retrying", exc or "timed out")
-                await self._wait_activity(0.5)
-        if self._acks:
-            log.error(
-                "%d outcomes not recorded: those jobs run again when their lease expires",
-                len(self._acks),
-            )
-
-    async def _flush(self) -> None:
-        with contextlib.suppress(*REDIS_DOWN):
-            await self._round_trip(fetch=False)

@@ -19,6 +19,7 @@ from typing import Any
 from kubeq import defaults
 from kubeq.errors import JobNotFound
 from kubeq.options import Call
+from kubeq.store.jobfields import text
 from kubeq.store.keys import QueueKeys, validate_job_id
 from kubeq.store.scripts import LUA, ScriptCall, run_pipeline
 from kubeq.workflows.edges import edge_call, entry
@@ -88,13 +89,9 @@ def link(client: Any, prefix: str, child: Edge, parents: Sequence[Edge]) -> None
     calls.append(edge_call(QueueKeys.of(child[0], prefix), child[1], "parents", listed))
     *statuses, _ = run_pipeline(client, calls)
     ended = [
-        resolve_calls(prefix, child, parent, _text(status))
+        resolve_calls(prefix, child, parent, text(status))
         for parent, status in zip(parents, statuses, strict=True)
-        if _text(status) != "pending"
+        if text(status) != "pending"
     ]
     if ended:
         run_pipeline(client, ended)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

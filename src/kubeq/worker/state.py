@@ -1,0 +1,170 @@
+"""A worker's state and the small steps every part of its loop shares: counting and
+settling a job, handing unstarted jobs back, the stop request and the health answer.
+
+``Worker`` (loop.py) is this state, the upkeep beside the loop (upkeep.py: heartbeat,
+hand-off, drain) and the loop itself, each a class on top of the one before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import redis.asyncio
+from redis.exceptions import RedisClusterException, RedisError
+
+from kubeq import defaults
+from kubeq.client.tasks import Task
+from kubeq.options import TaskOptions
+from kubeq.outcomes import Outcome, Settlement
+from kubeq.store import cluster as rediscluster
+from kubeq.store import connections, urls
+from kubeq.store.keys import QueueKeys
+from kubeq.store.scripts import Scripts
+from kubeq.worker.delivery import Delivery
+from kubeq.worker.execution import Executor
+from kubeq.worker.fetch import FetchRouter
+from kubeq.worker.health import Vitals
+from kubeq.worker.idle import WakeWaits
+from kubeq.worker.metrics import WorkerMetrics
+from kubeq.worker.prefetch import Prefetch
+from kubeq.worker.settings import WorkerSettings
+
+log = logging.getLogger("kubeq.worker")
+
+HANDBACK_SECONDS = defaults.HANDBACK_SECONDS
+
+REDIS_DOWN = (RedisError, OSError, RedisClusterException)
+"""Errors meaning Redis could not be reached or answer (a cluster's SlotNotCoveredError during
+a failover is not even a RedisError)."""
+
+
+class WorkerState:
+    """What one worker process holds: its settings, tasks, leased jobs and clients."""
+
+    def __init__(self, settings: WorkerSettings, tasks: dict[str, Task[Any, Any]]) -> None:
+        if settings.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {settings.concurrency}")
+        if not settings.queues:
+            raise ValueError("give at least one queue to consume (--queue NAME)")
+        self.settings = settings
+        self.tasks = tasks
+        self.queues = [QueueKeys.of(q, settings.prefix) for q in settings.queues]
+        self.metrics = WorkerMetrics()
+        self.executor = Executor(settings.tasks_module, settings.concurrency, settings.pool)
+        self.inflight: dict[tuple[str, str], Delivery] = {}
+        """Every job leased to this worker: running, or waiting in ``_prefetch``."""
+        self._prefetch: Prefetch[Delivery] = Prefetch(settings.concurrency, settings.prefetch_ms)
+        self._running = 0
+        self._acks_since = 0.0
+        """When the oldest outcome in ``_acks`` was queued (monotonic)."""
+        self._acks: list[tuple[Delivery, Settlement]] = []
+        self._metric_children: dict[tuple[Any, ...], Any] = {}
+        self._tally: dict[tuple[str, str, str], int] = {}
+        """Jobs settled since the last round trip by (queue, task, outcome): added to the
+        counter once per round trip, before their outcomes are sent (a lock per job less)."""
+        self._holding: set[str] = set()
+        """Queues whose in-progress gauge has been set (set again each round trip)."""
+        self._redis_url = urls.resolve_url(settings.redis_url)
+        self._activity = asyncio.Event()
+        self._stopping = False
+        self._force = asyncio.Event()
+        self.vitals = Vitals()
+        self._script_error: str | None = None
+        self._wait_ms = -1
+        """From the last fetch: ms until a job held back for a time may run (-1: none)."""
+        # created here, connected on first use inside run()'s loop
+        self._redis: redis.asyncio.Redis = connections.async_client(settings.redis_url)
+        self._scripts = Scripts(self._redis)
+        # one fetch call per hash slot on Redis Cluster, one over all queues elsewhere
+        self._router = FetchRouter(self.queues, rediscluster.is_cluster(self._redis))
+        self._wakes = WakeWaits(self._redis, self._router)
+        self._handoffs: set[asyncio.Task[None]] = set()
+        """Callback hand-offs under way (handoff.py), awaited before the worker leaves."""
+        self.exit_code = 0
+
+    def health(self) -> tuple[bool, str]:
+        """(ok, message) for /healthz: fails when the worker has stopped consuming."""
+        ok, message = self.vitals.health(self.settings.stall_seconds)
+        if ok and (stuck := self.executor.health()) is not None:
+            return False, stuck
+        return ok, message if not ok else f"ok: {len(self.inflight)} jobs in flight"
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop signal arrived: no new job is fetched."""
+        return self._stopping
+
+    def request_stop(self) -> None:
+        """First call: drain. Second call: hand everything back now."""
+        if self._stopping:
+            log.warning("second stop signal: handing back %d jobs now", len(self.inflight))
+            self._force.set()
+        else:
+            log.info(
+                "stop signal: no new jobs; draining %d running jobs for up to %.0f s",
+                len(self.inflight),
+                self.settings.drain_timeout,
+            )
+            self._stopping = True
+        self._activity.set()
+
+    def _metric(self, family: Any, *labels: str) -> Any:
+        """A labelled child of a metric family, looked up once (labels() is not cheap)."""
+        key = (id(family), *labels)
+        child = self._metric_children.get(key)
+        if child is None:
+            child = self._metric_children[key] = family.labels(*labels)
+        return child
+
+    def _count(self, d: Delivery, label: str) -> None:
+        key = (d.job.queue.name, d.task_name, label)
+        self._tally[key] = self._tally.get(key, 0) + 1
+
+    def _count_settled(self) -> None:
+        """Add the jobs settled since the last call to ``kubeq_jobs_total``."""
+        tally, self._tally = self._tally, {}
+        for labels, n in tally.items():
+            self._metric(self.metrics.jobs, *labels).inc(n)
+
+    def _gauge_holding(self) -> None:
+        """Set ``kubeq_jobs_in_progress`` per queue from what is in flight now."""
+        held: dict[str, int] = dict.fromkeys(self._holding, 0)
+        for queue, _ in self.inflight:
+            held[queue] = held.get(queue, 0) + 1
+        for queue, n in held.items():
+            self._metric(self.metrics.in_progress, queue).set(n)
+        self._holding = set(held)
+
+    def _settle(self, d: Delivery, settlement: Settlement) -> None:
+        d.settled = True
+        self.inflight.pop(d.key, None)
+        if d.lost:
+            log.warning("job %s: result discarded, its lease was taken over", d.id)
+        self._count(d, settlement.outcome.metric_label)
+        if not self._acks:
+            self._acks_since = time.monotonic()
+        self._acks.append((d, settlement))
+        self._activity.set()
+
+    def _hand_back(self, unstarted: list[Delivery]) -> None:
+        """Requeue leased jobs that never started: no attempt counted."""
+        for d in unstarted:
+            if not d.settled:
+                d.handed_back = True
+                self._settle(d, Settlement(Outcome.REQUEUE))
+
+    async def _wait_activity(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._activity.wait(), timeout)
+
+    def _defaults_for(self, name: str) -> TaskOptions:
+        task = self.tasks.get(name)
+        return task.options if task is not None else TaskOptions()
+
+    async def _round_trip(self, fetch: bool) -> int:
+        """One pipelined exchange with Redis (loop.py)."""
+        raise NotImplementedError

@@ -1,0 +1,132 @@
+"""What a worker does beside its fetch-run-acknowledge loop: the heartbeat (lease renewals,
+aborted jobs, the published worker document, the callback sweep), the hand-off of ended jobs'
+callbacks, and the drain on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from redis.exceptions import RedisError
+
+from kubeq.outcomes import Ended, Outcome, Settlement
+from kubeq.store.keys import QueueKeys
+from kubeq.worker import handoff, info, leases
+from kubeq.worker.delivery import Delivery
+from kubeq.worker.state import HANDBACK_SECONDS, REDIS_DOWN, WorkerState
+
+log = logging.getLogger("kubeq.worker")
+
+
+class Upkeep(WorkerState):
+    """The heartbeat, the hand-off and the drain of a worker (``Worker`` runs them)."""
+
+    def _start_hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
+        """Enqueue the callbacks of jobs just ended, beside the loop (handoff.py)."""
+        runner = asyncio.create_task(self._hand_off(queue, ids), name="kubeq-handoff")
+        self._handoffs.add(runner)
+        runner.add_done_callback(self._handoffs.discard)
+
+    async def _hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
+        try:
+            await handoff.hand_off(self._redis, queue, ids, self._defaults_for)
+        except (RedisError, OSError) as exc:
+            log.warning("callbacks of %s not handed off yet (a later sweep will): %s", ids, exc)
+
+    async def _heartbeat_loop(self) -> None:
+        failing = False
+        started_at = time.time()
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            try:
+                await self._heartbeat()
+            except REDIS_DOWN as exc:
+                if not failing:
+                    log.warning("heartbeat failed (leases are not being renewed): %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("heartbeat restored")
+            failing = False
+            self.vitals.round_trip()
+            # the dashboard's Workers page (issue 14); logs and never raises
+            await info.publish_worker(
+                self._redis, self.settings, self.inflight.values(), self.metrics, started_at
+            )
+            try:  # callbacks a dead worker acked but never handed off
+                await handoff.sweep(self._redis, self.queues, self._defaults_for)
+            except (RedisError, OSError) as exc:
+                log.warning("callback sweep failed: %s", exc)
+
+    async def _heartbeat(self) -> None:
+        self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these
+        aborted = await leases.renew(
+            self._redis, self._scripts.heartbeat, self.queues, self.settings, self.inflight
+        )
+        for d in aborted:
+            self._abort(d)
+
+    def _abort(self, d: Delivery) -> None:
+        """The job was aborted (abort.lua recorded its end): stop the attempt. An async task
+        is cancelled, a process child killed; a thread task sees current_job().aborted and
+        its thread is counted as abandoned until it returns."""
+        log.warning("job %s (%s): aborted; stopping its attempt", d.id, d.task_name)
+        d.aborted = True
+        d.settled = True
+        self.inflight.pop(d.key, None)
+        if d.context is not None:
+            d.context.abort()
+        if d.runner is not None:
+            d.runner.cancel()
+        self._count(d, Ended.ABORTED.value)
+        self._activity.set()
+
+    async def _drain(self) -> None:
+        """Finish running jobs within drain_timeout, hand back the rest, flush every ack."""
+        deadline = time.monotonic() + self.settings.drain_timeout
+        self._hand_back(self._prefetch.drop_all())  # never started: back to the queue at once
+        force = asyncio.create_task(self._force.wait())
+        while self.inflight and not self._force.is_set():
+            runners = {
+                d.runner
+                for d in self.inflight.values()
+                if d.runner is not None and not d.runner.done()
+            }
+            left = deadline - time.monotonic()
+            if left <= 0 or not runners:
+                break
+            await asyncio.wait({*runners, force}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            await self._flush()
+        force.cancel()
+        leftover = [d for d in self.inflight.values() if not d.settled]
+        if leftover:
+            log.warning("handing back %d unfinished jobs to their queues", len(leftover))
+        for d in leftover:
+            d.handed_back = True
+            if d.runner is not None:
+                d.runner.cancel()
+            self._settle(d, Settlement(Outcome.REQUEUE))
+        # The hand-back gets HANDBACK_SECONDS in all (the pod's grace period is the drain
+        # timeout plus a margin), and a second signal cuts it short.
+        give_up = time.monotonic() + HANDBACK_SECONDS
+        tries = 0
+        while self._acks and time.monotonic() < give_up and not (tries and self._force.is_set()):
+            tries += 1
+            try:
+                async with asyncio.timeout(max(0.1, give_up - time.monotonic())):
+                    await self._round_trip(fetch=False)
+            except (*REDIS_DOWN, TimeoutError) as exc:
+                log.error("could not hand back jobs (%s); retrying", exc or "timed out")
+                await self._wait_activity(0.5)
+        if self._acks:
+            log.error(
+                "%d outcomes not recorded: those jobs run again when their lease expires",
+                len(self._acks),
+            )
+
+    async def _flush(self) -> None:
+        with contextlib.suppress(*REDIS_DOWN):
+            await self._round_trip(fetch=False)
