@@ -40,6 +40,7 @@ chromium:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 	$(BIN)/hadolint Dockerfile
 
 typecheck: venv

@@ -153,7 +153,7 @@ SCALE_UP_PERIOD_SECONDS = 15
 DRAIN_RATE_HALF_LIFE_SECONDS = 30.0
 """Half-life of the smoothed drain rate per worker that ``targetWaitSeconds`` sizes with."""
 
-# -- the dashboard (kubeq dashboard, issue 14) -----------------------------------------------
+# -- the dashboard (kubeq dashboard) --------------------------------------------------------
 
 DASHBOARD_HOST = "127.0.0.1"
 """Loopback by default: reach it with `kubectl port-forward`, or pass --host 0.0.0.0."""

@@ -281,13 +281,13 @@ class CallTemplate:
     """The calls of one task that set nothing but their arguments, made without the frozen
     dataclass's ``__init__``.
 
-    ``Task.s()`` builds a Call per job; in a bulk enqueue of 20,000 calls the dataclass
-    ``__init__`` (26 fields, each set through ``object.__setattr__``) was a third of the
-    client's time. A template checks its fields once, through ``Call``'s own constructor, and
-    then copies them into each new call. A call it makes carries the template under
-    ``PLAIN``, so the enqueue plan checks and lays out the options once per template and
-    enqueue instead of once per call. ``Call.set()`` (``dataclasses.replace``) builds an
-    ordinary Call, without the marker: a changed call is always checked in full.
+    ``Task.s()`` builds a Call per job, and the dataclass ``__init__`` sets 26 fields through
+    ``object.__setattr__``: the largest cost of a bulk enqueue's client side. A template checks
+    its fields once, through ``Call``'s own constructor, and then copies them into each new
+    call. A call it makes carries the template under ``PLAIN``, so the enqueue plan checks and
+    lays out the options once per template and enqueue instead of once per call. ``Call.set()``
+    (``dataclasses.replace``) builds an ordinary Call, without the marker: a changed call is
+    always checked in full.
     """
 
     __slots__ = ("fields", "planned")

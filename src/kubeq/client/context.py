@@ -7,7 +7,7 @@ It exists so a task can cooperate with execution control (docs/architecture.md, 
 control): a thread task, which Python cannot interrupt, polls ``.aborted`` or calls
 ``.check()`` to stop when its job is aborted or passes its soft timeout.
 
-Progress and meta (issue 11): ``set_progress(value)`` and ``update_meta(**fields)`` store
+Progress and meta: ``set_progress(value)`` and ``update_meta(**fields)`` store
 JSON in the job's hash through ``progress.lua``, fenced by the attempt's lease token, so a
 zombie (a worker that stalled past its lease while another took the job over) cannot
 overwrite what the live attempt reports; the zombie gets ``LeaseLost``. The context carries

@@ -123,17 +123,16 @@ class Scripts:
 ScriptCall = tuple[Any, list[Any], list[Any]]
 """One pipelined script call: (script with ``.sha`` and ``.script``, keys, args). The script
 is a ``Lua`` or one registered on a client."""
-Call = ScriptCall
 
 
-def _evalsha_command(call: Call) -> tuple[Any, ...]:
+def _evalsha_command(call: ScriptCall) -> tuple[Any, ...]:
     """The EVALSHA command of one script call, its queue's fence declared."""
     script, keys, args = call
     declared = fenced(keys)
     return ("EVALSHA", script.sha, len(declared), *declared, *args)
 
 
-def _queue(pipe: Any, calls: list[Call]) -> None:
+def _queue(pipe: Any, calls: list[ScriptCall]) -> None:
     for call in calls:
         # execute_command, not pipe.evalsha: redis-py's cluster pipeline blocks the evalsha
         # method (for NOSCRIPT, which run_pipeline handles itself) but routes EVALSHA by its
@@ -141,7 +140,7 @@ def _queue(pipe: Any, calls: list[Call]) -> None:
         pipe.execute_command(*_evalsha_command(call))
 
 
-def _missing(calls: list[Call], results: list[Any], raise_errors: bool) -> list[int]:
+def _missing(calls: list[ScriptCall], results: list[Any], raise_errors: bool) -> list[int]:
     if raise_errors:
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, NoScriptError):
@@ -235,13 +234,13 @@ class Stream:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.calls: list[Call] = []
+        self.calls: list[ScriptCall] = []
         self.conn: Any = None
         if type(client) is redis.Redis and client.connection is None:
             with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
                 self.conn = _kept_connection(client.connection_pool)
 
-    def script(self, call: Call) -> None:
+    def script(self, call: ScriptCall) -> None:
         self.calls.append(call)
         if self.conn is None:
             return
@@ -291,7 +290,7 @@ class Stream:
             self.conn = None
 
 
-def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> list[Any]:
+def run_pipeline(client: Any, calls: list[ScriptCall], raise_errors: bool = True) -> list[Any]:
     """Run script calls in ONE round trip (sync client).
 
     redis-py's own pipelined scripts ask SCRIPT EXISTS first, a second round trip every
@@ -328,7 +327,7 @@ def run_pipeline(client: Any, calls: list[Call], raise_errors: bool = True) -> l
 
 
 async def run_pipeline_async(
-    client: Any, calls: list[Call], raise_errors: bool = True
+    client: Any, calls: list[ScriptCall], raise_errors: bool = True
 ) -> list[Any]:
     """``run_pipeline`` for a redis.asyncio client."""
     if len(calls) == 1:  # one script call (e.g. one adelay): no pipeline machinery

@@ -29,7 +29,7 @@ from typing import Any
 from kubeq.store.cluster import slot_groups
 from kubeq.store.keys import QueueKeys
 from kubeq.store.partitions import families
-from kubeq.store.scripts import Call
+from kubeq.store.scripts import ScriptCall
 from kubeq.store.wire import FetchedJob, FetchReply, fetch_args, parse_fetch_reply
 
 
@@ -72,10 +72,10 @@ class FetchRouter:
         lease_ms: int,
         busy: int,
         worker_ttl_ms: int,
-    ) -> list[Call]:
+    ) -> list[ScriptCall]:
         """The pass's fetch calls, one per group, in group order."""
         self._rotate()
-        out: list[Call] = []
+        out: list[ScriptCall] = []
         for group, share in zip(self.groups, self.shares(want), strict=True):
             keys, args = fetch_args(worker_id, share, lease_ms, busy, worker_ttl_ms, group)
             out.append((script, keys, args))

@@ -4,8 +4,7 @@ Enqueue pushes a token onto a queue's wake list; an idle worker blocks on those 
 (BLPOP, at most a second at a time) so it reacts to new work at once without a fetch per
 tick. On Redis Cluster a BLPOP may name keys of one hash slot only, so there is one wait
 per slot (``FetchRouter.wake_keys``). A wait still blocked from an earlier pass is kept
-(no connection churn); a finished one is replaced. Split from worker.py so the loop reads
-as fetch, run, acknowledge.
+(no connection churn); a finished one is replaced.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Every ``heartbeat_interval`` the worker renews the lease of each job it runs, on
 heartbeat.lua call per queue in one pipeline, and publishes how busy it is. The script
 answers with the jobs this worker no longer owns: taken over by another worker (the lease
 expired before this renewal: this run's outcome will be refused, so the run is marked lost)
-or aborted by a user (the caller stops the attempt). Split from worker.py so the loop reads
-as fetch, run, acknowledge; docs/architecture.md (Guarantees) says why leases are fenced.
+or aborted by a user (the caller stops the attempt). docs/architecture.md (Guarantees) says
+why leases are fenced.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubeq.store.keys import QueueKeys
-from kubeq.store.scripts import Call, run_pipeline_async
+from kubeq.store.scripts import ScriptCall, run_pipeline_async
 from kubeq.store.wire import heartbeat_args, parse_heartbeat_reply
 from kubeq.worker.delivery import Delivery
 from kubeq.worker.settings import WorkerSettings
@@ -33,7 +33,7 @@ async def renew(
     """Renew every running job's lease; mark the runs whose lease was taken over as lost;
     return the deliveries that were aborted (the caller stops them)."""
     busy = len(inflight)
-    calls: list[Call] = []
+    calls: list[ScriptCall] = []
     sent: dict[tuple[str, str], str] = {}
     lease_ms = int(settings.lease_seconds * 1000)
     for q in queues:

@@ -34,7 +34,7 @@ from kubeq.outcomes import AckFlag, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store import urls
 from kubeq.store.keys import queues_key
-from kubeq.store.scripts import Call, run_pipeline_async
+from kubeq.store.scripts import ScriptCall, run_pipeline_async
 from kubeq.worker.delivery import Delivery, run_attempt
 from kubeq.worker.execution import JobTimeout
 from kubeq.worker.metrics import serve
@@ -103,7 +103,7 @@ class Worker(Upkeep):
                 await self._redis_failed(exc)
 
     async def _leave(self) -> None:
-        calls: list[Call] = [
+        calls: list[ScriptCall] = [
             (self._scripts.leave, q.script_keys, [self.settings.worker_id]) for q in self.queues
         ]
         with contextlib.suppress(*REDIS_DOWN, TimeoutError):
@@ -168,7 +168,7 @@ class Worker(Upkeep):
         by_queue: dict[str, list[tuple[Delivery, Settlement]]] = {}
         for item in acks:
             by_queue.setdefault(item[0].job.queue.name, []).append(item)
-        calls: list[Call] = []
+        calls: list[ScriptCall] = []
         for items in by_queue.values():
             q = items[0][0].job.queue
             args: list[Any] = [q.base, len(items)]

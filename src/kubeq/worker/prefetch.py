@@ -1,13 +1,13 @@
 """How many jobs a worker leases beyond its free slots: only as many as finish in a blink.
 
 A worker that fetches exactly its free slots makes a Redis round trip for nearly every job
-when jobs are short (at ``--concurrency 4``, a no-op job cost a round trip of its own:
-issue 17). Celery answers with a fixed prefetch (4 x concurrency by default), which strands
+when jobs are short (at ``--concurrency 4``, a no-op job cost a round trip of its own).
+Celery answers with a fixed prefetch (4 x concurrency by default), which strands
 queued jobs behind long ones on a busy worker while other workers idle. Here the extra room
 follows the jobs' measured run time: the worker keeps at most as many leased-but-waiting jobs
 as its slots finish within ``budget_ms`` (50 ms by default), capped at
 ``defaults.PREFETCH_MAX``. Until it has timed a job, and for jobs of a second, it
-prefetches nothing, as before.
+prefetches nothing.
 
 A job waiting here is leased like a running one: the heartbeat renews it, ``kubeq stats``
 counts it in flight, an abort reaches it, and on SIGTERM it is handed back at once (it never

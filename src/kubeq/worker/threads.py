@@ -3,11 +3,11 @@
 ``concurrent.futures.ThreadPoolExecutor`` + ``asyncio.wrap_future`` cost, per job, a
 ``concurrent.futures.Future`` (a ``threading.Condition``), a chain of callbacks between the
 two futures, and a write to the event loop's self-pipe when the thread returns: a no-op job
-spent more time in that hand-off than in the rest of the worker (bench/README.md, issue 17).
+spent more time in that hand-off than in the rest of the worker (bench/README.md).
 Here a job is one ``Run`` put on a ``queue.SimpleQueue``; the thread that returns appends it
 to a deque and wakes the loop only if no wake-up is already on its way, so the jobs that end
 while the loop is busy come back in one call. Each job still gets an asyncio future on the
-loop (``Run.future``): the worker awaits it as before, so timeouts, aborts and the drain's
+loop (``Run.future``) that the worker awaits, so timeouts, aborts and the drain's
 hand-back stay plain asyncio cancellations.
 
 Threads start on demand, one whenever a job would otherwise wait while fewer than ``limit``

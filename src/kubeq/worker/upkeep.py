@@ -52,7 +52,7 @@ class Upkeep(WorkerState):
                 log.info("heartbeat restored")
             failing = False
             self.vitals.round_trip()
-            # the dashboard's Workers page (issue 14); logs and never raises
+            # the dashboard's Workers page; logs and never raises
             await info.publish_worker(
                 self._redis, self.settings, self.inflight.values(), self.metrics, started_at
             )
