@@ -36,6 +36,12 @@ Execution control (docs/architecture.md, Execution control), under the same hash
     kubeq:{default}:throttled     STR   present (with a TTL) while a rate limit holds jobs back
     kubeq:{default}:expired       STR   counter of jobs that expired before they started
 
+Worker documents (the dashboard's Workers page; one hash tag, so one MGET reads them all):
+
+    kubeq:{workerinfo}:index         ZSET  worker id -> time of its last publish in ms
+    kubeq:{workerinfo}:<worker id>   STR   JSON a worker publishes about itself; expires
+                                           when the worker stops publishing
+
 Redis Cluster (docs/redis.md, Redis Cluster):
 
     kubeq:{default}:fence         never written: declared as the last KEY of every script call
