@@ -26,8 +26,6 @@ settings.load_profile("kubeq")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
 
-from support.redisserver import RedisServer  # noqa: E402
-
 from localcluster.pytest_plugin import (  # noqa: E402
     cluster_kubeconfig,
     k8s_client,
@@ -35,6 +33,7 @@ from localcluster.pytest_plugin import (  # noqa: E402
     kubectl,
     local_cluster,
 )
+from tests.support.redisserver import RedisServer  # noqa: E402
 
 __all__ = ["cluster_kubeconfig", "k8s_client", "k8s_namespace", "kubectl", "local_cluster"]
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from faultproxy import Proxy, ToxiproxyServer
-from fleet import REPORTS, Ledger, StartWorker, WorkerProcess
-from support.redisserver import RedisServer
 
 import kubeq
+from tests.faults.faultproxy import Proxy, ToxiproxyServer
+from tests.faults.fleet import REPORTS, Ledger, StartWorker, WorkerProcess
+from tests.support.redisserver import RedisServer
 
 HERE = Path(__file__).resolve().parent
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from support.redisserver import free_port
+from tests.support.redisserver import free_port
 
 VERSION = "v2.12.0"
 """Keep in sync with hack/toxiproxy/build.sh and hack/toxiproxy/go.mod."""

@@ -39,7 +39,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from jobmodel import ACTIVE, FAILED, QUEUED, Model
 from redis import asyncio as aioredis
 
 import kubeq
@@ -49,6 +48,7 @@ from kubeq.options import Call, TaskOptions
 from kubeq.outcomes import Outcome, Settlement
 from kubeq.protocol import fetch_args, heartbeat_args, parse_fetch_reply
 from kubeq.scripts import LUA, run_pipeline
+from tests.model.jobmodel import ACTIVE, FAILED, QUEUED, Model
 
 QUEUE = "m"
 IDS = [f"j{i}" for i in range(8)]

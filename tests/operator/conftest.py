@@ -2,6 +2,6 @@
 ``cluster``) use ``operator`` (a running operator process, CRD installed) and ``api``.
 """
 
-from opsupport import api, operator
+from tests.operator.opsupport import api, operator
 
 __all__ = ["api", "operator"]

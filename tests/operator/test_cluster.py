@@ -10,9 +10,16 @@ from typing import Any
 
 import pytest
 import yaml
-from opsupport import Api, OperatorProcess, free_port, install_crd, queue_of, taskqueue
 
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import (
+    Api,
+    OperatorProcess,
+    free_port,
+    install_crd,
+    queue_of,
+    taskqueue,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -280,7 +287,7 @@ def test_metrics_and_liveness(operator: OperatorProcess) -> None:
 
 
 def test_example_manifest_is_valid_yaml() -> None:
-    from opsupport import ROOT
+    from tests.operator.opsupport import ROOT
 
     doc = yaml.safe_load((ROOT / "manifests/examples/taskqueue.yaml").read_text())
     assert doc["kind"] == "TaskQueue"

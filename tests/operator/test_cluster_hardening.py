@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from opsupport import Api, OperatorProcess, install_crd, taskqueue
 
 from kubeq_operator.names import deployment_name
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import Api, OperatorProcess, install_crd, taskqueue
 
 pytestmark = pytest.mark.cluster
 

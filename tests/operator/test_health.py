@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opsupport import OperatorProcess, install_crd
 
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import OperatorProcess, install_crd
 
 pytestmark = pytest.mark.cluster
 

@@ -16,11 +16,11 @@ import signal
 
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
 from kubeq.keys import QueueKeys
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 CHORDS, MEMBERS = 200, 20
 RETRIED = [j for j in range(MEMBERS) if j % 7 == 3]  # (qtasks.chord_member)

@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
 from kubeq.keys import QueueKeys
 from kubeq.options import RateLimit
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 
 def _max_in_window(times: list[int], window_ms: int = 1000) -> int:

@@ -19,9 +19,6 @@ from pathlib import Path
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import tally_marks, wait_until
-from support.cluster import ClusterTopology
 
 import kubeq
 from kubeq import connections, defaults
@@ -31,6 +28,9 @@ from kubeq.protocol import fetch_args
 from kubeq.rediscluster import is_cluster, is_outage, slot_of
 from kubeq.scripts import LUA, run_pipeline
 from kubeq.stats import read_stats_async
+from tests.redis.helpers import tally_marks, wait_until
+from tests.redis.workers import StartWorker
+from tests.support.cluster import ClusterTopology
 
 QUEUES = [f"c{i}" for i in range(20)]
 SOAK_JOBS = 10_000
