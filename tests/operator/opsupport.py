@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,11 @@ import pytest
 
 from kubeq_operator.crd import API_VERSION, CRD_NAME, GROUP, KIND, LABEL_TASKQUEUE, PLURAL, VERSION
 from kubeq_operator.names import taskqueue_label
+from tests.support.redisserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / f"{CRD_NAME}.yaml"
 E2E_DIR = ROOT / "tests" / "e2e"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def install_crd(kubectl: Any) -> None:
