@@ -20,8 +20,8 @@ import redis
 
 from kubeq import defaults
 from kubeq.keys import QueueKeys, ready_score
-from tests.faults.faultproxy import Proxy
 from tests.faults.fleet import StartWorker, WorkerProcess
+from tests.support.toxiproxy import Proxy
 
 
 @dataclass

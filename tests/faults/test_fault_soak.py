@@ -25,8 +25,8 @@ import redis
 
 import kubeq
 from tests.faults.chaos import Chaos, Supervisor
-from tests.faults.faultproxy import Proxy
 from tests.faults.fleet import Ledger, StartWorker, check, enqueue_work, verdict
+from tests.support.toxiproxy import Proxy
 
 WORKER_ARGS = ("--queue", "soak", "--concurrency", "4", "--lease", "2", "--drain-timeout", "1")
 

@@ -23,8 +23,8 @@ import ftasks
 import redis
 
 import kubeq
-from tests.faults.faultproxy import Proxy
 from tests.faults.fleet import Ledger, StartWorker, check, verdict, wait_until
+from tests.support.toxiproxy import Proxy
 
 LEASE = "2"
 

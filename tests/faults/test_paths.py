@@ -16,8 +16,8 @@ import time
 import redis
 
 import kubeq
-from tests.faults.faultproxy import Proxy
 from tests.faults.fleet import Ledger, StartWorker, check, enqueue_work, verdict, wait_until
+from tests.support.toxiproxy import Proxy
 
 
 def registered(r: redis.Redis, app: kubeq.App, queue: str, n: int = 1) -> None:
