@@ -48,8 +48,7 @@ def proxy(
     redis_url: str,
     request: pytest.FixtureRequest,
 ) -> Iterator[Proxy]:
-    name = request.node.name.replace("[", "_").replace("]", "_")[:60]
-    p = toxiproxy.proxy(name, redis_server.port)
+    p = toxiproxy.proxy(request.node.name, redis_server.port)
     yield p
     p.delete()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -101,19 +102,22 @@ class ToxiproxyServer:
         return json.loads(raw) if raw.strip() else None
 
     def proxy(self, name: str, upstream_port: int) -> Proxy:
-        """A new proxy on a free loopback port in front of 127.0.0.1:upstream_port."""
-        listen = free_port()
-        self.request(
+        """A new proxy in front of 127.0.0.1:upstream_port, on a loopback port Toxiproxy
+        binds itself (port 0: no window in which another process can take a port we chose);
+        it keeps that port when it is disabled and enabled again. ``name`` (a test's name
+        will do) is cut to what Toxiproxy takes in a URL path."""
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:60]
+        created = self.request(
             "POST",
             "/proxies",
             {
                 "name": name,
-                "listen": f"127.0.0.1:{listen}",
+                "listen": "127.0.0.1:0",
                 "upstream": f"127.0.0.1:{upstream_port}",
                 "enabled": True,
             },
         )
-        return Proxy(self, name, listen)
+        return Proxy(self, name, int(created["listen"].rsplit(":", 1)[1]))
 
 
 class Proxy:
