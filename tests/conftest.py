@@ -3,6 +3,9 @@
 - ``redis_server`` (session): a real redis-server on a free loopback port.
 - ``redis_url``: that server's URL, flushed before each test.
   Both come from kubeq's pytest plugin (``kubeq_redis_server``, ``kubeq_redis``).
+- ``toxiproxy`` (session): one toxiproxy-server on a free loopback port, the suite's TCP proxy
+  (tests/support/toxiproxy.py): the fault tier's in front of Redis, the operator tier's in
+  front of the API server.
 - the local Kubernetes cluster fixtures (``local_cluster``, ``k8s_client``, ``kubectl``,
   ``k8s_namespace``, ``cluster_kubeconfig``) from hack/cluster/localcluster/pytest_plugin.py,
   imported here once so tests/cluster and tests/e2e share one cluster per session.
@@ -15,6 +18,7 @@ failed a correct property).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +30,6 @@ settings.load_profile("kubeq")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
 
-from support.redisserver import RedisServer  # noqa: E402
-
 from localcluster.pytest_plugin import (  # noqa: E402
     cluster_kubeconfig,
     k8s_client,
@@ -35,6 +37,8 @@ from localcluster.pytest_plugin import (  # noqa: E402
     kubectl,
     local_cluster,
 )
+from tests.support.redisserver import RedisServer  # noqa: E402
+from tests.support.toxiproxy import ToxiproxyServer  # noqa: E402
 
 __all__ = ["cluster_kubeconfig", "k8s_client", "k8s_namespace", "kubectl", "local_cluster"]
 
@@ -43,6 +47,14 @@ __all__ = ["cluster_kubeconfig", "k8s_client", "k8s_namespace", "kubectl", "loca
 def redis_server(kubeq_redis_server: RedisServer) -> RedisServer:
     """kubeq's own pytest plugin (kubeq.testing) starts it, as it does for users' tests."""
     return kubeq_redis_server
+
+
+@pytest.fixture(scope="session")
+def toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
+    server = ToxiproxyServer(tmp_path_factory.mktemp("toxiproxy"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -192,7 +192,7 @@ def test_dashboard_parses_and_queries_only_exported_metrics() -> None:
 def test_kubeconform_strict_with_the_local_api_servers_schemas(
     local_cluster: Any, kubectl: Any, tmp_path: Path
 ) -> None:
-    from kubeconform_schemas import LOCATION, from_crd, from_openapi_v2
+    from tests.chart.kubeconform_schemas import LOCATION, from_crd, from_openapi_v2
 
     raw = kubectl("get", "--raw", "/openapi/v2")
     assert raw.returncode == 0, raw.stderr

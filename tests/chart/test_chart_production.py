@@ -9,9 +9,9 @@ import subprocess
 from typing import Any
 
 import pytest
-from test_chart import CHART, MONITORING, helm, render
 
 from localcluster.paths import bin_dir
+from tests.chart.test_chart import CHART, MONITORING, helm, render
 
 
 def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

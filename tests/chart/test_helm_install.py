@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
-from support.redisserver import free_port
 
 import kubeq
 from localcluster.cluster import ClusterInfo
 from localcluster.nodeagent import read_pod_log
 from localcluster.pytest_plugin import wait_for
+from tests.support.redisserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubeq"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+
+from tests.support.redisserver import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -32,12 +33,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if not item.get_closest_marker("redis"):
             item.add_marker(pytest.mark.redis)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proc:

@@ -7,7 +7,6 @@ operator process, real Redis, and `kubeq dashboard --kubeconfig ...` in headless
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +16,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 import kubeq
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
-
-from opsupport import Api, OperatorProcess, api, operator, queue_of, taskqueue
+from tests.operator.opsupport import Api, OperatorProcess, api, operator, queue_of, taskqueue
 
 __all__ = ["api", "operator"]
 

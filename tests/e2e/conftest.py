@@ -2,15 +2,13 @@
 worker processes as pods. Every test in this folder is marked ``e2e``. The fixtures are the
 operator tests' (tests/operator/opsupport.py)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "operator"))
+from tests.operator.opsupport import api, operator
 
-from opsupport import api, operator  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 __all__ = ["api", "operator"]
 

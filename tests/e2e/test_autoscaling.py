@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opsupport import Api, OperatorProcess, Timeline, queue_of, taskqueue
 
 import kubeq
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import Api, OperatorProcess, Timeline, queue_of, taskqueue
 
 TIMINGS = Path(
     os.environ.get("KUBEQ_E2E_TIMINGS", Path(tempfile.gettempdir()) / "kubeq-e2e-timings.jsonl")

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opsupport import Api, OperatorProcess, install_crd, queue_of, taskqueue
 
 import kubeq
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import Api, OperatorProcess, install_crd, queue_of, taskqueue
 
 
 @pytest.fixture

@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from opsupport import Api, OperatorProcess, queue_of, taskqueue
-
 import kubeq
 from kubeq_operator.names import deployment_name
 from kubeq_operator.spec import parse
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import Api, OperatorProcess, queue_of, taskqueue
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS, SECONDS, CONCURRENCY, MAX = 320, 1.0, 4, 4

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.redisserver import free_port
+
+from tests.support.redisserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

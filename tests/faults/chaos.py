@@ -17,11 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import redis
-from faultproxy import Proxy
-from fleet import StartWorker, WorkerProcess
 
 from kubeq import defaults
 from kubeq.store.keys import QueueKeys, ready_score
+from tests.faults.fleet import StartWorker, WorkerProcess
+from tests.support.toxiproxy import Proxy
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Fixtures of the fault tier: Toxiproxy in front of the test's real redis-server, and real
 `kubeq worker` processes that reach Redis only through it.
 
-- ``toxiproxy`` (session): one toxiproxy-server on a free loopback port.
-- ``proxy``: a fresh proxy in front of the session's Redis (its toxics die with the test).
+- ``proxy``: a fresh proxy in front of the session's Redis (its toxics die with the test), on
+  the session's ``toxiproxy`` server (tests/conftest.py, tests/support/toxiproxy.py).
 - ``ledger``: the directory the tasks append their executions to (see ftasks.py).
 - ``start_worker``: ``start_worker("--queue", "q", ...)`` -> a worker connected through the
   proxy (killed at teardown).
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from faultproxy import Proxy, ToxiproxyServer
-from fleet import REPORTS, Ledger, StartWorker, WorkerProcess
-from support.redisserver import RedisServer
 
 import kubeq
+from tests.faults.fleet import REPORTS, Ledger, StartWorker, WorkerProcess
+from tests.support.redisserver import RedisServer
+from tests.support.toxiproxy import Proxy, ToxiproxyServer
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,14 +41,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(figures.line())
 
 
-@pytest.fixture(scope="session")
-def toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
-    server = ToxiproxyServer(tmp_path_factory.mktemp("toxiproxy"))
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def proxy(
     toxiproxy: ToxiproxyServer,
@@ -56,10 +48,9 @@ def proxy(
     redis_url: str,
     request: pytest.FixtureRequest,
 ) -> Iterator[Proxy]:
-    name = request.node.name.replace("[", "_").replace("]", "_")[:60]
-    p = toxiproxy.proxy(name, redis_server.port)
+    p = toxiproxy.proxy(request.node.name, redis_server.port)
     yield p
-    toxiproxy.request("DELETE", f"/proxies/{name}")
+    p.delete()
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ import time
 
 import pytest
 import redis
-from chaos import Chaos, Supervisor
-from faultproxy import Proxy
-from fleet import Ledger, StartWorker, check, enqueue_work, verdict
 
 import kubeq
+from tests.faults.chaos import Chaos, Supervisor
+from tests.faults.fleet import Ledger, StartWorker, check, enqueue_work, verdict
+from tests.support.toxiproxy import Proxy
 
 WORKER_ARGS = ("--queue", "soak", "--concurrency", "4", "--lease", "2", "--drain-timeout", "1")
 

@@ -21,10 +21,10 @@ import time
 
 import ftasks
 import redis
-from faultproxy import Proxy
-from fleet import Ledger, StartWorker, check, verdict, wait_until
 
 import kubeq
+from tests.faults.fleet import Ledger, StartWorker, check, verdict, wait_until
+from tests.support.toxiproxy import Proxy
 
 LEASE = "2"
 

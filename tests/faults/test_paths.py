@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 
 import redis
-from faultproxy import Proxy
-from fleet import Ledger, StartWorker, check, enqueue_work, verdict, wait_until
 
 import kubeq
+from tests.faults.fleet import Ledger, StartWorker, check, enqueue_work, verdict, wait_until
+from tests.support.toxiproxy import Proxy
 
 
 def registered(r: redis.Redis, app: kubeq.App, queue: str, n: int = 1) -> None:

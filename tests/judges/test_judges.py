@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from judges import (
+
+from tests.judges.judges import (
     EXAMPLES,
     Finding,
     example_id,

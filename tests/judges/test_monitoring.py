@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
-from judges import CHART, helm_template, judges_dir
-from opsupport import Api, OperatorProcess, free_port, queue_of, taskqueue
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_relabel import Labels, attach, sanitize, target_labels
 
 from localcluster.pytest_plugin import wait_for
+from tests.judges.judges import CHART, helm_template, judges_dir
+from tests.judges.prometheus_relabel import Labels, attach, sanitize, target_labels
+from tests.operator.opsupport import Api, OperatorProcess, free_port, queue_of, taskqueue
 
 pytestmark = pytest.mark.cluster
 

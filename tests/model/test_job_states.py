@@ -40,7 +40,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from jobmodel import ACTIVE, FAILED, QUEUED, Model
 from redis import asyncio as aioredis
 
 import kubeq
@@ -51,6 +50,7 @@ from kubeq.store.keys import QueueKeys, ready_score
 from kubeq.store.scripts import LUA, run_pipeline
 from kubeq.store.wire import fetch_args, heartbeat_args, parse_fetch_reply
 from kubeq.worker import handoff
+from tests.model.jobmodel import ACTIVE, FAILED, QUEUED, Model
 
 QUEUE = "m"
 IDS = [f"j{i}" for i in range(8)]

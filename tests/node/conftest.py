@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from podmansupport import HERE, ROOT, Containers
 
 from localcluster import ClusterError, ClusterInfo, down, missing_binaries, realnode, up
 from localcluster.pytest_plugin import Kubectl, api_client_for, fresh_namespace, kubectl_for
+from tests.node.podmansupport import HERE, ROOT, Containers
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

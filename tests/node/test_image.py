@@ -7,9 +7,8 @@ from __future__ import annotations
 import importlib.metadata
 import time
 
-from podmansupport import HERE, Containers, podman
-
 import kubeq
+from tests.node.podmansupport import HERE, Containers, podman
 
 # What Kubernetes gives a pod with readOnlyRootFilesystem, runAsUser 10001 and drop: [ALL].
 LOCKED_DOWN = (

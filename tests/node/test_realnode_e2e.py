@@ -23,13 +23,12 @@ from kubernetes import client
 import kubeq
 from localcluster import ClusterInfo
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import Api, queue_of, taskqueue
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "operator"))
 # The demo's real-container set-up (images, chart, Redis pod): tested here as it is used there.
 sys.path.insert(0, str(ROOT / "examples" / "00-local-cluster"))
 import incluster  # noqa: E402
-from opsupport import Api, queue_of, taskqueue  # noqa: E402
 
 WORKER_CONTAINERFILE = """ARG BASE
 FROM ${BASE}

@@ -3,35 +3,54 @@
 ``OperatorProcess`` runs the real operator (``python -m kubeq_operator``, what
 ``kubeq operator`` runs) as a subprocess with the cluster's kubeconfig; ``install_crd``
 applies the CRD; ``taskqueue`` builds a TaskQueue manifest whose worker pods run
-``kubeq worker e2e_tasks`` from tests/e2e (on PYTHONPATH) against the test Redis.
+``kubeq worker e2e_tasks`` from tests/e2e (on PYTHONPATH) against the test Redis;
+``kubeconfig_via`` points a kubeconfig at a proxy in front of the API server (the
+``apiserver_proxy`` fixture, tests/operator/conftest.py) and ``healthz`` reads the operator's
+liveness endpoint.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kubeq_operator.crd import API_VERSION, CRD_NAME, GROUP, KIND, LABEL_TASKQUEUE, PLURAL, VERSION
 from kubeq_operator.names import taskqueue_label
+from tests.support.redisserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / f"{CRD_NAME}.yaml"
 E2E_DIR = ROOT / "tests" / "e2e"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def kubeconfig_via(kubeconfig: str, port: int, path: Path) -> Path:
+    """A copy of ``kubeconfig`` that reaches the API server through 127.0.0.1:``port`` (a
+    proxy in front of it; the server's certificate is valid for 127.0.0.1)."""
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def healthz(port: int) -> tuple[int, str]:
+    """The status and body of the operator's /healthz on ``port``. A refused or dropped
+    connection raises: the liveness endpoint must answer, 200 or 500, whatever else is down."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=20) as r:
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read().decode(errors="replace")
 
 
 def install_crd(kubectl: Any) -> None:

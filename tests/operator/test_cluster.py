@@ -10,9 +10,17 @@ from typing import Any
 
 import pytest
 import yaml
-from opsupport import Api, OperatorProcess, free_port, install_crd, queue_of, taskqueue
 
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import (
+    Api,
+    OperatorProcess,
+    free_port,
+    install_crd,
+    queue_of,
+    taskqueue,
+)
+from tests.support.redisserver import RedisServer
 
 pytestmark = pytest.mark.cluster
 
@@ -280,7 +288,7 @@ def test_metrics_and_liveness(operator: OperatorProcess) -> None:
 
 
 def test_example_manifest_is_valid_yaml() -> None:
-    from opsupport import ROOT
+    from tests.operator.opsupport import ROOT
 
     doc = yaml.safe_load((ROOT / "manifests/examples/taskqueue.yaml").read_text())
     assert doc["kind"] == "TaskQueue"
@@ -290,37 +298,18 @@ def test_password_from_secret_reaches_operator_and_workers(
     operator: OperatorProcess, api: Api, k8s_namespace: str, tmp_path: Path
 ) -> None:
     """spec.redis.secretRef: the operator reads the Secret, the workers get it as env."""
-    import shutil
-    import subprocess
-
     from kubernetes import client
 
     import kubeq
 
     ns = k8s_namespace
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--requirepass",
-            "s3cret-pw",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = RedisServer(tmp_path / "redis", password="s3cret-pw")
+    server.start()
     try:
-        url = f"redis://127.0.0.1:{port}/0"
+        url = server.url
         app = kubeq.App(url)
         app._redis = kubeq.store.connections.sync_client(url, password="s3cret-pw")
-        wait_for(lambda: _pings(app), timeout=10, message="redis-server with a password")
+        assert app.redis.ping()
         app.enqueue_many([kubeq.Call("e2e.work", (5,), queue=queue_of("auth", ns))])
         body = taskqueue("auth", ns, url)
         body["spec"]["redis"]["secretRef"] = {"name": "redis-auth", "key": "pw"}
@@ -347,15 +336,7 @@ def test_password_from_secret_reaches_operator_and_workers(
         wait_for(lambda: app.redis.llen("e2e:runs") == 1, timeout=60, message="the job ran")
         app.close()
     finally:
-        server.terminate()
-        server.wait(10)
-
-
-def _pings(app: Any) -> bool:
-    try:
-        return bool(app.redis.ping())
-    except Exception:
-        return False
+        server.stop()
 
 
 def test_foreign_deployment_is_not_taken_over(
@@ -439,36 +420,15 @@ def test_tls_rediss(
         capture_output=True,
     )
     port = free_port()
-    server = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            "0",
-            "--tls-port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--tls-cert-file",
-            str(cert),
-            "--tls-key-file",
-            str(key),
-            "--tls-ca-cert-file",
-            str(cert),
-            "--tls-auth-clients",
-            "no",
-            "--save",
-            "",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    tls = ["--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+    tls += ["--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+    server = RedisServer(tmp_path / "redis", args=tls)  # ready on its plain port, then TLS too
+    server.start()
     try:
         ns = k8s_namespace
         url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
         app = kubeq.App(url)
-        wait_for(lambda: _pings(app), timeout=10, message="redis-server with TLS")
+        assert app.redis.ping()  # over TLS
         app.enqueue_many([kubeq.Call("e2e.work", (9,), queue=queue_of("tls", ns))])
         api.create_tq(taskqueue("tls", ns, url))
         wait_for(
@@ -479,8 +439,7 @@ def test_tls_rediss(
         wait_for(lambda: app.redis.llen("e2e:runs") == 1, timeout=60, message="the job ran")
         app.close()
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
 
 def test_redis_outage_holds_replicas_then_recovers(

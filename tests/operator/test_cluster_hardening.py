@@ -1,23 +1,25 @@
 """Issue 10, items 7 and 9, against a real kube-apiserver: long TaskQueue names get workers,
 a password in spec.redis.url is refused with a condition, and the operator's /healthz fails
-while the API server cannot be reached (through a TCP proxy the test cuts)."""
+while the API server cannot be reached (through the suite's Toxiproxy, which the test cuts)."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from opsupport import Api, OperatorProcess, install_crd, taskqueue
 
 from kubeq_operator.names import deployment_name
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import (
+    Api,
+    OperatorProcess,
+    healthz,
+    install_crd,
+    kubeconfig_via,
+    taskqueue,
+)
+from tests.support.toxiproxy import Proxy
 
 pytestmark = pytest.mark.cluster
 
@@ -69,71 +71,13 @@ def test_a_password_in_the_redis_url_is_refused(
     assert api.deployment(ns, deployment_name("pw")) is None  # nothing copied anywhere
 
 
-class Proxy:
-    """A TCP proxy to the API server that the test can cut (connections reset, port closed)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self.open = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.open:
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self.open = False
-        for s in self.conns:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        self.conns.clear()
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
-
-
-def healthz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=20) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-
-
 def test_healthz_fails_while_the_api_server_cannot_be_reached(
-    local_cluster: Any, kubectl: Any, tmp_path: Path
+    local_cluster: Any, kubectl: Any, apiserver_proxy: Proxy, tmp_path: Path
 ) -> None:
     install_crd(kubectl)
-    config = yaml.safe_load(Path(local_cluster.kubeconfig).read_text())
-    server = config["clusters"][0]["cluster"]["server"]
-    host, port = server.removeprefix("https://").rsplit(":", 1)
-    proxy = Proxy((host, int(port)))
-    config["clusters"][0]["cluster"]["server"] = f"https://{host}:{proxy.port}"
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
+    kubeconfig = kubeconfig_via(
+        local_cluster.kubeconfig, apiserver_proxy.port, tmp_path / "kubeconfig"
+    )
     op = OperatorProcess(str(kubeconfig), tmp_path / "operator.log")
     try:
         op.wait_ready()
@@ -141,7 +85,7 @@ def test_healthz_fails_while_the_api_server_cannot_be_reached(
         assert status == 200, body
         assert "apiserver" in body  # the probe ran and reported the server's version
 
-        proxy.cut()
+        apiserver_proxy.set_enabled(False)  # every connection closed, new ones refused
         # kopf keeps a success for 10 s; after that the probe asks the server again
         status, body = wait_for(
             lambda: (r := healthz(op.liveness_port))[0] != 200 and r,
@@ -152,7 +96,7 @@ def test_healthz_fails_while_the_api_server_cannot_be_reached(
         assert status == 500
         assert op.alive()
 
-        proxy.open = True  # reachable again: healthy again
+        apiserver_proxy.set_enabled(True)  # reachable again: healthy again
         wait_for(
             lambda: healthz(op.liveness_port)[0] == 200,
             timeout=40,
@@ -161,4 +105,3 @@ def test_healthz_fails_while_the_api_server_cannot_be_reached(
         )
     finally:
         op.stop()
-        proxy.close()

@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import pytest
-from support.redisserver import free_port
 
 from kubeq import defaults
 from kubeq.store.stats import QueueStats
@@ -21,6 +20,7 @@ from kubeq_operator.reconcile import OWN_WRITE_SECONDS, DeploymentView, ReplicaT
 from kubeq_operator.redis_source import RedisSource
 from kubeq_operator.spec import parse
 from kubeq_operator.status import Condition
+from tests.support.redisserver import free_port
 
 
 def qs(queue: str, backlog: int, in_flight: int, paused: bool = False) -> QueueStats:

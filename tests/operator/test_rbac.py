@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from opsupport import Api, OperatorProcess, install_crd, queue_of, taskqueue
 
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import Api, OperatorProcess, install_crd, queue_of, taskqueue
 
 pytestmark = pytest.mark.cluster
 

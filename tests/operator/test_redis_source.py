@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import redis
-from support.redisserver import RedisServer, free_port
-from support.sentinel import SentinelTopology
 
 import kubeq
 from kubeq_operator.redis_source import RedisDown, RedisSource
 from kubeq_operator.spec import TaskQueueSpec, parse
+from tests.support.redisserver import RedisServer, free_port
+from tests.support.sentinel import SentinelTopology
 
 pytestmark = pytest.mark.redis
 

@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 import pytest
-from opsupport import Api, OperatorProcess, install_crd, taskqueue
 
 from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import Api, OperatorProcess, install_crd, taskqueue
 
 pytestmark = pytest.mark.cluster
 

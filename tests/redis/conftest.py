@@ -1,23 +1,21 @@
-"""Worker processes for the redis tier: real `kubeq worker` subprocesses on the test Redis."""
+"""Fixtures of the redis tier: ``start_worker`` (real `kubeq worker qtasks` subprocesses on
+the test Redis, tests/redis/workers.py), ``app`` and ``r`` on the test's ``redis_url`` (the
+session's redis-server, or its Redis Cluster for a test marked ``also_redis_cluster``)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from support.cluster import ClusterTopology
 
 import kubeq
 import kubeq.store.connections
+from tests.redis.workers import StartWorker, WorkerProcess
+from tests.support.cluster import ClusterTopology
 
 HERE = Path(__file__).resolve().parent
-KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -54,45 +52,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in item.path.resolve().parents and not item.get_closest_marker("redis"):
             item.add_marker(pytest.mark.redis)
-
-
-class WorkerProcess:
-    """One `kubeq worker qtasks ...` process with its log file."""
-
-    def __init__(self, url: str, log: Path, args: list[str]) -> None:
-        self.log_path = log
-        env = {**os.environ, "KUBEQ_REDIS_URL": url, "PYTHONPATH": str(HERE)}
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [KUBEQ, "worker", "qtasks", "--log-level", "DEBUG", *args],
-            env=env,
-            cwd=HERE,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 60) -> int:
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
-StartWorker = Callable[..., WorkerProcess]
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ import pytest
 import qtasks
 import redis
 import redis.asyncio
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
 from kubeq import defaults
 from kubeq.options import TaskOptions
 from kubeq.store.keys import QueueKeys
 from kubeq.worker.handoff import hand_off
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 
 def _records(r: redis.Redis, tag: str) -> list[Any]:

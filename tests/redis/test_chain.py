@@ -9,11 +9,11 @@ import time
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
 from kubeq.store.keys import QueueKeys
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 
 def test_results_flow_along_the_chain_across_queues(

@@ -16,11 +16,11 @@ import signal
 
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
 from kubeq.store.keys import QueueKeys
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 CHORDS, MEMBERS = 200, 20
 RETRIED = [j for j in range(MEMBERS) if j % 7 == 3]  # (qtasks.chord_member)
@@ -29,10 +29,6 @@ RETRIED = [j for j in range(MEMBERS) if j % 7 == 3]  # (qtasks.chord_member)
 def test_200_chords_of_20_members_each_call_back_once(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:
-    common = ("--concurrency", "16", "--lease", "10")
-    victim = start_worker("--queue", "default", *common)
-    for _ in range(3):
-        start_worker("--queue", "default", "--queue", "cb", *common)
     chords = [
         kubeq.chord(
             [qtasks.chord_member.s(i, j) for j in range(MEMBERS)],
@@ -40,6 +36,13 @@ def test_200_chords_of_20_members_each_call_back_once(
         ).delay(app)
         for i in range(CHORDS)
     ]
+    # the workers start on the whole backlog: started before it, they kept up with this
+    # loop on a loaded machine and had run nearly every member by its end, so the victim,
+    # killed then, held none
+    common = ("--concurrency", "16", "--lease", "10")
+    victim = start_worker("--queue", "default", *common)
+    for _ in range(3):
+        start_worker("--queue", "default", "--queue", "cb", *common)
     # kill one worker while it holds members (running or fetched): they run again elsewhere
     # once its lease has passed, and their chords must still call back once
     wait_until(lambda: r.hlen("test:member-pid") >= 800, timeout=120, what="800 members run")

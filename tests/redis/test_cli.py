@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import qtasks
-from conftest import StartWorker
 
 import kubeq
-
-KUBEQ = str(Path(sys.executable).with_name("kubeq"))
-
-
-def run(redis_url: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBEQ_REDIS_URL": redis_url, "COLUMNS": "200"}
-    return subprocess.run(
-        [KUBEQ, *args],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        input=input,
-    )
+from tests.redis.workers import StartWorker, run
 
 
 def test_enqueue_and_wait_for_the_result(redis_url: str, start_worker: StartWorker) -> None:

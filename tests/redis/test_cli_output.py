@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
 
 import kubeq
 from kubeq.store.keys import QueueKeys
+from tests.redis.workers import StartWorker
 
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 import pytest
 import qtasks
 import redis
-from clientapi import AsyncApi, SyncApi
-from conftest import StartWorker
-from helpers import evalsha_calls, wait_until
 
 import kubeq
 from kubeq.store.keys import QueueKeys
+from tests.redis.clientapi import AsyncApi, SyncApi
+from tests.redis.helpers import evalsha_calls, wait_until
+from tests.redis.workers import StartWorker
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -11,10 +11,10 @@ import signal
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 
 def _calls(r: redis.Redis, tag: str) -> list[list[int]]:

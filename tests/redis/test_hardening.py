@@ -10,11 +10,11 @@ import time
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
 from kubeq.store.keys import QueueKeys
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 
 def test_a_late_heartbeat_does_not_make_the_same_worker_run_a_job_twice(

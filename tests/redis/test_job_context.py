@@ -13,12 +13,11 @@ import signal
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
-from test_cli import run
 
 import kubeq
 from kubeq import defaults
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker, run
 
 
 def _started(r: redis.Redis, tag: str) -> list[str]:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
 from kubeq import defaults
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 

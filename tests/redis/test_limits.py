@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
 from kubeq.options import RateLimit
 from kubeq.store.keys import QueueKeys
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 
 def _max_in_window(times: list[int], window_ms: int = 1000) -> int:
@@ -236,7 +236,7 @@ def test_an_aborted_thread_that_never_checks_is_abandoned_and_its_result_refused
 def test_abort_a_waiting_job_and_from_the_cli(app: kubeq.App, r: redis.Redis) -> None:
     from click.testing import CliRunner
 
-    from kubeq.cli.commands import cli
+    from kubeq.cli import cli
 
     job = app.queue().enqueue(qtasks.add, 1, 1)
     result = CliRunner().invoke(cli, ["--redis-url", app.redis_url, "job", "abort", job.id])
@@ -314,7 +314,7 @@ def test_a_job_with_malformed_limits_is_dead_lettered_alone(
 def test_kubeq_limit_sets_shows_and_clears_a_queue_rate(app: kubeq.App, r: redis.Redis) -> None:
     from click.testing import CliRunner
 
-    from kubeq.cli.commands import cli
+    from kubeq.cli import cli
 
     def run(*args: str) -> tuple[int, str]:
         out = CliRunner().invoke(cli, ["--redis-url", app.redis_url, "limit", *args])

@@ -6,9 +6,9 @@ from __future__ import annotations
 import collections
 
 import qtasks
-from conftest import StartWorker
 
 import kubeq
+from tests.redis.workers import StartWorker
 
 
 def test_a_worker_of_a_partitioned_queue_consumes_every_partition(

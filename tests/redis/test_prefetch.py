@@ -11,10 +11,10 @@ import time
 
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 
 def _sample_in_flight(app: kubeq.App, stop: threading.Event, seen: list[int]) -> None:

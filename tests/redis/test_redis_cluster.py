@@ -19,9 +19,6 @@ from pathlib import Path
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import tally_marks, wait_until
-from support.cluster import ClusterTopology
 
 import kubeq
 from kubeq import defaults
@@ -32,6 +29,9 @@ from kubeq.store.keys import QueueKeys
 from kubeq.store.scripts import LUA, run_pipeline
 from kubeq.store.stats import read_stats_async
 from kubeq.store.wire import fetch_args
+from tests.redis.helpers import tally_marks, wait_until
+from tests.redis.workers import StartWorker
+from tests.support.cluster import ClusterTopology
 
 QUEUES = [f"c{i}" for i in range(20)]
 SOAK_JOBS = 10_000
@@ -74,7 +74,7 @@ def test_cli_stats_and_burst_worker_on_a_cluster(
     app.enqueue_many([qtasks.add.s(i, 1).set(queue=q) for q in QUEUES[:6] for i in range(5)])
     from click.testing import CliRunner
 
-    from kubeq.cli.commands import cli
+    from kubeq.cli import cli
 
     out = CliRunner().invoke(cli, ["--redis-url", cluster.url, "stats", "--output", "json"])
     assert out.exit_code == 0, out.output

@@ -15,12 +15,12 @@ import urllib.request
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
-from support.redisserver import RedisServer, free_port
 
 import kubeq
 from kubeq.store.keys import QueueKeys
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
+from tests.support.redisserver import RedisServer, free_port
 
 
 def _started(r: redis.Redis, tag: str) -> list[int]:
@@ -293,7 +293,7 @@ def test_worker_survives_a_redis_restart(
     server = RedisServer(__import__("pathlib").Path(tmp_path) / "r2", port=free_port())
     server.start()
     try:
-        from conftest import WorkerProcess
+        from tests.redis.workers import WorkerProcess
 
         w = WorkerProcess(
             server.url,
@@ -321,7 +321,7 @@ def test_healthz_fails_when_the_worker_cannot_consume(
 ) -> None:
     from pathlib import Path
 
-    from conftest import WorkerProcess
+    from tests.redis.workers import WorkerProcess
 
     server = RedisServer(Path(tmp_path) / "r3", port=free_port())
     server.start()

@@ -10,12 +10,12 @@ import time
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import wait_until
 
 import kubeq
 from kubeq.store.keys import QueueKeys
 from kubeq.store.wire import FETCH_HEADER
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
 
 
 def test_retry_with_a_timedelta_delay_works(app: kubeq.App, start_worker: StartWorker) -> None:

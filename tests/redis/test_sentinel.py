@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker
-from helpers import tally_marks, wait_until
-from support.sentinel import SentinelTopology
 
 import kubeq
+from tests.redis.helpers import tally_marks, wait_until
+from tests.redis.workers import StartWorker
+from tests.support.sentinel import SentinelTopology
 
 JOBS = 5000
 

@@ -13,10 +13,10 @@ import time
 import pytest
 import qtasks
 import redis
-from conftest import StartWorker, WorkerProcess
-from helpers import wait_until
 
 import kubeq
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker, WorkerProcess
 
 JOBS = 10_000
 WORKERS = 4

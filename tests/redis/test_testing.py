@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import qtasks
-from conftest import KUBEQ, StartWorker
 
 import kubeq
 from kubeq.testing import adrain, drain
+from tests.redis.workers import KUBEQ, StartWorker
 
 failures: dict[str, int] = {}
 

@@ -1,7 +1,8 @@
 """A real Redis Cluster on loopback: 3 masters and 3 replicas of Debian's redis-server.
 
-Each node is a ``redis-server --cluster-enabled yes`` process of ours, on a free port, in its
-own directory (its nodes.conf lives there), stopped at the end. ``redis-cli --cluster create
+Each node is a ``redis-server --cluster-enabled yes`` process of ours, started by kubeq's
+``RedisServer`` (tests/support/redisserver.py), on a free port, in its own directory (its
+nodes.conf lives there), stopped at the end. ``redis-cli --cluster create
 ... --cluster-replicas 1 --cluster-yes`` joins them and spreads the 16384 slots over the
 masters, as an operator would. ``move_slot()`` reshards one slot to another master with the
 primitives ``redis-cli --cluster reshard`` uses (``CLUSTER SETSLOT ... IMPORTING/MIGRATING``,
@@ -20,16 +21,15 @@ from pathlib import Path
 
 import redis
 
-from .redisserver import free_port
+from .redisserver import RedisServer, free_port
 
 
 class ClusterTopology:
     def __init__(self, workdir: Path, masters: int = 3, replicas_per_master: int = 1) -> None:
-        binary = shutil.which("redis-server")
         cli = shutil.which("redis-cli")
-        if binary is None or cli is None:
-            raise RuntimeError("redis-server/redis-cli are not installed: run `make redis-server`")
-        self.binary, self.cli = binary, cli
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed: run `make redis-server`")
+        self.cli = cli
         self.workdir = workdir
         self.masters = masters
         self.replicas_per_master = replicas_per_master
@@ -37,7 +37,7 @@ class ClusterTopology:
         # the cluster bus needs a port of its own (port + 10000 by default, often past 65535
         # for a free ephemeral port)
         self.bus_ports = {p: free_port() for p in self.ports}
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.servers = {p: RedisServer(workdir / str(p), p, args=self._args(p)) for p in self.ports}
 
     @property
     def url(self) -> str:
@@ -47,27 +47,23 @@ class ClusterTopology:
     def node(self, port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
 
-    def _spawn(self, port: int) -> None:
-        d = self.workdir / str(port)
-        d.mkdir(parents=True, exist_ok=True)
-        log = open(d / "log", "ab")  # noqa: SIM115 - owned by the process
-        args = [
-            *("--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no"),
-            *("--save", "", "--appendonly", "no", "--dir", str(d)),
+    @property
+    def procs(self) -> dict[int, subprocess.Popen[bytes]]:
+        """The nodes' processes by port (a killed one too, until it is revived)."""
+        return {port: s.proc for port, s in self.servers.items() if s.proc is not None}
+
+    def _args(self, port: int) -> list[str]:
+        return [
             *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
             *("--cluster-port", str(self.bus_ports[port])),
             # a dead master is failed over within about 2 s; the cluster keeps serving the
             # slots of healthy masters meanwhile
             *("--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no"),
         ]
-        self.procs[port] = subprocess.Popen(
-            [self.binary, *args], cwd=d, stdout=log, stderr=subprocess.STDOUT
-        )
-        _wait(lambda: self.node(port).ping(), f"node {port} to answer PING")
 
     def start(self) -> None:
         for port in self.ports:
-            self._spawn(port)
+            self.servers[port].start()
         if self.masters == 1 and self.replicas_per_master == 0:
             # redis-cli --cluster create wants 3 masters; one node takes every slot itself
             self.node(self.ports[0]).execute_command("CLUSTER ADDSLOTSRANGE", 0, 16383)
@@ -182,7 +178,7 @@ class ClusterTopology:
     def revive(self, port: int) -> None:
         """Start a killed node again: it reads its nodes.conf, rejoins and becomes a replica
         of the master that took its slots over (the topology is whole again)."""
-        self._spawn(port)
+        self.servers[port].start()
 
         def rejoined() -> bool:
             role = self.node(port).execute_command("ROLE")

@@ -1,14 +1,15 @@
 """A real Redis Sentinel topology on loopback: one master, replicas, and sentinels.
 
 Debian's redis-server runs each role (``--replicaof`` for a replica, ``--sentinel`` with a
-config file for a sentinel); every process is ours, on free ports, in its own directory, and is
-stopped at the end. ``kill_master()`` is a real kill -9, after which the sentinels promote a
-replica as they would in production.
+config file for a sentinel), each started by kubeq's ``RedisServer`` (tests/support/
+redisserver.py), which returns once that process is ready (a replica: its first sync done);
+every process is ours, on free ports, in its own directory, and is stopped at the end.
+``kill_master()`` is a real kill -9, after which the sentinels promote a replica as they would
+in production.
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import time
@@ -16,79 +17,57 @@ from pathlib import Path
 
 import redis
 
-from .redisserver import free_port
+from .redisserver import RedisServer, free_port
 
 SERVICE = "kubeq-master"
 
 
 class SentinelTopology:
     def __init__(self, workdir: Path, replicas: int = 2, sentinels: int = 3) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed: run `make redis-server`")
-        self.binary = binary
         self.workdir = workdir
         self.master_port = free_port()
         self.replica_ports = [free_port() for _ in range(replicas)]
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.servers: dict[int, RedisServer] = {}
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
         return f"redis+sentinel://{hosts}/{SERVICE}/0"
 
-    def _spawn(self, port: int, args: list[str]) -> None:
-        d = self.workdir / str(port)
-        d.mkdir(parents=True, exist_ok=True)
-        log = open(d / "log", "ab")  # noqa: SIM115 - owned by the process
-        self.procs[port] = subprocess.Popen(
-            [self.binary, *args], cwd=d, stdout=log, stderr=subprocess.STDOUT
-        )
-        _wait_ping(port)
+    @property
+    def procs(self) -> dict[int, subprocess.Popen[bytes]]:
+        """The running processes by port."""
+        return {port: s.proc for port, s in self.servers.items() if s.proc is not None}
 
-    def _server_args(self, port: int) -> list[str]:
-        return [
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-            "--dir",
-            str(self.workdir / str(port)),
-        ]
+    def _start(self, port: int, args: list[str], config: Path | None = None) -> None:
+        """One process of the topology, started and ready (RedisServer.start)."""
+        server = RedisServer(self.workdir / str(port), port, args=args, config=config)
+        self.servers[port] = server
+        server.start()
 
     def start(self) -> None:
-        self._spawn(self.master_port, self._server_args(self.master_port))
-        for port in self.replica_ports:
-            self._spawn(
-                port, [*self._server_args(port), "--replicaof", "127.0.0.1", str(self.master_port)]
-            )
+        self._start(self.master_port, [])
+        for port in self.replica_ports:  # each ready once its first sync is done
+            self._start(port, ["--replicaof", "127.0.0.1", str(self.master_port)])
         quorum = len(self.sentinel_ports) // 2 + 1
         for port in self.sentinel_ports:
-            d = self.workdir / str(port)
-            d.mkdir(parents=True, exist_ok=True)
-            conf = d / "sentinel.conf"
+            conf = self.workdir / str(port) / "sentinel.conf"
+            conf.parent.mkdir(parents=True, exist_ok=True)
             conf.write_text(
-                f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {d}\n"
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.master_port} {quorum}\n"
                 f"sentinel down-after-milliseconds {SERVICE} 1000\n"
                 f"sentinel failover-timeout {SERVICE} 5000\n"
                 f"sentinel parallel-syncs {SERVICE} 2\n"
             )
-            self._spawn(port, [str(conf), "--sentinel"])
+            self._start(port, ["--sentinel"], config=conf)
         deadline = time.monotonic() + 30
         while self._replicas_known() < len(self.replica_ports):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"sentinels did not see the replicas; see {self.workdir}")
             time.sleep(0.1)
-        # seen by the sentinels is not yet replicating: a WAIT for the replicas right after
-        # start() got 0 of 2 on a loaded machine while their first sync was under way
+        # each replica's link is up (RedisServer.start); the master also counts it online, as
+        # WAIT does (a WAIT right after start() once got 0 of 2 while the first sync ran)
         while self._replicas_online() < len(self.replica_ports):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the replicas did not finish syncing; see {self.workdir}")
@@ -142,19 +121,3 @@ class SentinelTopology:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-
-
-def _wait_ping(port: int) -> None:
-    client = redis.Redis(port=port, socket_connect_timeout=0.5)
-    deadline = time.monotonic() + 20
-    try:
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no redis process answered on port {port}") from None
-                time.sleep(0.05)
-    finally:
-        client.close()

@@ -9,10 +9,10 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from support.redisserver import free_port
 
 import kubeq
 from kubeq.testing import eager
+from tests.support.redisserver import free_port
 
 app = kubeq.App(f"redis://127.0.0.1:{free_port()}/0")
 calls: list[str] = []
@@ -76,7 +76,7 @@ def test_arguments_make_the_json_round_trip() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ({1, 2}, "argument 0 of task 'test_eager.echo' (set) is not JSON-serializable"),
+        ({1, 2}, f"argument 0 of task '{__name__}.echo' (set) is not JSON-serializable"),
         (datetime(2026, 1, 1, tzinfo=UTC), "(datetime) is not JSON-serializable"),
         (float("inf"), "inf is not a JSON number"),
     ],

@@ -5,6 +5,11 @@ persistence and its own directory, and a test can stop and restart it on the sam
 prove that workers survive an outage. kubeq's own tests use it, and so does the pytest
 plugin's ``kubeq_redis`` fixture for users' tests (it needs ``redis-server`` on the PATH:
 ``apt-get install redis-server``, ``brew install redis``).
+
+``start()`` returns once the server is ready, not at its first sign of life: it answers PING
+(not LOADING) and, started as a replica (``args=["--replicaof", host, port]``), has finished
+its first sync with its master. kubeq's test harnesses (Sentinel, Redis Cluster, TLS) start
+every redis-server through this class.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -25,9 +31,23 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process; ``url`` stays the same across stop/start."""
+    """One redis-server process; ``url`` stays the same across stop/start.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    ``args``: more redis-server options, after kubeq's (``--replicaof HOST PORT``,
+    ``--cluster-enabled yes``, ``--tls-port ...``); ``config``: a config file it reads first
+    (a sentinel's, which it rewrites; ``args=["--sentinel"]``); ``password``: its
+    ``requirepass``, also what the readiness check authenticates with.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        args: Sequence[str] = (),
+        config: Path | None = None,
+        password: str | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -37,18 +57,22 @@ class RedisServer:
         self.binary = binary
         self.workdir = workdir
         self.port = port or free_port()
+        self.args = list(args)
+        self.config = config
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self, timeout: float = 20) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [
                 self.binary,
+                *([] if self.config is None else [str(self.config)]),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -61,24 +85,35 @@ class RedisServer:
                 str(self.workdir),
                 "--protected-mode",
                 "no",
+                *([] if self.password is None else ["--requirepass", self.password]),
+                *self.args,
             ],
+            cwd=self.workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server did not start on port {self.port}; "
-                        f"see {self.workdir / 'redis.log'}"
-                    ) from None
-                time.sleep(0.05)
-        client.close()
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"redis-server on port {self.port} did not become ready; "
+                    f"see {self.workdir / 'redis.log'}"
+                )
+            time.sleep(0.05)
+
+    def ready(self) -> bool:
+        """It answers PING (so it is not loading) and, as a replica, its first sync is done."""
+        client = redis.Redis(
+            port=self.port, password=self.password, socket_connect_timeout=0.5, socket_timeout=5
+        )
+        try:
+            client.ping()
+            replication = client.info("replication")  # empty on a sentinel
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+        finally:
+            client.close()
+        return replication.get("role") != "slave" or replication.get("master_link_status") == "up"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

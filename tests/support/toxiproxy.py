@@ -1,20 +1,25 @@
-"""A real Toxiproxy between kubeq workers and the test's redis-server.
+"""The suite's one TCP proxy: a real Toxiproxy that a test puts in front of a server and cuts.
 
-Why: the worker's heartbeat, fetch and ack paths must survive what networks do (late
-replies, half-open connections, thin pipes, resets). A proxy that really sits on the TCP
-path shows what the worker does, where a mocked client would only show what we assumed.
+Why: what sits between two real processes must behave as a network does (late replies,
+half-open connections, thin pipes, resets, a peer that is gone), and a proxy that really sits
+on the TCP path shows what the client does, where a mocked client would only show what we
+assumed. The fault tier (tests/faults) puts it between kubeq workers and Redis; the operator
+tier (tests/operator) between the operator and the API server, to cut it.
 
 ``ToxiproxyServer`` runs ``toxiproxy-server`` (built by hack/toxiproxy/build.sh, cached
-outside the checkout) on a free loopback port; ``Proxy`` is one listen->upstream pair and
-its toxics, driven through Toxiproxy's HTTP API with the standard library. A toxic applies to
-every connection of its proxy, existing and new: a scenario reaches one path of the worker
-by choosing the moment (for example while every slot is busy, only heartbeats talk).
+outside the checkout) on a free loopback port (the session's ``toxiproxy`` fixture, in
+tests/conftest.py); ``Proxy`` is one listen->upstream pair and its toxics, driven through
+Toxiproxy's HTTP API with the standard library. A toxic applies to every connection of its
+proxy, existing and new: a scenario reaches one path of the client by choosing the moment
+(for example while every slot of a worker is busy, only heartbeats talk).
+``Proxy.set_enabled(False)`` is the cut: every connection closed, new ones refused.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -24,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from support.redisserver import free_port
+from .redisserver import free_port
 
 VERSION = "v2.12.0"
 """Keep in sync with hack/toxiproxy/build.sh and hack/toxiproxy/go.mod."""
@@ -97,23 +102,27 @@ class ToxiproxyServer:
         return json.loads(raw) if raw.strip() else None
 
     def proxy(self, name: str, upstream_port: int) -> Proxy:
-        """A new proxy on a free loopback port in front of 127.0.0.1:upstream_port."""
-        listen = free_port()
-        self.request(
+        """A new proxy in front of 127.0.0.1:upstream_port, on a loopback port Toxiproxy
+        binds itself (port 0: no window in which another process can take a port we chose);
+        it keeps that port when it is disabled and enabled again. ``name`` (a test's name
+        will do) is cut to what Toxiproxy takes in a URL path."""
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:60]
+        created = self.request(
             "POST",
             "/proxies",
             {
                 "name": name,
-                "listen": f"127.0.0.1:{listen}",
+                "listen": "127.0.0.1:0",
                 "upstream": f"127.0.0.1:{upstream_port}",
                 "enabled": True,
             },
         )
-        return Proxy(self, name, listen)
+        return Proxy(self, name, int(created["listen"].rsplit(":", 1)[1]))
 
 
 class Proxy:
-    """One proxy: ``url`` is what workers connect to instead of Redis."""
+    """One proxy: clients connect to 127.0.0.1:``port`` instead of the upstream (``url``:
+    that address as a Redis URL, for a proxy in front of Redis)."""
 
     def __init__(self, server: ToxiproxyServer, name: str, port: int) -> None:
         self.server = server
@@ -163,5 +172,10 @@ class Proxy:
             self.remove(name)
 
     def set_enabled(self, enabled: bool) -> None:
-        """Disabled: every connection is closed and new ones are refused (Redis "down")."""
+        """Disabled: every connection is closed and new ones are refused (the upstream is
+        "down"); enabled again, it listens on the same port."""
         self.server.request("POST", f"/proxies/{self.name}", {"enabled": enabled})
+
+    def delete(self) -> None:
+        """Remove the proxy from the server (its port and connections close)."""
+        self.server.request("DELETE", f"/proxies/{self.name}")
