@@ -9,15 +9,25 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv redis-server chromium lint typecheck test test-unit test-redis demo demo-local clean manifests
+.PHONY: all venv lock redis-server chromium lint typecheck test test-unit test-redis demo demo-local clean manifests
 
 all: test
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml hack/install-venv.sh
-	PYTHON=$(PYTHON) sh hack/install-venv.sh $(VENV) -e '.[operator,test,dashboard]'
+# Exactly the versions in uv.lock (hack/install-venv.sh); re-made whenever the lock changes.
+$(VENV)/.installed: pyproject.toml uv.lock hack/install-venv.sh hack/uv/uv.sh hack/uv/requirements.txt
+	PYTHON=$(PYTHON) sh hack/install-venv.sh $(VENV) operator test dashboard
 	touch $@
+
+# The one command that updates the pins (docs/decisions/lock-file.md): uv.lock to the newest
+# versions pyproject.toml allows, and the bench peers' bench/requirements/*.txt from their
+# *.in. LOCK_ARGS= keeps every pin that still fits and only adds what pyproject.toml changed;
+# LOCK_ARGS='--upgrade-package redis' moves one package.
+LOCK_ARGS ?= --upgrade
+lock:
+	PYTHON=$(PYTHON) sh hack/uv/uv.sh lock $(LOCK_ARGS)
+	$(MAKE) --no-print-directory bench-lock
 
 # Debian's redis-server; tests start their own instance on a free loopback port.
 redis-server:

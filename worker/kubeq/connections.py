@@ -38,7 +38,12 @@ try:
     from redis.connection import HiredisRespSerializer
     from redis.utils import HIREDIS_AVAILABLE
 
-    _HIREDIS_SERIALIZER = HiredisRespSerializer() if HIREDIS_AVAILABLE else None
+    # typed in some redis-py releases, not in others: unused-ignore keeps both clean
+    _HIREDIS_SERIALIZER = (
+        HiredisRespSerializer()  # type: ignore[no-untyped-call, unused-ignore]
+        if HIREDIS_AVAILABLE
+        else None
+    )
 except ImportError:  # a redis-py without it: its own packer
     _HIREDIS_SERIALIZER = None
 
@@ -149,10 +154,11 @@ def sync_client(url: str | None = None, **extra: Any) -> redis.Redis:
     if target is not None:
         from redis.sentinel import Sentinel
 
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        # typed in newer redis-py releases only (so are the next two calls of this file)
+        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
         )
-        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
             target.service, **_master_options(target, extra)
         )
         return master
@@ -199,7 +205,7 @@ def _async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
     if target is not None:
         from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 
-        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call, unused-ignore]
             target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
         )
         amaster: redis.asyncio.Redis = sentinel.master_for(
