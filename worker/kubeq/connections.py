@@ -162,7 +162,9 @@ def sync_client(url: str | None = None, **extra: Any) -> redis.Redis:
             target.service, **_master_options(target, extra)
         )
         return master
-    return redis.Redis.from_url(resolved, **_options(extra))
+    # annotated: some redis-py releases (6.0) type from_url's client as Any
+    client: redis.Redis = redis.Redis.from_url(resolved, **_options(extra))
+    return client
 
 
 def hiredis_packing(client: Any) -> Any:
@@ -212,7 +214,9 @@ def _async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
             target.service, **_master_options(target, extra)
         )
         return amaster
-    return redis.asyncio.Redis.from_url(resolved, **_options(extra))
+    # annotated: redis-py before 7.2 types from_url's client as Any
+    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(resolved, **_options(extra))
+    return client
 
 
 def _sentinel_kwargs(target: SentinelTarget) -> dict[str, Any]:

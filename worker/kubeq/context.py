@@ -24,7 +24,7 @@ import contextvars
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 import redis
 
@@ -114,7 +114,10 @@ class JobContext:
     def _stored_meta(self) -> dict[str, Any]:
         if not self.base:
             return {}
-        raw = _client(self.redis_url).hget(f"{self.base}job:{self.id}", "meta")
+        # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+        raw = cast(
+            "bytes | None", _client(self.redis_url).hget(f"{self.base}job:{self.id}", "meta")
+        )
         try:
             meta = serialization.loads(raw) if raw else {}
         except ValueError:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import serialization
 from .errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNotFound, ResultTimeout
@@ -182,22 +182,27 @@ class Job:
 
     def status(self) -> Status:
         """The job's current status; ``unknown`` once its result has expired."""
-        raw = self.app.redis.hget(self._keys.job(self.id), "status")
+        # the casts of this class: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+        raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "status"))
         return _text(raw) or "unknown"  # type: ignore[return-value]
 
     async def astatus(self) -> Status:
         """``status`` for async code."""
-        raw = await self.app.aredis.hget(self._keys.job(self.id), "status")
+        raw = await cast(
+            "Awaitable[bytes | None]", self.app.aredis.hget(self._keys.job(self.id), "status")
+        )
         return _text(raw) or "unknown"  # type: ignore[return-value]
 
     def info(self) -> JobInfo:
         """Everything stored about the job."""
-        values = self.app.redis.hmget(self._keys.job(self.id), list(_FIELDS))
+        values = cast("list[Any]", self.app.redis.hmget(self._keys.job(self.id), list(_FIELDS)))
         return JobInfo.from_fields(self.id, self.queue, values)
 
     async def ainfo(self) -> JobInfo:
         """``info`` for async code."""
-        values = await self.app.aredis.hmget(self._keys.job(self.id), list(_FIELDS))
+        values = await cast(
+            "Awaitable[list[Any]]", self.app.aredis.hmget(self._keys.job(self.id), list(_FIELDS))
+        )
         return JobInfo.from_fields(self.id, self.queue, values)
 
     def edges(self) -> Edges:
@@ -211,11 +216,13 @@ class Job:
     def progress(self) -> Any:
         """What the task last reported with ``current_job().set_progress`` (None before it
         reported any). Kept after the job ends, for its result TTL."""
-        return _json(self.app.redis.hget(self._keys.job(self.id), "progress"), None)
+        raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "progress"))
+        return _json(raw, None)
 
     def meta(self) -> dict[str, Any]:
         """What the task stored with ``current_job().update_meta`` ({} before any)."""
-        result: dict[str, Any] = _json(self.app.redis.hget(self._keys.job(self.id), "meta"), {})
+        raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "meta"))
+        result: dict[str, Any] = _json(raw, {})
         return result
 
     def result(self, timeout: float | None = None) -> Any:
@@ -228,7 +235,8 @@ class Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         key, done = self._keys.job(self.id), self._keys.done(self.id)
         while True:
-            ended, value = self._ended(self.app.redis.hmget(key, _RESULT_FIELDS))
+            fields = cast("list[Any]", self.app.redis.hmget(key, _RESULT_FIELDS))
+            ended, value = self._ended(fields)
             if ended:
                 return value
             wait = self._wait(deadline, timeout, value)
@@ -253,7 +261,8 @@ class Job:
         key, done = self._keys.job(self.id), self._keys.done(self.id)
         client = self.app.aredis
         while True:
-            ended, value = self._ended(await client.hmget(key, _RESULT_FIELDS))
+            fields = await cast("Awaitable[list[Any]]", client.hmget(key, _RESULT_FIELDS))
+            ended, value = self._ended(fields)
             if ended:
                 return value
             wait = self._wait(deadline, timeout, value)
