@@ -10,8 +10,10 @@ COPY pyproject.toml uv.lock README.md ./
 COPY worker/ worker/
 COPY operator/ operator/
 # the same install step as `make venv` (the versions in uv.lock), without the editable flag
-# and the test extras; uv's download cache stays out of the layer
-RUN UV_NO_CACHE=1 sh hack/install-venv.sh /opt/kubeq --no-editable operator dashboard
+# and the test extras; uv's download cache stays out of the layer, and the bytecode is
+# compiled here, as the root filesystem is read-only at run time
+RUN UV_NO_CACHE=1 UV_COMPILE_BYTECODE=1 \
+    sh hack/install-venv.sh /opt/kubeq --no-editable operator dashboard
 
 FROM ${PYTHON_IMAGE}
 # set by the release build: --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD)

@@ -82,14 +82,14 @@ test-banner:
 	@echo "dependency range (mypy, ruff, tests/unit and a redis slice in each), Debian's"
 	@echo "redis-server, chromium and node packages, Kubernetes from source, the judges,"
 	@echo "Toxiproxy and the kubeq image (podman), then runs every test tier with pytest."
-	@echo "About 25-30 min cold (~7 of them building, ~4 the range venvs), ~20 min warm."
+	@echo "About 25-30 min cold (~7 of them building, ~3.5 the range tiers), ~20 min warm."
 	@if [ -f $(VENV)/.installed ] && ls -d $${XDG_CACHE_HOME:-$$HOME/.cache}/kubeq/k8s-* \
 	  >/dev/null 2>&1; then echo "(builds found cached: expect the warm time)"; \
 	else echo "(no cached builds found: expect the cold time)"; fi
 
 # The range pyproject.toml declares, at both ends (hack/test-range.sh): the lowest versions
 # it allows and the newest on PyPI, each in its own venv cached by content outside the
-# checkout. About 1.5 min per end warm, 2 cold.
+# checkout. About 2.5 min for both ends warm, 3.5 cold (nothing in uv's cache either).
 test-range: test-range-lowest test-range-highest
 test-range-lowest test-range-highest: redis-server
 	PYTHON=$(PYTHON) bash hack/test-range.sh $(@:test-range-%=%)
