@@ -21,7 +21,13 @@ for a in "$@"; do
     *) args="$args --extra $a" ;;
   esac
 done
+echo "installing the versions in uv.lock into $venv"
 # --locked: fail, rather than re-resolve, when uv.lock does not match pyproject.toml
 # shellcheck disable=SC2086 # $args is a list of words
 UV_PROJECT_ENVIRONMENT=$venv sh "$here/uv/uv.sh" sync --locked --quiet \
-  --python "$venv/bin/python" $args
+  --python "$venv/bin/python" $args || {
+  if ! sh "$here/uv/uv.sh" lock --check --quiet 2>/dev/null; then
+    echo "hack/install-venv.sh: uv.lock does not match pyproject.toml: run \`make lock\`" >&2
+  fi
+  exit 1
+}
