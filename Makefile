@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml uv.lock hack/install-venv.sh hack/uv/uv.sh ha
 LOCK_ARGS ?= --upgrade
 lock:
 	PYTHON=$(PYTHON) sh hack/uv/uv.sh lock $(LOCK_ARGS)
-	$(MAKE) --no-print-directory bench-lock
+	$(MAKE) --no-print-directory bench-lock BENCH_LOCK_ARGS='$(LOCK_ARGS)'
 
 # Debian's redis-server; tests start their own instance on a free loopback port.
 redis-server:
