@@ -5,10 +5,14 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY hack/install-venv.sh hack/install-venv.sh
-COPY pyproject.toml README.md ./
+COPY hack/uv/ hack/uv/
+COPY pyproject.toml uv.lock README.md ./
 COPY src/ src/
-# the same install step as `make venv`, without the editable flag and the test extras
-RUN sh hack/install-venv.sh /opt/kubeq ".[operator,dashboard]"
+# the same install step as `make venv` (the versions in uv.lock), without the editable flag
+# and the test extras; uv's download cache stays out of the layer, and the bytecode is
+# compiled here, as the root filesystem is read-only at run time
+RUN UV_NO_CACHE=1 UV_COMPILE_BYTECODE=1 \
+    sh hack/install-venv.sh /opt/kubeq --no-editable operator dashboard
 
 FROM ${PYTHON_IMAGE}
 # set by the release build: --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD)

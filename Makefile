@@ -9,15 +9,26 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all venv redis-server chromium lint typecheck test test-unit test-redis demo demo-local clean manifests
+.PHONY: all venv lock redis-server chromium lint typecheck test test-banner test-range \
+  test-range-lowest test-range-highest test-unit test-redis demo demo-local clean manifests
 
 all: test
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml hack/install-venv.sh
-	PYTHON=$(PYTHON) sh hack/install-venv.sh $(VENV) -e '.[operator,test,dashboard]'
+# Exactly the versions in uv.lock (hack/install-venv.sh); re-made whenever the lock changes.
+$(VENV)/.installed: pyproject.toml uv.lock hack/install-venv.sh hack/uv/uv.sh hack/uv/requirements.txt
+	PYTHON=$(PYTHON) sh hack/install-venv.sh $(VENV) operator test dashboard
 	touch $@
+
+# The one command that updates the pins (docs/decisions/lock-file.md): uv.lock to the newest
+# versions pyproject.toml allows, and the bench peers' bench/requirements/*.txt from their
+# *.in. LOCK_ARGS= keeps every pin that still fits and only adds what pyproject.toml changed;
+# LOCK_ARGS='--upgrade-package redis' moves one package.
+LOCK_ARGS ?= --upgrade
+lock:
+	PYTHON=$(PYTHON) sh hack/uv/uv.sh lock $(LOCK_ARGS)
+	$(MAKE) --no-print-directory bench-lock BENCH_LOCK_ARGS='$(LOCK_ARGS)'
 
 # Debian's redis-server; tests start their own instance on a free loopback port.
 redis-server:
@@ -65,7 +76,27 @@ test-faults: venv redis-server toxiproxy-bin
 image:
 	bash hack/image/build.sh
 
-test: venv redis-server chromium lint typecheck cluster-bin judges-bin toxiproxy-bin image node-deps
+# What `make test` builds and how long it takes, printed before anything starts. The times
+# are this project's 2-core machines: cold = nothing in ~/.cache/kubeq, the Go caches or .venv.
+test-banner:
+	@echo "make test builds the venv (exactly uv.lock), two venvs at the ends of the declared"
+	@echo "dependency range (mypy, ruff, tests/unit and a redis slice in each), Debian's"
+	@echo "redis-server, chromium and node packages, Kubernetes from source, the judges,"
+	@echo "Toxiproxy and the kubeq image (podman), then runs every test tier with pytest."
+	@echo "About 25-30 min cold (~7 of them building, ~3.5 the range tiers), ~20 min warm."
+	@if [ -f $(VENV)/.installed ] && ls -d $${XDG_CACHE_HOME:-$$HOME/.cache}/kubeq/k8s-* \
+	  >/dev/null 2>&1; then echo "(builds found cached: expect the warm time)"; \
+	else echo "(no cached builds found: expect the cold time)"; fi
+
+# The range pyproject.toml declares, at both ends (hack/test-range.sh): the lowest versions
+# it allows and the newest on PyPI, each in its own venv cached by content outside the
+# checkout. About 2.5 min for both ends warm, 3.5 cold (nothing in uv's cache either).
+test-range: test-range-lowest test-range-highest
+test-range-lowest test-range-highest: redis-server
+	PYTHON=$(PYTHON) bash hack/test-range.sh $(@:test-range-%=%)
+
+test: test-banner venv redis-server chromium lint typecheck test-range cluster-bin judges-bin \
+  toxiproxy-bin image node-deps
 	$(BIN)/pytest
 
 test-unit: venv

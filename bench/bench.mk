@@ -4,27 +4,39 @@
 #   make bench BENCH_QUICK=1   a few minutes: smaller sizes, one repetition, no cluster
 #   make bench BENCH_ARGS='--only kubeq,rq --skip-autoscale'   see bench/run.py --help
 # The peers live in venvs OUTSIDE the checkout, one per peer (their redis-py requirements
-# conflict: arq wants <6, Celery's kombu >=6.1), keyed by the hash of their pins in
+# conflict: arq wants <6, Celery's kombu >=6.1), keyed by the hash of their locked pins in
 # bench/requirements/*.txt, so a changed pin gets a fresh venv and the project venv and
-# `make test` never see them.
+# `make test` never see them. Each peer's release is chosen in bench/requirements/<peer>.in;
+# <peer>.txt is that compiled by uv, every package pinned with its hashes (`make lock`
+# refreshes it, `make bench-lock` alone too), and installed exactly (uv pip sync).
 BENCH_CACHE ?= $${XDG_CACHE_HOME:-$$HOME/.cache}/kubeq
 BENCH_PEERS := rq celery arq dramatiq tools
 BENCH_QUICK ?=
 BENCH_ARGS ?=
+BENCH_LOCK_ARGS ?= --upgrade
+# PEER-VENV-DIR PEER: the venv of a peer, installed from its lock when missing
+bench_venv = req=bench/requirements/$(2).txt; \
+	  h=$$(sha256sum $$req | cut -c1-12); \
+	  $(1)=$(BENCH_CACHE)/bench-$(2)-$$h; \
+	  if [ ! -f $$$(1)/.installed ]; then \
+	    echo "bench: installing $(2) into $$$(1)"; rm -rf $$$(1); \
+	    $(PYTHON) -m venv $$$(1); \
+	    sh hack/uv/uv.sh pip sync --quiet --require-hashes --python $$$(1)/bin/python $$req; \
+	    touch $$$(1)/.installed; \
+	  fi
 
-.PHONY: bench bench-venvs
+.PHONY: bench bench-venvs bench-lock
 
 bench-venvs:
 	@set -e; for p in $(BENCH_PEERS); do \
-	  req=bench/requirements/$$p.txt; \
-	  h=$$(sha256sum $$req | cut -c1-12); \
-	  v=$(BENCH_CACHE)/bench-$$p-$$h; \
-	  if [ ! -f $$v/.installed ]; then \
-	    echo "bench: installing $$p into $$v"; rm -rf $$v; \
-	    $(PYTHON) -m venv $$v; \
-	    $$v/bin/pip install -q --disable-pip-version-check -r $$req; \
-	    touch $$v/.installed; \
-	  fi; \
+	  $(call bench_venv,v,$$p); \
+	done
+
+bench-lock:
+	@set -e; for p in $(BENCH_PEERS); do \
+	  PYTHON=$(PYTHON) sh hack/uv/uv.sh pip compile --quiet --universal --python-version 3.11 \
+	    --generate-hashes --custom-compile-command 'make lock' $(BENCH_LOCK_ARGS) \
+	    bench/requirements/$$p.in -o bench/requirements/$$p.txt; \
 	done
 
 bench: venv redis-server bench-venvs
@@ -49,11 +61,7 @@ bench-chord: venv redis-server bench-venvs
 # cluster); the table and one PNG per trace land in bench/results/scaling/.
 .PHONY: scaling-sim
 scaling-sim: venv
-	@h=$$(sha256sum bench/requirements/tools.txt | cut -c1-12); v=$(BENCH_CACHE)/bench-tools-$$h; \
-	if [ ! -f $$v/.installed ]; then \
-	  echo "bench: installing tools into $$v"; rm -rf $$v; $(PYTHON) -m venv $$v; \
-	  $$v/bin/pip install -q --disable-pip-version-check -r bench/requirements/tools.txt; \
-	  touch $$v/.installed; fi; \
+	@set -e; $(call bench_venv,v,tools); \
 	$(PY) bench/scaling_sim.py --out bench/results/scaling --sweep --readme bench/README.md && \
 	$$v/bin/python bench/scaling_plot.py bench/results/scaling
 

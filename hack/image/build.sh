@@ -48,8 +48,9 @@ content_key() { # base image id + every input of the build, as one hash
   {
     echo "$base_id"
     cd "$ROOT"
-    find Dockerfile .dockerignore pyproject.toml README.md hack/install-venv.sh worker operator \
-      -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    find Dockerfile .dockerignore pyproject.toml README.md hack/install-venv.sh src \
+      uv.lock hack/uv \
+      -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-12
 }
 

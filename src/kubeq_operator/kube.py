@@ -35,11 +35,11 @@ def api_client() -> Any:
     global _api
     with _lock:
         if _api is None:
-            try:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
+            try:  # (newer kubernetes clients only type these two calls: unused-ignore)
+                config.load_incluster_config()  # type: ignore[no-untyped-call, unused-ignore]
                 _api = client.ApiClient()
             except config.ConfigException:
-                _api = config.new_client_from_config(persist_config=False)  # type: ignore[no-untyped-call]
+                _api = config.new_client_from_config(persist_config=False)  # type: ignore[no-untyped-call, unused-ignore]
             _api.configuration.connection_pool_maxsize = 32
         return _api
 

@@ -140,7 +140,7 @@ class RedisSource:
         keys = [QueueKeys.of(q, spec.redis.prefix).rate_limit for q in queues]
         async with client.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.hmget(key, "n", "ms", "b", "by")
+                pipe.hmget(key, ["n", "ms", "b", "by"])
             current = await pipe.execute()
         wanted = dict(spec.rate_limits)
         changes: list[str] = []

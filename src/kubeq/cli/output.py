@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 import orjson
@@ -45,7 +45,8 @@ class Context:
         self.app = App(redis_url, prefix=prefix)
 
     def all_queues(self) -> list[str]:
-        names = self.app.redis.smembers(queues_key(self.app.prefix))
+        # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+        names = cast("set[bytes]", self.app.redis.smembers(queues_key(self.app.prefix)))
         return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextvars
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 from kubeq import defaults, serialization
 from kubeq.errors import JobAborted, LeaseLost, SoftTimeLimitExceeded
@@ -114,7 +114,11 @@ class JobContext:
     def _stored_meta(self) -> dict[str, Any]:
         if not self.base:
             return {}
-        raw = connections.shared_client(self.redis_url).hget(f"{self.base}job:{self.id}", "meta")
+        # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+        raw = cast(
+            "bytes | None",
+            connections.shared_client(self.redis_url).hget(f"{self.base}job:{self.id}", "meta"),
+        )
         try:
             meta = serialization.loads(raw) if raw else {}
         except ValueError:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, cast
 
 from kubeq import serialization
 from kubeq.errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNotFound, ResultTimeout
@@ -51,22 +51,27 @@ class Job:
 
     def status(self) -> Status:
         """The job's current status; ``unknown`` once its result has expired."""
-        raw = self.app.redis.hget(self._keys.job(self.id), "status")
+        # the casts of this class: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+        raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "status"))
         return text(raw) or "unknown"  # type: ignore[return-value]
 
     async def astatus(self) -> Status:
         """``status`` for async code."""
-        raw = await self.app.aredis.hget(self._keys.job(self.id), "status")
+        raw = await cast(
+            "Awaitable[bytes | None]", self.app.aredis.hget(self._keys.job(self.id), "status")
+        )
         return text(raw) or "unknown"  # type: ignore[return-value]
 
     def info(self) -> JobInfo:
         """Everything stored about the job."""
-        values = self.app.redis.hmget(self._keys.job(self.id), list(JOB_FIELDS))
+        values = cast("list[Any]", self.app.redis.hmget(self._keys.job(self.id), list(JOB_FIELDS)))
         return JobInfo.from_fields(self.id, self.queue, values)
 
     async def ainfo(self) -> JobInfo:
         """``info`` for async code."""
-        values = await self.app.aredis.hmget(self._keys.job(self.id), list(JOB_FIELDS))
+        values = await cast(
+            "Awaitable[list[Any]]", self.app.aredis.hmget(self._keys.job(self.id), list(JOB_FIELDS))
+        )
         return JobInfo.from_fields(self.id, self.queue, values)
 
     def edges(self) -> Edges:
@@ -78,13 +83,13 @@ class Job:
     def progress(self) -> Any:
         """What the task last reported with ``current_job().set_progress`` (None before it
         reported any). Kept after the job ends, for its result TTL."""
-        return stored_json(self.app.redis.hget(self._keys.job(self.id), "progress"), None)
+        raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "progress"))
+        return stored_json(raw, None)
 
     def meta(self) -> dict[str, Any]:
         """What the task stored with ``current_job().update_meta`` ({} before any)."""
-        result: dict[str, Any] = stored_json(
-            self.app.redis.hget(self._keys.job(self.id), "meta"), {}
-        )
+        raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "meta"))
+        result: dict[str, Any] = stored_json(raw, {})
         return result
 
     def result(self, timeout: float | None = None) -> Any:
@@ -97,7 +102,8 @@ class Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         key, done = self._keys.job(self.id), self._keys.done(self.id)
         while True:
-            ended, value = self._ended(self.app.redis.hmget(key, RESULT_FIELDS))
+            fields = cast("list[Any]", self.app.redis.hmget(key, RESULT_FIELDS))
+            ended, value = self._ended(fields)
             if ended:
                 return value
             wait = self._wait(deadline, timeout, value)
@@ -122,7 +128,8 @@ class Job:
         key, done = self._keys.job(self.id), self._keys.done(self.id)
         client = self.app.aredis
         while True:
-            ended, value = self._ended(await client.hmget(key, RESULT_FIELDS))
+            fields = await cast("Awaitable[list[Any]]", client.hmget(key, RESULT_FIELDS))
+            ended, value = self._ended(fields)
             if ended:
                 return value
             wait = self._wait(deadline, timeout, value)

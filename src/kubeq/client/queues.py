@@ -7,7 +7,7 @@ one ``enqueue.lua`` call per queue, all pipelined, so a thousand jobs cost one r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from kubeq.client.jobs import Job
 from kubeq.client.tasks import Enqueuer, Task, task_name
@@ -139,7 +139,11 @@ class Queue:
 
     def rate_limit(self) -> RateLimit | None:
         """The queue's rate limit, or None."""
-        n, ms, b = self.app.redis.hmget(self.keys.rate_limit, ["n", "ms", "b"])
+        # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+        fields = cast(
+            "list[bytes | None]", self.app.redis.hmget(self.keys.rate_limit, ["n", "ms", "b"])
+        )
+        n, ms, b = fields
         if n is None or ms is None:
             return None
         return RateLimit(int(n), int(ms), int(b or 1))
@@ -171,7 +175,8 @@ class Queue:
         raw: list[bytes] = self.app.redis.zrevrange(self.keys.dead, 0, end)  # type: ignore[assignment]
         pipe = self.app.redis.pipeline(transaction=False)
         for job_id in raw:  # the id as stored, even if it is not valid UTF-8
-            pipe.hmget(self.keys.base.encode() + b"job:" + job_id, list(JOB_FIELDS))
+            key = self.keys.base.encode() + b"job:" + job_id  # (redis-py < 8.0 types it str)
+            pipe.hmget(key, list(JOB_FIELDS))  # type: ignore[arg-type, unused-ignore]
         infos = []
         for job_id, read in zip(raw, pipe.execute(raise_on_error=False), strict=True):
             values: list[Any] = read

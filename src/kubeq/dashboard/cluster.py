@@ -25,13 +25,13 @@ def connect(kubeconfig: str | None = None) -> Any | None:
         from kubernetes import client, config  # noqa: PLC0415 - optional (kubeq[dashboard])
     except ImportError:
         return None
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    try:  # (newer kubernetes clients only type these two calls: unused-ignore)
+        config.load_incluster_config()  # type: ignore[no-untyped-call, unused-ignore]
         return client.ApiClient()
     except config.ConfigException:
         pass
     try:
-        return config.new_client_from_config(  # type: ignore[no-untyped-call]
+        return config.new_client_from_config(  # type: ignore[no-untyped-call, unused-ignore]
             config_file=kubeconfig, persist_config=False
         )
     except (config.ConfigException, OSError, TypeError):

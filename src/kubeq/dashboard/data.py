@@ -10,7 +10,7 @@ dashboard shows exactly what the API would.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from kubeq import defaults, serialization
 from kubeq.client.app import App
@@ -82,7 +82,9 @@ class Reader:
         self.app = app
 
     def queue_names(self) -> list[str]:
-        return sorted(text(n) for n in self.app.redis.smembers(queues_key(self.app.prefix)))
+        # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+        names = cast("set[bytes]", self.app.redis.smembers(queues_key(self.app.prefix)))
+        return sorted(text(n) for n in names)
 
     def _hashes(self, keys: QueueKeys, ids: list[str]) -> list[list[Any]]:
         pipe = self.app.redis.pipeline(transaction=False)

@@ -63,7 +63,8 @@ def _cluster_options(target: ClusterTarget, base: dict[str, Any]) -> dict[str, A
 
 def sync_cluster(target: ClusterTarget, base: dict[str, Any]) -> redis.cluster.RedisCluster:
     """redis-py's RedisCluster for the parsed URL (bytes responses)."""
-    return redis.cluster.RedisCluster(
+    # annotated: redis-py before 6.4 types the constructed client as Any
+    client: redis.cluster.RedisCluster = redis.cluster.RedisCluster(
         startup_nodes=[
             redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
             for h, p in target.nodes
@@ -71,17 +72,19 @@ def sync_cluster(target: ClusterTarget, base: dict[str, Any]) -> redis.cluster.R
         require_full_coverage=False,  # queues on healthy masters go on during a failover
         **_cluster_options(target, base),
     )
+    return client
 
 
 def async_cluster(
     target: ClusterTarget, base: dict[str, Any]
 ) -> redis.asyncio.cluster.RedisCluster:
     """redis-py's asyncio RedisCluster for the parsed URL (bytes responses)."""
-    return redis.asyncio.cluster.RedisCluster(
+    client: redis.asyncio.cluster.RedisCluster = redis.asyncio.cluster.RedisCluster(
         startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
         require_full_coverage=False,
         **_cluster_options(target, base),
     )
+    return client
 
 
 def is_cluster(client: Any) -> bool:

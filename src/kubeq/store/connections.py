@@ -44,7 +44,12 @@ try:
     from redis.connection import HiredisRespSerializer
     from redis.utils import HIREDIS_AVAILABLE
 
-    _HIREDIS_SERIALIZER = HiredisRespSerializer() if HIREDIS_AVAILABLE else None
+    # typed in some redis-py releases, not in others: unused-ignore keeps both clean
+    _HIREDIS_SERIALIZER = (
+        HiredisRespSerializer()  # type: ignore[no-untyped-call, unused-ignore]
+        if HIREDIS_AVAILABLE
+        else None
+    )
 except ImportError:  # a redis-py without it: its own packer
     _HIREDIS_SERIALIZER = None
 
@@ -73,14 +78,17 @@ def sync_client(url: str | None = None, **extra: Any) -> redis.Redis:
         return cast(redis.Redis, rediscluster.sync_cluster(cluster, _options(extra)))
     target = parse_sentinel_url(resolved)
     if target is not None:
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        # typed in newer redis-py releases only (so are the next two calls of this file)
+        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
         )
-        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
             target.service, **_master_options(target, extra)
         )
         return master
-    return redis.Redis.from_url(resolved, **_options(extra))
+    # annotated: some redis-py releases (6.0) type from_url's client as Any
+    client: redis.Redis = redis.Redis.from_url(resolved, **_options(extra))
+    return client
 
 
 def hiredis_packing(client: Any) -> Any:
@@ -121,14 +129,16 @@ def _async_client(url: str | None = None, **extra: Any) -> redis.asyncio.Redis:
         return cast(redis.asyncio.Redis, rediscluster.async_cluster(cluster, _options(extra)))
     target = parse_sentinel_url(resolved)
     if target is not None:
-        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call, unused-ignore]
             target.sentinels, sentinel_kwargs=_sentinel_kwargs(target), **_sentinel_options()
         )
         amaster: redis.asyncio.Redis = sentinel.master_for(
             target.service, **_master_options(target, extra)
         )
         return amaster
-    return redis.asyncio.Redis.from_url(resolved, **_options(extra))
+    # annotated: redis-py before 7.2 types from_url's client as Any
+    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(resolved, **_options(extra))
+    return client
 
 
 def _sentinel_kwargs(target: SentinelTarget) -> dict[str, Any]:

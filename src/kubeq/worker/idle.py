@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
 import redis.asyncio
 
@@ -74,4 +75,5 @@ class WakeWaits:
         self._waits = []
 
     async def _blpop(self, keys: list[str]) -> Any:
-        return await self._redis.blpop(keys, timeout=BLOCK_SECONDS)
+        # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+        return await cast("Awaitable[Any]", self._redis.blpop(keys, timeout=BLOCK_SECONDS))

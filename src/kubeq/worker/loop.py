@@ -25,7 +25,8 @@ import logging
 import signal
 import time
 import traceback
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
@@ -96,7 +97,9 @@ class Worker(Upkeep):
     async def _register(self) -> None:
         while not self._stopping:
             try:
-                await self._redis.sadd(queues_key(self.settings.prefix), *self.settings.queues)
+                # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+                added = self._redis.sadd(queues_key(self.settings.prefix), *self.settings.queues)
+                await cast("Awaitable[object]", added)
                 self._redis_up()
                 return
             except REDIS_DOWN as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from kubeq import defaults, serialization
 from kubeq.store.backend import Backend
@@ -71,7 +71,9 @@ _FIELDS = ["parents", "children", "parents_more", "children_more", "status", *KI
 def read_edges(app: Backend, queue: str, job_id: str) -> Edges:
     """Two round trips: the job's recorded edges, then each neighbour's status."""
     keys = QueueKeys.of(queue, app.prefix)
-    raw = dict(zip(_FIELDS, app.redis.hmget(keys.job(job_id), _FIELDS), strict=True))
+    # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+    values = cast("list[Any]", app.redis.hmget(keys.job(job_id), _FIELDS))
+    raw = dict(zip(_FIELDS, values, strict=True))
     parents = _split(raw["parents"])
     children = _split(raw["children"])
     pending: dict[tuple[str, str], str] = {}
