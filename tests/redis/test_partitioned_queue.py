@@ -142,13 +142,11 @@ def test_the_cli_acts_on_every_partition_of_a_queue(
     assert out.returncode == 0, out.stderr
     assert "at most 2/s per partition (3 partitions)" in out.stdout
     assert q.stats().rate_limit == 6
-    assert "at most 2/s per partition" in run(redis_url, "limit", "pq").stdout
+    assert run(redis_url, "limit", "pq").stdout == "pq: 2/s per partition (3 partitions)\n"
     assert run(redis_url, "limit", "pq", "--clear").returncode == 0
     assert q.stats().rate_limit == 0
     assert run(redis_url, "pause", "pq").returncode == 0
-    assert q.is_paused() and all(
-        r.exists(QueueKeys.of(p).paused) for p in ("pq#0", "pq#1", "pq#2")
-    )
+    assert q.is_paused() and all(r.exists(QueueKeys.of(p).paused) for p in ("pq#0", "pq#1", "pq#2"))
     assert run(redis_url, "resume", "pq").returncode == 0
     assert not q.stats().paused
     failed = app.enqueue_many([qtasks.part_fail.s(str(i)) for i in range(6)])
