@@ -44,15 +44,24 @@ def test_callbacks_and_chain_links_of_a_partitioned_queue_run_in_its_partitions(
     redis_url: str, start_worker: StartWorker, r: redis.Redis
 ) -> None:
     app = kubeq.App(redis_url, partitions={"pq": 3})
-    start_worker("--queue", "pq", "--concurrency", "4")
     parents = app.enqueue_many(
         [qtasks.part_add.s(i, 1).set(on_success=qtasks.part_note.s("cb")) for i in range(8)]
     )
+    # before the hand-off, `kubeq job` shows each callback in the partition it will run in
+    (pending,) = parents[0].edges().children
+    assert pending.status == "not enqueued" and pending.queue.startswith("pq#")
+    start_worker("--queue", "pq", "--concurrency", "4")
     assert [p.result(timeout=30) for p in parents] == [i + 1 for i in range(8)]
     wait_until(lambda: r.llen("test:notes:cb") == 8, timeout=20, what="8 callbacks ran")
     notes = sorted(n.decode().split() for n in r.lrange("test:notes:cb", 0, -1))
     assert sorted(int(result) for result, _ in notes) == list(range(1, 9))
     assert {queue for _, queue in notes} <= {"pq#0", "pq#1", "pq#2"}
+    (handed_off,) = parents[0].edges().children
+    assert (handed_off.queue, handed_off.id, handed_off.status) == (
+        pending.queue,
+        pending.id,
+        "finished",
+    )
     # a chain's handle knows where each link runs before it exists
     chained = kubeq.chain(
         qtasks.part_add.s(1, 2), qtasks.part_add.s(10), qtasks.part_add.s(100)

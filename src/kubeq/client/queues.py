@@ -29,11 +29,6 @@ __all__ = ["Queue", "TaskRef", "new_job_id"]
 class QueueApp(Backend, Enqueuer, Protocol):
     """What a Queue needs of its App (``kubeq.App`` is one)."""
 
-    @property
-    def partitioner(self) -> partitions.Partitioner:
-        """How the App spreads each queue's jobs over its partitions."""
-        ...
-
 
 class Queue:
     """A handle on one named queue of an App."""
