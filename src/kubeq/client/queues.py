@@ -206,7 +206,7 @@ class Queue:
         given = list(ids) if ids is not None else None
         done = 0
         for keys in self._keys():
-            chosen = given if given is not None else [text(i) for _, i in self._dead_of(keys)]
+            chosen = given if given is not None else self._dead_ids_of(keys)
             for start in range(0, len(chosen), 500):
                 batch = chosen[start : start + 500]
                 done += int(
@@ -214,9 +214,9 @@ class Queue:
                 )
         return done
 
-    def _dead_of(self, keys: QueueKeys) -> list[tuple[QueueKeys, bytes]]:
+    def _dead_ids_of(self, keys: QueueKeys) -> list[str]:
         ids: list[bytes] = self.app.redis.zrevrange(keys.dead, 0, -1)  # type: ignore[assignment]
-        return [(keys, i) for i in ids]
+        return [text(i) for i in ids]
 
     def requeue_dead(self, ids: Iterable[str] | None = None) -> int:
         """Put dead letters (all, or these ids) back to run, with fresh attempt counts."""
