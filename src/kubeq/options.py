@@ -336,3 +336,21 @@ def key_from_args(task: str, func: Callable[..., str], args: Any, kwargs: Any) -
             f"{type(exc).__name__}: {exc}"
         ) from None
     return check_limit_key(key, f"task {task!r}: the key its limit_key function returned")
+
+
+def limit_slot(call: Call, opts: TaskOptions) -> tuple[str, int] | None:
+    """The concurrency-limit slot of a call: its key (``k:<limit key>``, or ``t:<task>`` for a
+    task-wide limit) and how many jobs of that key may run at once; None when no concurrency
+    limit applies. The call's own options win over the task's ``opts``."""
+    key = call.limit_key
+    if key is None and opts.limit_key is not None:
+        key = key_from_args(call.task, opts.limit_key, call.args, call.kwargs)
+    limit = call.concurrency_limit or opts.concurrency_limit
+    if limit is None:
+        if key is not None:
+            raise ValueError(
+                f"task {call.task!r}: limit_key={key!r} needs the task to declare "
+                "concurrency_limit=N (@app.task(concurrency_limit=2))"
+            )
+        return None
+    return (f"k:{key}" if key is not None else f"t:{call.task}", limit)

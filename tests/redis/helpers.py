@@ -34,3 +34,18 @@ def tally_marks(marks: Path, jobs: int) -> tuple[list[int], int, float]:
     lost = [i for i in range(jobs) if runs[i] == 0]
     twice = sum(1 for n in runs.values() if n > 1)
     return lost, twice, stall
+
+
+def max_running(spans: list[bytes]) -> int:
+    """The most jobs running at once, from their recorded "s|e <ms> <id>" starts and ends (an
+    end at the same millisecond as a start counts first: the slot was freed before it was
+    taken)."""
+    events = []
+    for raw in spans:
+        kind, at, _ = raw.decode().split()
+        events.append((int(at), 0 if kind == "e" else 1))
+    running = best = 0
+    for _, is_start in sorted(events):
+        running += 1 if is_start else -1
+        best = max(best, running)
+    return best

@@ -307,6 +307,39 @@ def part_add(x: int, y: int) -> int:
     return x + y
 
 
+@partitioned.task(queue="pq")
+def part_note(result: Any, tag: str) -> None:
+    """A callback on the partitioned queue: records what it received and where it ran."""
+    r().rpush(f"test:notes:{tag}", f"{result} {kubeq.current_job().queue}")
+
+
+@partitioned.task(queue="pq", max_attempts=1)
+def part_fail(tag: str) -> None:
+    raise RuntimeError(f"part_fail {tag}")
+
+
+def _span(tag: str, key: str, seconds: float) -> None:
+    """Record this job's start and end (Redis time) under test:span:<tag>:<key>."""
+    job = kubeq.current_job()
+    sec, usec = r().time()
+    r().rpush(f"test:span:{tag}:{key}", f"s {sec * 1000 + usec // 1000} {job.id}")
+    time.sleep(seconds)
+    sec, usec = r().time()
+    r().rpush(f"test:span:{tag}:{key}", f"e {sec * 1000 + usec // 1000} {job.id}")
+
+
+@partitioned.task(queue="pq", concurrency_limit=1, max_attempts=1)
+def part_limited(tag: str, seconds: float) -> None:
+    _span(tag, "all", seconds)
+
+
+@partitioned.task(
+    queue="pq", concurrency_limit=1, max_attempts=1, limit_key=lambda tag, key, seconds: key
+)
+def part_keyed(tag: str, key: str, seconds: float) -> None:
+    _span(tag, key, seconds)
+
+
 # -- job context: progress and meta (issue 11) --
 
 

@@ -7,11 +7,12 @@ import collections
 import pytest
 
 from kubeq import App
-from kubeq.options import Call
+from kubeq.options import Call, TaskOptions
 from kubeq.store.keys import QueueKeys, validate_queue_name
-from kubeq.store.partitions import Partitioner, combine, names, parent
+from kubeq.store.partitions import Partitioner, combine, names, parent, registered
 from kubeq.store.stats import QueueStats
 from kubeq.worker.fetch import FetchRouter
+from kubeq.workflows.callbacks import decode_callback, encode_callback
 
 
 def test_partitions_are_named_apart_from_any_queue_a_user_can_name() -> None:
@@ -32,6 +33,29 @@ def test_round_robin_spreads_calls_evenly_and_a_key_keeps_its_partition() -> Non
     same_id = {p.route("orders", Call("t", job_id="order-1")) for _ in range(10)}
     assert len(same_id) == 1  # de-duplication by job id still finds the live job
     assert p.route("other", Call("t")) == "other"
+
+
+def test_a_concurrency_limited_call_goes_to_the_partition_of_its_limit_key() -> None:
+    p = Partitioner({"orders": 8})
+    task_wide = TaskOptions(concurrency_limit=1)
+    placed = {p.route("orders", Call("t"), task_wide) for _ in range(40)}
+    assert len(placed) == 1  # every job of the task shares the slots of one partition
+    keyed = {p.route("orders", Call("t", limit_key="a", concurrency_limit=2)) for _ in range(40)}
+    by_fn = TaskOptions(concurrency_limit=2, limit_key=lambda x: x)
+    assert {p.route("orders", Call("t", ("a",)), by_fn) for _ in range(40)} == keyed
+    # the limit key wins over the partition key and the job id
+    assert p.route("orders", Call("t", partition_key="z", job_id="j"), task_wide) in placed
+
+
+def test_a_callback_keeps_its_partition_key() -> None:
+    call = Call("t", partition_key="customer-7")
+    assert decode_callback(encode_callback(call, "on_success")).partition_key == "customer-7"
+
+
+def test_the_partitions_of_a_queue_are_found_among_known_names() -> None:
+    known = ["orders#10", "orders", "orders#2", "orders#0", "orders2#1", "other", "orders#x"]
+    assert registered("orders", known) == ["orders#0", "orders#2", "orders#10"]
+    assert registered("other", known) == []
 
 
 @pytest.mark.parametrize("bad", [0, -1, 257, 2.5, "4", True])

@@ -27,6 +27,7 @@ from kubeq.cli.worker import worker
 from kubeq.client.app import Call
 from kubeq.errors import KubeqError
 from kubeq.store import urls
+from kubeq.store.partitions import registered
 from kubeq.store.stats import QueueStats, read_stats
 
 
@@ -106,7 +107,10 @@ def stats(
     """Backlog, in flight, delayed, dead, oldest job's age and workers, per queue."""
 
     def read() -> list[QueueStats]:
-        return read_stats(obj.app.redis, list(queues) or obj.all_queues(), obj.app.prefix)
+        known = obj.all_queues()
+        # a partitioned queue named by --queue is listed as its partitions
+        chosen = [p for q in queues for p in (registered(q, known) or [q])] or known
+        return read_stats(obj.app.redis, chosen, obj.app.prefix)
 
     if output == "json":
         if watch:
@@ -188,7 +192,7 @@ def purge(obj: Context, queue: str, yes: bool) -> None:
     """Delete every waiting job of QUEUE (running jobs and dead letters stay)."""
     if not yes:
         click.confirm(f"Delete every waiting job of {queue!r}?", abort=True)
-    click.echo(f"purged {obj.app.queue(queue).purge()} jobs from {queue}")
+    click.echo(f"purged {obj.queue(queue).purge()} jobs from {queue}")
 
 
 @cli.command()
@@ -196,7 +200,7 @@ def purge(obj: Context, queue: str, yes: bool) -> None:
 @pass_ctx
 def pause(obj: Context, queue: str) -> None:
     """Workers take no new job from QUEUE (running jobs finish; enqueue goes on)."""
-    obj.app.queue(queue).pause()
+    obj.queue(queue).pause()
     click.echo(f"paused {queue}")
 
 
@@ -205,7 +209,7 @@ def pause(obj: Context, queue: str) -> None:
 @pass_ctx
 def resume(obj: Context, queue: str) -> None:
     """Undo `kubeq pause QUEUE`."""
-    obj.app.queue(queue).resume()
+    obj.queue(queue).resume()
     click.echo(f"resumed {queue}")
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from kubeq import defaults
 from kubeq.cli.output import Context, console, emit_json, id_column, output_option, pass_ctx, when
+from kubeq.client.queues import Queue
 from kubeq.store.jobfields import JobInfo
 from kubeq.workflows.edges import Edges
 
@@ -144,7 +145,7 @@ def dlq_list(
     infos = [
         info
         for name in _queues(obj, queue_arg, queue)
-        for info in obj.app.queue(name).dead_letters(limit)
+        for info in obj.queue(name).dead_letters(limit)
     ]
     if output == "json":
         emit_json(infos)
@@ -195,7 +196,7 @@ def _dead_action(
         raise click.UsageError("give job ids, or --all")
     total = 0
     for name in _queues(obj, queue):
-        q = obj.app.queue(name)
+        q = obj.queue(name)
         chosen = list(ids) if ids else None
         total += q.requeue_dead(chosen) if action == "requeue" else q.purge_dead(chosen)
     verb = "re-queued" if action == "requeue" else "purged"
@@ -230,17 +231,24 @@ def dlq_purge(obj: Context, job_ids: Sequence[str], queue: str | None, all_: boo
 def limit(obj: Context, queue: str, rate: str | None, clear: bool) -> None:
     """Limit how fast QUEUE's jobs start, across every worker: RATE is like 20/s, 100/m or
     1000/h. Without RATE, print the current limit."""
-    q = obj.app.queue(queue)
+    q = obj.queue(queue)
     if clear:
         q.set_rate_limit(None)
         click.echo(f"{queue}: no rate limit")
         return
     if rate is None:
         current = q.rate_limit()
-        click.echo(f"{queue}: {current if current else 'no rate limit'}")
+        shown = f"{current}{_per_partition(q)}" if current else "no rate limit"
+        click.echo(f"{queue}: {shown}")
         return
     try:
         q.set_rate_limit(rate)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="RATE") from None
-    click.echo(f"{queue}: at most {q.rate_limit() or rate}")
+    click.echo(f"{queue}: at most {q.rate_limit() or rate}{_per_partition(q)}")
+
+
+def _per_partition(q: Queue) -> str:
+    """How a partitioned queue's limit reads: it holds on each partition."""
+    n = len(q.partitions)
+    return f" per partition ({n} partitions)" if n > 1 else ""

@@ -21,7 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from kubeq.client.app import App
+from kubeq.client.queues import Queue
 from kubeq.store.keys import queues_key
+from kubeq.store.partitions import registered
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +50,12 @@ class Context:
         # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
         names = cast("set[bytes]", self.app.redis.smembers(queues_key(self.app.prefix)))
         return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+
+    def queue(self, name: str) -> Queue:
+        """The queue a command names: a partitioned queue (``orders``, whose jobs are in
+        ``orders#0``..) with every partition the queue set lists, as the command knows no
+        App's partitions; ``orders#3`` names one partition."""
+        return Queue(self.app, name, registered(name, self.all_queues()))
 
 
 pass_ctx = click.make_pass_decorator(Context)

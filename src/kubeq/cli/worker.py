@@ -113,13 +113,22 @@ def worker(
     except (ImportError, ValueError) as exc:
         raise click.UsageError(f"cannot load tasks from {tasks_module!r}: {exc}") from exc
     chosen = list(queues) or list(dict.fromkeys(t.options.queue for t in tasks.values()))
-    # a queue the tasks' App partitions (App(partitions=...)) is consumed in all its partitions
+    # a queue the tasks' App partitions (App(partitions=...)) is consumed in all its partitions,
+    # and the follow-ups this worker hands off to one go to the partition an enqueue would
+    partitioned: dict[str, int] = {}
     for app in {id(t.app): t.app for t in tasks.values()}.values():
         if isinstance(app, App):
             chosen = list(dict.fromkeys(app.partitioner.expand(chosen)))
+            for queue, n in app.partitioner.partitions.items():
+                if partitioned.setdefault(queue, n) != n:
+                    raise click.UsageError(
+                        f"the Apps of {tasks_module!r} give queue {queue!r} "
+                        f"{partitioned[queue]} and {n} partitions: declare one count"
+                    )
     settings = WorkerSettings(
         tasks_module=tasks_module,
         queues=chosen,
+        partitions=partitioned,
         concurrency=concurrency,
         prefetch_ms=prefetch_ms,
         pool=pool,

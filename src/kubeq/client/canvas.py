@@ -5,7 +5,8 @@ whose ``on_success`` is ``c``: each result becomes the next link's first argumen
 links take none), and each link is handed off by the worker that ended the one before
 (``handoff.py``), so links may live on different queues and a crash between two links
 loses nothing. Each link's job id is derived from the one before (``callbacks.callback_id``),
-so the handle knows every job of the chain from the first id alone, before they exist.
+so the handle knows every job of the chain from the first id alone, before they exist (and,
+on a partitioned queue, its partition: the hand-off routes the link as an enqueue would).
 ``cancel()`` cancels the links not started and leaves tombstones (``cancel.lua``) for the
 ones not enqueued yet, which their hand-off then finds: nothing not started starts after it.
 A group is one ``enqueue_many``; a chord is a group plus its callback enqueued with
@@ -95,8 +96,13 @@ class ChainResult:
         self.id = first.id
         jobs = [first]
         for link in links[1:]:
-            queue = link.queue or app.defaults_for(link.task).queue
-            jobs.append(Job(app, queue, callback_id(jobs[-1].id, "on_success")))
+            options = app.defaults_for(link.task)
+            job_id = callback_id(jobs[-1].id, "on_success")
+            # on a partitioned queue, the partition the hand-off will choose for this id
+            queue = app.partitioner.route(
+                link.queue or options.queue, link.set(job_id=job_id), options
+            )
+            jobs.append(Job(app, queue, job_id))
         self.jobs = jobs
 
     def __repr__(self) -> str:

@@ -28,7 +28,7 @@ from kubeq.options import (
     check_seconds,
     check_timeout,
     expires_spec,
-    key_from_args,
+    limit_slot,
     plain_template,
 )
 from kubeq.retry import RetryPolicy
@@ -140,13 +140,14 @@ def plan_enqueue(
     prefix: str = defaults.PREFIX,
     defaults_for: Callable[[str], TaskOptions] | None = None,
     queue: str | None = None,
-    route: Callable[[str, Call], str] | None = None,
+    route: Callable[[str, Call, TaskOptions], str] | None = None,
     once: bool = False,
     sink: PlanSink | None = None,
 ) -> EnqueuePlan:
     """Validate and lay out ``calls``. ``defaults_for(task_name)`` gives a task's options
-    (an App's registry); ``queue`` forces every call onto one queue; ``route(queue, call)``
-    names the partition of a partitioned queue that takes the call (``partitions``). ``once``
+    (an App's registry); ``queue`` forces every call onto one queue; ``route(queue, call,
+    options)`` names the partition of a partitioned queue that takes the call (``Partitioner
+    .route``, which a callback's hand-off uses too). ``once``
     makes a job whose id exists in any state (even ended) a duplicate: a callback's hand-off,
     redone after a crash, never runs it twice.
 
@@ -200,7 +201,7 @@ def plan_enqueue(
                 plain[id(template)] = (template, name, tail)
                 template.planned = (opts, queue, once, name, tail)
         if route is not None:  # a partitioned queue: the partition that takes this call
-            name = route(name, call)
+            name = route(name, call, options_of(call.task))
         names.append(name)
         tails.append(tail)
         given.append(call.job_id)
@@ -279,17 +280,9 @@ def control_fields(call: Call, opts: TaskOptions, once: bool = False) -> bytes:
     rate = call.rate_limit or opts.rate_limit
     if rate is not None:
         out.update(rl_key=call.task, rl_n=rate.count, rl_ms=rate.period_ms, rl_b=rate.burst)
-    key = call.limit_key
-    if key is None and opts.limit_key is not None:
-        key = key_from_args(call.task, opts.limit_key, call.args, call.kwargs)
-    limit = call.concurrency_limit or opts.concurrency_limit
-    if key is not None and limit is None:
-        raise ValueError(
-            f"task {call.task!r}: limit_key={key!r} needs the task to declare "
-            "concurrency_limit=N (@app.task(concurrency_limit=2))"
-        )
-    if limit is not None:
-        out.update(cl_key=f"k:{key}" if key is not None else f"t:{call.task}", cl_n=limit)
+    slot = limit_slot(call, opts)
+    if slot is not None:
+        out.update(cl_key=slot[0], cl_n=slot[1])
     expires = call.expires if call.expires is not None else opts.expires
     if expires is not None:
         out.update(expires=expires_spec(expires))

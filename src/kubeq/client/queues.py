@@ -2,6 +2,8 @@
 
 Every enqueue, single or bulk, goes through ``App.enqueue_many`` (the plan of ``enqueue``):
 one ``enqueue.lua`` call per queue, all pipelined, so a thousand jobs cost one round trip.
+A partitioned queue is one queue here: every method acts on all its partitions (the App's,
+or those given by the ``kubeq`` command, which finds them in Redis).
 """
 
 from __future__ import annotations
@@ -27,19 +29,16 @@ __all__ = ["Queue", "TaskRef", "new_job_id"]
 class QueueApp(Backend, Enqueuer, Protocol):
     """What a Queue needs of its App (``kubeq.App`` is one)."""
 
-    @property
-    def partitioner(self) -> partitions.Partitioner:
-        """How the App spreads each queue's jobs over its partitions."""
-        ...
-
 
 class Queue:
     """A handle on one named queue of an App."""
 
-    def __init__(self, app: QueueApp, name: str) -> None:
+    def __init__(self, app: QueueApp, name: str, parts: Sequence[str] | None = None) -> None:
+        """``parts``: the queues holding its jobs when the App does not declare them."""
         self.app = app
         self.name = name
         self.keys = QueueKeys.of(name, app.prefix)
+        self._parts = list(parts) if parts else None
 
     def __repr__(self) -> str:
         return f"<Queue {self.name}>"
@@ -98,7 +97,10 @@ class Queue:
     @property
     def partitions(self) -> list[str]:
         """The queues holding this queue's jobs: its partitions, or itself."""
-        return self.app.partitioner.expand([self.name])
+        return self._parts or self.app.partitioner.expand([self.name])
+
+    def _keys(self) -> list[QueueKeys]:
+        return [QueueKeys.of(name, self.app.prefix) for name in self.partitions]
 
     def stats(self) -> QueueStats:
         """This queue's numbers (its partitions added up), in one round trip."""
@@ -125,78 +127,99 @@ class Queue:
 
     def set_rate_limit(self, rate: str | None) -> None:
         """Limit the starts of this queue's jobs across every worker (``"20/s"``, ``"/m"``,
-        ``"/h"``); None removes the limit. Workers apply it at their next fetch."""
-        if rate is None:
-            self.app.redis.delete(self.keys.rate_limit)
-            return
-        rl = RateLimit.parse(rate)
-        with self.app.redis.pipeline() as pipe:  # MULTI: never half a limit
-            pipe.delete(self.keys.rate_limit)  # and no longer one a TaskQueue owns
-            pipe.hset(
-                self.keys.rate_limit, mapping={"n": rl.count, "ms": rl.period_ms, "b": rl.burst}
-            )
-            pipe.execute()
+        ``"/h"``); None removes the limit. Workers apply it at their next fetch. A
+        partitioned queue gets the limit on each partition (N times the rate in all)."""
+        rl = None if rate is None else RateLimit.parse(rate)
+        for keys in self._keys():
+            if rl is None:
+                self.app.redis.delete(keys.rate_limit)
+                continue
+            with self.app.redis.pipeline() as pipe:  # MULTI (one key): never half a limit
+                pipe.delete(keys.rate_limit)  # and no longer one a TaskQueue owns
+                pipe.hset(
+                    keys.rate_limit, mapping={"n": rl.count, "ms": rl.period_ms, "b": rl.burst}
+                )
+                pipe.execute()
 
     def rate_limit(self) -> RateLimit | None:
-        """The queue's rate limit, or None."""
-        # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
-        fields = cast(
-            "list[bytes | None]", self.app.redis.hmget(self.keys.rate_limit, ["n", "ms", "b"])
-        )
-        n, ms, b = fields
-        if n is None or ms is None:
-            return None
-        return RateLimit(int(n), int(ms), int(b or 1))
+        """The queue's rate limit (a partitioned queue's first partition that has one, per
+        partition), or None."""
+        for keys in self._keys():
+            # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
+            read = self.app.redis.hmget(keys.rate_limit, ["n", "ms", "b"])
+            n, ms, b = cast("list[bytes | None]", read)
+            if n is not None and ms is not None:
+                return RateLimit(int(n), int(ms), int(b or 1))
+        return None
 
     def is_paused(self) -> bool:
-        return bool(self.app.redis.exists(self.keys.paused))
+        """Whether workers take no jobs from it (from any partition of a partitioned one)."""
+        return any(self.app.redis.exists(keys.paused) for keys in self._keys())
 
     def purge(self) -> int:
         """Delete every waiting job (ready and delayed). Running jobs and dead letters stay."""
         deleted = 0
-        while True:
-            n = int(self.app.scripts.purge(keys=self.keys.script_keys, args=[self.keys.base, 1000]))
-            deleted += n
-            if n == 0:
-                return deleted
+        for keys in self._keys():
+            while True:
+                n = int(self.app.scripts.purge(keys=keys.script_keys, args=[keys.base, 1000]))
+                deleted += n
+                if n == 0:
+                    break
+        return deleted
 
     # -- dead letters -----
 
-    def dead_letter_ids(self, limit: int | None = None) -> list[str]:
-        """Ids in the dead-letter queue, most recent first."""
+    def _dead(self, limit: int | None) -> list[tuple[QueueKeys, bytes]]:
+        """(queue, id as stored) of the most recent dead letters, over every partition."""
         end = -1 if limit is None else limit - 1
-        ids: list[bytes] = self.app.redis.zrevrange(self.keys.dead, 0, end)  # type: ignore[assignment]
-        return [text(i) for i in ids]
+        found: list[tuple[float, QueueKeys, bytes]] = []
+        for keys in self._keys():
+            read: list[tuple[bytes, float]] = self.app.redis.zrevrange(  # type: ignore[assignment]
+                keys.dead, 0, end, withscores=True
+            )
+            found += [(score, keys, job_id) for job_id, score in read]
+        found.sort(key=lambda f: -f[0])  # stable: one partition's order is kept
+        return [(keys, job_id) for _, keys, job_id in found[: None if limit is None else limit]]
+
+    def dead_letter_ids(self, limit: int | None = None) -> list[str]:
+        """Ids in the dead-letter queue (of every partition), most recent first."""
+        return [text(job_id) for _, job_id in self._dead(limit)]
 
     def dead_letters(self, limit: int = 100) -> list[JobInfo]:
-        """The most recent dead letters with their reason and error, in one round trip.
-        A dead letter whose data is malformed is still listed, with what could be read."""
-        end = limit - 1
-        raw: list[bytes] = self.app.redis.zrevrange(self.keys.dead, 0, end)  # type: ignore[assignment]
+        """The most recent dead letters with their reason and error, in one round trip
+        (plus one per partition); each names the queue (partition) that holds it. A dead
+        letter whose data is malformed is still listed, with what could be read."""
+        dead = self._dead(limit)
         pipe = self.app.redis.pipeline(transaction=False)
-        for job_id in raw:  # the id as stored, even if it is not valid UTF-8
-            key = self.keys.base.encode() + b"job:" + job_id  # (redis-py < 8.0 types it str)
+        for keys, job_id in dead:  # the id as stored, even if it is not valid UTF-8
+            key = keys.base.encode() + b"job:" + job_id  # (redis-py < 8.0 types it str)
             pipe.hmget(key, list(JOB_FIELDS))  # type: ignore[arg-type, unused-ignore]
         infos = []
-        for job_id, read in zip(raw, pipe.execute(raise_on_error=False), strict=True):
+        for (keys, job_id), read in zip(dead, pipe.execute(raise_on_error=False), strict=True):
             values: list[Any] = read
             if isinstance(read, Exception):  # a key of another type: still listed
                 values = [b"failed"] + [None] * (len(JOB_FIELDS) - 1)
                 values[JOB_FIELDS.index("reason")] = f"unreadable job data: {read}".encode()
-            infos.append(JobInfo.from_fields(text(job_id), self.name, values))
+            infos.append(JobInfo.from_fields(text(job_id), keys.name, values))
         return infos
 
     def _dead_action(self, action: str, ids: Iterable[str] | None) -> int:
-        chosen = list(ids) if ids is not None else self.dead_letter_ids()
+        """Run dead.lua on each partition, over its own dead letters or the ids given (a
+        partition ignores an id it does not hold)."""
+        given = list(ids) if ids is not None else None
         done = 0
-        for start in range(0, len(chosen), 500):
-            batch = chosen[start : start + 500]
-            done += int(
-                self.app.scripts.dead(
-                    keys=self.keys.script_keys, args=[self.keys.base, action, *batch]
+        for keys in self._keys():
+            chosen = given if given is not None else self._dead_ids_of(keys)
+            for start in range(0, len(chosen), 500):
+                batch = chosen[start : start + 500]
+                done += int(
+                    self.app.scripts.dead(keys=keys.script_keys, args=[keys.base, action, *batch])
                 )
-            )
         return done
+
+    def _dead_ids_of(self, keys: QueueKeys) -> list[str]:
+        ids: list[bytes] = self.app.redis.zrevrange(keys.dead, 0, -1)  # type: ignore[assignment]
+        return [text(i) for i in ids]
 
     def requeue_dead(self, ids: Iterable[str] | None = None) -> int:
         """Put dead letters (all, or these ids) back to run, with fresh attempt counts."""

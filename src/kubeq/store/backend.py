@@ -14,11 +14,13 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis as AsyncRedis
 
     from kubeq.options import TaskOptions
+    from kubeq.store.partitions import Partitioner
     from kubeq.store.scripts import Scripts
 
 
 class Backend(Protocol):
-    """An App as the store sees it: its key prefix, its clients and its task defaults."""
+    """An App as the store sees it: its key prefix, its clients, its partitioned queues and
+    its task defaults."""
 
     @property
     def prefix(self) -> str:
@@ -38,6 +40,11 @@ class Backend(Protocol):
     @property
     def scripts(self) -> Scripts:
         """The Lua scripts registered on the sync client."""
+        ...
+
+    @property
+    def partitioner(self) -> Partitioner:
+        """How the App spreads each queue's jobs over its partitions."""
         ...
 
     def defaults_for(self, name: str) -> TaskOptions:

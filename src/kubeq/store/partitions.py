@@ -8,17 +8,24 @@ throughput ends there. A queue declared with ``partitions=N`` (``App(partitions=
 (usually on different masters). Nothing below the enqueue plan knows about partitions: each
 partition is a queue with its own scripts, leases, stats and dead letters.
 
-- **Enqueue** (``Partitioner.route``): a call with a ``partition_key`` (or a ``job_id``, so
-  de-duplication still finds a live job) goes to ``crc32(key) % N``: the jobs of one key stay
-  in order in one partition. Others go round-robin, from a random start per process.
+- **Enqueue** (``Partitioner.route``): a call under a concurrency limit goes to
+  ``crc32(its limit key) % N``: the slots of a key live in one queue's hash slot, so every
+  job of the key must share a partition for the limit to hold. Otherwise a call with a
+  ``partition_key`` (or a ``job_id``, so de-duplication still finds a live job) goes to
+  ``crc32(key) % N``: the jobs of one key stay in order in one partition. Others go
+  round-robin, from a random start per process. A callback or chain link has a job id
+  derived from its parent's, so the worker that hands it off (``route`` again) and the
+  caller's ``ChainResult`` place it in the same partition without asking Redis.
 - **Workers** consume every partition (``expand``); the fetch router rotates the order of a
   queue's partitions from pass to pass (on one Redis, where they share one fetch call) or
   shares free slots between them (on a cluster, one call per slot), so none is starved.
 - **Stats** add the partitions up (``combine``); the operator reads every partition and its
   scaling sums them as it sums queues.
 - **What changes for users**: priority and FIFO order hold within a partition, not across
-  them; a queue's rate limit holds per partition (N times the rate in all); ``Queue.stats``,
-  ``pause`` and ``resume`` act on all partitions.
+  them; a queue's rate limit holds per partition (N times the rate in all); every ``Queue``
+  method (stats, pause, purge, rate limit, dead letters) acts on all partitions, and the
+  ``kubeq`` command, which knows no App, finds a queue's partitions in the queue set
+  (``registered``).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kubeq import defaults
+from kubeq.options import TaskOptions, limit_slot
 from kubeq.store.keys import validate_queue_name
 
 if TYPE_CHECKING:
@@ -74,12 +82,19 @@ class Partitioner:
     def count(self, queue: str) -> int:
         return self.partitions.get(queue, 1)
 
-    def route(self, queue: str, call: Call) -> str:
-        """The partition of ``queue`` that receives ``call``."""
+    def route(self, queue: str, call: Call, options: TaskOptions | None = None) -> str:
+        """The partition of ``queue`` that receives ``call`` (``options``: its task's, for a
+        concurrency limit the task declares)."""
         n = self.count(queue)
         if n <= 1:
             return queue
-        key = call.partition_key if call.partition_key is not None else call.job_id
+        slot = limit_slot(call, options or TaskOptions())
+        if slot is not None:  # a key's slots are in one partition: all its jobs go there
+            key: str | None = slot[0]
+        elif call.partition_key is not None:
+            key = call.partition_key
+        else:
+            key = call.job_id
         if key is not None:
             i = zlib.crc32(key.encode()) % n
         else:
@@ -92,6 +107,14 @@ class Partitioner:
     def expand(self, queues: Iterable[str]) -> list[str]:
         """Every queue a worker of ``queues`` consumes, partitions in place of their queue."""
         return [p for q in queues for p in names(q, self.count(q))]
+
+
+def registered(queue: str, known: Iterable[str]) -> list[str]:
+    """The partitions of ``queue`` among ``known`` queue names (the queue set), in partition
+    order; empty when none is known (then ``queue`` is an ordinary queue)."""
+    head = f"{queue}{SEP}"
+    found = [q for q in known if q.startswith(head) and q[len(head) :].isdigit()]
+    return sorted(found, key=lambda q: int(q[len(head) :]))
 
 
 def families(queues: Sequence[str]) -> list[list[int]]:

@@ -44,12 +44,14 @@ class DrainReport:
 
 
 def _queues_of(app: App, queues: Iterable[str] | str | None) -> list[str]:
+    """The queues to drain, each partitioned one as all its partitions."""
     if isinstance(queues, str):
-        return [queues]
-    if queues is not None:
-        return list(queues)
-    found = dict.fromkeys(t.options.queue for t in app.tasks.values())
-    return list(found) or [app.default_queue]
+        named = [queues]
+    elif queues is not None:
+        named = list(queues)
+    else:
+        named = list(dict.fromkeys(t.options.queue for t in app.tasks.values()))
+    return list(dict.fromkeys(app.partitioner.expand(named or [app.default_queue])))
 
 
 async def adrain(
@@ -64,6 +66,7 @@ async def adrain(
     settings = WorkerSettings(
         tasks_module=modules.most_common(1)[0][0] if modules else "__main__",
         queues=_queues_of(app, queues),
+        partitions=dict(app.partitioner.partitions),
         concurrency=concurrency,
         pool=pool,
         redis_url=app.redis_url,

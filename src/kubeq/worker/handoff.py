@@ -6,7 +6,10 @@ Decisions, Workflows): ``ack.lua`` (or any script that dead-letters) records, in
 script that ends the parent, the parent's id in its queue's ``handoff`` set; then a worker
 reads the parent, enqueues the callback into its queue under an id derived from the parent's
 (``callbacks.callback_id``) with ``once`` (an existing job of that id, even ended, is a
-duplicate), and only then removes the entry. A worker killed between the steps leaves the
+duplicate), and only then removes the entry. A callback on a partitioned queue goes to the
+partition ``route`` names for that id (``partitions.Partitioner.route``, as an enqueue
+does), so a redone hand-off finds the first one and the caller's ``ChainResult`` knows where
+it is. A worker killed between the steps leaves the
 entry: every worker of the queue sweeps entries older than ``defaults.HANDOFF_GRACE_SECONDS``
 on its heartbeat and redoes them, and redoing is harmless, so a callback is enqueued at least
 once and runs at most once.
@@ -21,7 +24,7 @@ from typing import Any
 
 from kubeq import defaults
 from kubeq.client.enqueue import plan_enqueue
-from kubeq.options import TaskOptions
+from kubeq.options import Call, TaskOptions
 from kubeq.store.jobfields import HANDOFF_FIELDS
 from kubeq.store.keys import QueueKeys, queues_key
 from kubeq.store.scripts import ScriptCall, run_pipeline_async
@@ -31,7 +34,10 @@ from kubeq.workflows.edges import edge_call, entry
 
 log = logging.getLogger("kubeq.worker")
 
-__all__ = ["hand_off", "sweep"]
+__all__ = ["Route", "hand_off", "sweep"]
+
+Route = Callable[[str, Call, TaskOptions], str]
+"""The partition of a queue that takes a call (``Partitioner.route``)."""
 
 _LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred"})
 """Statuses of a job that has not ended (again)."""
@@ -42,6 +48,7 @@ async def hand_off(
     queue: QueueKeys,
     ids: Iterable[str],
     defaults_for: Callable[[str], TaskOptions],
+    route: Route | None = None,
 ) -> int:
     """Enqueue the callbacks of these ended parents of ``queue`` and resolve their children,
     then forget them; returns how many callbacks were sent (a duplicate counts: the script
@@ -77,7 +84,7 @@ async def hand_off(
             )
             if call is not None:
                 plan = plan_enqueue(
-                    [call], prefix=queue.prefix, defaults_for=defaults_for, once=True
+                    [call], prefix=queue.prefix, defaults_for=defaults_for, route=route, once=True
                 )
                 callback_queues.update(plan.queues)
                 scripts += plan.calls  # then the edges, which need the callback's hash
@@ -125,7 +132,10 @@ def _resolve_calls(
 
 
 async def sweep(
-    client: Any, queues: Iterable[QueueKeys], defaults_for: Callable[[str], TaskOptions]
+    client: Any,
+    queues: Iterable[QueueKeys],
+    defaults_for: Callable[[str], TaskOptions],
+    route: Route | None = None,
 ) -> int:
     """Redo the hand-offs a worker left unfinished (it died after its ack): entries older
     than the grace period, at most 100 per queue per call."""
@@ -134,5 +144,5 @@ async def sweep(
     for q in queues:
         ids = await client.zrangebyscore(q.handoff, "-inf", before, start=0, num=100)
         if ids:
-            sent += await hand_off(client, q, [i.decode() for i in ids], defaults_for)
+            sent += await hand_off(client, q, [i.decode() for i in ids], defaults_for, route)
     return sent

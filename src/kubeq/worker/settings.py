@@ -30,6 +30,9 @@ class WorkerSettings:
     pool: str = defaults.POOL
     """Where sync tasks run: "thread" (default), "process" (CPU-bound) or "async" (same as
     thread for sync tasks; async tasks always run on the event loop)."""
+    partitions: dict[str, int] = field(default_factory=dict)
+    """Partitioned queues (``App(partitions=...)``, the tasks' App): a callback or chain link
+    this worker hands off to one of them goes to the partition an enqueue would choose."""
     redis_url: str | None = None
     prefix: str = defaults.PREFIX
     lease_seconds: float = defaults.LEASE_SECONDS

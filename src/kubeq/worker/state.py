@@ -23,6 +23,7 @@ from kubeq.outcomes import Outcome, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store import connections, urls
 from kubeq.store.keys import QueueKeys
+from kubeq.store.partitions import Partitioner
 from kubeq.store.scripts import Scripts
 from kubeq.worker.delivery import Delivery
 from kubeq.worker.execution import Executor
@@ -82,6 +83,9 @@ class WorkerState:
         # one fetch call per hash slot on Redis Cluster, one over all queues elsewhere
         self._router = FetchRouter(self.queues, rediscluster.is_cluster(self._redis))
         self._wakes = WakeWaits(self._redis, self._router)
+        partitioner = Partitioner(settings.partitions)
+        self._route = partitioner.route if partitioner.partitions else None
+        """Where a follow-up on a partitioned queue goes (handoff.py); None: none is."""
         self._handoffs: set[asyncio.Task[None]] = set()
         """Callback hand-offs under way (handoff.py), awaited before the worker leaves."""
         self.exit_code = 0

@@ -32,7 +32,7 @@ class Upkeep(WorkerState):
 
     async def _hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
         try:
-            await handoff.hand_off(self._redis, queue, ids, self._defaults_for)
+            await handoff.hand_off(self._redis, queue, ids, self._defaults_for, self._route)
         except (RedisError, OSError) as exc:
             log.warning("callbacks of %s not handed off yet (a later sweep will): %s", ids, exc)
 
@@ -57,7 +57,7 @@ class Upkeep(WorkerState):
                 self._redis, self.settings, self.inflight.values(), self.metrics, started_at
             )
             try:  # callbacks a dead worker acked but never handed off
-                await handoff.sweep(self._redis, self.queues, self._defaults_for)
+                await handoff.sweep(self._redis, self.queues, self._defaults_for, self._route)
             except (RedisError, OSError) as exc:
                 log.warning("callback sweep failed: %s", exc)
 

@@ -39,6 +39,7 @@ _PLAIN = (
     "expires",
     "soft_timeout",
     "immutable",
+    "partition_key",
 )
 KINDS = ("on_success", "on_failure")
 

@@ -5,9 +5,9 @@ it?". The edges are recorded beside the mechanism, never instead of it: ``depend
 a dependent child on its parent, ``dependencies.link`` notes the parents on the child, and
 the hand-off notes a callback on its parent and the parent on the callback (``edge.lua``),
 each in the job's own hash (its own hash slot), so they expire with the job. A callback not
-handed off yet is found from the parent's stored signature, under the id it will get
-(``callbacks.callback_id``). At most ``defaults.WORKFLOW_EDGES_KEPT`` edges are kept per
-side; the rest are counted.
+handed off yet is found from the parent's stored signature, under the id and in the
+partition it will get (``callbacks.callback_id``, ``Partitioner.route``). At most
+``defaults.WORKFLOW_EDGES_KEPT`` edges are kept per side; the rest are counted.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from kubeq.store.backend import Backend
 from kubeq.store.jobfields import text
 from kubeq.store.keys import QueueKeys
 from kubeq.store.scripts import LUA, ScriptCall
-from kubeq.workflows.callbacks import KINDS, callback_id
+from kubeq.workflows.callbacks import KINDS, callback_id, decode_callback
 
 __all__ = ["Edge", "Edges", "edge_call", "entry", "read_edges"]
 
@@ -98,16 +98,18 @@ def read_edges(app: Backend, queue: str, job_id: str) -> Edges:
 def _callback_target(
     app: Backend, raw: bytes | str | None, parent: str, kind: str
 ) -> tuple[str, str] | None:
-    """Where a stored callback signature will be enqueued: (queue, derived id)."""
+    """Where a stored callback signature will be enqueued: (queue, derived id); on a
+    partitioned queue, the partition the hand-off will route it to."""
     if not raw:
         return None
     try:
-        data: Any = serialization.loads(raw)
-        task = str(data["task"])
+        call = decode_callback(serialization.loads(raw))
     except (ValueError, KeyError, TypeError):
         return None  # written by hand: the hand-off logs and drops it
-    queue = data.get("queue") or app.defaults_for(task).queue
-    return str(queue), callback_id(parent, kind)
+    job_id = callback_id(parent, kind)
+    options = app.defaults_for(call.task)
+    queue = app.partitioner.route(call.queue or options.queue, call.set(job_id=job_id), options)
+    return queue, job_id
 
 
 def _via(child: str, parent: str) -> str:
