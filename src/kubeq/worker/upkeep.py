@@ -35,8 +35,13 @@ class Upkeep(WorkerState):
             await handoff.hand_off(self._redis, queue, ids, self._defaults_for)
         except (RedisError, OSError) as exc:
             log.warning("callbacks of %s not handed off yet (a later sweep will): %s", ids, exc)
+        except Exception:  # a bug of ours: the entries stay, and the sweep retries them
+            log.exception("callbacks of %s not handed off yet (a later sweep will)", ids)
 
     async def _heartbeat_loop(self) -> None:
+        """Every heartbeat_interval: renew leases, publish the worker document, sweep the
+        hand-offs. Each step catches and logs its own failure, so one bad item in Redis never
+        stops the others nor the next beat (handoff.py sets such items aside)."""
         failing = False
         started_at = time.time()
         while True:
@@ -48,18 +53,28 @@ class Upkeep(WorkerState):
                     log.warning("heartbeat failed (leases are not being renewed): %s", exc)
                 failing = True
                 continue
-            if failing:
-                log.info("heartbeat restored")
-            failing = False
-            self.vitals.round_trip()
-            # the dashboard's Workers page; logs and never raises
-            await info.publish_worker(
-                self._redis, self.settings, self.inflight.values(), self.metrics, started_at
-            )
+            except Exception as exc:  # a bug of ours: the next beat tries again
+                self._complain("heartbeat", exc)
+            else:
+                self._recovered("heartbeat")
+                if failing:
+                    log.info("heartbeat restored")
+                failing = False
+                self.vitals.round_trip()
+            try:  # the dashboard's Workers page; logs Redis errors itself
+                await info.publish_worker(
+                    self._redis, self.settings, self.inflight.values(), self.metrics, started_at
+                )
+            except Exception as exc:
+                self._complain("publishing the worker document", exc)
             try:  # callbacks a dead worker acked but never handed off
                 await handoff.sweep(self._redis, self.queues, self._defaults_for)
             except (RedisError, OSError) as exc:
                 log.warning("callback sweep failed: %s", exc)
+            except Exception as exc:
+                self._complain("callback sweep", exc)
+            else:
+                self._recovered("callback sweep")
 
     async def _heartbeat(self) -> None:
         self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these

@@ -1,0 +1,114 @@
+"""A worker's background tasks (the heartbeat with its callback sweep, the hand-off) never
+die from one bad item written into Redis: what cannot be read is set aside and logged, every
+other entry proceeds, leases keep being renewed; and /healthz fails when a background task
+has stopped anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import qtasks
+import redis
+from conftest import StartWorker
+from helpers import wait_until
+
+import kubeq
+from kubeq.store.keys import QueueKeys
+from kubeq.worker.loop import Worker
+from kubeq.worker.settings import WorkerSettings
+
+
+def _parent_ended_without_hand_off(app: kubeq.App, r: redis.Redis) -> tuple[str, kubeq.Job]:
+    """A parent cancelled with no worker running (so only a sweep hands it off), and its
+    child waiting for it (allow_failure: released by the hand-off). The parent's entry is
+    aged past the grace period, so the first sweep takes it."""
+    q = app.queue()
+    parent = q.enqueue(qtasks.add, 1, 2)
+    child = q.enqueue_call(qtasks.add, (3, 4), depends_on=[parent], allow_failure=True)
+    assert child.status() == "deferred"
+    assert parent.cancel()
+    keys = QueueKeys.of("default")
+    assert r.zscore(keys.handoff, parent.id) is not None
+    r.zadd(keys.handoff, {parent.id: 1})
+    return parent.id, child
+
+
+def _long_job_runs_once(app: kubeq.App, r: redis.Redis, start_worker: StartWorker) -> None:
+    """A 6 s job under a 2 s lease, on a worker with one slot and no prefetch, while a second
+    worker waits: it runs once only if its lease is renewed all along."""
+    start_worker("--lease", "2", "--concurrency", "1", "--prefetch-ms", "0")
+    job = app.queue().enqueue(qtasks.run_and_record, "long", 6)
+    wait_until(lambda: r.llen("test:started:long"), what="the long job to start")
+    start_worker("--lease", "2")  # takes the job over if the lease lapses
+    assert job.result(timeout=60)
+    time.sleep(2.5)  # a second delivery would have started by now
+    assert r.llen("test:started:long") == 1
+
+
+@pytest.mark.parametrize("where", ["handoff", "dependents"])
+def test_an_undecodable_entry_does_not_stop_the_heartbeat(
+    where: str, app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    """Not UTF-8: no id kubeq could have written, in ``{q}:handoff`` or beside a real child
+    in a parent's dependents set."""
+    keys = QueueKeys.of("default")
+    parent, child = _parent_ended_without_hand_off(app, r)
+    if where == "handoff":
+        r.zadd(keys.handoff, {b"\xff\xfe": 0})
+    else:
+        r.sadd(keys.dependents(parent), b"\xff\t\xfe")
+    _long_job_runs_once(app, r, start_worker)
+    assert child.result(timeout=30) == 7  # released by the sweep despite its bad sibling
+    assert r.zcard(keys.handoff) == 0
+    if where == "handoff":
+        assert r.hexists(keys.handoff_aside, b"\xff\xfe")  # kept for a person to look at
+
+
+def test_a_handoff_entry_whose_job_is_not_a_hash_blocks_no_other_entry(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    keys = QueueKeys.of("default")
+    r.set(keys.job("garbage"), "not a hash")
+    r.zadd(keys.handoff, {"garbage": 0})  # first of the batch
+    _parent, child = _parent_ended_without_hand_off(app, r)
+    start_worker("--lease", "2")
+    assert child.result(timeout=30) == 7
+    wait_until(lambda: r.zcard(keys.handoff) == 0, what="the hand-off set to empty")
+    reason = r.hget(keys.handoff_aside, "garbage")
+    assert reason is not None and b"WRONGTYPE" in reason
+    assert r.get(keys.job("garbage")) == b"not a hash"  # set aside, not destroyed
+
+
+def test_health_fails_when_a_background_task_has_stopped(redis_url: str) -> None:
+    async def main() -> tuple[bool, str, int]:
+        settings = WorkerSettings(
+            "qtasks", ["default"], redis_url=redis_url, handle_signals=False, lease_seconds=1
+        )
+        worker = Worker(settings, dict(qtasks.app.tasks))
+
+        async def broken() -> None:  # a bug that escapes the loop's own guard
+            await asyncio.sleep(0.2)
+            raise RuntimeError("a bug")
+
+        worker._heartbeat_loop = broken  # type: ignore[method-assign]
+        runner = asyncio.create_task(worker.run())
+        ok, message = True, ""
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+            ok, message = worker.health()
+            if not ok:
+                break
+        worker.request_stop()
+        try:
+            code = await runner
+        except RuntimeError:
+            code = -1  # the dead task's error escaped run()
+        return ok, message, code
+
+    ok, message, code = asyncio.run(main())
+    assert not ok, message
+    assert "heartbeat" in message and "a bug" in message
+    assert code == 0
