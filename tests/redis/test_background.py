@@ -16,15 +16,18 @@ from conftest import StartWorker
 from helpers import wait_until
 
 import kubeq
+from kubeq import defaults
 from kubeq.store.keys import QueueKeys
 from kubeq.worker.loop import Worker
 from kubeq.worker.settings import WorkerSettings
 
 
-def _parent_ended_without_hand_off(app: kubeq.App, r: redis.Redis) -> tuple[str, kubeq.Job]:
+def _parent_ended_without_hand_off(
+    app: kubeq.App, r: redis.Redis, aged: bool = True
+) -> tuple[str, kubeq.Job]:
     """A parent cancelled with no worker running (so only a sweep hands it off), and its
     child waiting for it (allow_failure: released by the hand-off). The parent's entry is
-    aged past the grace period, so the first sweep takes it."""
+    aged past the grace period, so the first sweep takes it (unless not ``aged``)."""
     q = app.queue()
     parent = q.enqueue(qtasks.add, 1, 2)
     child = q.enqueue_call(qtasks.add, (3, 4), depends_on=[parent], allow_failure=True)
@@ -32,7 +35,8 @@ def _parent_ended_without_hand_off(app: kubeq.App, r: redis.Redis) -> tuple[str,
     assert parent.cancel()
     keys = QueueKeys.of("default")
     assert r.zscore(keys.handoff, parent.id) is not None
-    r.zadd(keys.handoff, {parent.id: 1})
+    if aged:
+        r.zadd(keys.handoff, {parent.id: 1})
     return parent.id, child
 
 
@@ -80,6 +84,39 @@ def test_a_handoff_entry_whose_job_is_not_a_hash_blocks_no_other_entry(
     reason = r.hget(keys.handoff_aside, "garbage")
     assert reason is not None and b"WRONGTYPE" in reason
     assert r.get(keys.job("garbage")) == b"not a hash"  # set aside, not destroyed
+
+
+def test_an_entry_whose_callback_queue_holds_garbage_waits_behind_the_others(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    """Redis refuses the callback's enqueue (its queue's ready set is a string): that entry
+    stays, re-scored behind the others, which are handed off and forgotten; once the
+    garbage is gone, a later sweep enqueues the callback."""
+    keys = QueueKeys.of("default")
+    r.set(QueueKeys.of("cbq").ready, "garbage")
+    parent, child = _parent_ended_without_hand_off(app, r, aged=False)
+    start_worker("--lease", "2")
+    refused = app.queue().enqueue_call(
+        qtasks.add, (1, 2), on_success=qtasks.record_result.s("refused").set(queue="cbq")
+    )
+    assert refused.result(timeout=30) == 3
+    wait_until(lambda: r.zscore(keys.handoff, refused.id) is not None, what="a refused hand-off")
+    r.zadd(keys.handoff, {refused.id: 0, parent: 1})  # aged: both in the next sweep's batch
+    assert child.result(timeout=30) == 7
+    wait_until(
+        lambda: r.zrange(keys.handoff, 0, -1) == [refused.id.encode()],
+        what="every other entry forgotten",
+    )
+    score = r.zscore(keys.handoff, refused.id)
+    assert score is not None and score > 1  # behind the others
+    r.delete(QueueKeys.of("cbq").ready)
+    start_worker("--queue", "cbq")
+    wait_until(
+        lambda: r.lrange("test:cb:refused", 0, -1),
+        timeout=defaults.HANDOFF_GRACE_SECONDS + 30,
+        what="the callback, once its queue is repaired",
+    )
+    assert r.zcard(keys.handoff) == 0
 
 
 def test_health_fails_when_a_background_task_has_stopped(redis_url: str) -> None:
