@@ -149,3 +149,40 @@ def test_health_fails_when_a_background_task_has_stopped(redis_url: str) -> None
     assert not ok, message
     assert "heartbeat" in message and "a bug" in message
     assert code == 0
+
+
+def test_health_fails_when_every_heartbeat_fails(redis_url: str) -> None:
+    """A renewal that fails on every beat for a reason no retry fixes (here a bug): the loop
+    goes on (the sweep still runs) but /healthz fails once no lease was renewed for
+    --stall-seconds, so Kubernetes restarts the worker."""
+
+    async def main() -> tuple[bool, str, bool]:
+        settings = WorkerSettings(
+            "qtasks",
+            ["default"],
+            redis_url=redis_url,
+            handle_signals=False,
+            lease_seconds=1,
+            stall_seconds=3,  # the idle loop turns every 2 s
+        )
+        worker = Worker(settings, dict(qtasks.app.tasks))
+
+        async def broken() -> None:
+            raise KeyError("a bug")
+
+        worker._heartbeat = broken  # type: ignore[method-assign]
+        runner = asyncio.create_task(worker.run())
+        ok, message = True, ""
+        for _ in range(60):
+            await asyncio.sleep(0.1)
+            ok, message = worker.health()
+            if not ok:
+                break
+        alive = not worker._background["heartbeat"].done()
+        worker.request_stop()
+        await runner
+        return ok, message, alive
+
+    ok, message, alive = asyncio.run(main())
+    assert not ok and "no heartbeat" in message, message
+    assert alive

@@ -98,6 +98,9 @@ class WorkerState:
             return False, stuck
         if ok and (stopped := self._stopped_background()) is not None:
             return False, stopped
+        silent = time.monotonic() - self.vitals.last_beat
+        if ok and silent > max(self.settings.stall_seconds, 3 * self.settings.heartbeat_interval):
+            return False, f"no heartbeat has renewed the leases for {silent:.0f} s"
         return ok, message if not ok else f"ok: {len(self.inflight)} jobs in flight"
 
     def _start_background(self, name: str, loop: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -61,6 +61,7 @@ class Upkeep(WorkerState):
                     log.info("heartbeat restored")
                 failing = False
                 self.vitals.round_trip()
+                self.vitals.beat()
             try:  # the dashboard's Workers page; logs Redis errors itself
                 await info.publish_worker(
                     self._redis, self.settings, self.inflight.values(), self.metrics, started_at
