@@ -12,12 +12,14 @@ import time
 import pytest
 import qtasks
 import redis
+import redis.asyncio
 from conftest import StartWorker
 from helpers import wait_until
 
 import kubeq
 from kubeq import defaults
 from kubeq.store.keys import QueueKeys
+from kubeq.store.scripts import LUA, run_pipeline, run_pipeline_async
 from kubeq.worker.loop import Worker
 from kubeq.worker.settings import WorkerSettings
 
@@ -186,3 +188,71 @@ def test_health_fails_when_every_heartbeat_fails(redis_url: str) -> None:
     ok, message, alive = asyncio.run(main())
     assert not ok and "no heartbeat" in message, message
     assert alive
+
+
+def test_a_refused_heartbeat_keeps_health_and_the_sweep(
+    redis_url: str, app: kubeq.App, r: redis.Redis
+) -> None:
+    """A queue's ready set holds garbage: Redis refuses that queue's heartbeat and fetch
+    (docs/architecture.md, Validate before mutate). A restart cannot fix data, so /healthz
+    stays up, and the sweep of the other queue still runs."""
+    r.set(QueueKeys.of("broken").ready, "garbage")
+    _parent, child = _parent_ended_without_hand_off(app, r)
+
+    async def main() -> list[tuple[bool, str]]:
+        settings = WorkerSettings(
+            "qtasks",
+            ["default", "broken"],
+            redis_url=redis_url,
+            handle_signals=False,
+            lease_seconds=1,
+            stall_seconds=3,
+        )
+        worker = Worker(settings, dict(qtasks.app.tasks))
+        runner = asyncio.create_task(worker.run())
+        seen = []
+        for _ in range(50):  # 5 s: past --stall-seconds
+            await asyncio.sleep(0.1)
+            seen.append(worker.health())
+        worker.request_stop()
+        await runner
+        return seen
+
+    seen = asyncio.run(main())
+    assert all(ok for ok, _ in seen), [m for ok, m in seen if not ok][:1]
+    assert child.status() == "queued"  # released by the sweep; no fetch gets it here
+
+
+@pytest.mark.parametrize("raise_errors", [True, False])
+def test_a_script_refused_after_noscript_is_reported_as_asked(
+    raise_errors: bool, redis_url: str, r: redis.Redis
+) -> None:
+    """Redis forgot the scripts (a restart): the calls are resent after loading them, and a
+    call Redis then refuses raises (raise_errors) or stands in its place, as on a first try;
+    it used to be the other way round, so the heartbeat parsed an error as its reply."""
+    r.set(QueueKeys.of("broken").ready, "garbage")
+    calls = [
+        (LUA["stats"], QueueKeys.of(q).script_keys, [defaults.WORKER_TTL_MS])
+        for q in ("default", "broken")
+    ]
+
+    async def run() -> list[object]:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            await client.script_flush()
+            return await run_pipeline_async(client, calls, raise_errors=raise_errors)
+        finally:
+            await client.aclose()
+
+    for runner in (
+        lambda: run_pipeline(r, calls, raise_errors=raise_errors),
+        lambda: asyncio.run(run()),
+    ):
+        r.script_flush()
+        if raise_errors:
+            with pytest.raises(redis.ResponseError):
+                runner()
+        else:
+            ok, refused = runner()
+            assert not isinstance(ok, BaseException)
+            assert isinstance(refused, redis.ResponseError)

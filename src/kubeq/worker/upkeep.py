@@ -10,9 +10,10 @@ import contextlib
 import logging
 import time
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from kubeq.outcomes import Ended, Outcome, Settlement
+from kubeq.store import cluster as rediscluster
 from kubeq.store.keys import QueueKeys
 from kubeq.worker import handoff, info, leases
 from kubeq.worker.delivery import Delivery
@@ -52,7 +53,11 @@ class Upkeep(WorkerState):
                 if not failing:
                     log.warning("heartbeat failed (leases are not being renewed): %s", exc)
                 failing = True
-                continue
+                if not isinstance(exc, ResponseError) or rediscluster.is_outage(exc):
+                    continue  # Redis out of reach: the next beat tries again
+                # Redis answered and refused (a queue's keys hold garbage): a restart cannot
+                # fix data, so this counts as a beat for /healthz, and the sweep still runs
+                self.vitals.beat()
             except Exception as exc:  # a bug of ours: the next beat tries again
                 self._complain("heartbeat", exc)
             else:
