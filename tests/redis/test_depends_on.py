@@ -97,3 +97,36 @@ def test_bad_dependencies_are_refused_with_nothing_enqueued(app: kubeq.App) -> N
     with pytest.raises(TypeError, match="depends_on takes Job handles"):
         q.enqueue_call(qtasks.add, (1, 2), depends_on=[42])
     assert q.stats().backlog == 2  # the parent and the other job only
+
+
+@pytest.mark.parametrize("form", ["handle twice", "handle and id", "deduplicated enqueues"])
+def test_a_parent_named_twice_is_waited_for_once(
+    form: str, app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    """``[a, a]``, ``[a, a.id]`` and two handles from enqueues deduplicated by ``job_id`` name
+    one parent: the child waits for it once, and runs when it finishes."""
+    q = app.queue()
+    a = q.enqueue_call(qtasks.add, (1, 2), job_id="the-parent")
+    if form == "handle twice":
+        parents: list[object] = [a, a]
+    elif form == "handle and id":
+        parents = [a, a.id]
+    else:
+        parents = [a, q.enqueue_call(qtasks.add, (1, 2), job_id="the-parent")]
+    child = q.enqueue_call(qtasks.record_args, ("twice",), depends_on=parents)
+    assert child.status() == "deferred"
+    assert r.hget(f"kubeq:{{default}}:job:{child.id}", "pending") == b"1"
+    start_worker()
+    assert a.result(timeout=30) == 3
+    assert child.result(timeout=30) is None
+    assert _ran(r, "twice") == [["twice"]]
+
+
+def test_a_parent_named_twice_that_already_finished(
+    app: kubeq.App, start_worker: StartWorker
+) -> None:
+    start_worker()
+    a = app.queue().enqueue(qtasks.add, 1, 2)
+    assert a.result(timeout=30) == 3
+    child = app.queue().enqueue_call(qtasks.add, (3, 4), depends_on=[a, a.id, a])
+    assert child.result(timeout=30) == 7

@@ -236,7 +236,12 @@ class App:
     def enqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
         """Enqueue many calls, to any queues (or all to ``queue``), in one Redis round trip.
         The jobs come back in the order of the calls."""
-        todo = [c.set(job_id=c.job_id or new_job_id()) if c.depends_on else c for c in calls]
+        todo = [
+            dependencies.distinct(c.set(job_id=c.job_id or new_job_id()), self.default_queue)
+            if c.depends_on
+            else c
+            for c in calls
+        ]
         if self._streams(todo):
             return self._enqueue_streamed(todo, queue)
         plan = self._plan(todo, queue)

@@ -54,6 +54,8 @@ Workflows (docs/architecture.md, Workflows), under the same hash tag:
                                         is still to be enqueued; score = end time in ms.
                                         Written by ack.lua / bury in the script that ends the
                                         job, emptied by the worker's hand-off (handoff.py)
+    kubeq:{default}:handoff:aside HASH  hand-off entries the worker could not read (raw
+                                        entry -> why): set aside, never retried
     kubeq:{default}:deferred      ZSET  jobs waiting for their parents (depends_on)
     kubeq:{default}:dependents:<id> SET "<queue>\t<id>" of children waiting for job <id>
     kubeq:{default}:job:<id>      HASH  ... on_success / on_failure (callback JSON), cb
@@ -207,6 +209,12 @@ class QueueKeys:
         """ZSET of ended jobs whose callback is still to be enqueued; score = end time in ms
         (handoff.py)."""
         return self.base + "handoff"
+
+    @property
+    def handoff_aside(self) -> str:
+        """HASH of hand-off entries no worker could read (an id that is not UTF-8, a job key
+        of another type): raw entry -> why, kept for a person to look at (handoff.py)."""
+        return self.base + "handoff:aside"
 
     @property
     def deferred(self) -> str:

@@ -321,7 +321,7 @@ def run_pipeline(client: Any, calls: list[ScriptCall], raise_errors: bool = True
         retry = [calls[i] for i in missing]
         pipe = client.pipeline(transaction=False)
         _queue(pipe, retry)
-        for i, result in zip(missing, pipe.execute(raise_on_error=not raise_errors), strict=True):
+        for i, result in zip(missing, pipe.execute(raise_on_error=raise_errors), strict=True):
             results[i] = result
     return results
 
@@ -353,7 +353,7 @@ async def run_pipeline_async(
         retry = [calls[i] for i in missing]
         pipe = client.pipeline(transaction=False)
         _queue(pipe, retry)
-        retried = await pipe.execute(raise_on_error=not raise_errors)
+        retried = await pipe.execute(raise_on_error=raise_errors)
         for i, result in zip(missing, retried, strict=True):
             results[i] = result
     return results

@@ -20,13 +20,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
+
+from redis.exceptions import ResponseError
 
 from kubeq import defaults
 from kubeq.client.enqueue import plan_enqueue
 from kubeq.options import Call, TaskOptions
+from kubeq.store import cluster as rediscluster
 from kubeq.store.jobfields import HANDOFF_FIELDS
-from kubeq.store.keys import QueueKeys, queues_key
+from kubeq.store.keys import QueueKeys, queues_key, validate_job_id, validate_queue_name
 from kubeq.store.scripts import ScriptCall, run_pipeline_async
 from kubeq.workflows.callbacks import follow_up
 from kubeq.workflows.dependencies import resolve_calls
@@ -46,7 +49,7 @@ _LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred"})
 async def hand_off(
     client: Any,
     queue: QueueKeys,
-    ids: Iterable[str],
+    ids: Iterable[str | bytes],
     defaults_for: Callable[[str], TaskOptions],
     route: Route | None = None,
 ) -> int:
@@ -54,58 +57,159 @@ async def hand_off(
     then forget them; returns how many callbacks were sent (a duplicate counts: the script
     finds the first). Batched: one round trip reads every parent, one runs every enqueue,
     edge and resolve script in order, one forgets the entries (plus one to register a
-    callback's queue when there are callbacks)."""
-    ids = list(ids)
-    if not ids:
+    callback's queue when there are callbacks).
+
+    One bad entry never stops the others: an entry that cannot be read (an id that is not
+    a job id, a job key or dependents set of another type, an undecodable status) is moved
+    to ``{q}:handoff:aside`` with the reason and logged; a child entry that cannot be read
+    is logged and skipped; an entry whose scripts Redis refused stays, re-scored to now, so
+    the next sweep's batch starts with the others."""
+    entries = list(ids)
+    if not entries:
         return 0
+    aside: dict[str | bytes, str] = {}
+    parents: list[tuple[str | bytes, str]] = []
+    for raw in entries:
+        try:
+            parents.append((raw, _job_id(raw)))
+        except ValueError as exc:
+            aside[raw] = f"not a job id: {exc}"
     pipe = client.pipeline(transaction=False)
-    for parent in ids:
+    for _, parent in parents:
         pipe.hmget(queue.job(parent), HANDOFF_FIELDS)
         pipe.smembers(queue.dependents(parent))
-    replies = await pipe.execute()
+    replies = await pipe.execute(raise_on_error=False) if parents else []
     scripts: list[ScriptCall] = []
+    owner: list[str | bytes] = []
+    """The entry each script call is for (to keep an entry whose scripts were refused)."""
     callback_queues: set[str] = set()
-    resolved: list[str] = []
+    resolved: list[tuple[str | bytes, str]] = []
     sent = 0
-    for k, parent in enumerate(ids):
+    for k, (raw, parent) in enumerate(parents):
         fields, children = replies[2 * k], replies[2 * k + 1]
-        status, result, error, reason, on_success, on_failure, marker = fields
-        state = (status or b"missing").decode()
-        if state in _LIVE:
-            continue  # requeued from the dead letters before its hand-off: its next end notes it
-        text = (error or reason or b"").decode("utf-8", "replace")
         try:
-            call = follow_up(
-                parent,
-                (status or b"").decode(),
-                result,
-                text,
-                {"on_success": on_success, "on_failure": on_failure},
-            )
-            if call is not None:
-                plan = plan_enqueue(
-                    [call], prefix=queue.prefix, defaults_for=defaults_for, route=route, once=True
-                )
-                callback_queues.update(plan.queues)
-                scripts += plan.calls  # then the edges, which need the callback's hash
-                scripts += _edge_calls(queue, parent, plan.targets[0])
-                sent += 1
-        except (ValueError, TypeError) as exc:
-            # written by hand or by another version: retrying cannot fix it
-            log.error("job %s: its callback could not be enqueued and is dropped: %s", parent, exc)
-        if marker and b"d" in marker:
-            scripts += _resolve_calls(queue, parent, state, children)
-            resolved.append(parent)
+            plan = _plan_one(queue, parent, fields, children, defaults_for, aside, route)
+        except _Unreadable as exc:
+            aside[raw] = str(exc)
+            continue
+        if plan is None:
+            continue  # requeued from the dead letters before its hand-off: its next end notes it
+        callback_queues.update(plan.queues)
+        scripts += plan.calls
+        owner += [raw] * len(plan.calls)
+        sent += plan.callback
+        if plan.dependents:
+            resolved.append((raw, parent))
     if callback_queues:
         await client.sadd(queues_key(queue.prefix), *sorted(callback_queues))
+    refused: dict[str | bytes, BaseException] = {}
     if scripts:
-        await run_pipeline_async(client, scripts)
+        results = await run_pipeline_async(client, scripts, raise_errors=False)
+        for raw, result in zip(owner, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, ResponseError) or rediscluster.is_outage(result):
+                    raise result  # an outage: the whole batch is redone later
+                refused.setdefault(raw, result)
+    for raw, err in refused.items():
+        log.error("hand-off of job %r refused by Redis (retried later): %s", raw, err)
     pipe = client.pipeline(transaction=False)
-    for parent in resolved:
-        pipe.delete(queue.dependents(parent))  # the edges are resolved: forget them
-    pipe.zrem(queue.handoff, *ids)
-    await pipe.execute()
+    for raw, parent in resolved:
+        if raw not in refused:
+            pipe.delete(queue.dependents(parent))  # the edges are resolved: forget them
+    for raw, why in aside.items():
+        log.error(
+            "hand-off entry %r of queue %s set aside in %s: %s",
+            raw,
+            queue.name,
+            queue.handoff_aside,
+            why,
+        )
+        pipe.hset(queue.handoff_aside, raw, why)
+    done = [raw for raw in entries if raw not in refused]
+    if done:
+        pipe.zrem(queue.handoff, *done)
+    if refused:
+        now_ms = int(time.time() * 1000)
+        pipe.zadd(queue.handoff, dict.fromkeys(refused, now_ms), xx=True)
+    for reply in await pipe.execute(raise_on_error=False):
+        if isinstance(reply, ResponseError):  # e.g. the aside key of another type
+            log.error("hand-off of queue %s: %s", queue.name, reply)
+        elif isinstance(reply, BaseException):
+            raise reply
     return sent
+
+
+class _Plan(NamedTuple):
+    """What the hand-off of one ended parent sends."""
+
+    calls: list[ScriptCall]
+    """Its callback's enqueue and edge calls, then a resolve call per child."""
+    queues: list[str]
+    """The callback's queue (registered in the queue set first)."""
+    callback: bool
+    """A callback is enqueued."""
+    dependents: bool
+    """It had children waiting (its dependents set is forgotten once they are told)."""
+
+
+class _Unreadable(Exception):
+    """A hand-off entry that no retry can read: it is set aside."""
+
+
+def _job_id(raw: str | bytes) -> str:
+    """The job id of a hand-off entry; ValueError when it cannot be one."""
+    return validate_job_id(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def _plan_one(
+    queue: QueueKeys,
+    parent: str,
+    fields: Any,
+    children: Any,
+    defaults_for: Callable[[str], TaskOptions],
+    aside: dict[str | bytes, str],
+    route: Route | None = None,
+) -> _Plan | None:
+    """What to send for one ended parent (None: it has not ended, after all); raises
+    _Unreadable when its fields or its dependents set cannot be read."""
+    if isinstance(fields, BaseException):
+        raise _Unreadable(f"its job key {queue.job(parent)} cannot be read: {fields}")
+    status, result, error, reason, on_success, on_failure, marker = fields
+    try:
+        state = (status or b"missing").decode()
+    except UnicodeDecodeError:
+        raise _Unreadable(f"its status {status!r} is not UTF-8") from None
+    if state in _LIVE:
+        return None
+    has_dependents = bool(marker and b"d" in marker)
+    if has_dependents and isinstance(children, BaseException):
+        raise _Unreadable(f"its dependents set cannot be read: {children}")
+    scripts: list[ScriptCall] = []
+    queues: list[str] = []
+    sent = False
+    text = (error or reason or b"").decode("utf-8", "replace")
+    try:
+        call = follow_up(
+            parent,
+            state,
+            result,
+            text,
+            {"on_success": on_success, "on_failure": on_failure},
+        )
+        if call is not None:
+            plan = plan_enqueue(
+                [call], prefix=queue.prefix, defaults_for=defaults_for, route=route, once=True
+            )
+            queues += plan.queues
+            scripts += plan.calls  # then the edges, which need the callback's hash
+            scripts += _edge_calls(queue, parent, plan.targets[0])
+            sent = True
+    except (ValueError, TypeError) as exc:
+        # written by hand or by another version: retrying cannot fix it
+        log.error("job %s: its callback could not be enqueued and is dropped: %s", parent, exc)
+    if has_dependents:
+        scripts += _resolve_calls(queue, parent, state, children, aside)
+    return _Plan(scripts, queues, sent, has_dependents)
 
 
 def _edge_calls(queue: QueueKeys, parent: str, child: tuple[str, str]) -> list[ScriptCall]:
@@ -119,16 +223,32 @@ def _edge_calls(queue: QueueKeys, parent: str, child: tuple[str, str]) -> list[S
 
 
 def _resolve_calls(
-    queue: QueueKeys, parent: str, status: str, members: Iterable[bytes]
+    queue: QueueKeys,
+    parent: str,
+    status: str,
+    members: Iterable[bytes],
+    aside: dict[str | bytes, str],
 ) -> list[ScriptCall]:
     """Tell each child waiting on ``parent`` that it ended (resolve.lua on the child's queue;
-    idempotent)."""
-    children = [m.decode().split("\t", 1) for m in members]
-    return [
-        resolve_calls(queue.prefix, (c[0], c[1]), (queue.name, parent), status)
-        for c in children
-        if len(c) == 2
-    ]
+    idempotent). A member that names no child (not UTF-8, not ``<queue>\\t<id>``) is noted
+    in ``aside`` under ``dependents:<parent>:<member>`` and skipped."""
+    calls = []
+    for m in members:
+        try:
+            child_queue, sep, child_id = m.decode().partition("\t")
+            if not sep:
+                raise ValueError("expected <queue><TAB><id>")
+            calls.append(
+                resolve_calls(
+                    queue.prefix,
+                    (validate_queue_name(child_queue), validate_job_id(child_id)),
+                    (queue.name, parent),
+                    status,
+                )
+            )
+        except ValueError as exc:
+            aside[b"dependents:" + parent.encode() + b":" + m] = f"not a child: {exc}"
+    return calls
 
 
 async def sweep(
@@ -144,5 +264,5 @@ async def sweep(
     for q in queues:
         ids = await client.zrangebyscore(q.handoff, "-inf", before, start=0, num=100)
         if ids:
-            sent += await hand_off(client, q, [i.decode() for i in ids], defaults_for, route)
+            sent += await hand_off(client, q, ids, defaults_for, route)
     return sent

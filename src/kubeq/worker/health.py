@@ -2,8 +2,9 @@
 
 Kubernetes restarts a pod whose liveness probe fails, so the probe must fail only when a
 restart can help: the loop stopped turning, or Redis has been out of reach for longer than
-``--stall-seconds``. Outages are logged once per retry with their duration and retried with
-an exponential backoff capped at 5 s.
+``--stall-seconds`` (the worker adds: no heartbeat renewed the leases for that long, or a
+background loop ended). Outages are logged once per retry with their duration and retried
+with an exponential backoff capped at 5 s.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class Vitals:
         now = time.monotonic()
         self.last_tick = now
         self.last_round_trip = now
+        self.last_beat = now
+        """When a heartbeat last renewed the leases (the worker's health() reads it)."""
         self.down_since: float | None = None
         self.backoff = 0.1
 
@@ -31,6 +34,10 @@ class Vitals:
     def round_trip(self) -> None:
         """A command reached Redis and came back."""
         self.last_round_trip = time.monotonic()
+
+    def beat(self) -> None:
+        """A heartbeat renewed the leases."""
+        self.last_beat = time.monotonic()
 
     def redis_up(self) -> None:
         if self.down_since is not None:

@@ -74,15 +74,15 @@ class Worker(Upkeep):
             s.pool,
             ", ".join(sorted(self.tasks)),
         )
-        beat = asyncio.create_task(self._heartbeat_loop(), name="kubeq-heartbeat")
+        beat = self._start_background("heartbeat", self._heartbeat_loop())
         try:
             await self._register()
             await self._consume()
             await self._drain()
         finally:
             beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beat  # an error that ended it was logged when it did
             if self._handoffs:  # callbacks of the last acks: else the next worker's sweep
                 await asyncio.wait(set(self._handoffs), timeout=5)
             await self._leave()

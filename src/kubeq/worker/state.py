@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import redis.asyncio
@@ -86,6 +87,10 @@ class WorkerState:
         partitioner = Partitioner(settings.partitions)
         self._route = partitioner.route if partitioner.partitions else None
         """Where a follow-up on a partitioned queue goes (handoff.py); None: none is."""
+        self._background: dict[str, asyncio.Task[None]] = {}
+        """The loops beside the fetch loop (the heartbeat): /healthz fails once one ends."""
+        self._complaints: dict[str, str] = {}
+        """The last error each background step logged, so a repeated one is logged once."""
         self._handoffs: set[asyncio.Task[None]] = set()
         """Callback hand-offs under way (handoff.py), awaited before the worker leaves."""
         self.exit_code = 0
@@ -95,7 +100,48 @@ class WorkerState:
         ok, message = self.vitals.health(self.settings.stall_seconds)
         if ok and (stuck := self.executor.health()) is not None:
             return False, stuck
+        if ok and (stopped := self._stopped_background()) is not None:
+            return False, stopped
+        silent = time.monotonic() - self.vitals.last_beat
+        if ok and silent > max(self.settings.stall_seconds, 3 * self.settings.heartbeat_interval):
+            return False, f"no heartbeat has renewed the leases for {silent:.0f} s"
         return ok, message if not ok else f"ok: {len(self.inflight)} jobs in flight"
+
+    def _start_background(self, name: str, loop: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a loop beside the fetch loop; its end, other than by cancellation at
+        shutdown, is logged and fails /healthz."""
+        task = asyncio.create_task(loop, name=f"kubeq-{name}")
+        self._background[name] = task
+        task.add_done_callback(self._background_ended)
+        return task
+
+    def _background_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            log.critical(
+                "the %s task stopped; /healthz fails from now on",
+                task.get_name(),
+                exc_info=task.exception(),
+            )
+
+    def _stopped_background(self) -> str | None:
+        """Why /healthz fails because a background loop has ended, or None."""
+        for name, task in self._background.items():
+            if task.done() and not self._stopping:
+                error = None if task.cancelled() else task.exception()
+                return f"the worker's {name} task has stopped: {error!r}"
+        return None
+
+    def _complain(self, step: str, exc: BaseException) -> None:
+        """Log a background step's failure with its traceback, once until it changes (a
+        heartbeat every second would otherwise repeat it for ever)."""
+        what = f"{type(exc).__name__}: {exc}"
+        if self._complaints.get(step) != what:
+            self._complaints[step] = what
+            log.error("%s failed (retried every heartbeat): %s", step, what, exc_info=exc)
+
+    def _recovered(self, step: str) -> None:
+        if self._complaints.pop(step, None) is not None:
+            log.info("%s works again", step)
 
     @property
     def stopping(self) -> bool:

@@ -10,9 +10,10 @@ import contextlib
 import logging
 import time
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from kubeq.outcomes import Ended, Outcome, Settlement
+from kubeq.store import cluster as rediscluster
 from kubeq.store.keys import QueueKeys
 from kubeq.worker import handoff, info, leases
 from kubeq.worker.delivery import Delivery
@@ -35,8 +36,13 @@ class Upkeep(WorkerState):
             await handoff.hand_off(self._redis, queue, ids, self._defaults_for, self._route)
         except (RedisError, OSError) as exc:
             log.warning("callbacks of %s not handed off yet (a later sweep will): %s", ids, exc)
+        except Exception:  # a bug of ours: the entries stay, and the sweep retries them
+            log.exception("callbacks of %s not handed off yet (a later sweep will)", ids)
 
     async def _heartbeat_loop(self) -> None:
+        """Every heartbeat_interval: renew leases, publish the worker document, sweep the
+        hand-offs. Each step catches and logs its own failure, so one bad item in Redis never
+        stops the others nor the next beat (handoff.py sets such items aside)."""
         failing = False
         started_at = time.time()
         while True:
@@ -47,19 +53,34 @@ class Upkeep(WorkerState):
                 if not failing:
                     log.warning("heartbeat failed (leases are not being renewed): %s", exc)
                 failing = True
-                continue
-            if failing:
-                log.info("heartbeat restored")
-            failing = False
-            self.vitals.round_trip()
-            # the dashboard's Workers page; logs and never raises
-            await info.publish_worker(
-                self._redis, self.settings, self.inflight.values(), self.metrics, started_at
-            )
+                if not isinstance(exc, ResponseError) or rediscluster.is_outage(exc):
+                    continue  # Redis out of reach: the next beat tries again
+                # Redis answered and refused (a queue's keys hold garbage): a restart cannot
+                # fix data, so this counts as a beat for /healthz, and the sweep still runs
+                self.vitals.beat()
+            except Exception as exc:  # a bug of ours: the next beat tries again
+                self._complain("heartbeat", exc)
+            else:
+                self._recovered("heartbeat")
+                if failing:
+                    log.info("heartbeat restored")
+                failing = False
+                self.vitals.round_trip()
+                self.vitals.beat()
+            try:  # the dashboard's Workers page; logs Redis errors itself
+                await info.publish_worker(
+                    self._redis, self.settings, self.inflight.values(), self.metrics, started_at
+                )
+            except Exception as exc:
+                self._complain("publishing the worker document", exc)
             try:  # callbacks a dead worker acked but never handed off
                 await handoff.sweep(self._redis, self.queues, self._defaults_for, self._route)
             except (RedisError, OSError) as exc:
                 log.warning("callback sweep failed: %s", exc)
+            except Exception as exc:
+                self._complain("callback sweep", exc)
+            else:
+                self._recovered("callback sweep")
 
     async def _heartbeat(self) -> None:
         self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these

@@ -24,15 +24,31 @@ from kubeq.store.keys import QueueKeys, validate_job_id
 from kubeq.store.scripts import LUA, ScriptCall, run_pipeline
 from kubeq.workflows.edges import edge_call, entry
 
-__all__ = ["check", "link", "parents_of", "resolve_calls"]
+__all__ = ["check", "distinct", "link", "parents_of", "resolve_calls"]
 
 Edge = tuple[str, str]
 """(queue, job id)"""
 
 
 def parents_of(call: Call, default_queue: str) -> list[Edge]:
-    """The call's parents as (queue, id), deduplicated, or an error naming the bad one."""
-    out: list[Edge] = []
+    """The call's parents as (queue, id), each once in first-named order, or an error naming
+    the bad one. Linear: a chord of thousands of members names thousands of parents."""
+    return list(_firsts(call, default_queue))
+
+
+def distinct(call: Call, default_queue: str) -> Call:
+    """The call with each parent named once (by its first name: ``[a, a.id]`` is one
+    parent), so the child's count of parents to wait for (``pending``) is its number of
+    edges; a parent counted twice would keep the child deferred for ever."""
+    firsts = _firsts(call, default_queue)
+    if len(firsts) == len(call.depends_on or ()):
+        return call
+    return call.set(depends_on=list(firsts.values()))
+
+
+def _firsts(call: Call, default_queue: str) -> dict[Edge, Any]:
+    """Each parent's edge, with the first name the call gave it."""
+    out: dict[Edge, Any] = {}
     for parent in call.depends_on or ():
         queue = getattr(parent, "queue", None)
         job_id = getattr(parent, "id", None)
@@ -43,9 +59,7 @@ def parents_of(call: Call, default_queue: str) -> list[Edge]:
                 f"task {call.task!r}: depends_on takes Job handles (from .delay()) or job ids, "
                 f"got {parent!r}"
             )
-        edge = (queue, validate_job_id(job_id))
-        if edge not in out:
-            out.append(edge)
+        out.setdefault((queue, validate_job_id(job_id)), parent)
     return out
 
 
