@@ -84,7 +84,7 @@ test-banner:
 	@echo "redis-server, chromium and node packages, Kubernetes from source, the judges,"
 	@echo "Toxiproxy and the kubeq image (podman), then runs every test tier with pytest."
 	@echo "About 25-30 min cold (~7 of them building, ~3.5 the range tiers), ~20 min warm."
-	@if [ -f $(VENV)/.installed ] && ls -d $${XDG_CACHE_HOME:-$$HOME/.cache}/kubeq/k8s-* \
+	@if ls -d $${XDG_CACHE_HOME:-$$HOME/.cache}/kubeq/k8s-*/bin/kube-apiserver \
 	  >/dev/null 2>&1; then echo "(builds found cached: expect the warm time)"; \
 	else echo "(no cached builds found: expect the cold time)"; fi
 
