@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -108,12 +109,14 @@ class RedisServer:
         )
         try:
             client.ping()
-            replication = client.info("replication")  # empty on a sentinel
+            # empty on a sentinel; Any: redis-py before 8.0 types a reply "T | Awaitable[T]"
+            replication: Any = client.info("replication")
         except (redis.ConnectionError, redis.TimeoutError):
             return False
         finally:
             client.close()
-        return replication.get("role") != "slave" or replication.get("master_link_status") == "up"
+        role, link = replication.get("role"), replication.get("master_link_status")
+        return bool(role != "slave" or link == "up")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
