@@ -42,7 +42,8 @@ def test_version_is_the_packaged_one(kubeq_image: str) -> None:
 def test_image_runs_as_uid_10001_with_the_package_data(kubeq_image: str) -> None:
     code = (
         "import os, importlib.resources as r; "
-        "print(os.getuid(), os.getgid(), sorted(p.name for p in r.files('kubeq.store.lua').iterdir()))"
+        "lua = r.files('kubeq.store.lua'); "
+        "print(os.getuid(), os.getgid(), sorted(p.name for p in lua.iterdir()))"
     )
     out = podman(
         "run", "--rm", "--network", "none", "--entrypoint", "python", kubeq_image, "-c", code
