@@ -30,9 +30,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from support.cluster import ClusterTopology  # noqa: E402
+from tests.support.cluster import ClusterTopology  # noqa: E402
 
 import kubeq  # noqa: E402
 from kubeq.store.cluster import slot_of  # noqa: E402

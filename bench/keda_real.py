@@ -167,14 +167,10 @@ def main() -> int:
     os.environ.setdefault(
         "KUBEQ_CLUSTER_DIR", str(Path(tempfile.gettempdir()) / "kubeq-keda-real-cluster")
     )
-    sys.path[:0] = [
-        str(ROOT / "hack" / "cluster"),
-        str(ROOT / "tests"),
-        str(ROOT / "tests" / "operator"),
-    ]
+    sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT)]
     from kubernetes import client, config
-    from opsupport import Api, OperatorProcess, free_port, install_crd, queue_of, taskqueue
-    from support.redisserver import RedisServer
+    from tests.operator.opsupport import Api, OperatorProcess, free_port, install_crd, queue_of, taskqueue
+    from tests.support.redisserver import RedisServer
 
     import kubeq
     from kubeq.store.keys import QueueKeys

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT / "tests"), str(ROOT / "tests/operator")]
+sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT)]
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -58,8 +58,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from kubernetes import client, config
-    from opsupport import Api, OperatorProcess, install_crd, taskqueue
-    from support.redisserver import RedisServer
+    from tests.operator.opsupport import Api, OperatorProcess, install_crd, taskqueue
+    from tests.support.redisserver import RedisServer
 
     import kubeq
     from localcluster.cluster import down, up

@@ -25,9 +25,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(ROOT / "tests"), str(HERE / "systems")]
+sys.path[:0] = [str(ROOT), str(HERE / "systems")]
 
-from support.redisserver import RedisServer  # noqa: E402
+from tests.support.redisserver import RedisServer  # noqa: E402
 
 
 def summarise(raw: Path, top: int = 25) -> str:

@@ -28,10 +28,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 import report  # noqa: E402
-from support.redisserver import RedisServer  # noqa: E402
+from tests.support.redisserver import RedisServer  # noqa: E402
 
 SYSTEMS = ["kubeq", "rq", "celery", "arq", "dramatiq"]
 PEERS = SYSTEMS[1:]

@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "worker")]
 
 from kubeq_operator.drainrate import DrainRate  # noqa: E402
 from kubeq_operator.policy import History, Observation, ScalingSpec, decide  # noqa: E402
