@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kubeq.testing.server import stop_process
+
 from .redisserver import free_port
 
 VERSION = "v2.12.0"
@@ -79,13 +81,7 @@ class ToxiproxyServer:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
