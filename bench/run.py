@@ -339,7 +339,8 @@ def main() -> int:
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     json_path = results / f"{day}.json"
-    rel = str(json_path.relative_to(ROOT))
+    # the tables name the results file from the repository root when it lives inside it
+    rel = str(json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path)
     result["tables"] = {
         kind: report.RENDERERS[kind](result, rel)
         for kind in ("comparison", "limits", "curve", "targets", "autoscale", "ab")
