@@ -14,6 +14,7 @@ every redis-server through this class.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -24,11 +25,34 @@ from typing import Any
 
 import redis
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on, below the ephemeral range and never the same twice
+    in one process. A port from the ephemeral range (what binding port 0 gives) can be taken,
+    between this call and the server's bind, as the local port of any outgoing connection."""
+    low, _ = _ephemeral_range()
+    candidates = list(range(10000, low)) if low > 11000 else list(range(low // 2, low))
+    for port in random.sample(candidates, len(candidates)):
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
