@@ -15,7 +15,7 @@ import yaml
 
 import kubeq
 from localcluster.cluster import ClusterInfo
-from localcluster.nodeagent import read_pod_log
+from localcluster.podruns import read_pod_log
 from localcluster.pytest_plugin import wait_for
 from tests.support.redisserver import free_port
 

@@ -7,8 +7,8 @@ in :mod:`localcluster.pytest_plugin`.
 """
 
 from .cluster import ClusterError, ClusterInfo, down, running, status, up
-from .nodeagent import read_pod_log
 from .paths import K8S_VERSION, Layout, bin_dir, default_state_dir, missing_binaries
+from .podruns import read_pod_log
 
 __all__ = [
     "K8S_VERSION",

@@ -26,157 +26,31 @@ is Ready), ``kubectl logs/exec`` (there is no kubelet API), pod IPs other than 1
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import datetime as dt
-import json
 import logging
-import os
-import platform
 import queue
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .kubeapi import JSON, MERGE_PATCH, ApiError, Client
-from .paths import K8S_VERSION, Layout, default_state_dir
-from .procs import ProcRef, spawn
+from .kubeapi import ApiError, Client
+from .node import NodeRecord
+from .paths import Layout, default_state_dir
+from .podenv import ConfigError, PodEnv, expand
+from .podruns import ContainerRun, PodRun, now_rfc3339
+from .procs import spawn
 
 log = logging.getLogger("localcluster.nodeagent")
 
-LEASE_DURATION = 40
 LEASE_RENEW_INTERVAL = 10.0
 NODE_STATUS_INTERVAL = 30.0
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 30.0
 BACKOFF_RESET_AFTER = 60.0  # a container that ran this long restarts without delay
-POD_IP = "127.0.0.1"
-CAPACITY = {"cpu": "64", "memory": "256Gi", "pods": "250", "ephemeral-storage": "500Gi"}
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def read_pod_log(
-    namespace: str, pod: str, container: str | None = None, state_dir: Path | None = None
-) -> str:
-    """The log of one container (or of the pod's only container); '' if none yet."""
-    layout = Layout(state_dir or default_state_dir())
-    if container is not None:
-        path = layout.pod_log(namespace, pod, container)
-    else:
-        matches = sorted(layout.pod_logs.glob(f"{namespace}_{pod}_*.log"))
-        if not matches:
-            return ""
-        if len(matches) > 1:
-            raise ValueError(f"pod {namespace}/{pod} has several logs; name the container")
-        path = matches[0]
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-
-
-class ConfigError(Exception):
-    """The container cannot be started as specified (kubelet: CreateContainerConfigError)."""
-
-
-_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-
-
-def expand(text: str, env: dict[str, str]) -> str:
-    """Kubernetes ``$(VAR)`` expansion: unknown references stay, ``$$`` escapes ``$``."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-
-    return _VAR_REF.sub(sub, text)
-
-
-@dataclass
-class ContainerRun:
-    """Run-time state of one container of one pod."""
-
-    name: str
-    spec: JSON
-    proc: subprocess.Popen[bytes] | None = None  # the current process until its exit is seen
-    ref: ProcRef | None = None
-    pid: int = 0
-    started_at: str | None = None
-    started_mono: float = 0.0
-    restart_count: int = 0
-    last_exit: JSON | None = None  # a `terminated` state
-    prev_exit: JSON | None = None
-    next_start: float = 0.0
-    backoff: float = 0.0
-    waiting: tuple[str, str] | None = ("ContainerCreating", "")
-    done: bool = False  # exited and will not be restarted
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def status(self) -> JSON:
-        state: JSON
-        last = self.last_exit
-        if self.running:
-            state = {"running": {"startedAt": self.started_at}}
-        elif self.done and self.last_exit is not None:
-            state, last = {"terminated": self.last_exit}, self.prev_exit
-        else:
-            reason, message = self.waiting or ("ContainerCreating", "")
-            state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
-        status: JSON = {
-            "name": self.name,
-            "image": self.spec.get("image", ""),
-            "imageID": "",
-            "ready": self.running,
-            "started": self.running,
-            "restartCount": self.restart_count,
-            "state": state,
-            "lastState": {"terminated": last} if last else {},
-        }
-        if self.pid:
-            status["containerID"] = f"localcluster://{self.pid}"
-        return status
-
-
-@dataclass
-class PodRun:
-    """Run-time state of one pod bound to this node."""
-
-    pod: JSON
-    containers: dict[str, ContainerRun]
-    start_time: str = field(default_factory=now_rfc3339)
-    kill_deadline: float | None = None  # set once termination began
-    killed: bool = False
-    gone: bool = False  # deleted from the API already
-    last_status: JSON | None = None
-    transitions: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-    @property
-    def meta(self) -> JSON:
-        return dict(self.pod["metadata"])
-
-    @property
-    def key(self) -> str:
-        return f"{self.meta['namespace']}/{self.meta['name']}"
-
-    def alive(self) -> list[ContainerRun]:
-        return [c for c in self.containers.values() if c.running]
 
 
 class NodeAgent:
@@ -199,121 +73,19 @@ class NodeAgent:
         self.finished: set[str] = set()  # uids of pods ended here: later events are echoes
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stop = threading.Event()
-        self.node_uid = ""
-
-    # ---- node and lease -------------------------------------------------------------------
-
-    def _node_status(self) -> JSON:
-        ts = now_rfc3339()
-
-        def cond(kind: str, status: str, reason: str, message: str) -> JSON:
-            return {
-                "type": kind,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastHeartbeatTime": ts,
-                "lastTransitionTime": self._node_started,
-            }
-
-        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-        return {
-            "capacity": CAPACITY,
-            "allocatable": CAPACITY,
-            "addresses": [
-                {"type": "InternalIP", "address": POD_IP},
-                {"type": "Hostname", "address": self.node_name},
-            ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
-            "nodeInfo": {
-                "machineID": "localcluster",
-                "systemUUID": "localcluster",
-                "bootID": "localcluster",
-                "kernelVersion": platform.release(),
-                "osImage": f"localcluster node agent on {platform.system()}",
-                "containerRuntimeVersion": "localcluster://processes",
-                "kubeletVersion": K8S_VERSION,
-                "kubeProxyVersion": "",
-                "operatingSystem": "linux",
-                "architecture": arch,
-            },
-            "conditions": [
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "no pressure"),
-                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "no pressure"),
-                cond("PIDPressure", "False", "KubeletHasSufficientPID", "no pressure"),
-                cond("Ready", "True", "KubeletReady", "localcluster node agent is ready"),
-            ],
-        }
+        self.node = NodeRecord(client, node_name)
+        self.podenv = PodEnv(client, node_name, layout, venv_bin, apiserver_port)
 
     def register(self) -> None:
-        self._node_started = now_rfc3339()
-        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-        body = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": self.node_name,
-                "labels": {
-                    "kubernetes.io/hostname": self.node_name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": arch,
-                    "beta.kubernetes.io/os": "linux",
-                    "beta.kubernetes.io/arch": arch,
-                },
-            },
-            "spec": {},
-        }
-        try:
-            node = self.client.create("/api/v1/nodes", body)
-        except ApiError as e:
-            if e.status != 409:
-                raise
-            node = self.client.get(f"/api/v1/nodes/{self.node_name}")
-        self.node_uid = node["metadata"]["uid"]
-        self.client.patch(f"/api/v1/nodes/{self.node_name}/status", {"status": self._node_status()})
-        log.info("registered node %s", self.node_name)
-
-    def _renew_lease(self) -> None:
-        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node_name}"
-        spec = {
-            "holderIdentity": self.node_name,
-            "leaseDurationSeconds": LEASE_DURATION,
-            "renewTime": now_micro(),
-        }
-        try:
-            self.client.patch(path, {"spec": spec}, content_type=MERGE_PATCH)
-        except ApiError as e:
-            if e.status != 404:
-                raise
-            owner = {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "name": self.node_name,
-                "uid": self.node_uid,
-            }
-            self.client.create(
-                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                {
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {
-                        "name": self.node_name,
-                        "namespace": "kube-node-lease",
-                        "ownerReferences": [owner],
-                    },
-                    "spec": spec,
-                },
-            )
+        self.node.register()
 
     def _heartbeat_loop(self) -> None:
         last_status = time.monotonic()
         while not self.stop.is_set():
             try:
-                self._renew_lease()
+                self.node.renew_lease()
                 if time.monotonic() - last_status >= NODE_STATUS_INTERVAL:
-                    self.client.patch(
-                        f"/api/v1/nodes/{self.node_name}/status", {"status": self._node_status()}
-                    )
+                    self.node.patch_status()
                     last_status = time.monotonic()
             except (OSError, ApiError) as e:
                 log.warning("heartbeat failed: %s", e)
@@ -376,150 +148,6 @@ class NodeAgent:
 
     # ---- running containers ----------------------------------------------------------------
 
-    def _resolve_ref(self, kind: str, namespace: str, ref: JSON) -> str | None:
-        resource = "secrets" if kind == "secret" else "configmaps"
-        try:
-            obj = self.client.get(f"/api/v1/namespaces/{namespace}/{resource}/{ref['name']}")
-        except ApiError as e:
-            if e.status == 404 and ref.get("optional"):
-                return None
-            raise ConfigError(f"{kind} {ref['name']!r}: {e.reason or e.status}") from e
-        if kind == "secret":
-            data = obj.get("data") or {}
-            if ref["key"] in data:
-                return base64.b64decode(data[ref["key"]]).decode()
-        else:
-            if ref["key"] in (obj.get("data") or {}):
-                return str(obj["data"][ref["key"]])
-            if ref["key"] in (obj.get("binaryData") or {}):
-                return base64.b64decode(obj["binaryData"][ref["key"]]).decode()
-        if ref.get("optional"):
-            return None
-        raise ConfigError(f"{kind} {ref['name']!r} has no key {ref['key']!r}")
-
-    def _field_ref(self, pod: JSON, path: str) -> str:
-        meta = pod["metadata"]
-        simple = {
-            "metadata.name": meta["name"],
-            "metadata.namespace": meta["namespace"],
-            "metadata.uid": meta["uid"],
-            "spec.nodeName": self.node_name,
-            "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
-            "status.podIP": POD_IP,
-            "status.podIPs": POD_IP,
-            "status.hostIP": POD_IP,
-            "status.hostIPs": POD_IP,
-        }
-        if path in simple:
-            return str(simple[path])
-        m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
-        if m:
-            return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
-        raise ConfigError(f"unsupported fieldRef {path!r}")
-
-    def _service_account(self, pod: JSON) -> dict[str, str]:
-        """What stands in for the projected service-account volume: a bound token from the
-        TokenRequest API, written with the CA and namespace under the pod's directory, and a
-        kubeconfig using it, passed as KUBECONFIG (processes cannot see the real
-        /var/run/secrets path). The token lives one hour and is not refreshed."""
-        meta, spec = pod["metadata"], pod["spec"]
-        if spec.get("automountServiceAccountToken") is False:
-            return {}
-        namespace, account = meta["namespace"], spec.get("serviceAccountName") or "default"
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "expirationSeconds": 3600,
-                "boundObjectRef": {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                },
-            },
-        }
-        try:
-            token = self.client.create(
-                f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", body
-            )["status"]["token"]
-        except ApiError as e:
-            raise ConfigError(f"service account {account!r}: {e.reason or e.status}") from e
-        sa_dir = self.layout.pods / f"{namespace}_{meta['name']}" / "serviceaccount"
-        sa_dir.mkdir(parents=True, exist_ok=True)
-        (sa_dir / "token").write_text(token)
-        (sa_dir / "namespace").write_text(namespace)
-        ca = self.layout.pki / "ca.crt"
-        (sa_dir / "ca.crt").write_bytes(ca.read_bytes())
-        kubeconfig = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "in-cluster",
-                    "cluster": {
-                        "server": f"https://127.0.0.1:{self.apiserver_port}",
-                        "certificate-authority": str(sa_dir / "ca.crt"),
-                    },
-                }
-            ],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [
-                {
-                    "name": "in-cluster",
-                    "context": {"cluster": "in-cluster", "user": account, "namespace": namespace},
-                }
-            ],
-            "current-context": "in-cluster",
-        }
-        path = sa_dir / "kubeconfig"
-        path.write_text(json.dumps(kubeconfig, indent=2) + "\n")
-        path.chmod(0o600)
-        return {"KUBECONFIG": str(path)}
-
-    def _env(self, pod: JSON, spec: JSON) -> dict[str, str]:
-        namespace = pod["metadata"]["namespace"]
-        env = {
-            "PATH": f"{self.venv_bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
-            "HOME": os.environ.get("HOME", "/root"),
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "HOSTNAME": pod["metadata"]["name"],
-            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-            "KUBERNETES_SERVICE_PORT": str(self.apiserver_port),
-            "PYTHONUNBUFFERED": "1",
-            **self._service_account(pod),
-        }
-        for source in spec.get("envFrom") or []:
-            kind = "secret" if "secretRef" in source else "configMap"
-            ref = source.get("secretRef") or source.get("configMapRef") or {}
-            resource = "secrets" if kind == "secret" else "configmaps"
-            try:
-                obj = self.client.get(f"/api/v1/namespaces/{namespace}/{resource}/{ref['name']}")
-            except ApiError as e:
-                if e.status == 404 and ref.get("optional"):
-                    continue
-                raise ConfigError(f"{kind} {ref.get('name')!r}: {e.reason or e.status}") from e
-            for k, v in (obj.get("data") or {}).items():
-                decoded = base64.b64decode(v).decode() if kind == "secret" else str(v)
-                env[source.get("prefix", "") + k] = decoded
-        for item in spec.get("env") or []:
-            if "value" in item or "valueFrom" not in item:
-                env[item["name"]] = expand(str(item.get("value", "")), env)
-                continue
-            vf = item["valueFrom"]
-            value: str | None
-            if "secretKeyRef" in vf:
-                value = self._resolve_ref("secret", namespace, vf["secretKeyRef"])
-            elif "configMapKeyRef" in vf:
-                value = self._resolve_ref("configMap", namespace, vf["configMapKeyRef"])
-            elif "fieldRef" in vf:
-                value = self._field_ref(pod, vf["fieldRef"]["fieldPath"])
-            else:
-                raise ConfigError(f"env {item['name']}: unsupported valueFrom {sorted(vf)}")
-            if value is not None:
-                env[item["name"]] = value
-        return env
-
     def _start(self, run: PodRun, c: ContainerRun) -> None:
         pod, spec = run.pod, c.spec
         meta = pod["metadata"]
@@ -528,7 +156,7 @@ class NodeAgent:
                 raise ConfigError(
                     "the localcluster node agent runs no images: the container needs a command"
                 )
-            env = self._env(pod, spec)
+            env = self.podenv.env(pod, spec)
         except ConfigError as e:
             c.waiting = ("CreateContainerConfigError", str(e))
             c.next_start = time.monotonic() + 2.0
@@ -662,47 +290,7 @@ class NodeAgent:
         return False
 
     def _report(self, run: PodRun) -> None:
-        statuses = [c.status() for c in run.containers.values()]
-        all_running = bool(statuses) and all(c.running for c in run.containers.values())
-        runs = list(run.containers.values())
-        if run.kill_deadline is not None:  # terminating: the phase stays what it was
-            phase = run.pod.get("status", {}).get("phase") or "Running"
-        elif runs and all(c.done and c.last_exit for c in runs):
-            failed = any(c.last_exit and c.last_exit["exitCode"] != 0 for c in runs)
-            phase = "Failed" if failed else "Succeeded"
-        elif any(c.running or c.last_exit for c in runs):
-            phase = "Running"
-        else:
-            phase = "Pending"
-        ready = "True" if all_running and run.kill_deadline is None else "False"
-        conditions = []
-        for kind, status in (
-            ("PodReadyToStartContainers", "True"),
-            ("Initialized", "True"),
-            ("ContainersReady", ready),
-            ("Ready", ready),
-        ):
-            previous = run.transitions.get(kind)
-            if previous is None or previous[0] != status:
-                run.transitions[kind] = (status, now_rfc3339())
-            conditions.append(
-                {
-                    "type": kind,
-                    "status": status,
-                    "lastProbeTime": None,
-                    "lastTransitionTime": run.transitions[kind][1],
-                }
-            )
-        status_body: JSON = {
-            "phase": phase,
-            "conditions": conditions,
-            "containerStatuses": statuses,
-            "hostIP": POD_IP,
-            "hostIPs": [{"ip": POD_IP}],
-            "podIP": POD_IP,
-            "podIPs": [{"ip": POD_IP}],
-            "startTime": run.start_time,
-        }
+        status_body = run.status()
         if status_body == run.last_status:
             return
         meta = run.meta
