@@ -69,7 +69,7 @@ toxiproxy-bin:
 test-faults: venv redis-server toxiproxy-bin
 	$(BIN)/pytest -m faults
 
-# The kubeq image (issue 19), built with podman from the Dockerfile; cached by content under
+# The kubeq image, built with podman from the Dockerfile; cached by content under
 # ~/.cache/kubeq (a no-op of about a second when nothing changed). tests/node runs it, and the
 # real node (node-deps: Debian's containerd, runc, CNI plugins; docs/real-node.md).
 .PHONY: image

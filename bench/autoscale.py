@@ -80,11 +80,11 @@ def main() -> int:
     )
     sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT)]
     from kubernetes import client, config
-    from tests.operator.opsupport import Api, OperatorProcess, install_crd, queue_of, taskqueue
-    from tests.support.redisserver import RedisServer
 
     import kubeq
     from localcluster.cluster import down, up
+    from tests.operator.opsupport import Api, OperatorProcess, install_crd, queue_of, taskqueue
+    from tests.support.redisserver import RedisServer
 
     info, started = up()
     work = Path(tempfile.mkdtemp(prefix="kubeq-bench-autoscale-"))

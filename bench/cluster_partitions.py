@@ -1,4 +1,4 @@
-"""ONE partitioned queue on a Redis Cluster of 1 master, then of 3 masters (issue 15).
+"""ONE partitioned queue on a Redis Cluster of 1 master, then of 3 masters.
 
     .venv/bin/python bench/cluster_partitions.py [--jobs 20000] [--partitions 6]
         [--workers 4] [--concurrency 64] [--out bench/results/cluster-partitions.json]
@@ -32,12 +32,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ClusterTopology  # noqa: E402
-
 import kubeq  # noqa: E402
 from kubeq.store.cluster import slot_of  # noqa: E402
 from kubeq.store.keys import QueueKeys  # noqa: E402
 from kubeq.store.partitions import names  # noqa: E402
+from tests.support.cluster import ClusterTopology  # noqa: E402
 
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 

@@ -1,4 +1,4 @@
-"""Real KEDA beside kubeq on one burst, on the local control plane (issue 16).
+"""Real KEDA beside kubeq on one burst, on the local control plane.
 
     make keda                                  # once: builds KEDA into ~/.cache/kubeq/keda-<v>
     .venv/bin/python bench/keda_real.py [--jobs 200] [--seconds 1]
@@ -169,12 +169,19 @@ def main() -> int:
     )
     sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT)]
     from kubernetes import client, config
-    from tests.operator.opsupport import Api, OperatorProcess, free_port, install_crd, queue_of, taskqueue
-    from tests.support.redisserver import RedisServer
 
     import kubeq
     from kubeq.store.keys import QueueKeys
     from localcluster.cluster import up
+    from tests.operator.opsupport import (
+        Api,
+        OperatorProcess,
+        free_port,
+        install_crd,
+        queue_of,
+        taskqueue,
+    )
+    from tests.support.redisserver import RedisServer
 
     info, _ = up()
     work = Path(tempfile.mkdtemp(prefix="kubeq-keda-real-"))

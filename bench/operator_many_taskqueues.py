@@ -58,11 +58,11 @@ def main() -> int:
     args = ap.parse_args()
 
     from kubernetes import client, config
-    from tests.operator.opsupport import Api, OperatorProcess, install_crd, taskqueue
-    from tests.support.redisserver import RedisServer
 
     import kubeq
     from localcluster.cluster import down, up
+    from tests.operator.opsupport import Api, OperatorProcess, install_crd, taskqueue
+    from tests.support.redisserver import RedisServer
 
     info, started = up()
     work = Path(tempfile.mkdtemp(prefix="kubeq-bench-"))

@@ -1,6 +1,6 @@
 """The bench's tables, made from a results JSON alone; and the README blocks that show them.
 
-Why: a table copied by hand into a README goes stale the day the next run lands (issue 17).
+Why: a table copied by hand into a README goes stale the day the next run lands.
 Every figure the READMEs show about kubeq against its peers is rendered here from one
 ``bench/results/*.json``, between markers that name the file::
 
@@ -14,7 +14,7 @@ marker names (``--results FILE`` points them all at another file first; ``run.py
 ``tests/unit/test_bench_report.py`` fails when a README and its results file disagree.
 
 Block kinds: ``summary`` (when, where, the load), ``comparison`` (kubeq and the peers),
-``limits`` (Redis's own limit), ``curve`` (cost of a deep backlog), ``targets`` (issue 17's
+``limits`` (Redis's own limit), ``curve`` (cost of a deep backlog), ``targets`` (the project's
 targets, reached or not), ``autoscale``, and ``ab`` (kubeq against a variant of itself
 measured in the same run: ``run.py --variant LABEL=PATH``). Standard library only: the test
 imports it from the project venv.
@@ -235,7 +235,7 @@ def curve(res: dict[str, Any], path: str) -> str:
 
 
 def targets(res: dict[str, Any], path: str) -> str:
-    """Issue 17's targets: each one's measured value and whether this run reached it."""
+    """The performance targets: each one's measured value and whether this run reached it."""
     med = res["medians"]
     k = med.get("kubeq", {})
     raw = (res.get("redis_limits") or {}).get("raw", {})

@@ -31,6 +31,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import report  # noqa: E402
+
 from tests.support.redisserver import RedisServer  # noqa: E402
 
 SYSTEMS = ["kubeq", "rq", "celery", "arq", "dramatiq"]

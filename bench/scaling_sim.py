@@ -1,4 +1,4 @@
-"""Replay workload traces through kubeq's real scaling policy and a model of KEDA + HPA (issue 16).
+"""Replay workload traces through kubeq's real scaling policy and a model of KEDA + HPA.
 
 Why a simulator: the question "which autoscaler gives lower waits for fewer replica-seconds"
 needs the same arrivals, the same pods and the same job durations for every system, many
@@ -425,7 +425,7 @@ KUBEQ_SLOW_DOWN: dict[str, Any] = {
     "max_pods_per_step": 4,
     "period_seconds": 15.0,
 }
-"""The scale-down defaults kubeq had before issue 16 closed (spec.scaling.scaleDown
+"""Earlier, more cautious scale-down defaults (spec.scaling.scaleDown
 {stabilizationSeconds: 60, maxPodsPerStep: 4, periodSeconds: 15}): kept beside the current
 defaults to show what the scale-down delay costs."""
 

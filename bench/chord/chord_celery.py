@@ -1,4 +1,4 @@
-"""Celery's side of the chord benchmark (issue 11): the same two tasks, Celery's chord on the
+"""Celery's side of the chord benchmark: the same two tasks, Celery's chord on the
 same Redis as broker and result backend (a chord needs one: Celery counts finished members
 in it). Runs in the Celery peer venv (bench.mk). See run_chord.py."""
 

@@ -1,4 +1,4 @@
-"""kubeq's side of the chord benchmark (issue 11): the tasks its worker imports and how a
+"""kubeq's side of the chord benchmark: the tasks its worker imports and how a
 chord of N is started. See run_chord.py."""
 
 from __future__ import annotations

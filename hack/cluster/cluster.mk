@@ -1,4 +1,4 @@
-# The local Kubernetes control plane (issue 3), included by the top-level Makefile.
+# The local Kubernetes control plane, included by the top-level Makefile.
 #   cluster-bin   build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
 #                 helm and kubeconform from source (hack/cluster/build.sh; cached outside the
 #                 checkout, a no-op once built)

@@ -1,4 +1,4 @@
-# The external judges of tests/judges (issue 18), included by the top-level Makefile.
+# The external judges of tests/judges, included by the top-level Makefile.
 #   judges-bin   build psa-check, kube-score and promlint (Go module proxy) and install checkov
 #                (PyPI) into ~/.cache/kubeq (hack/judges/build.sh; a no-op once built)
 .PHONY: judges-bin

@@ -1,4 +1,4 @@
-"""What issue 18 asked of the chart: monitors that keep the TaskQueue's labels, Secret reads
+"""What production asks of the chart: monitors that keep the TaskQueue's labels, Secret reads
 and pod patches confined, NetworkPolicies on request, probes and resources everywhere, and
 NOTES that say what the operator can read and how to upgrade the CRD."""
 

@@ -1,4 +1,4 @@
-"""Issue 16: the simulator (bench/scaling_sim.py) is confirmed by the real thing on one trace.
+"""The simulator (bench/scaling_sim.py) is confirmed by the real thing on one trace.
 
 A burst of 320 one-second jobs into an idle TaskQueue with ``targetWaitSeconds`` and a quick
 scale-down, on the local control plane with real worker pods. The pods' start-up time, the

@@ -59,7 +59,7 @@ def test_every_pod_passes_pod_security_restricted(judged: dict[str, Path]) -> No
 
 
 def test_pod_security_judge_has_teeth(tmp_path: Path) -> None:
-    """The same worker pod without kubeq's seccomp profile is refused, as issue 18 found."""
+    """The same worker pod without kubeq's seccomp profile is refused."""
     dep = worker_deployment(EXAMPLES[0])
     del dep["spec"]["template"]["spec"]["securityContext"]["seccompProfile"]
     bad = tmp_path / "bad.yaml"
@@ -155,7 +155,7 @@ def test_checkov(judged: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=example_id)
 def test_examples_set_probes_resources_and_metrics(example: Path) -> None:
-    """Issue 18 found examples without a memory limit or a metrics port: each sets both."""
+    """Every example sets a memory limit and a metrics port."""
     tq = yaml.safe_load(example.read_text())
     worker = tq["spec"]["worker"]
     assert worker.get("metricsPort"), "the dashboard's worker panels need /metrics"

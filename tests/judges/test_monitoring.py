@@ -226,7 +226,7 @@ def test_live_metrics_are_lint_clean_and_labelled_as_the_dashboard_expects(
     assert checked >= 10, f"only {checked} dashboard queries found series"
     assert not gaps, "\n".join(gaps)
 
-    # what issue 18 found: without honorLabels, the operator's namespace hides the TaskQueue's
+    # without honorLabels, the operator's namespace hides the TaskQueue's
     sm["spec"]["endpoints"][0]["honorLabels"] = False
     broken = operator_series(sm, docs, operator_text)
     assert label_values(broken, "kubeq_queue_backlog", "namespace") == {OPERATOR_NAMESPACE}

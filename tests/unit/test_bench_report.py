@@ -1,5 +1,5 @@
 """The READMEs show the bench's figures only as bench/report.py renders them from the results
-file each block names (issue 17): a number edited by hand, a block left behind by a new run,
+file each block names: a number edited by hand, a block left behind by a new run,
 or a marker naming a file that is gone fails here."""
 
 from __future__ import annotations

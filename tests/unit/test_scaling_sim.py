@@ -1,4 +1,4 @@
-"""The autoscaling simulator (bench/scaling_sim.py, issue 16) replays traces through the real
+"""The autoscaling simulator (bench/scaling_sim.py) replays traces through the real
 policy: kubeq with a wait target and every other setting at its default must beat KEDA + HPA
 as its users tune it, on every trace, with no more replica-seconds and no job interrupted by a
 scale-in. The committed results (bench/results/scaling/) must be what the simulator produces

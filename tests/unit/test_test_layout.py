@@ -1,4 +1,4 @@
-"""The suite's own layout: any tiers combine in one pytest call (issue 26).
+"""The suite's own layout: any tiers combine in one pytest call.
 
 Two tiers' modules of the same bare name (``conftest``, ``helpers``) clash when pytest puts
 both folders on ``sys.path``: whichever came first answers both imports. So every folder of

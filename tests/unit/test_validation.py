@@ -1,4 +1,4 @@
-"""Values that used to pass validation and break later (issue 10, defect 4): each is now
+"""Values that could pass validation and break later: each is
 refused where it is written, with the field's name."""
 
 from __future__ import annotations
