@@ -161,10 +161,7 @@ class Hub:
             row["per_minute"] = sum(h[3] for h in window)
             row["failure_rate"] = (sum(h[4] for h in window) / total) if total else 0.0
             rows[s.queue] = row
-        while len(self.history) > self._history_queues:
-            self.history.popitem(last=False)
-        for name in [n for n in self.history if self.directory.empty(n)]:
-            del self.history[name]
+        self._prune()
         message: dict[str, Any] = {
             "now": now,
             "registered": int(registered),
@@ -177,6 +174,14 @@ class Hub:
         self._latest_view = view
         self._latest_at = time.monotonic()
         self.polls += 1
+
+    def _prune(self) -> None:
+        """Keep history for the most recently shown queues only, none for a name whose queue
+        holds nothing."""
+        while len(self.history) > self._history_queues:
+            self.history.popitem(last=False)
+        for name in [n for n in self.history if self.directory.empty(n)]:
+            del self.history[name]
 
     async def _job_starts(self, workers: list[dict[str, Any]]) -> None:
         """Set ``started_at`` of every job the workers hold (one pipeline)."""
@@ -238,6 +243,7 @@ class Hub:
             stale = time.monotonic() - self._latest_at >= self.interval
             if self._latest is None or stale or not view.within(self._latest_view):
                 await self._poll_once(union([view, *self._subscribers.values()]))
+            self._prune()
         return self.message(view)
 
     # -- fan-out -----
