@@ -173,6 +173,8 @@
   updateQueues({ queues: [], now: 0 });
   updateScaling({ cluster: { taskqueues: [] }, now: 0 });
   if (!window.EventSource) return;
+  /* pages with nothing live (a job, dead letters, log in) open no stream: no poll for them */
+  if (["overview", "queue", "workers", "scaling"].indexOf(page) < 0) return;
   var live = document.getElementById("live");
   /* the poll reads what this page shows: its queues, or the workers, or the cluster */
   var shown = {};
