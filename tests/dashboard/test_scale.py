@@ -6,6 +6,7 @@ shows, and the chart history is capped. Real Redis, in process (Starlette's Test
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -36,6 +37,14 @@ def register_empty(r: redis.Redis, n: int) -> list[str]:
     names = [f"empty-{i:05d}" for i in range(n)]
     r.sadd(queues_key(), *names)
     return names
+
+
+HISTORY = '<script type="application/json" id="history">'
+
+
+def without_history(page: str) -> str:
+    head, rest = page.split(HISTORY)
+    return head + rest.split("</script>", 1)[1]
 
 
 def rows(page: str) -> list[str]:
@@ -78,15 +87,17 @@ def test_the_overview_size_does_not_grow_with_names_ever_registered(redis_url: s
     r = redis.Redis.from_url(redis_url)
     live_queues(redis_url, PAGE + 5)
     with overview_client(redis_url) as c:
-        before = len(c.get("/").content)
+        before = without_history(c.get("/").text)
         register_empty(r, 3000)
         live_queues(redis_url, 500, start=1000)  # sorted after the first page
-        after = c.get("/")
-        assert rows(after.text) == [f"live-{i:05d}" for i in range(PAGE)]
-        assert abs(len(after.content) - before) < 200  # the page's queues and counts only
-        # the history embedded is that of the page's queues, never of every name
-        history = after.text.split('<script type="application/json" id="history">')[1]
-        assert "live-01000" not in history and "empty-" not in history
+        after = c.get("/").text
+        assert rows(after) == [f"live-{i:05d}" for i in range(PAGE)]
+        assert abs(len(without_history(after)) - len(before)) < 20  # "N names registered"
+        # the history embedded is that of the page's queues, one point per poll so far
+        history = json.loads(after.split(HISTORY)[1].split("</script>")[0])
+        assert sorted(history) == [f"live-{i:05d}" for i in range(PAGE)]
+        polls = c.app.state.dash.hub.polls  # type: ignore[attr-defined]
+        assert all(1 <= len(points) <= polls for points in history.values())
 
 
 def test_a_queue_that_no_longer_holds_anything_is_pruned(redis_url: str) -> None:
@@ -124,13 +135,14 @@ def test_the_poll_reads_the_queues_on_screen_only(redis_url: str) -> None:
             got += 1
             if got == 4:
                 break
-        scripts = calls(r, "evalsha") - before
         await hub.close()
         await client.aclose()
-        return hub.polls, scripts
+        return hub.polls, calls(r, "evalsha") - before
 
     polls, scripts = asyncio.run(run())
-    assert scripts == 7 * polls  # one stats script per queue on screen and poll
+    # one stats script per queue on screen and poll (a poll cut short by close may have run
+    # its scripts without being counted), never one per registered name
+    assert scripts % 7 == 0 and 7 * polls <= scripts <= 7 * (polls + 1), (polls, scripts)
 
 
 def test_events_refuse_more_queues_than_a_page_shows(redis_url: str) -> None:
