@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Any
 
 import pytest
 import redis
@@ -170,3 +171,29 @@ def test_chart_history_is_kept_for_the_most_recently_shown_queues_only(
 
     kept = asyncio.run(run())
     assert kept == names[-cap:]
+
+
+def test_the_cluster_and_the_workers_jobs_are_read_only_for_pages_that_show_them(
+    redis_url: str,
+) -> None:
+    reads: list[int] = []
+
+    async def cluster() -> dict[str, Any]:
+        reads.append(1)
+        tq = {"namespace": "ns", "name": "tq", "desired": 2, "current": 1}
+        return {"taskqueues": [{**tq, "backlog": 5, "in_flight": 1}]}
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        client = async_client(redis_url)
+        hub = Hub(client, interval=0.01, cluster=cluster)
+        overview = await hub.refresh(View(queues=("q",)))
+        assert not reads
+        await asyncio.sleep(0.02)
+        scaling = await hub.refresh(View(cluster=True))
+        await client.aclose()
+        return overview, scaling
+
+    overview, scaling = asyncio.run(run())
+    assert len(reads) == 1
+    assert "cluster" not in overview and "workers" not in overview
+    assert scaling["cluster"]["taskqueues"][0]["desired"] == 2
