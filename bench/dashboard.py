@@ -1,5 +1,5 @@
 """What the dashboard costs: Redis commands per second by open overview pages, and page load
-times on a big Redis (issue 14).
+times on a big Redis.
 
     .venv/bin/python bench/dashboard.py [--waiting 1000000] [--dead 100000] [--seconds 10]
 
