@@ -5,6 +5,7 @@ instead of reaching the terminal."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import qtasks
@@ -75,3 +76,16 @@ def test_a_registered_name_that_is_no_queue_is_named_and_hides_nothing(
         no_control(out.stdout + out.stderr)
         assert "'odd\\u001b]0;pwned\\u0007[/red]', which is not a queue name" in out.stderr
     assert "plain" in run(redis_url, "stats").stdout
+
+
+def test_the_worker_log_neutralises_a_task_error(app: kubeq.App, start_worker: StartWorker) -> None:
+    worker = start_worker("--queue", "pq")
+    job = kubeq.App(app.redis_url).queue("pq#0").enqueue("qtasks.part_fail", f"{TITLE}{CLEAR}")
+    with pytest.raises(kubeq.JobFailed):
+        job.result(timeout=30)
+    deadline = time.monotonic() + 30
+    while "dead-lettered" not in worker.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = worker.log()
+    assert "part_fail \\u001b]0;pwned\\u0007\\u001b[2J" in log, log
+    no_control(log)
