@@ -109,14 +109,18 @@ class App:
     @property
     def aredis(self) -> AsyncRedis:
         """The running event loop's asyncio client: one connection pool per loop (and per
-        process), created on first use. Call from a coroutine."""
+        process), created on first use and closed when the loop shuts down (the end of
+        ``asyncio.run``), so calling ``asyncio.run`` again and again leaves no connection
+        open. Call from a coroutine."""
         if self._loop_clients is None:
             extra = {"password": self._password} if self._password is not None else {}
             self._loop_clients = connections.LoopClients(self.redis_url, **extra)
         return self._loop_clients.get()
 
     async def aclose(self) -> None:
-        """Close the running loop's asyncio client (e.g. at the end of a FastAPI lifespan)."""
+        """Close the running loop's asyncio client now (e.g. at the end of a FastAPI
+        lifespan, whose loop goes on serving); the next awaited call on this loop opens a new
+        one. Without it the client closes when its loop shuts down."""
         if self._loop_clients is not None:
             await self._loop_clients.aclose()
 
