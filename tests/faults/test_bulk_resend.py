@@ -62,7 +62,7 @@ class Producer(threading.Thread):
             self.warm.set()
             self.go.wait(60)
             self.jobs = q.enqueue_many(self.calls())
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             self.error = exc
         finally:
             self.warm.set()
@@ -96,9 +96,7 @@ def test_a_bulk_enqueue_cut_after_its_second_batch_runs_each_job_once(
     ids = [f"b-{i}" for i in range(N)]
     q = app.queue("bulk")
     q.enqueue_many([ftasks.work.s(ids[i]).set(job_id=ids[i], delay=3600) for i in LIVE])
-    producer = Producer(
-        proxy.url, "bulk", lambda: [ftasks.work.s(i).set(job_id=i) for i in ids]
-    )
+    producer = Producer(proxy.url, "bulk", lambda: [ftasks.work.s(i).set(job_id=i) for i in ids])
     producer.start()
     assert producer.warm.wait(60) and producer.error is None, producer.error
     for _ in range(2):
@@ -161,6 +159,10 @@ def test_a_one_call_enqueue_whose_reply_is_lost_runs_its_job_once(
     (job,) = producer.jobs
     assert q.job("one-1").status() == "finished", "the resend replaced the finished job"
     assert q.job("one-1").info().finished_at == finished_at
-    check(verdict("one call resent after a cut", app, "one", {"one-1": ftasks.expected("one-1")}, ledger))
+    check(
+        verdict(
+            "one call resent after a cut", app, "one", {"one-1": ftasks.expected("one-1")}, ledger
+        )
+    )
     assert ledger.started("one-1") == 1
     assert job.created is True

@@ -20,7 +20,6 @@ from kubeq.client.enqueue import RESEND_WINDOW, EnqueuePlan, plan_enqueue
 from kubeq.client.send import send
 from kubeq.store.keys import QueueKeys
 from tests.redis.clientapi import AsyncApi, SyncApi
-from tests.redis.helpers import wait_until
 from tests.redis.workers import StartWorker
 
 
@@ -122,20 +121,3 @@ def test_a_bulk_call_sent_again_gets_its_first_reply_and_writes_nothing(
     assert {k: r.hgetall(k) for k in written} == written
     assert not r.exists(keys.job("c"))
     assert [m.decode() for m in r.zrange(keys.ready, 0, -1)] == ["b"]
-
-
-def test_a_resend_on_a_cut_connection_is_not_a_second_enqueue(
-    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
-) -> None:
-    """The token travels with the call, whichever way it is sent again: the script run a
-    second time with the same arguments finds its own jobs, even ended ones, and answers
-    that the call created them."""
-    add = app.task(name="qtasks.add")(qtasks.add.func)
-    plan = _plan(app, [add.s(1, 1).set(job_id="x"), add.s(2, 2).set(job_id="y")])
-    send(app.redis, plan)
-    r.delete(QueueKeys.of("default", app.prefix).base + "sent:" + plan.calls[0][2][2])
-    start_worker("--queue", "default")
-    wait_until(lambda: app.job("y").status() == "finished", what="the jobs to finish")
-    wait_until(lambda: app.job("x").status() == "finished", what="the jobs to finish")
-    assert _flags(send(app.redis, plan)) == [1, 1]
-    assert [app.job(i).status() for i in "xy"] == ["finished", "finished"]

@@ -11,6 +11,7 @@ or streamed while it is laid out): a thousand jobs over three queues are one rou
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple, Protocol, cast
@@ -32,7 +33,7 @@ from kubeq.options import (
     plain_template,
 )
 from kubeq.retry import RetryPolicy
-from kubeq.store.ids import PlanIds, new_job_id
+from kubeq.store.ids import PlanIds
 from kubeq.store.keys import QueueKeys, validate_job_id, validate_queue_name
 from kubeq.store.scripts import LUA, ScriptCall
 from kubeq.workflows.callbacks import KINDS, encode_callback
@@ -83,8 +84,9 @@ Tail = tuple[int, str, int, int, bytes]
 class _Batches:
     """The enqueue.lua calls of one queue: consecutive jobs that share their options form a
     group (sent and parsed once), and a call holds at most ``ENQUEUE_BATCH`` jobs. Each call
-    carries a send token of its own (unique, in ``new_job_id``'s format): a resend of the same
-    call carries the same one, so enqueue.lua recognises what its first send wrote."""
+    carries a send token of its own (64 random bits; ``random`` is reseeded in a forked
+    child): a resend of the same call carries the same one, so enqueue.lua recognises what
+    its first send wrote."""
 
     __slots__ = ("args", "count_at", "done", "jobs", "keys", "tail")
 
@@ -94,7 +96,7 @@ class _Batches:
         self._start()
 
     def _start(self) -> None:
-        self.args: list[Any] = [self.keys.base, 0, new_job_id()]
+        self.args: list[Any] = [self.keys.base, 0, "%016x" % random.getrandbits(64)]  # noqa: UP031
         self.tail: Tail | None = None
         self.count_at = 0
         self.jobs = 0

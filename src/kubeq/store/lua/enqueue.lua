@@ -16,12 +16,13 @@
 -- id exists (de-duplicated; so is an ended one whose hand-off, handoff.py, is still under way,
 -- and an id given twice in the call), -1 = its group's control fields are malformed (nothing
 -- written for it).
--- A resend writes nothing twice. Each job keeps its call's token (field 'sent'): a job that
--- carries this call's token was written by an earlier send of it, so it is neither replaced
--- (even ended) nor counted again, and is reported as enqueued. A call of several jobs, or of
--- a job whose result may expire before a resend comes, also leaves a receipt, <base>sent:<token>
--- holding its reply (one character per job) for RESEND_WINDOW seconds: a resend within that
--- time gets the first reply back and writes nothing.
+-- A resend writes nothing twice. A call of several jobs, or of a job whose result may expire
+-- before a resend comes, leaves a receipt, <base>sent:<token> holding its reply (one character
+-- per job) for RESEND_WINDOW seconds: a resend within that time gets the first reply back and
+-- writes nothing. Any other call (one job, a long result TTL: one delay()) keeps its token on
+-- its job instead (field 'sent', no key more per job): a job that carries this call's token was
+-- written by an earlier send of it, so it is neither replaced (even ended) nor counted again,
+-- and is reported as enqueued.
 -- Every value handed to redis.call is a string: Redis formats a Lua number with sprintf on
 -- each call, which cost more than the rest of a job's HSET.
 local q = queue_keys(0)
@@ -159,9 +160,15 @@ for _ = 1, groups do
         redis.call('DEL', jk, base .. 'done:' .. id)
         redis.call('ZREM', q.dead, id)
       end
-      redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
-        'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
-        'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'sent', token)
+      if receipt then  -- the receipt answers a resend: no token on each job
+        redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
+          'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
+          'max_deliveries', max_deliveries, 'result_ttl', result_ttl)
+      else
+        redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
+          'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
+          'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'sent', token)
+      end
       if #control > 0 then redis.call('HSET', jk, 'ctl', '1', unpack(control)) end
       if st == 'deferred' then
         -- waits for its parents (depend.lua, resolve.lua); not backlog until then
