@@ -32,8 +32,8 @@ from tests.support.toxiproxy import Proxy
 
 PRODUCER = "kubeq-test-producer"
 """The producer's client name, for CLIENT KILL."""
-N = 2 * ENQUEUE_BATCH + 1000
-"""Three batches: the cut comes after the second has run in Redis."""
+N = 3 * ENQUEUE_BATCH
+"""Three batches (about 140 KB each): the cut comes after the second has run in Redis."""
 LIVE = [*range(10), *range(2 * ENQUEUE_BATCH + 500, 2 * ENQUEUE_BATCH + 510)]
 """Calls whose job id names a job enqueued before (scheduled for later, so live): one in the
 first batch and one in the third, which the call must report as not created."""
@@ -89,7 +89,7 @@ def test_a_bulk_enqueue_cut_after_its_second_batch_runs_each_job_once(
     ledger: Ledger,
     start_worker: StartWorker,
 ) -> None:
-    """Issue's scenario, smaller: a streamed enqueue of three batches whose connection dies
+    """The reported scenario, smaller: a streamed enqueue of three batches whose connection dies
     once the second batch has run; the workers finish those 4,000 jobs before the producer
     learns of the cut and sends every batch again. Each job runs once, and the handles say
     that the call created every job but the ones that existed before it."""
@@ -102,8 +102,9 @@ def test_a_bulk_enqueue_cut_after_its_second_batch_runs_each_job_once(
     for _ in range(2):
         start_worker("--queue", "bulk", "--concurrency", "8", url=redis_url)
     ledger.mark_sent("bulk")
-    # a thin pipe up, so the test sees the second batch land before the third does
-    proxy.add("bandwidth", "upstream", rate=100)
+    # a thin pipe up (a batch takes 3 s or more), so the test sees the second batch land well
+    # before the third does
+    proxy.add("bandwidth", "upstream", rate=40)
     producer.go.set()
     last_of_second = q.keys.job(ids[2 * ENQUEUE_BATCH - 1])
     wait_until(lambda: r.exists(last_of_second), 120, "the second batch to run in Redis")
