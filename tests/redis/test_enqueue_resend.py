@@ -121,3 +121,26 @@ def test_a_bulk_call_sent_again_gets_its_first_reply_and_writes_nothing(
     assert {k: r.hgetall(k) for k in written} == written
     assert not r.exists(keys.job("c"))
     assert [m.decode() for m in r.zrange(keys.ready, 0, -1)] == ["b"]
+
+
+def test_a_one_job_call_resent_after_another_call_replaced_its_ended_job(
+    app: kubeq.App, start_worker: StartWorker
+) -> None:
+    """A one-job call's reply is lost; its job finishes; another call with the same id
+    replaces it (an ended job may be replaced) and finishes too; then the first call comes
+    again. It must find its answer (the job it created) and leave the second job alone."""
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+    plan = _plan(app, [add.s(1, 1).set(job_id="same")])
+    assert _flags(send(app.redis, plan)) == [1]
+    start_worker("--queue", "default")
+    assert app.job("same").result(timeout=30) == 2
+    (second,) = app.enqueue_many([add.s(2, 2).set(job_id="same")])
+    assert second.created is True and second.result(timeout=30) == 4
+    before = second.info()
+    assert _flags(send(app.redis, plan)) == [1]
+    after = second.info()
+    assert (after.status, after.result, after.finished_at) == (
+        "finished",
+        before.result,
+        before.finished_at,
+    )

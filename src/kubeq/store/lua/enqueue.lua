@@ -22,7 +22,8 @@
 -- writes nothing. Any other call (one job, a long result TTL: one delay()) keeps its token on
 -- its job instead (field 'sent', no key more per job): a job that carries this call's token was
 -- written by an earlier send of it, so it is neither replaced (even ended) nor counted again,
--- and is reported as enqueued.
+-- and is reported as enqueued. When another call replaces such a job (ended) within the
+-- window, the token moves to a receipt, so that call's resend still finds its answer.
 -- Every value handed to redis.call is a string: Redis formats a Lua number with sprintf on
 -- each call, which cost more than the rest of a job's HSET.
 local q = queue_keys(0)
@@ -44,14 +45,13 @@ local function wants_receipt()
   end
   return jobs > 1
 end
-local receipt = wants_receipt() and base .. 'sent:' .. token
-if receipt then
-  local kept = redis.pcall('GET', receipt)
-  if type(kept) == 'string' then  -- an earlier send of this call ran: its reply, again
-    local out = {}
-    for i = 1, #kept do out[i] = FLAGS[string.sub(kept, i, i)] end
-    return out
-  end
+local receipt_key = base .. 'sent:' .. token
+local receipt = wants_receipt()
+local kept = redis.pcall('GET', receipt_key)
+if type(kept) == 'string' then  -- an earlier send of this call ran: its reply, again
+  local out = {}
+  for i = 1, #kept do out[i] = FLAGS[string.sub(kept, i, i)] end
+  return out
 end
 check_enqueue(q, base)
 -- The control fields of a group as HSET arguments (with the callback marker), the once and
@@ -134,7 +134,7 @@ for _ = 1, groups do
     if fresh then  -- no key existed; an id given twice in the group is its own duplicate
       f = {mine[id] and 'queued' or false}
     else
-      f = control and job_fields(jk, 'status', 'sent')
+      f = control and job_fields(jk, 'status', 'sent', 'enqueued_at')
     end
     if control and not f then
       -- garbage under this id's key (written by hand?): keep it aside, enqueue the new job
@@ -159,6 +159,11 @@ for _ = 1, groups do
         -- a finished, failed or cancelled job of the same id is replaced by the new one
         redis.call('DEL', jk, base .. 'done:' .. id)
         redis.call('ZREM', q.dead, id)
+        if f[2] and (tonumber(f[3]) or 0) > NOW - RESEND_WINDOW * 1000 then
+          -- its token goes with it: the one-job call that wrote it may still be resent, and
+          -- must find it answered (that call's reply was 1)
+          redis.call('SET', base .. 'sent:' .. f[2], '1', 'EX', tostring(RESEND_WINDOW), 'NX')
+        end
       end
       if receipt then  -- the receipt answers a resend: no token on each job
         redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
@@ -187,8 +192,8 @@ for _ = 1, groups do
 end
 wake(q.wake, woken)
 if receipt then
-  local kept = {}
-  for i = 1, #out do kept[i] = out[i] == 1 and '1' or (out[i] == 0 and '0' or '-') end
-  redis.call('SET', receipt, table.concat(kept), 'EX', tostring(RESEND_WINDOW))
+  local flags = {}
+  for i = 1, #out do flags[i] = out[i] == 1 and '1' or (out[i] == 0 and '0' or '-') end
+  redis.call('SET', receipt_key, table.concat(flags), 'EX', tostring(RESEND_WINDOW))
 end
 return out
