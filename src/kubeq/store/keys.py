@@ -24,6 +24,8 @@ Layout for queue ``default`` under the default prefix ``kubeq``::
                                         (JSON, current_job().set_progress) and meta (JSON
                                         object, current_job().update_meta)
     kubeq:{default}:done:<id>     LIST  one token pushed when the job ends; result() waits on it
+    kubeq:{default}:sent:<token>  STR   an enqueue call's reply, kept 300 s for its resend
+                                        (enqueue.lua: one character per job, 1/0/-)
 
 Execution control (docs/architecture.md, Execution control), under the same hash tag:
 
