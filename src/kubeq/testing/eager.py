@@ -12,10 +12,14 @@ a test learns this way holds in production because nothing is imitated:
   after their backoff; their delays are recorded);
 - ``job.result()`` returns the decoded result or raises ``JobFailed`` with the reason a
   dead letter would carry.
+- ``depends_on`` keeps its rules: a parent must have run earlier in the block (else
+  ``JobNotFound``, nothing run), a child of a parent that did not finish is cancelled (unless
+  ``allow_failure``: ``JobCancelled`` from its ``result()``), and a chord's callback gets its
+  members' results.
 
 Not covered (use ``drain`` with a real Redis for these): delays, etas and priorities (jobs run
 in call order at once), the timeout of a sync task (async tasks do time out), de-duplication
-by ``job_id``, cancelling.
+by ``job_id``, cancelling, ``on_success`` / ``on_failure`` callbacks and chain links.
 """
 
 from __future__ import annotations

@@ -298,14 +298,27 @@ async def sweep(
     than the grace period, at most 100 of each per queue per call."""
     now = time.time()
     before = int((now - defaults.HANDOFF_GRACE_SECONDS) * 1000)
-    sent = 0
+    queues = list(queues)
+    pipe = client.pipeline(transaction=False)  # one round trip reads what every queue left
     for q in queues:
-        ids = await client.zrangebyscore(q.handoff, "-inf", before, start=0, num=100)
+        pipe.zrangebyscore(q.handoff, "-inf", before, start=0, num=100)
+        pipe.zrangebyscore(q.linking, "-inf", before, start=0, num=100, withscores=True)
+    found = await pipe.execute(raise_on_error=False) if queues else []
+    for reply in found:
+        if isinstance(reply, BaseException) and rediscluster.is_outage(reply):
+            raise reply
+    sent = 0
+    for k, q in enumerate(queues):
+        ids, linking = found[2 * k], found[2 * k + 1]
+        for key, reply in ((q.handoff, ids), (q.linking, linking)):
+            if isinstance(reply, BaseException):  # e.g. a key of another type: a person looks
+                log.error("hand-off sweep of queue %s cannot read %s: %s", q.name, key, reply)
+        if isinstance(linking, BaseException):
+            linking = []
+        if isinstance(ids, BaseException):
+            continue
         if ids:
             sent += await hand_off(client, q, ids, defaults_for, route)
-        linking = await client.zrangebyscore(
-            q.linking, "-inf", before, start=0, num=100, withscores=True
-        )
         if linking:
             await _relink(client, q, linking, int((now - ORPHAN_SECONDS) * 1000))
     return sent
