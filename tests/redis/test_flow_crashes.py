@@ -171,3 +171,45 @@ def test_purging_parents_resolves_their_children(
     assert lenient.result(timeout=60) is None
     assert _ran(r, "strict") == [] and _ran(r, "lenient") == [["lenient"]]
     assert p1.status() == "cancelled" and "purged" in p1.info().reason
+
+
+def _sweep(url: str, keys: QueueKeys) -> None:
+    async def run() -> None:
+        client = aioredis.Redis.from_url(url)
+        try:
+            await handoff.sweep(client, [keys], lambda _name: TaskOptions())
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_link_redone_after_a_parent_expired_cancels_the_child_and_orphans_go(
+    app: kubeq.App, r: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep's two other cases: a parent whose record expired before the link was redone
+    (how it ended is unknown: the child is cancelled, saying so), and a record whose child
+    never came (its caller died before the enqueue: dropped once it is old enough)."""
+    kids = QueueKeys.of("kids")
+    parent = app.queue().enqueue(qtasks.add, 1, 1)
+    monkeypatch.setattr(dependencies, "link", _caller_dies)
+    with pytest.raises(KeyboardInterrupt):
+        app.queue("kids").enqueue_call(qtasks.add, (0, 0), depends_on=[parent], job_id="c")
+    monkeypatch.undo()
+    r.delete(QueueKeys.of("default").job(parent.id))  # its record expired meanwhile
+    orphans = dependencies.record_calls(
+        app.prefix, [(("kids", "never"), [("default", "x")], False)]
+    )
+    orphans += dependencies.record_calls(
+        app.prefix, [(("kids", "soon"), [("default", "x")], False)]
+    )
+    run_pipeline(r, orphans)
+    now_ms = int(time.time() * 1000)
+    old = now_ms - 1000 * (handoff.ORPHAN_SECONDS + 5)
+    r.zadd(kids.linking, {"c": now_ms - 15_000, "never": old, "soon": now_ms - 15_000})
+    _sweep(redis_url, kids)
+    child = app.job("c", "kids")
+    assert child.status() == "cancelled"
+    assert "ended missing" in child.info().reason
+    assert r.zrange(kids.linking, 0, -1) == [b"soon"]  # its caller may still enqueue it
+    assert not r.exists(kids.links("never")) and not r.exists(kids.links("c"))
