@@ -69,13 +69,17 @@ def test_a_callback_gets_the_results_of_members_whose_records_expired(
     assert r.lrange("test:chord:expired", 0, -1) == [b"[1, 2, 3, 4]"]
 
 
+@pytest.mark.parametrize("attempts", [1, 3])
 def test_a_redis_outage_when_a_callback_starts_is_retried_not_buried(
-    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+    attempts: int, app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:
+    """With attempts left it is retried after a backoff (counted, as its policy says); on
+    its last attempt it is handed back (not counted)."""
     w = start_worker("--concurrency", "4")
     warm = kubeq.group(qtasks.add.s(i, i) for i in range(16)).delay(app)
     assert warm.results(timeout=60) == [2 * i for i in range(16)]
-    c = kubeq.chord([qtasks.gate.s("outage")], qtasks.collect_any.s("outage")).delay(app)
+    body = qtasks.collect_any.s("outage").set(max_attempts=attempts, backoff_min=0.1)
+    c = kubeq.chord([qtasks.gate.s("outage")], body).delay(app)
     wait_until(lambda: r.llen("test:started:outage"), what="the member to start")
     callback = c.callback
     callback.status()  # the test's own connections are open before the limit
