@@ -75,6 +75,7 @@ def _caller_dies(*_args: Any, **_kw: Any) -> None:
     raise KeyboardInterrupt("the caller died before it linked the child")
 
 
+@pytest.mark.also_redis_cluster
 def test_a_caller_that_dies_before_linking_a_child_leaves_it_to_a_worker(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
