@@ -13,10 +13,13 @@ local o, gone = 3, 0
 local ENDED = {finished = true, cancelled = true, aborted = true, expired = true}
 for _ = 1, n do
   local id, score, m = ARGV[o], ARGV[o + 1], tonumber(ARGV[o + 2])
-  if m > 0 then
-    local told = {}
-    for i = 1, m do told[i] = ARGV[o + 2 + i] end
-    redis.pcall('SREM', base .. 'dependents:' .. id, unpack(told))
+  local told = {}
+  for i = 1, m do
+    told[#told + 1] = ARGV[o + 2 + i]
+    if #told == 1000 or i == m then  -- unpack takes a few thousand values at most
+      redis.pcall('SREM', base .. 'dependents:' .. id, unpack(told))
+      told = {}
+    end
   end
   o = o + 3 + m
   local cur = redis.pcall('ZSCORE', key, id)
