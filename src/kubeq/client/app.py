@@ -39,8 +39,9 @@ from kubeq.store import connections, urls
 from kubeq.store.ids import new_job_id
 from kubeq.store.keys import validate_queue_name
 from kubeq.store.partitions import Partitioner
-from kubeq.store.scripts import Scripts
+from kubeq.store.scripts import Scripts, run_pipeline
 from kubeq.workflows import dependencies
+from kubeq.workflows.dependencies import Edge
 
 if TYPE_CHECKING:
     import redis
@@ -57,7 +58,7 @@ __all__ = ["App", "Call", "Task", "TaskOptions", "check_call", "check_retry_over
 class InlineRunner(Protocol):
     """What ``kubeq.testing.eager`` installs on an App: it runs a plan's jobs in the caller."""
 
-    def run(self, plan: EnqueuePlan) -> Sequence[Job]: ...
+    def run(self, plan: EnqueuePlan, calls: Sequence[Call] = ()) -> Sequence[Job]: ...
 
     async def arun(self, plan: EnqueuePlan) -> Sequence[Job]: ...
 
@@ -251,8 +252,8 @@ class App:
         if self._streams(todo):
             return self._enqueue_streamed(todo, queue)
         plan = self._plan(todo, queue)
-        if self.eager is not None:  # parents ran at their enqueue: nothing to wait for
-            return list(self.eager.run(plan))
+        if self.eager is not None:  # runs each job at once, its parents' ends permitting
+            return list(self.eager.run(plan, todo))
         edges = [
             (plan.targets[i], dependencies.parents_of(c, self.default_queue))
             for i, c in enumerate(todo)
@@ -260,9 +261,19 @@ class App:
         ]
         for child, parents in edges:  # before anything is sent
             dependencies.check(self.redis, self.prefix, child, parents)
+        return self.send_deferred(plan, [(child, parents, False) for child, parents in edges])
+
+    def send_deferred(
+        self, plan: EnqueuePlan, edges: list[tuple[Edge, list[Edge], bool]]
+    ) -> list[Job]:
+        """Send a checked plan whose ``edges`` (child, parents, keeps their results) are
+        then linked: each child's record first, so a worker redoes a link its caller could
+        not finish (``dependencies``)."""
+        if edges:
+            run_pipeline(self.redis, dependencies.record_calls(self.prefix, edges))
         replies = send(self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout)
-        for child, parents in edges:
-            dependencies.link(self.redis, self.prefix, child, parents)
+        for child, parents, results in edges:
+            dependencies.link(self.redis, self.prefix, child, parents, results)
         return self._jobs(plan, replies)
 
     async def aenqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:

@@ -42,6 +42,8 @@ NAMES = (
     "depend",
     "resolve",
     "edge",
+    "handed",
+    "links",
 )
 
 
@@ -114,6 +116,8 @@ class Scripts:
     depend: Any
     resolve: Any
     edge: Any
+    handed: Any
+    links: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:
