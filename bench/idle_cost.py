@@ -1,0 +1,161 @@
+"""What one idle `kubeq worker` process costs Redis, and how fast it still starts a new job.
+
+    .venv/bin/python bench/idle_cost.py [--window 60] [--latency 200] [--out FILE.json]
+
+Starts a private redis-server and one real `kubeq worker` (default settings, one queue), lets
+it settle, then over ``--window`` seconds counts:
+
+- commands run, as Redis counts them (``INFO commandstats`` deltas: the commands that Lua
+  scripts run inside Redis count too), less the harness's own;
+- commands sent and round trips, from ``MONITOR`` (a command run by a script is shown with
+  ``lua`` as its client; a round trip is a burst of commands from one connection less than
+  2 ms apart, i.e. one pipeline);
+
+and then the enqueue -> start latency on that idle worker with the bench's own latency
+scenario (``bench/systems/cli.py kubeq latency``: p50 and p99 over ``--latency`` jobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.redisserver import RedisServer  # noqa: E402
+
+KUBEQ = str(Path(sys.executable).with_name("kubeq"))
+OWN = {"config|resetstat", "info", "monitor", "config", "ping"}
+"""The harness's own commands (its PING is the readiness check)."""
+
+
+def command_calls(r: redis.Redis) -> dict[str, int]:
+    """Calls per command since the last CONFIG RESETSTAT."""
+    stats: dict[str, Any] = r.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
+def monitor(url: str, stop: threading.Event, seen: list[tuple[float, str, str]]) -> None:
+    """Collect (time, client, command) from MONITOR until ``stop`` is set; a command a script
+    runs has the client ``lua``."""
+    r = redis.Redis.from_url(url, socket_timeout=None)
+    with r.monitor() as m:
+        for item in m.listen():
+            if stop.is_set():
+                return
+            client = "lua" if item.get("client_type") == "lua" else str(item["client_port"])
+            seen.append((float(item["time"]), client, str(item["command"]).split(" ")[0]))
+
+
+def round_trips(seen: list[tuple[float, str, str]]) -> tuple[int, int]:
+    """(commands sent, round trips): a script's own commands are not sent; one connection's
+    commands less than 2 ms apart are one pipeline."""
+    sent = trips = 0
+    last: dict[str, float] = {}
+    for at, client, cmd in seen:
+        if client == "lua" or cmd.lower() in OWN:
+            continue
+        sent += 1
+        if at - last.get(client, -1.0) > 0.002:
+            trips += 1
+        last[client] = at
+    return sent, trips
+
+
+def measure(window: float, latency_jobs: int, settle: float, src: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="kubeq-idle-") as tmp:
+        server = RedisServer(Path(tmp) / "redis")
+        server.start()
+        worker = None
+        try:
+            r = redis.Redis.from_url(server.url)
+            env = {
+                **os.environ,
+                "KUBEQ_REDIS_URL": server.url,
+                "BENCH_REDIS_URL": server.url,
+                "PYTHONPATH": os.pathsep.join([*src, str(HERE / "systems")]),
+            }
+            log = open(Path(tmp) / "worker.log", "wb")  # noqa: SIM115 - closed below
+            worker = subprocess.Popen(
+                [KUBEQ, "worker", "kubeq_bench", "--queue", "default"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            time.sleep(settle)
+            lines: list[tuple[float, str, str]] = []
+            stop = threading.Event()
+            watcher = threading.Thread(target=monitor, args=(server.url, stop, lines))
+            r.config_resetstat()
+            start = time.monotonic()
+            watcher.start()
+            time.sleep(window)
+            calls = command_calls(r)
+            took = time.monotonic() - start
+            stop.set()
+            r.ping()  # lets the MONITOR thread see one more line and return
+            watcher.join(timeout=10)
+            own = sum(n for c, n in calls.items() if c in OWN)
+            run = sum(calls.values()) - own
+            sent, trips = round_trips(lines)
+            worker.terminate()
+            worker.wait(30)
+            log.close()
+            cli = str(HERE / "systems" / "cli.py")
+            out = subprocess.run(
+                [sys.executable, cli, "kubeq", "latency", "--n", str(latency_jobs)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=HERE / "systems",
+            )
+            lat = json.loads(out.stdout.strip().splitlines()[-1])
+            return {
+                "window_s": round(took, 1),
+                "commands_per_s": round(run / took, 2),
+                "sent_per_s": round(sent / took, 2),
+                "round_trips_per_s": round(trips / took, 2),
+                "by_command": {c: n for c, n in sorted(calls.items()) if c not in OWN},
+                "latency_p50_ms": lat.get("p50_ms"),
+                "latency_p99_ms": lat.get("p99_ms"),
+            }
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--window", type=float, default=60.0, help="seconds counted")
+    ap.add_argument("--settle", type=float, default=8.0, help="seconds before counting")
+    ap.add_argument("--latency", type=int, default=200, help="jobs for enqueue -> start")
+    ap.add_argument("--out", type=Path, help="write the figures here as JSON")
+    ap.add_argument(
+        "--src", type=Path, help="run the kubeq of this src/ directory (another checkout)"
+    )
+    a = ap.parse_args()
+    result = measure(a.window, a.latency, a.settle, [str(a.src)] if a.src else [])
+    result["machine"] = f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+    print(json.dumps(result, indent=1))
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
