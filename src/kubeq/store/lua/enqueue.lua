@@ -73,6 +73,7 @@ local function flush(key)
 end
 local out = {}
 local woken = 0
+local scheduled = 0
 local o = 3
 for _ = 1, groups do
   local count, priority, due = tonumber(ARGV[o]), ARGV[o + 1], ARGV[o + 2]
@@ -132,12 +133,14 @@ for _ = 1, groups do
         adds[#adds + 1] = score
         adds[#adds + 1] = id
         if #adds >= 2000 then flush(zkey) end
-        if st == 'queued' then woken = woken + 1 end
+        if st == 'queued' then woken = woken + 1 elseif st == 'scheduled' then scheduled = 1 end
       end
       out[#out + 1] = 1
     end
   end
   flush(zkey)
 end
-wake(q.wake, woken)
+-- a job for later wakes one idle worker, whose fetch learns when it falls due (idle
+-- workers no longer poll: worker/idle.py); it wakes the others then, if they are needed
+wake(q.wake, woken > 0 and woken or scheduled)
 return out
