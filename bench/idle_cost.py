@@ -1,23 +1,28 @@
 """What one idle `kubeq worker` process costs Redis, and how fast it still starts a new job.
 
-    .venv/bin/python bench/idle_cost.py [--window 60] [--latency 200] [--out FILE.json]
+    .venv/bin/python bench/idle_cost.py [--window 60] [--latency 200] [--label before|after]
+        [--src OTHER_CHECKOUT/src] [--code WHAT]
 
 Starts a private redis-server and one real `kubeq worker` (default settings, one queue), lets
 it settle, then over ``--window`` seconds counts:
 
 - commands run, as Redis counts them (``INFO commandstats`` deltas: the commands that Lua
   scripts run inside Redis count too), less the harness's own;
-- commands sent and round trips, from ``MONITOR`` (a command run by a script is shown with
-  ``lua`` as its client; a round trip is a burst of commands from one connection less than
-  2 ms apart, i.e. one pipeline);
+- commands sent, from ``MONITOR`` (a command run by a script is shown with ``lua`` as its
+  client, and is not sent);
+- round trips: ``INFO stats`` ``total_reads_processed`` deltas (Redis reads a request, or a
+  whole pipeline, in one read event), less the harness's own;
 
 and then the enqueue -> start latency on that idle worker with the bench's own latency
 scenario (``bench/systems/cli.py kubeq latency``: p50 and p99 over ``--latency`` jobs).
+The figures go under ``--label`` in bench/results/idle-cost-<date>.json, and the README's
+``idlecost`` block (bench/fleet_report.py) is rendered from that file.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -33,6 +38,10 @@ import redis
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(HERE))
+
+import report  # noqa: E402
 
 from tests.support.redisserver import RedisServer  # noqa: E402
 
@@ -59,19 +68,9 @@ def monitor(url: str, stop: threading.Event, seen: list[tuple[float, str, str]])
             seen.append((float(item["time"]), client, str(item["command"]).split(" ")[0]))
 
 
-def round_trips(seen: list[tuple[float, str, str]]) -> tuple[int, int]:
-    """(commands sent, round trips): a script's own commands are not sent; one connection's
-    commands less than 2 ms apart are one pipeline."""
-    sent = trips = 0
-    last: dict[str, float] = {}
-    for at, client, cmd in seen:
-        if client == "lua" or cmd.lower() in OWN:
-            continue
-        sent += 1
-        if at - last.get(client, -1.0) > 0.002:
-            trips += 1
-        last[client] = at
-    return sent, trips
+def commands_sent(seen: list[tuple[float, str, str]]) -> int:
+    """Commands the worker sent: a script's own commands (client ``lua``) are not."""
+    return sum(1 for _, client, cmd in seen if client != "lua" and cmd.lower() not in OWN)
 
 
 def measure(window: float, latency_jobs: int, settle: float, src: list[str]) -> dict[str, Any]:
@@ -99,9 +98,13 @@ def measure(window: float, latency_jobs: int, settle: float, src: list[str]) -> 
             stop = threading.Event()
             watcher = threading.Thread(target=monitor, args=(server.url, stop, lines))
             r.config_resetstat()
-            start = time.monotonic()
             watcher.start()
+            time.sleep(0.5)
+            start = time.monotonic()
+            reads = int(r.info("stats")["total_reads_processed"])
             time.sleep(window)
+            # one read event per request or pipeline: the round trips (less this INFO)
+            trips = int(r.info("stats")["total_reads_processed"]) - reads - 1
             calls = command_calls(r)
             took = time.monotonic() - start
             stop.set()
@@ -109,7 +112,7 @@ def measure(window: float, latency_jobs: int, settle: float, src: list[str]) -> 
             watcher.join(timeout=10)
             own = sum(n for c, n in calls.items() if c in OWN)
             run = sum(calls.values()) - own
-            sent, trips = round_trips(lines)
+            sent = commands_sent(lines)
             worker.terminate()
             worker.wait(30)
             log.close()
@@ -144,17 +147,28 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=60.0, help="seconds counted")
     ap.add_argument("--settle", type=float, default=8.0, help="seconds before counting")
     ap.add_argument("--latency", type=int, default=200, help="jobs for enqueue -> start")
-    ap.add_argument("--out", type=Path, help="write the figures here as JSON")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results" / f"idle-cost-{dt.date.today()}.json",
+        help="the results file; the figures go under --label in it",
+    )
+    ap.add_argument("--label", choices=["before", "after"], default="after")
+    ap.add_argument("--code", default="", help="which code ran, e.g. a commit (shown)")
+    ap.add_argument("--readme", type=Path, default=HERE / "README.md")
     ap.add_argument(
         "--src", type=Path, help="run the kubeq of this src/ directory (another checkout)"
     )
     a = ap.parse_args()
     result = measure(a.window, a.latency, a.settle, [str(a.src)] if a.src else [])
     result["machine"] = f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+    result["code"] = a.code or ("this checkout" if not a.src else str(a.src))
     print(json.dumps(result, indent=1))
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(result, indent=1) + "\n")
+    old = json.loads(a.out.read_text()) if a.out.exists() else {}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(old | {a.label: result}, indent=1) + "\n")
+    rel = str(a.out.resolve().relative_to(ROOT))
+    a.readme.write_text(report.rewrite(a.readme.read_text(), rel, {"idlecost"}))
 
 
 if __name__ == "__main__":
