@@ -56,3 +56,41 @@ def idlecost(res: dict[str, Any], path: str) -> str:
 
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f} ms"
+
+
+def capacity(res: dict[str, Any], path: str) -> str:
+    """docs/scaling.md's capacity figures, derived from the swarm's rows (one redis-server)."""
+    rows = [r for r in res["rows"] if r["target"] == "redis" and r["workers"] >= 100]
+    if not rows:
+        return f"Results: `{path}` has no single-Redis run of 100 workers or more.\n"
+    idle = [r["idle"]["commands_per_s"] / r["workers"] for r in rows]
+    own = [r for r in rows if not r.get("shared_client")]
+    biggest = max(own or rows, key=lambda r: r["workers"])
+    mem = (biggest["idle"]["memory"] - biggest["empty_memory"]) / biggest["workers"]
+    conns = biggest["idle"]["clients"] / biggest["workers"]
+    per_job = [
+        (r["busy"]["commands_per_s"] - r["idle"]["commands_per_s"]) / r["rate"] for r in rows
+    ]
+    sizes = ", ".join(f"{r['workers']:,}" for r in rows)
+    # Redis CPU per command, from the busiest window measured (the most commands a second)
+    top = max(rows, key=lambda r: r["busy"]["commands_per_s"])
+    us = 1e4 * top["busy"]["cpu_percent"] / max(1.0, top["busy"]["commands_per_s"])
+    out = [
+        f"Derived from `{path}` ({res['machine']}) by bench/fleet_report.py; one redis-server.",
+        "",
+        "| figure | value | from |",
+        "|---|---:|---|",
+        f"| commands/s per idle worker | {max(idle):.2f} | the idle windows, N = "
+        f"{sizes} (the highest) |",
+        f"| Redis memory per idle worker | {mem / 1024:.1f} KB | {biggest['workers']:,} workers, "
+        "`used_memory` less the empty server's: its connections' buffers, its presence and "
+        "its document |",
+        f"| connections per worker | {conns:.1f} | `connected_clients` / N at "
+        f"{biggest['workers']:,} workers |",
+        f"| commands per job | {max(per_job):.0f} | (busy - idle commands/s) / jobs/s, the "
+        "highest; each job held its slot 2.5 s, so it includes ~1 heartbeat of its worker |",
+        f"| Redis CPU per command | {us:.1f} us | the busiest window: "
+        f"{top['busy']['commands_per_s']:,.0f} commands/s at {top['busy']['cpu_percent']:.1f}% "
+        "of a core |",
+    ]
+    return "\n".join(out) + "\n"

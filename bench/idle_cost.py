@@ -168,7 +168,8 @@ def main() -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(old | {a.label: result}, indent=1) + "\n")
     rel = str(a.out.resolve().relative_to(ROOT))
-    a.readme.write_text(report.rewrite(a.readme.read_text(), rel, {"idlecost"}))
+    for doc in (a.readme, ROOT / "docs" / "architecture.md"):
+        doc.write_text(report.rewrite(doc.read_text(), rel, {"idlecost"}))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ marker names (``--results FILE`` points them all at another file first; ``run.py
 Block kinds: ``summary`` (when, where, the load), ``comparison`` (kubeq and the peers),
 ``limits`` (Redis's own limit), ``curve`` (cost of a deep backlog), ``targets`` (issue 17's
 targets, reached or not), ``autoscale``, and ``ab`` (kubeq against a variant of itself
-measured in the same run: ``run.py --variant LABEL=PATH``); ``swarm`` and ``idlecost`` are the
-fleet's (bench/fleet_report.py: bench/swarm.py, bench/idle_cost.py). Standard library only: the test
-imports it from the project venv.
+measured in the same run: ``run.py --variant LABEL=PATH``); ``swarm``, ``idlecost`` and
+``capacity`` are the fleet's (bench/fleet_report.py: bench/swarm.py, bench/idle_cost.py).
+Standard library only: the test imports it from the project venv.
 """
 
 from __future__ import annotations
@@ -387,6 +387,7 @@ def _fleet(name: str) -> Callable[[dict[str, Any], str], str]:
 RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "swarm": _fleet("swarm"),
     "idlecost": _fleet("idlecost"),
+    "capacity": _fleet("capacity"),
     "summary": summary,
     "comparison": comparison,
     "limits": limits,

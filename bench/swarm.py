@@ -200,6 +200,7 @@ def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
         "longest_renewal_gap_s": round(max(r["longest_gap_s"] for r in reports), 2),
         "fleet_cpu_s": round(sum(r["cpu_s"] for r in reports), 1),
         "empty_memory": empty,
+        "load": round(os.getloadavg()[0], 1),
     }
 
 
@@ -237,6 +238,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / f"swarm-{dt.date.today()}.json")
     ap.add_argument("--readme", type=Path, default=HERE / "README.md")
     ap.add_argument("--render-only", action="store_true", help="only rewrite the README")
+    ap.add_argument("--merge", action="store_true", help="replace only these rows in --out")
     a = ap.parse_args()
     if a.render_only:
         render(a.out, a.readme)
@@ -253,6 +255,11 @@ def main() -> None:
                     rows.append(row)
             finally:
                 target.stop()
+    if a.merge and a.out.exists():  # keep the other rows of an earlier run of the same file
+        fresh = {(r["target"], r["workers"]) for r in rows}
+        earlier = json.loads(a.out.read_text())["rows"]
+        rows = [r for r in earlier if (r["target"], r["workers"]) not in fresh] + rows
+        rows.sort(key=lambda r: (r["target"] != "redis", r["workers"]))
     result = {
         "machine": f"{os.cpu_count()} cores shared with other work, load {load:.1f} at start",
         "settings": vars(a) | {"out": str(a.out), "readme": str(a.readme)},
@@ -265,9 +272,12 @@ def main() -> None:
 
 
 def render(results: Path, readme: Path) -> None:
-    """Rewrite the README's swarm block from the results file (bench/fleet_report.py)."""
+    """Rewrite the README's swarm block and docs/scaling.md's capacity block from the
+    results file (bench/fleet_report.py)."""
     rel = str(results.resolve().relative_to(ROOT))
     readme.write_text(report.rewrite(readme.read_text(), rel, {"swarm"}))
+    scaling = ROOT / "docs" / "scaling.md"
+    scaling.write_text(report.rewrite(scaling.read_text(), rel, {"capacity"}))
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ class SwarmWorker(Worker):
 
 
 async def main(url: str, count: int, first: int, queues: list[str], shared: bool) -> None:
-    client = connections.async_client(url) if shared else None
+    # a pool for all: each worker's blocked BLPOP holds a connection of it
+    client = connections.async_client(url, max_connections=count + 100) if shared else None
     workers = [
         SwarmWorker(
             WorkerSettings(
