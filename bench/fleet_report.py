@@ -11,7 +11,8 @@ def swarm(res: dict[str, Any], path: str) -> str:
     """One row per target and N: Redis's figures idle and busy."""
     out = [
         f"Results: `{path}`; {res['machine']}. Per worker: the idle figures divided by N; "
-        "memory per worker: the idle `used_memory` less the empty server's, divided by N.",
+        "memory per worker: the idle `used_memory` less the empty server's, divided by N. "
+        + res.get("note", ""),
         "",
         "| Redis | workers | idle: commands/s | per worker | idle: Redis CPU | Redis memory "
         "| per worker | connections | busy: commands/s (jobs/s) | busy: Redis CPU "
@@ -22,6 +23,8 @@ def swarm(res: dict[str, Any], path: str) -> str:
         i, b, n = r["idle"], r["busy"], r["workers"]
         per_mem = (i["memory"] - r["empty_memory"]) / n
         shared = " (shared clients)" if r.get("shared_client") else ""
+        if r["live_at_start"] < n:  # the ramp's time ran out first
+            shared += f", {r['live_at_start']:,} live when measured"
         out.append(
             f"| {r['target']} | {n:,}{shared} | {i['commands_per_s']:,.0f} | "
             f"{i['commands_per_s'] / n:.2f} | {i['cpu_percent']:.1f}% | "
@@ -51,6 +54,15 @@ def idlecost(res: dict[str, Any], path: str) -> str:
             f"{r['round_trips_per_s']:.2f} | {_ms(r['latency_p50_ms'])} / "
             f"{_ms(r['latency_p99_ms'])} | {r['machine']} |"
         )
+    ab = res.get("latency_ab")
+    if ab:
+        out += [
+            "",
+            f"Enqueue -> start on an idle worker, the two codes alternated {ab['reps']} times "
+            f"({ab['jobs']} jobs each, median of the runs; {ab['machine']} at the end): before "
+            f"{_ms(ab['before_p50_ms'])} / {_ms(ab['before_p99_ms'])}, after "
+            f"{_ms(ab['after_p50_ms'])} / {_ms(ab['after_p99_ms'])} (p50 / p99).",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -88,9 +100,10 @@ def capacity(res: dict[str, Any], path: str) -> str:
         f"| connections per worker | {conns:.1f} | `connected_clients` / N at "
         f"{biggest['workers']:,} workers |",
         f"| commands per job | {max(per_job):.0f} | (busy - idle commands/s) / jobs/s, the "
-        "highest; each job held its slot 2.5 s, so it includes ~1 heartbeat of its worker |",
-        f"| Redis CPU per command | {us:.1f} us | the busiest window: "
+        "highest; each job held its worker 2.5 s, so this includes that worker's upkeep while "
+        "busy (about 9 commands/s: one heartbeat, document and sweep per 2 s) |",
+        f"| Redis CPU per command | {us:.1f} us | an upper bound: the busiest window, "
         f"{top['busy']['commands_per_s']:,.0f} commands/s at {top['busy']['cpu_percent']:.1f}% "
-        "of a core |",
+        "of a core, Redis's own background work included |",
     ]
     return "\n".join(out) + "\n"

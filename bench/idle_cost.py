@@ -16,7 +16,8 @@ it settle, then over ``--window`` seconds counts:
 and then the enqueue -> start latency on that idle worker with the bench's own latency
 scenario (``bench/systems/cli.py kubeq latency``: p50 and p99 over ``--latency`` jobs).
 The figures go under ``--label`` in bench/results/idle-cost-<date>.json, and the README's
-``idlecost`` block (bench/fleet_report.py) is rendered from that file.
+``idlecost`` block (bench/fleet_report.py) is rendered from that file. ``--ab-reps N --src
+OTHER/src`` runs only the latency scenario, N times for each code, alternating.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,6 +144,38 @@ def measure(window: float, latency_jobs: int, settle: float, src: list[str]) -> 
             server.stop()
 
 
+def latency_ab(before_src: str, reps: int, jobs: int) -> dict[str, Any]:
+    """The latency scenario ``reps`` times for each code, alternating (so a noisy moment of a
+    shared machine hits both): the median p50 and p99 of each."""
+    figures: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="kubeq-idle-ab-") as tmp:
+        server = RedisServer(Path(tmp) / "redis")
+        server.start()
+        try:
+            for _ in range(reps):
+                for label, src in (("before", [before_src]), ("after", [])):
+                    path = os.pathsep.join([*src, str(HERE / "systems")])
+                    env = {**os.environ, "BENCH_REDIS_URL": server.url, "PYTHONPATH": path}
+                    cli = str(HERE / "systems" / "cli.py")
+                    out = subprocess.run(
+                        [sys.executable, cli, "kubeq", "latency", "--n", str(jobs)],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        cwd=HERE / "systems",
+                    )
+                    figures[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        finally:
+            server.stop()
+    out: dict[str, Any] = {"reps": reps, "jobs": jobs}
+    for label, runs in figures.items():
+        for q in ("p50_ms", "p99_ms"):
+            out[f"{label}_{q}"] = statistics.median(r[q] for r in runs)
+    out["machine"] = f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--window", type=float, default=60.0, help="seconds counted")
@@ -159,7 +193,17 @@ def main() -> None:
     ap.add_argument(
         "--src", type=Path, help="run the kubeq of this src/ directory (another checkout)"
     )
+    ap.add_argument("--ab-reps", type=int, help="only the latency A/B against --src, N times")
     a = ap.parse_args()
+    if a.ab_reps:
+        ab = latency_ab(str(a.src), a.ab_reps, a.latency)
+        print(json.dumps(ab, indent=1))
+        old = json.loads(a.out.read_text()) if a.out.exists() else {}
+        a.out.write_text(json.dumps(old | {"latency_ab": ab}, indent=1) + "\n")
+        rel = str(a.out.resolve().relative_to(ROOT))
+        for doc in (a.readme, ROOT / "docs" / "architecture.md"):
+            doc.write_text(report.rewrite(doc.read_text(), rel, {"idlecost"}))
+        return
     result = measure(a.window, a.latency, a.settle, [str(a.src)] if a.src else [])
     result["machine"] = f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
     result["code"] = a.code or ("this checkout" if not a.src else str(a.src))
