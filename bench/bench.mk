@@ -72,9 +72,9 @@ scaling-sim: venv
 keda:
 	nice -n 19 env GOMAXPROCS=1 bash hack/keda/build.sh
 
-# Issue 28: N = 10 .. 10,000 real kubeq workers (several per event loop) on one redis-server
-# and on a Redis Cluster of 3 masters, idle and busy: what they cost Redis (bench/swarm.py,
-# about 20 minutes; BENCH_QUICK: 10 and 100 workers, a few minutes); then what one idle
+# Issue 28: N = 10 .. 1,000 real kubeq workers (many per event loop; --sizes ...,10000 where
+# the harness has the cores) on one redis-server and on a Redis Cluster of 3 masters, idle
+# and busy: what they cost Redis (bench/swarm.py, about 15 minutes; BENCH_QUICK: 10 and 100 workers, a few minutes); then what one idle
 # worker costs (bench/idle_cost.py, about 2 minutes). Both render their bench/README.md block.
 SWARM_QUICK := --sizes 10,100 --idle 15 --busy 15 --out bench/results/swarm-$$(date +%F)-quick.json
 .PHONY: bench-swarm

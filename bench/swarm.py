@@ -1,6 +1,6 @@
 """The swarm: N real kubeq workers against one redis-server and a Redis Cluster of 3 masters.
 
-    .venv/bin/python bench/swarm.py [--sizes 10,100,1000,10000] [--targets redis,cluster]
+    .venv/bin/python bench/swarm.py [--sizes 10,100,1000] [--targets redis,cluster]
         [--idle 30] [--busy 30] [--rate 10] [--per-process 2500]
 
 For each target and each N, ``swarm_fleet.py`` processes (at most ``--per-process`` workers
@@ -229,7 +229,8 @@ def pct(values: list[float], q: float) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10,100,1000,10000")
+    # 10,000 needs more than two shared cores for the harness (bench/README.md, The swarm)
+    ap.add_argument("--sizes", default="10,100,1000")
     ap.add_argument("--targets", default="redis,cluster")
     ap.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
     ap.add_argument("--busy", type=float, default=30.0, help="seconds of the busy window")

@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Any
 
+import redis.asyncio
+
 import kubeq
 from kubeq.store import connections
 from kubeq.store.scripts import Scripts
@@ -84,9 +86,20 @@ class SwarmWorker(Worker):
         self._last_renewal = now
 
 
+def shared_client(url: str, count: int) -> Any:
+    """One client for all the workers of this process. Each worker's blocked BLPOP holds a
+    connection of its pool, so the pool has one per worker and 500 more, and a command waits
+    for a free one (a blocking pool) instead of failing."""
+    if url.startswith("redis+cluster://"):  # a pool per node, each as large
+        return connections.async_client(url, max_connections=count + 500)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=count + 500, timeout=None, socket_timeout=15.0
+    )
+    return connections.hiredis_packing(redis.asyncio.Redis.from_pool(pool))
+
+
 async def main(url: str, count: int, first: int, queues: list[str], shared: bool) -> None:
-    # a pool for all: each worker's blocked BLPOP holds a connection of it
-    client = connections.async_client(url, max_connections=count + 100) if shared else None
+    client = shared_client(url, count) if shared else None
     workers = [
         SwarmWorker(
             WorkerSettings(
