@@ -32,6 +32,7 @@ NAMES = (
     "fetch",
     "ack",
     "heartbeat",
+    "idle",
     "leave",
     "stats",
     "cancel",
@@ -106,6 +107,7 @@ class Scripts:
     fetch: Any
     ack: Any
     heartbeat: Any
+    idle: Any
     leave: Any
     stats: Any
     cancel: Any

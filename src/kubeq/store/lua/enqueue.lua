@@ -108,6 +108,7 @@ end
 local out = {}
 local mine = {}  -- ids this call has enqueued (or an earlier send of it had)
 local woken = 0
+local scheduled = 0
 local o = 4
 for _ = 1, groups do
   local count, priority, due = tonumber(ARGV[o]), ARGV[o + 1], ARGV[o + 2]
@@ -182,7 +183,7 @@ for _ = 1, groups do
         adds[#adds + 1] = score
         adds[#adds + 1] = id
         if #adds >= 2000 then flush(zkey) end
-        if st == 'queued' then woken = woken + 1 end
+        if st == 'queued' then woken = woken + 1 elseif st == 'scheduled' then scheduled = 1 end
       end
       mine[id] = true
       out[#out + 1] = 1
@@ -190,7 +191,9 @@ for _ = 1, groups do
   end
   flush(zkey)
 end
-wake(q.wake, woken)
+-- a job for later wakes one idle worker, whose fetch learns when it falls due (idle
+-- workers no longer poll: worker/idle.py); it wakes the others then, if they are needed
+wake(q.wake, woken > 0 and woken or scheduled)
 if receipt then
   local flags = {}
   for i = 1, #out do flags[i] = out[i] == 1 and '1' or (out[i] == 0 and '0' or '-') end
