@@ -23,6 +23,7 @@ ended, and every follow-up of a parent that ended is there, once.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
@@ -36,6 +37,7 @@ from kubeq.errors import JobNotFound
 from kubeq.options import Call, RateLimit
 from kubeq.outcomes import Settlement
 from kubeq.store.keys import QueueKeys
+from kubeq.store.scripts import LUA
 from kubeq.worker.delivery import Delivery
 from tests.model import known
 from tests.model.fleet import Fleet
@@ -71,17 +73,21 @@ class Intersections(RuleBasedStateMachine):
         super().__init__()
         self.r = redis.Redis.from_url(self.url)
         self.r.flushall()
+        self.r.script_load(LUA["enqueue"].script)  # a stream's first batch finds it loaded
         self.app, self.tasks = make_app(self.url)
         self.fleet = Fleet(self.url, CONSUMED, PARTITIONS, self.app.tasks)
         self.ledger = Ledger(self.r, PARTITIONS)
         self.n = 0
         self.bulk: tuple[EnqueueStream, list[str]] | None = None
+        self.producer = ThreadPoolExecutor(1)
+        """The bulk producer's thread (a streamed enqueue keeps that thread's connection)."""
         self.starts: dict[str, set[tuple[str, str]]] = {}
         """Deliveries of the rate-limited task, per partition."""
 
     def teardown(self) -> None:
         if self.bulk is not None:
-            self.bulk[0].abandon()
+            self.producer.submit(self.bulk[0].abandon).result()
+        self.producer.shutdown()
         self.fleet.close()
         self.app.close()
         self.r.close()
@@ -168,10 +174,15 @@ class Intersections(RuleBasedStateMachine):
     @precondition(lambda self: self.bulk is None)
     @rule(queue=st.sampled_from(QUEUES), size=st.integers(3, 5))
     def bulk_begin(self, queue: str, size: int) -> None:
-        """A bulk enqueue of several batches, written as it is laid out (its replies unread)."""
+        """Another producer's bulk enqueue of several batches, written as it is laid out,
+        its replies not read yet (the producer's own thread: its kept connection)."""
         calls = [self.tasks["plain"].s(i).set(queue=queue) for i in range(size)]
-        stream = EnqueueStream(self.app.redis, self.app.prefix, None)
-        plan = self.app._plan(calls, None, sink=stream)
+
+        def lay_out() -> tuple[EnqueueStream, Any]:
+            stream = EnqueueStream(self.app.redis, self.app.prefix, None)
+            return stream, self.app._plan(calls, None, sink=stream)
+
+        stream, plan = self.producer.submit(lay_out).result()
         assert len(plan.calls) > 1, "a bulk enqueue of one batch is not streamed"
         for call, q, job_id in zip(calls, plan.job_queues, plan.job_ids, strict=True):
             self.ledger.add(job_id, queue, call, q)
@@ -179,17 +190,15 @@ class Intersections(RuleBasedStateMachine):
         if stream.stream.conn is None:  # no kept connection: it is all sent at finish
             return
         deadline = time.monotonic() + 30  # written, not read: wait until Redis ran them
-        while not all(
-            self.r.exists(QueueKeys.of(q).job(i))
-            for q, i in zip(plan.job_queues, plan.job_ids, strict=True)
-        ):
+        places = list(zip(plan.job_queues, plan.job_ids, strict=True))
+        while not all(self.r.exists(QueueKeys.of(q).job(i)) for q, i in places):
             assert time.monotonic() < deadline, "the streamed batches never ran"
             time.sleep(0.001)
 
     @precondition(lambda self: self.bulk is not None)
     @rule(lost=st.booleans())
     def bulk_finish(self, lost: bool) -> None:
-        """Its replies are read; or the connection is lost first and every batch is resent."""
+        """Its replies are read; or its connection is lost first and every batch is resent."""
         assert self.bulk is not None
         stream, ids = self.bulk
         self.bulk = None
@@ -197,7 +206,7 @@ class Intersections(RuleBasedStateMachine):
             stream.stream.conn.disconnect()
             for job_id in ids:
                 self.ledger.entries[job_id].resent += 1
-        stream.finish()
+        self.producer.submit(stream.finish).result()
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -299,6 +308,33 @@ class Intersections(RuleBasedStateMachine):
         while any(self.r.exists(k) for k in gone):
             assert time.monotonic() < deadline, "keys with 1 ms left never expired"
             time.sleep(0.002)
+
+    @rule()
+    def drain(self) -> None:
+        """The fleet runs until nothing moves: every run finishes, every hand-off is done,
+        every lease nobody renews runs out; then nothing may be left behind."""
+        for _ in range(40):
+            before = self.ledger.snapshot()
+            held = {(d.job.queue.name, d.id) for _, d in self._runs()}
+            for name in CONSUMED:
+                keys = QueueKeys.of(name)
+                orphans = [
+                    m for m in self.r.zrange(keys.active, 0, -1) if (name, m.decode()) not in held
+                ]
+                if orphans:
+                    self.r.zadd(keys.active, dict.fromkeys(orphans, 0), xx=True)
+            for name in self.fleet.workers:
+                self.heartbeat(name)
+                self.fleet.hand_off(name)
+            self.sweep("w1")
+            for name in self.fleet.workers:
+                self.fetch(name)
+            for name, d in self._runs():
+                self.fleet.end_run(name, d, Settlement.finished(b"1"))
+            self.ledger.observe()
+            if self.ledger.snapshot() == before and not self._runs():
+                break
+        self.ledger.check_settled()
 
     # -- after every step ---------------------------------------------------------------------
 

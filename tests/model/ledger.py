@@ -46,6 +46,8 @@ class Entry:
     purged: bool = False
     resent: int = 0
     """Times a bulk resend re-created it after its end (tolerated while KNOWN_ITEM_4)."""
+    parent: str | None = None
+    """A follow-up: the job whose end made it."""
     revived: int = 0
     """Times it came back that way."""
     aborted: bool = False
@@ -115,7 +117,9 @@ class Ledger:
         cid = callback_id(parent.id, kind)
         if cid in self.entries:
             return []
-        return [self.add(cid, call.queue or parent.queue, call)]
+        entry = self.add(cid, call.queue or parent.queue, call)
+        entry.parent = parent.id
+        return [entry]
 
     def _move(self, e: Entry, status: str | None, partition: str | None) -> None:
         before = e.status
@@ -150,6 +154,7 @@ class Ledger:
         elif known.KNOWN_ITEM_4 and e.resent:
             e.resent -= 1
             e.revived += 1
+            e.aborted = False  # a new job under the old id: its abort was the old one's
         else:
             raise AssertionError(f"job {e.id} ended {before or 'and expired'}, then {status}")
         if status == "finished" and e.aborted:
@@ -185,4 +190,43 @@ class Ledger:
                 "deferred": count.get((name, "deferred"), 0),
                 "dead": count.get((name, "failed"), 0),
             }
-            assert got == want, f"stats of {name}: {got}; the jobs say {want}"
+            if got != want:
+                k = QueueKeys.of(name)
+                sets = {
+                    m.decode(): self.entries[m.decode()].status
+                    if m.decode() in self.entries
+                    else "?"
+                    for key in (k.ready, k.delayed, k.active, k.deferred, k.dead)
+                    for m in self.r.zrange(key, 0, -1)
+                }
+                odd = {i: self.entries[i] for i, st in sets.items() if st is None}
+                raise AssertionError(
+                    f"stats of {name}: {got}; the jobs say {want} (its sets hold {sets}; {odd})"
+                )
+
+    def check_settled(self) -> None:
+        """After a drain: nothing is left to run, nothing waits for parents that ended, and
+        every follow-up of an ended parent was enqueued."""
+        for e in self.entries.values():
+            if e.parent is not None and not e.seen:
+                parent = self.entries[e.parent]
+                if not (known.KNOWN_ITEM_13 and parent.expired):
+                    raise AssertionError(f"follow-up {e.id} of {parent.id} was never enqueued")
+            if e.status not in LIVE:
+                continue
+            if e.status == "scheduled" and e.call.rate_limit is not None:
+                continue  # parked by its rate limit, for later
+            if e.status == "deferred":
+                parents = [self.entries[p] for p in e.parents]
+                if any(p.status in LIVE for p in parents):
+                    continue
+                if known.KNOWN_ITEM_12 and any(p.purged for p in parents):
+                    continue
+                if known.KNOWN_ITEM_13 and any(p.expired for p in parents):
+                    continue
+                ended = {p.id: p.ends for p in parents}
+                raise AssertionError(f"{e.id} stays deferred; its parents ended: {ended}")
+            raise AssertionError(f"{e.id} is left {e.status} after the fleet drained")
+
+    def snapshot(self) -> dict[str, str | None]:
+        return {e.id: e.status for e in self.entries.values()}
