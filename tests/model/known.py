@@ -13,22 +13,22 @@ KNOWN_ITEM_4 = True
 already ended (and they run again). While True, a job of a resent batch may come back once
 after its end, and end a second time."""
 
-KNOWN_ITEM_7 = True
+KNOWN_ITEM_7 = False
 """A late heartbeat (the lease expired and a fetch reclaimed the job) frees the job's
 concurrency slot while its first run still goes on. While True, the fleet-wide concurrency
 count leaves out runs whose lease is no longer current."""
 
-KNOWN_ITEM_9 = True
+KNOWN_ITEM_9 = False
 """An abort is missed when the job's result TTL runs out before the worker's next heartbeat
 reads it: the run goes on. While True, a run of an aborted job whose hash has expired may
 be reported lost instead of aborted by the heartbeat."""
 
-KNOWN_ITEM_12 = True
+KNOWN_ITEM_12 = False
 """Purging a queue deletes waiting parents without ending them for the hand-off: their
 deferred children stay deferred for ever. While True, the final drain tolerates a deferred
 child whose parent was purged."""
 
-KNOWN_ITEM_13 = True
+KNOWN_ITEM_13 = False
 """A parent whose result TTL runs out before its hand-off (a worker died between ack and
 hand-off, the sweep comes after the expiry): its callback is never enqueued and its children
 stay deferred. While True, the final drain tolerates a lost follow-up of such a parent."""

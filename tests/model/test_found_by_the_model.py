@@ -6,22 +6,33 @@ the ready set: a late ack from a worker whose delivery was taken over, after the
 was overwritten). The script dead-letters the entry, which is right, but must not leave it in
 the ready set too: a job is in exactly one state set, and stats must count it once.
 
-A parent re-enqueued (same id) after it ended but before the worker's hand-off read it (issue
-11): the new job replaced the ended one's fields, so the hand-off read "queued" and cancelled
-the waiting child ("its parent ended queued"). An id whose end waits for its hand-off is now
+A parent re-enqueued (same id) after it ended but before the worker's hand-off read it: the
+new job replaced the ended one's fields, so the hand-off read "queued" and cancelled the
+waiting child ("its parent ended queued"). An id whose end waits for its hand-off is now
 not free yet; and a dead parent requeued before its hand-off is skipped by it (its next end
 hands off again).
+
+The intersections machine (intersections.py) found the rest; those marked xfail are known
+defects whose fixes are under way, each named in its reason:
+
+- a streamed bulk enqueue whose connection is lost before it reads its replies sends every
+  batch again, and the resend replaces a job of the first send that has already finished:
+  it runs again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
+import pytest
 import redis
 from redis import asyncio as aioredis
 
 import kubeq
 from kubeq import defaults
+from kubeq.client import enqueue
+from kubeq.client.send import EnqueueStream
 from kubeq.options import Call, TaskOptions
 from kubeq.outcomes import Settlement
 from kubeq.store.keys import QueueKeys, ready_score
@@ -110,5 +121,35 @@ def test_a_dead_parent_requeued_before_its_hand_off_hands_off_at_its_next_end(
     assert _end(r, keys, Settlement.finished(b"1")) == 3
     _hand_off(redis_url, keys, ["p"])
     assert child.status() == "queued", child.info().reason
+    app.close()
+    r.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 27 item 4: a bulk enqueue resent after a lost connection replaces jobs "
+    "that already ended",
+)
+def test_a_bulk_resend_never_replaces_a_job_that_ended(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(enqueue, "ENQUEUE_BATCH", 2)  # three jobs: two batches, streamed
+    r = redis.Redis.from_url(redis_url)
+    r.flushall()
+    r.script_load(LUA["enqueue"].script)
+    app = kubeq.App(redis_url)
+    keys = QueueKeys.of("m")
+    stream = EnqueueStream(app.redis, app.prefix, None)
+    plan = app._plan([Call("m.task", (i,), queue="m") for i in range(3)], None, sink=stream)
+    deadline = time.monotonic() + 30  # written, replies not read yet
+    while not all(r.exists(keys.job(i)) for i in plan.job_ids):
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    assert _end(r, keys, Settlement.finished(b"1")) == 1  # the first job runs and finishes
+    assert stream.stream.conn is not None
+    stream.stream.conn.disconnect()  # the producer's connection is lost: it resends all
+    stream.finish()
+    first = app.job(plan.job_ids[0], "m")
+    assert first.status() == "finished", "the resend replaced a job that had finished"
     app.close()
     r.close()
