@@ -18,17 +18,17 @@ KNOWN_ITEM_7 = False
 concurrency slot while its first run still goes on. While True, the fleet-wide concurrency
 count leaves out runs whose lease is no longer current."""
 
-KNOWN_ITEM_9 = False
+KNOWN_ITEM_9 = True
 """An abort is missed when the job's result TTL runs out before the worker's next heartbeat
 reads it: the run goes on. While True, a run of an aborted job whose hash has expired may
 be reported lost instead of aborted by the heartbeat."""
 
-KNOWN_ITEM_12 = False
+KNOWN_ITEM_12 = True
 """Purging a queue deletes waiting parents without ending them for the hand-off: their
 deferred children stay deferred for ever. While True, the final drain tolerates a deferred
 child whose parent was purged."""
 
-KNOWN_ITEM_13 = False
+KNOWN_ITEM_13 = True
 """A parent whose result TTL runs out before its hand-off (a worker died between ack and
 hand-off, the sweep comes after the expiry): its callback is never enqueued and its children
 stay deferred. While True, the final drain tolerates a lost follow-up of such a parent."""

@@ -18,6 +18,13 @@ defects whose fixes are under way, each named in its reason:
 - a streamed bulk enqueue whose connection is lost before it reads its replies sends every
   batch again, and the resend replaces a job of the first send that has already finished:
   it runs again.
+- purging a queue deletes a waiting parent without ending it for the hand-off: its
+  ``depends_on`` child (a chord's callback, too) stays deferred for ever.
+- a parent whose result TTL runs out before its hand-off (the acking worker died, and the
+  sweep's grace is longer than the TTL; or an abort): its child stays deferred for ever and
+  its callback is never enqueued.
+- an abort acknowledged while the job ran, then the job's result TTL runs out before the
+  worker's next heartbeat: the heartbeat calls the run lost, not aborted, so it goes on.
 """
 
 from __future__ import annotations
@@ -37,7 +44,9 @@ from kubeq.options import Call, TaskOptions
 from kubeq.outcomes import Settlement
 from kubeq.store.keys import QueueKeys, ready_score
 from kubeq.store.scripts import LUA, run_pipeline
-from kubeq.worker import handoff
+from kubeq.worker import handoff, leases
+from kubeq.worker.delivery import Delivery
+from kubeq.worker.settings import WorkerSettings
 
 
 def places(r: redis.Redis, keys: QueueKeys, member: str) -> list[str]:
@@ -151,5 +160,93 @@ def test_a_bulk_resend_never_replaces_a_job_that_ended(
     stream.finish()
     first = app.job(plan.job_ids[0], "m")
     assert first.status() == "finished", "the resend replaced a job that had finished"
+    app.close()
+    r.close()
+
+
+def _expire(r: redis.Redis, key: str) -> None:
+    """The key's TTL runs out (now)."""
+    assert r.pttl(key) > 0, f"{key} has no TTL to run out"
+    r.pexpire(key, 1)
+    deadline = time.monotonic() + 30
+    while r.exists(key):
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 27 item 12: purging a queue strands the deferred children of the purged parents",
+)
+def test_a_purged_parent_does_not_strand_its_child(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    r.flushall()
+    app = kubeq.App(redis_url)
+    keys = QueueKeys.of("m")
+    q = app.queue("m")
+    q.enqueue_many([Call("m.task", (), queue="m", job_id="p")])
+    (child,) = app.enqueue_many(
+        [Call("m.task", (), queue="n", job_id="c", depends_on=[q.job("p")])]
+    )
+    assert q.purge() == 1
+    _hand_off(redis_url, keys, [m.decode() for m in r.zrange(keys.handoff, 0, -1)])
+    assert child.status() != "deferred", "the child waits for a parent that was purged"
+    app.close()
+    r.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 27 item 13: a parent whose result TTL ran out before its hand-off strands "
+    "its child and drops its callback",
+)
+def test_a_parent_expired_before_its_hand_off_still_hands_off(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    r.flushall()
+    app = kubeq.App(redis_url)
+    keys = QueueKeys.of("m")
+    q = app.queue("m")
+    callback = Call("m.task", (), queue="m")
+    q.enqueue_many([Call("m.task", (), queue="m", job_id="p", result_ttl=1, on_success=callback)])
+    (child,) = app.enqueue_many(
+        [Call("m.task", (), queue="m", job_id="c", depends_on=[q.job("p")])]
+    )
+    assert _end(r, keys, Settlement.finished(b"1")) == 3  # hand-off pending; its worker dies
+    _expire(r, keys.job("p"))  # before the sweep's grace is over
+    _hand_off(redis_url, keys, ["p"])  # the sweep
+    assert app.job("p.s", "m").status() != "unknown", "the callback was never enqueued"
+    assert child.status() != "deferred", "the child waits for ever"
+    app.close()
+    r.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 27 item 9: abort() is missed when the result TTL runs out before the "
+    "worker's heartbeat",
+)
+def test_an_abort_is_not_missed_when_the_result_expires_first(redis_url: str) -> None:
+    from kubeq.store.wire import fetch_args, parse_fetch_reply
+
+    r = redis.Redis.from_url(redis_url)
+    r.flushall()
+    app = kubeq.App(redis_url)
+    keys = QueueKeys.of("m")
+    (job,) = app.queue("m").enqueue_many([Call("m.task", (), queue="m", result_ttl=1)])
+    fk, fa = fetch_args("w", 1, 60_000, 0, defaults.WORKER_TTL_MS, [keys])
+    (fetched,) = parse_fetch_reply(run_pipeline(r, [(LUA["fetch"], fk, fa)])[0], [keys]).jobs
+    assert job.abort(), "the running job was not aborted"
+    _expire(r, keys.job(job.id))  # its result TTL runs out before the next heartbeat
+    d = Delivery(fetched)
+
+    async def beat() -> list[Delivery]:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            settings = WorkerSettings("m", ["m"], redis_url=redis_url, worker_id="w")
+            return await leases.renew(client, LUA["heartbeat"], [keys], settings, {d.key: d})
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(beat()) == [d], "the heartbeat did not report the abort: the run goes on"
     app.close()
     r.close()
