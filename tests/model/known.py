@@ -13,7 +13,7 @@ KNOWN_ITEM_4 = True
 already ended (and they run again). While True, a job of a resent batch may come back once
 after its end, and end a second time."""
 
-KNOWN_ITEM_7 = False
+KNOWN_ITEM_7 = True
 """A late heartbeat (the lease expired and a fetch reclaimed the job) frees the job's
 concurrency slot while its first run still goes on. While True, the fleet-wide concurrency
 count leaves out runs whose lease is no longer current."""

@@ -25,6 +25,9 @@ defects whose fixes are under way, each named in its reason:
   its callback is never enqueued.
 - an abort acknowledged while the job ran, then the job's result TTL runs out before the
   worker's next heartbeat: the heartbeat calls the run lost, not aborted, so it goes on.
+- a concurrency-limited job whose heartbeat comes late is reclaimed and its slot freed while
+  its first run goes on: once the slot is free again, a waiting job of the same key runs
+  beside that first run (two at once with ``concurrency_limit=1``).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from kubeq.store.scripts import LUA, run_pipeline
 from kubeq.worker import handoff, leases
 from kubeq.worker.delivery import Delivery
 from kubeq.worker.settings import WorkerSettings
+from tests.model import known
+from tests.model.intersections import Intersections
 
 
 def places(r: redis.Redis, keys: QueueKeys, member: str) -> list[str]:
@@ -250,3 +255,30 @@ def test_an_abort_is_not_missed_when_the_result_expires_first(redis_url: str) ->
     assert asyncio.run(beat()) == [d], "the heartbeat did not report the abort: the run goes on"
     app.close()
     r.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 27 item 7: a late heartbeat on a concurrency-limited job frees its slot "
+    "while its run goes on",
+)
+def test_a_late_heartbeat_never_lets_a_waiting_job_run_beside_it(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(known, "KNOWN_ITEM_7", False)
+    Intersections.url = redis_url
+    m = Intersections()  # two real workers, stepped by hand (fleet.py)
+    try:
+        m.enqueue("limited", "q", "a", False, None, None)
+        m.enqueue("limited", "q", "a", False, None, None)
+        m.fetch("w1")  # j1 runs on w1, j2 waits for the key's one slot
+        ((_, first),) = m._runs()
+        m.r.zadd(first.job.queue.active, {first.id: 0}, xx=True)  # w1's heartbeat is late
+        m.fetch("w2")  # reclaims j1 and runs it again; w1's run goes on
+        again = m.fleet.workers["w2"].runs[0]
+        m.fleet.end_run("w2", again, Settlement.finished(b"1"))
+        m.fetch("w2")  # the slot is free: j2 starts while w1 still runs j1
+        m.jobs_move_as_jobs_may()
+        m.limits_hold_fleet_wide()
+    finally:
+        m.teardown()
