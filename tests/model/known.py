@@ -23,6 +23,14 @@ KNOWN_ITEM_9 = True
 reads it: the run goes on. While True, a run of an aborted job whose hash has expired may
 be reported lost instead of aborted by the heartbeat."""
 
+KNOWN_ITEM_10 = True
+"""A chord whose callback is refused at enqueue leaves its members enqueued, although the
+error says nothing was. While True, those members join the ledger as jobs like any other."""
+
+KNOWN_ITEM_11 = False
+"""A chord callback gets None for a member that finished but whose result expired before
+the callback started. While True, such a None is tolerated for an expired member."""
+
 KNOWN_ITEM_12 = True
 """Purging a queue deletes waiting parents without ending them for the hand-off: their
 deferred children stay deferred for ever. While True, the final drain tolerates a deferred

@@ -46,6 +46,8 @@ class Entry:
     purged: bool = False
     resent: int = 0
     """Times a bulk resend re-created it after its end (tolerated while KNOWN_ITEM_4)."""
+    chord_of: list[list[str]] | None = None
+    """A chord's callback: its members' (partition, id), as the worker reads them."""
     parent: str | None = None
     """A follow-up: the job whose end made it."""
     revived: int = 0
@@ -230,3 +232,11 @@ class Ledger:
 
     def snapshot(self) -> dict[str, str | None]:
         return {e.id: e.status for e in self.entries.values()}
+
+    def check_chord_results(self, e: Entry, results: list[Any]) -> None:
+        """A chord's callback starts with the result of every member (all finished)."""
+        assert e.chord_of is not None
+        for (_, member), result in zip(e.chord_of, results, strict=True):
+            m = self.entries[member]
+            if result is None and not (known.KNOWN_ITEM_11 and m.expired):
+                raise AssertionError(f"chord {e.id} got None for {member}, which ended {m.ends}")

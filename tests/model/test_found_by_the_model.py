@@ -28,6 +28,8 @@ defects whose fixes are under way, each named in its reason:
 - a concurrency-limited job whose heartbeat comes late is reclaimed and its slot freed while
   its first run goes on: once the slot is free again, a waiting job of the same key runs
   beside that first run (two at once with ``concurrency_limit=1``).
+- a chord whose callback is refused at enqueue (an argument JSON cannot carry) raises, yet
+  leaves its members enqueued: they run, and nothing ever collects them.
 """
 
 from __future__ import annotations
@@ -282,3 +284,23 @@ def test_a_late_heartbeat_never_lets_a_waiting_job_run_beside_it(
         m.limits_hold_fleet_wide()
     finally:
         m.teardown()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 27 item 10: a chord whose callback is refused leaves its members enqueued",
+)
+def test_a_refused_chord_enqueues_nothing(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    r.flushall()
+    app = kubeq.App(redis_url)
+
+    @app.task(queue="m", name="m.task")
+    def task(*args: object) -> None: ...
+
+    with pytest.raises((ValueError, TypeError)):
+        kubeq.chord([task.s(1)], task.s(float("nan"))).delay(app)
+    s = app.queue("m").stats()
+    assert s.backlog == 0, f"the refused chord left {s.backlog} members enqueued"
+    app.close()
+    r.close()
