@@ -142,9 +142,10 @@ class Intersections(RuleBasedStateMachine):
         (job,) = self.app.enqueue_many([first])
         self.ledger.add(job.id, queue, first, job.queue)
 
-    @rule(queue=st.sampled_from(QUEUES), size=st.integers(1, 3))
-    def chord(self, queue: str, size: int) -> None:
-        members = [self.tasks["plain"].s(i).set(queue=queue) for i in range(size)]
+    @rule(queue=st.sampled_from(QUEUES), size=st.integers(1, 3), short_ttl=st.booleans())
+    def chord(self, queue: str, size: int, short_ttl: bool) -> None:
+        ttl = {"result_ttl": SHORT_TTL} if short_ttl else {}
+        members = [self.tasks["plain"].s(i).set(queue=queue, **ttl) for i in range(size)]
         body = self._callback(queue)
         result = kubeq.chord(members, body).delay(self.app)
         ids = []

@@ -27,7 +27,7 @@ KNOWN_ITEM_10 = True
 """A chord whose callback is refused at enqueue leaves its members enqueued, although the
 error says nothing was. While True, those members join the ledger as jobs like any other."""
 
-KNOWN_ITEM_11 = False
+KNOWN_ITEM_11 = True
 """A chord callback gets None for a member that finished but whose result expired before
 the callback started. While True, such a None is tolerated for an expired member."""
 

@@ -30,6 +30,8 @@ defects whose fixes are under way, each named in its reason:
   beside that first run (two at once with ``concurrency_limit=1``).
 - a chord whose callback is refused at enqueue (an argument JSON cannot carry) raises, yet
   leaves its members enqueued: they run, and nothing ever collects them.
+- a chord's callback that starts after a member's result TTL ran out gets None for that
+  member, which had finished.
 """
 
 from __future__ import annotations
@@ -304,3 +306,27 @@ def test_a_refused_chord_enqueues_nothing(redis_url: str) -> None:
     assert s.backlog == 0, f"the refused chord left {s.backlog} members enqueued"
     app.close()
     r.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 27 item 11: a chord callback gets None for a member whose result expired",
+)
+def test_a_chord_callback_gets_every_members_result(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(known, "KNOWN_ITEM_11", False)
+    Intersections.url = redis_url
+    m = Intersections()
+    try:
+        m.chord("q", 1, True)  # one member, its result kept briefly
+        m.fetch("w1")
+        ((name, member),) = m._runs()
+        m.fleet.end_run(name, member, Settlement.finished(b"1"))
+        m.hand_off("w1")  # the callback is released
+        m.jobs_move_as_jobs_may()
+        m.results_expire()  # the member's result runs out before the callback starts
+        m.jobs_move_as_jobs_may()
+        m.fetch("w1")  # the callback starts with its members' results
+    finally:
+        m.teardown()
