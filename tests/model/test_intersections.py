@@ -17,8 +17,8 @@ from kubeq.client import enqueue
 from tests.model.intersections import Intersections
 
 SETTINGS = settings(
-    max_examples=60,
-    stateful_step_count=30,
+    max_examples=150,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
