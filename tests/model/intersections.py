@@ -1,23 +1,20 @@
-"""The intersections machine: partitions, concurrency and rate limits, result TTLs, abort,
-purge and the streamed bulk enqueue, beside callbacks, chains, chords and ``depends_on``,
-driven through the public client and two real workers (fleet.py) on a real redis-server.
+"""The intersections machine: partitions, concurrency and rate limits (a task's, a queue's),
+result TTLs, abort, cancel, purge and the streamed bulk enqueue, beside callbacks, chains,
+chords and ``depends_on``, through the public client and two real workers (fleet.py).
 
-Steps: enqueue a job (plain, under a concurrency limit and key, or rate limited; on a
-plain or a partitioned queue; with a short result TTL; with on_success / on_failure), a
-chain, a chord, a ``depends_on`` child, a bulk enqueue written while it is laid out and
-read later (its replies read, or its connection lost so the batch is resent); a worker's
-pass (acks and fetch), a run's end (finished, failed for good, retried now), its heartbeat,
-hand-off and sweep, a late heartbeat (a lease deadline moved into the past), a worker
-killed (between ack and hand-off too); abort, cancel, purge; and time passing for result
-TTLs (every result key with a short TTL expires).
+Steps: enqueue a job (plain, limited by a key, or rate limited; on a plain or a partitioned
+queue; short result TTL; on_success / on_failure), a chain, a chord (or one whose callback
+is refused), a ``depends_on`` child, a bulk enqueue written as it is laid out and finished
+later (replies read, or its connection lost and every batch resent); a worker's pass, a
+run's end (finished, failed, retried now), heartbeat, hand-off, sweep, a late heartbeat, a
+killed worker; abort, cancel, purge, a queue's rate limit; result TTLs running out.
 
-After every step (ledger.py): each job moved as a job may (ended at most once, never back,
-never vanished while live), no finished job had its abort acknowledged first, a
-concurrency key never has more than one job running fleet-wide, a rate-limited task never
-starts more than its burst per partition, ``read_stats`` counts what the jobs say, and the
-heartbeat stops every run whose job was aborted. ``drain`` runs the fleet until nothing
-moves, then: no job is left ready, running or waiting, none stays deferred once its parents
-ended, and every follow-up of a parent that ended is there, once.
+After every step (ledger.py): each job ended at most once, never came back or vanished while
+live, never finished after its abort was acknowledged; a concurrency key never runs more
+than its limit fleet-wide, a rate limit never starts more than its burst; ``read_stats``
+counts what the jobs say; a heartbeat stops every aborted run; a chord's callback gets every
+member's result. ``drain`` runs the fleet until nothing moves: nothing is then left to run
+or deferred on parents that ended, and every follow-up of an ended parent is there once.
 """
 
 from __future__ import annotations
@@ -83,7 +80,7 @@ class Intersections(RuleBasedStateMachine):
         self.producer = ThreadPoolExecutor(1)
         """The bulk producer's thread (a streamed enqueue keeps that thread's connection)."""
         self.starts: dict[str, set[tuple[str, str]]] = {}
-        """Deliveries of the rate-limited task, per partition."""
+        """Deliveries of the rate-limited task, and of a rate-limited queue, per partition."""
 
     def teardown(self) -> None:
         if self.bulk is not None:
@@ -245,6 +242,15 @@ class Intersections(RuleBasedStateMachine):
                 self.ledger.check_chord_results(e, results)
             if e.call.task == "model.rated":
                 self.starts.setdefault(d.job.queue.name, set()).add((d.id, d.job.lease))
+            if e.queue in self.ledger.held_back:
+                self.starts.setdefault(f"queue {d.job.queue.name}", set()).add((d.id, d.job.lease))
+
+    @precondition(lambda self: not self.ledger.held_back)
+    @rule(queue=st.sampled_from(QUEUES))
+    def limit_queue(self, queue: str) -> None:
+        """The queue's own rate limit (each partition's): from now on, its burst at most."""
+        self.app.queue(queue).set_rate_limit(RATE)
+        self.ledger.held_back.add(queue)
 
     @precondition(lambda self: self._runs())
     @rule(data=st.data(), outcome=st.sampled_from(["finished", "failed", "retry"]))
@@ -356,8 +362,7 @@ class Intersections(RuleBasedStateMachine):
             for name in self.fleet.workers:
                 self.heartbeat(name)
                 self.fleet.hand_off(name)
-            self.sweep("w1")
-            for name in self.fleet.workers:
+                self.sweep(name)
                 self.fetch(name)
             for name, d in self._runs():
                 self.fleet.end_run(name, d, Settlement.finished(b"1"))

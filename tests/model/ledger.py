@@ -61,6 +61,8 @@ class Ledger:
         self.r = r
         self.partitions = partitions
         self.entries: dict[str, Entry] = {}
+        self.held_back: set[str] = set()
+        """Queues under their own rate limit: their jobs may wait for later."""
 
     def where(self, queue: str) -> list[str]:
         n = self.partitions.get(queue, 1)
@@ -218,6 +220,8 @@ class Ledger:
                 continue
             if e.status == "scheduled" and e.call.rate_limit is not None:
                 continue  # parked by its rate limit, for later
+            if e.status in ("queued", "scheduled", "waiting") and e.queue in self.held_back:
+                continue  # its queue's rate limit lets it start later
             if e.status == "deferred":
                 parents = [self.entries[p] for p in e.parents]
                 if any(p.status in LIVE for p in parents):
