@@ -10,7 +10,9 @@ between its ack and its hand-off. Everything else is the worker's code: ``_round
 ``_abort``), ``_hand_off`` and ``handoff.sweep`` with its ``route`` to partitions.
 
 ``Fleet`` owns one event loop for the whole example: each step runs one coroutine of one
-worker to its end, so nothing happens between steps and no step sleeps.
+worker to its end, so nothing happens between steps and no step sleeps. ``make_app`` is
+the machine's App: a plain, a concurrency-limited and a rate-limited task, and a queue of
+two partitions.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
+import kubeq
 from kubeq.outcomes import Settlement
 from kubeq.store.keys import QueueKeys
 from kubeq.worker import handoff
@@ -125,3 +128,22 @@ class Fleet:
             self.run(w._redis.aclose())
             w.executor.shutdown()
         self.loop.close()
+
+
+PARTITIONS = {"pq": 2}
+RATE = "1/h"
+
+
+def make_app(url: str) -> tuple[kubeq.App, dict[str, Any]]:
+    app = kubeq.App(url, partitions=PARTITIONS)
+
+    @app.task(queue="q", name="model.plain")
+    def plain(*args: Any) -> None: ...
+
+    @app.task(queue="q", name="model.limited", concurrency_limit=1)
+    def limited(*args: Any) -> None: ...
+
+    @app.task(queue="q", name="model.rated", rate_limit=RATE)
+    def rated(*args: Any) -> None: ...
+
+    return app, {"plain": plain, "limited": limited, "rated": rated}

@@ -19,6 +19,7 @@ or deferred on parents that ended, and every follow-up of an ended parent is the
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,6 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import kubeq
+from kubeq.client.enqueue import EnqueuePlan, created_flags
 from kubeq.client.send import EnqueueStream
 from kubeq.errors import JobNotFound
 from kubeq.options import Call, RateLimit
@@ -38,30 +40,13 @@ from kubeq.store.scripts import LUA
 from kubeq.worker.delivery import Delivery
 from kubeq.workflows.chords import chord_results
 from tests.model import known
-from tests.model.fleet import Fleet
+from tests.model.fleet import PARTITIONS, RATE, Fleet, make_app
 from tests.model.ledger import LIVE, Entry, Ledger
 
-PARTITIONS = {"pq": 2}
 QUEUES = ["q", "pq"]
 CONSUMED = ["q", "pq#0", "pq#1"]
 KEYS = ["a", "b"]
 SHORT_TTL = 30
-RATE = "1/h"
-
-
-def make_app(url: str) -> tuple[kubeq.App, dict[str, Any]]:
-    app = kubeq.App(url, partitions=PARTITIONS)
-
-    @app.task(queue="q", name="model.plain")
-    def plain(*args: Any) -> None: ...
-
-    @app.task(queue="q", name="model.limited", concurrency_limit=1)
-    def limited(*args: Any) -> None: ...
-
-    @app.task(queue="q", name="model.rated", rate_limit=RATE)
-    def rated(*args: Any) -> None: ...
-
-    return app, {"plain": plain, "limited": limited, "rated": rated}
 
 
 class Intersections(RuleBasedStateMachine):
@@ -75,8 +60,8 @@ class Intersections(RuleBasedStateMachine):
         self.app, self.tasks = make_app(self.url)
         self.fleet = Fleet(self.url, CONSUMED, PARTITIONS, self.app.tasks)
         self.ledger = Ledger(self.r, PARTITIONS)
-        self.n = 0
-        self.bulk: tuple[EnqueueStream, list[str]] | None = None
+        self.ids = itertools.count(1)
+        self.bulk: tuple[EnqueueStream, EnqueuePlan] | None = None
         self.producer = ThreadPoolExecutor(1)
         """The bulk producer's thread (a streamed enqueue keeps that thread's connection)."""
         self.starts: dict[str, set[tuple[str, str]]] = {}
@@ -91,8 +76,7 @@ class Intersections(RuleBasedStateMachine):
         self.r.close()
 
     def _id(self, kind: str) -> str:
-        self.n += 1
-        return f"{kind}{self.n}"
+        return f"{kind}{next(self.ids)}"
 
     def _runs(self) -> list[tuple[str, Delivery]]:
         return [(name, d) for name, w in self.fleet.workers.items() for d in w.runs]
@@ -209,7 +193,7 @@ class Intersections(RuleBasedStateMachine):
         assert len(plan.calls) > 1, "a bulk enqueue of one batch is not streamed"
         for call, q, job_id in zip(calls, plan.job_queues, plan.job_ids, strict=True):
             self.ledger.add(job_id, queue, call, q)
-        self.bulk = (stream, list(plan.job_ids))
+        self.bulk = (stream, plan)
         if stream.stream.conn is None:  # no kept connection: it is all sent at finish
             return
         deadline = time.monotonic() + 30  # written, not read: wait until Redis ran them
@@ -223,13 +207,13 @@ class Intersections(RuleBasedStateMachine):
     def bulk_finish(self, lost: bool) -> None:
         """Its replies are read; or its connection is lost first and every batch is resent."""
         assert self.bulk is not None
-        stream, ids = self.bulk
-        self.bulk = None
+        (stream, plan), self.bulk = self.bulk, None
         if lost and stream.stream.conn is not None:
             stream.stream.conn.disconnect()
-            for job_id in ids:
+            for job_id in plan.job_ids:
                 self.ledger.entries[job_id].resent += 1
-        self.producer.submit(stream.finish).result()
+        made = created_flags(plan, self.producer.submit(stream.finish, plan).result())
+        assert all(made), f"a resent bulk call did not say it created its new jobs: {made}"
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -237,9 +221,10 @@ class Intersections(RuleBasedStateMachine):
     def fetch(self, worker: str) -> None:
         for d in self.fleet.fetch(worker):
             e = self.ledger.entries[d.id]
+            q = d.job.queue
             if e.chord_of is not None:  # what its worker passes it (run_attempt)
-                results = chord_results(self.url, d.job.queue.prefix, e.chord_of)
-                self.ledger.check_chord_results(e, results)
+                got = chord_results(self.url, q.prefix, e.chord_of, q.job(d.id))
+                self.ledger.check_chord_results(e, got)
             if e.call.task == "model.rated":
                 self.starts.setdefault(d.job.queue.name, set()).add((d.id, d.job.lease))
             if e.queue in self.ledger.held_back:

@@ -143,11 +143,6 @@ def test_a_dead_parent_requeued_before_its_hand_off_hands_off_at_its_next_end(
     r.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 27 item 4: a bulk enqueue resent after a lost connection replaces jobs "
-    "that already ended",
-)
 def test_a_bulk_resend_never_replaces_a_job_that_ended(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,7 +161,7 @@ def test_a_bulk_resend_never_replaces_a_job_that_ended(
     assert _end(r, keys, Settlement.finished(b"1")) == 1  # the first job runs and finishes
     assert stream.stream.conn is not None
     stream.stream.conn.disconnect()  # the producer's connection is lost: it resends all
-    stream.finish()
+    stream.finish(plan)
     first = app.job(plan.job_ids[0], "m")
     assert first.status() == "finished", "the resend replaced a job that had finished"
     app.close()
@@ -183,10 +178,6 @@ def _expire(r: redis.Redis, key: str) -> None:
         time.sleep(0.002)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 27 item 12: purging a queue strands the deferred children of the purged parents",
-)
 def test_a_purged_parent_does_not_strand_its_child(redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     r.flushall()
@@ -204,11 +195,6 @@ def test_a_purged_parent_does_not_strand_its_child(redis_url: str) -> None:
     r.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 27 item 13: a parent whose result TTL ran out before its hand-off strands "
-    "its child and drops its callback",
-)
 def test_a_parent_expired_before_its_hand_off_still_hands_off(redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     r.flushall()
@@ -221,7 +207,7 @@ def test_a_parent_expired_before_its_hand_off_still_hands_off(redis_url: str) ->
         [Call("m.task", (), queue="m", job_id="c", depends_on=[q.job("p")])]
     )
     assert _end(r, keys, Settlement.finished(b"1")) == 3  # hand-off pending; its worker dies
-    _expire(r, keys.job("p"))  # before the sweep's grace is over
+    time.sleep(1.5)  # its result_ttl (1 s) passes before the sweep's grace is over
     _hand_off(redis_url, keys, ["p"])  # the sweep
     assert app.job("p.s", "m").status() != "unknown", "the callback was never enqueued"
     assert child.status() != "deferred", "the child waits for ever"
@@ -288,10 +274,6 @@ def test_a_late_heartbeat_never_lets_a_waiting_job_run_beside_it(
         m.teardown()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 27 item 10: a chord whose callback is refused leaves its members enqueued",
-)
 def test_a_refused_chord_enqueues_nothing(redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     r.flushall()
@@ -308,10 +290,6 @@ def test_a_refused_chord_enqueues_nothing(redis_url: str) -> None:
     r.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 27 item 11: a chord callback gets None for a member whose result expired",
-)
 def test_a_chord_callback_gets_every_members_result(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -144,3 +144,18 @@ def test_a_one_job_call_resent_after_another_call_replaced_its_ended_job(
         before.result,
         before.finished_at,
     )
+
+
+def test_a_one_job_call_resent_after_its_job_was_purged_does_not_bring_it_back(
+    app: kubeq.App,
+) -> None:
+    """The reply of a one-job call is lost; the queue is purged (its job deleted); the call
+    comes again: the purge stands (the job is not enqueued again), and the resend answers
+    'enqueued' as the first send did."""
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+    plan = _plan(app, [add.s(1, 2).set(job_id="purged", delay=3600)])
+    assert _flags(send(app.redis, plan)) == [1]
+    assert app.queue("default").purge() == 1
+    assert app.job("purged").status() == "unknown"
+    assert _flags(send(app.redis, plan)) == [1]
+    assert app.job("purged").status() == "unknown", "the resend brought a purged job back"

@@ -21,6 +21,17 @@ end
 -- a bug never leaves the other items of the same call half-done.
 local MAX_TTL = 315360000 -- ten years in seconds
 -- The fields of a job hash, or nil when the key holds another type.
+-- A one-job enqueue call within the resend window stores its send token on its job (field
+-- 'sent'; enqueue.lua). When that job's record is deleted (replaced by a new job of its id,
+-- or purged), the token becomes a receipt answering 1 (created), so the call's resend finds
+-- its answer and writes nothing: a resend never brings back a job that was replaced or purged.
+local RESEND_WINDOW = 300
+local function keep_receipt(base, token, enqueued_at)
+  if token and (tonumber(enqueued_at) or 0) > NOW - RESEND_WINDOW * 1000 then
+    redis.call('SET', base .. 'sent:' .. token, '1', 'EX', tostring(RESEND_WINDOW), 'NX')
+  end
+end
+
 local function job_fields(jk, ...)
   local f = redis.pcall('HMGET', jk, ...)
   if type(f) == 'table' and f.err then return nil end

@@ -30,9 +30,9 @@ local q = queue_keys(0)
 local base = ARGV[1]
 local groups = tonumber(ARGV[2])
 local token = ARGV[3]
--- Longer than any resend comes after the first send: the client's socket timeout (15 s) and
--- its reconnection attempts (enqueue.py's RESEND_WINDOW says the same; tests/unit checks it).
-local RESEND_WINDOW = 300
+-- RESEND_WINDOW (_prelude.lua) is longer than any resend comes after the first send: the
+-- client's socket timeout (15 s) and its reconnection attempts (enqueue.py's RESEND_WINDOW
+-- says the same; tests/unit checks it).
 local FLAGS = {['1'] = 1, ['0'] = 0, ['-'] = -1}
 -- Whether this call leaves a receipt: more than one job, or a result TTL under the window.
 local function wants_receipt()
@@ -160,11 +160,7 @@ for _ = 1, groups do
         -- a finished, failed or cancelled job of the same id is replaced by the new one
         redis.call('DEL', jk, base .. 'done:' .. id)
         redis.call('ZREM', q.dead, id)
-        if f[2] and (tonumber(f[3]) or 0) > NOW - RESEND_WINDOW * 1000 then
-          -- its token goes with it: the one-job call that wrote it may still be resent, and
-          -- must find it answered (that call's reply was 1)
-          redis.call('SET', base .. 'sent:' .. f[2], '1', 'EX', tostring(RESEND_WINDOW), 'NX')
-        end
+        keep_receipt(base, f[2], f[3])  -- the call that wrote it may still be resent
       end
       if receipt then  -- the receipt answers a resend: no token on each job
         redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,

@@ -2,7 +2,9 @@
 -- A purged job with dependents (marker 'd') is not deleted at once: it ends 'cancelled'
 -- (reason "purged") and notes its hand-off, which resolves its children as a cancelled
 -- parent's (each cancelled, or run with allow_failure; docs/workflows.md), then its record
--- expires after its result_ttl. Its on_success / on_failure never run, as for cancel.
+-- expires after its result_ttl. Its on_success / on_failure never run, as for cancel. A
+-- deleted job's send token becomes a receipt (keep_receipt), so a resend of the enqueue call
+-- that wrote it does not bring it back.
 -- KEYS: the queue's 8 keys. ARGV: base, limit. Returns the number purged.
 local q = queue_keys(0)
 local base, limit = ARGV[1], tonumber(ARGV[2])
@@ -12,7 +14,7 @@ for _, key in ipairs({q.ready, q.delayed}) do
   for _, id in ipairs(ids) do
     redis.call('ZREM', key, id)
     local jk = base .. 'job:' .. id
-    local f = job_fields(jk, 'cb', 'result_ttl')
+    local f = job_fields(jk, 'cb', 'result_ttl', 'sent', 'enqueued_at')
     if f and f[1] and string.find(f[1], 'd', 1, true) then
       redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOWS,
         'reason', 'purged from its queue before it started')
@@ -20,6 +22,7 @@ for _, key in ipairs({q.ready, q.delayed}) do
       notify_done(base, id, ttl)
       note_end(base, id, jk, 'cancelled')
     else
+      if f then keep_receipt(base, f[3], f[4]) end  -- its enqueue's resend must not bring it back
       redis.call('DEL', jk, base .. 'done:' .. id)
     end
     n = n + 1
