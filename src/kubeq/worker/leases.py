@@ -1,11 +1,12 @@
 """Lease renewal: the heartbeat that keeps a worker's running jobs its own.
 
-Every ``heartbeat_interval`` the worker renews the lease of each job it runs, one
-heartbeat.lua call per queue in one pipeline, and publishes how busy it is. The script
-answers with the jobs this worker no longer owns: taken over by another worker (the lease
-expired before this renewal: this run's outcome will be refused, so the run is marked lost)
-or aborted by a user (the caller stops the attempt). docs/architecture.md (Guarantees) says
-why leases are fenced.
+Every ``heartbeat_interval`` the worker renews the lease of each job it holds, one
+heartbeat.lua call per queue in one pipeline, and publishes how busy it is; the jobs of a
+fetch whose reply has not been read yet are renewed from the transit log (``answered``).
+A renewal that comes after the lease expired still holds a job nobody was given since. The
+script answers with the jobs this worker no longer holds: delivered to another worker or
+ended (this run's outcome would be refused: the caller stops it) or aborted by a user (the
+caller stops it too). docs/architecture.md (Guarantees) says why leases are fenced.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ async def renew(
     queues: Sequence[QueueKeys],
     settings: WorkerSettings,
     inflight: Mapping[tuple[str, str], Delivery],
-) -> list[Delivery]:
-    """Renew every running job's lease; mark the runs whose lease was taken over as lost;
-    return the deliveries that were aborted (the caller stops them)."""
+    answered: int = -1,
+) -> tuple[list[Delivery], list[Delivery]]:
+    """Renew every held job's lease; return the deliveries that were aborted and those whose
+    lease this worker no longer holds (the caller stops both)."""
     busy = len(inflight)
     calls: list[ScriptCall] = []
     sent: dict[tuple[str, str], str] = {}
@@ -41,24 +43,26 @@ async def renew(
             (d.id, d.job.lease) for d in inflight.values() if d.job.queue is q and not d.settled
         ]
         sent.update(((q.name, job_id), lease) for job_id, lease in owned)
-        keys, args = heartbeat_args(q, settings.worker_id, busy, lease_ms, owned)
+        keys, args = heartbeat_args(q, settings.worker_id, busy, lease_ms, owned, answered)
         calls.append((script, keys, args))
     replies = await run_pipeline_async(client, calls)
     aborted: list[Delivery] = []
+    lost: list[Delivery] = []
     for q, reply in zip(queues, replies, strict=True):
         for job_id, was_aborted in parse_heartbeat_reply(reply):
             key = (q.name, job_id)
             d = inflight.get(key)
-            if d is None or d.settled:
-                continue
+            if d is None or d.settled or d.job.lease != sent.get(key):
+                continue  # ended here meanwhile, or not the delivery this beat renewed
             if was_aborted:
                 aborted.append(d)
-            # a fetch may have re-delivered it to us meanwhile: only the lease we sent is lost
-            elif not d.lost and d.job.lease == sent.get(key):
+            elif not d.lost:
                 d.lost = True
+                lost.append(d)
                 log.warning(
-                    "job %s: lease lost (this worker was too slow to renew it); "
-                    "another worker runs it now and this run's outcome will be refused",
+                    "job %s: lease lost (this worker was too slow to renew it, and the job "
+                    "was delivered again or has ended): stopping this run, whose outcome "
+                    "would be refused",
                     d.id,
                 )
-    return aborted
+    return aborted, lost
