@@ -6,6 +6,10 @@ redis-server and this model side by side, and compares them after every step. Th
 written from the scripts' documented contracts (their header comments and
 docs/architecture.md), not from their code: where they disagree, one of the two is wrong.
 
+Leases (docs/architecture.md, Guarantees): an expired lease lapses (queued, still held by its
+token) until a fetch delivers the job again; the holder's heartbeat, outcome or own fetch
+takes it back under the same token and delivery.
+
 Nothing here talks to Redis. Time is not modelled: leases are long (a minute) and "expiry" is
 a step of its own that moves one lease deadline into the past; retry delays are either 0 (due
 at once) or an hour (not due during a test).
@@ -63,7 +67,8 @@ class Model:
     def __init__(self) -> None:
         self.jobs: dict[str, MJob] = {}
         self.tokens: set[str] = set()
-        """Every lease token ever handed out: a token is never issued twice."""
+        """Every lease token ever handed out: a token is never issued to two deliveries (a
+        lapsed job taken back by the worker holding it keeps its token)."""
         self.handoff: set[str] = set()
         """Jobs whose end waits for its hand-off (the queue's handoff set)."""
 

@@ -20,7 +20,7 @@ once finished or cancelled; deferred children in the deferred set) and its count
 model's; the hand-off set holds exactly the ended jobs whose children wait for it;
 ``read_stats`` counts what the model counts; an outcome from a superseded lease changes
 nothing; nothing leaves the system except through a terminal state; a lease token is never
-issued twice.
+issued to two deliveries.
 """
 
 from __future__ import annotations
