@@ -12,7 +12,7 @@ caller stops it too). docs/architecture.md (Guarantees) says why leases are fenc
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kubeq.store.keys import QueueKeys
@@ -29,20 +29,20 @@ async def renew(
     script: Any,
     queues: Sequence[QueueKeys],
     settings: WorkerSettings,
-    inflight: Mapping[tuple[str, str], Delivery],
+    held: Sequence[Delivery],
+    busy: int,
     answered: int = -1,
 ) -> tuple[list[Delivery], list[Delivery]]:
-    """Renew every held job's lease; return the deliveries that were aborted and those whose
-    lease this worker no longer holds (the caller stops both)."""
-    busy = len(inflight)
+    """Renew the lease of every held delivery (running, waiting to start, or ended with its
+    outcome not yet recorded); return the running deliveries that were aborted and those
+    whose lease this worker no longer holds (the caller stops both)."""
     calls: list[ScriptCall] = []
-    sent: dict[tuple[str, str], str] = {}
+    sent: dict[tuple[str, str], Delivery] = {}
     lease_ms = int(settings.lease_seconds * 1000)
     for q in queues:
-        owned = [
-            (d.id, d.job.lease) for d in inflight.values() if d.job.queue is q and not d.settled
-        ]
-        sent.update(((q.name, job_id), lease) for job_id, lease in owned)
+        mine = [d for d in held if d.job.queue is q]
+        sent.update((d.key, d) for d in mine)
+        owned = [(d.id, d.job.lease) for d in mine]
         keys, args = heartbeat_args(q, settings.worker_id, busy, lease_ms, owned, answered)
         calls.append((script, keys, args))
     replies = await run_pipeline_async(client, calls)
@@ -50,10 +50,9 @@ async def renew(
     lost: list[Delivery] = []
     for q, reply in zip(queues, replies, strict=True):
         for job_id, was_aborted in parse_heartbeat_reply(reply):
-            key = (q.name, job_id)
-            d = inflight.get(key)
-            if d is None or d.settled or d.job.lease != sent.get(key):
-                continue  # ended here meanwhile, or not the delivery this beat renewed
+            d = sent.get((q.name, job_id))
+            if d is None or d.settled:
+                continue  # ended here: its outcome decides
             if was_aborted:
                 aborted.append(d)
             elif not d.lost:

@@ -199,12 +199,14 @@ class Worker(Upkeep):
             )
         if not calls:
             return 0
+        self._sending = acks
         try:
             results = await run_pipeline_async(self._redis, calls, raise_errors=False)
         except BaseException:
             self._acks = acks + self._acks  # fenced and idempotent: safe to send again
             raise
         finally:
+            self._sending = []
             if seq:  # read or given up on: its jobs leave the transit log (heartbeat.lua)
                 self._answered = seq
         for items, flags in zip(by_queue.values(), results, strict=False):

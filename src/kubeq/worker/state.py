@@ -64,6 +64,8 @@ class WorkerState:
         self._acks_since = 0.0
         """When the oldest outcome in ``_acks`` was queued (monotonic)."""
         self._acks: list[tuple[Delivery, Settlement]] = []
+        self._sending: list[tuple[Delivery, Settlement]] = []
+        """The outcomes of the round trip under way (renewed until it is answered)."""
         self._metric_children: dict[tuple[Any, ...], Any] = {}
         self._tally: dict[tuple[str, str, str], int] = {}
         """Jobs settled since the last round trip by (queue, task, outcome): added to the

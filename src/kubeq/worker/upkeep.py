@@ -21,7 +21,7 @@ from kubeq.worker.state import HANDBACK_SECONDS, REDIS_DOWN, WorkerState
 
 log = logging.getLogger("kubeq.worker")
 
-RENEWALS_IN_FLIGHT = 4
+RENEWALS_IN_FLIGHT = 8
 """Lease renewals sent and not yet answered, at most (slow replies: see ``_renew_loop``)."""
 
 
@@ -109,12 +109,17 @@ class Upkeep(WorkerState):
 
     async def _heartbeat(self) -> None:
         self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these
+        # what runs or waits here, and what ended with its outcome not recorded yet (a slow
+        # round trip must not let those lapse: another worker would run them again)
+        held = [d for d in self.inflight.values() if not d.settled]
+        held += [d for d, _ in (*self._acks, *self._sending) if not d.handed_back]
         aborted, lost = await leases.renew(
             self._redis,
             self._scripts.heartbeat,
             self.queues,
             self.settings,
-            self.inflight,
+            held,
+            len(self.inflight),
             self._answered,
         )
         for d in aborted:
