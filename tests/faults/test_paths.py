@@ -134,15 +134,11 @@ def test_thin_pipe(
     app: kubeq.App, r: redis.Redis, proxy: Proxy, ledger: Ledger, start_worker: StartWorker
 ) -> None:
     """Replies crawl at 4 KB/s while fetches carry 3 KB payloads (a fetch reply of 4 jobs
-    takes 3 s to arrive, in many small pieces). The lease (15 s: room for a loaded CI machine,
-    where 5 s once did not cover the crawl plus scheduling delays) outlasts that, so a correct
-    worker loses nothing and runs nothing twice: no lease has to expire. (With a 2 s lease
-    every reply arrives after its leases expired: another worker's fetch takes the jobs over
-    while they are in transit, each run's outcome is refused as stale, and healthy jobs are
-    buried as poison after 5 runs. Whether a lease should start before its reply is read is
-    a design question, so this test does not ask it.)"""
+    takes 3 s to arrive, in many small pieces), longer than the 2 s lease. A fetch's jobs are
+    renewed from its transit log until the worker has read the reply (heartbeat.lua), so
+    none is taken over on its way: a correct worker loses nothing and runs nothing twice."""
     for _ in range(2):
-        start_worker("--queue", "bw", "--concurrency", "4", "--lease", "15")
+        start_worker("--queue", "bw", "--concurrency", "4", "--lease", "2")
     registered(r, app, "bw", 2)
     with proxy.toxic("bandwidth", "downstream", rate=4):
         expected = enqueue_work(app, ledger, "bw", 16, seconds=0.05, pad=3000)

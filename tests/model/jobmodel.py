@@ -6,6 +6,10 @@ redis-server and this model side by side, and compares them after every step. Th
 written from the scripts' documented contracts (their header comments and
 docs/architecture.md), not from their code: where they disagree, one of the two is wrong.
 
+Leases (docs/architecture.md, Guarantees): an expired lease lapses (queued, still held by its
+token) until a fetch delivers the job again; the holder's heartbeat, outcome or own fetch
+takes it back under the same token and delivery.
+
 Nothing here talks to Redis. Time is not modelled: leases are long (a minute) and "expiry" is
 a step of its own that moves one lease deadline into the past; retry delays are either 0 (due
 at once) or an hour (not due during a test).
@@ -36,7 +40,11 @@ class MJob:
     attempts: int = 0
     deliveries: int = 0
     lease: str | None = None
-    """The lease token of the current delivery while active (None otherwise)."""
+    """The lease token of the current delivery while active or lapsed (None otherwise)."""
+    lapsed: bool = False
+    """Queued after its lease expired, still held by its token until delivered again."""
+    worker: str | None = None
+    """The worker of the last delivery."""
     expired: bool = False
     """Its lease deadline was moved into the past (the next fetch reclaims it)."""
     due_now: bool = True
@@ -59,7 +67,8 @@ class Model:
     def __init__(self) -> None:
         self.jobs: dict[str, MJob] = {}
         self.tokens: set[str] = set()
-        """Every lease token ever handed out: a token is never issued twice."""
+        """Every lease token ever handed out: a token is never issued to two deliveries (a
+        lapsed job taken back by the worker holding it keeps its token)."""
         self.handoff: set[str] = set()
         """Jobs whose end waits for its hand-off (the queue's handoff set)."""
 
@@ -116,30 +125,47 @@ class Model:
         for job in self.jobs.values():
             if job.status == ACTIVE and job.expired:
                 job.expired = False
-                job.lease = None
                 lost = job.deliveries - job.attempts
-                job.status = FAILED if lost >= job.max_deliveries else QUEUED
-                if job.status == FAILED:
+                if lost >= job.max_deliveries:
+                    job.status, job.lease = FAILED, None
                     self._ended(job)
+                else:  # lapsed: still held by its token until delivered again
+                    job.status, job.lapsed = QUEUED, True
 
-    def deliver(self, job_id: str, token: str) -> MJob:
+    def deliver(self, job_id: str, token: str, worker: str) -> MJob:
         job = self.jobs[job_id]
         assert job.status == QUEUED, f"{job_id} delivered while {job.status}"
-        assert token not in self.tokens, f"lease token {token} issued twice"
-        self.tokens.add(token)
-        job.status, job.lease, job.expired = ACTIVE, token, False
-        job.deliveries += 1
+        if job.lapsed and job.worker == worker:
+            # back to the worker holding its lease: the same token and delivery
+            assert token == job.lease, f"{job_id} taken back under {token}, not {job.lease}"
+        else:
+            assert token not in self.tokens, f"lease token {token} issued twice"
+            self.tokens.add(token)
+            job.deliveries += 1
+        job.status, job.lease, job.expired, job.lapsed = ACTIVE, token, False, False
+        job.worker = worker
         return job
 
     def current(self, job_id: str, token: str) -> bool:
+        """Whether ``token`` still holds the job: active under it, or lapsed under it."""
         job = self.jobs.get(job_id)
-        return job is not None and job.status == ACTIVE and job.lease == token
+        return (
+            job is not None
+            and job.lease == token
+            and (job.status == ACTIVE or (job.status == QUEUED and job.lapsed))
+        )
+
+    def _take_back(self, job: MJob) -> None:
+        if job.lapsed:
+            job.status, job.lapsed = ACTIVE, False
 
     def heartbeat(self, owned: list[tuple[str, str]]) -> set[str]:
-        """Renew what is still ours; answer the ids that are not (taken over or ended)."""
+        """Renew what is still ours (taking a lapsed job back); answer the ids that are not
+        (delivered again or ended)."""
         lost = set()
         for job_id, token in owned:
             if self.current(job_id, token):
+                self._take_back(self.jobs[job_id])
                 self.jobs[job_id].expired = False
             else:
                 lost.add(job_id)
@@ -151,6 +177,7 @@ class Model:
         if not self.current(job_id, token):
             return 0
         job = self.jobs[job_id]
+        self._take_back(job)
         job.lease, job.expired = None, False
         if outcome == "finished":
             job.attempts += 1
@@ -181,7 +208,7 @@ class Model:
 
     def cancel(self, job_id: str) -> bool:
         job = self.jobs[job_id]
-        if job.status not in (QUEUED, SCHEDULED, DEFERRED):
+        if job.status not in (QUEUED, SCHEDULED, DEFERRED) or job.lapsed:
             return False
         job.status = CANCELLED
         self._ended(job)

@@ -84,7 +84,7 @@ def test_fetch_reply_is_parsed_into_typed_jobs() -> None:
     ]
     keys, args = fetch_args("w1", 4, 30000, 0, 15000, queues)
     assert len(keys) == 16 and args[:6] == ["w1", 4, 30000, 0, 15000, 2]
-    assert args[6:] == [q.base for q in queues]
+    assert args[6:8] == [q.base for q in queues] and args[8:] == [0, ""]
     assert "the ms until something held back may run" in source("fetch")
 
 

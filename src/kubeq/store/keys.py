@@ -18,11 +18,17 @@ Layout for queue ``default`` under the default prefix ``kubeq``::
     kubeq:{default}:paused        STR   present while the queue is paused
     kubeq:{default}:wake          LIST  wake-up tokens for idle workers blocked in BLPOP
     kubeq:{default}:leases        STR   counter issuing lease tokens, unique in the queue for ever
+    kubeq:{default}:transit:<worker> ZSET ids a worker's fetch leased, until the worker has
+                                        read the reply; score = the fetch's number (renewed
+                                        by heartbeat.lua meanwhile; expires with the worker)
+    kubeq:{default}:order:<worker> STR  the token of the acks a worker sent before its fetch
+                                        (fetch.lua runs only after them; expires in 60 s)
     kubeq:{default}:job:<id>      HASH  one job: payload, status, attempts, lease, result...
                                         and, written by the running task through
                                         progress.lua (fenced by its lease token): progress
                                         (JSON, current_job().set_progress) and meta (JSON
-                                        object, current_job().update_meta)
+                                        object, current_job().update_meta); lapsed = the
+                                        token of an expired lease not delivered again yet
     kubeq:{default}:done:<id>     LIST  one token pushed when the job ends; result() waits on it
     kubeq:{default}:sent:<token>  STR   an enqueue call's reply, kept 300 s for its resend
                                         (enqueue.lua: one character per job, 1/0/-)
@@ -243,7 +249,8 @@ class QueueKeys:
 
     def slots(self, limit_key: str) -> str:
         """SET of running job ids holding a slot of a concurrency key (``k:<key>`` or
-        ``t:<task>``); freed by every outcome and by lease expiry."""
+        ``t:<task>``); freed by every outcome and by an aborted attempt's end (a lapsed
+        lease keeps it: the job takes it with it when delivered again)."""
         return f"{self.base}slots:{limit_key}"
 
     def waiting(self, limit_key: str) -> str:

@@ -146,12 +146,28 @@ def _queue(pipe: Any, calls: list[ScriptCall]) -> None:
         pipe.execute_command(*_evalsha_command(call))
 
 
+ORDER_ERROR = "KUBEQORDER"
+"""How fetch.lua refuses to run before an ack sent ahead of it in its pipeline has run."""
+
+
+def _unrun(result: Any) -> bool:
+    """A call that changed nothing and must be sent again: its script was not loaded
+    (NOSCRIPT), or it refused to run ahead of an earlier call that was not."""
+    return isinstance(result, NoScriptError) or (
+        isinstance(result, ResponseError) and str(result).startswith(ORDER_ERROR)
+    )
+
+
 def _missing(calls: list[ScriptCall], results: list[Any], raise_errors: bool) -> list[int]:
+    """The calls to send again, in their order: every one that did not run. Only those are
+    resent, so a call that ran is never run twice; a call that must not run before an
+    earlier one (a fetch after its acks) refuses itself (``ORDER_ERROR``) and goes again
+    with it, in order."""
     if raise_errors:
         for result in results:
-            if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+            if isinstance(result, Exception) and not _unrun(result):
                 raise result
-    return [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+    return [i for i, r in enumerate(results) if _unrun(r)]
 
 
 def _pack(conn: Any, command: tuple[Any, ...]) -> Any:

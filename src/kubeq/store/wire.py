@@ -53,8 +53,13 @@ def fetch_args(
     busy: int,
     worker_ttl_ms: int,
     queues: Sequence[QueueKeys],
+    seq: int = 0,
+    order: str = "",
+    acked: Sequence[int] = (),
 ) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of one fetch.lua call over ``queues`` (in priority order)."""
+    """KEYS and ARGV of one fetch.lua call over ``queues`` (in priority order). ``seq``
+    numbers the worker's fetches (0: no transit log); ``order`` is the token of the acks
+    sent before this fetch in the same pipeline, on the queues at indexes ``acked``."""
     keys = [k for q in queues for k in q.script_keys]
     args: list[Any] = [
         worker_id,
@@ -64,6 +69,9 @@ def fetch_args(
         worker_ttl_ms,
         len(queues),
         *(q.base for q in queues),
+        seq,
+        order,
+        *acked,
     ]
     return keys, args
 
@@ -90,11 +98,18 @@ def parse_fetch_reply(raw: Sequence[Any], queues: Sequence[QueueKeys]) -> FetchR
 
 
 def heartbeat_args(
-    queue: QueueKeys, worker_id: str, busy: int, lease_ms: int, owned: Sequence[tuple[str, str]]
+    queue: QueueKeys,
+    worker_id: str,
+    busy: int,
+    lease_ms: int,
+    owned: Sequence[tuple[str, str]],
+    answered: int = -1,
 ) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of heartbeat.lua for one queue; ``owned`` = (job id, lease) pairs.
+    """KEYS and ARGV of heartbeat.lua for one queue; ``owned`` = (job id, lease) pairs;
+    ``answered`` = the last fetch whose reply the worker has read or given up on (its later
+    fetches' jobs are renewed from the transit log; -1: none is logged).
     The reply is parsed by ``parse_heartbeat_reply``."""
-    args: list[Any] = [queue.base, worker_id, busy, lease_ms]
+    args: list[Any] = [queue.base, worker_id, busy, lease_ms, answered]
     for job_id, lease in owned:
         args += [job_id, lease]
     return queue.script_keys, args

@@ -60,6 +60,7 @@ class _Inline:
         timeout: Any,
         ctx: JobContext | None = None,
         soft_timeout: float | None = None,
+        on_abandon: Any = None,  # inline: no thread ever runs on
     ) -> Any:
         if ctx is not None:  # current_job() answers as in a worker (soft timeout: at check())
             ctx.start_clock(timeout, soft_timeout)

@@ -39,13 +39,15 @@ class Delivery:
     settled: bool = False
     """An outcome has been queued; nothing else may settle this delivery."""
     lost: bool = False
-    """The lease was taken over by another worker; our outcome will be refused."""
+    """This worker no longer holds the job (delivered again, or ended): the run is stopped."""
     handed_back: bool = False
     """Cancelled by the drain to be re-queued (any other cancellation is a failure)."""
     aborted: bool = False
     """Aborted (job.abort()): abort.lua recorded its end; the attempt is being stopped."""
     context: JobContext | None = None
     """What the task sees as ``kubeq.current_job()``."""
+    thread: asyncio.Future[None] | None = None
+    """A thread that runs on after its attempt was stopped: done when it returns."""
 
     @property
     def id(self) -> str:
@@ -118,7 +120,9 @@ async def run_attempt(
     )
     token = set_current(ctx)  # this asyncio task's context: async tasks see it
     try:
-        result = await executor.invoke(task, args, kwargs, timeout, ctx, soft_timeout)
+        result = await executor.invoke(
+            task, args, kwargs, timeout, ctx, soft_timeout, lambda t: setattr(d, "thread", t)
+        )
         try:
             return Settlement.finished(serialization.dumps(result))
         except TypeError as exc:
@@ -127,7 +131,7 @@ async def run_attempt(
                 f"JSON-serializable ({exc}); return JSON types"
             ) from None
     except asyncio.CancelledError:
-        if d.handed_back or d.aborted:
+        if d.handed_back or d.aborted or d.lost:
             raise
         # a task's own cancellation (an inner task it awaited was cancelled) is a failure
         error = "CancelledError: the task was cancelled"

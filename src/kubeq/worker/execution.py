@@ -86,12 +86,14 @@ class Executor:
         timeout: Any,
         ctx: JobContext | None = None,
         soft_timeout: float | None = None,
+        on_abandon: Callable[[asyncio.Future[None]], None] | None = None,
     ) -> Any:
         """Run one attempt as ``ctx`` (``kubeq.current_job()``); raises what the task raised,
         JobTimeout, SoftTimeLimitExceeded, or ProcessDied when a pool child died under it.
         Cancelling the caller (an abort, a drain's hand-back) stops the attempt: an async
         task is cancelled, a child process killed, a thread left to notice
-        ``current_job().aborted`` and counted as abandoned until it returns."""
+        ``current_job().aborted`` and counted as abandoned until it returns; ``on_abandon``
+        then gets a future that is done when the thread returns."""
         loop = asyncio.get_running_loop()
         run: _ThreadRun | None = None
         soft: asyncio.TimerHandle | None = None
@@ -132,23 +134,34 @@ class Executor:
                 raise SoftTimeLimitExceeded(
                     f"ran longer than its soft timeout of {soft_timeout} s (cancelled)"
                 ) from None
-            self._abandon(task, run, "was stopped")
+            returned = self._abandon(task, run, "was stopped")
+            if returned is not None and on_abandon is not None:
+                on_abandon(returned)
             raise
         finally:
             if soft is not None:
                 soft.cancel()
 
-    def _abandon(self, task: Task[Any, Any], run: _ThreadRun | None, why: str) -> None:
+    def _abandon(
+        self, task: Task[Any, Any], run: _ThreadRun | None, why: str
+    ) -> asyncio.Future[None] | None:
         """A thread whose attempt ended without it (timeout, abort) runs on: count it until it
-        returns (only such a run asks to be told of its return). A run no thread took yet
-        never starts."""
+        returns (only such a run asks to be told of its return); returns a future done when
+        it does. A run no thread took yet never starts (None)."""
         if run is None or run.lane is None or run.lane.back or run.abandoned:
-            return
+            return None
         if self._threads.cancel(run.lane):
-            return
+            return None
         run.abandoned = True  # its thread runs on: counted until it returns
         self.abandoned += 1
-        run.lane.on_return = lambda _: self._thread_returned(run)
+        returned: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def back(_: Run) -> None:
+            self._thread_returned(run)
+            if not returned.done():
+                returned.set_result(None)
+
+        run.lane.on_return = back
         log.warning(
             "%s: a task that %s still occupies a thread (%d of %d threads so)",
             task.name,
@@ -156,6 +169,7 @@ class Executor:
             self.abandoned,
             self.thread_count,
         )
+        return returned
 
     async def _in_process(
         self,

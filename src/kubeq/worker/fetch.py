@@ -23,7 +23,7 @@ several slots is refused by a cluster), the first token wakes the worker.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from kubeq.store.cluster import slot_groups
@@ -72,12 +72,20 @@ class FetchRouter:
         lease_ms: int,
         busy: int,
         worker_ttl_ms: int,
+        seq: int = 0,
+        order: str = "",
+        acked: Collection[str] = (),
     ) -> list[ScriptCall]:
-        """The pass's fetch calls, one per group, in group order."""
+        """The pass's fetch calls, one per group, in group order. ``seq`` numbers the fetch
+        (its jobs are logged in transit until the reply is read); each call checks that the
+        acks of its queues named in ``acked``, sent before it under ``order``, ran first."""
         self._rotate()
         out: list[ScriptCall] = []
         for group, share in zip(self.groups, self.shares(want), strict=True):
-            keys, args = fetch_args(worker_id, share, lease_ms, busy, worker_ttl_ms, group)
+            mine = [i for i, q in enumerate(group) if q.name in acked]
+            keys, args = fetch_args(
+                worker_id, share, lease_ms, busy, worker_ttl_ms, group, seq, order, mine
+            )
             out.append((script, keys, args))
         return out
 

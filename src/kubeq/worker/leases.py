@@ -1,17 +1,18 @@
 """Lease renewal: the heartbeat that keeps a worker's running jobs its own.
 
-Every ``heartbeat_interval`` the worker renews the lease of each job it runs, one
-heartbeat.lua call per queue in one pipeline, and publishes how busy it is. The script
-answers with the jobs this worker no longer owns: taken over by another worker (the lease
-expired before this renewal: this run's outcome will be refused, so the run is marked lost)
-or aborted by a user (the caller stops the attempt). docs/architecture.md (Guarantees) says
-why leases are fenced.
+Every ``heartbeat_interval`` the worker renews the lease of each job it holds, one
+heartbeat.lua call per queue in one pipeline, and publishes how busy it is; the jobs of a
+fetch whose reply has not been read yet are renewed from the transit log (``answered``).
+A renewal that comes after the lease expired still holds a job nobody was given since. The
+script answers with the jobs this worker no longer holds: delivered to another worker or
+ended (this run's outcome would be refused: the caller stops it) or aborted by a user (the
+caller stops it too). docs/architecture.md (Guarantees) says why leases are fenced.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kubeq.store.keys import QueueKeys
@@ -28,37 +29,39 @@ async def renew(
     script: Any,
     queues: Sequence[QueueKeys],
     settings: WorkerSettings,
-    inflight: Mapping[tuple[str, str], Delivery],
-) -> list[Delivery]:
-    """Renew every running job's lease; mark the runs whose lease was taken over as lost;
-    return the deliveries that were aborted (the caller stops them)."""
-    busy = len(inflight)
+    held: Sequence[Delivery],
+    busy: int,
+    answered: int = -1,
+) -> tuple[list[Delivery], list[Delivery]]:
+    """Renew the lease of every held delivery (running, waiting to start, or ended with its
+    outcome not yet recorded); return the running deliveries that were aborted and those
+    whose lease this worker no longer holds (the caller stops both)."""
     calls: list[ScriptCall] = []
-    sent: dict[tuple[str, str], str] = {}
+    sent: dict[tuple[str, str], Delivery] = {}
     lease_ms = int(settings.lease_seconds * 1000)
     for q in queues:
-        owned = [
-            (d.id, d.job.lease) for d in inflight.values() if d.job.queue is q and not d.settled
-        ]
-        sent.update(((q.name, job_id), lease) for job_id, lease in owned)
-        keys, args = heartbeat_args(q, settings.worker_id, busy, lease_ms, owned)
+        mine = [d for d in held if d.job.queue is q]
+        sent.update((d.key, d) for d in mine)
+        owned = [(d.id, d.job.lease) for d in mine]
+        keys, args = heartbeat_args(q, settings.worker_id, busy, lease_ms, owned, answered)
         calls.append((script, keys, args))
     replies = await run_pipeline_async(client, calls)
     aborted: list[Delivery] = []
+    lost: list[Delivery] = []
     for q, reply in zip(queues, replies, strict=True):
         for job_id, was_aborted in parse_heartbeat_reply(reply):
-            key = (q.name, job_id)
-            d = inflight.get(key)
+            d = sent.get((q.name, job_id))
             if d is None or d.settled:
-                continue
+                continue  # ended here: its outcome decides
             if was_aborted:
                 aborted.append(d)
-            # a fetch may have re-delivered it to us meanwhile: only the lease we sent is lost
-            elif not d.lost and d.job.lease == sent.get(key):
+            elif not d.lost:
                 d.lost = True
+                lost.append(d)
                 log.warning(
-                    "job %s: lease lost (this worker was too slow to renew it); "
-                    "another worker runs it now and this run's outcome will be refused",
+                    "job %s: lease lost (this worker was too slow to renew it, and the job "
+                    "was delivered again or has ended): stopping this run, whose outcome "
+                    "would be refused",
                     d.id,
                 )
-    return aborted
+    return aborted, lost

@@ -32,7 +32,7 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from kubeq import defaults, tracing
-from kubeq.outcomes import AckFlag, Settlement
+from kubeq.outcomes import AckFlag, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store import urls
 from kubeq.store.keys import queues_key
@@ -173,13 +173,20 @@ class Worker(Upkeep):
         for item in acks:
             by_queue.setdefault(item[0].job.queue.name, []).append(item)
         calls: list[ScriptCall] = []
+        # a fetch after acks checks that they ran first (a resend after NOSCRIPT keeps order)
+        self._round += 1
+        order = f"{self._round}" if free > 0 and by_queue else ""
         for items in by_queue.values():
             q = items[0][0].job.queue
             args: list[Any] = [q.base, len(items)]
             for d, settlement in items:
                 args += settlement.ack_fields(d.id, d.job.lease)
+            if order:
+                args += [self.settings.worker_id, order]
             calls.append((self._scripts.ack, q.script_keys, args))
+        seq = 0
         if free > 0:
+            seq = self._fetch_seq = self._fetch_seq + 1
             calls += self._router.calls(
                 self._scripts.fetch,
                 self.settings.worker_id,
@@ -187,14 +194,22 @@ class Worker(Upkeep):
                 int(self.settings.lease_seconds * 1000),
                 len(self.inflight),
                 defaults.WORKER_TTL_MS,
+                seq,
+                order,
+                set(by_queue),
             )
         if not calls:
             return 0
+        self._sending = acks
         try:
             results = await run_pipeline_async(self._redis, calls, raise_errors=False)
         except BaseException:
             self._acks = acks + self._acks  # fenced and idempotent: safe to send again
             raise
+        finally:
+            self._sending = []
+            if seq:  # read or given up on: its jobs leave the transit log (heartbeat.lua)
+                self._answered = seq
         for items, flags in zip(by_queue.values(), results, strict=False):
             if isinstance(flags, BaseException) and rediscluster.is_outage(flags):
                 # this queue's node was unreachable or its slot moving (Redis Cluster): the
@@ -220,16 +235,14 @@ class Worker(Upkeep):
         for job in reply.jobs:
             running = self.inflight.get((job.queue.name, job.id))
             if running is not None and not running.settled:
-                # Our own running job came back: its lease expired before a (late) heartbeat
-                # renewed it, and this fetch reclaimed it. Adopt the new lease for the run in
-                # progress instead of starting a second run of the same job.
+                # Our own running job came back: its lease lapsed before a (late) heartbeat
+                # renewed it, and this fetch took it back under the same lease token
+                # (fetch.lua), so the run in progress goes on as it was.
                 log.warning(
-                    "job %s: lease expired while it ran here (late heartbeat); "
-                    "re-delivered to this worker, which keeps running it under the new lease",
+                    "job %s: its lease lapsed while it ran here (late heartbeat); "
+                    "this worker took it back and keeps running it",
                     job.id,
                 )
-                running.job = job
-                running.lost = False
                 continue
             d = Delivery(job)
             self.inflight[d.key] = d
@@ -310,9 +323,16 @@ class Worker(Upkeep):
                 run_attempt(d, self.tasks, self.executor, self._redis_url),
             )
         except asyncio.CancelledError:
-            if d.handed_back or d.aborted:
-                return  # _drain settles it, or abort.lua did
-            raise
+            if d.aborted and not d.settled:
+                # the job ended 'aborted'; once the attempt has stopped (a thread that runs
+                # on: when it returns), the ack tells ack.lua, which frees its slot
+                if d.thread is not None:
+                    await asyncio.shield(d.thread)
+                settlement = Settlement(Outcome.REQUEUE)
+            elif d.handed_back or d.aborted or d.lost:
+                return  # _drain settled it, or it is no longer ours
+            else:
+                raise
         except Exception as exc:  # a bug of ours: never strand the job
             log.exception("job %s: worker error", d.id)
             error = f"{type(exc).__name__}: {exc}"
@@ -323,6 +343,9 @@ class Worker(Upkeep):
             self._prefetch.observe(took)
             self._start_waiting()
         if d.settled:
+            return
+        if d.aborted:  # counted when the abort arrived
+            self._settle(d, settlement, count=False)
             return
         self._metric(self.metrics.duration, d.job.queue.name, d.task_name).observe(took)
         self._settle(d, settlement)

@@ -64,6 +64,8 @@ class WorkerState:
         self._acks_since = 0.0
         """When the oldest outcome in ``_acks`` was queued (monotonic)."""
         self._acks: list[tuple[Delivery, Settlement]] = []
+        self._sending: list[tuple[Delivery, Settlement]] = []
+        """The outcomes of the round trip under way (renewed until it is answered)."""
         self._metric_children: dict[tuple[Any, ...], Any] = {}
         self._tally: dict[tuple[str, str, str], int] = {}
         """Jobs settled since the last round trip by (queue, task, outcome): added to the
@@ -77,6 +79,13 @@ class WorkerState:
         self.vitals = Vitals()
         self._script_error: str | None = None
         self._wait_ms = -1
+        self._round = 0
+        """Round trips so far: the order token of a round trip's acks (fetch.lua)."""
+        self._fetch_seq = 0
+        """Fetches so far: the number of the last one (fetch.lua's transit log)."""
+        self._answered = 0
+        self._renewals_failing = False
+        """The last fetch whose reply was read or given up on (heartbeat.lua)."""
         """From the last fetch: ms until a job held back for a time may run (-1: none)."""
         # created here, connected on first use inside run()'s loop
         self._redis: redis.asyncio.Redis = connections.async_client(settings.redis_url)
@@ -195,12 +204,11 @@ class WorkerState:
             self._metric(self.metrics.in_progress, queue).set(n)
         self._holding = set(held)
 
-    def _settle(self, d: Delivery, settlement: Settlement) -> None:
+    def _settle(self, d: Delivery, settlement: Settlement, count: bool = True) -> None:
         d.settled = True
         self.inflight.pop(d.key, None)
-        if d.lost:
-            log.warning("job %s: result discarded, its lease was taken over", d.id)
-        self._count(d, settlement.outcome.metric_label)
+        if count:
+            self._count(d, settlement.outcome.metric_label)
         if not self._acks:
             self._acks_since = time.monotonic()
         self._acks.append((d, settlement))

@@ -21,6 +21,9 @@ from kubeq.worker.state import HANDBACK_SECONDS, REDIS_DOWN, WorkerState
 
 log = logging.getLogger("kubeq.worker")
 
+RENEWALS_IN_FLIGHT = 8
+"""Lease renewals sent and not yet answered, at most (slow replies: see ``_renew_loop``)."""
+
 
 class Upkeep(WorkerState):
     """The heartbeat, the hand-off and the drain of a worker (``Worker`` runs them)."""
@@ -40,45 +43,27 @@ class Upkeep(WorkerState):
             log.exception("callbacks of %s not handed off yet (a later sweep will)", ids)
 
     async def _heartbeat_loop(self) -> None:
-        """Every heartbeat_interval: renew leases, publish the worker document, sweep the
-        hand-offs; a worker that holds no job publishes and sweeps only every
-        ``idle.IDLE_PUBLISH_SECONDS`` and ``idle.IDLE_SWEEP_SECONDS``. Each step catches and
-        logs its own failure, so one bad item in Redis never stops the others nor the next
-        beat (handoff.py sets such items aside)."""
-        failing = False
+        """Every heartbeat_interval: publish the worker document and sweep the hand-offs,
+        beside the lease renewals (``_renew_loop``); a worker that holds no job publishes and
+        sweeps only every ``idle.IDLE_PUBLISH_SECONDS`` and ``idle.IDLE_SWEEP_SECONDS``. Each
+        step catches and logs its own failure, so one bad item in Redis never stops the
+        others nor the next beat (handoff.py sets such items aside)."""
         started_at = time.time()
-        publish_at = sweep_at = 0.0  # idle: every IDLE_PUBLISH/SWEEP_SECONDS (idle.py)
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_interval)
-            held = bool(self.inflight)  # nothing held: no lease to renew, no Redis call
-            try:
-                await self._heartbeat()
-            except REDIS_DOWN as exc:
-                if not failing:
-                    log.warning("heartbeat failed (leases are not being renewed): %s", exc)
-                failing = True
-                if not isinstance(exc, ResponseError) or rediscluster.is_outage(exc):
-                    continue  # Redis out of reach: the next beat tries again
-                # Redis answered and refused (a queue's keys hold garbage): a restart cannot
-                # fix data, so this counts as a beat for /healthz, and the sweep still runs
-                self.vitals.beat()
-            except Exception as exc:  # a bug of ours: the next beat tries again
-                self._complain("heartbeat", exc)
-            else:
-                self._recovered("heartbeat")
-                if failing:
-                    log.info("heartbeat restored")
-                failing = False
-                if held:
-                    self.vitals.round_trip()
-                self.vitals.beat()
-            now = time.monotonic()
-            if held or now >= publish_at:
-                publish_at = now + idle.IDLE_PUBLISH_SECONDS
-                await self._publish(started_at)
-            if held or now >= sweep_at:
-                sweep_at = now + idle.IDLE_SWEEP_SECONDS
-                await self._sweep()
+        publish_at = sweep_at = 0.0
+        renewals = self._start_background("leases", self._renew_loop())
+        try:
+            while True:
+                await asyncio.sleep(self.settings.heartbeat_interval)
+                held = bool(self._held())
+                now = time.monotonic()
+                if held or now >= publish_at:
+                    publish_at = now + idle.IDLE_PUBLISH_SECONDS
+                    await self._publish(started_at)
+                if held or now >= sweep_at:
+                    sweep_at = now + idle.IDLE_SWEEP_SECONDS
+                    await self._sweep()
+        finally:
+            renewals.cancel()
 
     async def _publish(self, started_at: float) -> None:
         try:  # the dashboard's Workers page; logs Redis errors itself
@@ -98,29 +83,100 @@ class Upkeep(WorkerState):
         else:
             self._recovered("callback sweep")
 
+    async def _renew_loop(self) -> None:
+        """Every heartbeat_interval, renew the leases. A renewal does not wait for the reply
+        to the one before (up to ``RENEWALS_IN_FLIGHT`` at once), so replies slower than the
+        lease do not hold back the renewals that reach Redis in time."""
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await asyncio.sleep(self.settings.heartbeat_interval)
+                if len(pending) < RENEWALS_IN_FLIGHT:
+                    renewal = asyncio.create_task(self._renew_once(), name="kubeq-renewal")
+                    pending.add(renewal)
+                    renewal.add_done_callback(pending.discard)
+        finally:
+            for renewal in pending:
+                renewal.cancel()
+
+    async def _renew_once(self) -> None:
+        renewing = bool(self._held()) or self._answered < self._fetch_seq
+        try:
+            await self._heartbeat()
+        except REDIS_DOWN as exc:
+            if not self._renewals_failing:
+                log.warning("heartbeat failed (leases are not being renewed): %s", exc)
+            self._renewals_failing = True
+            if not isinstance(exc, ResponseError) or rediscluster.is_outage(exc):
+                return  # Redis out of reach: the next beat tries again
+            # Redis answered and refused (a queue's keys hold garbage): a restart cannot
+            # fix data, so this counts as a beat for /healthz
+            self.vitals.beat()
+        except Exception as exc:  # a bug of ours: the next beat tries again
+            self._complain("heartbeat", exc)
+        else:
+            self._recovered("heartbeat")
+            if self._renewals_failing:
+                log.info("heartbeat restored")
+            self._renewals_failing = False
+            if renewing:
+                self.vitals.round_trip()
+            self.vitals.beat()
+
+    def _held(self) -> list[Delivery]:
+        """What runs or waits here, and what ended with its outcome not recorded yet (a slow
+        round trip must not let those lapse: another worker would run them again)."""
+        held = [d for d in self.inflight.values() if not d.settled]
+        held += [d for d, _ in (*self._acks, *self._sending) if not d.handed_back]
+        return held
+
     async def _heartbeat(self) -> None:
         self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these
-        if not self.inflight:
-            return  # an idle worker's presence is its idle beat's (idle.py)
-        aborted = await leases.renew(
-            self._redis, self._scripts.heartbeat, self.queues, self.settings, self.inflight
+        held = self._held()
+        if not held and self._answered >= self._fetch_seq:
+            return  # nothing held, no fetch reply in transit: the idle beat's (idle.py)
+        aborted, lost = await leases.renew(
+            self._redis,
+            self._scripts.heartbeat,
+            self.queues,
+            self.settings,
+            held,
+            len(self.inflight),
+            self._answered,
         )
         for d in aborted:
             self._abort(d)
+        for d in lost:
+            self._stop_lost(d)
 
     def _abort(self, d: Delivery) -> None:
         """The job was aborted (abort.lua recorded its end): stop the attempt. An async task
         is cancelled, a process child killed; a thread task sees current_job().aborted and
-        its thread is counted as abandoned until it returns."""
+        runs on until it returns. The delivery stays held (its lease renewed, its
+        concurrency slot taken) until the attempt has stopped; then its ack tells ack.lua
+        so (``_execute``), which frees the slot."""
+        if d.aborted:
+            return
         log.warning("job %s (%s): aborted; stopping its attempt", d.id, d.task_name)
         d.aborted = True
+        if d.context is not None:
+            d.context.abort()
+        self._count(d, Ended.ABORTED.value)
+        if d.runner is None:  # prefetched, never started: stopped already
+            self._settle(d, Settlement(Outcome.REQUEUE), count=False)
+        else:
+            d.runner.cancel()
+
+    def _stop_lost(self, d: Delivery) -> None:
+        """This worker no longer holds the job (delivered again elsewhere, or ended): stop
+        the run, whose outcome would be refused. It is forgotten here at once: the lease is
+        someone else's (a thread task that runs on is told by current_job().aborted)."""
         d.settled = True
         self.inflight.pop(d.key, None)
         if d.context is not None:
             d.context.abort()
         if d.runner is not None:
             d.runner.cancel()
-        self._count(d, Ended.ABORTED.value)
         self._activity.set()
 
     async def _drain(self) -> None:

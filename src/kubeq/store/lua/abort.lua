@@ -1,7 +1,9 @@
--- Abort a job. One that has not started never will; a running one ends 'aborted' at once:
--- its lease changes (the running attempt's late outcome is refused), its concurrency slot
--- is freed, and the worker running it learns it from its next heartbeat reply, which stops
--- the attempt (docs/architecture.md, Execution control).
+-- Abort a job. One that has not started never will; a running one ends 'aborted' at once,
+-- and the worker running it learns it from its next heartbeat reply, which stops the attempt
+-- (docs/architecture.md, Execution control). Until that attempt has stopped (its worker's
+-- ack says so, or its lease expires) it keeps its lease and its concurrency slot, and the
+-- job's data does not expire: a thread that runs on holds the slot, and a short result TTL
+-- cannot hide the abort from the heartbeat. Its late outcome is refused (ack.lua answers 2).
 -- KEYS: the queue's 8 keys. ARGV: base, id.
 -- Returns 1 if it was running, 2 if it had not started, 0 if it had already ended,
 -- -1 if there is no such job.
@@ -9,7 +11,7 @@ local q = queue_keys(0)
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. 'job:' .. id
 check_queue(q, base)
-local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'cl_n', 'lease')
+local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'cl_n', 'lapsed')
 if not f then
   -- garbage under the job's key: dead-letter it with the reason rather than fail the call
   for _, k in ipairs({q.ready, q.delayed, q.active}) do redis.call('ZREM', k, id) end
@@ -20,9 +22,12 @@ local status = f[1]
 if not status then return -1 end
 local out = 2
 if status == 'active' then
-  redis.call('ZREM', q.active, id)
-  redis.call('HSET', jk, 'lease', (int(f[5]) or 0) + 1)
-  release_slot(q, base, id, f[3], f[4])
+  out = 1
+elseif status == 'queued' and f[5] then
+  -- lapsed: its worker may still run it; it holds its slot until its lease is reclaimed
+  redis.call('ZREM', q.ready, id)
+  redis.call('ZADD', q.active, NOW, id)
+  redis.call('HDEL', jk, 'lapsed')
   out = 1
 elseif status == 'queued' then
   redis.call('ZREM', q.ready, id)
@@ -37,7 +42,7 @@ else
 end
 redis.call('HSET', jk, 'status', 'aborted', 'finished_at', NOW, 'reason', 'aborted by request')
 local ttl = ttl_of(f[2])
-if ttl then redis.call('EXPIRE', jk, ttl) end
+if ttl and out ~= 1 then redis.call('EXPIRE', jk, ttl) end
 notify_done(base, id, ttl)
 note_end(base, id, jk, 'aborted')
 return out

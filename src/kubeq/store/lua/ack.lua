@@ -2,7 +2,10 @@
 -- call for all of them), each fenced by its lease token: a worker whose lease was taken
 -- over (it was killed, paused or partitioned past the lease) cannot overwrite the new owner.
 -- KEYS: the queue's 8 keys.
--- ARGV: base, n, then 7 per delivery (laid out by kubeq/outcomes.py, Settlement.ack_fields):
+-- ARGV: base, n, then 7 per delivery (laid out by kubeq/outcomes.py, Settlement.ack_fields),
+--   then optionally worker and order token: <base>order:<worker> is set to the token, which
+--   the fetch sent after these acks in the same pipeline checks (fetch.lua: resends keep
+--   order).
 --   id, lease, outcome, value, traceback, reason, retry due ("+ms" after a delay)
 --   outcome 'finished': value = result JSON
 --   outcome 'retry':    value = error, run again at the due time (counts an attempt)
@@ -12,16 +15,21 @@
 --                       set without an attempt, but the delivery counts as lost, so a job
 --                       that kills its process every time is buried after max_deliveries
 -- Every applied outcome frees the job's concurrency slot (docs/architecture.md,
--- Execution control).
+-- Execution control). A lapsed job (its lease expired, not delivered again) is still held by
+-- its token: the outcome applies (docs/architecture.md, Guarantees).
 -- Returns one flag per delivery: 1 when applied, 0 when its lease was stale (nothing
 -- changed), -1 for an outcome this script does not know (nothing changed), -2 when the job's
 -- data in Redis was malformed (the job is dead-lettered with the reason), 2 when the job was
--- aborted meanwhile (nothing changed: the aborted attempt's late outcome is refused), 3 when
+-- aborted meanwhile (the aborted attempt's outcome is refused; the attempt has stopped, so
+-- its concurrency slot is freed and its data expires after its result TTL), 3 when
 -- applied and a callback waits to be handed off (base..'handoff', handoff.py).
 -- Each delivery is validated before anything about it changes, so one bad item never stops
 -- the others.
 local q = queue_keys(0)
 local base, n = ARGV[1], tonumber(ARGV[2])
+-- first, so that only a call that did not run at all (NOSCRIPT) holds the fetch back
+local token = ARGV[3 + n * 7 + 1]
+if token then redis.call('SET', base .. 'order:' .. ARGV[3 + n * 7], token, 'PX', 60000) end
 check_queue(q, base)
 local out = {}
 local woken = 0
@@ -31,9 +39,13 @@ for i = 0, n - 1 do
   local value, tb, reason = ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
   local jk = base .. 'job:' .. id
   local f = job_fields(jk, 'status', 'lease', 'result_ttl', 'priority', 'enqueued_at',
-    'deliveries', 'attempts', 'max_deliveries', 'cl_key', 'cl_n', 'cb')
+    'deliveries', 'attempts', 'max_deliveries', 'cl_key', 'cl_n', 'cb', 'lapsed')
   local known = outcome == 'finished' or outcome == 'retry' or outcome == 'failed' or
     outcome == 'requeue' or outcome == 'release'
+  if known and f and f[1] == 'queued' and f[12] and f[12] == lease then
+    take_back(q, jk, id, nil) -- a lapsed job: its holder's outcome still counts
+    f[1] = 'active'
+  end
   local bad = nil
   if f and f[1] == 'active' and f[2] == lease then
     if not int(f[7] or '0') then bad = 'malformed job: attempts is not a number'
@@ -47,6 +59,9 @@ for i = 0, n - 1 do
     bury(q, base, id, jk, 'its job key is not a hash (written by hand?)')
     out[#out + 1] = -2
   elseif f[1] == 'aborted' then
+    if f[2] == lease and redis.call('ZSCORE', q.active, id) then
+      aborted_stopped(q, base, id, jk, f[9], f[10], f[3])
+    end
     out[#out + 1] = 2
   elseif f[1] ~= 'active' or f[2] ~= lease then
     out[#out + 1] = 0

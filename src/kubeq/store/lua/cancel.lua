@@ -6,7 +6,7 @@ local q = queue_keys(0)
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. 'job:' .. id
 check_queue(q, base)
-local f = job_fields(jk, 'status', 'result_ttl', 'cl_key')
+local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'lapsed')
 if not f then
   -- garbage under the job's key: dead-letter it with the reason rather than fail the call
   redis.call('ZREM', q.ready, id)
@@ -24,6 +24,7 @@ if not status then
   notify_done(base, id, tomb)
   return 1
 end
+if f[4] then return 0 end -- lapsed: its worker may still run it (it has started)
 if status ~= 'queued' and status ~= 'scheduled' and status ~= 'waiting' and
     status ~= 'deferred' then
   return 0

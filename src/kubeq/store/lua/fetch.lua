@@ -3,7 +3,13 @@
 -- died or hung: the job is delivered again, or dead-lettered after max_deliveries) and
 -- forgets workers whose heartbeat stopped.
 -- KEYS: 8 keys per queue, queue after queue.
--- ARGV: worker, want, lease_ms, busy_before, worker_ttl_ms, nq, base_1 .. base_nq
+-- ARGV: worker, want, lease_ms, busy_before, worker_ttl_ms, nq, base_1 .. base_nq, then
+--   seq: this fetch's number among the worker's fetches ('0': none), its jobs are logged in
+--     <base>transit:<worker> until the worker has its reply (heartbeat.lua renews them);
+--   order: the token of this round trip's acks ('' when none), then the 0-based indexes of
+--     the queues acked before this fetch in the same pipeline: unless each ack ran (it set
+--     <base>order:<worker> to the token) the fetch changes nothing and fails KUBEQORDER, so
+--     a resend after NOSCRIPT keeps the acks before the fetch.
 -- Returns a flat list (parsed by kubeq/protocol.py): first the jobs still ready in the
 -- unpaused queues after this fetch (not counting a queue its rate limit holds back), then
 -- the ms until something held back may run (the next delayed job falls due or the queue's
@@ -16,6 +22,15 @@ local lease_until = string.format('%d', NOW + lease_ms) -- one string for every 
 local busy = tonumber(ARGV[4])
 local worker_ttl = tonumber(ARGV[5])
 local nq = tonumber(ARGV[6])
+local seq = ARGV[7 + nq] or '0'
+local order = ARGV[8 + nq] or ''
+for i = 9 + nq, #ARGV do
+  local acked = redis.pcall('GET', ARGV[7 + tonumber(ARGV[i])] .. 'order:' .. worker)
+  if acked ~= order then
+    return redis.error_reply('KUBEQORDER an ack sent before this fetch has not run; ' ..
+      'send both again in order')
+  end
+end
 for qi = 0, nq - 1 do check_queue(queue_keys(qi * 8), ARGV[7 + qi]) end
 local out = {0, -1}
 local got = 0
@@ -41,28 +56,32 @@ for qi = 0, nq - 1 do
       moved = moved + 1
     end
   end
-  -- 2. reclaim expired leases
+  -- 2. expired leases lapse: the job goes back to the ready set and keeps its lease token
+  -- and concurrency slot, so its holder's late heartbeat or outcome still counts until a
+  -- fetch delivers it again (or it is buried as poison: max_deliveries lost)
   local expired = redis.call('ZRANGEBYSCORE', q.active, '-inf', NOW, 'LIMIT', 0, 100)
   for _, id in ipairs(expired) do
     local jk = base .. 'job:' .. id
     redis.call('ZREM', q.active, id)
     local f = job_fields(jk, 'status', 'deliveries', 'max_deliveries', 'priority',
-      'enqueued_at', 'worker', 'attempts', 'cl_key', 'cl_n')
+      'enqueued_at', 'worker', 'attempts', 'cl_key', 'cl_n', 'lease', 'result_ttl')
     if not f or not valid_id(id) then
       bury(q, base, id, jk, 'malformed active entry: ' .. (f and 'invalid job id' or
         'its job key is not a hash'))
+    elseif f[1] == 'aborted' then
+      -- an aborted attempt whose worker stopped renewing it: it no longer runs
+      aborted_stopped(q, base, id, jk, f[8], f[9], f[11])
     elseif f[1] == 'active' then
-      -- its concurrency slot is free again: the lease, not a person, ends a dead holder
-      release_slot(q, base, id, f[8], f[9])
       -- only deliveries that never came back count: acknowledged retries are attempts
       local lost = (int(f[2]) or 0) - (int(f[7]) or 0)
       if lost >= (int(f[3]) or 1) then
+        release_slot(q, base, id, f[8], f[9])
         bury(q, base, id, jk, 'delivered ' .. lost .. ' times without an acknowledgement ' ..
           '(the worker running it died or hung each time; last worker ' .. tostring(f[6]) ..
           '): a poison job?')
       else
-        redis.call('HSET', jk, 'lease', (int(redis.call('HGET', jk, 'lease')) or 0) + 1,
-          'status', 'queued', 'redelivered_from', tostring(f[6]))
+        redis.call('HSET', jk, 'status', 'queued', 'lapsed', f[10] or '',
+          'redelivered_from', tostring(f[6]))
         redis.call('ZADD', q.ready, ready_score(f[4], f[5]), id)
         moved = moved + 1
       end
@@ -96,11 +115,14 @@ for qi = 0, nq - 1 do
         local id = popped[i]
         local jk = base .. 'job:' .. id
         -- a job with execution control ('ctl') has its fields read; others cost nothing more
-        local f = job_fields(jk, 'status', 'payload', 'attempts', 'deliveries', 'ctl')
-        if f and f[5] then
+        local f = job_fields(jk, 'status', 'payload', 'attempts', 'deliveries', 'ctl',
+          'lapsed', 'worker', 'lease')
+        local lapsed = f and f[1] == 'queued' and f[6]
+        if f and f[5] and not lapsed then
+          -- a lapsed job started in time and holds its slot: its limits were applied then
           local c = job_fields(jk, 'expires_at', 'rl_key', 'rl_n', 'rl_ms', 'rl_b', 'rl_ok',
             'cl_key', 'cl_n', 'result_ttl')
-          for k = 1, 9 do f[4 + k] = c[k] end
+          for k = 1, 9 do f[8 + k] = c[k] end
         end
         -- validate everything this delivery needs before changing anything about it
         local bad = nil
@@ -110,9 +132,9 @@ for qi = 0, nq - 1 do
         elseif f[1] == 'queued' then
           if not int(f[3] or '0') then bad = 'malformed job: attempts is not a number'
           elseif not int(f[4] or '0') then bad = 'malformed job: deliveries is not a number'
-          elseif f[6] and not (int(f[7]) and int(f[8]) and int(f[9]) and int(f[7]) > 0 and
-            int(f[8]) > 0 and int(f[9]) > 0) then bad = 'malformed job: bad rate limit'
-          elseif f[11] and not (int(f[12]) and int(f[12]) > 0) then
+          elseif f[10] and not (int(f[11]) and int(f[12]) and int(f[13]) and int(f[11]) > 0 and
+            int(f[12]) > 0 and int(f[13]) > 0) then bad = 'malformed job: bad rate limit'
+          elseif f[15] and not (int(f[16]) and int(f[16]) > 0) then
             bad = 'malformed job: bad concurrency limit'
           end
         end
@@ -122,21 +144,34 @@ for qi = 0, nq - 1 do
           bury(q, base, id, jk, bad)
         elseif f[1] ~= 'queued' then
           -- any other status (cancelled, finished, aborted) is a stale entry: dropped
-        elseif int(f[5]) and NOW > int(f[5]) then
-          expire_job(base, id, jk, f[13])
+        elseif lapsed then
+          due = 0 -- delivered again below, whatever its limits and expiry
+        elseif int(f[9]) and NOW > int(f[9]) then
+          expire_job(base, id, jk, f[17])
+          due = -1
         else
-          if f[6] then
-            due = rate_check(base .. 'rate:' .. f[6], int(f[7]), int(f[8]), int(f[9]), f[10],
-              q.delayed)
+          if f[10] then
+            due = rate_check(base .. 'rate:' .. f[10], int(f[11]), int(f[12]), int(f[13]),
+              f[14], q.delayed)
           end
           if due > 0 then
             redis.call('HSET', jk, 'status', 'scheduled', 'rl_ok', '1')
             redis.call('ZADD', q.delayed, due, id)
             note_throttled(base, due - NOW)
-          elseif f[11] and not take_slot(base, id, f[11], f[12]) then
+          elseif f[15] and not take_slot(base, id, f[15], f[16], q.active) then
             redis.call('HSET', jk, 'status', 'waiting')
-            if f[10] then redis.call('HDEL', jk, 'rl_ok') end
-            redis.call('ZADD', base .. 'waiting:' .. f[11], popped[i + 1], id)
+            if f[14] then redis.call('HDEL', jk, 'rl_ok') end
+            redis.call('ZADD', base .. 'waiting:' .. f[15], popped[i + 1], id)
+            due = -1
+          end
+        end
+        if not bad and f[1] == 'queued' and due == 0 then
+          local lease, deliveries
+          if lapsed and f[7] == worker and int(f[8]) then
+            -- back to the worker that holds its lease (its heartbeat came late): the same
+            -- lease and delivery, so the run in progress there goes on as it was
+            lease, deliveries = f[8], int(f[4] or '0') or 0
+            redis.call('HSET', jk, 'status', 'active')
           else
             -- a token unique in the queue, for ever: a job id reused after its hash was
             -- replaced or expired can never hand a zombie's old token to a new owner
@@ -145,29 +180,45 @@ for qi = 0, nq - 1 do
               tokens = want - got
               next_token = redis.call('INCRBY', base .. 'leases', tokens) - tokens + 1
             end
-            local lease = next_token
+            lease = next_token
             next_token, tokens = next_token + 1, tokens - 1
-            local deliveries = (int(f[4] or '0') or 0) + 1
+            deliveries = (int(f[4] or '0') or 0) + 1
             redis.call('HSET', jk, 'status', 'active', 'worker', worker, 'started_at', NOWS,
               'lease', lease, 'deliveries', deliveries)
-            if f[10] then redis.call('HDEL', jk, 'rl_ok') end
-            leased[#leased + 1] = lease_until
-            leased[#leased + 1] = id
-            out[#out + 1] = qi
-            out[#out + 1] = id
-            out[#out + 1] = lease
-            out[#out + 1] = f[2] or ''
-            out[#out + 1] = int(f[3] or '0')
-            out[#out + 1] = ready_at
-            out[#out + 1] = deliveries
-            got = got + 1
-            taken = taken + 1
+            if f[14] then redis.call('HDEL', jk, 'rl_ok') end
           end
+          if lapsed then redis.call('HDEL', jk, 'lapsed') end
+          leased[#leased + 1] = lease_until
+          leased[#leased + 1] = id
+          out[#out + 1] = qi
+          out[#out + 1] = id
+          out[#out + 1] = lease
+          out[#out + 1] = f[2] or ''
+          out[#out + 1] = int(f[3] or '0')
+          out[#out + 1] = ready_at
+          out[#out + 1] = deliveries
+          got = got + 1
+          taken = taken + 1
         end
       end
     end
     -- every lease of this queue in one ZADD (the list stays far below Lua's unpack limit)
     if #leased > 0 then redis.call('ZADD', q.active, unpack(leased)) end
+    if seq ~= '0' then
+      -- the transit log: what this fetch leased, until the worker has read the reply
+      local transit = base .. 'transit:' .. worker
+      repair(transit, 'zset')
+      redis.call('ZREMRANGEBYSCORE', transit, '-inf', '(' .. seq)
+      if #leased > 0 then
+        local log = {}
+        for k = 2, #leased, 2 do
+          log[#log + 1] = seq
+          log[#log + 1] = leased[k]
+        end
+        redis.call('ZADD', transit, unpack(log))
+        redis.call('PEXPIRE', transit, worker_ttl)
+      end
+    end
     local ready = redis.call('ZCARD', q.ready)
     if moved > 0 and ready > 0 then wake(q.wake, math.min(moved, ready)) end
     if qrl and taken > 0 then

@@ -1,21 +1,56 @@
 -- A worker's heartbeat on one queue: it is alive, holds `busy` jobs, and extends the lease
--- of each job it still owns. Returns the ids of the jobs it no longer owns: taken over, or,
--- written '!' .. id, aborted (job.abort(): the worker stops the attempt).
--- KEYS: the queue's 8 keys. ARGV: base, worker, busy, lease_ms, then id, lease pairs.
+-- of each job it still holds (docs/architecture.md, Guarantees: a lease token holds its job
+-- until the job is delivered again or ends, so a heartbeat that comes after the lease
+-- expired takes a lapsed job back). It also extends the leases of the jobs its fetches
+-- leased whose reply it has not read yet (the transit log, fetch.lua), so a reply slower
+-- than the lease is not taken over on the way.
+-- Returns the ids of the jobs it no longer holds: delivered to another worker, ended, or,
+-- written '!' .. id, aborted (job.abort(): the worker stops the attempt, and renews the
+-- aborted attempt's lease until it has stopped, so its concurrency slot stays taken).
+-- KEYS: the queue's 8 keys.
+-- ARGV: base, worker, busy, lease_ms, answered, then id, lease pairs. answered: the last
+-- fetch whose reply the worker has read (or given up on); '-1' skips the transit log.
 local q = queue_keys(0)
 check_queue(q, ARGV[1])
 local base, worker, busy, lease_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local answered = ARGV[5]
+local lease_until = string.format('%d', NOW + lease_ms)
 redis.call('ZADD', q.workers, NOW, worker)
 redis.call('HSET', q.busy, worker, busy)
 local gone = {}
-for i = 5, #ARGV, 2 do
-  local id = ARGV[i]
-  local f = job_fields(base .. 'job:' .. id, 'status', 'lease')
-  if f and f[1] == 'active' and f[2] == ARGV[i + 1] then
-    redis.call('ZADD', q.active, 'XX', NOW + lease_ms, id)
+for i = 6, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local jk = base .. 'job:' .. id
+  local f = job_fields(jk, 'status', 'lease', 'lapsed')
+  if f and holds(token, f[1], f[2], f[3]) then
+    if f[1] == 'queued' then
+      take_back(q, jk, id, lease_until)
+    else
+      redis.call('ZADD', q.active, 'XX', lease_until, id)
+    end
+  elseif f and f[1] == 'aborted' and f[2] == token then
+    -- an aborted attempt still running: its slot stays taken until it stops
+    redis.call('ZADD', q.active, 'XX', lease_until, id)
+    gone[#gone + 1] = '!' .. id
   else
     -- an aborted job's id comes back as '!' .. id ('!' is never in a job id)
     gone[#gone + 1] = (f and f[1] == 'aborted') and ('!' .. id) or id
+  end
+end
+if answered ~= '-1' then
+  local transit = base .. 'transit:' .. worker
+  repair(transit, 'zset')
+  redis.call('ZREMRANGEBYSCORE', transit, '-inf', answered)
+  for _, id in ipairs(redis.call('ZRANGE', transit, 0, -1)) do
+    local jk = base .. 'job:' .. id
+    local f = job_fields(jk, 'status', 'lease', 'lapsed', 'worker')
+    if f and f[4] == worker then
+      if f[1] == 'active' then
+        redis.call('ZADD', q.active, 'XX', lease_until, id)
+      elseif f[1] == 'queued' and f[3] and f[3] == f[2] then
+        take_back(q, jk, id, lease_until)
+      end
+    end
   end
 end
 return gone
