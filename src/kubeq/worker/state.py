@@ -79,14 +79,15 @@ class WorkerState:
         self.vitals = Vitals()
         self._script_error: str | None = None
         self._wait_ms = -1
+        """From the last fetch: ms until a job held back for a time may run (-1: none)."""
         self._round = 0
         """Round trips so far: the order token of a round trip's acks (fetch.lua)."""
         self._fetch_seq = 0
         """Fetches so far: the number of the last one (fetch.lua's transit log)."""
         self._answered = 0
-        self._renewals_failing = False
         """The last fetch whose reply was read or given up on (heartbeat.lua)."""
-        """From the last fetch: ms until a job held back for a time may run (-1: none)."""
+        self._renewals_failing = False
+        """Whether the last lease renewal failed (logged once, until one succeeds)."""
         # created here, connected on first use inside run()'s loop
         self._redis: redis.asyncio.Redis = connections.async_client(settings.redis_url)
         self._scripts = Scripts(self._redis)
