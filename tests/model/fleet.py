@@ -49,6 +49,11 @@ class ModelWorker(Worker):
     def _start_hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
         self.pending.append((queue, ids))
 
+    def _stop_lost(self, d: Delivery) -> None:
+        super()._stop_lost(d)  # the real worker cancels the run's task: here, the run ends
+        if d in self.runs:
+            self.stop_run(d)
+
     def stop_run(self, d: Delivery) -> None:
         """The run's code returned (or was stopped): its slot is free."""
         self.runs.remove(d)

@@ -65,7 +65,8 @@ class Intersections(RuleBasedStateMachine):
         self.producer = ThreadPoolExecutor(1)
         """The bulk producer's thread (a streamed enqueue keeps that thread's connection)."""
         self.starts: dict[str, set[tuple[str, str]]] = {}
-        """Deliveries of the rate-limited task, and of a rate-limited queue, per partition."""
+        """Starts (job, attempt) of the rate-limited task, and of a rate-limited queue, per
+        partition."""
 
     def teardown(self) -> None:
         if self.bulk is not None:
@@ -225,10 +226,12 @@ class Intersections(RuleBasedStateMachine):
             if e.chord_of is not None:  # what its worker passes it (run_attempt)
                 got = chord_results(self.url, q.prefix, e.chord_of, q.job(d.id))
                 self.ledger.check_chord_results(e, got)
+            # a start is a job's attempt: a lapsed job delivered again keeps the start it had
+            start = (d.id, str(d.job.attempts))
             if e.call.task == "model.rated":
-                self.starts.setdefault(d.job.queue.name, set()).add((d.id, d.job.lease))
+                self.starts.setdefault(q.name, set()).add(start)
             if e.queue in self.ledger.held_back:
-                self.starts.setdefault(f"queue {d.job.queue.name}", set()).add((d.id, d.job.lease))
+                self.starts.setdefault(f"queue {q.name}", set()).add(start)
 
     @precondition(lambda self: not self.ledger.held_back)
     @rule(queue=st.sampled_from(QUEUES))
@@ -372,10 +375,11 @@ class Intersections(RuleBasedStateMachine):
             e = self.ledger.entries[d.id]
             if e.call.limit_key is None:
                 continue
-            if known.KNOWN_ITEM_7:
-                lease = self.r.hget(d.job.queue.job(d.id), "lease")
-                if lease is None or lease.decode() != d.job.lease:
-                    continue
+            # a run counts while its lease is its own (current, or lapsed under its token);
+            # one whose job was delivered again is fenced, and its next heartbeat stops it
+            held = self.r.hmget(d.job.queue.job(d.id), "lease", "lapsed")
+            if d.job.lease.encode() not in held:
+                continue
             running.setdefault((e.queue, e.call.limit_key), set()).add(d.id)
         for key, ids in running.items():
             assert len(ids) <= 1, f"concurrency_limit=1 of {key}: {sorted(ids)} run at once"

@@ -16,7 +16,7 @@ once finished or cancelled; deferred children in the deferred set) and its count
 model's; the hand-off set holds exactly the ended jobs whose children wait for it;
 ``read_stats`` counts what the model counts; an outcome from a superseded lease changes
 nothing; nothing leaves the system except through a terminal state; a lease token is never
-issued twice.
+issued to two deliveries.
 """
 
 from __future__ import annotations
@@ -191,10 +191,11 @@ class JobStates(RuleBasedStateMachine):
                 f"fetch delivered the garbage entry {fetched.id!r} instead of dead-lettering it"
             )
             assert fetched.id in could, f"fetch delivered {fetched.id}, not a queued job"
-            job = self.model.deliver(fetched.id, fetched.lease)
+            job = self.model.deliver(fetched.id, fetched.lease, worker)
             assert fetched.attempts == job.attempts, (fetched, job)
             assert fetched.deliveries == job.deliveries, (fetched, job)
             assert fetched.payload, "a delivery without its payload"
+            # a job taken back under its token is held twice: acking both is harmless
             self.held.append(Held(worker, fetched.id, fetched.lease))
         for g in bad_expired:
             assert self._places(g) == ["dead"], f"expired garbage {g!r} in {self._places(g)}"

@@ -13,12 +13,7 @@ KNOWN_ITEM_4 = False
 already ended (and they run again). While True, a job of a resent batch may come back once
 after its end, and end a second time."""
 
-KNOWN_ITEM_7 = True
-"""A late heartbeat (the lease expired and a fetch reclaimed the job) frees the job's
-concurrency slot while its first run still goes on. While True, the fleet-wide concurrency
-count leaves out runs whose lease is no longer current."""
-
-KNOWN_ITEM_9 = True
+KNOWN_ITEM_9 = False
 """An abort is missed when the job's result TTL runs out before the worker's next heartbeat
 reads it: the run goes on. While True, a run of an aborted job whose hash has expired may
 be reported lost instead of aborted by the heartbeat."""

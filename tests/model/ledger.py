@@ -176,9 +176,14 @@ class Ledger:
     def check_stats(self, names: list[str], stats: list[Any]) -> None:
         """``read_stats`` counts what the ledger sees, queue by queue (partitions apart)."""
         count: dict[tuple[str, str], int] = {}
+        held = {
+            n: {m.decode() for m in self.r.zrange(QueueKeys.of(n).active, 0, -1)} for n in names
+        }
         for e in self.entries.values():
-            if e.status in LIVE or e.status == "failed":
-                key = (e.partition or "?", e.status)
+            # an aborted job's attempt keeps its lease (in flight) until it says it stopped
+            stopping = e.status == "aborted" and e.id in held.get(e.partition or "?", ())
+            if e.status in LIVE or e.status == "failed" or stopping:
+                key = (e.partition or "?", "active" if stopping else e.status)
                 count[key] = count.get(key, 0) + 1
         for name, s in zip(names, stats, strict=True):
             got = {

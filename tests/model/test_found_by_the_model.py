@@ -215,11 +215,6 @@ def test_a_parent_expired_before_its_hand_off_still_hands_off(redis_url: str) ->
     r.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 27 item 9: abort() is missed when the result TTL runs out before the "
-    "worker's heartbeat",
-)
 def test_an_abort_is_not_missed_when_the_result_expires_first(redis_url: str) -> None:
     from kubeq.store.wire import fetch_args, parse_fetch_reply
 
@@ -231,14 +226,15 @@ def test_an_abort_is_not_missed_when_the_result_expires_first(redis_url: str) ->
     fk, fa = fetch_args("w", 1, 60_000, 0, defaults.WORKER_TTL_MS, [keys])
     (fetched,) = parse_fetch_reply(run_pipeline(r, [(LUA["fetch"], fk, fa)])[0], [keys]).jobs
     assert job.abort(), "the running job was not aborted"
-    _expire(r, keys.job(job.id))  # its result TTL runs out before the next heartbeat
+    time.sleep(1.5)  # its result TTL (1 s) passes before the next heartbeat
     d = Delivery(fetched)
 
     async def beat() -> list[Delivery]:
         client = aioredis.Redis.from_url(redis_url)
         try:
             settings = WorkerSettings("m", ["m"], redis_url=redis_url, worker_id="w")
-            return await leases.renew(client, LUA["heartbeat"], [keys], settings, {d.key: d})
+            aborted, _ = await leases.renew(client, LUA["heartbeat"], [keys], settings, [d], 1)
+            return aborted
         finally:
             await client.aclose()
 
@@ -247,15 +243,10 @@ def test_an_abort_is_not_missed_when_the_result_expires_first(redis_url: str) ->
     r.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 27 item 7: a late heartbeat on a concurrency-limited job frees its slot "
-    "while its run goes on",
-)
-def test_a_late_heartbeat_never_lets_a_waiting_job_run_beside_it(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(known, "KNOWN_ITEM_7", False)
+def test_a_late_heartbeat_never_lets_a_waiting_job_run_beside_it(redis_url: str) -> None:
+    """A run's concurrency slot is its lease's: an expired lease keeps the slot until the job
+    is delivered again, the new delivery takes it over, and the old run, fenced, is stopped
+    by its worker's next heartbeat before the slot can go to a waiting job."""
     Intersections.url = redis_url
     m = Intersections()  # two real workers, stepped by hand (fleet.py)
     try:
@@ -264,10 +255,14 @@ def test_a_late_heartbeat_never_lets_a_waiting_job_run_beside_it(
         m.fetch("w1")  # j1 runs on w1, j2 waits for the key's one slot
         ((_, first),) = m._runs()
         m.r.zadd(first.job.queue.active, {first.id: 0}, xx=True)  # w1's heartbeat is late
-        m.fetch("w2")  # reclaims j1 and runs it again; w1's run goes on
+        m.fetch("w2")  # delivers j1 again, to w2; j2 still waits
+        assert [d.id for d in m.fleet.workers["w2"].runs] == [first.id]
+        m.limits_hold_fleet_wide()
+        m.heartbeat("w1")  # late: told its lease was taken over, it stops its run
+        assert not m.fleet.workers["w1"].runs, "a fenced run went on after its heartbeat"
         again = m.fleet.workers["w2"].runs[0]
         m.fleet.end_run("w2", again, Settlement.finished(b"1"))
-        m.fetch("w2")  # the slot is free: j2 starts while w1 still runs j1
+        m.fetch("w2")  # the slot is free: j2 starts, alone
         m.jobs_move_as_jobs_may()
         m.limits_hold_fleet_wide()
     finally:
