@@ -5,7 +5,8 @@ Each pass (every ``spec.scaling.pollSeconds``):
 1. parse the spec (once per generation); a bad spec becomes ``Ready=False/InvalidSpec``
    with a message naming the field, and a Warning Event; the loop keeps waiting for a fix;
 2. make the worker Deployment exist with the current pod template (``reconcile``);
-3. read every queue's numbers in one Redis round trip (``redis_source``);
+3. read every queue's numbers (``redis_source``; one round trip shared with the other
+   TaskQueues on the same Redis);
 4. run the pure scaling policy (``policy``); before a scale-down, mark idle pods cheap to
    delete (``podcost``); patch the scale; post an Event with the numbers; count it;
 5. enqueue due periodic jobs (``schedules``) through the same Redis client;
@@ -62,6 +63,14 @@ PostEvent = Callable[[str, str, str], None]
 FindDeployment = Callable[[], DeploymentView | None]
 
 log = logging.getLogger("kubeq_operator")
+
+
+def on_grid(delay: float, now: float) -> float:
+    """The wait from ``now`` to the next multiple of ``delay``: loops with the same delay wake
+    together, so their Redis reads share a round trip. Never more than ``delay``."""
+    if delay <= 0:
+        return 0.0
+    return delay - (now % delay) or delay
 
 
 class TaskQueueLoop:
