@@ -223,11 +223,15 @@ class TaskQueueLoop:
         return stats
 
     async def sync_rate_limits(self, spec: TaskQueueSpec, generation: int) -> None:
-        """Apply ``spec.rateLimits`` to Redis when the spec changes and every
-        RATE_SYNC_SECONDS (so a limit cleared by hand comes back); a failure waits for the
+        """Apply ``spec.rateLimits`` to Redis when the spec changes and, when it names limits,
+        every RATE_SYNC_SECONDS (so a limit cleared by hand comes back); a failure waits for the
         next pass (the read just succeeded, so it is rare and the next read reports it)."""
         now = time.monotonic()
-        if self._rates_synced == (generation, spec) and now - self._rates_at < RATE_SYNC_SECONDS:
+        if self._rates_synced == (generation, spec) and (
+            # without limits in the spec there is nothing to restore: a spec change (a new
+            # generation) is the only time a limit of this TaskQueue's can need removing
+            not spec.rate_limits or now - self._rates_at < RATE_SYNC_SECONDS
+        ):
             return
         try:
             changes = await self.source.sync_rate_limits(spec, f"{self.namespace}/{self.name}")
