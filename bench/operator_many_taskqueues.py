@@ -159,7 +159,10 @@ def run_one(env: Env, count: int, a: argparse.Namespace) -> dict[str, Any]:
 
     ns = f"opscale-{count}-{int(time.time())}"
     env.api.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    op = OperatorProcess(env.info.kubeconfig, env.work / f"operator-{count}.log", "-n", ns)
+    profile = ("-m", "cProfile", "-o", f"{a.profile}.{count}") if a.profile else ()
+    op = OperatorProcess(
+        env.info.kubeconfig, env.work / f"operator-{count}.log", "-n", ns, python_args=profile
+    )
     names = [f"tq{i:04d}" for i in range(count)]
     by_deployment = {deployment_name(n): n for n in names}
     raised: dict[str, float] = {}
@@ -265,11 +268,13 @@ def run_one(env: Env, count: int, a: argparse.Namespace) -> dict[str, Any]:
         stop.set()
         app.close()
         r.close()
-        env.kubectl("delete", "namespace", ns, "--wait=false")
+        # the TaskQueues first, while their operator runs (it removes its finalizers), then
+        # the namespace: the other order leaves the loops posting into a namespace that is gone
         env.kubectl(
             "delete", "taskqueues", "--all", "-n", ns, "--wait=true", f"--timeout={a.cleanup}s"
         )
         op.stop()
+        env.kubectl("delete", "namespace", ns, "--wait=false")
         watcher.join(10)
 
 
@@ -286,6 +291,7 @@ def main() -> int:
     ap.add_argument("--results", default=None, help="append the runs to this results file")
     ap.add_argument("--render", default=None, help="render this results file into the docs")
     ap.add_argument("--baseline-seconds", type=float, default=20)
+    ap.add_argument("--profile", default=None, help="cProfile the operator into PATH.COUNT")
     a = ap.parse_args()
     if a.render:
         import operator_scale_report

@@ -68,8 +68,9 @@ def table(doc: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['shared']}. One operator per run, "
         "serving one namespace; pollSeconds 1; API requests are every client's (the idle "
-        "control plane's own rate is the last column); Redis reads are requests or pipelines "
-        "that arrived (round trips).",
+        "control plane's own rate is the last column); Redis round trips are the requests or "
+        "pipelines that arrived (`total_reads_processed`); backlog -> replicas p50/p99 are over "
+        "the fed TaskQueues raised by 10 s after the window (raised/fed says how many were).",
         "",
         "| code | TaskQueues | warm-up | operator CPU (% of a core) | RSS | API req/s "
         "| status patches/s | Redis cmds/s | Redis round trips/s | backlog -> replicas "
