@@ -94,7 +94,8 @@ class RedisSource:
         return self._shared
 
     async def read(self, spec: TaskQueueSpec) -> list[QueueStats]:
-        """Every queue's numbers in one round trip; raises RedisDown (and counts a failure)."""
+        """Every queue's numbers (one round trip, shared with the other TaskQueues reading this
+        Redis in the same tick); raises RedisDown (and counts a failure)."""
         url = urls.redact(spec.redis.url)
         try:
             shared = await self._share(spec)
