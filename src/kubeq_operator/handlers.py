@@ -6,13 +6,16 @@ for creation, spec changes, operator restarts and a Deployment someone deleted. 
 itself lives in ``loop.py`` and knows nothing of kopf; this module gives it the object's
 body, a view of its worker Deployment and a way to post Events.
 
-Deployments are read from a kopf index (a watch), not polled, so 100 TaskQueues at a 1 s
-poll cost one Redis round trip each per second and almost no API traffic.
+Deployments are read from a kopf index (a watch), not polled, so a poll costs no API
+request. Each loop's passes fall on a grid (multiples of its delay on the monotonic clock,
+``loop.on_grid``), so the loops of TaskQueues with the same poll interval read Redis at the
+same instants and their reads go out as one pipeline (``redis_shared.StatsBatch``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -28,7 +31,7 @@ from kubeq_operator.crd import (
     PLURAL,
     VERSION,
 )
-from kubeq_operator.loop import TaskQueueLoop
+from kubeq_operator.loop import TaskQueueLoop, on_grid
 from kubeq_operator.names import taskqueue_label
 from kubeq_operator.reconcile import DeploymentView
 
@@ -98,6 +101,6 @@ async def taskqueue_loop(
     try:
         while not stopped:
             delay = await loop.step()
-            await stopped.wait(delay)
+            await stopped.wait(on_grid(delay, time.monotonic()))
     finally:
         await loop.close()

@@ -5,7 +5,8 @@ Each pass (every ``spec.scaling.pollSeconds``):
 1. parse the spec (once per generation); a bad spec becomes ``Ready=False/InvalidSpec``
    with a message naming the field, and a Warning Event; the loop keeps waiting for a fix;
 2. make the worker Deployment exist with the current pod template (``reconcile``);
-3. read every queue's numbers in one Redis round trip (``redis_source``);
+3. read every queue's numbers (``redis_source``; one round trip shared with the other
+   TaskQueues on the same Redis);
 4. run the pure scaling policy (``policy``); before a scale-down, mark idle pods cheap to
    delete (``podcost``); patch the scale; post an Event with the numbers; count it;
 5. enqueue due periodic jobs (``schedules``) through the same Redis client;
@@ -62,6 +63,14 @@ PostEvent = Callable[[str, str, str], None]
 FindDeployment = Callable[[], DeploymentView | None]
 
 log = logging.getLogger("kubeq_operator")
+
+
+def on_grid(delay: float, now: float) -> float:
+    """The wait from ``now`` to the next multiple of ``delay``: loops with the same delay wake
+    together, so their Redis reads share a round trip. Never more than ``delay``."""
+    if delay <= 0:
+        return 0.0
+    return delay - (now % delay) or delay
 
 
 class TaskQueueLoop:
@@ -214,11 +223,15 @@ class TaskQueueLoop:
         return stats
 
     async def sync_rate_limits(self, spec: TaskQueueSpec, generation: int) -> None:
-        """Apply ``spec.rateLimits`` to Redis when the spec changes and every
-        RATE_SYNC_SECONDS (so a limit cleared by hand comes back); a failure waits for the
+        """Apply ``spec.rateLimits`` to Redis when the spec changes and, when it names limits,
+        every RATE_SYNC_SECONDS (so a limit cleared by hand comes back); a failure waits for the
         next pass (the read just succeeded, so it is rare and the next read reports it)."""
         now = time.monotonic()
-        if self._rates_synced == (generation, spec) and now - self._rates_at < RATE_SYNC_SECONDS:
+        if self._rates_synced == (generation, spec) and (
+            # without limits in the spec there is nothing to restore: a spec change (a new
+            # generation) is the only time a limit of this TaskQueue's can need removing
+            not spec.rate_limits or now - self._rates_at < RATE_SYNC_SECONDS
+        ):
             return
         try:
             changes = await self.source.sync_rate_limits(spec, f"{self.namespace}/{self.name}")

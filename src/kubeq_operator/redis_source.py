@@ -1,13 +1,15 @@
-"""Where the operator reads a TaskQueue's queues: one Redis client, its password, its numbers.
+"""Where the operator reads a TaskQueue's queues: its Redis client, its password, its numbers.
 
-One ``RedisSource`` per TaskQueue owns the only Redis client the operator keeps for it: the
-stats read, the schedules' bookkeeping and their enqueues (``kubeq.client.enqueue``'s plan, sent
-with ``send_async``) all use it. It re-reads the password from the
-Secret named by ``spec.redis.secretRef`` every ``SECRET_REFRESH`` seconds and after each
-failure (a rotated password heals by itself), and rebuilds the client when the URL or the
-password changes. A failed read raises :class:`RedisDown` whose ``reason`` and ``message``
-become the RedisReachable condition; the message names the field to fix and never carries a
-password. Kubernetes is reached only through the ``read_secret`` function it is given.
+One ``RedisSource`` per TaskQueue holds that TaskQueue's share of a client
+(``redis_shared``: TaskQueues on the same Redis with the same password share one client, and
+their stats reads go out together in one pipeline per poll tick). The stats read, the
+schedules' bookkeeping and their enqueues (``kubeq.client.enqueue``'s plan, sent with
+``send_async``) all use it. It re-reads the password from the Secret named by
+``spec.redis.secretRef`` every ``SECRET_REFRESH`` seconds and after each failure (a rotated
+password heals by itself), and moves to another shared client when the URL or the password
+changes. A failed read raises :class:`RedisDown` whose ``reason`` and ``message`` become the
+RedisReachable condition; the message names the field to fix and never carries a password.
+Kubernetes is reached only through the ``read_secret`` function it is given.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from kubeq.client.enqueue import plan_enqueue
 from kubeq.client.send import send_async
 from kubeq.options import Call, TaskOptions
-from kubeq.store import connections, partitions, urls
+from kubeq.store import partitions, urls
 from kubeq.store.keys import QueueKeys
 from kubeq.store.partitions import Partitioner
-from kubeq.store.stats import QueueStats, read_stats_async
+from kubeq.store.stats import QueueStats
+from kubeq_operator.redis_shared import CLIENTS, Shared, SharedClients
 from kubeq_operator.spec import TaskQueueSpec
 from kubeq_operator.status import Reason
 
@@ -52,18 +55,23 @@ class RedisDown(Exception):
 class RedisSource:
     """The Redis of one TaskQueue (lives as long as its loop)."""
 
-    def __init__(self, namespace: str, read_secret: ReadSecret) -> None:
+    def __init__(
+        self, namespace: str, read_secret: ReadSecret, clients: SharedClients = CLIENTS
+    ) -> None:
         self.namespace = namespace
         self.read_secret = read_secret
+        self.clients = clients
         self.failures = 0
         """Failed reads in a row (0: the last read succeeded, or none happened yet)."""
-        self._client: redis.asyncio.Redis | None = None
-        self._client_key: tuple[str, str | None] | None = None
+        self._shared: Shared | None = None
         self._password: str | None = None
         self._password_at = -1e9
 
     async def client(self, spec: TaskQueueSpec) -> redis.asyncio.Redis:
         """The client for ``spec.redis`` (the password read from its Secret when due)."""
+        return (await self._share(spec)).client
+
+    async def _share(self, spec: TaskQueueSpec) -> Shared:
         ref = spec.redis.secret_ref
         now = time.monotonic()
         if ref is None:
@@ -80,21 +88,19 @@ class RedisSource:
                 )
             self._password, self._password_at = value, now
         key = (spec.redis.url, self._password)
-        if self._client is None or self._client_key != key:
+        if self._shared is None or self._shared.key != key or self._shared.discarded:
             await self.close()
-            self._client = connections.async_client(
-                spec.redis.url, password=self._password, socket_timeout=5.0
-            )
-            self._client_key = key
-        return self._client
+            self._shared = self.clients.acquire(*key)
+        return self._shared
 
     async def read(self, spec: TaskQueueSpec) -> list[QueueStats]:
-        """Every queue's numbers in one round trip; raises RedisDown (and counts a failure)."""
+        """Every queue's numbers (one round trip, shared with the other TaskQueues reading this
+        Redis in the same tick); raises RedisDown (and counts a failure)."""
         url = urls.redact(spec.redis.url)
         try:
-            client = await self.client(spec)
+            shared = await self._share(spec)
             stats = await asyncio.wait_for(
-                read_stats_async(client, spec.physical_queues, spec.redis.prefix),
+                shared.batch.read(spec.physical_queues, spec.redis.prefix),
                 timeout=max(READ_TIMEOUT_FLOOR, spec.scaling.poll_seconds),
             )
         except RedisDown:
@@ -102,6 +108,8 @@ class RedisSource:
             raise
         except (RedisError, RedisClusterException, OSError, TimeoutError) as e:
             self.failures += 1
+            if self._shared is not None and not isinstance(e, ResponseError):
+                self.clients.discard(self._shared)  # the next read makes a new connection
             await self.close()
             detail = str(e) or type(e).__name__
             raise RedisDown(
@@ -166,11 +174,7 @@ class RedisSource:
         return changes
 
     async def close(self) -> None:
-        """Drop the client (the next ``client()`` makes a new one)."""
-        if self._client is not None:
-            try:
-                await self._client.aclose()
-            except (RedisError, OSError) as e:  # closing a broken connection may fail
-                log.debug("closing the Redis client: %s", e)
-        self._client = None
-        self._client_key = None
+        """Let go of the shared client (the last user closes it)."""
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await self.clients.release(shared)

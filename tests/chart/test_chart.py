@@ -51,6 +51,7 @@ def test_lint_strict() -> None:
 def test_defaults_render_a_locked_down_operator() -> None:
     docs = render()
     assert kinds(docs) == [
+        "ClusterKopfPeering/kubeq",  # two peered replicas: one active, one standby
         "ClusterRole/kq-kubeq",
         "ClusterRoleBinding/kq-kubeq",
         "Deployment/kq-kubeq",
@@ -71,6 +72,8 @@ def test_defaults_render_a_locked_down_operator() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert container["args"][:2] == ["operator", "--all-namespaces"]
+    assert deploy["spec"]["replicas"] == 2
+    assert container["args"][-4:] == ["--peering", "kubeq", "--peering-lifetime", "15"]
     assert {"livenessProbe", "readinessProbe", "resources"} <= set(container)
 
 
@@ -198,7 +201,8 @@ def test_kubeconform_strict_with_the_local_api_servers_schemas(
     assert raw.returncode == 0, raw.stderr
     schemas = tmp_path / "schemas"
     assert from_openapi_v2(json.loads(raw.stdout), schemas) > 50
-    from_crd(CHART / "crds" / "taskqueues.kubeq.dev.yaml", schemas)
+    for crd_file in sorted((CHART / "crds").glob("*.yaml")):
+        from_crd(crd_file, schemas)
     rendered = tmp_path / "rendered"
     rendered.mkdir()
     for n, extra in enumerate(
@@ -241,7 +245,7 @@ def test_kubeconform_strict_with_the_local_api_servers_schemas(
     assert "Invalid: 0, Errors: 0, Skipped: 0" in checked.stdout, checked.stdout
     # the schemas have teeth: a typo in a field is refused
     bad = tmp_path / "bad.yaml"
-    bad.write_text((rendered / "chart-0.yaml").read_text().replace("replicas: 1", "replica: 1"))
+    bad.write_text((rendered / "chart-0.yaml").read_text().replace("replicas: 2", "replica: 2"))
     refused = subprocess.run(
         [exe, "-strict", "-schema-location", str(schemas / LOCATION), str(bad)],
         capture_output=True,

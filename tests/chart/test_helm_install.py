@@ -58,6 +58,10 @@ def test_helm_install_runs_the_operator_drains_jobs_and_uninstalls_cleanly(
         f"operator.healthPort={health_port}",
         "--set",
         "tests.operatorHost=127.0.0.1",
+        # the test node agent runs pods on the host's network, where two operator pods would
+        # want the same ports: one replica, still peered (the chart's peering object and RBAC)
+        "--set",
+        "operator.replicas=1",
     )
     assert installed.returncode == 0, installed.stderr
     assert "kubectl get taskqueues" in installed.stdout  # NOTES.txt

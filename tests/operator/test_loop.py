@@ -209,6 +209,36 @@ def test_spec_rate_limits_are_applied_to_redis_and_withdrawn(redis_url: str) -> 
 
 
 @pytest.mark.redis
+def test_a_taskqueue_without_rate_limits_does_not_recheck_them(redis_url: str) -> None:
+    import redis as redis_lib
+
+    from kubeq_operator.loop import RATE_SYNC_SECONDS
+
+    spec = parse({"redis": {"url": redis_url}, "worker": {"image": "w:1", "tasks": "t"}})
+    r = redis_lib.Redis.from_url(redis_url)
+    loop = make_loop(Events(), "nolimits")
+
+    def hmgets() -> int:
+        stats: Any = r.info("commandstats")
+        return int(stats.get("cmdstat_hmget", {}).get("calls", 0))
+
+    async def main() -> tuple[int, int]:
+        try:
+            await loop.sync_rate_limits(spec, 1)  # first sight: removes a leftover of ours
+            first = hmgets()
+            loop._rates_at -= RATE_SYNC_SECONDS + 1  # the periodic re-check is due
+            await loop.sync_rate_limits(spec, 1)
+            return first, hmgets()
+        finally:
+            await loop.close()
+
+    first, later = asyncio.run(main())
+    r.close()
+    assert first >= 1
+    assert later == first, "a TaskQueue with no rateLimits re-read them from Redis"
+
+
+@pytest.mark.redis
 def test_the_drain_rate_is_read_from_the_workers_published_counters(redis_url: str) -> None:
     from kubeq.store import connections
     from kubeq.store import workers as workerinfo

@@ -80,6 +80,11 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, patch]
+{{- if .Values.operator.peering }}
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
 {{- end }}
 
 {{/* Namespaces where the operator may read Secrets (the Redis passwords of spec.redis.secretRef). */}}

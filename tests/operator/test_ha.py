@@ -1,0 +1,151 @@
+"""Two operator replicas with kopf peering, against the real API server: the older one works,
+the newer one waits; SIGKILL the active one and the standby takes over, scales, and runs the
+periodic job, with no double scaling and no due time enqueued twice.
+
+The TaskQueue's pods select a node that does not exist, so its jobs stay in the backlog and
+the replicas follow the backlog alone (jobsPerReplica 10). The failover's timeline (killed ->
+standby resumed -> first scale decision) is printed and written to
+``$TMPDIR/kubeq-failover-timeline.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+import kubeq
+from kubeq.store.stats import read_stats
+from kubeq_operator.names import deployment_name
+from localcluster.pytest_plugin import wait_for
+from tests.operator.opsupport import (
+    ROOT,
+    OperatorProcess,
+    Timeline,
+    install_crd,
+    queue_of,
+    taskqueue,
+)
+
+pytestmark = pytest.mark.cluster
+
+PEERING = "kubeq-ha"
+LIFETIME = 15
+PEERING_CRD = ROOT / "charts" / "kubeq" / "crds" / "kopfpeerings.kopf.dev.yaml"
+SCALED = re.compile(r"(\d+) -> (\d+) replicas")
+
+
+def replicas(api: Any, ns: str) -> int:
+    dep = api.deployment(ns, deployment_name("tq"))
+    return -1 if dep is None else int(dep.spec.replicas or 0)
+
+
+def scale_lines(log: str) -> list[str]:
+    return [ln for ln in log.splitlines() if SCALED.search(ln) and "kubeq_operator" in ln]
+
+
+def test_standby_takes_over_when_the_active_operator_is_killed(
+    local_cluster: Any, kubectl: Any, k8s_namespace: str, api: Any, redis_url: str, tmp_path: Path
+) -> None:
+    ns = k8s_namespace
+    install_crd(kubectl)
+    kubectl("apply", "-f", str(PEERING_CRD), check=True)
+    kubectl("wait", "--for", "condition=established", "crd/kopfpeerings.kopf.dev", check=True)
+    peering = f"apiVersion: kopf.dev/v1\nkind: KopfPeering\nmetadata: {{name: {PEERING}}}\n"
+    kubectl("apply", "-n", ns, "-f", "-", input=peering, check=True)
+
+    def peers() -> dict[str, Any]:
+        body = api.custom.get_namespaced_custom_object(
+            "kopf.dev", "v1", ns, "kopfpeerings", PEERING
+        )
+        return dict(body.get("status") or {})
+
+    args = ("-n", ns, "--peering", PEERING, "--peering-lifetime", str(LIFETIME))
+    a = OperatorProcess(local_cluster.kubeconfig, tmp_path / "a.log", *args)
+    b: OperatorProcess | None = None
+    try:
+        a.wait_ready()
+        wait_for(lambda: len(peers()) == 1, timeout=60, message="the first replica's record")
+        b = OperatorProcess(local_cluster.kubeconfig, tmp_path / "b.log", *args)
+        b.wait_ready()
+        wait_for(lambda: len(peers()) == 2, timeout=60, message="both replicas' records")
+        standby, active = b, a
+        # kopf starts paused and logs when it resumes: the older replica did, the newer not
+        wait_for(lambda: "Resuming operations" in active.log(), timeout=60, message="A active")
+        time.sleep(LIFETIME / 3)  # a few peering renewals
+        assert "Resuming operations" not in standby.log(), "the newer replica took over"
+        q = queue_of("tq", ns)
+        api.create_tq(
+            taskqueue(
+                "tq",
+                ns,
+                redis_url,
+                scaling={"maxReplicas": 5, "jobsPerReplica": 10, "pollSeconds": 0.5},
+                worker={"podTemplate": {"spec": {"nodeSelector": {"kubeq.dev/none": "x"}}}},
+                schedules=[{"name": "tick", "cron": "* * * * *", "task": "e2e_tasks.noop"}],
+            )
+        )
+        app = kubeq.App(redis_url)
+        app.enqueue_many([kubeq.Call("e2e_tasks.noop", (), queue=q) for _ in range(5)])
+        wait_for(lambda: replicas(api, ns) == 1, timeout=120, message="1 replica from the active")
+
+        t = Timeline()
+        killed_at = time.time()
+        a.proc.kill()  # SIGKILL: no clean exit, its peering record stays until it expires
+        a.proc.wait(10)
+        t.mark("active killed")
+        app.enqueue_many([kubeq.Call("e2e_tasks.noop", (), queue=q) for _ in range(10)])
+        wait_for(
+            lambda: "Resuming operations" in standby.log(),
+            timeout=LIFETIME + 90,
+            interval=0.2,
+            message="the standby to resume",
+        )
+        t.mark("standby resumed")
+        wait_for(lambda: replicas(api, ns) == 2, timeout=90, interval=0.2, message="2 replicas")
+        t.mark("standby scaled 1 -> 2")
+
+        # a due time after the takeover, enqueued by the new active one (cron: every minute)
+        def scheduled() -> list[str]:
+            events = api.events(ns, "tq")
+            return [e.message for e in events if e.reason == "ScheduleEnqueued"]
+
+        def after_kill() -> bool:
+            ats = [int(m.rsplit("schedule-tick-", 1)[1].rstrip(")")) for m in scheduled()]
+            return any(at > killed_at for at in ats)
+
+        wait_for(after_kill, timeout=150, interval=1, message="a periodic job after the kill")
+        t.mark("periodic job by the new active one")
+        app.close()
+
+        messages = scheduled()
+        assert len(messages) == len(set(messages)), f"a due time enqueued twice: {messages}"
+        r = redis.Redis.from_url(redis_url)
+        backlog = read_stats(r, [q])[0].backlog
+        r.close()
+        assert backlog == 15 + len(messages), "each due time is exactly one job in the queue"
+        assert replicas(api, ns) == math.ceil(backlog / 10)
+
+        # no double scaling: the standby decided nothing before it resumed; one decision each
+        a_lines, b_lines = scale_lines(a.log()), scale_lines(standby.log())
+        assert [SCALED.search(x).group(0) for x in a_lines] == ["0 -> 1 replicas"]  # type: ignore[union-attr]
+        assert [SCALED.search(x).group(0) for x in b_lines] == ["1 -> 2 replicas"]  # type: ignore[union-attr]
+        b_log = standby.log()
+        assert b_log.index("Resuming operations") < b_log.index("1 -> 2 replicas")
+
+        timeline = {**t.marks, "peering_lifetime_s": LIFETIME}
+        print(f"\nfailover timeline (s after the SIGKILL): {json.dumps(timeline)}")
+        out = Path(tempfile.gettempdir()) / "kubeq-failover-timeline.json"
+        out.write_text(json.dumps(timeline) + "\n")
+    finally:
+        kubectl("delete", "taskqueues", "--all", "-n", ns, "--wait=true", "--timeout=60s")
+        for op in (a, b):
+            if op is not None:
+                op.stop()
