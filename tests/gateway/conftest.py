@@ -32,6 +32,7 @@ class World:
     redis_url: str
     pki: Path
     kubectl: Any
+    kubeconfig: str
 
     def queue(self, taskqueue: str) -> str:
         return queue_of(taskqueue, self.namespace)
@@ -66,7 +67,8 @@ def world(
         log = tmp_path_factory.mktemp("gateway") / "gateway.log"
         gateway = GatewayProcess(local_cluster.kubeconfig, log, "--max-body", "4096")
         try:
-            yield World(namespace, gateway, url, Path(local_cluster.state_dir) / "pki", kubectl)
+            pki = Path(local_cluster.state_dir) / "pki"
+            yield World(namespace, gateway, url, pki, kubectl, local_cluster.kubeconfig)
         finally:
             gateway.stop()
 

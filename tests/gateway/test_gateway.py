@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import redis
 
 from tests.gateway.conftest import World
-from tests.gateway.gwsupport import KUBEQ, expired_token, token
+from tests.gateway.gwsupport import KUBEQ, GatewayProcess, expired_token, token
 from tests.redis.workers import HERE as QTASKS_DIR
 
 ADD = {"task": "qtasks.add", "args": [20, 22]}
@@ -114,3 +115,14 @@ def test_delete_cancels_and_openapi_is_served(world: World) -> None:
     status, doc = world.gateway.call("GET", "/openapi.json")
     assert status == 200
     assert "/v1/namespaces/{ns}/taskqueues/{name}/jobs" in doc["paths"]
+
+
+def test_requests_above_a_callers_rate_are_refused(world: World, tmp_path: Path) -> None:
+    slow = GatewayProcess(world.kubeconfig, tmp_path / "slow.log", "--rate", "0.01", "--burst", "2")
+    try:
+        alice = token(world.kubectl, world.namespace, "alice")
+        path = world.jobs("tq-a") + "/never-enqueued"
+        codes = [slow.call("GET", path, token=alice)[0] for _ in range(3)]
+        assert codes == [404, 404, 429]
+    finally:
+        slow.stop()
