@@ -54,7 +54,10 @@ def world(
     for namespace in fresh_namespace(k8s_client, request):
         url = kubeq_redis_server.url
         for name in ("tq-a", "tq-b"):
-            kubectl("apply", "-f", "-", input=_json(taskqueue(name, namespace, url)), check=True)
+            doc = taskqueue(name, namespace, url)
+            if name == "tq-a":  # declares its tasks: no other may be enqueued to it
+                doc["metadata"]["annotations"] = {"kubeq.dev/tasks": "qtasks.add, qtasks.mark"}
+            kubectl("apply", "-f", "-", input=_json(doc), check=True)
         kubectl(
             "apply",
             "-n",

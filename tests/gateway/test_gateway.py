@@ -72,6 +72,9 @@ def test_bad_input_is_refused_with_its_field_and_nothing_is_enqueued(world: Worl
     assert (status, body["field"]) == (400, "jobs[1].task"), body
     status, body = call("POST", world.jobs("tq-a"), {**ADD, "colour": "red"}, alice)
     assert (status, body["field"]) == (400, "colour"), body
+    status, body = call("POST", world.jobs("tq-a"), {**ADD, "task": "qtasks.always_fail"}, alice)
+    assert (status, body["field"]) == (400, "task"), body
+    assert "not declared" in body["error"]
     status, body = call("POST", world.jobs("tq-a"), {**ADD, "args": ["x" * 8000]}, alice)
     assert status == 413, body
     status, body = call("POST", world.jobs("ghost"), ADD, alice)

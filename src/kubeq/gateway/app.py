@@ -125,7 +125,7 @@ def create_app(gateway: Gateway) -> Starlette:
         try:
             raw = await _body(request, gateway.limits.max_body)
             target, app = await gateway.admit(request, "create")
-            calls = parse_body(raw, target.queues)
+            calls = parse_body(raw, target.queues, target.tasks)
             jobs = await app.aenqueue_many(calls)
         except Refused as exc:
             return _refusal(exc)

@@ -29,8 +29,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
 _CALL_NAMES = {"id": "job_id"}
 
 
-def parse_body(raw: bytes, queues: tuple[str, ...]) -> list[Call]:
-    """The calls of a POST body; Refused(400) naming the first bad field."""
+def parse_body(raw: bytes, queues: tuple[str, ...], tasks: tuple[str, ...] = ()) -> list[Call]:
+    """The calls of a POST body; Refused(400) naming the first bad field. ``tasks``, when
+    not empty, are the only task names accepted."""
     try:
         body = serialization.loads(raw)
     except ValueError as exc:
@@ -44,11 +45,11 @@ def parse_body(raw: bytes, queues: tuple[str, ...]) -> list[Call]:
         docs = body["jobs"]
         if not isinstance(docs, list) or not 0 < len(docs) <= MAX_JOBS:
             raise Refused(400, f"'jobs' must be a list of 1 to {MAX_JOBS} jobs", "jobs")
-        return [_call(doc, f"jobs[{i}]", queues) for i, doc in enumerate(docs)]
-    return [_call(body, "", queues)]
+        return [_call(doc, f"jobs[{i}]", queues, tasks) for i, doc in enumerate(docs)]
+    return [_call(body, "", queues, tasks)]
 
 
-def _call(doc: Any, where: str, queues: tuple[str, ...]) -> Call:
+def _call(doc: Any, where: str, queues: tuple[str, ...], tasks: tuple[str, ...]) -> Call:
     def name(field: str) -> str:
         return f"{where}.{field}" if where else field
 
@@ -63,6 +64,12 @@ def _call(doc: Any, where: str, queues: tuple[str, ...]) -> Call:
             raise Refused(400, f"{field} must be of type {wanted}", name(field))
     if not doc.get("task"):
         raise Refused(400, "task is required: the registered name of the task", name("task"))
+    if tasks and doc["task"] not in tasks:
+        raise Refused(
+            400,
+            f"task {doc['task']!r} is not declared by this TaskQueue ({', '.join(tasks)})",
+            name("task"),
+        )
     queue = doc.get("queue", queues[0])
     if queue not in queues:
         raise Refused(

@@ -14,6 +14,9 @@ from typing import Any
 
 from kubeq import crd, defaults
 
+TASKS_ANNOTATION = "kubeq.dev/tasks"
+"""A TaskQueue annotation listing, comma-separated, the only task names callers may enqueue."""
+
 
 class Refused(Exception):
     """A request the gateway refuses: its HTTP status, a reason, and the field at fault."""
@@ -44,6 +47,8 @@ class Target:
     prefix: str
     queues: tuple[str, ...]
     partitions: int
+    tasks: tuple[str, ...] = ()
+    """The tasks the TaskQueue declares (annotation ``TASKS_ANNOTATION``); empty: any."""
 
 
 class _Cache:
@@ -165,6 +170,7 @@ class Kube:
             prefix=str(redis_doc.get("prefix") or defaults.PREFIX),
             queues=tuple(str(q) for q in spec.get("queues") or [defaults.QUEUE]),
             partitions=int(spec.get("partitions") or 0),
+            tasks=_declared_tasks(obj),
         )
         if not target.redis_url:
             raise Refused(503, f"TaskQueue {namespace}/{name} has no spec.redis.url")
@@ -177,3 +183,9 @@ class Kube:
         secret = self.core.read_namespaced_secret(ref["name"], namespace)
         raw = (secret.data or {}).get(ref.get("key") or "password")
         return base64.b64decode(raw).decode() if raw else None
+
+
+def _declared_tasks(obj: Any) -> tuple[str, ...]:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    raw = str(annotations.get(TASKS_ANNOTATION) or "")
+    return tuple(t.strip() for t in raw.split(",") if t.strip())
