@@ -42,6 +42,7 @@ bench-lock:
 bench: venv redis-server bench-venvs
 	$(PY) bench/run.py --venvs "$(BENCH_CACHE)" $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 	$(MAKE) bench-cluster
+	$(MAKE) bench-swarm
 	$(PY) bench/chord/run_chord.py --venvs "$(BENCH_CACHE)" $(if $(BENCH_QUICK),--reps 1)
 
 # Issue 15: ONE partitioned queue on a Redis Cluster of 1 vs 3 masters (real redis-server
@@ -70,3 +71,13 @@ scaling-sim: venv
 .PHONY: keda
 keda:
 	nice -n 19 env GOMAXPROCS=1 bash hack/keda/build.sh
+
+# Issue 28: N = 10 .. 1,000 real kubeq workers (many per event loop; --sizes ...,10000 where
+# the harness has the cores) on one redis-server and on a Redis Cluster of 3 masters, idle
+# and busy: what they cost Redis (bench/swarm.py, about 15 minutes; BENCH_QUICK: 10 and 100 workers, a few minutes); then what one idle
+# worker costs (bench/idle_cost.py, about 2 minutes). Both render their bench/README.md block.
+SWARM_QUICK := --sizes 10,100 --idle 15 --busy 15 --out bench/results/swarm-$$(date +%F)-quick.json
+.PHONY: bench-swarm
+bench-swarm: venv redis-server
+	$(PY) bench/swarm.py $(if $(BENCH_QUICK),$(SWARM_QUICK))
+	$(PY) bench/idle_cost.py $(if $(BENCH_QUICK),--window 30 --latency 50)

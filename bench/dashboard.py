@@ -1,5 +1,5 @@
 """What the dashboard costs: Redis commands per second by open overview pages, and page load
-times on a big Redis (issue 14).
+times on a big Redis.
 
     .venv/bin/python bench/dashboard.py [--waiting 1000000] [--dead 100000] [--seconds 10]
 
@@ -7,8 +7,9 @@ Starts its own redis-server (no persistence) on a free loopback port and a real
 ``kubeq dashboard --read-only`` process against it, then:
 
 1. Redis commands/s with 0, 1 and 50 open overview pages. A page is what a browser does: GET /
-   and keep the /events stream open (server-sent events). Commands are counted with
-   INFO commandstats (the bench's own INFO calls taken out) over ``--seconds``.
+   and keep its /events stream open (server-sent events, ``?q=`` per queue on the page).
+   Commands are counted with INFO commandstats (the bench's own INFO calls taken out) over
+   ``--seconds``.
 2. Page load times with ``--waiting`` jobs in one queue (enqueued through the library, in
    batches) and ``--dead`` dead letters in another (written in the shape dead.lua leaves:
    a job hash with status failed, reason, error, traceback, and the id in the dead ZSET; running
@@ -37,6 +38,7 @@ from typing import Any
 
 import httpx2 as httpx
 import redis
+from dashboard_scale import events_path
 
 import kubeq
 from kubeq.store.keys import QueueKeys
@@ -106,8 +108,8 @@ async def viewers(base: str, n: int, seconds: float, r: redis.Redis) -> dict[str
     async def page(i: int) -> None:
         nonlocal opened
         async with httpx.AsyncClient(base_url=base, timeout=None) as c:
-            await c.get("/")
-            async with c.stream("GET", "/events") as stream:
+            page = (await c.get("/")).text
+            async with c.stream("GET", events_path(page)) as stream:
                 opened += 1
                 if opened == n:
                     ready.set()

@@ -16,13 +16,15 @@ marker names (``--results FILE`` points them all at another file first; ``run.py
 Block kinds: ``summary`` (when, where, the load), ``comparison`` (kubeq and the peers),
 ``limits`` (Redis's own limit), ``curve`` (cost of a deep backlog), ``targets`` (the project's
 targets, reached or not), ``autoscale``, and ``ab`` (kubeq against a variant of itself
-measured in the same run: ``run.py --variant LABEL=PATH``). Standard library only: the test
-imports it from the project venv.
+measured in the same run: ``run.py --variant LABEL=PATH``); ``swarm``, ``idlecost`` and
+``capacity`` are the fleet's (bench/fleet_report.py: bench/swarm.py, bench/idle_cost.py).
+Standard library only: the test imports it from the project venv.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
@@ -366,7 +368,26 @@ def rep_pairs(runs: list[dict[str, Any]], key: str, other: str) -> list[tuple[fl
     return [(v["kubeq"], v[other]) for v in by_rep.values() if "kubeq" in v and other in v]
 
 
+def _fleet(name: str) -> Callable[[dict[str, Any], str], str]:
+    """A renderer of fleet_report.py (the swarm's tables), loaded from beside this file."""
+
+    def render(res: dict[str, Any], path: str) -> str:
+        spec = importlib.util.spec_from_file_location(
+            "bench_fleet_report", Path(__file__).with_name("fleet_report.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        out: str = getattr(module, name)(res, path)
+        return out
+
+    return render
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
+    "swarm": _fleet("swarm"),
+    "idlecost": _fleet("idlecost"),
+    "capacity": _fleet("capacity"),
     "summary": summary,
     "comparison": comparison,
     "limits": limits,

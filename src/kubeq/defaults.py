@@ -164,6 +164,16 @@ DASHBOARD_HISTORY_SECONDS = 600
 """How far back the overview's small charts and the Scaling page's series reach."""
 DASHBOARD_PAGE_SIZE = 50
 """Jobs per page on the Queue and Dead letters pages."""
+DASHBOARD_QUEUES_PAGE = 50
+"""Queues per overview page: the poll reads, and the page embeds history for, these only."""
+DASHBOARD_HISTORY_QUEUES = 200
+"""Queues whose chart history the dashboard keeps (the most recently shown)."""
+DASHBOARD_RECHECK_SECONDS = 60.0
+"""How long a registered name found holding nothing stays off the overview before its keys
+are looked at again."""
+DASHBOARD_LOGIN_FAILURES = 5
+"""Failed logins one client may make per DASHBOARD_LOGIN_WINDOW before it gets 429."""
+DASHBOARD_LOGIN_WINDOW = 60.0
 DASHBOARD_SCAN_LIMIT = 5_000
 """Dead letters examined per page when a filter is set (a filter never reads a whole queue)."""
 DASHBOARD_RESULT_CHARS = 4_000

@@ -196,3 +196,20 @@ def test_scaling_page_without_cluster_access(start_dashboard: StartDashboard, br
     base = start_dashboard("--read-only")
     browser.get(base + "/scaling")
     assert "No cluster access" in text(browser, "#no-cluster")
+
+
+def test_a_partition_link_opens_that_partition(
+    redis_url: str, start_dashboard: StartDashboard, browser: Any, shot: Callable[[str], Path]
+) -> None:
+    app = kubeq.App(redis_url, partitions={"pq": 2})
+    job = app.queue("pq").enqueue("dtasks.slow", 1)
+    base = start_dashboard("--read-only")
+    browser.get(base + "/")
+    browser.find_element(By.LINK_TEXT, job.queue).click()
+    wait(browser, lambda b: b.find_elements(By.ID, "waiting"))
+    assert text(browser, "h1").startswith(f"Queue {job.queue}")
+    assert job.id in text(browser, "#waiting")
+    browser.find_element(By.LINK_TEXT, job.id).click()
+    wait(browser, lambda b: b.find_elements(By.ID, "job"))
+    assert text(browser, "#job-id-shown") == job.id
+    shot("partition")

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 import kubeq
 from kubeq.dashboard import Config, create_app
-from kubeq.dashboard.hub import Hub
+from kubeq.dashboard.hub import Hub, View
 from kubeq.store import workers as workerinfo
 from kubeq.store.connections import async_client
 from kubeq.worker import info as worker_info
@@ -45,7 +45,10 @@ def test_token_login_csrf_and_origin(redis_url: str) -> None:
         assert c.post("/login", data={"csrf": "forged", "token": "tok"}).status_code == 403
         r = c.post("/login", data={"csrf": csrf, "token": "tok"}, follow_redirects=False)
         assert r.status_code == 303
-        assert 'id="pause"' in c.get("/queues/q").text
+        page = c.get("/queues/q").text
+        assert 'id="pause"' in page
+        stale, csrf = csrf, csrf_of(page)  # the login issued a new session, so a new token
+        assert stale != csrf and c.post("/queues/q/pause", data={"csrf": stale}).status_code == 403
         assert c.post("/queues/q/pause", data={}).status_code == 403  # no CSRF token
         evil = {"origin": "http://evil.example"}
         assert c.post("/queues/q/pause", data={"csrf": csrf}, headers=evil).status_code == 403
@@ -147,7 +150,7 @@ def test_hub_polls_once_for_any_number_of_viewers(redis_url: str) -> None:
 
         async def view() -> int:
             got = 0
-            async for _ in hub.subscribe():
+            async for _ in hub.subscribe(View(queues=("q",))):
                 got += 1
                 if got == messages:
                     return got

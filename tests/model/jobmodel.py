@@ -10,7 +10,7 @@ Nothing here talks to Redis. Time is not modelled: leases are long (a minute) an
 a step of its own that moves one lease deadline into the past; retry delays are either 0 (due
 at once) or an hour (not due during a test).
 
-Dependencies (issue 11, docs/architecture.md, Workflows): a child enqueued with
+Dependencies (docs/architecture.md, Workflows): a child enqueued with
 ``depends_on`` waits ``deferred`` until each parent has been counted once; a parent that has
 dependents (marker ``d``) notes a hand-off at every end (finished, dead-lettered, cancelled),
 and the hand-off, a step of its own here as it is a worker's second step, resolves its

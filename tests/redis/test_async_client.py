@@ -150,3 +150,50 @@ def test_async_clients_pack_with_hiredis_and_send_what_the_sync_client_sends(
             b"f": b"1.5",
         }
     sync.close()
+
+
+def _clients_named(r: redis.Redis, name: str) -> int:
+    """Connections Redis has open under ``name`` (CLIENT LIST: what the server sees)."""
+    return sum(1 for c in r.client_list() if c.get("name") == name)
+
+
+def test_asyncio_run_after_asyncio_run_leaves_no_connection_open(r: redis.Redis) -> None:
+    """A script that calls ``asyncio.run`` 200 times, each using the App's async client and
+    never calling ``aclose``: each loop's connections close when its loop ends, so Redis
+    sees none left open (counted with CLIENT LIST), and the App still works afterwards."""
+    import gc
+
+    name = "kubeq-asyncio-run-loop"
+    url = r.get_connection_kwargs()
+    app = kubeq.App(f"redis://{url['host']}:{url['port']}/0?client_name={name}")
+    add = app.task(name="qtasks.add")(qtasks.add.func)
+
+    async def once(n: int) -> str:
+        job = await add.adelay(n, n)
+        return await job.astatus()
+
+    for n in range(200):
+        assert asyncio.run(once(n)) == "queued"
+    gc.collect()
+    assert _clients_named(r, name) == 0
+    assert app.queue().stats().backlog == 200
+    app.close()  # its sync client's connection carries the name too
+
+    async def explicit() -> None:  # aclose closes the running loop's client at once
+        await add.adelay(1, 1)
+        assert _clients_named(r, name) == 1
+        await app.aclose()
+        assert _clients_named(r, name) == 0
+        await add.adelay(2, 2)  # a later call on the same loop opens a new one
+
+    asyncio.run(explicit())
+    gc.collect()
+    assert _clients_named(r, name) == 0
+
+    for n in range(20):  # loops closed by hand, without shutting their generators down
+        loop = asyncio.new_event_loop()
+        assert loop.run_until_complete(once(n)) == "queued"
+        loop.close()
+    asyncio.run(once(0))  # the next loop's first call drops what the closed loops held
+    gc.collect()
+    assert _clients_named(r, name) == 0

@@ -154,3 +154,25 @@ def test_drain_queue_arguments(redis_url: str, queues: object) -> None:
     app.tasks["double"].delay(4)
     assert drain(app, queues).finished == 1  # type: ignore[arg-type]
     app.close()
+
+
+def test_drain_runs_the_follow_ups_of_the_jobs_it_runs(redis_url: str) -> None:
+    """Chain links, a chord's callback and a released child are enqueued by the hand-off of
+    the jobs drain runs: one drain(app) runs them too."""
+    app = make_app(redis_url)
+    double = app.tasks["double"]
+
+    @app.task(name="total", queue="work")
+    def total(results: list[int]) -> int:
+        return sum(results)
+
+    links = kubeq.chain(double.s(1), double.s(), double.s()).delay(app)
+    chord = kubeq.chord([double.s(i) for i in range(4)], total.s()).delay(app)
+    parent = double.delay(10)
+    (child,) = app.enqueue_many([double.s(5).set(depends_on=[parent])])
+    report = drain(app)
+    assert links.result(timeout=1) == 8
+    assert chord.result(timeout=1) == 12
+    assert child.result(timeout=1) == 10
+    assert report.finished == 3 + 5 + 2
+    app.close()

@@ -13,7 +13,12 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-READMES = [ROOT / "README.md", ROOT / "bench" / "README.md"]
+READMES = [
+    ROOT / "README.md",
+    ROOT / "bench" / "README.md",
+    ROOT / "docs" / "architecture.md",
+    ROOT / "docs" / "scaling.md",
+]
 
 
 def load() -> ModuleType:

@@ -15,7 +15,9 @@ from kubeq import Call, TaskOptions
 from kubeq.client.enqueue import (
     ENQUEUE_BATCH,
     ENQUEUE_GROUP_FIELDS,
+    ENQUEUE_HEADER,
     ENQUEUE_JOB_FIELDS,
+    RESEND_WINDOW,
     laid_out,
     plan_enqueue,
 )
@@ -40,6 +42,8 @@ def test_strides_match_the_scripts() -> None:
     assert _stride("ack", r"local o = 3 \+ i \* (\d+)") == ACK_FIELDS_PER_DELIVERY
     assert _stride("enqueue", r"o = o \+ (\d+)\n  local run_at") == ENQUEUE_GROUP_FIELDS
     assert _stride("enqueue", r"o = o \+ (\d+)\n    local jk") == ENQUEUE_JOB_FIELDS
+    assert _stride("enqueue", r"local o = (\d+)\n") == ENQUEUE_HEADER + 1  # Lua counts from 1
+    assert _stride("enqueue", r"local RESEND_WINDOW = (\d+)\n") == RESEND_WINDOW
     assert f"then {FETCH_FIELDS_PER_JOB} items per job" in source("fetch")
 
 
@@ -97,12 +101,15 @@ def test_enqueue_plan_groups_by_queue_and_keeps_the_callers_order() -> None:
     assert len(set(plan.job_ids)) == 5
     (script_a, keys_a, args_a), (_, _, args_b) = plan.calls
     assert script_a is LUA["enqueue"] and keys_a == QueueKeys.of("a", "p").script_keys
-    # base, groups, then per group: count, priority, due, max_deliveries, result_ttl,
-    # control, and (id, payload) per job; calls with the same options share a group
-    assert args_a[:2] == ["p:{a}:", 1] and args_b[:3] == ["p:{b}:", 1, 2]
-    assert args_a[2:8] == [3, 5, "0", 5, 86_400, b""]
-    assert args_a[8] == plan.job_ids[0]
-    assert orjson.loads(args_a[9]) == {"task": "t.add", "args": [0], "kwargs": {}}
+    # base, groups, the call's send token, then per group: count, priority, due,
+    # max_deliveries, result_ttl, control, and (id, payload) per job; calls with the same
+    # options share a group
+    assert ENQUEUE_HEADER == 3
+    assert args_a[:2] == ["p:{a}:", 1] and args_b[:2] == ["p:{b}:", 1] and args_b[3] == 2
+    assert len({args_a[2], args_b[2]}) == 2  # a token per call
+    assert args_a[3:9] == [3, 5, "0", 5, 86_400, b""]
+    assert args_a[9] == plan.job_ids[0]
+    assert orjson.loads(args_a[10]) == {"task": "t.add", "args": [0], "kwargs": {}}
     assert [job[0] for job in laid_out(args_a)] == plan.job_ids[0::2]
 
 

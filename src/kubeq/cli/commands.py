@@ -16,12 +16,12 @@ from typing import Any, NoReturn
 import click
 import redis
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from kubeq import defaults, serialization
 from kubeq.cli.jobs import dlq, job, limit
-from kubeq.cli.output import Context, console, emit_json, output_option, pass_ctx
+from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx, plain
 from kubeq.cli.plugins import PluginGroup
 from kubeq.cli.worker import worker
 from kubeq.client.app import Call
@@ -71,15 +71,17 @@ def stats_table(stats: list[QueueStats]) -> Table:
         name = s.queue + (" (paused)" if s.paused else "")
         name += " (rate-limited)" if s.rate_limited else ""
         table.add_row(
-            name,
-            str(s.backlog),
-            str(s.in_flight),
-            str(s.delayed),
-            str(s.deferred),
-            str(s.dead),
-            _age(s.oldest_ready_age) if s.backlog else "-",
-            str(s.live_workers),
-            str(s.busy_workers),
+            *cells(
+                name,
+                s.backlog,
+                s.in_flight,
+                s.delayed,
+                s.deferred,
+                s.dead,
+                _age(s.oldest_ready_age) if s.backlog else "-",
+                s.live_workers,
+                s.busy_workers,
+            )
         )
     return table
 
@@ -181,7 +183,7 @@ def enqueue(
     job = obj.app.enqueue_many([call])[0]
     click.echo(job.id)
     if wait is not None:
-        click.echo(serialization.dumps(job.result(timeout=wait)).decode())
+        click.echo(plain(serialization.dumps(job.result(timeout=wait)).decode()))
 
 
 @cli.command()
@@ -234,8 +236,8 @@ def main() -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    """Print one error line (user text is escaped, never read as markup) and exit 1."""
-    console.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
+    """Print one error line (its text neutralised, never read as markup) and exit 1."""
+    console.print(Text.assemble(("error:", "red"), " ", plain(message)))
     sys.exit(1)
 
 

@@ -13,7 +13,17 @@ import click
 from rich.table import Table
 
 from kubeq import defaults
-from kubeq.cli.output import Context, console, emit_json, id_column, output_option, pass_ctx, when
+from kubeq.cli.output import (
+    Context,
+    cells,
+    console,
+    emit_json,
+    id_column,
+    output_option,
+    pass_ctx,
+    plain,
+    when,
+)
 from kubeq.client.queues import Queue
 from kubeq.store.jobfields import JobInfo
 from kubeq.workflows.edges import Edges
@@ -82,7 +92,7 @@ def show(info: JobInfo, edges: Edges | None = None) -> None:
     ):
         value = getattr(info, field_name)
         if value not in ("", None):
-            click.echo(f"{field_name:>10}: {value}")
+            click.echo(f"{field_name:>10}: {plain(value)}")
     for field_name in ("enqueued_at", "started_at", "finished_at"):
         value = getattr(info, field_name)
         if value:
@@ -90,12 +100,12 @@ def show(info: JobInfo, edges: Edges | None = None) -> None:
     if info.progress is not None:
         click.echo(f"{'progress':>10}: {json.dumps(info.progress)}")
     for key, value in info.meta.items():
-        click.echo(f"{'meta.' + key:>10}: {json.dumps(value)}")
+        click.echo(f"{plain('meta.' + key):>10}: {json.dumps(value)}")
     if edges is not None:
         show_edges(edges)
     if info.traceback:
         click.echo("traceback:")
-        click.echo(info.traceback.rstrip())
+        click.echo(plain(info.traceback.rstrip()))
 
 
 def show_edges(edges: Edges) -> None:
@@ -107,7 +117,7 @@ def show_edges(edges: Edges) -> None:
         for n, edge in enumerate(listed):
             how = f", {edge.via}" if edge.via else ""
             head = f"{label}:" if n == 0 else ""
-            click.echo(f"{head:>11} {edge.queue}/{edge.id} ({edge.status}{how})")
+            click.echo(f"{head:>11} {plain(f'{edge.queue}/{edge.id} ({edge.status}{how})')}")
         if more:
             click.echo(f"{'':>11} ... and {more} more {label} not listed")
 
@@ -152,21 +162,23 @@ def dlq_list(
         return
     if output == "name":
         for info in infos:
-            click.echo(info.id)
+            click.echo(plain(info.id))
         return
     if not infos:
         console.print("no dead letters")
         return
     table = Table(title="dead letters", title_justify="left")
     table.add_column("queue", no_wrap=True)
-    id_column(table, [i.id for i in infos])
+    id_column(table, [plain(i.id) for i in infos])
     table.add_column("task")
     table.add_column("attempts", justify="right")
     table.add_column("died", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for info in infos:
         table.add_row(
-            info.queue, info.id, info.task, str(info.attempts), when(info.finished_at), info.reason
+            *cells(
+                info.queue, info.id, info.task, info.attempts, when(info.finished_at), info.reason
+            )
         )
     console.print(table)
 

@@ -11,10 +11,18 @@ from collections.abc import Sequence
 import click
 
 from kubeq import defaults
-from kubeq.cli.output import Context, pass_ctx
+from kubeq.cli.output import Context, pass_ctx, plain
 from kubeq.client.app import App
 from kubeq.worker import Worker, WorkerSettings
 from kubeq.worker.registry import discover
+
+
+class PlainFormatter(logging.Formatter):
+    """Log lines carry job data (a task's error, a reason): printed through ``plain``, so a
+    task cannot send control sequences to the terminal that shows the worker's log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return plain(super().format(record))
 
 
 @click.command()
@@ -103,11 +111,9 @@ def worker(
     burst: bool,
 ) -> None:
     """Run the registered tasks of TASKS_MODULE (e.g. shop.tasks) from the queues."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=log_level.upper(), handlers=[handler])
     try:
         tasks = discover(tasks_module)
     except (ImportError, ValueError) as exc:

@@ -20,6 +20,7 @@ from kubeq.client.enqueue import (
     PlanSink,
     check_call,
     check_retry_overrides,
+    created_flags,
     plan_enqueue,
 )
 from kubeq.client.jobs import Job
@@ -38,8 +39,9 @@ from kubeq.store import connections, urls
 from kubeq.store.ids import new_job_id
 from kubeq.store.keys import validate_queue_name
 from kubeq.store.partitions import Partitioner
-from kubeq.store.scripts import Scripts
+from kubeq.store.scripts import Scripts, run_pipeline
 from kubeq.workflows import dependencies
+from kubeq.workflows.dependencies import Edge
 
 if TYPE_CHECKING:
     import redis
@@ -56,7 +58,7 @@ __all__ = ["App", "Call", "Task", "TaskOptions", "check_call", "check_retry_over
 class InlineRunner(Protocol):
     """What ``kubeq.testing.eager`` installs on an App: it runs a plan's jobs in the caller."""
 
-    def run(self, plan: EnqueuePlan) -> Sequence[Job]: ...
+    def run(self, plan: EnqueuePlan, calls: Sequence[Call] = ()) -> Sequence[Job]: ...
 
     async def arun(self, plan: EnqueuePlan) -> Sequence[Job]: ...
 
@@ -109,14 +111,18 @@ class App:
     @property
     def aredis(self) -> AsyncRedis:
         """The running event loop's asyncio client: one connection pool per loop (and per
-        process), created on first use. Call from a coroutine."""
+        process), created on first use and closed when the loop shuts down (the end of
+        ``asyncio.run``), so calling ``asyncio.run`` again and again leaves no connection
+        open. Call from a coroutine."""
         if self._loop_clients is None:
             extra = {"password": self._password} if self._password is not None else {}
             self._loop_clients = connections.LoopClients(self.redis_url, **extra)
         return self._loop_clients.get()
 
     async def aclose(self) -> None:
-        """Close the running loop's asyncio client (e.g. at the end of a FastAPI lifespan)."""
+        """Close the running loop's asyncio client now (e.g. at the end of a FastAPI
+        lifespan, whose loop goes on serving); the next awaited call on this loop opens a new
+        one. Without it the client closes when its loop shuts down."""
         if self._loop_clients is not None:
             await self._loop_clients.aclose()
 
@@ -235,7 +241,8 @@ class App:
 
     def enqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
         """Enqueue many calls, to any queues (or all to ``queue``), in one Redis round trip.
-        The jobs come back in the order of the calls."""
+        The jobs come back in the order of the calls; each handle's ``created`` says whether
+        this call created its job or found a live job of that id."""
         todo = [
             dependencies.distinct(c.set(job_id=c.job_id or new_job_id()), self.default_queue)
             if c.depends_on
@@ -245,8 +252,8 @@ class App:
         if self._streams(todo):
             return self._enqueue_streamed(todo, queue)
         plan = self._plan(todo, queue)
-        if self.eager is not None:  # parents ran at their enqueue: nothing to wait for
-            return list(self.eager.run(plan))
+        if self.eager is not None:  # runs each job at once, its parents' ends permitting
+            return list(self.eager.run(plan, todo))
         edges = [
             (plan.targets[i], dependencies.parents_of(c, self.default_queue))
             for i, c in enumerate(todo)
@@ -254,10 +261,20 @@ class App:
         ]
         for child, parents in edges:  # before anything is sent
             dependencies.check(self.redis, self.prefix, child, parents)
-        send(self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout)
-        for child, parents in edges:
-            dependencies.link(self.redis, self.prefix, child, parents)
-        return self._jobs(plan)
+        return self.send_deferred(plan, [(child, parents, False) for child, parents in edges])
+
+    def send_deferred(
+        self, plan: EnqueuePlan, edges: list[tuple[Edge, list[Edge], bool]]
+    ) -> list[Job]:
+        """Send a checked plan whose ``edges`` (child, parents, keeps their results) are
+        then linked: each child's record first, so a worker redoes a link its caller could
+        not finish (``dependencies``)."""
+        if edges:
+            run_pipeline(self.redis, dependencies.record_calls(self.prefix, edges))
+        replies = send(self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout)
+        for child, parents, results in edges:
+            dependencies.link(self.redis, self.prefix, child, parents, results)
+        return self._jobs(plan, replies)
 
     async def aenqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
         """``enqueue_many`` for async code: the same plan, one round trip on the running loop."""
@@ -272,14 +289,14 @@ class App:
             return list(await self.eager.arun(plan))
         if self.wait_replicas and self._on_cluster():
             # WAIT on a cluster needs each master's connection pinned: the sync client does it
-            await asyncio.to_thread(
+            replies = await asyncio.to_thread(
                 send, self.redis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
             )
-            return self._jobs(plan)
-        await send_async(
+            return self._jobs(plan, replies)
+        replies = await send_async(
             self.aredis, plan, self._known_queues, self.wait_replicas, self.wait_timeout
         )
-        return self._jobs(plan)
+        return self._jobs(plan, replies)
 
     def _streams(self, calls: list[Call]) -> bool:
         """Whether a bulk enqueue is written while it is laid out: more than one batch, on
@@ -295,10 +312,12 @@ class App:
         try:
             plan = self._plan(calls, queue, sink=stream)
             jobs = self._jobs(plan)
-            stream.finish()
+            replies = stream.finish(plan)
         except BaseException:
             stream.abandon()
             raise
+        for job, created in zip(jobs, created_flags(plan, replies), strict=True):
+            job.created = created
         return jobs
 
     def _on_cluster(self) -> bool:
@@ -316,9 +335,17 @@ class App:
             sink=sink,
         )
 
-    def _jobs(self, plan: EnqueuePlan) -> list[Job]:
-        """The handles of a plan's jobs, in the caller's order."""
-        return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
+    def _jobs(self, plan: EnqueuePlan, replies: list[Any] | None = None) -> list[Job]:
+        """The handles of a plan's jobs, in the caller's order, each saying whether the
+        call created its job when the replies of the plan's calls are given."""
+        if replies is None:
+            return [Job(self, q, i) for q, i in zip(plan.job_queues, plan.job_ids, strict=True)]
+        if len(replies) == 1 and len(replies[0]) == 1:  # one call of one job (delay())
+            return [Job(self, plan.job_queues[0], plan.job_ids[0], replies[0][0] == 1)]
+        made = created_flags(plan, replies)
+        return [
+            Job(self, q, i, c) for q, i, c in zip(plan.job_queues, plan.job_ids, made, strict=True)
+        ]
 
     def defaults_for(self, name: str) -> TaskOptions:
         """The options of a registered task, or the defaults for a task this app doesn't know."""

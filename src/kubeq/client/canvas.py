@@ -28,6 +28,7 @@ from kubeq.options import Call
 from kubeq.store.ids import new_job_id
 from kubeq.store.jobfields import Status
 from kubeq.store.keys import QueueKeys
+from kubeq.workflows import dependencies
 from kubeq.workflows.callbacks import callback_id
 
 if TYPE_CHECKING:
@@ -214,11 +215,29 @@ class Chord:
         self.body = body
 
     def delay(self, app: App | None = None) -> ChordResult:
-        """Enqueue the members, then the callback ``deferred`` on them (``depends_on``)."""
+        """Enqueue the callback ``deferred`` on the members (``depends_on``) and the members,
+        all checked first: a refused callback (an argument JSON refuses, a bad option, an id
+        that exists) leaves nothing enqueued. Then the edges are linked; a worker redoes the
+        link if this caller dies first."""
         app = _app_of(app, self.header.sigs[0])
-        members = app.enqueue_many(self.header.sigs)
-        chord_of = [[job.queue, job.id] for job in members]
-        (callback,) = app.enqueue_many([self.body.set(depends_on=members, chord_of=chord_of)])
+        sigs = [s if s.job_id else s.set(job_id=new_job_id()) for s in self.header.sigs]
+        if app.eager is not None:
+            members = app.enqueue_many(sigs)
+            chord_of = [[job.queue, job.id] for job in members]
+            (callback,) = app.enqueue_many([self.body.set(depends_on=members, chord_of=chord_of)])
+            return ChordResult(GroupResult(members), callback)
+        targets = app._plan(sigs, None).targets  # the members' queues (partitions)
+        body = self.body.set(
+            job_id=self.body.job_id or new_job_id(),
+            depends_on=[Job(app, queue, job_id) for queue, job_id in targets],
+            chord_of=[list(t) for t in targets],
+        )
+        body = dependencies.distinct(body, app.default_queue)
+        plan = app._plan([body, *sigs], None)  # every call checked before anything is sent
+        child = plan.targets[0]
+        parents = dependencies.parents_of(body, app.default_queue)
+        dependencies.check(app.redis, app.prefix, child, parents, parents_exist=False)
+        callback, *members = app.send_deferred(plan, [(child, parents, True)])
         return ChordResult(GroupResult(members), callback)
 
 

@@ -11,7 +11,8 @@ or streamed while it is laid out): a thousand jobs over three queues are one rou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+import random
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -37,6 +38,8 @@ from kubeq.store.keys import QueueKeys, validate_job_id, validate_queue_name
 from kubeq.store.scripts import LUA, ScriptCall
 from kubeq.workflows.callbacks import KINDS, encode_callback
 
+ENQUEUE_HEADER = 3
+"""enqueue.lua's leading fields: base, the number of groups, the call's send token."""
 ENQUEUE_GROUP_FIELDS = 6
 """enqueue.lua's fields per group of jobs: count, priority, due, max_deliveries, result_ttl,
 control."""
@@ -45,6 +48,10 @@ ENQUEUE_JOB_FIELDS = 2
 ENQUEUE_BATCH = 2000
 """Jobs per enqueue.lua call at most: a bulk enqueue is split so that no one script holds
 Redis for long (2,000 jobs take Redis a few ms), pipelined in the same round trip."""
+RESEND_WINDOW = 300
+"""Seconds an enqueue.lua call's receipt is kept (the script's own RESEND_WINDOW): a resend of
+a call whose reply was lost gets the first reply back within that time. Well above the
+longest a client takes to resend (its 15 s socket timeout, then its reconnection attempts)."""
 
 
 class EnqueuePlan(NamedTuple):
@@ -76,7 +83,10 @@ Tail = tuple[int, str, int, int, bytes]
 
 class _Batches:
     """The enqueue.lua calls of one queue: consecutive jobs that share their options form a
-    group (sent and parsed once), and a call holds at most ``ENQUEUE_BATCH`` jobs."""
+    group (sent and parsed once), and a call holds at most ``ENQUEUE_BATCH`` jobs. Each call
+    carries a send token of its own (64 random bits; ``random`` is reseeded in a forked
+    child): a resend of the same call carries the same one, so enqueue.lua recognises what
+    its first send wrote."""
 
     __slots__ = ("args", "count_at", "done", "jobs", "keys", "tail")
 
@@ -86,7 +96,7 @@ class _Batches:
         self._start()
 
     def _start(self) -> None:
-        self.args: list[Any] = [self.keys.base, 0]
+        self.args: list[Any] = [self.keys.base, 0, "%016x" % random.getrandbits(64)]  # noqa: UP031
         self.tail: Tail | None = None
         self.count_at = 0
         self.jobs = 0
@@ -124,7 +134,7 @@ def laid_out(args: list[Any]) -> list[tuple[Any, ...]]:
     max_deliveries, result_ttl, control) per job in order: the inverse of ``_Batches``, for
     tests and tools that read a plan."""
     jobs: list[tuple[Any, ...]] = []
-    o = 2
+    o = ENQUEUE_HEADER
     for _ in range(args[1]):
         count, tail = args[o], tuple(args[o + 1 : o + ENQUEUE_GROUP_FIELDS])
         o += ENQUEUE_GROUP_FIELDS
@@ -237,6 +247,24 @@ def plan_enqueue(
                 sink.script(last)
     encoded = cast(list[bytes], payloads)
     return EnqueuePlan(tuple(by_queue), script_calls, names, job_ids, prefix, tuple(encoded))
+
+
+def created_flags(plan: EnqueuePlan, replies: Sequence[Any]) -> list[bool]:
+    """Whether each job of the plan, in the caller's order, was enqueued by this call (True)
+    or named a job that already existed (False), from the replies of ``plan.calls`` in their
+    order. enqueue.lua answers 1 per job it enqueued, for this send or an earlier send of the
+    same call (a resend after a lost reply), so the flags hold whichever send answered."""
+    flags = [flag == 1 for reply in replies for flag in reply]
+    if len(plan.queues) == 1:  # the calls of one queue hold its jobs in the caller's order
+        return flags
+    by_queue: dict[str, list[bool]] = {name: [] for name in plan.queues}
+    name_of = {QueueKeys.of(name, plan.prefix).base: name for name in plan.queues}
+    at = 0
+    for (_, _, args), reply in zip(plan.calls, replies, strict=True):
+        by_queue[name_of[args[0]]] += flags[at : at + len(reply)]
+        at += len(reply)
+    cursors = {name: iter(got) for name, got in by_queue.items()}
+    return [next(cursors[name]) for name in plan.job_queues]
 
 
 def sure_to_encode(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> bool:

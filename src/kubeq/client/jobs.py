@@ -29,12 +29,18 @@ _BLOCK_SECONDS = 5.0
 class Job:
     """A handle on one enqueued job (slotted: a bulk enqueue returns one per job)."""
 
-    __slots__ = ("app", "id", "queue")
+    __slots__ = ("app", "created", "id", "queue")
 
-    def __init__(self, app: Backend, queue: str, job_id: str) -> None:
+    def __init__(self, app: Backend, queue: str, job_id: str, created: bool | None = None) -> None:
         self.app = app
         self.queue = queue
         self.id = job_id
+        self.created = created
+        """True when the enqueue that returned this handle created the job; False when a job
+        of that id already existed (a live one, or any for a callback's hand-off) and was
+        kept; None for a handle that no enqueue returned (``app.job(id)``). It holds when
+        the client sent the call again after losing its reply: the first send's jobs count
+        as created by the call, and are never written again."""
 
     @property
     def _keys(self) -> QueueKeys:

@@ -157,7 +157,9 @@ class Queue:
         return any(self.app.redis.exists(keys.paused) for keys in self._keys())
 
     def purge(self) -> int:
-        """Delete every waiting job (ready and delayed). Running jobs and dead letters stay."""
+        """Delete every waiting job (ready and delayed). Running jobs and dead letters stay.
+        A purged job that other jobs depend on ends ``cancelled`` (reason "purged") instead,
+        so its children are resolved as a cancelled parent's (docs/workflows.md)."""
         deleted = 0
         for keys in self._keys():
             while True:

@@ -3,7 +3,9 @@
 ``send`` (a sync redis-py client) and ``send_async`` (an asyncio one) register new queue
 names in ``kubeq:queues`` and send every script call in one pipeline, optionally waiting for
 replicas (Redis WAIT). ``EnqueueStream`` writes a bulk enqueue while it is still being laid
-out (``scripts.Stream``).
+out (``scripts.Stream``). Each returns the replies of the plan's calls, in their order
+(``enqueue.created_flags`` reads which jobs each call enqueued). A call is sent again as it
+was (the same send token) when its reply is lost, so the replies are the first send's.
 """
 
 from __future__ import annotations
@@ -25,33 +27,35 @@ def send(
     known_queues: set[str] | None = None,
     wait_replicas: int = 0,
     wait_timeout: float = defaults.WAIT_TIMEOUT,
-) -> None:
-    """Send a plan with a sync client. ``known_queues`` (kept by the caller) skips
-    registering queues already registered by this process. ``wait_replicas`` > 0 returns
-    only once that many replicas have the jobs (Redis WAIT), else raises NotReplicated."""
+) -> list[Any]:
+    """Send a plan with a sync client; returns the replies of its calls. ``known_queues``
+    (kept by the caller) skips registering queues already registered by this process.
+    ``wait_replicas`` > 0 returns only once that many replicas have the jobs (Redis WAIT),
+    else raises NotReplicated."""
     if wait_replicas > 0 and rediscluster.is_cluster(client):
         new = _new_queues(plan.queues, known_queues)
         if new:
             client.sadd(queues_key(plan.prefix), *new)
-        acked = rediscluster.run_waited(
+        acked, replies = rediscluster.run_waited(
             client, list(plan.calls), wait_replicas, int(wait_timeout * 1000)
         )
         _check_replicated(acked, wait_replicas)
-        return
+        return replies
     if wait_replicas > 0:
         # WAIT counts the writes of its own connection: the jobs and the WAIT share one (a
         # pooled client could send the WAIT on a connection whose writes replicated long ago)
         with client.client() as one:
-            send(one, plan, known_queues)
+            replies = send(one, plan, known_queues)
             acked = one.wait(wait_replicas, int(wait_timeout * 1000))
         _check_replicated(acked, wait_replicas)
-        return
+        return replies
     new = _new_queues(plan.queues, known_queues)
     if new:
         client.sadd(queues_key(plan.prefix), *new)
-    run_pipeline(client, list(plan.calls))
+    replies = run_pipeline(client, list(plan.calls))
     if known_queues is not None:
         known_queues.update(new)
+    return replies
 
 
 async def send_async(
@@ -60,7 +64,7 @@ async def send_async(
     known_queues: set[str] | None = None,
     wait_replicas: int = 0,
     wait_timeout: float = defaults.WAIT_TIMEOUT,
-) -> None:
+) -> list[Any]:
     """``send`` for a redis.asyncio client (concurrent calls on one loop are the common case,
     so a WAIT on a shared pool would often land on another call's connection). On Redis
     Cluster with ``wait_replicas``, ``App.aenqueue_many`` sends through ``send`` in a thread
@@ -72,16 +76,17 @@ async def send_async(
         )
     if wait_replicas > 0:
         async with client.client() as one:
-            await send_async(one, plan, known_queues)
+            replies = await send_async(one, plan, known_queues)
             acked = await one.wait(wait_replicas, int(wait_timeout * 1000))
         _check_replicated(acked, wait_replicas)
-        return
+        return replies
     new = _new_queues(plan.queues, known_queues)
     if new:
         await client.sadd(queues_key(plan.prefix), *new)
-    await run_pipeline_async(client, list(plan.calls))
+    replies = await run_pipeline_async(client, list(plan.calls))
     if known_queues is not None:
         known_queues.update(new)
+    return replies
 
 
 class EnqueueStream:
@@ -106,9 +111,14 @@ class EnqueueStream:
     def script(self, call: ScriptCall) -> None:
         self.stream.script(call)
 
-    def finish(self) -> None:
-        """Wait for every batch's reply (a script error raises)."""
-        self.stream.finish()
+    def finish(self, plan: EnqueuePlan) -> list[Any]:
+        """Wait for every batch's reply (a script error raises); the replies of
+        ``plan.calls``, in their order (the stream got them in the order they filled)."""
+        replies = self.stream.finish()
+        by_args = {
+            id(args): reply for (_, _, args), reply in zip(self.stream.calls, replies, strict=True)
+        }
+        return [by_args[id(args)] for _, _, args in plan.calls]
 
     def abandon(self) -> None:
         self.stream.abandon()

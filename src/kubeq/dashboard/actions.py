@@ -7,13 +7,13 @@ the library's own function (``Queue.pause``, ``Queue.purge``, ``Job.cancel``,
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from kubeq.dashboard.security import Refused
+from kubeq.dashboard.security import Refused, client_address
 from kubeq.dashboard.state import Dashboard
 from kubeq.store.keys import validate_job_id, validate_queue_name
 
@@ -43,8 +43,21 @@ async def login(request: Request) -> Response:
         dash, fields = await _checked(request, action=False)
     except Refused as exc:
         return _refused(request, exc)
+    throttle, client = dash.guard.throttle, client_address(request)
+    wait = throttle.retry_after(client)
+    if wait:
+        response = dash.render(
+            request,
+            "login.html",
+            status=429,
+            message=f"too many failed logins from {client}: try again in {wait} s",
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     if dash.guard.login(request, fields.get("token", "")):
+        throttle.succeeded(client)
         return _back("/", "logged in: actions are enabled")
+    throttle.failed(client)
     return dash.render(
         request, "login.html", status=401, message="wrong token (see KUBEQ_DASHBOARD_TOKEN)"
     )
@@ -67,7 +80,7 @@ async def queue_action(request: Request) -> Response:
     except (Refused, ValueError) as exc:
         return _refused(request, exc)
     q = dash.app.queue(name)
-    path = f"/queues/{name}"
+    path = f"/queues/{quote(name, safe='')}"
     if action == "pause":
         await run_in_threadpool(q.pause)
         return _back(path, f"queue {name} paused: workers take no new jobs from it")
@@ -91,7 +104,7 @@ async def job_action(request: Request) -> Response:
         dash, _ = await _checked(request)
     except (Refused, ValueError) as exc:
         return _refused(request, exc)
-    path = f"/jobs/{name}/{job_id}"
+    path = f"/jobs/{quote(name, safe='')}/{quote(job_id, safe='')}"
     if action == "cancel":
         done = await run_in_threadpool(dash.app.job(job_id, queue=name).cancel)
         return _back(path, "cancelled" if done else "not cancelled: it is running or has ended")

@@ -18,9 +18,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kubeq import defaults
 from kubeq.dashboard import actions, pages
+from kubeq.dashboard.hub import View
 from kubeq.dashboard.security import HEADERS, SESSION_COOKIE
 from kubeq.dashboard.state import HERE, Config, Dashboard
+from kubeq.store.keys import validate_queue_name
 
 
 class SecurityHeaders:
@@ -51,13 +54,33 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def view_of(request: Request) -> View:
+    """What the page opening ``/events`` shows: ``?q=NAME`` per queue on screen (at most
+    one overview page of them), ``workers=1``, ``cluster=1``. ValueError when malformed."""
+    names = request.query_params.getlist("q")
+    if len(names) > defaults.DASHBOARD_QUEUES_PAGE:
+        raise ValueError(
+            f"{len(names)} queues asked for: a page shows at most "
+            f"{defaults.DASHBOARD_QUEUES_PAGE} (q=NAME, one per queue on screen)"
+        )
+    return View(
+        queues=tuple(dict.fromkeys(validate_queue_name(n) for n in names)),
+        workers=request.query_params.get("workers") == "1",
+        cluster=request.query_params.get("cluster") == "1",
+    )
+
+
 async def events(request: Request) -> Response:
-    """Server-sent events: the shared poll's message about once a second."""
+    """Server-sent events: the shared poll's message for this page, about once a second."""
     dash: Dashboard = request.app.state.dash
+    try:
+        view = view_of(request)
+    except ValueError as exc:
+        return PlainTextResponse(f"{exc}\n", status_code=400)
 
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 2000\n\n"
-        async for data in dash.hub.subscribe():
+        async for data in dash.hub.subscribe(view):
             yield b"data: " + data + b"\n\n"
 
     return StreamingResponse(

@@ -8,6 +8,7 @@ sync client run in Starlette's thread pool so the event loop keeps streaming.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from kubeq import defaults
 from kubeq.dashboard.data import job_view
+from kubeq.dashboard.hub import View
 from kubeq.dashboard.state import Dashboard
 from kubeq.store.keys import validate_job_id, validate_queue_name
 
@@ -35,11 +37,23 @@ def _bad(request: Request, message: str) -> Response:
     return _dash(request).render(request, "error.html", status=400, message=message)
 
 
+def _name(request: Request, param: str) -> str | None:
+    """A queue name from the query string (None when absent); ValueError when malformed."""
+    raw = request.query_params.get(param)
+    return validate_queue_name(raw) if raw else None
+
+
 async def overview(request: Request) -> Response:
+    """One page of the queues that hold something: ``?after=NAME`` / ``?before=NAME``."""
     dash = _dash(request)
-    snap = await dash.hub.refresh()
-    history = {q: list(h) for q, h in dash.hub.history.items()}
-    return dash.render(request, "overview.html", snap=snap, history=history)
+    try:
+        after, before = _name(request, "after"), _name(request, "before")
+    except ValueError as exc:
+        return _bad(request, str(exc))
+    listed = await dash.hub.directory.page(after=after, before=before)
+    snap = await dash.hub.refresh(View(queues=tuple(listed.names)))
+    history = dash.hub.history_of(listed.names)
+    return dash.render(request, "overview.html", snap=snap, history=history, listed=listed)
 
 
 async def queue(request: Request) -> Response:
@@ -52,7 +66,7 @@ async def queue(request: Request) -> Response:
     page = _int(request, "page")
     size = defaults.DASHBOARD_PAGE_SIZE
     rows = await run_in_threadpool(dash.reader.waiting, name, page, size)
-    snap = await dash.hub.refresh()
+    snap = await dash.hub.refresh(View(queues=(name,)))
     stats = next((q for q in snap["queues"] if q["queue"] == name), None)
     return dash.render(
         request, "queue.html", queue=name, rows=rows, page=page, size=size, stats=stats
@@ -61,7 +75,7 @@ async def queue(request: Request) -> Response:
 
 async def workers(request: Request) -> Response:
     dash = _dash(request)
-    snap = await dash.hub.refresh()
+    snap = await dash.hub.refresh(View(workers=True))
     return dash.render(request, "workers.html", snap=snap, now=snap["now"])
 
 
@@ -80,7 +94,8 @@ async def job_search(request: Request) -> Response:
     info = await run_in_threadpool(dash.reader.find, job_id, queue_name)
     if info is None:
         return dash.render(request, "job.html", status=404, view=None, searched=job_id)
-    return RedirectResponse(f"/jobs/{info.queue}/{info.id}", status_code=303)
+    path = f"/jobs/{quote(info.queue, safe='')}/{quote(info.id, safe='')}"
+    return RedirectResponse(path, status_code=303)
 
 
 async def job(request: Request) -> Response:
@@ -116,7 +131,7 @@ async def job_result(request: Request) -> Response:
 
 async def dead(request: Request) -> Response:
     dash = _dash(request)
-    names = await run_in_threadpool(dash.reader.queue_names)
+    names = (await dash.hub.directory.page()).names  # suggestions: one page, never all
     name = request.query_params.get("queue", "") or (names[0] if names else "")
     task = request.query_params.get("task", "").strip()
     reason = request.query_params.get("reason", "").strip()
@@ -144,7 +159,7 @@ async def dead(request: Request) -> Response:
 
 async def scaling(request: Request) -> Response:
     dash = _dash(request)
-    snap = await dash.hub.refresh()
+    snap = await dash.hub.refresh(View(cluster=True))
     cluster = snap.get("cluster")
     series = {k: list(v) for k, v in dash.hub.scaling.items()}
     return dash.render(request, "scaling.html", cluster=cluster, now=snap["now"], series=series)

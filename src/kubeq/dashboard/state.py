@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from starlette.requests import Request
@@ -42,6 +43,11 @@ class Config:
     """Try in-cluster config or a kubeconfig for the Scaling page."""
 
 
+def segment(value: object) -> str:
+    """``value`` quoted as one URL path segment (a partition's ``#`` becomes ``%23``)."""
+    return quote(str(value), safe="")
+
+
 class Dashboard:
     """What every handler shares: the library App, the hub, the guard and the templates."""
 
@@ -69,6 +75,7 @@ class Dashboard:
         env.filters["ago"] = ago
         env.filters["when"] = when
         env.filters["mib"] = mib
+        env.filters["seg"] = segment
         self.templates = Jinja2Templates(env=env)
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:

@@ -126,18 +126,23 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, OUTAGES)
 
 
-def run_waited(client: Any, calls: Sequence[Any], replicas: int, timeout_ms: int) -> int:
+def run_waited(
+    client: Any, calls: Sequence[Any], replicas: int, timeout_ms: int
+) -> tuple[int, list[Any]]:
     """Run script calls on a cluster so that each master's share is followed by a WAIT on the
     same connection (WAIT counts the writes of its own connection); returns the fewest
-    replicas any of those masters confirmed. One round trip per master, one after another:
-    the price of ``wait_replicas`` on a cluster."""
-    by_node: dict[str, tuple[Any, list[Any]]] = {}
-    for call in calls:
+    replicas any of those masters confirmed, and the calls' replies in their order. One round
+    trip per master, one after another: the price of ``wait_replicas`` on a cluster."""
+    by_node: dict[str, tuple[Any, list[int]]] = {}
+    for i, call in enumerate(calls):
         node = client.get_node_from_key(call[1][0])
-        by_node.setdefault(node.name, (node, []))[1].append(call)
+        by_node.setdefault(node.name, (node, []))[1].append(i)
     acked: list[int] = []
-    for node, node_calls in by_node.values():
+    replies: list[Any] = [None] * len(calls)
+    for node, indices in by_node.values():
         with client.get_redis_connection(node).client() as one:
-            run_pipeline(one, node_calls)
+            got = run_pipeline(one, [calls[i] for i in indices])
             acked.append(int(one.wait(replicas, timeout_ms)))
-    return min(acked, default=replicas)
+        for i, reply in zip(indices, got, strict=True):
+            replies[i] = reply
+    return min(acked, default=replicas), replies

@@ -19,10 +19,12 @@ handed out typed as ``redis.Redis``: it answers the same commands kubeq sends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import threading
 import weakref
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import redis
@@ -181,31 +183,72 @@ def shared_client(url: str | None) -> redis.Redis:
         return client
 
 
+class _Held:
+    """One loop's client, the process that made it, and the async generator that closes it
+    when its loop shuts down."""
+
+    __slots__ = ("client", "closer", "pid")
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.pid = os.getpid()
+        self.client = client
+        self.closer: AsyncGenerator[None, None] | None = None
+
+
 class LoopClients:
-    """One redis.asyncio client (so one connection pool) per event loop, made on first use.
+    """One redis.asyncio client (so one connection pool) per event loop, made on first use
+    and closed when that loop shuts down.
 
     An asyncio connection belongs to the loop that opened it: sharing one client between
     loops (a test's loop and an app's, or the threads of a server) fails with "attached to a
-    different loop". Each loop gets its own client here, forgotten when the loop is garbage
-    collected; a forked process (uvicorn's ``--workers``, gunicorn) keys by pid too, so a
-    child never reuses its parent's sockets.
+    different loop". Each loop gets its own client here. It is closed when its loop ends:
+    ``asyncio.run`` (and ``asyncio.Runner``) close every async generator of the loop before
+    closing the loop (``loop.shutdown_asyncgens``), and each client comes with one such
+    generator whose ``finally`` closes it, so a script that calls ``asyncio.run`` again and
+    again leaves no connection behind. ``aclose`` closes the running loop's client at once
+    (a FastAPI lifespan's shutdown); a loop closed by hand without that shutdown has its client
+    dropped at the next ``get`` (its sockets then close with the garbage). A forked process
+    (uvicorn's ``--workers``, gunicorn) keys by pid too, so a child never reuses its parent's
+    sockets.
     """
 
     def __init__(self, url: str | None = None, **extra: Any) -> None:
         self.url = url
         self.extra = extra
-        self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[int, redis.asyncio.Redis]
-        ] = weakref.WeakKeyDictionary()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Held] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def get(self) -> redis.asyncio.Redis:
         """The running loop's client (call it from a coroutine)."""
         loop = asyncio.get_running_loop()
         held = self._clients.get(loop)
-        if held is None or held[0] != os.getpid():
-            held = (os.getpid(), self._new_client())
-            self._clients[loop] = held
-        return held[1]
+        if held is None or held.pid != os.getpid():
+            held = self._start(loop)
+        return held.client
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> _Held:
+        for old in [other for other in list(self._clients) if other.is_closed()]:
+            self._clients.pop(old, None)  # its loop ended without shutting its generators
+        held = _Held(self._new_client())
+        self._clients[loop] = held
+        closer = held.closer = self._close_at_loop_end(loop, held)
+        # run it up to its yield now: its first step registers it with the running loop
+        # (the loop's asyncgen hooks), which closes it at shutdown_asyncgens
+        with contextlib.suppress(StopIteration):
+            closer.asend(None).send(None)
+        return held
+
+    async def _close_at_loop_end(
+        self, loop: asyncio.AbstractEventLoop, held: _Held
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if self._clients.get(loop) is held:
+                del self._clients[loop]
+            if held.pid == os.getpid():  # a forked child never closes its parent's sockets
+                await held.client.aclose()
 
     def _new_client(self) -> redis.asyncio.Redis:
         resolved = resolve_url(self.url)
@@ -224,7 +267,8 @@ class LoopClients:
         return cast(redis.asyncio.Redis, hiredis_packing(redis.asyncio.Redis.from_pool(pool)))
 
     async def aclose(self) -> None:
-        """Close the running loop's client (a FastAPI lifespan's shutdown calls this)."""
-        held = self._clients.pop(asyncio.get_running_loop(), None)
-        if held is not None and held[0] == os.getpid():
-            await held[1].aclose()
+        """Close the running loop's client now (a FastAPI lifespan's shutdown calls this); a
+        later call on this loop makes a new one."""
+        held = self._clients.get(asyncio.get_running_loop())
+        if held is not None and held.closer is not None:
+            await held.closer.aclose()

@@ -24,6 +24,8 @@ Layout for queue ``default`` under the default prefix ``kubeq``::
                                         (JSON, current_job().set_progress) and meta (JSON
                                         object, current_job().update_meta)
     kubeq:{default}:done:<id>     LIST  one token pushed when the job ends; result() waits on it
+    kubeq:{default}:sent:<token>  STR   an enqueue call's reply, kept 300 s for its resend
+                                        (enqueue.lua: one character per job, 1/0/-)
 
 Execution control (docs/architecture.md, Execution control), under the same hash tag:
 
@@ -58,6 +60,10 @@ Workflows (docs/architecture.md, Workflows), under the same hash tag:
                                         entry -> why): set aside, never retried
     kubeq:{default}:deferred      ZSET  jobs waiting for their parents (depends_on)
     kubeq:{default}:dependents:<id> SET "<queue>\t<id>" of children waiting for job <id>
+                                        (then "\tr" for a chord's callback: it keeps the result)
+    kubeq:{default}:linking       ZSET  deferred children whose edges their caller is still
+                                        registering; score = when it began (dependencies.py)
+    kubeq:{default}:links:<id>    STR   JSON of that child's parents, to redo the link from
     kubeq:{default}:job:<id>      HASH  ... on_success / on_failure (callback JSON), cb
                                         (marker: s, f, d = has dependents), pending (parents
                                         not resolved), allow_failure, p:<queue>/<parent>
@@ -220,6 +226,16 @@ class QueueKeys:
     def deferred(self) -> str:
         """ZSET of job ids waiting for their parents (depends_on); score = enqueue time."""
         return self.base + "deferred"
+
+    @property
+    def linking(self) -> str:
+        """ZSET of deferred children whose edges are being registered (a worker redoes the
+        link of one whose caller died); score = when the caller began, in ms."""
+        return self.base + "linking"
+
+    def links(self, job_id: str) -> str:
+        """STR: JSON of a deferred child's parents while its edges are registered."""
+        return f"{self.base}links:{job_id}"
 
     def dependents(self, job_id: str) -> str:
         """SET of "<queue>\t<id>" children waiting for this job to end (depend.lua)."""

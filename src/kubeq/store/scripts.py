@@ -32,6 +32,7 @@ NAMES = (
     "fetch",
     "ack",
     "heartbeat",
+    "idle",
     "leave",
     "stats",
     "cancel",
@@ -42,6 +43,8 @@ NAMES = (
     "depend",
     "resolve",
     "edge",
+    "handed",
+    "links",
 )
 
 
@@ -104,6 +107,7 @@ class Scripts:
     fetch: Any
     ack: Any
     heartbeat: Any
+    idle: Any
     leave: Any
     stats: Any
     cancel: Any
@@ -114,6 +118,8 @@ class Scripts:
     depend: Any
     resolve: Any
     edge: Any
+    handed: Any
+    links: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:

@@ -12,33 +12,38 @@ a test learns this way holds in production because nothing is imitated:
   after their backoff; their delays are recorded);
 - ``job.result()`` returns the decoded result or raises ``JobFailed`` with the reason a
   dead letter would carry.
+- ``depends_on`` keeps its rules: a parent must have run earlier in the block (else
+  ``JobNotFound``, nothing run), a child of a parent that did not finish is cancelled (unless
+  ``allow_failure``: ``JobCancelled`` from its ``result()``), and a chord's callback gets its
+  members' results.
 
 Not covered (use ``drain`` with a real Redis for these): delays, etas and priorities (jobs run
 in call order at once), the timeout of a sync task (async tasks do time out), de-duplication
-by ``job_id``, cancelling.
+by ``job_id``, cancelling, ``on_success`` / ``on_failure`` callbacks and chain links.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from kubeq import serialization, tracing
 from kubeq.client.context import JobContext
 from kubeq.client.jobs import Job
-from kubeq.errors import JobFailed
+from kubeq.errors import JobCancelled, JobFailed, JobNotFound
 from kubeq.outcomes import Outcome, Settlement
 from kubeq.store.jobfields import JobInfo, Status
 from kubeq.store.keys import QueueKeys
 from kubeq.store.wire import FetchedJob
 from kubeq.worker.delivery import Delivery, run_attempt
 from kubeq.worker.execution import Executor, JobTimeout
+from kubeq.workflows import dependencies
 
 if TYPE_CHECKING:
-    from kubeq.client.app import App, Task
+    from kubeq.client.app import App, Call, Task
     from kubeq.client.enqueue import EnqueuePlan
 
 
@@ -87,12 +92,16 @@ class EagerJob(Job):
         self.task = task
         self.retry_delays = retry_delays
         """Seconds each retry would have waited in a real worker."""
+        self.cancelled = False
+        """It never ran: a parent it depends on did not finish (``settlement.reason``)."""
 
     def _value(self) -> str:
         v = self.settlement.value
         return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
 
     def status(self) -> Status:
+        if self.cancelled:
+            return "cancelled"
         return "finished" if self.settlement.outcome is Outcome.FINISHED else "failed"
 
     async def astatus(self) -> Status:
@@ -127,6 +136,8 @@ class EagerJob(Job):
         s = self.settlement
         if s.outcome is Outcome.FINISHED:
             return serialization.loads(s.value or b"null")
+        if self.cancelled:
+            raise JobCancelled(f"job {self.id} was cancelled: {s.reason}")
         raise JobFailed(self.id, s.reason, self._value(), s.traceback)
 
     async def aresult(self, timeout: float | None = None) -> Any:
@@ -149,26 +160,67 @@ class EagerRunner:
         self._executor = cast(Executor, _Inline())
         self._runner: asyncio.Runner | None = None
 
-    def run(self, plan: EnqueuePlan) -> list[EagerJob]:
-        """Run a plan's jobs from sync code."""
+    def run(self, plan: EnqueuePlan, calls: Sequence[Call] = ()) -> list[EagerJob]:
+        """Run a plan's jobs from sync code (``calls``: the plan's calls, for their parents)."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             if self._runner is None:
                 self._runner = asyncio.Runner()
-            return self._runner.run(self.arun(plan))
+            return self._runner.run(self.arun(plan, calls))
         # a sync .delay() inside a coroutine: run on a private loop in a helper thread
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, self.arun(plan)).result()
+            return pool.submit(asyncio.run, self.arun(plan, calls)).result()
 
-    async def arun(self, plan: EnqueuePlan) -> list[EagerJob]:
-        """Run a plan's jobs on the running loop, one after another in call order."""
+    async def arun(self, plan: EnqueuePlan, calls: Sequence[Call] = ()) -> list[EagerJob]:
+        """Run a plan's jobs on the running loop, one after another in call order. A call
+        with ``depends_on`` names jobs run in this block (else JobNotFound, as the real
+        client, with nothing run); one whose parent did not finish is cancelled, unless
+        ``allow_failure``; a chord's callback gets its members' results first."""
+        parents = [self._parents(c) if c.depends_on else [] for c in calls]
         jobs = []
-        for (queue, job_id), payload in zip(plan.targets, plan.payloads, strict=True):
-            job = await self._one(QueueKeys.of(queue, plan.prefix), job_id, payload)
+        for i, ((queue, job_id), payload) in enumerate(
+            zip(plan.targets, plan.payloads, strict=True)
+        ):
+            call = calls[i] if i < len(calls) else None
+            job = self._blocked(call, parents[i] if call else [], queue, job_id, payload)
+            if job is None:
+                if call is not None and call.chord_of is not None:
+                    payload = _with_results(payload, parents[i])  # noqa: PLW2901
+                job = await self._one(QueueKeys.of(queue, plan.prefix), job_id, payload)
             self.jobs.append(job)
             jobs.append(job)
         return jobs
+
+    def _parents(self, call: Call) -> list[EagerJob]:
+        """The jobs of this block a call depends on, or JobNotFound naming the others."""
+        ran = {(j.queue, j.id): j for j in self.jobs}
+        edges = dependencies.parents_of(call, self.app.default_queue)
+        missing = [f"{q}/{i}" for q, i in edges if (q, i) not in ran]
+        if missing:
+            raise JobNotFound(
+                f"depends_on names jobs that do not exist (or expired): {', '.join(missing)}; "
+                "nothing was enqueued (in eager mode, a parent must run in the same block)"
+            )
+        return [ran[e] for e in edges]
+
+    def _blocked(
+        self, call: Call | None, parents: list[EagerJob], queue: str, job_id: str, payload: bytes
+    ) -> EagerJob | None:
+        """The cancelled job of a call whose parent did not finish, or None: it runs."""
+        if call is None or call.allow_failure:
+            return None
+        for parent in parents:
+            if parent.status() != "finished":
+                reason = (
+                    f"its parent {parent.queue}/{parent.id} ended {parent.status()} "
+                    "(allow_failure is off)"
+                )
+                settlement = Settlement(Outcome.FAILED, b"", "", reason)
+                job = EagerJob(self.app, queue, job_id, payload, settlement, 0, call.task, [])
+                job.cancelled = True
+                return job
+        return None
 
     async def _one(self, queue: QueueKeys, job_id: str, payload: bytes) -> EagerJob:
         attempts, delays = 0, list[float]()
@@ -186,6 +238,15 @@ class EagerRunner:
         if self._runner is not None:
             self._runner.close()
             self._runner = None
+
+
+def _with_results(payload: bytes, members: list[EagerJob]) -> bytes:
+    """A chord callback's payload with its members' results as the first argument (None for
+    a member that did not finish: only with allow_failure), as a worker passes them."""
+    body = serialization.loads(payload)
+    results = [m.result() if m.status() == "finished" else None for m in members]
+    body["args"] = [results, *body["args"]]
+    return serialization.dumps(body)
 
 
 @contextmanager

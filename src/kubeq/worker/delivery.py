@@ -21,9 +21,10 @@ from kubeq.client.context import JobContext, reset_current, set_current
 from kubeq.options import apply_retry_overrides, check_timeout
 from kubeq.outcomes import Outcome, Settlement
 from kubeq.retry import decide
+from kubeq.store.cluster import is_outage
 from kubeq.store.wire import FetchedJob
 from kubeq.worker.execution import Executor, ProcessDied
-from kubeq.workflows.chords import chord_results
+from kubeq.workflows.chords import ChordResultLost, chord_results
 
 log = logging.getLogger("kubeq.worker")
 
@@ -88,9 +89,21 @@ async def run_attempt(
     members = options.get("chord_of")
     if members is not None and redis_url is not None:
         try:
-            results = await asyncio.to_thread(chord_results, redis_url, d.job.queue.prefix, members)
+            results = await asyncio.to_thread(
+                chord_results, redis_url, d.job.queue.prefix, members, d.job.queue.job(d.id)
+            )
+        except ChordResultLost as exc:
+            return Settlement.failed(f"ChordResultLost: {exc}")
         except (TypeError, ValueError) as exc:
             return Settlement.failed(f"malformed payload: bad chord_of ({exc})")
+        except Exception as exc:  # Redis unreachable: not the task's failure, never poison
+            if not is_outage(exc):
+                raise
+            error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            log.warning("job %s: its chord's results could not be read: %s", d.id, error)
+            if d.job.attempts + 1 < policy.max_attempts:
+                return Settlement.retry(error, tb, policy.delay(d.job.attempts + 1))
+            return Settlement(Outcome.REQUEUE, error, tb)  # handed back: no attempt counted
         args = [results, *args]
     attempt = d.job.attempts + 1
     ctx = d.context = JobContext(

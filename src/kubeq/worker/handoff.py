@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from kubeq import defaults
 from kubeq.client.enqueue import plan_enqueue
@@ -30,9 +30,9 @@ from kubeq.options import Call, TaskOptions
 from kubeq.store import cluster as rediscluster
 from kubeq.store.jobfields import HANDOFF_FIELDS
 from kubeq.store.keys import QueueKeys, queues_key, validate_job_id, validate_queue_name
-from kubeq.store.scripts import ScriptCall, run_pipeline_async
+from kubeq.store.scripts import LUA, ScriptCall, fenced, run_pipeline_async
 from kubeq.workflows.callbacks import follow_up
-from kubeq.workflows.dependencies import resolve_calls
+from kubeq.workflows.dependencies import read_record, relink, resolve_calls
 from kubeq.workflows.edges import edge_call, entry
 
 log = logging.getLogger("kubeq.worker")
@@ -78,28 +78,30 @@ async def hand_off(
     for _, parent in parents:
         pipe.hmget(queue.job(parent), HANDOFF_FIELDS)
         pipe.smembers(queue.dependents(parent))
+        pipe.zscore(queue.handoff, parent)
     replies = await pipe.execute(raise_on_error=False) if parents else []
     scripts: list[ScriptCall] = []
     owner: list[str | bytes] = []
     """The entry each script call is for (to keep an entry whose scripts were refused)."""
     callback_queues: set[str] = set()
-    resolved: list[tuple[str | bytes, str]] = []
+    handed: list[tuple[str | bytes, str, Any, list[bytes]]] = []
+    """(entry, job id, score read, dependents told) of each entry read: forgotten at the end."""
     sent = 0
     for k, (raw, parent) in enumerate(parents):
-        fields, children = replies[2 * k], replies[2 * k + 1]
+        fields, children, score = replies[3 * k : 3 * k + 3]
         try:
             plan = _plan_one(queue, parent, fields, children, defaults_for, aside, route)
         except _Unreadable as exc:
             aside[raw] = str(exc)
             continue
+        told = list(children) if plan is not None and plan.dependents else []
+        handed.append((raw, parent, score, told))
         if plan is None:
             continue  # requeued from the dead letters before its hand-off: its next end notes it
         callback_queues.update(plan.queues)
         scripts += plan.calls
         owner += [raw] * len(plan.calls)
         sent += plan.callback
-        if plan.dependents:
-            resolved.append((raw, parent))
     if callback_queues:
         await client.sadd(queues_key(queue.prefix), *sorted(callback_queues))
     refused: dict[str | bytes, BaseException] = {}
@@ -112,10 +114,31 @@ async def hand_off(
                 refused.setdefault(raw, result)
     for raw, err in refused.items():
         log.error("hand-off of job %r refused by Redis (retried later): %s", raw, err)
-    pipe = client.pipeline(transaction=False)
-    for raw, parent in resolved:
+    await _forget(client, queue, entries, handed, aside, refused)
+    return sent
+
+
+async def _forget(
+    client: Any,
+    queue: QueueKeys,
+    entries: list[str | bytes],
+    handed: list[tuple[str | bytes, str, Any, list[bytes]]],
+    aside: dict[str | bytes, str],
+    refused: dict[str | bytes, BaseException],
+) -> None:
+    """The last round trip: forget each entry handed off as far as it was read
+    (``handed.lua``), set aside what could not be read, and re-score the refused ones."""
+    forget: list[Any] = []
+    n = 0
+    for raw, parent, score, told in handed:
         if raw not in refused:
-            pipe.delete(queue.dependents(parent))  # the edges are resolved: forget them
+            read = "" if score is None or isinstance(score, BaseException) else repr(score)
+            forget += [parent, read, len(told), *told]
+            n += 1
+    pipe = client.pipeline(transaction=False)
+    call: ScriptCall = (LUA["handed"], [queue.handoff], [queue.base, n, *forget])
+    if n:
+        pipe.execute_command(*_evalsha(call))
     for raw, why in aside.items():
         log.error(
             "hand-off entry %r of queue %s set aside in %s: %s",
@@ -125,18 +148,28 @@ async def hand_off(
             why,
         )
         pipe.hset(queue.handoff_aside, raw, why)
-    done = [raw for raw in entries if raw not in refused]
-    if done:
-        pipe.zrem(queue.handoff, *done)
+    unread = [raw for raw in entries if raw in aside]
+    if unread:
+        pipe.zrem(queue.handoff, *unread)
     if refused:
         now_ms = int(time.time() * 1000)
         pipe.zadd(queue.handoff, dict.fromkeys(refused, now_ms), xx=True)
-    for reply in await pipe.execute(raise_on_error=False):
+    replies = await pipe.execute(raise_on_error=False)
+    if n and isinstance(replies[0], NoScriptError):  # Redis restarted: load it, run it again
+        await run_pipeline_async(client, [call])
+    for reply in replies:
+        if isinstance(reply, NoScriptError):
+            continue
         if isinstance(reply, ResponseError):  # e.g. the aside key of another type
             log.error("hand-off of queue %s: %s", queue.name, reply)
         elif isinstance(reply, BaseException):
             raise reply
-    return sent
+
+
+def _evalsha(call: ScriptCall) -> tuple[Any, ...]:
+    script, keys, args = call
+    declared = fenced(keys)
+    return ("EVALSHA", script.sha, len(declared), *declared, *args)
 
 
 class _Plan(NamedTuple):
@@ -208,7 +241,7 @@ def _plan_one(
         # written by hand or by another version: retrying cannot fix it
         log.error("job %s: its callback could not be enqueued and is dropped: %s", parent, exc)
     if has_dependents:
-        scripts += _resolve_calls(queue, parent, state, children, aside)
+        scripts += _resolve_calls(queue, parent, state, result, children, aside)
     return _Plan(scripts, queues, sent, has_dependents)
 
 
@@ -226,24 +259,27 @@ def _resolve_calls(
     queue: QueueKeys,
     parent: str,
     status: str,
+    result: bytes | None,
     members: Iterable[bytes],
     aside: dict[str | bytes, str],
 ) -> list[ScriptCall]:
     """Tell each child waiting on ``parent`` that it ended (resolve.lua on the child's queue;
-    idempotent). A member that names no child (not UTF-8, not ``<queue>\\t<id>``) is noted
-    in ``aside`` under ``dependents:<parent>:<member>`` and skipped."""
+    idempotent), a chord's callback with the parent's result. A member that names no child
+    (not UTF-8, not ``<queue>\\t<id>``) is noted in ``aside`` under
+    ``dependents:<parent>:<member>`` and skipped."""
     calls = []
     for m in members:
         try:
-            child_queue, sep, child_id = m.decode().partition("\t")
-            if not sep:
-                raise ValueError("expected <queue><TAB><id>")
+            parts = m.decode().split("\t")
+            if len(parts) not in (2, 3) or parts[2:] not in ([], ["r"]):
+                raise ValueError("expected <queue><TAB><id>, then <TAB>r for a chord")
             calls.append(
                 resolve_calls(
                     queue.prefix,
-                    (validate_queue_name(child_queue), validate_job_id(child_id)),
+                    (validate_queue_name(parts[0]), validate_job_id(parts[1])),
                     (queue.name, parent),
                     status,
+                    (result or b"null") if parts[2:] and status == "finished" else None,
                 )
             )
         except ValueError as exc:
@@ -257,12 +293,69 @@ async def sweep(
     defaults_for: Callable[[str], TaskOptions],
     route: Route | None = None,
 ) -> int:
-    """Redo the hand-offs a worker left unfinished (it died after its ack): entries older
-    than the grace period, at most 100 per queue per call."""
-    before = int((time.time() - defaults.HANDOFF_GRACE_SECONDS) * 1000)
-    sent = 0
+    """Redo the hand-offs a worker left unfinished (it died after its ack), and the links of
+    deferred children whose caller died before their edges were registered: entries older
+    than the grace period, at most 100 of each per queue per call."""
+    now = time.time()
+    before = int((now - defaults.HANDOFF_GRACE_SECONDS) * 1000)
+    queues = list(queues)
+    pipe = client.pipeline(transaction=False)  # one round trip reads what every queue left
     for q in queues:
-        ids = await client.zrangebyscore(q.handoff, "-inf", before, start=0, num=100)
+        pipe.zrangebyscore(q.handoff, "-inf", before, start=0, num=100)
+        pipe.zrangebyscore(q.linking, "-inf", before, start=0, num=100, withscores=True)
+    found = await pipe.execute(raise_on_error=False) if queues else []
+    for reply in found:
+        if isinstance(reply, BaseException) and rediscluster.is_outage(reply):
+            raise reply
+    sent = 0
+    for k, q in enumerate(queues):
+        ids, linking = found[2 * k], found[2 * k + 1]
+        for key, reply in ((q.handoff, ids), (q.linking, linking)):
+            if isinstance(reply, BaseException):  # e.g. a key of another type: a person looks
+                log.error("hand-off sweep of queue %s cannot read %s: %s", q.name, key, reply)
+        if isinstance(linking, BaseException):
+            linking = []
+        if isinstance(ids, BaseException):
+            continue
         if ids:
             sent += await hand_off(client, q, ids, defaults_for, route)
+        if linking:
+            await _relink(client, q, linking, int((now - ORPHAN_SECONDS) * 1000))
     return sent
+
+
+ORPHAN_SECONDS = 6 * defaults.HANDOFF_GRACE_SECONDS
+"""How long a link record whose child does not exist is kept: its caller died before the
+child was enqueued (or is still about to enqueue it)."""
+
+
+async def _relink(
+    client: Any, q: QueueKeys, linking: list[tuple[bytes, float]], orphaned: int
+) -> None:
+    """Redo the link of each deferred child in ``linking`` (idempotent), and forget a record
+    whose child has left ``deferred`` or never came."""
+    pipe = client.pipeline(transaction=False)
+    for raw, _ in linking:
+        text = raw.decode("utf-8", "replace")
+        pipe.get(q.links(text))
+        pipe.hget(q.job(text), "status")
+    replies = await pipe.execute(raise_on_error=False)
+    drop: list[str] = []
+    for k, (raw, score) in enumerate(linking):
+        record, status = replies[2 * k], replies[2 * k + 1]
+        try:
+            child = _job_id(raw)
+        except ValueError:
+            await client.zrem(q.linking, raw)
+            continue
+        found = None if isinstance(record, BaseException) else read_record(record)
+        if status == b"deferred" and found is not None:
+            parents, results = found
+            log.warning("job %s: its caller died while linking it; linking it again", child)
+            await relink(client, q.prefix, (q.name, child), parents, results)
+        elif status is None and found is not None and score > orphaned:
+            continue  # its caller may still enqueue it
+        else:
+            drop.append(child)
+    if drop:
+        await run_pipeline_async(client, [(LUA["links"], [q.linking], [q.base, "done", *drop])])

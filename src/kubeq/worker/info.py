@@ -16,6 +16,7 @@ from typing import Any
 from kubeq import defaults
 from kubeq.store import workers
 from kubeq.worker.delivery import Delivery
+from kubeq.worker.idle import IDLE_PUBLISH_SECONDS
 from kubeq.worker.metrics import WorkerMetrics
 from kubeq.worker.settings import WorkerSettings
 
@@ -122,7 +123,12 @@ async def publish_worker(
     """Publish a running worker's snapshot; never raises (the Workers page is not worth a
     crash)."""
     try:
-        ttl_ms = max(defaults.WORKER_TTL_MS, int(settings.heartbeat_interval * 5000))
+        # an idle worker publishes every IDLE_PUBLISH_SECONDS: its document outlives that
+        ttl_ms = max(
+            defaults.WORKER_TTL_MS,
+            int(settings.heartbeat_interval * 5000),
+            int(IDLE_PUBLISH_SECONDS * 2000),
+        )
         info = of_worker(settings, inflight, metrics, started_at)
         await workers.publish(client, settings.prefix, settings.worker_id, info, ttl_ms)
     except Exception as exc:

@@ -83,7 +83,13 @@ class WorkerState:
         self._scripts = Scripts(self._redis)
         # one fetch call per hash slot on Redis Cluster, one over all queues elsewhere
         self._router = FetchRouter(self.queues, rediscluster.is_cluster(self._redis))
-        self._wakes = WakeWaits(self._redis, self._router)
+        self._wakes = WakeWaits(
+            self._redis,
+            self._router,
+            self._scripts.idle,
+            settings,
+            self.vitals,
+        )
         partitioner = Partitioner(settings.partitions)
         self._route = partitioner.route if partitioner.partitions else None
         """Where a follow-up on a partitioned queue goes (handoff.py); None: none is."""

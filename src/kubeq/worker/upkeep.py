@@ -15,7 +15,7 @@ from redis.exceptions import RedisError, ResponseError
 from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store.keys import QueueKeys
-from kubeq.worker import handoff, info, leases
+from kubeq.worker import handoff, idle, info, leases
 from kubeq.worker.delivery import Delivery
 from kubeq.worker.state import HANDBACK_SECONDS, REDIS_DOWN, WorkerState
 
@@ -41,12 +41,16 @@ class Upkeep(WorkerState):
 
     async def _heartbeat_loop(self) -> None:
         """Every heartbeat_interval: renew leases, publish the worker document, sweep the
-        hand-offs. Each step catches and logs its own failure, so one bad item in Redis never
-        stops the others nor the next beat (handoff.py sets such items aside)."""
+        hand-offs; a worker that holds no job publishes and sweeps only every
+        ``idle.IDLE_PUBLISH_SECONDS`` and ``idle.IDLE_SWEEP_SECONDS``. Each step catches and
+        logs its own failure, so one bad item in Redis never stops the others nor the next
+        beat (handoff.py sets such items aside)."""
         failing = False
         started_at = time.time()
+        publish_at = sweep_at = 0.0  # idle: every IDLE_PUBLISH/SWEEP_SECONDS (idle.py)
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
+            held = bool(self.inflight)  # nothing held: no lease to renew, no Redis call
             try:
                 await self._heartbeat()
             except REDIS_DOWN as exc:
@@ -65,25 +69,39 @@ class Upkeep(WorkerState):
                 if failing:
                     log.info("heartbeat restored")
                 failing = False
-                self.vitals.round_trip()
+                if held:
+                    self.vitals.round_trip()
                 self.vitals.beat()
-            try:  # the dashboard's Workers page; logs Redis errors itself
-                await info.publish_worker(
-                    self._redis, self.settings, self.inflight.values(), self.metrics, started_at
-                )
-            except Exception as exc:
-                self._complain("publishing the worker document", exc)
-            try:  # callbacks a dead worker acked but never handed off
-                await handoff.sweep(self._redis, self.queues, self._defaults_for, self._route)
-            except (RedisError, OSError) as exc:
-                log.warning("callback sweep failed: %s", exc)
-            except Exception as exc:
-                self._complain("callback sweep", exc)
-            else:
-                self._recovered("callback sweep")
+            now = time.monotonic()
+            if held or now >= publish_at:
+                publish_at = now + idle.IDLE_PUBLISH_SECONDS
+                await self._publish(started_at)
+            if held or now >= sweep_at:
+                sweep_at = now + idle.IDLE_SWEEP_SECONDS
+                await self._sweep()
+
+    async def _publish(self, started_at: float) -> None:
+        try:  # the dashboard's Workers page; logs Redis errors itself
+            await info.publish_worker(
+                self._redis, self.settings, self.inflight.values(), self.metrics, started_at
+            )
+        except Exception as exc:
+            self._complain("publishing the worker document", exc)
+
+    async def _sweep(self) -> None:
+        try:  # callbacks a dead worker acked but never handed off
+            await handoff.sweep(self._redis, self.queues, self._defaults_for, self._route)
+        except (RedisError, OSError) as exc:
+            log.warning("callback sweep failed: %s", exc)
+        except Exception as exc:
+            self._complain("callback sweep", exc)
+        else:
+            self._recovered("callback sweep")
 
     async def _heartbeat(self) -> None:
         self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these
+        if not self.inflight:
+            return  # an idle worker's presence is its idle beat's (idle.py)
         aborted = await leases.renew(
             self._redis, self._scripts.heartbeat, self.queues, self.settings, self.inflight
         )

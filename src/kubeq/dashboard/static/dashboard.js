@@ -54,45 +54,27 @@
   }
 
   /* -- overview and queue pages -- */
-  var history = readJSON("history");
+  /* the server sends [backlog, in flight, done, failed] per point (a compact form) */
+  var history = {};
+  (function (raw) {
+    Object.keys(raw).forEach(function (q) {
+      history[q] = raw[q].map(function (p) {
+        return { backlog: p[0], in_flight: p[1], finished: p[2], failed: p[3] };
+      });
+    });
+  })(readJSON("history"));
   function fmt(k, q) {
     if (k === "oldest_ready_age") return q[k].toFixed(1) + " s";
     if (k === "failure_rate") return (q[k] * 100).toFixed(0) + " %";
     if (k === "workers_busy") return q.live_workers + " (" + q.busy_workers + ")";
     return q[k];
   }
-  function addRow(q) {
-    var body = document.querySelector("#queues tbody");
-    if (!body) return;
-    var tr = el("tr");
-    tr.setAttribute("data-row", q.queue);
-    var first = el("td");
-    var a = el("a", q.queue);
-    a.href = "/queues/" + encodeURIComponent(q.queue);
-    first.appendChild(a);
-    first.appendChild(document.createTextNode(" "));
-    var b = el("span", "paused", "badge paused");
-    b.setAttribute("data-q", q.queue); b.setAttribute("data-k", "paused");
-    first.appendChild(b);
-    tr.appendChild(first);
-    ["backlog", "in_flight", "delayed", "dead", "oldest_ready_age", "workers_busy",
-     "per_minute", "failure_rate"].forEach(function (k) {
-      var td = el("td", "", "n");
-      td.setAttribute("data-q", q.queue); td.setAttribute("data-k", k);
-      tr.appendChild(td);
-    });
-    var sparkCell = el("td");
-    var svg = document.createElementNS(SVGNS, "svg");
-    svg.setAttribute("class", "spark"); svg.setAttribute("viewBox", "0 0 300 40");
-    svg.setAttribute("preserveAspectRatio", "none"); svg.setAttribute("data-spark", q.queue);
-    sparkCell.appendChild(svg); tr.appendChild(sparkCell);
-    body.appendChild(tr);
-    var empty = document.getElementById("empty");
-    if (empty) empty.hidden = true;
-  }
+  var pager = document.getElementById("pager");
   function updateQueues(msg) {
+    if (pager && msg.registered != null && String(msg.registered) !== pager.getAttribute("data-registered")) {
+      document.getElementById("changed").hidden = false;
+    }
     msg.queues.forEach(function (q) {
-      if (page === "overview" && !document.querySelector('tr[data-row="' + esc(q.queue) + '"]')) addRow(q);
       document.querySelectorAll('[data-q="' + esc(q.queue) + '"]').forEach(function (node) {
         var k = node.getAttribute("data-k");
         if (k === "paused") { node.hidden = !q.paused; return; }
@@ -126,7 +108,12 @@
     }
     msg.workers.forEach(function (w) {
       var tr = el("tr");
-      [w.id, w.pod, w.host, (w.queues || []).join(", "), w.pool + " × " + w.concurrency].forEach(function (v) {
+      var bad = (w.problems || []).join(", ");
+      if (bad) { tr.className = "malformed"; tr.title = "malformed worker document: " + bad; }
+      var first = el("td", w.id);
+      if (bad) { first.appendChild(document.createTextNode(" ")); first.appendChild(el("span", "malformed: " + bad, "badge")); }
+      tr.appendChild(first);
+      [w.pod, w.host, (w.queues || []).join(", "), w.pool + " × " + w.concurrency].forEach(function (v) {
         tr.appendChild(el("td", v));
       });
       tr.appendChild(el("td", w.prefetched ? w.busy + " +" + w.prefetched + " prefetched" : w.busy, "n"));
@@ -141,7 +128,7 @@
       tr.appendChild(el("td", when(w.started_at)));
       tr.appendChild(el("td", ago(w.at, msg.now) + " ago"));
       tr.appendChild(el("td", mib(w.rss_bytes), "n"));
-      tr.appendChild(el("td", w.cpu_seconds, "n"));
+      tr.appendChild(el("td", w.cpu_seconds == null ? "" : w.cpu_seconds, "n"));
       body.appendChild(tr);
     });
   }
@@ -186,8 +173,16 @@
   updateQueues({ queues: [], now: 0 });
   updateScaling({ cluster: { taskqueues: [] }, now: 0 });
   if (!window.EventSource) return;
+  /* pages with nothing live (a job, dead letters, log in) open no stream: no poll for them */
+  if (["overview", "queue", "workers", "scaling"].indexOf(page) < 0) return;
   var live = document.getElementById("live");
-  var source = new EventSource("/events");
+  /* the poll reads what this page shows: its queues, or the workers, or the cluster */
+  var shown = {};
+  document.querySelectorAll("[data-q]").forEach(function (n) { shown[n.getAttribute("data-q")] = true; });
+  var params = Object.keys(shown).map(function (q) { return "q=" + encodeURIComponent(q); });
+  if (page === "workers") params.push("workers=1");
+  if (page === "scaling") params.push("cluster=1");
+  var source = new EventSource("/events" + (params.length ? "?" + params.join("&") : ""));
   source.onmessage = function (event) {
     var msg;
     try { msg = JSON.parse(event.data); } catch (e) { return; }

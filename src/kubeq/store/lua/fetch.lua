@@ -24,6 +24,7 @@ local wait = -1
 for qi = 0, nq - 1 do
   local q = queue_keys(qi * 8)
   local base = ARGV[7 + qi]
+  local moved = 0 -- made ready here (promoted, reclaimed): idle workers are woken for them
   -- 1. promote delayed jobs that are due
   local due = redis.call('ZRANGEBYSCORE', q.delayed, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, 1000)
   for i = 1, #due, 2 do
@@ -37,6 +38,7 @@ for qi = 0, nq - 1 do
     elseif f[1] == 'scheduled' then
       redis.call('HSET', jk, 'status', 'queued')
       redis.call('ZADD', q.ready, ready_score(f[2], due[i + 1]), id)
+      moved = moved + 1
     end
   end
   -- 2. reclaim expired leases
@@ -62,6 +64,7 @@ for qi = 0, nq - 1 do
         redis.call('HSET', jk, 'lease', (int(redis.call('HGET', jk, 'lease')) or 0) + 1,
           'status', 'queued', 'redelivered_from', tostring(f[6]))
         redis.call('ZADD', q.ready, ready_score(f[4], f[5]), id)
+        moved = moved + 1
       end
     end
   end
@@ -166,6 +169,7 @@ for qi = 0, nq - 1 do
     -- every lease of this queue in one ZADD (the list stays far below Lua's unpack limit)
     if #leased > 0 then redis.call('ZADD', q.active, unpack(leased)) end
     local ready = redis.call('ZCARD', q.ready)
+    if moved > 0 and ready > 0 then wake(q.wake, math.min(moved, ready)) end
     if qrl and taken > 0 then
       local T = qrl[2] / qrl[1]
       qtat = qtat + taken * T

@@ -1,5 +1,9 @@
 -- Delete up to `limit` waiting jobs (ready and delayed) of a queue; call until it returns 0.
--- KEYS: the queue's 8 keys. ARGV: base, limit. Returns the number deleted.
+-- A purged job with dependents (marker 'd') is not deleted at once: it ends 'cancelled'
+-- (reason "purged") and notes its hand-off, which resolves its children as a cancelled
+-- parent's (each cancelled, or run with allow_failure; docs/workflows.md), then its record
+-- expires after its result_ttl. Its on_success / on_failure never run, as for cancel.
+-- KEYS: the queue's 8 keys. ARGV: base, limit. Returns the number purged.
 local q = queue_keys(0)
 local base, limit = ARGV[1], tonumber(ARGV[2])
 local n = 0
@@ -7,7 +11,17 @@ for _, key in ipairs({q.ready, q.delayed}) do
   local ids = redis.call('ZRANGE', key, 0, limit - n - 1)
   for _, id in ipairs(ids) do
     redis.call('ZREM', key, id)
-    redis.call('DEL', base .. 'job:' .. id, base .. 'done:' .. id)
+    local jk = base .. 'job:' .. id
+    local f = job_fields(jk, 'cb', 'result_ttl')
+    if f and f[1] and string.find(f[1], 'd', 1, true) then
+      redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOWS,
+        'reason', 'purged from its queue before it started')
+      local ttl = ttl_of(f[2])
+      notify_done(base, id, ttl)
+      note_end(base, id, jk, 'cancelled')
+    else
+      redis.call('DEL', jk, base .. 'done:' .. id)
+    end
     n = n + 1
   end
   if n >= limit then break end

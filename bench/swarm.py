@@ -1,0 +1,287 @@
+"""The swarm: N real kubeq workers against one redis-server and a Redis Cluster of 3 masters.
+
+    .venv/bin/python bench/swarm.py [--sizes 10,100,1000] [--targets redis,cluster]
+        [--idle 30] [--busy 30] [--rate 10] [--per-process 2500]
+
+For each target and each N, ``swarm_fleet.py`` processes (at most ``--per-process`` workers
+each, all on one event loop) run N of kubeq's own workers (``kubeq.worker``: the real fetch,
+ack, heartbeat, idle beat and wake scripts, each worker with its own id, leases and client),
+spread over 3 queues (on the cluster, one per master). Then, from the Redis side:
+
+- idle: ``--idle`` seconds with nothing enqueued;
+- busy: ``--busy`` seconds while this process enqueues ``--rate`` jobs a second (each runs
+  2.5 s, so busy workers renew their leases);
+
+each window's Redis commands per second (``INFO commandstats`` deltas, so the commands run
+inside scripts count), Redis CPU (``INFO cpu`` deltas, user + sys, as a share of one core),
+Redis memory (``used_memory`` at the window's end, and its growth over the empty server), the
+connections; for the busy window the enqueue -> start p50/p99 of every job and the slowest
+heartbeat (lease renewal round trip, and the longest gap between two renewals of a worker
+holding a job; lease 30 s). On the cluster the figures are summed over the masters.
+
+What it leaves out: the workers' own CPU and memory (thousands share two cores here; a pod
+has its own), so only Redis's side is measured; see bench/README.md, "The swarm".
+
+Writes bench/results/swarm-<date>.json and renders its table into bench/README.md (the
+``swarm`` block, bench/fleet_report.py); ``--render-only`` redoes just that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.crc import key_slot
+
+import kubeq
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import report  # noqa: E402
+import swarm_fleet  # noqa: E402
+
+from tests.support.cluster import ClusterTopology  # noqa: E402
+from tests.support.redisserver import RedisServer  # noqa: E402
+
+MAXCLIENTS = 19_000
+"""Redis's client limit here: this machine allows 20,000 open files per process."""
+SHARE_ABOVE = {"redis": 5_000, "cluster": 1_000}
+"""Above this many workers, the workers of a process share one client (one pool; each still
+holds its own BLPOP connection): on one redis-server two connections per worker would pass
+MAXCLIENTS; a Redis Cluster client of redis-py takes about 2 MB of the harness's memory
+(10,000 of them would not fit in this machine's 24 GB)."""
+
+
+class Target:
+    """A running Redis to swarm: its URL and its master nodes."""
+
+    def __init__(self, name: str, url: str, masters: list[redis.Redis], stop: Any) -> None:
+        self.name, self.url, self.masters, self.stop = name, url, masters, stop
+
+    def sample(self) -> dict[str, float]:
+        """Commands run, CPU seconds, memory and clients, summed over the masters."""
+        out = {"calls": 0.0, "cpu": 0.0, "memory": 0.0, "clients": 0.0}
+        for m in self.masters:
+            stats = m.info("commandstats")
+            out["calls"] += sum(
+                v["calls"] for k, v in stats.items() if not k.startswith("cmdstat_info")
+            )
+            cpu = m.info("cpu")
+            out["cpu"] += cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+            out["memory"] += m.info("memory")["used_memory"]
+            out["clients"] += m.info("clients")["connected_clients"]
+        return out
+
+    def flush(self) -> None:
+        for m in self.masters:
+            m.flushall()
+
+
+def start_redis(workdir: Path) -> Target:
+    server = RedisServer(workdir / "redis", args=["--maxclients", str(MAXCLIENTS)])
+    server.start()
+    return Target("redis", server.url, [redis.Redis.from_url(server.url)], server.stop)
+
+
+def start_cluster(workdir: Path) -> Target:
+    topo = ClusterTopology(workdir / "cluster", masters=3, replicas_per_master=0)
+    topo.start()
+    masters = [topo.node(p) for p in topo.master_ports()]
+    for m in masters:
+        m.config_set("maxclients", MAXCLIENTS)
+    return Target("cluster", topo.url, masters, topo.stop)
+
+
+def queue_names(target: Target) -> list[str]:
+    """Three queues; on the cluster, one on each master (by their hash slots)."""
+    if target.name != "cluster":
+        return ["swarm0", "swarm1", "swarm2"]
+    # CLUSTER SLOTS: [first, last, [host, port, id], replicas...] per range
+    ranges = target.masters[0].execute_command("CLUSTER SLOTS")
+    owners: dict[int, str] = {}
+    i = 0
+    while len(owners) < len(target.masters):
+        name = f"swarm{i}"
+        slot = key_slot(name.encode())
+        port = next(int(r[2][1]) for r in ranges if int(r[0]) <= slot <= int(r[1]))
+        owners.setdefault(port, name)
+        i += 1
+    return list(owners.values())
+
+
+def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """One N on one target: start the fleet, measure idle then busy, stop it."""
+    target.flush()
+    queues = queue_names(target)
+    empty = target.sample()["memory"]
+    procs = []
+    shared = n > SHARE_ABOVE[target.name]
+    for first in range(0, n, a.per_process):
+        count = min(a.per_process, n - first)
+        argv = [sys.executable, str(HERE / "swarm_fleet.py"), target.url, str(count)]
+        argv += [str(first), ",".join(queues)] + (["--shared"] if shared else [])
+        procs.append(
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env={**os.environ, "KUBEQ_LOG_LEVEL": "WARNING"},
+            )
+        )
+    started = time.monotonic()
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    client = kubeq.App(target.url)
+    live = 0
+    while time.monotonic() - started < a.ramp:  # every worker has fetched and is idle
+        live = sum(client.queue(q).stats().live_workers for q in queues)
+        if live >= n:
+            break
+        time.sleep(1)
+    ramp = time.monotonic() - started
+    time.sleep(a.settle)
+    idle = window(target, a.idle, lambda: None)
+    sent = 0
+    t0 = time.monotonic()
+
+    def enqueue() -> None:
+        nonlocal sent
+        due = int((time.monotonic() - t0) * a.rate)
+        if due > sent:
+            now = time.time()
+            client.enqueue_many(
+                swarm_fleet.touch.s(now).set(queue=queues[k % len(queues)])
+                for k in range(sent, due)
+            )
+            sent = due
+
+    busy = window(target, a.busy, enqueue)
+    reports = []
+    for p in procs:
+        assert p.stdin is not None and p.stdout is not None
+        p.stdin.write("stop\n")
+        p.stdin.flush()
+    for p in procs:
+        assert p.stdout is not None
+        reports.append(json.loads(p.stdout.readline()))
+        p.wait(60)
+    client.close()
+    starts = sorted(s for r in reports for s in r["starts"])
+    return {
+        "target": target.name,
+        "workers": n,
+        "processes": len(procs),
+        "shared_client": shared,
+        "live_at_start": live,
+        "ramp_s": round(ramp, 1),
+        "idle": idle,
+        "busy": busy,
+        "rate": a.rate,
+        "jobs_sent": sent,
+        "jobs_started": len(starts),
+        "start_p50_ms": pct(starts, 0.50),
+        "start_p99_ms": pct(starts, 0.99),
+        "slowest_renewal_ms": round(max(r["slowest_renewal_s"] for r in reports) * 1000, 1),
+        "slowest_idle_beat_ms": round(max(r["slowest_beat_s"] for r in reports) * 1000, 1),
+        "longest_renewal_gap_s": round(max(r["longest_gap_s"] for r in reports), 2),
+        "fleet_cpu_s": round(sum(r["cpu_s"] for r in reports), 1),
+        "empty_memory": empty,
+        "load": round(os.getloadavg()[0], 1),
+    }
+
+
+def window(target: Target, seconds: float, tick: Any) -> dict[str, float]:
+    """Redis's figures over ``seconds``, calling ``tick`` every 10 ms meanwhile."""
+    before, t0 = target.sample(), time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        tick()
+        time.sleep(0.01)
+    after, took = target.sample(), time.monotonic() - t0
+    return {
+        "commands_per_s": round((after["calls"] - before["calls"]) / took, 1),
+        "cpu_percent": round(100 * (after["cpu"] - before["cpu"]) / took, 1),
+        "memory": after["memory"],
+        "clients": after["clients"],
+    }
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, math.floor(q * len(values)))] * 1000, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # 10,000 needs more than two shared cores for the harness (bench/README.md, The swarm)
+    ap.add_argument("--sizes", default="10,100,1000")
+    ap.add_argument("--targets", default="redis,cluster")
+    ap.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
+    ap.add_argument("--busy", type=float, default=30.0, help="seconds of the busy window")
+    ap.add_argument("--rate", type=float, default=10.0, help="jobs a second when busy")
+    ap.add_argument("--per-process", type=int, default=2500, help="workers per event loop")
+    ap.add_argument("--ramp", type=float, default=240.0, help="most seconds to start them")
+    ap.add_argument("--settle", type=float, default=25.0, help="seconds before measuring")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / f"swarm-{dt.date.today()}.json")
+    ap.add_argument("--readme", type=Path, default=HERE / "README.md")
+    ap.add_argument("--render-only", action="store_true", help="only rewrite the README")
+    ap.add_argument("--merge", action="store_true", help="replace only these rows in --out")
+    a = ap.parse_args()
+    if a.render_only:
+        render(a.out, a.readme)
+        return
+    rows: list[dict[str, Any]] = []
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="kubeq-swarm-") as tmp:
+        for name in a.targets.split(","):
+            target = (start_cluster if name == "cluster" else start_redis)(Path(tmp))
+            try:
+                for n in (int(s) for s in a.sizes.split(",")):
+                    row = run_size(target, n, a)
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+            finally:
+                target.stop()
+    if a.merge and a.out.exists():  # keep the other rows of an earlier run of the same file
+        fresh = {(r["target"], r["workers"]) for r in rows}
+        earlier = json.loads(a.out.read_text())["rows"]
+        rows = [r for r in earlier if (r["target"], r["workers"]) not in fresh] + rows
+        rows.sort(key=lambda r: (r["target"] != "redis", r["workers"]))
+    result = {
+        "machine": f"{os.cpu_count()} cores shared with other work, load {load:.1f} at start",
+        "settings": vars(a) | {"out": str(a.out), "readme": str(a.readme)},
+        "median_load": statistics.median([load, os.getloadavg()[0]]),
+        "rows": rows,
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    render(a.out, a.readme)
+
+
+def render(results: Path, readme: Path) -> None:
+    """Rewrite the README's swarm block and docs/scaling.md's capacity block from the
+    results file (bench/fleet_report.py)."""
+    rel = str(results.resolve().relative_to(ROOT))
+    readme.write_text(report.rewrite(readme.read_text(), rel, {"swarm"}))
+    scaling = ROOT / "docs" / "scaling.md"
+    scaling.write_text(report.rewrite(scaling.read_text(), rel, {"capacity"}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""One process of the swarm (bench/swarm.py): many real kubeq workers on one event loop.
+
+    python bench/swarm_fleet.py URL COUNT FIRST QUEUE[,QUEUE...] [--shared]
+
+Each worker is kubeq's own ``Worker`` (its fetch, ack, heartbeat, idle beat and wake waits,
+its own worker id, leases and Redis client; with ``--shared`` the workers of this process
+share one client, i.e. one connection pool, see swarm.py). Worker ``FIRST + i`` consumes
+queue ``i % len(QUEUES)``. The process prints ``ready`` once every worker has started, and
+on a line ``stop`` on its stdin stops them and prints one JSON line: the enqueue -> start
+delay of every job its workers started, the slowest lease renewal (heartbeat round trip),
+the slowest idle beat, the longest gap between two heartbeats of a worker holding a job, and
+its own CPU seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import redis.asyncio
+
+import kubeq
+from kubeq.store import connections
+from kubeq.store.scripts import Scripts
+from kubeq.worker.idle import WakeWaits
+from kubeq.worker.loop import Worker, WorkerSettings
+
+app = kubeq.App()
+STARTS: list[float] = []
+"""Seconds from the enqueue call to the task's start, one per job started here."""
+JOB_SECONDS = 2.5
+"""How long a job runs: longer than a heartbeat interval (2 s), so busy workers renew."""
+
+
+@app.task
+async def touch(sent: float) -> None:
+    """A job of the busy phase: records its enqueue -> start delay, then holds its slot."""
+    STARTS.append(time.time() - sent)
+    await asyncio.sleep(JOB_SECONDS)
+
+
+class Slowest:
+    """The slowest heartbeat figures of this process's workers."""
+
+    renewal = 0.0
+    beat = 0.0
+    gap = 0.0
+
+
+class SwarmWorker(Worker):
+    """kubeq's Worker, timing its heartbeats and idle beats."""
+
+    def __init__(self, settings: WorkerSettings, shared: Any = None) -> None:
+        super().__init__(settings, dict(app.tasks))
+        if shared is not None:
+            self._redis = shared
+            self._scripts = Scripts(shared)
+            self._wakes = WakeWaits(shared, self._router, self._scripts.idle, settings, self.vitals)
+        self._last_renewal: float | None = None
+        beat = self._wakes._beat
+
+        async def timed_beat() -> int:
+            t0 = time.monotonic()
+            try:
+                return await beat()
+            finally:
+                Slowest.beat = max(Slowest.beat, time.monotonic() - t0)
+
+        self._wakes._beat = timed_beat  # type: ignore[method-assign]
+
+    async def _heartbeat(self) -> None:
+        held = bool(self.inflight)
+        t0 = time.monotonic()
+        await super()._heartbeat()
+        if not held:
+            self._last_renewal = None
+            return
+        now = time.monotonic()
+        Slowest.renewal = max(Slowest.renewal, now - t0)
+        if self._last_renewal is not None:
+            Slowest.gap = max(Slowest.gap, now - self._last_renewal)
+        self._last_renewal = now
+
+
+def shared_client(url: str, count: int) -> Any:
+    """One client for all the workers of this process. Each worker's blocked BLPOP holds a
+    connection of its pool, so the pool has one per worker and 500 more, and a command waits
+    for a free one (a blocking pool) instead of failing."""
+    if url.startswith("redis+cluster://"):  # a pool per node, each as large
+        return connections.async_client(url, max_connections=count + 500)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=count + 500, timeout=None, socket_timeout=15.0
+    )
+    return connections.hiredis_packing(redis.asyncio.Redis.from_pool(pool))
+
+
+async def main(url: str, count: int, first: int, queues: list[str], shared: bool) -> None:
+    client = shared_client(url, count) if shared else None
+    workers = [
+        SwarmWorker(
+            WorkerSettings(
+                "swarm_fleet",
+                [queues[(first + i) % len(queues)]],
+                redis_url=url,
+                handle_signals=False,
+                worker_id=f"swarm-{first + i}",
+            ),
+            client,
+        )
+        for i in range(count)
+    ]
+    runners = []
+    for k in range(0, count, 50):  # a ramp: 50 connections at a time, not thousands at once
+        runners += [asyncio.create_task(w.run()) for w in workers[k : k + 50]]
+        await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    cpu = os.times()
+    for w in workers:
+        w.request_stop()
+    await asyncio.wait(runners, timeout=30)
+    print(
+        json.dumps(
+            {
+                "starts": STARTS,
+                "slowest_renewal_s": Slowest.renewal,
+                "slowest_beat_s": Slowest.beat,
+                "longest_gap_s": Slowest.gap,
+                "cpu_s": cpu.user + cpu.system,
+            }
+        ),
+        flush=True,
+    )
+    os._exit(0)  # the clients' sockets go with the process
+
+
+if __name__ == "__main__":
+    import swarm_fleet  # the tasks must be swarm_fleet.touch, the name the harness enqueues
+
+    a = sys.argv[1:]
+    asyncio.run(swarm_fleet.main(a[0], int(a[1]), int(a[2]), a[3].split(","), "--shared" in a))

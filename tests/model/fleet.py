@@ -1,0 +1,127 @@
+"""Real workers stepped by hand: the worker's own fetch, ack, heartbeat and hand-off code,
+with the runs in between decided by the state machine instead of by task code.
+
+``ModelWorker`` is ``kubeq.worker.loop.Worker`` with two seams replaced: a fetched job is
+recorded as a run instead of being started on the loop (``_start``), and the hand-off an
+ack asks for is kept until the machine runs it (``_start_hand_off``), so a worker can die
+between its ack and its hand-off. Everything else is the worker's code: ``_round_trip``
+(one pipeline of acks and a fetch, the adoption of its own re-delivered job),
+``_heartbeat`` (lease renewal through ``leases.renew``, stopping aborted runs through
+``_abort``), ``_hand_off`` and ``handoff.sweep`` with its ``route`` to partitions.
+
+``Fleet`` owns one event loop for the whole example: each step runs one coroutine of one
+worker to its end, so nothing happens between steps and no step sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from kubeq.outcomes import Settlement
+from kubeq.store.keys import QueueKeys
+from kubeq.worker import handoff
+from kubeq.worker.delivery import Delivery
+from kubeq.worker.loop import Worker
+from kubeq.worker.settings import WorkerSettings
+
+LEASE_SECONDS = 60.0
+
+
+class ModelWorker(Worker):
+    """A worker whose runs and hand-offs wait for the state machine."""
+
+    def __init__(self, settings: WorkerSettings, tasks: dict[str, Any]) -> None:
+        super().__init__(settings, tasks)
+        self.runs: list[Delivery] = []
+        """Runs started and not ended: each goes on until the machine ends it."""
+        self.pending: list[tuple[QueueKeys, list[str]]] = []
+        """Hand-offs asked for by an ack, not run yet."""
+
+    def _start(self, d: Delivery) -> None:
+        self._running += 1
+        self.runs.append(d)
+
+    def _start_hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
+        self.pending.append((queue, ids))
+
+    def stop_run(self, d: Delivery) -> None:
+        """The run's code returned (or was stopped): its slot is free."""
+        self.runs.remove(d)
+        self._running -= 1
+
+
+class Fleet:
+    """Two real workers of every queue, stepped on one event loop."""
+
+    def __init__(self, url: str, queues: list[str], partitions: dict[str, int], tasks: Any):
+        self.loop = asyncio.new_event_loop()
+        self.workers: dict[str, ModelWorker] = {}
+        for name in ("w1", "w2"):
+            settings = WorkerSettings(
+                tasks_module="model",
+                queues=queues,
+                concurrency=2,
+                prefetch_ms=0,
+                partitions=partitions,
+                redis_url=url,
+                lease_seconds=LEASE_SECONDS,
+                handle_signals=False,
+                worker_id=name,
+            )
+            self.workers[name] = ModelWorker(settings, dict(tasks))
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def fetch(self, name: str) -> list[Delivery]:
+        """One pass of the worker's loop: its acks and a fetch for its free slots."""
+        w = self.workers[name]
+        before = list(w.runs)
+        self.run(w._round_trip(fetch=True))
+        return [d for d in w.runs if d not in before]
+
+    def end_run(self, name: str, d: Delivery, settlement: Settlement) -> None:
+        """The run returns ``settlement``; the worker's next pass sends it."""
+        w = self.workers[name]
+        w.stop_run(d)
+        if not d.settled:
+            w._settle(d, settlement)
+        self.run(w._round_trip(fetch=False))
+
+    def heartbeat(self, name: str) -> list[Delivery]:
+        """The worker's heartbeat; returns the runs it stopped as aborted."""
+        w = self.workers[name]
+        self.run(w._heartbeat())
+        stopped = [d for d in w.runs if d.aborted]
+        for d in stopped:
+            w.stop_run(d)
+        return stopped
+
+    def hand_off(self, name: str) -> None:
+        """Run the hand-offs the worker's acks asked for, as its background task would."""
+        w = self.workers[name]
+        pending, w.pending = w.pending, []
+        for queue, ids in pending:
+            self.run(w._hand_off(queue, ids))
+
+    def sweep(self, name: str) -> None:
+        """The hand-off sweep of the worker's heartbeat loop."""
+        w = self.workers[name]
+        self.run(handoff.sweep(w._redis, w.queues, w._defaults_for, w._route))
+
+    def die(self, name: str) -> list[Delivery]:
+        """The worker's process is killed: its runs and pending hand-offs are gone."""
+        w = self.workers[name]
+        gone, w.runs, w.pending = w.runs, [], []
+        w.inflight.clear()
+        w._running = 0
+        w._acks = []
+        return gone
+
+    def close(self) -> None:
+        for w in self.workers.values():
+            self.run(w._redis.aclose())
+            w.executor.shutdown()
+        self.loop.close()

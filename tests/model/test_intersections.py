@@ -1,0 +1,38 @@
+"""Runs the intersections machine (intersections.py): features that meet, driven through the
+public client and the worker's own fetch, ack, heartbeat and hand-off code.
+
+Its size is chosen so the whole model tier stays within a few minutes on two busy cores;
+a failure shrinks to its smallest example within the timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from kubeq.client import enqueue
+from tests.model.intersections import Intersections
+
+SETTINGS = settings(
+    max_examples=150,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Batches of two jobs, so a bulk enqueue of a few jobs takes the streamed path."""
+    monkeypatch.setattr(enqueue, "ENQUEUE_BATCH", 2)
+    yield
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.usefixtures("small_batches")
+def test_intersections(redis_url: str) -> None:
+    Intersections.url = redis_url
+    run_state_machine_as_test(Intersections, settings=SETTINGS)
