@@ -113,7 +113,13 @@ func NewID() string {
 func (c *Client) Enqueue(queue string, jobs ...Job) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	args := []string{c.base(queue), strconv.Itoa(len(jobs))}
+	// the send token: unique to this call; a resend of the same call after a lost reply
+	// carries the same one, so enqueue.lua writes nothing twice
+	token := make([]byte, 8)
+	if _, err := rand.Read(token); err != nil {
+		return nil, err
+	}
+	args := []string{c.base(queue), strconv.Itoa(len(jobs)), hex.EncodeToString(token)}
 	ids := make([]string, len(jobs))
 	for i, j := range jobs {
 		if j.Task == "" {

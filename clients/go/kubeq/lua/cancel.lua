@@ -83,14 +83,21 @@ local function add_edges(jk, field, max, entries)
 end
 -- Note a job whose end must enqueue a callback (docs/architecture.md, Workflows): a worker
 -- hands it off in a second, idempotent step (handoff.py), and any worker of the queue redoes
--- it if that one died first. A key of another type is kept aside, not lost.
+-- it if that one died first. A key of another type is kept aside, not lost. Each end gets a
+-- score above the last one's, so the hand-off forgets only the end it read (handed.lua); the
+-- job's record is kept (no TTL) until then, and handed.lua gives it back its result_ttl.
 local function note_handoff(base, id)
   local key = base .. 'handoff'
-  local ok = redis.pcall('ZADD', key, NOW, id)
+  local score = NOW
+  local prev = redis.pcall('ZSCORE', key, id)
+  if type(prev) == 'string' and tonumber(prev) >= NOW then score = tonumber(prev) + 1 end
+  score = string.format('%d', score)
+  local ok = redis.pcall('ZADD', key, score, id)
   if type(ok) == 'table' and ok.err then
     redis.call('RENAME', key, base .. 'garbage:handoff')
-    redis.call('ZADD', key, NOW, id)
+    redis.call('ZADD', key, score, id)
   end
+  redis.pcall('PERSIST', base .. 'job:' .. id)
 end
 -- Whether a job's end still waits for its hand-off (its callbacks, its dependents): until then
 -- its id is not free for a new job (enqueue.lua), whose fields would replace what the

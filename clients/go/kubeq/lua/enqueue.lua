@@ -83,14 +83,21 @@ local function add_edges(jk, field, max, entries)
 end
 -- Note a job whose end must enqueue a callback (docs/architecture.md, Workflows): a worker
 -- hands it off in a second, idempotent step (handoff.py), and any worker of the queue redoes
--- it if that one died first. A key of another type is kept aside, not lost.
+-- it if that one died first. A key of another type is kept aside, not lost. Each end gets a
+-- score above the last one's, so the hand-off forgets only the end it read (handed.lua); the
+-- job's record is kept (no TTL) until then, and handed.lua gives it back its result_ttl.
 local function note_handoff(base, id)
   local key = base .. 'handoff'
-  local ok = redis.pcall('ZADD', key, NOW, id)
+  local score = NOW
+  local prev = redis.pcall('ZSCORE', key, id)
+  if type(prev) == 'string' and tonumber(prev) >= NOW then score = tonumber(prev) + 1 end
+  score = string.format('%d', score)
+  local ok = redis.pcall('ZADD', key, score, id)
   if type(ok) == 'table' and ok.err then
     redis.call('RENAME', key, base .. 'garbage:handoff')
-    redis.call('ZADD', key, NOW, id)
+    redis.call('ZADD', key, score, id)
   end
+  redis.pcall('PERSIST', base .. 'job:' .. id)
 end
 -- Whether a job's end still waits for its hand-off (its callbacks, its dependents): until then
 -- its id is not free for a new job (enqueue.lua), whose fields would replace what the
@@ -325,9 +332,10 @@ local function expire_job(base, id, jk, ttl)
 end
 
 -- Enqueue jobs into one queue in one round trip.
--- KEYS: the queue's 8 keys. ARGV: base, the number of groups, then per group (jobs that share
--- their options: a bulk enqueue of one task is one group, so its options are sent, parsed and
--- converted once) its 6 fields:
+-- KEYS: the queue's 8 keys. ARGV: base, the number of groups, the call's send token (unique to
+-- this call: the client sends the same token again when it resends the call after losing its
+-- reply), then per group (jobs that share their options: a bulk enqueue of one task is one
+-- group, so its options are sent, parsed and converted once) its 6 fields:
 --   count, priority, due ("0" now, "+ms" after a delay on the server's clock, or "ms" since the
 --   epoch), max_deliveries, result_ttl, control (JSON of the jobs' execution-control fields, or
 --   "": rl_key rl_n rl_ms rl_b, cl_key cl_n, expires "+ms"/"ms"; on_success / on_failure (a
@@ -337,14 +345,47 @@ end
 --   parents resolved it, resolve.lua); allow_failure; laid out by kubeq/enqueue.py,
 --   control_fields)
 -- then count x (id, payload).
--- Returns one flag per job, in ARGV order: 1 = enqueued, 0 = a live job with that id exists
--- (de-duplicated; so is an ended one whose hand-off, handoff.py, is still under way),
--- -1 = its group's control fields are malformed (nothing written for it).
+-- Returns one flag per job, in ARGV order: 1 = enqueued by this call, 0 = a live job with that
+-- id exists (de-duplicated; so is an ended one whose hand-off, handoff.py, is still under way,
+-- and an id given twice in the call), -1 = its group's control fields are malformed (nothing
+-- written for it).
+-- A resend writes nothing twice. A call of several jobs, or of a job whose result may expire
+-- before a resend comes, leaves a receipt, <base>sent:<token> holding its reply (one character
+-- per job) for RESEND_WINDOW seconds: a resend within that time gets the first reply back and
+-- writes nothing. Any other call (one job, a long result TTL: one delay()) keeps its token on
+-- its job instead (field 'sent', no key more per job): a job that carries this call's token was
+-- written by an earlier send of it, so it is neither replaced (even ended) nor counted again,
+-- and is reported as enqueued. When another call replaces such a job (ended) within the
+-- window, the token moves to a receipt, so that call's resend still finds its answer.
 -- Every value handed to redis.call is a string: Redis formats a Lua number with sprintf on
 -- each call, which cost more than the rest of a job's HSET.
 local q = queue_keys(0)
 local base = ARGV[1]
 local groups = tonumber(ARGV[2])
+local token = ARGV[3]
+-- Longer than any resend comes after the first send: the client's socket timeout (15 s) and
+-- its reconnection attempts (enqueue.py's RESEND_WINDOW says the same; tests/unit checks it).
+local RESEND_WINDOW = 300
+local FLAGS = {['1'] = 1, ['0'] = 0, ['-'] = -1}
+-- Whether this call leaves a receipt: more than one job, or a result TTL under the window.
+local function wants_receipt()
+  local o, jobs = 4, 0
+  for _ = 1, groups do
+    local count = tonumber(ARGV[o]) or 0
+    if (tonumber(ARGV[o + 4]) or 0) < RESEND_WINDOW then return true end
+    jobs = jobs + count
+    o = o + 6 + 2 * count
+  end
+  return jobs > 1
+end
+local receipt_key = base .. 'sent:' .. token
+local receipt = wants_receipt()
+local kept = redis.pcall('GET', receipt_key)
+if type(kept) == 'string' then  -- an earlier send of this call ran: its reply, again
+  local out = {}
+  for i = 1, #kept do out[i] = FLAGS[string.sub(kept, i, i)] end
+  return out
+end
 check_enqueue(q, base)
 -- The control fields of a group as HSET arguments (with the callback marker), the once and
 -- deps flags, or nil when malformed.
@@ -398,8 +439,10 @@ local function flush(key)
   end
 end
 local out = {}
+local mine = {}  -- ids this call has enqueued (or an earlier send of it had)
 local woken = 0
-local o = 3
+local scheduled = 0
+local o = 4
 for _ = 1, groups do
   local count, priority, due = tonumber(ARGV[o]), ARGV[o + 1], ARGV[o + 2]
   local max_deliveries, result_ttl = ARGV[o + 3], ARGV[o + 4]
@@ -417,17 +460,15 @@ for _ = 1, groups do
     for i = 1, count do keys[i] = base .. 'job:' .. ARGV[o + 2 * i - 2] end
     fresh = redis.call('EXISTS', unpack(keys)) == 0
   end
-  local seen = {}
   for i = 1, count do
     local id, payload = ARGV[o], ARGV[o + 1]
     o = o + 2
     local jk = keys[i] or base .. 'job:' .. id
     local f
     if fresh then  -- no key existed; an id given twice in the group is its own duplicate
-      f = {seen[id] and 'queued' or false}
-      seen[id] = true
+      f = {mine[id] and 'queued' or false}
     else
-      f = control and job_fields(jk, 'status')
+      f = control and job_fields(jk, 'status', 'sent', 'enqueued_at')
     end
     if control and not f then
       -- garbage under this id's key (written by hand?): keep it aside, enqueue the new job
@@ -437,6 +478,12 @@ for _ = 1, groups do
     local status = f and f[1]
     if not control then
       out[#out + 1] = -1
+    elseif mine[id] then
+      out[#out + 1] = 0
+    elseif status and f[2] == token then
+      -- an earlier send of this very call wrote it: it stays as it is, whatever its state
+      mine[id] = true
+      out[#out + 1] = 1
     elseif status == 'queued' or status == 'scheduled' or status == 'active' or
         status == 'waiting' or status == 'deferred' or (once and status) or
         (status and handing_off(base, id)) then
@@ -446,10 +493,21 @@ for _ = 1, groups do
         -- a finished, failed or cancelled job of the same id is replaced by the new one
         redis.call('DEL', jk, base .. 'done:' .. id)
         redis.call('ZREM', q.dead, id)
+        if f[2] and (tonumber(f[3]) or 0) > NOW - RESEND_WINDOW * 1000 then
+          -- its token goes with it: the one-job call that wrote it may still be resent, and
+          -- must find it answered (that call's reply was 1)
+          redis.call('SET', base .. 'sent:' .. f[2], '1', 'EX', tostring(RESEND_WINDOW), 'NX')
+        end
       end
-      redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
-        'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
-        'max_deliveries', max_deliveries, 'result_ttl', result_ttl)
+      if receipt then  -- the receipt answers a resend: no token on each job
+        redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
+          'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
+          'max_deliveries', max_deliveries, 'result_ttl', result_ttl)
+      else
+        redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
+          'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
+          'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'sent', token)
+      end
       if #control > 0 then redis.call('HSET', jk, 'ctl', '1', unpack(control)) end
       if st == 'deferred' then
         -- waits for its parents (depend.lua, resolve.lua); not backlog until then
@@ -458,12 +516,20 @@ for _ = 1, groups do
         adds[#adds + 1] = score
         adds[#adds + 1] = id
         if #adds >= 2000 then flush(zkey) end
-        if st == 'queued' then woken = woken + 1 end
+        if st == 'queued' then woken = woken + 1 elseif st == 'scheduled' then scheduled = 1 end
       end
+      mine[id] = true
       out[#out + 1] = 1
     end
   end
   flush(zkey)
 end
-wake(q.wake, woken)
+-- a job for later wakes one idle worker, whose fetch learns when it falls due (idle
+-- workers no longer poll: worker/idle.py); it wakes the others then, if they are needed
+wake(q.wake, woken > 0 and woken or scheduled)
+if receipt then
+  local flags = {}
+  for i = 1, #out do flags[i] = out[i] == 1 and '1' or (out[i] == 0 and '0' or '-') end
+  redis.call('SET', receipt_key, table.concat(flags), 'EX', tostring(RESEND_WINDOW))
+end
 return out
