@@ -85,12 +85,13 @@ def test_operator_and_dashboard_are_kubeq_subcommands_through_entry_points() -> 
     assert found == {
         "operator": "kubeq_operator.cli:operator",
         "dashboard": "kubeq.dashboard.cli:dashboard",
+        "gateway": "kubeq.gateway.cli:gateway",
     }
     from kubeq.cli import cli
 
     ctx = click.Context(cli)
-    assert {"operator", "dashboard", "worker", "stats"} <= set(cli.list_commands(ctx))
-    for name in ("operator", "dashboard"):
+    assert {"operator", "dashboard", "gateway", "worker", "stats"} <= set(cli.list_commands(ctx))
+    for name in ("operator", "dashboard", "gateway"):
         command = cli.get_command(ctx, name)
         assert isinstance(command, click.Command) and command.name == name
 

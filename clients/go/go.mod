@@ -1,0 +1,3 @@
+module kubeq.dev/clients/go
+
+go 1.22

@@ -1,0 +1,264 @@
+package kubeq
+
+import (
+	"crypto/rand"
+	"crypto/sha1"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The scripts of protocol version 1, vendored from src/kubeq/store/lua (prelude included);
+// tests/protocol checks these copies are current.
+//
+//go:embed lua/*.lua
+var scripts embed.FS
+
+// Job is one job to enqueue: a task name, its arguments and the options of apply_async.
+type Job struct {
+	Task   string         `json:"task"`
+	Args   []any          `json:"args,omitempty"`
+	Kwargs map[string]any `json:"kwargs,omitempty"`
+	// ID makes the enqueue idempotent while the job is live; empty: a random id.
+	ID          string  `json:"id,omitempty"`
+	Queue       string  `json:"queue,omitempty"`
+	Priority    *int    `json:"priority,omitempty"`
+	Delay       float64 `json:"delay,omitempty"`
+	Timeout     float64 `json:"timeout,omitempty"`
+	MaxAttempts int     `json:"max_attempts,omitempty"`
+	ResultTTL   int     `json:"result_ttl,omitempty"`
+}
+
+// Outcome is how a job stands: Status, and Result (JSON) or Error once it has ended.
+type Outcome struct {
+	Status string          `json:"status"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+	Reason string          `json:"reason,omitempty"`
+}
+
+// Ended reports whether the job has ended (finished, failed, cancelled, aborted, expired).
+func (o Outcome) Ended() bool {
+	switch o.Status {
+	case "finished", "failed", "cancelled", "aborted", "expired":
+		return true
+	}
+	return false
+}
+
+// Client speaks the protocol straight to one Redis (not safe for concurrent use).
+type Client struct {
+	Prefix string
+	cn     *conn
+	mu     sync.Mutex
+}
+
+// Dial connects to Redis (redis:// or rediss://, password in the URL); prefix "" is "kubeq".
+func Dial(redisURL, prefix string) (*Client, error) {
+	cn, err := dial(redisURL)
+	if err != nil {
+		return nil, err
+	}
+	if prefix == "" {
+		prefix = "kubeq"
+	}
+	return &Client{Prefix: prefix, cn: cn}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.cn.c.Close() }
+
+func (c *Client) base(queue string) string { return c.Prefix + ":{" + queue + "}:" }
+
+func (c *Client) keys(queue string) []string {
+	b := c.base(queue)
+	return []string{b + "ready", b + "delayed", b + "active", b + "dead", b + "workers",
+		b + "busy", b + "paused", b + "wake", b + "fence"}
+}
+
+func (c *Client) script(name string, keys []string, args ...string) (any, error) {
+	text, err := scripts.ReadFile("lua/" + name + ".lua")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha1.Sum(text)
+	head := []string{strconv.Itoa(len(keys))}
+	call := append(append(head, keys...), args...)
+	reply, err := c.cn.do(0, append([]string{"EVALSHA", hex.EncodeToString(sum[:])}, call...)...)
+	var re redisError
+	if errors.As(err, &re) && strings.HasPrefix(string(re), "NOSCRIPT") {
+		return c.cn.do(0, append([]string{"EVAL", string(text)}, call...)...)
+	}
+	return reply, err
+}
+
+// NewID is a random job id: 22 URL-safe characters.
+func NewID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Enqueue adds jobs to queue (a job's own Queue is ignored here) and returns their ids.
+// A job whose id is still live is not enqueued twice.
+func (c *Client) Enqueue(queue string, jobs ...Job) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// the send token: unique to this call; a resend of the same call after a lost reply
+	// carries the same one, so enqueue.lua writes nothing twice
+	token := make([]byte, 8)
+	if _, err := rand.Read(token); err != nil {
+		return nil, err
+	}
+	args := []string{c.base(queue), strconv.Itoa(len(jobs)), hex.EncodeToString(token)}
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		if j.Task == "" {
+			return nil, fmt.Errorf("jobs[%d].task: name the task to run", i)
+		}
+		ids[i] = j.ID
+		if ids[i] == "" {
+			ids[i] = NewID()
+		}
+		payload, err := encode(j)
+		if err != nil {
+			return nil, fmt.Errorf("jobs[%d]: %w", i, err)
+		}
+		priority, due := 5, "0"
+		if j.Priority != nil {
+			priority = *j.Priority
+		}
+		if priority < 0 || priority > 9 {
+			return nil, fmt.Errorf("jobs[%d].priority: %d is not 0 to 9", i, priority)
+		}
+		if j.Delay > 0 {
+			due = "+" + strconv.FormatInt(int64(j.Delay*1000), 10)
+		}
+		ttl := 86400
+		if j.ResultTTL > 0 {
+			ttl = j.ResultTTL
+		}
+		args = append(args, "1", strconv.Itoa(priority), due, "5", strconv.Itoa(ttl), "",
+			ids[i], string(payload))
+	}
+	if _, err := c.cn.do(0, "SADD", c.Prefix+":queues", queue); err != nil {
+		return nil, err
+	}
+	reply, err := c.script("enqueue", c.keys(queue), args...)
+	if err != nil {
+		return nil, err
+	}
+	for i, flag := range reply.([]any) {
+		if flag.(int64) < 0 {
+			return nil, fmt.Errorf("jobs[%d]: refused by enqueue.lua", i)
+		}
+	}
+	return ids, nil
+}
+
+func encode(j Job) ([]byte, error) {
+	body := map[string]any{"task": j.Task, "args": j.Args, "kwargs": j.Kwargs}
+	if j.Args == nil {
+		body["args"] = []any{}
+	}
+	if j.Kwargs == nil {
+		body["kwargs"] = map[string]any{}
+	}
+	options := map[string]any{}
+	if j.Timeout > 0 {
+		options["timeout"] = j.Timeout
+	}
+	if j.MaxAttempts > 0 {
+		options["max_attempts"] = j.MaxAttempts
+	}
+	if len(options) > 0 {
+		body["options"] = options
+	}
+	return json.Marshal(body)
+}
+
+// Status reads how a job stands now ("unknown" when there is no such job).
+func (c *Client) Status(queue, id string) (Outcome, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status(queue, id)
+}
+
+func (c *Client) status(queue, id string) (Outcome, error) {
+	reply, err := c.cn.do(0, "HMGET", c.base(queue)+"job:"+id, "status", "result", "error", "reason")
+	if err != nil {
+		return Outcome{}, err
+	}
+	f := make([]string, 4)
+	for i, v := range reply.([]any) {
+		if s, ok := v.(string); ok {
+			f[i] = s
+		}
+	}
+	o := Outcome{Status: f[0], Error: f[2], Reason: f[3]}
+	if o.Status == "" {
+		o.Status = "unknown"
+	}
+	if o.Status == "finished" {
+		o.Result = json.RawMessage(f[1])
+		if f[1] == "" {
+			o.Result = json.RawMessage("null")
+		}
+	}
+	return o, nil
+}
+
+// Wait blocks on the job's done-list (no polling) until it ends or wait passes, and
+// returns how it stands then.
+func (c *Client) Wait(queue, id string, wait time.Duration) (Outcome, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	deadline := time.Now().Add(wait)
+	done := c.base(queue) + "done:" + id
+	for {
+		o, err := c.status(queue, id)
+		if err != nil || o.Ended() || o.Status == "unknown" {
+			return o, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return o, nil
+		}
+		if left > 5*time.Second {
+			left = 5 * time.Second
+		}
+		secs := strconv.FormatFloat(left.Seconds(), 'f', 3, 64)
+		if _, err := c.cn.do(left, "BLMOVE", done, done, "RIGHT", "LEFT", secs); err != nil {
+			return o, err
+		}
+	}
+}
+
+// Cancel stops a job that has not started; with abort, a running one too. It reports
+// whether the job was stopped (false: it had ended, or was running and abort was false).
+func (c *Client) Cancel(queue, id string, abort bool) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	name := "cancel"
+	if abort {
+		name = "abort"
+	}
+	reply, err := c.script(name, c.keys(queue), c.base(queue), id)
+	if err != nil {
+		return false, err
+	}
+	n := reply.(int64)
+	if n < 0 {
+		return false, fmt.Errorf("no job %s in queue %q", id, queue)
+	}
+	return n == 1 || (abort && n == 2), nil
+}

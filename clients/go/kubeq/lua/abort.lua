@@ -1,0 +1,376 @@
+-- Shared by every kubeq script (prepended by scripts.py).
+-- Time comes from the Redis server, so workers with skewed clocks agree on leases.
+local _t = redis.call('TIME')
+local NOW = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+local BAND = 10000000000000
+-- NOW as the string redis.call stores: converting a number costs as much as a field write
+local NOWS = string.format('%d', NOW)
+local PMAX = 9
+-- Wake up to n idle workers blocked on the queue's wake list; the list never exceeds 64.
+local function wake(key, n)
+  local room = 64 - redis.call('LLEN', key)
+  if n > room then n = room end
+  if n > 0 then
+    local tokens = {}
+    for i = 1, n do tokens[i] = '1' end
+    redis.call('RPUSH', key, unpack(tokens))
+  end
+end
+-- Validation before mutation: a script checks what it is about to change and settles a bad
+-- item on its own (dead-lettered with its reason), so one malformed entry written by hand or by
+-- a bug never leaves the other items of the same call half-done.
+local MAX_TTL = 315360000 -- ten years in seconds
+-- The fields of a job hash, or nil when the key holds another type.
+local function job_fields(jk, ...)
+  local f = redis.pcall('HMGET', jk, ...)
+  if type(f) == 'table' and f.err then return nil end
+  return f
+end
+-- A job id as kubeq makes them (keys.py: letters, digits, _ . : -, at most 200).
+local function valid_id(id)
+  return type(id) == 'string' and #id <= 200 and string.match(id, '^[%w_.:-]+$') ~= nil
+end
+-- A whole number, or nil.
+local function int(v)
+  local n = tonumber(v)
+  if n and n == math.floor(n) and n > -1e15 and n < 1e15 then return n end
+  return nil
+end
+-- The ready-set score: priority band (a bad priority counts as the default, 5) + ready time.
+local function ready_score(priority, ready_ms)
+  local p = int(priority)
+  if not p or p < 0 or p > PMAX then p = 5 end
+  return (PMAX - p) * BAND + (int(ready_ms) or NOW)
+end
+-- A TTL in whole seconds within 1 s .. 10 years, or nil for none.
+local function ttl_of(v)
+  local n = tonumber(v)
+  if not n or n ~= n or n < 1 then return nil end
+  return math.min(math.floor(n), MAX_TTL)
+end
+-- Tell result() waiters that a job has ended.
+local function notify_done(base, id, ttl)
+  local key = base .. 'done:' .. id
+  redis.call('DEL', key)
+  redis.call('RPUSH', key, '1')
+  local t = ttl_of(ttl)
+  if t then redis.call('EXPIRE', key, t) end
+end
+-- Add workflow edges ("<queue>/<id>") to a job's 'parents' or 'children' field, for people
+-- (edge.lua, depend.lua): each entry once, at most max kept (more are counted in
+-- <field>_more). A job key that does not exist is not created, one of another type is left
+-- alone. Returns how many entries were added.
+local function add_edges(jk, field, max, entries)
+  if redis.call('EXISTS', jk) == 0 then return 0 end
+  local f = job_fields(jk, field, field .. '_more')
+  if not f then return 0 end
+  local text = f[1] or ''
+  local n, more, added = 0, 0, 0
+  if text ~= '' then n = select(2, string.gsub(text, '\n', '')) + 1 end
+  for _, e in ipairs(entries) do
+    if not string.find('\n' .. text .. '\n', '\n' .. e .. '\n', 1, true) then
+      if n < max then
+        text = (text == '' and e) or (text .. '\n' .. e)
+        n, added = n + 1, added + 1
+      else
+        more = more + 1
+      end
+    end
+  end
+  if added > 0 then redis.call('HSET', jk, field, text) end
+  if more > 0 then redis.call('HINCRBY', jk, field .. '_more', more) end
+  return added
+end
+-- Note a job whose end must enqueue a callback (docs/architecture.md, Workflows): a worker
+-- hands it off in a second, idempotent step (handoff.py), and any worker of the queue redoes
+-- it if that one died first. A key of another type is kept aside, not lost. Each end gets a
+-- score above the last one's, so the hand-off forgets only the end it read (handed.lua); the
+-- job's record is kept (no TTL) until then, and handed.lua gives it back its result_ttl.
+local function note_handoff(base, id)
+  local key = base .. 'handoff'
+  local score = NOW
+  local prev = redis.pcall('ZSCORE', key, id)
+  if type(prev) == 'string' and tonumber(prev) >= NOW then score = tonumber(prev) + 1 end
+  score = string.format('%d', score)
+  local ok = redis.pcall('ZADD', key, score, id)
+  if type(ok) == 'table' and ok.err then
+    redis.call('RENAME', key, base .. 'garbage:handoff')
+    redis.call('ZADD', key, score, id)
+  end
+  redis.pcall('PERSIST', base .. 'job:' .. id)
+end
+-- Whether a job's end still waits for its hand-off (its callbacks, its dependents): until then
+-- its id is not free for a new job (enqueue.lua), whose fields would replace what the
+-- hand-off reads.
+local function handing_off(base, id)
+  return type(redis.pcall('ZSCORE', base .. 'handoff', id)) == 'string'
+end
+-- A job just ended with this status: note a hand-off when something follows it (its
+-- on_success when finished, its on_failure when failed, its dependents whatever the end).
+local function note_end(base, id, jk, status)
+  local cb = redis.pcall('HGET', jk, 'cb')
+  if type(cb) ~= 'string' then return false end
+  local d = string.find(cb, 'd', 1, true)
+  local s = status == 'finished' and string.find(cb, 's', 1, true)
+  local fl = status == 'failed' and string.find(cb, 'f', 1, true)
+  if d or s or fl then
+    note_handoff(base, id)
+    return true
+  end
+  return false
+end
+-- Dead-letter a job with a reason. Robust to garbage: a job key of another type is moved aside
+-- (kept for inspection under <base>garbage:<id>) and replaced by a hash that says why, and a
+-- non-numeric lease still changes, so a worker holding the old one is fenced off.
+local function bury(q, base, id, jk, reason)
+  local t = redis.call('TYPE', jk)['ok']
+  if t ~= 'hash' and t ~= 'none' then
+    local aside = base .. 'garbage:' .. id
+    redis.call('RENAME', jk, aside)
+    reason = reason .. ' (its key held a ' .. t .. ', not a hash; kept as ' .. aside .. ')'
+  end
+  local lease = int(redis.call('HGET', jk, 'lease'))
+  redis.call('HSET', jk, 'lease', lease and lease + 1 or ('buried-' .. NOW),
+    'status', 'failed', 'reason', reason, 'finished_at', NOW)
+  redis.call('PERSIST', jk)
+  -- dead is a terminal state: the id leaves every other state set (one set per job, always)
+  redis.call('ZREM', q.ready, id)
+  redis.call('ZREM', q.delayed, id)
+  redis.call('ZREM', q.active, id)
+  redis.call('ZADD', q.dead, NOW, id)
+  notify_done(base, id, 0)
+  return note_end(base, id, jk, 'failed')
+end
+-- The keys that must hold sorted sets, or nothing: any other type stops the script before
+-- it changes anything (a person must look; the jobs are in the job hashes).
+local function require_zsets(keys, base)
+  for _, k in ipairs(keys) do
+    local t = redis.call('TYPE', k)['ok']
+    if t ~= 'zset' and t ~= 'none' then
+      error('kubeq: ' .. k .. ' holds a ' .. t .. ', not a sorted set; ' ..
+        'inspect it and delete it (its jobs are in the ' .. base .. 'job:<id> hashes)')
+    end
+  end
+end
+-- A key of presence data only (wake tokens, workers, busy counts): one of the wrong type is
+-- dropped, and rebuilt by the next writer.
+local function repair(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= want and t ~= 'none' then redis.call('DEL', key) end
+end
+-- Refuse to start when a queue's own keys hold the wrong type (nothing has changed yet), and
+-- repair what is only presence data (workers, busy) or a counter that no longer counts.
+local function check_queue(q, base)
+  require_zsets({q.ready, q.delayed, q.active, q.dead}, base)
+  repair(q.workers, 'zset')
+  repair(q.busy, 'hash')
+  repair(q.wake, 'list')
+  local leases = base .. 'leases'
+  local tl = redis.call('TYPE', leases)['ok']
+  if tl ~= 'none' and (tl ~= 'string' or not int(redis.call('GET', leases))) then
+    -- restart the counter above any token it can have issued (tokens stay unique)
+    redis.call('DEL', leases)
+    redis.call('SET', leases, NOW * 1000)
+  end
+end
+-- check_queue for a script that only adds jobs (enqueue.lua): the keys it writes before any
+-- change (the sets a job goes to, the dead letters a replaced job leaves, the wake list);
+-- the worker-side keys it never touches are checked and repaired by the worker's scripts.
+local function check_enqueue(q, base)
+  require_zsets({q.ready, q.delayed, q.dead}, base)
+  repair(q.wake, 'list')
+end
+-- "0" = now, "+ms" = after a delay on this server's clock, "ms" = an absolute time.
+local function due_at(spec)
+  if string.sub(spec, 1, 1) == '+' then
+    return NOW + tonumber(string.sub(spec, 2))
+  end
+  return tonumber(spec)
+end
+local function queue_keys(offset)
+  return {
+    ready = KEYS[offset + 1], delayed = KEYS[offset + 2], active = KEYS[offset + 3],
+    dead = KEYS[offset + 4], workers = KEYS[offset + 5], busy = KEYS[offset + 6],
+    paused = KEYS[offset + 7], wake = KEYS[offset + 8],
+  }
+end
+-- Execution control (docs/architecture.md, Execution control): rate limits, concurrency
+-- slots, expiry.
+-- A number stored at key (a float string), or nil when absent or not a number.
+local function num_at(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'string' then return tonumber(v) end
+  return nil
+end
+local function set_num(key, value)
+  redis.call('SET', key, string.format('%.3f', value), 'PX', math.ceil(value - NOW) + 60000)
+end
+-- A GCRA limiter of n starts per per_ms with a burst of b, on this server's clock. The key
+-- holds the theoretical arrival time of the next start (TAT); a start conforms when
+-- TAT - tau <= NOW. Returns 0 when a start is allowed now (it is counted), else the time it
+-- may start: a job seen for the first time (reserved false) gets its own slot from the
+-- cursor key..':next', so deferred jobs come back one per slot, not all at once.
+-- State is read once per key and script call and written back by flush_rates(), so a
+-- limit costs arithmetic per job, not round trips inside Redis.
+local RATES = {}
+local function rate_check(key, n, per_ms, b, reserved, delayed)
+  local st = RATES[key]
+  if not st then
+    st = {tat = num_at(key)}
+    RATES[key] = st
+  end
+  local T = per_ms / n
+  local tau = (b - 1) * T
+  local tat = st.tat or NOW
+  if tat < NOW then tat = NOW end
+  if tat - tau <= NOW then
+    st.tat = tat + T
+    st.dirty = true
+    return 0
+  end
+  local due = math.ceil(tat - tau)
+  if not reserved then
+    if not st.nxt_read then
+      -- the cursor never runs further ahead than the jobs parked can fill, so jobs that were
+      -- cancelled, aborted or purged while parked leave no gap in the schedule
+      st.nxt = num_at(key .. ':next')
+      local cap = due + T * redis.call('ZCARD', delayed)
+      if st.nxt and st.nxt > cap then st.nxt = cap end
+      st.nxt_read = true
+    end
+    if st.nxt and st.nxt > due then due = math.ceil(st.nxt) end
+    st.nxt = due + T
+    st.nxt_dirty = true
+  end
+  return due
+end
+local function flush_rates()
+  for key, st in pairs(RATES) do
+    if st.dirty then set_num(key, st.tat) end
+    if st.nxt_dirty then set_num(key .. ':next', st.nxt) end
+  end
+end
+-- How many starts a limiter allows now (0 .. b), the TAT to count them from, and, when it
+-- allows none, the ms until the next one.
+local function rate_allowance(key, n, per_ms, b)
+  local T = per_ms / n
+  local tau = (b - 1) * T
+  local tat = num_at(key) or NOW
+  if tat < NOW then tat = NOW end
+  if tat - tau > NOW then return 0, tat, math.ceil(tat - tau - NOW) end
+  return math.floor((NOW + tau - tat) / T) + 1, tat, 0
+end
+-- The queue-wide rate limit (base..'ratelimit', a hash n, ms, b), or nil. A malformed one
+-- stops the script before any change, naming the key and the fix.
+local function queue_rate(base)
+  local key = base .. 'ratelimit'
+  local f = redis.pcall('HMGET', key, 'n', 'ms', 'b')
+  if type(f) == 'table' and f.err then f = {'x'} end
+  if not f[1] and not f[2] then return nil end
+  local n, ms, b = int(f[1]), int(f[2]), int(f[3] or '1')
+  if not n or not ms or not b or n < 1 or ms < 1 or b < 1 then
+    error('kubeq: ' .. key .. ' is malformed; set it again with ' ..
+      '`kubeq limit QUEUE RATE` or remove it with `kubeq limit QUEUE --clear`')
+  end
+  return {n, ms, b}
+end
+-- Remember for a while that a queue is held back by a rate limit (stats and the operator).
+local function note_throttled(base, ms)
+  redis.call('SET', base .. 'throttled', '1', 'PX', math.max(1000, math.min(ms, 60000)))
+end
+-- Take a concurrency slot for job id under cl_key (at most cl_n holders); false when full.
+-- Holders no longer active are dropped first, so a slot some path forgot to free heals here.
+local function take_slot(base, id, cl_key, cl_n)
+  local slots = base .. 'slots:' .. cl_key
+  local limit = int(cl_n) or 1
+  local t = redis.call('TYPE', slots)['ok']
+  if t ~= 'set' and t ~= 'none' then redis.call('DEL', slots) end
+  if redis.call('SCARD', slots) >= limit then
+    for _, m in ipairs(redis.call('SMEMBERS', slots)) do
+      local mf = job_fields(base .. 'job:' .. m, 'status')
+      if not mf or mf[1] ~= 'active' then redis.call('SREM', slots, m) end
+    end
+    if redis.call('SCARD', slots) >= limit then return false end
+  end
+  redis.call('SADD', slots, id)
+  return true
+end
+-- Free the slot a job held (it left 'active' by any path) and move waiting jobs of the same
+-- key back to the ready set, as many as there is room for.
+local function release_slot(q, base, id, cl_key, cl_n)
+  if not cl_key or cl_key == '' then return end
+  local slots = base .. 'slots:' .. cl_key
+  redis.pcall('SREM', slots, id)
+  local held = redis.pcall('SCARD', slots)
+  if type(held) ~= 'number' then held = 0 end
+  local room = (int(cl_n) or 1) - held
+  local waiting = base .. 'waiting:' .. cl_key
+  local moved = 0
+  while moved < room do
+    local w = redis.pcall('ZPOPMIN', waiting, 1)
+    if type(w) ~= 'table' or w.err or #w == 0 then break end
+    local wk = base .. 'job:' .. w[1]
+    local wf = job_fields(wk, 'status')
+    if wf and wf[1] == 'waiting' then
+      redis.call('HSET', wk, 'status', 'queued')
+      redis.call('ZADD', q.ready, w[2], w[1])
+      moved = moved + 1
+    end
+  end
+  wake(q.wake, moved)
+end
+-- End a job that did not start before its expiry time.
+local function expire_job(base, id, jk, ttl)
+  redis.call('HSET', jk, 'status', 'expired', 'finished_at', NOW,
+    'reason', 'expired: it had not started by its expiry time')
+  local t = ttl_of(ttl)
+  if t then redis.call('EXPIRE', jk, t) end
+  notify_done(base, id, t)
+  note_end(base, id, jk, 'expired')
+  local c = redis.pcall('INCR', base .. 'expired')
+  if type(c) ~= 'number' then redis.call('SET', base .. 'expired', 1) end
+end
+
+-- Abort a job. One that has not started never will; a running one ends 'aborted' at once:
+-- its lease changes (the running attempt's late outcome is refused), its concurrency slot
+-- is freed, and the worker running it learns it from its next heartbeat reply, which stops
+-- the attempt (docs/architecture.md, Execution control).
+-- KEYS: the queue's 8 keys. ARGV: base, id.
+-- Returns 1 if it was running, 2 if it had not started, 0 if it had already ended,
+-- -1 if there is no such job.
+local q = queue_keys(0)
+local base, id = ARGV[1], ARGV[2]
+local jk = base .. 'job:' .. id
+check_queue(q, base)
+local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'cl_n', 'lease')
+if not f then
+  -- garbage under the job's key: dead-letter it with the reason rather than fail the call
+  for _, k in ipairs({q.ready, q.delayed, q.active}) do redis.call('ZREM', k, id) end
+  bury(q, base, id, jk, 'its job key is not a hash (written by hand?); found by abort')
+  return 0
+end
+local status = f[1]
+if not status then return -1 end
+local out = 2
+if status == 'active' then
+  redis.call('ZREM', q.active, id)
+  redis.call('HSET', jk, 'lease', (int(f[5]) or 0) + 1)
+  release_slot(q, base, id, f[3], f[4])
+  out = 1
+elseif status == 'queued' then
+  redis.call('ZREM', q.ready, id)
+elseif status == 'scheduled' then
+  redis.call('ZREM', q.delayed, id)
+elseif status == 'waiting' and f[3] then
+  redis.call('ZREM', base .. 'waiting:' .. f[3], id)
+elseif status == 'deferred' then
+  redis.call('ZREM', base .. 'deferred', id)
+else
+  return 0
+end
+redis.call('HSET', jk, 'status', 'aborted', 'finished_at', NOW, 'reason', 'aborted by request')
+local ttl = ttl_of(f[2])
+if ttl then redis.call('EXPIRE', jk, ttl) end
+notify_done(base, id, ttl)
+note_end(base, id, jk, 'aborted')
+return out

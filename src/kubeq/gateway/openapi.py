@@ -1,0 +1,135 @@
+"""The gateway's OpenAPI 3.1 document, served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+    "required": ["error"],
+}
+_JOB_IN = {
+    "type": "object",
+    "required": ["task"],
+    "additionalProperties": False,
+    "properties": {
+        "task": {"type": "string", "description": "Registered task name (module.function)."},
+        "args": {"type": "array"},
+        "kwargs": {"type": "object"},
+        "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,200}$"},
+        "queue": {"type": "string", "description": "One of the TaskQueue's queues."},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 9},
+        "delay": {"type": "number", "minimum": 0},
+        "timeout": {"type": "number", "exclusiveMinimum": 0},
+        "max_attempts": {"type": "integer", "minimum": 1},
+        "result_ttl": {"type": "integer", "minimum": 1},
+    },
+}
+_PARAMS = [
+    {"name": "ns", "in": "path", "required": True, "schema": {"type": "string"}},
+    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+]
+_JOB_PARAMS = [
+    *_PARAMS,
+    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+    {"name": "queue", "in": "query", "schema": {"type": "string"}},
+]
+
+
+def _refusals(*codes: int) -> dict[str, Any]:
+    why = {
+        400: "Bad input; `field` names it.",
+        401: "No token, or one not valid for the gateway's audience (or expired).",
+        403: "RBAC does not allow this verb on taskqueues/jobs of this TaskQueue.",
+        404: "No such TaskQueue or job.",
+        413: "Body too large.",
+        429: "Too many requests from this caller.",
+    }
+    return {
+        str(c): {
+            "description": why[c],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for c in codes
+    }
+
+
+_JSON_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+JOBS = "/v1/namespaces/{ns}/taskqueues/{name}/jobs"
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "kubeq gateway",
+        "version": "1",
+        "description": "Enqueue and follow jobs of a kubeq TaskQueue (docs/protocol.md).",
+    },
+    "components": {
+        "schemas": {"Error": _ERROR, "Job": _JOB_IN},
+        "securitySchemes": {"serviceAccountToken": {"type": "http", "scheme": "bearer"}},
+    },
+    "security": [{"serviceAccountToken": []}],
+    "paths": {
+        JOBS: {
+            "post": {
+                "summary": "Enqueue one job, or {jobs: [...]} (RBAC verb create)",
+                "parameters": _PARAMS,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/Job"},
+                                    {
+                                        "type": "object",
+                                        "properties": {
+                                            "jobs": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Job"},
+                                                "maxItems": 1000,
+                                            }
+                                        },
+                                        "required": ["jobs"],
+                                    },
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {**_JSON_OK, "description": "Enqueued: {jobs: [{id, queue}]}"},
+                    **_refusals(400, 401, 403, 404, 413, 429),
+                },
+            }
+        },
+        JOBS + "/{id}": {
+            "get": {
+                "summary": "Status, result and error of a job (RBAC verb get)",
+                "parameters": _JOB_PARAMS,
+                "responses": {"200": _JSON_OK, **_refusals(400, 401, 403, 404, 429)},
+            },
+            "delete": {
+                "summary": "Cancel a job not started; ?abort=true also stops a running one "
+                "(RBAC verb delete)",
+                "parameters": [
+                    *_JOB_PARAMS,
+                    {"name": "abort", "in": "query", "schema": {"type": "boolean"}},
+                ],
+                "responses": {"200": _JSON_OK, **_refusals(400, 401, 403, 404, 429)},
+            },
+        },
+        JOBS + "/{id}/result": {
+            "get": {
+                "summary": "Wait up to ?wait= seconds (at most 60) for the job to end "
+                "(blocks on Redis; RBAC verb get)",
+                "parameters": [
+                    *_JOB_PARAMS,
+                    {"name": "wait", "in": "query", "schema": {"type": "number", "maximum": 60}},
+                ],
+                "responses": {"200": _JSON_OK, **_refusals(400, 401, 403, 404, 429)},
+            }
+        },
+    },
+}
