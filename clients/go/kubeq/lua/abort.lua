@@ -21,6 +21,17 @@ end
 -- a bug never leaves the other items of the same call half-done.
 local MAX_TTL = 315360000 -- ten years in seconds
 -- The fields of a job hash, or nil when the key holds another type.
+-- A one-job enqueue call within the resend window stores its send token on its job (field
+-- 'sent'; enqueue.lua). When that job's record is deleted (replaced by a new job of its id,
+-- or purged), the token becomes a receipt answering 1 (created), so the call's resend finds
+-- its answer and writes nothing: a resend never brings back a job that was replaced or purged.
+local RESEND_WINDOW = 300
+local function keep_receipt(base, token, enqueued_at)
+  if token and (tonumber(enqueued_at) or 0) > NOW - RESEND_WINDOW * 1000 then
+    redis.call('SET', base .. 'sent:' .. token, '1', 'EX', tostring(RESEND_WINDOW), 'NX')
+  end
+end
+
 local function job_fields(jk, ...)
   local f = redis.pcall('HMGET', jk, ...)
   if type(f) == 'table' and f.err then return nil end
@@ -132,6 +143,7 @@ local function bury(q, base, id, jk, reason)
   local lease = int(redis.call('HGET', jk, 'lease'))
   redis.call('HSET', jk, 'lease', lease and lease + 1 or ('buried-' .. NOW),
     'status', 'failed', 'reason', reason, 'finished_at', NOW)
+  redis.call('HDEL', jk, 'lapsed')
   redis.call('PERSIST', jk)
   -- dead is a terminal state: the id leaves every other state set (one set per job, always)
   redis.call('ZREM', q.ready, id)
@@ -279,16 +291,21 @@ local function note_throttled(base, ms)
   redis.call('SET', base .. 'throttled', '1', 'PX', math.max(1000, math.min(ms, 60000)))
 end
 -- Take a concurrency slot for job id under cl_key (at most cl_n holders); false when full.
--- Holders no longer active are dropped first, so a slot some path forgot to free heals here.
-local function take_slot(base, id, cl_key, cl_n)
+-- A job that holds its slot already keeps it. Holders whose attempt can no longer be running
+-- (not active, not lapsed, not an aborted attempt still leased) are dropped first, so a slot
+-- some path forgot to free heals here.
+local function take_slot(base, id, cl_key, cl_n, active)
   local slots = base .. 'slots:' .. cl_key
   local limit = int(cl_n) or 1
   local t = redis.call('TYPE', slots)['ok']
   if t ~= 'set' and t ~= 'none' then redis.call('DEL', slots) end
+  if redis.call('SISMEMBER', slots, id) == 1 then return true end
   if redis.call('SCARD', slots) >= limit then
     for _, m in ipairs(redis.call('SMEMBERS', slots)) do
-      local mf = job_fields(base .. 'job:' .. m, 'status')
-      if not mf or mf[1] ~= 'active' then redis.call('SREM', slots, m) end
+      local mf = job_fields(base .. 'job:' .. m, 'status', 'lapsed')
+      local runs = mf and (mf[1] == 'active' or (mf[1] == 'queued' and mf[2]) or
+        (mf[1] == 'aborted' and redis.call('ZSCORE', active, m)))
+      if not runs then redis.call('SREM', slots, m) end
     end
     if redis.call('SCARD', slots) >= limit then return false end
   end
@@ -319,6 +336,29 @@ local function release_slot(q, base, id, cl_key, cl_n)
   end
   wake(q.wake, moved)
 end
+-- Lease semantics (docs/architecture.md, Guarantees): a lease token holds its job until the
+-- job is delivered again or ends. A lease that expired only makes the job 'lapsed' (back in
+-- the ready set, status queued, field lapsed = the token): its holder's late heartbeat or
+-- outcome is still its own until a fetch delivers the job again.
+-- Whether `token` holds the job whose status, lease and lapsed fields are f1, f2, f3.
+local function holds(token, status, lease, lapsed)
+  return (status == 'active' and lease == token) or (status == 'queued' and lapsed == token)
+end
+-- A lapsed job taken back by the holder of its lease (nothing else changes about it).
+local function take_back(q, jk, id, lease_until)
+  redis.call('ZREM', q.ready, id)
+  redis.call('HSET', jk, 'status', 'active')
+  redis.call('HDEL', jk, 'lapsed')
+  if lease_until then redis.call('ZADD', q.active, lease_until, id) end
+end
+-- An aborted attempt has stopped (its worker said so, or stopped renewing its lease): its
+-- concurrency slot is free and the job's data expires after its result TTL from now.
+local function aborted_stopped(q, base, id, jk, cl_key, cl_n, ttl)
+  redis.call('ZREM', q.active, id)
+  release_slot(q, base, id, cl_key, cl_n)
+  local t = ttl_of(ttl)
+  if t then redis.call('EXPIRE', jk, t) end
+end
 -- End a job that did not start before its expiry time.
 local function expire_job(base, id, jk, ttl)
   redis.call('HSET', jk, 'status', 'expired', 'finished_at', NOW,
@@ -331,10 +371,12 @@ local function expire_job(base, id, jk, ttl)
   if type(c) ~= 'number' then redis.call('SET', base .. 'expired', 1) end
 end
 
--- Abort a job. One that has not started never will; a running one ends 'aborted' at once:
--- its lease changes (the running attempt's late outcome is refused), its concurrency slot
--- is freed, and the worker running it learns it from its next heartbeat reply, which stops
--- the attempt (docs/architecture.md, Execution control).
+-- Abort a job. One that has not started never will; a running one ends 'aborted' at once,
+-- and the worker running it learns it from its next heartbeat reply, which stops the attempt
+-- (docs/architecture.md, Execution control). Until that attempt has stopped (its worker's
+-- ack says so, or its lease expires) it keeps its lease and its concurrency slot, and the
+-- job's data does not expire: a thread that runs on holds the slot, and a short result TTL
+-- cannot hide the abort from the heartbeat. Its late outcome is refused (ack.lua answers 2).
 -- KEYS: the queue's 8 keys. ARGV: base, id.
 -- Returns 1 if it was running, 2 if it had not started, 0 if it had already ended,
 -- -1 if there is no such job.
@@ -342,7 +384,7 @@ local q = queue_keys(0)
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. 'job:' .. id
 check_queue(q, base)
-local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'cl_n', 'lease')
+local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'cl_n', 'lapsed')
 if not f then
   -- garbage under the job's key: dead-letter it with the reason rather than fail the call
   for _, k in ipairs({q.ready, q.delayed, q.active}) do redis.call('ZREM', k, id) end
@@ -353,9 +395,12 @@ local status = f[1]
 if not status then return -1 end
 local out = 2
 if status == 'active' then
-  redis.call('ZREM', q.active, id)
-  redis.call('HSET', jk, 'lease', (int(f[5]) or 0) + 1)
-  release_slot(q, base, id, f[3], f[4])
+  out = 1
+elseif status == 'queued' and f[5] then
+  -- lapsed: its worker may still run it; it holds its slot until its lease is reclaimed
+  redis.call('ZREM', q.ready, id)
+  redis.call('ZADD', q.active, NOW, id)
+  redis.call('HDEL', jk, 'lapsed')
   out = 1
 elseif status == 'queued' then
   redis.call('ZREM', q.ready, id)
@@ -370,7 +415,7 @@ else
 end
 redis.call('HSET', jk, 'status', 'aborted', 'finished_at', NOW, 'reason', 'aborted by request')
 local ttl = ttl_of(f[2])
-if ttl then redis.call('EXPIRE', jk, ttl) end
+if ttl and out ~= 1 then redis.call('EXPIRE', jk, ttl) end
 notify_done(base, id, ttl)
 note_end(base, id, jk, 'aborted')
 return out

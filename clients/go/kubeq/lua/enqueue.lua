@@ -21,6 +21,17 @@ end
 -- a bug never leaves the other items of the same call half-done.
 local MAX_TTL = 315360000 -- ten years in seconds
 -- The fields of a job hash, or nil when the key holds another type.
+-- A one-job enqueue call within the resend window stores its send token on its job (field
+-- 'sent'; enqueue.lua). When that job's record is deleted (replaced by a new job of its id,
+-- or purged), the token becomes a receipt answering 1 (created), so the call's resend finds
+-- its answer and writes nothing: a resend never brings back a job that was replaced or purged.
+local RESEND_WINDOW = 300
+local function keep_receipt(base, token, enqueued_at)
+  if token and (tonumber(enqueued_at) or 0) > NOW - RESEND_WINDOW * 1000 then
+    redis.call('SET', base .. 'sent:' .. token, '1', 'EX', tostring(RESEND_WINDOW), 'NX')
+  end
+end
+
 local function job_fields(jk, ...)
   local f = redis.pcall('HMGET', jk, ...)
   if type(f) == 'table' and f.err then return nil end
@@ -132,6 +143,7 @@ local function bury(q, base, id, jk, reason)
   local lease = int(redis.call('HGET', jk, 'lease'))
   redis.call('HSET', jk, 'lease', lease and lease + 1 or ('buried-' .. NOW),
     'status', 'failed', 'reason', reason, 'finished_at', NOW)
+  redis.call('HDEL', jk, 'lapsed')
   redis.call('PERSIST', jk)
   -- dead is a terminal state: the id leaves every other state set (one set per job, always)
   redis.call('ZREM', q.ready, id)
@@ -279,16 +291,21 @@ local function note_throttled(base, ms)
   redis.call('SET', base .. 'throttled', '1', 'PX', math.max(1000, math.min(ms, 60000)))
 end
 -- Take a concurrency slot for job id under cl_key (at most cl_n holders); false when full.
--- Holders no longer active are dropped first, so a slot some path forgot to free heals here.
-local function take_slot(base, id, cl_key, cl_n)
+-- A job that holds its slot already keeps it. Holders whose attempt can no longer be running
+-- (not active, not lapsed, not an aborted attempt still leased) are dropped first, so a slot
+-- some path forgot to free heals here.
+local function take_slot(base, id, cl_key, cl_n, active)
   local slots = base .. 'slots:' .. cl_key
   local limit = int(cl_n) or 1
   local t = redis.call('TYPE', slots)['ok']
   if t ~= 'set' and t ~= 'none' then redis.call('DEL', slots) end
+  if redis.call('SISMEMBER', slots, id) == 1 then return true end
   if redis.call('SCARD', slots) >= limit then
     for _, m in ipairs(redis.call('SMEMBERS', slots)) do
-      local mf = job_fields(base .. 'job:' .. m, 'status')
-      if not mf or mf[1] ~= 'active' then redis.call('SREM', slots, m) end
+      local mf = job_fields(base .. 'job:' .. m, 'status', 'lapsed')
+      local runs = mf and (mf[1] == 'active' or (mf[1] == 'queued' and mf[2]) or
+        (mf[1] == 'aborted' and redis.call('ZSCORE', active, m)))
+      if not runs then redis.call('SREM', slots, m) end
     end
     if redis.call('SCARD', slots) >= limit then return false end
   end
@@ -318,6 +335,29 @@ local function release_slot(q, base, id, cl_key, cl_n)
     end
   end
   wake(q.wake, moved)
+end
+-- Lease semantics (docs/architecture.md, Guarantees): a lease token holds its job until the
+-- job is delivered again or ends. A lease that expired only makes the job 'lapsed' (back in
+-- the ready set, status queued, field lapsed = the token): its holder's late heartbeat or
+-- outcome is still its own until a fetch delivers the job again.
+-- Whether `token` holds the job whose status, lease and lapsed fields are f1, f2, f3.
+local function holds(token, status, lease, lapsed)
+  return (status == 'active' and lease == token) or (status == 'queued' and lapsed == token)
+end
+-- A lapsed job taken back by the holder of its lease (nothing else changes about it).
+local function take_back(q, jk, id, lease_until)
+  redis.call('ZREM', q.ready, id)
+  redis.call('HSET', jk, 'status', 'active')
+  redis.call('HDEL', jk, 'lapsed')
+  if lease_until then redis.call('ZADD', q.active, lease_until, id) end
+end
+-- An aborted attempt has stopped (its worker said so, or stopped renewing its lease): its
+-- concurrency slot is free and the job's data expires after its result TTL from now.
+local function aborted_stopped(q, base, id, jk, cl_key, cl_n, ttl)
+  redis.call('ZREM', q.active, id)
+  release_slot(q, base, id, cl_key, cl_n)
+  local t = ttl_of(ttl)
+  if t then redis.call('EXPIRE', jk, t) end
 end
 -- End a job that did not start before its expiry time.
 local function expire_job(base, id, jk, ttl)
@@ -363,9 +403,9 @@ local q = queue_keys(0)
 local base = ARGV[1]
 local groups = tonumber(ARGV[2])
 local token = ARGV[3]
--- Longer than any resend comes after the first send: the client's socket timeout (15 s) and
--- its reconnection attempts (enqueue.py's RESEND_WINDOW says the same; tests/unit checks it).
-local RESEND_WINDOW = 300
+-- RESEND_WINDOW (_prelude.lua) is longer than any resend comes after the first send: the
+-- client's socket timeout (15 s) and its reconnection attempts (enqueue.py's RESEND_WINDOW
+-- says the same; tests/unit checks it).
 local FLAGS = {['1'] = 1, ['0'] = 0, ['-'] = -1}
 -- Whether this call leaves a receipt: more than one job, or a result TTL under the window.
 local function wants_receipt()
@@ -493,11 +533,7 @@ for _ = 1, groups do
         -- a finished, failed or cancelled job of the same id is replaced by the new one
         redis.call('DEL', jk, base .. 'done:' .. id)
         redis.call('ZREM', q.dead, id)
-        if f[2] and (tonumber(f[3]) or 0) > NOW - RESEND_WINDOW * 1000 then
-          -- its token goes with it: the one-job call that wrote it may still be resent, and
-          -- must find it answered (that call's reply was 1)
-          redis.call('SET', base .. 'sent:' .. f[2], '1', 'EX', tostring(RESEND_WINDOW), 'NX')
-        end
+        keep_receipt(base, f[2], f[3])  -- the call that wrote it may still be resent
       end
       if receipt then  -- the receipt answers a resend: no token on each job
         redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
