@@ -303,3 +303,23 @@ def test_a_chord_callback_gets_every_members_result(
         m.fetch("w1")  # the callback starts with its members' results
     finally:
         m.teardown()
+
+
+def test_an_aborted_attempt_keeps_its_record_through_its_hand_off(redis_url: str) -> None:
+    """A chord member with a short result TTL is aborted while it runs; the sweep hands its
+    end off; the result TTLs pass: the record stays while the attempt still holds it (the
+    worker's heartbeat must still read the abort, and stats count it in flight)."""
+    Intersections.url = redis_url
+    m = Intersections()
+    try:
+        m.chord("q", 1, True)
+        m.fetch("w1")
+        ((_, member),) = m._runs()
+        m.ledger.entries[member.id].aborted = m.app.job(member.id, "q").abort()
+        m.sweep("w1")
+        m.results_expire()
+        assert m.r.exists(QueueKeys.of("q").job(member.id)), "the running attempt's record expired"
+        m.jobs_move_as_jobs_may()
+        m.heartbeat("w1")  # it reads the abort and stops the run
+    finally:
+        m.teardown()

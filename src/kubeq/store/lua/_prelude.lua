@@ -357,7 +357,8 @@ local function aborted_stopped(q, base, id, jk, cl_key, cl_n, ttl)
   redis.call('ZREM', q.active, id)
   release_slot(q, base, id, cl_key, cl_n)
   local t = ttl_of(ttl)
-  if t then redis.call('EXPIRE', jk, t) end
+  -- a hand-off still to come keeps the record (handed.lua gives it its TTL then)
+  if t and not handing_off(base, id) then redis.call('EXPIRE', jk, t) end
 end
 -- End a job that did not start before its expiry time.
 local function expire_job(base, id, jk, ttl)

@@ -3,7 +3,8 @@
 -- registered since, on a parent requeued and running again, stays), and the entry goes only
 -- if its score is still the one read (a parent that ended again meanwhile keeps its entry,
 -- for that end's hand-off). A forgotten ended job gets its result_ttl back (note_handoff
--- kept its record until now; a dead letter keeps none).
+-- kept its record until now; a dead letter keeps none), unless an aborted attempt still
+-- holds it: then the attempt's end gives it (aborted_stopped).
 -- KEYS: the queue's handoff set. ARGV: base, n, then per entry: id, the score read ('' when
 -- none was), the number m of children told, then those m dependents members.
 -- Returns how many entries were forgotten.
@@ -28,7 +29,9 @@ for _ = 1, n do
     gone = gone + 1
     local jk = base .. 'job:' .. id
     local f = job_fields(jk, 'status', 'result_ttl')
-    if f and ENDED[f[1]] and redis.call('TTL', jk) == -1 then
+    -- an aborted attempt still running keeps the record too (aborted_stopped expires it)
+    if f and ENDED[f[1]] and redis.call('TTL', jk) == -1 and
+        type(redis.call('ZSCORE', base .. 'active', id)) ~= 'string' then
       local ttl = ttl_of(f[2])
       if ttl then redis.call('EXPIRE', jk, ttl) end
     end
