@@ -214,3 +214,23 @@ def test_a_link_redone_after_a_parent_expired_cancels_the_child_and_orphans_go(
     assert "ended missing" in child.info().reason
     assert r.zrange(kids.linking, 0, -1) == [b"soon"]  # its caller may still enqueue it
     assert not r.exists(kids.links("never")) and not r.exists(kids.links("c"))
+
+
+def test_a_dead_letter_purged_before_its_hand_off_still_calls_back_and_goes(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    """A job fails for good and its worker dies before the hand-off; the dead letter is
+    purged at once: its on_failure still runs and its child is still resolved (the sweep
+    reads the record), and the record is gone after the hand-off."""
+    keys = QueueKeys.of("default")
+    parent = app.queue().enqueue_call(
+        qtasks.add, (1, 2), on_failure=qtasks.record_failure.s("purged-dead")
+    )
+    child = app.queue().enqueue_call(qtasks.record_args, ("purged-child",), depends_on=[parent])
+    assert _end(r, keys, Settlement.failed("boom", "on purpose"))[0] == parent.id
+    assert app.queue().purge_dead() == 1
+    start_worker()
+    wait_until(lambda: _ran(r, "purged-dead"), timeout=60, what="the on_failure callback")
+    wait_until(lambda: child.status() == "cancelled", timeout=60, what="the child resolved")
+    wait_until(lambda: not r.exists(keys.job(parent.id)), what="the purged record to go")
+    assert r.zcard(keys.dead) == 0 and r.zcard(keys.handoff) == 0

@@ -162,7 +162,7 @@ class Kube:
             if exc.status == 404:
                 raise Refused(404, f"no TaskQueue {namespace}/{name}") from None
             raise
-        spec: dict[str, Any] = obj.get("spec") or {}  # type: ignore[attr-defined]
+        spec: dict[str, Any] = obj.get("spec") or {}  # type: ignore[attr-defined, unused-ignore]
         redis_doc = spec.get("redis") or {}
         target = Target(
             redis_url=str(redis_doc.get("url") or ""),

@@ -236,7 +236,8 @@ class LoopClients:
         # run it up to its yield now: its first step registers it with the running loop
         # (the loop's asyncgen hooks), which closes it at shutdown_asyncgens
         with contextlib.suppress(StopIteration):
-            closer.asend(None).send(None)
+            step: Any = closer.asend(None)  # Any: typed as a bare Awaitable in older stubs
+            step.send(None)
         return held
 
     async def _close_at_loop_end(

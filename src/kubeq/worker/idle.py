@@ -154,6 +154,8 @@ class WakeWaits:
         self._waits = []
 
     async def _blpop(self, keys: list[str]) -> Any:
-        # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]"
-        blocked = self._redis.blpop(keys, timeout=self._block)
+        # the cast: redis-py before 8.0 types a reply as "T | Awaitable[T]" (and the timeout
+        # as an int, though Redis takes seconds with a fraction)
+        client: Any = self._redis
+        blocked = client.blpop(keys, timeout=self._block)
         return await cast("Awaitable[Any]", blocked)

@@ -53,7 +53,8 @@ def _read(redis_url: str, prefix: str, members: list[list[str]], job_key: str | 
     kept: list[Any] = [None, None] * len(members)
     if job_key is not None:
         fields = [f"{k}:{q}/{i}" for q, i in members for k in ("p", "r")]
-        kept = client.hmget(job_key, fields)
+        got: Any = client.hmget(job_key, fields)  # Any: typed 'T | Awaitable[T]' before 8.0
+        kept = list(got)
     out: list[Any] = []
     unkept: list[int] = []
     for n, (status, result) in enumerate(zip(kept[::2], kept[1::2], strict=True)):

@@ -1,6 +1,6 @@
 -- Dead-letter maintenance. KEYS: the queue's 8 keys. ARGV: base, action, ids...
 --   action 'requeue': put each dead job back in the ready set with fresh attempt counters
---   action 'purge':   delete each dead job
+--   action 'purge':   delete each dead job (one whose hand-off is pending: once it is done)
 -- Returns the number of jobs acted on.
 local q = queue_keys(0)
 local base, action = ARGV[1], ARGV[2]
@@ -24,6 +24,11 @@ for i = 3, #ARGV do
       redis.call('DEL', base .. 'done:' .. id)
       redis.call('ZADD', q.ready, ready_score(pri, NOW), id)
       wake(q.wake, 1)
+      n = n + 1
+    elseif action == 'purge' and handing_off(base, id) then
+      -- its end is not handed off yet (on_failure, its children): the hand-off still reads
+      -- the record, and deletes it once done (handed.lua)
+      redis.call('HSET', jk, 'purged', '1')
       n = n + 1
     else
       -- purged, or a dead letter whose data is gone (nothing left to run): deleted

@@ -28,7 +28,11 @@ for _ = 1, n do
     redis.call('ZREM', key, id)
     gone = gone + 1
     local jk = base .. 'job:' .. id
-    local f = job_fields(jk, 'status', 'result_ttl')
+    local f = job_fields(jk, 'status', 'result_ttl', 'purged')
+    if f and f[3] == '1' then  -- a dead letter purged while its hand-off was pending
+      redis.call('DEL', jk, base .. 'done:' .. id)
+      f = nil
+    end
     -- an aborted attempt still running keeps the record too (aborted_stopped expires it)
     if f and ENDED[f[1]] and redis.call('TTL', jk) == -1 and
         type(redis.call('ZSCORE', base .. 'active', id)) ~= 'string' then
