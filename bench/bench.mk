@@ -1,4 +1,4 @@
-# `make bench` (issue 6): kubeq against RQ, Celery, arq and Dramatiq on one private Redis,
+# `make bench`: kubeq against RQ, Celery, arq and Dramatiq on one private Redis,
 # Redis's own limits, and the autoscaler's reaction time on the local control plane.
 #   make bench                 the full run (about 20 minutes on 2 cores)
 #   make bench BENCH_QUICK=1   a few minutes: smaller sizes, one repetition, no cluster
@@ -45,20 +45,20 @@ bench: venv redis-server bench-venvs
 	$(MAKE) bench-swarm
 	$(PY) bench/chord/run_chord.py --venvs "$(BENCH_CACHE)" $(if $(BENCH_QUICK),--reps 1)
 
-# Issue 15: ONE partitioned queue on a Redis Cluster of 1 vs 3 masters (real redis-server
+# ONE partitioned queue on a Redis Cluster of 1 vs 3 masters (real redis-server
 # nodes on loopback), jobs/s and the per-master load split; bench/cluster_partitions.py.
 .PHONY: bench-cluster
 bench-cluster: venv redis-server
 	$(PY) bench/cluster_partitions.py $(if $(BENCH_QUICK),--jobs 3000) \
 	  --out bench/results/cluster-partitions-$$(date +%F)$(if $(BENCH_QUICK),-quick).json
 
-# Issue 11: a chord of 100 in kubeq and in Celery on one private Redis (Redis reads and
+# A chord of 100 in kubeq and in Celery on one private Redis (Redis reads and
 # commands, first member's start to the callback); bench/chord/run_chord.py.
 .PHONY: bench-chord
 bench-chord: venv redis-server bench-venvs
 	$(PY) bench/chord/run_chord.py --venvs "$(BENCH_CACHE)"
 
-# Issue 16: kubeq's scaling policy against a model of KEDA + HPA on five traces (seconds, no
+# kubeq's scaling policy against a model of KEDA + HPA on five traces (seconds, no
 # cluster); the table and one PNG per trace land in bench/results/scaling/.
 .PHONY: scaling-sim
 scaling-sim: venv
@@ -66,13 +66,13 @@ scaling-sim: venv
 	$(PY) bench/scaling_sim.py --out bench/results/scaling --sweep --readme bench/README.md && \
 	$$v/bin/python bench/scaling_plot.py bench/results/scaling
 
-# Issue 16: real KEDA (operator + metrics server) built from the Go module proxy, cached in
+# real KEDA (operator + metrics server) built from the Go module proxy, cached in
 # ~/.cache/kubeq/keda-<version>/bin (tens of minutes, once; never part of `make test`).
 .PHONY: keda
 keda:
 	nice -n 19 env GOMAXPROCS=1 bash hack/keda/build.sh
 
-# Issue 28: N = 10 .. 1,000 real kubeq workers (many per event loop; --sizes ...,10000 where
+# N = 10 .. 1,000 real kubeq workers (many per event loop; --sizes ...,10000 where
 # the harness has the cores) on one redis-server and on a Redis Cluster of 3 masters, idle
 # and busy: what they cost Redis (bench/swarm.py, about 15 minutes; BENCH_QUICK: 10 and 100 workers, a few minutes); then what one idle
 # worker costs (bench/idle_cost.py, about 2 minutes). Both render their bench/README.md block.

@@ -4,7 +4,7 @@ script cache and garbage, at random.
 Why a module: the soak in CI and the long soak by hand run the same chaos, sized differently.
 ``Chaos.step()`` does one random thing (seeded, so a failure can be replayed with the same
 seed), ``Supervisor`` restarts workers that exited the way Kubernetes restarts a pod, and
-``garbage`` writes what a careless hand or a bug can leave in a queue (issue 10, defects 2
+``garbage`` writes what a careless hand or a bug can leave in a queue (defects 2
 and 3): every such entry must end dead-lettered and never run.
 """
 

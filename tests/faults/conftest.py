@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if REPORTS:
-        terminalreporter.section("fault scenarios (issue 10): jobs per scenario")
+        terminalreporter.section("fault scenarios: jobs per scenario")
         for figures in REPORTS:
             terminalreporter.write_line(figures.line())
 

@@ -104,7 +104,7 @@ class Ledger:
 
 @dataclass
 class Figures:
-    """One scenario's outcome, as the closing note of issue 10 reports it."""
+    """One scenario's outcome, as a report gives it."""
 
     scenario: str
     sent: int

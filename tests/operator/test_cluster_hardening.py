@@ -1,4 +1,4 @@
-"""Issue 10, items 7 and 9, against a real kube-apiserver: long TaskQueue names get workers,
+"""Against a real kube-apiserver: long TaskQueue names get workers,
 a password in spec.redis.url is refused with a condition, and the operator's /healthz fails
 while the API server cannot be reached (through the suite's Toxiproxy, which the test cuts)."""
 

@@ -1,4 +1,4 @@
-"""How soon the policy lets idle pods go, and that it never lets busy ones go (issue 16).
+"""How soon the policy lets idle pods go, and that it never lets busy ones go.
 
 kubeq's scale-down defaults are short (a 15 s window, 10 pods per 1 s) because holding idle
 pods after a burst was what made it cost more than tuned KEDA; that is safe only because

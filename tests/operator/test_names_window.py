@@ -1,4 +1,4 @@
-"""Issue 10 item 7 (pure parts): long TaskQueue names, the bounded stabilization window,
+"""Long TaskQueue names, the bounded stabilization window,
 maxReplicas 0, and the grace-period floor; item 9: no password in spec.redis.url."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 10 item 7: a port the operator needs already in use is one clear error and a
+"""A port the operator needs already in use is one clear error and a
 non-zero exit, at once (it used to be a start-up activity retried every 60 s with a
 traceback). The real ``python -m kubeq_operator`` process; no API server is needed, since
 the ports are checked before anything talks to one."""

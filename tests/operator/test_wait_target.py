@@ -1,4 +1,4 @@
-"""Issue 16 in the pure policy: targetWaitSeconds (Little's law), scaleUp limits, starting pods
+"""The pure policy: targetWaitSeconds (Little's law), scaleUp limits, starting pods
 as capacity coming, fallbackReplicas, and the measured drain rate per worker (hypothesis)."""
 
 from __future__ import annotations

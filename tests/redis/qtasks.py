@@ -340,7 +340,7 @@ def part_keyed(tag: str, key: str, seconds: float) -> None:
     _span(tag, key, seconds)
 
 
-# -- job context: progress and meta (issue 11) --
+# -- job context: progress and meta --
 
 
 def _report(tag: str) -> dict[str, Any]:
@@ -416,7 +416,7 @@ def oversized_progress(size: int) -> str:
     return "stored"
 
 
-# -- callbacks (issue 11) --
+# -- callbacks --
 
 
 @app.task(max_attempts=1)
@@ -491,7 +491,7 @@ def collect_any(results: list[Any], tag: str) -> Any:
     return results[0]
 
 
-# -- chord stress (issue 11) --
+# -- chord stress --
 
 
 @app.task(max_attempts=3, backoff_min=0.01, backoff_max=0.05)

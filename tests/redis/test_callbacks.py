@@ -1,4 +1,4 @@
-"""Callbacks (issue 11) with real worker processes: ``on_success`` receives the result,
+"""Callbacks with real worker processes: ``on_success`` receives the result,
 ``on_failure`` the job's id and error after its last attempt only; per task and per call;
 across queues; the hand-off is idempotent and survives the loss of the worker that ended the
 parent (the sweep redoes it); bad callbacks are refused in the caller with nothing enqueued.

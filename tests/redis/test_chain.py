@@ -1,4 +1,4 @@
-"""``kubeq.chain`` (issue 11) with real worker processes: results flow link to link, across
+"""``kubeq.chain`` with real worker processes: results flow link to link, across
 queues; ``.si()`` links ignore them; a failed link stops the chain; cancelling mid-way means
 nothing not yet started starts afterwards; bad chains are refused in the caller."""
 

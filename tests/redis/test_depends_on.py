@@ -1,4 +1,4 @@
-"""``depends_on=`` (issue 11) with real worker processes: a child waits ``deferred`` (not
+"""``depends_on=`` with real worker processes: a child waits ``deferred`` (not
 backlog) until its last parent, on any queue, finishes, and runs once; a failed parent
 cancels it unless ``allow_failure``; two parents ending at the same instant release each child
 exactly once; bad input is refused with nothing enqueued."""

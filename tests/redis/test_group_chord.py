@@ -1,4 +1,4 @@
-"""``kubeq.group`` and ``kubeq.chord`` (issue 11) with real worker processes: a group's results
+"""``kubeq.group`` and ``kubeq.chord`` with real worker processes: a group's results
 in order; a chord's callback runs once with every result, even with retried members, a
 member's worker SIGKILLed mid-job (the 200-chord stress test is test_chord_stress.py);
 cancelling a group mid-way; bad input refused."""

@@ -1,4 +1,4 @@
-"""Regression tests for issue 10's defects in the worker, the scripts and the client: each
+"""Regression tests for defects found in the worker, the scripts and the client: each
 failed before its fix, against a real redis-server and real `kubeq worker` processes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The job context (issue 11) with real worker processes: a running task reports progress and
+"""The job context with real worker processes: a running task reports progress and
 meta through ``kubeq.current_job()`` in thread, process and async pools; the caller reads them
 with ``job.progress()``, ``job.meta()``, ``job.info()`` and ``kubeq job ID``; meta survives a
 retry; a zombie's write after its lease was taken over is refused; oversized values are

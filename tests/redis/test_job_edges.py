@@ -1,4 +1,4 @@
-"""``kubeq job ID`` and ``Job.edges()`` show a job's place in its workflow (issue 11): its
+"""``kubeq job ID`` and ``Job.edges()`` show a job's place in its workflow: its
 parents and children, with their status, for depends_on across queues, chains (callbacks
 handed off and not yet), chords, and a chord too wide to list in full. Real workers, the
 real CLI."""

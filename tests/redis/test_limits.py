@@ -1,4 +1,4 @@
-"""Execution control proven with real worker processes (issue 12, docs/limits.md).
+"""Execution control proven with real worker processes (docs/limits.md).
 
 Global rate limits (per task and per queue) measured on the Redis server's clock across four
 worker processes, per-key concurrency limits (and their slots freed by lease expiry after a
@@ -289,7 +289,7 @@ def test_soft_timeouts_let_thread_async_and_process_tasks_clean_up(
 
 
 def test_current_job_outside_a_worker_says_so() -> None:
-    assert kubeq.current_job() is None  # issue 11: as RQ's get_current_job()
+    assert kubeq.current_job() is None  # as RQ's get_current_job()
     with pytest.raises(RuntimeError, match="only available inside a task"):
         kubeq.current_job(required=True)
 
