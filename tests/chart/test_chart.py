@@ -56,6 +56,7 @@ def test_defaults_render_a_locked_down_operator() -> None:
         "ClusterRoleBinding/kq-kubeq",
         "Deployment/kq-kubeq",
         "Pod/kq-kubeq-test",
+        "PodDisruptionBudget/kq-kubeq",  # a drain takes one replica at a time
         "Role/kq-kubeq-secrets",  # Secret reads in the release namespace only
         "RoleBinding/kq-kubeq-secrets",
         "Service/kq-kubeq-metrics",
