@@ -132,7 +132,7 @@ def test_async_stats_of_twenty_queues_through_the_operators_client(
 
 def test_the_dashboard_reads_a_cluster(cluster: ClusterTopology, start_worker: StartWorker) -> None:
     from kubeq.dashboard.data import Reader
-    from kubeq.dashboard.hub import Hub
+    from kubeq.dashboard.hub import Hub, View
 
     app = kubeq.App(cluster.url)
     jobs = app.enqueue_many([qtasks.add.s(n, 0).set(queue=q) for n, q in enumerate(QUEUES)])
@@ -144,7 +144,7 @@ def test_the_dashboard_reads_a_cluster(cluster: ClusterTopology, start_worker: S
         try:
             hub = Hub(client, interval=0.05)
             await asyncio.sleep(2.5)  # the worker's first heartbeat publishes it
-            return await hub.refresh()
+            return await hub.refresh(View(queues=tuple(QUEUES), workers=True))
         finally:
             await client.aclose()
 
