@@ -124,6 +124,12 @@ def test_bad_values_are_refused() -> None:
 def test_api_server_accepts_the_dashboard(kubectl: Any, k8s_namespace: str) -> None:
     out = helm(*ON, "--namespace", k8s_namespace, "--set", f"dashboard.namespace={k8s_namespace}")
     assert out.returncode == 0, out.stderr
+    # the chart's CRDs first, as helm installs them (the kopf peering object needs its CRD)
+    crd_dir = str(CHART / "crds")
+    crds = kubectl("apply", "-f", crd_dir)
+    assert crds.returncode == 0, crds.stderr
+    ready = kubectl("wait", "--for=condition=established", "--timeout=60s", "-f", crd_dir)
+    assert ready.returncode == 0, ready.stderr
     applied = kubectl(
         "apply",
         "--dry-run=server",
