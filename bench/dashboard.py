@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,15 +41,10 @@ from dashboard_scale import events_path
 
 import kubeq
 from kubeq.store.keys import QueueKeys
+from kubeq.testing.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:

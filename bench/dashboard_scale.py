@@ -31,9 +31,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,15 +45,10 @@ import redis
 import kubeq
 from kubeq import defaults
 from kubeq.client.app import Call
+from kubeq.testing.server import RedisServer, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(cmd: list[str], env: dict[str, str], ready: Any, what: str) -> subprocess.Popen[bytes]:
@@ -139,28 +131,10 @@ async def view(base: str, seconds: float, r: redis.Redis) -> dict[str, Any]:
 
 
 def case(n: int, kind: str, seconds: float, src: str | None, tmp: Path) -> dict[str, Any]:
-    exe = shutil.which("redis-server") or sys.exit("redis-server is missing: make redis-server")
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer(tmp / "redis")
+    server.start()
+    url = server.url
     r = redis.Redis.from_url(url)
-    rproc = start(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp),
-        ],
-        dict(os.environ),
-        r.ping,
-        "redis-server",
-    )
     dproc = None
     try:
         seed(url, n, kind)
@@ -202,14 +176,8 @@ def case(n: int, kind: str, seconds: float, src: str | None, tmp: Path) -> dict[
             "dashboard_rss_mib_end": rss_mib(dproc.pid),
         }
     finally:
-        for proc in (dproc, rproc):
-            if proc is not None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        stop_process(dproc, 30)
+        server.stop()
 
 
 def main() -> None:
