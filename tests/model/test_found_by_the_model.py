@@ -47,15 +47,16 @@ import kubeq
 from kubeq import defaults
 from kubeq.client import enqueue
 from kubeq.client.send import EnqueueStream
-from kubeq.options import Call, TaskOptions
+from kubeq.options import Call
 from kubeq.outcomes import Settlement
 from kubeq.store.keys import QueueKeys, ready_score
 from kubeq.store.scripts import LUA, run_pipeline
-from kubeq.worker import handoff, leases
+from kubeq.worker import leases
 from kubeq.worker.delivery import Delivery
 from kubeq.worker.settings import WorkerSettings
 from tests.model import known
 from tests.model.intersections import Intersections
+from tests.redis.helpers import hand_off_now
 
 
 def places(r: redis.Redis, keys: QueueKeys, member: str) -> list[str]:
@@ -76,17 +77,6 @@ def test_an_ack_naming_waiting_garbage_leaves_it_in_one_set(redis_url: str) -> N
     s = kubeq.read_stats(r, ["m"])[0]
     assert s.backlog + s.in_flight + s.delayed + s.dead == 1, f"counted more than once: {s}"
     r.close()
-
-
-def _hand_off(url: str, keys: QueueKeys, ids: list[str]) -> None:
-    async def run() -> None:
-        client = aioredis.Redis.from_url(url)
-        try:
-            await handoff.hand_off(client, keys, ids, lambda _name: TaskOptions())
-        finally:
-            await client.aclose()
-
-    asyncio.run(run())
 
 
 def _end(r: redis.Redis, keys: QueueKeys, outcome: Settlement) -> int:
@@ -112,7 +102,7 @@ def test_a_parent_re_enqueued_before_its_hand_off_keeps_its_child(redis_url: str
     assert _end(r, keys, Settlement.finished(b"1")) == 3  # applied, hand-off pending
     q.enqueue_many([Call("m.task", (), queue="m", job_id="p")])  # too early: a duplicate
     assert r.hget(keys.job("p"), "status") == b"finished"
-    _hand_off(redis_url, keys, ["p"])
+    hand_off_now(redis_url, keys, ["p"])
     assert child.status() == "queued", child.info().reason
     q.enqueue_many([Call("m.task", (), queue="m", job_id="p")])  # handed off: the id is free
     assert r.hget(keys.job("p"), "status") == b"queued"
@@ -134,10 +124,10 @@ def test_a_dead_parent_requeued_before_its_hand_off_hands_off_at_its_next_end(
     )
     assert _end(r, keys, Settlement.failed("boom")) == 3
     assert q.requeue_dead(["p"]) == 1
-    _hand_off(redis_url, keys, ["p"])  # p runs again: not an end to resolve the child with
+    hand_off_now(redis_url, keys, ["p"])  # p runs again: not an end to resolve the child with
     assert child.status() == "deferred"
     assert _end(r, keys, Settlement.finished(b"1")) == 3
-    _hand_off(redis_url, keys, ["p"])
+    hand_off_now(redis_url, keys, ["p"])
     assert child.status() == "queued", child.info().reason
     app.close()
     r.close()
@@ -189,7 +179,7 @@ def test_a_purged_parent_does_not_strand_its_child(redis_url: str) -> None:
         [Call("m.task", (), queue="n", job_id="c", depends_on=[q.job("p")])]
     )
     assert q.purge() == 1
-    _hand_off(redis_url, keys, [m.decode() for m in r.zrange(keys.handoff, 0, -1)])
+    hand_off_now(redis_url, keys, [m.decode() for m in r.zrange(keys.handoff, 0, -1)])
     assert child.status() != "deferred", "the child waits for a parent that was purged"
     app.close()
     r.close()
@@ -208,7 +198,7 @@ def test_a_parent_expired_before_its_hand_off_still_hands_off(redis_url: str) ->
     )
     assert _end(r, keys, Settlement.finished(b"1")) == 3  # hand-off pending; its worker dies
     time.sleep(1.5)  # its result_ttl (1 s) passes before the sweep's grace is over
-    _hand_off(redis_url, keys, ["p"])  # the sweep
+    hand_off_now(redis_url, keys, ["p"])  # the sweep
     assert app.job("p.s", "m").status() != "unknown", "the callback was never enqueued"
     assert child.status() != "deferred", "the child waits for ever"
     app.close()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
+import redis.asyncio as aioredis
 
+from kubeq.options import TaskOptions
+from kubeq.store.keys import QueueKeys
+from kubeq.worker import handoff
 from localcluster.pytest_plugin import wait_for
 
 
@@ -49,3 +54,16 @@ def max_running(spans: list[bytes]) -> int:
         running += 1 if is_start else -1
         best = max(best, running)
     return best
+
+
+def hand_off_now(url: str, keys: QueueKeys, ids: list[str]) -> None:
+    """The hand-off of ``ids`` of ``keys``, run once now, as a worker's would."""
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(url)
+        try:
+            await handoff.hand_off(client, keys, ids, lambda _name: TaskOptions())
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())

@@ -34,7 +34,7 @@ from kubeq.store.scripts import LUA, run_pipeline
 from kubeq.store.wire import fetch_args, parse_fetch_reply
 from kubeq.worker import handoff
 from kubeq.workflows import dependencies
-from tests.redis.helpers import wait_until
+from tests.redis.helpers import hand_off_now, wait_until
 from tests.redis.workers import StartWorker
 
 
@@ -109,17 +109,6 @@ def test_a_chord_whose_caller_dies_before_linking_still_calls_back_with_every_re
     assert r.lrange("test:chord:orphan-chord", 0, -1) == [b"[0, 2, 4, 6, 8]"]
 
 
-def _hand_off_once(url: str, keys: QueueKeys, ids: list[str]) -> None:
-    async def run() -> None:
-        client = aioredis.Redis.from_url(url)
-        try:
-            await handoff.hand_off(client, keys, ids, lambda _name: TaskOptions())
-        finally:
-            await client.aclose()
-
-    asyncio.run(run())
-
-
 def test_a_dead_parent_requeued_and_ended_again_during_its_hand_off_keeps_that_end(
     app: kubeq.App, r: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -142,13 +131,13 @@ def test_a_dead_parent_requeued_and_ended_again_during_its_hand_off_keeps_that_e
         return plan
 
     monkeypatch.setattr(handoff, "_plan_one", meanwhile)
-    _hand_off_once(redis_url, keys, ["p"])
+    hand_off_now(redis_url, keys, ["p"])
     monkeypatch.undo()
     assert first.status() == "queued", first.info().reason  # told of the failed end
     (second,) = later
     assert r.zscore(keys.handoff, "p") is not None, "the second end's hand-off was forgotten"
     assert r.smembers(keys.dependents("p")) == {f"default\t{second.id}".encode()}
-    _hand_off_once(redis_url, keys, ["p"])
+    hand_off_now(redis_url, keys, ["p"])
     assert second.status() == "queued", second.info().reason
     assert r.zcard(keys.handoff) == 0
 

@@ -20,7 +20,7 @@ import redis
 import kubeq
 from kubeq.options import RateLimit
 from kubeq.store.keys import QueueKeys
-from tests.redis.helpers import wait_until
+from tests.redis.helpers import max_running, wait_until
 from tests.redis.workers import StartWorker
 
 
@@ -103,20 +103,6 @@ def test_queue_rate_limit_holds_across_four_workers(
     _check_rate(r, "rq", "q", 600, RateLimit.parse("20/s"))
 
 
-def _max_running(spans: list[bytes]) -> int:
-    """The most jobs running at once, from their recorded start and end times (an end at
-    the same millisecond as a start counts first: the slot was freed before it was taken)."""
-    events = []
-    for raw in spans:
-        kind, at, _ = raw.decode().split()
-        events.append((int(at), 0 if kind == "e" else 1))
-    running = best = 0
-    for _, is_start in sorted(events):
-        running += 1 if is_start else -1
-        best = max(best, running)
-    return best
-
-
 def test_concurrency_limit_per_key_across_workers(
     app: kubeq.App, start_worker: StartWorker, r: redis.Redis
 ) -> None:
@@ -129,7 +115,7 @@ def test_concurrency_limit_per_key_across_workers(
     for key in keys:
         spans = r.lrange(f"test:span:c:{key}", 0, -1)
         assert len(spans) == 80
-        assert _max_running(spans) == 2, key
+        assert max_running(spans) == 2, key
         assert r.scard(QueueKeys.of("default").slots(f"k:{key}")) == 0
 
 
@@ -171,7 +157,7 @@ def test_slots_of_a_killed_worker_are_freed_when_its_lease_expires(
     for job in jobs:
         assert job.result(timeout=30) is None
     assert r.scard(slots) == 0
-    assert _max_running(r.lrange(span, 0, -1)) <= 2 + 2  # the killed pair never ended
+    assert max_running(r.lrange(span, 0, -1)) <= 2 + 2  # the killed pair never ended
 
 
 # -- abort -----
