@@ -100,9 +100,8 @@ class Upkeep(WorkerState):
                 renewal.cancel()
 
     async def _renew_once(self) -> None:
-        renewing = bool(self._held()) or self._answered < self._fetch_seq
         try:
-            await self._heartbeat()
+            renewed = await self._heartbeat()
         except REDIS_DOWN as exc:
             if not self._renewals_failing:
                 log.warning("heartbeat failed (leases are not being renewed): %s", exc)
@@ -119,7 +118,7 @@ class Upkeep(WorkerState):
             if self._renewals_failing:
                 log.info("heartbeat restored")
             self._renewals_failing = False
-            if renewing:
+            if renewed:
                 self.vitals.round_trip()
             self.vitals.beat()
 
@@ -130,11 +129,12 @@ class Upkeep(WorkerState):
         held += [d for d, _ in (*self._acks, *self._sending) if not d.handed_back]
         return held
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self) -> bool:
+        """Renew what this worker holds; whether that took a round trip to Redis."""
         self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these
         held = self._held()
         if not held and self._answered >= self._fetch_seq:
-            return  # nothing held, no fetch reply in transit: the idle beat's (idle.py)
+            return False  # nothing held, no fetch reply in transit: the idle beat's (idle.py)
         aborted, lost = await leases.renew(
             self._redis,
             self._scripts.heartbeat,
@@ -148,6 +148,7 @@ class Upkeep(WorkerState):
             self._abort(d)
         for d in lost:
             self._stop_lost(d)
+        return True
 
     def _abort(self, d: Delivery) -> None:
         """The job was aborted (abort.lua recorded its end): stop the attempt. An async task
