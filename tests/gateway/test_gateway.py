@@ -9,6 +9,7 @@ import subprocess
 
 import redis
 
+from kubeq.gateway.jobs import FIELDS
 from tests.gateway.conftest import World
 from tests.gateway.gwsupport import KUBEQ, expired_token, token
 from tests.redis.workers import HERE as QTASKS_DIR
@@ -117,6 +118,11 @@ def test_delete_cancels_and_openapi_is_served(world: World) -> None:
     status, doc = world.gateway.call("GET", "/openapi.json")
     assert status == 200
     assert "/v1/namespaces/{ns}/taskqueues/{name}/jobs" in doc["paths"]
+    assert set(doc["components"]["schemas"]["Job"]["properties"]) == set(FIELDS)
+    for path in doc["paths"].values():
+        for operation in path.values():
+            assert "Retry-After" in operation["responses"]["503"]["headers"]
+            assert "Retry-After" in operation["responses"]["429"]["headers"]
 
 
 def test_requests_above_a_callers_rate_are_refused(world: World) -> None:
