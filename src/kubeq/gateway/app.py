@@ -83,12 +83,13 @@ class Gateway:
         if not token:
             raise Refused(401, "send Authorization: Bearer <your ServiceAccount token>")
         source = request.client.host if request.client else "unknown"
-        if not self.kube.known(token):
+        reviewed = self.kube.known(token)  # then answered from the cache, at no cost
+        if not reviewed:
             self.unauthenticated.check(source)
         try:
             caller: Caller = await run_in_threadpool(self.kube.authenticate, token)
         except Refused as exc:
-            if exc.status == 401:
+            if exc.status == 401 and not reviewed:
                 self.unauthenticated.refused(source)
             raise
         return caller
