@@ -50,8 +50,6 @@ class Gateway:
         held = self._apps.get(key)
         if held is not None and held[0] == target:
             return held[1]
-        if held is not None:
-            await _close(held[1])
         partitions = dict.fromkeys(target.queues, target.partitions) if target.partitions else None
         app = App(
             _named(target.redis_url, f"kubeq-gateway:{key[0]}/{key[1]}"),
@@ -61,6 +59,8 @@ class Gateway:
             partitions=partitions,
         )
         self._apps[key] = (target, app)
+        if held is not None:  # replaced before this await: no other request picks it up
+            await _close(held[1])
         return app
 
     async def forget(self, key: tuple[str, str]) -> None:
