@@ -1,5 +1,5 @@
-"""Bad input to the gateway is a 400 naming the field at fault, for every field of a POST body
-and every query parameter, and nothing is enqueued."""
+"""Bad input to the gateway is a 400 naming the field at fault, for every field of a POST body,
+every query parameter and a job's id in the path, and nothing is enqueued."""
 
 from __future__ import annotations
 
@@ -72,6 +72,9 @@ QUERIES = [
     ("GET", "/j-1/result", "?abort=true", "abort"),
     ("DELETE", "/j-1", "?abort=maybe", "abort"),
     ("DELETE", "/j-1", "?wait=1", "wait"),
+    ("GET", "/bad%20id", "", "id"),
+    ("GET", "/bad%20id/result", "?wait=1", "id"),
+    ("DELETE", "/bad%20id", "", "id"),
 ]
 
 

@@ -26,7 +26,7 @@ from kubeq.gateway.jobs import parse_body
 from kubeq.gateway.kube import UNAVAILABLE_RETRY_SECONDS, Caller, Kube, Refused, Target
 from kubeq.gateway.limits import Buckets, Limits, Unauthenticated, too_many
 from kubeq.gateway.openapi import OPENAPI
-from kubeq.gateway.params import query
+from kubeq.gateway.params import job_id, query
 from kubeq.store.jobfields import stored_json
 
 log = logging.getLogger("kubeq.gateway")
@@ -173,7 +173,8 @@ def create_app(gateway: Gateway) -> Starlette:
     async def read(request: Request) -> JSONResponse:
         target, app = await gateway.admit(request, "get")
         params = query(request.query_params, ("queue",))
-        job = app.job(request.path_params["id"], queue=_queue(request, target, params.queue))
+        queue = _queue(request, target, params.queue)
+        job = app.job(job_id(request.path_params["id"]), queue=queue)
         info = await job.ainfo()
         if info.status == "unknown":
             raise Refused(404, f"no job {job.id} in queue {job.queue!r}")
@@ -196,7 +197,8 @@ def create_app(gateway: Gateway) -> Starlette:
     async def result(request: Request) -> JSONResponse:
         target, app = await gateway.admit(request, "get")
         params = query(request.query_params, ("queue", "wait"))
-        job = app.job(request.path_params["id"], queue=_queue(request, target, params.queue))
+        queue = _queue(request, target, params.queue)
+        job = app.job(job_id(request.path_params["id"]), queue=queue)
         try:
             value = await job.aresult(timeout=max(params.wait, 0.01))
             reply: dict[str, Any] = {"status": "finished", "result": value}
@@ -213,7 +215,8 @@ def create_app(gateway: Gateway) -> Starlette:
     async def cancel(request: Request) -> JSONResponse:
         target, app = await gateway.admit(request, "delete")
         params = query(request.query_params, ("queue", "abort"))
-        job = app.job(request.path_params["id"], queue=_queue(request, target, params.queue))
+        queue = _queue(request, target, params.queue)
+        job = app.job(job_id(request.path_params["id"]), queue=queue)
         try:
             stopped = await (job.aabort() if params.abort else job.acancel())
         except JobNotFound as exc:

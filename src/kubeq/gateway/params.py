@@ -1,7 +1,8 @@
 """The query parameters of the gateway's routes, each checked on its own and named when bad:
 ``queue`` (a job's queue, when not the TaskQueue's first), ``wait`` (seconds a result request
 blocks, 0 to ``MAX_WAIT``) and ``abort`` (``true`` or ``false``). A parameter a route does
-not take is refused too, so a typo (``?wiat=10``) is not silently ignored."""
+not take is refused too, so a typo (``?wiat=10``) is not silently ignored. ``job_id`` checks
+the ``{id}`` of a job's path the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubeq.gateway.kube import Refused
-from kubeq.store.keys import validate_queue_name
+from kubeq.store.keys import validate_job_id, validate_queue_name
 
 MAX_WAIT = 60.0
 """The longest ``?wait=`` of a result request, in seconds."""
@@ -67,3 +68,11 @@ def query(given: Mapping[str, str], allowed: Iterable[str]) -> Params:
         except ValueError as exc:
             raise Refused(400, str(exc), name) from None
     return Params(**values)  # type: ignore[arg-type]
+
+
+def job_id(raw: str) -> str:
+    """The ``{id}`` of a job's path; Refused(400) naming ``id`` when it cannot be one."""
+    try:
+        return validate_job_id(raw)
+    except ValueError as exc:
+        raise Refused(400, str(exc), "id") from None
