@@ -27,6 +27,9 @@ class Outcome(StrEnum):
     """The job is dead-lettered with ``reason`` (counts an attempt)."""
     REQUEUE = "requeue"
     """Handed back unfinished by a draining worker: no attempt, no delivery counted."""
+    SUSPENDED = "suspended"
+    """The task slept or waited durably (kubeq.sleep, kubeq.wait_for): suspend.lua has
+    recorded it already, so nothing is sent to ack.lua (docs/durable.md)."""
     RELEASE = "release"
     """Its process died under it: back to the queue without an attempt, but the delivery
     counts as lost, so a job that kills its process every time is buried as poison."""

@@ -210,6 +210,9 @@ class WorkerState:
         self.inflight.pop(d.key, None)
         if count:
             self._count(d, settlement.outcome.metric_label)
+        if settlement.outcome is Outcome.SUSPENDED:
+            self._activity.set()  # recorded by suspend.lua: only the slot frees here
+            return
         if not self._acks:
             self._acks_since = time.monotonic()
         self._acks.append((d, settlement))
