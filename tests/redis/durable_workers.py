@@ -8,8 +8,6 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.redis.workers import HERE, KUBEQ, WorkerProcess
 
 
@@ -32,8 +30,9 @@ class DurableWorker(WorkerProcess):
 StartDurable = Callable[..., DurableWorker]
 
 
-@pytest.fixture
 def start_durable(redis_url: str, tmp_path: Path) -> Iterator[StartDurable]:
+    """The fixture's body; a test module registers it as
+    ``_fixture = pytest.fixture(name="start_durable")(start_durable)``."""
     started: list[DurableWorker] = []
 
     def start(*args: str) -> DurableWorker:

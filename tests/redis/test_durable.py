@@ -10,13 +10,17 @@ import asyncio
 import signal
 
 import durtasks
+import pytest
 import redis
 
 import kubeq
 from kubeq import defaults
-from tests.redis.durable_workers import StartDurable, start_durable  # noqa: F401 (fixture)
+from tests.redis import durable_workers
+from tests.redis.durable_workers import StartDurable
 from tests.redis.helpers import wait_until
 from tests.redis.workers import run
+
+_fixture = pytest.fixture(name="start_durable")(durable_workers.start_durable)
 
 
 def _eff(r: redis.Redis, tag: str, name: str) -> int:
@@ -68,7 +72,8 @@ def test_a_sleep_frees_the_worker_and_the_job_continues_from_its_steps(
     assert info.wait_step == "~sleep:1" and info.sleep_until is not None
     stats = app.queue().stats()
     assert (stats.sleeping, stats.in_flight, stats.backlog, stats.delayed) == (1, 0, 0, 0)
-    other = app.queue().enqueue(durtasks.add, 1, 2)  # the only slot is free: it runs while the job sleeps
+    # the only slot is free: another job runs while the first sleeps
+    other = app.queue().enqueue(durtasks.add, 1, 2)
     assert other.result(timeout=30) == 3
     assert job.status() == "sleeping"
     assert job.result(timeout=60) == [1, 1]
