@@ -27,9 +27,6 @@ class Outcome(StrEnum):
     """The job is dead-lettered with ``reason`` (counts an attempt)."""
     REQUEUE = "requeue"
     """Handed back unfinished by a draining worker: no attempt, no delivery counted."""
-    SUSPENDED = "suspended"
-    """The task slept or waited durably (kubeq.sleep, kubeq.wait_for): suspend.lua has
-    recorded it already, so nothing is sent to ack.lua (docs/durable.md)."""
     RELEASE = "release"
     """Its process died under it: back to the queue without an attempt, but the delivery
     counts as lost, so a job that kills its process every time is buried as poison."""
@@ -52,13 +49,23 @@ class Ended(StrEnum):
     (``kubeq_jobs_total{outcome="aborted"}``)."""
     EXPIRED = "expired"
     """fetch.lua ends a job past its ``expires`` instead of delivering it."""
+    SUSPENDED = "suspended"
+    """Not an end of the job but of its run: the task slept or waited durably
+    (kubeq.sleep, kubeq.wait_for) and suspend.lua recorded it, so the worker only frees
+    the slot and sends nothing to ack.lua (docs/durable.md)."""
+
+    @property
+    def metric_label(self) -> str:
+        """The ``outcome`` label of kubeq_jobs_total."""
+        return self.value
 
 
 @dataclass(frozen=True)
 class Settlement:
     """The end of one delivery, as ``ack.lua`` records it."""
 
-    outcome: Outcome
+    outcome: Outcome | Ended
+    """An ack verb, or ``Ended.SUSPENDED`` (recorded already: never sent)."""
     value: bytes | str = b""
     """Result JSON (finished) or the error text (retry, failed, release)."""
     traceback: str = ""
