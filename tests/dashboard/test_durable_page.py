@@ -1,0 +1,33 @@
+"""The Job page shows a sleeping job's wait and its recorded steps, and offers to cancel it
+(a real worker, in process, runs the job until it waits; docs/durable.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.testclient import TestClient
+
+import kubeq
+from kubeq.dashboard import Config, create_app
+from kubeq.testing import drain
+
+
+def test_the_job_page_shows_a_wait_and_its_steps(redis_url: str) -> None:
+    app = kubeq.App(redis_url)
+
+    @app.task(name="durable.page.waits")
+    def waits() -> Any:
+        kubeq.step("ask", lambda: {"asked": "ann"})
+        return kubeq.wait_for("approval:7", timeout=3600)
+
+    job = waits.delay()
+    drain(app)
+    assert job.status() == "sleeping"
+    dashboard = create_app(Config(redis_url=redis_url, cluster=False, read_only=True))
+    with TestClient(dashboard, base_url="http://dash.test") as c:
+        page = c.get(f"/jobs/default/{job.id}").text
+    assert 'id="sleeping"' in page and "signal approval:7" in page and " until " in page
+    assert "step ask" in page and "&#34;asked&#34;" in page
+    assert app.signal("approval:7", "yes") == 1
+    drain(app)
+    assert job.result(timeout=5) == "yes"
