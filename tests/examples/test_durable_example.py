@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,10 +27,10 @@ def _run(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _job(url: str, job_id: str) -> dict[str, object]:
+def _job(url: str, job_id: str) -> dict[str, Any]:
     out = _run(url, KUBEQ, "job", job_id, "-o", "json")
     assert out.returncode == 0, out.stderr
-    found: dict[str, object] = json.loads(out.stdout)
+    found: dict[str, Any] = json.loads(out.stdout)
     return found
 
 
@@ -49,7 +50,7 @@ def test_human_approval_waits_then_publishes(redis_url: str, tmp_path: Path) -> 
                 time.sleep(0.1)
             shown = _job(redis_url, job_id)
             assert shown["waiting_for"] == "approval:7"
-            assert set(shown["steps"]) == {"build", "ask"}  # type: ignore[arg-type]
+            assert set(shown["steps"]) == {"build", "ask"}
             sent = _run(redis_url, KUBEQ, "signal", "approval:7", "--data", '{"approved": true}')
             assert "woke 1 job" in sent.stdout, sent.stderr
             while _job(redis_url, job_id)["status"] != "finished":
