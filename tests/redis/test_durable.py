@@ -46,6 +46,23 @@ def test_a_step_runs_once_across_a_sigkill_and_a_retry(
     assert job.info().attempts == 2
 
 
+def test_a_sigterm_hand_back_keeps_the_recorded_steps(
+    app: kubeq.App, r: redis.Redis, start_durable: StartDurable
+) -> None:
+    first = start_durable("--drain-timeout", "1")
+    job = app.queue().enqueue(durtasks.three_steps, "h")
+    wait_until(lambda: _eff(r, "h", "two") == 1, what="the job to be inside step two")
+    first.signal(signal.SIGTERM)  # drains 1 s, then hands the job back (no attempt)
+    assert first.wait() == 0
+    assert job.status() == "queued" and job.steps() == {"one": 1}
+    r.set("test:failed:h", "1")  # no failure this time: the next run ends it
+    r.set("test:gate:h", "1")
+    start_durable()
+    assert job.result(timeout=60) == [1, 2, 1]
+    assert [_eff(r, "h", s) for s in ("one", "two", "three")] == [1, 2, 1]
+    assert job.info().attempts == 1
+
+
 def test_a_zombie_cannot_record_a_step(
     app: kubeq.App, r: redis.Redis, start_durable: StartDurable
 ) -> None:
@@ -86,6 +103,7 @@ def test_a_sleep_frees_the_worker_and_the_job_continues_from_its_steps(
     assert "step before" in shown.stdout and "~sleep:1" in shown.stdout
 
 
+@pytest.mark.also_redis_cluster
 def test_wait_for_a_signal_sent_after_and_before_the_wait(
     app: kubeq.App, r: redis.Redis, start_durable: StartDurable
 ) -> None:
