@@ -116,3 +116,11 @@ def big_step(size: int) -> str:
     except kubeq.StepTooLarge as exc:
         return str(exc)
     return "recorded"
+
+
+@app.task(max_attempts=1, pool="process")
+def child_napper(tag: str, seconds: float) -> list[int]:
+    """``napper`` in a process-pool child: the suspension crosses the process boundary."""
+    before = kubeq.step("before", effect, tag, "before")
+    kubeq.sleep(seconds)
+    return [before, kubeq.step("after", effect, tag, "after"), os.getpid()]

@@ -103,6 +103,17 @@ def test_a_sleep_frees_the_worker_and_the_job_continues_from_its_steps(
     assert "step before" in shown.stdout and "~sleep:1" in shown.stdout
 
 
+def test_a_process_pool_task_sleeps_and_continues(
+    app: kubeq.App, r: redis.Redis, start_durable: StartDurable
+) -> None:
+    worker = start_durable()
+    job = app.queue().enqueue(durtasks.child_napper, "p", 1.0)
+    wait_until(lambda: job.status() == "sleeping", timeout=60, what="the job to sleep")
+    before, after, pid = job.result(timeout=60)
+    assert (before, after) == (1, 1) and pid != worker.pid  # ran in a pool child
+    assert [_eff(r, "p", s) for s in ("before", "after")] == [1, 1]
+
+
 @pytest.mark.also_redis_cluster
 def test_wait_for_a_signal_sent_after_and_before_the_wait(
     app: kubeq.App, r: redis.Redis, start_durable: StartDurable
