@@ -6,16 +6,19 @@ covers the step records; a waiting parent is not finished for its dependents."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import durtasks
 import pytest
 import redis
 
 import kubeq
 from kubeq.store.stats import read_stats
+from kubeq.testing import drain
 from kubeq_operator import policy
 from tests.redis import durable_workers
 from tests.redis.durable_workers import StartDurable
-from tests.redis.helpers import wait_until
+from tests.redis.helpers import hand_off_now, wait_until
 
 _fixture = pytest.fixture(name="start_durable")(durable_workers.start_durable)
 SPEC = policy.ScalingSpec(min_replicas=0, max_replicas=10, jobs_per_replica=4)
@@ -118,3 +121,30 @@ def test_a_waiting_parent_is_not_finished_for_its_dependents(
     assert parent.result(timeout=30) == "ok" and kid.result(timeout=30) == 2
     assert doomed_parent.abort() is True  # an aborted parent cancels its dependent
     wait_until(lambda: doomed.status() == "cancelled", what="the dependent to be cancelled")
+
+
+def test_a_pending_hand_off_skips_a_parent_that_sleeps_again(
+    app: kubeq.App, r: redis.Redis, redis_url: str
+) -> None:
+    """A parent requeued from the dead letters before its hand-off ran, and now sleeping:
+    the hand-off finds it live and leaves its dependents waiting."""
+
+    @app.task(name="durable.flows.waits")
+    def waits() -> Any:
+        return kubeq.wait_for("go:handoff")
+
+    @app.task(name="durable.flows.after")
+    def after() -> str:
+        return "ran"
+
+    parent = waits.delay()
+    kid = after.apply_async(depends_on=[parent])
+    drain(app)
+    assert parent.status() == "sleeping" and kid.status() == "deferred"
+    keys = app.queue().keys
+    r.zadd(keys.handoff, {parent.id: 0})  # its earlier end's hand-off, not done yet
+    hand_off_now(redis_url, keys, [parent.id])
+    assert kid.status() == "deferred"
+    assert app.signal("go:handoff", 1) == 1
+    drain(app)
+    assert parent.result(timeout=5) == 1 and kid.result(timeout=5) == "ran"
