@@ -31,3 +31,19 @@ def test_the_job_page_shows_a_wait_and_its_steps(redis_url: str) -> None:
     assert app.signal("approval:7", "yes") == 1
     drain(app)
     assert job.result(timeout=5) == "yes"
+
+
+def test_a_queue_whose_jobs_all_wait_stays_on_the_overview(redis_url: str) -> None:
+    app = kubeq.App(redis_url)
+
+    @app.task(name="durable.page.untimed", queue="approvals")
+    def untimed() -> Any:
+        return kubeq.wait_for("approval:8")  # no timeout: in no set but the sleeping index
+
+    job = untimed.delay()
+    drain(app)
+    assert job.status() == "sleeping"
+    dashboard = create_app(Config(redis_url=redis_url, cluster=False, read_only=True))
+    with TestClient(dashboard, base_url="http://dash.test") as c:
+        page = c.get("/").text
+    assert "/queues/approvals" in page
