@@ -124,3 +124,30 @@ def child_napper(tag: str, seconds: float) -> list[int]:
     before = kubeq.step("before", effect, tag, "before")
     kubeq.sleep(seconds)
     return [before, kubeq.step("after", effect, tag, "after"), os.getpid()]
+
+
+def charged(tag: str, name: str) -> str:
+    """An idempotent side effect (the documented pattern): counted every time it runs,
+    applied once per job and step, keyed by the job id and the step name."""
+    r().incr(f"test:ran:{tag}:{name}")
+    while not r().exists(f"test:gate:{tag}:{name}"):
+        time.sleep(0.05)
+    key = f"{kubeq.current_job(required=True).id}:{name}"
+    if r().set(f"test:applied:{key}", "1", nx=True):
+        r().incr(f"test:eff:{tag}:{name}")
+    return f"{name} done"
+
+
+@app.task(max_attempts=1)
+def saga(tag: str) -> list[Any]:
+    """Three steps, a sleep and a wait; the test kills its worker inside each step and
+    between two steps (the code between them blocks on a gate too)."""
+    charge = kubeq.step("charge", charged, tag, "charge")
+    r().incr(f"test:ran:{tag}:between")
+    while not r().exists(f"test:gate:{tag}:between"):
+        time.sleep(0.05)
+    kubeq.sleep(1.0)
+    ship = kubeq.step("ship", charged, tag, "ship")
+    delivered = kubeq.wait_for(f"delivered:{tag}", timeout=600)
+    email = kubeq.step("email", charged, tag, "email")
+    return [charge, ship, delivered, email]
