@@ -148,3 +148,21 @@ def test_a_pending_hand_off_skips_a_parent_that_sleeps_again(
     assert app.signal("go:handoff", 1) == 1
     drain(app)
     assert parent.result(timeout=5) == 1 and kid.result(timeout=5) == "ran"
+
+
+def test_many_waiting_jobs_hold_no_slot_and_one_signal_wakes_them_all(
+    app: kubeq.App, r: redis.Redis, start_durable: StartDurable
+) -> None:
+    worker = start_durable("--concurrency", "16")
+    q = app.queue()
+    jobs = q.enqueue_many([q.prepare(durtasks.approver, f"m{i}", "go:many") for i in range(500)])
+    wait_until(lambda: q.stats().sleeping == 500, timeout=300, what="500 jobs waiting")
+    stats = q.stats()
+    assert (stats.backlog, stats.in_flight) == (0, 0)
+    assert stats.busy_workers == 0  # the worker holds nothing
+    assert _wanted(app, current=1) == 0
+    worker.stop()
+    assert app.signal("go:many", "go") == 500  # one script call wakes every waiter
+    assert q.stats().backlog == 500 and _wanted(app, current=0) >= 1
+    start_durable("--concurrency", "16")
+    assert all(j.result(timeout=300) == "go" for j in jobs)
