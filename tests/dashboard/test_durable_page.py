@@ -47,3 +47,33 @@ def test_a_queue_whose_jobs_all_wait_stays_on_the_overview(redis_url: str) -> No
     with TestClient(dashboard, base_url="http://dash.test") as c:
         page = c.get("/").text
     assert "/queues/approvals" in page
+
+
+def _csrf(page: str) -> str:
+    return page.split('<meta name="csrf" content="')[1].split('"', maxsplit=1)[0]
+
+
+def test_a_logged_in_user_signals_a_waiting_job_from_its_page(redis_url: str) -> None:
+    app = kubeq.App(redis_url)
+
+    @app.task(name="durable.page.approve")
+    def approve() -> Any:
+        return kubeq.wait_for("approval:9")
+
+    job = approve.delay()
+    drain(app)
+    dashboard = create_app(Config(redis_url=redis_url, cluster=False, token="tok"))
+    path = f"/jobs/default/{job.id}"
+    with TestClient(dashboard, base_url="http://dash.test") as c:
+        anonymous = c.get(path).text
+        assert 'id="signal"' not in anonymous  # no token: no button, and the POST is refused
+        assert c.post(f"{path}/signal", data={"csrf": _csrf(anonymous)}).status_code == 401
+        c.post("/login", data={"csrf": _csrf(anonymous), "token": "tok"})
+        page = c.get(path).text
+        assert 'id="signal"' in page and "Signal approval:9" in page
+        bad = c.post(f"{path}/signal", data={"csrf": _csrf(page), "data": "{nope"})
+        assert "payload is not JSON" in bad.text and job.status() == "sleeping"
+        done = c.post(f"{path}/signal", data={"csrf": _csrf(page), "data": '{"by": "ann"}'})
+        assert "signal approval:9: woke 1 job" in done.text
+    drain(app)
+    assert job.result(timeout=5) == {"by": "ann"}
