@@ -26,6 +26,7 @@ from kubeq.client.canvas import (
     group,
 )
 from kubeq.client.context import JobContext, current_job
+from kubeq.client.durable import asleep, astep, await_for, sleep, step, wait_for
 from kubeq.client.jobs import Job
 from kubeq.client.queues import Queue
 from kubeq.errors import (
@@ -34,6 +35,7 @@ from kubeq.errors import (
     JobExpired,
     JobFailed,
     JobNotFound,
+    JobSuspended,
     KubeqError,
     LeaseLost,
     NotReplicated,
@@ -41,6 +43,8 @@ from kubeq.errors import (
     Retry,
     SerializationError,
     SoftTimeLimitExceeded,
+    StepTooLarge,
+    WaitTimeout,
 )
 from kubeq.retry import RetryPolicy
 from kubeq.store.jobfields import JobInfo
@@ -65,6 +69,7 @@ __all__ = [
     "JobFailed",
     "JobInfo",
     "JobNotFound",
+    "JobSuspended",
     "KubeqError",
     "LeaseLost",
     "NotReplicated",
@@ -75,12 +80,20 @@ __all__ = [
     "RetryPolicy",
     "SerializationError",
     "SoftTimeLimitExceeded",
+    "StepTooLarge",
     "Task",
     "TaskOptions",
+    "WaitTimeout",
     "__version__",
+    "asleep",
+    "astep",
+    "await_for",
     "chain",
     "chord",
     "current_job",
     "group",
     "read_stats",
+    "sleep",
+    "step",
+    "wait_for",
 ]

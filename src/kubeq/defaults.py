@@ -55,6 +55,14 @@ hand-off) has no such limit."""
 MAX_PROGRESS_BYTES = 65_536
 """Largest progress value, and largest meta dict, a running task may store (each as JSON):
 progress is for a summary the caller polls, not for data (return that as the result)."""
+
+MAX_STEP_BYTES = 262_144
+"""The largest JSON record of one durable step or signal payload (kubeq.step, app.signal):
+store a reference (an object key, a row id) to anything larger."""
+MAX_STEPS_BYTES = 2_097_152
+"""The most the step records of one job may hold together (docs/durable.md)."""
+SIGNAL_TTL_SECONDS = 7 * 86_400
+"""How long a signal is kept for jobs that wait on its key after it was sent."""
 BACKOFF_MIN = 1.0
 """Seconds before the first retry, and the floor of every later delay."""
 BACKOFF_MAX = 300.0

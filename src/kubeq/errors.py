@@ -50,6 +50,39 @@ class LeaseLost(KubeqError):
     aborted or ended). The task should stop; its result would be refused too."""
 
 
+class StepTooLarge(KubeqError, ValueError):
+    """A durable step's record (or a job's step records together) would pass
+    ``defaults.MAX_STEP_BYTES`` / ``defaults.MAX_STEPS_BYTES``: record a reference (an object
+    key, a row id) instead of the data."""
+
+
+class WaitTimeout(KubeqError, TimeoutError):
+    """``kubeq.wait_for(key, timeout=...)`` resumed because no signal came in time. The task
+    may catch it and go on (the timeout is recorded: a later run sees it again)."""
+
+    def __init__(self, key: str, step: str) -> None:
+        super().__init__(f"no signal {key!r} came before the wait {step!r} timed out")
+        self.key = key
+        self.step = step
+
+    def __reduce__(self) -> tuple[type[WaitTimeout], tuple[str, str]]:
+        return (WaitTimeout, (self.key, self.step))
+
+
+class JobSuspended(BaseException):
+    """Raised by ``kubeq.sleep`` and ``kubeq.wait_for`` after the job was suspended in Redis:
+    it ends this run (the worker frees the slot; nothing is retried). A BaseException, so an
+    ``except Exception`` in the task does not swallow it; do not catch it."""
+
+    def __init__(self, job_id: str, what: str) -> None:
+        super().__init__(f"job {job_id} suspended: {what}")
+        self.job_id = job_id
+        self.what = what
+
+    def __reduce__(self) -> tuple[type[JobSuspended], tuple[str, str]]:
+        return (JobSuspended, (self.job_id, self.what))
+
+
 class JobNotFound(KubeqError):
     """No such job: never enqueued, or its result TTL has passed."""
 

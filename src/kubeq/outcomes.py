@@ -49,13 +49,23 @@ class Ended(StrEnum):
     (``kubeq_jobs_total{outcome="aborted"}``)."""
     EXPIRED = "expired"
     """fetch.lua ends a job past its ``expires`` instead of delivering it."""
+    SUSPENDED = "suspended"
+    """Not an end of the job but of its run: the task slept or waited durably
+    (kubeq.sleep, kubeq.wait_for) and suspend.lua recorded it, so the worker only frees
+    the slot and sends nothing to ack.lua (docs/durable.md)."""
+
+    @property
+    def metric_label(self) -> str:
+        """The ``outcome`` label of kubeq_jobs_total."""
+        return self.value
 
 
 @dataclass(frozen=True)
 class Settlement:
     """The end of one delivery, as ``ack.lua`` records it."""
 
-    outcome: Outcome
+    outcome: Outcome | Ended
+    """An ack verb, or ``Ended.SUSPENDED`` (recorded already: never sent)."""
     value: bytes | str = b""
     """Result JSON (finished) or the error text (retry, failed, release)."""
     traceback: str = ""

@@ -377,6 +377,7 @@ class TaskQueueLoop:
                 metrics.in_flight.labels(*labels, s.queue).set(s.in_flight)
                 metrics.oldest_age.labels(*labels, s.queue).set(s.oldest_ready_age)
                 metrics.expired.labels(*labels, s.queue).set(s.expired)
+                metrics.sleeping.labels(*labels, s.queue).set(s.sleeping)
                 metrics.rate_limited.labels(*labels, s.queue).set(int(s.rate_limited))
             self.book.record_queues(stats)
         current = dep.current if dep is not None else 0

@@ -47,6 +47,12 @@ expired = Gauge(
     QUEUE_LABELS,
     registry=REGISTRY,
 )
+sleeping = Gauge(
+    "kubeq_queue_sleeping",
+    "Jobs in a durable sleep or wait (kubeq.sleep, kubeq.wait_for) not due yet: not backlog.",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
 rate_limited = Gauge(
     "kubeq_queue_rate_limited",
     "1 while a rate limit holds the queue's jobs back, else 0.",
@@ -87,7 +93,7 @@ def serve(port: int, addr: str = "0.0.0.0") -> None:
 def forget(namespace: str, taskqueue: str, queues: list[str]) -> None:
     """Remove the series of one TaskQueue (it was deleted)."""
     for q in queues:
-        for g in (backlog, in_flight, oldest_age, expired, rate_limited):
+        for g in (backlog, in_flight, oldest_age, expired, sleeping, rate_limited):
             with contextlib.suppress(KeyError):
                 g.remove(namespace, taskqueue, q)
     for g2 in (workers_desired, workers_current):

@@ -21,7 +21,7 @@ from kubeq.store.keys import QueueKeys
 from kubeq.workflows.callbacks import callback_id
 from tests.model import known
 
-LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred"})
+LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred", "sleeping"})
 ENDED = frozenset({"finished", "failed", "cancelled", "aborted", "expired", "purged"})
 
 
@@ -187,14 +187,15 @@ class Ledger:
                 count[key] = count.get(key, 0) + 1
         for name, s in zip(names, stats, strict=True):
             got = {
-                "waiting to run": s.backlog + s.delayed,
+                "waiting to run": s.backlog + s.delayed + s.sleeping,
                 "in flight": s.in_flight,
                 "deferred": s.deferred,
                 "dead": s.dead,
             }
             want = {
                 "waiting to run": count.get((name, "queued"), 0)
-                + count.get((name, "scheduled"), 0),
+                + count.get((name, "scheduled"), 0)
+                + count.get((name, "sleeping"), 0),
                 "in flight": count.get((name, "active"), 0),
                 "deferred": count.get((name, "deferred"), 0),
                 "dead": count.get((name, "failed"), 0),
@@ -225,6 +226,8 @@ class Ledger:
                 continue
             if e.status == "scheduled" and e.call.rate_limit is not None:
                 continue  # parked by its rate limit, for later
+            if e.status == "sleeping":
+                continue  # a durable sleep or wait: for its time or its signal
             if e.status in ("queued", "scheduled", "waiting") and e.queue in self.held_back:
                 continue  # its queue's rate limit lets it start later
             if e.status == "deferred":

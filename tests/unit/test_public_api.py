@@ -47,6 +47,15 @@ PUBLIC = {
     "current_job",
     "group",
     "read_stats",
+    "JobSuspended",
+    "StepTooLarge",
+    "WaitTimeout",
+    "asleep",
+    "astep",
+    "await_for",
+    "sleep",
+    "step",
+    "wait_for",
 }
 
 DOCUMENTED = [

@@ -61,6 +61,7 @@ def stats_table(stats: list[QueueStats]) -> Table:
         "in flight",
         "delayed",
         "deferred",
+        "sleeping",
         "dead",
         "oldest waiting",
         "workers",
@@ -77,6 +78,7 @@ def stats_table(stats: list[QueueStats]) -> Table:
                 s.in_flight,
                 s.delayed,
                 s.deferred,
+                s.sleeping,
                 s.dead,
                 _age(s.oldest_ready_age) if s.backlog else "-",
                 s.live_workers,
@@ -195,6 +197,29 @@ def purge(obj: Context, queue: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete every waiting job of {queue!r}?", abort=True)
     click.echo(f"purged {obj.queue(queue).purge()} jobs from {queue}")
+
+
+@cli.command()
+@click.argument("key")
+@click.option("--data", default="null", show_default=True, help="The payload, as JSON.")
+@click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["all", "one"]),
+    default="all",
+    show_default=True,
+    help="Wake every job waiting on KEY (and keep the payload for later waits), or one.",
+)
+@click.option("--ttl", type=click.FloatRange(0), default=None, help="Seconds the payload is kept.")
+@pass_ctx
+def signal(obj: Context, key: str, data: str, queue: str, mode: str, ttl: float | None) -> None:
+    """Deliver a signal: wake the jobs of QUEUE waiting on KEY (kubeq.wait_for)."""
+    try:
+        payload = serialization.loads(data)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc}); e.g. --data '{{\"ok\": true}}'") from None
+    woken = obj.queue(queue).signal(key, payload, mode=mode, ttl=ttl)
+    click.echo(f"signal {key!r}: woke {woken} job{'s' if woken != 1 else ''}")
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import click
 from rich.table import Table
@@ -67,14 +68,15 @@ def job_show(obj: Context, job_id: str, queue: str, output: str) -> None:
     handle = obj.app.job(job_id, queue)
     info = handle.info()
     edges = handle.edges()
+    steps = handle.steps()
     if output == "json":
         fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
-        emit_json({**fields, "parents": edges.parents, "children": edges.children})
+        emit_json({**fields, "parents": edges.parents, "children": edges.children, "steps": steps})
     else:
-        show(info, edges)
+        show(info, edges, steps)
 
 
-def show(info: JobInfo, edges: Edges | None = None) -> None:
+def show(info: JobInfo, edges: Edges | None = None, steps: dict[str, Any] | None = None) -> None:
     """One job, field by field, traceback last."""
     for field_name in (
         "id",
@@ -97,10 +99,16 @@ def show(info: JobInfo, edges: Edges | None = None) -> None:
         value = getattr(info, field_name)
         if value:
             click.echo(f"{field_name:>10}: {when(value)}")
+    if info.status == "sleeping":
+        what = f"signal {info.waiting_for!r}" if info.waiting_for else "its time"
+        until = f" until {when(info.sleep_until)}" if info.sleep_until else ""
+        click.echo(f"{'sleeping':>10}: {plain(info.wait_step)}, waiting for {plain(what)}{until}")
     if info.progress is not None:
         click.echo(f"{'progress':>10}: {json.dumps(info.progress)}")
     for key, value in info.meta.items():
         click.echo(f"{plain('meta.' + key):>10}: {json.dumps(value)}")
+    for name, record in (steps or {}).items():
+        click.echo(f"{plain('step ' + name):>10}: {plain(json.dumps(record))[:200]}")
     if edges is not None:
         show_edges(edges)
     if info.traceback:

@@ -235,6 +235,31 @@ class App:
         """A handle on one queue (RQ style): enqueue, stats, pause, dead letters."""
         return Queue(self, name or self.default_queue)
 
+    def signal(
+        self,
+        key: str,
+        payload: Any = None,
+        *,
+        queue: str | None = None,
+        mode: str = "all",
+        ttl: float | None = None,
+    ) -> int:
+        """Wake the jobs of ``queue`` (default: the App's) waiting on ``key`` with
+        ``payload``; returns how many woke (``Queue.signal``, docs/durable.md)."""
+        return self.queue(queue).signal(key, payload, mode=mode, ttl=ttl)
+
+    async def asignal(
+        self,
+        key: str,
+        payload: Any = None,
+        *,
+        queue: str | None = None,
+        mode: str = "all",
+        ttl: float | None = None,
+    ) -> int:
+        """``signal`` for async code."""
+        return await self.queue(queue).asignal(key, payload, mode=mode, ttl=ttl)
+
     def job(self, job_id: str, queue: str | None = None) -> Job:
         """A handle on an existing job, from its id."""
         return Job(self, validate_queue_name(queue or self.default_queue), job_id)

@@ -56,6 +56,9 @@ class JobContext:
     """Set by the worker's loop, read by the task's thread (a bool: no lock per job)."""
     _soft_raised: bool = field(default=False, repr=False)
     _meta: dict[str, Any] | None = field(default=None, repr=False)
+    durable: dict[str, Any] = field(default_factory=dict, repr=False)
+    """This run's count of durable sleeps and waits, and steps kept without Redis
+    (client/durable.py)."""
     progress: Any = field(default=None, repr=False)
     """The last value this attempt stored with ``set_progress`` (None before any)."""
 

@@ -92,6 +92,14 @@ class Job:
         raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "progress"))
         return stored_json(raw, None)
 
+    def steps(self) -> dict[str, Any]:
+        """The job's recorded durable steps, name -> decoded JSON record (``kubeq.step``;
+        a sleep or a wait is ``~sleep:<n>`` / ``~wait:<key>``); kept for the job's result TTL."""
+        found: dict[str, Any] = {}
+        for name, raw in self.app.redis.hscan_iter(self._keys.job(self.id), match="step:*"):
+            found[text(name)[5:]] = stored_json(raw, None)
+        return dict(sorted(found.items()))
+
     def meta(self) -> dict[str, Any]:
         """What the task stored with ``current_job().update_meta`` ({} before any)."""
         raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "meta"))

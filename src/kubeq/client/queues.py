@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
+from kubeq.client import durable
 from kubeq.client.jobs import Job
 from kubeq.client.tasks import Enqueuer, Task, task_name
 from kubeq.options import Call, RateLimit
@@ -91,6 +92,26 @@ class Queue:
     async def aenqueue_many(self, calls: Iterable[Call]) -> list[Job]:
         """``enqueue_many`` for async code: one round trip on the running loop."""
         return await self.app.aenqueue_many(calls, queue=self.name)
+
+    # -- signals (docs/durable.md) -----
+
+    def signal(
+        self, key: str, payload: Any = None, *, mode: str = "all", ttl: float | None = None
+    ) -> int:
+        """Deliver ``payload`` (JSON) on ``key`` to the jobs of this queue waiting on it
+        (``kubeq.wait_for``); returns how many woke. ``mode="all"`` wakes every waiter and
+        keeps the payload ``ttl`` seconds (default ``defaults.SIGNAL_TTL_SECONDS``; 0: not
+        kept) for jobs that wait later; ``mode="one"`` wakes the oldest waiter, or keeps the
+        payload for the first job that waits."""
+        calls = durable.signal_calls(self._keys(), key, payload, mode, ttl)
+        return durable.send_signal(self.app.redis, calls)
+
+    async def asignal(
+        self, key: str, payload: Any = None, *, mode: str = "all", ttl: float | None = None
+    ) -> int:
+        """``signal`` for async code."""
+        calls = durable.signal_calls(self._keys(), key, payload, mode, ttl)
+        return await durable.asend_signal(self.app.aredis, calls)
 
     # -- state -----
 

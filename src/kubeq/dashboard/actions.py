@@ -1,4 +1,5 @@
-"""The dashboard's actions (POST handlers): pause, resume, purge, cancel, requeue, log in.
+"""The dashboard's actions (POST handlers): pause, resume, purge, cancel, requeue, signal,
+log in.
 
 Each checks the guard first (same origin, CSRF token, not read-only, logged in), then calls
 the library's own function (``Queue.pause``, ``Queue.purge``, ``Job.cancel``,
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from kubeq import serialization
 from kubeq.dashboard.security import Refused, client_address
 from kubeq.dashboard.state import Dashboard
 from kubeq.store.keys import validate_job_id, validate_queue_name
@@ -101,7 +103,7 @@ async def job_action(request: Request) -> Response:
     try:
         validate_queue_name(name)
         validate_job_id(job_id)
-        dash, _ = await _checked(request)
+        dash, fields = await _checked(request)
     except (Refused, ValueError) as exc:
         return _refused(request, exc)
     path = f"/jobs/{quote(name, safe='')}/{quote(job_id, safe='')}"
@@ -111,7 +113,27 @@ async def job_action(request: Request) -> Response:
     if action == "requeue":
         n = await run_in_threadpool(dash.app.queue(name).requeue_dead, [job_id])
         return _back(path, "requeued" if n else "not requeued: it is not a dead letter")
-    return _refused(request, ValueError(f"unknown job action {action!r}: cancel, requeue"))
+    if action == "signal":
+        return await _signal(dash, name, job_id, path, fields.get("data", "") or "null")
+    return _refused(request, ValueError(f"unknown job action {action!r}: cancel, requeue, signal"))
+
+
+async def _signal(dash: Dashboard, name: str, job_id: str, path: str, data: str) -> Response:
+    """Send the signal a sleeping job waits for (``Queue.signal``, docs/durable.md): every
+    job of the queue waiting on that key wakes."""
+    info = await run_in_threadpool(dash.app.job(job_id, queue=name).info)
+    key = info.waiting_for
+    if info.status != "sleeping" or not key:
+        return _back(path, "not signalled: the job does not wait for a signal")
+    try:
+        payload = serialization.loads(data)
+    except ValueError as exc:
+        return _back(path, f"not signalled: the payload is not JSON ({exc})")
+    try:
+        woken = await run_in_threadpool(lambda: dash.app.queue(name).signal(key, payload))
+    except (TypeError, ValueError) as exc:
+        return _back(path, f"not signalled: {exc}")
+    return _back(path, f"signal {key}: woke {woken} job{'' if woken == 1 else 's'}")
 
 
 async def dead_action(request: Request) -> Response:

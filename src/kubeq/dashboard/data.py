@@ -186,9 +186,15 @@ class JobView:
     options: str = ""
     result: str = ""
     result_cut: bool = False
+    steps: list[tuple[str, str]] = field(default_factory=list)
+    """Its recorded durable steps (name, JSON cut to the limit): docs/durable.md."""
 
 
-def job_view(info: JobInfo, limit: int = defaults.DASHBOARD_RESULT_CHARS) -> JobView:
+def job_view(
+    info: JobInfo,
+    limit: int = defaults.DASHBOARD_RESULT_CHARS,
+    steps: dict[str, Any] | None = None,
+) -> JobView:
     """Split a job's payload into arguments for display; plain text only (escaped later)."""
     view = JobView(info=info, task=info.task)
     try:
@@ -201,4 +207,5 @@ def job_view(info: JobInfo, limit: int = defaults.DASHBOARD_RESULT_CHARS) -> Job
         view.args = [info.payload[:limit]]
     view.result = info.result[:limit]
     view.result_cut = len(info.result) > limit
+    view.steps = [(k, serialization.dumps(v).decode()[:limit]) for k, v in (steps or {}).items()]
     return view

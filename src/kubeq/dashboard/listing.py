@@ -34,6 +34,7 @@ def held_keys(keys: QueueKeys) -> list[str]:
         keys.active,
         keys.dead,
         keys.deferred,
+        keys.sleeping,
         keys.handoff,
         keys.workers,
         keys.busy,

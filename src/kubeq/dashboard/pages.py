@@ -106,10 +106,12 @@ async def job(request: Request) -> Response:
         validate_job_id(job_id)
     except ValueError as exc:
         return _bad(request, str(exc))
-    info = await run_in_threadpool(lambda: dash.app.job(job_id, queue=name).info())
+    handle = dash.app.job(job_id, queue=name)
+    info, steps = await run_in_threadpool(lambda: (handle.info(), handle.steps()))
     if info.status == "unknown" and not info.payload:
         return dash.render(request, "job.html", status=404, view=None, searched=job_id)
-    return dash.render(request, "job.html", view=job_view(info), searched=job_id)
+    view = job_view(info, steps=steps)
+    return dash.render(request, "job.html", view=view, searched=job_id)
 
 
 async def job_result(request: Request) -> Response:

@@ -18,6 +18,7 @@ Status = Literal[
     "scheduled",
     "waiting",
     "deferred",
+    "sleeping",
     "active",
     "finished",
     "failed",
@@ -28,7 +29,8 @@ Status = Literal[
 ]
 """queued: waiting in the ready set. scheduled: waiting for its time (delay, eta, retry, or
 its rate limit's next start). waiting: for a concurrency slot of its limit key.
-deferred: for its parents (depends_on) to end.
+deferred: for its parents (depends_on) to end. sleeping: in a durable sleep or wait
+(kubeq.sleep, kubeq.wait_for): it holds no worker until its time or its signal comes.
 active: leased by a worker. finished: has a result. failed: in the dead-letter queue.
 cancelled: cancelled before it ran. aborted: stopped by job.abort(). expired: not started by
 its expiry time. unknown: never enqueued, or its result TTL passed."""
@@ -49,6 +51,9 @@ JOB_FIELDS = (
     "traceback",
     "progress",
     "meta",
+    "wait_step",
+    "sleep_until",
+    "signal",
 )
 
 """Every field of a ``JobInfo``, in the order ``JobInfo.from_fields`` takes them."""
@@ -122,6 +127,13 @@ class JobInfo:
     """What the task last passed to ``current_job().set_progress`` (decoded JSON), or None."""
     meta: dict[str, Any] = field(default_factory=dict)
     """What the task stored with ``current_job().update_meta`` (decoded JSON)."""
+    wait_step: str = ""
+    """The durable sleep or wait the job is in (``~sleep:1``, ``~wait:<key>``), or was in last."""
+    sleep_until: float | None = None
+    """While sleeping: when it continues (a sleep) or times out (a wait); None for a wait
+    without timeout."""
+    waiting_for: str = ""
+    """While sleeping on ``kubeq.wait_for``: the signal key it waits for."""
 
     @classmethod
     def from_fields(cls, job_id: str, queue: str, values: Sequence[Any]) -> JobInfo:
@@ -151,4 +163,7 @@ class JobInfo:
             result=text(f["result"]),
             progress=stored_json(f["progress"], None),
             meta=stored_json(f["meta"], {}),
+            wait_step=text(f["wait_step"]),
+            sleep_until=ms(f["sleep_until"]) if status == "sleeping" else None,
+            waiting_for=text(f["signal"]) if status == "sleeping" else "",
         )

@@ -76,6 +76,17 @@ Workflows (docs/architecture.md, Workflows), under the same hash tag:
                                         (how each parent ended: counted once), parents /
                                         children ("<queue>/<id>" lines, for people:
                                         edges.py) and parents_more / children_more
+
+Durable steps and waits (docs/durable.md), under the same hash tag, so a job's records and
+its signal keys live in the queue's slot:
+
+    kubeq:{default}:job:<id>      HASH  ... step:<name> (a finished step's JSON record),
+                                        steps_bytes; while sleeping: wait_step, slept_at,
+                                        sleep_until, signal
+    kubeq:{default}:sleeping      ZSET  jobs in a durable sleep or wait; score = wake time
+    kubeq:{default}:waiters:<key> ZSET  jobs waiting on signal <key>; score = since when
+    kubeq:{default}:signal:<key>  STR   a signal's payload, kept for its TTL (mode "all")
+    kubeq:{default}:signal:<key>:one LIST payloads of mode "one" no job waited for yet
 """
 
 from __future__ import annotations
@@ -257,8 +268,24 @@ class QueueKeys:
         """ZSET of job ids waiting for a slot of a concurrency key; score = ready score."""
         return f"{self.base}waiting:{limit_key}"
 
+    @property
+    def sleeping(self) -> str:
+        """ZSET of jobs in a durable sleep or wait (suspend.lua); score = when it wakes, in
+        ms (9e15 for a wait without timeout; its timer is also in ``delayed``)."""
+        return self.base + "sleeping"
+
+    def waiters(self, signal_key: str) -> str:
+        """ZSET of job ids waiting on a signal key (``kubeq.wait_for``); score = since when."""
+        return f"{self.base}waiters:{signal_key}"
+
+    def signal(self, signal_key: str) -> str:
+        """STR: the payload of a signal sent with mode "all", kept for its TTL for jobs that
+        wait on the key later (signal.lua); ``...:one`` is the LIST of mode "one" payloads
+        no job waited for yet."""
+        return f"{self.base}signal:{signal_key}"
+
     def job(self, job_id: str) -> str:
-        """HASH of one job's payload and state."""
+        """HASH of one job's payload and state (and its step records, ``step:<name>``)."""
         return f"{self.base}job:{job_id}"
 
     def done(self, job_id: str) -> str:

@@ -143,6 +143,8 @@ def combine(queue: str, parts: Sequence[QueueStats]) -> QueueStats:
         in_flight=sum(s.in_flight for s in parts),
         delayed=sum(s.delayed for s in parts),
         dead=sum(s.dead for s in parts),
+        deferred=sum(s.deferred for s in parts),
+        sleeping=sum(s.sleeping for s in parts),
         expired=sum(s.expired for s in parts),
         oldest_ready_age=max(s.oldest_ready_age for s in parts),
         paused=any(s.paused for s in parts),

@@ -45,6 +45,9 @@ NAMES = (
     "edge",
     "handed",
     "links",
+    "step",
+    "suspend",
+    "signal",
 )
 
 
@@ -120,6 +123,9 @@ class Scripts:
     edge: Any
     handed: Any
     links: Any
+    step: Any
+    suspend: Any
+    signal: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:

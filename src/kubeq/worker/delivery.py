@@ -18,8 +18,9 @@ from typing import Any
 from kubeq import serialization
 from kubeq.client.app import Task
 from kubeq.client.context import JobContext, reset_current, set_current
+from kubeq.errors import JobSuspended
 from kubeq.options import apply_retry_overrides, check_timeout
-from kubeq.outcomes import Outcome, Settlement
+from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.retry import decide
 from kubeq.store.cluster import is_outage
 from kubeq.store.wire import FetchedJob
@@ -136,6 +137,9 @@ async def run_attempt(
         # a task's own cancellation (an inner task it awaited was cancelled) is a failure
         error = "CancelledError: the task was cancelled"
         return Settlement.failed(error, f"{error} (not retried)", traceback.format_exc())
+    except JobSuspended as exc:
+        log.info("job %s (%s): %s", d.id, name, exc.what)
+        return Settlement(Ended.SUSPENDED)
     except ProcessDied as exc:
         # its pool child died under it: no attempt counted, but a lost delivery, so a job that
         # kills its process every time is buried as poison after max_deliveries

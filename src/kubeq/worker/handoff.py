@@ -42,7 +42,7 @@ __all__ = ["Route", "hand_off", "sweep"]
 Route = Callable[[str, Call, TaskOptions], str]
 """The partition of a queue that takes a call (``Partitioner.route``)."""
 
-_LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred"})
+_LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred", "sleeping"})
 """Statuses of a job that has not ended (again)."""
 
 

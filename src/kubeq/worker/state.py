@@ -20,7 +20,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from kubeq import defaults
 from kubeq.client.tasks import Task
 from kubeq.options import TaskOptions
-from kubeq.outcomes import Outcome, Settlement
+from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store import connections, urls
 from kubeq.store.keys import QueueKeys
@@ -210,6 +210,9 @@ class WorkerState:
         self.inflight.pop(d.key, None)
         if count:
             self._count(d, settlement.outcome.metric_label)
+        if settlement.outcome is Ended.SUSPENDED:
+            self._activity.set()  # recorded by suspend.lua: only the slot frees here
+            return
         if not self._acks:
             self._acks_since = time.monotonic()
         self._acks.append((d, settlement))

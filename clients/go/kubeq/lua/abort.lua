@@ -371,6 +371,15 @@ local function expire_job(base, id, jk, ttl)
   local c = redis.pcall('INCR', base .. 'expired')
   if type(c) ~= 'number' then redis.call('SET', base .. 'expired', 1) end
 end
+-- Durable waits (docs/durable.md): a job that slept or waited leaves the sleeping index
+-- and the waiters of its signal key when it wakes or ends by any path (fetch, signal,
+-- cancel, abort, purge).
+local function unsleep(base, id, jk)
+  local s = redis.pcall('HGET', jk, 'signal')
+  if type(s) == 'string' and s ~= '' then redis.pcall('ZREM', base .. 'waiters:' .. s, id) end
+  redis.pcall('ZREM', base .. 'sleeping', id)
+  redis.pcall('HDEL', jk, 'signal', 'sleep_until')
+end
 
 -- Abort a job. One that has not started never will; a running one ends 'aborted' at once,
 -- and the worker running it learns it from its next heartbeat reply, which stops the attempt
@@ -411,6 +420,9 @@ elseif status == 'waiting' and f[3] then
   redis.call('ZREM', base .. 'waiting:' .. f[3], id)
 elseif status == 'deferred' then
   redis.call('ZREM', base .. 'deferred', id)
+elseif status == 'sleeping' then -- durable sleep or wait: no attempt runs
+  redis.call('ZREM', q.delayed, id)
+  unsleep(base, id, jk)
 else
   return 0
 end

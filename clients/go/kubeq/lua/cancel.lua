@@ -371,8 +371,17 @@ local function expire_job(base, id, jk, ttl)
   local c = redis.pcall('INCR', base .. 'expired')
   if type(c) ~= 'number' then redis.call('SET', base .. 'expired', 1) end
 end
+-- Durable waits (docs/durable.md): a job that slept or waited leaves the sleeping index
+-- and the waiters of its signal key when it wakes or ends by any path (fetch, signal,
+-- cancel, abort, purge).
+local function unsleep(base, id, jk)
+  local s = redis.pcall('HGET', jk, 'signal')
+  if type(s) == 'string' and s ~= '' then redis.pcall('ZREM', base .. 'waiters:' .. s, id) end
+  redis.pcall('ZREM', base .. 'sleeping', id)
+  redis.pcall('HDEL', jk, 'signal', 'sleep_until')
+end
 
--- Cancel a job that has not started. KEYS: the queue's 8 keys. ARGV: base, id, and for a
+-- Cancel a job that has not started, or sleeps (kubeq.sleep, kubeq.wait_for). KEYS: the queue's 8 keys. ARGV: base, id, and for a
 -- workflow's link not enqueued yet, a TTL in seconds: then a missing job becomes a
 -- 'cancelled' tombstone that the link's hand-off (enqueued with once) finds, so it never runs.
 -- Returns 1 if cancelled, 0 if it is running or has ended, -1 if there is no such job.
@@ -400,9 +409,10 @@ if not status then
 end
 if f[4] then return 0 end -- lapsed: its worker may still run it (it has started)
 if status ~= 'queued' and status ~= 'scheduled' and status ~= 'waiting' and
-    status ~= 'deferred' then
+    status ~= 'deferred' and status ~= 'sleeping' then
   return 0
 end
+if status == 'sleeping' then unsleep(base, id, jk) end -- it holds no worker: it just ends
 redis.call('ZREM', q.ready, id)
 redis.call('ZREM', q.delayed, id)
 redis.call('ZREM', base .. 'deferred', id)

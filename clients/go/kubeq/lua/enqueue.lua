@@ -371,6 +371,15 @@ local function expire_job(base, id, jk, ttl)
   local c = redis.pcall('INCR', base .. 'expired')
   if type(c) ~= 'number' then redis.call('SET', base .. 'expired', 1) end
 end
+-- Durable waits (docs/durable.md): a job that slept or waited leaves the sleeping index
+-- and the waiters of its signal key when it wakes or ends by any path (fetch, signal,
+-- cancel, abort, purge).
+local function unsleep(base, id, jk)
+  local s = redis.pcall('HGET', jk, 'signal')
+  if type(s) == 'string' and s ~= '' then redis.pcall('ZREM', base .. 'waiters:' .. s, id) end
+  redis.pcall('ZREM', base .. 'sleeping', id)
+  redis.pcall('HDEL', jk, 'signal', 'sleep_until')
+end
 
 -- Enqueue jobs into one queue in one round trip.
 -- KEYS: the queue's 8 keys. ARGV: base, the number of groups, the call's send token (unique to
@@ -526,7 +535,8 @@ for _ = 1, groups do
       mine[id] = true
       out[#out + 1] = 1
     elseif status == 'queued' or status == 'scheduled' or status == 'active' or
-        status == 'waiting' or status == 'deferred' or (once and status) or
+        status == 'waiting' or status == 'deferred' or status == 'sleeping' or
+        (once and status) or
         (status and handing_off(base, id)) then
       out[#out + 1] = 0
     else

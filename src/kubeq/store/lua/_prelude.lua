@@ -371,3 +371,12 @@ local function expire_job(base, id, jk, ttl)
   local c = redis.pcall('INCR', base .. 'expired')
   if type(c) ~= 'number' then redis.call('SET', base .. 'expired', 1) end
 end
+-- Durable waits (docs/durable.md): a job that slept or waited leaves the sleeping index
+-- and the waiters of its signal key when it wakes or ends by any path (fetch, signal,
+-- cancel, abort, purge).
+local function unsleep(base, id, jk)
+  local s = redis.pcall('HGET', jk, 'signal')
+  if type(s) == 'string' and s ~= '' then redis.pcall('ZREM', base .. 'waiters:' .. s, id) end
+  redis.pcall('ZREM', base .. 'sleeping', id)
+  redis.pcall('HDEL', jk, 'signal', 'sleep_until')
+end

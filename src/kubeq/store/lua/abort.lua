@@ -37,6 +37,9 @@ elseif status == 'waiting' and f[3] then
   redis.call('ZREM', base .. 'waiting:' .. f[3], id)
 elseif status == 'deferred' then
   redis.call('ZREM', base .. 'deferred', id)
+elseif status == 'sleeping' then -- durable sleep or wait: no attempt runs
+  redis.call('ZREM', q.delayed, id)
+  unsleep(base, id, jk)
 else
   return 0
 end

@@ -152,7 +152,8 @@ for _ = 1, groups do
       mine[id] = true
       out[#out + 1] = 1
     elseif status == 'queued' or status == 'scheduled' or status == 'active' or
-        status == 'waiting' or status == 'deferred' or (once and status) or
+        status == 'waiting' or status == 'deferred' or status == 'sleeping' or
+        (once and status) or
         (status and handing_off(base, id)) then
       out[#out + 1] = 0
     else

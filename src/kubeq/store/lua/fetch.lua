@@ -50,7 +50,8 @@ for qi = 0, nq - 1 do
     if not f or not valid_id(id) then
       bury(q, base, id, jk, 'malformed delayed entry: ' .. (f and 'invalid job id' or
         'its job key is not a hash'))
-    elseif f[1] == 'scheduled' then
+    elseif f[1] == 'scheduled' or f[1] == 'sleeping' then
+      if f[1] == 'sleeping' then unsleep(base, id, jk) end -- its sleep or wait timed out
       redis.call('HSET', jk, 'status', 'queued')
       redis.call('ZADD', q.ready, ready_score(f[2], due[i + 1]), id)
       moved = moved + 1

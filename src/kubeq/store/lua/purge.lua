@@ -1,4 +1,5 @@
--- Delete up to `limit` waiting jobs (ready and delayed) of a queue; call until it returns 0.
+-- Delete up to `limit` waiting jobs (ready, delayed and sleeping) of a queue; call until it
+-- returns 0.
 -- A purged job with dependents (marker 'd') is not deleted at once: it ends 'cancelled'
 -- (reason "purged") and notes its hand-off, which resolves its children as a cancelled
 -- parent's (each cancelled, or run with allow_failure; docs/workflows.md), then its record
@@ -9,11 +10,13 @@
 local q = queue_keys(0)
 local base, limit = ARGV[1], tonumber(ARGV[2])
 local n = 0
-for _, key in ipairs({q.ready, q.delayed}) do
+for _, key in ipairs({q.ready, q.delayed, base .. 'sleeping'}) do
   local ids = redis.call('ZRANGE', key, 0, limit - n - 1)
   for _, id in ipairs(ids) do
     redis.call('ZREM', key, id)
     local jk = base .. 'job:' .. id
+    redis.call('ZREM', q.delayed, id)
+    unsleep(base, id, jk) -- a durable sleep or wait ends too
     local f = job_fields(jk, 'cb', 'result_ttl', 'sent', 'enqueued_at')
     if f and f[1] and string.find(f[1], 'd', 1, true) then
       redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOWS,

@@ -4,7 +4,9 @@
 --          paused (0/1), expired (jobs that expired before they started), rate_limited
 --          (0/1: a rate limit held jobs back lately), the queue's rate limit in starts per
 --          1000 s (0: none), deferred (jobs waiting for their parents, depends_on: not
---          backlog), then worker id / busy pairs of the live workers.
+--          backlog), sleeping (durable sleeps and waits, kubeq.sleep / kubeq.wait_for: not
+--          backlog, nor delayed, until their time is due), then worker id / busy pairs of
+--          the live workers.
 local q = queue_keys(0)
 local worker_ttl = tonumber(ARGV[1])
 local due = redis.call('ZCOUNT', q.delayed, '-inf', NOW)
@@ -25,11 +27,17 @@ if due > 0 then
   local t = tonumber(first[2])
   if oldest < 0 or t < oldest then oldest = t end
 end
+local base = string.sub(q.ready, 1, #q.ready - 5)
+-- a sleeper's timer is in the delayed set: due, it is backlog; not due, it counts as sleeping
+local sleeping = redis.pcall('ZCOUNT', base .. 'sleeping', '(' .. NOWS, '+inf')
+if type(sleeping) ~= 'number' then sleeping = 0 end
+local timers = 0
+if sleeping > 0 then timers = redis.call('ZCOUNT', base .. 'sleeping', '(' .. NOWS, '8e15') end
 local out = {
-  NOW, ready + due, redis.call('ZCARD', q.active), redis.call('ZCARD', q.delayed) - due,
+  NOW, ready + due, redis.call('ZCARD', q.active),
+  redis.call('ZCARD', q.delayed) - due - timers,
   redis.call('ZCARD', q.dead), oldest, redis.call('EXISTS', q.paused),
 }
-local base = string.sub(q.ready, 1, #q.ready - 5)
 local expired = redis.pcall('GET', base .. 'expired')
 out[#out + 1] = (type(expired) == 'string' and int(expired)) or 0
 out[#out + 1] = redis.call('EXISTS', base .. 'throttled')
@@ -41,6 +49,7 @@ end
 out[#out + 1] = per_ks
 local deferred = redis.pcall('ZCARD', base .. 'deferred')
 out[#out + 1] = type(deferred) == 'number' and deferred or 0
+out[#out + 1] = sleeping
 local live = redis.call('ZRANGEBYSCORE', q.workers, NOW - worker_ttl, '+inf')
 for _, w in ipairs(live) do
   out[#out + 1] = w
