@@ -65,7 +65,7 @@ class Queue:
     ) -> Job:
         """Enqueue with per-call options: priority, delay, eta, job_id, timeout,
         result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
-        expires, soft_timeout."""
+        fair_key, expires, soft_timeout."""
         call = self.prepare(func, *args, **(kwargs or {}))
         return self.enqueue_many([call.set(**options)])[0]
 

@@ -11,7 +11,9 @@ local due = redis.call('ZCOUNT', q.delayed, '-inf', NOW)
 local ready = redis.call('ZCARD', q.ready)
 local oldest = -1
 if ready > 0 then
-  for band = 0, PMAX do
+  -- bands 0 .. PMAX hold jobs without a fairness key, 10 .. 10 + PMAX keyed ones (_fair.lua)
+  for b = 0, 2 * PMAX + 1 do
+    local band = b <= PMAX and b or b - PMAX - 1 + 10
     local first = redis.call('ZRANGEBYSCORE', q.ready, band * BAND, (band + 1) * BAND - 1,
       'WITHSCORES', 'LIMIT', 0, 1)
     if #first > 0 then
