@@ -44,6 +44,18 @@ Execution control (docs/architecture.md, Execution control), under the same hash
     kubeq:{default}:throttled     STR   present (with a TTL) while a rate limit holds jobs back
     kubeq:{default}:expired       STR   counter of jobs that expired before they started
 
+Fair queues (docs/fairness.md; the order is lua/_fair.lua's), under the same hash tag. A ready
+job with a fairness key is in ``ready`` too, scored 10 bands higher:
+
+    kubeq:{default}:fair          ZSET  keys with ready jobs; score = band of the key's next
+                                        job * 10^13 + its virtual start tag
+    kubeq:{default}:fair:q:<key>  ZSET  a key's ready job ids; score = their ready score
+    kubeq:{default}:fair:idle     ZSET  keys that emptied -> finish tag, until the virtual
+                                        clock passes it
+    kubeq:{default}:fair:state    HASH  v (virtual clock), u (unkeyed jobs' tag), ue; gone
+                                        when no key has ready jobs
+    kubeq:{default}:fair:weights  HASH  key -> weight (absent: 1; "" = jobs without a key)
+
 Worker documents (the dashboard's Workers page; one hash tag, so one MGET reads them all):
 
     kubeq:{workerinfo}:index         ZSET  worker id -> time of its last publish in ms
@@ -256,6 +268,32 @@ class QueueKeys:
     def waiting(self, limit_key: str) -> str:
         """ZSET of job ids waiting for a slot of a concurrency key; score = ready score."""
         return f"{self.base}waiting:{limit_key}"
+
+    @property
+    def fair(self) -> str:
+        """ZSET of the fairness keys with ready jobs; score = band of the key's next job *
+        10^13 + its virtual start tag (the fetch serves the least first)."""
+        return self.base + "fair"
+
+    def fair_queue(self, key: str) -> str:
+        """ZSET of one fairness key's ready job ids; score = their ready score."""
+        return f"{self.base}fair:q:{key}"
+
+    @property
+    def fair_idle(self) -> str:
+        """ZSET key -> finish tag of keys that emptied, until the virtual clock passes it."""
+        return self.base + "fair:idle"
+
+    @property
+    def fair_state(self) -> str:
+        """HASH of the queue's virtual clock ``v`` and the unkeyed jobs' tag ``u``."""
+        return self.base + "fair:state"
+
+    @property
+    def fair_weights(self) -> str:
+        """HASH fairness key -> weight (``Queue.set_weights``, ``kubeq fair``, TaskQueue
+        ``spec.fairness``); "" weighs the jobs without a key."""
+        return self.base + "fair:weights"
 
     def job(self, job_id: str) -> str:
         """HASH of one job's payload and state."""

@@ -45,6 +45,7 @@ NAMES = (
     "edge",
     "handed",
     "links",
+    "fairstats",
 )
 
 

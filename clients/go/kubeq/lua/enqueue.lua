@@ -492,6 +492,13 @@ local function fair_forget(base, id, key)
     end
   end
 end
+-- How many jobs a flow of weight w serves in a row while its start tag stays below the next
+-- flow's, `gap` ahead (at least one: the flow at the front always serves one).
+local function fair_turns(gap, w)
+  local k = math.ceil(gap * w / FUNIT - 1e-9)
+  if k < 1 then return 1 end
+  return k
+end
 -- Pop up to n ready jobs in fair order: {id, ready score, ...} as ZPOPMIN answers.
 local function fair_pop(q, base, n)
   local idx = base .. 'fair'
@@ -530,7 +537,7 @@ local function fair_pop(q, base, n)
     if serve_u then
       local wu = fair_weight(st, base, '')
       local m = n - got
-      if ub == kb then m = math.min(m, math.floor((ktag - st.u) * wu / FUNIT) + 1) end
+      if ub == kb then m = math.min(m, fair_turns(ktag - st.u, wu)) end
       local ids = redis.call('ZRANGEBYSCORE', q.ready, '-inf', '(' .. string.format('%d',
         (ub + 1) * BAND), 'WITHSCORES', 'LIMIT', 0, m)
       local rem = {}
@@ -554,7 +561,7 @@ local function fair_pop(q, base, n)
         if math.floor(s2 / BAND) == kb then lim = s2 - kb * BAND end
       end
       if ub == kb and (not lim or st.u < lim) then lim = st.u end
-      if lim then m = math.min(m, math.floor((lim - ktag) * w / FUNIT) + 1) end
+      if lim then m = math.min(m, fair_turns(lim - ktag, w)) end
       local fq = base .. 'fair:q:' .. key
       local ids = redis.pcall('ZRANGEBYSCORE', fq, '-inf', '(' .. string.format('%d',
         (kb + 1) * BAND), 'WITHSCORES', 'LIMIT', 0, m)
