@@ -96,12 +96,8 @@ def test_fair_keys_with_concurrency_limits_and_retries(
 ) -> None:
     # tenant "big" runs under a concurrency limit of 2 (per_key), with a fairness key; the
     # small tenant is unlimited: both finish, the limit holds, nothing keyed is left
-    big = [
-        qtasks.per_key.s("cl", "big", 0.01).set(queue=Q, fair_key="big") for _ in range(60)
-    ]
-    small = [
-        qtasks.fail_until.s(f"fr{i}", 1).set(queue=Q, fair_key="small") for i in range(20)
-    ]
+    big = [qtasks.per_key.s("cl", "big", 0.01).set(queue=Q, fair_key="big") for _ in range(60)]
+    small = [qtasks.fail_until.s(f"fr{i}", 1).set(queue=Q, fair_key="small") for i in range(20)]
     jobs = app.enqueue_many(big + small)
     for _ in range(2):
         start_worker("--queue", Q, "--concurrency", "6")

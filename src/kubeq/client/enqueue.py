@@ -26,11 +26,11 @@ from kubeq.options import (
     check_expires,
     check_fair_key,
     check_limit_key,
-    fair_key_of,
     check_priority,
     check_seconds,
     check_timeout,
     expires_spec,
+    fair_key_of,
     limit_slot,
     plain_template,
 )

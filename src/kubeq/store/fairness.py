@@ -27,8 +27,12 @@ def check_weight(key: object, weight: object) -> float:
     if key != UNKEYED:
         check_fair_key(key, "a weight's key")
     ok = isinstance(weight, int | float) and not isinstance(weight, bool)
-    if not ok or not math.isfinite(weight) or not (  # type: ignore[arg-type]
-        defaults.FAIR_WEIGHT_MIN <= weight <= defaults.FAIR_WEIGHT_MAX  # type: ignore[operator]
+    if (
+        not ok
+        or not math.isfinite(weight)
+        or not (  # type: ignore[arg-type]
+            defaults.FAIR_WEIGHT_MIN <= weight <= defaults.FAIR_WEIGHT_MAX  # type: ignore[operator]
+        )
     ):
         raise ValueError(
             f"the weight of fair key {key!r} must be a number from {defaults.FAIR_WEIGHT_MIN} "
@@ -117,7 +121,11 @@ def _parse(queue: str, raw: Sequence[Any]) -> FairStats:
         for i in range(5, len(raw), 4)
     ]
     return FairStats(
-        queue, active, scanned, unkeyed, max(0.0, (now - uoldest) / 1000) if uoldest >= 0 else 0.0,
+        queue,
+        active,
+        scanned,
+        unkeyed,
+        max(0.0, (now - uoldest) / 1000) if uoldest >= 0 else 0.0,
         rows,
     )
 
