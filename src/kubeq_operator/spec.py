@@ -189,8 +189,13 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
             "spec.scaling.fallbackReplicas",
             f"must be within minReplicas..maxReplicas ({lo}..{hi}), got {fallback}",
         )
+    top = get_int(s, "fairTopKeys", path, defaults.FAIR_TOP, 0)
+    if top > 100:
+        raise SpecError("spec.scaling.fairTopKeys", f"must be 0..100 (series per queue), got {top}")
     scaling = ScalingSpec(
         target_wait_seconds=target_wait,
+        wait_of_worst_key=get_field(s, "waitOfWorstKey", path, bool, False),
+        fair_top_keys=top,
         scale_up_max_pods_per_step=up_step,
         scale_up_period_seconds=float(
             get_int(up, "periodSeconds", upath, defaults.SCALE_UP_PERIOD_SECONDS, 0)

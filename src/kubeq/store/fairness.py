@@ -26,19 +26,14 @@ def check_weight(key: object, weight: object) -> float:
     """A key's weight: a finite number within the allowed range, or ValueError naming it."""
     if key != UNKEYED:
         check_fair_key(key, "a weight's key")
-    ok = isinstance(weight, int | float) and not isinstance(weight, bool)
-    if (
-        not ok
-        or not math.isfinite(weight)
-        or not (  # type: ignore[arg-type]
-            defaults.FAIR_WEIGHT_MIN <= weight <= defaults.FAIR_WEIGHT_MAX  # type: ignore[operator]
-        )
-    ):
+    number = isinstance(weight, int | float) and not isinstance(weight, bool)
+    value = float(weight) if number else math.nan  # type: ignore[arg-type]
+    if not defaults.FAIR_WEIGHT_MIN <= value <= defaults.FAIR_WEIGHT_MAX:
         raise ValueError(
             f"the weight of fair key {key!r} must be a number from {defaults.FAIR_WEIGHT_MIN} "
             f"to {defaults.FAIR_WEIGHT_MAX:g} (1 is the default), got {weight!r}"
         )
-    return float(weight)  # type: ignore[arg-type]
+    return value
 
 
 def set_weights(

@@ -18,7 +18,7 @@ from kubeq.store.keys import DEFAULT_PREFIX, QueueKeys
 from kubeq.store.scripts import run_pipeline, run_pipeline_async, source
 
 WORKER_TTL_MS = defaults.WORKER_TTL_MS
-HEADER = 11
+HEADER = 12
 """stats.lua's numbers before the worker pairs (see its header)."""
 
 
@@ -49,6 +49,8 @@ class QueueStats:
     """The queue's own rate limit in starts per second (0: none)."""
     deferred: int = 0
     """Jobs waiting for their parents (``depends_on``); not backlog until they are ready."""
+    fair_keys: int = 0
+    """Fairness keys with ready jobs (docs/fairness.md)."""
 
     @property
     def live_workers(self) -> int:
@@ -63,7 +65,7 @@ def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
     now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused, expired, limited, per_ks = (
         int(x) for x in raw[: HEADER - 1]
     )
-    deferred = int(raw[HEADER - 1])
+    deferred, fair_keys = int(raw[HEADER - 2]), int(raw[HEADER - 1])
     workers = {
         (w.decode() if isinstance(w, bytes) else str(w)): int(n)
         for w, n in zip(raw[HEADER::2], raw[HEADER + 1 :: 2], strict=True)
@@ -82,6 +84,7 @@ def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
         rate_limited=bool(limited),
         rate_limit=per_ks / 1000,
         deferred=deferred,
+        fair_keys=fair_keys,
     )
 
 

@@ -4,7 +4,8 @@
 --          paused (0/1), expired (jobs that expired before they started), rate_limited
 --          (0/1: a rate limit held jobs back lately), the queue's rate limit in starts per
 --          1000 s (0: none), deferred (jobs waiting for their parents, depends_on: not
---          backlog), then worker id / busy pairs of the live workers.
+--          backlog), fair keys (fairness keys with ready jobs, _fair.lua), then worker id /
+--          busy pairs of the live workers.
 local q = queue_keys(0)
 local worker_ttl = tonumber(ARGV[1])
 local due = redis.call('ZCOUNT', q.delayed, '-inf', NOW)
@@ -43,6 +44,8 @@ end
 out[#out + 1] = per_ks
 local deferred = redis.pcall('ZCARD', base .. 'deferred')
 out[#out + 1] = type(deferred) == 'number' and deferred or 0
+local fair = redis.pcall('ZCARD', base .. 'fair')
+out[#out + 1] = type(fair) == 'number' and fair or 0
 local live = redis.call('ZRANGEBYSCORE', q.workers, NOW - worker_ttl, '+inf')
 for _, w in ipairs(live) do
   out[#out + 1] = w
