@@ -9,11 +9,14 @@ the order it fetched them, so the orders observed get c places of slack, no more
 
 from __future__ import annotations
 
+import pytest
 import qtasks
 import redis
 
 import kubeq
+from kubeq.store import fairness
 from kubeq.store.keys import QueueKeys
+from kubeq.testing import drain
 from tests.redis.helpers import max_running, wait_until
 from tests.redis.workers import StartWorker
 
@@ -125,3 +128,41 @@ def test_cancel_purge_and_stats_by_key(app: kubeq.App, r: redis.Redis) -> None:
     assert queue.purge() == 5
     assert queue.stats().backlog == 0
     _no_fair_state(r)
+
+
+@pytest.mark.also_redis_cluster
+def test_keyed_jobs_on_a_partitioned_queue_and_on_redis_cluster(redis_url: str) -> None:
+    # every partition gets the weights and its own fair order; the by-key numbers add up
+    app = kubeq.App(redis_url, partitions={"pf": 2})
+    seen: dict[str, list[str]] = {"pf#0": [], "pf#1": []}
+
+    @app.task(queue="pf", fair_key=lambda tenant, i: tenant)
+    def work(tenant: str, i: int) -> None:
+        job = kubeq.current_job()
+        assert job is not None
+        seen[job.queue].append(tenant)
+
+    try:
+        queue = app.queue("pf")
+        queue.set_weights({"big": 2})
+        assert all(fairness.read_weights(app.redis, p) == {"big": 2.0} for p in ["pf#0", "pf#1"])
+        app.enqueue_many([work.s("big", i) for i in range(200)] + [work.s("small", 0)] * 4)
+        fs = queue.fair_stats()
+        assert {k.key: k.backlog for k in fs.keys} == {"big": 200, "small": 4}
+        assert fs.active_keys == 4  # two keys on each partition
+        assert queue.stats().fair_keys == 4
+        report = drain(app, "pf", concurrency=1)
+        assert report.finished == 204
+        # on each partition (100 big of weight 2, 2 small of weight 1) the j-th small job
+        # has at most 2j big ones and j-1 small ones before it: place <= 3j - 1 (0-based)
+        for part, order in seen.items():
+            small = [i for i, t in enumerate(order) if t == "small"]
+            assert len(small) == 2 and all(at <= 3 * j - 1 for j, at in enumerate(small, 1)), (
+                part,
+                order[:8],
+            )
+        for p in ["pf#0", "pf#1"]:
+            keys = QueueKeys.of(p)
+            assert app.redis.exists(keys.fair, keys.fair_state, keys.fair_idle) == 0
+    finally:
+        app.close()

@@ -63,7 +63,7 @@ class QueueStats:
 
 def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
     now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused, expired, limited, per_ks = (
-        int(x) for x in raw[: HEADER - 1]
+        int(x) for x in raw[: HEADER - 2]
     )
     deferred, fair_keys = int(raw[HEADER - 2]), int(raw[HEADER - 1])
     workers = {
