@@ -9,6 +9,8 @@ the order it fetched them, so the orders observed get c places of slack, no more
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import qtasks
 import redis
@@ -166,3 +168,24 @@ def test_keyed_jobs_on_a_partitioned_queue_and_on_redis_cluster(redis_url: str) 
             assert app.redis.exists(keys.fair, keys.fair_state, keys.fair_idle) == 0
     finally:
         app.close()
+
+
+def test_the_operators_weights_replace_a_queues_and_say_what_changed(
+    app: kubeq.App, r: redis.Redis
+) -> None:
+    app.queue("a").set_weights({"by-hand": 5})
+
+    async def sync(wanted: dict[str, dict[str, float]]) -> list[str]:
+        client = kubeq.store.connections.async_client(app.redis_url)
+        try:
+            return await fairness.sync_weights_async(client, wanted)
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(sync({"a": {"acme": 3.0}, "b": {"": 2.0}})) == [
+        "a: fairness weights acme=3",
+        "b: fairness weights (no key)=2",
+    ]
+    assert app.queue("a").weights() == {"acme": 3.0}
+    assert app.queue("b").weights() == {"": 2.0}
+    assert asyncio.run(sync({"a": {"acme": 3.0}, "b": {"": 2.0}})) == []  # nothing to change

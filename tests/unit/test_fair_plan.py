@@ -140,3 +140,17 @@ def test_the_key_wait_series_stay_bounded_to_the_top_keys() -> None:
     assert fairscale.worst([FairStats("q", 3, 3, 0, 0.0, rows)]) == ("a", 5.0)
     metrics.forget("ns", "t", ["q"])
     assert shown() == set()
+
+
+def test_spec_fairness_parses_per_queue_and_names_a_bad_weight() -> None:
+    base = {
+        "queues": ["q"],
+        "redis": {"url": "redis://r:6379/0"},
+        "worker": {"image": "w:1", "tasks": "t"},
+    }
+    spec = parse({**base, "fairness": {"q": {"acme": 3, "": 2}}})
+    assert spec.fairness == (("q", (("", 2.0), ("acme", 3.0))),)
+    with pytest.raises(SpecError, match=r"spec\.fairness\.other.*not one of spec\.queues"):
+        parse({**base, "fairness": {"other": {"a": 1}}})
+    with pytest.raises(SpecError, match=r"spec\.fairness\.q.*weight of fair key 'acme'"):
+        parse({**base, "fairness": {"q": {"acme": 0}}})

@@ -186,3 +186,33 @@ async def read_fair_stats_async(
     script = client.register_script(source("fairstats"))
     raw = await run_pipeline_async(client, [(script, keys, args) for _, keys, args in calls])
     return [_parse(q, r) for (q, _, _), r in zip(calls, raw, strict=True)]
+
+
+async def sync_weights_async(
+    client: Any, wanted: Mapping[str, Mapping[str, float]], prefix: str = DEFAULT_PREFIX
+) -> list[str]:
+    """Make each queue's weights exactly ``wanted[queue]`` (the operator's ``spec.fairness``;
+    keys are physical queues). Two pipelined round trips, the second only when one differs.
+    Returns what changed, for an Event."""
+    queues = list(wanted)
+    if not queues:
+        return []
+    keys = [QueueKeys.of(q, prefix).fair_weights for q in queues]
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hgetall(key)
+        current = await pipe.execute()
+    changes: list[str] = []
+    async with client.pipeline(transaction=True) as pipe:
+        for q, key, now in zip(queues, keys, current, strict=True):
+            want = {k: float(w) for k, w in wanted[q].items()}
+            if {_text(k): float(v) for k, v in now.items()} == want:
+                continue
+            pipe.delete(key)
+            if want:
+                pipe.hset(key, mapping={k: repr(w) for k, w in want.items()})
+            shown = ", ".join(f"{k or '(no key)'}={w:g}" for k, w in sorted(want.items()))
+            changes.append(f"{q}: fairness weights {shown or 'none'}")
+        if changes:
+            await pipe.execute()
+    return changes
