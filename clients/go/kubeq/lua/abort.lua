@@ -507,6 +507,8 @@ local function fair_pop(q, base, n)
   local out = {}
   local got, steps = 0, 0
   local ub = nil
+  local u = nil -- the unkeyed jobs' head: only this call's own pops change it, so it is read
+  -- again only after it served some
   while got < n and steps < n + 1000 do
     steps = steps + 1
     local heads = redis.call('ZRANGE', idx, 0, 1, 'WITHSCORES')
@@ -522,7 +524,10 @@ local function fair_pop(q, base, n)
     local ks = tonumber(heads[2])
     local kb = math.floor(ks / BAND)
     local ktag = ks - kb * BAND
-    local u = redis.call('ZRANGEBYSCORE', q.ready, '-inf', '(' .. FOFF, 'WITHSCORES', 'LIMIT', 0, 1)
+    if not u then
+      u = redis.call('ZRANGEBYSCORE', q.ready, '-inf', '(' .. string.format('%d', FOFF),
+        'WITHSCORES', 'LIMIT', 0, 1)
+    end
     local serve_u = false
     if #u == 0 then
       ub = nil
@@ -547,6 +552,7 @@ local function fair_pop(q, base, n)
         out[#out + 1] = ids[i + 1]
       end
       redis.call('ZREM', q.ready, unpack(rem))
+      u = nil
       local c = #rem
       got = got + c
       if st.u + (c - 1) * FUNIT / wu > st.v then st.v = st.u + (c - 1) * FUNIT / wu end
