@@ -10,6 +10,7 @@ import pytest
 import kubeq
 from kubeq.client.enqueue import plan_enqueue
 from kubeq.store.fairness import FairStats, KeyStats, check_weight
+from kubeq.store.keys import FAIR_BANDS, PRIORITY_BAND, ready_score, split_ready_score
 from kubeq.store.scripts import source
 from kubeq.store.stats import QueueStats
 from kubeq_operator import fairscale, metrics
@@ -154,3 +155,10 @@ def test_spec_fairness_parses_per_queue_and_names_a_bad_weight() -> None:
         parse({**base, "fairness": {"other": {"a": 1}}})
     with pytest.raises(SpecError, match=r"spec\.fairness\.q.*weight of fair key 'acme'"):
         parse({**base, "fairness": {"q": {"acme": 0}}})
+
+
+def test_a_keyed_jobs_ready_score_reads_back_as_its_priority_and_time() -> None:
+    # the dashboard lists the ready set: a keyed job is scored FAIR_BANDS bands higher
+    keyed = FAIR_BANDS * PRIORITY_BAND + ready_score(7, 1_700_000_000_000)
+    assert split_ready_score(keyed) == (7, 1_700_000_000_000)
+    assert f"local FOFF = {FAIR_BANDS} * BAND" in source("fetch")

@@ -145,10 +145,14 @@ def ready_score(priority: int, ready_ms: int) -> int:
     return (PRIORITY_MAX - priority) * PRIORITY_BAND + ready_ms
 
 
+FAIR_BANDS = 10
+"""A ready job with a fairness key is scored this many bands higher (lua/_fair.lua)."""
+
+
 def split_ready_score(score: float) -> tuple[int, int]:
-    """Inverse of ready_score: (priority, ready time in ms)."""
+    """Inverse of ready_score: (priority, ready time in ms), for a keyed job's score too."""
     band, ready_ms = divmod(int(score), PRIORITY_BAND)
-    return PRIORITY_MAX - band, ready_ms
+    return PRIORITY_MAX - band % FAIR_BANDS, ready_ms
 
 
 @dataclass(frozen=True)
