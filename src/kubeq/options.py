@@ -121,7 +121,7 @@ def check_fair_key(value: object, where: str = "fair_key") -> str:
     ):
         raise ValueError(
             f"{where} must be a non-empty printable string of at most "
-            f"{defaults.LIMIT_KEY_MAX} characters (e.g. a tenant id), got {value!r}"
+            f"{defaults.LIMIT_KEY_MAX} characters (e.g. a tenant's name), got {value!r}"
         )
     return value
 

@@ -162,3 +162,15 @@ def test_a_keyed_jobs_ready_score_reads_back_as_its_priority_and_time() -> None:
     keyed = FAIR_BANDS * PRIORITY_BAND + ready_score(7, 1_700_000_000_000)
     assert split_ready_score(keyed) == (7, 1_700_000_000_000)
     assert f"local FOFF = {FAIR_BANDS} * BAND" in source("fetch")
+
+
+def test_the_gateway_takes_a_fair_key_and_names_a_bad_one() -> None:
+    pytest.importorskip("starlette")
+    from kubeq.gateway.jobs import parse_body
+    from kubeq.gateway.kube import Refused
+
+    (call,) = parse_body(b'{"task": "t.x", "fair_key": "acme"}', ("q",))
+    assert call.fair_key == "acme"
+    with pytest.raises(Refused, match="fair_key") as bad:
+        parse_body(b'{"task": "t.x", "fair_key": ""}', ("q",))
+    assert bad.value.field == "fair_key"

@@ -25,6 +25,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "timeout": (int, float),
     "max_attempts": (int,),
     "result_ttl": (int,),
+    "fair_key": (str,),
 }
 _CALL_NAMES = {"id": "job_id"}
 
