@@ -186,3 +186,11 @@ DASHBOARD_SCAN_LIMIT = 5_000
 """Dead letters examined per page when a filter is set (a filter never reads a whole queue)."""
 DASHBOARD_RESULT_CHARS = 4_000
 """Characters of a result or argument shown inline; the rest is behind a download link."""
+
+# Fair queues (docs/fairness.md)
+FAIR_WEIGHT_MIN = 0.001
+FAIR_WEIGHT_MAX = 1000.0
+FAIR_TOP = 10
+"""Keys `kubeq stats --by-key` and the metrics show (the oldest waits)."""
+FAIR_SCAN = 1000
+"""Keys with ready jobs one by-key read looks at at most (in the order they will be served)."""

@@ -112,6 +112,20 @@ def check_limit_key(value: object, where: str = "limit_key") -> str:
     return value
 
 
+def check_fair_key(value: object, where: str = "fair_key") -> str:
+    """A fairness key: a non-empty printable string of at most 200 characters."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= defaults.LIMIT_KEY_MAX
+        or not value.isprintable()
+    ):
+        raise ValueError(
+            f"{where} must be a non-empty printable string of at most "
+            f"{defaults.LIMIT_KEY_MAX} characters (e.g. a tenant's name), got {value!r}"
+        )
+    return value
+
+
 def check_expires(value: object, where: str = "expires") -> float | datetime | None:
     """None, seconds after enqueue (> 0), or a timezone-aware datetime."""
     if value is None:
@@ -161,6 +175,9 @@ class TaskOptions:
     """Enqueued when a job of this task finishes, with its result as first argument."""
     on_failure: Call | None = None
     """Enqueued when a job of this task fails for good, with its id and error first."""
+    fair_key: str | Callable[..., str] | None = None
+    """The fairness key of the task's jobs (docs/fairness.md): a value, or a function of the
+    arguments computed at enqueue. Among ready jobs of one priority, keys take turns."""
 
     def __post_init__(self) -> None:
         """Refuse at definition what every enqueue or every run would refuse later."""
@@ -178,6 +195,8 @@ class TaskOptions:
                 f"limit_key must be a function of the task's arguments returning the key "
                 f"(e.g. lambda url: domain(url)), got {self.limit_key!r}"
             )
+        if self.fair_key is not None and not callable(self.fair_key):
+            check_fair_key(self.fair_key)
         check_count("result_ttl", self.result_ttl, high=MAX_TTL)
         check_count("max_deliveries", self.max_deliveries)
         if self.pool is not None and self.pool not in defaults.POOLS:
@@ -214,6 +233,9 @@ class Call:
     expires: float | datetime | None = None
     """Seconds after enqueue, or an aware datetime, past which the job, not started, expires."""
     soft_timeout: float | None = None
+    fair_key: str | None = None
+    """The fairness key of this call: among ready jobs of one priority, keys take turns in
+    proportion to their weights (docs/fairness.md)."""
     partition_key: str | None = None
     """On a partitioned queue: jobs with the same key go to the same partition, in order."""
     on_success: Call | None = None
@@ -326,16 +348,32 @@ def apply_retry_overrides(base: RetryPolicy, options: dict[str, Any]) -> RetryPo
     return replace(base, **changes) if changes else base
 
 
-def key_from_args(task: str, func: Callable[..., str], args: Any, kwargs: Any) -> str:
-    """A task's ``limit_key`` function applied to one call's arguments, checked."""
+def key_from_args(
+    task: str, func: Callable[..., str], args: Any, kwargs: Any, what: str = "limit_key"
+) -> str:
+    """A task's ``limit_key`` (or ``fair_key``) function applied to one call's arguments,
+    checked."""
     try:
         key = func(*args, **kwargs)
     except Exception as exc:
         raise ValueError(
-            f"task {task!r}: its limit_key function failed on these arguments: "
+            f"task {task!r}: its {what} function failed on these arguments: "
             f"{type(exc).__name__}: {exc}"
         ) from None
-    return check_limit_key(key, f"task {task!r}: the key its limit_key function returned")
+    check = check_fair_key if what == "fair_key" else check_limit_key
+    return check(key, f"task {task!r}: the key its {what} function returned")
+
+
+def fair_key_of(call: Call, opts: TaskOptions) -> str | None:
+    """The fairness key of a call: its own, else the task's value or function of the
+    arguments; None for none."""
+    if call.fair_key is not None:
+        return call.fair_key
+    if opts.fair_key is None:
+        return None
+    if callable(opts.fair_key):
+        return key_from_args(call.task, opts.fair_key, call.args, call.kwargs, "fair_key")
+    return opts.fair_key
 
 
 def limit_slot(call: Call, opts: TaskOptions) -> tuple[str, int] | None:

@@ -34,7 +34,7 @@ from kubeq.options import Call
 from kubeq.store import urls
 from kubeq.store import workers as workerinfo
 from kubeq.store.stats import QueueStats
-from kubeq_operator import kube, metrics, podcost, schedules
+from kubeq_operator import fairscale, kube, metrics, podcost, schedules
 from kubeq_operator.deployment import selector_labels
 from kubeq_operator.drainrate import DrainRate
 from kubeq_operator.names import deployment_name
@@ -165,6 +165,7 @@ class TaskQueueLoop:
             # pods asked for but not ready yet are capacity coming (the watch's readyReplicas)
             starting = max(0, current - dep.ready) if dep is not None else current
             obs = observe(stats, current, spec.scaling.poll_seconds, rate, starting)
+            obs = await fairscale.observe_keys(self, spec, stats, obs)
             decision = decide(obs, spec.scaling, self.history, time.monotonic())
             self.history = decision.history
             await self.apply(decision, current, stats)

@@ -59,6 +59,21 @@ rate_limited = Gauge(
     QUEUE_LABELS,
     registry=REGISTRY,
 )
+fair_keys = Gauge(
+    "kubeq_queue_fair_keys",
+    "Fairness keys with ready jobs (docs/fairness.md).",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+fair_key_wait = Gauge(
+    "kubeq_queue_fair_key_wait_seconds",
+    "Seconds the next job of a fairness key has waited, for the spec.scaling.fairTopKeys keys "
+    "that waited longest (a key that leaves the top loses its series).",
+    [*QUEUE_LABELS, "key"],
+    registry=REGISTRY,
+)
+fair_shown: dict[tuple[str, str, str], set[str]] = {}
+"""(namespace, taskqueue, queue) -> the keys that have a fair_key_wait series now."""
 workers_desired = Gauge(
     "kubeq_workers_desired",
     "Worker replicas the scaling policy asks for.",
@@ -93,9 +108,12 @@ def serve(port: int, addr: str = "0.0.0.0") -> None:
 def forget(namespace: str, taskqueue: str, queues: list[str]) -> None:
     """Remove the series of one TaskQueue (it was deleted)."""
     for q in queues:
-        for g in (backlog, in_flight, oldest_age, expired, sleeping, rate_limited):
+        for g in (backlog, in_flight, oldest_age, expired, sleeping, rate_limited, fair_keys):
             with contextlib.suppress(KeyError):
                 g.remove(namespace, taskqueue, q)
+        for key in fair_shown.pop((namespace, taskqueue, q), set()):
+            with contextlib.suppress(KeyError):
+                fair_key_wait.remove(namespace, taskqueue, q, key)
     for g2 in (workers_desired, workers_current):
         with contextlib.suppress(KeyError):
             g2.remove(namespace, taskqueue)

@@ -71,6 +71,10 @@ class ScalingSpec:
     """At least this long between two limited scale-up steps."""
     fallback_replicas: int | None = None
     """Replicas to run once the queues could not be read several times; None: hold."""
+    wait_of_worst_key: bool = False
+    """With a wait target: the wait that shortens it is the worst fairness key's."""
+    fair_top_keys: int = defaults.FAIR_TOP
+    """Fairness keys whose wait is exported as a metric (the longest waits)."""
 
     def clamp(self, n: int) -> int:
         return max(self.min_replicas, min(self.max_replicas, n))
@@ -92,6 +96,9 @@ class Observation:
     """Workers asked for but not ready yet (capacity coming)."""
     busy_workers: int = 0
     """Live workers holding at least one job: never asked to go while they work."""
+    worst_key: str | None = None
+    """The fairness key whose next job has waited longest (read only when asked for)."""
+    worst_key_wait: float = 0.0
 
     @property
     def work(self) -> int:
@@ -175,9 +182,18 @@ def wait_budget(obs: Observation, spec: ScalingSpec) -> float:
     already late (target**2 / oldest, at least a quarter of the target), but not while workers
     are starting: they are capacity coming, and the wait they cause is not a reason for more."""
     target = spec.target_wait_seconds or 0.0
-    if obs.starting > 0 or obs.oldest_wait <= target:
+    oldest = worst_wait(obs, spec)
+    if obs.starting > 0 or oldest <= target:
         return target
-    return max(target * URGENCY_FLOOR, target * target / obs.oldest_wait)
+    return max(target * URGENCY_FLOOR, target * target / oldest)
+
+
+def worst_wait(obs: Observation, spec: ScalingSpec) -> float:
+    """The wait a late job shortens the target by: the queue's oldest job's, or with
+    ``waitOfWorstKey`` the wait of the fairness key whose next job waited longest."""
+    if spec.wait_of_worst_key and obs.worst_key is not None:
+        return obs.worst_key_wait
+    return obs.oldest_wait
 
 
 def raw_wanted(obs: Observation, spec: ScalingSpec) -> int:
@@ -206,10 +222,15 @@ def explain(obs: Observation, spec: ScalingSpec) -> str:
     """The numbers behind a decision, for its Event and the Scaling condition (one line)."""
     rate = obs.rate_per_worker
     if spec.target_wait_seconds and rate is not None and rate > 0:
+        worst = (
+            f"worstKey={obs.worst_key} keyWait={obs.worst_key_wait:.1f}s "
+            if spec.wait_of_worst_key and obs.worst_key is not None
+            else ""
+        )
         return (
             f"targetWait={spec.target_wait_seconds:g}s rate={rate:.3g}/s/worker "
-            f"oldestWait={obs.oldest_wait:.1f}s backlog={obs.backlog} inFlight={obs.in_flight} "
-            f"starting={obs.starting} current={obs.current_replicas}"
+            f"{worst}oldestWait={obs.oldest_wait:.1f}s backlog={obs.backlog} "
+            f"inFlight={obs.in_flight} starting={obs.starting} current={obs.current_replicas}"
         )
     basis = (
         f"targetWait={spec.target_wait_seconds:g}s (rate not measured yet) "

@@ -26,6 +26,7 @@ from kubeq.client.enqueue import plan_enqueue
 from kubeq.client.send import send_async
 from kubeq.options import Call, TaskOptions
 from kubeq.store import partitions, urls
+from kubeq.store.fairness import sync_weights_async
 from kubeq.store.keys import QueueKeys
 from kubeq.store.partitions import Partitioner
 from kubeq.store.stats import QueueStats
@@ -171,7 +172,11 @@ class RedisSource:
                     changes.append(f"{queue}: no rate limit")
             if changes:
                 await pipe.execute()
-        return changes
+        # spec.fairness: the weights of the queues it names (on each partition)
+        weights = {
+            p: dict(w) for q, w in spec.fairness for p in partitions.names(q, spec.partitions)
+        }
+        return changes + await sync_weights_async(client, weights, spec.redis.prefix)
 
     async def close(self) -> None:
         """Let go of the shared client (the last user closes it)."""

@@ -21,6 +21,7 @@ from croniter import croniter
 from kubeq import defaults
 from kubeq.options import RateLimit
 from kubeq.store import partitions, urls
+from kubeq.store.fairness import check_weight
 from kubeq.store.keys import validate_queue_name
 from kubeq_operator.policy import ScalingSpec
 from kubeq_operator.specfields import SpecError, get_field, get_int
@@ -72,6 +73,8 @@ class TaskQueueSpec:
     partitions: int = defaults.PARTITIONS
     """``spec.partitions``: sub-queues each queue's jobs are spread over
     (kubeq.store.partitions)."""
+    fairness: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    """``spec.fairness``: queue -> the weights of its fairness keys, written by the operator."""
 
     @property
     def physical_queues(self) -> list[str]:
@@ -189,8 +192,13 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
             "spec.scaling.fallbackReplicas",
             f"must be within minReplicas..maxReplicas ({lo}..{hi}), got {fallback}",
         )
+    top = get_int(s, "fairTopKeys", path, defaults.FAIR_TOP, 0)
+    if top > 100:
+        raise SpecError("spec.scaling.fairTopKeys", f"must be 0..100 (series per queue), got {top}")
     scaling = ScalingSpec(
         target_wait_seconds=target_wait,
+        wait_of_worst_key=get_field(s, "waitOfWorstKey", path, bool, False),
+        fair_top_keys=top,
         scale_up_max_pods_per_step=up_step,
         scale_up_period_seconds=float(
             get_int(up, "periodSeconds", upath, defaults.SCALE_UP_PERIOD_SECONDS, 0)
@@ -262,7 +270,24 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
         tuple(schedules),
         tuple(rate_limits),
         _partitions(spec),
+        _fairness(spec, queues),
     )
+
+
+def _fairness(spec: Mapping[str, Any], queues: list[str]) -> tuple[Any, ...]:
+    """``spec.fairness``: {queue: {key: weight}}, each checked (docs/fairness.md)."""
+    out = []
+    for q, weights in get_field(spec, "fairness", "spec", dict, {}).items():
+        path = f"spec.fairness.{q}"
+        if q not in queues:
+            raise SpecError(path, f"{q!r} is not one of spec.queues ({', '.join(queues)})")
+        if not isinstance(weights, dict):
+            raise SpecError(path, f"must map fairness keys to weights, got {weights!r}")
+        try:
+            out.append((q, tuple(sorted((k, check_weight(k, w)) for k, w in weights.items()))))
+        except ValueError as e:
+            raise SpecError(path, str(e)) from None
+    return tuple(out)
 
 
 # -- spec.worker ----------------------------------------------------------------------------

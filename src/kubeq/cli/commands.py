@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kubeq import defaults, serialization
+from kubeq.cli.fair import fair, show_by_key
 from kubeq.cli.jobs import dlq, job, limit
 from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx, plain
 from kubeq.cli.plugins import PluginGroup
@@ -89,7 +90,12 @@ def stats_table(stats: list[QueueStats]) -> Table:
 
 
 @cli.command()
+@click.argument("names", nargs=-1)
 @click.option("-q", "--queue", "queues", multiple=True, help="Only these queues.")
+@click.option(
+    "--by-key", is_flag=True, help="The queue's fairness keys that waited longest (fair queues)."
+)
+@click.option("--top", default=defaults.FAIR_TOP, show_default=True, type=click.IntRange(1))
 @click.option("-w", "--watch", is_flag=True, help="Refresh until interrupted.")
 @click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1))
 @click.option(
@@ -102,13 +108,21 @@ def stats_table(stats: list[QueueStats]) -> Table:
 @pass_ctx
 def stats(
     obj: Context,
+    names: Sequence[str],
     queues: Sequence[str],
+    by_key: bool,
+    top: int,
     watch: bool,
     interval: float,
     until_empty: bool,
     output: str,
 ) -> None:
-    """Backlog, in flight, delayed, dead, oldest job's age and workers, per queue."""
+    """Backlog, in flight, delayed, dead, oldest job's age and workers, per queue (all, or
+    the NAMES given). With --by-key: the fairness keys of each queue named."""
+    queues = [*names, *queues]
+    if by_key:
+        show_by_key(obj, queues, top, output)
+        return
 
     def read() -> list[QueueStats]:
         known = obj.all_queues()
@@ -244,6 +258,7 @@ cli.add_command(worker)
 cli.add_command(job)
 cli.add_command(dlq)
 cli.add_command(limit)
+cli.add_command(fair)
 
 
 def main() -> None:

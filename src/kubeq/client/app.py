@@ -159,6 +159,7 @@ class App:
         rate_limit: str | None = None,
         concurrency_limit: int | None = None,
         limit_key: Callable[..., str] | None = None,
+        fair_key: str | Callable[..., str] | None = None,
         expires: float | None = None,
         soft_timeout: float | None = None,
         on_success: Call | None = None,
@@ -184,6 +185,7 @@ class App:
         rate_limit: str | None = None,
         concurrency_limit: int | None = None,
         limit_key: Callable[..., str] | None = None,
+        fair_key: str | Callable[..., str] | None = None,
         expires: float | None = None,
         soft_timeout: float | None = None,
         on_success: Call | None = None,
@@ -195,7 +197,9 @@ class App:
         every worker; ``concurrency_limit=N`` runs at most N at once per key (the call's
         ``limit_key=``, or ``limit_key=`` here as a function of the arguments; none: per
         task); ``expires`` seconds after enqueue a job not started ends expired;
-        ``soft_timeout`` raises SoftTimeLimitExceeded inside the task.
+        ``soft_timeout`` raises SoftTimeLimitExceeded inside the task; ``fair_key`` (a
+        value, or a function of the arguments) makes keys take turns among ready jobs of one
+        priority (docs/fairness.md).
 
         Callbacks (docs/workflows.md): ``on_success=notify.s()`` is enqueued with the result
         as its first argument when a job of this task finishes; ``on_failure=alert.s()`` with
@@ -216,6 +220,7 @@ class App:
             rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
             concurrency_limit=concurrency_limit,
             limit_key=limit_key,
+            fair_key=fair_key,
             expires=expires,
             soft_timeout=soft_timeout,
             on_success=on_success,

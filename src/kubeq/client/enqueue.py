@@ -24,11 +24,13 @@ from kubeq.options import (
     TaskOptions,
     check_count,
     check_expires,
+    check_fair_key,
     check_limit_key,
     check_priority,
     check_seconds,
     check_timeout,
     expires_spec,
+    fair_key_of,
     limit_slot,
     plain_template,
 )
@@ -311,6 +313,9 @@ def control_fields(call: Call, opts: TaskOptions, once: bool = False) -> bytes:
     slot = limit_slot(call, opts)
     if slot is not None:
         out.update(cl_key=slot[0], cl_n=slot[1])
+    fair = fair_key_of(call, opts)
+    if fair is not None:
+        out["fk"] = fair
     expires = call.expires if call.expires is not None else opts.expires
     if expires is not None:
         out.update(expires=expires_spec(expires))
@@ -354,6 +359,8 @@ def check_call(call: Call) -> None:
     check_expires(call.expires)
     if call.limit_key is not None:
         check_limit_key(call.limit_key)
+    if call.fair_key is not None:
+        check_fair_key(call.fair_key)
     if call.partition_key is not None and (
         not isinstance(call.partition_key, str) or not 0 < len(call.partition_key) <= 1024
     ):

@@ -15,7 +15,7 @@ from kubeq.client import durable
 from kubeq.client.jobs import Job
 from kubeq.client.tasks import Enqueuer, Task, task_name
 from kubeq.options import Call, RateLimit
-from kubeq.store import partitions
+from kubeq.store import fairness, partitions
 from kubeq.store.backend import Backend
 from kubeq.store.ids import new_job_id
 from kubeq.store.jobfields import JOB_FIELDS, JobInfo, text
@@ -66,7 +66,7 @@ class Queue:
     ) -> Job:
         """Enqueue with per-call options: priority, delay, eta, job_id, timeout,
         result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
-        expires, soft_timeout."""
+        fair_key, expires, soft_timeout."""
         call = self.prepare(func, *args, **(kwargs or {}))
         return self.enqueue_many([call.set(**options)])[0]
 
@@ -135,6 +135,27 @@ class Queue:
 
     def job(self, job_id: str) -> Job:
         return Job(self.app, self.name, job_id)
+
+    def set_weights(self, weights: Mapping[str, float | None], *, replace: bool = False) -> None:
+        """Weights of fairness keys (docs/fairness.md): among ready jobs of one priority a key
+        of weight 3 is served three times as often as one of weight 1 (the default). None
+        removes a key's weight; ``replace`` drops every weight not given; the key "" weighs
+        the jobs without a key. Every partition gets them; the next fetch applies them."""
+        fairness.set_weights(
+            self.app.redis, self.partitions, weights, self.app.prefix, replace=replace
+        )
+
+    def weights(self) -> dict[str, float]:
+        """The weights set on this queue (a key not listed weighs 1)."""
+        return fairness.read_weights(self.app.redis, self.partitions[0], self.app.prefix)
+
+    def fair_stats(self, top: int = 10, scan: int = 1000) -> fairness.FairStats:
+        """Its fairness keys with ready jobs: how many, and the ``top`` whose next job has
+        waited longest (backlog, wait, weight), looking at ``scan`` keys at most."""
+        parts = fairness.read_fair_stats(
+            self.app.redis, self.partitions, self.app.prefix, top=top, scan=scan
+        )
+        return fairness.combine(self.name, parts, top)
 
     def pause(self) -> None:
         """Workers stop taking jobs from this queue (running jobs finish); enqueue goes on.

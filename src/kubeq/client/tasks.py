@@ -64,16 +64,25 @@ class Task(Generic[P, R]):
         It carries the task's enqueue-side defaults, so they hold whichever App enqueues it.
         """
         o = self.options
-        if o.limit_key is None:  # nothing computed per call: copy the template (options.py)
+        if o.limit_key is None and not callable(o.fair_key):
+            # nothing computed per call: copy the template (options.py)
             made, template = self._template
             if made is not o or template is None:
                 template = self._make_template(o)
             return template.make(args, dict(kwargs))
-        key = key_from_args(self.name, o.limit_key, args, kwargs)
-        return self._call(o, args, dict(kwargs), key)
+        key = None if o.limit_key is None else key_from_args(self.name, o.limit_key, args, kwargs)
+        fair = None
+        if callable(o.fair_key):
+            fair = key_from_args(self.name, o.fair_key, args, kwargs, "fair_key")
+        return self._call(o, args, dict(kwargs), key, fair)
 
     def _call(
-        self, o: TaskOptions, args: tuple[Any, ...], kwargs: dict[str, Any], key: str | None
+        self,
+        o: TaskOptions,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        key: str | None,
+        fair: str | None = None,
     ) -> Call:
         return Call(
             self.name,
@@ -86,6 +95,7 @@ class Task(Generic[P, R]):
             rate_limit=o.rate_limit,
             concurrency_limit=o.concurrency_limit,
             limit_key=key,
+            fair_key=fair if fair is not None or callable(o.fair_key) else o.fair_key,
             expires=o.expires,
             on_success=o.on_success,
             on_failure=o.on_failure,
@@ -114,7 +124,7 @@ class Task(Generic[P, R]):
     ) -> Job:
         """Enqueue with per-call options (queue, priority, delay, eta, job_id, timeout,
         result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
-        expires, soft_timeout, on_success, on_failure)."""
+        fair_key, expires, soft_timeout, on_success, on_failure)."""
         call = self.s(*args, **(kwargs or {}))
         return self.app.enqueue_many([call.set(**options)])[0]
 

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from kubeq import defaults, serialization
 from kubeq.client.app import App
+from kubeq.store.fairness import FairStats, read_fair_stats
 from kubeq.store.jobfields import LISTING_FIELDS, JobInfo, text
 from kubeq.store.keys import QueueKeys, queues_key, split_ready_score, validate_job_id
 
@@ -91,6 +92,11 @@ class Reader:
         for job_id in ids:
             pipe.hmget(keys.job(job_id), list(LISTING_FIELDS))
         return list(pipe.execute())
+
+    def fair(self, queue: str) -> FairStats | None:
+        """The queue's fairness keys that waited longest, or None when no key has ready jobs."""
+        (found,) = read_fair_stats(self.app.redis, [queue], self.app.prefix)
+        return found if found.active_keys else None
 
     def waiting(self, queue: str, page: int, size: int = defaults.DASHBOARD_PAGE_SIZE) -> list[Row]:
         """Page ``page`` (0-based) of the queue's ready jobs, in the order workers fetch them."""

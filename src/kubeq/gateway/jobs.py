@@ -14,6 +14,7 @@ from kubeq.options import (
     MAX_TTL,
     Call,
     check_count,
+    check_fair_key,
     check_priority,
     check_seconds,
     check_timeout,
@@ -78,6 +79,7 @@ FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "timeout": ("timeout", check_timeout),
     "max_attempts": ("max_attempts", lambda v: check_count("max_attempts", v)),
     "result_ttl": ("result_ttl", lambda v: check_count("result_ttl", v, high=MAX_TTL)),
+    "fair_key": ("fair_key", check_fair_key),
 }
 """Body field -> (the ``Call`` field it sets, its check: the value to use or ValueError)."""
 

@@ -30,6 +30,12 @@ _JOB_IN = {
         "timeout": {"type": "number", "exclusiveMinimum": 0},
         "max_attempts": {"type": "integer", "minimum": 1},
         "result_ttl": {"type": "integer", "minimum": 1, "maximum": 315_360_000},
+        "fair_key": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "The job's fairness key: keys take turns (docs/fairness.md).",
+        },
     },
 }
 _PARAMS = [

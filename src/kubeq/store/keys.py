@@ -44,6 +44,18 @@ Execution control (docs/architecture.md, Execution control), under the same hash
     kubeq:{default}:throttled     STR   present (with a TTL) while a rate limit holds jobs back
     kubeq:{default}:expired       STR   counter of jobs that expired before they started
 
+Fair queues (docs/fairness.md; the order is lua/_fair.lua's), under the same hash tag. A ready
+job with a fairness key is in ``ready`` too, scored 10 bands higher:
+
+    kubeq:{default}:fair          ZSET  keys with ready jobs; score = band of the key's next
+                                        job * 10^13 + its virtual start tag
+    kubeq:{default}:fair:q:<key>  ZSET  a key's ready job ids; score = their ready score
+    kubeq:{default}:fair:idle     ZSET  keys that emptied -> finish tag, until the virtual
+                                        clock passes it
+    kubeq:{default}:fair:state    HASH  v (virtual clock), u (unkeyed jobs' tag), ue; gone
+                                        when no key has ready jobs
+    kubeq:{default}:fair:weights  HASH  key -> weight (absent: 1; "" = jobs without a key)
+
 Worker documents (the dashboard's Workers page; one hash tag, so one MGET reads them all):
 
     kubeq:{workerinfo}:index         ZSET  worker id -> time of its last publish in ms
@@ -144,10 +156,14 @@ def ready_score(priority: int, ready_ms: int) -> int:
     return (PRIORITY_MAX - priority) * PRIORITY_BAND + ready_ms
 
 
+FAIR_BANDS = 10
+"""A ready job with a fairness key is scored this many bands higher (lua/_fair.lua)."""
+
+
 def split_ready_score(score: float) -> tuple[int, int]:
-    """Inverse of ready_score: (priority, ready time in ms)."""
+    """Inverse of ready_score: (priority, ready time in ms), for a keyed job's score too."""
     band, ready_ms = divmod(int(score), PRIORITY_BAND)
-    return PRIORITY_MAX - band, ready_ms
+    return PRIORITY_MAX - band % FAIR_BANDS, ready_ms
 
 
 @dataclass(frozen=True)
@@ -283,6 +299,32 @@ class QueueKeys:
         wait on the key later (signal.lua); ``...:one`` is the LIST of mode "one" payloads
         no job waited for yet."""
         return f"{self.base}signal:{signal_key}"
+
+    @property
+    def fair(self) -> str:
+        """ZSET of the fairness keys with ready jobs; score = band of the key's next job *
+        10^13 + its virtual start tag (the fetch serves the least first)."""
+        return self.base + "fair"
+
+    def fair_queue(self, key: str) -> str:
+        """ZSET of one fairness key's ready job ids; score = their ready score."""
+        return f"{self.base}fair:q:{key}"
+
+    @property
+    def fair_idle(self) -> str:
+        """ZSET key -> finish tag of keys that emptied, until the virtual clock passes it."""
+        return self.base + "fair:idle"
+
+    @property
+    def fair_state(self) -> str:
+        """HASH of the queue's virtual clock ``v`` and the unkeyed jobs' tag ``u``."""
+        return self.base + "fair:state"
+
+    @property
+    def fair_weights(self) -> str:
+        """HASH fairness key -> weight (``Queue.set_weights``, ``kubeq fair``, TaskQueue
+        ``spec.fairness``); "" weighs the jobs without a key."""
+        return self.base + "fair:weights"
 
     def job(self, job_id: str) -> str:
         """HASH of one job's payload and state (and its step records, ``step:<name>``)."""

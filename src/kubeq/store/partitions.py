@@ -150,5 +150,6 @@ def combine(queue: str, parts: Sequence[QueueStats]) -> QueueStats:
         paused=any(s.paused for s in parts),
         rate_limited=any(s.rate_limited for s in parts),
         rate_limit=sum(s.rate_limit for s in parts),
+        fair_keys=sum(s.fair_keys for s in parts),
         workers=workers,
     )

@@ -1,8 +1,8 @@
 """The Lua scripts that make every state change of a job atomic, loaded once per client.
 
 Each script lives in ``lua/<name>.lua`` and gets ``lua/_prelude.lua`` (server time, score
-helpers, wake-ups) prepended. Scripts are sent by SHA (EVALSHA) and reloaded by redis-py
-when a restarted Redis has forgotten them.
+helpers, wake-ups) and ``lua/_fair.lua`` (fair queues) prepended. Scripts are sent by SHA
+(EVALSHA) and reloaded by redis-py when a restarted Redis has forgotten them.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ NAMES = (
     "step",
     "suspend",
     "signal",
+    "fairstats",
 )
 
 
@@ -56,7 +57,8 @@ def source(name: str) -> str:
     """The full text of one script, prelude included."""
     lua = resources.files(__package__).joinpath("lua")
     prelude = lua.joinpath("_prelude.lua").read_text()
-    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
+    fair = lua.joinpath("_fair.lua").read_text()
+    return prelude + "\n" + fair + "\n" + lua.joinpath(f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from kubeq.store.keys import DEFAULT_PREFIX, QueueKeys
 from kubeq.store.scripts import run_pipeline, run_pipeline_async, source
 
 WORKER_TTL_MS = defaults.WORKER_TTL_MS
-HEADER = 12
+HEADER = 13
 """stats.lua's numbers before the worker pairs (see its header)."""
 
 
@@ -52,6 +52,8 @@ class QueueStats:
     sleeping: int = 0
     """Jobs in a durable sleep or wait (``kubeq.sleep``, ``kubeq.wait_for``) that is not due
     yet: they hold no worker and are not backlog (docs/durable.md)."""
+    fair_keys: int = 0
+    """Fairness keys with ready jobs (docs/fairness.md)."""
 
     @property
     def live_workers(self) -> int:
@@ -64,9 +66,9 @@ class QueueStats:
 
 def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
     now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused, expired, limited, per_ks = (
-        int(x) for x in raw[: HEADER - 2]
+        int(x) for x in raw[: HEADER - 3]
     )
-    deferred, sleeping = int(raw[HEADER - 2]), int(raw[HEADER - 1])
+    deferred, sleeping, fair_keys = (int(raw[HEADER - i]) for i in (3, 2, 1))
     workers = {
         (w.decode() if isinstance(w, bytes) else str(w)): int(n)
         for w, n in zip(raw[HEADER::2], raw[HEADER + 1 :: 2], strict=True)
@@ -86,6 +88,7 @@ def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
         rate_limit=per_ks / 1000,
         deferred=deferred,
         sleeping=sleeping,
+        fair_keys=fair_keys,
     )
 
 

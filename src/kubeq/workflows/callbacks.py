@@ -35,6 +35,7 @@ _PLAIN = (
     "backoff_max",
     "max_deliveries",
     "limit_key",
+    "fair_key",
     "concurrency_limit",
     "expires",
     "soft_timeout",

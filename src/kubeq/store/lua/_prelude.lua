@@ -173,7 +173,8 @@ end
 -- Refuse to start when a queue's own keys hold the wrong type (nothing has changed yet), and
 -- repair what is only presence data (workers, busy) or a counter that no longer counts.
 local function check_queue(q, base)
-  require_zsets({q.ready, q.delayed, q.active, q.dead}, base)
+  require_zsets({q.ready, q.delayed, q.active, q.dead, base .. 'fair', base .. 'fair:idle'}, base)
+  repair(base .. 'fair:state', 'hash')
   repair(q.workers, 'zset')
   repair(q.busy, 'hash')
   repair(q.wake, 'list')
@@ -189,7 +190,8 @@ end
 -- change (the sets a job goes to, the dead letters a replaced job leaves, the wake list);
 -- the worker-side keys it never touches are checked and repaired by the worker's scripts.
 local function check_enqueue(q, base)
-  require_zsets({q.ready, q.delayed, q.dead}, base)
+  require_zsets({q.ready, q.delayed, q.dead, base .. 'fair', base .. 'fair:idle'}, base)
+  repair(base .. 'fair:state', 'hash')
   repair(q.wake, 'list')
 end
 -- "0" = now, "+ms" = after a delay on this server's clock, "ms" = an absolute time.
@@ -312,6 +314,9 @@ local function take_slot(base, id, cl_key, cl_n, active)
   redis.call('SADD', slots, id)
   return true
 end
+-- Make one job ready (score = its ready score): a job with a fairness key joins its key's
+-- flow (defined in _fair.lua, which scripts.py appends to this file).
+local make_ready
 -- Free the slot a job held (it left 'active' by any path) and move waiting jobs of the same
 -- key back to the ready set, as many as there is room for.
 local function release_slot(q, base, id, cl_key, cl_n)
@@ -327,10 +332,10 @@ local function release_slot(q, base, id, cl_key, cl_n)
     local w = redis.pcall('ZPOPMIN', waiting, 1)
     if type(w) ~= 'table' or w.err or #w == 0 then break end
     local wk = base .. 'job:' .. w[1]
-    local wf = job_fields(wk, 'status')
+    local wf = job_fields(wk, 'status', 'fk')
     if wf and wf[1] == 'waiting' then
       redis.call('HSET', wk, 'status', 'queued')
-      redis.call('ZADD', q.ready, w[2], w[1])
+      make_ready(q, base, w[1], w[2], wf[2])
       moved = moved + 1
     end
   end

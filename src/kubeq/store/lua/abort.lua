@@ -11,7 +11,7 @@ local q = queue_keys(0)
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. 'job:' .. id
 check_queue(q, base)
-local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'cl_n', 'lapsed')
+local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'cl_n', 'lapsed', 'fk')
 if not f then
   -- garbage under the job's key: dead-letter it with the reason rather than fail the call
   for _, k in ipairs({q.ready, q.delayed, q.active}) do redis.call('ZREM', k, id) end
@@ -31,6 +31,7 @@ elseif status == 'queued' and f[5] then
   out = 1
 elseif status == 'queued' then
   redis.call('ZREM', q.ready, id)
+  fair_forget(base, id, f[6])
 elseif status == 'scheduled' then
   redis.call('ZREM', q.delayed, id)
 elseif status == 'waiting' and f[3] then

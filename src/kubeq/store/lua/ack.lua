@@ -39,7 +39,7 @@ for i = 0, n - 1 do
   local value, tb, reason = ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
   local jk = base .. 'job:' .. id
   local f = job_fields(jk, 'status', 'lease', 'result_ttl', 'priority', 'enqueued_at',
-    'deliveries', 'attempts', 'max_deliveries', 'cl_key', 'cl_n', 'cb', 'lapsed')
+    'deliveries', 'attempts', 'max_deliveries', 'cl_key', 'cl_n', 'cb', 'lapsed', 'fk')
   local known = outcome == 'finished' or outcome == 'retry' or outcome == 'failed' or
     outcome == 'requeue' or outcome == 'release'
   if known and f and f[1] == 'queued' and f[12] and f[12] == lease then
@@ -97,13 +97,13 @@ for i = 0, n - 1 do
           ' times while running it: ' .. value .. ' (a poison job?)')
       else
         redis.call('HSET', jk, 'lease', (int(f[2]) or 0) + 1, 'status', 'queued')
-        redis.call('ZADD', q.ready, ready_score(f[4], f[5]), id)
+        make_ready(q, base, id, ready_score(f[4], f[5]), f[13])
         woken = woken + 1
       end
     else -- requeue
       redis.call('HINCRBY', jk, 'deliveries', -1)
       redis.call('HSET', jk, 'status', 'queued')
-      redis.call('ZADD', q.ready, ready_score(f[4], f[5]), id)
+      make_ready(q, base, id, ready_score(f[4], f[5]), f[13])
       woken = woken + 1
     end
     out[#out + 1] = handoff and 3 or 1

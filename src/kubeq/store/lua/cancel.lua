@@ -6,7 +6,7 @@ local q = queue_keys(0)
 local base, id = ARGV[1], ARGV[2]
 local jk = base .. 'job:' .. id
 check_queue(q, base)
-local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'lapsed')
+local f = job_fields(jk, 'status', 'result_ttl', 'cl_key', 'lapsed', 'fk')
 if not f then
   -- garbage under the job's key: dead-letter it with the reason rather than fail the call
   redis.call('ZREM', q.ready, id)
@@ -31,6 +31,7 @@ if status ~= 'queued' and status ~= 'scheduled' and status ~= 'waiting' and
 end
 if status == 'sleeping' then unsleep(base, id, jk) end -- it holds no worker: it just ends
 redis.call('ZREM', q.ready, id)
+fair_forget(base, id, f[5])
 redis.call('ZREM', q.delayed, id)
 redis.call('ZREM', base .. 'deferred', id)
 if f[3] then redis.call('ZREM', base .. 'waiting:' .. f[3], id) end

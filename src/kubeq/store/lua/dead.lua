@@ -16,13 +16,13 @@ for i = 3, #ARGV do
     -- its key holds garbage: nothing to run; it stays a dead letter for a person to look at
   elseif redis.call('ZREM', q.dead, id) == 1 then
     if action == 'requeue' and redis.call('EXISTS', jk) == 1 then
-      local pri = redis.call('HGET', jk, 'priority') or '5'
+      local pf = redis.call('HMGET', jk, 'priority', 'fk')
       redis.call('HSET', jk, 'status', 'queued', 'attempts', 0, 'deliveries', 0,
         'enqueued_at', NOW, 'requeued_at', NOW)
       redis.call('HDEL', jk, 'reason', 'finished_at', 'error', 'traceback', 'worker',
         'started_at')
       redis.call('DEL', base .. 'done:' .. id)
-      redis.call('ZADD', q.ready, ready_score(pri, NOW), id)
+      make_ready(q, base, id, ready_score(pf[1] or '5', NOW), pf[2])
       wake(q.wake, 1)
       n = n + 1
     elseif action == 'purge' and handing_off(base, id) then

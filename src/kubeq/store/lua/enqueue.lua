@@ -5,8 +5,8 @@
 -- group, so its options are sent, parsed and converted once) its 6 fields:
 --   count, priority, due ("0" now, "+ms" after a delay on the server's clock, or "ms" since the
 --   epoch), max_deliveries, result_ttl, control (JSON of the jobs' execution-control fields, or
---   "": rl_key rl_n rl_ms rl_b, cl_key cl_n, expires "+ms"/"ms"; on_success / on_failure (a
---   callback's JSON, stored as is, with the marker cb = 's', 'f' or 'sf' that ack.lua reads);
+--   "": rl_key rl_n rl_ms rl_b, cl_key cl_n, fk (fairness key: _fair.lua), expires
+--   "+ms"/"ms"; on_success / on_failure (a callback's JSON, stored as is, with the marker cb = 's', 'f' or 'sf' that ack.lua reads);
 --   once (true: an id that exists in any state, even ended, is a duplicate: a callback's
 --   hand-off redone after a crash); deps (N > 0: the job waits, status 'deferred', until N
 --   parents resolved it, resolve.lua); allow_failure; laid out by kubeq/enqueue.py,
@@ -71,6 +71,9 @@ local function parse_control(raw)
     elseif (k == 'rl_key' or k == 'cl_key') and type(v) == 'string' then
       control[#control + 1] = k
       control[#control + 1] = v
+    elseif k == 'fk' and type(v) == 'string' and #v >= 1 and #v <= 200 then  -- fair key
+      control[#control + 1] = k
+      control[#control + 1] = v
     elseif (k == 'rl_n' or k == 'rl_ms' or k == 'rl_b' or k == 'cl_n') and int(v) then
       control[#control + 1] = k
       control[#control + 1] = v
@@ -99,8 +102,12 @@ local function parse_control(raw)
 end
 -- Ready (or delayed) ids are added with one ZADD per 1,000 instead of one per job.
 local adds = {}
+local group_fk = nil  -- the group's fairness key: its ready jobs join the key's flow (_fair.lua)
 local function flush(key)
-  if #adds > 0 then
+  if #adds > 0 and group_fk and key == q.ready then
+    fair_add(q, base, group_fk, adds)
+    adds = {}
+  elseif #adds > 0 then
     redis.call('ZADD', key, unpack(adds))
     adds = {}
   end
@@ -114,6 +121,7 @@ for _ = 1, groups do
   local count, priority, due = tonumber(ARGV[o]), ARGV[o + 1], ARGV[o + 2]
   local max_deliveries, result_ttl = ARGV[o + 3], ARGV[o + 4]
   local control, once, deps = parse_control(ARGV[o + 5])
+  group_fk = control and fair_key_of(control)
   o = o + 6
   local run_at = due_at(due)
   local st, zkey, score = 'queued', q.ready, ready_score(priority, NOW)

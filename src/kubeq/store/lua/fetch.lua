@@ -46,14 +46,14 @@ for qi = 0, nq - 1 do
     local id = due[i]
     local jk = base .. 'job:' .. id
     redis.call('ZREM', q.delayed, id)
-    local f = job_fields(jk, 'status', 'priority')
+    local f = job_fields(jk, 'status', 'priority', 'fk')
     if not f or not valid_id(id) then
       bury(q, base, id, jk, 'malformed delayed entry: ' .. (f and 'invalid job id' or
         'its job key is not a hash'))
     elseif f[1] == 'scheduled' or f[1] == 'sleeping' then
       if f[1] == 'sleeping' then unsleep(base, id, jk) end -- its sleep or wait timed out
       redis.call('HSET', jk, 'status', 'queued')
-      redis.call('ZADD', q.ready, ready_score(f[2], due[i + 1]), id)
+      make_ready(q, base, id, ready_score(f[2], due[i + 1]), f[3])
       moved = moved + 1
     end
   end
@@ -65,7 +65,7 @@ for qi = 0, nq - 1 do
     local jk = base .. 'job:' .. id
     redis.call('ZREM', q.active, id)
     local f = job_fields(jk, 'status', 'deliveries', 'max_deliveries', 'priority',
-      'enqueued_at', 'worker', 'attempts', 'cl_key', 'cl_n', 'lease', 'result_ttl')
+      'enqueued_at', 'worker', 'attempts', 'cl_key', 'cl_n', 'lease', 'result_ttl', 'fk')
     if not f or not valid_id(id) then
       bury(q, base, id, jk, 'malformed active entry: ' .. (f and 'invalid job id' or
         'its job key is not a hash'))
@@ -83,7 +83,7 @@ for qi = 0, nq - 1 do
       else
         redis.call('HSET', jk, 'status', 'queued', 'lapsed', f[10] or '',
           'redelivered_from', tostring(f[6]))
-        redis.call('ZADD', q.ready, ready_score(f[4], f[5]), id)
+        make_ready(q, base, id, ready_score(f[4], f[5]), f[12])
         moved = moved + 1
       end
     end
@@ -109,7 +109,7 @@ for qi = 0, nq - 1 do
     -- so one call moves a large backlog of rate-limited jobs to their slots at once
     while got < want and taken < allow and scanned < want + 1000 do
       local n = math.min(want - got, allow - taken)
-      local popped = redis.call('ZPOPMIN', q.ready, n)
+      local popped = fair_pop(q, base, n) -- ZPOPMIN, fair among keys (_fair.lua)
       if #popped == 0 then break end
       for i = 1, #popped, 2 do
         scanned = scanned + 1

@@ -17,7 +17,8 @@ for _, key in ipairs({q.ready, q.delayed, base .. 'sleeping'}) do
     local jk = base .. 'job:' .. id
     redis.call('ZREM', q.delayed, id)
     unsleep(base, id, jk) -- a durable sleep or wait ends too
-    local f = job_fields(jk, 'cb', 'result_ttl', 'sent', 'enqueued_at')
+    local f = job_fields(jk, 'cb', 'result_ttl', 'sent', 'enqueued_at', 'fk')
+    if f and key == q.ready then fair_forget(base, id, f[5]) end
     if f and f[1] and string.find(f[1], 'd', 1, true) then
       redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOWS,
         'reason', 'purged from its queue before it started')

@@ -10,7 +10,7 @@
 local q = queue_keys(0)
 local base, id, parent, pst = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local jk = base .. 'job:' .. id
-local f = job_fields(jk, 'status', 'pending', 'allow_failure', 'priority', 'result_ttl')
+local f = job_fields(jk, 'status', 'pending', 'allow_failure', 'priority', 'result_ttl', 'fk')
 if not f or f[1] ~= 'deferred' then return 0 end
 if redis.call('HSETNX', jk, 'p:' .. parent, pst) == 0 then return 0 end
 if ARGV[5] and pst == 'finished' then redis.call('HSET', jk, 'r:' .. parent, ARGV[5]) end
@@ -29,6 +29,6 @@ redis.call('HSET', jk, 'pending', left)
 if left > 0 then return 0 end
 redis.call('ZREM', base .. 'deferred', id)
 redis.call('HSET', jk, 'status', 'queued')
-redis.call('ZADD', q.ready, ready_score(f[4], NOW), id)
+make_ready(q, base, id, ready_score(f[4], NOW), f[6])
 wake(q.wake, 1)
 return 1

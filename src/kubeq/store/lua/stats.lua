@@ -5,15 +5,17 @@
 --          (0/1: a rate limit held jobs back lately), the queue's rate limit in starts per
 --          1000 s (0: none), deferred (jobs waiting for their parents, depends_on: not
 --          backlog), sleeping (durable sleeps and waits, kubeq.sleep / kubeq.wait_for: not
---          backlog, nor delayed, until their time is due), then worker id / busy pairs of
---          the live workers.
+--          backlog, nor delayed, until their time is due), fair keys (fairness keys with
+--          ready jobs, _fair.lua), then worker id / busy pairs of the live workers.
 local q = queue_keys(0)
 local worker_ttl = tonumber(ARGV[1])
 local due = redis.call('ZCOUNT', q.delayed, '-inf', NOW)
 local ready = redis.call('ZCARD', q.ready)
 local oldest = -1
 if ready > 0 then
-  for band = 0, PMAX do
+  -- bands 0 .. PMAX hold jobs without a fairness key, 10 .. 10 + PMAX keyed ones (_fair.lua)
+  for b = 0, 2 * PMAX + 1 do
+    local band = b <= PMAX and b or b - PMAX - 1 + 10
     local first = redis.call('ZRANGEBYSCORE', q.ready, band * BAND, (band + 1) * BAND - 1,
       'WITHSCORES', 'LIMIT', 0, 1)
     if #first > 0 then
@@ -50,6 +52,8 @@ out[#out + 1] = per_ks
 local deferred = redis.pcall('ZCARD', base .. 'deferred')
 out[#out + 1] = type(deferred) == 'number' and deferred or 0
 out[#out + 1] = sleeping
+local fair = redis.pcall('ZCARD', base .. 'fair')
+out[#out + 1] = type(fair) == 'number' and fair or 0
 local live = redis.call('ZRANGEBYSCORE', q.workers, NOW - worker_ttl, '+inf')
 for _, w in ipairs(live) do
   out[#out + 1] = w
