@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from kubeq import defaults
+from kubeq.patterns import KeyOption, check_options
 from kubeq.retry import RetryPolicy
 
 RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
@@ -161,9 +162,26 @@ class TaskOptions:
     """Enqueued when a job of this task finishes, with its result as first argument."""
     on_failure: Call | None = None
     """Enqueued when a job of this task fails for good, with its id and error first."""
+    debounce: float | None = None
+    """Seconds of quiet before a job of a key runs: a newer call joins the waiting job
+    (docs/patterns.md); ``debounce_max`` bounds the wait from its first call."""
+    debounce_max: float | None = None
+    debounce_key: KeyOption = None
+    singleton: str | None = None
+    """One of ``patterns.SINGLETON_MODES``: what a new call does while a job of its key
+    waits or runs (docs/patterns.md)."""
+    singleton_key: KeyOption = None
 
     def __post_init__(self) -> None:
         """Refuse at definition what every enqueue or every run would refuse later."""
+        check_options(
+            self.debounce, self.debounce_max, self.debounce_key, self.singleton, self.singleton_key
+        )
+        if self.singleton in ("keep_latest", "cancel_running") and self.concurrency_limit:
+            raise ValueError(
+                f"singleton={self.singleton!r} runs one job of a key at a time on its own: "
+                "drop concurrency_limit"
+            )
         check_priority(self.priority)
         check_timeout(self.timeout)
         check_timeout(self.soft_timeout, "soft_timeout")
@@ -231,6 +249,13 @@ class Call:
     chord_of: list[list[str]] | None = None
     """A chord's callback: the (queue, id) of its members, whose results the worker passes
     as the first argument, in order (set by ``kubeq.chord``)."""
+    debounce: float | None = None
+    """Seconds of quiet before the job of this call's debounce key runs (docs/patterns.md)."""
+    debounce_max: float | None = None
+    debounce_key: str | None = None
+    singleton: str | None = None
+    """A singleton mode for this call (``patterns.SINGLETON_MODES``)."""
+    singleton_key: str | None = None
     app: Any = field(default=None, compare=False, repr=False)
     """The App whose ``Task.s()`` made this call: a chain's ``.delay()`` enqueues through it."""
 

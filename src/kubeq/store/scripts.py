@@ -45,6 +45,7 @@ NAMES = (
     "edge",
     "handed",
     "links",
+    "flow",
 )
 
 
@@ -120,6 +121,7 @@ class Scripts:
     edge: Any
     handed: Any
     links: Any
+    flow: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:
