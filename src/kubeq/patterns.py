@@ -83,7 +83,9 @@ def check_options(
     elif debounce_max is not None:
         raise ValueError("debounce_max needs debounce=SECONDS (the quiet time before a run)")
     if singleton is not None and singleton not in SINGLETON_MODES:
-        raise ValueError(f"singleton must be one of {', '.join(SINGLETON_MODES)}, got {singleton!r}")
+        raise ValueError(
+            f"singleton must be one of {', '.join(SINGLETON_MODES)}, got {singleton!r}"
+        )
     if debounce is not None and singleton is not None:
         raise ValueError("give either debounce or singleton, not both (each owns its key)")
     if debounce_key is not None and debounce is None:

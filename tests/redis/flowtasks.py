@@ -37,9 +37,9 @@ def sync_replace(account: str, tag: str) -> str:
 
 @app.task(singleton="keep_latest", singleton_key=lambda account, seconds, tag: account)
 def sync_latest(account: str, seconds: float, tag: str) -> str:
-    r().rpush(f"flowtest:spans:{account}", f"s {time.time():.4f} {tag}")
+    r().rpush(f"flowtest:spans:{account}", f"s {int(time.time() * 1000)} {tag}")
     time.sleep(seconds)
-    r().rpush(f"flowtest:spans:{account}", f"e {time.time():.4f} {tag}")
+    r().rpush(f"flowtest:spans:{account}", f"e {int(time.time() * 1000)} {tag}")
     return tag
 
 

@@ -13,7 +13,6 @@ import redis
 
 import kubeq
 from kubeq.store.keys import QueueKeys
-from tests.redis.helpers import wait_until
 from tests.redis.workers import StartWorker
 
 reindex = qtasks.app.tasks["flowtasks.reindex"]
@@ -22,6 +21,7 @@ reindex = qtasks.app.tasks["flowtasks.reindex"]
 def one(app: kubeq.App, task: Any, *args: Any, **options: Any) -> kubeq.Job:
     """``task.apply_async(args, **options)`` through the test's App (the session's Redis)."""
     return app.enqueue_many([task.s(*args).set(**options)])[0]
+
 
 bounded = qtasks.app.tasks["flowtasks.reindex_bounded"]
 
@@ -112,7 +112,7 @@ def test_bad_options_name_the_field(app: kubeq.App, options: dict, field: str) -
 
 def test_a_key_function_that_raises_names_the_field(app: kubeq.App) -> None:
     task = app.task(name="t.bad", debounce=1, debounce_key=lambda x: x["doc"])(lambda x: x)
-    with pytest.raises(ValueError, match="its debounce_key function failed.*TypeError"):
+    with pytest.raises(ValueError, match=r"its debounce_key function failed.*TypeError"):
         task.delay(5)
     with pytest.raises(ValueError, match="singleton must be one of"):
         app.task(name="t.worse", singleton="latest")(lambda: None)

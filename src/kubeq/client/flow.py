@@ -76,9 +76,7 @@ def plan_flow(
     bare = plain(call)
     if bare.partition_key is None:
         bare = bare.set(partition_key=flow.key)
-    plan = plan_enqueue(
-        [bare], prefix=prefix, defaults_for=defaults_for, queue=queue, route=route
-    )
+    plan = plan_enqueue([bare], prefix=prefix, defaults_for=defaults_for, queue=queue, route=route)
     (_, keys, args) = plan.calls[0]
     job = laid_out(args)[0]
     fields = [args[0], flow.mode, flow.key, flow.window_ms, flow.max_ms, args[2], *job]

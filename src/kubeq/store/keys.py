@@ -44,6 +44,15 @@ Execution control (docs/architecture.md, Execution control), under the same hash
     kubeq:{default}:throttled     STR   present (with a TTL) while a rate limit holds jobs back
     kubeq:{default}:expired       STR   counter of jobs that expired before they started
 
+Flow patterns (docs/patterns.md), under the same hash tag:
+
+    kubeq:{default}:flow:<task>:<key> STR the id of the newest job of a debounce or singleton
+                                        key (flow.lua); deleted when that job ends, by any
+                                        path (note_end), or is purged. The job hash holds flow
+                                        (the key), flow_mode, flow_first (its first call, ms),
+                                        flow_joined (calls that joined it) and cb marker 'o'
+                                        (keep_latest / cancel_running: cl_key flow:<key>, 1)
+
 Worker documents (the dashboard's Workers page; one hash tag, so one MGET reads them all):
 
     kubeq:{workerinfo}:index         ZSET  worker id -> time of its last publish in ms
@@ -256,6 +265,11 @@ class QueueKeys:
     def waiting(self, limit_key: str) -> str:
         """ZSET of job ids waiting for a slot of a concurrency key; score = ready score."""
         return f"{self.base}waiting:{limit_key}"
+
+    def flow(self, key: str) -> str:
+        """STR: the id of the newest job of a debounce or singleton key (``<task>:<key>``),
+        until that job ends (flow.lua; freed by note_end and purge.lua)."""
+        return f"{self.base}flow:{key}"
 
     def job(self, job_id: str) -> str:
         """HASH of one job's payload and state."""

@@ -117,10 +117,20 @@ local function handing_off(base, id)
   return type(redis.pcall('ZSCORE', base .. 'handoff', id)) == 'string'
 end
 -- A job just ended with this status: note a hand-off when something follows it (its
--- on_success when finished, its on_failure when failed, its dependents whatever the end).
+-- on_success when finished, its on_failure when failed, its dependents whatever the end),
+-- and free its debounce or singleton key.
+-- A job of a debounced or singleton key (marker 'o', flow.lua) frees the key at its end,
+-- if the key still names it.
+local function release_flow(base, id, jk)
+  local k = redis.pcall('HGET', jk, 'flow')
+  if type(k) ~= 'string' then return end
+  local key = base .. 'flow:' .. k
+  if redis.pcall('GET', key) == id then redis.call('DEL', key) end
+end
 local function note_end(base, id, jk, status)
   local cb = redis.pcall('HGET', jk, 'cb')
   if type(cb) ~= 'string' then return false end
+  if string.find(cb, 'o', 1, true) then release_flow(base, id, jk) end
   local d = string.find(cb, 'd', 1, true)
   local s = status == 'finished' and string.find(cb, 's', 1, true)
   local fl = status == 'failed' and string.find(cb, 'f', 1, true)
