@@ -90,3 +90,15 @@ def test_cancel_running_aborts_the_run_and_starts_the_new_call_after_it_stopped(
     assert r.lrange("flowtest:runs:acct-4", 0, -1) == [b"start old", b"start new", b"end new"]
     reason = r.hget(KEYS.job(old.id), "reason")
     assert reason is not None and b"cancel_running" in reason and new.id.encode() in reason
+
+
+def test_kubeq_job_shows_the_key_and_the_calls_that_joined(app: kubeq.App, redis_url: str) -> None:
+    from tests.redis.workers import run
+
+    jobs = [call(app, "sync_replace", "acct-5", f"t{i}") for i in range(3)]
+    out = run(redis_url, "job", "show", jobs[0].id)
+    assert "flow: replace key flowtasks.sync_replace:acct-5, 2 later call(s) joined it" in (
+        out.stdout
+    ), out.stdout + out.stderr
+    info = jobs[0].info()
+    assert (info.flow_mode, info.flow_joined) == ("replace", 2)

@@ -97,6 +97,9 @@ def show(info: JobInfo, edges: Edges | None = None) -> None:
         value = getattr(info, field_name)
         if value:
             click.echo(f"{field_name:>10}: {when(value)}")
+    if info.flow:
+        joined = f", {info.flow_joined} later call(s) joined it" if info.flow_joined else ""
+        click.echo(f"{'flow':>10}: {plain(info.flow_mode)} key {plain(info.flow)}{joined}")
     if info.progress is not None:
         click.echo(f"{'progress':>10}: {json.dumps(info.progress)}")
     for key, value in info.meta.items():

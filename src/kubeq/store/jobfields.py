@@ -49,6 +49,9 @@ JOB_FIELDS = (
     "traceback",
     "progress",
     "meta",
+    "flow",
+    "flow_mode",
+    "flow_joined",
 )
 
 """Every field of a ``JobInfo``, in the order ``JobInfo.from_fields`` takes them."""
@@ -122,6 +125,13 @@ class JobInfo:
     """What the task last passed to ``current_job().set_progress`` (decoded JSON), or None."""
     meta: dict[str, Any] = field(default_factory=dict)
     """What the task stored with ``current_job().update_meta`` (decoded JSON)."""
+    flow: str = ""
+    """A debounced or singleton job's key (``<task>:<key>``; docs/patterns.md), else ""."""
+    flow_mode: str = ""
+    """``debounce`` or the singleton mode that made the job."""
+    flow_joined: int = 0
+    """How many later calls joined this job (their handles name it; the last one's
+    arguments are its own)."""
 
     @classmethod
     def from_fields(cls, job_id: str, queue: str, values: Sequence[Any]) -> JobInfo:
@@ -151,4 +161,7 @@ class JobInfo:
             result=text(f["result"]),
             progress=stored_json(f["progress"], None),
             meta=stored_json(f["meta"], {}),
+            flow=text(f["flow"]),
+            flow_mode=text(f["flow_mode"]),
+            flow_joined=whole(f["flow_joined"]),
         )
