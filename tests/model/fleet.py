@@ -151,4 +151,34 @@ def make_app(url: str) -> tuple[kubeq.App, dict[str, Any]]:
     @app.task(queue="q", name="model.rated", rate_limit=RATE)
     def rated(*args: Any) -> None: ...
 
-    return app, {"plain": plain, "limited": limited, "rated": rated}
+    tasks: dict[str, Any] = {"plain": plain, "limited": limited, "rated": rated}
+    tasks.update(flow_tasks(app))
+    return app, tasks
+
+
+FLOW_MODES = {
+    "debounce": {"debounce": 0.05},
+    "skip": {"singleton": "skip"},
+    "replace": {"singleton": "replace"},
+    "keep_latest": {"singleton": "keep_latest"},
+    "cancel_running": {"singleton": "cancel_running"},
+}
+"""The model's debounced and singleton tasks (flowmodel.py): one per mode, keyed by their
+first argument."""
+
+
+def flow_tasks(app: kubeq.App) -> dict[str, Any]:
+    made = {}
+    for mode, options in FLOW_MODES.items():
+        key = "debounce_key" if mode == "debounce" else "singleton_key"
+
+        def run(*args: Any) -> None: ...
+
+        made[f"flow_{mode}"] = app.task(
+            queue="q", name=f"model.flow_{mode}", **options, **{key: _first}
+        )(run)
+    return made
+
+
+def _first(key: str, *args: Any) -> str:
+    return key
