@@ -42,6 +42,7 @@ from kubeq.errors import (
     SerializationError,
     SoftTimeLimitExceeded,
 )
+from kubeq.patterns import Batch
 from kubeq.retry import RetryPolicy
 from kubeq.store.jobfields import JobInfo
 from kubeq.store.stats import QueueStats, read_stats
@@ -50,6 +51,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "Batch",
     "Call",
     "Chain",
     "ChainResult",

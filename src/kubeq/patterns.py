@@ -1,5 +1,6 @@
-"""Debounce and singleton keys: what a task or a call may ask, checked, and the one decision
-a call's options come to (``Flow``), which ``client/flow.py`` sends to ``flow.lua``.
+"""Debounce, singleton keys and batches: what a task or a call may ask, checked, and the one
+decision a call's options come to (``Flow``), which ``client/flow.py`` sends to ``flow.lua``
+(or, for a batch task's item, ``batch.lua``).
 
 No I/O: the options are checked here, at ``@app.task`` and at each call, naming the bad field.
 """
@@ -25,10 +26,38 @@ KeyOption = str | Callable[..., str] | None
 name)."""
 
 
+MAX_BATCH = 10_000
+"""The largest batch: a batch's items are read and settled in one script call each."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """``@app.task(batch=kubeq.Batch(max_size=500, max_wait=2.0, key=...))``: each
+    ``delay(item)`` is one item with its own job; the task runs with a list of up to
+    ``max_size`` items, formed in Redis, once the batch is full or ``max_wait`` seconds after
+    its first item (docs/patterns.md). ``key`` (a string, or a function of the item) keeps
+    one batch per key; None: one per task."""
+
+    max_size: int
+    max_wait: float
+    key: KeyOption = None
+
+    def __post_init__(self) -> None:
+        ok = isinstance(self.max_size, int) and not isinstance(self.max_size, bool)
+        if not ok or not 1 <= self.max_size <= MAX_BATCH:
+            raise ValueError(
+                f"Batch max_size must be a whole number from 1 to {MAX_BATCH}, "
+                f"got {self.max_size!r}"
+            )
+        _seconds("Batch max_wait", self.max_wait)
+        check_key_option("Batch key", self.key)
+
+
 @dataclass(frozen=True)
 class Flow:
     """What flow.lua does with one call: its mode (``debounce`` or a singleton mode), its key
-    (``<task>:<key>``) and, debounced, the window and the bound in ms (0: none)."""
+    (``<task>:<key>``) and, debounced, the window and the bound in ms (0: none). For a batch
+    task's item (mode ``batch``, batch.lua): the wait in ms and the batch's size."""
 
     mode: str
     key: str
@@ -146,3 +175,14 @@ def flow_of(
         key = resolve_key(task, "singleton_key", skey, args, kwargs)
         return Flow(single, f"{task}:{key}")
     return None
+
+
+def batch_flow(task: str, batch: Batch, args: Any, kwargs: Any) -> Flow:
+    """The batch an item goes to: one positional argument (the item), no keyword arguments."""
+    if len(args) != 1 or kwargs:
+        raise ValueError(
+            f"task {task!r} is a batch task: call it with one item, e.g. task.delay(event) "
+            f"(got {len(args)} positional and {len(kwargs)} keyword arguments)"
+        )
+    key = resolve_key(task, "Batch key", batch.key, args, kwargs)
+    return Flow("batch", f"{task}:{key}", max(1, int(batch.max_wait * 1000)), batch.max_size)

@@ -3,10 +3,13 @@ by ``qtasks``, so they register on its App)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from qtasks import app, r
+
+import kubeq
 
 
 @app.task(debounce=1.0)
@@ -57,3 +60,36 @@ async def sync_cancel(account: str, seconds: float, tag: str) -> str:
 def skip_fails(message: str) -> None:
     """Fails at once (to the dead letters), holding the task's singleton key while it runs."""
     raise RuntimeError(message)
+
+
+@app.task(batch=kubeq.Batch(max_size=10, max_wait=0.5))
+def insert_events(events: list[int]) -> list[int]:
+    """Records each batch it gets; each item's result is ten times the item."""
+    r().rpush("flowtest:batches", json.dumps(events))
+    return [e * 10 for e in events]
+
+
+@app.task(batch=kubeq.Batch(max_size=100, max_wait=0.3, key=lambda e: e["tenant"]))
+def per_tenant(events: list[dict[str, Any]]) -> None:
+    r().rpush("flowtest:tenant-batches", json.dumps(sorted({e["tenant"] for e in events})))
+
+
+@app.task(batch=kubeq.Batch(max_size=4, max_wait=0.3), max_attempts=1)
+def odd_fails(items: list[int]) -> list[Any]:
+    """Each odd item fails on its own; the even ones finish."""
+    return [ValueError(f"{i} is odd") if i % 2 else i for i in items]
+
+
+@app.task(batch=kubeq.Batch(max_size=5, max_wait=0.3), max_attempts=1)
+def batch_raises(items: list[int]) -> None:
+    raise RuntimeError(f"the whole batch of {len(items)} failed")
+
+
+@app.task(batch=kubeq.Batch(max_size=5, max_wait=5.0))
+def slow_batch(items: list[int]) -> list[int]:
+    """Records each run of a batch; the first batch to run holds its worker for a minute (to
+    be SIGKILLed there)."""
+    r().rpush("flowtest:slow-runs", json.dumps(items))
+    if r().set("flowtest:slow-first", 1, nx=True):
+        time.sleep(60)
+    return items

@@ -35,7 +35,7 @@ from kubeq.options import (
     check_count,
     check_seconds,
 )
-from kubeq.patterns import KeyOption
+from kubeq.patterns import Batch, KeyOption
 from kubeq.retry import RetryPolicy
 from kubeq.store import connections, urls
 from kubeq.store.ids import new_job_id
@@ -170,6 +170,7 @@ class App:
         debounce_key: KeyOption = None,
         singleton: str | None = None,
         singleton_key: KeyOption = None,
+        batch: Batch | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # type: ignore[misc]
@@ -200,6 +201,7 @@ class App:
         debounce_key: KeyOption = None,
         singleton: str | None = None,
         singleton_key: KeyOption = None,
+        batch: Batch | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="high")``.
 
@@ -215,7 +217,8 @@ class App:
 
         Flow patterns (docs/patterns.md): ``debounce=5`` runs a key's job 5 s after its last
         call, with the last arguments (``debounce_max`` bounds the wait); ``singleton=`` one
-        of skip, replace, keep_latest, cancel_running per ``singleton_key``."""
+        of skip, replace, keep_latest, cancel_running per ``singleton_key``;
+        ``batch=kubeq.Batch(max_size=500, max_wait=2.0)`` runs it with lists of items."""
         options = TaskOptions(
             queue=validate_queue_name(queue or self.default_queue),
             priority=priority,
@@ -241,6 +244,7 @@ class App:
             debounce_key=debounce_key,
             singleton=singleton,
             singleton_key=singleton_key,
+            batch=batch,
         )
 
         def register(f: Callable[P, R]) -> Task[P, R]:

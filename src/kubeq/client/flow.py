@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from kubeq import serialization
 from kubeq.client.enqueue import laid_out, plan_enqueue
 from kubeq.client.jobs import Job
 from kubeq.options import Call, TaskOptions
-from kubeq.patterns import Flow, flow_of
+from kubeq.patterns import Flow, batch_flow, flow_of
 from kubeq.store.backend import Backend
 from kubeq.store.jobfields import text
 from kubeq.store.keys import queues_key
@@ -23,7 +24,11 @@ Route = Callable[[str, Call, TaskOptions], str]
 
 def flow_for(call: Call, opts: TaskOptions) -> Flow | None:
     """The debounce or singleton decision of ``call`` (its options over its task's ``opts``),
-    or None for an ordinary call (the common case costs a few attribute reads)."""
+    or None for an ordinary call (the common case costs a few attribute reads). An item of
+    a batch task goes to its batch (mode ``batch``)."""
+    batch = call.batch or opts.batch
+    if batch is not None:
+        return batch_flow(call.task, batch, call.args, call.kwargs)
     if (
         call.debounce is None
         and call.singleton is None
@@ -46,7 +51,12 @@ def flow_for(call: Call, opts: TaskOptions) -> Flow | None:
 def plain(call: Call) -> Call:
     """The call without its debounce or singleton options (eager mode runs it as it is)."""
     return call.set(
-        debounce=None, debounce_max=None, debounce_key=None, singleton=None, singleton_key=None
+        debounce=None,
+        debounce_max=None,
+        debounce_key=None,
+        singleton=None,
+        singleton_key=None,
+        batch=None,
     )
 
 
@@ -62,12 +72,12 @@ def plan_flow(
 ) -> tuple[str, ScriptCall]:
     """(queue, the flow.lua call) of one call, checked and encoded as any enqueue is. Every
     call of a key goes to one partition of a partitioned queue (its key routes it)."""
-    what = f"task {call.task!r} with {flow.mode if flow.mode == 'debounce' else 'singleton'}"
+    what = f"task {call.task!r} with {flow.mode}"
     if call.job_id is not None:
         raise ValueError(f"{what}: job_id cannot be given (the key names the job)")
     if call.depends_on:
         raise ValueError(f"{what}: depends_on cannot be given")
-    if flow.mode == "debounce" and (call.delay or call.eta is not None):
+    if flow.mode in ("debounce", "batch") and (call.delay or call.eta is not None):
         raise ValueError(f"{what}: delay and eta cannot be given (the window sets the start)")
     if flow.mode in ("keep_latest", "cancel_running") and (
         call.concurrency_limit or opts.concurrency_limit
@@ -80,7 +90,15 @@ def plan_flow(
     (_, keys, args) = plan.calls[0]
     job = laid_out(args)[0]
     fields = [args[0], flow.mode, flow.key, flow.window_ms, flow.max_ms, args[2], *job]
-    return plan.job_queues[0], (LUA["flow"], keys, fields)
+    if flow.mode != "batch":
+        return plan.job_queues[0], (LUA["flow"], keys, fields)
+    if job[-1]:
+        raise ValueError(
+            f"{what}: its items take no rate or concurrency limit, expiry or callbacks "
+            "(give them to the task that handles the batch's results)"
+        )
+    carrier = serialization.encode_call(call.task, [], {}, {"batch": 1})
+    return plan.job_queues[0], (LUA["batch"], keys, [*fields, carrier])
 
 
 def _jobs(app: Backend, queues: Sequence[str], replies: Sequence[Any]) -> list[Job]:

@@ -98,6 +98,7 @@ class Task(Generic[P, R]):
             expires=o.expires,
             on_success=o.on_success,
             on_failure=o.on_failure,
+            batch=o.batch,
             app=self.app,
         )
 

@@ -18,6 +18,7 @@ Status = Literal[
     "scheduled",
     "waiting",
     "deferred",
+    "batched",
     "active",
     "finished",
     "failed",
@@ -29,6 +30,8 @@ Status = Literal[
 """queued: waiting in the ready set. scheduled: waiting for its time (delay, eta, retry, or
 its rate limit's next start). waiting: for a concurrency slot of its limit key.
 deferred: for its parents (depends_on) to end.
+batched: an item of a batch task, in its batch (field batch: the batch's job) until the batch
+runs and settles it (docs/patterns.md).
 active: leased by a worker. finished: has a result. failed: in the dead-letter queue.
 cancelled: cancelled before it ran. aborted: stopped by job.abort(). expired: not started by
 its expiry time. unknown: never enqueued, or its result TTL passed."""

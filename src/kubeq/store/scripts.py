@@ -46,6 +46,8 @@ NAMES = (
     "handed",
     "links",
     "flow",
+    "batch",
+    "batch_done",
 )
 
 
@@ -122,6 +124,8 @@ class Scripts:
     handed: Any
     links: Any
     flow: Any
+    batch: Any
+    batch_done: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:

@@ -1,0 +1,105 @@
+"""Batches with real workers: formed in Redis by size and by wait, per key; each item keeps
+its own job, result and dead letter; a SIGKILL mid-batch re-runs that batch's items only."""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+import pytest
+import qtasks
+import redis
+
+import kubeq
+from kubeq.errors import JobFailed
+from kubeq.store.keys import QueueKeys
+from tests.redis.helpers import wait_until
+from tests.redis.workers import StartWorker
+
+T = qtasks.app.tasks
+KEYS = QueueKeys.of("default")
+
+
+def items(app: kubeq.App, name: str, values: list[Any]) -> list[kubeq.Job]:
+    return [app.enqueue_many([T[f"flowtasks.{name}"].s(v)])[0] for v in values]
+
+
+def test_full_batches_run_at_max_size_and_the_rest_after_max_wait(
+    app: kubeq.App, redis_url: str, start_worker: StartWorker
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    jobs = items(app, "insert_events", list(range(25)))
+    assert len({j.id for j in jobs}) == 25 and all(j.created for j in jobs)
+    assert {j.status() for j in jobs} == {"batched"}
+    assert r.zcard(KEYS.ready) == 2  # two full batches, ready at once
+    start_worker()
+    assert [j.result(timeout=60) for j in jobs] == [v * 10 for v in range(25)]
+    batches = [json.loads(b) for b in r.lrange("flowtest:batches", 0, -1)]
+    assert sorted(len(b) for b in batches) == [5, 10, 10]
+    assert sorted(v for b in batches for v in b) == list(range(25))
+    info = r.hgetall(KEYS.job(jobs[0].id))
+    carrier = info[b"batch"].decode()
+    assert json.loads(r.hget(KEYS.job(carrier), "result")) == {"items": 10, "failed": 0}
+
+
+def test_a_batch_per_key(app: kubeq.App, redis_url: str, start_worker: StartWorker) -> None:
+    r = redis.Redis.from_url(redis_url)
+    jobs = items(app, "per_tenant", [{"tenant": t, "n": i} for i in range(6) for t in "abc"])
+    start_worker()
+    for j in jobs:
+        j.result(timeout=60)
+    got = sorted(json.loads(b) for b in r.lrange("flowtest:tenant-batches", 0, -1))
+    assert got == [["a"], ["b"], ["c"]]
+
+
+def test_a_failed_item_goes_to_the_dead_letters_with_its_reason(
+    app: kubeq.App, start_worker: StartWorker
+) -> None:
+    jobs = items(app, "odd_fails", [0, 1, 2, 3])
+    start_worker()
+    assert jobs[0].result(timeout=60) == 0 and jobs[2].result(timeout=60) == 2
+    for j in (jobs[1], jobs[3]):
+        with pytest.raises(JobFailed):
+            j.result(timeout=60)
+    dead = {d.id: d for d in app.queue("default").dead_letters()}
+    assert set(dead) == {jobs[1].id, jobs[3].id}
+    assert dead[jobs[1].id].reason == "failed in its batch: ValueError: 1 is odd"
+
+
+def test_a_batch_that_raises_dead_letters_every_item(
+    app: kubeq.App, start_worker: StartWorker
+) -> None:
+    jobs = items(app, "batch_raises", [1, 2, 3])
+    start_worker()
+    for j in jobs:
+        with pytest.raises(JobFailed, match="whole batch of 3 failed"):
+            j.result(timeout=60)
+    assert set(app.queue("default").dead_letter_ids()) >= {j.id for j in jobs}
+
+
+def test_a_sigkill_mid_batch_reruns_that_batch_and_no_other(
+    app: kubeq.App, redis_url: str, start_worker: StartWorker
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    jobs = items(app, "slow_batch", list(range(15)))  # three full batches
+    doomed = start_worker("--lease", "2", "--concurrency", "1", "--prefetch-ms", "0")
+    wait_until(lambda: r.exists("flowtest:slow-first"), what="the first batch runs")
+    doomed.signal(signal.SIGKILL)
+    doomed.wait()
+    start_worker("--lease", "2")
+    assert [j.result(timeout=90) for j in jobs] == list(range(15))
+    runs = [json.loads(b) for b in r.lrange("flowtest:slow-runs", 0, -1)]
+    first = runs[0]
+    assert runs.count(first) == 2, runs  # the killed batch ran again, whole
+    others = [b for b in runs if b != first]
+    assert sorted(v for b in others for v in b) == sorted(set(range(15)) - set(first))
+
+
+def test_bad_batch_options_name_the_field(app: kubeq.App) -> None:
+    with pytest.raises(ValueError, match="Batch max_size must be a whole number"):
+        kubeq.Batch(max_size=0, max_wait=1)
+    with pytest.raises(ValueError, match="Batch max_wait must be > 0"):
+        kubeq.Batch(max_size=5, max_wait=-1)
+    with pytest.raises(ValueError, match="call it with one item"):
+        app.enqueue_many([T["flowtasks.insert_events"].s(1, 2)])
