@@ -103,3 +103,23 @@ def test_bad_batch_options_name_the_field(app: kubeq.App) -> None:
         kubeq.Batch(max_size=5, max_wait=-1)
     with pytest.raises(ValueError, match="call it with one item"):
         app.enqueue_many([T["flowtasks.insert_events"].s(1, 2)])
+
+
+def test_a_batch_purged_cancelled_or_aborted_ends_its_items(app: kubeq.App, redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    purged = items(app, "insert_events", [1, 2])
+    assert app.queue("default").purge() == 1  # the batch (its items are not in the sets)
+    assert {j.status() for j in purged} == {"cancelled"}
+    assert r.keys(KEYS.base + "batch:*") == []  # the open batch is closed
+    assert all(r.ttl(k) > 0 for k in r.keys(KEYS.base + "items:*"))  # expires with its batch
+    for end in ("cancel", "abort"):
+        jobs = items(app, "insert_events", [3, 4])
+        carrier = app.job(r.hget(KEYS.job(jobs[0].id), "batch").decode())
+        assert getattr(carrier, end)()
+        statuses = {j.status() for j in jobs}
+        assert statuses == {"cancelled" if end == "cancel" else "aborted"}
+        reason = r.hget(KEYS.job(jobs[0].id), "reason")
+        assert reason is not None and carrier.id.encode() in reason
+        assert r.keys(KEYS.base + "batch:*") == []
+    fresh = items(app, "insert_events", [5])
+    assert fresh[0].status() == "batched"

@@ -5,7 +5,7 @@
 -- membership fixed, when it leaves 'scheduled': full (moved to the ready set here) or due
 -- (promoted by fetch.lua). The next item then opens a new batch. Each item is a job of its
 -- own, status 'batched', field batch = its carrier, until the carrier's run settles it
--- (batch_done.lua).
+-- (batch_done.lua), or the carrier ends otherwise (marker 'b': end_batch in _prelude.lua).
 -- KEYS: the queue's 8 keys.
 -- ARGV: base, 'batch', key, max_wait_ms, max_size, token, then the item as enqueue.lua lays
 --   it out (id, payload, priority, due, max_deliveries, result_ttl, control: must be ""),
@@ -38,7 +38,7 @@ if not (cf and cf[1] == 'scheduled' and (int(cf[2]) or 0) == 0) then
   if redis.call('EXISTS', ck) == 1 then redis.call('RENAME', ck, base .. 'garbage:' .. carrier) end
   redis.call('HSET', ck, 'payload', carrier_payload, 'priority', priority, 'status', 'scheduled',
     'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
-    'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'batch_key', fkey)
+    'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'batch_key', fkey, 'cb', 'b')
   redis.call('ZADD', q.delayed, string.format('%d', NOW + wait_ms), carrier)
   redis.call('SET', open, carrier)
 end
