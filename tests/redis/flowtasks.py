@@ -93,3 +93,12 @@ def slow_batch(items: list[int]) -> list[int]:
     if r().set("flowtest:slow-first", 1, nx=True):
         time.sleep(60)
     return items
+
+
+@app.task(batch=kubeq.Batch(max_size=6, max_wait=0.3), backoff_min=0.05, backoff_max=0.1)
+def items_retry(items: list[int]) -> list[Any]:
+    """An odd item fails the first time it is seen (then it is retried on its own)."""
+    r().rpush("flowtest:retry-batches", json.dumps(items))
+    return [
+        RuntimeError("first time") if i % 2 and r().sadd("flowtest:seen", i) else i for i in items
+    ]

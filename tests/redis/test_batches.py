@@ -64,7 +64,10 @@ def test_a_failed_item_goes_to_the_dead_letters_with_its_reason(
             j.result(timeout=60)
     dead = {d.id: d for d in app.queue("default").dead_letters()}
     assert set(dead) == {jobs[1].id, jobs[3].id}
-    assert dead[jobs[1].id].reason == "failed in its batch: ValueError: 1 is odd"
+    assert (
+        dead[jobs[1].id].reason
+        == "failed in its batch: failed 1 of 1 attempts: ValueError: 1 is odd"
+    )
 
 
 def test_a_batch_that_raises_dead_letters_every_item(
@@ -123,3 +126,15 @@ def test_a_batch_purged_cancelled_or_aborted_ends_its_items(app: kubeq.App, redi
         assert r.keys(KEYS.base + "batch:*") == []
     fresh = items(app, "insert_events", [5])
     assert fresh[0].status() == "batched"
+
+
+def test_a_failed_item_is_retried_on_its_own(
+    app: kubeq.App, redis_url: str, start_worker: StartWorker
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    jobs = items(app, "items_retry", list(range(6)))
+    start_worker()
+    assert [j.result(timeout=60) for j in jobs] == list(range(6))
+    runs = [json.loads(b) for b in r.lrange("flowtest:retry-batches", 0, -1)]
+    assert runs[0] == list(range(6)) and sorted(runs[1:]) == [[1], [3], [5]]
+    assert [j.info().attempts for j in jobs] == [1, 2, 1, 2, 1, 2]

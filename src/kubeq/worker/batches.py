@@ -4,8 +4,9 @@ batch.lua) names its items in ``<base>items:<carrier>``; the worker reads those 
 fenced by the batch's lease) before the batch's own ack.
 
 The task's answer per item: return None (every item finished with None) or a list with one
-entry per item, in order: an ``Exception`` instance fails that item (it goes to the dead
-letters with its error; the others finish), any other value is that item's result. Raising
+entry per item, in order: an ``Exception`` instance fails that item (retried on its own as
+the task's retry policy says, then dead-lettered with its error; the others finish), any
+other value is that item's result. Raising
 fails the whole batch: it is retried as the task's retry policy says, with the same items,
 and after its last attempt every item is dead-lettered with the error.
 """
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeq import serialization
-from kubeq.outcomes import Settlement
+from kubeq.outcomes import Outcome, Settlement
+from kubeq.retry import RetryPolicy, decide
 from kubeq.store import connections
 from kubeq.store.keys import QueueKeys
 from kubeq.store.scripts import LUA, run_pipeline
@@ -47,9 +49,11 @@ def read_items(redis_url: str, keys: QueueKeys, carrier: str) -> BatchRun:
     return run
 
 
-def item_outcomes(run: BatchRun, result: Any) -> tuple[list[Any], int]:
+def item_outcomes(run: BatchRun, result: Any, policy: RetryPolicy) -> tuple[list[Any], int]:
     """batch_done.lua's fields for a task's answer, and how many items failed; TypeError
-    when the answer is neither None nor a list of one entry per item."""
+    when the answer is neither None nor a list of one entry per item. A failed item is
+    retried as the task's retry policy says (on its own, after its backoff: a batch of
+    one), else dead-lettered."""
     if result is None:
         result = [None] * len(run.ids)
     if not isinstance(result, list | tuple) or len(result) != len(run.ids):
@@ -62,8 +66,12 @@ def item_outcomes(run: BatchRun, result: Any) -> tuple[list[Any], int]:
     failed = 0
     for job_id, value in zip(run.ids, result, strict=True):
         if isinstance(value, BaseException):
+            ended = decide(policy, 1, value)
             error = f"{type(value).__name__}: {value}"
-            fields += [job_id, "failed", error, f"failed in its batch: {error}"]
+            if ended.outcome is Outcome.RETRY:
+                fields += [job_id, "retry", error, f"+{ended.retry_delay_ms}"]
+            else:
+                fields += [job_id, "failed", error, f"failed in its batch: {ended.reason}"]
             failed += 1
         else:
             fields += [job_id, "finished", serialization.dumps(value), ""]

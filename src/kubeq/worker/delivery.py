@@ -138,7 +138,7 @@ async def run_attempt(
             result = batches.lone_item(result)
         if run is not None and redis_url is not None:
             try:
-                fields, failed = batches.item_outcomes(run, result)
+                fields, failed = batches.item_outcomes(run, result, policy)
             except TypeError as exc:
                 fields, failed = batches.all_failed(run, Settlement.failed(str(exc))), len(run.ids)
             await asyncio.to_thread(

@@ -3,8 +3,9 @@
 -- under it and not delivered again) settles its items. An item already settled (a batch run
 -- again after a crash between this call and the batch's ack) is left as it is.
 -- KEYS: the queue's 8 keys.
--- ARGV: base, batch (carrier) id, lease, then per item: id, outcome ('finished' or 'failed'),
---   value (result JSON, or the error), reason (for 'failed').
+-- ARGV: base, batch (carrier) id, lease, then per item: id, outcome ('finished', 'retry' or
+--   'failed'), value (result JSON, or the error), then the reason ('failed') or the retry's
+--   due time ('retry': "+ms" on this server's clock).
 -- Returns the number of items settled, or -1 when the lease no longer holds the batch.
 local q = queue_keys(0)
 local base, carrier, lease = ARGV[1], ARGV[2], ARGV[3]
@@ -23,6 +24,12 @@ for i = 4, #ARGV, 4 do
       local ttl = ttl_of(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)
+    elseif outcome == 'retry' then
+      -- its own retry, after its backoff: an ordinary job now, run as a batch of one
+      redis.call('HSET', jk, 'status', 'scheduled', 'error', value, 'attempts', '1',
+        'started_at', NOWS)
+      redis.call('ZADD', q.delayed, string.format('%d', due_at(reason)), id)
+      wake(q.wake, 1)
     else
       redis.call('HSET', jk, 'error', value, 'attempts', '1')
       bury(q, base, id, jk, reason)
