@@ -36,7 +36,7 @@ def read_items(redis_url: str, keys: QueueKeys, carrier: str) -> BatchRun:
     """The batch's items not settled yet (a batch run again after a crash skips those its
     first run settled). An item's value is its call's one argument. Runs in a thread."""
     client = connections.shared_client(redis_url)
-    ids = [i.decode() for i in client.lrange(keys.base + "items:" + carrier, 0, -1)]  # type: ignore[union-attr]
+    ids = [i.decode() for i in client.lrange(keys.items(carrier), 0, -1)]  # type: ignore[union-attr]
     pipe = client.pipeline(transaction=False)
     for i in ids:
         pipe.hmget(keys.job(i), ["status", "payload"])
