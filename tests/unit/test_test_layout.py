@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
-TASK_MODULES = {"qtasks", "ftasks", "dtasks", "e2e_tasks", "imgtasks", "leasetasks"}
+TASK_MODULES = {"qtasks", "flowtasks", "ftasks", "dtasks", "e2e_tasks", "imgtasks", "leasetasks"}
 """Imported by worker processes (and pods, images) by these names: they must stay bare."""
 
 
