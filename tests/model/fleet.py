@@ -153,7 +153,16 @@ def make_app(url: str) -> tuple[kubeq.App, dict[str, Any]]:
 
     tasks: dict[str, Any] = {"plain": plain, "limited": limited, "rated": rated}
     tasks.update(flow_tasks(app))
+
+    @app.task(queue="q", name="model.flow_batch", batch=BATCH)
+    def batch(*args: Any) -> None: ...
+
+    tasks["flow_batch"] = batch
     return app, tasks
+
+
+BATCH = kubeq.Batch(max_size=3, max_wait=0.05, key=lambda item: item[0])
+"""The model's batch task: up to 3 items ([key, n]) per batch and key, or 50 ms."""
 
 
 FLOW_MODES = {

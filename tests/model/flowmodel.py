@@ -87,6 +87,8 @@ class FlowIntersections(Intersections):
     def _flow_entries(self) -> dict[tuple[str, str], list[Entry]]:
         by_key: dict[tuple[str, str], list[Entry]] = {}
         for e in self.ledger.entries.values():
+            if e.call.task == "model.flow_batch":
+                continue  # batches: batchmodel.py
             if e.call.task.startswith("model.flow_") and e.partition and e.status in LIVE:
                 key = (e.partition, f"{e.call.task}:{e.call.args[0]}")
                 by_key.setdefault(key, []).append(e)

@@ -21,7 +21,7 @@ from kubeq.store.keys import QueueKeys
 from kubeq.workflows.callbacks import callback_id
 from tests.model import known
 
-LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred"})
+LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred", "batched"})
 ENDED = frozenset({"finished", "failed", "cancelled", "aborted", "expired", "purged"})
 
 
@@ -225,7 +225,10 @@ class Ledger:
                 continue
             if e.status == "scheduled" and e.call.rate_limit is not None:
                 continue  # parked by its rate limit, for later
-            if e.status in ("queued", "scheduled", "waiting") and e.queue in self.held_back:
+            if (
+                e.status in ("queued", "scheduled", "waiting", "batched")
+                and e.queue in self.held_back
+            ):
                 continue  # its queue's rate limit lets it start later
             if e.status == "deferred":
                 parents = [self.entries[p] for p in e.parents]

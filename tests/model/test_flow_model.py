@@ -1,6 +1,6 @@
-"""Runs the intersections machine with debounced and singleton calls among its steps
-(flowmodel.py). Derandomized like test_intersections.py; ``KUBEQ_MODEL_EXPLORE=1`` searches
-new examples."""
+"""Runs the intersections machine with debounced and singleton calls and batch items among its
+steps (flowmodel.py, batchmodel.py). Derandomized like test_intersections.py;
+``KUBEQ_MODEL_EXPLORE=1`` searches new examples."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from kubeq.client import enqueue
-from tests.model.flowmodel import FlowIntersections
+from tests.model.batchmodel import BatchIntersections
 
 EXPLORE = os.environ.get("KUBEQ_MODEL_EXPLORE") == "1"
 SETTINGS = settings(
@@ -34,5 +34,5 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.mark.timeout(900)
 @pytest.mark.usefixtures("small_batches")
 def test_flow_intersections(redis_url: str) -> None:
-    FlowIntersections.url = redis_url
-    run_state_machine_as_test(FlowIntersections, settings=SETTINGS)
+    BatchIntersections.url = redis_url
+    run_state_machine_as_test(BatchIntersections, settings=SETTINGS)

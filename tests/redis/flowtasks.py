@@ -19,6 +19,12 @@ def reindex(doc: str, version: int) -> dict[str, Any]:
     return {"doc": doc, "version": version}
 
 
+@app.task(debounce=1.0, debounce_key=lambda doc, version: doc)
+def reindex_keyed(doc: str, version: int) -> int:
+    r().rpush(f"flowtest:runs:{doc}", version)
+    return version
+
+
 @app.task(debounce=0.5, debounce_max=2.0, debounce_key=lambda doc, version: doc)
 def reindex_bounded(doc: str, version: int) -> int:
     r().rpush(f"flowtest:runs:{doc}", f"{version}@{time.time():.3f}")

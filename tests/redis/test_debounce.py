@@ -116,3 +116,26 @@ def test_a_key_function_that_raises_names_the_field(app: kubeq.App) -> None:
         task.delay(5)
     with pytest.raises(ValueError, match="singleton must be one of"):
         app.task(name="t.worse", singleton="latest")(lambda: None)
+
+
+def test_2000_calls_for_20_keys_run_each_key_once_with_its_last_arguments(
+    app: kubeq.App, redis_url: str, start_worker: StartWorker
+) -> None:
+    """Each key's 100 calls come from one thread (so "last" is defined), the 20 keys at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    r = redis.Redis.from_url(redis_url)
+    task = qtasks.app.tasks["flowtasks.reindex_keyed"]
+
+    def burst(k: int) -> list[kubeq.Job]:
+        return [app.enqueue_many([task.s(f"key-{k}", v)])[0] for v in range(100)]
+
+    with ThreadPoolExecutor(20) as pool:
+        handles = list(pool.map(burst, range(20)))
+    start_worker("--concurrency", "8")
+    start_worker("--concurrency", "8")
+    for k, jobs in enumerate(handles):
+        assert len({j.id for j in jobs}) == 1, f"key-{k} made more than one job"
+        assert {j.result(timeout=90) for j in jobs} == {99}
+    for k in range(20):
+        assert r.lrange(f"flowtest:runs:key-{k}", 0, -1) == [b"99"], f"key-{k}"

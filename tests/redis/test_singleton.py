@@ -102,3 +102,32 @@ def test_kubeq_job_shows_the_key_and_the_calls_that_joined(app: kubeq.App, redis
     ), out.stdout + out.stderr
     info = jobs[0].info()
     assert (info.flow_mode, info.flow_joined) == ("replace", 2)
+
+
+def test_keep_latest_holds_under_50_callers_and_a_sigkilled_worker(
+    app: kubeq.App, redis_url: str, start_worker: StartWorker
+) -> None:
+    import signal
+
+    r = redis.Redis.from_url(redis_url)
+    doomed = start_worker("--lease", "2", "--concurrency", "4")
+    running = call(app, "sync_latest", "acct-6", 2.0, "first")
+    wait_until(lambda: r.llen("flowtest:spans:acct-6") == 1, what="the first call runs")
+    behind = many(app, "sync_latest", [("acct-6", 0.1, f"t{i}") for i in range(50)])
+    assert len({j.id for j in behind}) == 1 and behind[0].id != running.id
+    doomed.signal(signal.SIGKILL)
+    doomed.wait()
+    start_worker("--lease", "2", "--concurrency", "4")
+    assert running.result(timeout=90) == "first"
+    last = behind[0].result(timeout=90)
+    assert {j.result(timeout=5) for j in behind} == {last}
+    spans = [s.decode().split() for s in r.lrange("flowtest:spans:acct-6", 0, -1)]
+    # the killed run started and never ended; the run again after its lease, then the newest
+    assert [(k, tag) for k, _, tag in spans] == [
+        ("s", "first"),
+        ("s", "first"),
+        ("e", "first"),
+        ("s", last),
+        ("e", last),
+    ]
+    assert int(spans[3][1]) >= int(spans[2][1])  # the waiting call started after it ended
