@@ -108,3 +108,9 @@ def items_retry(items: list[int]) -> list[Any]:
     return [
         RuntimeError("first time") if i % 2 and r().sadd("flowtest:seen", i) else i for i in items
     ]
+
+
+@app.task(batch=kubeq.Batch(max_size=500, max_wait=2.0))
+def big_batches(items: list[int]) -> list[int]:
+    r().rpush("flowtest:big-sizes", len(items))
+    return items

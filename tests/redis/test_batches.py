@@ -15,7 +15,7 @@ import kubeq
 from kubeq.errors import JobFailed
 from kubeq.store.keys import QueueKeys
 from tests.redis.helpers import wait_until
-from tests.redis.workers import StartWorker
+from tests.redis.workers import StartWorker, run
 
 T = qtasks.app.tasks
 KEYS = QueueKeys.of("default")
@@ -38,9 +38,10 @@ def test_full_batches_run_at_max_size_and_the_rest_after_max_wait(
     batches = [json.loads(b) for b in r.lrange("flowtest:batches", 0, -1)]
     assert sorted(len(b) for b in batches) == [5, 10, 10]
     assert sorted(v for b in batches for v in b) == list(range(25))
-    info = r.hgetall(KEYS.job(jobs[0].id))
-    carrier = info[b"batch"].decode()
+    carrier = jobs[0].info().batch
     assert json.loads(r.hget(KEYS.job(carrier), "result")) == {"items": 10, "failed": 0}
+    out = run(redis_url, "job", "show", jobs[0].id).stdout
+    assert f"batch: {carrier} (the batch job it runs in)" in out, out
 
 
 def test_a_batch_per_key(app: kubeq.App, redis_url: str, start_worker: StartWorker) -> None:
@@ -138,3 +139,18 @@ def test_a_failed_item_is_retried_on_its_own(
     runs = [json.loads(b) for b in r.lrange("flowtest:retry-batches", 0, -1)]
     assert runs[0] == list(range(6)) and sorted(runs[1:]) == [[1], [3], [5]]
     assert [j.info().attempts for j in jobs] == [1, 2, 1, 2, 1, 2]
+
+
+def test_3000_items_in_batches_of_500(
+    app: kubeq.App, redis_url: str, start_worker: StartWorker
+) -> None:
+    """One bulk enqueue of 3,000 items: six full batches, every item processed once."""
+    r = redis.Redis.from_url(redis_url)
+    task = T["flowtasks.big_batches"]
+    jobs = app.enqueue_many([task.s(i) for i in range(3000)])
+    assert r.zcard(KEYS.ready) == 6
+    start_worker("--concurrency", "2")
+    start_worker("--concurrency", "2")
+    assert [j.result(timeout=120) for j in jobs] == list(range(3000))
+    sizes = sorted(int(s) for s in r.lrange("flowtest:big-sizes", 0, -1))
+    assert sizes == [500] * 6

@@ -55,6 +55,7 @@ JOB_FIELDS = (
     "flow",
     "flow_mode",
     "flow_joined",
+    "batch",
 )
 
 """Every field of a ``JobInfo``, in the order ``JobInfo.from_fields`` takes them."""
@@ -135,6 +136,8 @@ class JobInfo:
     flow_joined: int = 0
     """How many later calls joined this job (their handles name it; the last one's
     arguments are its own)."""
+    batch: str = ""
+    """A batch task's item: the id of its batch job (docs/patterns.md), else ""."""
 
     @classmethod
     def from_fields(cls, job_id: str, queue: str, values: Sequence[Any]) -> JobInfo:
@@ -167,4 +170,5 @@ class JobInfo:
             flow=text(f["flow"]),
             flow_mode=text(f["flow_mode"]),
             flow_joined=whole(f["flow_joined"]),
+            batch=text(f["batch"]),
         )
