@@ -161,19 +161,21 @@ def make_app(url: str) -> tuple[kubeq.App, dict[str, Any]]:
     return app, tasks
 
 
-BATCH = kubeq.Batch(max_size=3, max_wait=0.05, key=lambda item: item[0])
-"""The model's batch task: up to 3 items ([key, n]) per batch and key, or 50 ms."""
+BATCH = kubeq.Batch(max_size=3, max_wait=3600.0, key=lambda item: item[0])
+"""The model's batch task: up to 3 items ([key, n]) per batch and key, or the wait. The
+windows are long so that only the machine's ``windows_pass`` step (flowmodel.py) makes them
+pass: an example replays the same whatever the machine's speed."""
 
 
 FLOW_MODES = {
-    "debounce": {"debounce": 0.05},
+    "debounce": {"debounce": 3600.0},
     "skip": {"singleton": "skip"},
     "replace": {"singleton": "replace"},
     "keep_latest": {"singleton": "keep_latest"},
     "cancel_running": {"singleton": "cancel_running"},
 }
 """The model's debounced and singleton tasks (flowmodel.py): one per mode, keyed by their
-first argument."""
+first argument (the debounce window passes when the machine says: ``windows_pass``)."""
 
 
 def flow_tasks(app: kubeq.App) -> dict[str, Any]:

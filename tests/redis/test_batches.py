@@ -154,3 +154,16 @@ def test_3000_items_in_batches_of_500(
     assert [j.result(timeout=120) for j in jobs] == list(range(3000))
     sizes = sorted(int(s) for s in r.lrange("flowtest:big-sizes", 0, -1))
     assert sizes == [500] * 6
+
+
+def test_a_malformed_item_is_dead_lettered_and_its_batch_runs(
+    app: kubeq.App, redis_url: str, start_worker: StartWorker
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    jobs = items(app, "insert_events", [1, 2, 3])
+    r.hset(KEYS.job(jobs[1].id), "payload", "not json")  # written by hand
+    start_worker()
+    assert jobs[0].result(timeout=60) == 10 and jobs[2].result(timeout=60) == 30
+    with pytest.raises(JobFailed, match="malformed payload"):
+        jobs[1].result(timeout=60)
+    assert jobs[1].id in app.queue("default").dead_letter_ids()

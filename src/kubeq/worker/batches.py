@@ -13,7 +13,7 @@ and after its last attempt every item is dead-lettered with the error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubeq import serialization
@@ -30,6 +30,9 @@ class BatchRun:
 
     ids: list[str]
     items: list[Any]
+    bad: list[Any] = field(default_factory=list)
+    """batch_done.lua's fields for the items whose payload is malformed: dead-lettered with
+    the reason when the batch's items are settled."""
 
 
 def read_items(redis_url: str, keys: QueueKeys, carrier: str) -> BatchRun:
@@ -43,7 +46,11 @@ def read_items(redis_url: str, keys: QueueKeys, carrier: str) -> BatchRun:
     run = BatchRun([], [])
     for i, (status, payload) in zip(ids, pipe.execute(), strict=True):
         if status == b"batched":
-            _, args, _, _ = serialization.decode_call(payload)
+            try:
+                _, args, _, _ = serialization.decode_call(payload or b"")
+            except ValueError as exc:
+                run.bad.extend([i, "failed", str(exc), str(exc)])
+                continue
             run.ids.append(i)
             run.items.append(args[0] if args else None)
     return run
@@ -85,6 +92,7 @@ def settle_items(
     ack is refused too, and the batch runs again elsewhere). Runs in a thread."""
     if not fields:
         return 0
+    # (the malformed items of the run are settled with the others: see BatchRun.bad)
     client = connections.shared_client(redis_url)
     call = (LUA["batch_done"], keys.script_keys, [keys.base, carrier, lease, *fields])
     (n,) = run_pipeline(client, [call])

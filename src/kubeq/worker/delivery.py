@@ -112,7 +112,18 @@ async def run_attempt(
     lone = task.options.batch is not None and not options.get("batch")
     if task.options.batch is not None and options.get("batch") and redis_url is not None:
         # a batch: its items, read where batch.lua formed it (docs/patterns.md)
-        run = await asyncio.to_thread(batches.read_items, redis_url, d.job.queue, d.id)
+        try:
+            run = await asyncio.to_thread(batches.read_items, redis_url, d.job.queue, d.id)
+        except Exception as exc:  # Redis unreachable: not the task's failure, never poison
+            if not is_outage(exc):
+                raise
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("job %s: its batch's items could not be read: %s", d.id, error)
+            return Settlement(Outcome.REQUEUE, error, traceback.format_exc())
+        if run.bad:  # malformed items: dead-lettered with the reason, the others run
+            await asyncio.to_thread(
+                batches.settle_items, redis_url, d.job.queue, d.id, d.job.lease, run.bad
+            )
         if not run.ids:  # every item was settled by a run before a crash: nothing to redo
             return batches.summary(run, 0)
         args, kwargs = [run.items], {}
