@@ -245,11 +245,11 @@ def main() -> int:
                 down(Path(info.state_dir))
     out["keda_from_docs"] = keda_from_docs()
     if a.merge:
-        import report
+        import tables
 
         results = json.loads(Path(a.merge).read_text())
         results["autoscale"] = out
-        results["tables"]["autoscale"] = report.autoscale(results, a.merge)
+        results["tables"]["autoscale"] = tables.autoscale(results, a.merge)
         Path(a.merge).write_text(json.dumps(results, indent=1) + "\n")
         print(results["tables"]["autoscale"], file=sys.stderr)
     print(json.dumps(out))

@@ -17,8 +17,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import report  # noqa: E402
+import tables  # noqa: E402
+from figures import machine, medians  # noqa: E402
 
 from tests.support.redisserver import RedisServer  # noqa: E402
 
@@ -64,15 +64,6 @@ QUICK = {
 CURVE_SYSTEMS = {"kubeq": 10**6, "dramatiq": 10**5}
 """The backlog curve: kubeq's priority ZSET against the best peer's list, each up to this
 backlog (Dramatiq's bulk path queues about 6,000 jobs/s here: 10^6 would take minutes)."""
-RATE_GROUPS = (
-    "enqueue_single",
-    "enqueue_bulk",
-    "enqueue_async",
-    "drain_default",
-    "drain_best",
-    "drain_4procs",
-    "drain_limited",
-)
 
 
 def venv_python(venvs: Path, system: str) -> str:
@@ -96,29 +87,6 @@ def run_json(argv: list[str], env: dict[str, str], timeout: float) -> dict[str, 
         return {"error": f"exit {res.returncode}: {tail}"}
     out: dict[str, Any] = json.loads(lines[-1])
     return out
-
-
-def machine() -> dict[str, Any]:
-    model = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    redis_version = subprocess.run(
-        ["redis-server", "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "memory_gb": round(mem_kb / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "redis_server": redis_version,
-        "load_avg_at_start": os.getloadavg(),
-        "note": "2 cores shared with other engineers' test runs; no isolation",
-    }
 
 
 def scenario_runs(cfg: dict[str, Any], only: list[str]) -> list[tuple[str, list[str]]]:
@@ -155,11 +123,6 @@ def scenario_runs(cfg: dict[str, Any], only: list[str]) -> list[tuple[str, list[
             ["drain", "--settings", "limited", "--n", str(cfg["drain"]), "--cap", str(cfg["cap"])],
         ),
     ]
-
-
-def median_or_none(values: list[float | None]) -> float | None:
-    vs = [v for v in values if v is not None]
-    return statistics.median(vs) if vs else None
 
 
 def parse_args() -> argparse.Namespace:
@@ -360,7 +323,7 @@ def main() -> int:
         else None
     )
     print()
-    print(report.summary(result, rel))
+    print(tables.summary(result, rel))
     for kind, table in result["tables"].items():
         print(f"\n{kind}\n{table}")
     print()
@@ -385,49 +348,6 @@ def main() -> int:
             print(f"rewrote the bench blocks of {readme.relative_to(ROOT)} from {rel}")
     print(f"took {time.time() - started:.0f} s")
     return 1 if errors else 0
-
-
-Table = dict[str, dict[str, Any]]
-
-
-def medians(runs: list[dict[str, Any]], labels: list[str]) -> tuple[Table, Table, Table]:
-    """Median of each figure per system, which drains hit the cap, and the settings used."""
-    med: dict[str, dict[str, float | None]] = {s: {} for s in labels}
-    notes: dict[str, dict[str, str]] = {s: {} for s in labels}
-    settings: dict[str, dict[str, str]] = {s: {} for s in labels}
-    for s in labels:
-        mine = [r for r in runs if r["system"] == s and "error" not in r]
-        for key in RATE_GROUPS:
-            rs = [r for r in mine if r["group"] == key]
-            med[s][key] = median_or_none([r.get("rate") for r in rs])
-            if any(r.get("capped") for r in rs):
-                notes[s][key] = " *"
-            for r in rs:
-                if r.get("settings"):
-                    settings[s][key] = r["settings"]
-                if r.get("api"):
-                    settings[s][key] = r["api"]
-        for key in ("enqueue_single", "enqueue_bulk", "drain_default", "drain_best"):
-            rs = [r for r in mine if r["group"] == key]
-            med[s][f"{key}_cpu"] = median_or_none([r.get("cpu_us_per_job") for r in rs])
-        lat = [r for r in mine if r["group"] == "latency"]
-        med[s]["latency_p50"] = median_or_none([r.get("p50_ms") for r in lat])
-        med[s]["latency_p99"] = median_or_none([r.get("p99_ms") for r in lat])
-        med[s]["worker_idle_mb"] = median_or_none(
-            [r.get("worker_memory", {}).get("pss_mb") for r in lat]
-        )
-        best = [r for r in mine if r["group"] == "drain_best"]
-        med[s]["worker_drain_mb"] = median_or_none(
-            [r.get("worker_memory", {}).get("pss_mb") for r in best]
-        )
-        if lat:
-            settings[s]["latency"] = lat[0].get("settings", "")
-        mem = [r for r in mine if r["group"] == "memory"]
-        med[s]["mem_waiting"] = median_or_none([r.get("waiting_bytes_per_job") for r in mem])
-        med[s]["mem_finished"] = median_or_none([r.get("finished_bytes_per_job") for r in mem])
-        if any(r.get("capped") for r in mem):
-            notes[s]["mem_finished"] = " *"
-    return med, notes, settings
 
 
 def venv_python_tools(venvs: Path) -> str | None:

@@ -38,6 +38,8 @@ def test_on_it_runs_two_replicas_with_least_privilege() -> None:
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:1] == ["gateway"]
     assert args[args.index("--audience") + 1] == "kubeq"
+    for option in ("--rate", "--unauth-rate", "--unauth-total-rate", "--api-timeout"):
+        assert float(args[args.index(option) + 1]) > 0
     rules = {
         (group, resource): sorted(rule["verbs"])
         for rule in objects["ClusterRole"]["rules"]

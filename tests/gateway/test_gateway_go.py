@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.conftest import World
-from tests.gateway.gwsupport import KUBEQ, token
+from tests.gateway.gwsupport import KUBEQ
 from tests.protocol.conftest import ROOT
 from tests.redis.workers import HERE as QTASKS_DIR
 
@@ -34,7 +34,7 @@ def test_a_go_service_enqueues_through_the_gateway_and_gets_its_result(
     )
     assert built.returncode == 0, built.stderr
     token_file = tmp_path / "token"
-    token_file.write_text(token(world.kubectl, world.namespace, "alice"))
+    token_file.write_text(world.token("alice"))
     worker = subprocess.Popen(
         [KUBEQ, "worker", "qtasks", "--queue", world.queue("tq-a")],
         env={**os.environ, "KUBEQ_REDIS_URL": world.redis_url, "PYTHONPATH": str(QTASKS_DIR)},

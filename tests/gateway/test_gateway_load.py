@@ -7,13 +7,11 @@ from __future__ import annotations
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import redis
 
 import kubeq
 from tests.gateway.conftest import World
-from tests.gateway.gwsupport import GatewayProcess, token
 
 JOBS = 1000
 
@@ -23,11 +21,9 @@ def _quantiles(samples: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
-def test_a_thousand_concurrent_enqueues_land_once(world: World, tmp_path: Path) -> None:
-    fast = GatewayProcess(
-        world.kubeconfig, tmp_path / "gw.log", "--rate", "100000", "--burst", "100000"
-    )
-    alice = token(world.kubectl, world.namespace, "alice")
+def test_a_thousand_concurrent_enqueues_land_once(world: World) -> None:
+    fast = world.gateway  # its rate bound is far above 1,000 requests
+    alice = world.token("alice")
     queue = world.queue("tq-a")
     r = redis.Redis.from_url(world.redis_url)
     before = r.zcard(f"kubeq:{{{queue}}}:ready")
@@ -42,12 +38,9 @@ def test_a_thousand_concurrent_enqueues_land_once(world: World, tmp_path: Path) 
         )
         return status, time.perf_counter() - start
 
-    try:
-        post(-1)  # the first call reviews the token and RBAC; later ones hit the cache
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            results = list(pool.map(post, range(JOBS)))
-    finally:
-        fast.stop()
+    post(-1)  # the first call reviews the token and RBAC; later ones hit the cache
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(post, range(JOBS)))
     assert [s for s, _ in results] == [201] * JOBS
     assert r.zcard(f"kubeq:{{{queue}}}:ready") - before == JOBS + 1
     for i in (0, JOBS // 2, JOBS - 1):

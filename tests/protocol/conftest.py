@@ -1,7 +1,9 @@
 """Fixtures of the protocol conformance suite: ``client`` runs one request through the client
 under test (``KUBEQ_PROTOCOL_CLIENT``, a command line; by default each test runs twice: with
-kubeq's Python client and with the Go client of clients/go, built here),
-``worker`` starts a real `kubeq worker qtasks` on the suite's Redis."""
+kubeq's Python client, called in this process through the adapter's ``handle`` with the
+request and reply passed as JSON text as a command's would be, and with the Go client of
+clients/go, built here and run as a command), ``worker`` starts a real `kubeq worker qtasks`
+on the suite's Redis."""
 
 from __future__ import annotations
 
@@ -10,18 +12,18 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import kubeq
+from tests.protocol.pyclient import handle
 from tests.redis.workers import HERE as QTASKS_DIR
 from tests.redis.workers import KUBEQ
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON_CLIENT = [sys.executable, "-m", "tests.protocol.pyclient"]
 
 Client = Callable[..., dict[str, Any]]
 
@@ -55,9 +57,9 @@ def go_client(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 @pytest.fixture
 def client_command(request: pytest.FixtureRequest) -> list[str]:
-    """The client under test as a command line."""
+    """The client under test as a command line (``[]``: kubeq's Python client, in process)."""
     if request.param == "python":
-        return PYTHON_CLIENT
+        return []
     if request.param == "go":
         command: list[str] = request.getfixturevalue("go_client")
         return command
@@ -78,11 +80,15 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def client(redis_url: str, prefix: str, client_command: list[str]) -> Client:
+def client(redis_url: str, prefix: str, client_command: list[str]) -> Iterator[Client]:
     """client(op, queue, **fields) -> the client's JSON reply to that request."""
+    app = kubeq.App(redis_url, prefix=prefix)
 
     def call(op: str, queue: str, **fields: Any) -> dict[str, Any]:
         request = json.dumps({"op": op, "queue": queue, **fields})
+        if not client_command:
+            answer: dict[str, Any] = json.loads(json.dumps(handle(app, json.loads(request))))
+            return answer
         done = subprocess.run(
             [*client_command, redis_url, prefix, request],
             cwd=ROOT,
@@ -95,7 +101,8 @@ def client(redis_url: str, prefix: str, client_command: list[str]) -> Client:
         reply: dict[str, Any] = json.loads(done.stdout)
         return reply
 
-    return call
+    yield call
+    app.close()
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ checks Redis itself against the documented keys, payload and job fields.
 from __future__ import annotations
 
 import json
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,10 +126,35 @@ def test_an_unknown_job_reads_as_unknown(client: Client) -> None:
     assert client("status", "proto", id="never-enqueued") == {"status": "unknown"}
 
 
-@pytest.mark.parametrize("name", ["enqueue", "cancel", "abort"])
-def test_vendored_scripts_are_current(name: str) -> None:
-    """A client that vendors the scripts (clients/go) carries their current text."""
-    vendored = ROOT / "clients" / "go" / "kubeq" / "lua" / f"{name}.lua"
-    if not Path(vendored).exists():
-        pytest.skip("no vendored copy in clients/go")
-    assert vendored.read_text() == source(name)
+GO = ROOT / "clients" / "go"
+GENLUA = runpy.run_path(str(GO / "genlua.py"))
+
+
+def test_the_go_clients_scripts_are_the_stores() -> None:
+    """clients/go embeds the scripts genlua.py writes from kubeq's store; a copy that differs
+    from ``source(name)`` (a change in src/kubeq/store/lua not regenerated) fails here."""
+    lua = GO / "kubeq" / "lua"
+    assert sorted(p.stem for p in lua.glob("*.lua")) == sorted(GENLUA["SCRIPTS"]), (
+        f"clients/go/kubeq/lua holds other scripts than genlua.py writes: run `{GENLUA['COMMAND']}`"
+    )
+    stale = [n for n in GENLUA["SCRIPTS"] if (lua / f"{n}.lua").read_text() != source(n)]
+    assert not stale, (
+        f"clients/go/kubeq/lua/{{{','.join(stale)}}}.lua differ from kubeq.store.scripts."
+        f"source(): run `{GENLUA['COMMAND']}` and commit the result"
+    )
+
+
+def test_go_generate_writes_the_scripts_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generator the Go client's ``//go:generate`` runs writes exactly ``source(name)``
+    (run here in this process, as its command line would)."""
+    assert "../genlua.py" in (GO / "kubeq" / "client.go").read_text()
+    (tmp_path / "stray.lua").write_text("-- not a script of the store")
+    monkeypatch.setattr(sys, "argv", ["genlua.py", "--out", str(tmp_path)])
+    GENLUA["main"]()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{n}.lua" for n in GENLUA["SCRIPTS"]
+    )
+    for name in GENLUA["SCRIPTS"]:
+        assert (tmp_path / f"{name}.lua").read_text() == source(name)

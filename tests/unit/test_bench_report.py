@@ -21,16 +21,17 @@ READMES = [
 ]
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "bench" / "report.py")
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_report"] = module
+    sys.modules[f"bench_{name}"] = module
     spec.loader.exec_module(module)
     return module
 
 
-report = load()
+report = load("report")
+tables = load("tables")
 
 
 @pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -90,7 +91,7 @@ def test_targets_say_which_are_reached() -> None:
         },
         "redis_limits": {"raw": {"enqueue_pipelined": 100.0}},
     }
-    rows = report.targets(res, "x.json").splitlines()[2:]
+    rows = tables.targets(res, "x.json").splitlines()[2:]
     reached = {r.split(" | ")[0].strip("| "): r.rsplit(" | ", 1)[1].strip(" |") for r in rows}
     assert reached == {
         "drain, 1 process, default settings": "yes",  # 3.10x

@@ -15,9 +15,11 @@ import (
 	"time"
 )
 
-// The scripts of protocol version 1, vendored from src/kubeq/store/lua (prelude included);
-// tests/protocol checks these copies are current.
+// The scripts of protocol version 1, generated from kubeq's store (prelude included) by
+// `go generate ./...` (../genlua.py); tests/protocol fails, naming that command, when a copy
+// is stale.
 //
+//go:generate sh -c "$DOLLAR{KUBEQ_PYTHON:-../../../.venv/bin/python} ../genlua.py"
 //go:embed lua/*.lua
 var scripts embed.FS
 

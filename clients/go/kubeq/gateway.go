@@ -32,11 +32,13 @@ type Ref struct {
 	Queue string `json:"queue"`
 }
 
-// GatewayError is a refusal of the gateway: its HTTP status, reason and the field at fault.
+// GatewayError is a refusal of the gateway: its HTTP status, reason and the field at fault;
+// for a 429 or 503, RetryAfter is when a retry may succeed (the Retry-After header).
 type GatewayError struct {
-	Status int
-	Reason string `json:"error"`
-	Field  string `json:"field"`
+	Status     int
+	Reason     string `json:"error"`
+	Field      string `json:"field"`
+	RetryAfter time.Duration
 }
 
 func (e *GatewayError) Error() string {
@@ -84,6 +86,9 @@ func (g *Gateway) do(method, path string, query url.Values, body any, out any) e
 	if resp.StatusCode >= 300 {
 		refusal := &GatewayError{Status: resp.StatusCode}
 		_ = json.NewDecoder(resp.Body).Decode(refusal)
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			refusal.RetryAfter = time.Duration(secs) * time.Second
+		}
 		return refusal
 	}
 	return json.NewDecoder(resp.Body).Decode(out)

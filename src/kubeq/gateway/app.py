@@ -1,13 +1,19 @@
 """The gateway's ASGI app (Starlette): routes, the order of checks (size, token, rate, RBAC,
-TaskQueue, body) and the replies. Every refusal is JSON ``{"error", "field"?}`` with its
-status; ``/openapi.json`` describes the API (``openapi.py``)."""
+TaskQueue, input) and the replies. Every refusal is JSON ``{"error", "field"?}`` with its
+status (429 and 503 with ``Retry-After``); ``/openapi.json`` describes the API
+(``openapi.py``). Each TaskQueue gets its own kubeq App (Redis clients named
+``kubeq-gateway:<ns>/<name>``), closed when the TaskQueue goes away or its Redis changes,
+and all of them when the gateway shuts down."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote, urlsplit
 
+import redis.exceptions
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,83 +23,113 @@ from starlette.routing import Route
 from kubeq.client.app import App
 from kubeq.errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNotFound, ResultTimeout
 from kubeq.gateway.jobs import parse_body
-from kubeq.gateway.kube import Caller, Kube, Refused, Target
+from kubeq.gateway.kube import UNAVAILABLE_RETRY_SECONDS, Caller, Kube, Refused, Target
+from kubeq.gateway.limits import Buckets, Limits, Unauthenticated, too_many
 from kubeq.gateway.openapi import OPENAPI
+from kubeq.gateway.params import job_id, query
 from kubeq.store.jobfields import stored_json
 
-MAX_WAIT = 60.0
-"""The longest ``?wait=`` of a result request, in seconds."""
+log = logging.getLogger("kubeq.gateway")
 
-
-@dataclass
-class Limits:
-    max_body: int = 1 << 20
-    """Bytes of a POST body at most (413 above)."""
-    rate: float = 50.0
-    """Requests per second per caller, sustained (429 above)."""
-    burst: float = 100.0
-
-
-class _Buckets:
-    """A token bucket per caller."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self._state: dict[str, tuple[float, float]] = {}
-
-    def take(self, who: str) -> None:
-        now = time.monotonic()
-        tokens, last = self._state.get(who, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1:
-            raise Refused(429, f"more than {self.rate:g} requests/s from {who}; slow down")
-        if len(self._state) > 10_000:
-            self._state.clear()
-        self._state[who] = (tokens - 1, now)
+__all__ = ["Gateway", "Limits", "create_app"]
 
 
 class Gateway:
-    """The state behind the routes: the API server, the limits, one kubeq App per Redis."""
+    """The state behind the routes: the API server, the limits, one kubeq App per
+    TaskQueue."""
 
     def __init__(self, kube: Kube, limits: Limits) -> None:
         self.kube, self.limits = kube, limits
-        self.buckets = _Buckets(limits.rate, limits.burst)
-        self._apps: dict[Target, App] = {}
+        self.callers = Buckets(limits.rate, limits.burst)
+        self.unauthenticated = Unauthenticated(limits)
+        self._apps: dict[tuple[str, str], tuple[Target, App]] = {}
 
-    def app_for(self, target: Target) -> App:
-        app = self._apps.get(target)
-        if app is None:
-            partitions = (
-                dict.fromkeys(target.queues, target.partitions) if target.partitions else None
-            )
-            app = App(
-                target.redis_url,
-                password=target.password,
-                prefix=target.prefix,
-                default_queue=target.queues[0],
-                partitions=partitions,
-            )
-            self._apps[target] = app
+    async def app_for(self, key: tuple[str, str], target: Target) -> App:
+        """The App of TaskQueue ``key``; a new one (the old one closed) when its target
+        changed."""
+        held = self._apps.get(key)
+        if held is not None and held[0] == target:
+            return held[1]
+        partitions = dict.fromkeys(target.queues, target.partitions) if target.partitions else None
+        app = App(
+            _named(target.redis_url, f"kubeq-gateway:{key[0]}/{key[1]}"),
+            password=target.password,
+            prefix=target.prefix,
+            default_queue=target.queues[0],
+            partitions=partitions,
+        )
+        self._apps[key] = (target, app)
+        if held is not None:  # replaced before this await: no other request picks it up
+            await _close(held[1])
         return app
+
+    async def forget(self, key: tuple[str, str]) -> None:
+        """Close the App of a TaskQueue that is gone."""
+        held = self._apps.pop(key, None)
+        if held is not None:
+            await _close(held[1])
+
+    async def aclose(self) -> int:
+        """Close every App (the gateway is shutting down); how many there were."""
+        keys = list(self._apps)
+        for key in keys:
+            await self.forget(key)
+        return len(keys)
+
+    async def authenticate(self, request: Request) -> Caller:
+        """The caller of a request (401), bounding the reviews unknown tokens cost (429)."""
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if not token:
+            raise Refused(401, "send Authorization: Bearer <your ServiceAccount token>")
+        source = request.client.host if request.client else "unknown"
+        reviewed = self.kube.known(token)  # then answered from the cache, at no cost
+        if not reviewed:
+            self.unauthenticated.check(source)
+        try:
+            caller: Caller = await run_in_threadpool(self.kube.authenticate, token)
+        except Refused as exc:
+            if exc.status == 401 and not reviewed:
+                self.unauthenticated.refused(source)
+            raise
+        return caller
 
     async def admit(self, request: Request, verb: str) -> tuple[Target, App]:
         """Token (401), rate (429), RBAC (403), TaskQueue (404), in that order."""
-        header = request.headers.get("authorization", "")
-        if not header.lower().startswith("bearer ") or not header[7:].strip():
-            raise Refused(401, "send Authorization: Bearer <your ServiceAccount token>")
-        caller: Caller = await run_in_threadpool(self.kube.authenticate, header[7:].strip())
-        self.buckets.take(caller.username)
+        caller = await self.authenticate(request)
+        wait = self.callers.take(caller.username)
+        if wait:
+            rate = self.limits.rate
+            raise too_many(f"more than {rate:g} requests/s from {caller.username}", wait)
         ns, name = request.path_params["ns"], request.path_params["name"]
         await run_in_threadpool(self.kube.authorize, caller, verb, ns, name)
-        target = await run_in_threadpool(self.kube.target, ns, name)
-        return target, self.app_for(target)
+        try:
+            target = await run_in_threadpool(self.kube.target, ns, name)
+        except Refused as exc:
+            if exc.status == 404:
+                await self.forget((ns, name))
+            raise
+        return target, await self.app_for((ns, name), target)
+
+
+async def _close(app: App) -> None:
+    await app.aclose()
+    app.close()
+
+
+def _named(url: str, name: str) -> str:
+    """``url`` naming its connections (CLIENT LIST) when it is a plain redis:// URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or parts.query:
+        return url
+    return f"{url}?client_name={quote(name, safe='')}"
 
 
 def _refusal(exc: Refused) -> JSONResponse:
     body: dict[str, Any] = {"error": exc.reason}
     if exc.field:
         body["field"] = exc.field
-    headers = {"Retry-After": "1"} if exc.status == 429 else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
@@ -110,11 +146,14 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _queue(request: Request, target: Target) -> str:
-    queue = request.query_params.get("queue", target.queues[0])
-    base = queue.split("#", 1)[0]
-    if base not in target.queues:
-        raise Refused(400, f"queue {queue!r} is not a queue of this TaskQueue", "queue")
+def _queue(request: Request, target: Target, given: str | None) -> str:
+    queue = given or target.queues[0]
+    if queue.split("#", 1)[0] not in target.queues:
+        raise Refused(
+            400,
+            f"queue {queue!r} is not a queue of this TaskQueue ({', '.join(target.queues)})",
+            "queue",
+        )
     return queue
 
 
@@ -122,26 +161,23 @@ def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app of one gateway."""
 
     async def enqueue(request: Request) -> JSONResponse:
-        try:
-            raw = await _body(request, gateway.limits.max_body)
-            target, app = await gateway.admit(request, "create")
-            calls = parse_body(raw, target.queues, target.tasks)
-            jobs = await app.aenqueue_many(calls)
-        except Refused as exc:
-            return _refusal(exc)
+        raw = await _body(request, gateway.limits.max_body)
+        target, app = await gateway.admit(request, "create")
+        query(request.query_params, ())
+        calls = parse_body(raw, target.queues, target.tasks)
+        jobs = await app.aenqueue_many(calls)
         return JSONResponse(
             {"jobs": [{"id": j.id, "queue": j.queue} for j in jobs]}, status_code=201
         )
 
     async def read(request: Request) -> JSONResponse:
-        try:
-            target, app = await gateway.admit(request, "get")
-            job = app.job(request.path_params["id"], queue=_queue(request, target))
-            info = await job.ainfo()
-        except Refused as exc:
-            return _refusal(exc)
+        target, app = await gateway.admit(request, "get")
+        params = query(request.query_params, ("queue",))
+        queue = _queue(request, target, params.queue)
+        job = app.job(job_id(request.path_params["id"]), queue=queue)
+        info = await job.ainfo()
         if info.status == "unknown":
-            return _refusal(Refused(404, f"no job {job.id} in queue {job.queue!r}"))
+            raise Refused(404, f"no job {job.id} in queue {job.queue!r}")
         return JSONResponse(
             {
                 "id": info.id,
@@ -159,41 +195,32 @@ def create_app(gateway: Gateway) -> Starlette:
         )
 
     async def result(request: Request) -> JSONResponse:
+        target, app = await gateway.admit(request, "get")
+        params = query(request.query_params, ("queue", "wait"))
+        queue = _queue(request, target, params.queue)
+        job = app.job(job_id(request.path_params["id"]), queue=queue)
         try:
-            target, app = await gateway.admit(request, "get")
-            job = app.job(request.path_params["id"], queue=_queue(request, target))
-            try:
-                wait = float(request.query_params.get("wait", "0"))
-            except ValueError:
-                raise Refused(400, "wait must be a number of seconds", "wait") from None
-            if not 0 <= wait <= MAX_WAIT:
-                raise Refused(400, f"wait must be 0 to {MAX_WAIT:g} seconds", "wait")
-            try:
-                value = await job.aresult(timeout=max(wait, 0.01))
-                reply: dict[str, Any] = {"status": "finished", "result": value}
-            except ResultTimeout:
-                reply = {"status": await job.astatus()}
-            except JobFailed as exc:
-                reply = {"status": "failed", "error": exc.error, "reason": exc.reason}
-            except (JobCancelled, JobAborted, JobExpired):
-                reply = {"status": await job.astatus()}
-            except JobNotFound as exc:
-                raise Refused(404, str(exc)) from None
-        except Refused as exc:
-            return _refusal(exc)
+            value = await job.aresult(timeout=max(params.wait, 0.01))
+            reply: dict[str, Any] = {"status": "finished", "result": value}
+        except ResultTimeout:
+            reply = {"status": await job.astatus()}
+        except JobFailed as exc:
+            reply = {"status": "failed", "error": exc.error, "reason": exc.reason}
+        except (JobCancelled, JobAborted, JobExpired):
+            reply = {"status": await job.astatus()}
+        except JobNotFound as exc:
+            raise Refused(404, str(exc)) from None
         return JSONResponse({"id": job.id, "queue": job.queue, **reply})
 
     async def cancel(request: Request) -> JSONResponse:
+        target, app = await gateway.admit(request, "delete")
+        params = query(request.query_params, ("queue", "abort"))
+        queue = _queue(request, target, params.queue)
+        job = app.job(job_id(request.path_params["id"]), queue=queue)
         try:
-            target, app = await gateway.admit(request, "delete")
-            job = app.job(request.path_params["id"], queue=_queue(request, target))
-            abort = request.query_params.get("abort", "false").lower() in ("1", "true", "yes")
-            try:
-                stopped = await (job.aabort() if abort else job.acancel())
-            except JobNotFound as exc:
-                raise Refused(404, str(exc)) from None
-        except Refused as exc:
-            return _refusal(exc)
+            stopped = await (job.aabort() if params.abort else job.acancel())
+        except JobNotFound as exc:
+            raise Refused(404, str(exc)) from None
         return JSONResponse({"id": job.id, "queue": job.queue, "stopped": stopped})
 
     async def openapi(_request: Request) -> JSONResponse:
@@ -201,6 +228,32 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
+
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Refused)
+        return _refusal(exc)
+
+    async def redis_down(request: Request, exc: Exception) -> JSONResponse:
+        ns, name = request.path_params.get("ns"), request.path_params.get("name")
+        return _refusal(
+            Refused(
+                503,
+                f"the Redis of TaskQueue {ns}/{name} is unavailable ({exc}); retry later",
+                retry_after=UNAVAILABLE_RETRY_SECONDS,
+            )
+        )
+
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": f"the gateway failed: {exc!r}"}, status_code=500)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            count = await gateway.aclose()
+            log.info("closed the Redis clients of %d TaskQueue(s)", count)
 
     jobs = "/v1/namespaces/{ns}/taskqueues/{name}/jobs"
     return Starlette(
@@ -211,5 +264,12 @@ def create_app(gateway: Gateway) -> Starlette:
             Route(jobs + "/{id}/result", result, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
-        ]
+        ],
+        exception_handlers={
+            Refused: refused,
+            redis.exceptions.ConnectionError: redis_down,
+            redis.exceptions.TimeoutError: redis_down,
+            Exception: failed,
+        },
+        lifespan=lifespan,
     )

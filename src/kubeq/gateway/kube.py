@@ -1,7 +1,8 @@
 """What the gateway asks the Kubernetes API: who a token is (TokenReview with the gateway's
 audience), whether RBAC lets them act on a TaskQueue's jobs (SubjectAccessReview), and
-where a TaskQueue's jobs live (its Redis and queues). Answers are cached for a few seconds,
-so a burst of requests costs the API server one review each."""
+where a TaskQueue's jobs live (its Redis, queues and declared tasks). Answers are cached for a
+few seconds, so a burst of requests costs the API server one review each. An API server that
+does not answer (or answers 5xx) is a Refused(503) with a Retry-After, never a bare 500."""
 
 from __future__ import annotations
 
@@ -14,18 +15,26 @@ from typing import Any
 
 from kubeq import crd, defaults
 
-TASKS_ANNOTATION = "kubeq.dev/tasks"
-"""A TaskQueue annotation listing, comma-separated, the only task names callers may enqueue."""
+UNAVAILABLE_RETRY_SECONDS = 5
+"""The Retry-After of a 503: the API server (or a TaskQueue's Redis) did not answer."""
 
 
 class Refused(Exception):
-    """A request the gateway refuses: its HTTP status, a reason, and the field at fault."""
+    """A request the gateway refuses: its HTTP status, a reason, the field at fault, and for
+    a 429 or 503 the seconds after which a retry may succeed (``Retry-After``)."""
 
-    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.field = field
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class Target:
     queues: tuple[str, ...]
     partitions: int
     tasks: tuple[str, ...] = ()
-    """The tasks the TaskQueue declares (annotation ``TASKS_ANNOTATION``); empty: any."""
+    """The task names the TaskQueue declares (``spec.tasks``); empty: any."""
 
 
 class _Cache:
@@ -76,22 +85,34 @@ class _Cache:
 class Kube:
     """The gateway's view of the API server (``api`` is a kubernetes ApiClient)."""
 
-    def __init__(self, api: Any, audience: str, cache_seconds: float = 10.0) -> None:
+    def __init__(
+        self, api: Any, audience: str, cache_seconds: float = 10.0, timeout: float = 10.0
+    ) -> None:
+        """``timeout``: seconds an API server call may take before it is a 503."""
+        import urllib3  # noqa: PLC0415 - kubernetes' HTTP client
         from kubernetes import client  # noqa: PLC0415 - optional extra (kubeq[gateway])
 
         self.k = client
+        self._down: tuple[type[Exception], ...] = (OSError, urllib3.exceptions.HTTPError)
         self.authn = client.AuthenticationV1Api(api)
         self.authz = client.AuthorizationV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.audience = audience
+        self.timeout = timeout
         self._callers = _Cache(cache_seconds)
         self._decisions = _Cache(cache_seconds)
         self._targets = _Cache(cache_seconds)
 
+    def known(self, token: str) -> bool:
+        """Whether ``token``'s review (accepted or refused) is cached: answering it costs the
+        API server nothing."""
+        return self._callers.get(_token_key(token)) is not None
+
     def authenticate(self, token: str) -> Caller:
-        """The caller a token belongs to, or Refused(401) saying why not."""
-        key = hashlib.sha256(token.encode()).hexdigest()
+        """The caller a token belongs to, or Refused(401) saying why not (a refusal is
+        cached by the token's hash, as an acceptance is)."""
+        key = _token_key(token)
         cached = self._callers.get(key)
         if isinstance(cached, Caller):
             return cached
@@ -100,7 +121,7 @@ class Kube:
         review = self.k.V1TokenReview(
             spec=self.k.V1TokenReviewSpec(token=token, audiences=[self.audience])
         )
-        status: Any = self.authn.create_token_review(review).status
+        status: Any = self._api("TokenReview", self.authn.create_token_review, review).status
         if not status.authenticated or self.audience not in (status.audiences or []):
             refused = Refused(
                 401,
@@ -137,7 +158,9 @@ class Kube:
                     ),
                 )
             )
-            status: Any = self.authz.create_subject_access_review(review).status
+            status: Any = self._api(
+                "SubjectAccessReview", self.authz.create_subject_access_review, review
+            ).status
             allowed = (bool(status.allowed), status.reason or "")
             self._decisions.put(key, allowed)
         if not allowed[0]:
@@ -156,12 +179,14 @@ class Kube:
             return cached
         try:
             obj = self.custom.get_namespaced_custom_object(
-                crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name
+                crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name, _request_timeout=self.timeout
             )
         except self.k.ApiException as exc:
             if exc.status == 404:
                 raise Refused(404, f"no TaskQueue {namespace}/{name}") from None
-            raise
+            raise self._unavailable(f"reading TaskQueue {namespace}/{name}", exc) from None
+        except self._down as exc:
+            raise self._unavailable(f"reading TaskQueue {namespace}/{name}", exc) from None
         spec: dict[str, Any] = obj.get("spec") or {}  # type: ignore[attr-defined, unused-ignore]
         redis_doc = spec.get("redis") or {}
         target = Target(
@@ -170,22 +195,45 @@ class Kube:
             prefix=str(redis_doc.get("prefix") or defaults.PREFIX),
             queues=tuple(str(q) for q in spec.get("queues") or [defaults.QUEUE]),
             partitions=int(spec.get("partitions") or 0),
-            tasks=_declared_tasks(obj),
+            tasks=tuple(str(t) for t in spec.get("tasks") or ()),
         )
         if not target.redis_url:
             raise Refused(503, f"TaskQueue {namespace}/{name} has no spec.redis.url")
         self._targets.put(key, target)
         return target
 
+    def _api(self, what: str, call: Any, *args: Any) -> Any:
+        """``call(*args)`` on the API server; Refused(503) when it is unreachable or fails."""
+        try:
+            return call(*args, _request_timeout=self.timeout)
+        except self.k.ApiException as exc:
+            raise self._unavailable(what, exc) from None
+        except self._down as exc:
+            raise self._unavailable(what, exc) from None
+
+    def _unavailable(self, what: str, exc: Exception) -> Refused:
+        status = getattr(exc, "status", None)
+        detail = f"HTTP {status} {getattr(exc, 'reason', '')}".strip() if status else repr(exc)
+        if status and status < 500 and status != 429:  # the gateway's own RBAC or a bug
+            return Refused(500, f"the Kubernetes API server refused {what}: {detail}")
+        return Refused(
+            503,
+            f"the Kubernetes API server is unavailable ({what}: {detail}); retry later",
+            retry_after=UNAVAILABLE_RETRY_SECONDS,
+        )
+
     def _password(self, namespace: str, ref: Any) -> str | None:
         if not isinstance(ref, dict) or not ref.get("name"):
             return None
-        secret = self.core.read_namespaced_secret(ref["name"], namespace)
+        secret = self._api(
+            f"reading Secret {namespace}/{ref['name']}",
+            self.core.read_namespaced_secret,
+            ref["name"],
+            namespace,
+        )
         raw = (secret.data or {}).get(ref.get("key") or "password")
         return base64.b64decode(raw).decode() if raw else None
 
 
-def _declared_tasks(obj: Any) -> tuple[str, ...]:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    raw = str(annotations.get(TASKS_ANNOTATION) or "")
-    return tuple(t.strip() for t in raw.split(",") if t.strip())
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -14,7 +14,13 @@ _JOB_IN = {
     "required": ["task"],
     "additionalProperties": False,
     "properties": {
-        "task": {"type": "string", "description": "Registered task name (module.function)."},
+        "task": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "description": "Registered task name (module.function); one of the TaskQueue's "
+            "spec.tasks when it lists any.",
+        },
         "args": {"type": "array"},
         "kwargs": {"type": "object"},
         "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,200}$"},
@@ -23,7 +29,7 @@ _JOB_IN = {
         "delay": {"type": "number", "minimum": 0},
         "timeout": {"type": "number", "exclusiveMinimum": 0},
         "max_attempts": {"type": "integer", "minimum": 1},
-        "result_ttl": {"type": "integer", "minimum": 1},
+        "result_ttl": {"type": "integer", "minimum": 1, "maximum": 315_360_000},
     },
 }
 _PARAMS = [
@@ -33,7 +39,11 @@ _PARAMS = [
 _JOB_PARAMS = [
     *_PARAMS,
     {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
-    {"name": "queue", "in": "query", "schema": {"type": "string"}},
+    {
+        "name": "queue",
+        "in": "query",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}(#[0-9]+)?$"},
+    },
 ]
 
 
@@ -44,14 +54,18 @@ def _refusals(*codes: int) -> dict[str, Any]:
         403: "RBAC does not allow this verb on taskqueues/jobs of this TaskQueue.",
         404: "No such TaskQueue or job.",
         413: "Body too large.",
-        429: "Too many requests from this caller.",
+        429: "Too many requests from this caller, or too many refused tokens from its address "
+        "or in all; see Retry-After.",
+        503: "The Kubernetes API server or the TaskQueue's Redis did not answer; see Retry-After.",
     }
+    retry = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
     return {
         str(c): {
             "description": why[c],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            **({"headers": retry} if c in (429, 503) else {}),
         }
-        for c in codes
+        for c in (*codes, 503)
     }
 
 
@@ -126,7 +140,11 @@ OPENAPI: dict[str, Any] = {
                 "(blocks on Redis; RBAC verb get)",
                 "parameters": [
                     *_JOB_PARAMS,
-                    {"name": "wait", "in": "query", "schema": {"type": "number", "maximum": 60}},
+                    {
+                        "name": "wait",
+                        "in": "query",
+                        "schema": {"type": "number", "minimum": 0, "maximum": 60},
+                    },
                 ],
                 "responses": {"200": _JSON_OK, **_refusals(400, 401, 403, 404, 429)},
             }

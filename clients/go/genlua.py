@@ -1,0 +1,38 @@
+"""Writes the Lua scripts the Go client embeds (clients/go/kubeq/lua/*.lua) from kubeq's
+store: each file is ``kubeq.store.scripts.source(name)``, prelude included, so the Go client
+sends exactly what the Python client sends. ``go generate ./...`` in clients/go runs it
+(with ``$KUBEQ_PYTHON``, default the checkout's .venv); tests/protocol fails, naming that
+command, when a copy is stale.
+
+    python clients/go/genlua.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ("enqueue", "cancel", "abort")
+"""The scripts of protocol version 1 a producer runs (docs/protocol.md, Scripts)."""
+COMMAND = "cd clients/go && go generate ./..."
+"""What to run when a copy is stale."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=HERE / "kubeq" / "lua")
+    out = parser.parse_args().out
+    sys.path.insert(0, str(HERE.parents[1] / "src"))  # the checkout's kubeq, installed or not
+    from kubeq.store.scripts import source  # noqa: PLC0415 - after the path is set
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SCRIPTS:
+        (out / f"{name}.lua").write_text(source(name))
+    for stray in sorted(set(out.glob("*.lua")) - {out / f"{n}.lua" for n in SCRIPTS}):
+        stray.unlink()
+
+
+if __name__ == "__main__":
+    main()
