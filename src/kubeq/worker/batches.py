@@ -30,6 +30,8 @@ class BatchRun:
 
     ids: list[str]
     items: list[Any]
+    waited_ms: int = 0
+    """From the batch's first item to its start (both on the Redis server's clock)."""
     bad: list[Any] = field(default_factory=list)
     """batch_done.lua's fields for the items whose payload is malformed: dead-lettered with
     the reason when the batch's items are settled."""
@@ -41,10 +43,16 @@ def read_items(redis_url: str, keys: QueueKeys, carrier: str) -> BatchRun:
     client = connections.shared_client(redis_url)
     ids = [i.decode() for i in client.lrange(keys.items(carrier), 0, -1)]  # type: ignore[union-attr]
     pipe = client.pipeline(transaction=False)
+    pipe.hmget(keys.job(carrier), ["enqueued_at", "started_at"])
     for i in ids:
         pipe.hmget(keys.job(i), ["status", "payload"])
-    run = BatchRun([], [])
-    for i, (status, payload) in zip(ids, pipe.execute(), strict=True):
+    (opened, started), *fields = pipe.execute()
+    try:
+        waited = max(0, int(started) - int(opened))
+    except (TypeError, ValueError):
+        waited = 0
+    run = BatchRun([], [], waited)
+    for i, (status, payload) in zip(ids, fields, strict=True):
         if status == b"batched":
             try:
                 _, args, _, _ = serialization.decode_call(payload or b"")
@@ -107,8 +115,10 @@ def all_failed(run: BatchRun, settlement: Settlement) -> list[Any]:
 
 
 def summary(run: BatchRun, failed: int) -> Settlement:
-    """The batch job's own result: how many items it ran and how many failed."""
-    return Settlement.finished(serialization.dumps({"items": len(run.ids), "failed": failed}))
+    """The batch job's own result: how many items it ran, how many failed, and how long
+    its first item waited for it to start."""
+    body = {"items": len(run.ids), "failed": failed, "waited_ms": run.waited_ms}
+    return Settlement.finished(serialization.dumps(body))
 
 
 def lone_item(result: Any) -> Any:
