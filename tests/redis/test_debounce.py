@@ -139,3 +139,16 @@ def test_2000_calls_for_20_keys_run_each_key_once_with_its_last_arguments(
         assert {j.result(timeout=90) for j in jobs} == {99}
     for k in range(20):
         assert r.lrange(f"flowtest:runs:key-{k}", 0, -1) == [b"99"], f"key-{k}"
+
+
+def test_awaited_calls_join_the_same_job(app: kubeq.App, start_worker: StartWorker) -> None:
+    import asyncio
+
+    async def burst() -> list[kubeq.Job]:
+        calls = [reindex.s("doc-async", v) for v in range(5)]
+        return [(await app.aenqueue_many([c]))[0] for c in calls]
+
+    jobs = asyncio.run(burst())
+    assert len({j.id for j in jobs}) == 1 and [j.created for j in jobs[:2]] == [True, False]
+    start_worker()
+    assert jobs[-1].result(timeout=60) == {"doc": "doc-async", "version": 4}
