@@ -46,6 +46,7 @@ from kubeq.errors import (
     StepTooLarge,
     WaitTimeout,
 )
+from kubeq.patterns import Batch
 from kubeq.retry import RetryPolicy
 from kubeq.store.jobfields import JobInfo
 from kubeq.store.stats import QueueStats, read_stats
@@ -54,6 +55,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "Batch",
     "Call",
     "Chain",
     "ChainResult",

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from kubeq import defaults
+from kubeq.patterns import Batch, KeyOption, check_options
 from kubeq.retry import RetryPolicy
 
 RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
@@ -178,9 +179,34 @@ class TaskOptions:
     fair_key: str | Callable[..., str] | None = None
     """The fairness key of the task's jobs (docs/fairness.md): a value, or a function of the
     arguments computed at enqueue. Among ready jobs of one priority, keys take turns."""
+    debounce: float | None = None
+    """Seconds of quiet before a job of a key runs: a newer call joins the waiting job
+    (docs/patterns.md); ``debounce_max`` bounds the wait from its first call."""
+    debounce_max: float | None = None
+    debounce_key: KeyOption = None
+    singleton: str | None = None
+    """One of ``patterns.SINGLETON_MODES``: what a new call does while a job of its key
+    waits or runs (docs/patterns.md)."""
+    singleton_key: KeyOption = None
+    batch: Batch | None = None
+    """Run with lists of items formed in Redis (``kubeq.Batch``; docs/patterns.md)."""
 
     def __post_init__(self) -> None:
         """Refuse at definition what every enqueue or every run would refuse later."""
+        check_options(
+            self.debounce, self.debounce_max, self.debounce_key, self.singleton, self.singleton_key
+        )
+        if self.batch is not None and not isinstance(self.batch, Batch):
+            raise ValueError(
+                f"batch must be a kubeq.Batch(max_size=, max_wait=), got {self.batch!r}"
+            )
+        if self.batch is not None and (self.debounce is not None or self.singleton is not None):
+            raise ValueError("a batch task cannot also be debounced or a singleton")
+        if self.singleton in ("keep_latest", "cancel_running") and self.concurrency_limit:
+            raise ValueError(
+                f"singleton={self.singleton!r} runs one job of a key at a time on its own: "
+                "drop concurrency_limit"
+            )
         check_priority(self.priority)
         check_timeout(self.timeout)
         check_timeout(self.soft_timeout, "soft_timeout")
@@ -253,6 +279,15 @@ class Call:
     chord_of: list[list[str]] | None = None
     """A chord's callback: the (queue, id) of its members, whose results the worker passes
     as the first argument, in order (set by ``kubeq.chord``)."""
+    debounce: float | None = None
+    """Seconds of quiet before the job of this call's debounce key runs (docs/patterns.md)."""
+    debounce_max: float | None = None
+    debounce_key: str | None = None
+    singleton: str | None = None
+    """A singleton mode for this call (``patterns.SINGLETON_MODES``)."""
+    singleton_key: str | None = None
+    batch: Batch | None = None
+    """The task's batch options, carried like ``rate_limit`` (the call is one item)."""
     app: Any = field(default=None, compare=False, repr=False)
     """The App whose ``Task.s()`` made this call: a chain's ``.delay()`` enqueues through it."""
 

@@ -151,4 +151,45 @@ def make_app(url: str) -> tuple[kubeq.App, dict[str, Any]]:
     @app.task(queue="q", name="model.rated", rate_limit=RATE)
     def rated(*args: Any) -> None: ...
 
-    return app, {"plain": plain, "limited": limited, "rated": rated}
+    tasks: dict[str, Any] = {"plain": plain, "limited": limited, "rated": rated}
+    tasks.update(flow_tasks(app))
+
+    @app.task(queue="q", name="model.flow_batch", batch=BATCH)
+    def batch(*args: Any) -> None: ...
+
+    tasks["flow_batch"] = batch
+    return app, tasks
+
+
+BATCH = kubeq.Batch(max_size=3, max_wait=3600.0, key=lambda item: item[0])
+"""The model's batch task: up to 3 items ([key, n]) per batch and key, or the wait. The
+windows are long so that only the machine's ``windows_pass`` step (flowmodel.py) makes them
+pass: an example replays the same whatever the machine's speed."""
+
+
+FLOW_MODES = {
+    "debounce": {"debounce": 3600.0},
+    "skip": {"singleton": "skip"},
+    "replace": {"singleton": "replace"},
+    "keep_latest": {"singleton": "keep_latest"},
+    "cancel_running": {"singleton": "cancel_running"},
+}
+"""The model's debounced and singleton tasks (flowmodel.py): one per mode, keyed by their
+first argument (the debounce window passes when the machine says: ``windows_pass``)."""
+
+
+def flow_tasks(app: kubeq.App) -> dict[str, Any]:
+    made = {}
+    for mode, options in FLOW_MODES.items():
+        key = "debounce_key" if mode == "debounce" else "singleton_key"
+
+        def run(*args: Any) -> None: ...
+
+        made[f"flow_{mode}"] = app.task(
+            queue="q", name=f"model.flow_{mode}", **options, **{key: _first}
+        )(run)
+    return made
+
+
+def _first(key: str, *args: Any) -> str:
+    return key

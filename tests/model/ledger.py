@@ -21,7 +21,7 @@ from kubeq.store.keys import QueueKeys
 from kubeq.workflows.callbacks import callback_id
 from tests.model import known
 
-LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred", "sleeping"})
+LIVE = frozenset({"queued", "scheduled", "active", "waiting", "deferred", "sleeping", "batched"})
 ENDED = frozenset({"finished", "failed", "cancelled", "aborted", "expired", "purged"})
 
 
@@ -228,7 +228,10 @@ class Ledger:
                 continue  # parked by its rate limit, for later
             if e.status == "sleeping":
                 continue  # a durable sleep or wait: for its time or its signal
-            if e.status in ("queued", "scheduled", "waiting") and e.queue in self.held_back:
+            if (
+                e.status in ("queued", "scheduled", "waiting", "batched")
+                and e.queue in self.held_back
+            ):
                 continue  # its queue's rate limit lets it start later
             if e.status == "deferred":
                 parents = [self.entries[p] for p in e.parents]

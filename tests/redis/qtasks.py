@@ -511,3 +511,6 @@ def chord_done(results: list[Any], i: int) -> int:
     """The callback of chord i: records every call with what it received."""
     r().rpush("test:chord-calls", json.dumps([i, results]))
     return len(results)
+
+
+import flowtasks  # noqa: E402, F401  (debounced and singleton tasks, same App)

@@ -14,6 +14,7 @@ import kubeq
 
 PUBLIC = {
     "App",
+    "Batch",
     "Call",
     "Chain",
     "ChainResult",

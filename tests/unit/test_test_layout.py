@@ -21,6 +21,7 @@ TASK_MODULES = {
     "imgtasks",
     "leasetasks",
     "durtasks",
+    "flowtasks",
 }
 """Imported by worker processes (and pods, images) by these names: they must stay bare."""
 

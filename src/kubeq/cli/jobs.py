@@ -103,6 +103,11 @@ def show(info: JobInfo, edges: Edges | None = None, steps: dict[str, Any] | None
         what = f"signal {info.waiting_for!r}" if info.waiting_for else "its time"
         until = f" until {when(info.sleep_until)}" if info.sleep_until else ""
         click.echo(f"{'sleeping':>10}: {plain(info.wait_step)}, waiting for {plain(what)}{until}")
+    if info.flow:
+        joined = f", {info.flow_joined} later call(s) joined it" if info.flow_joined else ""
+        click.echo(f"{'flow':>10}: {plain(info.flow_mode)} key {plain(info.flow)}{joined}")
+    if info.batch:
+        click.echo(f"{'batch':>10}: {plain(info.batch)} (the batch job it runs in)")
     if info.progress is not None:
         click.echo(f"{'progress':>10}: {json.dumps(info.progress)}")
     for key, value in info.meta.items():

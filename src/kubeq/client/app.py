@@ -23,6 +23,7 @@ from kubeq.client.enqueue import (
     created_flags,
     plan_enqueue,
 )
+from kubeq.client.flow import awith_flows, flows_of, with_flows
 from kubeq.client.jobs import Job
 from kubeq.client.queues import Queue
 from kubeq.client.send import EnqueueStream, send, send_async
@@ -34,6 +35,7 @@ from kubeq.options import (
     check_count,
     check_seconds,
 )
+from kubeq.patterns import Batch, KeyOption
 from kubeq.retry import RetryPolicy
 from kubeq.store import connections, urls
 from kubeq.store.ids import new_job_id
@@ -164,6 +166,12 @@ class App:
         soft_timeout: float | None = None,
         on_success: Call | None = None,
         on_failure: Call | None = None,
+        debounce: float | None = None,
+        debounce_max: float | None = None,
+        debounce_key: KeyOption = None,
+        singleton: str | None = None,
+        singleton_key: KeyOption = None,
+        batch: Batch | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # type: ignore[misc]
@@ -190,6 +198,12 @@ class App:
         soft_timeout: float | None = None,
         on_success: Call | None = None,
         on_failure: Call | None = None,
+        debounce: float | None = None,
+        debounce_max: float | None = None,
+        debounce_key: KeyOption = None,
+        singleton: str | None = None,
+        singleton_key: KeyOption = None,
+        batch: Batch | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="high")``.
 
@@ -203,7 +217,12 @@ class App:
 
         Callbacks (docs/workflows.md): ``on_success=notify.s()`` is enqueued with the result
         as its first argument when a job of this task finishes; ``on_failure=alert.s()`` with
-        the job's id and error when it fails for good."""
+        the job's id and error when it fails for good.
+
+        Flow patterns (docs/patterns.md): ``debounce=5`` runs a key's job 5 s after its last
+        call, with the last arguments (``debounce_max`` bounds the wait); ``singleton=`` one
+        of skip, replace, keep_latest, cancel_running per ``singleton_key``;
+        ``batch=kubeq.Batch(max_size=500, max_wait=2.0)`` runs it with lists of items."""
         options = TaskOptions(
             queue=validate_queue_name(queue or self.default_queue),
             priority=priority,
@@ -225,6 +244,12 @@ class App:
             soft_timeout=soft_timeout,
             on_success=on_success,
             on_failure=on_failure,
+            debounce=debounce,
+            debounce_max=debounce_max,
+            debounce_key=debounce_key,
+            singleton=singleton,
+            singleton_key=singleton_key,
+            batch=batch,
         )
 
         def register(f: Callable[P, R]) -> Task[P, R]:
@@ -272,7 +297,12 @@ class App:
     def enqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
         """Enqueue many calls, to any queues (or all to ``queue``), in one Redis round trip.
         The jobs come back in the order of the calls; each handle's ``created`` says whether
-        this call created its job or found a live job of that id."""
+        this call created its job or found a live job of that id (or, debounced or
+        singleton, joined its key's job: docs/patterns.md)."""
+        calls = list(calls)
+        flows = flows_of(self, calls)
+        if flows:
+            return with_flows(self, calls, flows, queue)
         todo = [
             dependencies.distinct(c.set(job_id=c.job_id or new_job_id()), self.default_queue)
             if c.depends_on
@@ -309,6 +339,9 @@ class App:
     async def aenqueue_many(self, calls: Iterable[Call], *, queue: str | None = None) -> list[Job]:
         """``enqueue_many`` for async code: the same plan, one round trip on the running loop."""
         calls = list(calls)
+        flows = flows_of(self, calls)
+        if flows:
+            return await awith_flows(self, calls, flows, queue)
         if any(c.depends_on for c in calls):
             raise ValueError(
                 "depends_on is not supported by aenqueue_many yet: enqueue jobs with "

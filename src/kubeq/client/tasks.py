@@ -13,6 +13,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from kubeq.client.jobs import Job
 from kubeq.options import Call, CallTemplate, TaskOptions, key_from_args
+from kubeq.patterns import resolve_key
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,7 +65,12 @@ class Task(Generic[P, R]):
         It carries the task's enqueue-side defaults, so they hold whichever App enqueues it.
         """
         o = self.options
-        if o.limit_key is None and not callable(o.fair_key):
+        if (
+            o.limit_key is None
+            and not callable(o.fair_key)
+            and o.debounce is None
+            and o.singleton is None
+        ):
             # nothing computed per call: copy the template (options.py)
             made, template = self._template
             if made is not o or template is None:
@@ -74,7 +80,14 @@ class Task(Generic[P, R]):
         fair = None
         if callable(o.fair_key):
             fair = key_from_args(self.name, o.fair_key, args, kwargs, "fair_key")
-        return self._call(o, args, dict(kwargs), key, fair)
+        call = self._call(o, args, dict(kwargs), key, fair)
+        if o.debounce is not None:
+            dkey = resolve_key(self.name, "debounce_key", o.debounce_key, args, kwargs)
+            return call.set(debounce=o.debounce, debounce_max=o.debounce_max, debounce_key=dkey)
+        if o.singleton is not None:
+            skey = resolve_key(self.name, "singleton_key", o.singleton_key, args, kwargs)
+            return call.set(singleton=o.singleton, singleton_key=skey)
+        return call
 
     def _call(
         self,
@@ -99,6 +112,7 @@ class Task(Generic[P, R]):
             expires=o.expires,
             on_success=o.on_success,
             on_failure=o.on_failure,
+            batch=o.batch,
             app=self.app,
         )
 
@@ -124,7 +138,8 @@ class Task(Generic[P, R]):
     ) -> Job:
         """Enqueue with per-call options (queue, priority, delay, eta, job_id, timeout,
         result_ttl, max_attempts, backoff_min, backoff_max, max_deliveries, limit_key,
-        fair_key, expires, soft_timeout, on_success, on_failure)."""
+        fair_key, expires, soft_timeout, on_success, on_failure, debounce, debounce_max,
+        debounce_key, singleton, singleton_key: docs/patterns.md)."""
         call = self.s(*args, **(kwargs or {}))
         return self.app.enqueue_many([call.set(**options)])[0]
 

@@ -19,6 +19,7 @@ Status = Literal[
     "waiting",
     "deferred",
     "sleeping",
+    "batched",
     "active",
     "finished",
     "failed",
@@ -31,6 +32,8 @@ Status = Literal[
 its rate limit's next start). waiting: for a concurrency slot of its limit key.
 deferred: for its parents (depends_on) to end. sleeping: in a durable sleep or wait
 (kubeq.sleep, kubeq.wait_for): it holds no worker until its time or its signal comes.
+batched: an item of a batch task, in its batch (field batch: the batch's job) until the batch
+runs and settles it (docs/patterns.md).
 active: leased by a worker. finished: has a result. failed: in the dead-letter queue.
 cancelled: cancelled before it ran. aborted: stopped by job.abort(). expired: not started by
 its expiry time. unknown: never enqueued, or its result TTL passed."""
@@ -54,6 +57,10 @@ JOB_FIELDS = (
     "wait_step",
     "sleep_until",
     "signal",
+    "flow",
+    "flow_mode",
+    "flow_joined",
+    "batch",
 )
 
 """Every field of a ``JobInfo``, in the order ``JobInfo.from_fields`` takes them."""
@@ -134,6 +141,15 @@ class JobInfo:
     without timeout."""
     waiting_for: str = ""
     """While sleeping on ``kubeq.wait_for``: the signal key it waits for."""
+    flow: str = ""
+    """A debounced or singleton job's key (``<task>:<key>``; docs/patterns.md), else ""."""
+    flow_mode: str = ""
+    """``debounce`` or the singleton mode that made the job."""
+    flow_joined: int = 0
+    """How many later calls joined this job (their handles name it; the last one's
+    arguments are its own)."""
+    batch: str = ""
+    """A batch task's item: the id of its batch job (docs/patterns.md), else ""."""
 
     @classmethod
     def from_fields(cls, job_id: str, queue: str, values: Sequence[Any]) -> JobInfo:
@@ -166,4 +182,8 @@ class JobInfo:
             wait_step=text(f["wait_step"]),
             sleep_until=ms(f["sleep_until"]) if status == "sleeping" else None,
             waiting_for=text(f["signal"]) if status == "sleeping" else "",
+            flow=text(f["flow"]),
+            flow_mode=text(f["flow_mode"]),
+            flow_joined=whole(f["flow_joined"]),
+            batch=text(f["batch"]),
         )

@@ -56,6 +56,20 @@ job with a fairness key is in ``ready`` too, scored 10 bands higher:
                                         when no key has ready jobs
     kubeq:{default}:fair:weights  HASH  key -> weight (absent: 1; "" = jobs without a key)
 
+Flow patterns (docs/patterns.md), under the same hash tag:
+
+    kubeq:{default}:flow:<task>:<key> STR the id of the newest job of a debounce or singleton
+                                        key (flow.lua); deleted when that job ends, by any
+                                        path (note_end), or is purged. The job hash holds flow
+                                        (the key), flow_mode, flow_first (its first call, ms),
+                                        flow_joined (calls that joined it) and cb marker 'o'
+                                        (keep_latest / cancel_running: cl_key flow:<key>, 1)
+    kubeq:{default}:batch:<task>:<key> STR the open batch job of a batch task's key
+                                        (batch.lua); deleted when it closes (full), or when
+                                        the batch ends otherwise (end_batch)
+    kubeq:{default}:items:<batch> LIST  the item ids of a batch job, in the order they came;
+                                        expires with the batch job's result
+
 Worker documents (the dashboard's Workers page; one hash tag, so one MGET reads them all):
 
     kubeq:{workerinfo}:index         ZSET  worker id -> time of its last publish in ms
@@ -325,6 +339,19 @@ class QueueKeys:
         """HASH fairness key -> weight (``Queue.set_weights``, ``kubeq fair``, TaskQueue
         ``spec.fairness``); "" weighs the jobs without a key."""
         return self.base + "fair:weights"
+
+    def flow(self, key: str) -> str:
+        """STR: the id of the newest job of a debounce or singleton key (``<task>:<key>``),
+        until that job ends (flow.lua; freed by note_end and purge.lua)."""
+        return f"{self.base}flow:{key}"
+
+    def batch(self, key: str) -> str:
+        """STR: the open batch job of a batch task's key (``<task>:<key>``; batch.lua)."""
+        return f"{self.base}batch:{key}"
+
+    def items(self, batch_id: str) -> str:
+        """LIST of a batch job's item ids, in the order they came (batch.lua)."""
+        return f"{self.base}items:{batch_id}"
 
     def job(self, job_id: str) -> str:
         """HASH of one job's payload and state (and its step records, ``step:<name>``)."""

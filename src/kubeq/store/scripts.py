@@ -49,6 +49,9 @@ NAMES = (
     "suspend",
     "signal",
     "fairstats",
+    "flow",
+    "batch",
+    "batch_done",
 )
 
 
@@ -128,6 +131,9 @@ class Scripts:
     step: Any
     suspend: Any
     signal: Any
+    flow: Any
+    batch: Any
+    batch_done: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:

@@ -19,7 +19,8 @@ a test learns this way holds in production because nothing is imitated:
 
 Not covered (use ``drain`` with a real Redis for these): delays, etas and priorities (jobs run
 in call order at once), the timeout of a sync task (async tasks do time out), de-duplication
-by ``job_id``, cancelling, ``on_success`` / ``on_failure`` callbacks and chain links.
+by ``job_id``, cancelling, ``on_success`` / ``on_failure`` callbacks and chain links, debounce
+and singleton keys (each call runs as it comes). A batch task's item runs as a batch of one.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.retry import decide
 from kubeq.store.cluster import is_outage
 from kubeq.store.wire import FetchedJob
+from kubeq.worker import batches
 from kubeq.worker.execution import Executor, ProcessDied
 from kubeq.workflows.chords import ChordResultLost, chord_results
 
@@ -108,6 +109,27 @@ async def run_attempt(
                 return Settlement.retry(error, tb, policy.delay(d.job.attempts + 1))
             return Settlement(Outcome.REQUEUE, error, tb)  # handed back: no attempt counted
         args = [results, *args]
+    run: batches.BatchRun | None = None
+    lone = task.options.batch is not None and not options.get("batch")
+    if task.options.batch is not None and options.get("batch") and redis_url is not None:
+        # a batch: its items, read where batch.lua formed it (docs/patterns.md)
+        try:
+            run = await asyncio.to_thread(batches.read_items, redis_url, d.job.queue, d.id)
+        except Exception as exc:  # Redis unreachable: not the task's failure, never poison
+            if not is_outage(exc):
+                raise
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("job %s: its batch's items could not be read: %s", d.id, error)
+            return Settlement(Outcome.REQUEUE, error, traceback.format_exc())
+        if run.bad:  # malformed items: dead-lettered with the reason, the others run
+            await asyncio.to_thread(
+                batches.settle_items, redis_url, d.job.queue, d.id, d.job.lease, run.bad
+            )
+        if not run.ids:  # every item was settled by a run before a crash: nothing to redo
+            return batches.summary(run, 0)
+        args, kwargs = [run.items], {}
+    elif lone:  # one item run on its own (a requeued dead letter, eager mode)
+        args = [args[:1]]
     attempt = d.job.attempts + 1
     ctx = d.context = JobContext(
         d.id,
@@ -124,6 +146,17 @@ async def run_attempt(
         result = await executor.invoke(
             task, args, kwargs, timeout, ctx, soft_timeout, lambda t: setattr(d, "thread", t)
         )
+        if lone:
+            result = batches.lone_item(result)
+        if run is not None and redis_url is not None:
+            try:
+                fields, failed = batches.item_outcomes(run, result, policy)
+            except TypeError as exc:
+                fields, failed = batches.all_failed(run, Settlement.failed(str(exc))), len(run.ids)
+            await asyncio.to_thread(
+                batches.settle_items, redis_url, d.job.queue, d.id, d.job.lease, fields
+            )
+            return batches.summary(run, failed)
         try:
             return Settlement.finished(serialization.dumps(result))
         except TypeError as exc:
@@ -158,6 +191,11 @@ async def run_attempt(
             )
         else:
             log.error("job %s (%s) dead-lettered: %s", d.id, name, settlement.reason)
+            if run is not None and redis_url is not None:  # its items go with it
+                fields = batches.all_failed(run, settlement)
+                await asyncio.to_thread(
+                    batches.settle_items, redis_url, d.job.queue, d.id, d.job.lease, fields
+                )
         return settlement
     finally:
         reset_current(token)  # the caller's context is as it was (eager mode runs here)

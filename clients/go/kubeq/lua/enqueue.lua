@@ -117,10 +117,52 @@ local function handing_off(base, id)
   return type(redis.pcall('ZSCORE', base .. 'handoff', id)) == 'string'
 end
 -- A job just ended with this status: note a hand-off when something follows it (its
--- on_success when finished, its on_failure when failed, its dependents whatever the end).
+-- on_success when finished, its on_failure when failed, its dependents whatever the end),
+-- free its debounce or singleton key, and end a batch's items still in it.
+-- A job of a debounced or singleton key (marker 'o', flow.lua) frees the key at its end,
+-- if the key still names it.
+local function release_flow(base, id, jk)
+  local k = redis.pcall('HGET', jk, 'flow')
+  if type(k) ~= 'string' then return end
+  local key = base .. 'flow:' .. k
+  if redis.pcall('GET', key) == id then redis.call('DEL', key) end
+end
+-- A batch (marker 'b', batch.lua) that ends takes along its items not settled yet: failed,
+-- they are dead-lettered; cancelled, aborted or purged, they end so. Its item list then
+-- expires with its record (kubeq job shows the batch of an item meanwhile).
+local function end_batch(base, id, jk, status)
+  local items = base .. 'items:' .. id
+  local ids = redis.pcall('LRANGE', items, 0, -1)
+  if type(ids) ~= 'table' or ids.err then return end
+  for _, item in ipairs(ids) do
+    local ik = base .. 'job:' .. item
+    local f = job_fields(ik, 'status', 'batch', 'result_ttl')
+    if f and f[1] == 'batched' and f[2] == id then
+      local st = status == 'finished' and 'failed' or status
+      redis.call('HSET', ik, 'status', st, 'finished_at', NOWS,
+        'reason', 'its batch ' .. id .. ' ended ' .. status .. ' before settling it')
+      local t = nil
+      if st == 'failed' then
+        redis.call('ZADD', base .. 'dead', NOWS, item)
+      else
+        t = ttl_of(f[3])
+        if t then redis.call('EXPIRE', ik, t) end
+      end
+      notify_done(base, item, t)
+    end
+  end
+  local t = ttl_of(redis.pcall('HGET', jk, 'result_ttl'))
+  if t then redis.call('EXPIRE', items, t) else redis.call('DEL', items) end
+  local open = redis.pcall('HGET', jk, 'batch_key')
+  if type(open) == 'string' and redis.pcall('GET', base .. 'batch:' .. open) == id then
+    redis.call('DEL', base .. 'batch:' .. open)
+  end
+end
 local function note_end(base, id, jk, status)
   local cb = redis.pcall('HGET', jk, 'cb')
   if type(cb) ~= 'string' then return false end
+  if string.find(cb, 'o', 1, true) then release_flow(base, id, jk) end
+  if string.find(cb, 'b', 1, true) then end_batch(base, id, jk, status) end
   local d = string.find(cb, 'd', 1, true)
   local s = status == 'finished' and string.find(cb, 's', 1, true)
   local fl = status == 'failed' and string.find(cb, 'f', 1, true)

@@ -27,6 +27,8 @@ for _, key in ipairs({q.ready, q.delayed, base .. 'sleeping'}) do
       note_end(base, id, jk, 'cancelled')
     else
       if f then keep_receipt(base, f[3], f[4]) end  -- its enqueue's resend must not bring it back
+      release_flow(base, id, jk)  -- a debounced or singleton job frees its key
+      end_batch(base, id, jk, 'cancelled')  -- a batch's items end with it
       redis.call('DEL', jk, base .. 'done:' .. id)
     end
     n = n + 1
