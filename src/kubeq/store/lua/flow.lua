@@ -18,11 +18,12 @@ local id, payload, priority, due = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local max_deliveries, result_ttl, raw = ARGV[11], ARGV[12], ARGV[13]
 check_enqueue(q, base)
 local key = base .. 'flow:' .. fkey
-local LIVE = {queued = true, scheduled = true, active = true, waiting = true}
+local LIVE = {queued = true, scheduled = true, active = true, waiting = true, sleeping = true,
+  batched = true}
 local cur = redis.pcall('GET', key)
 if type(cur) ~= 'string' then cur = nil end
 local cf = cur and job_fields(base .. 'job:' .. cur, 'status', 'deliveries', 'lapsed', 'sent',
-  'flow_first', 'cl_key', 'flow', 'result_ttl')
+  'flow_first', 'cl_key', 'flow', 'result_ttl', 'fk')
 if cf and cf[7] ~= fkey then cf = nil end  -- not a job of this key (written by hand?)
 local status = cf and cf[1]
 if cf and cf[4] == token then return {1, cur} end  -- an earlier send of this call wrote it
@@ -39,7 +40,10 @@ local function join()
     local at = NOW + window
     local first = int(cf[5]) or NOW
     if max_ms > 0 and at > first + max_ms then at = first + max_ms end
-    if status == 'queued' then redis.call('ZREM', q.ready, cur) end
+    if status == 'queued' then
+      redis.call('ZREM', q.ready, cur)
+      fair_forget(base, cur, cf[9])
+    end
     if status == 'waiting' and cf[6] then redis.call('ZREM', base .. 'waiting:' .. cf[6], cur) end
     redis.call('HSET', jk, 'status', 'scheduled')
     redis.call('ZADD', q.delayed, string.format('%d', at), cur)
@@ -53,6 +57,7 @@ end
 local function abort_running(jk)
   if status == 'queued' then  -- lapsed: its worker may still run it
     redis.call('ZREM', q.ready, cur)
+    fair_forget(base, cur, cf[9])
     redis.call('ZADD', q.active, NOWS, cur)
     redis.call('HDEL', jk, 'lapsed')
   end
@@ -71,6 +76,7 @@ if mode == 'cancel_running' and live then abort_running(base .. 'job:' .. cur) e
 -- A new job, as enqueue.lua writes one, with its control fields.
 local control = {}
 local cb = 'o'
+local fair = nil -- the job's fairness key: a ready job takes its key's turn (_fair.lua)
 if raw ~= '' then
   local ok, c = pcall(cjson.decode, raw)
   if not ok or type(c) ~= 'table' then return {-1, id} end
@@ -85,6 +91,10 @@ if raw ~= '' then
       control[#control + 1] = k
       control[#control + 1] = v
       if k == 'on_success' then cb = cb .. 's' elseif k == 'on_failure' then cb = cb .. 'f' end
+    elseif k == 'fk' and type(v) == 'string' and #v >= 1 and #v <= 200 then  -- fair key
+      control[#control + 1] = k
+      control[#control + 1] = v
+      fair = v
     elseif (k == 'rl_n' or k == 'rl_ms' or k == 'rl_b' or k == 'cl_n') and int(v) then
       control[#control + 1] = k
       control[#control + 1] = v
@@ -119,7 +129,11 @@ redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
   'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
   'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'sent', token,
   'flow', fkey, 'flow_mode', mode, 'flow_first', NOWS, 'ctl', '1', 'cb', cb, unpack(control))
-redis.call('ZADD', zkey, string.format('%d', score), id)
+if zkey == q.ready then
+  make_ready(q, base, id, string.format('%d', score), fair)
+else
+  redis.call('ZADD', zkey, string.format('%d', score), id)
+end
 redis.call('SET', key, id)
 wake(q.wake, 1)
 return {1, id}

@@ -18,13 +18,13 @@ local rec = '{"signal":' .. payload .. '}'
 local woken = 0
 for _, id in ipairs(redis.call('ZRANGE', waiters, 0, -1)) do
   local jk = base .. 'job:' .. id
-  local f = job_fields(jk, 'status', 'signal', 'wait_step', 'priority', 'steps_bytes')
+  local f = job_fields(jk, 'status', 'signal', 'wait_step', 'priority', 'steps_bytes', 'fk')
   if f and f[1] == 'sleeping' and f[2] == key and f[3] then
     redis.call('HSET', jk, 'step:' .. f[3], rec, 'steps_bytes', (int(f[5]) or 0) + #rec,
       'status', 'queued')
     redis.call('ZREM', q.delayed, id)
     unsleep(base, id, jk)
-    redis.call('ZADD', q.ready, ready_score(f[4], NOW), id)
+    make_ready(q, base, id, ready_score(f[4], NOW), f[6]) -- a fair key's job takes its turn
     woken = woken + 1
     if mode == 'one' then break end
   else

@@ -20,7 +20,7 @@ end
 check_queue(q, base)
 local jk = base .. 'job:' .. id
 local f = job_fields(jk, 'status', 'lease', 'lapsed', 'cl_key', 'cl_n', 'steps_bytes',
-  'wait_step')
+  'wait_step', 'fk')
 if not f or not holds(lease, f[1], f[2], f[3]) then return {0} end
 local field = 'step:' .. name
 local used = int(f[6]) or 0
@@ -51,7 +51,10 @@ if kind == 'sleep' then
   -- recorded now: a sleeping job runs again only once it is due
   if not record('{"until":' .. score .. '}') then return {-1} end
 end
-if f[1] == 'queued' then redis.call('ZREM', q.ready, id) end -- lapsed under this token
+if f[1] == 'queued' then -- lapsed under this token: out of the ready set and its key's turn
+  redis.call('ZREM', q.ready, id)
+  fair_forget(base, id, f[8])
+end
 redis.call('ZREM', q.active, id)
 release_slot(q, base, id, f[4], f[5])
 redis.call('HINCRBY', jk, 'deliveries', -1)
