@@ -133,6 +133,8 @@ class Publisher:
         self._started_at = started_at
         self._said: dict[str, Any] | None = None
         """What the last published document said (its ``CHANGES`` fields)."""
+        self._quick: Any = None
+        """The round trips and held jobs when ``_said`` was last found current."""
         self._listed_at = -PUBLISH_SECONDS
         """When (monotonic) the document was last published with its index entry."""
         # an idle worker publishes every PUBLISH_SECONDS: its document outlives that
@@ -142,22 +144,36 @@ class Publisher:
             int(PUBLISH_SECONDS * 2000),
         )
 
-    async def beat(self, client: Any, inflight: Iterable[Delivery], metrics: WorkerMetrics) -> bool:
-        """Publish if due; whether a document went to Redis. Never raises (the Workers page
-        is not worth a crash): a failed publish is logged and tried again next beat."""
+    async def beat(
+        self,
+        client: Any,
+        inflight: Iterable[Delivery],
+        metrics: WorkerMetrics,
+        rounds: int,
+    ) -> bool:
+        """Publish if due; whether a document went to Redis. ``rounds``: the worker's round
+        trips so far (every job's outcome goes in one): while they and what it holds stay
+        the same, nothing the document says has changed, and it is not even made. Never
+        raises (the Workers page is not worth a crash): a failed publish is logged and
+        tried again next beat."""
         try:
-            doc = of_worker(self._settings, inflight, metrics, self._started_at)
-            said = {k: doc[k] for k in CHANGES}
+            held = list(inflight)
+            quick = (rounds, [(d.key, d.settled, d.runner is not None) for d in held])
             now = time.monotonic()
             listed = now - self._listed_at >= PUBLISH_SECONDS
+            if quick == self._quick and not listed:
+                return False
+            doc = of_worker(self._settings, held, metrics, self._started_at)
+            said = {k: doc[k] for k in CHANGES}
             if said == self._said and not listed:
+                self._quick = quick
                 return False
             s = self._settings
             await workers.publish(client, s.prefix, s.worker_id, doc, self._ttl_ms, listed)
         except Exception as exc:
             log.warning("could not publish worker info for the dashboard: %s", exc)
             return False
-        self._said = said
+        self._said, self._quick = said, quick
         if listed:
             self._listed_at = now
         return True

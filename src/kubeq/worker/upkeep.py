@@ -56,7 +56,7 @@ class Upkeep(WorkerState):
         try:
             while True:
                 await asyncio.sleep(self.settings.heartbeat_interval)
-                await publisher.beat(self._redis, self.inflight.values(), self.metrics)
+                await publisher.beat(self._redis, self.inflight.values(), self.metrics, self._round)
                 now = time.monotonic()
                 if now >= sweep_at:
                     sweep_at = now + sweeps.SWEEP_SECONDS
