@@ -62,7 +62,8 @@ def idlecost(res: dict[str, Any], path: str) -> str:
             "",
             f"Enqueue -> start on an idle worker, the two codes alternated {ab['reps']} times "
             f"({ab['jobs']} jobs each, median of the runs; {ab['machine']} at the end): before "
-            f"{_ms(ab['before_p50_ms'])} / {_ms(ab['before_p99_ms'])}, after "
+            + (f"({ab['before_code']}) " if ab.get("before_code") else "")
+            + f"{_ms(ab['before_p50_ms'])} / {_ms(ab['before_p99_ms'])}, after "
             f"{_ms(ab['after_p50_ms'])} / {_ms(ab['after_p99_ms'])} (p50 / p99).",
         ]
     return "\n".join(out) + "\n"

@@ -1,7 +1,7 @@
 """The swarm: N real kubeq workers against one redis-server and a Redis Cluster of 3 masters.
 
     .venv/bin/python bench/swarm.py [--sizes 10,100,1000] [--targets redis,cluster]
-        [--idle 30] [--busy 30] [--rate 10] [--per-process 2500]
+        [--idle 30] [--busy 30] [--rate 10] [--per-process 250]
 
 For each target and each N, ``swarm_fleet.py`` processes (at most ``--per-process`` workers
 each, all on one event loop) run N of kubeq's own workers (``kubeq.worker``: the real fetch,
@@ -246,7 +246,7 @@ def main() -> None:
     ap.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
     ap.add_argument("--busy", type=float, default=30.0, help="seconds of the busy window")
     ap.add_argument("--rate", type=float, default=10.0, help="jobs a second when busy")
-    ap.add_argument("--per-process", type=int, default=2500, help="workers per event loop")
+    ap.add_argument("--per-process", type=int, default=250, help="workers per event loop")
     ap.add_argument("--ramp", type=float, default=240.0, help="most seconds to start them")
     ap.add_argument("--settle", type=float, default=25.0, help="seconds before measuring")
     ap.add_argument("--out", type=Path, default=HERE / "results" / f"swarm-{dt.date.today()}.json")
