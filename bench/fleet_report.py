@@ -25,6 +25,8 @@ def swarm(res: dict[str, Any], path: str) -> str:
         shared = " (shared clients)" if r.get("shared_client") else ""
         if r["live_at_start"] < n:  # the ramp's time ran out first
             shared += f", {r['live_at_start']:,} live when measured"
+        if r.get("live_at_end", n) < n:  # the harness's loops fell behind their beats
+            shared += f", {r['live_at_end']:,} live at the end"
         out.append(
             f"| {r['target']} | {n:,}{shared} | {i['commands_per_s']:,.0f} | "
             f"{i['commands_per_s'] / n:.2f} | {i['cpu_percent']:.1f}% | "
@@ -60,7 +62,8 @@ def idlecost(res: dict[str, Any], path: str) -> str:
             "",
             f"Enqueue -> start on an idle worker, the two codes alternated {ab['reps']} times "
             f"({ab['jobs']} jobs each, median of the runs; {ab['machine']} at the end): before "
-            f"{_ms(ab['before_p50_ms'])} / {_ms(ab['before_p99_ms'])}, after "
+            + (f"({ab['before_code']}) " if ab.get("before_code") else "")
+            + f"{_ms(ab['before_p50_ms'])} / {_ms(ab['before_p99_ms'])}, after "
             f"{_ms(ab['after_p50_ms'])} / {_ms(ab['after_p99_ms'])} (p50 / p99).",
         ]
     return "\n".join(out) + "\n"
@@ -101,7 +104,7 @@ def capacity(res: dict[str, Any], path: str) -> str:
         f"{biggest['workers']:,} workers |",
         f"| commands per job | {max(per_job):.0f} | (busy - idle commands/s) / jobs/s, the "
         "highest; each job held its worker 2.5 s, so this includes that worker's upkeep while "
-        "busy (about 9 commands/s: one heartbeat, document and sweep per 2 s) |",
+        "busy (its heartbeats: `c_busy` below) |",
         f"| Redis CPU per command | {us:.1f} us | an upper bound: the busiest window, "
         f"{top['busy']['commands_per_s']:,.0f} commands/s at {top['busy']['cpu_percent']:.1f}% "
         "of a core, Redis's own background work included |",

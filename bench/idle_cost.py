@@ -197,6 +197,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.ab_reps:
         ab = latency_ab(str(a.src), a.ab_reps, a.latency)
+        ab["before_code"] = a.code or str(a.src)
         print(json.dumps(ab, indent=1))
         old = json.loads(a.out.read_text()) if a.out.exists() else {}
         a.out.write_text(json.dumps(old | {"latency_ab": ab}, indent=1) + "\n")

@@ -1,7 +1,7 @@
 """The swarm: N real kubeq workers against one redis-server and a Redis Cluster of 3 masters.
 
     .venv/bin/python bench/swarm.py [--sizes 10,100,1000] [--targets redis,cluster]
-        [--idle 30] [--busy 30] [--rate 10] [--per-process 2500]
+        [--idle 30] [--busy 30] [--rate 10] [--per-process 250]
 
 For each target and each N, ``swarm_fleet.py`` processes (at most ``--per-process`` workers
 each, all on one event loop) run N of kubeq's own workers (``kubeq.worker``: the real fetch,
@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,7 +59,8 @@ from tests.support.cluster import ClusterTopology  # noqa: E402
 from tests.support.redisserver import RedisServer  # noqa: E402
 
 MAXCLIENTS = 19_000
-"""Redis's client limit here: this machine allows 20,000 open files per process."""
+"""Redis's client limit here: this machine allows 20,000 open files per process (a hard
+limit no process here may raise), and Redis keeps 32 for itself."""
 SHARE_ABOVE = {"redis": 5_000, "cluster": 1_000}
 """Above this many workers, the workers of a process share one client (one pool; each still
 holds its own BLPOP connection): on one redis-server two connections per worker would pass
@@ -85,6 +87,11 @@ class Target:
             out["memory"] += m.info("memory")["used_memory"]
             out["clients"] += m.info("clients")["connected_clients"]
         return out
+
+    def maxclients(self) -> int:
+        """The client limit Redis applies (it lowers a requested one that its open-file
+        limit cannot hold, and says so only in its log)."""
+        return min(int(m.config_get("maxclients")["maxclients"]) for m in self.masters)
 
     def flush(self) -> None:
         for m in self.masters:
@@ -172,6 +179,8 @@ def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
             sent = due
 
     busy = window(target, a.busy, enqueue)
+    # workers whose own loop fell too far behind to beat drop out of "live": a harness lag
+    live_at_end = sum(client.queue(q).stats().live_workers for q in queues)
     reports = []
     for p in procs:
         assert p.stdin is not None and p.stdout is not None
@@ -189,6 +198,8 @@ def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
         "processes": len(procs),
         "shared_client": shared,
         "live_at_start": live,
+        "live_at_end": live_at_end,
+        "maxclients": target.maxclients(),
         "ramp_s": round(ramp, 1),
         "idle": idle,
         "busy": busy,
@@ -235,7 +246,7 @@ def main() -> None:
     ap.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
     ap.add_argument("--busy", type=float, default=30.0, help="seconds of the busy window")
     ap.add_argument("--rate", type=float, default=10.0, help="jobs a second when busy")
-    ap.add_argument("--per-process", type=int, default=2500, help="workers per event loop")
+    ap.add_argument("--per-process", type=int, default=250, help="workers per event loop")
     ap.add_argument("--ramp", type=float, default=240.0, help="most seconds to start them")
     ap.add_argument("--settle", type=float, default=25.0, help="seconds before measuring")
     ap.add_argument("--out", type=Path, default=HERE / "results" / f"swarm-{dt.date.today()}.json")
@@ -263,8 +274,10 @@ def main() -> None:
         earlier = json.loads(a.out.read_text())["rows"]
         rows = [r for r in earlier if (r["target"], r["workers"]) not in fresh] + rows
         rows.sort(key=lambda r: (r["target"] != "redis", r["workers"]))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     result = {
-        "machine": f"{os.cpu_count()} cores shared with other work, load {load:.1f} at start",
+        "machine": f"{os.cpu_count()} cores shared with other work, load {load:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at the end; open files per process {soft:,} (hard {hard:,})",
         "settings": vars(a) | {"out": str(a.out), "readme": str(a.readme)},
         "median_load": statistics.median([load, os.getloadavg()[0]]),
         "rows": rows,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import sys
 import time
 from typing import Any
@@ -72,18 +73,19 @@ class SwarmWorker(Worker):
 
         self._wakes._beat = timed_beat  # type: ignore[method-assign]
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self) -> bool:
         held = bool(self.inflight)
         t0 = time.monotonic()
-        await super()._heartbeat()
+        renewed = await super()._heartbeat()
         if not held:
             self._last_renewal = None
-            return
+            return renewed
         now = time.monotonic()
         Slowest.renewal = max(Slowest.renewal, now - t0)
         if self._last_renewal is not None:
             Slowest.gap = max(Slowest.gap, now - self._last_renewal)
         self._last_renewal = now
+        return renewed
 
 
 def shared_client(url: str, count: int) -> Any:
@@ -98,7 +100,15 @@ def shared_client(url: str, count: int) -> Any:
     return connections.hiredis_packing(redis.asyncio.Redis.from_pool(pool))
 
 
+def raise_open_files() -> None:
+    """Up to the hard limit: each worker holds two or three connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def main(url: str, count: int, first: int, queues: list[str], shared: bool) -> None:
+    raise_open_files()
     client = shared_client(url, count) if shared else None
     workers = [
         SwarmWorker(

@@ -90,6 +90,8 @@ Workflows (docs/architecture.md, Workflows), under the same hash tag:
                                         job, emptied by the worker's hand-off (handoff.py)
     kubeq:{default}:handoff:aside HASH  hand-off entries the worker could not read (raw
                                         entry -> why): set aside, never retried
+    kubeq:{default}:sweeping      STR   the worker that claimed the queue's hand-off sweep;
+                                        expires after 12 s (worker/sweeps.py)
     kubeq:{default}:deferred      ZSET  jobs waiting for their parents (depends_on)
     kubeq:{default}:dependents:<id> SET "<queue>\t<id>" of children waiting for job <id>
                                         (then "\tr" for a chord's callback: it keeps the result)
@@ -268,6 +270,12 @@ class QueueKeys:
         """HASH of hand-off entries no worker could read (an id that is not UTF-8, a job key
         of another type): raw entry -> why, kept for a person to look at (handoff.py)."""
         return self.base + "handoff:aside"
+
+    @property
+    def sweeping(self) -> str:
+        """STR: the id of the worker that claimed the queue's hand-off sweep, with a TTL;
+        while it lives, the queue's other workers do not sweep (worker/sweeps.py)."""
+        return self.base + "sweeping"
 
     @property
     def deferred(self) -> str:

@@ -3,10 +3,11 @@ operator's drain-rate estimate.
 
 The queue keys only know a worker's id, its last heartbeat and how many jobs it holds. A person
 looking at a stuck queue also wants the pod, its queues, concurrency, pool, memory, CPU, and
-the jobs it runs. Each worker therefore publishes one small JSON document with its heartbeat
-(every couple of seconds; ``kubeq.worker.info`` makes it), and readers get all of them in one
-round trip. The keys (``keys.worker_index_key``, ``keys.worker_info_key``) share one Redis
-Cluster hash tag, so the reader's MGET stays in one slot.
+the jobs it runs. Each worker therefore publishes one small JSON document beside its
+heartbeat (when what it says changes, and at least every minute; ``kubeq.worker.info`` makes
+it), and readers get all of them in one round trip. The keys (``keys.worker_index_key``,
+``keys.worker_info_key``) share one Redis Cluster hash tag, so the reader's MGET stays in one
+slot.
 
 A worker that stops publishing disappears when its document expires; the index entry is
 pruned by the next publish of any worker. Nothing here is secret: no arguments, no URLs.
@@ -26,12 +27,24 @@ from kubeq.store.keys import worker_index_key, worker_info_key
 
 
 async def publish(
-    client: Any, prefix: str, worker_id: str, info: Mapping[str, Any], ttl_ms: int
+    client: Any,
+    prefix: str,
+    worker_id: str,
+    info: Mapping[str, Any],
+    ttl_ms: int,
+    index: bool = True,
 ) -> None:
-    """Write ``info`` for ``worker_id`` (redis.asyncio client), in one round trip."""
+    """Write ``info`` for ``worker_id`` (redis.asyncio client), in one round trip; with
+    ``index``, also list it in the index and prune the index's entries older than 10 x
+    ``ttl_ms`` (so a caller lists itself again well within that; the document alone is one
+    SET)."""
+    key = worker_info_key(worker_id, prefix)
+    if not index:
+        await client.set(key, orjson.dumps(dict(info)), px=ttl_ms)
+        return
     now_ms = int(time.time() * 1000)
     pipe = client.pipeline(transaction=False)
-    pipe.set(worker_info_key(worker_id, prefix), orjson.dumps(dict(info)), px=ttl_ms)
+    pipe.set(key, orjson.dumps(dict(info)), px=ttl_ms)
     pipe.zadd(worker_index_key(prefix), {worker_id: now_ms})
     # entries far older than any live document: their workers are gone (clock skew tolerated)
     pipe.zremrangebyscore(worker_index_key(prefix), "-inf", now_ms - 10 * ttl_ms)

@@ -10,9 +10,9 @@ duplicate), and only then removes the entry. A callback on a partitioned queue g
 partition ``route`` names for that id (``partitions.Partitioner.route``, as an enqueue
 does), so a redone hand-off finds the first one and the caller's ``ChainResult`` knows where
 it is. A worker killed between the steps leaves the
-entry: every worker of the queue sweeps entries older than ``defaults.HANDOFF_GRACE_SECONDS``
-on its heartbeat and redoes them, and redoing is harmless, so a callback is enqueued at least
-once and runs at most once.
+entry: a worker of the queue sweeps entries older than ``defaults.HANDOFF_GRACE_SECONDS`` in
+its turn (sweeps.py: one worker at a time per queue) and redoes them, and redoing is
+harmless, so a callback is enqueued at least once and runs at most once.
 """
 
 from __future__ import annotations

@@ -41,14 +41,6 @@ BLOCK_SECONDS = 10.0
 """How long one BLPOP blocks in Redis: below the client's 15 s socket timeout and health
 check interval (``connections``), so the blocked connection is never checked by a PING."""
 
-IDLE_PUBLISH_SECONDS = 60.0
-"""How often an idle worker publishes its document (``kubeq.store.workers``); a busy one
-publishes on every heartbeat."""
-
-IDLE_SWEEP_SECONDS = 15.0
-"""How often an idle worker sweeps its queues' unfinished hand-offs (``handoff.sweep``); a
-busy one sweeps on every heartbeat."""
-
 
 class WakeWaits:
     """The blocked wake-up waits of one worker, and its idle beat."""

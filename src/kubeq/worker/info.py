@@ -1,5 +1,6 @@
-"""What a running worker says about itself: the document it publishes with its heartbeat
-(``kubeq.store.workers``): who and where it is, what it runs, what it costs.
+"""What a running worker says about itself: the document it publishes beside its heartbeat
+(``kubeq.store.workers``): who and where it is, what it runs, what it costs; and when it
+publishes it (``Publisher``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 from kubeq import defaults
 from kubeq.store import workers
 from kubeq.worker.delivery import Delivery
-from kubeq.worker.idle import IDLE_PUBLISH_SECONDS
 from kubeq.worker.metrics import WorkerMetrics
 from kubeq.worker.settings import WorkerSettings
 
 log = logging.getLogger("kubeq.workerinfo")
+
+PUBLISH_SECONDS = 60.0
+"""A worker publishes its document at least this often (more often when it changes), and
+lists it in the index again then."""
 
 
 def rss_bytes() -> int:
@@ -113,23 +117,63 @@ def of_worker(
     )
 
 
-async def publish_worker(
-    client: Any,
-    settings: WorkerSettings,
-    inflight: Iterable[Delivery],
-    metrics: WorkerMetrics,
-    started_at: float,
-) -> None:
-    """Publish a running worker's snapshot; never raises (the Workers page is not worth a
-    crash)."""
-    try:
-        # an idle worker publishes every IDLE_PUBLISH_SECONDS: its document outlives that
-        ttl_ms = max(
+CHANGES = ("queues", "concurrency", "pool", "busy", "prefetched", "jobs", "counts")
+"""The fields of a document whose change is published at the next heartbeat; the others
+(memory, CPU, the time) go with them, or with the publish every ``PUBLISH_SECONDS``."""
+
+
+class Publisher:
+    """Publishes a running worker's document beside its heartbeat: when what it says has
+    changed (a job started or ended, a counter moved), and at least every
+    ``PUBLISH_SECONDS`` (listing it in the index again then). A worker running long
+    jobs thus publishes once per job, not every beat."""
+
+    def __init__(self, settings: WorkerSettings, started_at: float) -> None:
+        self._settings = settings
+        self._started_at = started_at
+        self._said: dict[str, Any] | None = None
+        """What the last published document said (its ``CHANGES`` fields)."""
+        self._quick: Any = None
+        """The round trips and held jobs when ``_said`` was last found current."""
+        self._listed_at = -PUBLISH_SECONDS
+        """When (monotonic) the document was last published with its index entry."""
+        # an idle worker publishes every PUBLISH_SECONDS: its document outlives that
+        self._ttl_ms = max(
             defaults.WORKER_TTL_MS,
             int(settings.heartbeat_interval * 5000),
-            int(IDLE_PUBLISH_SECONDS * 2000),
+            int(PUBLISH_SECONDS * 2000),
         )
-        info = of_worker(settings, inflight, metrics, started_at)
-        await workers.publish(client, settings.prefix, settings.worker_id, info, ttl_ms)
-    except Exception as exc:
-        log.warning("could not publish worker info for the dashboard: %s", exc)
+
+    async def beat(
+        self,
+        client: Any,
+        inflight: Iterable[Delivery],
+        metrics: WorkerMetrics,
+        rounds: int,
+    ) -> bool:
+        """Publish if due; whether a document went to Redis. ``rounds``: the worker's round
+        trips so far (every job's outcome goes in one): while they and what it holds stay
+        the same, nothing the document says has changed, and it is not even made. Never
+        raises (the Workers page is not worth a crash): a failed publish is logged and
+        tried again next beat."""
+        try:
+            held = list(inflight)
+            quick = (rounds, [(d.key, d.settled, d.runner is not None) for d in held])
+            now = time.monotonic()
+            listed = now - self._listed_at >= PUBLISH_SECONDS
+            if quick == self._quick and not listed:
+                return False
+            doc = of_worker(self._settings, held, metrics, self._started_at)
+            said = {k: doc[k] for k in CHANGES}
+            if said == self._said and not listed:
+                self._quick = quick
+                return False
+            s = self._settings
+            await workers.publish(client, s.prefix, s.worker_id, doc, self._ttl_ms, listed)
+        except Exception as exc:
+            log.warning("could not publish worker info for the dashboard: %s", exc)
+            return False
+        self._said, self._quick = said, quick
+        if listed:
+            self._listed_at = now
+        return True

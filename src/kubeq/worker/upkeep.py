@@ -1,6 +1,6 @@
 """What a worker does beside its fetch-run-acknowledge loop: the heartbeat (lease renewals,
-aborted jobs, the published worker document, the callback sweep), the hand-off of ended jobs'
-callbacks, and the drain on SIGTERM.
+aborted jobs, the published worker document, its turn at the callback sweep), the hand-off
+of ended jobs' callbacks, and the drain on SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from redis.exceptions import RedisError, ResponseError
 from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store.keys import QueueKeys
-from kubeq.worker import handoff, idle, info, leases
+from kubeq.worker import handoff, info, leases, sweeps
 from kubeq.worker.delivery import Delivery
 from kubeq.worker.state import HANDBACK_SECONDS, REDIS_DOWN, WorkerState
 
@@ -43,39 +43,32 @@ class Upkeep(WorkerState):
             log.exception("callbacks of %s not handed off yet (a later sweep will)", ids)
 
     async def _heartbeat_loop(self) -> None:
-        """Every heartbeat_interval: publish the worker document and sweep the hand-offs,
-        beside the lease renewals (``_renew_loop``); a worker that holds no job publishes and
-        sweeps only every ``idle.IDLE_PUBLISH_SECONDS`` and ``idle.IDLE_SWEEP_SECONDS``. Each
-        step catches and logs its own failure, so one bad item in Redis never stops the
-        others nor the next beat (handoff.py sets such items aside)."""
-        started_at = time.time()
-        publish_at = sweep_at = 0.0
+        """Every heartbeat_interval, beside the lease renewals (``_renew_loop``): publish the
+        worker document if it changed (info.Publisher) and, every ``sweeps.SWEEP_SECONDS``,
+        offer to sweep the queues' unfinished hand-offs, sweeping those this worker won
+        (sweeps.py: one worker at a time per queue). Each step catches and logs its own
+        failure, so one bad item in Redis never stops the others nor the next beat
+        (handoff.py sets such items aside)."""
+        publisher = info.Publisher(self.settings, time.time())
+        claims = sweeps.SweepClaims(self.settings.worker_id)
+        sweep_at = 0.0
         renewals = self._start_background("leases", self._renew_loop())
         try:
             while True:
                 await asyncio.sleep(self.settings.heartbeat_interval)
-                held = bool(self._held())
+                await publisher.beat(self._redis, self.inflight.values(), self.metrics, self._round)
                 now = time.monotonic()
-                if held or now >= publish_at:
-                    publish_at = now + idle.IDLE_PUBLISH_SECONDS
-                    await self._publish(started_at)
-                if held or now >= sweep_at:
-                    sweep_at = now + idle.IDLE_SWEEP_SECONDS
-                    await self._sweep()
+                if now >= sweep_at:
+                    sweep_at = now + sweeps.SWEEP_SECONDS
+                    await self._sweep(claims)
         finally:
             renewals.cancel()
 
-    async def _publish(self, started_at: float) -> None:
-        try:  # the dashboard's Workers page; logs Redis errors itself
-            await info.publish_worker(
-                self._redis, self.settings, self.inflight.values(), self.metrics, started_at
-            )
-        except Exception as exc:
-            self._complain("publishing the worker document", exc)
-
-    async def _sweep(self) -> None:
+    async def _sweep(self, claims: sweeps.SweepClaims) -> None:
         try:  # callbacks a dead worker acked but never handed off
-            await handoff.sweep(self._redis, self.queues, self._defaults_for, self._route)
+            won = await claims.claim(self._redis, self.queues)
+            if won:
+                await handoff.sweep(self._redis, won, self._defaults_for, self._route)
         except (RedisError, OSError) as exc:
             log.warning("callback sweep failed: %s", exc)
         except Exception as exc:
@@ -142,7 +135,8 @@ class Upkeep(WorkerState):
             self.settings,
             held,
             len(self.inflight),
-            self._answered,
+            # the transit log holds jobs to renew only while a fetch's reply is unread
+            self._answered if self._answered < self._fetch_seq else -1,
         )
         for d in aborted:
             self._abort(d)

@@ -7,16 +7,49 @@
 -- Returns the ids of the jobs it no longer holds: delivered to another worker, ended, or,
 -- written '!' .. id, aborted (job.abort(): the worker stops the attempt, and renews the
 -- aborted attempt's lease until it has stopped, so its concurrency slot stays taken).
+-- The most frequent script of a busy fleet, so it checks only the keys it writes, and only
+-- when Redis refuses a write (a refused write changes nothing): presence keys of the wrong
+-- type are rebuilt, and the job sets are checked before a lapsed job is taken back (a
+-- change of two sets) or when a renewal is refused (the check says what to fix). The
+-- queue's other keys are the fetch's to check (check_queue).
 -- KEYS: the queue's 8 keys.
 -- ARGV: base, worker, busy, lease_ms, answered, then id, lease pairs. answered: the last
--- fetch whose reply the worker has read (or given up on); '-1' skips the transit log.
+-- fetch whose reply the worker has read (or given up on); '-1' skips the transit log (the
+-- worker sends it when no fetch of its is unanswered: the log holds nothing to renew).
 local q = queue_keys(0)
-check_queue(q, ARGV[1])
 local base, worker, busy, lease_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local answered = ARGV[5]
 local lease_until = string.format('%d', NOW + lease_ms)
-redis.call('ZADD', q.workers, NOW, worker)
-redis.call('HSET', q.busy, worker, busy)
+local function refused(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
+-- a write to presence data: a key of the wrong type is dropped and written again
+local function present(command, key, ...)
+  if refused(redis.pcall(command, key, ...)) then
+    redis.call('DEL', key)
+    redis.call(command, key, ...)
+  end
+end
+present('ZADD', q.workers, NOW, worker)
+present('HSET', q.busy, worker, busy)
+local checked = false
+local function check_sets()
+  if not checked then
+    require_zsets({q.ready, q.active}, base)
+    checked = true
+  end
+end
+local function renew(id)
+  local reply = redis.pcall('ZADD', q.active, 'XX', lease_until, id)
+  if refused(reply) then
+    check_sets() -- raises what to fix when the active set holds another type
+    error(reply)
+  end
+end
+local function back(jk, id)
+  check_sets()
+  take_back(q, jk, id, lease_until)
+end
 local gone = {}
 for i = 6, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
@@ -24,13 +57,13 @@ for i = 6, #ARGV, 2 do
   local f = job_fields(jk, 'status', 'lease', 'lapsed')
   if f and holds(token, f[1], f[2], f[3]) then
     if f[1] == 'queued' then
-      take_back(q, jk, id, lease_until)
+      back(jk, id)
     else
-      redis.call('ZADD', q.active, 'XX', lease_until, id)
+      renew(id)
     end
   elseif f and f[1] == 'aborted' and f[2] == token then
     -- an aborted attempt still running: its slot stays taken until it stops
-    redis.call('ZADD', q.active, 'XX', lease_until, id)
+    renew(id)
     gone[#gone + 1] = '!' .. id
   else
     -- an aborted job's id comes back as '!' .. id ('!' is never in a job id)
@@ -39,16 +72,17 @@ for i = 6, #ARGV, 2 do
 end
 if answered ~= '-1' then
   local transit = base .. 'transit:' .. worker
-  repair(transit, 'zset')
-  redis.call('ZREMRANGEBYSCORE', transit, '-inf', answered)
+  if refused(redis.pcall('ZREMRANGEBYSCORE', transit, '-inf', answered)) then
+    redis.call('DEL', transit) -- not a log: nothing in it can be renewed
+  end
   for _, id in ipairs(redis.call('ZRANGE', transit, 0, -1)) do
     local jk = base .. 'job:' .. id
     local f = job_fields(jk, 'status', 'lease', 'lapsed', 'worker')
     if f and f[4] == worker then
       if f[1] == 'active' then
-        redis.call('ZADD', q.active, 'XX', lease_until, id)
+        renew(id)
       elseif f[1] == 'queued' and f[3] and f[3] == f[2] then
-        take_back(q, jk, id, lease_until)
+        back(jk, id)
       end
     end
   end
