@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from kubeq.schedules_time import Timing, fires_between, next_fire
+from kubeq.schedules_time import Timing, count_between, fires_between, next_fire
 
 MISSED = ("skip", "run_once", "run_all")
 OVERLAP = ("allow", "skip", "buffer_one", "cancel_other")
@@ -186,7 +186,11 @@ class Plan:
 
 def plan(s: Schedule, due: int, now: float) -> Plan:
     """Fire a schedule whose next due time ``due`` has come (``due <= now``)."""
-    times = fires_between(s.timing, due - 1, now, s.catch_up)
+    # the stored due time is a run even when off the current grid (the time zone database
+    # moved, or the caller set it); later ones come from the timing
+    times = fires_between(s.timing, due, now, s.catch_up)
+    if len(times) < s.catch_up:
+        times = [due, *times]
     on_time = [t for t in times if now - t <= s.grace]
     late = [t for t in times if now - t > s.grace]
     if s.missed == "skip":
@@ -195,7 +199,10 @@ def plan(s: Schedule, due: int, now: float) -> Plan:
         runs = late[-1:] + on_time
     else:
         runs = times
-    return Plan(tuple(runs), len(late), next_fire(s.timing, now))
+    missed = len(late)
+    if len(times) == s.catch_up and times and times[0] > due:  # more were late than fetched
+        missed = count_between(s.timing, due - 1, now - s.grace - 1e-9)
+    return Plan(tuple(runs), missed, next_fire(s.timing, now))
 
 
 # -- the TaskQueue spec's form ---------------------------------------------------------------

@@ -152,3 +152,15 @@ def iso(ts: float, timezone: str = "UTC") -> str:
 
 def utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def count_between(t: Timing, after: float, until: float, cap: int = 10_000) -> int:
+    """How many fire instants fall in (after, until], counted up to ``cap``."""
+    n = 0
+    for ts in fires_after(t, after):
+        if ts > until or n >= cap:
+            break
+        n += 1
+    if t.every is not None and n >= cap:
+        return min(cap, int((until - after) // t.every))
+    return n

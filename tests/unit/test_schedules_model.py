@@ -3,6 +3,7 @@ intervals, start/end, the missed-run policies and field validation."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -70,7 +71,7 @@ def test_interval_counts_real_time_through_dst() -> None:
     start = at(NEW_YORK, 2026, 11, 1, 0)
     s = Schedule("i", "t", every=3600, timezone="America/New_York", start=start)
     got = walk(s, start - 1, 5)
-    assert [b - a for a, b in zip(got, got[1:], strict=False)] == [3600] * 4
+    assert [b - a for a, b in itertools.pairwise(got)] == [3600] * 4
     assert got[0] == start
 
 
@@ -119,7 +120,7 @@ def test_fake_clock_through_a_transition_runs_each_hour_once(
 
 
 def test_missed_policies_after_an_outage() -> None:
-    base = dict(id="m", task="t", cron="* * * * *", catch_up=5, grace=30.0)
+    base = {"id": "m", "task": "t", "cron": "* * * * *", "catch_up": 5, "grace": 30.0}
     due, now = 1_800_000_000, 1_800_000_000 + 3600  # an hour of minutes missed
     assert plan(Schedule(**base, missed="skip"), due, now).runs == (now,)  # type: ignore[arg-type]
     once = plan(Schedule(**base, missed="run_once"), due, now)  # type: ignore[arg-type]

@@ -45,6 +45,10 @@ NAMES = (
     "edge",
     "handed",
     "links",
+    "schedule_upsert",
+    "schedule_claim",
+    "schedule_commit",
+    "schedule_state",
 )
 
 
@@ -120,6 +124,10 @@ class Scripts:
     edge: Any
     handed: Any
     links: Any
+    schedule_upsert: Any
+    schedule_claim: Any
+    schedule_commit: Any
+    schedule_state: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:
