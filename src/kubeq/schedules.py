@@ -232,7 +232,7 @@ _TO_SPEC = {v: k for k, v in _SPEC_KEYS.items()}
 
 def from_spec(doc: Mapping[str, Any], path: str, *, default_queue: str, owner: str) -> Schedule:
     """A schedule from its TaskQueue spec form; ScheduleError names ``<path>.<field>``."""
-    unknown = sorted(set(doc) - set(_SPEC_KEYS) - {"paused"})
+    unknown = sorted(set(doc) - set(_SPEC_KEYS))
     if unknown:
         raise ScheduleError(
             f"{path}.{unknown[0]}", f"unknown field; use one of {', '.join(_SPEC_KEYS)}"

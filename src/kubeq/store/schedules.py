@@ -140,3 +140,9 @@ async def awarm(client: Any, prefix: str, now: float) -> list[tuple[str, int]]:
     """Schedules inside their pre-warm window now: (id, window start), for the operator."""
     raw = await client.zrangebyscore(schedule_keys(prefix)[1], "-inf", now, withscores=True)
     return [(cast("str", _text(m)), int(score)) for m, score in raw]
+
+
+async def aids_with_prefix(client: Any, prefix: str, id_prefix: str) -> list[str]:
+    """Every schedule id that starts with ``id_prefix`` (ids are ASCII: one range read)."""
+    raw = await client.zrangebylex(schedule_keys(prefix)[2], f"[{id_prefix}", f"({id_prefix}\xff")
+    return [cast("str", _text(r)) for r in raw]
