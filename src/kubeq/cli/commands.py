@@ -21,6 +21,7 @@ from rich.text import Text
 
 from kubeq import defaults, serialization
 from kubeq.cli.jobs import dlq, job, limit
+from kubeq.cli.schedules import schedule
 from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx, plain
 from kubeq.cli.plugins import PluginGroup
 from kubeq.cli.worker import worker
@@ -219,6 +220,7 @@ cli.add_command(worker)
 cli.add_command(job)
 cli.add_command(dlq)
 cli.add_command(limit)
+cli.add_command(schedule)
 
 
 def main() -> None:
