@@ -21,9 +21,9 @@ from rich.text import Text
 
 from kubeq import defaults, serialization
 from kubeq.cli.jobs import dlq, job, limit
-from kubeq.cli.schedules import schedule
 from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx, plain
 from kubeq.cli.plugins import PluginGroup
+from kubeq.cli.schedules import schedule
 from kubeq.cli.worker import worker
 from kubeq.client.app import Call
 from kubeq.errors import KubeqError
