@@ -60,6 +60,10 @@ typecheck: venv
 include hack/cluster/cluster.mk
 include hack/judges/judges.mk
 
+.PHONY: promtool-bin
+promtool-bin: # promtool (Prometheus's rule tester) from the Go module proxy, cached
+	bash hack/promtool/build.sh
+
 # Toxiproxy for the fault-injection tier (tests/faults), built from the Go module proxy and
 # cached outside the checkout (hack/toxiproxy/build.sh; a no-op once built).
 .PHONY: toxiproxy-bin test-faults
@@ -95,7 +99,7 @@ test-range: test-range-lowest test-range-highest
 test-range-lowest test-range-highest: redis-server
 	PYTHON=$(PYTHON) bash hack/test-range.sh $(@:test-range-%=%)
 
-test: test-banner venv redis-server chromium lint typecheck test-range cluster-bin judges-bin \
+test: test-banner venv redis-server chromium lint typecheck test-range cluster-bin judges-bin promtool-bin \
   toxiproxy-bin image node-deps
 	$(BIN)/pytest
 

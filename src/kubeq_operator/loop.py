@@ -371,6 +371,10 @@ class TaskQueueLoop:
             self.book.record_queues(stats)
         current = dep.current if dep is not None else 0
         metrics.workers_current.labels(*labels).set(current)
+        metrics.workers_max.labels(*labels).set(spec.scaling.max_replicas)
+        if spec.scaling.target_wait_seconds is not None:
+            metrics.target_wait.labels(*labels).set(spec.scaling.target_wait_seconds)
+        metrics.last_pass.labels(*labels).set_to_current_time()
         self.book.record_readiness(current, dep is not None, spec.queues)
 
     async def flush_status(self, force: bool = False) -> None:
