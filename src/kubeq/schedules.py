@@ -11,16 +11,17 @@ Pure: no I/O, no clock (``plan`` is given ``now``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 from croniter import croniter
 
 from kubeq.schedules_time import Timing, count_between, fires_between, next_fire
@@ -134,7 +135,7 @@ class Schedule:
         object.__setattr__(self, "args", tuple(self.args))
         object.__setattr__(self, "kwargs", dict(self.kwargs))
         try:
-            json.dumps([self.args, self.kwargs])
+            orjson.dumps([self.args, self.kwargs])
         except (TypeError, ValueError) as e:
             raise ScheduleError("args", f"arguments must be JSON values: {e}") from None
 
@@ -157,15 +158,21 @@ class Schedule:
         return f"schedule-{self.id}-{due}"
 
     def to_json(self) -> str:
-        doc = asdict(self)
-        doc["args"] = list(self.args)
-        return json.dumps(doc, sort_keys=True)
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc["args"], doc["kwargs"] = list(self.args), dict(self.kwargs)
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Schedule:
-        doc = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in known})
+        """A stored definition; parsed once per process and text (they are immutable)."""
+        return _parse(text if isinstance(text, bytes) else text.encode())
+
+
+@functools.lru_cache(maxsize=200_000)
+def _parse(text: bytes) -> Schedule:
+    doc = orjson.loads(text)
+    known = {f.name for f in fields(Schedule)}
+    return Schedule(**{k: v for k, v in doc.items() if k in known})
 
 
 def _number(name: str, value: object) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from kubeq.options import Call
 from kubeq.schedules import Schedule, ScheduleError, plan
 from kubeq.store.keys import QueueKeys, schedule_key, schedule_keys
-from kubeq.store.scripts import LUA, ScriptCall, run_pipeline_async
+from kubeq.store.scripts import LUA, run_pipeline_async
 
 LEASE_SECONDS = 60
 BATCH = 1000
@@ -122,13 +122,10 @@ async def _fire_batch(
             parsed.append((c, None))
     status = await _statuses(client, prefix, [(c, s) for c, s in parsed if s is not None])
     calls: list[Call] = []
-    commits: list[ScriptCall] = []
+    commits: list[Any] = []
     for c, s in parsed:
         if s is None:  # stop firing it; `kubeq schedule show` still shows it
-            args = [c.id, token, c.rev, "", "", "", 0, 0, 0, 0, "", ""]
-            commits.append(
-                (LUA["schedule_commit"], [due_key, warm_key, schedule_key(c.id, prefix)], args)
-            )
+            commits += [c.id, c.rev, "", "", "", 0, 0, 0, 0, "", ""]
             continue
         live = status.get(c.id) in LIVE
         runs: list[int] = []
@@ -163,18 +160,20 @@ async def _fire_batch(
         done.skipped += skipped
         last = runs[-1] if runs else None
         wake = now + BUFFER_RECHECK_SECONDS if buffered is not None else None
-        args = [
-            *(c.id, token, c.rev, "" if nxt is None else nxt),
+        commits += [
+            *(c.id, c.rev, "" if nxt is None else nxt),
             *("" if last is None else last, "" if last is None else s.job_id(last)),
             *(len(runs), missed, skipped, s.prewarm_seconds),
             *("" if buffered is None else buffered, "" if wake is None else wake),
         ]
-        commits.append(
-            (LUA["schedule_commit"], [due_key, warm_key, schedule_key(c.id, prefix)], args)
-        )
     if calls:
         await enqueue(calls)
-    await run_pipeline_async(client, commits)
+    commit = (
+        LUA["schedule_commit"],
+        [due_key, warm_key],
+        [schedule_key("", prefix), token, *commits],
+    )
+    await run_pipeline_async(client, [commit])
     return len(claimed)
 
 

@@ -1,35 +1,45 @@
--- Record one claimed schedule's firing and put it back in the due index.
--- KEYS: due, warm, def. ARGV: id, claim token, rev at claim, next due ('' = ended), last run's
--- due time ('' = none ran), its job id, fired, missed, skipped (counts to add), prewarm (s),
--- buffered due time ('' = none waits), wake-up time ('' = none: the next due time decides).
--- A commit whose claim was taken over (its lease lapsed) changes nothing and returns 0. A
--- definition changed while claimed keeps the next due time its upsert computed.
-local id, def = ARGV[1], KEYS[3]
-if redis.call('HGET', def, 'claim') ~= ARGV[2] then return 0 end
-redis.call('HDEL', def, 'claim')
-if ARGV[5] ~= '' then
-  redis.call('HSET', def, 'last', ARGV[5], 'last_job', ARGV[6], 'fired_at', NOWS)
+-- Record claimed schedules' firings and put each back in the due index, many per call.
+-- KEYS: due, warm. ARGV[1]: definition key prefix, ARGV[2]: claim token; then per schedule 11
+-- values: id, rev at claim, next due ('' = ended), last run's due time ('' = none ran), its
+-- job id, fired, missed, skipped (counts to add), prewarm (s), buffered due time ('' = none
+-- waits), wake-up time ('' = none: the next due time decides).
+-- A schedule whose claim was taken over (its lease lapsed) is left alone. A definition
+-- changed while claimed keeps the next due time its upsert computed. Returns how many were
+-- committed.
+local token, done = ARGV[2], 0
+for i = 3, #ARGV, 11 do
+  local id, rev, nxt_arg, last, job = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local def = ARGV[1] .. id
+  if redis.call('HGET', def, 'claim') == token then
+    done = done + 1
+    redis.call('HDEL', def, 'claim')
+    if last ~= '' then
+      redis.call('HSET', def, 'last', last, 'last_job', job, 'fired_at', NOWS)
+    end
+    for k, name in ipairs({'fired', 'missed', 'skipped'}) do
+      local n = tonumber(ARGV[i + 4 + k])
+      if n > 0 then redis.call('HINCRBY', def, name, n) end
+    end
+    local buffered, wake = ARGV[i + 9], ARGV[i + 10]
+    if buffered == '' then redis.call('HDEL', def, 'buffered') else redis.call('HSET', def, 'buffered', buffered) end
+    if redis.call('HGET', def, 'rev') == rev then
+      if nxt_arg == '' then redis.call('HDEL', def, 'next') else redis.call('HSET', def, 'next', nxt_arg) end
+    end
+    local nxt = redis.call('HGET', def, 'next')
+    local score = nxt
+    if wake ~= '' and (not score or tonumber(wake) < tonumber(score)) then score = wake end
+    if redis.call('HEXISTS', def, 'paused') == 1 or not score then
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+    else
+      redis.call('ZADD', KEYS[1], score, id)
+      local warm = tonumber(ARGV[i + 8])
+      if nxt and warm > 0 then
+        redis.call('ZADD', KEYS[2], tonumber(nxt) - warm, id)
+      else
+        redis.call('ZREM', KEYS[2], id)
+      end
+    end
+  end
 end
-for i, name in ipairs({'fired', 'missed', 'skipped'}) do
-  local n = tonumber(ARGV[6 + i])
-  if n > 0 then redis.call('HINCRBY', def, name, n) end
-end
-if ARGV[11] == '' then redis.call('HDEL', def, 'buffered') else redis.call('HSET', def, 'buffered', ARGV[11]) end
-if redis.call('HGET', def, 'rev') == ARGV[3] then
-  if ARGV[4] == '' then redis.call('HDEL', def, 'next') else redis.call('HSET', def, 'next', ARGV[4]) end
-end
-local nxt = redis.call('HGET', def, 'next')
-local score = nxt
-if ARGV[12] ~= '' and (not score or tonumber(ARGV[12]) < tonumber(score)) then score = ARGV[12] end
-if redis.call('HEXISTS', def, 'paused') == 1 or not score then
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  return 1
-end
-redis.call('ZADD', KEYS[1], score, id)
-if nxt and tonumber(ARGV[10]) > 0 then
-  redis.call('ZADD', KEYS[2], tonumber(nxt) - tonumber(ARGV[10]), id)
-else
-  redis.call('ZREM', KEYS[2], id)
-end
-return 1
+return done
