@@ -32,6 +32,10 @@ from kubeq_operator.specfields import SpecError
 
 SYNC_SECONDS = 60.0
 """Spec schedules are re-written at least this often (a deleted key heals by itself)."""
+FIRE_BATCHES_PER_PASS = 5
+"""At most this many claims of ``schedulefire.BATCH`` schedules per pass of one TaskQueue's
+loop, so a burst of due schedules never stalls its scaling; the rest fire on the next passes
+(and on the other TaskQueues' loops on the same Redis)."""
 
 __all__ = [
     "SYNC_SECONDS",
@@ -96,7 +100,7 @@ async def sync(client: Any, prefix: str, wanted: list[Schedule], own: str) -> in
 
 
 async def fire(client: Any, prefix: str, enqueue: Enqueue) -> Fired:
-    return await schedulefire.fire_due(client, prefix, enqueue)
+    return await schedulefire.fire_due(client, prefix, enqueue, max_batches=FIRE_BATCHES_PER_PASS)
 
 
 async def prewarm_floor(
