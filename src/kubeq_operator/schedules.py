@@ -26,6 +26,7 @@ from kubeq.schedules import Schedule, ScheduleError, from_spec
 from kubeq.schedules_time import utc_iso
 from kubeq.store import schedulefire
 from kubeq.store import schedules as store
+from kubeq.store.keys import validate_queue_name
 from kubeq.store.schedulefire import Enqueue, Fired
 from kubeq_operator.policy import Decision, ScalingSpec
 from kubeq_operator.specfields import SpecError
@@ -70,8 +71,11 @@ def parse(spec: Mapping[str, Any], default_queue: str) -> tuple[Schedule, ...]:
             raise SpecError(f"{path}.name", f"give each schedule a unique name (got {name!r})")
         try:
             out.append(from_spec(doc, path, default_queue=default_queue, owner=""))
+            validate_queue_name(out[-1].queue)
         except ScheduleError as e:
             raise SpecError(e.field, str(e).split(": ", 1)[-1]) from None
+        except ValueError as e:
+            raise SpecError(f"{path}.queue", str(e)) from None
     return tuple(out)
 
 

@@ -69,6 +69,10 @@ def test_defaults_and_derived_values() -> None:
             {"schedules": [{"name": "x", "task": "t"}]},
             "spec.schedules[0].cron",
         ),
+        (
+            {"schedules": [{"name": "x", "every": 60, "task": "t", "queue": "a{b}"}]},
+            "spec.schedules[0].queue",
+        ),
         ({"worker": {"image": "i"}}, "spec.worker.tasks"),
         ({"rateLimits": {"default": "10/day"}}, "spec.rateLimits.default"),
         ({"rateLimits": {"other": "10/s"}}, "spec.rateLimits.other"),

@@ -90,6 +90,24 @@ def test_bad_fields_are_refused_before_anything_is_written(app: kubeq.App) -> No
     assert app.schedules.list() == []
 
 
+def test_a_bad_queue_is_refused_and_a_hand_written_one_blocks_nothing(app: kubeq.App) -> None:
+    with pytest.raises(ScheduleError, match="queue: "):
+        app.schedules.upsert("bad", "t.x", every=60, queue="a{b}")
+    for sid in ("good", "broken"):
+        app.schedules.upsert(sid, "t.x", every=HOUR, queue="ok")
+    spec = app.redis.hget(schedule_key("broken"), "spec")
+    assert spec is not None
+    app.redis.hset(schedule_key("broken"), "spec", spec.replace(b'"ok"', b'"a{b}"'))
+    now = server_now(app.redis)
+    for sid in ("good", "broken"):
+        make_due(app.redis, sid, now - 1)
+    fired = fire(app)
+    assert [r[0] for r in fired.runs] == ["good"]
+    assert any("schedule broken:" in e for e in fired.errors)
+    st = app.schedules.get("broken")
+    assert st is not None and not st.claimed and st.next_due is not None and st.next_due > now
+
+
 def test_missed_runs_by_policy(app: kubeq.App) -> None:
     now = server_now(app.redis)
     for policy in ("skip", "run_once", "run_all"):

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubeq.options import Call
 from kubeq.schedules import Schedule, ScheduleError, plan
-from kubeq.store.keys import QueueKeys, schedule_key, schedule_keys
+from kubeq.store.keys import QueueKeys, schedule_key, schedule_keys, validate_queue_name
 from kubeq.store.scripts import LUA, run_pipeline_async
 
 LEASE_SECONDS = 60
@@ -152,6 +152,11 @@ async def _fire_batch(
             keys = QueueKeys.of(s.queue, prefix)
             abort = (LUA["abort"], keys.script_keys, [keys.base, c.last_job])
             await run_pipeline_async(client, [abort], raise_errors=False)
+        try:
+            validate_queue_name(s.queue)
+        except ValueError as e:  # written by hand or by an old client: say so, do not retry
+            done.errors.append(f"schedule {s.id}: {e}")
+            skipped, runs = skipped + len(runs), []
         for due in runs:
             calls.append(_call(s, due, now))
             done.runs.append((s.id, due, s.job_id(due)))
@@ -167,7 +172,14 @@ async def _fire_batch(
             *("" if buffered is None else buffered, "" if wake is None else wake),
         ]
     if calls:
-        await enqueue(calls)
+        try:
+            await enqueue(calls)
+        except ValueError:  # one refused call must not hold back the batch: one by one
+            for call in calls:
+                try:
+                    await enqueue([call])
+                except ValueError as e:
+                    done.errors.append(f"schedule run {call.job_id}: {e}")
     commit = (
         LUA["schedule_commit"],
         [due_key, warm_key],

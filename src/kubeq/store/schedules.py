@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from kubeq.schedules import Schedule
-from kubeq.store.keys import schedule_key, schedule_keys
+from kubeq.schedules import Schedule, ScheduleError
+from kubeq.store.keys import schedule_key, schedule_keys, validate_queue_name
 from kubeq.store.scripts import LUA, ScriptCall, run_pipeline, run_pipeline_async
 
 
@@ -82,6 +82,10 @@ def upsert_call(
 ) -> ScriptCall:
     """Write ``s``; its next due time is recomputed when it is new or its timing changed
     (``old``, the stored definition), else kept. ``paused`` None keeps the stored state."""
+    try:
+        validate_queue_name(s.queue)
+    except ValueError as e:
+        raise ScheduleError("queue", str(e)) from None
     due, warm, all_ = schedule_keys(prefix)
     reset = old is None or old.timing != s.timing
     nxt = s.next_fire(time.time() if now is None else now)
