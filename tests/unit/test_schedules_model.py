@@ -222,3 +222,33 @@ def test_dst_properties(zone: str, cron: str, gap: str, start: int) -> None:
         )
         if exists and m.replace(tzinfo=tz).timestamp() > start:
             assert m in walls, m
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    cron=st.sampled_from(CRONS),
+    missed=st.sampled_from(["skip", "run_once", "run_all"]),
+    catch_up=st.integers(1, 20),
+    outage=st.integers(0, 5 * 86400),
+    start=st.integers(1_767_225_600, 1_830_297_600),
+)
+def test_plan_properties(
+    zone: str, cron: str, missed: str, catch_up: int, outage: int, start: int
+) -> None:
+    s = Schedule("p", "t", cron=cron, timezone=zone, missed=missed, catch_up=catch_up)
+    due = s.next_fire(start)
+    assert due is not None
+    now = due + outage
+    p = plan(s, due, now)
+    everything = [due, *fires_between(s.timing, due, now, 10_000)]
+    assert list(p.runs) == sorted(set(p.runs)) and set(p.runs) <= set(everything)
+    assert p.next_due is not None and p.next_due > now
+    late = [t for t in everything if now - t > s.grace]
+    assert p.missed == len(late)
+    if missed == "skip":
+        assert all(now - t <= s.grace for t in p.runs)
+    if missed == "run_once":
+        assert sum(now - t > s.grace for t in p.runs) <= 1
+    if missed == "run_all":
+        assert list(p.runs) == everything[-catch_up:]
