@@ -17,7 +17,7 @@ from kubeq.store import schedulefire
 from kubeq.store import schedules as store
 from kubeq.store.keys import schedule_key, schedule_keys
 from tests.redis.helpers import wait_until
-from tests.redis.workers import StartWorker
+from tests.redis.workers import StartWorker, run
 
 HOUR = 3600
 
@@ -215,3 +215,32 @@ def test_a_real_worker_runs_the_scheduled_job(app: kubeq.App, start_worker: Star
     wait_until(ran, timeout=60, what="a scheduled run finished by a worker")
     finished = next(j for j in done if app.job(j, "beat").status() == "finished")
     assert app.job(finished, "beat").result(timeout=5) == 5
+
+
+def test_a_skipped_dst_time_runs_once_with_a_real_worker(
+    app: kubeq.App, start_worker: StartWorker, redis_url: str
+) -> None:
+    """02:30 in Europe/Berlin does not exist on 2026-03-29: the run due then is the one at
+    03:00 CEST, once; a real worker runs it and the CLI shows it in the schedule's zone."""
+    start_worker("--queue", "dst")
+    st = app.schedules.upsert(
+        "berlin",
+        "qtasks.add",
+        args=(1, 2),
+        cron="30 2 * * *",
+        timezone="Europe/Berlin",
+        queue="dst",
+        end="2026-03-29T03:00:00+02:00",  # so the months since do not catch up
+    )
+    saturday = 1_774_692_000  # 2026-03-28T10:00:00Z
+    gap = st.schedule.next_fire(saturday)
+    assert gap == 1_774_746_000  # 2026-03-29T01:00:00Z = 03:00 CEST
+    make_due(app.redis, "berlin", gap)
+    runs = fire(app).runs
+    assert [(sid, due) for sid, due, _ in runs] == [("berlin", gap)]
+    assert app.job(runs[0][2], "dst").result(timeout=60) == 3
+    assert fire(app).runs == []
+    ended = app.schedules.get("berlin")
+    assert ended is not None and ended.next_due is None and ended.fired == 1
+    show = run(redis_url, "schedule", "show", "berlin").stdout
+    assert "last: 2026-03-29T03:00:00+02:00" in show, show
