@@ -1,4 +1,4 @@
-"""The dashboard's Schedules page against a real Redis (Starlette's TestClient): each
+"""The dashboard's Schedules and Find pages against a real Redis (Starlette's TestClient): each
 schedule's next and last run in its time zone, paging, and the guarded pause / resume /
 trigger actions."""
 
@@ -65,4 +65,19 @@ def test_pages_by_id(redis_url: str) -> None:
         second = c.get(f"/schedules?after=s{PAGE - 1:04}").text
         assert f"s{PAGE:04}" in second and "s0000" not in second
         assert c.get("/schedules?after=a%20b").status_code == 400
+    app.close()
+
+
+def test_find_jobs_by_status_task_and_age(redis_url: str) -> None:
+    app = kubeq.App(redis_url)
+    q = app.queue("fq")
+    mail = [q.enqueue_call("t.mail", (i,)) for i in range(3)]
+    q.enqueue_call("t.pay", (1,))
+    with client(redis_url, read_only=True) as c:
+        assert 'id="find-queue"' in c.get("/find").text
+        page = c.get("/find?queue=fq&status=queued&task=t.mail&since=1h").text
+        assert all(f"/jobs/fq/{j.id}" in page for j in mail) and "t.pay" not in page
+        assert 'id="none-found"' in c.get("/find?queue=fq&status=failed").text
+        assert c.get("/find?queue=fq&status=gone").status_code == 400
+        assert c.get("/find?queue=a%7Bb%7D&status=queued").status_code == 400
     app.close()
