@@ -1,6 +1,6 @@
 """The dashboard's Schedules and Find pages against a real Redis (Starlette's TestClient): each
 schedule's next and last run in its time zone, paging, and the guarded pause / resume /
-trigger actions."""
+trigger actions; and the job filter by status, task and age."""
 
 from __future__ import annotations
 
