@@ -8,6 +8,7 @@ promtool is built from the Go module proxy by hack/promtool/build.sh (`make prom
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ POD = {"job": "shop/kubeq-workers", "pod": "orders-worker-1", "instance": "10.0.
 
 
 def promtool() -> Path:
+    if os.environ.get("PROMTOOL"):  # another build of promtool, e.g. a distribution's
+        return Path(os.environ["PROMTOOL"])
     out = subprocess.run(
         ["bash", str(ROOT / "hack" / "promtool" / "build.sh"), "--path"],
         capture_output=True,
