@@ -60,6 +60,22 @@ typecheck: venv
 include hack/cluster/cluster.mk
 include hack/judges/judges.mk
 
+# promtool, Prometheus's rule tester, for tests/chart/test_alert_rules.py: Debian's (seconds to
+# install) in `make test`; `make promtool-bin` builds the current one from the Go module proxy
+# instead (cached outside the checkout; a long build on 2 cores), used with PROMTOOL=path.
+.PHONY: promtool promtool-bin
+promtool:
+	@command -v promtool >/dev/null || { \
+	  echo "installing Debian's promtool (package prometheus)"; \
+	  for try in 1 2 3 4 5 6; do \
+	    apt-get -o DPkg::Lock::Timeout=120 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+	      --no-install-recommends prometheus >/dev/null && break; \
+	    echo "apt busy (another install?), retrying in 20 s"; sleep 20; \
+	  done; command -v promtool >/dev/null; }
+promtool-bin:
+	bash hack/promtool/build.sh
+
 # Toxiproxy for the fault-injection tier (tests/faults), built from the Go module proxy and
 # cached outside the checkout (hack/toxiproxy/build.sh; a no-op once built).
 .PHONY: toxiproxy-bin test-faults
@@ -95,7 +111,7 @@ test-range: test-range-lowest test-range-highest
 test-range-lowest test-range-highest: redis-server
 	PYTHON=$(PYTHON) bash hack/test-range.sh $(@:test-range-%=%)
 
-test: test-banner venv redis-server chromium lint typecheck test-range cluster-bin judges-bin \
+test: test-banner venv redis-server chromium lint typecheck test-range cluster-bin judges-bin promtool \
   toxiproxy-bin image node-deps
 	$(BIN)/pytest
 

@@ -25,7 +25,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -101,6 +100,7 @@ class TaskQueueLoop:
         self.book = StatusBook()
         self.last_decision: Decision | None = None
         self.drain = DrainRate()
+        self.sched = schedules.Driver(namespace, name)
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -167,9 +167,10 @@ class TaskQueueLoop:
             obs = observe(stats, current, spec.scaling.poll_seconds, rate, starting)
             obs = await fairscale.observe_keys(self, spec, stats, obs)
             decision = decide(obs, spec.scaling, self.history, time.monotonic())
+            decision = schedules.prewarm(decision, self.sched.floor, spec.scaling, current)
             self.history = decision.history
             await self.apply(decision, current, stats)
-        if stats is not None and spec.schedules:
+        if stats is not None:
             await self.run_schedules(spec, stats[0].now)
         self.update_numbers(spec, stats, dep)
         await self.flush_status()
@@ -322,28 +323,17 @@ class TaskQueueLoop:
     # -- schedules -----------------------------------------------------------------------
 
     async def run_schedules(self, spec: TaskQueueSpec, now: float) -> None:
-        client = await self.source.client(spec)
+        """Spec schedules into Redis, fire every due schedule, read the pre-warm floor."""
 
-        async def enqueue(due: schedules.Due) -> None:
-            s = due.schedule
-            call = Call(s.task, tuple(s.args), dict(s.kwargs), queue=s.queue, job_id=due.job_id)
-            await self.source.enqueue(spec, [call])
-            self.event(
-                "Normal",
-                Reason.SCHEDULE_ENQUEUED,
-                f"schedule {s.name}: enqueued {s.task} for "
-                f"{datetime.fromtimestamp(due.at, UTC).isoformat()} (job {due.job_id})",
-            )
+        async def enqueue(calls: list[Call]) -> None:
+            await self.source.enqueue(spec, calls)
 
         try:
-            await schedules.tick(
-                client,
-                spec.schedules,
-                prefix=spec.redis.prefix,
-                namespace=self.namespace,
-                taskqueue=self.name,
-                now=now,
-                enqueue=enqueue,
+            await self.sched.tick(
+                await self.source.client(spec),
+                *(spec.redis.prefix, spec.schedules, spec.queues, enqueue),
+                lambda reason, message: self.event("Normal", reason, message),
+                now,
             )
         except (RedisError, OSError) as e:
             self.logger.warning("schedules of %s/%s: %s", self.namespace, self.name, e)
@@ -383,6 +373,10 @@ class TaskQueueLoop:
             self.book.record_queues(stats)
         current = dep.current if dep is not None else 0
         metrics.workers_current.labels(*labels).set(current)
+        metrics.workers_max.labels(*labels).set(spec.scaling.max_replicas)
+        if spec.scaling.target_wait_seconds is not None:
+            metrics.target_wait.labels(*labels).set(spec.scaling.target_wait_seconds)
+        metrics.last_pass.labels(*labels).set_to_current_time()
         self.book.record_readiness(current, dep is not None, spec.queues)
 
     async def flush_status(self, force: bool = False) -> None:

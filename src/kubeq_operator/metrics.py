@@ -86,6 +86,24 @@ workers_current = Gauge(
     TQ_LABELS,
     registry=REGISTRY,
 )
+workers_max = Gauge(
+    "kubeq_workers_max",
+    "spec.scaling.maxReplicas: the most workers the policy may ask for.",
+    TQ_LABELS,
+    registry=REGISTRY,
+)
+target_wait = Gauge(
+    "kubeq_target_wait_seconds",
+    "spec.scaling.targetWaitSeconds (absent when the TaskQueue sets none).",
+    TQ_LABELS,
+    registry=REGISTRY,
+)
+last_pass = Gauge(
+    "kubeq_reconcile_last_success_timestamp_seconds",
+    "When the operator last completed a pass of this TaskQueue's loop (Unix time).",
+    TQ_LABELS,
+    registry=REGISTRY,
+)
 scale_events = Counter(
     "kubeq_scale_events",
     "Scaling decisions that changed the replicas.",
@@ -114,7 +132,7 @@ def forget(namespace: str, taskqueue: str, queues: list[str]) -> None:
         for key in fair_shown.pop((namespace, taskqueue, q), set()):
             with contextlib.suppress(KeyError):
                 fair_key_wait.remove(namespace, taskqueue, q, key)
-    for g2 in (workers_desired, workers_current):
+    for g2 in (workers_desired, workers_current, workers_max, target_wait, last_pass):
         with contextlib.suppress(KeyError):
             g2.remove(namespace, taskqueue)
     for direction in ("up", "down"):

@@ -1,87 +1,190 @@
-"""Periodic jobs (``spec.schedules``): the Kubernetes-native "beat".
+"""The operator's side of schedules: spec schedules into Redis, firing, pre-warm.
 
-Each poll, for every schedule, the due times between the last one handled and Redis' clock
-are enqueued. Exactly once per due time, across restarts and with several operator
-replicas: a due time is claimed with ``SET NX`` on
-``<prefix>:schedule:{<namespace>/<taskqueue>/<name>}:<unix time>`` before it is enqueued,
-and the job gets a deterministic id, which the library de-duplicates while the job lives.
-The last handled due time is kept in ``<prefix>:schedule:{...}:last`` so a restarted
-operator catches up (at most ``MAX_CATCH_UP`` missed times; older ones are skipped).
-A brand-new schedule starts from now: it does not enqueue times before it existed.
+Spec schedules (``spec.schedules``) and the library's runtime schedules are one model
+(``kubeq.schedules``) in one due-time index (``kubeq.store.schedules``). Each poll of a
+TaskQueue the operator
+
+1. writes its spec schedules into that index when the spec changed (and at least every
+   ``SYNC_SECONDS``), as ids ``tq:<namespace>:<taskqueue>:<name>``, and deletes the ids of
+   that prefix the spec no longer has (one ZRANGEBYLEX over the name index, no SCAN);
+2. fires what is due (``kubeq.store.schedulefire``): every schedule on this Redis and prefix,
+   whoever created it; several TaskQueues and operator replicas on one Redis share the work
+   through the atomic claim, so each due time is enqueued once;
+3. reads the pre-warm index: a schedule whose next run is within its ``prewarmSeconds`` and
+   whose queue is one of this TaskQueue's asks for ``prewarmReplicas`` workers, a floor the
+   decision applies (``prewarm``) and names in its line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from croniter import croniter
+from kubeq.schedules import Schedule, ScheduleError, from_spec
+from kubeq.schedules_time import utc_iso
+from kubeq.store import schedulefire
+from kubeq.store import schedules as store
+from kubeq.store.keys import validate_queue_name
+from kubeq.store.schedulefire import Enqueue, Fired
+from kubeq_operator.policy import Decision, ScalingSpec
+from kubeq_operator.specfields import SpecError
 
-from kubeq_operator.spec import Schedule
+SYNC_SECONDS = 60.0
+"""Spec schedules are re-written at least this often (a deleted key heals by itself)."""
+FIRE_BATCHES_PER_PASS = 5
+"""At most this many claims of ``schedulefire.BATCH`` schedules per pass of one TaskQueue's
+loop, so a burst of due schedules never stalls its scaling; the rest fire on the next passes
+(and on the other TaskQueues' loops on the same Redis)."""
 
-MAX_CATCH_UP = 10
-CLAIM_TTL_SECONDS = 7 * 24 * 3600
+__all__ = [
+    "SYNC_SECONDS",
+    "Driver",
+    "Fired",
+    "fire",
+    "owned",
+    "parse",
+    "prewarm",
+    "prewarm_floor",
+    "sync",
+]
 
 
-@dataclass(frozen=True)
-class Due:
-    schedule: Schedule
-    at: int
-    """Unix time (seconds) of this occurrence."""
+def id_prefix(namespace: str, taskqueue: str) -> str:
+    return f"tq:{namespace}:{taskqueue}:"
+
+
+def parse(spec: Mapping[str, Any], default_queue: str) -> tuple[Schedule, ...]:
+    """``spec.schedules`` as the model (ids are the names until ``owned`` qualifies them);
+    SpecError names the field."""
+    docs = spec.get("schedules") or []
+    if not isinstance(docs, list):
+        raise SpecError("spec.schedules", f"must be a list, got {type(docs).__name__}")
+    out: list[Schedule] = []
+    for i, doc in enumerate(docs):
+        path = f"spec.schedules[{i}]"
+        if not isinstance(doc, dict):
+            raise SpecError(path, "must be an object with name, task and cron or every")
+        name = doc.get("name")
+        if not isinstance(name, str) or not name or any(s.id == name for s in out):
+            raise SpecError(f"{path}.name", f"give each schedule a unique name (got {name!r})")
+        try:
+            out.append(from_spec(doc, path, default_queue=default_queue, owner=""))
+            validate_queue_name(out[-1].queue)
+        except ScheduleError as e:
+            raise SpecError(e.field, str(e).split(": ", 1)[-1]) from None
+        except ValueError as e:
+            raise SpecError(f"{path}.queue", str(e)) from None
+    return tuple(out)
+
+
+def owned(schedules: tuple[Schedule, ...], namespace: str, taskqueue: str) -> list[Schedule]:
+    """The spec's schedules under their Redis ids, ``tq:<namespace>:<taskqueue>:<name>``."""
+    own = id_prefix(namespace, taskqueue)
+    who = f"taskqueue:{namespace}/{taskqueue}"
+    return [replace(s, id=own + s.id, owner=who) for s in schedules]
+
+
+async def sync(client: Any, prefix: str, wanted: list[Schedule], own: str) -> int:
+    """Make the ids under ``own`` exactly ``wanted``; returns how many were deleted."""
+    have = await store.aids_with_prefix(client, prefix, own)
+    olds = await store.aread(client, prefix, [s.id for s in wanted])
+    calls = [
+        store.upsert_call(s, prefix, old.schedule if old else None, None)
+        for s, old in zip(wanted, olds, strict=True)
+        if old is None or old.schedule != s
+    ]
+    names = {s.id for s in wanted}
+    gone = await store.aread(client, prefix, [i for i in have if i not in names])
+    calls += [store.state_call(st.schedule, prefix, "delete") for st in gone if st is not None]
+    if calls:
+        await store.arun(client, calls)
+    return len(gone)
+
+
+async def fire(client: Any, prefix: str, enqueue: Enqueue) -> Fired:
+    return await schedulefire.fire_due(client, prefix, enqueue, max_batches=FIRE_BATCHES_PER_PASS)
+
+
+async def prewarm_floor(
+    client: Any, prefix: str, queues: tuple[str, ...], now: float
+) -> tuple[int, str]:
+    """Workers the schedules about to fire on ``queues`` ask for, and which one asks most."""
+    warm = await store.awarm(client, prefix, now)
+    if not warm:
+        return 0, ""
+    states = await store.aread(client, prefix, [i for i, _ in warm])
+    best, why = 0, ""
+    for st in states:
+        if st is None or st.paused or st.next_due is None or st.schedule.queue not in queues:
+            continue
+        if st.schedule.prewarm_replicas > best:
+            best = st.schedule.prewarm_replicas
+            why = f"schedule {st.schedule.id} fires at {utc_iso(st.next_due)}"
+    return best, why
+
+
+def prewarm(d: Decision, floor: tuple[int, str], spec: ScalingSpec, current: int) -> Decision:
+    """The decision with the schedules' pre-warm floor applied and named in its line."""
+    n, why = floor
+    if n <= 0 or d.reason in ("RedisError", "Fallback"):
+        return d
+    target = min(max(n, spec.min_replicas), spec.max_replicas)
+    line = f"{d.message} prewarm={target} ({why})"
+    if target <= d.replicas:
+        return replace(d, message=line)
+    direction = "up" if target > current else ("down" if target < current else "none")
+    return replace(d, replicas=target, direction=direction, reason="PreWarm", message=line)
+
+
+class Driver:
+    """The schedules' part of one TaskQueue's loop: sync, fire, pre-warm floor."""
+
+    EVENTS_PER_PASS = 10
+    """Events posted per pass for this TaskQueue's own runs (the rest are logged)."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        self.namespace, self.name = namespace, name
+        self.floor: tuple[int, str] = (0, "")
+        """What the last pass read from the pre-warm index (``prewarm`` applies it)."""
+        self._synced: tuple[tuple[Schedule, ...], float] | None = None
+
+    async def tick(
+        self,
+        client: Any,
+        prefix: str,
+        spec_schedules: tuple[Schedule, ...],
+        queues: tuple[str, ...],
+        enqueue: Enqueue,
+        event: Callable[[str, str], None],
+        now: float,
+    ) -> Fired:
+        """One pass; ``event(reason, message)`` posts a Normal Event on the TaskQueue."""
+        mono = time.monotonic()
+        if (
+            self._synced is None
+            or self._synced[0] != spec_schedules
+            or (mono - self._synced[1] > SYNC_SECONDS)
+        ):
+            own = id_prefix(self.namespace, self.name)
+            deleted = await sync(client, prefix, owned(spec_schedules, *self._names), own)
+            if deleted:
+                event("SchedulesRemoved", f"removed {deleted} schedule(s) no longer in the spec")
+            self._synced = (spec_schedules, mono)
+        fired = await fire(client, prefix, enqueue)
+        own = id_prefix(self.namespace, self.name)
+        mine = [r for r in fired.runs if r[0].startswith(own)]
+        for sid, due, job in mine[: self.EVENTS_PER_PASS]:
+            event(
+                "ScheduleEnqueued",
+                f"schedule {sid[len(own) :]}: enqueued the run due {utc_iso(due)} (job {job})",
+            )
+        for err in fired.errors:
+            event("ScheduleError", err)
+        self.floor = await prewarm_floor(client, prefix, queues, now)
+        return fired
 
     @property
-    def job_id(self) -> str:
-        return f"schedule-{self.schedule.name}-{self.at}"
-
-
-def due_times(cron: str, after: float, now: float, limit: int = MAX_CATCH_UP) -> list[int]:
-    """Occurrences of ``cron`` in (after, now], the latest ``limit`` of them, in UTC."""
-    it = croniter(cron, datetime.fromtimestamp(after, tz=UTC))
-    out: list[int] = []
-    while True:
-        nxt = it.get_next(datetime)
-        ts = int(nxt.timestamp())
-        if ts > now:
-            break
-        out.append(ts)
-        if len(out) > limit * 4:  # a very frequent cron after a long outage: keep the tail
-            out = out[-limit:]
-    return out[-limit:]
-
-
-def base_key(prefix: str, namespace: str, taskqueue: str, name: str) -> str:
-    return f"{prefix}:schedule:{{{namespace}/{taskqueue}/{name}}}"
-
-
-async def tick(
-    redis: Any,
-    schedules: tuple[Schedule, ...],
-    *,
-    prefix: str,
-    namespace: str,
-    taskqueue: str,
-    now: float,
-    enqueue: Callable[[Due], Awaitable[None]],
-) -> list[Due]:
-    """Enqueue every schedule's due times up to ``now``; returns what this call enqueued."""
-    done: list[Due] = []
-    for sched in schedules:
-        base = base_key(prefix, namespace, taskqueue, sched.name)
-        raw = await redis.get(f"{base}:last")
-        if raw is None:
-            # first sight of this schedule: start now (SET NX so two operators agree)
-            await redis.set(f"{base}:last", int(now), nx=True)
-            continue
-        last = float(raw)
-        times = due_times(sched.cron, last, now)
-        for at in times:
-            claimed = await redis.set(f"{base}:{at}", "1", nx=True, ex=CLAIM_TTL_SECONDS)
-            if claimed:
-                due = Due(sched, at)
-                await enqueue(due)
-                done.append(due)
-        if times:
-            await redis.set(f"{base}:last", times[-1])
-    return done
+    def _names(self) -> tuple[str, str]:
+        return self.namespace, self.name

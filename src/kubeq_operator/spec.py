@@ -2,7 +2,8 @@
 
 The CRD schema refuses what it can (types, ranges, min <= max, the shape of a cron line).
 This module is the second line: it applies the defaults (so an object created before a
-default existed still works), checks what the schema cannot (a cron line croniter rejects,
+default existed still works), checks what the schema cannot (a cron line or time zone the
+schedule model rejects: ``kubeq_operator.schedules.parse``,
 a queue name the key scheme rejects), and raises :class:`SpecError` whose message names
 the field and says how to fix it. The handlers turn that into a condition, never a crash.
 """
@@ -12,17 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from croniter import croniter
-
 from kubeq import defaults
 from kubeq.options import RateLimit
+from kubeq.schedules import Schedule
 from kubeq.store import partitions, urls
 from kubeq.store.fairness import check_weight
 from kubeq.store.keys import validate_queue_name
+from kubeq_operator import schedules as operator_schedules
 from kubeq_operator.policy import ScalingSpec
 from kubeq_operator.specfields import SpecError, get_field, get_int
 from kubeq_operator.workerspec import WorkerSpec, parse_worker
@@ -49,16 +50,6 @@ class RedisSpec:
     url: str
     secret_ref: SecretRef | None = None
     prefix: str = defaults.PREFIX
-
-
-@dataclass(frozen=True)
-class Schedule:
-    name: str
-    cron: str
-    task: str
-    queue: str
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -219,40 +210,7 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
         ),
     )
 
-    schedules: list[Schedule] = []
-    seen: set[str] = set()
-    for i, doc in enumerate(get_field(spec, "schedules", "spec", list, [])):
-        p = f"spec.schedules[{i}]"
-        if not isinstance(doc, dict):
-            raise SpecError(p, "must be an object with name, cron and task")
-        name = get_field(doc, "name", p, str, "")
-        if not name or name in seen:
-            raise SpecError(f"{p}.name", f"give each schedule a unique name (got {name!r})")
-        seen.add(name)
-        cron = get_field(doc, "cron", p, str, "")
-        if not croniter.is_valid(cron):
-            raise SpecError(
-                f"{p}.cron",
-                f"{cron!r} is not a valid cron line; use 5 fields, e.g. '*/5 * * * *'",
-            )
-        task = get_field(doc, "task", p, str, "")
-        if not task:
-            raise SpecError(f"{p}.task", "name the registered task to enqueue")
-        queue = get_field(doc, "queue", p, str, queues[0])
-        try:
-            validate_queue_name(queue)
-        except (ValueError, TypeError) as e:
-            raise SpecError(f"{p}.queue", str(e)) from None
-        schedules.append(
-            Schedule(
-                name=name,
-                cron=cron,
-                task=task,
-                queue=queue,
-                args=tuple(get_field(doc, "args", p, list, [])),
-                kwargs=get_field(doc, "kwargs", p, dict, {}),
-            )
-        )
+    schedules = operator_schedules.parse(spec, queues[0])
     rate_limits: list[tuple[str, RateLimit]] = []
     for q, text in get_field(spec, "rateLimits", "spec", dict, {}).items():
         path = f"spec.rateLimits.{q}"
@@ -267,7 +225,7 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
         tuple(queues),
         worker,
         scaling,
-        tuple(schedules),
+        schedules,
         tuple(rate_limits),
         _partitions(spec),
         _fairness(spec, queues),

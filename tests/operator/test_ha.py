@@ -118,7 +118,7 @@ def test_standby_takes_over_when_the_active_operator_is_killed(
             return [e.message for e in events if e.reason == "ScheduleEnqueued"]
 
         def after_kill() -> bool:
-            ats = [int(m.rsplit("schedule-tick-", 1)[1].rstrip(")")) for m in scheduled()]
+            ats = [int(m.rsplit("-", 1)[1].rstrip(")")) for m in scheduled()]
             return any(at > killed_at for at in ats)
 
         wait_for(after_kill, timeout=150, interval=1, message="a periodic job after the kill")

@@ -1,78 +1,139 @@
-"""Periodic jobs against a real Redis: each due time is enqueued exactly once, with two
-operators ticking at the same time and across an operator restart (no memory kept)."""
+"""The operator's schedules against a real Redis: two operator replicas ticking at once enqueue
+each due time once (spec and runtime schedules alike), a schedule dropped from the spec is
+deleted, and the pre-warm floor raises a decision ahead of a known run and names it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Iterator
 
 import pytest
+import redis
 import redis.asyncio
 
 import kubeq
+from kubeq.options import Call
+from kubeq.schedules import Schedule
+from kubeq.store.keys import schedule_key, schedule_keys
 from kubeq_operator import schedules
-from kubeq_operator.spec import Schedule
+from kubeq_operator.policy import Decision, ScalingSpec
 
 pytestmark = pytest.mark.redis
 
-EVERY_MINUTE = Schedule(name="tick", cron="* * * * *", task="e2e.work", queue="sched", args=(7,))
+HOUR = 3600
+TICK = Schedule("tick", "e2e.work", queue="sched", args=(7,), every=HOUR)
+NIGHTLY = Schedule(
+    "nightly", "e2e.report", queue="sched", cron="0 3 * * *", timezone="Europe/Berlin"
+)
 
 
-def test_two_operators_enqueue_each_due_time_once(redis_url: str) -> None:
-    start = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC).timestamp()
-    enqueued: list[tuple[str, int]] = []
-
-    async def main() -> None:
-        clients = [redis.asyncio.Redis.from_url(redis_url) for _ in range(2)]
-
-        def enqueue_for(op: str) -> Callable[[schedules.Due], Awaitable[None]]:
-            async def enqueue(due: schedules.Due) -> None:
-                enqueued.append((op, due.at))
-                await asyncio.sleep(0)
-
-            return enqueue
-
-        async def tick(i: int, now: float) -> None:
-            await schedules.tick(
-                clients[i],
-                (EVERY_MINUTE,),
-                prefix="kubeq",
-                namespace="ns",
-                taskqueue="tq",
-                now=now,
-                enqueue=enqueue_for(f"op{i}"),
-            )
-
-        # first sight: no past times are enqueued
-        await asyncio.gather(tick(0, start), tick(1, start))
-        assert enqueued == []
-        # ten minutes of polls every 7 s by both operators at once
-        now = start
-        while now < start + 600:
-            now += 7
-            await asyncio.gather(tick(0, now), tick(1, now))
-        # op1 "restarts" (no in-memory state anyway) after a 3-minute outage of both
-        await tick(1, now + 180)
-        for c in clients:
-            await c.aclose()
-
-    asyncio.run(main())
-    times = [at for _, at in enqueued]
-    assert len(times) == len(set(times)), "a due time was enqueued twice"
-    minutes = sorted(times)
-    assert minutes == list(range(int(start) + 30, minutes[-1] + 1, 60))
-    assert {op for op, _ in enqueued} <= {"op0", "op1"}
+@pytest.fixture
+def app(redis_url: str) -> Iterator[kubeq.App]:
+    a = kubeq.App(redis_url)
+    yield a
+    a.close()
 
 
-def test_due_job_is_a_real_job(redis_url: str) -> None:
-    app = kubeq.App(redis_url)
-    due = schedules.Due(EVERY_MINUTE, 1_767_225_600)
-    call = kubeq.Call(
-        EVERY_MINUTE.task, EVERY_MINUTE.args, queue=EVERY_MINUTE.queue, job_id=due.job_id
+def make_due(r: redis.Redis, sid: str, due: int) -> None:
+    r.hset(schedule_key(sid), "next", due)
+    r.zadd(schedule_keys()[0], {sid: due})
+
+
+async def tick(
+    driver: schedules.Driver, url: str, specs: tuple[Schedule, ...], events: list[str]
+) -> schedules.Fired:
+    client = redis.asyncio.Redis.from_url(url)
+    app = kubeq.App(url)
+
+    async def enqueue(calls: list[Call]) -> None:
+        await app.aenqueue_many(calls)
+
+    try:
+        now = float((await client.time())[0])
+        return await driver.tick(
+            client, "kubeq", specs, ("sched",), enqueue, lambda r, m: events.append(r), now
+        )
+    finally:
+        await client.aclose()
+
+
+def test_two_replicas_enqueue_each_due_time_once(app: kubeq.App, redis_url: str) -> None:
+    events: list[str] = []
+    replicas = [schedules.Driver("ns", "tq") for _ in range(2)]
+    specs = (TICK, NIGHTLY)
+
+    async def both() -> list[schedules.Fired]:
+        return list(await asyncio.gather(*(tick(d, redis_url, specs, events) for d in replicas)))
+
+    assert all(not f.runs for f in asyncio.run(both()))  # first sight: nothing is due yet
+    ids = [s.schedule.id for s in app.schedules.list()]
+    assert ids == ["tq:ns:tq:nightly", "tq:ns:tq:tick"]
+    app.schedules.upsert("runtime-1", "e2e.work", every=HOUR, queue="sched")
+    now = int(app.redis.time()[0])
+    for sid in ("tq:ns:tq:tick", "runtime-1"):
+        make_due(app.redis, sid, now - 1)  # as after an outage of both replicas
+    runs = [r for f in asyncio.run(both()) for r in f.runs]
+    assert sorted(r[0] for r in runs) == ["runtime-1", "tq:ns:tq:tick"], runs
+    assert app.queue("sched").stats().backlog == 2
+    assert events.count("ScheduleEnqueued") == 1  # only the TaskQueue's own run
+    assert all(not f.runs for f in asyncio.run(both()))
+
+
+def test_a_schedule_dropped_from_the_spec_is_deleted(app: kubeq.App, redis_url: str) -> None:
+    events: list[str] = []
+    asyncio.run(tick(schedules.Driver("ns", "tq"), redis_url, (TICK, NIGHTLY), events))
+    asyncio.run(tick(schedules.Driver("ns", "other"), redis_url, (TICK,), events))
+    app.schedules.upsert("tq:ns:tqx", "e2e.work", every=HOUR)  # shares the text prefix only
+    asyncio.run(tick(schedules.Driver("ns", "tq"), redis_url, (NIGHTLY,), events))
+    ids = [s.schedule.id for s in app.schedules.list()]
+    assert ids == ["tq:ns:other:tick", "tq:ns:tq:nightly", "tq:ns:tqx"]
+    assert "SchedulesRemoved" in events
+
+
+def test_pause_from_the_cli_survives_a_spec_sync(app: kubeq.App, redis_url: str) -> None:
+    asyncio.run(tick(schedules.Driver("ns", "tq"), redis_url, (TICK,), []))
+    assert app.schedules.pause("tq:ns:tq:tick")
+    asyncio.run(tick(schedules.Driver("ns", "tq"), redis_url, (TICK,), []))
+    st = app.schedules.get("tq:ns:tq:tick")
+    assert st is not None and st.paused
+
+
+def test_prewarm_floor_raises_the_decision_and_names_it(app: kubeq.App, redis_url: str) -> None:
+    now = int(app.redis.time()[0])
+    soon = Schedule(
+        "burst",
+        "e2e.work",
+        queue="sched",
+        every=HOUR,
+        start=now + 300,
+        prewarm_seconds=600,
+        prewarm_replicas=4,
     )
-    first = app.enqueue_many([call])[0]
-    again = app.enqueue_many([call])[0]  # the library de-duplicates a live job id
-    assert first.id == again.id == due.job_id
-    assert app.queue("sched").stats().backlog == 1
-    app.close()
+    other = Schedule(
+        "elsewhere",
+        "e2e.work",
+        queue="other",
+        every=HOUR,
+        start=now + 300,
+        prewarm_seconds=600,
+        prewarm_replicas=9,
+    )
+    driver = schedules.Driver("ns", "tq")
+    asyncio.run(tick(driver, redis_url, (soon, other), []))
+    n, why = driver.floor
+    assert n == 4 and "tq:ns:tq:burst" in why
+    steady = Decision(replicas=0, direction="none", reason="Steady", message="backlog=0", wanted=0)
+    d = schedules.prewarm(steady, driver.floor, ScalingSpec(min_replicas=0, max_replicas=3), 0)
+    assert (d.replicas, d.reason, d.direction) == (3, "PreWarm", "up")
+    assert "prewarm=3 (schedule tq:ns:tq:burst fires at" in d.message
+    later = Schedule(
+        "burst",
+        "e2e.work",
+        queue="sched",
+        every=HOUR,
+        start=now + 3000,
+        prewarm_seconds=600,
+        prewarm_replicas=4,
+    )
+    asyncio.run(tick(driver, redis_url, (later,), []))
+    assert driver.floor == (0, "")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from kubeq import defaults
-from kubeq_operator import deployment, podcost, schedules
+from kubeq.schedules_time import fires_between
+from kubeq_operator import deployment, podcost
 from kubeq_operator.spec import SpecError, parse
 
 
@@ -54,6 +56,22 @@ def test_defaults_and_derived_values() -> None:
         (
             {"schedules": [{"name": "x", "cron": "61 * * * *", "task": "t"}]},
             "spec.schedules[0].cron",
+        ),
+        (
+            {"schedules": [{"name": "x", "every": 60, "task": "t", "timezone": "Berlin"}]},
+            "spec.schedules[0].timezone",
+        ),
+        (
+            {"schedules": [{"name": "x", "every": 60, "task": "t", "overlap": "queue"}]},
+            "spec.schedules[0].overlap",
+        ),
+        (
+            {"schedules": [{"name": "x", "task": "t"}]},
+            "spec.schedules[0].cron",
+        ),
+        (
+            {"schedules": [{"name": "x", "every": 60, "task": "t", "queue": "a{b}"}]},
+            "spec.schedules[0].queue",
         ),
         ({"worker": {"image": "i"}}, "spec.worker.tasks"),
         ({"rateLimits": {"default": "10/day"}}, "spec.rateLimits.default"),
@@ -107,10 +125,11 @@ def test_pod_costs_idle_first() -> None:
 
 
 def test_cron_due_times() -> None:
+    timing = parse(spec()).schedules[0].timing
     t0 = datetime(2026, 1, 1, 2, 59, 30, tzinfo=UTC).timestamp()
     t1 = datetime(2026, 1, 1, 3, 0, 0, tzinfo=UTC).timestamp()
-    assert schedules.due_times("0 3 * * *", t0, t1) == [int(t1)]
-    assert schedules.due_times("0 3 * * *", t1, t1 + 3600) == []
-    many = schedules.due_times("* * * * *", t0, t0 + 3600 * 24)
-    assert len(many) == schedules.MAX_CATCH_UP
-    assert many[-1] <= t0 + 3600 * 24
+    assert fires_between(timing, t0, t1, 10) == [int(t1)]
+    assert fires_between(timing, t1, t1 + 3600, 10) == []
+    every_minute = replace(timing, cron="* * * * *")
+    many = fires_between(every_minute, t0, t0 + 3600 * 24, 10)
+    assert len(many) == 10 and many[-1] == t0 + 3600 * 24 - 30

@@ -24,6 +24,8 @@ from kubeq.cli.fair import fair, show_by_key
 from kubeq.cli.jobs import dlq, job, limit
 from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx, plain
 from kubeq.cli.plugins import PluginGroup
+from kubeq.cli.schedules import schedule
+from kubeq.cli.search import jobs
 from kubeq.cli.worker import worker
 from kubeq.client.app import Call
 from kubeq.errors import KubeqError
@@ -259,6 +261,8 @@ cli.add_command(job)
 cli.add_command(dlq)
 cli.add_command(limit)
 cli.add_command(fair)
+cli.add_command(schedule)
+cli.add_command(jobs)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from kubeq.client.enqueue import (
 from kubeq.client.flow import awith_flows, flows_of, with_flows
 from kubeq.client.jobs import Job
 from kubeq.client.queues import Queue
+from kubeq.client.schedules import Schedules
 from kubeq.client.send import EnqueueStream, send, send_async
 from kubeq.client.tasks import Task, task_name
 from kubeq.options import (
@@ -260,6 +261,11 @@ class App:
             return t
 
         return register(func) if func is not None else register
+
+    @property
+    def schedules(self) -> Schedules:
+        """Schedules created at run time (``kubeq.client.schedules``; docs/schedules.md)."""
+        return Schedules(self)
 
     def queue(self, name: str | None = None) -> Queue:
         """A handle on one queue (RQ style): enqueue, stats, pause, dead letters."""

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kubeq import defaults
-from kubeq.dashboard import actions, pages
+from kubeq.dashboard import actions, pages, schedules, search
 from kubeq.dashboard.hub import View
 from kubeq.dashboard.security import HEADERS, SESSION_COOKIE
 from kubeq.dashboard.state import HERE, Config, Dashboard
@@ -112,6 +112,9 @@ def create_app(config: Config) -> Starlette:
         Route("/jobs/{queue}/{job_id}/result", pages.job_result),
         Route("/dead", pages.dead),
         Route("/scaling", pages.scaling),
+        Route("/schedules", schedules.page),
+        Route("/find", search.page),
+        Route("/schedules/{schedule}/{action:str}", schedules.action, methods=["POST"]),
         Route("/events", events),
         Route("/healthz", healthz),
         Route("/login", pages.login_form),

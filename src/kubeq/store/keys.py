@@ -76,6 +76,11 @@ Worker documents (the dashboard's Workers page; one hash tag, so one MGET reads 
     kubeq:{workerinfo}:<worker id>   STR   JSON a worker publishes about itself; expires
                                            when the worker stops publishing
 
+Schedules (docs/schedules.md; one hash tag, so every schedule script is one slot):
+
+    kubeq:{schedules}:s:due / :s:warm / :s:all  ZSETs (``schedule_keys``)
+    kubeq:{schedules}:s:def:<id>                HASH  one schedule (``schedule_key``)
+
 Redis Cluster (docs/redis.md, Redis Cluster):
 
     kubeq:{default}:fence         never written: declared as the last KEY of every script call
@@ -442,3 +447,23 @@ def worker_info_key(worker_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     queues, concurrency, pool, busy, held jobs, job counters, RSS, CPU seconds); it expires
     when the worker stops publishing (TTL >= 15 s)."""
     return f"{prefix}:{WORKER_TAG}:{worker_id}"
+
+
+SCHEDULE_TAG = "{schedules}"
+"""The hash tag of every schedule key: the due-time index and the definitions share one slot,
+so each schedule script is atomic on Redis Cluster too (suffixes start ``s:``, which no
+queue key uses)."""
+
+
+def schedule_keys(prefix: str = DEFAULT_PREFIX) -> tuple[str, str, str]:
+    """``(due, warm, all)``: ZSET id -> next due time (s; a claim's lease deadline while one
+    firer holds it; paused schedules are absent), ZSET id -> next due minus its pre-warm
+    (only schedules with ``prewarm_seconds``), ZSET id -> 0 (every schedule, for listing)."""
+    base = f"{prefix}:{SCHEDULE_TAG}:s:"
+    return base + "due", base + "warm", base + "all"
+
+
+def schedule_key(schedule_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """HASH of one schedule: spec (JSON), rev, next, last, last_job, paused, claim, fired,
+    missed, skipped, updated."""
+    return f"{prefix}:{SCHEDULE_TAG}:s:def:{schedule_id}"

@@ -52,6 +52,10 @@ NAMES = (
     "flow",
     "batch",
     "batch_done",
+    "schedule_upsert",
+    "schedule_claim",
+    "schedule_commit",
+    "schedule_state",
 )
 
 
@@ -134,6 +138,10 @@ class Scripts:
     flow: Any
     batch: Any
     batch_done: Any
+    schedule_upsert: Any
+    schedule_claim: Any
+    schedule_commit: Any
+    schedule_state: Any
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:

@@ -1,0 +1,108 @@
+"""``kubeq jobs``: find jobs by queue, status, task and age; cancel or requeue what matches.
+
+    kubeq jobs -q orders --status failed --task shop.pay --since 1h
+    kubeq jobs -q orders --status failed --since 1h --requeue --dry-run   # the count first
+    kubeq jobs -q orders --status queued --task shop.mail -o name | xargs ...
+
+Backed by each state's own set (``kubeq.client.search``): no SCAN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import click
+from rich.table import Table
+
+from kubeq.cli.output import Context, cells, console, emit_json, pass_ctx, plain, when
+from kubeq.client.search import STATUSES, find
+
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _since(value: str | None) -> float | None:
+    if not value:
+        return None
+    m = _SPAN.fullmatch(value.strip())
+    if not m:
+        raise click.BadParameter(
+            f"{value!r}: use a number and s, m, h or d, e.g. 1h", param_hint="--since"
+        )
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+@click.command("jobs")
+@click.option("-q", "--queue", required=True, help="The queue (a partitioned one: all partitions).")
+@click.option("--status", type=click.Choice(STATUSES), required=True)
+@click.option("--task", default=None, help="Exact task name.")
+@click.option(
+    "--since", default=None, help="Enqueued (failed: dead-lettered) within, e.g. 30m, 1h."
+)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "name"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--cancel", "action", flag_value="cancel", help="Cancel what matches (not started).")
+@click.option("--requeue", "action", flag_value="requeue", help="Requeue matching dead letters.")
+@click.option("--dry-run", is_flag=True, help="With --cancel/--requeue: only count.")
+@pass_ctx
+def jobs(
+    obj: Context,
+    queue: str,
+    status: str,
+    task: str | None,
+    since: str | None,
+    limit: int,
+    output: str,
+    action: str | None,
+    dry_run: bool,
+) -> None:
+    """Find jobs; with --cancel or --requeue, act on every match (see --dry-run)."""
+    q = obj.queue(queue)
+    found = find(obj.app, q.partitions, status, task=task, since=_since(since), limit=limit)
+    if not found.complete:
+        click.echo(f"warning: stopped after {found.looked_at} entries; narrow the filter", err=True)
+    if action is not None:
+        if action == "requeue" and status != "failed":
+            raise click.UsageError("--requeue applies to --status failed (dead letters)")
+        if dry_run:
+            click.echo(f"would {action} {len(found.jobs)} jobs")
+            return
+        if action == "requeue":
+            by_queue: dict[str, list[str]] = {}
+            for j in found.jobs:
+                by_queue.setdefault(j.queue, []).append(j.id)
+            n = sum(obj.app.queue(name).requeue_dead(ids) for name, ids in by_queue.items())
+        else:
+            n = sum(obj.app.job(j.id, j.queue).cancel() for j in found.jobs)
+        past = {"cancel": "cancelled", "requeue": "requeued"}[action]
+        click.echo(f"{past} {n} of {len(found.jobs)} jobs")
+        return
+    if output == "name":
+        for j in found.jobs:
+            click.echo(plain(j.id))
+    elif output == "json":
+        emit_json([dataclasses.asdict(j) for j in found.jobs])
+    else:
+        table = Table(box=None)
+        for col in ("id", "queue", "status", "task", "enqueued", "attempts", "reason"):
+            table.add_column(col, no_wrap=col == "id")
+        for j in found.jobs:
+            table.add_row(
+                *cells(
+                    j.id,
+                    j.queue,
+                    j.status,
+                    j.task,
+                    when(j.enqueued_at),
+                    j.attempts,
+                    j.reason or j.error[:80],
+                )
+            )
+        console.print(table)
