@@ -16,6 +16,16 @@ from datetime import datetime
 from typing import Any
 
 from kubeq import defaults
+from kubeq.checks import (
+    MAX_COUNT,
+    MAX_TTL,
+    check_count,
+    check_fair_key,
+    check_limit_key,
+    check_priority,
+    check_seconds,
+    check_timeout,
+)
 from kubeq.patterns import Batch, KeyOption, check_options
 from kubeq.retry import RetryPolicy
 
@@ -23,47 +33,6 @@ RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
 """Per-call options that change the task's retry policy (carried in the payload)."""
 WORKER_OVERRIDES = ("timeout", "soft_timeout", "chord_of", *RETRY_OVERRIDES)
 """Per-call options the worker applies, carried in the payload's ``options``."""
-
-
-MAX_TTL = 315_360_000
-"""Ten years in seconds: the longest result_ttl (Redis refuses far larger expiries)."""
-MAX_COUNT = 1_000_000
-"""The largest max_attempts or max_deliveries that makes sense."""
-
-
-def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
-    """A finite number of seconds (> 0, or >= 0), or ValueError naming the field."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):  # type: ignore[operator]
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound} seconds (a finite number), got {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
-def check_count(name: str, value: object, *, low: int = 1, high: int = MAX_COUNT) -> int:
-    """A whole number within [low, high], or ValueError naming the field."""
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return value
-
-
-def check_priority(priority: object) -> int:
-    """The priority, or ValueError naming the allowed range."""
-    if (
-        not isinstance(priority, int)
-        or isinstance(priority, bool)
-        or not defaults.PRIORITY_MIN <= priority <= defaults.PRIORITY_MAX
-    ):
-        raise ValueError(
-            f"priority must be an integer from {defaults.PRIORITY_MIN} (lowest) to "
-            f"{defaults.PRIORITY_MAX} (highest), got {priority!r}"
-        )
-    return priority
-
-
-def check_timeout(value: object, where: str = "timeout") -> float | None:
-    """None (no limit) or a finite number of seconds > 0."""
-    return None if value is None else check_seconds(where, value)
 
 
 _RATE = re.compile(r"\s*(\d+)\s*/\s*([smh])\s*")
@@ -97,53 +66,6 @@ class RateLimit:
     def __str__(self) -> str:
         unit = {v * 1000: k for k, v in defaults.RATE_UNITS.items()}[self.period_ms]
         return f"{self.count}/{unit}"
-
-
-def check_limit_key(value: object, where: str = "limit_key") -> str:
-    """A concurrency-limit key: a non-empty string of printable characters, at most 200."""
-    if (
-        not isinstance(value, str)
-        or not 1 <= len(value) <= defaults.LIMIT_KEY_MAX
-        or not value.isprintable()
-    ):
-        raise ValueError(
-            f"{where} must be a non-empty printable string of at most "
-            f"{defaults.LIMIT_KEY_MAX} characters (e.g. a domain name), got {value!r}"
-        )
-    return value
-
-
-def check_fair_key(value: object, where: str = "fair_key") -> str:
-    """A fairness key: a non-empty printable string of at most 200 characters."""
-    if (
-        not isinstance(value, str)
-        or not 1 <= len(value) <= defaults.LIMIT_KEY_MAX
-        or not value.isprintable()
-    ):
-        raise ValueError(
-            f"{where} must be a non-empty printable string of at most "
-            f"{defaults.LIMIT_KEY_MAX} characters (e.g. a tenant's name), got {value!r}"
-        )
-    return value
-
-
-def check_expires(value: object, where: str = "expires") -> float | datetime | None:
-    """None, seconds after enqueue (> 0), or a timezone-aware datetime."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{where} must be timezone-aware, e.g. datetime.now(UTC)")
-        return value
-    return check_seconds(where, value)
-
-
-def expires_spec(value: float | datetime) -> str:
-    """For enqueue.lua: "+<ms>" after enqueue on the Redis server's clock, or "<ms>" since the
-    epoch for a datetime."""
-    if isinstance(value, datetime):
-        return str(int(value.timestamp() * 1000))
-    return f"+{max(1, int(value * 1000))}"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from kubeq import defaults
+from kubeq.checks import check_count, check_seconds
 from kubeq.client.enqueue import (
     ENQUEUE_BATCH,
     PlanSink,
@@ -29,13 +30,7 @@ from kubeq.client.queues import Queue
 from kubeq.client.schedules import Schedules
 from kubeq.client.send import EnqueueStream, send, send_async
 from kubeq.client.tasks import Task, task_name
-from kubeq.options import (
-    Call,
-    RateLimit,
-    TaskOptions,
-    check_count,
-    check_seconds,
-)
+from kubeq.options import Call, RateLimit, TaskOptions
 from kubeq.patterns import Batch, KeyOption
 from kubeq.retry import RetryPolicy
 from kubeq.store import connections, urls

@@ -17,11 +17,8 @@ from dataclasses import replace
 from typing import Any, NamedTuple, Protocol, cast
 
 from kubeq import defaults, serialization, tracing
-from kubeq.options import (
+from kubeq.checks import (
     MAX_TTL,
-    Call,
-    CallTemplate,
-    TaskOptions,
     check_count,
     check_expires,
     check_fair_key,
@@ -30,10 +27,8 @@ from kubeq.options import (
     check_seconds,
     check_timeout,
     expires_spec,
-    fair_key_of,
-    limit_slot,
-    plain_template,
 )
+from kubeq.options import Call, CallTemplate, TaskOptions, fair_key_of, limit_slot, plain_template
 from kubeq.retry import RetryPolicy
 from kubeq.store.ids import PlanIds
 from kubeq.store.keys import QueueKeys, validate_job_id, validate_queue_name

@@ -9,16 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 from kubeq import serialization
-from kubeq.gateway.kube import Refused
-from kubeq.options import (
+from kubeq.checks import (
     MAX_TTL,
-    Call,
     check_count,
     check_fair_key,
     check_priority,
     check_seconds,
     check_timeout,
 )
+from kubeq.gateway.kube import Refused
+from kubeq.options import Call
 from kubeq.store.keys import validate_job_id, validate_queue_name
 
 MAX_JOBS = 1000

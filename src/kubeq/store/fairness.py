@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeq import defaults
-from kubeq.options import check_fair_key
+from kubeq.checks import check_fair_key
 from kubeq.store.keys import DEFAULT_PREFIX, QueueKeys
 from kubeq.store.scripts import run_pipeline, run_pipeline_async, source
 

@@ -1,7 +1,8 @@
 """The Lua scripts that make every state change of a job atomic, loaded once per client.
 
 Each script lives in ``lua/<name>.lua`` and gets ``lua/_prelude.lua`` (server time, score
-helpers, wake-ups) and ``lua/_fair.lua`` (fair queues) prepended. Scripts are sent by SHA
+helpers, wake-ups), ``lua/_control.lua`` (limits, leases, expiry, durable waits) and
+``lua/_fair.lua`` (fair queues) prepended. Scripts are sent by SHA
 (EVALSHA) and reloaded by redis-py when a restarted Redis has forgotten them.
 """
 
@@ -27,36 +28,10 @@ try:
 except ImportError:  # hiredis is a dependency; a stripped install still runs
     _HIREDIS_PACK = None
 
-NAMES = (
-    "enqueue",
-    "fetch",
-    "ack",
-    "heartbeat",
-    "idle",
-    "leave",
-    "stats",
-    "cancel",
-    "purge",
-    "dead",
-    "abort",
-    "progress",
-    "depend",
-    "resolve",
-    "edge",
-    "handed",
-    "links",
-    "step",
-    "suspend",
-    "signal",
-    "fairstats",
-    "flow",
-    "batch",
-    "batch_done",
-    "schedule_upsert",
-    "schedule_claim",
-    "schedule_commit",
-    "schedule_state",
+NAMES = tuple(
+    ["enqueue", "fetch", "ack", "heartbeat", "idle", "leave", "stats", "cancel", "purge", "dead", "abort", "progress", "depend", "resolve", "edge", "handed", "links", "step", "suspend", "signal", "fairstats", "flow", "batch", "batch_done", "schedule_upsert", "schedule_claim", "schedule_commit", "schedule_state"]
 )
+"""Every script, by its file name in ``lua/`` (the ``_`` files are the shared parts)."""
 
 
 @cache
@@ -64,8 +39,10 @@ def source(name: str) -> str:
     """The full text of one script, prelude included."""
     lua = resources.files(__package__).joinpath("lua")
     prelude = lua.joinpath("_prelude.lua").read_text()
+    control = lua.joinpath("_control.lua").read_text()
     fair = lua.joinpath("_fair.lua").read_text()
-    return prelude + "\n" + fair + "\n" + lua.joinpath(f"{name}.lua").read_text()
+    body = lua.joinpath(f"{name}.lua").read_text()
+    return "\n".join((prelude, control, fair, body))
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeq import serialization
+from kubeq.checks import check_timeout
 from kubeq.client.app import Task
 from kubeq.client.context import JobContext, reset_current, set_current
 from kubeq.errors import JobSuspended
-from kubeq.options import apply_retry_overrides, check_timeout
+from kubeq.options import apply_retry_overrides
 from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.retry import decide
 from kubeq.store.cluster import is_outage

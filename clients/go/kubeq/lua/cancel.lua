@@ -250,6 +250,10 @@ local function queue_keys(offset)
     paused = KEYS[offset + 7], wake = KEYS[offset + 8],
   }
 end
+
+-- Shared by the scripts that move jobs between states (prepended by scripts.py after
+-- _prelude.lua): execution control (rate limits, concurrency slots), lease semantics, expiry
+-- and durable waits.
 -- Execution control (docs/architecture.md, Execution control): rate limits, concurrency
 -- slots, expiry.
 -- A number stored at key (a float string), or nil when absent or not a number.
