@@ -28,9 +28,12 @@ try:
 except ImportError:  # hiredis is a dependency; a stripped install still runs
     _HIREDIS_PACK = None
 
-NAMES = tuple(
-    ["enqueue", "fetch", "ack", "heartbeat", "idle", "leave", "stats", "cancel", "purge", "dead", "abort", "progress", "depend", "resolve", "edge", "handed", "links", "step", "suspend", "signal", "fairstats", "flow", "batch", "batch_done", "schedule_upsert", "schedule_claim", "schedule_commit", "schedule_state"]
-)
+NAMES = (
+    "enqueue", "fetch", "ack", "heartbeat", "idle", "leave", "stats", "cancel", "purge", "dead",
+    "abort", "progress", "depend", "resolve", "edge", "handed", "links", "step", "suspend",
+    "signal", "fairstats", "flow", "batch", "batch_done", "schedule_upsert", "schedule_claim",
+    "schedule_commit", "schedule_state",
+)  # fmt: skip
 """Every script, by its file name in ``lua/`` (the ``_`` files are the shared parts)."""
 
 
