@@ -1,11 +1,16 @@
-"""The operator-scale results file and the tables made from it alone.
+"""The operator-scale and operator-failover results files, and the tables made from them alone.
 
-``operator_many_taskqueues.py`` appends each run with ``append``; ``render_docs`` writes the
-table into every document holding a marker that names the file::
+``operator_many_taskqueues.py`` appends each run with ``append``; tests/operator/test_ha.py
+appends its failover timeline with ``append(..., bench=FAILOVER_BENCH)`` when
+``KUBEQ_FAILOVER_RESULTS`` names a file. ``render_docs`` writes the table into every document
+holding a marker that names the file::
 
     <!-- operator-scale results=bench/results/operator-scale-DATE.json -->
     ...generated, never edited by hand...
     <!-- /operator-scale -->
+    <!-- operator-failover results=bench/results/operator-failover-DATE.json -->
+    ...
+    <!-- /operator-failover -->
 
 Standard library only.
 """
@@ -24,9 +29,15 @@ DOCS = [ROOT / "bench" / "README.md", ROOT / "docs" / "scaling.md"]
 MARKER = re.compile(
     r"<!-- operator-scale results=(?P<path>\S+) -->\n.*?<!-- /operator-scale -->", re.S
 )
+FAILOVER_MARKER = re.compile(
+    r"<!-- operator-failover results=(?P<path>\S+) -->\n.*?<!-- /operator-failover -->", re.S
+)
+FAILOVER_BENCH = "tests/operator/test_ha.py"
 
 
-def append(path: str, run: dict[str, Any]) -> None:
+def append(
+    path: str, run: dict[str, Any], bench: str = "bench/operator_many_taskqueues.py"
+) -> None:
     """Add ``run`` to the results file (created with the machine's description)."""
     p = ROOT / path if not Path(path).is_absolute() else Path(path)
     doc: dict[str, Any]
@@ -34,7 +45,7 @@ def append(path: str, run: dict[str, Any]) -> None:
         doc = json.loads(p.read_text())
     else:
         doc = {
-            "bench": "bench/operator_many_taskqueues.py",
+            "bench": bench,
             "machine": {
                 "cores": os.cpu_count(),
                 "cpu": _cpu_model(),
@@ -91,12 +102,42 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def failover_table(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    lines = [
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['shared']}. Two replicas peered with "
+        "`--peering-lifetime` as stated; seconds after the active replica's SIGKILL until the "
+        "standby's log says it resumed (leads), until the Deployment shows the standby's first "
+        "scale decision (1 -> 2), and until its first periodic job (an every-minute schedule: "
+        "up to a minute later by design).",
+        "",
+        "| date (UTC) | peering lifetime | standby leading | first scale decision "
+        "| first periodic job | due times, jobs | load 1 min |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in doc["runs"]:
+        t = r["timeline_s"]
+        lines.append(
+            f"| {r['date']} | {r['peering_lifetime_s']} s | {t['standby resumed']:.1f} s "
+            f"| {t['standby scaled 1 -> 2']:.1f} s "
+            f"| {t['periodic job by the new active one']:.1f} s "
+            f"| {r['due_times']} due, {r['scheduled_jobs']} jobs | {r['load_avg_1m'][0]} -> "
+            f"{r['load_avg_1m'][1]} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def render_text(text: str) -> str:
     def one(mt: re.Match[str]) -> str:
         doc = json.loads((ROOT / mt["path"]).read_text())
         return f"<!-- operator-scale results={mt['path']} -->\n{table(doc)}<!-- /operator-scale -->"
 
-    return MARKER.sub(one, text)
+    def failover(mt: re.Match[str]) -> str:
+        doc = json.loads((ROOT / mt["path"]).read_text())
+        body = failover_table(doc)
+        return f"<!-- operator-failover results={mt['path']} -->\n{body}<!-- /operator-failover -->"
+
+    return FAILOVER_MARKER.sub(failover, MARKER.sub(one, text))
 
 
 def render_docs(results: str | None = None) -> None:

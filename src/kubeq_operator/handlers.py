@@ -7,15 +7,19 @@ itself lives in ``loop.py`` and knows nothing of kopf; this module gives it the 
 body, a view of its worker Deployment and a way to post Events.
 
 Deployments are read from a kopf index (a watch), not polled, so a poll costs no API
-request. Each loop's passes fall on a grid (multiples of its delay on the monotonic clock,
-``loop.on_grid``), so the loops of TaskQueues with the same poll interval read Redis at the
-same instants and their reads go out as one pipeline (``redis_shared.StatsBatch``).
+request. Each loop waits for its next pass on the shared poll clock (``ticker.TICKER``): the
+loops of TaskQueues with the same poll interval wake at the same instants, on one timer, and
+their Redis reads go out as one pipeline (``redis_shared.StatsBatch``).
+
+kopf keeps no diff base here (:class:`NoDiffBase`): with no create/update handlers nothing
+reads one, and building it deep-copies every TaskQueue and worker Deployment on every watch
+event, most of them the operator's own status patches and the Deployments' status updates.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from typing import Any
 
 import kopf
@@ -31,18 +35,36 @@ from kubeq_operator.crd import (
     PLURAL,
     VERSION,
 )
-from kubeq_operator.loop import TaskQueueLoop, on_grid
+from kubeq_operator.loop import TaskQueueLoop
 from kubeq_operator.names import taskqueue_label
 from kubeq_operator.reconcile import DeploymentView
+from kubeq_operator.ticker import TICKER
 
 log = logging.getLogger("kubeq_operator")
 
 WorkerIndex = kopf.Index[tuple[str | None, str], DeploymentView]
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled state: only create/update/delete handlers compare with one, and the
+    operator has none (one daemon per TaskQueue does everything). kopf still builds the
+    "essence" of every object on every watch event (a deep copy of its body); this one
+    builds nothing, stores nothing and annotates nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return {}
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.reporting_component = "kubeq-operator"
     settings.posting.level = logging.WARNING  # our own Events are posted explicitly
     settings.watching.server_timeout = 300
@@ -78,7 +100,7 @@ def kubeq_workers(
     return {(namespace, taskqueue): view}
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=5.0, cancellation_timeout=10.0)
 async def taskqueue_loop(
     name: str,
     namespace: str | None,
@@ -87,6 +109,11 @@ async def taskqueue_loop(
     stopped: kopf.DaemonStopped,
     **kwargs: Any,
 ) -> None:
+    """Run the TaskQueue's passes until kopf stops the daemon (the TaskQueue or its namespace
+    is deleted, the operator pauses for a peer or exits), then end them and return: kopf
+    cancels a daemon only when it does not return within ``cancellation_backoff``, and a
+    cancelled daemon is a warning it posts as an Event on the TaskQueue, into a namespace
+    that may be going away."""
     index: WorkerIndex = kwargs["kubeq_workers"]
     ns = namespace or "default"
 
@@ -98,9 +125,20 @@ async def taskqueue_loop(
         kopf.event(body, type=type_, reason=reason, message=message)
 
     loop = TaskQueueLoop(ns, name, body, logger, find_deployment, post_event)
-    try:
-        while not stopped:
+
+    async def passes() -> None:
+        while True:
             delay = await loop.step()
-            await stopped.wait(on_grid(delay, time.monotonic()))
+            await TICKER.wait(delay)
+
+    running = asyncio.create_task(passes(), name=f"taskqueue {ns}/{name}")
+    stop = asyncio.ensure_future(stopped.wait())  # one wait for the daemon's whole life
+    try:
+        await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for task in (running, stop):
+            task.cancel()
+        await asyncio.gather(running, stop, return_exceptions=True)
         await loop.close()
+    if not running.cancelled() and running.exception() is not None:
+        raise running.exception()  # type: ignore[misc]  # kopf logs it and restarts the daemon

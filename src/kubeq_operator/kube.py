@@ -56,6 +56,15 @@ def is_conflict(exc: BaseException) -> bool:
     return isinstance(exc, ApiException) and exc.status == 409
 
 
+def is_namespace_terminating(exc: BaseException) -> bool:
+    """The API server refused to create an object because its namespace is being deleted."""
+    return (
+        isinstance(exc, ApiException)
+        and exc.status == 403
+        and "NamespaceTerminating" in str(exc.body or "")
+    )
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for a log: an API error's status and reason, else the exception itself."""
     if isinstance(exc, ApiException):

@@ -64,14 +64,6 @@ FindDeployment = Callable[[], DeploymentView | None]
 log = logging.getLogger("kubeq_operator")
 
 
-def on_grid(delay: float, now: float) -> float:
-    """The wait from ``now`` to the next multiple of ``delay``: loops with the same delay wake
-    together, so their Redis reads share a round trip. Never more than ``delay``."""
-    if delay <= 0:
-        return 0.0
-    return delay - (now % delay) or delay
-
-
 class TaskQueueLoop:
     """State of one TaskQueue's control loop (lives as long as its daemon)."""
 
@@ -111,6 +103,11 @@ class TaskQueueLoop:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # one object's trouble must never stop the loop
+            if kube.is_namespace_terminating(e):
+                # its namespace is being deleted (the Deployment went first): kopf stops this
+                # loop when the TaskQueue goes; nothing to create, report or post until then
+                log.debug("%s/%s: namespace terminating", self.namespace, self.name)
+                return RETRY_SECONDS
             self.logger.exception("pass failed for %s/%s", self.namespace, self.name)
             self.book.set(Condition.READY, FALSE, Reason.OPERATOR_ERROR, f"{type(e).__name__}: {e}")
             try:

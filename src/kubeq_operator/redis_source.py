@@ -100,10 +100,9 @@ class RedisSource:
         url = urls.redact(spec.redis.url)
         try:
             shared = await self._share(spec)
-            stats = await asyncio.wait_for(
-                shared.batch.read(spec.physical_queues, spec.redis.prefix),
-                timeout=max(READ_TIMEOUT_FLOOR, spec.scaling.poll_seconds),
-            )
+            # a timeout scope, not wait_for: no task of its own per read
+            async with asyncio.timeout(max(READ_TIMEOUT_FLOOR, spec.scaling.poll_seconds)):
+                stats = await shared.batch.read(spec.physical_queues, spec.redis.prefix)
         except RedisDown:
             self.failures += 1
             raise

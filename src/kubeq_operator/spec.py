@@ -10,6 +10,7 @@ the field and says how to fix it. The handlers turn that into a condition, never
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -73,7 +74,12 @@ class TaskQueueSpec:
         return [p for q in self.queues for p in partitions.names(q, self.partitions)]
 
     def worker_hash(self) -> str:
-        """Hash of everything that goes into the pod template: a change rolls the workers."""
+        """Hash of everything that goes into the pod template: a change rolls the workers.
+        (Computed once per spec: the loop compares it with the Deployment's every pass.)"""
+        return self._worker_hash
+
+    @functools.cached_property
+    def _worker_hash(self) -> str:
         doc = {
             "redis": [self.redis.url, self.redis.secret_ref and vars(self.redis.secret_ref)],
             "prefix": self.redis.prefix,

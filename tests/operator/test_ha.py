@@ -5,14 +5,18 @@ periodic job, with no double scaling and no due time enqueued twice.
 The TaskQueue's pods select a node that does not exist, so its jobs stay in the backlog and
 the replicas follow the backlog alone (jobsPerReplica 10). The failover's timeline (killed ->
 standby resumed -> first scale decision) is printed and written to
-``$TMPDIR/kubeq-failover-timeline.json``.
+``$TMPDIR/kubeq-failover-timeline.json``; with ``KUBEQ_FAILOVER_RESULTS=PATH`` (a results file
+under bench/results) it is also appended there, and ``bench/operator_many_taskqueues.py
+--render`` puts the table into docs/scaling.md.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,6 +53,22 @@ def replicas(api: Any, ns: str) -> int:
 
 def scale_lines(log: str) -> list[str]:
     return [ln for ln in log.splitlines() if SCALED.search(ln) and "kubeq_operator" in ln]
+
+
+def record(path: str, marks: dict[str, float], due: int, jobs: int, loads: list[float]) -> None:
+    """Append this failover's timeline to the results file ``path``."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import operator_scale_report  # bench/ is not a package
+
+    run = {
+        "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "peering_lifetime_s": LIFETIME,
+        "timeline_s": marks,
+        "due_times": due,
+        "scheduled_jobs": jobs,
+        "load_avg_1m": [round(x, 2) for x in loads],
+    }
+    operator_scale_report.append(path, run, bench=operator_scale_report.FAILOVER_BENCH)
 
 
 def test_standby_takes_over_when_the_active_operator_is_killed(
@@ -97,6 +117,7 @@ def test_standby_takes_over_when_the_active_operator_is_killed(
         wait_for(lambda: replicas(api, ns) == 1, timeout=120, message="1 replica from the active")
 
         t = Timeline()
+        loads = [os.getloadavg()[0]]
         killed_at = time.time()
         a.proc.kill()  # SIGKILL: no clean exit, its peering record stays until it expires
         a.proc.wait(10)
@@ -123,6 +144,7 @@ def test_standby_takes_over_when_the_active_operator_is_killed(
 
         wait_for(after_kill, timeout=150, interval=1, message="a periodic job after the kill")
         t.mark("periodic job by the new active one")
+        loads.append(os.getloadavg()[0])
         app.close()
 
         messages = scheduled()
@@ -144,6 +166,8 @@ def test_standby_takes_over_when_the_active_operator_is_killed(
         print(f"\nfailover timeline (s after the SIGKILL): {json.dumps(timeline)}")
         out = Path(tempfile.gettempdir()) / "kubeq-failover-timeline.json"
         out.write_text(json.dumps(timeline) + "\n")
+        if results := os.environ.get("KUBEQ_FAILOVER_RESULTS"):
+            record(results, t.marks, len(messages), backlog - 15, loads)
     finally:
         kubectl("delete", "taskqueues", "--all", "-n", ns, "--wait=true", "--timeout=60s")
         for op in (a, b):

@@ -12,9 +12,9 @@ import redis
 
 import kubeq
 from kubeq.store.keys import QueueKeys
-from kubeq_operator.loop import on_grid
 from kubeq_operator.redis_shared import SharedClients
 from kubeq_operator.redis_source import RedisDown, RedisSource
+from kubeq_operator.ticker import on_grid
 from tests.operator.test_redis_source import Secrets, tq_spec
 
 pytestmark = pytest.mark.redis
