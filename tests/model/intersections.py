@@ -7,8 +7,8 @@ queue; short result TTL; on_success / on_failure), a chain, a chord (or one whos
 is refused), a ``depends_on`` child, a bulk enqueue written as it is laid out and finished
 later (replies read, or its connection lost and every batch resent); a worker's pass, a
 run's end (finished, failed, retried now), heartbeat, hand-off, sweep, a late heartbeat, a
-killed worker; abort, cancel, purge, a queue's rate limit; result TTLs running out; durable
-steps, sleeps, waits and signals (durable.py).
+killed worker; abort, cancel, purge, a queue's rate limit; result TTLs running out. Durable
+steps, sleeps, waits and signals join it in test_durable_model.py (durable.py).
 
 After every step (ledger.py): each job ended at most once, never came back or vanished while
 live, never finished after its abort was acknowledged; a concurrency key never runs more
@@ -41,7 +41,6 @@ from kubeq.store.scripts import LUA
 from kubeq.worker.delivery import Delivery
 from kubeq.workflows.chords import chord_results
 from tests.model import known
-from tests.model.durable import DurableRules
 from tests.model.fleet import PARTITIONS, RATE, Fleet, make_app
 from tests.model.ledger import LIVE, Entry, Ledger
 
@@ -51,7 +50,7 @@ KEYS = ["a", "b"]
 SHORT_TTL = 30
 
 
-class Intersections(DurableRules, RuleBasedStateMachine):
+class Intersections(RuleBasedStateMachine):
     url: str  # set by the test
 
     def __init__(self) -> None:

@@ -6,6 +6,7 @@ a failure shrinks to its smallest example within the timeout. ``make test`` runs
 150 examples every time (derandomized: the machine drives real workers and real expiry, whose
 timing can make a random example impossible to replay, and CI must say the same thing twice);
 ``KUBEQ_MODEL_EXPLORE=1`` searches new examples, with Hypothesis's database, to find more.
+
 """
 
 from __future__ import annotations

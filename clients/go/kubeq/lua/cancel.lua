@@ -149,6 +149,8 @@ local function end_batch(base, id, jk, status)
         if t then redis.call('EXPIRE', ik, t) end
       end
       notify_done(base, item, t)
+      local icb = redis.pcall('HGET', ik, 'cb') -- an item's dependents are handed off too
+      if type(icb) == 'string' and string.find(icb, 'd', 1, true) then note_handoff(base, item) end
     end
   end
   local t = ttl_of(redis.pcall('HGET', jk, 'result_ttl'))

@@ -24,6 +24,7 @@ for i = 4, #ARGV, 4 do
       local ttl = ttl_of(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)
+      note_end(base, id, jk, 'finished') -- its dependents (depends_on) are handed off
     elseif outcome == 'retry' then
       -- its own retry, after its backoff: an ordinary job now, run as a batch of one
       redis.call('HSET', jk, 'status', 'scheduled', 'error', value, 'attempts', '1',
