@@ -120,7 +120,9 @@ def send_flows(app: Backend, planned: Sequence[tuple[str, ScriptCall]]) -> list[
 async def asend_flows(app: Backend, planned: Sequence[tuple[str, ScriptCall]]) -> list[Job]:
     """``send_flows`` on the running loop's client."""
     names = [name for name, _ in planned]
-    await app.aredis.sadd(queues_key(app.prefix), *set(names))
+    # Any: redis-py before 8.0 types a reply as "T | Awaitable[T]", later ones as Awaitable[T]
+    added: Any = app.aredis.sadd(queues_key(app.prefix), *set(names))
+    await added
     return _jobs(app, names, await run_pipeline_async(app.aredis, [c for _, c in planned]))
 
 
