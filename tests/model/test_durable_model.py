@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis.errors import FlakyStrategyDefinition
 from hypothesis.stateful import run_state_machine_as_test
 
 from kubeq.client import enqueue
+from tests.model import known
 from tests.model.durable import DurableRules
 from tests.model.intersections import Intersections
 
@@ -48,11 +48,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.mark.timeout(900)
 @pytest.mark.usefixtures("small_batches")
-@pytest.mark.xfail(
-    raises=FlakyStrategyDefinition,
-    strict=False,
-    reason="the durable machine's replays are not deterministic yet (module docstring)",
-)
+@known.REPLAYS_NOT_DETERMINISTIC
 def test_durable_intersections(redis_url: str) -> None:
     DurableIntersections.url = redis_url
     run_state_machine_as_test(DurableIntersections, settings=SETTINGS)

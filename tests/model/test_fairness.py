@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from kubeq.client import enqueue
+from tests.model import known
 from tests.model.fairness import FairIntersections
 
 EXPLORE = os.environ.get("KUBEQ_MODEL_EXPLORE") == "1"
@@ -36,6 +37,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.mark.timeout(900)
+@known.REPLAYS_NOT_DETERMINISTIC
 @pytest.mark.usefixtures("small_batches")
 def test_fair_intersections(redis_url: str) -> None:
     FairIntersections.url = redis_url

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from kubeq.client import enqueue
+from tests.model import known
 from tests.model.batchmodel import BatchIntersections
 
 EXPLORE = os.environ.get("KUBEQ_MODEL_EXPLORE") == "1"
@@ -32,6 +33,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.mark.timeout(900)
+@known.REPLAYS_NOT_DETERMINISTIC
 @pytest.mark.usefixtures("small_batches")
 def test_flow_intersections(redis_url: str) -> None:
     BatchIntersections.url = redis_url
