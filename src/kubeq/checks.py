@@ -49,8 +49,8 @@ def check_timeout(value: object, where: str = "timeout") -> float | None:
     return None if value is None else check_seconds(where, value)
 
 
-def check_limit_key(value: object, where: str = "limit_key") -> str:
-    """A concurrency-limit key: a non-empty string of printable characters, at most 200."""
+def _check_key(value: object, where: str, example: str) -> str:
+    """A key named by the caller: a non-empty printable string of at most 200 characters."""
     if (
         not isinstance(value, str)
         or not 1 <= len(value) <= defaults.LIMIT_KEY_MAX
@@ -58,23 +58,19 @@ def check_limit_key(value: object, where: str = "limit_key") -> str:
     ):
         raise ValueError(
             f"{where} must be a non-empty printable string of at most "
-            f"{defaults.LIMIT_KEY_MAX} characters (e.g. a domain name), got {value!r}"
+            f"{defaults.LIMIT_KEY_MAX} characters (e.g. {example}), got {value!r}"
         )
     return value
+
+
+def check_limit_key(value: object, where: str = "limit_key") -> str:
+    """A concurrency-limit key: a non-empty string of printable characters, at most 200."""
+    return _check_key(value, where, "a domain name")
 
 
 def check_fair_key(value: object, where: str = "fair_key") -> str:
     """A fairness key: a non-empty printable string of at most 200 characters."""
-    if (
-        not isinstance(value, str)
-        or not 1 <= len(value) <= defaults.LIMIT_KEY_MAX
-        or not value.isprintable()
-    ):
-        raise ValueError(
-            f"{where} must be a non-empty printable string of at most "
-            f"{defaults.LIMIT_KEY_MAX} characters (e.g. a tenant's name), got {value!r}"
-        )
-    return value
+    return _check_key(value, where, "a tenant's name")
 
 
 def check_expires(value: object, where: str = "expires") -> float | datetime | None:
