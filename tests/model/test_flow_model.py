@@ -5,31 +5,15 @@ steps (flowmodel.py, batchmodel.py). Derandomized like test_intersections.py;
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from kubeq.client import enqueue
 from tests.model import known
 from tests.model.batchmodel import BatchIntersections
+from tests.model.conftest import machine_settings
 
-EXPLORE = os.environ.get("KUBEQ_MODEL_EXPLORE") == "1"
-SETTINGS = settings(
-    derandomize=not EXPLORE,
-    database=settings.default.database if EXPLORE else None,
-    max_examples=int(os.environ.get("KUBEQ_FLOW_EXAMPLES", "60")),
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-
-
-@pytest.fixture
-def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(enqueue, "ENQUEUE_BATCH", 2)
-    yield
+SETTINGS = machine_settings(int(os.environ.get("KUBEQ_FLOW_EXAMPLES", "60")), 40)
 
 
 @pytest.mark.timeout(900)

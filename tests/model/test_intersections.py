@@ -11,33 +11,14 @@ timing can make a random example impossible to replay, and CI must say the same 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from kubeq.client import enqueue
 from tests.model import known
+from tests.model.conftest import machine_settings
 from tests.model.intersections import Intersections
 
-EXPLORE = os.environ.get("KUBEQ_MODEL_EXPLORE") == "1"
-SETTINGS = settings(
-    derandomize=not EXPLORE,
-    database=settings.default.database if EXPLORE else None,
-    max_examples=150,
-    stateful_step_count=50,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-
-
-@pytest.fixture
-def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Batches of two jobs, so a bulk enqueue of a few jobs takes the streamed path."""
-    monkeypatch.setattr(enqueue, "ENQUEUE_BATCH", 2)
-    yield
+SETTINGS = machine_settings(150, 50)
 
 
 @pytest.mark.timeout(900)
