@@ -51,6 +51,18 @@ def replicas(api: Any, ns: str) -> int:
     return -1 if dep is None else int(dep.spec.replicas or 0)
 
 
+def peering_records(api: Any, ns: str) -> dict[str, Any]:
+    """The replicas' records in the namespace's peering object (kopf writes one per replica)."""
+    body = api.custom.get_namespaced_custom_object("kopf.dev", "v1", ns, "kopfpeerings", PEERING)
+    return dict(body.get("status") or {})
+
+
+def peering_lines(log: str) -> str:
+    """kopf's pause and resume lines of one replica's log, for a failure's message."""
+    marks = ("Pausing", "Resuming", "conflicting operators")
+    return "\n".join(line for line in log.splitlines() if any(m in line for m in marks))
+
+
 def scale_lines(log: str) -> list[str]:
     return [ln for ln in log.splitlines() if SCALED.search(ln) and "kubeq_operator" in ln]
 
@@ -82,10 +94,7 @@ def test_standby_takes_over_when_the_active_operator_is_killed(
     kubectl("apply", "-n", ns, "-f", "-", input=peering, check=True)
 
     def peers() -> dict[str, Any]:
-        body = api.custom.get_namespaced_custom_object(
-            "kopf.dev", "v1", ns, "kopfpeerings", PEERING
-        )
-        return dict(body.get("status") or {})
+        return peering_records(api, ns)
 
     args = ("-n", ns, "--peering", PEERING, "--peering-lifetime", str(LIFETIME))
     a = OperatorProcess(local_cluster.kubeconfig, tmp_path / "a.log", *args)
@@ -100,7 +109,10 @@ def test_standby_takes_over_when_the_active_operator_is_killed(
         # kopf starts paused and logs when it resumes: the older replica did, the newer not
         wait_for(lambda: "Resuming operations" in active.log(), timeout=60, message="A active")
         time.sleep(LIFETIME / 3)  # a few peering renewals
-        assert "Resuming operations" not in standby.log(), "the newer replica took over"
+        assert "Resuming operations" not in standby.log(), (
+            f"the newer replica took over\nA:\n{peering_lines(a.log())}\n"
+            f"B:\n{peering_lines(b.log())}\nrecords: {peers()}"
+        )
         q = queue_of("tq", ns)
         api.create_tq(
             taskqueue(

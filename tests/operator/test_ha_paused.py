@@ -25,7 +25,14 @@ import kubeq
 from kubeq.store.stats import read_stats
 from localcluster.pytest_plugin import wait_for
 from tests.operator.opsupport import OperatorProcess, install_crd, queue_of, taskqueue
-from tests.operator.test_ha import LIFETIME, PEERING, PEERING_CRD, replicas
+from tests.operator.test_ha import (
+    LIFETIME,
+    PEERING,
+    PEERING_CRD,
+    peering_lines,
+    peering_records,
+    replicas,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -59,11 +66,18 @@ def test_a_frozen_active_replica_that_wakes_up_enqueues_no_due_time_twice(
     watcher = threading.Thread(target=watch_replicas, daemon=True)
     try:
         a.wait_ready()
+        # A resumes on its first look at the peering object, which can come before its own
+        # record is written: B starts once A's record is there, as a standby would see it
         wait_for(lambda: "Resuming operations" in a.log(), timeout=60, message="A active")
+        wait_for(lambda: len(peering_records(api, ns)) == 1, timeout=60, message="A's record")
         b = OperatorProcess(local_cluster.kubeconfig, tmp_path / "b.log", *args)
         b.wait_ready()
-        time.sleep(LIFETIME / 3)  # both records written, a few renewals
-        assert "Resuming operations" not in b.log(), "the newer replica took over"
+        wait_for(lambda: len(peering_records(api, ns)) == 2, timeout=60, message="both records")
+        time.sleep(LIFETIME / 3)  # a few renewals
+        assert "Resuming operations" not in b.log(), (
+            f"the newer replica took over\nA:\n{peering_lines(a.log())}\n"
+            f"B:\n{peering_lines(b.log())}\nrecords: {peering_records(api, ns)}"
+        )
         q = queue_of("tq", ns)
         api.create_tq(
             taskqueue(
