@@ -17,9 +17,8 @@ import itertools
 from typing import Any
 
 import redis
-from hypothesis import assume
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, precondition, rule
+from hypothesis.stateful import invariant, rule
 
 import kubeq
 from kubeq.client.context import JobContext, reset_current, set_current
@@ -27,6 +26,7 @@ from kubeq.errors import JobSuspended, LeaseLost, WaitTimeout
 from kubeq.outcomes import Ended, Settlement
 from kubeq.store.keys import QueueKeys
 from kubeq.worker.delivery import Delivery
+from tests.model.picks import pick
 
 SIGNAL_KEYS = ["s1", "s2"]
 PARTS = {"q": ["q"], "pq": ["pq#0", "pq#1"]}
@@ -76,10 +76,12 @@ class DurableRules:
         finally:
             reset_current(token)
 
-    @precondition(lambda self: self._runs())
     @rule(data=st.data(), name=st.sampled_from(["a", "b"]))
     def durable_step(self, data: st.DataObject, name: str) -> None:
-        _, d = data.draw(st.sampled_from(self._runs()))
+        run = pick(data, self._runs())
+        if run is None:
+            return
+        _, d = run
         steps = self._durable().setdefault(d.id, {})
         holds = self._holds(d)
         value = next(self._values)
@@ -102,7 +104,6 @@ class DurableRules:
             assert ran == [value] and got == value
             steps[name] = value
 
-    @precondition(lambda self: self._runs())
     @rule(
         data=st.data(),
         kind=st.sampled_from(["sleep", "wait"]),
@@ -110,7 +111,10 @@ class DurableRules:
         timed=st.booleans(),
     )
     def durable_suspend(self, data: st.DataObject, kind: str, key: str, timed: bool) -> None:
-        name, d = data.draw(st.sampled_from(self._runs()))
+        run = pick(data, self._runs())
+        if run is None:
+            return
+        name, d = run
         holds = self._holds(d)
         steps = self._durable().setdefault(d.id, {})
         try:
@@ -166,7 +170,6 @@ class DurableRules:
                 record = self.r.hget(jk, f"step:~wait:{key}")
                 if record is not None and self.r.hget(jk, "status") == b"queued":
                     self._durable().setdefault(job_id, {})[f"~wait:{key}"] = {"signal": payload}
-        assume(True)
 
     @rule()
     def sleeps_fall_due(self) -> None:

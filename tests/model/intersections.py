@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
-from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -43,6 +42,7 @@ from kubeq.workflows.chords import chord_results
 from tests.model import known
 from tests.model.fleet import PARTITIONS, RATE, Fleet, make_app
 from tests.model.ledger import LIVE, Entry, Ledger
+from tests.model.picks import pick, pick_some
 
 QUEUES = ["q", "pq"]
 CONSUMED = ["q", "pq#0", "pq#1"]
@@ -162,11 +162,12 @@ class Intersections(RuleBasedStateMachine):
             for m in self.r.zrange(QueueKeys.of(name).ready, 0, -1)
         }
 
-    @precondition(lambda self: any(e.partition for e in self.ledger.entries.values()))
     @rule(data=st.data(), queue=st.sampled_from(QUEUES), allow_failure=st.booleans())
     def child(self, data: st.DataObject, queue: str, allow_failure: bool) -> None:
         known_ids = sorted(e.id for e in self.ledger.entries.values() if e.partition)
-        parents = data.draw(st.lists(st.sampled_from(known_ids), min_size=1, max_size=3))
+        parents = pick_some(data, known_ids, 3)
+        if not parents:
+            return
         handles = [self.app.job(p, self.ledger.entries[p].partition) for p in parents]
         call = (
             self.tasks["plain"]
@@ -176,7 +177,6 @@ class Intersections(RuleBasedStateMachine):
         try:
             (job,) = self.app.enqueue_many([call])
         except JobNotFound:  # a parent whose result expired, or purged: refused, nothing sent
-            assume(False)
             return
         self.ledger.add(job.id, queue, call, job.queue).parents = list(dict.fromkeys(parents))
 
@@ -241,10 +241,12 @@ class Intersections(RuleBasedStateMachine):
         self.app.queue(queue).set_rate_limit(RATE)
         self.ledger.held_back.add(queue)
 
-    @precondition(lambda self: self._runs())
     @rule(data=st.data(), outcome=st.sampled_from(["finished", "failed", "retry"]))
     def end_run(self, data: st.DataObject, outcome: str) -> None:
-        name, d = data.draw(st.sampled_from(self._runs()))
+        run = pick(data, self._runs())
+        if run is None:
+            return
+        name, d = run
         settlement = {
             "finished": Settlement.finished(b"1"),
             "failed": Settlement.failed("boom", "failed by the model"),
@@ -274,10 +276,12 @@ class Intersections(RuleBasedStateMachine):
                 self.r.zadd(keys.handoff, dict.fromkeys(entries, 0), xx=True)
         self.fleet.sweep(worker)
 
-    @precondition(lambda self: self._runs())
     @rule(data=st.data())
     def late_heartbeat(self, data: st.DataObject) -> None:
-        _, d = data.draw(st.sampled_from(self._runs()))
+        run = pick(data, self._runs())
+        if run is None:
+            return
+        _, d = run
         self.r.zadd(d.job.queue.active, {d.id: 0}, xx=True)
 
     @rule(worker=st.sampled_from(["w1", "w2"]))
@@ -288,21 +292,22 @@ class Intersections(RuleBasedStateMachine):
 
     # -- operators ----------------------------------------------------------------------------
 
-    def _pick(self, data: st.DataObject, statuses: frozenset[str]) -> Entry:
+    def _pick(self, data: st.DataObject, statuses: frozenset[str]) -> Entry | None:
         choices = sorted(e.id for e in self.ledger.entries.values() if e.status in statuses)
-        assume(choices)
-        return self.ledger.entries[data.draw(st.sampled_from(choices))]
+        job_id = pick(data, choices)
+        return None if job_id is None else self.ledger.entries[job_id]
 
     @rule(data=st.data())
     def abort(self, data: st.DataObject) -> None:
         e = self._pick(data, LIVE)
-        if self.app.job(e.id, e.partition).abort():
+        if e is not None and self.app.job(e.id, e.partition).abort():
             e.aborted = True
 
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         e = self._pick(data, LIVE)
-        self.app.job(e.id, e.partition).cancel()
+        if e is not None:
+            self.app.job(e.id, e.partition).cancel()
 
     @rule(queue=st.sampled_from(QUEUES))
     def purge(self, queue: str) -> None:

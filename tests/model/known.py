@@ -8,19 +8,6 @@ reproduction in test_found_by_the_model.py turns from xfail to a pass.
 
 from __future__ import annotations
 
-import pytest
-from hypothesis.errors import FlakyStrategyDefinition
-
-REPLAYS_NOT_DETERMINISTIC = pytest.mark.xfail(
-    raises=FlakyStrategyDefinition,
-    strict=False,
-    reason="known defect of the machines: a replay of an example's prefix can see a different "
-    "number of live jobs (some state the rules draw from depends on timing), so Hypothesis may "
-    "stop with FlakyStrategyDefinition; only that error is expected, every invariant "
-    "(AssertionError) still fails the test",
-)
-"""The machines' one tolerated error, until the timing their rules depend on is found."""
-
 KNOWN_ITEM_4 = False
 """A bulk enqueue resent after a lost connection re-creates jobs of that batch that had
 already ended (and they run again). While True, a job of a resent batch may come back once

@@ -1,13 +1,7 @@
 """Runs the intersections machine with durable execution mixed in (durable.py): steps, sleeps,
 waits and signals beside partitions, limits, TTLs, abort, purge and workflows, with the
-steps' fencing and the sleeping index checked after each step.
-
-Known defect of this machine itself (not of kubeq): with the durable rules, a replay of an
-example's prefix can see a different number of live jobs, so Hypothesis stops with
-FlakyStrategyDefinition (some state the rules draw from depends on timing, not only on the
-choices). Until that is found, that one error is an expected failure here; any invariant
-that breaks (an AssertionError) still fails the test. ``KUBEQ_MODEL_EXPLORE=1`` searches new
-examples.
+steps' fencing and the sleeping index checked after each step. ``KUBEQ_MODEL_EXPLORE=1``
+searches new examples.
 """
 
 from __future__ import annotations
@@ -15,7 +9,6 @@ from __future__ import annotations
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.model import known
 from tests.model.conftest import machine_settings
 from tests.model.durable import DurableRules
 from tests.model.intersections import Intersections
@@ -29,7 +22,6 @@ class DurableIntersections(Intersections, DurableRules):
 
 @pytest.mark.timeout(900)
 @pytest.mark.usefixtures("small_batches")
-@known.REPLAYS_NOT_DETERMINISTIC
 def test_durable_intersections(redis_url: str) -> None:
     DurableIntersections.url = redis_url
     run_state_machine_as_test(DurableIntersections, settings=SETTINGS)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.model import known
 from tests.model.conftest import machine_settings
 from tests.model.fairness import FairIntersections
 
@@ -18,7 +17,6 @@ SETTINGS = machine_settings(60, 50)
 
 
 @pytest.mark.timeout(900)
-@known.REPLAYS_NOT_DETERMINISTIC
 @pytest.mark.usefixtures("small_batches")
 def test_fair_intersections(redis_url: str) -> None:
     FairIntersections.url = redis_url

@@ -9,7 +9,6 @@ import os
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.model import known
 from tests.model.batchmodel import BatchIntersections
 from tests.model.conftest import machine_settings
 
@@ -17,7 +16,6 @@ SETTINGS = machine_settings(int(os.environ.get("KUBEQ_FLOW_EXAMPLES", "60")), 40
 
 
 @pytest.mark.timeout(900)
-@known.REPLAYS_NOT_DETERMINISTIC
 @pytest.mark.usefixtures("small_batches")
 def test_flow_intersections(redis_url: str) -> None:
     BatchIntersections.url = redis_url

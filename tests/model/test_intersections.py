@@ -14,7 +14,6 @@ from __future__ import annotations
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.model import known
 from tests.model.conftest import machine_settings
 from tests.model.intersections import Intersections
 
@@ -22,7 +21,6 @@ SETTINGS = machine_settings(150, 50)
 
 
 @pytest.mark.timeout(900)
-@known.REPLAYS_NOT_DETERMINISTIC
 @pytest.mark.usefixtures("small_batches")
 def test_intersections(redis_url: str) -> None:
     Intersections.url = redis_url
