@@ -111,9 +111,19 @@ test-range: test-range-lowest test-range-highest
 test-range-lowest test-range-highest: redis-server
 	PYTHON=$(PYTHON) bash hack/test-range.sh $(@:test-range-%=%)
 
-test: test-banner venv redis-server chromium lint typecheck test-range cluster-bin judges-bin promtool \
-  toxiproxy-bin image node-deps
-	$(BIN)/pytest
+# The builds run in two lanes at once: the Go builds (compiling: the cores) beside everything
+# else (apt, debootstrap and the range venvs: mostly downloads and disk; apt's installs stay
+# one at a time in that lane). Cold, the lanes overlap most of their time; warm both are no-ops.
+TEST_BUILDS_GO := cluster-bin judges-bin toxiproxy-bin
+TEST_BUILDS_HOST := venv redis-server chromium promtool node-deps image lint typecheck test-range
+.PHONY: test-builds-go test-builds-host
+test: test-banner
+	$(MAKE) --no-print-directory -j2 test-builds-go test-builds-host
+	$(BIN)/pytest -n 2 --dist loadgroup
+test-builds-go:
+	$(MAKE) --no-print-directory $(TEST_BUILDS_GO)
+test-builds-host:
+	$(MAKE) --no-print-directory $(TEST_BUILDS_HOST)
 
 test-unit: venv
 	$(BIN)/pytest -m "not redis and not cluster and not e2e and not faults and not node"

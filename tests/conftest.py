@@ -9,6 +9,10 @@
 - the local Kubernetes cluster fixtures (``local_cluster``, ``k8s_client``, ``kubectl``,
   ``k8s_namespace``, ``cluster_kubeconfig``) from hack/cluster/localcluster/pytest_plugin.py,
   imported here once so tests/cluster and tests/e2e share one cluster per session.
+- ``make test`` runs pytest in two pytest-xdist workers (``-n 2 --dist loadgroup``): every
+  test of the local cluster is in one group, so one worker runs them all against its one
+  cluster while the other runs the rest; the fault tier's figures reach the summary from
+  either worker.
 
 Hypothesis runs without its per-example deadline: tests never assert wall-clock times, and
 on a shared 2-core machine a pure function's example took 1.95 s once (a 200 ms deadline
@@ -41,6 +45,42 @@ from tests.support.redisserver import RedisServer  # noqa: E402
 from tests.support.toxiproxy import ToxiproxyServer  # noqa: E402
 
 __all__ = ["cluster_kubeconfig", "k8s_client", "k8s_namespace", "kubectl", "local_cluster"]
+
+
+CONTROL_PLANE = ("cluster", "e2e", "node")
+"""Markers of the tests that share the session's local Kubernetes cluster (and the real node)."""
+
+
+@pytest.hookimpl(trylast=True)  # after the tiers' conftests have marked their tests
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``make test`` runs two pytest-xdist workers with ``--dist loadgroup``: every test of the
+    local cluster goes to one of them (one cluster per session, started and stopped by it),
+    while the other takes the rest."""
+    for item in items:
+        shares_cluster = "local_cluster" in getattr(item, "fixturenames", ())
+        if shares_cluster or any(item.get_closest_marker(m) for m in CONTROL_PLANE):
+            item.add_marker(pytest.mark.xdist_group("control-plane"))
+
+
+FAULT_FIGURES = "fault scenario"
+"""The user property the fault tier's tests carry their scenarios' figures in."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault tier's figures, one line per scenario, gathered from the tests' reports
+    (from every pytest-xdist worker too)."""
+    lines = [
+        str(value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "teardown"
+        for name, value in getattr(report, "user_properties", ())
+        if name == FAULT_FIGURES
+    ]
+    if lines:
+        terminalreporter.section("fault scenarios: jobs per scenario")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
