@@ -40,6 +40,7 @@ from kubeq.store.scripts import LUA
 from kubeq.worker.delivery import Delivery
 from kubeq.workflows.chords import chord_results
 from tests.model import known
+from tests.model.fixedids import FixedIds
 from tests.model.fleet import PARTITIONS, RATE, Fleet, make_app
 from tests.model.ledger import LIVE, Entry, Ledger
 from tests.model.picks import pick, pick_some
@@ -55,6 +56,8 @@ class Intersections(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.fixed_ids = FixedIds()
+        self.fixed_ids.install()
         self.r = redis.Redis.from_url(self.url)
         self.r.flushall()
         self.r.script_load(LUA["enqueue"].script)  # a stream's first batch finds it loaded
@@ -76,6 +79,7 @@ class Intersections(RuleBasedStateMachine):
         self.fleet.close()
         self.app.close()
         self.r.close()
+        self.fixed_ids.restore()
 
     def _id(self, kind: str) -> str:
         return f"{kind}{next(self.ids)}"
