@@ -43,6 +43,9 @@ def test_a_signal_over_http_wakes_the_job_that_waits(world: World, worker: Durab
     _asleep(by_job)
     _asleep(by_key)
     path = _signals(world, "tq-a")
+    status, body = world.gateway.call("GET", world.jobs("tq-a") + f"/{by_job.id}", token=alice)
+    assert (status, body["status"], body["waiting_for"]) == (200, "sleeping", "gw:one"), body
+    assert body["sleep_until"] is None  # no timeout: only a signal wakes it
 
     status, body = world.gateway.call("POST", path, {"job": by_job.id, "payload": [1]}, alice)
     assert (status, body) == (200, {"key": "gw:one", "queue": q.name, "woke": 1}), body

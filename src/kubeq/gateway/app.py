@@ -192,6 +192,8 @@ def create_app(gateway: Gateway) -> Starlette:
                 "enqueued_at": info.enqueued_at,
                 "started_at": info.started_at,
                 "finished_at": info.finished_at,
+                "waiting_for": info.waiting_for or None,
+                "sleep_until": info.sleep_until,
             }
         )
 
