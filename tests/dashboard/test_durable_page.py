@@ -77,3 +77,36 @@ def test_a_logged_in_user_signals_a_waiting_job_from_its_page(redis_url: str) ->
         assert "signal approval:9: woke 1 job" in done.text
     drain(app)
     assert job.result(timeout=5) == {"by": "ann"}
+
+
+def test_sleeping_jobs_are_counted_on_the_overview_and_listed_on_their_queue_page(
+    redis_url: str,
+) -> None:
+    app = kubeq.App(redis_url)
+
+    @app.task(name="durable.page.nap", queue="naps")
+    def nap(seconds: float) -> None:
+        kubeq.sleep(seconds)
+
+    @app.task(name="durable.page.hold", queue="naps")
+    def hold(key: str, timeout: float | None) -> Any:
+        return kubeq.wait_for(key, timeout=timeout)
+
+    jobs = [hold.delay("k:forever", None), hold.delay("k:day", 86_400), nap.delay(3600)]
+    drain(app)
+    assert [j.status() for j in jobs] == ["sleeping"] * 3
+    dashboard = create_app(Config(redis_url=redis_url, cluster=False, read_only=True))
+    with TestClient(dashboard, base_url="http://dash.test") as c:
+        overview = c.get("/").text
+        page = c.get("/queues/naps").text
+    assert "<th" in overview and ">sleeping</th>" in overview
+    assert 'data-q="naps" data-k="sleeping">3</td>' in overview
+    assert 'data-q="naps" data-k="backlog">0</td>' in overview
+    assert 'sleeping <b data-q="naps" data-k="sleeping">3</b>' in page
+    listed = page.split('<table class="grid" id="sleeping">')[1].split("</table>")[0]
+    rows = listed.split("<tr>")[2:]  # after the header
+    order = [next(j.id for j in jobs if j.id in row) for row in rows]
+    assert order == [jobs[2].id, jobs[1].id, jobs[0].id]  # the soonest to wake first
+    assert "~sleep:1: sleeping" in rows[0] and " UTC" in rows[0]
+    assert "waiting for signal k:day" in rows[1] and " UTC" in rows[1]
+    assert "waiting for signal k:forever" in rows[2] and "on a signal" in rows[2]

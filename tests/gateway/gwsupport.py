@@ -165,8 +165,8 @@ def expired_token(pki: Path, namespace: str, account: str, uid: str) -> str:
 
 
 def rbac(namespace: str, account: str, taskqueues: list[str]) -> str:
-    """ServiceAccounts alice and bob; a Role on the jobs of ``taskqueues`` bound to
-    ``account`` (YAML for kubectl apply)."""
+    """ServiceAccounts alice and bob; a Role on the jobs of ``taskqueues`` (create, get,
+    delete, and update: signals) bound to ``account`` (YAML for kubectl apply)."""
     docs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": n}}
         for n in ("alice", "bob")
@@ -181,7 +181,7 @@ def rbac(namespace: str, account: str, taskqueues: list[str]) -> str:
                     "apiGroups": ["kubeq.dev"],
                     "resources": ["taskqueues/jobs"],
                     "resourceNames": taskqueues,
-                    "verbs": ["create", "get", "delete"],
+                    "verbs": ["create", "get", "delete", "update"],
                 }
             ],
         }

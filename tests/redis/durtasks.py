@@ -4,6 +4,7 @@ started as `kubeq worker durtasks`. Side effects are counted in Redis keys outsi
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -151,3 +152,39 @@ def saga(tag: str) -> list[Any]:
     delivered = kubeq.wait_for(f"delivered:{tag}", timeout=600)
     email = kubeq.step("email", charged, tag, "email")
     return [charge, ship, delivered, email]
+
+
+@kubeq.step("charge")
+def charge(tag: str, amount: int) -> dict[str, Any]:
+    """A decorated step: each call inside a task is its own step (charge, charge#2...)."""
+    return {"amount": amount, "run": effect(tag, f"charge-{amount}"), "fee": fee(tag)}
+
+
+@kubeq.step
+def fee(tag: str) -> int:
+    """Decorated too, but called inside ``charge``: a plain call, its record is charge's."""
+    return effect(tag, "fee")
+
+
+@kubeq.step("notify")
+async def notify(tag: str, text: str) -> str:
+    return f"{text} #{effect(tag, 'notify')}"
+
+
+@app.task(max_attempts=1)
+def decorated(tag: str, seconds: float) -> list[Any]:
+    """Two calls of a decorated step, a durable sleep, a third call."""
+    first, second = charge(tag, 10), charge(tag, 20)
+    kubeq.sleep(seconds)
+    return [first, second, charge(tag, 30)]
+
+
+@app.task(max_attempts=1)
+async def async_decorated(tag: str, seconds: float) -> list[Any]:
+    """An async decorated step around a durable sleep."""
+    before = await notify(tag, "before")
+    ctx = kubeq.current_job(required=True)
+    await asyncio.to_thread(ctx.set_progress, {"at": "sleep"})
+    await asyncio.to_thread(ctx.update_meta, tag=tag)
+    await kubeq.asleep(seconds)
+    return [before, await notify(tag, "after")]

@@ -49,6 +49,10 @@ func (e *GatewayError) Error() string {
 }
 
 func (g *Gateway) do(method, path string, query url.Values, body any, out any) error {
+	return g.call(method, "/jobs"+path, query, body, out)
+}
+
+func (g *Gateway) call(method, path string, query url.Values, body any, out any) error {
 	tokenFile := g.TokenFile
 	if tokenFile == "" {
 		tokenFile = DefaultTokenFile
@@ -64,7 +68,7 @@ func (g *Gateway) do(method, path string, query url.Values, body any, out any) e
 		}
 	}
 	u := strings.TrimRight(g.BaseURL, "/") + "/v1/namespaces/" + url.PathEscape(g.Namespace) +
-		"/taskqueues/" + url.PathEscape(g.TaskQueue) + "/jobs" + path
+		"/taskqueues/" + url.PathEscape(g.TaskQueue) + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
@@ -133,4 +137,27 @@ func (g *Gateway) Cancel(ref Ref, abort bool) (bool, error) {
 	}
 	err := g.do(http.MethodDelete, "/"+url.PathEscape(ref.ID), q, nil, &reply)
 	return reply.Stopped, err
+}
+
+// Signal is what a signal delivers: Key (the key jobs wait on with kubeq.wait_for) or Job
+// (a sleeping job: the key it waits for), and the Payload (any JSON) that wait_for returns.
+// Queue is one of the TaskQueue's queues ("": its first); Mode "all" (every waiter, the
+// default) or "one" (the oldest); TTL keeps the payload for jobs that wait later (nil: the
+// gateway's default, 7 days).
+type Signal struct {
+	Key     string   `json:"key,omitempty"`
+	Job     string   `json:"job,omitempty"`
+	Payload any      `json:"payload"`
+	Queue   string   `json:"queue,omitempty"`
+	Mode    string   `json:"mode,omitempty"`
+	TTL     *float64 `json:"ttl,omitempty"`
+}
+
+// Signal delivers a signal and returns how many jobs woke.
+func (g *Gateway) Signal(s Signal) (int, error) {
+	var reply struct {
+		Woke int `json:"woke"`
+	}
+	err := g.call(http.MethodPost, "/signals", nil, s, &reply)
+	return reply.Woke, err
 }

@@ -21,11 +21,13 @@ are kept in the context, sleeps return at once, and a wait returns a payload fro
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast, overload
 
 from kubeq import defaults, serialization
 from kubeq.client.context import JobContext, current_job
@@ -42,6 +44,10 @@ LOCAL_SIGNALS: dict[str, Any] = {}
 MAX_NAME = 200
 MAX_KEY = 512
 MAX_SECONDS = 366 * 86_400
+F = TypeVar("F", bound=Callable[..., Any])
+_NO_FN: Any = object()
+_IN_STEP: ContextVar[bool] = ContextVar("kubeq_in_step", default=False)
+"""True while a step's function runs: a decorated step called there is a plain call."""
 
 
 def _name(name: object, what: str = "step name") -> str:
@@ -143,36 +149,109 @@ def _record(ctx: JobContext, field: str, text: str) -> None:
         raise _too_many(ctx, field)
 
 
-def step(name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+def _step(ctx: JobContext, field: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    found, value = _recorded(ctx, field)
+    if found:
+        return value
+    token = _IN_STEP.set(True)
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        _IN_STEP.reset(token)
+    text = _encode(result, f"the result of step {field!r}")
+    _record(ctx, field, text)
+    return serialization.loads(text)
+
+
+async def _astep(
+    ctx: JobContext, field: str, fn: Callable[..., Any], args: Any, kwargs: Any
+) -> Any:
+    found, value = await asyncio.to_thread(_recorded, ctx, field)
+    if found:
+        return value
+    token = _IN_STEP.set(True)
+    try:
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+    finally:
+        _IN_STEP.reset(token)
+    text = _encode(result, f"the result of step {field!r}")
+    await asyncio.to_thread(_record, ctx, field, text)
+    return serialization.loads(text)
+
+
+@overload
+def step(name: str, /) -> Callable[[F], F]: ...
+@overload
+def step(fn: F, /) -> F: ...
+@overload
+def step(name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+def step(name: Any, fn: Any = _NO_FN, /, *args: Any, **kwargs: Any) -> Any:
     """Run ``fn(*args, **kwargs)`` once for this job and record its JSON result as step
     ``name``; when the job runs again (retry, crash, hand-back, after a sleep or a wait) the
     recorded result is returned without running ``fn``. Returns the result as JSON reads it
     back (a tuple comes back as a list), the same on every run. A crash after ``fn`` and
     before the record runs ``fn`` again: make its side effect idempotent (for example with
-    ``f"{current_job().id}:{name}"`` as the idempotency key)."""
+    ``f"{current_job().id}:{name}"`` as the idempotency key).
+
+    As a decorator, ``@kubeq.step("charge")`` (or bare ``@kubeq.step``: the function's
+    ``__qualname__``) makes every call of the function inside a task a step (``astep`` for
+    a coroutine function): the run's first call is step ``charge``, its second ``charge#2``,
+    and so on in the order of the calls. Outside a task, and inside another step (whose
+    record holds the outcome), the function runs as a plain call."""
+    if fn is _NO_FN:
+        if callable(name):
+            return _decorate(name.__qualname__, name)
+        base = _name(name)
+        return lambda f: _decorate(base, f)
     ctx = current_job(required=True)
-    field = _name(name)
-    found, value = _recorded(ctx, field)
-    if found:
-        return value
-    text = _encode(fn(*args, **kwargs), f"the result of step {field!r}")
-    _record(ctx, field, text)
-    return serialization.loads(text)
+    return _step(ctx, _name(name), fn, args, kwargs)
 
 
 async def astep(name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """``step`` for an ``async def`` task: ``fn`` may be a coroutine function."""
     ctx = current_job(required=True)
-    field = _name(name)
-    found, value = await asyncio.to_thread(_recorded, ctx, field)
-    if found:
-        return value
-    result = fn(*args, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    text = _encode(result, f"the result of step {field!r}")
-    await asyncio.to_thread(_record, ctx, field, text)
-    return serialization.loads(text)
+    return await _astep(ctx, _name(name), fn, args, kwargs)
+
+
+def _numbered(ctx: JobContext, base: str) -> str:
+    """The step name of this run's next call of a decorated function: ``base``, then
+    ``base#2``, ``base#3``..."""
+    calls: dict[str, int] = ctx.durable.setdefault("calls", {})
+    n = calls.get(base, 0) + 1
+    calls[base] = n
+    return base if n == 1 else f"{base}#{n}"
+
+
+def _decorate(base: str, fn: F) -> F:
+    if not callable(fn):
+        raise TypeError(f"@kubeq.step({base!r}) decorates a function, got {fn!r}")
+    if len(base) > MAX_NAME - 8:
+        raise ValueError(
+            f"a decorated step's name must be at most {MAX_NAME - 8} characters (room for its "
+            f"call number), got {len(base)}: pass a shorter one, @kubeq.step('name')"
+        )
+    _name(base)
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def arun(*args: Any, **kwargs: Any) -> Any:
+            ctx = current_job()
+            if ctx is None or _IN_STEP.get():
+                return await fn(*args, **kwargs)
+            return await _astep(ctx, _numbered(ctx, base), fn, args, kwargs)
+
+        return cast("F", arun)
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        ctx = current_job()
+        if ctx is None or _IN_STEP.get():
+            return fn(*args, **kwargs)
+        return _step(ctx, _numbered(ctx, base), fn, args, kwargs)
+
+    return cast("F", run)
 
 
 def _next(ctx: JobContext, kind: str) -> int:

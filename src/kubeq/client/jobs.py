@@ -3,8 +3,9 @@
 A handle is only (queue, id): it reads Redis when asked, so it can be rebuilt anywhere from
 the id (``app.job(id, queue=...)``). ``result()`` waits on the job's done-list with a
 blocking, non-destructive BLMOVE, so any number of callers can wait without polling.
-Every read has an async twin (``astatus``, ``ainfo``, ``aresult``, ``acancel``) on the
-running loop's client (``App.aredis``).
+Every read and action has an async twin (``astatus``, ``ainfo``, ``aprogress``, ``asteps``,
+``ameta``, ``aresult``, ``acancel``, ``aabort``) on the running loop's client
+(``App.aredis``); ``edges`` has none yet.
 """
 
 from __future__ import annotations
@@ -92,17 +93,35 @@ class Job:
         raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "progress"))
         return stored_json(raw, None)
 
+    async def aprogress(self) -> Any:
+        """``progress`` for async code."""
+        raw = await cast(
+            "Awaitable[bytes | None]", self.app.aredis.hget(self._keys.job(self.id), "progress")
+        )
+        return stored_json(raw, None)
+
     def steps(self) -> dict[str, Any]:
         """The job's recorded durable steps, name -> decoded JSON record (``kubeq.step``;
         a sleep or a wait is ``~sleep:<n>`` / ``~wait:<key>``); kept for the job's result TTL."""
-        found: dict[str, Any] = {}
-        for name, raw in self.app.redis.hscan_iter(self._keys.job(self.id), match="step:*"):
-            found[text(name)[5:]] = stored_json(raw, None)
-        return dict(sorted(found.items()))
+        found = self.app.redis.hscan_iter(self._keys.job(self.id), match="step:*")
+        return _steps(list(found))
+
+    async def asteps(self) -> dict[str, Any]:
+        """``steps`` for async code."""
+        key = self._keys.job(self.id)
+        return _steps([pair async for pair in self.app.aredis.hscan_iter(key, match="step:*")])
 
     def meta(self) -> dict[str, Any]:
         """What the task stored with ``current_job().update_meta`` ({} before any)."""
         raw = cast("bytes | None", self.app.redis.hget(self._keys.job(self.id), "meta"))
+        result: dict[str, Any] = stored_json(raw, {})
+        return result
+
+    async def ameta(self) -> dict[str, Any]:
+        """``meta`` for async code."""
+        raw = await cast(
+            "Awaitable[bytes | None]", self.app.aredis.hget(self._keys.job(self.id), "meta")
+        )
         result: dict[str, Any] = stored_json(raw, {})
         return result
 
@@ -216,3 +235,8 @@ class Job:
         if found == -1:
             raise JobNotFound(f"no job {self.id} in queue {self.queue!r}")
         return bool(found in (1, 2))
+
+
+def _steps(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """Step records from the job hash's ``step:<name>`` fields, sorted by name."""
+    return dict(sorted((text(name)[5:], stored_json(raw, None)) for name, raw in pairs))

@@ -1,4 +1,4 @@
-"""Paged reads for the Queue, Job and Dead letters pages.
+"""Paged reads for the Queue (its waiting and sleeping jobs), Job and Dead letters pages.
 
 Every read is bounded: a page of ids from a ZRANGE with limits and the matching job hashes in
 one pipeline, never a whole queue. A dead-letter filter (task, reason) examines at most
@@ -15,7 +15,7 @@ from typing import Any, cast
 from kubeq import defaults, serialization
 from kubeq.client.app import App
 from kubeq.store.fairness import FairStats, read_fair_stats
-from kubeq.store.jobfields import LISTING_FIELDS, JobInfo, text
+from kubeq.store.jobfields import JOB_FIELDS, LISTING_FIELDS, JobInfo, text
 from kubeq.store.keys import QueueKeys, queues_key, split_ready_score, validate_job_id
 
 
@@ -33,6 +33,21 @@ class Row:
     priority: int = 0
     reason: str = ""
     error: str = ""
+
+
+@dataclass
+class Sleeper:
+    """A sleeping job as a list row: what it waits for and until when."""
+
+    id: str
+    task: str
+    args: str
+    wait_step: str
+    """Its sleep's or wait's record name (``~sleep:1``, ``~wait:<key>``)."""
+    waiting_for: str
+    """The signal key it waits for; "" for a sleep."""
+    until: float | None
+    """When it wakes (a sleep's end, a wait's timeout), Unix seconds; None: only a signal."""
 
 
 def describe_payload(payload: str, limit: int = 200) -> tuple[str, str]:
@@ -107,6 +122,23 @@ class Reader:
         return [
             _row(i, s, v, dead=False)
             for i, (_, s), v in zip(ids, pairs, self._hashes(keys, ids), strict=True)
+        ]
+
+    def sleeping(self, queue: str, size: int = defaults.DASHBOARD_PAGE_SIZE) -> list[Sleeper]:
+        """The first ``size`` of the queue's sleeping jobs (durable sleeps and waits), the
+        soonest to wake first (waits without a timeout last)."""
+        keys = QueueKeys.of(queue, self.app.prefix)
+        ids = [
+            text(m) for m in cast("list[Any]", self.app.redis.zrange(keys.sleeping, 0, size - 1))
+        ]
+        pipe = self.app.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(keys.job(job_id), list(JOB_FIELDS))
+        infos = [JobInfo.from_fields(i, queue, v) for i, v in zip(ids, pipe.execute(), strict=True)]
+        return [
+            Sleeper(i.id, *describe_payload(i.payload), i.wait_step, i.waiting_for, i.sleep_until)
+            for i in infos
+            if i.status == "sleeping"  # woken since the ZRANGE
         ]
 
     def dead(

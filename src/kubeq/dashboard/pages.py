@@ -67,10 +67,19 @@ async def queue(request: Request) -> Response:
     size = defaults.DASHBOARD_PAGE_SIZE
     rows = await run_in_threadpool(dash.reader.waiting, name, page, size)
     fair = await run_in_threadpool(dash.reader.fair, name)
+    sleepers = await run_in_threadpool(dash.reader.sleeping, name, size)
     snap = await dash.hub.refresh(View(queues=(name,)))
     stats = next((q for q in snap["queues"] if q["queue"] == name), None)
     return dash.render(
-        request, "queue.html", queue=name, rows=rows, page=page, size=size, stats=stats, fair=fair
+        request,
+        "queue.html",
+        queue=name,
+        rows=rows,
+        page=page,
+        size=size,
+        stats=stats,
+        fair=fair,
+        sleepers=sleepers,
     )
 
 

@@ -27,6 +27,7 @@ from kubeq.gateway.kube import UNAVAILABLE_RETRY_SECONDS, Caller, Kube, Refused,
 from kubeq.gateway.limits import Buckets, Limits, Unauthenticated, too_many
 from kubeq.gateway.openapi import OPENAPI
 from kubeq.gateway.params import job_id, query
+from kubeq.gateway.signals import parse_signal
 from kubeq.store.jobfields import stored_json
 
 log = logging.getLogger("kubeq.gateway")
@@ -191,6 +192,8 @@ def create_app(gateway: Gateway) -> Starlette:
                 "enqueued_at": info.enqueued_at,
                 "started_at": info.started_at,
                 "finished_at": info.finished_at,
+                "waiting_for": info.waiting_for or None,
+                "sleep_until": info.sleep_until,
             }
         )
 
@@ -222,6 +225,29 @@ def create_app(gateway: Gateway) -> Starlette:
         except JobNotFound as exc:
             raise Refused(404, str(exc)) from None
         return JSONResponse({"id": job.id, "queue": job.queue, "stopped": stopped})
+
+    async def signal(request: Request) -> JSONResponse:
+        raw = await _body(request, gateway.limits.max_body)
+        target, app = await gateway.admit(request, "update")
+        query(request.query_params, ())
+        sig = parse_signal(raw, target.queues)
+        assert sig.queue is not None
+        key = sig.key
+        if sig.job is not None:  # the key the job waits for
+            info = await app.job(sig.job, queue=sig.queue).ainfo()
+            if info.status == "unknown":
+                raise Refused(404, f"no job {sig.job} in queue {sig.queue!r}")
+            if info.status != "sleeping" or not info.waiting_for:
+                reason = f"job {sig.job} does not wait for a signal (status {info.status})"
+                raise Refused(409, reason, "job")
+            key = info.waiting_for
+        assert key is not None
+        queue = sig.queue.split("#", 1)[0]
+        try:
+            woke = await app.asignal(key, sig.payload, queue=queue, mode=sig.mode, ttl=sig.ttl)
+        except ValueError as exc:  # mode one on a partitioned queue
+            raise Refused(400, str(exc), "mode") from None
+        return JSONResponse({"key": key, "queue": queue, "woke": woke})
 
     async def openapi(_request: Request) -> JSONResponse:
         return JSONResponse(OPENAPI)
@@ -262,6 +288,7 @@ def create_app(gateway: Gateway) -> Starlette:
             Route(jobs + "/{id}", read, methods=["GET"]),
             Route(jobs + "/{id}", cancel, methods=["DELETE"]),
             Route(jobs + "/{id}/result", result, methods=["GET"]),
+            Route("/v1/namespaces/{ns}/taskqueues/{name}/signals", signal, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],

@@ -38,6 +38,33 @@ _JOB_IN = {
         },
     },
 }
+_SIGNAL_IN = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Exactly one of key and job.",
+    "properties": {
+        "key": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 512,
+            "description": "The signal key jobs wait on (kubeq.wait_for).",
+        },
+        "job": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_.:-]{1,200}$",
+            "description": "A sleeping job: the signal goes to the key it waits for (mode all).",
+        },
+        "payload": {"description": "Any JSON, at most 256 KiB; wait_for returns it."},
+        "queue": {"type": "string", "description": "One of the TaskQueue's queues."},
+        "mode": {"enum": ["all", "one"], "description": "Wake every waiter, or the oldest."},
+        "ttl": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 31_622_400,
+            "description": "Seconds the payload is kept for jobs that wait later.",
+        },
+    },
+}
 _PARAMS = [
     {"name": "ns", "in": "path", "required": True, "schema": {"type": "string"}},
     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
@@ -77,16 +104,18 @@ def _refusals(*codes: int) -> dict[str, Any]:
 
 _JSON_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
 JOBS = "/v1/namespaces/{ns}/taskqueues/{name}/jobs"
+SIGNALS = "/v1/namespaces/{ns}/taskqueues/{name}/signals"
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "kubeq gateway",
         "version": "1",
-        "description": "Enqueue and follow jobs of a kubeq TaskQueue (docs/protocol.md).",
+        "description": "Enqueue and follow jobs of a kubeq TaskQueue, and signal the jobs "
+        "that wait (docs/protocol.md).",
     },
     "components": {
-        "schemas": {"Error": _ERROR, "Job": _JOB_IN},
+        "schemas": {"Error": _ERROR, "Job": _JOB_IN, "Signal": _SIGNAL_IN},
         "securitySchemes": {"serviceAccountToken": {"type": "http", "scheme": "bearer"}},
     },
     "security": [{"serviceAccountToken": []}],
@@ -153,6 +182,29 @@ OPENAPI: dict[str, Any] = {
                     },
                 ],
                 "responses": {"200": _JSON_OK, **_refusals(400, 401, 403, 404, 429)},
+            }
+        },
+        SIGNALS: {
+            "post": {
+                "summary": "Signal the jobs waiting on a key, or the key a job waits for; "
+                "replies {key, queue, woke} (RBAC verb update)",
+                "parameters": _PARAMS,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Signal"}}
+                    },
+                },
+                "responses": {
+                    "200": _JSON_OK,
+                    "409": {
+                        "description": "The job does not wait for a signal.",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    },
+                    **_refusals(400, 401, 403, 404, 413, 429),
+                },
             }
         },
     },
