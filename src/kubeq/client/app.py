@@ -29,10 +29,9 @@ from kubeq.client.jobs import Job
 from kubeq.client.queues import Queue
 from kubeq.client.schedules import Schedules
 from kubeq.client.send import EnqueueStream, send, send_async
-from kubeq.client.tasks import Task, task_name
-from kubeq.options import Call, RateLimit, TaskOptions
+from kubeq.client.tasks import Task, task_name, task_options
+from kubeq.options import Call, TaskOptions
 from kubeq.patterns import Batch, KeyOption
-from kubeq.retry import RetryPolicy
 from kubeq.store import connections, urls
 from kubeq.store.ids import new_job_id
 from kubeq.store.keys import validate_queue_name
@@ -176,30 +175,7 @@ class App:
         /,
         *,
         name: str | None = None,
-        queue: str | None = None,
-        priority: int = defaults.PRIORITY,
-        timeout: float | None = None,
-        result_ttl: int = defaults.RESULT_TTL,
-        max_attempts: int = defaults.MAX_ATTEMPTS,
-        retry_on: tuple[type[BaseException], ...] = (Exception,),
-        backoff_min: float = defaults.BACKOFF_MIN,
-        backoff_max: float = defaults.BACKOFF_MAX,
-        max_deliveries: int = defaults.MAX_DELIVERIES,
-        pool: str | None = None,
-        rate_limit: str | None = None,
-        concurrency_limit: int | None = None,
-        limit_key: Callable[..., str] | None = None,
-        fair_key: str | Callable[..., str] | None = None,
-        expires: float | None = None,
-        soft_timeout: float | None = None,
-        on_success: Call | None = None,
-        on_failure: Call | None = None,
-        debounce: float | None = None,
-        debounce_max: float | None = None,
-        debounce_key: KeyOption = None,
-        singleton: str | None = None,
-        singleton_key: KeyOption = None,
-        batch: Batch | None = None,
+        **settings: Any,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="high")``.
 
@@ -219,34 +195,7 @@ class App:
         call, with the last arguments (``debounce_max`` bounds the wait); ``singleton=`` one
         of skip, replace, keep_latest, cancel_running per ``singleton_key``;
         ``batch=kubeq.Batch(max_size=500, max_wait=2.0)`` runs it with lists of items."""
-        options = TaskOptions(
-            queue=validate_queue_name(queue or self.default_queue),
-            priority=priority,
-            timeout=timeout,
-            result_ttl=result_ttl,
-            max_deliveries=max_deliveries,
-            retry=RetryPolicy(
-                max_attempts=max_attempts,
-                retry_on=retry_on,
-                backoff_min=backoff_min,
-                backoff_max=backoff_max,
-            ),
-            pool=pool,
-            rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
-            concurrency_limit=concurrency_limit,
-            limit_key=limit_key,
-            fair_key=fair_key,
-            expires=expires,
-            soft_timeout=soft_timeout,
-            on_success=on_success,
-            on_failure=on_failure,
-            debounce=debounce,
-            debounce_max=debounce_max,
-            debounce_key=debounce_key,
-            singleton=singleton,
-            singleton_key=singleton_key,
-            batch=batch,
-        )
+        options = task_options(self.default_queue, **settings)
 
         def register(f: Callable[P, R]) -> Task[P, R]:
             t: Task[P, R] = Task(self, f, name or task_name(f), options)

@@ -11,9 +11,12 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
+from kubeq import defaults
 from kubeq.client.jobs import Job
-from kubeq.options import Call, CallTemplate, TaskOptions, key_from_args
-from kubeq.patterns import resolve_key
+from kubeq.options import Call, CallTemplate, RateLimit, TaskOptions, key_from_args
+from kubeq.patterns import Batch, KeyOption, resolve_key
+from kubeq.retry import RetryPolicy
+from kubeq.store.keys import validate_queue_name
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -156,3 +159,63 @@ class Task(Generic[P, R]):
         """``apply_async`` for async code (the same per-call options)."""
         call = self.s(*args, **(kwargs or {}))
         return (await self.app.aenqueue_many([call.set(**options)]))[0]
+
+
+def task_options(
+    default_queue: str,
+    *,
+    queue: str | None = None,
+    priority: int = defaults.PRIORITY,
+    timeout: float | None = None,
+    result_ttl: int = defaults.RESULT_TTL,
+    max_attempts: int = defaults.MAX_ATTEMPTS,
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
+    backoff_min: float = defaults.BACKOFF_MIN,
+    backoff_max: float = defaults.BACKOFF_MAX,
+    max_deliveries: int = defaults.MAX_DELIVERIES,
+    pool: str | None = None,
+    rate_limit: str | None = None,
+    concurrency_limit: int | None = None,
+    limit_key: Callable[..., str] | None = None,
+    fair_key: str | Callable[..., str] | None = None,
+    expires: float | None = None,
+    soft_timeout: float | None = None,
+    on_success: Call | None = None,
+    on_failure: Call | None = None,
+    debounce: float | None = None,
+    debounce_max: float | None = None,
+    debounce_key: KeyOption = None,
+    singleton: str | None = None,
+    singleton_key: KeyOption = None,
+    batch: Batch | None = None,
+) -> TaskOptions:
+    """The options ``@app.task(...)`` registers a task with, from its keyword arguments (the
+    overloads of ``App.task`` list them with their types); ``TaskOptions`` checks each."""
+    return TaskOptions(
+        queue=validate_queue_name(queue or default_queue),
+        priority=priority,
+        timeout=timeout,
+        result_ttl=result_ttl,
+        max_deliveries=max_deliveries,
+        retry=RetryPolicy(
+            max_attempts=max_attempts,
+            retry_on=retry_on,
+            backoff_min=backoff_min,
+            backoff_max=backoff_max,
+        ),
+        pool=pool,
+        rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+        concurrency_limit=concurrency_limit,
+        limit_key=limit_key,
+        fair_key=fair_key,
+        expires=expires,
+        soft_timeout=soft_timeout,
+        on_success=on_success,
+        on_failure=on_failure,
+        debounce=debounce,
+        debounce_max=debounce_max,
+        debounce_key=debounce_key,
+        singleton=singleton,
+        singleton_key=singleton_key,
+        batch=batch,
+    )
