@@ -38,6 +38,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -299,7 +300,7 @@ def render(path: str) -> None:
     res = json.loads(Path(path).read_text())["runs"][-1]
     t, sc = res["timeline_s"], res["scaling"]
     text = (
-        f"At scale (`{res['bench']}`, `{path}`, the local control plane, a real operator, "
+        f"**At scale** (`{res['bench']}`, `{path}`, the local control plane, a real operator, "
         f"{res['cores']} shared cores): {res['jobs']:,} jobs each waited for one of "
         f"{res['keys']} signal keys. {res['workers']} burst worker processes "
         f"(concurrency {res['concurrency']}) ran them to their waits in "
@@ -308,21 +309,24 @@ def render(path: str) -> None:
         f"{res['stats_all_sleeping']['backlog']}, in flight "
         f"{res['stats_all_sleeping']['in_flight']}, live workers "
         f"{res['stats_all_sleeping']['live_workers']}. The operator had the Deployment at "
-        f"{sc['maxReplicas']} replicas for the backlog ({sc['jobsPerReplica']} jobs per replica) "
+        f"{sc['maxReplicas']} replicas for the backlog ({sc['jobsPerReplica']:,} jobs per replica) "
         f"and scaled it to 0 {round(t['replicas_zero_while_waiting'] - t['all_sleeping'], 1)} s "
-        f"after the last job went to sleep (idleSecondsBeforeZero "
+        f"after the burst workers exited (idleSecondsBeforeZero "
         f"{sc['idleSecondsBeforeZero']}); it stayed at 0 for the {res['held_zero_for_s']} s "
         f"the bench held. {res['signals']} `app.signal` calls woke {res['woken']:,} jobs; "
-        f"the Deployment was back at >= 1 "
+        f"the Deployment was back up (1 replica or more) "
         f"{round(t['replicas_up_after_signals'] - t['signals_sent'], 1)} s after the first "
         f"signal and at {sc['maxReplicas']} with the backlog of "
         f"{res['stats_after_signals']['backlog']:,}; the workers finished every job "
         f"in {res['burst_run_s']['to_the_end']} s, each step once per job (ledger: ask "
         f"{res['ledger_at_end']['ask']['once']:,} once, decide "
-        f"{res['ledger_at_end']['decide']['once']:,} once, none twice), and the Deployment "
+        f"{res['ledger_at_end']['decide']['once']:,} once, "
+        f"{res['ledger_at_end']['ask']['more'] + res['ledger_at_end']['decide']['more']} "
+        f"twice or more), and the Deployment "
         f"was back at 0 "
         f"{round(t['replicas_zero_after_finish'] - t['all_finished'], 1)} s later.\n"
     )
+    text = textwrap.fill(text, 95) + "\n"
     doc = DOC.read_text()
     new, n = MARK.subn(lambda m: m[1] + text + m[3], doc)
     if not n:
