@@ -52,7 +52,7 @@ TASKS_DIR = ROOT / "tests" / "redis"
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 DOC = ROOT / "docs" / "durable.md"
 MARK = re.compile(
-    r"(<!-- durable-scale results=(?P<path>\S+) -->\n).*?(<!-- /durable-scale -->)", re.S
+    r"(<!-- durable-scale results=(?P<path>\S+) -->\n)(?P<body>.*?)(<!-- /durable-scale -->)", re.S
 )
 
 
@@ -295,9 +295,10 @@ def check(res: dict[str, Any]) -> list[str]:
     return bad
 
 
-def render(path: str) -> None:
-    """A paragraph for docs/durable.md from the last run of ``path``."""
-    res = json.loads(Path(path).read_text())["runs"][-1]
+def paragraph(path: str) -> str:
+    """The paragraph for docs/durable.md from the last run of ``path`` (relative to the
+    checkout's root)."""
+    res = json.loads((ROOT / path).read_text())["runs"][-1]
     t, sc = res["timeline_s"], res["scaling"]
     text = (
         f"**At scale** (`{res['bench']}`, `{path}`, the local control plane, a real operator, "
@@ -326,9 +327,20 @@ def render(path: str) -> None:
         f"was back at 0 "
         f"{round(t['replicas_zero_after_finish'] - t['all_finished'], 1)} s later.\n"
     )
-    text = textwrap.fill(text, 95) + "\n"
+    return textwrap.fill(text, 95) + "\n"
+
+
+def shown(doc: str) -> tuple[str, str] | None:
+    """(the results file the docs' block names, the block's text), or None without one."""
+    m = MARK.search(doc)
+    return None if m is None else (m["path"], m["body"])
+
+
+def render(path: str) -> None:
+    """Writes ``paragraph(path)`` into docs/durable.md's block."""
+    text = paragraph(path)
     doc = DOC.read_text()
-    new, n = MARK.subn(lambda m: m[1] + text + m[3], doc)
+    new, n = MARK.subn(lambda m: m[1] + text + m[4], doc)
     if not n:
         raise SystemExit(f"no <!-- durable-scale results=... --> marker in {DOC}")
     DOC.write_text(new)
