@@ -41,7 +41,8 @@ class Fired:
     skipped: int = 0
     lag: list[float] = field(default_factory=list)
     """Seconds between each run's due time and its enqueue (Redis' clock)."""
-    errors: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """(schedule id, what went wrong) of each schedule that could not fire as defined."""
 
 
 @dataclass
@@ -118,10 +119,10 @@ async def _fire_batch(
         try:
             parsed.append((c, Schedule.from_json(c.spec)))
         except (ScheduleError, ValueError, TypeError) as e:
-            done.errors.append(f"schedule {c.id}: stored definition unreadable: {e}")
+            done.errors.append((c.id, f"schedule {c.id}: stored definition unreadable: {e}"))
             parsed.append((c, None))
     status = await _statuses(client, prefix, [(c, s) for c, s in parsed if s is not None])
-    calls: list[Call] = []
+    calls: list[tuple[str, Call]] = []
     commits: list[Any] = []
     for c, s in parsed:
         if s is None:  # stop firing it; `kubeq schedule show` still shows it
@@ -155,10 +156,10 @@ async def _fire_batch(
         try:
             validate_queue_name(s.queue)
         except ValueError as e:  # written by hand or by an old client: say so, do not retry
-            done.errors.append(f"schedule {s.id}: {e}")
+            done.errors.append((s.id, f"schedule {s.id}: {e}"))
             skipped, runs = skipped + len(runs), []
         for due in runs:
-            calls.append(_call(s, due, now))
+            calls.append((s.id, _call(s, due, now)))
             done.runs.append((s.id, due, s.job_id(due)))
             done.lag.append(max(0.0, now - due))
         done.missed += missed
@@ -173,13 +174,13 @@ async def _fire_batch(
         ]
     if calls:
         try:
-            await enqueue(calls)
+            await enqueue([call for _, call in calls])
         except ValueError:  # one refused call must not hold back the batch: one by one
-            for call in calls:
+            for sid, call in calls:
                 try:
                     await enqueue([call])
                 except ValueError as e:
-                    done.errors.append(f"schedule run {call.job_id}: {e}")
+                    done.errors.append((sid, f"schedule {sid}: run {call.job_id} refused: {e}"))
     commit = (
         LUA["schedule_commit"],
         [due_key, warm_key],
