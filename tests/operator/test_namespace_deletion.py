@@ -6,9 +6,9 @@ simply going away.
 The API server counts the refused Event posts of every client, so the namespace is deleted
 only once the cluster's own controllers are done with the TaskQueues' Deployments: each has
 its ReplicaSet and pod, and their Events (ScalingReplicaSet, SuccessfulCreate) are posted. On
-a loaded machine those controllers lag the operator by seconds; a Deployment whose
-ReplicaSet was not created yet when its namespace started terminating made the deployment
-controller post FailedCreate Events, refused, and counted here as if the operator's.
+a loaded machine those controllers lag the operator by seconds, and their Events still
+queued when the namespace starts terminating (or the deployment controller's FailedCreate for
+a ReplicaSet it can no longer create) are refused and were counted here as the operator's.
 """
 
 from __future__ import annotations
