@@ -19,6 +19,7 @@ event, most of them the operator's own status patches and the Deployments' statu
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -149,8 +150,10 @@ async def taskqueue_loop(
         await asyncio.gather(running, stop, return_exceptions=True)
         why = stopped.reason
         deleted = why is not None and bool(why & kopf.DaemonStoppingReason.RESOURCE_DELETED)
-        if deleted and loop.spec is not None:  # its spec schedules go with it
-            await schedules.forget_deleted(loop.source, loop.spec, ns, name)
+        spec = loop.spec
+        if deleted and spec is not None and spec.schedules:  # its spec schedules go with it
+            client_of = functools.partial(loop.source.client, spec)
+            await schedules.forget_deleted(client_of, spec.redis.prefix, ns, name)
         await loop.close()
     if not running.cancelled() and running.exception() is not None:
         raise running.exception()  # type: ignore[misc]  # kopf logs it and restarts the daemon

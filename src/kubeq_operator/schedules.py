@@ -21,11 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any, ClassVar
-
-from redis.exceptions import RedisError
 
 from kubeq.schedules import Schedule, ScheduleError, from_spec
 from kubeq.schedules_time import utc_iso
@@ -34,8 +32,6 @@ from kubeq.store import schedules as store
 from kubeq.store.keys import validate_queue_name
 from kubeq.store.schedulefire import Enqueue, Fired
 from kubeq_operator.policy import Decision, ScalingSpec
-from kubeq_operator.redis_source import RedisDown, RedisSource
-from kubeq_operator.spec import TaskQueueSpec
 from kubeq_operator.specfields import SpecError
 
 log = logging.getLogger("kubeq_operator")
@@ -126,17 +122,14 @@ cancels a daemon that does not end within its ``cancellation_backoff``)."""
 
 
 async def forget_deleted(
-    source: RedisSource, spec: TaskQueueSpec, namespace: str, name: str
+    client_of: Callable[[], Awaitable[Any]], prefix: str, namespace: str, name: str
 ) -> None:
     """The TaskQueue is deleted: its spec schedules leave Redis with it (logged, no Event:
-    the object, maybe its namespace, is going away)."""
-    if not spec.schedules:
-        return
+    the object, maybe its namespace, is going away). ``client_of`` gives its Redis client."""
     try:
         async with asyncio.timeout(FORGET_SECONDS):
-            client = await source.client(spec)
-            n = await forget(client, spec.redis.prefix, namespace, name)
-    except (RedisError, OSError, RedisDown, TimeoutError) as e:
+            n = await forget(await client_of(), prefix, namespace, name)
+    except Exception as e:  # Redis down, its password gone with the namespace...: say so
         log.warning(
             "schedules of deleted TaskQueue %s/%s left in Redis (%s): remove them with "
             "kubeq schedule delete tq:%s:%s:<name>",
@@ -147,7 +140,9 @@ async def forget_deleted(
 
 
 def describe(e: BaseException) -> str:
-    return f"no answer within {FORGET_SECONDS:.0f} s" if isinstance(e, TimeoutError) else str(e)
+    if isinstance(e, TimeoutError):
+        return f"no answer within {FORGET_SECONDS:.0f} s"
+    return f"{type(e).__name__}: {e}"
 
 
 async def fire(client: Any, prefix: str, enqueue: Enqueue) -> Fired:
