@@ -19,12 +19,13 @@ event, most of them the operator's own status patches and the Deployments' statu
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
 import kopf
 
-from kubeq_operator import kube
+from kubeq_operator import kube, schedules
 from kubeq_operator.crd import (
     ANNOTATION_HASH,
     FINALIZER,
@@ -100,6 +101,11 @@ def kubeq_workers(
     return {(namespace, taskqueue): view}
 
 
+CANCEL_RECHECK_SECONDS = 0.5
+"""A pass still running this long after its cancellation is cancelled again (a cancellation
+that arrives as a timeout inside the Redis client or ``asyncio.wait_for`` ends can be lost)."""
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=5.0, cancellation_timeout=10.0)
 async def taskqueue_loop(
     name: str,
@@ -113,7 +119,8 @@ async def taskqueue_loop(
     is deleted, the operator pauses for a peer or exits), then end them and return: kopf
     cancels a daemon only when it does not return within ``cancellation_backoff``, and a
     cancelled daemon is a warning it posts as an Event on the TaskQueue, into a namespace
-    that may be going away."""
+    that may be going away. When the TaskQueue itself is deleted, its spec schedules leave
+    Redis before the daemon returns (kopf removes the finalizer after that)."""
     index: WorkerIndex = kwargs["kubeq_workers"]
     ns = namespace or "default"
 
@@ -127,7 +134,7 @@ async def taskqueue_loop(
     loop = TaskQueueLoop(ns, name, body, logger, find_deployment, post_event)
 
     async def passes() -> None:
-        while True:
+        while not stopped:  # (a cancellation lost inside a library's timeout ends it here)
             delay = await loop.step()
             await TICKER.wait(delay)
 
@@ -136,9 +143,17 @@ async def taskqueue_loop(
     try:
         await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (running, stop):
-            task.cancel()
+        stop.cancel()
+        while not running.done():  # cancelled again if a pass swallowed the cancellation
+            running.cancel()
+            await asyncio.wait({running}, timeout=CANCEL_RECHECK_SECONDS)
         await asyncio.gather(running, stop, return_exceptions=True)
+        why = stopped.reason
+        deleted = why is not None and bool(why & kopf.DaemonStoppingReason.RESOURCE_DELETED)
+        spec = loop.spec
+        if deleted and spec is not None and spec.schedules:  # its spec schedules go with it
+            client_of = functools.partial(loop.source.client, spec)
+            await schedules.forget_deleted(client_of, spec.redis.prefix, ns, name)
         await loop.close()
     if not running.cancelled() and running.exception() is not None:
         raise running.exception()  # type: ignore[misc]  # kopf logs it and restarts the daemon

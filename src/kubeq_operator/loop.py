@@ -385,6 +385,7 @@ class TaskQueueLoop:
         self.book.sent(status, now)
 
     async def close(self) -> None:
+        self.sched.close()
         await self.source.close()
         if self.spec is not None:
             metrics.forget(self.namespace, self.name, self.spec.physical_queues)

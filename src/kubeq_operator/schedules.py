@@ -9,7 +9,8 @@ TaskQueue the operator
    that prefix the spec no longer has (one ZRANGEBYLEX over the name index, no SCAN);
 2. fires what is due (``kubeq.store.schedulefire``): every schedule on this Redis and prefix,
    whoever created it; several TaskQueues and operator replicas on one Redis share the work
-   through the atomic claim, so each due time is enqueued once;
+   through the atomic claim, so each due time is enqueued once; a schedule that cannot fire
+   is reported on the TaskQueue that owns it (``Driver.report``), never on the others;
 3. reads the pre-warm index: a schedule whose next run is within its ``prewarmSeconds`` and
    whose queue is one of this TaskQueue's asks for ``prewarmReplicas`` workers, a floor the
    decision applies (``prewarm``) and names in its line.
@@ -17,10 +18,12 @@ TaskQueue the operator
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 from kubeq.schedules import Schedule, ScheduleError, from_spec
 from kubeq.schedules_time import utc_iso
@@ -30,6 +33,8 @@ from kubeq.store.keys import validate_queue_name
 from kubeq.store.schedulefire import Enqueue, Fired
 from kubeq_operator.policy import Decision, ScalingSpec
 from kubeq_operator.specfields import SpecError
+
+log = logging.getLogger("kubeq_operator")
 
 SYNC_SECONDS = 60.0
 """Spec schedules are re-written at least this often (a deleted key heals by itself)."""
@@ -43,7 +48,10 @@ __all__ = [
     "Driver",
     "Fired",
     "fire",
+    "forget",
+    "forget_deleted",
     "owned",
+    "owner_of",
     "parse",
     "prewarm",
     "prewarm_floor",
@@ -103,6 +111,40 @@ async def sync(client: Any, prefix: str, wanted: list[Schedule], own: str) -> in
     return len(gone)
 
 
+async def forget(client: Any, prefix: str, namespace: str, taskqueue: str) -> int:
+    """The TaskQueue is deleted: remove its spec schedules; returns how many there were."""
+    return await sync(client, prefix, [], id_prefix(namespace, taskqueue))
+
+
+FORGET_SECONDS = 3.0
+"""How long a deleted TaskQueue's loop may take to remove its schedules from Redis (kopf
+cancels a daemon that does not end within its ``cancellation_backoff``)."""
+
+
+async def forget_deleted(
+    client_of: Callable[[], Awaitable[Any]], prefix: str, namespace: str, name: str
+) -> None:
+    """The TaskQueue is deleted: its spec schedules leave Redis with it (logged, no Event:
+    the object, maybe its namespace, is going away). ``client_of`` gives its Redis client."""
+    try:
+        async with asyncio.timeout(FORGET_SECONDS):
+            n = await forget(await client_of(), prefix, namespace, name)
+    except Exception as e:  # Redis down, its password gone with the namespace...: say so
+        log.warning(
+            "schedules of deleted TaskQueue %s/%s left in Redis (%s): remove them with "
+            "kubeq schedule delete tq:%s:%s:<name>",
+            *(namespace, name, describe(e), namespace, name),
+        )
+        return
+    log.info("%s/%s deleted: removed its %d schedule(s) from Redis", namespace, name, n)
+
+
+def describe(e: BaseException) -> str:
+    if isinstance(e, TimeoutError):
+        return f"no answer within {FORGET_SECONDS:.0f} s"
+    return f"{type(e).__name__}: {e}"
+
+
 async def fire(client: Any, prefix: str, enqueue: Enqueue) -> Fired:
     return await schedulefire.fire_due(client, prefix, enqueue, max_batches=FIRE_BATCHES_PER_PASS)
 
@@ -138,17 +180,57 @@ def prewarm(d: Decision, floor: tuple[int, str], spec: ScalingSpec, current: int
     return replace(d, replicas=target, direction=direction, reason="PreWarm", message=line)
 
 
+def owner_of(schedule_id: str) -> tuple[str, str] | None:
+    """(namespace, TaskQueue) whose spec a schedule id comes from; None for a runtime one."""
+    parts = schedule_id.split(":", 3)
+    if len(parts) == 4 and parts[0] == "tq" and parts[1] and parts[2]:
+        return parts[1], parts[2]
+    return None
+
+
 class Driver:
-    """The schedules' part of one TaskQueue's loop: sync, fire, pre-warm floor."""
+    """The schedules' part of one TaskQueue's loop: sync, fire, pre-warm floor.
+
+    Any loop on a Redis may fire any schedule there, so a schedule's trouble is reported
+    where it belongs: a spec schedule's on its own TaskQueue (through that TaskQueue's driver,
+    on its next pass: its loop posts only while the TaskQueue lives), a runtime schedule's
+    (or one whose TaskQueue this operator does not serve) in the operator's log.
+    """
 
     EVENTS_PER_PASS = 10
-    """Events posted per pass for this TaskQueue's own runs (the rest are logged)."""
+    """Events posted per pass for this TaskQueue's own runs and errors (the rest are logged)."""
+
+    _serving: ClassVar[dict[tuple[str, str], Driver]] = {}
+    """The drivers of the TaskQueues this process serves, by (namespace, name)."""
 
     def __init__(self, namespace: str, name: str) -> None:
         self.namespace, self.name = namespace, name
         self.floor: tuple[int, str] = (0, "")
         """What the last pass read from the pre-warm index (``prewarm`` applies it)."""
         self._synced: tuple[tuple[Schedule, ...], float] | None = None
+        self._errors: list[str] = []
+        """This TaskQueue's schedules' errors met by any loop, posted on its next pass."""
+        Driver._serving[self._names] = self
+
+    def close(self) -> None:
+        """The TaskQueue's loop ends: its errors are no longer handed to it."""
+        if Driver._serving.get(self._names) is self:
+            del Driver._serving[self._names]
+
+    def report(self, errors: list[tuple[str, str]]) -> None:
+        """Hand each schedule's error to the driver of the TaskQueue that owns it."""
+        for sid, message in errors:
+            owner = owner_of(sid)
+            driver = Driver._serving.get(owner) if owner is not None else None
+            if driver is not None:
+                if len(driver._errors) < self.EVENTS_PER_PASS:
+                    driver._errors.append(message)
+                else:
+                    log.warning("%s", message)
+            elif owner is not None:
+                log.warning("%s (TaskQueue %s/%s is not served here)", message, *owner)
+            else:
+                log.warning("%s", message)
 
     async def tick(
         self,
@@ -161,6 +243,7 @@ class Driver:
         now: float,
     ) -> Fired:
         """One pass; ``event(reason, message)`` posts a Normal Event on the TaskQueue."""
+        Driver._serving[self._names] = self
         mono = time.monotonic()
         if (
             self._synced is None
@@ -180,8 +263,10 @@ class Driver:
                 "ScheduleEnqueued",
                 f"schedule {sid[len(own) :]}: enqueued the run due {utc_iso(due)} (job {job})",
             )
-        for err in fired.errors:
-            event("ScheduleError", err)
+        self.report(fired.errors)
+        errors, self._errors = self._errors, []
+        for message in errors:
+            event("ScheduleError", message)
         self.floor = await prewarm_floor(client, prefix, queues, now)
         return fired
 

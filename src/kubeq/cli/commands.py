@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kubeq import defaults, serialization
+from kubeq.cli.audit import audit
 from kubeq.cli.fair import fair, show_by_key
 from kubeq.cli.jobs import dlq, job, limit
 from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx, plain
@@ -263,6 +264,7 @@ cli.add_command(limit)
 cli.add_command(fair)
 cli.add_command(schedule)
 cli.add_command(jobs)
+cli.add_command(audit)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from kubeq.cli.output import Context, cells, console, emit_json, pass_ctx, plain, when
 from kubeq.client.search import STATUSES, find
+from kubeq.store import audit
 
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -81,6 +82,9 @@ def jobs(
             n = sum(obj.app.queue(name).requeue_dead(ids) for name, ids in by_queue.items())
         else:
             n = sum(obj.app.job(j.id, j.queue).cancel() for j in found.jobs)
+        what = f"queue={queue} status={status}" + (f" task={task}" if task else "")
+        what += f" since={since}" if since else ""
+        audit.record(obj.app.redis, obj.app.prefix, f"jobs.{action}", what, n)
         past = {"cancel": "cancelled", "requeue": "requeued"}[action]
         click.echo(f"{past} {n} of {len(found.jobs)} jobs")
         return

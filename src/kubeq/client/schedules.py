@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from kubeq.client.tasks import task_name
 from kubeq.options import Call
 from kubeq.schedules import Schedule, ScheduleError
-from kubeq.store import schedulefire
+from kubeq.store import audit, schedulefire
 from kubeq.store import schedules as store
 from kubeq.store.schedules import ScheduleState
 
@@ -91,7 +91,10 @@ class Schedules:
         if got is None:
             return False
         call = store.state_call(got.schedule, self.app.prefix, action)
-        return bool(store.run(self.app.redis, [call])[0] == 1)
+        changed = bool(store.run(self.app.redis, [call])[0] == 1)
+        if changed:
+            audit.record(self.app.redis, self.app.prefix, f"schedule.{action}", schedule_id)
+        return changed
 
     def delete(self, schedule_id: str) -> bool:
         """Remove it; False when there was none. Runs already enqueued stay."""
@@ -110,6 +113,7 @@ class Schedules:
         if got is None:
             raise KeyError(f"no schedule {schedule_id!r}")
         (job,) = self.app.enqueue_many([_manual(got.schedule)])
+        audit.record(self.app.redis, self.app.prefix, "schedule.trigger", schedule_id)
         return str(job.id)
 
     def fire_due(self) -> schedulefire.Fired:
@@ -142,7 +146,10 @@ class Schedules:
         if got is None:
             return False
         call = store.state_call(got.schedule, self.app.prefix, action)
-        return bool((await store.arun(self.app.aredis, [call]))[0] == 1)
+        changed = bool((await store.arun(self.app.aredis, [call]))[0] == 1)
+        if changed:
+            await audit.arecord(self.app.aredis, self.app.prefix, f"schedule.{action}", schedule_id)
+        return changed
 
     async def adelete(self, schedule_id: str) -> bool:
         return await self._astate(schedule_id, "delete")
@@ -158,6 +165,7 @@ class Schedules:
         if got is None:
             raise KeyError(f"no schedule {schedule_id!r}")
         (job,) = await self.app.aenqueue_many([_manual(got.schedule)])
+        await audit.arecord(self.app.aredis, self.app.prefix, "schedule.trigger", schedule_id)
         return str(job.id)
 
     async def afire_due(self) -> schedulefire.Fired:

@@ -355,3 +355,9 @@ def schedule_key(schedule_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """HASH of one schedule: spec (JSON), rev, next, last, last_job, paused, claim, fired,
     missed, skipped, updated."""
     return f"{prefix}:{SCHEDULE_TAG}:s:def:{schedule_id}"
+
+
+def audit_key(prefix: str = DEFAULT_PREFIX) -> str:
+    """STREAM ``kubeq:audit``: one entry per admin action (who, action, target, jobs), capped
+    (``kubeq.store.audit.MAX_ENTRIES``). No hash tag: only XADD and XREVRANGE touch it."""
+    return f"{prefix}:audit"

@@ -20,7 +20,14 @@ from typing import Any
 
 from kubeq.options import Call
 from kubeq.schedules import Schedule, ScheduleError, plan
-from kubeq.store.keys import QueueKeys, schedule_key, schedule_keys, validate_queue_name
+from kubeq.store import partitions
+from kubeq.store.keys import (
+    QueueKeys,
+    queues_key,
+    schedule_key,
+    schedule_keys,
+    validate_queue_name,
+)
 from kubeq.store.scripts import LUA, run_pipeline_async
 
 LEASE_SECONDS = 60
@@ -41,7 +48,8 @@ class Fired:
     skipped: int = 0
     lag: list[float] = field(default_factory=list)
     """Seconds between each run's due time and its enqueue (Redis' clock)."""
-    errors: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """(schedule id, what went wrong) of each schedule that could not fire as defined."""
 
 
 @dataclass
@@ -118,16 +126,17 @@ async def _fire_batch(
         try:
             parsed.append((c, Schedule.from_json(c.spec)))
         except (ScheduleError, ValueError, TypeError) as e:
-            done.errors.append(f"schedule {c.id}: stored definition unreadable: {e}")
+            done.errors.append((c.id, f"schedule {c.id}: stored definition unreadable: {e}"))
             parsed.append((c, None))
     status = await _statuses(client, prefix, [(c, s) for c, s in parsed if s is not None])
-    calls: list[Call] = []
+    calls: list[tuple[str, Call]] = []
     commits: list[Any] = []
     for c, s in parsed:
         if s is None:  # stop firing it; `kubeq schedule show` still shows it
             commits += [c.id, c.rev, "", "", "", 0, 0, 0, 0, "", ""]
             continue
-        live = status.get(c.id) in LIVE
+        last_status, last_queue = status.get(c.id, ("unknown", s.queue))
+        live = last_status in LIVE
         runs: list[int] = []
         nxt: int | None = c.due
         missed = skipped = 0
@@ -149,16 +158,16 @@ async def _fire_batch(
             skipped += 1 if buffered is not None else 0
             buffered, runs = runs[-1], []
         elif runs and live and s.overlap == "cancel_other" and c.last_job:
-            keys = QueueKeys.of(s.queue, prefix)
+            keys = QueueKeys.of(last_queue, prefix)
             abort = (LUA["abort"], keys.script_keys, [keys.base, c.last_job])
             await run_pipeline_async(client, [abort], raise_errors=False)
         try:
             validate_queue_name(s.queue)
         except ValueError as e:  # written by hand or by an old client: say so, do not retry
-            done.errors.append(f"schedule {s.id}: {e}")
+            done.errors.append((s.id, f"schedule {s.id}: {e}"))
             skipped, runs = skipped + len(runs), []
         for due in runs:
-            calls.append(_call(s, due, now))
+            calls.append((s.id, _call(s, due, now)))
             done.runs.append((s.id, due, s.job_id(due)))
             done.lag.append(max(0.0, now - due))
         done.missed += missed
@@ -173,13 +182,13 @@ async def _fire_batch(
         ]
     if calls:
         try:
-            await enqueue(calls)
+            await enqueue([call for _, call in calls])
         except ValueError:  # one refused call must not hold back the batch: one by one
-            for call in calls:
+            for sid, call in calls:
                 try:
                     await enqueue([call])
                 except ValueError as e:
-                    done.errors.append(f"schedule run {call.job_id}: {e}")
+                    done.errors.append((sid, f"schedule {sid}: run {call.job_id} refused: {e}"))
     commit = (
         LUA["schedule_commit"],
         [due_key, warm_key],
@@ -191,17 +200,25 @@ async def _fire_batch(
 
 async def _statuses(
     client: Any, prefix: str, items: list[tuple[_Claimed, Schedule | None]]
-) -> dict[str, str]:
-    """The status of each schedule's previous run, for those whose overlap policy asks."""
+) -> dict[str, tuple[str, str]]:
+    """The status of each schedule's previous run and the queue holding it, for those whose
+    overlap policy asks. On a partitioned queue the run is in one of its partitions (the
+    queue set names them): every partition is asked, in the same round trip."""
     ask = [(c, s) for c, s in items if s is not None and s.overlap != "allow" and c.last_job]
     if not ask:
         return {}
+    known = [
+        q.decode() if isinstance(q, bytes) else q for q in await client.smembers(queues_key(prefix))
+    ]
+    where: list[tuple[str, str]] = []
     pipe = client.pipeline(transaction=False)
     for c, s in ask:
         assert s is not None
-        pipe.hget(QueueKeys.of(s.queue, prefix).job(c.last_job), "status")
-    found = await pipe.execute()
-    return {
-        c.id: (v.decode() if isinstance(v, bytes) else v or "unknown")
-        for (c, _), v in zip(ask, found, strict=True)
-    }
+        for q in partitions.registered(s.queue, known) or [s.queue]:
+            where.append((c.id, q))
+            pipe.hget(QueueKeys.of(q, prefix).job(c.last_job), "status")
+    out: dict[str, tuple[str, str]] = {}
+    for (sid, q), v in zip(where, await pipe.execute(), strict=True):
+        if v is not None or sid not in out:
+            out[sid] = (v.decode() if isinstance(v, bytes) else v or "unknown", q)
+    return out
