@@ -62,7 +62,7 @@ MAXCLIENTS = 19_000
 """Redis's client limit here: this machine allows 20,000 open files per process (a hard
 limit no process here may raise), and Redis keeps 32 for itself."""
 SHARE_ABOVE = {"redis": 5_000, "cluster": 1_000}
-"""Above this many workers, the workers of a process share one client (one pool; each still
+"""Above this many workers, each ``--share`` workers share one client (one pool; each still
 holds its own BLPOP connection): on one redis-server two connections per worker would pass
 MAXCLIENTS; a Redis Cluster client of redis-py takes about 2 MB of the harness's memory
 (10,000 of them would not fit in this machine's 24 GB)."""
@@ -151,28 +151,41 @@ def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
     queues = queue_names(target, a.queues_per_master)
     empty = target.memory()
     procs = []
+    logs = []
     shared = n > SHARE_ABOVE[target.name]
     for first in range(0, n, a.per_process):
         count = min(a.per_process, n - first)
         argv = [sys.executable, str(HERE / "swarm_fleet.py"), target.url, str(count)]
-        argv += [str(first), ",".join(queues)] + (["--shared"] if shared else [])
+        # the processes stop pacing their starts at 3/4 of the ramp, which leaves the rest
+        # for the late ones to become live
+        argv += [str(first), ",".join(queues), str(0.75 * a.ramp)]
+        argv += [str(a.share if shared else 1)]
+        # the workers' warnings and errors, read after the stop (closed with the harness)
+        logs.append(tempfile.TemporaryFile("w+"))  # noqa: SIM115
         procs.append(
             subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=logs[-1],
                 text=True,
                 env={**os.environ, "KUBEQ_LOG_LEVEL": "WARNING"},
             )
         )
     try:
-        return measure(target, n, a, procs, queues, shared, empty)
+        row = measure(target, n, a, procs, queues, shared, empty)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+    lines = []
+    for f in logs:
+        f.seek(0)
+        lines += [ln.strip() for ln in f if "WARNING" in ln or "ERROR" in ln]
+    row["worker_log_lines"] = len(lines)
+    row["worker_log_sample"] = sorted({ln.split(" ", 2)[-1][:200] for ln in lines})[:8]
+    return row
 
 
 def tell(procs: list[subprocess.Popen[str]], line: str) -> None:
@@ -239,6 +252,7 @@ def measure(
         "queues": len(queues),
         "processes": len(procs),
         "shared_client": shared,
+        "workers_per_client": a.share if shared else 1,
         "fetched_when_ready": sum(r["fetched_when_ready"] for r in reports),
         "live_at_start": count,
         "live_after_idle": live_after_idle,
@@ -302,6 +316,7 @@ def main() -> None:
     ap.add_argument("--busy", type=float, default=30.0, help="seconds of the busy window")
     ap.add_argument("--rate", type=float, default=10.0, help="jobs a second when busy")
     ap.add_argument("--per-process", type=int, default=250, help="workers per event loop")
+    ap.add_argument("--share", type=int, default=10, help="workers per client, when shared")
     ap.add_argument("--masters", type=int, default=3, help="the cluster's masters")
     ap.add_argument("--queues-per-master", type=int, default=1, help="queues on each master")
     ap.add_argument("--ramp", type=float, default=480.0, help="most seconds until all live")

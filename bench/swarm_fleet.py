@@ -1,12 +1,12 @@
 """One process of the swarm (bench/swarm.py): many real kubeq workers on one event loop.
 
-    python bench/swarm_fleet.py URL COUNT FIRST QUEUE[,QUEUE...] [--shared]
+    python bench/swarm_fleet.py URL COUNT FIRST QUEUE[,QUEUE...] RAMP [SHARE]
 
 Each worker is kubeq's own ``Worker`` (its fetch, ack, heartbeat, idle beat and wake waits,
-its own worker id, leases and Redis client; with ``--shared`` the workers of this process
+its own worker id, leases and Redis client; with SHARE above 1, each SHARE workers in a row
 share one client, i.e. one connection pool, see swarm.py). Worker ``FIRST + i`` consumes
 queue ``i % len(QUEUES)``. The workers start in batches of ``BATCH``: the next batch once
-every worker of this one has had its first fetch answered (or ``RAMP`` seconds have passed
+every worker of this one has had its first fetch answered (or RAMP seconds have passed
 since the start), so the start keeps pace with the machine instead of a clock. The process
 prints ``ready`` when every worker has fetched once (or the ramp ran out). A line ``measure``
 on its stdin starts the measurement (what was recorded during the start is forgotten), and
@@ -42,8 +42,6 @@ JOB_SECONDS = 2.5
 """How long a job runs: longer than a heartbeat interval (2 s), so busy workers renew."""
 BATCH = 50
 """Workers started at a time (their connects and first fetches), not thousands at once."""
-RAMP = 600.0
-"""Seconds at most to start every worker of a process."""
 
 
 @app.task
@@ -116,13 +114,15 @@ class SwarmWorker(Worker):
 
 
 def shared_client(url: str, count: int) -> Any:
-    """One client for all the workers of this process. Each worker's blocked BLPOP holds a
-    connection of its pool, so the pool has one per worker and 500 more, and a command waits
-    for a free one (a blocking pool) instead of failing."""
+    """One client for ``count`` workers. Each worker's blocked BLPOP holds a connection of
+    its pool, so the pool has one per worker and 50 more, and a command waits for a free one
+    (a blocking pool) instead of failing. Few workers to a client: the client's reaction to
+    one worker's connection error (redis-py's cluster client reconnects the node's free
+    connections and refreshes its slot map) reaches every worker sharing it."""
     if url.startswith("redis+cluster://"):  # a pool per node, each as large
-        return connections.async_client(url, max_connections=count + 500)
+        return connections.async_client(url, max_connections=count + 50)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
-        url, max_connections=count + 500, timeout=None, socket_timeout=15.0
+        url, max_connections=count + 50, timeout=None, socket_timeout=15.0
     )
     return connections.hiredis_packing(redis.asyncio.Redis.from_pool(pool))
 
@@ -134,9 +134,11 @@ def raise_open_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def main(url: str, count: int, first: int, queues: list[str], shared: bool) -> None:
+async def main(
+    url: str, count: int, first: int, queues: list[str], ramp: float, share: int
+) -> None:
     raise_open_files()
-    client = shared_client(url, count) if shared else None
+    clients = [shared_client(url, share) for _ in range(0, count, share)] if share > 1 else []
     workers = [
         SwarmWorker(
             WorkerSettings(
@@ -146,12 +148,12 @@ async def main(url: str, count: int, first: int, queues: list[str], shared: bool
                 handle_signals=False,
                 worker_id=f"swarm-{first + i}",
             ),
-            client,
+            clients[i // share] if clients else None,
         )
         for i in range(count)
     ]
     runners: list[asyncio.Task[int]] = []
-    deadline = time.monotonic() + RAMP
+    deadline = time.monotonic() + ramp
     for k in range(0, count, BATCH):
         batch = workers[k : k + BATCH]
         runners += [asyncio.create_task(w.run()) for w in batch]
@@ -193,7 +195,11 @@ async def main(url: str, count: int, first: int, queues: list[str], shared: bool
 
 
 if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     import swarm_fleet  # the tasks must be swarm_fleet.touch, the name the harness enqueues
 
     a = sys.argv[1:]
-    asyncio.run(swarm_fleet.main(a[0], int(a[1]), int(a[2]), a[3].split(","), "--shared" in a))
+    share = int(a[5]) if len(a) > 5 else 1
+    asyncio.run(swarm_fleet.main(a[0], int(a[1]), int(a[2]), a[3].split(","), float(a[4]), share))
