@@ -170,6 +170,14 @@ def capacity(res: dict[str, Any], path: str) -> str:
             "the harness's workers share one client per process, so a real fleet's "
             "connections are the per-worker figure above times N |"
         )
+    for r in res["rows"]:  # a fleet that was not all live is named, not used
+        if r["workers"] >= 10_000 and not _whole(r):
+            out.append(
+                f"| {r['workers']:,} workers ({r['target']}) | not used | only "
+                f"{r['live_at_start']:,} live when measured, {r.get('live_at_end', 0):,} at "
+                f"the end (load {r.get('load', '-')}): the harness's loops, not Redis, fell "
+                "behind; bench/README.md, The swarm |"
+            )
     # the worked example: one master kept under half a core
     budget = 0.5 / (us / 1e6)
     rate = 100

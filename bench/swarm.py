@@ -184,7 +184,9 @@ def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
         f.seek(0)
         lines += [ln.strip() for ln in f if "WARNING" in ln or "ERROR" in ln]
     row["worker_log_lines"] = len(lines)
-    row["worker_log_sample"] = sorted({ln.split(" ", 2)[-1][:200] for ln in lines})[:8]
+    # what went wrong first, then the recoveries
+    seen = sorted({ln.split(" ", 2)[-1][:200] for ln in lines}, key=lambda m: "again" in m)
+    row["worker_log_sample"] = seen[:8]
     return row
 
 
