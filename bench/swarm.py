@@ -34,6 +34,7 @@ import json
 import math
 import os
 import resource
+import select
 import statistics
 import subprocess
 import sys
@@ -62,10 +63,14 @@ MAXCLIENTS = 19_000
 """Redis's client limit here: this machine allows 20,000 open files per process (a hard
 limit no process here may raise), and Redis keeps 32 for itself."""
 SHARE_ABOVE = {"redis": 5_000, "cluster": 1_000}
-"""Above this many workers, the workers of a process share one client (one pool; each still
+"""Above this many workers, each ``--share`` workers share one client (one pool; each still
 holds its own BLPOP connection): on one redis-server two connections per worker would pass
 MAXCLIENTS; a Redis Cluster client of redis-py takes about 2 MB of the harness's memory
 (10,000 of them would not fit in this machine's 24 GB)."""
+
+
+STOP_SECONDS = 180.0
+"""How long the processes have, all together, to stop their workers and report."""
 
 
 class Target:
@@ -74,19 +79,26 @@ class Target:
     def __init__(self, name: str, url: str, masters: list[redis.Redis], stop: Any) -> None:
         self.name, self.url, self.masters, self.stop = name, url, masters, stop
 
-    def sample(self) -> dict[str, float]:
-        """Commands run, CPU seconds, memory and clients, summed over the masters."""
-        out = {"calls": 0.0, "cpu": 0.0, "memory": 0.0, "clients": 0.0}
+    def sample(self) -> list[dict[str, float]]:
+        """Per master: commands run, CPU seconds, memory and clients."""
+        out = []
         for m in self.masters:
             stats = m.info("commandstats")
-            out["calls"] += sum(
-                v["calls"] for k, v in stats.items() if not k.startswith("cmdstat_info")
-            )
             cpu = m.info("cpu")
-            out["cpu"] += cpu["used_cpu_user"] + cpu["used_cpu_sys"]
-            out["memory"] += m.info("memory")["used_memory"]
-            out["clients"] += m.info("clients")["connected_clients"]
+            out.append(
+                {
+                    "calls": sum(
+                        v["calls"] for k, v in stats.items() if not k.startswith("cmdstat_info")
+                    ),
+                    "cpu": cpu["used_cpu_user"] + cpu["used_cpu_sys"],
+                    "memory": m.info("memory")["used_memory"],
+                    "clients": m.info("clients")["connected_clients"],
+                }
+            )
         return out
+
+    def memory(self) -> float:
+        return sum(n["memory"] for n in self.sample())
 
     def maxclients(self) -> int:
         """The client limit Redis applies (it lowers a requested one that its open-file
@@ -104,8 +116,8 @@ def start_redis(workdir: Path) -> Target:
     return Target("redis", server.url, [redis.Redis.from_url(server.url)], server.stop)
 
 
-def start_cluster(workdir: Path) -> Target:
-    topo = ClusterTopology(workdir / "cluster", masters=3, replicas_per_master=0)
+def start_cluster(workdir: Path, masters: int = 3) -> Target:
+    topo = ClusterTopology(workdir / "cluster", masters=masters, replicas_per_master=0)
     topo.start()
     masters = [topo.node(p) for p in topo.master_ports()]
     for m in masters:
@@ -113,57 +125,107 @@ def start_cluster(workdir: Path) -> Target:
     return Target("cluster", topo.url, masters, topo.stop)
 
 
-def queue_names(target: Target) -> list[str]:
-    """Three queues; on the cluster, one on each master (by their hash slots)."""
+def queue_names(target: Target, per_master: int) -> list[str]:
+    """``per_master`` queues for each master: on the cluster, chosen by their hash slots so
+    that each master holds as many (a queue lives on one master); on one server, 3."""
     if target.name != "cluster":
-        return ["swarm0", "swarm1", "swarm2"]
+        return [f"swarm{i}" for i in range(3)]
     # CLUSTER SLOTS: [first, last, [host, port, id], replicas...] per range
     ranges = target.masters[0].execute_command("CLUSTER SLOTS")
-    owners: dict[int, str] = {}
+    owners: dict[int, list[str]] = {}
     i = 0
-    while len(owners) < len(target.masters):
+    while sum(len(v) for v in owners.values()) < per_master * len(target.masters):
         name = f"swarm{i}"
         slot = key_slot(name.encode())
         port = next(int(r[2][1]) for r in ranges if int(r[0]) <= slot <= int(r[1]))
-        owners.setdefault(port, name)
+        if len(owners.setdefault(port, [])) < per_master:
+            owners[port].append(name)
         i += 1
-    return list(owners.values())
+    # interleaved, so that worker i % len(queues) spreads the fleet evenly over the masters
+    return [q for group in zip(*owners.values(), strict=True) for q in group]
+
+
+def live(client: kubeq.App, queues: list[str]) -> int:
+    return sum(client.queue(q).stats().live_workers for q in queues)
 
 
 def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
-    """One N on one target: start the fleet, measure idle then busy, stop it."""
+    """One N on one target: start the fleet, wait until every worker is live, measure idle
+    then busy, stop it."""
     target.flush()
-    queues = queue_names(target)
-    empty = target.sample()["memory"]
+    queues = queue_names(target, a.queues_per_master)
+    empty = target.memory()
     procs = []
+    logs = []
     shared = n > SHARE_ABOVE[target.name]
     for first in range(0, n, a.per_process):
         count = min(a.per_process, n - first)
         argv = [sys.executable, str(HERE / "swarm_fleet.py"), target.url, str(count)]
-        argv += [str(first), ",".join(queues)] + (["--shared"] if shared else [])
+        # the processes stop pacing their starts at 3/4 of the ramp, which leaves the rest
+        # for the late ones to become live
+        argv += [str(first), ",".join(queues), str(0.75 * a.ramp)]
+        argv += [str(a.share if shared else 1)]
+        # the workers' warnings and errors, read after the stop (closed with the harness)
+        logs.append(tempfile.TemporaryFile("w+"))  # noqa: SIM115
         procs.append(
             subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=logs[-1],
                 text=True,
                 env={**os.environ, "KUBEQ_LOG_LEVEL": "WARNING"},
             )
         )
-    started = time.monotonic()
+    try:
+        row = measure(target, n, a, procs, queues, shared, empty)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    lines = []
+    for f in logs:
+        f.seek(0)
+        lines += [ln.strip() for ln in f if "WARNING" in ln or "ERROR" in ln]
+    row["worker_log_lines"] = len(lines)
+    # what went wrong first, then the recoveries
+    seen = sorted({ln.split(" ", 2)[-1][:200] for ln in lines}, key=lambda m: "again" in m)
+    row["worker_log_sample"] = seen[:8]
+    return row
+
+
+def tell(procs: list[subprocess.Popen[str]], line: str) -> None:
     for p in procs:
+        assert p.stdin is not None
+        p.stdin.write(line + "\n")
+        p.stdin.flush()
+
+
+def measure(
+    target: Target,
+    n: int,
+    a: argparse.Namespace,
+    procs: list[subprocess.Popen[str]],
+    queues: list[str],
+    shared: bool,
+    empty: float,
+) -> dict[str, Any]:
+    """The windows, once every worker is live; a fleet that is not all live by the ramp's
+    deadline is measured as it is and its row says how many were."""
+    started = time.monotonic()
+    for p in procs:  # each process starts its workers batch by batch (swarm_fleet.py)
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     client = kubeq.App(target.url)
-    live = 0
-    while time.monotonic() - started < a.ramp:  # every worker has fetched and is idle
-        live = sum(client.queue(q).stats().live_workers for q in queues)
-        if live >= n:
-            break
+    count = live(client, queues)
+    while count < n and time.monotonic() - started < a.ramp:
         time.sleep(1)
+        count = live(client, queues)
     ramp = time.monotonic() - started
     time.sleep(a.settle)
+    tell(procs, "measure")
     idle = window(target, a.idle, lambda: None)
+    live_after_idle = live(client, queues)
     sent = 0
     t0 = time.monotonic()
 
@@ -180,24 +242,29 @@ def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
 
     busy = window(target, a.busy, enqueue)
     # workers whose own loop fell too far behind to beat drop out of "live": a harness lag
-    live_at_end = sum(client.queue(q).stats().live_workers for q in queues)
+    live_at_end = live(client, queues)
+    tell(procs, "stop")
     reports = []
-    for p in procs:
-        assert p.stdin is not None and p.stdout is not None
-        p.stdin.write("stop\n")
-        p.stdin.flush()
-    for p in procs:
+    deadline = time.monotonic() + STOP_SECONDS
+    for p in procs:  # one too starved to report by the deadline is left out, and killed
         assert p.stdout is not None
-        reports.append(json.loads(p.stdout.readline()))
-        p.wait(60)
+        left = max(0.0, deadline - time.monotonic())
+        if select.select([p.stdout], [], [], left)[0]:
+            reports.append(json.loads(p.stdout.readline()))
     client.close()
     starts = sorted(s for r in reports for s in r["starts"])
+    per_worker = [j for r in reports for j in r["jobs_per_worker"]]
     return {
         "target": target.name,
         "workers": n,
+        "masters": len(target.masters),
+        "queues": len(queues),
         "processes": len(procs),
         "shared_client": shared,
-        "live_at_start": live,
+        "workers_per_client": a.share if shared else 1,
+        "fetched_when_ready": sum(r["fetched_when_ready"] for r in reports),
+        "live_at_start": count,
+        "live_after_idle": live_after_idle,
         "live_at_end": live_at_end,
         "maxclients": target.maxclients(),
         "ramp_s": round(ramp, 1),
@@ -208,28 +275,44 @@ def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
         "jobs_started": len(starts),
         "start_p50_ms": pct(starts, 0.50),
         "start_p99_ms": pct(starts, 0.99),
-        "slowest_renewal_ms": round(max(r["slowest_renewal_s"] for r in reports) * 1000, 1),
-        "slowest_idle_beat_ms": round(max(r["slowest_beat_s"] for r in reports) * 1000, 1),
-        "longest_renewal_gap_s": round(max(r["longest_gap_s"] for r in reports), 2),
+        # fetch fairness: how the jobs spread over the workers (each a job at a time)
+        "workers_that_started_jobs": sum(1 for j in per_worker if j),
+        "most_jobs_one_worker": max(per_worker, default=0),
+        "slowest_renewal_ms": round(
+            max((r["slowest_renewal_s"] for r in reports), default=0.0) * 1000, 1
+        ),
+        "slowest_idle_beat_ms": round(
+            max((r["slowest_beat_s"] for r in reports), default=0.0) * 1000, 1
+        ),
+        "longest_renewal_gap_s": round(max((r["longest_gap_s"] for r in reports), default=0.0), 2),
         "fleet_cpu_s": round(sum(r["cpu_s"] for r in reports), 1),
+        "fleet_max_rss_mb": round(sum(r["max_rss_mb"] for r in reports)),
+        "unreported_processes": len(procs) - len(reports),
         "empty_memory": empty,
         "load": round(os.getloadavg()[0], 1),
+        "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
-def window(target: Target, seconds: float, tick: Any) -> dict[str, float]:
-    """Redis's figures over ``seconds``, calling ``tick`` every 10 ms meanwhile."""
+def window(target: Target, seconds: float, tick: Any) -> dict[str, Any]:
+    """Redis's figures over ``seconds``, calling ``tick`` every 10 ms meanwhile: summed over
+    the masters, and per master (``nodes``)."""
     before, t0 = target.sample(), time.monotonic()
     while time.monotonic() - t0 < seconds:
         tick()
         time.sleep(0.01)
     after, took = target.sample(), time.monotonic() - t0
-    return {
-        "commands_per_s": round((after["calls"] - before["calls"]) / took, 1),
-        "cpu_percent": round(100 * (after["cpu"] - before["cpu"]) / took, 1),
-        "memory": after["memory"],
-        "clients": after["clients"],
-    }
+    nodes = [
+        {
+            "commands_per_s": round((y["calls"] - x["calls"]) / took, 1),
+            "cpu_percent": round(100 * (y["cpu"] - x["cpu"]) / took, 1),
+            "memory": y["memory"],
+            "clients": y["clients"],
+        }
+        for x, y in zip(before, after, strict=True)
+    ]
+    total = {k: round(sum(nd[k] for nd in nodes), 1) for k in nodes[0]}
+    return total | {"nodes": nodes}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -247,7 +330,10 @@ def main() -> None:
     ap.add_argument("--busy", type=float, default=30.0, help="seconds of the busy window")
     ap.add_argument("--rate", type=float, default=10.0, help="jobs a second when busy")
     ap.add_argument("--per-process", type=int, default=250, help="workers per event loop")
-    ap.add_argument("--ramp", type=float, default=240.0, help="most seconds to start them")
+    ap.add_argument("--share", type=int, default=10, help="workers per client, when shared")
+    ap.add_argument("--masters", type=int, default=3, help="the cluster's masters")
+    ap.add_argument("--queues-per-master", type=int, default=1, help="queues on each master")
+    ap.add_argument("--ramp", type=float, default=480.0, help="most seconds until all live")
     ap.add_argument("--settle", type=float, default=25.0, help="seconds before measuring")
     ap.add_argument("--out", type=Path, default=HERE / "results" / f"swarm-{dt.date.today()}.json")
     ap.add_argument("--readme", type=Path, default=HERE / "README.md")
@@ -257,33 +343,46 @@ def main() -> None:
     if a.render_only:
         render(a.out, a.readme)
         return
-    rows: list[dict[str, Any]] = []
     load = os.getloadavg()[0]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    earlier: dict[str, Any] = {"rows": [], "runs": []}
+    if a.merge and a.out.exists():  # keep the other rows of an earlier run of the same file
+        earlier = json.loads(a.out.read_text())
+        earlier.setdefault("runs", [earlier["machine"]])
+    rows: list[dict[str, Any]] = []
+
+    def save() -> None:
+        """The results so far (after each row: a run stopped midway keeps its rows)."""
+        fresh = {(r["target"], r["workers"]) for r in rows}
+        kept = [r for r in earlier["rows"] if (r["target"], r["workers"]) not in fresh]
+        machine = (
+            f"{os.cpu_count()} cores shared with other work, load {load:.1f} at start, "
+            f"{os.getloadavg()[0]:.1f} at the end; open files per process {soft:,} "
+            f"(hard {hard:,})"
+        )
+        result = {
+            "machine": machine,
+            "runs": [*earlier["runs"], machine],
+            "settings": vars(a) | {"out": str(a.out), "readme": str(a.readme)},
+            "median_load": statistics.median([load, os.getloadavg()[0]]),
+            "rows": sorted(kept + rows, key=lambda r: (r["target"] != "redis", r["workers"])),
+        }
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(result, indent=1) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="kubeq-swarm-") as tmp:
         for name in a.targets.split(","):
-            target = (start_cluster if name == "cluster" else start_redis)(Path(tmp))
+            if name == "cluster":
+                target = start_cluster(Path(tmp), a.masters)
+            else:
+                target = start_redis(Path(tmp))
             try:
                 for n in (int(s) for s in a.sizes.split(",")):
-                    row = run_size(target, n, a)
-                    print(json.dumps(row), flush=True)
-                    rows.append(row)
+                    rows.append(run_size(target, n, a))
+                    print(json.dumps(rows[-1]), flush=True)
+                    save()
             finally:
                 target.stop()
-    if a.merge and a.out.exists():  # keep the other rows of an earlier run of the same file
-        fresh = {(r["target"], r["workers"]) for r in rows}
-        earlier = json.loads(a.out.read_text())["rows"]
-        rows = [r for r in earlier if (r["target"], r["workers"]) not in fresh] + rows
-        rows.sort(key=lambda r: (r["target"] != "redis", r["workers"]))
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    result = {
-        "machine": f"{os.cpu_count()} cores shared with other work, load {load:.1f} at start, "
-        f"{os.getloadavg()[0]:.1f} at the end; open files per process {soft:,} (hard {hard:,})",
-        "settings": vars(a) | {"out": str(a.out), "readme": str(a.readme)},
-        "median_load": statistics.median([load, os.getloadavg()[0]]),
-        "rows": rows,
-    }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1) + "\n")
     render(a.out, a.readme)
 
 

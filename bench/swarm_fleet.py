@@ -1,15 +1,20 @@
 """One process of the swarm (bench/swarm.py): many real kubeq workers on one event loop.
 
-    python bench/swarm_fleet.py URL COUNT FIRST QUEUE[,QUEUE...] [--shared]
+    python bench/swarm_fleet.py URL COUNT FIRST QUEUE[,QUEUE...] RAMP [SHARE]
 
 Each worker is kubeq's own ``Worker`` (its fetch, ack, heartbeat, idle beat and wake waits,
-its own worker id, leases and Redis client; with ``--shared`` the workers of this process
+its own worker id, leases and Redis client; with SHARE above 1, each SHARE workers in a row
 share one client, i.e. one connection pool, see swarm.py). Worker ``FIRST + i`` consumes
-queue ``i % len(QUEUES)``. The process prints ``ready`` once every worker has started, and
-on a line ``stop`` on its stdin stops them and prints one JSON line: the enqueue -> start
-delay of every job its workers started, the slowest lease renewal (heartbeat round trip),
-the slowest idle beat, the longest gap between two heartbeats of a worker holding a job, and
-its own CPU seconds.
+queue ``i % len(QUEUES)``. The workers start in batches of ``BATCH``: the next batch once
+every worker of this one has had its first fetch answered (or RAMP seconds have passed
+since the start), so the start keeps pace with the machine instead of a clock. The process
+prints ``ready`` when every worker has fetched once (or the ramp ran out). A line ``measure``
+on its stdin starts the measurement (what was recorded during the start is forgotten), and
+a line ``stop`` stops the workers and prints one JSON line: the enqueue -> start delay of
+every job its workers started since ``measure``, the jobs each worker started, the slowest
+lease renewal (heartbeat round trip), the slowest idle beat, the longest gap between two
+heartbeats of a worker holding a job, how many workers had fetched when ``ready`` was
+printed, its own CPU seconds and its peak memory.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ STARTS: list[float] = []
 """Seconds from the enqueue call to the task's start, one per job started here."""
 JOB_SECONDS = 2.5
 """How long a job runs: longer than a heartbeat interval (2 s), so busy workers renew."""
+BATCH = 50
+"""Workers started at a time (their connects and first fetches), not thousands at once."""
 
 
 @app.task
@@ -51,6 +58,10 @@ class Slowest:
     beat = 0.0
     gap = 0.0
 
+    @classmethod
+    def reset(cls) -> None:
+        cls.renewal = cls.beat = cls.gap = 0.0
+
 
 class SwarmWorker(Worker):
     """kubeq's Worker, timing its heartbeats and idle beats."""
@@ -62,6 +73,10 @@ class SwarmWorker(Worker):
             self._scripts = Scripts(shared)
             self._wakes = WakeWaits(shared, self._router, self._scripts.idle, settings, self.vitals)
         self._last_renewal: float | None = None
+        self.fetched = asyncio.Event()
+        """Set once a fetch of this worker was answered: it has registered and is live."""
+        self.jobs = 0
+        """Jobs this worker started since the measurement began."""
         beat = self._wakes._beat
 
         async def timed_beat() -> int:
@@ -72,6 +87,16 @@ class SwarmWorker(Worker):
                 Slowest.beat = max(Slowest.beat, time.monotonic() - t0)
 
         self._wakes._beat = timed_beat  # type: ignore[method-assign]
+
+    async def _exchange(self, fetch: bool) -> int:
+        remaining = await super()._exchange(fetch)
+        if fetch:
+            self.fetched.set()
+        return remaining
+
+    def _start(self, d: Any) -> None:
+        self.jobs += 1
+        super()._start(d)
 
     async def _heartbeat(self) -> bool:
         held = bool(self.inflight)
@@ -89,13 +114,15 @@ class SwarmWorker(Worker):
 
 
 def shared_client(url: str, count: int) -> Any:
-    """One client for all the workers of this process. Each worker's blocked BLPOP holds a
-    connection of its pool, so the pool has one per worker and 500 more, and a command waits
-    for a free one (a blocking pool) instead of failing."""
+    """One client for ``count`` workers. Each worker's blocked BLPOP holds a connection of
+    its pool, so the pool has one per worker and 50 more, and a command waits for a free one
+    (a blocking pool) instead of failing. Few workers to a client: the client's reaction to
+    one worker's connection error (redis-py's cluster client reconnects the node's free
+    connections and refreshes its slot map) reaches every worker sharing it."""
     if url.startswith("redis+cluster://"):  # a pool per node, each as large
-        return connections.async_client(url, max_connections=count + 500)
+        return connections.async_client(url, max_connections=count + 50)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
-        url, max_connections=count + 500, timeout=None, socket_timeout=15.0
+        url, max_connections=count + 50, timeout=None, socket_timeout=15.0
     )
     return connections.hiredis_packing(redis.asyncio.Redis.from_pool(pool))
 
@@ -107,9 +134,11 @@ def raise_open_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def main(url: str, count: int, first: int, queues: list[str], shared: bool) -> None:
+async def main(
+    url: str, count: int, first: int, queues: list[str], ramp: float, share: int
+) -> None:
     raise_open_files()
-    client = shared_client(url, count) if shared else None
+    clients = [shared_client(url, share) for _ in range(0, count, share)] if share > 1 else []
     workers = [
         SwarmWorker(
             WorkerSettings(
@@ -119,16 +148,30 @@ async def main(url: str, count: int, first: int, queues: list[str], shared: bool
                 handle_signals=False,
                 worker_id=f"swarm-{first + i}",
             ),
-            client,
+            clients[i // share] if clients else None,
         )
         for i in range(count)
     ]
-    runners = []
-    for k in range(0, count, 50):  # a ramp: 50 connections at a time, not thousands at once
-        runners += [asyncio.create_task(w.run()) for w in workers[k : k + 50]]
-        await asyncio.sleep(0.05)
+    runners: list[asyncio.Task[int]] = []
+    deadline = time.monotonic() + ramp
+    for k in range(0, count, BATCH):
+        batch = workers[k : k + BATCH]
+        runners += [asyncio.create_task(w.run()) for w in batch]
+        waits = [asyncio.create_task(w.fetched.wait()) for w in batch]
+        await asyncio.wait(waits, timeout=max(0.0, deadline - time.monotonic()))
+        for t in waits:
+            t.cancel()
     print("ready", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    fetched = sum(w.fetched.is_set() for w in workers)
+    loop = asyncio.get_running_loop()
+    while (line := (await loop.run_in_executor(None, sys.stdin.readline)).strip()) != "stop":
+        if line == "measure":  # the start's figures are not the fleet's
+            Slowest.reset()
+            STARTS.clear()
+            for w in workers:
+                w.jobs = 0
+        elif not line:  # the harness is gone
+            os._exit(1)
     cpu = os.times()
     for w in workers:
         w.request_stop()
@@ -137,10 +180,13 @@ async def main(url: str, count: int, first: int, queues: list[str], shared: bool
         json.dumps(
             {
                 "starts": STARTS,
+                "jobs_per_worker": [w.jobs for w in workers],
+                "fetched_when_ready": fetched,
                 "slowest_renewal_s": Slowest.renewal,
                 "slowest_beat_s": Slowest.beat,
                 "longest_gap_s": Slowest.gap,
                 "cpu_s": cpu.user + cpu.system,
+                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         ),
         flush=True,
@@ -149,7 +195,11 @@ async def main(url: str, count: int, first: int, queues: list[str], shared: bool
 
 
 if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     import swarm_fleet  # the tasks must be swarm_fleet.touch, the name the harness enqueues
 
     a = sys.argv[1:]
-    asyncio.run(swarm_fleet.main(a[0], int(a[1]), int(a[2]), a[3].split(","), "--shared" in a))
+    share = int(a[5]) if len(a) > 5 else 1
+    asyncio.run(swarm_fleet.main(a[0], int(a[1]), int(a[2]), a[3].split(","), float(a[4]), share))
