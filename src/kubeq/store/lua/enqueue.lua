@@ -122,6 +122,12 @@ for _ = 1, groups do
   local max_deliveries, result_ttl = ARGV[o + 3], ARGV[o + 4]
   local control, once, deps = parse_control(ARGV[o + 5])
   group_fk = control and fair_key_of(control)
+  -- 'ctl' makes the fetch read the job's expiry and limits: only a job that has some
+  local ctl = false
+  for i = 1, control and #control or 0, 2 do
+    local k = control[i]
+    if k == 'expires_at' or k == 'rl_key' or k == 'cl_key' then ctl = true end
+  end
   o = o + 6
   local run_at = due_at(due)
   local st, zkey, score = 'queued', q.ready, ready_score(priority, NOW)
@@ -180,7 +186,8 @@ for _ = 1, groups do
           'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
           'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'sent', token)
       end
-      if #control > 0 then redis.call('HSET', jk, 'ctl', '1', unpack(control)) end
+      if ctl then redis.call('HSET', jk, 'ctl', '1', unpack(control))
+      elseif #control > 0 then redis.call('HSET', jk, unpack(control)) end
       if st == 'deferred' then
         -- waits for its parents (depend.lua, resolve.lua); not backlog until then
         redis.call('ZADD', base .. 'deferred', NOWS, id)
