@@ -188,14 +188,14 @@ func controlOf(j Job) (string, error) {
 	return string(body), err
 }
 
-// checkFairKey refuses what enqueue.lua would: at most 200 bytes, every character printable.
+// checkFairKey refuses what kubeq refuses: more than 200 characters, or one not printable.
 func checkFairKey(key string) error {
-	ok := len(key) <= 200 && utf8.ValidString(key)
+	ok := utf8.RuneCountInString(key) <= 200 && utf8.ValidString(key)
 	for _, r := range key {
 		ok = ok && unicode.IsPrint(r)
 	}
 	if !ok {
-		return fmt.Errorf("fair_key: must be a printable string of at most 200 bytes "+
+		return fmt.Errorf("fair_key: must be a printable string of at most 200 characters "+
 			"(e.g. a tenant's name), got %q", key)
 	}
 	return nil

@@ -50,6 +50,10 @@ func startRedis(t *testing.T) *Client {
 // turn); a job without one keeps the queue's own order.
 func TestFairKeyJoinsItsKeysTurn(t *testing.T) {
 	c := startRedis(t)
+	wide := strings.Repeat("é", 200) // 200 characters, 400 bytes: a key like any other
+	if _, err := c.Enqueue("reports", Job{Task: "tasks.render", FairKey: wide}); err != nil {
+		t.Fatal(err)
+	}
 	ids, err := c.Enqueue("reports", Job{Task: "tasks.render", FairKey: "acme"},
 		Job{Task: "tasks.render", FairKey: "acme"}, Job{Task: "tasks.render", FairKey: "globex"},
 		Job{Task: "tasks.render"})
@@ -65,7 +69,7 @@ func TestFairKeyJoinsItsKeysTurn(t *testing.T) {
 	for _, k := range keys.([]any) {
 		got = append(got, k.(string))
 	}
-	if strings.Join(got, ",") != "acme,globex" {
+	if strings.Join(got, ",") != "acme,globex,"+wide {
 		t.Fatalf("keys with ready jobs: %v", got)
 	}
 	n, err := c.cn.do(0, "ZCARD", b+"fair:q:acme")
@@ -85,7 +89,7 @@ func TestFairKeyJoinsItsKeysTurn(t *testing.T) {
 // A fair key enqueue.lua would refuse is refused before anything is sent, naming the field.
 func TestFairKeyRefusedNamesTheField(t *testing.T) {
 	c := &Client{Prefix: "kubeq"}
-	for _, key := range []string{strings.Repeat("x", 201), "tab\there"} {
+	for _, key := range []string{strings.Repeat("é", 201), "tab\there"} {
 		_, err := c.Enqueue("reports", Job{Task: "tasks.render"}, Job{Task: "t", FairKey: key})
 		if err == nil || !strings.HasPrefix(err.Error(), "jobs[1].fair_key: ") {
 			t.Fatalf("key %q: got %v", key, err)

@@ -71,7 +71,8 @@ local function parse_control(raw)
     elseif (k == 'rl_key' or k == 'cl_key') and type(v) == 'string' then
       control[#control + 1] = k
       control[#control + 1] = v
-    elseif k == 'fk' and type(v) == 'string' and #v >= 1 and #v <= 200 then  -- fair key
+    elseif k == 'fk' and type(v) == 'string' and #v >= 1 and #v <= 800 then
+      -- a fair key: 1..200 characters (checks.py), so at most 800 bytes of UTF-8
       control[#control + 1] = k
       control[#control + 1] = v
     elseif (k == 'rl_n' or k == 'rl_ms' or k == 'rl_b' or k == 'cl_n') and int(v) then
@@ -131,7 +132,7 @@ for _ = 1, groups do
   o = o + 6
   local run_at = due_at(due)
   local st, zkey, score = 'queued', q.ready, ready_score(priority, NOW)
-  if deps > 0 then st = 'deferred'
+  if (deps or 0) > 0 then st = 'deferred'  -- (nil: malformed control, refused below)
   elseif run_at > NOW then st, zkey, score = 'scheduled', q.delayed, run_at end
   score = string.format('%d', score)
   -- Whether any of the group's ids has a key: one EXISTS for the group instead of one HMGET
