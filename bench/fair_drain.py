@@ -15,7 +15,8 @@ Two measures per run:
 
 - ``fetch_only``: the fetch script called in a loop by this process (16 jobs a call, as a
   worker with 16 free slots asks), no worker: Redis' own time per job from
-  ``INFO commandstats`` (``cmdstat_evalsha``), the cost of the order alone;
+  ``INFO commandstats`` (``cmdstat_evalsha``) and the server's CPU time per job
+  (``INFO cpu``; ``cpu``: steadier on a busy machine), the cost of the order alone;
 - ``workers``: real ``kubeq worker`` processes (``--workers`` x ``--concurrency`` slots,
   no-op jobs) started on the paused queue, which is then resumed: jobs/s from the resume to
   the last job's start (recorded by the job itself), so start-up is not counted; and Redis'
@@ -90,6 +91,13 @@ def script_usec(r: Any) -> int:
     return int(r.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
 
 
+def redis_cpu(r: Any) -> float:
+    """The redis-server's CPU seconds (user + system): unlike ``usec``, not inflated by the
+    server waiting for a core on a busy machine."""
+    cpu = r.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def fetch_only(url: str, task: Any, tenants: list[str], fair: bool) -> dict[str, Any]:
     """Drain by calling fetch.lua in a loop (16 jobs a call): Redis' time per job."""
     app = kubeq.App(url)
@@ -100,6 +108,7 @@ def fetch_only(url: str, task: Any, tenants: list[str], fair: bool) -> dict[str,
     keys, argv = fetch_args("bench", 16, 600_000, 0, 600_000, [QueueKeys.of(QUEUE)])
     sha = LUA["fetch"].sha
     r.script_load(LUA["fetch"].script)
+    cpu0 = redis_cpu(r)
     jobs = 0
     t0 = time.perf_counter()
     while True:
@@ -110,9 +119,11 @@ def fetch_only(url: str, task: Any, tenants: list[str], fair: bool) -> dict[str,
         jobs += got
     wall = time.perf_counter() - t0
     usec = script_usec(r)
+    cpu = redis_cpu(r) - cpu0
     app.close()
     return {"fair": fair, "jobs": jobs, "wall_seconds": round(wall, 3),
-            "redis_us_per_job": round(usec / max(jobs, 1), 2)}  # fmt: skip
+            "redis_us_per_job": round(usec / max(jobs, 1), 2),
+            "redis_cpu_us_per_job": round(cpu * 1e6 / max(jobs, 1), 2)}  # fmt: skip
 
 
 def workers(url: str, here: Path, task: Any, tenants: list[str], fair: bool,
@@ -208,7 +219,11 @@ def main() -> None:
                         for _ in range(args.reps) for fair in (False, True)]  # fmt: skip
                 entry: dict[str, Any] = {
                     "jobs": len(tenants),
-                    "fetch_only": {**summary(only, "redis_us_per_job", False), "runs": only},
+                    "fetch_only": {
+                        **summary(only, "redis_us_per_job", False),
+                        "cpu": summary(only, "redis_cpu_us_per_job", False),
+                        "runs": only,
+                    },
                 }
                 if not args.skip_workers:
                     runs = [workers(server.url, here, t.job, tenants, fair, args)
