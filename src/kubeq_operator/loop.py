@@ -88,6 +88,7 @@ class TaskQueueLoop:
         self.history = History()
         self._rates_synced: tuple[int, TaskQueueSpec] | None = None
         self._rates_at = 0.0
+        self._fair_synced: tuple[Any, ...] | None = None
         self.replicas = ReplicaTracker()
         self.book = StatusBook()
         self.last_decision: Decision | None = None
@@ -223,8 +224,9 @@ class TaskQueueLoop:
 
     async def sync_rate_limits(self, spec: TaskQueueSpec, generation: int) -> None:
         """Apply ``spec.rateLimits`` to Redis when the spec changes and, when it names limits,
-        every RATE_SYNC_SECONDS (so a limit cleared by hand comes back); a failure waits for the
-        next pass (the read just succeeded, so it is rare and the next read reports it)."""
+        every RATE_SYNC_SECONDS (so a limit cleared by hand comes back), and ``spec.fairness``
+        when it changes only; a failure waits for the next pass (the read just
+        succeeded, so it is rare and the next read reports it)."""
         now = time.monotonic()
         if self._rates_synced == (generation, spec) and (
             # without limits in the spec there is nothing to restore: a spec change (a new
@@ -232,12 +234,18 @@ class TaskQueueLoop:
             not spec.rate_limits or now - self._rates_at < RATE_SYNC_SECONDS
         ):
             return
+        # spec.fairness is written only when it changed (or at start): a weight set by hand
+        # lasts until then (docs/fairness.md, Who owns the weights)
+        weights = self._fair_synced != spec.fairness
         try:
-            changes = await self.source.sync_rate_limits(spec, f"{self.namespace}/{self.name}")
+            changes = await self.source.sync_rate_limits(
+                spec, f"{self.namespace}/{self.name}", weights=weights
+            )
         except (RedisError, OSError, RedisDown) as e:
             log.warning("%s/%s: could not apply spec.rateLimits: %s", self.namespace, self.name, e)
             return
         self._rates_synced, self._rates_at = (generation, spec), now
+        self._fair_synced = spec.fairness
         if changes:
             self.event("Normal", "RateLimits", "; ".join(changes))
 

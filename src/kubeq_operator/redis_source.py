@@ -137,10 +137,13 @@ class RedisSource:
         await send_async(client, plan)
         return plan.job_ids
 
-    async def sync_rate_limits(self, spec: TaskQueueSpec, owner: str) -> list[str]:
+    async def sync_rate_limits(
+        self, spec: TaskQueueSpec, owner: str, *, weights: bool = True
+    ) -> list[str]:
         """Make each queue's rate limit in Redis what ``spec.rateLimits`` says (two pipelined
         round trips, the second only when something changes). A limit this TaskQueue set
         that the spec no longer names is removed; one set by ``kubeq limit`` is left alone.
+        With ``weights``, the fairness weights of the queues ``spec.fairness`` names too.
         Returns what changed, for an Event."""
         client = await self.client(spec)
         # a partitioned queue's limit holds per partition (docs/redis.md, Partitions)
@@ -171,11 +174,13 @@ class RedisSource:
                     changes.append(f"{queue}: no rate limit")
             if changes:
                 await pipe.execute()
+        if not weights:
+            return changes
         # spec.fairness: the weights of the queues it names (on each partition)
-        weights = {
+        wanted_weights = {
             p: dict(w) for q, w in spec.fairness for p in partitions.names(q, spec.partitions)
         }
-        return changes + await sync_weights_async(client, weights, spec.redis.prefix)
+        return changes + await sync_weights_async(client, wanted_weights, spec.redis.prefix)
 
     async def close(self) -> None:
         """Let go of the shared client (the last user closes it)."""

@@ -10,6 +10,7 @@ the order it fetched them, so the orders observed get c places of slack, no more
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import qtasks
@@ -18,6 +19,7 @@ import redis
 import kubeq
 from kubeq.store import fairness
 from kubeq.store.keys import QueueKeys
+from kubeq.store.scripts import LUA, fenced
 from kubeq.testing import drain
 from tests.redis.helpers import max_running, wait_until
 from tests.redis.workers import StartWorker
@@ -189,3 +191,33 @@ def test_the_operators_weights_replace_a_queues_and_say_what_changed(
     assert app.queue("a").weights() == {"acme": 3.0}
     assert app.queue("b").weights() == {"": 2.0}
     assert asyncio.run(sync({"a": {"acme": 3.0}, "b": {"": 2.0}})) == []  # nothing to change
+
+
+def test_a_key_of_200_characters_beyond_ascii_is_enqueued_and_takes_turns(
+    app: kubeq.App, start_worker: StartWorker, r: redis.Redis
+) -> None:
+    # the limit is 200 characters, as check_fair_key says: 400 bytes of UTF-8 here
+    wide = "é" * 200
+    calls = [qtasks.record_order.s("u", wide).set(queue=Q, fair_key=wide) for _ in range(3)]
+    calls += [qtasks.record_order.s("u", "x").set(queue=Q, fair_key="x") for _ in range(3)]
+    app.enqueue_many(calls)
+    keys = QueueKeys.of(Q)
+    assert sorted(r.zrange(keys.base + "fair", 0, -1)) == sorted([wide.encode(), b"x"])
+    start_worker("--queue", Q, "--concurrency", "1")
+    wait_until(lambda: r.llen("test:order:u") == 6, timeout=120, what="6 jobs")
+    seen = _order(r, "u")
+    assert sorted(seen[:2]) == sorted([wide, "x"]), seen  # one turn each
+    _no_fair_state(r)
+
+
+def test_a_fair_key_past_the_limit_from_a_raw_producer_is_refused_and_nothing_written(
+    r: redis.Redis,
+) -> None:
+    # a producer speaking the protocol without the client's check (docs/protocol.md)
+    keys = QueueKeys.of(Q)
+    control = json.dumps({"fk": "x" * 801})
+    args = [keys.base, 1, "t0k3n", 1, 5, "0", 5, 86400, control, "j1", "{}"]
+    declared = fenced(list(keys.script_keys))
+    flags = r.eval(LUA["enqueue"].script, len(declared), *declared, *args)
+    assert flags == [-1]
+    assert not r.exists(keys.base + "job:j1") and r.zcard(keys.ready) == 0

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // The scripts of protocol version 1, generated from kubeq's store (prelude included) by
@@ -36,6 +38,9 @@ type Job struct {
 	Timeout     float64 `json:"timeout,omitempty"`
 	MaxAttempts int     `json:"max_attempts,omitempty"`
 	ResultTTL   int     `json:"result_ttl,omitempty"`
+	// FairKey names the job's tenant: among ready jobs of one priority, keys take turns
+	// (docs/fairness.md). Empty: no key (the job keeps the queue's own order).
+	FairKey string `json:"fair_key,omitempty"`
 }
 
 // Outcome is how a job stands: Status, and Result (JSON) or Error once it has ended.
@@ -149,7 +154,11 @@ func (c *Client) Enqueue(queue string, jobs ...Job) ([]string, error) {
 		if j.ResultTTL > 0 {
 			ttl = j.ResultTTL
 		}
-		args = append(args, "1", strconv.Itoa(priority), due, "5", strconv.Itoa(ttl), "",
+		control, err := controlOf(j)
+		if err != nil {
+			return nil, fmt.Errorf("jobs[%d].%w", i, err)
+		}
+		args = append(args, "1", strconv.Itoa(priority), due, "5", strconv.Itoa(ttl), control,
 			ids[i], string(payload))
 	}
 	if _, err := c.cn.do(0, "SADD", c.Prefix+":queues", queue); err != nil {
@@ -165,6 +174,31 @@ func (c *Client) Enqueue(queue string, jobs ...Job) ([]string, error) {
 		}
 	}
 	return ids, nil
+}
+
+// controlOf is the job's execution-control fields for enqueue.lua (JSON; "" when none).
+func controlOf(j Job) (string, error) {
+	if j.FairKey == "" {
+		return "", nil
+	}
+	if err := checkFairKey(j.FairKey); err != nil {
+		return "", err
+	}
+	body, err := json.Marshal(map[string]string{"fk": j.FairKey})
+	return string(body), err
+}
+
+// checkFairKey refuses what kubeq refuses: more than 200 characters, or one not printable.
+func checkFairKey(key string) error {
+	ok := utf8.RuneCountInString(key) <= 200 && utf8.ValidString(key)
+	for _, r := range key {
+		ok = ok && unicode.IsPrint(r)
+	}
+	if !ok {
+		return fmt.Errorf("fair_key: must be a printable string of at most 200 characters "+
+			"(e.g. a tenant's name), got %q", key)
+	}
+	return nil
 }
 
 func encode(j Job) ([]byte, error) {

@@ -16,7 +16,7 @@ from typing import Any
 from kubeq import defaults
 from kubeq.checks import check_fair_key
 from kubeq.store.keys import DEFAULT_PREFIX, QueueKeys
-from kubeq.store.scripts import run_pipeline, run_pipeline_async, source
+from kubeq.store.scripts import LUA, run_pipeline, run_pipeline_async
 
 UNKEYED = ""
 """The name of the jobs without a fairness key in the weights: they take turns as one key."""
@@ -167,7 +167,7 @@ def read_fair_stats(
     calls = _calls(queues, prefix, top, scan)
     if not calls:
         return []
-    script = client.register_script(source("fairstats"))
+    script = LUA["fairstats"]
     raw = run_pipeline(client, [(script, keys, args) for _, keys, args in calls])
     return [_parse(q, r) for (q, _, _), r in zip(calls, raw, strict=True)]
 
@@ -183,7 +183,7 @@ async def read_fair_stats_async(
     calls = _calls(queues, prefix, top, scan)
     if not calls:
         return []
-    script = client.register_script(source("fairstats"))
+    script = LUA["fairstats"]
     raw = await run_pipeline_async(client, [(script, keys, args) for _, keys, args in calls])
     return [_parse(q, r) for (q, _, _), r in zip(calls, raw, strict=True)]
 

@@ -37,14 +37,32 @@ local function fair_state(base)
   end
   return st
 end
+-- A key's weight. A queue with few weights set has them all read at once (one HGETALL per
+-- call; none set: one HLEN), else each key's is read when first needed.
 local function fair_weight(st, base, key)
   local w = st.w[key]
-  if not w then
+  if w then return w end
+  if st.wall == nil then
+    st.wall = false
+    local n = redis.pcall('HLEN', base .. 'fair:weights')
+    if type(n) == 'number' and n <= 256 then
+      local all = n > 0 and redis.call('HGETALL', base .. 'fair:weights') or {}
+      for i = 1, #all, 2 do
+        local v = tonumber(all[i + 1])
+        if not (v and v >= 0.001 and v <= 1000) then v = 1 end
+        st.w[all[i]] = v
+      end
+      st.wall = true
+    end
+  end
+  if st.wall then
+    w = st.w[key] or 1
+  else
     local v = redis.pcall('HGET', base .. 'fair:weights', key)
     w = type(v) == 'string' and tonumber(v) or 1
     if not (w >= 0.001 and w <= 1000) then w = 1 end
-    st.w[key] = w
   end
+  st.w[key] = w
   return w
 end
 -- Make ready the jobs of one key: adds = {ready score, id, ...}.
@@ -113,117 +131,175 @@ local function fair_forget(base, id, key)
     end
   end
 end
--- How many jobs a flow of weight w serves in a row while its start tag stays below the next
--- flow's, `gap` ahead (at least one: the flow at the front always serves one).
-local function fair_turns(gap, w)
-  local k = math.ceil(gap * w / FUNIT - 1e-9)
-  if k < 1 then return 1 end
-  return k
+-- A binary min-heap of flows by (tag of their next turn, place): the turns of one round.
+local function heap_less(fl, a, b)
+  local ta, tb = fl[a].next, fl[b].next
+  return ta < tb or (ta == tb and a < b)
 end
--- Pop up to n ready jobs in fair order: {id, ready score, ...} as ZPOPMIN answers.
+local function heap_down(fl, h, i)
+  local n = #h
+  while true do
+    local l, m = 2 * i, i
+    if l <= n and heap_less(fl, h[l], h[m]) then m = l end
+    if l + 1 <= n and heap_less(fl, h[l + 1], h[m]) then m = l + 1 end
+    if m == i then return end
+    h[i], h[m] = h[m], h[i]
+    i = m
+  end
+end
+-- The turns of one round: up to n, in fair order, among `flows` (each {tag, w}, in the
+-- order of their tags), none at a tag past `bound` (the tag of the first key not read; nil:
+-- every key of the band was read). Returns the flow of each turn; sets each flow's k (its
+-- turns in the round).
+local function fair_turns(flows, n, bound)
+  local h = {}
+  for i, f in ipairs(flows) do
+    f.k, f.next = 0, f.tag
+    h[i] = i
+  end
+  for i = math.floor(#h / 2), 1, -1 do heap_down(flows, h, i) end
+  local order = {}
+  while #order < n do
+    local fi = h[1]
+    local f = flows[fi]
+    if bound and f.next > bound then break end
+    order[#order + 1] = fi
+    f.k = f.k + 1
+    f.next = f.tag + f.k * FUNIT / f.w
+    heap_down(flows, h, 1)
+  end
+  return order
+end
+-- Pop up to n ready jobs in fair order: {id, ready score, ...} as ZPOPMIN answers. Each step
+-- serves one round: the n + 1 keys of least tag are read at once (one ZRANGE), the turns
+-- among them (and the jobs without a key) are worked out here, then each key served gives
+-- its jobs in one ZRANGE + ZREMRANGEBYRANK, every job leaves the ready set in one ZREM and
+-- the keys' new tags go back in one ZADD.
 local function fair_pop(q, base, n)
   local idx = base .. 'fair'
   if redis.call('EXISTS', idx) == 0 then return redis.call('ZPOPMIN', q.ready, n) end
   local st = fair_state(base)
   local out = {}
   local got, steps = 0, 0
-  local ub = nil
   local u = nil -- the unkeyed jobs' head: only this call's own pops change it, so it is read
   -- again only after it served some
   while got < n and steps < n + 1000 do
     steps = steps + 1
-    local heads = redis.call('ZRANGE', idx, 0, 1, 'WITHSCORES')
+    local want = n - got
+    local heads = redis.call('ZRANGE', idx, 0, want, 'WITHSCORES')
     if #heads == 0 then
       -- no key has ready jobs left: the rest in the ready set's own order
-      local rest = redis.call('ZPOPMIN', q.ready, n - got)
+      local rest = redis.call('ZPOPMIN', q.ready, want)
       for i = 1, #rest, 2 do
         out[#out + 1] = rest[i]
         out[#out + 1] = tonumber(rest[i + 1]) % FOFF
       end
       break
     end
-    local ks = tonumber(heads[2])
-    local kb = math.floor(ks / BAND)
-    local ktag = ks - kb * BAND
+    local kb = math.floor(tonumber(heads[2]) / BAND)
     if not u then
       u = redis.call('ZRANGEBYSCORE', q.ready, '-inf', '(' .. string.format('%d', FOFF),
         'WITHSCORES', 'LIMIT', 0, 1)
     end
-    local serve_u = false
+    local ub = nil
     if #u == 0 then
-      ub = nil
       if st.u then st.ue = true end
     else
       ub = math.floor(tonumber(u[2]) / BAND)
       if not st.u then st.u = st.v
       elseif st.ue and st.u < st.v then st.u = st.v end
       st.ue = false
-      serve_u = ub < kb or (ub == kb and st.u <= ktag)
     end
-    if serve_u then
-      local wu = fair_weight(st, base, '')
-      local m = n - got
-      if ub == kb then m = math.min(m, fair_turns(ktag - st.u, wu)) end
-      local ids = redis.call('ZRANGEBYSCORE', q.ready, '-inf', '(' .. string.format('%d',
-        (ub + 1) * BAND), 'WITHSCORES', 'LIMIT', 0, m)
-      local rem = {}
-      for i = 1, #ids, 2 do
-        rem[#rem + 1] = ids[i]
-        out[#out + 1] = ids[i]
-        out[#out + 1] = ids[i + 1]
+    local flows = {}
+    if ub and ub <= kb then flows[1] = {tag = st.u, w = fair_weight(st, base, '')} end
+    local bound = nil
+    if not (ub and ub < kb) then
+      local nh = #heads / 2
+      if nh == want + 1 then
+        -- the last key read bounds the round: keys not read have tags from its on
+        local s = tonumber(heads[2 * nh])
+        if math.floor(s / BAND) == kb then bound = s - kb * BAND end
+        nh = nh - 1
       end
-      redis.call('ZREM', q.ready, unpack(rem))
-      u = nil
-      local c = #rem
-      got = got + c
-      if st.u + (c - 1) * FUNIT / wu > st.v then st.v = st.u + (c - 1) * FUNIT / wu end
-      st.u = st.u + c * FUNIT / wu
-    else
-      local key = heads[1]
-      local w = fair_weight(st, base, key)
-      local m = n - got
-      local lim = nil
-      if #heads >= 4 then
-        local s2 = tonumber(heads[4])
-        if math.floor(s2 / BAND) == kb then lim = s2 - kb * BAND end
+      for i = 1, nh do
+        local s = tonumber(heads[2 * i])
+        if math.floor(s / BAND) ~= kb then break end
+        local key = heads[2 * i - 1]
+        flows[#flows + 1] = {key = key, tag = s - kb * BAND, w = fair_weight(st, base, key)}
       end
-      if ub == kb and (not lim or st.u < lim) then lim = st.u end
-      if lim then m = math.min(m, fair_turns(lim - ktag, w)) end
-      local fq = base .. 'fair:q:' .. key
-      local ids = redis.pcall('ZRANGEBYSCORE', fq, '-inf', '(' .. string.format('%d',
-        (kb + 1) * BAND), 'WITHSCORES', 'LIMIT', 0, m)
-      if type(ids) ~= 'table' or ids.err then
-        redis.call('RENAME', fq, base .. 'garbage:fair:' .. key)
-        ids = {}
-      end
-      local served = 0
-      if #ids > 0 then
+    end
+    -- (ub < kb: the jobs without a key have a higher priority than every key: they alone)
+    if #flows == 0 then break end
+    local order = fair_turns(flows, want, bound)
+    local band_end = (math.min(kb, ub or kb) + 1) * BAND
+    for _, f in ipairs(flows) do
+      f.jobs = {}
+      if f.k > 0 and not f.key then
+        local ids = redis.call('ZRANGEBYSCORE', q.ready, '-inf', '(' .. string.format('%d',
+          band_end), 'WITHSCORES', 'LIMIT', 0, f.k)
         local rem = {}
-        for i = 1, #ids, 2 do rem[#rem + 1] = ids[i] end
-        redis.call('ZREM', fq, unpack(rem))
         for i = 1, #ids, 2 do
+          f.jobs[#f.jobs + 1] = i
+          rem[#rem + 1] = ids[i]
+        end
+        if #rem > 0 then redis.call('ZREM', q.ready, unpack(rem)) end
+        f.ids, u = ids, nil
+      elseif f.k > 0 then
+        -- its turns' jobs and the one after them (its new head: band, or none left)
+        local fq = base .. 'fair:q:' .. f.key
+        local ids = redis.pcall('ZRANGE', fq, 0, f.k, 'WITHSCORES')
+        if type(ids) ~= 'table' or ids.err then
+          redis.call('RENAME', fq, base .. 'garbage:fair:' .. f.key)
+          ids = {}
+        end
+        local take = 0
+        while take < f.k and 2 * take < #ids and tonumber(ids[2 * take + 2]) < band_end do
+          take = take + 1
           -- still ready? (another path may have taken it: skipped, not charged)
-          if redis.call('ZREM', q.ready, ids[i]) == 1 then
-            out[#out + 1] = ids[i]
-            out[#out + 1] = ids[i + 1]
-            served = served + 1
+          if redis.call('ZREM', q.ready, ids[2 * take - 1]) == 1 then
+            f.jobs[#f.jobs + 1] = 2 * take - 1
           end
         end
+        if take > 0 then redis.call('ZREMRANGEBYRANK', fq, 0, take - 1) end
+        f.ids, f.take = ids, take
       end
-      got = got + served
-      local tag = ktag
-      if served > 0 then
-        local last = ktag + (served - 1) * FUNIT / w
-        if last > st.v then st.v = last end
-        tag = ktag + served * FUNIT / w
+    end
+    -- the jobs in the order of the turns
+    for _, fi in ipairs(order) do
+      local f = flows[fi]
+      f.at = (f.at or 0) + 1
+      local i = f.jobs[f.at]
+      if i then
+        out[#out + 1] = f.ids[i]
+        out[#out + 1] = f.ids[i + 1]
+        got = got + 1
       end
-      local head = redis.call('ZRANGE', fq, 0, 0, 'WITHSCORES')
-      if #head == 0 then
-        redis.call('ZREM', idx, key)
-        if tag > st.v then redis.call('ZADD', base .. 'fair:idle', tagstr(tag), key) end
-      else
-        redis.call('ZADD', idx, tagstr(math.floor(tonumber(head[2]) / BAND) * BAND + tag), key)
+    end
+    local tags, gone = {}, {}
+    for _, f in ipairs(flows) do
+      if f.k > 0 then
+        local c = #f.jobs
+        if c > 0 and f.tag + (c - 1) * FUNIT / f.w > st.v then
+          st.v = f.tag + (c - 1) * FUNIT / f.w
+        end
+        local tag = f.tag + c * FUNIT / f.w
+        if not f.key then
+          st.u = tag
+        elseif 2 * f.take < #f.ids then
+          -- its next job's band and its new tag
+          local hb = math.floor(tonumber(f.ids[2 * f.take + 2]) / BAND)
+          tags[#tags + 1] = tagstr(hb * BAND + tag)
+          tags[#tags + 1] = f.key
+        else
+          gone[#gone + 1] = f.key
+          gone[#gone + 1] = tag
+        end
       end
+    end
+    if #tags > 0 then redis.call('ZADD', idx, unpack(tags)) end
+    for i = 1, #gone, 2 do
+      redis.call('ZREM', idx, gone[i])
+      if gone[i + 1] > st.v then redis.call('ZADD', base .. 'fair:idle', tagstr(gone[i + 1]), gone[i]) end
     end
   end
   if redis.call('EXISTS', idx) == 0 then

@@ -71,7 +71,8 @@ local function parse_control(raw)
     elseif (k == 'rl_key' or k == 'cl_key') and type(v) == 'string' then
       control[#control + 1] = k
       control[#control + 1] = v
-    elseif k == 'fk' and type(v) == 'string' and #v >= 1 and #v <= 200 then  -- fair key
+    elseif k == 'fk' and type(v) == 'string' and #v >= 1 and #v <= 800 then
+      -- a fair key: 1..200 characters (checks.py), so at most 800 bytes of UTF-8
       control[#control + 1] = k
       control[#control + 1] = v
     elseif (k == 'rl_n' or k == 'rl_ms' or k == 'rl_b' or k == 'cl_n') and int(v) then
@@ -122,10 +123,16 @@ for _ = 1, groups do
   local max_deliveries, result_ttl = ARGV[o + 3], ARGV[o + 4]
   local control, once, deps = parse_control(ARGV[o + 5])
   group_fk = control and fair_key_of(control)
+  -- 'ctl' makes the fetch read the job's expiry and limits: only a job that has some
+  local ctl = false
+  for i = 1, control and #control or 0, 2 do
+    local k = control[i]
+    if k == 'expires_at' or k == 'rl_key' or k == 'cl_key' then ctl = true end
+  end
   o = o + 6
   local run_at = due_at(due)
   local st, zkey, score = 'queued', q.ready, ready_score(priority, NOW)
-  if deps > 0 then st = 'deferred'
+  if (deps or 0) > 0 then st = 'deferred'  -- (nil: malformed control, refused below)
   elseif run_at > NOW then st, zkey, score = 'scheduled', q.delayed, run_at end
   score = string.format('%d', score)
   -- Whether any of the group's ids has a key: one EXISTS for the group instead of one HMGET
@@ -180,7 +187,8 @@ for _ = 1, groups do
           'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
           'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'sent', token)
       end
-      if #control > 0 then redis.call('HSET', jk, 'ctl', '1', unpack(control)) end
+      if ctl then redis.call('HSET', jk, 'ctl', '1', unpack(control))
+      elseif #control > 0 then redis.call('HSET', jk, unpack(control)) end
       if st == 'deferred' then
         -- waits for its parents (depend.lua, resolve.lua); not backlog until then
         redis.call('ZADD', base .. 'deferred', NOWS, id)
