@@ -268,8 +268,13 @@ class Stream:
         self.calls.append(call)
         if self.conn is None:
             return
+        # redis-py's health check (a PING before a command, once ``health_check_interval``
+        # passed since the last reply) would read an earlier call's unread reply as the
+        # PING's: only the first call, with nothing unread, may check
+        first = len(self.calls) == 1
         try:
-            self.conn.send_packed_command(_pack(self.conn, _evalsha_command(call)))
+            packed = _pack(self.conn, _evalsha_command(call))
+            self.conn.send_packed_command(packed, check_health=first)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             self._drop()
         except BaseException:
