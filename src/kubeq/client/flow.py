@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from kubeq import serialization
 from kubeq.client.enqueue import laid_out, plan_enqueue
 from kubeq.client.jobs import Job
-from kubeq.options import Call, TaskOptions
+from kubeq.options import Call, TaskOptions, limit_slot
 from kubeq.patterns import Flow, batch_flow, flow_of
 from kubeq.store.backend import Backend
 from kubeq.store.jobfields import text
@@ -86,6 +86,8 @@ def plan_flow(
     bare = plain(call)
     if bare.partition_key is None:
         bare = bare.set(partition_key=flow.key)
+    if route is not None:
+        route = _keyed(route, flow, what)
     plan = plan_enqueue([bare], prefix=prefix, defaults_for=defaults_for, queue=queue, route=route)
     (_, keys, args) = plan.calls[0]
     job = laid_out(args)[0]
@@ -99,6 +101,37 @@ def plan_flow(
         )
     carrier = serialization.encode_call(call.task, [], {}, {"batch": 1})
     return plan.job_queues[0], (LUA["batch"], keys, [*fields, carrier])
+
+
+def _keyed(route: Route, flow: Flow, what: str) -> Route:
+    """``route`` for the calls of one key, refusing what would part them on a partitioned
+    queue: a ``partition_key`` of its own, or a concurrency limit whose key is neither the
+    flow's key nor task-wide. The limit's slots live in one partition, so the partitioner
+    routes a limited call by its limit key; with those two refused, that partition is the
+    one the flow key names for every call of the key, and flow.lua decides there."""
+
+    def keyed(queue: str, call: Call, options: TaskOptions) -> str:
+        part = route(queue, call, options)
+        if part == queue:
+            return part  # not partitioned: one queue holds the key and every slot
+        if call.partition_key != flow.key:
+            raise ValueError(
+                f"{what}: partition_key cannot be given on the partitioned queue {queue!r} "
+                f"(the {flow.mode} key routes every call of the key to one partition)"
+            )
+        own = flow.key[len(call.task) + 1 :]  # the key, without its "<task>:"
+        slot = limit_slot(call, options)
+        if slot is not None and slot[0] not in (f"t:{call.task}", f"k:{own}"):
+            raise ValueError(
+                f"{what}: on the partitioned queue {queue!r}, its limit_key "
+                f"{slot[0][2:]!r} is not its {flow.mode} key {own!r}: the calls of the key "
+                "would go to the partitions of their limit keys and not meet. Give it "
+                "limit_key equal to the key, a task-wide concurrency_limit (no limit_key), "
+                "or a queue without partitions"
+            )
+        return part
+
+    return keyed
 
 
 def _jobs(app: Backend, queues: Sequence[str], replies: Sequence[Any]) -> list[Job]:
