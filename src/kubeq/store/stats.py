@@ -54,6 +54,16 @@ class QueueStats:
     yet: they hold no worker and are not backlog (docs/durable.md)."""
     fair_keys: int = 0
     """Fairness keys with ready jobs (docs/fairness.md)."""
+    debounced: int = 0
+    """Debounced jobs waiting for their window to pass (not started; docs/patterns.md): also
+    counted in ``delayed`` (or ``backlog`` once due)."""
+    singleton_keys: int = 0
+    """Singleton keys held by a live job (waiting or running)."""
+    batches_forming: int = 0
+    """Batches open for more items (neither full nor due)."""
+    batched_items: int = 0
+    """Items in batches not ended, not settled yet: a batch counts as one job in ``delayed``,
+    ``backlog`` or ``in_flight``; its items are here."""
 
     @property
     def live_workers(self) -> int:
@@ -64,7 +74,11 @@ class QueueStats:
         return sum(1 for n in self.workers.values() if n > 0)
 
 
-def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
+FLOW_READ_MOST = 5000
+"""The most members of each flow index flowstats.lua reads per queue and call."""
+
+
+def _parse(queue: str, raw: Sequence[Any], flow: Sequence[Any]) -> QueueStats:
     now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused, expired, limited, per_ks = (
         int(x) for x in raw[: HEADER - 3]
     )
@@ -89,7 +103,19 @@ def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
         deferred=deferred,
         sleeping=sleeping,
         fair_keys=fair_keys,
+        debounced=int(flow[0]),
+        singleton_keys=int(flow[2]),
+        batches_forming=int(flow[3]),
+        batched_items=int(flow[5]),
     )
+
+
+def _calls(commands: list[tuple[str, list[str]]], stats: Any, flow: Any) -> list[Any]:
+    """stats.lua then flowstats.lua, per queue, in one pipeline."""
+    calls: list[Any] = []
+    for _, keys in commands:
+        calls += [(stats, keys, [WORKER_TTL_MS]), (flow, keys, [FLOW_READ_MOST])]
+    return calls
 
 
 def _commands(queues: Iterable[str], prefix: str) -> list[tuple[str, list[str]]]:
@@ -103,9 +129,9 @@ def read_stats(
     commands = _commands(queues, prefix)
     if not commands:
         return []
-    script = client.register_script(source("stats"))
-    raw = run_pipeline(client, [(script, keys, [WORKER_TTL_MS]) for _, keys in commands])
-    return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]
+    stats, flow = (client.register_script(source(n)) for n in ("stats", "flowstats"))
+    raw = run_pipeline(client, _calls(commands, stats, flow))
+    return [_parse(q, *raw[2 * i : 2 * i + 2]) for i, (q, _) in enumerate(commands)]
 
 
 async def read_stats_async(
@@ -115,8 +141,6 @@ async def read_stats_async(
     commands = _commands(queues, prefix)
     if not commands:
         return []
-    script = client.register_script(source("stats"))
-    raw = await run_pipeline_async(
-        client, [(script, keys, [WORKER_TTL_MS]) for _, keys in commands]
-    )
-    return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]
+    stats, flow = (client.register_script(source(n)) for n in ("stats", "flowstats"))
+    raw = await run_pipeline_async(client, _calls(commands, stats, flow))
+    return [_parse(q, *raw[2 * i : 2 * i + 2]) for i, (q, _) in enumerate(commands)]

@@ -13,6 +13,15 @@
 -- Returns {created, id}: 1 when this call wrote the item, 0 when a job of that id exists,
 -- -1 when the control fields are not empty.
 local q = queue_keys(0)
+-- Note a member in an index flowstats.lua reads (one of another type is dropped: an index
+-- is rebuilt by its writers).
+local function index(k, score, member)
+  local ok = redis.pcall('ZADD', k, score, member)
+  if type(ok) == 'table' and ok.err then
+    redis.call('DEL', k)
+    redis.call('ZADD', k, score, member)
+  end
+end
 local base, fkey = ARGV[1], ARGV[3]
 local wait_ms, max_size, token = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local id, payload, priority = ARGV[7], ARGV[8], ARGV[9]
@@ -41,6 +50,7 @@ if not (cf and cf[1] == 'scheduled' and (int(cf[2]) or 0) == 0) then
     'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'batch_key', fkey, 'cb', 'b')
   redis.call('ZADD', q.delayed, string.format('%d', NOW + wait_ms), carrier)
   redis.call('SET', open, carrier)
+  index(base .. 'batches', NOWS, carrier)  -- counted by flowstats.lua
 end
 redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', 'batched',
   'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',

@@ -7,6 +7,15 @@
 --   action 'purge':   delete each dead job (one whose hand-off is pending: once it is done)
 -- Returns {n, then per refused job: id, why}: n, the number of jobs acted on.
 local q = queue_keys(0)
+-- Note a member in an index flowstats.lua reads (one of another type is dropped: an index
+-- is rebuilt by its writers).
+local function index(k, score, member)
+  local ok = redis.pcall('ZADD', k, score, member)
+  if type(ok) == 'table' and ok.err then
+    redis.call('DEL', k)
+    redis.call('ZADD', k, score, member)
+  end
+end
 local base, action = ARGV[1], ARGV[2]
 if action ~= 'requeue' and action ~= 'purge' then
   return redis.error_reply('unknown dead-letter action ' .. tostring(action))
@@ -51,7 +60,10 @@ for i = 3, #ARGV do
       redis.call('HDEL', jk, 'reason', 'finished_at', 'error', 'traceback', 'worker',
         'started_at')
       redis.call('DEL', base .. 'done:' .. id)
-      if f[2] then redis.call('SET', base .. 'flow:' .. f[2], id) end  -- its key, back
+      if f[2] then  -- its key, back
+        redis.call('SET', base .. 'flow:' .. f[2], id)
+        index(base .. 'flows', NOWS, f[2])
+      end
       make_ready(q, base, id, ready_score(pf[1] or '5', NOW), pf[2])
       wake(q.wake, 1)
       n = n + 1
