@@ -6,6 +6,7 @@ writes its own. The handle it returns names the job that will run for the call.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -94,10 +95,10 @@ def plan_flow(
     fields = [args[0], flow.mode, flow.key, flow.window_ms, flow.max_ms, args[2], *job]
     if flow.mode != "batch":
         return plan.job_queues[0], (LUA["flow"], keys, fields)
-    if job[-1]:
+    if job[-1] and set(json.loads(job[-1])) != {"expires"}:
         raise ValueError(
-            f"{what}: its items take no rate or concurrency limit, expiry or callbacks "
-            "(give them to the task that handles the batch's results)"
+            f"{what}: its items take no rate or concurrency limit or callbacks, only "
+            "expires= (give those to the task that handles the batch's results)"
         )
     carrier = serialization.encode_call(call.task, [], {}, {"batch": 1})
     return plan.job_queues[0], (LUA["batch"], keys, [*fields, carrier])
