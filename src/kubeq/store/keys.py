@@ -253,12 +253,12 @@ class QueueKeys:
     @property
     def flows(self) -> str:
         """ZSET of the debounce and singleton keys (``<task>:<key>``) that named a job lately
-        (score: when); flowstats.lua counts the live ones and drops the others."""
+        (score: when); stats.lua counts the live ones and drops the others."""
         return self.base + "flows"
 
     @property
     def batches(self) -> str:
-        """ZSET of the batch jobs opened lately (score: when); flowstats.lua counts the live
+        """ZSET of the batch jobs opened lately (score: when); stats.lua counts the live
         ones (forming or closed) and their items, and drops the others."""
         return self.base + "batches"
 

@@ -31,8 +31,7 @@ except ImportError:  # hiredis is a dependency; a stripped install still runs
 NAMES = (
     "enqueue", "fetch", "ack", "heartbeat", "idle", "leave", "stats", "cancel", "purge", "dead",
     "abort", "progress", "depend", "resolve", "edge", "handed", "links", "step", "suspend",
-    "signal", "fairstats", "flow", "batch", "batch_done", "flowstats", "schedule_upsert",
-    "schedule_claim",
+    "signal", "fairstats", "flow", "batch", "batch_done", "schedule_upsert", "schedule_claim",
     "schedule_commit", "schedule_state",
 )  # fmt: skip
 """Every script, by its file name in ``lua/`` (the ``_`` files are the shared parts)."""
@@ -119,7 +118,6 @@ class Scripts:
     flow: Any
     batch: Any
     batch_done: Any
-    flowstats: Any
     schedule_upsert: Any
     schedule_claim: Any
     schedule_commit: Any

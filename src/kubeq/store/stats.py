@@ -18,7 +18,7 @@ from kubeq.store.keys import DEFAULT_PREFIX, QueueKeys
 from kubeq.store.scripts import run_pipeline, run_pipeline_async, source
 
 WORKER_TTL_MS = defaults.WORKER_TTL_MS
-HEADER = 13
+HEADER = 17
 """stats.lua's numbers before the worker pairs (see its header)."""
 
 
@@ -75,14 +75,15 @@ class QueueStats:
 
 
 FLOW_READ_MOST = 5000
-"""The most members of each flow index flowstats.lua reads per queue and call."""
+"""The most members of each flow index stats.lua reads per queue and call."""
 
 
-def _parse(queue: str, raw: Sequence[Any], flow: Sequence[Any]) -> QueueStats:
+def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
     now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused, expired, limited, per_ks = (
-        int(x) for x in raw[: HEADER - 3]
+        int(x) for x in raw[: HEADER - 7]
     )
-    deferred, sleeping, fair_keys = (int(raw[HEADER - i]) for i in (3, 2, 1))
+    deferred, sleeping, fair_keys = (int(raw[HEADER - i]) for i in (7, 6, 5))
+    flow = [int(x) for x in raw[HEADER - 4 : HEADER]]
     workers = {
         (w.decode() if isinstance(w, bytes) else str(w)): int(n)
         for w, n in zip(raw[HEADER::2], raw[HEADER + 1 :: 2], strict=True)
@@ -103,19 +104,11 @@ def _parse(queue: str, raw: Sequence[Any], flow: Sequence[Any]) -> QueueStats:
         deferred=deferred,
         sleeping=sleeping,
         fair_keys=fair_keys,
-        debounced=int(flow[0]),
-        singleton_keys=int(flow[2]),
-        batches_forming=int(flow[3]),
-        batched_items=int(flow[5]),
+        debounced=flow[0],
+        singleton_keys=flow[1],
+        batches_forming=flow[2],
+        batched_items=flow[3],
     )
-
-
-def _calls(commands: list[tuple[str, list[str]]], stats: Any, flow: Any) -> list[Any]:
-    """stats.lua then flowstats.lua, per queue, in one pipeline."""
-    calls: list[Any] = []
-    for _, keys in commands:
-        calls += [(stats, keys, [WORKER_TTL_MS]), (flow, keys, [FLOW_READ_MOST])]
-    return calls
 
 
 def _commands(queues: Iterable[str], prefix: str) -> list[tuple[str, list[str]]]:
@@ -129,9 +122,10 @@ def read_stats(
     commands = _commands(queues, prefix)
     if not commands:
         return []
-    stats, flow = (client.register_script(source(n)) for n in ("stats", "flowstats"))
-    raw = run_pipeline(client, _calls(commands, stats, flow))
-    return [_parse(q, *raw[2 * i : 2 * i + 2]) for i, (q, _) in enumerate(commands)]
+    script = client.register_script(source("stats"))
+    args = [WORKER_TTL_MS, FLOW_READ_MOST]
+    raw = run_pipeline(client, [(script, keys, args) for _, keys in commands])
+    return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]
 
 
 async def read_stats_async(
@@ -141,6 +135,7 @@ async def read_stats_async(
     commands = _commands(queues, prefix)
     if not commands:
         return []
-    stats, flow = (client.register_script(source(n)) for n in ("stats", "flowstats"))
-    raw = await run_pipeline_async(client, _calls(commands, stats, flow))
-    return [_parse(q, *raw[2 * i : 2 * i + 2]) for i, (q, _) in enumerate(commands)]
+    script = client.register_script(source("stats"))
+    args = [WORKER_TTL_MS, FLOW_READ_MOST]
+    raw = await run_pipeline_async(client, [(script, keys, args) for _, keys in commands])
+    return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]

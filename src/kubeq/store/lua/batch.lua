@@ -14,7 +14,7 @@
 -- Returns {created, id}: 1 when this call wrote the item, 0 when a job of that id exists,
 -- -1 when the control fields hold more than an expiry.
 local q = queue_keys(0)
--- Note a member in an index flowstats.lua reads (one of another type is dropped: an index
+-- Note a member in an index stats.lua reads (one of another type is dropped: an index
 -- is rebuilt by its writers).
 local function index(k, score, member)
   local ok = redis.pcall('ZADD', k, score, member)
@@ -61,7 +61,7 @@ if not (cf and cf[1] == 'scheduled' and (int(cf[2]) or 0) == 0) then
     'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'batch_key', fkey, 'cb', 'b')
   redis.call('ZADD', q.delayed, string.format('%d', NOW + wait_ms), carrier)
   redis.call('SET', open, carrier)
-  index(base .. 'batches', NOWS, carrier)  -- counted by flowstats.lua
+  index(base .. 'batches', NOWS, carrier)  -- counted by stats.lua
 end
 redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', 'batched',
   'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',

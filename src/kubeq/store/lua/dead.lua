@@ -7,7 +7,7 @@
 --   action 'purge':   delete each dead job (one whose hand-off is pending: once it is done)
 -- Returns {n, then per refused job: id, why}: n, the number of jobs acted on.
 local q = queue_keys(0)
--- Note a member in an index flowstats.lua reads (one of another type is dropped: an index
+-- Note a member in an index stats.lua reads (one of another type is dropped: an index
 -- is rebuilt by its writers).
 local function index(k, score, member)
   local ok = redis.pcall('ZADD', k, score, member)

@@ -12,7 +12,7 @@
 -- when it joined the key's job (id is that job: its arguments are now this call's, except
 -- for skip, which changes nothing), -1 when the control fields are malformed.
 local q = queue_keys(0)
--- Note a member in an index flowstats.lua reads (one of another type is dropped: an index
+-- Note a member in an index stats.lua reads (one of another type is dropped: an index
 -- is rebuilt by its writers).
 local function index(k, score, member)
   local ok = redis.pcall('ZADD', k, score, member)
@@ -144,6 +144,6 @@ else
   redis.call('ZADD', zkey, string.format('%d', score), id)
 end
 redis.call('SET', key, id)
-index(base .. 'flows', NOWS, fkey)  -- counted by flowstats.lua
+index(base .. 'flows', NOWS, fkey)  -- counted by stats.lua
 wake(q.wake, 1)
 return {1, id}
