@@ -374,6 +374,8 @@ class TaskQueueLoop:
                 metrics.oldest_age.labels(*labels, s.queue).set(s.oldest_ready_age)
                 metrics.expired.labels(*labels, s.queue).set(s.expired)
                 metrics.sleeping.labels(*labels, s.queue).set(s.sleeping)
+                for name, gauge in metrics.FLOW_GAUGES.items():
+                    gauge.labels(*labels, s.queue).set(getattr(s, name))
                 metrics.rate_limited.labels(*labels, s.queue).set(int(s.rate_limited))
             self.book.record_queues(stats)
         current = dep.current if dep is not None else 0

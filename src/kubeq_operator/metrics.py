@@ -59,6 +59,37 @@ rate_limited = Gauge(
     QUEUE_LABELS,
     registry=REGISTRY,
 )
+debounced = Gauge(
+    "kubeq_queue_debounced",
+    "Debounced jobs waiting for their window to pass (docs/patterns.md).",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+singleton_keys = Gauge(
+    "kubeq_queue_singleton_keys",
+    "Singleton keys held by a live job, waiting or running (docs/patterns.md).",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+batches_forming = Gauge(
+    "kubeq_queue_batches_forming",
+    "Batches open for more items, neither full nor due (docs/patterns.md).",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+batched_items = Gauge(
+    "kubeq_queue_batched_items",
+    "Items in batches not ended, not settled yet (a batch counts as one job elsewhere).",
+    QUEUE_LABELS,
+    registry=REGISTRY,
+)
+FLOW_GAUGES = {
+    "debounced": debounced,
+    "singleton_keys": singleton_keys,
+    "batches_forming": batches_forming,
+    "batched_items": batched_items,
+}
+"""The flow patterns' gauges, by the QueueStats field each is set from."""
 fair_keys = Gauge(
     "kubeq_queue_fair_keys",
     "Fairness keys with ready jobs (docs/fairness.md).",
@@ -126,7 +157,16 @@ def serve(port: int, addr: str = "0.0.0.0") -> None:
 def forget(namespace: str, taskqueue: str, queues: list[str]) -> None:
     """Remove the series of one TaskQueue (it was deleted)."""
     for q in queues:
-        for g in (backlog, in_flight, oldest_age, expired, sleeping, rate_limited, fair_keys):
+        for g in (
+            backlog,
+            in_flight,
+            oldest_age,
+            expired,
+            sleeping,
+            rate_limited,
+            fair_keys,
+            *FLOW_GAUGES.values(),
+        ):
             with contextlib.suppress(KeyError):
                 g.remove(namespace, taskqueue, q)
         for key in fair_shown.pop((namespace, taskqueue, q), set()):

@@ -5,17 +5,24 @@ patterns' promises checked after every step, beside limits, TTLs, abort, cancel,
 killed workers and workflows.
 
 Checked at each call: it joins the key's job exactly when that job has not started (skip:
-when it is live), and cancel_running aborts a running one. After every step: a key in Redis
-names a live job of that key (no key outlives its job, whatever ended it); at most one job
-of a key waits unstarted (skip: at most one is live); keep_latest and cancel_running never
-run two jobs of a key at once (an aborted run counts until it stopped).
+when it is live), and cancel_running aborts a running one. A dead letter of a key, requeued,
+takes its key back exactly when no newer job of the key holds it and wins by the mode's rule
+(one waiting to run; one running under skip or cancel_running); else it is refused.
+
+After every step: a key in Redis names a live job of that key (no key outlives its job,
+whatever ended it); at most one job of a key waits unstarted (skip: at most one is live);
+keep_latest and cancel_running never run two jobs of a key at once (an aborted run counts
+until it stopped).
 """
 
 from __future__ import annotations
 
-from hypothesis import strategies as st
-from hypothesis.stateful import invariant, rule
+from typing import Any
 
+from hypothesis import strategies as st
+from hypothesis.stateful import invariant, precondition, rule
+
+from kubeq.outcomes import Settlement
 from kubeq.store.keys import QueueKeys
 from tests.model.fleet import FLOW_MODES
 from tests.model.intersections import KEYS, QUEUES, SHORT_TTL, Intersections
@@ -75,6 +82,69 @@ class FlowIntersections(Intersections):
                     self.ledger.entries[held].aborted = True
         assert self.r.get(self._keys(job.queue).flow(name)) == job.id.encode()
         e.partition = job.queue
+
+    def _flow_runs(self) -> list[tuple[str, Any]]:
+        return [
+            (n, d)
+            for n, d in self._runs()
+            if self.ledger.entries[d.id].call.task.startswith("model.flow_")
+            and self.ledger.entries[d.id].call.task != "model.flow_batch"
+        ]
+
+    @precondition(lambda self: self._flow_runs())
+    @rule(
+        data=st.data(),
+        then=st.sampled_from(["nothing", "requeue", "call, requeue", "call, fetch, requeue"]),
+    )
+    def flow_run_fails(self, data: st.DataObject, then: str) -> None:
+        """A run of a debounced or singleton job fails for good: a dead letter, which may be
+        requeued at once, or after a newer call of its key (waiting, or fetched)."""
+        name, d = data.draw(st.sampled_from(self._flow_runs()))
+        self.fleet.end_run(name, d, Settlement.failed("boom", "failed by the model"))
+        self.ledger.observe()
+        e = self.ledger.entries[d.id]
+        if "call" in then:
+            mode = e.call.task.removeprefix("model.flow_")
+            self.flow_call(mode, e.queue, e.call.args[0], False, None)
+        if "fetch" in then:
+            self.fetch(name)
+        if "requeue" in then and e.status == "failed":
+            self._requeue(e)
+
+    def _flow_dead(self) -> list[str]:
+        return sorted(
+            e.id
+            for e in self.ledger.entries.values()
+            if e.status == "failed" and e.call.task.startswith("model.flow_") and e.call.args
+            if e.call.task != "model.flow_batch"
+        )
+
+    @precondition(lambda self: self._flow_dead())
+    @rule(data=st.data())
+    def requeue_flow_dead_letter(self, data: st.DataObject) -> None:
+        self._requeue(self.ledger.entries[data.draw(st.sampled_from(self._flow_dead()))])
+
+    def _requeue(self, e: Entry) -> None:
+        """Requeue a dead letter of a key: it takes its key back unless a newer live job of
+        the key holds it and wins (one not started; one running under skip, cancel_running)."""
+        mode = e.call.task.removeprefix("model.flow_")
+        name = f"{e.call.task}:{e.call.args[0]}"
+        before = self._holder(e.queue, name)
+        wins = False
+        if before is not None:
+            status, deliveries, lapsed = before[2]
+            st_ = (status or b"").decode()
+            unstarted = st_ != "active" and not lapsed and deliveries == b"0"
+            wins = st_ in LIVE and (unstarted or mode in ("skip", "cancel_running"))
+        done = self.app.queue(e.queue).requeue([e.id])
+        if wins:
+            assert done.count == 0 and e.id in done.refused, f"{mode} {name}: not refused"
+            return
+        assert done.count == 1 and not done.refused, f"{mode} {name}: {done}"
+        assert e.partition is not None
+        assert self.r.get(self._keys(e.partition).flow(name)) == e.id.encode()
+        e.status, e.aborted, e.follow_ups = "queued", False, False
+        e.revived += 1
 
     @rule()
     def windows_pass(self) -> None:

@@ -114,3 +114,14 @@ def items_retry(items: list[int]) -> list[Any]:
 def big_batches(items: list[int]) -> list[int]:
     r().rpush("flowtest:big-sizes", len(items))
     return items
+
+
+@app.task(max_attempts=1)
+def flaky(account: str, seconds: float, tag: str) -> str:
+    """Runs ``seconds``, then fails (to the dead letters at once) while
+    ``flowtest:fail:<account>`` is set; its calls give their debounce or singleton mode."""
+    r().rpush(f"flowtest:runs:{account}", tag)
+    time.sleep(seconds)
+    if r().exists(f"flowtest:fail:{account}"):
+        raise RuntimeError(f"{account} is failing")
+    return tag

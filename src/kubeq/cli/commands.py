@@ -59,7 +59,7 @@ def _age(seconds: float) -> str:
 def stats_table(stats: list[QueueStats]) -> Table:
     """The table `kubeq stats` prints (also used by the demo)."""
     table = Table(title="kubeq queues", title_justify="left")
-    for column in (
+    columns = [
         "queue",
         "backlog",
         "in flight",
@@ -70,7 +70,11 @@ def stats_table(stats: list[QueueStats]) -> Table:
         "oldest waiting",
         "workers",
         "busy",
-    ):
+    ]
+    flows = any(_flow_numbers(s) != (0, 0, 0, 0) for s in stats)
+    if flows:  # docs/patterns.md: a batch is one job above; its items are counted here
+        columns += ["debounced", "singleton keys", "batches forming", "batched items"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "queue" else "right")
     for s in stats:
         name = s.queue + (" (paused)" if s.paused else "")
@@ -87,9 +91,14 @@ def stats_table(stats: list[QueueStats]) -> Table:
                 _age(s.oldest_ready_age) if s.backlog else "-",
                 s.live_workers,
                 s.busy_workers,
+                *(_flow_numbers(s) if flows else ()),
             )
         )
     return table
+
+
+def _flow_numbers(s: QueueStats) -> tuple[int, int, int, int]:
+    return (s.debounced, s.singleton_keys, s.batches_forming, s.batched_items)
 
 
 @cli.command()

@@ -220,12 +220,20 @@ def _dead_action(
     if not ids and not all_:
         raise click.UsageError("give job ids, or --all")
     total = 0
+    refused: dict[str, str] = {}
     for name in _queues(obj, queue):
         q = obj.queue(name)
         chosen = list(ids) if ids else None
-        total += q.requeue_dead(chosen) if action == "requeue" else q.purge_dead(chosen)
+        if action == "requeue":
+            done = q.requeue(chosen)
+            total += done.count
+            refused.update(done.refused)
+        else:
+            total += q.purge_dead(chosen)
     verb = "re-queued" if action == "requeue" else "purged"
     click.echo(f"{verb} {total} dead letters")
+    for job_id, why in refused.items():
+        click.echo(f"not re-queued {plain(job_id)}: {plain(why)}", err=True)
 
 
 @dlq.command("requeue")

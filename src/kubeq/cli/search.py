@@ -79,7 +79,10 @@ def jobs(
             by_queue: dict[str, list[str]] = {}
             for j in found.jobs:
                 by_queue.setdefault(j.queue, []).append(j.id)
-            n = sum(obj.app.queue(name).requeue_dead(ids) for name, ids in by_queue.items())
+            done = [obj.app.queue(name).requeue(ids) for name, ids in by_queue.items()]
+            n = sum(d.count for d in done)
+            for job_id, why in (kv for d in done for kv in d.refused.items()):
+                click.echo(f"not requeued {plain(job_id)}: {plain(why)}", err=True)
         else:
             n = sum(obj.app.job(j.id, j.queue).cancel() for j in found.jobs)
         what = f"queue={queue} status={status}" + (f" task={task}" if task else "")

@@ -6,13 +6,14 @@ writes its own. The handle it returns names the job that will run for the call.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from kubeq import serialization
 from kubeq.client.enqueue import laid_out, plan_enqueue
 from kubeq.client.jobs import Job
-from kubeq.options import Call, TaskOptions
+from kubeq.options import Call, TaskOptions, limit_slot
 from kubeq.patterns import Flow, batch_flow, flow_of
 from kubeq.store.backend import Backend
 from kubeq.store.jobfields import text
@@ -86,19 +87,52 @@ def plan_flow(
     bare = plain(call)
     if bare.partition_key is None:
         bare = bare.set(partition_key=flow.key)
+    if route is not None:
+        route = _keyed(route, flow, what)
     plan = plan_enqueue([bare], prefix=prefix, defaults_for=defaults_for, queue=queue, route=route)
     (_, keys, args) = plan.calls[0]
     job = laid_out(args)[0]
     fields = [args[0], flow.mode, flow.key, flow.window_ms, flow.max_ms, args[2], *job]
     if flow.mode != "batch":
         return plan.job_queues[0], (LUA["flow"], keys, fields)
-    if job[-1]:
+    if job[-1] and set(json.loads(job[-1])) != {"expires"}:
         raise ValueError(
-            f"{what}: its items take no rate or concurrency limit, expiry or callbacks "
-            "(give them to the task that handles the batch's results)"
+            f"{what}: its items take no rate or concurrency limit or callbacks, only "
+            "expires= (give those to the task that handles the batch's results)"
         )
     carrier = serialization.encode_call(call.task, [], {}, {"batch": 1})
     return plan.job_queues[0], (LUA["batch"], keys, [*fields, carrier])
+
+
+def _keyed(route: Route, flow: Flow, what: str) -> Route:
+    """``route`` for the calls of one key, refusing what would part them on a partitioned
+    queue: a ``partition_key`` of its own, or a concurrency limit whose key is neither the
+    flow's key nor task-wide. The limit's slots live in one partition, so the partitioner
+    routes a limited call by its limit key; with those two refused, that partition is the
+    one the flow key names for every call of the key, and flow.lua decides there."""
+
+    def keyed(queue: str, call: Call, options: TaskOptions) -> str:
+        part = route(queue, call, options)
+        if part == queue:
+            return part  # not partitioned: one queue holds the key and every slot
+        if call.partition_key != flow.key:
+            raise ValueError(
+                f"{what}: partition_key cannot be given on the partitioned queue {queue!r} "
+                f"(the {flow.mode} key routes every call of the key to one partition)"
+            )
+        own = flow.key[len(call.task) + 1 :]  # the key, without its "<task>:"
+        slot = limit_slot(call, options)
+        if slot is not None and slot[0] not in (f"t:{call.task}", f"k:{own}"):
+            raise ValueError(
+                f"{what}: on the partitioned queue {queue!r}, its limit_key "
+                f"{slot[0][2:]!r} is not its {flow.mode} key {own!r}: the calls of the key "
+                "would go to the partitions of their limit keys and not meet. Give it "
+                "limit_key equal to the key, a task-wide concurrency_limit (no limit_key), "
+                "or a queue without partitions"
+            )
+        return part
+
+    return keyed
 
 
 def _jobs(app: Backend, queues: Sequence[str], replies: Sequence[Any]) -> list[Job]:

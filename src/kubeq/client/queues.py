@@ -9,6 +9,7 @@ or those given by the ``kubeq`` command, which finds them in Redis).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from kubeq.client import durable
@@ -24,7 +25,16 @@ from kubeq.store.stats import QueueStats, read_stats, read_stats_async
 
 TaskRef = Callable[..., Any] | Task[Any, Any] | str
 
-__all__ = ["Queue", "TaskRef", "new_job_id"]
+__all__ = ["Queue", "Requeued", "TaskRef", "new_job_id"]
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What a requeue of dead letters did: ``count`` jobs run again; ``refused`` maps each
+    one left a dead letter to why (its debounce or singleton key is held by a newer job)."""
+
+    count: int
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 class QueueApp(Backend, Enqueuer, Protocol):
@@ -247,28 +257,38 @@ class Queue:
             infos.append(JobInfo.from_fields(text(job_id), keys.name, values))
         return infos
 
-    def _dead_action(self, action: str, ids: Iterable[str] | None) -> int:
+    def _dead_action(self, action: str, ids: Iterable[str] | None) -> Requeued:
         """Run dead.lua on each partition, over its own dead letters or the ids given (a
         partition ignores an id it does not hold)."""
         given = list(ids) if ids is not None else None
         done = 0
+        refused: dict[str, str] = {}
         for keys in self._keys():
             chosen = given if given is not None else self._dead_ids_of(keys)
             for start in range(0, len(chosen), 500):
                 batch = chosen[start : start + 500]
-                done += int(
-                    self.app.scripts.dead(keys=keys.script_keys, args=[keys.base, action, *batch])
+                n, *why = self.app.scripts.dead(
+                    keys=keys.script_keys, args=[keys.base, action, *batch]
                 )
-        return done
+                done += int(n)
+                refused.update({text(i): text(w) for i, w in zip(why[::2], why[1::2], strict=True)})
+        return Requeued(done, refused)
 
     def _dead_ids_of(self, keys: QueueKeys) -> list[str]:
         ids: list[bytes] = self.app.redis.zrevrange(keys.dead, 0, -1)  # type: ignore[assignment]
         return [text(i) for i in ids]
 
     def requeue_dead(self, ids: Iterable[str] | None = None) -> int:
-        """Put dead letters (all, or these ids) back to run, with fresh attempt counts."""
+        """Put dead letters (all, or these ids) back to run, with fresh attempt counts; the
+        number requeued (``requeue`` also says why any was refused)."""
+        return self._dead_action("requeue", ids).count
+
+    def requeue(self, ids: Iterable[str] | None = None) -> Requeued:
+        """``requeue_dead``, telling which dead letters were refused and why: a job of a
+        debounced or singleton key takes its key back, unless a newer job of the key holds
+        it and wins by the mode's rule (docs/patterns.md); it then stays a dead letter."""
         return self._dead_action("requeue", ids)
 
     def purge_dead(self, ids: Iterable[str] | None = None) -> int:
         """Delete dead letters (all, or these ids) for good."""
-        return self._dead_action("purge", ids)
+        return self._dead_action("purge", ids).count

@@ -111,8 +111,9 @@ async def job_action(request: Request) -> Response:
         done = await run_in_threadpool(dash.app.job(job_id, queue=name).cancel)
         return _back(path, "cancelled" if done else "not cancelled: it is running or has ended")
     if action == "requeue":
-        n = await run_in_threadpool(dash.app.queue(name).requeue_dead, [job_id])
-        return _back(path, "requeued" if n else "not requeued: it is not a dead letter")
+        again = await run_in_threadpool(dash.app.queue(name).requeue, [job_id])
+        why = again.refused.get(job_id, "it is not a dead letter")
+        return _back(path, "requeued" if again.count else f"not requeued: {why}")
     if action == "signal":
         return await _signal(dash, name, job_id, path, fields.get("data", "") or "null")
     return _refused(request, ValueError(f"unknown job action {action!r}: cancel, requeue, signal"))
@@ -162,8 +163,12 @@ async def dead_action(request: Request) -> Response:
         if not ids:
             return _back("/dead", "nothing selected", queue=name, task=task, reason=reason)
     if action == "requeue":
-        n = await run_in_threadpool(q.requeue_dead, ids)
-        msg = f"requeued {n} dead letters of {name}"
+        done = await run_in_threadpool(q.requeue, ids)
+        msg = f"requeued {done.count} dead letters of {name}"
+        if done.refused:
+            msg += f"; {len(done.refused)} refused: " + "; ".join(
+                f"{i}: {why}" for i, why in list(done.refused.items())[:3]
+            )
     else:
         if ids is None and fields.get("confirm", "") != name:
             return _back("/dead", f"not purged: type {name} to confirm", queue=name)

@@ -19,6 +19,7 @@ from kubeq.checks import (
 )
 from kubeq.gateway.kube import Refused
 from kubeq.options import Call
+from kubeq.patterns import SINGLETON_MODES, check_key, check_options
 from kubeq.store.keys import validate_job_id, validate_queue_name
 
 MAX_JOBS = 1000
@@ -68,6 +69,15 @@ def _queue(value: Any) -> str:
     return validate_queue_name(value)
 
 
+def _singleton(value: Any) -> str:
+    if value not in SINGLETON_MODES:
+        raise ValueError(f"singleton must be one of {', '.join(SINGLETON_MODES)}, got {value!r}")
+    return str(value)
+
+
+FLOW = ("debounce", "debounce_max", "debounce_key", "singleton", "singleton_key")
+"""The debounce and singleton fields (docs/patterns.md), checked together too."""
+
 FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "task": ("task", _task),
     "args": ("args", _args),
@@ -80,6 +90,11 @@ FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "max_attempts": ("max_attempts", lambda v: check_count("max_attempts", v)),
     "result_ttl": ("result_ttl", lambda v: check_count("result_ttl", v, high=MAX_TTL)),
     "fair_key": ("fair_key", check_fair_key),
+    "debounce": ("debounce", lambda v: check_seconds("debounce", v)),
+    "debounce_max": ("debounce_max", lambda v: check_seconds("debounce_max", v)),
+    "debounce_key": ("debounce_key", lambda v: check_key("debounce_key", v)),
+    "singleton": ("singleton", _singleton),
+    "singleton_key": ("singleton_key", lambda v: check_key("singleton_key", v)),
 }
 """Body field -> (the ``Call`` field it sets, its check: the value to use or ValueError)."""
 
@@ -129,6 +144,13 @@ def _call(doc: Any, where: str, queues: tuple[str, ...], tasks: tuple[str, ...])
             f"({', '.join(tasks)})",
             name("task"),
         )
+    for field in FLOW:  # each pattern field with the others it needs, in this order
+        if field in options:
+            try:
+                seen = FLOW[: FLOW.index(field) + 1]
+                check_options(*(options.get(f) if f in seen else None for f in FLOW))
+            except ValueError as exc:
+                raise Refused(400, str(exc), name(field)) from None
     options.setdefault("queue", queues[0])
     if options["queue"] not in queues:
         raise Refused(

@@ -36,6 +36,15 @@ _JOB_IN = {
             "maxLength": 200,
             "description": "The job's fairness key: keys take turns (docs/fairness.md).",
         },
+        "debounce": {"type": "number", "exclusiveMinimum": 0},
+        "debounce_max": {"type": "number", "exclusiveMinimum": 0},
+        "debounce_key": {"type": "string", "minLength": 1, "maxLength": 200},
+        "singleton": {
+            "type": "string",
+            "enum": ["skip", "replace", "keep_latest", "cancel_running"],
+            "description": "What a call of a held key does (docs/patterns.md).",
+        },
+        "singleton_key": {"type": "string", "minLength": 1, "maxLength": 200},
     },
 }
 _SIGNAL_IN = {

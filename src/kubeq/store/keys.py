@@ -250,6 +250,18 @@ class QueueKeys:
         """STR: the open batch job of a batch task's key (``<task>:<key>``; batch.lua)."""
         return f"{self.base}batch:{key}"
 
+    @property
+    def flows(self) -> str:
+        """ZSET of the debounce and singleton keys (``<task>:<key>``) that named a job lately
+        (score: when); stats.lua counts the live ones and drops the others."""
+        return self.base + "flows"
+
+    @property
+    def batches(self) -> str:
+        """ZSET of the batch jobs opened lately (score: when); stats.lua counts the live
+        ones (forming or closed) and their items, and drops the others."""
+        return self.base + "batches"
+
     def items(self, batch_id: str) -> str:
         """LIST of a batch job's item ids, in the order they came (batch.lua)."""
         return f"{self.base}items:{batch_id}"

@@ -151,5 +151,9 @@ def combine(queue: str, parts: Sequence[QueueStats]) -> QueueStats:
         rate_limited=any(s.rate_limited for s in parts),
         rate_limit=sum(s.rate_limit for s in parts),
         fair_keys=sum(s.fair_keys for s in parts),
+        debounced=sum(s.debounced for s in parts),
+        singleton_keys=sum(s.singleton_keys for s in parts),
+        batches_forming=sum(s.batches_forming for s in parts),
+        batched_items=sum(s.batched_items for s in parts),
         workers=workers,
     )

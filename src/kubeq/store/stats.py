@@ -18,7 +18,7 @@ from kubeq.store.keys import DEFAULT_PREFIX, QueueKeys
 from kubeq.store.scripts import run_pipeline, run_pipeline_async, source
 
 WORKER_TTL_MS = defaults.WORKER_TTL_MS
-HEADER = 13
+HEADER = 17
 """stats.lua's numbers before the worker pairs (see its header)."""
 
 
@@ -54,6 +54,16 @@ class QueueStats:
     yet: they hold no worker and are not backlog (docs/durable.md)."""
     fair_keys: int = 0
     """Fairness keys with ready jobs (docs/fairness.md)."""
+    debounced: int = 0
+    """Debounced jobs waiting for their window to pass (not started; docs/patterns.md): also
+    counted in ``delayed`` (or ``backlog`` once due)."""
+    singleton_keys: int = 0
+    """Singleton keys held by a live job (waiting or running)."""
+    batches_forming: int = 0
+    """Batches open for more items (neither full nor due)."""
+    batched_items: int = 0
+    """Items in batches not ended, not settled yet: a batch counts as one job in ``delayed``,
+    ``backlog`` or ``in_flight``; its items are here."""
 
     @property
     def live_workers(self) -> int:
@@ -64,11 +74,16 @@ class QueueStats:
         return sum(1 for n in self.workers.values() if n > 0)
 
 
+FLOW_READ_MOST = 5000
+"""The most members of each flow index stats.lua reads per queue and call."""
+
+
 def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
     now_ms, backlog, in_flight, delayed, dead, oldest_ms, paused, expired, limited, per_ks = (
-        int(x) for x in raw[: HEADER - 3]
+        int(x) for x in raw[: HEADER - 7]
     )
-    deferred, sleeping, fair_keys = (int(raw[HEADER - i]) for i in (3, 2, 1))
+    deferred, sleeping, fair_keys = (int(raw[HEADER - i]) for i in (7, 6, 5))
+    flow = [int(x) for x in raw[HEADER - 4 : HEADER]]
     workers = {
         (w.decode() if isinstance(w, bytes) else str(w)): int(n)
         for w, n in zip(raw[HEADER::2], raw[HEADER + 1 :: 2], strict=True)
@@ -89,6 +104,10 @@ def _parse(queue: str, raw: Sequence[Any]) -> QueueStats:
         deferred=deferred,
         sleeping=sleeping,
         fair_keys=fair_keys,
+        debounced=flow[0],
+        singleton_keys=flow[1],
+        batches_forming=flow[2],
+        batched_items=flow[3],
     )
 
 
@@ -104,7 +123,8 @@ def read_stats(
     if not commands:
         return []
     script = client.register_script(source("stats"))
-    raw = run_pipeline(client, [(script, keys, [WORKER_TTL_MS]) for _, keys in commands])
+    args = [WORKER_TTL_MS, FLOW_READ_MOST]
+    raw = run_pipeline(client, [(script, keys, args) for _, keys in commands])
     return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]
 
 
@@ -116,7 +136,6 @@ async def read_stats_async(
     if not commands:
         return []
     script = client.register_script(source("stats"))
-    raw = await run_pipeline_async(
-        client, [(script, keys, [WORKER_TTL_MS]) for _, keys in commands]
-    )
+    args = [WORKER_TTL_MS, FLOW_READ_MOST]
+    raw = await run_pipeline_async(client, [(script, keys, args) for _, keys in commands])
     return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]

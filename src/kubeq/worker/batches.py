@@ -33,8 +33,8 @@ class BatchRun:
     waited_ms: int = 0
     """From the batch's first item to its start (both on the Redis server's clock)."""
     bad: list[Any] = field(default_factory=list)
-    """batch_done.lua's fields for the items whose payload is malformed: dead-lettered with
-    the reason when the batch's items are settled."""
+    """batch_done.lua's fields for the items not run: malformed (dead-lettered with the
+    reason) or past their expiry time (expired), settled before the task runs."""
 
 
 def read_items(redis_url: str, keys: QueueKeys, carrier: str) -> BatchRun:
@@ -45,15 +45,17 @@ def read_items(redis_url: str, keys: QueueKeys, carrier: str) -> BatchRun:
     pipe = client.pipeline(transaction=False)
     pipe.hmget(keys.job(carrier), ["enqueued_at", "started_at"])
     for i in ids:
-        pipe.hmget(keys.job(i), ["status", "payload"])
+        pipe.hmget(keys.job(i), ["status", "payload", "expires_at"])
     (opened, started), *fields = pipe.execute()
     try:
         waited = max(0, int(started) - int(opened))
     except (TypeError, ValueError):
         waited = 0
     run = BatchRun([], [], waited)
-    for i, (status, payload) in zip(ids, fields, strict=True):
-        if status == b"batched":
+    for i, (status, payload, expires_at) in zip(ids, fields, strict=True):
+        if status == b"batched" and _expired(expires_at, started):
+            run.bad.extend([i, "expired", "", ""])  # not run: it ends expired
+        elif status == b"batched":
             try:
                 _, args, _, _ = serialization.decode_call(payload or b"")
             except ValueError as exc:
@@ -62,6 +64,14 @@ def read_items(redis_url: str, keys: QueueKeys, carrier: str) -> BatchRun:
             run.ids.append(i)
             run.items.append(args[0] if args else None)
     return run
+
+
+def _expired(expires_at: bytes | None, started: bytes | None) -> bool:
+    """Whether an item's expiry time (ms) passed before its batch started (server clock)."""
+    try:
+        return expires_at is not None and int(expires_at) < int(started or b"")
+    except ValueError:
+        return False
 
 
 def item_outcomes(run: BatchRun, result: Any, policy: RetryPolicy) -> tuple[list[Any], int]:

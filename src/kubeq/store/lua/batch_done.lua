@@ -3,8 +3,8 @@
 -- under it and not delivered again) settles its items. An item already settled (a batch run
 -- again after a crash between this call and the batch's ack) is left as it is.
 -- KEYS: the queue's 8 keys.
--- ARGV: base, batch (carrier) id, lease, then per item: id, outcome ('finished', 'retry' or
---   'failed'), value (result JSON, or the error), then the reason ('failed') or the retry's
+-- ARGV: base, batch (carrier) id, lease, then per item: id, outcome ('finished', 'retry',
+--   'failed' or 'expired'), value (result JSON, or the error), then the reason ('failed') or the retry's
 --   due time ('retry': "+ms" on this server's clock).
 -- Returns the number of items settled, or -1 when the lease no longer holds the batch.
 local q = queue_keys(0)
@@ -31,6 +31,8 @@ for i = 4, #ARGV, 4 do
         'started_at', NOWS)
       redis.call('ZADD', q.delayed, string.format('%d', due_at(reason)), id)
       wake(q.wake, 1)
+    elseif outcome == 'expired' then  -- its expiry time passed before its batch started
+      expire_job(base, id, jk, f[3])
     else
       redis.call('HSET', jk, 'error', value, 'attempts', '1')
       bury(q, base, id, jk, reason)

@@ -12,6 +12,15 @@
 -- when it joined the key's job (id is that job: its arguments are now this call's, except
 -- for skip, which changes nothing), -1 when the control fields are malformed.
 local q = queue_keys(0)
+-- Note a member in an index stats.lua reads (one of another type is dropped: an index
+-- is rebuilt by its writers).
+local function index(k, score, member)
+  local ok = redis.pcall('ZADD', k, score, member)
+  if type(ok) == 'table' and ok.err then
+    redis.call('DEL', k)
+    redis.call('ZADD', k, score, member)
+  end
+end
 local base, mode, fkey = ARGV[1], ARGV[2], ARGV[3]
 local window, max_ms, token = tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0, ARGV[6]
 local id, payload, priority, due = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
@@ -135,5 +144,6 @@ else
   redis.call('ZADD', zkey, string.format('%d', score), id)
 end
 redis.call('SET', key, id)
+index(base .. 'flows', NOWS, fkey)  -- counted by stats.lua
 wake(q.wake, 1)
 return {1, id}
