@@ -119,7 +119,7 @@ TEST_BUILDS_HOST := venv redis-server chromium promtool node-deps image lint typ
 .PHONY: test-builds-go test-builds-host
 test: test-banner
 	$(MAKE) --no-print-directory -j2 test-builds-go test-builds-host
-	$(BIN)/pytest -n 2 --dist loadgroup
+	bash hack/test-lanes.sh $(BIN)/pytest
 test-builds-go:
 	$(MAKE) --no-print-directory $(TEST_BUILDS_GO)
 test-builds-host:

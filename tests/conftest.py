@@ -9,10 +9,9 @@
 - the local Kubernetes cluster fixtures (``local_cluster``, ``k8s_client``, ``kubectl``,
   ``k8s_namespace``, ``cluster_kubeconfig``) from hack/cluster/localcluster/pytest_plugin.py,
   imported here once so tests/cluster and tests/e2e share one cluster per session.
-- ``make test`` runs pytest in two pytest-xdist workers (``-n 2 --dist loadgroup``): every
-  test of the local cluster is in one group, so one worker runs them all against its one
-  cluster while the other runs the rest; the fault tier's figures reach the summary from
-  either worker.
+- ``make test`` runs two pytest processes side by side (hack/test-lanes.sh): the tests
+  marked ``control_plane`` (every test of the local cluster, marked here) in one, the rest in
+  the other.
 
 Hypothesis runs without its per-example deadline: tests never assert wall-clock times, and
 on a shared 2-core machine a pure function's example took 1.95 s once (a 200 ms deadline
@@ -50,16 +49,23 @@ __all__ = ["cluster_kubeconfig", "k8s_client", "k8s_namespace", "kubectl", "loca
 CONTROL_PLANE = ("cluster", "e2e", "node")
 """Markers of the tests that share the session's local Kubernetes cluster (and the real node)."""
 
+CONTROL_PLANE_DIRS = tuple(ROOT / "tests" / d for d in ("cluster", "e2e", "gateway", "node"))
+"""Folders whose every test is on the local cluster (their conftests add the markers)."""
 
-@pytest.hookimpl(trylast=True)  # after the tiers' conftests have marked their tests
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects, and before the tiers' conftests
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``make test`` runs two pytest-xdist workers with ``--dist loadgroup``: every test of the
-    local cluster goes to one of them (one cluster per session, started and stopped by it),
-    while the other takes the rest."""
+    """Marks ``control_plane`` every test of the local cluster: ``make test`` runs them in one
+    pytest process (one cluster per session, started and stopped by it, one operator
+    fixture) beside another that runs the rest (hack/test-lanes.sh). Decided from what
+    collection knows (the fixtures a test uses, its module's markers, its folder), as the
+    tiers' conftests mark their tests after this runs."""
     for item in items:
-        shares_cluster = "local_cluster" in getattr(item, "fixturenames", ())
-        if shares_cluster or any(item.get_closest_marker(m) for m in CONTROL_PLANE):
-            item.add_marker(pytest.mark.xdist_group("control-plane"))
+        uses_cluster = "local_cluster" in getattr(item, "fixturenames", ())
+        marked = any(item.get_closest_marker(m) for m in CONTROL_PLANE)
+        folder = any(d in item.path.resolve().parents for d in CONTROL_PLANE_DIRS)
+        if uses_cluster or marked or folder:
+            item.add_marker(pytest.mark.control_plane)
 
 
 FAULT_FIGURES = "fault scenario"
@@ -68,7 +74,7 @@ FAULT_FIGURES = "fault scenario"
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The fault tier's figures, one line per scenario, gathered from the tests' reports
-    (from every pytest-xdist worker too)."""
+    (where they were run)."""
     lines = [
         str(value)
         for reports in terminalreporter.stats.values()

@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _scenario_figures(request: pytest.FixtureRequest) -> Iterator[None]:
     """What the test's scenarios reported (fleet.REPORTS), kept on its report for the
-    summary tests/conftest.py prints (from a pytest-xdist worker too)."""
+    summary tests/conftest.py prints."""
     before = len(REPORTS)
     yield
     for figures in REPORTS[before:]:
