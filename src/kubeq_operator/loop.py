@@ -369,14 +369,7 @@ class TaskQueueLoop:
         labels = (self.namespace, self.name)
         if stats is not None:
             for s in stats:
-                metrics.backlog.labels(*labels, s.queue).set(s.backlog)
-                metrics.in_flight.labels(*labels, s.queue).set(s.in_flight)
-                metrics.oldest_age.labels(*labels, s.queue).set(s.oldest_ready_age)
-                metrics.expired.labels(*labels, s.queue).set(s.expired)
-                metrics.sleeping.labels(*labels, s.queue).set(s.sleeping)
-                for name, gauge in metrics.FLOW_GAUGES.items():
-                    gauge.labels(*labels, s.queue).set(getattr(s, name))
-                metrics.rate_limited.labels(*labels, s.queue).set(int(s.rate_limited))
+                metrics.record_queue(self.namespace, self.name, s)
             self.book.record_queues(stats)
         current = dep.current if dep is not None else 0
         metrics.workers_current.labels(*labels).set(current)

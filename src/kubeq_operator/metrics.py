@@ -8,6 +8,7 @@ deleted TaskQueue's series so they do not linger.
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,6 +17,9 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
+
+if TYPE_CHECKING:
+    from kubeq.store.stats import QueueStats
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series (kubeq.worker.metrics)
 REGISTRY = CollectorRegistry()
@@ -152,6 +156,19 @@ redis_errors = Counter(
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     """Serve /metrics on ``port`` in a daemon thread."""
     start_http_server(port, addr=addr, registry=REGISTRY)
+
+
+def record_queue(namespace: str, taskqueue: str, s: QueueStats) -> None:
+    """One queue's gauges from its stats, read on a pass."""
+    labels = (namespace, taskqueue, s.queue)
+    backlog.labels(*labels).set(s.backlog)
+    in_flight.labels(*labels).set(s.in_flight)
+    oldest_age.labels(*labels).set(s.oldest_ready_age)
+    expired.labels(*labels).set(s.expired)
+    sleeping.labels(*labels).set(s.sleeping)
+    for name, gauge in FLOW_GAUGES.items():
+        gauge.labels(*labels).set(getattr(s, name))
+    rate_limited.labels(*labels).set(int(s.rate_limited))
 
 
 def forget(namespace: str, taskqueue: str, queues: list[str]) -> None:
