@@ -1,13 +1,18 @@
 """The cost of firing 100,000 runtime schedules on one Redis, with two firers at once.
 
-    .venv/bin/python bench/schedules_fire.py [--schedules 100000] [--batch 1000]
+    .venv/bin/python bench/schedules_fire.py [--schedules 100000] [--batch 1000] \\
+        [--label after --results bench/results/schedules-fire-DATE.json]
+    .venv/bin/python bench/schedules_fire.py --render bench/results/schedules-fire-DATE.json
 
 A private redis-server; N schedules written through the library's upsert script (pipelined),
 then all made due at the same second (the worst case: a 09:00 burst of every customer's
 digest). Two firers (as two operator replicas would) run ``fire_due`` concurrently with real
 enqueues. Prints one JSON line: the wall time of the writes and of the firing, schedules fired
 per second, lag p50/p99 (seconds from due time to enqueue, on Redis' clock), and the checks
-that every due time was enqueued exactly once. Not part of the test suite.
+that every due time was enqueued exactly once; ``--results`` appends it (with ``--label``, e.g.
+"before" for a run at an export of the previous code on ``PYTHONPATH``) to a results file, and
+``--render`` writes that file's table into docs/schedules.md between its
+``<!-- schedules-fire results=... -->`` markers. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -67,11 +73,60 @@ async def firer(url: str, batch: int) -> schedulefire.Fired:
         await client.aclose()
 
 
+DOC = Path(__file__).resolve().parent.parent / "docs" / "schedules.md"
+COLUMNS = (
+    ("code", "label"),
+    ("schedules", "schedules"),
+    ("batch", "batch"),
+    ("writes (s)", "write_seconds"),
+    ("firing (s)", "fire_seconds"),
+    ("fired/s", "fired_per_second"),
+    ("lag p50 (s)", "lag_p50_seconds"),
+    ("lag p99 (s)", "lag_p99_seconds"),
+    ("per firer", "per_firer"),
+    ("each due time once", "each_due_time_once"),
+    ("load 1 min", "load"),
+)
+
+
+def render(results: str) -> None:
+    """Write the results file's table into docs/schedules.md between its markers."""
+    runs = json.loads(Path(results).read_text())
+    rows = [
+        "| " + " | ".join(h for h, _ in COLUMNS) + " |",
+        "| " + " | ".join("---" for _ in COLUMNS) + " |",
+    ]
+    for run in runs:
+        cells = []
+        for _, key in COLUMNS:
+            v = run.get(key)
+            cells.append(
+                " / ".join(f"{x:,}" for x in v)
+                if isinstance(v, list)
+                else f"{v:,}"
+                if isinstance(v, int | float) and not isinstance(v, bool)
+                else str(v)
+            )
+        rows.append("| " + " | ".join(cells) + " |")
+    start, end = f"<!-- schedules-fire results={results} -->", "<!-- /schedules-fire -->"
+    text = DOC.read_text()
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    DOC.write_text(head + start + "\n" + "\n".join(rows) + "\n" + end + tail)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--schedules", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--label", default="this tree")
+    ap.add_argument("--results", default=None, help="append the run to this results file")
+    ap.add_argument("--render", default=None, help="render this results file into the docs")
     a = ap.parse_args()
+    if a.render:
+        render(a.render)
+        return
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp))
         server.start()
@@ -92,7 +147,9 @@ def main() -> None:
         finally:
             server.stop()
     out = {
+        "label": a.label,
         "schedules": a.schedules,
+        "batch": a.batch,
         "write_seconds": round(wrote, 2),
         "fire_seconds": round(took, 2),
         "fired_per_second": round(len(ids) / took),
@@ -100,9 +157,14 @@ def main() -> None:
         "lag_p99_seconds": lag[int(len(lag) * 0.99) - 1] if lag else None,
         "per_firer": [len(f.runs) for f in fired],
         "each_due_time_once": len(ids) == len(set(ids)) == a.schedules == backlog,
+        "load": f"{load:.1f} -> {os.getloadavg()[0]:.1f}",
     }
     json.dump(out, sys.stdout)
     print()
+    if a.results:
+        path = Path(a.results)
+        runs = json.loads(path.read_text()) if path.exists() else []
+        path.write_text(json.dumps([*runs, out], indent=1) + "\n")
 
 
 if __name__ == "__main__":
