@@ -6,8 +6,9 @@
 
 A private redis-server; N schedules written through the library's upsert script (pipelined),
 then all made due at the same second (the worst case: a 09:00 burst of every customer's
-digest), ``--lead`` seconds ahead so the firing starts at that second. Two firers (as two operator replicas would) run ``fire_due`` concurrently with real
-enqueues. Prints one JSON line: the wall time of the writes and of the firing, schedules fired
+digest), ``--lead`` seconds ahead so the firing starts at that second. Two firers (as two
+operator replicas would, here two tasks on one event loop) run ``fire_due`` concurrently with
+real enqueues. Prints one JSON line: the wall time of the writes and of the firing, schedules fired
 per second, lag p50/p99 (seconds from the due time to the return of the enqueue that wrote the
 run, on Redis' clock; the claim lag stops at the pass that claimed it), and the checks
 that every due time was enqueued exactly once; ``--results`` appends it (with ``--label``, e.g.
