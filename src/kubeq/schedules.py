@@ -168,11 +168,13 @@ class Schedule:
         return _parse(text if isinstance(text, bytes) else text.encode())
 
 
+_FIELDS = frozenset(f.name for f in fields(Schedule))
+
+
 @functools.lru_cache(maxsize=200_000)
 def _parse(text: bytes) -> Schedule:
     doc = orjson.loads(text)
-    known = {f.name for f in fields(Schedule)}
-    return Schedule(**{k: v for k, v in doc.items() if k in known})
+    return Schedule(**{k: v for k, v in doc.items() if k in _FIELDS})
 
 
 def _number(name: str, value: object) -> None:

@@ -11,6 +11,7 @@ send the same plan with ``send.send_async`` on the running loop's own client.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
@@ -363,4 +364,11 @@ class App:
     def defaults_for(self, name: str) -> TaskOptions:
         """The options of a registered task, or the defaults for a task this app doesn't know."""
         registered = self.tasks.get(name)
-        return registered.options if registered else TaskOptions(queue=self.default_queue)
+        return registered.options if registered else _unregistered(self.default_queue)
+
+
+@functools.lru_cache(maxsize=64)
+def _unregistered(queue: str) -> TaskOptions:
+    """The options of a task the app doesn't know: built once per queue (they are frozen),
+    since a bulk enqueue asks for them once or twice per call."""
+    return TaskOptions(queue=queue)

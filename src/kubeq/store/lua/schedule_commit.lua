@@ -4,31 +4,50 @@
 -- job id, fired, missed, skipped (counts to add), prewarm (s), buffered due time ('' = none
 -- waits), wake-up time ('' = none: the next due time decides).
 -- A schedule whose claim was taken over (its lease lapsed) is left alone. A definition
--- changed while claimed keeps the next due time its upsert computed. Returns how many were
--- committed.
+-- changed while claimed keeps the next due time its upsert computed. Each definition is read
+-- once and written with one HSET and one HDEL. Returns how many were committed.
 local token, done = ARGV[2], 0
+local function pair(t, k, v)
+  t[#t + 1] = k
+  t[#t + 1] = v
+end
 for i = 3, #ARGV, 11 do
   local id, rev, nxt_arg, last, job = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local def = ARGV[1] .. id
-  if redis.call('HGET', def, 'claim') == token then
+  local f = redis.call('HMGET', def, 'claim', 'rev', 'next', 'paused')
+  if f[1] == token then
     done = done + 1
-    redis.call('HDEL', def, 'claim')
+    local set, del = {}, {'claim'}
     if last ~= '' then
-      redis.call('HSET', def, 'last', last, 'last_job', job, 'fired_at', NOWS)
+      pair(set, 'last', last)
+      pair(set, 'last_job', job)
+      pair(set, 'fired_at', NOWS)
     end
+    local buffered, wake = ARGV[i + 9], ARGV[i + 10]
+    if buffered == '' then
+      del[#del + 1] = 'buffered'
+    else
+      pair(set, 'buffered', buffered)
+    end
+    local nxt = f[3]
+    if f[2] == rev then
+      if nxt_arg == '' then
+        del[#del + 1] = 'next'
+        nxt = false
+      else
+        pair(set, 'next', nxt_arg)
+        nxt = nxt_arg
+      end
+    end
+    if #set > 0 then redis.call('HSET', def, unpack(set)) end
+    redis.call('HDEL', def, unpack(del))
     for k, name in ipairs({'fired', 'missed', 'skipped'}) do
       local n = tonumber(ARGV[i + 4 + k])
       if n > 0 then redis.call('HINCRBY', def, name, n) end
     end
-    local buffered, wake = ARGV[i + 9], ARGV[i + 10]
-    if buffered == '' then redis.call('HDEL', def, 'buffered') else redis.call('HSET', def, 'buffered', buffered) end
-    if redis.call('HGET', def, 'rev') == rev then
-      if nxt_arg == '' then redis.call('HDEL', def, 'next') else redis.call('HSET', def, 'next', nxt_arg) end
-    end
-    local nxt = redis.call('HGET', def, 'next')
     local score = nxt
     if wake ~= '' and (not score or tonumber(wake) < tonumber(score)) then score = wake end
-    if redis.call('HEXISTS', def, 'paused') == 1 or not score then
+    if f[4] or not score then
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZREM', KEYS[2], id)
     else
