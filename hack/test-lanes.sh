@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
 # Every test tier in two pytest processes side by side: the tests of the local Kubernetes
 # cluster (marked control_plane by tests/conftest.py: one cluster and one operator fixture
-# per session) in one, everything else in the other. Most control-plane tests wait on the
-# API server, the kubelet and the operator's passes, so the other lane's CPU work fits
-# beside them. The control-plane lane's output is kept in a file and printed when both have
-# ended; the other lane prints as it goes. Exit status: the first failing lane's.
+# per session) and the fault tier (its own Toxiproxy per session) in one, everything else in
+# the other (about 12 + 5 and 20 minutes on 2 cores). Most of the first lane's tests wait on
+# the API server, the kubelet, the operator's passes and injected faults, so the other
+# lane's CPU work fits beside them. The first lane's output is kept in a file and printed
+# when both have ended; the other lane prints as it goes. Exit status: the first failing
+# lane's (the other lane's first).
 # Usage: hack/test-lanes.sh PYTEST [pytest args...]
 set -uo pipefail
 pytest=("$@")
 work=$(mktemp -d "${TMPDIR:-/tmp}/kubeq-lanes.XXXXXX")
 trap 'kill 0 2>/dev/null; exit 130' INT TERM
 
-"${pytest[@]}" -m control_plane --basetemp="$work/control-plane" -p no:cacheprovider \
+"${pytest[@]}" -m "control_plane or faults" --basetemp="$work/control-plane" -p no:cacheprovider \
   >"$work/control-plane.log" 2>&1 &
 cp_pid=$!
-echo "==> the control-plane lane runs in the background (its output follows the other lane's)"
-"${pytest[@]}" -m "not control_plane" --basetemp="$work/rest"
+echo "==> the control-plane and fault lane runs in the background (its output follows this one's)"
+"${pytest[@]}" -m "not control_plane and not faults" --basetemp="$work/rest"
 rest=$?
 wait "$cp_pid"
 cp=$?
 echo
-echo "==> the control-plane lane (pytest -m control_plane):"
+echo "==> the control-plane and fault lane (pytest -m 'control_plane or faults'):"
 cat "$work/control-plane.log"
 echo
-echo "==> lanes: control plane exit $cp, the rest exit $rest"
+echo "==> lanes: control plane and faults exit $cp, the rest exit $rest"
 rm -rf "$work"
 if [ "$rest" -ne 0 ]; then exit "$rest"; fi
 exit "$cp"
