@@ -22,8 +22,11 @@ TASK_MODULES = {
     "leasetasks",
     "durtasks",
     "flowtasks",
+    "qtasks_more",
+    "qapp",
 }
-"""Imported by worker processes (and pods, images) by these names: they must stay bare."""
+"""Imported by worker processes (and pods, images) by these names: they must stay bare
+(``qtasks_more`` and ``qapp`` are imported by ``qtasks`` in those processes)."""
 
 
 def _folders() -> list[Path]:
