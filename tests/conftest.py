@@ -68,27 +68,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.control_plane)
 
 
-FAULT_FIGURES = "fault scenario"
-"""The user property the fault tier's tests carry their scenarios' figures in."""
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The fault tier's figures, one line per scenario, gathered from the tests' reports
-    (where they were run)."""
-    lines = [
-        str(value)
-        for reports in terminalreporter.stats.values()
-        for report in reports
-        if getattr(report, "when", None) == "teardown"
-        for name, value in getattr(report, "user_properties", ())
-        if name == FAULT_FIGURES
-    ]
-    if lines:
-        terminalreporter.section("fault scenarios: jobs per scenario")
-        for line in lines:
-            terminalreporter.write_line(line)
-
-
 @pytest.fixture(scope="session")
 def redis_server(kubeq_redis_server: RedisServer) -> RedisServer:
     """kubeq's own pytest plugin (kubeq.testing) starts it, as it does for users' tests."""

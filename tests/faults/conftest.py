@@ -21,7 +21,6 @@ import pytest
 import redis
 
 import kubeq
-from tests.conftest import FAULT_FIGURES
 from tests.faults.fleet import REPORTS, Ledger, StartWorker, WorkerProcess
 from tests.support.redisserver import RedisServer
 from tests.support.toxiproxy import Proxy, ToxiproxyServer
@@ -35,14 +34,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.faults)
 
 
-@pytest.fixture(autouse=True)
-def _scenario_figures(request: pytest.FixtureRequest) -> Iterator[None]:
-    """What the test's scenarios reported (fleet.REPORTS), kept on its report for the
-    summary tests/conftest.py prints."""
-    before = len(REPORTS)
-    yield
-    for figures in REPORTS[before:]:
-        request.node.user_properties.append((FAULT_FIGURES, figures.line()))
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPORTS:
+        terminalreporter.section("fault scenarios: jobs per scenario")
+        for figures in REPORTS:
+            terminalreporter.write_line(figures.line())
 
 
 @pytest.fixture

@@ -127,7 +127,7 @@ class Figures:
 
 
 REPORTS: list[Figures] = []
-"""Every scenario's figures in this process (each test's go on its report: conftest.py)."""
+"""Every scenario's figures in this session (printed by conftest's terminal summary)."""
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
