@@ -25,7 +25,7 @@ from typing import Any
 
 import kopf
 
-from kubeq_operator import kube, schedules
+from kubeq_operator import kopflog, kube, schedules
 from kubeq_operator.crd import (
     ANNOTATION_HASH,
     FINALIZER,
@@ -64,6 +64,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    kopflog.install()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.reporting_component = "kubeq-operator"
