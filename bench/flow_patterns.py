@@ -1,7 +1,8 @@
 """The flow patterns' promises at scale, with real workers (docs/patterns.md).
 
     .venv/bin/python bench/flow_patterns.py [--calls 10000] [--keys 100] [--callers 50]
-        [--items-per-second 5000] [--seconds 10] [--out bench/results/flow-patterns-DATE.json]
+        [--items-per-second 5000] [--seconds 10] [--producers 1]
+        [--only debounce singleton batches] [--out bench/results/flow-patterns-DATE.json]
 
 On a throwaway redis-server, three runs, each checked, each reported in one JSON file:
 - debounce: ``--calls`` calls over ``--keys`` keys (1 s debounce) sent as fast as the client
@@ -10,11 +11,13 @@ On a throwaway redis-server, three runs, each checked, each reported in one JSON
   over ten keys while two workers run them; one worker is SIGKILLed mid-run. No two runs of
   one key may overlap (an attempt counts until it ended or its lease lapsed), and each
   key's last run has its newest call's arguments (keep_latest);
-- batches: ``--items-per-second`` items for ``--seconds`` (sent by ``--producers``
-  processes) into a Batch(500, 2.0) task, three workers of one batch at a time; the one in
-  the first batch is SIGKILLed there (and a replacement started): every item must be
-  recorded done once, and the batch that was killed must start again with exactly its
-  items (no other batch twice). Batch sizes and waits come from each batch's result.
+- batches: a steady ``--items-per-second`` items for ``--seconds`` (sent by ``--producers``
+  processes, each its share in chunks of a twentieth of a second, one ``enqueue_many``
+  each) into a Batch(500, 2.0) task, three workers of one batch at a time; the one in the
+  first batch is SIGKILLed there (and a replacement started): every item must be recorded
+  done once, and the batch that was killed must start again with exactly its items (no
+  other batch twice). The rate reached (overall and each second), batch sizes and waits
+  (from each batch's result) are reported.
 Exit status 1 when a promise fails; the file says which.
 """
 
@@ -37,51 +40,7 @@ from typing import Any
 import kubeq
 from kubeq.testing.server import RedisServer
 
-TASKS = """
-import json, os, time
-import kubeq
-from kubeq.store.connections import sync_client
-
-app = kubeq.App()
-_r = None
-
-
-def r():
-    global _r
-    if _r is None:
-        _r = sync_client(os.environ["KUBEQ_REDIS_URL"])
-    return _r
-
-
-@app.task(queue="flow", debounce=1.0, debounce_key=lambda key, n: key)
-def reindex(key, n):
-    r().rpush("bench:debounce", f"{key} {n}")
-
-
-def _span(mode, key, n, seconds):
-    r().rpush("bench:spans", f"s {mode} {key} {n} {os.getpid()} {time.time()}")
-    time.sleep(seconds)
-    r().rpush("bench:spans", f"e {mode} {key} {n} {os.getpid()} {time.time()}")
-
-
-@app.task(queue="flow", singleton="keep_latest", singleton_key=lambda key, n, s: key)
-def latest(key, n, seconds):
-    _span("keep_latest", key, n, seconds)
-
-
-@app.task(queue="flow", singleton="skip", singleton_key=lambda key, n, s: key)
-def skip(key, n, seconds):
-    _span("skip", key, n, seconds)
-
-
-@app.task(queue="flow", batch=kubeq.Batch(max_size=500, max_wait=2.0))
-def insert(items):
-    r().rpush("bench:starts", json.dumps(sorted(items)))
-    if r().set("bench:victim", os.getpid(), nx=True):
-        time.sleep(600)  # the bench SIGKILLs this worker here
-    r().rpush("bench:done", *items)
-    return items
-"""
+PARTS = ("debounce", "singleton", "batches")
 
 
 class Fleet:
@@ -251,14 +210,14 @@ def batches(
 
     watcher = threading.Thread(target=killer)
     watcher.start()
-    t0 = time.monotonic()
+    start_at = time.time() + 3  # every producer imported and connected by then
     procs = [  # processes, each its share of the rate
         subprocess.Popen(
             [
                 sys.executable,
                 str(Path(__file__).resolve()),
                 "--produce",
-                f"{p},{producers},{total},{per_second}",
+                f"{p},{producers},{total},{per_second},{start_at}",
             ],
             env=fleet.env,
         )
@@ -266,29 +225,45 @@ def batches(
     ]
     for proc in procs:
         proc.wait()
-    sent = time.monotonic() - t0
     watcher.join()
     wait(lambda: app.redis.llen("bench:done") >= total, 300, "every item to be done")
+    drained = time.time()
     time.sleep(0.5)  # an item done twice would be recorded by now
     done = [int(v) for v in app.redis.lrange("bench:done", 0, -1)]
     starts = [tuple(json.loads(v)) for v in app.redis.lrange("bench:starts", 0, -1)]
     carriers = app.redis.zrange("kubeq:{flow}:batches", 0, -1)  # every batch opened
     results = [app.job(c.decode(), "flow").result(timeout=60) for c in carriers]
     fleet.stop()
+    sent = [[float(x) for x in v.split()] for v in app.redis.lrange("bench:sent", 0, -1)]
+    last_sent = max(at for at, _, _ in sent)
+    per_second_sent = [0] * (int(last_sent - start_at) + 1)
+    for at, n, _ in sent:
+        per_second_sent[int(at - start_at)] += int(n)
     twice = [s for s in set(starts) if starts.count(s) > 1]
     sizes = [r["items"] for r in results]
-    waits = [r["waited_ms"] for r in results]
+    waits = sorted(r["waited_ms"] for r in results)
     return {
         "items": total,
-        "send_seconds": round(sent, 2),
-        "items_per_second_sent": round(total / sent),
+        "producers": producers,
+        "send_seconds": round(last_sent - start_at, 2),
+        "items_per_second_sent": round(total / (last_sent - start_at)),
+        "items_sent_each_second": per_second_sent,
+        "producer_behind_schedule_ms_max": round(max(late for _, _, late in sent)),
+        "seconds_from_last_sent_to_all_done": round(drained - last_sent, 2),
         "batches": len(results),
+        "full_batches": sizes.count(500),
         "batch_size": {
             "min": min(sizes),
             "mean": round(sum(sizes) / len(sizes), 1),
             "max": max(sizes),
         },
-        "waited_ms": {"min": min(waits), "mean": round(sum(waits) / len(waits)), "max": max(waits)},
+        "waited_ms": {
+            "min": waits[0],
+            "p50": waits[len(waits) // 2],
+            "p95": waits[int(len(waits) * 0.95)],
+            "mean": round(sum(waits) / len(waits)),
+            "max": waits[-1],
+        },
         "items_done_once": len(set(done)) if len(done) == len(set(done)) else None,
         "items_done_twice": len(done) - len(set(done)),
         "batches_started_twice": len(twice),
@@ -301,17 +276,25 @@ def batches(
 
 def produce(spec: str) -> None:
     """One producer process: items ``p``, ``p + n``, ... below ``total`` at its share of the
-    rate, in chunks of a twentieth of a second."""
-    p, n, total, per_second = (int(x) for x in spec.split(","))
+    rate from ``start_at`` (epoch seconds), one ``enqueue_many`` (a few batch.lua calls, one
+    round trip) a twentieth of a second; each chunk's send time, size and lateness (ms behind
+    its schedule) go to ``bench:sent``."""
+    p, n, total, per_second, start_at = spec.split(",")
     import flowbench_tasks as t
 
-    mine = list(range(p, total, n))
-    rate = per_second / n
+    mine = list(range(int(p), int(total), int(n)))
+    rate = int(per_second) / int(n)
     chunk = max(1, int(rate // 20))
-    t0 = time.monotonic()
+    t.app.redis.ping()  # connected before the clock starts
+    t0 = float(start_at)
+    time.sleep(max(0.0, t0 - time.time()))
     for start in range(0, len(mine), chunk):
+        due = t0 + start / rate
+        late = max(0.0, time.time() - due) * 1000
         t.app.enqueue_many([t.insert.s(i) for i in mine[start : start + chunk]])
-        ahead = (start + chunk) / rate - (time.monotonic() - t0)
+        now = time.time()
+        t.app.redis.rpush("bench:sent", f"{now} {len(mine[start : start + chunk])} {late}")
+        ahead = t0 + (start + chunk) / rate - now
         if ahead > 0:
             time.sleep(ahead)
 
@@ -326,14 +309,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--producers", type=int, default=1, help="Processes sending items.")
     parser.add_argument("--produce", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, default=list(PARTS), help="The runs to do."
+    )
     args = parser.parse_args()
     if args.produce:
         produce(args.produce)
         return
     report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
     with tempfile.TemporaryDirectory() as tmp:
-        here = Path(tmp)
-        (here / "flowbench_tasks.py").write_text(TASKS)
+        here = Path(tmp)  # the tasks' module alone on the workers' path
+        tasks = Path(__file__).resolve().with_name("flowbench_tasks.py")
+        (here / "flowbench_tasks.py").write_text(tasks.read_text())
         (here / "redis").mkdir()
         server = RedisServer(here / "redis")
         server.start()
@@ -354,6 +341,8 @@ def main() -> None:
                     ),
                 ),
             ):
+                if name not in args.only:
+                    continue
                 app.redis.flushall()
                 report[name] = run()
         finally:
@@ -364,7 +353,7 @@ def main() -> None:
     if args.out is not None:
         args.out.write_text(text + "\n")
     print(text)
-    sys.exit(0 if all(report[k]["ok"] for k in ("debounce", "singleton", "batches")) else 1)
+    sys.exit(0 if all(report[k]["ok"] for k in args.only) else 1)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
-"""Enqueueing the calls of debounced and singleton tasks (docs/patterns.md) through
-``flow.lua``: each call is checked, encoded and laid out by the one enqueue plan, then sent
-as one ``flow.lua`` call that decides, on the queue's slot, whether it joins the key's job or
-writes its own. The handle it returns names the job that will run for the call.
+"""Enqueueing the calls of debounced and singleton tasks and the items of batch tasks
+(docs/patterns.md): each call is checked, encoded and laid out by the one enqueue plan, then
+sent as one ``flow.lua`` call that decides, on the queue's slot, whether it joins the key's
+job or writes its own; batch items go in bulk to ``batch.lua`` (``batchsend``). The handle
+each call gets names the job that will run for it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from kubeq import serialization
+from kubeq.client.batchsend import Planned, plan_items
 from kubeq.client.enqueue import laid_out, plan_enqueue
 from kubeq.client.jobs import Job
 from kubeq.options import Call, TaskOptions, limit_slot
@@ -61,18 +61,11 @@ def plain(call: Call) -> Call:
     )
 
 
-def plan_flow(
-    call: Call,
-    flow: Flow,
-    opts: TaskOptions,
-    *,
-    prefix: str,
-    defaults_for: Callable[[str], TaskOptions],
-    queue: str | None,
-    route: Route | None,
-) -> tuple[str, ScriptCall]:
-    """(queue, the flow.lua call) of one call, checked and encoded as any enqueue is. Every
-    call of a key goes to one partition of a partitioned queue (its key routes it)."""
+def checked(call: Call, flow: Flow, opts: TaskOptions, partitioned: bool) -> Call:
+    """``call`` checked for its flow, as the enqueue plan lays it out: without its flow
+    options and, on a partitioned queue, routed by its key unless it names a partition key
+    of its own (``_keyed`` refuses that). A call with nothing to change is kept as it is, so
+    the plan's fast path for a task's plain calls (``Task.s()``) holds for batch items."""
     what = f"task {call.task!r} with {flow.mode}"
     if call.job_id is not None:
         raise ValueError(f"{what}: job_id cannot be given (the key names the job)")
@@ -84,24 +77,45 @@ def plan_flow(
         call.concurrency_limit or opts.concurrency_limit
     ):
         raise ValueError(f"{what}: concurrency_limit cannot be given (one runs at a time)")
-    bare = plain(call)
-    if bare.partition_key is None:
+    bare = plain(call) if _has_flow_options(call) else call  # its batch is not read
+    if partitioned and bare.partition_key is None:
         bare = bare.set(partition_key=flow.key)
+    return bare
+
+
+def _has_flow_options(call: Call) -> bool:
+    """Whether the call sets a debounce or singleton option (the plan reads none of them;
+    a plain call made by ``Task.s()`` of a batch task keeps its ``batch``)."""
+    return not (
+        call.debounce is None
+        and call.singleton is None
+        and call.debounce_max is None
+        and call.debounce_key is None
+        and call.singleton_key is None
+    )
+
+
+def plan_flow(
+    call: Call,
+    flow: Flow,
+    opts: TaskOptions,
+    *,
+    prefix: str,
+    defaults_for: Callable[[str], TaskOptions],
+    queue: str | None,
+    route: Route | None,
+) -> tuple[str, ScriptCall]:
+    """(queue, the flow.lua call) of one debounced or singleton call, checked and encoded as
+    any enqueue is. Every call of a key goes to one partition of a partitioned queue (its
+    key routes it). Batch items go through ``batchsend.plan_items``."""
+    bare = checked(call, flow, opts, route is not None)
     if route is not None:
-        route = _keyed(route, flow, what)
+        route = _keyed(route, flow, f"task {call.task!r} with {flow.mode}")
     plan = plan_enqueue([bare], prefix=prefix, defaults_for=defaults_for, queue=queue, route=route)
     (_, keys, args) = plan.calls[0]
     job = laid_out(args)[0]
     fields = [args[0], flow.mode, flow.key, flow.window_ms, flow.max_ms, args[2], *job]
-    if flow.mode != "batch":
-        return plan.job_queues[0], (LUA["flow"], keys, fields)
-    if job[-1] and set(json.loads(job[-1])) != {"expires"}:
-        raise ValueError(
-            f"{what}: its items take no rate or concurrency limit or callbacks, only "
-            "expires= (give those to the task that handles the batch's results)"
-        )
-    carrier = serialization.encode_call(call.task, [], {}, {"batch": 1})
-    return plan.job_queues[0], (LUA["batch"], keys, [*fields, carrier])
+    return plan.job_queues[0], (LUA["flow"], keys, fields)
 
 
 def _keyed(route: Route, flow: Flow, what: str) -> Route:
@@ -135,29 +149,32 @@ def _keyed(route: Route, flow: Flow, what: str) -> Route:
     return keyed
 
 
-def _jobs(app: Backend, queues: Sequence[str], replies: Sequence[Any]) -> list[Job]:
-    jobs = []
-    for name, (created, job_id) in zip(queues, replies, strict=True):
-        if created == -1:
-            raise ValueError(f"flow.lua refused the control fields of job {text(job_id)}")
-        jobs.append(Job(app, name, text(job_id) or "", created == 1))
+def _jobs(app: Backend, planned: Sequence[Planned], replies: Sequence[Any]) -> dict[int, Job]:
+    """The handle of each call, by its position, from the replies of the planned calls (a
+    flow.lua call answers one {created, id}, a batch.lua call one per item)."""
+    jobs = {}
+    for (name, (script, _, _), positions), reply in zip(planned, replies, strict=True):
+        pairs = [reply] if script is LUA["flow"] else reply
+        for at, (created, job_id) in zip(positions, pairs, strict=True):
+            if created == -1:
+                raise ValueError(f"{script.name} refused the control fields of job {text(job_id)}")
+            jobs[at] = Job(app, name, text(job_id) or "", created == 1)
     return jobs
 
 
-def send_flows(app: Backend, planned: Sequence[tuple[str, ScriptCall]]) -> list[Job]:
-    """Send the flow.lua calls in one pipeline (each runs on its own, in order); the handles."""
-    names = [name for name, _ in planned]
-    app.redis.sadd(queues_key(app.prefix), *set(names))
-    return _jobs(app, names, run_pipeline(app.redis, [c for _, c in planned]))
+def send_flows(app: Backend, planned: Sequence[Planned]) -> dict[int, Job]:
+    """Send the planned calls in one pipeline (each runs on its own, in order); the handles
+    by position."""
+    app.redis.sadd(queues_key(app.prefix), *{name for name, _, _ in planned})
+    return _jobs(app, planned, run_pipeline(app.redis, [c for _, c, _ in planned]))
 
 
-async def asend_flows(app: Backend, planned: Sequence[tuple[str, ScriptCall]]) -> list[Job]:
+async def asend_flows(app: Backend, planned: Sequence[Planned]) -> dict[int, Job]:
     """``send_flows`` on the running loop's client."""
-    names = [name for name, _ in planned]
     # Any: redis-py before 8.0 types a reply as "T | Awaitable[T]", later ones as Awaitable[T]
-    added: Any = app.aredis.sadd(queues_key(app.prefix), *set(names))
+    added: Any = app.aredis.sadd(queues_key(app.prefix), *{name for name, _, _ in planned})
     await added
-    return _jobs(app, names, await run_pipeline_async(app.aredis, [c for _, c in planned]))
+    return _jobs(app, planned, await run_pipeline_async(app.aredis, [c for _, c, _ in planned]))
 
 
 class FlowApp(Backend, Protocol):
@@ -190,32 +207,65 @@ def flows_of(app: FlowApp, calls: Sequence[Call]) -> dict[int, Flow]:
 
 def _planned(
     app: FlowApp, calls: Sequence[Call], flows: dict[int, Flow], queue: str | None
-) -> list[tuple[str, ScriptCall]]:
+) -> list[Planned]:
+    """Every flow call planned: a flow.lua call each for debounced and singleton calls, the
+    batch items in bulk (``batchsend``)."""
     route = app.partitioner.route if app.partitioner.partitions else None
-    return [
-        plan_flow(
+    planned: list[Planned] = []
+    items = []
+    for i, f in flows.items():
+        if f.mode == "batch":
+            items.append(i)
+            continue
+        opts = app.defaults_for(calls[i].task)
+        name, script_call = plan_flow(
             calls[i],
             f,
-            app.defaults_for(calls[i].task),
+            opts,
             prefix=app.prefix,
             defaults_for=app.defaults_for,
             queue=queue,
             route=route,
         )
-        for i, f in flows.items()
+        planned.append((name, script_call, [i]))
+    if not items:
+        return planned
+    bares = [
+        checked(calls[i], flows[i], app.defaults_for(calls[i].task), route is not None)
+        for i in items
     ]
+    item_route = None
+    if route is not None:
+        by_call = {
+            id(b): _keyed(route, flows[i], f"task {calls[i].task!r} with batch")
+            for b, i in zip(bares, items, strict=True)
+        }
+
+        def item_route(name: str, call: Call, options: TaskOptions) -> str:
+            return by_call[id(call)](name, call, options)
+
+    planned += plan_items(
+        bares,
+        [flows[i] for i in items],
+        items,
+        prefix=app.prefix,
+        defaults_for=app.defaults_for,
+        queue=queue,
+        route=item_route,
+    )
+    return planned
 
 
 def with_flows(
     app: FlowApp, calls: Sequence[Call], flows: dict[int, Flow], queue: str | None
 ) -> list[Job]:
-    """Every flow call through flow.lua (all checked before any is sent), the rest as
-    usual; the handles in the calls' order."""
+    """Every flow call through flow.lua or batch.lua (all checked before any is sent), the
+    rest as usual; the handles in the calls' order."""
     planned = _planned(app, calls, flows, queue)
     rest = [c for i, c in enumerate(calls) if i not in flows]
-    got = iter(send_flows(app, planned))
+    got = send_flows(app, planned)
     more = iter(app.enqueue_many(rest, queue=queue) if rest else [])
-    return [next(got) if i in flows else next(more) for i in range(len(calls))]
+    return [got[i] if i in flows else next(more) for i in range(len(calls))]
 
 
 async def awith_flows(
@@ -224,6 +274,6 @@ async def awith_flows(
     """``with_flows`` on the running loop's client."""
     planned = _planned(app, calls, flows, queue)
     rest = [c for i, c in enumerate(calls) if i not in flows]
-    got = iter(await asend_flows(app, planned))
+    got = await asend_flows(app, planned)
     more = iter(await app.aenqueue_many(rest, queue=queue) if rest else [])
-    return [next(got) if i in flows else next(more) for i in range(len(calls))]
+    return [got[i] if i in flows else next(more) for i in range(len(calls))]
