@@ -125,3 +125,20 @@ def flaky(account: str, seconds: float, tag: str) -> str:
     if r().exists(f"flowtest:fail:{account}"):
         raise RuntimeError(f"{account} is failing")
     return tag
+
+
+@app.task(batch=kubeq.Batch(max_size=3, max_wait=0.3))
+def held_batch(items: list[int]) -> list[int]:
+    """Records each run, then holds (up to a minute) until ``flowtest:go`` is set, or its
+    worker is SIGKILLed there on the first run when ``flowtest:kill-first`` is set; records
+    then the positions of its items aborted meanwhile (``aborted_items()``)."""
+    r().rpush("flowtest:held-runs", json.dumps(items))
+    first = r().set("flowtest:held-first", 1, nx=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not r().exists("flowtest:go"):
+        time.sleep(0.02)
+        if first and r().exists("flowtest:kill-first"):
+            continue  # the test SIGKILLs this worker here
+    aborted = kubeq.current_job(required=True).aborted_items()
+    r().rpush("flowtest:held-aborted", json.dumps(aborted))
+    return [i * 10 for i in items]

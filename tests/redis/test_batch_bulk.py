@@ -82,11 +82,17 @@ def test_a_resent_call_writes_no_item_twice(app: kubeq.App, redis_url: str) -> N
     r = redis.Redis.from_url(redis_url)
     task = T["flowtasks.insert_events"]
     calls = [task.s(i) for i in range(7)]
-    flows = [flow_for(c, app.defaults_for(c.task)) for c in calls]
-    bares = [checked(c, f, app.defaults_for(c.task), False) for c, f in zip(calls, flows)]
+    flows = []
+    for c in calls:
+        f = flow_for(c, app.defaults_for(c.task))
+        assert f is not None and f.mode == "batch"
+        flows.append(f)
+    bares = [
+        checked(c, f, app.defaults_for(c.task), False) for c, f in zip(calls, flows, strict=True)
+    ]
     planned = plan_items(
         bares,
-        [f for f in flows if f is not None],
+        flows,
         list(range(7)),
         prefix=app.prefix,
         defaults_for=app.defaults_for,

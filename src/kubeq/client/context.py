@@ -61,6 +61,8 @@ class JobContext:
     (client/durable.py)."""
     progress: Any = field(default=None, repr=False)
     """The last value this attempt stored with ``set_progress`` (None before any)."""
+    batch_items: tuple[str, ...] = field(default=(), repr=False)
+    """A batch's run: the job ids of its items, in the order of the task's list."""
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -132,6 +134,18 @@ class JobContext:
     def aborted(self) -> bool:
         """True once the job was aborted (``job.abort()``); the task should stop."""
         return self._aborted
+
+    def aborted_items(self) -> list[int]:
+        """A batch task's run: the positions, in the list the task got, of the items aborted
+        since (``job.abort()`` of an item while its batch runs). The task may skip them; what
+        it answers for them is not recorded. Read from Redis at each call; [] outside a
+        batch's run."""
+        if not self.batch_items or self.redis_url is None:
+            return []
+        pipe = connections.shared_client(self.redis_url).pipeline(transaction=False)
+        for item in self.batch_items:
+            pipe.hget(f"{self.base}job:{item}", "status")
+        return [i for i, status in enumerate(pipe.execute()) if status == b"aborted"]
 
     def abort(self) -> None:
         """Called by the worker when the abort reaches it (on a heartbeat reply)."""

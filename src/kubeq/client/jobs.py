@@ -20,7 +20,7 @@ from kubeq.errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNot
 from kubeq.store.backend import Backend
 from kubeq.store.jobfields import JOB_FIELDS, RESULT_FIELDS, JobInfo, Status, stored_json, text
 from kubeq.store.keys import QueueKeys
-from kubeq.store.scripts import LUA, run_pipeline_async
+from kubeq.store.scripts import LUA, ScriptCall, run_pipeline, run_pipeline_async
 from kubeq.workflows.edges import Edges, read_edges
 
 _BLOCK_SECONDS = 5.0
@@ -220,16 +220,24 @@ class Job:
         """Stop the job: one that has not started never runs; a running one ends ``aborted``
         at once and its worker stops it within one heartbeat (an async task is cancelled, a
         process child killed, a thread task sees ``current_job().aborted``). No retry
-        follows, and the aborted attempt's late result is refused. True when aborted;
-        False if it had already ended."""
+        follows, and the aborted attempt's late result is refused. An item of a batch ends
+        ``aborted`` on its own: its batch's run goes on, and its answer for the item is not
+        recorded (docs/patterns.md). True when aborted; False if it had already ended."""
         found = self.app.scripts.abort(keys=self._keys.script_keys, args=[self._keys.base, self.id])
+        if found == 0:  # not a job abort.lua stops: perhaps an item of a batch
+            (found,) = run_pipeline(self.app.redis, [self._abort_item()])
         return self._aborted(found)
 
     async def aabort(self) -> bool:
         """``abort`` for async code."""
         call = (LUA["abort"], self._keys.script_keys, [self._keys.base, self.id])
         (found,) = await run_pipeline_async(self.app.aredis, [call])
+        if found == 0:
+            (found,) = await run_pipeline_async(self.app.aredis, [self._abort_item()])
         return self._aborted(found)
+
+    def _abort_item(self) -> ScriptCall:
+        return (LUA["abort_item"], self._keys.script_keys, [self._keys.base, self.id])
 
     def _aborted(self, found: Any) -> bool:
         if found == -1:

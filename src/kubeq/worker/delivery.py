@@ -141,6 +141,7 @@ async def run_attempt(
         lease=d.job.lease,
         base=d.job.queue.base if redis_url is not None else "",
         redis_url=redis_url,
+        batch_items=tuple(run.ids) if run is not None else (),
     )
     token = set_current(ctx)  # this asyncio task's context: async tasks see it
     try:
