@@ -55,6 +55,8 @@ class BatchIntersections(FlowIntersections):
             return
         name, d = run
         run = batches.read_items(self.url, d.job.queue, d.id)
+        if run.bad:  # as the worker: expired or malformed items settled before the task runs
+            batches.settle_items(self.url, d.job.queue, d.id, d.job.lease, run.bad)
         answer = [ValueError("odd") if fail_odd and i[1] % 2 else i for i in run.items]
         fields, failed = batches.item_outcomes(run, answer, RETRY)
         batches.settle_items(self.url, d.job.queue, d.id, d.job.lease, fields)
