@@ -210,19 +210,21 @@ def batches(
 
     watcher = threading.Thread(target=killer)
     watcher.start()
-    start_at = time.time() + 3  # every producer imported and connected by then
     procs = [  # processes, each its share of the rate
         subprocess.Popen(
             [
                 sys.executable,
                 str(Path(__file__).resolve()),
                 "--produce",
-                f"{p},{producers},{total},{per_second},{start_at}",
+                f"{p},{producers},{total},{per_second}",
             ],
             env=fleet.env,
         )
         for p in range(producers)
     ]
+    wait(lambda: app.redis.llen("bench:ready") == producers, 120, "the producers to connect")
+    start_at = time.time() + 0.5  # the clock starts for all of them at once
+    app.redis.set("bench:start", repr(start_at))
     for proc in procs:
         proc.wait()
     watcher.join()
@@ -276,17 +278,18 @@ def batches(
 
 def produce(spec: str) -> None:
     """One producer process: items ``p``, ``p + n``, ... below ``total`` at its share of the
-    rate from ``start_at`` (epoch seconds), one ``enqueue_many`` (a few batch.lua calls, one
-    round trip) a twentieth of a second; each chunk's send time, size and lateness (ms behind
-    its schedule) go to ``bench:sent``."""
-    p, n, total, per_second, start_at = spec.split(",")
+    rate from the time in ``bench:start`` (set once every producer is ready), one
+    ``enqueue_many`` (a few batch.lua calls, one round trip) a twentieth of a second; each
+    chunk's send time, size and lateness (ms behind its schedule) go to ``bench:sent``."""
+    p, n, total, per_second = spec.split(",")
     import flowbench_tasks as t
 
     mine = list(range(int(p), int(total), int(n)))
     rate = int(per_second) / int(n)
     chunk = max(1, int(rate // 20))
-    t.app.redis.ping()  # connected before the clock starts
-    t0 = float(start_at)
+    t.app.redis.rpush("bench:ready", p)  # imported and connected: the clock may start
+    wait(lambda: t.app.redis.exists("bench:start"), 120, "the start")
+    t0 = float(t.app.redis.get("bench:start") or 0)
     time.sleep(max(0.0, t0 - time.time()))
     for start in range(0, len(mine), chunk):
         due = t0 + start / rate

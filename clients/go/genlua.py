@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("enqueue", "cancel", "abort")
-"""The scripts of protocol version 1 a producer runs (docs/protocol.md, Scripts)."""
+SCRIPTS = ("enqueue", "cancel", "abort", "flow", "batch")
+"""The scripts of protocol version 1 a producer runs (docs/protocol.md, Scripts): enqueue,
+cancel and abort, and the flow patterns' flow and batch."""
 COMMAND = "cd clients/go && go generate ./..."
 """What to run when a copy is stale."""
 

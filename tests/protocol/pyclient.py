@@ -16,6 +16,14 @@ from kubeq.errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNot
 from kubeq.options import Call
 
 OPTIONS = ("priority", "delay", "timeout", "max_attempts", "result_ttl")
+FLOW = ("debounce", "debounce_max", "debounce_key", "singleton", "singleton_key")
+
+
+def _batch(spec: dict[str, Any] | None) -> kubeq.Batch | None:
+    """A request's ``batch`` ({"max_size", "max_wait", "key"?}) as the task's kubeq.Batch."""
+    if spec is None:
+        return None
+    return kubeq.Batch(spec["max_size"], spec["max_wait"], spec.get("key"))
 
 
 def handle(app: kubeq.App, request: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +35,8 @@ def handle(app: kubeq.App, request: dict[str, Any]) -> dict[str, Any]:
                 args=tuple(job.get("args", [])),
                 kwargs=job.get("kwargs", {}),
                 job_id=job.get("id"),
-                **{k: job[k] for k in OPTIONS if k in job},
+                batch=_batch(job.get("batch")),
+                **{k: job[k] for k in OPTIONS + FLOW if k in job},
             )
             for job in request["jobs"]
         ]

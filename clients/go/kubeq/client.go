@@ -188,13 +188,18 @@ func controlOf(j Job) (string, error) {
 	return string(body), err
 }
 
-// checkFairKey refuses what kubeq refuses: more than 200 characters, or one not printable.
-func checkFairKey(key string) error {
-	ok := utf8.RuneCountInString(key) <= 200 && utf8.ValidString(key)
+// printable is what kubeq takes as a key: 1 to 200 printable characters.
+func printable(key string) bool {
+	ok := key != "" && utf8.RuneCountInString(key) <= 200 && utf8.ValidString(key)
 	for _, r := range key {
 		ok = ok && unicode.IsPrint(r)
 	}
-	if !ok {
+	return ok
+}
+
+// checkFairKey refuses what kubeq refuses: more than 200 characters, or one not printable.
+func checkFairKey(key string) error {
+	if !printable(key) {
 		return fmt.Errorf("fair_key: must be a printable string of at most 200 characters "+
 			"(e.g. a tenant's name), got %q", key)
 	}

@@ -11,13 +11,24 @@ import (
 	"kubeq.dev/clients/go/kubeq"
 )
 
+// job is a request's job: its Job fields, and the flow options of kubeq.FlowJob (a batch as
+// {"max_size", "max_wait", "key"}).
+type job struct {
+	kubeq.FlowJob
+	Batch *struct {
+		MaxSize int     `json:"max_size"`
+		MaxWait float64 `json:"max_wait"`
+		Key     string  `json:"key"`
+	} `json:"batch"`
+}
+
 type request struct {
-	Op    string      `json:"op"`
-	Queue string      `json:"queue"`
-	Jobs  []kubeq.Job `json:"jobs"`
-	ID    string      `json:"id"`
-	Wait  float64     `json:"wait"`
-	Abort bool        `json:"abort"`
+	Op    string  `json:"op"`
+	Queue string  `json:"queue"`
+	Jobs  []job   `json:"jobs"`
+	ID    string  `json:"id"`
+	Wait  float64 `json:"wait"`
+	Abort bool    `json:"abort"`
 }
 
 func main() {
@@ -37,7 +48,22 @@ func main() {
 	var reply any
 	switch req.Op {
 	case "enqueue":
-		ids, err := c.Enqueue(req.Queue, req.Jobs...)
+		plain, flows, flow := []kubeq.Job{}, []kubeq.FlowJob{}, false
+		for _, j := range req.Jobs {
+			if j.Batch != nil {
+				j.FlowJob.Batch = &kubeq.Batch{MaxSize: j.Batch.MaxSize, MaxWait: j.Batch.MaxWait,
+					Key: j.Batch.Key}
+			}
+			f := j.FlowJob
+			flow = flow || f.Batch != nil || f.Debounce != 0 || f.Singleton != ""
+			plain, flows = append(plain, f.Job), append(flows, f)
+		}
+		var ids []string
+		if flow {
+			ids, err = c.EnqueueFlow(req.Queue, flows...)
+		} else {
+			ids, err = c.Enqueue(req.Queue, plain...)
+		}
 		if err != nil {
 			fail(err)
 		}
