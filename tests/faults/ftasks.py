@@ -42,3 +42,14 @@ def work(job: str, seconds: float = 0.0, pad: str = "") -> str:
         time.sleep(seconds)
     _record("end", job)
     return expected(job, len(pad))
+
+
+@app.task(batch=kubeq.Batch(max_size=500, max_wait=1.0), max_attempts=1)
+def work_batch(items: list[str]) -> list[str]:
+    """A batch task: each item's start and end recorded as ``work`` records a job's; each
+    item's result is ``expected(item)``."""
+    for item in items:
+        _record("start", item)
+    for item in items:
+        _record("end", item)
+    return [expected(item) for item in items]

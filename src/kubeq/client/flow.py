@@ -18,7 +18,7 @@ from kubeq.patterns import Flow, batch_flow, flow_of
 from kubeq.store.backend import Backend
 from kubeq.store.jobfields import text
 from kubeq.store.keys import queues_key
-from kubeq.store.scripts import LUA, ScriptCall, run_pipeline, run_pipeline_async
+from kubeq.store.scripts import LUA, ScriptCall, Stream, run_pipeline_async
 
 Route = Callable[[str, Call, TaskOptions], str]
 
@@ -163,10 +163,20 @@ def _jobs(app: Backend, planned: Sequence[Planned], replies: Sequence[Any]) -> d
 
 
 def send_flows(app: Backend, planned: Sequence[Planned]) -> dict[int, Job]:
-    """Send the planned calls in one pipeline (each runs on its own, in order); the handles
-    by position."""
+    """Send the planned calls in one round trip (each runs on its own, in order); the
+    handles by position. They are written as a bulk enqueue's are (``Stream``): a connection
+    lost before the replies sends every call again, which flow.lua and batch.lua recognise
+    by the calls' send tokens."""
     app.redis.sadd(queues_key(app.prefix), *{name for name, _, _ in planned})
-    return _jobs(app, planned, run_pipeline(app.redis, [c for _, c, _ in planned]))
+    stream = Stream(app.redis)
+    try:
+        for _, call, _ in planned:
+            stream.script(call)
+        replies = stream.finish()
+    except BaseException:
+        stream.abandon()
+        raise
+    return _jobs(app, planned, replies)
 
 
 async def asend_flows(app: Backend, planned: Sequence[Planned]) -> dict[int, Job]:
