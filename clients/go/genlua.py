@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("enqueue", "cancel", "abort", "flow", "batch")
+SCRIPTS = ("enqueue", "cancel", "abort", "abort_item", "flow", "batch")
 """The scripts of protocol version 1 a producer runs (docs/protocol.md, Scripts): enqueue,
-cancel and abort, and the flow patterns' flow and batch."""
+cancel and abort (abort_item for an item of a batch), and the flow patterns' flow and
+batch."""
 COMMAND = "cd clients/go && go generate ./..."
 """What to run when a copy is stale."""
 

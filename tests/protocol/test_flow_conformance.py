@@ -10,6 +10,7 @@ import json
 import redis
 
 from tests.protocol.conftest import Client
+from tests.redis.helpers import wait_until
 
 ADD = "qtasks.add"
 
@@ -55,3 +56,20 @@ def test_batch_items_form_a_batch_a_python_worker_runs(
     worker("proto")  # type: ignore[operator]
     for i, v in zip(ids, (1, 2, 3), strict=True):
         assert client("result", "proto", id=i, wait=60) == {"status": "finished", "result": v * 10}
+
+
+def test_abort_stops_one_item_of_a_running_batch(
+    client: Client, worker: object, redis_url: str
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    batch = {"max_size": 3, "max_wait": 0.3}  # flowtasks.held_batch's kubeq.Batch
+    items = [{"task": "flowtasks.held_batch", "args": [v], "batch": batch} for v in (1, 2, 3)]
+    ids = client("enqueue", "proto", jobs=items)["ids"]
+    worker("proto")  # type: ignore[operator]
+    wait_until(lambda: r.llen("flowtest:held-runs") == 1, 120, "the batch to run")
+    assert client("cancel", "proto", id=ids[1], abort=True) == {"stopped": True}
+    assert client("status", "proto", id=ids[1]) == {"status": "aborted"}
+    r.set("flowtest:go", 1)
+    assert client("result", "proto", id=ids[0], wait=60) == {"status": "finished", "result": 10}
+    assert client("result", "proto", id=ids[2], wait=60) == {"status": "finished", "result": 30}
+    assert client("status", "proto", id=ids[1]) == {"status": "aborted"}  # its answer: dropped

@@ -284,8 +284,9 @@ func (c *Client) Wait(queue, id string, wait time.Duration) (Outcome, error) {
 	}
 }
 
-// Cancel stops a job that has not started; with abort, a running one too. It reports
-// whether the job was stopped (false: it had ended, or was running and abort was false).
+// Cancel stops a job that has not started; with abort, a running one too, or one item of
+// a batch (abort_item.lua: it ends aborted, its batch runs on). It reports whether the job
+// was stopped (false: it had ended, or was running and abort was false).
 func (c *Client) Cancel(queue, id string, abort bool) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -298,6 +299,12 @@ func (c *Client) Cancel(queue, id string, abort bool) (bool, error) {
 		return false, err
 	}
 	n := reply.(int64)
+	if abort && n == 0 { // not a job abort.lua stops: perhaps an item of a batch
+		if reply, err = c.script("abort_item", c.keys(queue), c.base(queue), id); err != nil {
+			return false, err
+		}
+		n = reply.(int64)
+	}
 	if n < 0 {
 		return false, fmt.Errorf("no job %s in queue %q", id, queue)
 	}
