@@ -167,8 +167,8 @@ def capacity(res: dict[str, Any], path: str) -> str:
             f"{max(nd['commands_per_s'] for nd in nodes):,.0f} commands/s, "
             f"{max(nd['cpu_percent'] for nd in nodes):.1f}% CPU | the busiest master, idle "
             f"(busy, {r['rate']:g} jobs/s: enqueue -> start p99 {_ms(r['start_p99_ms'])}); "
-            "the harness's workers share one client per process, so a real fleet's "
-            "connections are the per-worker figure above times N |"
+            f"each {r.get('workers_per_client', 1)} of the harness's workers share one client, "
+            "so a real fleet's connections are the per-worker figure above times N |"
         )
     for r in res["rows"]:  # a fleet that was not all live is named, not used
         if r["workers"] >= 10_000 and not _whole(r):
