@@ -17,8 +17,9 @@ Block kinds: ``summary`` (when, where, the load), ``comparison`` (kubeq and the 
 ``limits`` (Redis's own limit), ``curve`` (cost of a deep backlog), ``targets`` (the project's
 targets, reached or not), ``autoscale``, and ``ab`` (kubeq against a variant of itself
 measured in the same run: ``run.py --variant LABEL=PATH``); ``swarm``, ``idlecost`` and
-``capacity`` are the fleet's (bench/fleet_report.py: bench/swarm.py, bench/idle_cost.py); the
-others are rendered by bench/tables.py. This module finds the blocks and rewrites them.
+``capacity`` are the fleet's (bench/fleet_report.py: bench/swarm.py, bench/idle_cost.py);
+``gateway`` is bench/gateway_report.py's (tests/gateway/test_gateway_load.py); the others
+are rendered by bench/tables.py. This module finds the blocks and rewrites them.
 Standard library only: the test imports it from the project venv.
 """
 
@@ -70,6 +71,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "targets": _sibling("tables", "targets"),
     "autoscale": _sibling("tables", "autoscale"),
     "ab": _sibling("tables", "ab"),
+    "gateway": _sibling("gateway_report", "gateway"),
 }
 
 
