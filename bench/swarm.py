@@ -79,17 +79,21 @@ class Target:
     def __init__(self, name: str, url: str, masters: list[redis.Redis], stop: Any) -> None:
         self.name, self.url, self.masters, self.stop = name, url, masters, stop
 
-    def sample(self) -> list[dict[str, float]]:
-        """Per master: commands run, CPU seconds, memory and clients."""
+    def sample(self) -> list[dict[str, Any]]:
+        """Per master: commands run (in all and by command), CPU seconds, memory and clients."""
         out = []
         for m in self.masters:
             stats = m.info("commandstats")
             cpu = m.info("cpu")
+            by = {
+                k.removeprefix("cmdstat_"): v["calls"]
+                for k, v in stats.items()
+                if not k.startswith("cmdstat_info")
+            }
             out.append(
                 {
-                    "calls": sum(
-                        v["calls"] for k, v in stats.items() if not k.startswith("cmdstat_info")
-                    ),
+                    "calls": sum(by.values()),
+                    "by_command": by,
                     "cpu": cpu["used_cpu_user"] + cpu["used_cpu_sys"],
                     "memory": m.info("memory")["used_memory"],
                     "clients": m.info("clients")["connected_clients"],
@@ -312,7 +316,12 @@ def window(target: Target, seconds: float, tick: Any) -> dict[str, Any]:
         for x, y in zip(before, after, strict=True)
     ]
     total = {k: round(sum(nd[k] for nd in nodes), 1) for k in nodes[0]}
-    return total | {"nodes": nodes}
+    by: dict[str, float] = {}
+    for x, y in zip(before, after, strict=True):
+        for cmd, calls in y["by_command"].items():
+            by[cmd] = by.get(cmd, 0.0) + (calls - x["by_command"].get(cmd, 0)) / took
+    by_command = {k: round(v, 1) for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v}
+    return total | {"nodes": nodes, "by_command": by_command}
 
 
 def pct(values: list[float], q: float) -> float | None:
