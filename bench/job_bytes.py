@@ -135,9 +135,16 @@ def measure(url: str, env: dict[str, str], n: int, finished: int) -> dict[str, A
             worker.terminate()
             worker.wait(60)
         sample = one_job(r)
+        stats: dict[str, Any] = r.memory_stats()  # type: ignore[assignment]
         out[phase] = {
             "jobs": jobs,
             "used_memory_per_job": round((used_memory(r) - base) / jobs, 1),
+            "memory_stats_per_job": {
+                k: round(int(v) / jobs, 1)
+                for k, v in {**stats, **stats.get("db.0", {})}.items()
+                if k in ("overhead.hashtable.main", "overhead.hashtable.expires", "lua.caches")
+            },
+            "script_cache_bytes": int(r.info("memory").get("used_memory_scripts_eval", 0)),
             "by_kind": by_kind(r, jobs),
             "one_job": sample,
         }
@@ -186,7 +193,9 @@ def render(path: Path) -> str:
                     for kind, k in p["by_kind"].items()
                     if k["bytes_per_job"] >= 1
                 )
-                + "; the rest is the keyspace's and the expiry table's bucket arrays."
+                + "; `MEMORY STATS` per job: "
+                + ", ".join(f"`{k}` {v:,.0f} B" for k, v in p["memory_stats_per_job"].items())
+                + " (`MEMORY USAGE` counts each key's keyspace entry too)."
             )
         lines += [
             "",
@@ -214,6 +223,28 @@ def render(path: Path) -> str:
     return "\n".join(lines)
 
 
+def render_bench(path: Path) -> str:
+    """The bench's own memory figures (``bench/run.py --groups memory``), system by system."""
+    doc = json.loads(path.read_text())
+    rel = path.resolve().relative_to(ROOT)
+    lines = [
+        f"<!-- job-bytes-bench results={rel} -->",
+        f"`bench/run.py` memory scenario, one run ({doc['date']}); `used_memory` less the "
+        "clients' buffers, per job:",
+        "",
+        "| system | per waiting job (100,000 queued) | per finished job kept (5,000 drained) |",
+        "|---|--:|--:|",
+    ]
+    for r in doc["runs"]:
+        if r.get("scenario") != "memory":
+            continue
+        name = r["system"] + (f" ({r['variant']})" if r.get("variant") else "")
+        fin = r["finished_bytes_per_job"]
+        lines.append(f"| {name} | {r['waiting_bytes_per_job']:,.0f} B | {fin:,.0f} B |")
+    lines.append("<!-- /job-bytes-bench -->")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--label", default="after")
@@ -222,12 +253,17 @@ def main() -> None:
     ap.add_argument("--finished", type=int, default=5_000)
     ap.add_argument("--results", default="bench/results/job-bytes.json")
     ap.add_argument("--render", help="write this results file's table into bench/README.md")
+    ap.add_argument("--bench", help="and this bench/run.py results file's memory figures")
     a = ap.parse_args()
     if a.render:
         readme = ROOT / "bench" / "README.md"
         text = readme.read_text()
         block = render(Path(a.render))
         text = re.sub(r"<!-- job-bytes .*?<!-- /job-bytes -->", lambda _: block, text, flags=re.S)
+        if a.bench:
+            bench = render_bench(Path(a.bench))
+            pattern = r"<!-- job-bytes-bench .*?<!-- /job-bytes-bench -->"
+            text = re.sub(pattern, lambda _: bench, text, flags=re.S)
         readme.write_text(text)
         return
     run(a)
