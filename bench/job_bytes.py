@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -65,7 +65,7 @@ def listpack_entry(value: bytes) -> int:
 
 
 def used_memory(r: redis.Redis) -> int:
-    info: dict[str, Any] = r.info("memory")  # type: ignore[assignment]
+    info: dict[str, Any] = r.info("memory")
     return int(info["used_memory"]) - int(info.get("mem_clients_normal", 0))
 
 
@@ -94,7 +94,7 @@ def by_kind(r: redis.Redis, jobs: int) -> dict[str, Any]:
 def one_job(r: redis.Redis) -> dict[str, Any]:
     """One job hash, field by field."""
     key = next(r.scan_iter(match="kubeq:{default}:job:*", count=10000))
-    fields = r.hgetall(key)
+    fields = cast("dict[bytes, bytes]", r.hgetall(key))
     return {
         "key": key.decode(),
         "memory_usage": r.memory_usage(key, samples=0),
@@ -135,7 +135,7 @@ def measure(url: str, env: dict[str, str], n: int, finished: int) -> dict[str, A
             worker.terminate()
             worker.wait(60)
         sample = one_job(r)
-        stats: dict[str, Any] = r.memory_stats()  # type: ignore[assignment]
+        stats: dict[str, Any] = r.memory_stats()
         out[phase] = {
             "jobs": jobs,
             "used_memory_per_job": round((used_memory(r) - base) / jobs, 1),
