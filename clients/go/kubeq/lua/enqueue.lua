@@ -885,6 +885,7 @@ for _ = 1, groups do
     if k == 'expires_at' or k == 'rl_key' or k == 'cl_key' then ctl = true end
   end
   o = o + 6
+  local run_at = due_at(due)
   -- a field at its default is not written (deliveries, attempts and lease 0, priority 5,
   -- max_deliveries 5: every reader takes a missing one as its default; bench/README.md,
   -- "Where a job's bytes go"); without a receipt, the call's token goes on each job
@@ -894,7 +895,6 @@ for _ = 1, groups do
     extra[#extra + 1] = 'max_deliveries'; extra[#extra + 1] = max_deliveries
   end
   if not receipt then extra[#extra + 1] = 'sent'; extra[#extra + 1] = token end
-  local run_at = due_at(due)
   local st, zkey, score = 'queued', q.ready, ready_score(priority, NOW)
   if (deps or 0) > 0 then st = 'deferred'  -- (nil: malformed control, refused below)
   elseif run_at > NOW then st, zkey, score = 'scheduled', q.delayed, run_at end
