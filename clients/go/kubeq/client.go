@@ -253,14 +253,19 @@ func (c *Client) status(queue, id string) (Outcome, error) {
 	return o, nil
 }
 
-// Wait blocks on the job's done-list (no polling) until it ends or wait passes, and
-// returns how it stands then.
+// Wait watches the job (its watch key, so its end pushes a done-list) and blocks on its
+// done-list (no polling) until it ends or wait passes, and returns how it stands then.
 func (c *Client) Wait(queue, id string, wait time.Duration) (Outcome, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	deadline := time.Now().Add(wait)
 	done := c.base(queue) + "done:" + id
+	watch := c.base(queue) + "watch:" + id
 	for {
+		// watch first, then read: a job that ends after the read pushes its done-list
+		if _, err := c.cn.do(0, "SET", watch, "1", "EX", "60"); err != nil {
+			return Outcome{}, err
+		}
 		o, err := c.status(queue, id)
 		if err != nil || o.Ended() || o.Status == "unknown" {
 			return o, err

@@ -75,6 +75,11 @@ def split_ready_score(score: float) -> tuple[int, int]:
     return PRIORITY_MAX - band % FAIR_BANDS, ready_ms
 
 
+WATCH_SECONDS = 60
+"""How long a waiter's ``watch`` key lasts; a waiter sets it again before each blocking wait
+(at most 5 s), so it outlives every wait by far."""
+
+
 @dataclass(frozen=True)
 class QueueKeys:
     """The keys of one queue. Build with ``QueueKeys.of(name, prefix)``."""
@@ -271,8 +276,15 @@ class QueueKeys:
         return f"{self.base}job:{job_id}"
 
     def done(self, job_id: str) -> str:
-        """LIST that receives one token when the job ends; result() waits on it."""
+        """LIST that receives one token when the job ends, if a caller watches it (``watch``);
+        result() waits on it."""
         return f"{self.base}done:{job_id}"
+
+    def watch(self, job_id: str) -> str:
+        """STRING set (with a TTL of ``WATCH_SECONDS``) by a caller about to wait for the job's
+        end, before it reads the status: the script that ends the job pushes its done-list
+        only then, so a job nobody waits for leaves no done-list."""
+        return f"{self.base}watch:{job_id}"
 
     @property
     def fence(self) -> str:

@@ -91,7 +91,7 @@ for i = 0, n - 1 do
       handoff = bury(q, base, id, jk, reason)
     elseif outcome == 'release' then
       local lost = (int(f[6] or '0') or 0) - (int(f[7] or '0') or 0)
-      if lost >= (int(f[8]) or 1) then
+      if lost >= (int(f[8]) or 5) then -- no field: the default, 5
         redis.call('HSET', jk, 'error', value)
         handoff = bury(q, base, id, jk, 'its process died ' .. lost ..
           ' times while running it: ' .. value .. ' (a poison job?)')

@@ -131,6 +131,15 @@ for _ = 1, groups do
   end
   o = o + 6
   local run_at = due_at(due)
+  -- a field at its default is not written (deliveries, attempts and lease 0, priority 5,
+  -- max_deliveries 5: every reader takes a missing one as its default; bench/README.md,
+  -- "Where a job's bytes go"); without a receipt, the call's token goes on each job
+  local extra = {}
+  if priority ~= '5' then extra[#extra + 1] = 'priority'; extra[#extra + 1] = priority end
+  if max_deliveries ~= '5' then
+    extra[#extra + 1] = 'max_deliveries'; extra[#extra + 1] = max_deliveries
+  end
+  if not receipt then extra[#extra + 1] = 'sent'; extra[#extra + 1] = token end
   local st, zkey, score = 'queued', q.ready, ready_score(priority, NOW)
   if (deps or 0) > 0 then st = 'deferred'  -- (nil: malformed control, refused below)
   elseif run_at > NOW then st, zkey, score = 'scheduled', q.delayed, run_at end
@@ -178,15 +187,8 @@ for _ = 1, groups do
         redis.call('ZREM', q.dead, id)
         keep_receipt(base, f[2], f[3])  -- the call that wrote it may still be resent
       end
-      if receipt then  -- the receipt answers a resend: no token on each job
-        redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
-          'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
-          'max_deliveries', max_deliveries, 'result_ttl', result_ttl)
-      else
-        redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
-          'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
-          'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'sent', token)
-      end
+      redis.call('HSET', jk, 'payload', payload, 'status', st, 'enqueued_at', NOWS,
+        'result_ttl', result_ttl, unpack(extra))
       if ctl then redis.call('HSET', jk, 'ctl', '1', unpack(control))
       elseif #control > 0 then redis.call('HSET', jk, unpack(control)) end
       if st == 'deferred' then
