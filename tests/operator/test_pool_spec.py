@@ -135,7 +135,12 @@ def test_a_pools_deployment() -> None:
         ([{"name": "a", "scaling": {"pollSeconds": 2}}], "spec.pools[0].scaling.pollSeconds", ""),
         ([{"name": "a", "resources": {"gpus": {}}}], "spec.pools[0].resources.gpus", "unknown"),
         (
-            [{"name": "a", "podTemplate": {"spec": {"containers": [{"name": "worker", "image": "x"}]}}}],
+            [
+                {
+                    "name": "a",
+                    "podTemplate": {"spec": {"containers": [{"name": "worker", "image": "x"}]}},
+                }
+            ],
             "spec.pools[0].podTemplate.spec.containers[0].image",
             "instead",
         ),

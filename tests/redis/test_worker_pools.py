@@ -56,9 +56,7 @@ def test_a_pools_jobs_go_to_its_queue_and_only_its_workers_run_them(
 ) -> None:
     q = fresh("route")
     declare(r, q, fast=[], slow=["qtasks.add"])
-    named = app.task(name="qtasks.worker_pid", queue=q, worker_pool="fast")(
-        qtasks.worker_pid.func
-    )
+    named = app.task(name="qtasks.worker_pid", queue=q, worker_pool="fast")(qtasks.worker_pid.func)
     by_code = named.delay()
     by_call = app.enqueue_many([kubeq.Call("qtasks.worker_pid", queue=q, worker_pool="slow")])[0]
     by_spec = app.enqueue_many([qtasks.add.s(2, 3).set(queue=q)])[0]  # listed in slow's tasks

@@ -264,7 +264,9 @@ class App:
             else c
             for c in calls
         ]
-        table = self.pools.table(self.redis) if self.eager is None else {}
+        table = None
+        if self.eager is None:  # what the plan refuses is refused first, Redis or not
+            table = self.pools.table(self.redis, lambda: self._plan(todo, queue))
         if self._streams(todo):
             return self._enqueue_streamed(todo, queue, table)
         plan = self._plan(todo, queue, table)
@@ -303,7 +305,9 @@ class App:
                 "depends_on is not supported by aenqueue_many yet: enqueue jobs with "
                 "dependencies through the sync app.enqueue_many (or queue.enqueue_call)"
             )
-        table = await self.pools.atable(self.aredis) if self.eager is None else {}
+        table = None
+        if self.eager is None:
+            table = await self.pools.atable(self.aredis, lambda: self._plan(calls, queue))
         plan = self._plan(calls, queue, table)
         if self.eager is not None:
             return list(await self.eager.arun(plan))
@@ -326,7 +330,7 @@ class App:
         return not any(c.depends_on for c in calls) and not self._on_cluster()
 
     def _enqueue_streamed(
-        self, calls: list[Call], queue: str | None, table: pools.Table
+        self, calls: list[Call], queue: str | None, table: pools.Table | None
     ) -> list[Job]:
         """A bulk enqueue whose batches are written to Redis as they are laid out, and whose
         job handles are made while Redis runs them (``send.EnqueueStream``)."""
@@ -353,8 +357,8 @@ class App:
         sink: PlanSink | None = None,
     ) -> EnqueuePlan:
         route: pools.Route | None = self.partitioner.route if self.partitioner.partitions else None
-        if pools.needs_route(table or {}, calls, self.defaults_for):  # worker pools: <queue>@<pool>
-            route = pools.router(table or {}, route)
+        if table is not None and pools.needs_route(table, calls, self.defaults_for):
+            route = pools.router(table, route)  # worker pools: <queue>@<pool>
         return plan_enqueue(
             calls,
             prefix=self.prefix,

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from kubeq import defaults
 from kubeq.errors import KubeqError
 from kubeq.options import Call, TaskOptions
@@ -148,13 +150,27 @@ class PoolCache:
         self._table, self._at = decode(raw), time.monotonic()
         return self._table
 
-    def table(self, client: Any) -> dict[str, QueuePools]:
-        """The table (one HGETALL when the copy is stale)."""
-        return self._table if self._fresh() else self._keep(client.hgetall(self.key))
+    def table(self, client: Any, first: Callable[[], object]) -> dict[str, QueuePools]:
+        """The table (one HGETALL when the copy is stale). When Redis cannot be read,
+        ``first()`` (the plan without pools) runs before the error is raised, so a call the
+        plan refuses is refused as it is without pools, Redis or not."""
+        if self._fresh():
+            return self._table
+        try:
+            return self._keep(client.hgetall(self.key))
+        except (RedisError, OSError):
+            first()
+            raise
 
-    async def atable(self, client: Any) -> dict[str, QueuePools]:
+    async def atable(self, client: Any, first: Callable[[], object]) -> dict[str, QueuePools]:
         """``table`` for async code."""
-        return self._table if self._fresh() else self._keep(await client.hgetall(self.key))
+        if self._fresh():
+            return self._table
+        try:
+            return self._keep(await client.hgetall(self.key))
+        except (RedisError, OSError):
+            first()
+            raise
 
     def forget(self) -> None:
         """Read the table again at the next enqueue."""
