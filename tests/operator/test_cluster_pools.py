@@ -67,7 +67,7 @@ def test_two_pools_scale_independently_and_an_unknown_pool_is_refused(
 
     # backlog on slow only: slow scales up, fast stays at zero
     calls = [
-        kubeq.Call("e2e.work", (i,), {"seconds": 20}, queue=q, worker_pool="slow") for i in range(6)
+        kubeq.Call("e2e.work", (i,), {"seconds": 8}, queue=q, worker_pool="slow") for i in range(6)
     ]
     assert {j.queue for j in app.enqueue_many(calls)} == {f"{q}@slow"}
     wait_for(lambda: replicas(api, ns, "mix-slow-pool") == 3, timeout=60, message="slow up")
@@ -92,12 +92,18 @@ def test_two_pools_scale_independently_and_an_unknown_pool_is_refused(
     # then backlog on fast only: fast scales up on its own, slow keeps its 3
     app.enqueue_many(
         [
-            kubeq.Call("e2e.work", (10 + i,), {"seconds": 20}, queue=q, worker_pool="fast")
+            kubeq.Call("e2e.work", (10 + i,), {"seconds": 8}, queue=q, worker_pool="fast")
             for i in range(2)
         ]
     )
     wait_for(lambda: replicas(api, ns, "mix-fast-pool") == 2, timeout=60, message="fast up")
     assert replicas(api, ns, "mix-slow-pool") == 3
+    # each pool's pods ran exactly its own jobs
+    wait_for(lambda: app.redis.llen("e2e:runs") == 8, timeout=120, message="8 runs")
+    runs = [r.decode().split("|") for r in app.redis.lrange("e2e:runs", 0, -1)]
+    ran_by = {int(n): pod for n, pod, *_ in runs}
+    assert all(ran_by[i].startswith("mix-slow-pool-") for i in range(6)), ran_by
+    assert all(ran_by[10 + i].startswith("mix-fast-pool-") for i in range(2)), ran_by
     app.close()
 
 
