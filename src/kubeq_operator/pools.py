@@ -77,6 +77,8 @@ class Pools:
         self.find_pools = find_pools
         self.state: dict[str, PoolState] = {}
         self._published: tuple[TaskQueueSpec, float] | None = None
+        self._removed: set[str] = set()
+        """Pools removed from the spec whose Deployment was scaled to zero and reported."""
 
     @property
     def owner(self) -> str:
@@ -257,13 +259,16 @@ class Pools:
     # -- the spec's pools as a whole -------------------------------------------------------
 
     async def remove_stale(self, spec: TaskQueueSpec, views: dict[str, DeploymentView]) -> None:
-        """Scale to zero the Deployment of each pool no longer in the spec (the operator may
-        not delete Deployments: the Event says how to), once."""
+        """Scale to zero the Deployment of each pool no longer in the spec, and say so once
+        (the operator may not delete Deployments: the Event says how to)."""
         wanted = {p.name for p in spec.pools}
+        self._removed &= set(views) - wanted
         for pool, view in views.items():
-            if pool in wanted or view.replicas == 0:
+            if pool in wanted or pool in self._removed:
                 continue
-            await kube.scale_deployment(self.loop.namespace, view.name, 0)
+            if view.replicas:
+                await kube.scale_deployment(self.loop.namespace, view.name, 0)
+            self._removed.add(pool)
             self.loop.event(
                 "Normal",
                 "PoolRemoved",

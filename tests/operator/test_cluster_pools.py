@@ -138,3 +138,33 @@ def test_a_bad_pools_spec_becomes_a_condition_naming_the_field(
         timeout=30,
         message="the fixed spec's pool Deployment",
     )
+
+
+def test_a_removed_pool_is_no_longer_published_and_a_deleted_taskqueue_publishes_nothing(
+    operator: OperatorProcess, api: Api, k8s_namespace: str, redis_url: str
+) -> None:
+    import kubeq
+
+    ns, q = k8s_namespace, queue_of("gone", k8s_namespace)
+    app = kubeq.App(redis_url)
+    key = f"{kubeq.defaults.PREFIX}:pools"
+
+    def declared() -> list[str] | None:
+        raw = app.redis.hget(key, q)
+        return None if raw is None else sorted(json.loads(raw)["pools"])
+
+    api.create_tq(taskqueue("gone", ns, redis_url, pools=[{"name": "a"}, {"name": "b"}]))
+    wait_for(lambda: declared() == ["a", "b"], timeout=30, message="a and b published")
+    wait_for(lambda: api.deployment(ns, "gone-b-pool"), timeout=30, message="b's Deployment")
+    api.patch_tq(ns, "gone", {"spec": {"pools": [{"name": "a"}]}})
+    wait_for(lambda: declared() == ["a"], timeout=30, message="b no longer published")
+    wait_for(
+        lambda: any(
+            e.reason == "PoolRemoved" and "pool b " in e.message for e in api.events(ns, "gone")
+        ),
+        timeout=30,
+        message="a PoolRemoved Event",
+    )
+    api.delete_tq(ns, "gone")
+    wait_for(lambda: declared() is None, timeout=60, message="nothing published once deleted")
+    app.close()
