@@ -109,3 +109,13 @@ def test_routing_without_redis_is_pure() -> None:
     assert route("default", kubeq.Call("t.other"), opts) == "default#1"
     with pytest.raises(pools.UnknownWorkerPool, match="its pools: gpu"):
         route("default", kubeq.Call("t.other", worker_pool="cpu"), opts)
+
+
+def test_a_callback_naming_a_pool_is_refused_naming_the_queue_to_give(app: kubeq.App) -> None:
+    """The worker hands callbacks off without the pools table: a worker_pool there would be
+    dropped, so it is refused where it is written."""
+    q = fresh("cb")
+    follow = qtasks.add.s(1).set(worker_pool="gpu")
+    with pytest.raises(ValueError, match="on_success: a callback .* queue='default@gpu'"):
+        app.enqueue_many([qtasks.add.s(1, 2).set(queue=q, on_success=follow)])
+    assert app.queue(q).stats().backlog == 0
