@@ -116,6 +116,6 @@ def test_a_callback_naming_a_pool_is_refused_naming_the_queue_to_give(app: kubeq
     dropped, so it is refused where it is written."""
     q = fresh("cb")
     follow = qtasks.add.s(1).set(worker_pool="gpu")
-    with pytest.raises(ValueError, match="on_success: a callback .* queue='default@gpu'"):
+    with pytest.raises(ValueError, match=r"on_success: a callback .* queue='default@gpu'"):
         app.enqueue_many([qtasks.add.s(1, 2).set(queue=q, on_success=follow)])
     assert app.queue(q).stats().backlog == 0
