@@ -119,3 +119,13 @@ def test_a_callback_naming_a_pool_is_refused_naming_the_queue_to_give(app: kubeq
     with pytest.raises(ValueError, match=r"on_success: a callback .* queue='default@gpu'"):
         app.enqueue_many([qtasks.add.s(1, 2).set(queue=q, on_success=follow)])
     assert app.queue(q).stats().backlog == 0
+
+
+def test_a_debounced_call_naming_a_pool_is_refused(app: kubeq.App, r: redis.Redis) -> None:
+    q = fresh("flow")
+    declare(r, q, gpu=[])
+    call = qtasks.add.s(1, 2).set(queue=q, worker_pool="gpu", debounce=5, debounce_key="k")
+    with pytest.raises(ValueError, match="not routed to worker pool 'gpu'"):
+        app.enqueue_many([call])
+    for name in (q, f"{q}@gpu"):
+        assert app.queue(name).stats().debounced == 0

@@ -257,6 +257,7 @@ class App:
         calls = list(calls)
         flows = flows_of(self, calls)
         if flows:
+            pools.refuse_in_flows(calls, flows, self.defaults_for)
             return with_flows(self, calls, flows, queue)
         todo = [
             dependencies.distinct(c.set(job_id=c.job_id or new_job_id()), self.default_queue)
@@ -299,6 +300,7 @@ class App:
         calls = list(calls)
         flows = flows_of(self, calls)
         if flows:
+            pools.refuse_in_flows(calls, flows, self.defaults_for)
             return await awith_flows(self, calls, flows, queue)
         if any(c.depends_on for c in calls):
             raise ValueError(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,3 +184,19 @@ def needs_route(
     if table:
         return True
     return any(c.worker_pool is not None or options_of(c.task).worker_pool for c in calls)
+
+
+def refuse_in_flows(
+    calls: Sequence[Call], flows: Iterable[int], options_of: Callable[[str], TaskOptions]
+) -> None:
+    """A debounced, singleton or batched call is not routed to a pool (its key's job is
+    formed in Redis): one that names a pool is refused rather than run elsewhere."""
+    for i in flows:
+        call = calls[i]
+        pool = call.worker_pool or options_of(call.task).worker_pool
+        if pool is not None:
+            raise ValueError(
+                f"task {call.task!r}: a debounced, singleton or batched call is not routed to "
+                f"worker pool {pool!r}; drop worker_pool= and give the pool's queue instead, "
+                f"e.g. queue='default@{pool}'"
+            )
