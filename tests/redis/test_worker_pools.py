@@ -51,6 +51,7 @@ def test_a_pool_not_declared_is_refused_naming_it_and_the_declared_ones(
         app.enqueue_many([qtasks.add.s(1, 2).set(queue=q, worker_pool="GPU!")])
 
 
+@pytest.mark.also_redis_cluster
 def test_a_pools_jobs_go_to_its_queue_and_only_its_workers_run_them(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:
@@ -87,6 +88,7 @@ def test_a_pool_declared_later_is_routed_once_the_cached_table_is_old(
     assert app.enqueue_many([qtasks.add.s(1, 1).set(queue=q)])[0].queue == f"{q}@gpu"
 
 
+@pytest.mark.also_redis_cluster
 def test_a_partitioned_queues_pool_keeps_the_partition(r: redis.Redis, redis_url: str) -> None:
     q = fresh("part")
     declare(r, q, gpu=[])
