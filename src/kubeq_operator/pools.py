@@ -100,6 +100,9 @@ class Pools:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the TaskQueue's own loop goes on
+            if kube.is_namespace_terminating(e):  # going away with its namespace: quietly
+                log.debug("%s: namespace terminating", self.owner)
+                return
             loop.logger.exception("pools of %s failed", self.owner)
             self.report(None, f"{type(e).__name__}: {e}")
             return
