@@ -25,6 +25,7 @@ from kubeq.checks import (
     check_priority,
     check_seconds,
     check_timeout,
+    check_worker_pool,
 )
 from kubeq.patterns import Batch, KeyOption, check_options
 from kubeq.retry import RetryPolicy
@@ -84,6 +85,9 @@ class TaskOptions:
     pool: str | None = None
     """Where a sync task runs: None follows the worker's --pool; "process" sends a
     CPU-bound task to the worker's process pool even when the worker defaults to threads."""
+    worker_pool: str | None = None
+    """The TaskQueue worker pool (``spec.pools[].name``) whose pods run this task's jobs: they
+    are enqueued to ``<queue>@<pool>`` (kubeq.client.pools; docs/scaling.md, Worker pools)."""
     rate_limit: RateLimit | None = None
     """Starts of this task allowed per period across every worker (docs/limits.md)."""
     concurrency_limit: int | None = None
@@ -149,6 +153,7 @@ class TaskOptions:
         check_count("max_deliveries", self.max_deliveries)
         if self.pool is not None and self.pool not in defaults.POOLS:
             raise ValueError(f"pool must be one of {', '.join(defaults.POOLS)}, got {self.pool!r}")
+        check_worker_pool(self.worker_pool)
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,8 @@ class Call:
     fair_key: str | None = None
     """The fairness key of this call: among ready jobs of one priority, keys take turns in
     proportion to their weights (docs/fairness.md)."""
+    worker_pool: str | None = None
+    """The worker pool that runs this job (overrides the task's ``worker_pool``)."""
     partition_key: str | None = None
     """On a partitioned queue: jobs with the same key go to the same partition, in order."""
     on_success: Call | None = None

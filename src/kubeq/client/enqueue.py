@@ -26,6 +26,7 @@ from kubeq.checks import (
     check_priority,
     check_seconds,
     check_timeout,
+    check_worker_pool,
     expires_spec,
 )
 from kubeq.options import Call, CallTemplate, TaskOptions, fair_key_of, limit_slot, plain_template
@@ -356,6 +357,7 @@ def check_call(call: Call) -> None:
         check_limit_key(call.limit_key)
     if call.fair_key is not None:
         check_fair_key(call.fair_key)
+    check_worker_pool(call.worker_pool)
     if call.partition_key is not None and (
         not isinstance(call.partition_key, str) or not 0 < len(call.partition_key) <= 1024
     ):

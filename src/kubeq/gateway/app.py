@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from kubeq.client.app import App
+from kubeq.client.pools import UnknownWorkerPool
 from kubeq.errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNotFound, ResultTimeout
 from kubeq.gateway.jobs import parse_body
 from kubeq.gateway.kube import UNAVAILABLE_RETRY_SECONDS, Caller, Kube, Refused, Target
@@ -149,7 +150,7 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _queue(request: Request, target: Target, given: str | None) -> str:
     queue = given or target.queues[0]
-    if queue.split("#", 1)[0] not in target.queues:
+    if queue.split("#", 1)[0].split("@", 1)[0] not in target.queues:  # a partition, a pool's
         raise Refused(
             400,
             f"queue {queue!r} is not a queue of this TaskQueue ({', '.join(target.queues)})",
@@ -166,7 +167,10 @@ def create_app(gateway: Gateway) -> Starlette:
         target, app = await gateway.admit(request, "create")
         query(request.query_params, ())
         calls = parse_body(raw, target.queues, target.tasks)
-        jobs = await app.aenqueue_many(calls)
+        try:
+            jobs = await app.aenqueue_many(calls)
+        except UnknownWorkerPool as exc:
+            raise Refused(400, str(exc), "worker_pool") from None
         return JSONResponse(
             {"jobs": [{"id": j.id, "queue": j.queue} for j in jobs]}, status_code=201
         )

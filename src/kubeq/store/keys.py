@@ -35,8 +35,11 @@ highest priority first and, within a priority, the job that has waited longest. 
 below 2**53 and so are exact in Redis' doubles and in Lua.
 """
 
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}(#[0-9]{1,3})?")
-"""A name, then ``#<n>`` for partition n of a partitioned queue (kubeq.store.partitions)."""
+_QUEUE_NAME = re.compile(
+    r"[A-Za-z0-9_.:-]{1,128}(@[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?(#[0-9]{1,3})?"
+)
+"""A name, then ``@<pool>`` for the share of a worker pool (kubeq.client.pools), then ``#<n>``
+for partition n of a partitioned queue (kubeq.store.partitions)."""
 _JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 
@@ -343,6 +346,14 @@ def queues_key(prefix: str = DEFAULT_PREFIX) -> str:
     command with another key, so on Redis Cluster it is one key on one node, reached through
     the cluster client like any other."""
     return f"{prefix}:queues"
+
+
+def pools_key(prefix: str = DEFAULT_PREFIX) -> str:
+    """HASH of the worker pools each queue's TaskQueue declares: field = a queue's name, value
+    = JSON ``{"by": "<namespace>/<name>", "pools": {"<pool>": ["<task>", ...]}}``. Written by
+    the operator, read (and cached briefly) by the client at enqueue (kubeq.client.pools). No
+    hash tag, like the queue set: only HGETALL, HSET and HDEL touch it, never a script."""
+    return f"{prefix}:pools"
 
 
 WORKER_TAG = "{workerinfo}"
