@@ -40,10 +40,8 @@ def test_finished_jobs_are_found_by_task_and_tags(
     assert len(q.find("any").jobs) == 8 and q.find("cancelled").jobs == []
     assert q.find("queued", tags=["vip"]).jobs == []
 
-    rows = json.loads(
-        run(redis_url, "jobs", "-q", "tagged", "--status", "finished", "--tag", "customer:42",
-            "-o", "json").stdout  # fmt: skip
-    )
+    cmd = ["jobs", "-q", "tagged", "--status", "finished", "--tag", "customer:42", "-o", "json"]
+    rows = json.loads(run(redis_url, *cmd).stdout)
     assert sorted(r["id"] for r in rows) == sorted(j.id for j in vip)
     assert all(r["tags"] == ["vip", "customer:42"] and r["status"] == "finished" for r in rows)
     names = run(redis_url, "jobs", "-q", "tagged", "--task", "qtasks.worker_pid", "-o", "name")

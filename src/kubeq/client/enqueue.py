@@ -31,9 +31,9 @@ from kubeq.checks import (
 from kubeq.options import Call, CallTemplate, TaskOptions, fair_key_of, limit_slot, plain_template
 from kubeq.retry import RetryPolicy
 from kubeq.store.ids import PlanIds
-from kubeq.tags import check_tags
 from kubeq.store.keys import QueueKeys, validate_job_id, validate_queue_name
 from kubeq.store.scripts import LUA, ScriptCall
+from kubeq.tags import check_tags
 from kubeq.workflows.callbacks import KINDS, encode_callback
 
 ENQUEUE_HEADER = 3

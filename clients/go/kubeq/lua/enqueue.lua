@@ -778,6 +778,36 @@ end
 -- window, the token moves to a receipt, so that call's resend still finds its answer.
 -- Every value handed to redis.call is a string: Redis formats a Lua number with sprintf on
 -- each call, which cost more than the rest of a job's HSET.
+-- [search index] The job search index (kubeq.client.search reads it): every job this script
+-- writes joins <base>ix:task:<task> and, per tag, <base>ix:tag:<tag> (ZSETs id -> enqueue ms),
+-- and its task <base>ix:tasks (task -> last enqueue ms). Entries older than IX_KEEP_MS go on
+-- each write, an index holds at most IX_CAP entries (the oldest go), an index key unwritten
+-- for IX_KEEP_MS expires, and a reader drops the entries whose job record is gone. The task
+-- is read from the payload ("task":"..."; a name with '"' or '\\' is not indexed).
+local IX_KEEP_MS, IX_CAP = 7 * 86400000, 2000000
+local ix = {}  -- index key -> {score, id, ...} of this call
+local function ix_add(base, payload, id, tags)
+  local task = string.match(payload, '"task":"([^"\\]*)"')
+  local keys = {task and base .. 'ix:task:' .. task or nil}
+  for _, t in ipairs(tags or {}) do keys[#keys + 1] = base .. 'ix:tag:' .. t end
+  for _, k in ipairs(keys) do
+    local l = ix[k] or {}
+    ix[k] = l
+    l[#l + 1] = NOWS
+    l[#l + 1] = id
+  end
+  if task then ix[base .. 'ix:tasks'] = {NOWS, task} end
+end
+local function ix_flush()
+  local floor = string.format('%d', NOW - IX_KEEP_MS)
+  for k, l in pairs(ix) do
+    for i = 1, #l, 2000 do redis.call('ZADD', k, unpack(l, i, math.min(i + 1999, #l))) end
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. floor)
+    redis.call('ZREMRANGEBYRANK', k, 0, -IX_CAP - 1)
+    redis.call('PEXPIRE', k, IX_KEEP_MS)
+  end
+end
+-- [end search index]
 local q = queue_keys(0)
 local base = ARGV[1]
 local groups = tonumber(ARGV[2])
@@ -840,6 +870,13 @@ local function parse_control(raw)
       deps = int(v)
       control[#control + 1] = 'pending'
       control[#control + 1] = deps
+    elseif k == 'tags' and type(v) == 'table' and #v > 0 and #v <= 16 then  -- [search index]
+      for _, t in ipairs(v) do
+        if type(t) ~= 'string' or #t > 64 or not string.match(t, '^[%w_.:=/-]+$') then return nil end
+      end
+      control[#control + 1] = 'tags'
+      control[#control + 1] = cjson.encode(v)
+      control.tags = v
     elseif k == 'allow_failure' and v == true then
       control[#control + 1] = 'allow_failure'
       control[#control + 1] = '1'
@@ -952,10 +989,12 @@ for _ = 1, groups do
       end
       mine[id] = true
       out[#out + 1] = 1
+      ix_add(base, payload, id, control.tags)  -- [search index]
     end
   end
   flush(zkey)
 end
+ix_flush()  -- [search index]
 -- a job for later wakes one idle worker, whose fetch learns when it falls due (idle
 -- workers no longer poll: worker/idle.py); it wakes the others then, if they are needed
 wake(q.wake, woken > 0 and woken or scheduled)
