@@ -1,5 +1,5 @@
-"""The dashboard's job filter (``/find``): jobs of a queue by status, task and age, the same
-filter as ``kubeq jobs`` and ``kubeq.client.search.find`` (read only; bounded)."""
+"""The dashboard's job filter (``/find``): jobs of a queue by status, task, tags and age, the
+same filter as ``kubeq jobs`` and ``Queue.find`` (read only; bounded)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kubeq.client.search import STATUSES, find
+from kubeq.client.search import STATUSES, check_filter, find
 from kubeq.dashboard.state import Dashboard
 from kubeq.store.keys import validate_queue_name
 
@@ -20,13 +20,21 @@ async def page(request: Request) -> Response:
     p = request.query_params
     queue, status = p.get("queue", "").strip(), p.get("status", "failed")
     task, since = p.get("task", "").strip() or None, p.get("since", "")
-    form = {"queue": queue, "status": status, "task": task or "", "since": since}
+    tags = p.get("tags", "").replace(",", " ").split()
+    form = {
+        "queue": queue,
+        "status": status,
+        "task": task or "",
+        "since": since,
+        "tags": " ".join(tags),
+    }
     if not queue:
         return dash.render(
             request, "find.html", form=form, found=None, statuses=STATUSES, spans=list(SINCE)
         )
     try:
         validate_queue_name(queue)
+        check_filter(status, tags)
         if status not in STATUSES or since not in SINCE:
             raise ValueError(
                 f"status must be one of {', '.join(STATUSES)}; since one of "
@@ -37,7 +45,7 @@ async def page(request: Request) -> Response:
     q = dash.app.queue(queue)
     parts = await run_in_threadpool(lambda: q.partitions)
     found = await run_in_threadpool(
-        find, dash.app, parts, status, task=task, since=SINCE[since], limit=LIMIT
+        lambda: find(dash.app, parts, status, task=task, tags=tags, since=SINCE[since], limit=LIMIT)
     )
     return dash.render(
         request, "find.html", form=form, found=found, statuses=STATUSES, spans=list(SINCE)
