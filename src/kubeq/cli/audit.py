@@ -1,7 +1,9 @@
-"""``kubeq audit``: the admin actions recorded on this Redis, newest first.
+"""``kubeq audit``: the admin actions recorded on this Redis, newest first; and ``recorded``,
+which every admin command of the CLI calls once it has acted.
 
-Who paused, resumed, triggered or deleted a schedule, who cancelled or requeued jobs with
-``kubeq jobs``, when, and how many jobs or schedules it changed (``kubeq.store.audit``).
+Who paused, resumed or purged a queue, cancelled, aborted or requeued jobs, changed a
+schedule, from where (CLI, dashboard, gateway), when, and how many jobs or schedules it
+changed (``kubeq.store.audit``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from kubeq.cli.output import Context, cells, console, emit_json, output_option, 
 from kubeq.store import audit as store
 
 
+def recorded(obj: Context, action: str, target: str, count: int, queue: str = "") -> None:
+    """Record an admin action of the CLI (who: ``KUBEQ_ACTOR``, else ``user@host``)."""
+    store.record(obj.app.redis, obj.app.prefix, action, target, count, queue=queue, via="cli")
+
+
 @click.command("audit")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, store.MAX_ENTRIES))
 @output_option
@@ -26,8 +33,8 @@ def audit(obj: Context, limit: int, output: str) -> None:
         emit_json([dataclasses.asdict(e) for e in entries])
         return
     table = Table(box=None)
-    for col in ("when", "who", "action", "target", "count"):
+    for col in ("when", "who", "via", "action", "target", "count"):
         table.add_column(col)
     for e in entries:
-        table.add_row(*cells(when(e.at_ms / 1000), e.who, e.action, e.target, e.count))
+        table.add_row(*cells(when(e.at_ms / 1000), e.who, e.via, e.action, e.target, e.count))
     console.print(table)

@@ -18,9 +18,9 @@ import re
 import click
 from rich.table import Table
 
+from kubeq.cli.audit import recorded
 from kubeq.cli.output import Context, cells, console, emit_json, pass_ctx, plain, when
 from kubeq.client.search import STATUSES, find
-from kubeq.store import audit
 
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -105,7 +105,7 @@ def jobs(
             n = sum(obj.app.job(j.id, j.queue).cancel() for j in found.jobs)
         what = f"queue={queue} status={status}" + (f" task={task}" if task else "")
         what += "".join(f" tag={t}" for t in tags) + (f" since={since}" if since else "")
-        audit.record(obj.app.redis, obj.app.prefix, f"jobs.{action}", what, n)
+        recorded(obj, f"jobs.{action}", what, n, queue)
         past = {"cancel": "cancelled", "requeue": "requeued"}[action]
         click.echo(f"{past} {n} of {len(found.jobs)} jobs")
         return
