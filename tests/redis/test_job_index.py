@@ -56,6 +56,12 @@ def test_a_tasks_default_tags_and_bad_tags(app: kubeq.App) -> None:
     default = invoice.delay(1)
     own = invoice.apply_async((2,), tags=["retry-run"])
     q = app.queue("deftags")
+    # one call of several tasks: each task's index, and every task listed for the merge
+    mixed = q.enqueue_many([kubeq.Call(f"t.k{i % 3}", (i,), queue="deftags") for i in range(6)])
+    for j in mixed:
+        j.cancel()
+    assert sorted(j.id for j in q.find("cancelled").jobs) == sorted(j.id for j in mixed)
+    assert len(q.find("cancelled", task="t.k1").jobs) == 2
     assert [j.id for j in q.find("queued", tags=["billing"]).jobs] == [default.id]
     assert [j.id for j in q.find(tags=["retry-run"]).jobs] == [own.id]
     assert [j.id for j in q.find("queued", task=invoice.name).jobs] == [own.id, default.id]

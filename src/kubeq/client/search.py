@@ -41,6 +41,7 @@ ENDED = ("finished", "cancelled", "aborted", "expired")
 STATUSES = (*LIVE, *ENDED, "any")
 PAGE = 500
 _FIELDS = [*JOB_FIELDS, "tags"]
+_LIGHT = ["status", "enqueued_at", "finished_at", "tags"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def find(
     for q in queues:
         keys = QueueKeys.of(q, app.prefix)
         src = _sources(app, keys, state or "any", task, wanted, floor)
+        by_task = task is not None and src.keys != (keys.ix_task(task),)
         stream = heapq.merge(*(_newest(app, k, src.low) for k in src.keys))
         while len(out) < limit:
             page = [e for _, e in zip(range(PAGE), stream, strict=False)]
@@ -156,29 +158,73 @@ def find(
                 page = page[: max(0, scan - looked)]
                 complete = False
             looked += len(page)
+            ids = [job_id for _, job_id, _ in page]
+            # a light read first (the filter's fields), the whole hash of candidates only
             pipe = app.redis.pipeline(transaction=False)
-            for _, job_id, _ in page:
-                pipe.hmget(keys.job(job_id), _FIELDS)
+            for job_id in ids:
+                pipe.hmget(keys.job(job_id), _LIGHT)
+            if by_task and ids:
+                pipe.zmscore(keys.ix_task(task or ""), ids)
+            light = pipe.execute()
+            in_task = light.pop() if by_task and ids else [1] * len(ids)
             stale = app.redis.pipeline(transaction=False)
-            for (_, job_id, key), values in zip(page, pipe.execute(), strict=True):
-                if values[0] is None and values[1] is None:
+            chosen = []
+            for (_, job_id, key), values, ok in zip(page, light, in_task, strict=True):
+                if values[0] is None:
                     if src.index:
                         stale.zrem(key, job_id)
                         pruned += 1
-                    continue
-                info = JobInfo.from_fields(job_id, q, values[:-1])
-                found = FoundJob(**{**info.__dict__, "tags": tuple(stored_json(values[-1], []))})
-                if _matches(found, state, task, wanted, since):
-                    out.append(found)
-                    if len(out) >= limit:
-                        break
+                elif ok is not None and _light_match(values, state, wanted, floor):
+                    chosen.append(job_id)
             if len(stale):
                 stale.execute()
+            out += _read(app, keys, q, chosen, state, task, wanted, since, limit - len(out))
             if not complete:
                 break
         if not complete or len(out) >= limit:
             break
     return Found(out, looked, complete, pruned)
+
+
+def _light_match(values: list[Any], status: str | None, tags: tuple[str, ...], floor: str) -> bool:
+    """The filter's cheap conditions on (status, enqueued_at, finished_at, tags)."""
+    if status is not None and values[0].decode() != status:
+        return False
+    if floor != "-inf":
+        at = values[2] if status == "failed" else values[1]
+        if not at or int(at) < int(floor):
+            return False
+    return not tags or set(tags) <= set(stored_json(values[3], []))
+
+
+def _read(
+    app: Backend,
+    keys: QueueKeys,
+    queue: str,
+    ids: list[str],
+    status: str | None,
+    task: str | None,
+    tags: tuple[str, ...],
+    since: float | None,
+    room: int,
+) -> list[FoundJob]:
+    """The candidates' whole hashes, checked again (the task on the payload), up to ``room``."""
+    if not ids or room <= 0:
+        return []
+    pipe = app.redis.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hmget(keys.job(job_id), _FIELDS)
+    out: list[FoundJob] = []
+    for job_id, values in zip(ids, pipe.execute(), strict=True):
+        if values[0] is None:
+            continue  # ended and expired between the two reads
+        info = JobInfo.from_fields(job_id, queue, values[:-1])
+        found = FoundJob(**{**info.__dict__, "tags": tuple(stored_json(values[-1], []))})
+        if _matches(found, status, task, tags, since):
+            out.append(found)
+            if len(out) >= room:
+                break
+    return out
 
 
 async def afind(app: Backend, queues: list[str], status: str | None = None, **kw: Any) -> Found:

@@ -786,6 +786,7 @@ end
 -- is read from the payload ("task":"..."; a name with '"' or '\\' is not indexed).
 local IX_KEEP_MS, IX_CAP = 7 * 86400000, 2000000
 local ix = {}  -- index key -> {score, id, ...} of this call
+local ix_tasks = {}  -- task -> true, for <base>ix:tasks
 local function ix_add(base, payload, id, tags)
   local task = string.match(payload, '"task":"([^"\\]*)"')
   local keys = {task and base .. 'ix:task:' .. task or nil}
@@ -796,10 +797,16 @@ local function ix_add(base, payload, id, tags)
     l[#l + 1] = NOWS
     l[#l + 1] = id
   end
-  if task then ix[base .. 'ix:tasks'] = {NOWS, task} end
+  if task then ix_tasks[task] = true end
 end
-local function ix_flush()
+local function ix_flush(base)
   local floor = string.format('%d', NOW - IX_KEEP_MS)
+  local tasks = {}
+  for task in pairs(ix_tasks) do
+    tasks[#tasks + 1] = NOWS
+    tasks[#tasks + 1] = task
+  end
+  if #tasks > 0 then ix[base .. 'ix:tasks'] = tasks end
   for k, l in pairs(ix) do
     for i = 1, #l, 2000 do redis.call('ZADD', k, unpack(l, i, math.min(i + 1999, #l))) end
     redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. floor)
@@ -994,7 +1001,7 @@ for _ = 1, groups do
   end
   flush(zkey)
 end
-ix_flush()  -- [search index]
+ix_flush(base)  -- [search index]
 -- a job for later wakes one idle worker, whose fetch learns when it falls due (idle
 -- workers no longer poll: worker/idle.py); it wakes the others then, if they are needed
 wake(q.wake, woken > 0 and woken or scheduled)
