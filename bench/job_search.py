@@ -69,8 +69,8 @@ FILTERS: list[tuple[str, dict[str, Any]]] = [
                                                      "since": 3600}),
     ("--tag customer:123", {"tags": ["customer:123"]}),
     ("--tag customer:123 --status failed", {"status": "failed", "tags": ["customer:123"]}),
-    ("--tag vip --task shop.t3 --status failed", {"status": "failed", "task": "shop.t3",
-                                                  "tags": ["vip"]}),
+    ("--tag vip --task shop.t3 --status failed (no vip job is a shop.t3 job: the whole vip "
+     "index is read)", {"status": "failed", "task": "shop.t3", "tags": ["vip"]}),
     ("--status failed --since 1h", {"status": "failed", "since": 3600}),
     ("--status cancelled (no job is: the worst case)", {"status": "cancelled"}),
 ]  # fmt: skip

@@ -22,7 +22,7 @@ func TestTagsAreStoredAndIndexed(t *testing.T) {
 	}
 	for key, want := range map[string]int64{"ix:tag:vip": 1, "ix:tag:customer:42": 1,
 		"ix:task:tasks.pay": 2} {
-		n, err := c.cn.do(0, "ZCARD", b+key)
+		n, err := c.cn.do(0, "LLEN", b+key)
 		if err != nil || n != want {
 			t.Fatalf("%s holds %v, want %d (%v)", key, n, want, err)
 		}

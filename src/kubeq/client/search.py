@@ -5,21 +5,22 @@ Two kinds of sets answer a filter, and neither is a SCAN over the keyspace:
 - each live state's own set: ``queued`` the ready set, ``scheduled`` the delayed set,
   ``active`` the active set, ``deferred`` the deferred set, ``sleeping`` the sleeping set,
   ``failed`` the dead letters (a job leaves these when its state changes);
-- the search index enqueue.lua writes (``QueueKeys.ix_task``, ``ix_tag``, ``ix_tasks``): per
-  task and per tag, a ZSET of job ids scored by enqueue time, so finished, cancelled,
-  aborted and expired jobs are found too, while their records live.
+- the search index enqueue.lua writes (``kubeq.store.jobindex``): per task and per tag, a
+  list of job ids with their enqueue time, so finished, cancelled, aborted and expired jobs
+  are found too, while their records live.
 
-A filter reads the smallest of the sets that could hold its jobs (``ZCOUNT`` over the
-``since`` range: cheap), newest first, a page of ids at a time with their hashes in one
-pipelined read, and checks every condition on the hash (status, task, every tag, age), until
+A filter reads the smallest of the sets that could hold its jobs (``LLEN``, or ``ZCOUNT``
+over the ``since`` range: cheap), newest first, a page of ids at a time: first the
+filter's own fields of each job (status, times, tags), then the whole hash of the
+candidates, where every condition is checked again (the task on the payload); until
 ``limit`` match or ``scan`` entries were looked at. With neither a live status, a task nor a
 tag, it merges every task's index. ``since`` is "enqueued within" except for ``failed``
 (dead-lettered within).
 
-Index entries go with their jobs: an entry whose job record is gone (its result TTL passed,
-a purge) is removed when a filter reads it; enqueue.lua also drops entries older than its
-``IX_KEEP_MS`` (7 days) and the oldest past ``IX_CAP`` (2,000,000) per index, and an index
-key nobody wrote for 7 days expires.
+Index entries go with their jobs: a filter first drops the entries at the old end of each
+index it reads whose job record is gone (``jobindex.prune``); enqueue.lua drops entries
+older than 7 days and the oldest past 2,000,000 per index, and an index key nobody wrote
+for 7 days expires.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from kubeq.store import jobindex
 from kubeq.store.backend import Backend
 from kubeq.store.jobfields import JOB_FIELDS, JobInfo, stored_json
 from kubeq.store.keys import QueueKeys
@@ -105,13 +107,34 @@ def _sources(
         return _Source(tuple(keys.ix_task(t) for t in tasks), enq_low, True)
     pipe = app.redis.pipeline(transaction=False)
     for s in options:
-        pipe.zcount(s.keys[0], s.low, "+inf")
+        if s.index:
+            pipe.llen(s.keys[0])
+        else:
+            pipe.zcount(s.keys[0], s.low, "+inf")
     counts = pipe.execute()
     return min(zip(counts, range(len(options)), options, strict=True))[2]
 
 
-def _newest(app: Backend, key: str, low: str) -> Iterator[tuple[float, str, str]]:
-    """(-score, id, key) of one set, highest score first, a page at a time."""
+def _stream(app: Backend, src: _Source) -> Iterator[tuple[float, str, str]]:
+    """(-time, id, key) of a source's entries, newest first, each id once."""
+    low = None if src.low == "-inf" else int(src.low)
+    each: list[Iterator[tuple[float, str, str]]]
+    if src.index:
+        each = [
+            ((-ms, job_id, k) for ms, job_id in jobindex.newest(app.redis, k, low))
+            for k in src.keys
+        ]
+    else:
+        each = [_newest_scored(app, k, src.low) for k in src.keys]
+    seen: set[str] = set()
+    for entry in heapq.merge(*each):
+        if entry[1] not in seen:
+            seen.add(entry[1])
+            yield entry
+
+
+def _newest_scored(app: Backend, key: str, low: str) -> Iterator[tuple[float, str, str]]:
+    """(-score, id, key) of one state's set, highest score first, a page at a time."""
     start = 0
     while True:
         page = cast(
@@ -148,8 +171,9 @@ def find(
     for q in queues:
         keys = QueueKeys.of(q, app.prefix)
         src = _sources(app, keys, state or "any", task, wanted, floor)
-        by_task = task is not None and src.keys != (keys.ix_task(task),)
-        stream = heapq.merge(*(_newest(app, k, src.low) for k in src.keys))
+        if src.index:
+            pruned += sum(jobindex.prune(app.redis, keys, k) for k in src.keys)
+        stream = _stream(app, src)
         while len(out) < limit:
             page = [e for _, e in zip(range(PAGE), stream, strict=False)]
             if not page:
@@ -158,26 +182,15 @@ def find(
                 page = page[: max(0, scan - looked)]
                 complete = False
             looked += len(page)
-            ids = [job_id for _, job_id, _ in page]
             # a light read first (the filter's fields), the whole hash of candidates only
             pipe = app.redis.pipeline(transaction=False)
-            for job_id in ids:
+            for _, job_id, _ in page:
                 pipe.hmget(keys.job(job_id), _LIGHT)
-            if by_task and ids:
-                pipe.zmscore(keys.ix_task(task or ""), ids)
-            light = pipe.execute()
-            in_task = light.pop() if by_task and ids else [1] * len(ids)
-            stale = app.redis.pipeline(transaction=False)
-            chosen = []
-            for (_, job_id, key), values, ok in zip(page, light, in_task, strict=True):
-                if values[0] is None:
-                    if src.index:
-                        stale.zrem(key, job_id)
-                        pruned += 1
-                elif ok is not None and _light_match(values, state, wanted, floor):
-                    chosen.append(job_id)
-            if len(stale):
-                stale.execute()
+            chosen = [
+                job_id
+                for (_, job_id, _), values in zip(page, pipe.execute(), strict=True)
+                if values[0] is not None and _light_match(values, state, wanted, floor)
+            ]
             out += _read(app, keys, q, chosen, state, task, wanted, since, limit - len(out))
             if not complete:
                 break

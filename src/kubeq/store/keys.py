@@ -267,19 +267,21 @@ class QueueKeys:
         return f"{self.base}items:{batch_id}"
 
     def ix_task(self, task: str) -> str:
-        """ZSET of the ids of a task's jobs; score = enqueue time in ms (the search index,
-        written by enqueue.lua, read by ``kubeq.client.search``: entries whose job record is
-        gone are dropped when read, those older than 7 days on each write, the oldest past
-        2,000,000; the key expires 7 days after its last write)."""
+        """LIST of ``<enqueue ms>:<id>`` of a task's jobs, oldest first (the search index,
+        appended by enqueue.lua, read by ``kubeq.store.jobindex``: entries at the old end
+        whose job record is gone are dropped when read, those older than 7 days on each
+        write, the oldest past 2,000,000; the key expires 7 days after its last write)."""
         return f"{self.base}ix:task:{task}"
 
     def ix_tag(self, tag: str) -> str:
-        """ZSET of the ids of the jobs carrying a tag (``tags=[...]``); kept as ``ix_task``."""
+        """LIST of ``<enqueue ms>:<id>`` of the jobs carrying a tag (``tags=[...]``); kept as
+        ``ix_task``."""
         return f"{self.base}ix:tag:{tag}"
 
     @property
     def ix_tasks(self) -> str:
-        """ZSET of the task names with an index (``ix_task``); score = their last enqueue."""
+        """ZSET of the task names with an index (``ix_task``); score = their last enqueue
+        in ms (older than 7 days: dropped on a write; the key expires like the indexes)."""
         return self.base + "ix:tasks"
 
     def job(self, job_id: str) -> str:
