@@ -50,6 +50,9 @@ def test_token_actions_are_audited_with_the_token_identity(redis_url: str) -> No
             assert c.post(path, data={"csrf": csrf}).status_code == 200, path
         c.post("/queues/dq/purge", data={"csrf": csrf, "confirm": "dq"})
         page = c.get(f"/jobs/dq/{jobs[1].id}").text
+        audit_page = c.get("/audit").text
+        only_jobs = c.get("/audit?action=job.&who=TOKEN").text
+        nothing = c.get("/audit?queue=elsewhere").text
     who = "dashboard-token@testclient"
     assert _entries(app) == [
         ("queue.purge", "dq", 3, "dq", who, "dashboard"),
@@ -61,6 +64,11 @@ def test_token_actions_are_audited_with_the_token_identity(redis_url: str) -> No
         ("queue.pause", "dq", 4, "dq", who, "dashboard"),
     ]
     assert "aborted" in page
+    rows = audit_page.split('id="audit"')[1].split("<tr>")[2:]
+    assert len(rows) == 7 and "queue.purge" in rows[0] and who in rows[0] and "dashboard" in rows[0]
+    assert f'href="/jobs/dq/{jobs[1].id}"' in audit_page  # a job's entry links the job
+    assert only_jobs.count("<td>job.") == 2 and "<td>queue.pause" not in only_jobs
+    assert 'id="no-audit"' in nothing
     app.close()
 
 

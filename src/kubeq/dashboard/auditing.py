@@ -1,4 +1,6 @@
-"""Who pressed a dashboard button, and the audit entry each action leaves (``kubeq audit``).
+"""Who pressed a dashboard button, the audit entry each action leaves, and the Audit page
+(``/audit``: the newest entries, who did what, from where, when, how many; filtered by who,
+action or queue, like ``kubeq audit``).
 
 Behind an auth proxy (``--no-token``, the proxy checks users) the user is the one the proxy
 names in ``X-Forwarded-User``, ``X-Auth-Request-User``, ``X-Auth-Request-Email``,
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 
 from kubeq.dashboard.security import client_address
 from kubeq.dashboard.state import Dashboard
@@ -51,3 +54,24 @@ async def recorded(
             via="dashboard",
         )
     )
+
+
+SHOWN = 200
+"""Entries the Audit page shows at most."""
+READ = 2_000
+"""Newest entries the page filters (the stream keeps up to ``audit.MAX_ENTRIES``)."""
+
+
+async def page(request: Request) -> Response:
+    dash: Dashboard = request.app.state.dash
+    p = request.query_params
+    form = {k: p.get(k, "").strip()[:200] for k in ("who", "action", "queue")}
+    entries = await run_in_threadpool(audit.read, dash.app.redis, dash.app.prefix, READ)
+    shown = [
+        e
+        for e in entries
+        if form["who"].lower() in e.who.lower()
+        and e.action.startswith(form["action"])
+        and (not form["queue"] or e.queue == form["queue"])
+    ][:SHOWN]
+    return dash.render(request, "audit.html", entries=shown, form=form, read=len(entries))
