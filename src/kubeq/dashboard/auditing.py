@@ -14,9 +14,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from kubeq.dashboard import cluster
 from kubeq.dashboard.security import client_address
 from kubeq.dashboard.state import Dashboard
 from kubeq.store import audit
+
+REASONS = {
+    "queue.pause": "QueuePaused",
+    "queue.resume": "QueueResumed",
+    "queue.purge": "QueuePurged",
+    "job.cancel": "JobCancelled",
+    "job.abort": "JobAborted",
+    "dlq.requeue": "DeadLettersRequeued",
+    "dlq.purge": "DeadLettersPurged",
+}
+"""The Event reason of each dashboard action."""
 
 PROXY_USER_HEADERS = (
     "x-forwarded-user",
@@ -41,7 +53,9 @@ def who(dash: Dashboard, request: Request) -> str:
 async def recorded(
     dash: Dashboard, request: Request, action: str, target: str, count: int, queue: str
 ) -> None:
-    """Record one dashboard action in the audit stream."""
+    """Record one dashboard action in the audit stream, and post it as an Event on each
+    TaskQueue that owns the queue, when the dashboard reads a cluster (its Scaling page)."""
+    person = who(dash, request)
     await run_in_threadpool(
         lambda: audit.record(
             dash.app.redis,
@@ -49,11 +63,19 @@ async def recorded(
             action,
             target,
             count,
-            who(dash, request),
+            person,
             queue=queue,
             via="dashboard",
         )
     )
+    reader = dash.cluster_reader
+    if reader is None or dash.cluster_api is None or not queue:
+        return
+    reason = REASONS.get(action, "AdminAction")
+    await reader()  # the TaskQueues, read at most every few seconds
+    message = f"{person} ({action}) {target} of queue {queue}, {count} jobs, via kubeq-dashboard"
+    for ns, name in reader.owners(queue, dash.app.prefix):
+        await run_in_threadpool(cluster.post_event, dash.cluster_api, ns, name, reason, message)
 
 
 SHOWN = 200
