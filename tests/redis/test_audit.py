@@ -54,6 +54,7 @@ def test_schedule_actions_and_bulk_cancel_are_listed_with_who_and_count(
         ("schedule.pause", "digest", 1),
     ]
     assert {r["who"] for r in rows} == {"alice@oncall"}
+    assert {r["via"] for r in rows} == {"cli"}
     assert all(r["at_ms"] >= int(started * 1000) - 1000 for r in rows)
     table = run(redis_url, "audit").stdout
     assert "alice@oncall" in table and "jobs.cancel" in table, table
