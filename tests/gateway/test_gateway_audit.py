@@ -1,6 +1,6 @@
 """A job cancelled or aborted through the gateway (DELETE) is an admin action: it lands in
 the audit stream naming the caller's ServiceAccount and the gateway, and as an Event on the
-TaskQueue (a real kube-apiserver, a real Redis)."""
+TaskQueue (a real kube-apiserver, a real Redis). A job's tags travel through the gateway."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def _events(world: World, reason: str) -> list[dict[str, object]]:
 def test_delete_is_audited_and_posted_as_an_event(world: World) -> None:
     alice = world.token("alice")
     for job_id in ("audit-del", "audit-abort"):
-        world.gateway.call("POST", world.jobs("tq-a"), {**ADD, "id": job_id, "delay": 3600}, alice)
+        body = {**ADD, "id": job_id, "delay": 3600, "tags": ["via-gateway"]}
+        status, _ = world.gateway.call("POST", world.jobs("tq-a"), body, alice)
+        assert status == 201
     status, body = world.gateway.call("DELETE", world.jobs("tq-a") + "/audit-del", token=alice)
     assert (status, body["stopped"]) == (200, True), body
     path = world.jobs("tq-a") + "/audit-abort?abort=true"
@@ -35,6 +37,11 @@ def test_delete_is_audited_and_posted_as_an_event(world: World) -> None:
     assert body["stopped"] is False  # nothing done: nothing recorded
 
     app = kubeq.App(world.redis_url)
+    tagged = app.queue(world.queue("tq-a")).find(tags=["via-gateway"])
+    assert sorted((j.id, j.status) for j in tagged.jobs) == [
+        ("audit-abort", "aborted"),
+        ("audit-del", "cancelled"),
+    ]
     mine = [e for e in audit.read(app.redis, app.prefix, 500) if e.target.startswith("audit-")]
     app.close()
     who = f"system:serviceaccount:{world.namespace}:alice"

@@ -36,6 +36,12 @@ _JOB_IN = {
             "maxLength": 200,
             "description": "The job's fairness key: keys take turns (docs/fairness.md).",
         },
+        "tags": {
+            "type": "array",
+            "maxItems": 16,
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:=/-]{1,64}$"},
+            "description": "Labels to find the job by (kubeq jobs --tag, Queue.find).",
+        },
         "debounce": {"type": "number", "exclusiveMinimum": 0},
         "debounce_max": {"type": "number", "exclusiveMinimum": 0},
         "debounce_key": {"type": "string", "minLength": 1, "maxLength": 200},
