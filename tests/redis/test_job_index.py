@@ -109,3 +109,18 @@ def test_index_entries_go_with_their_records(
     assert [e.decode().split(":")[1] for e in redis.lrange(keys.ix_tag("brief"), 0, -1)] == [
         fresh.id
     ]
+
+
+def test_a_partitioned_queue_is_searched_in_every_partition(redis_url: str) -> None:
+    app = kubeq.App(redis_url, partitions={"pj": 3})
+    q = app.queue("pj")
+    jobs = [
+        q.enqueue_call("t.ship", (i,), partition_key=f"k{i}", tags=["wave:1"]) for i in range(9)
+    ]
+    for j in jobs[:4]:
+        j.cancel()
+    assert len({j.queue for j in jobs}) > 1  # the jobs are spread over partitions
+    found = q.find("cancelled", tags=["wave:1"])
+    assert sorted((j.id, j.queue) for j in found.jobs) == sorted((j.id, j.queue) for j in jobs[:4])
+    assert len(q.find(task="t.ship").jobs) == 9
+    app.close()
