@@ -91,3 +91,33 @@ def test_behind_an_auth_proxy_the_proxys_user_is_named(redis_url: str) -> None:
         "dashboard",
     )
     app.close()
+
+
+def test_find_acts_on_what_the_filter_matches_once_the_count_is_typed(redis_url: str) -> None:
+    app = kubeq.App(redis_url)
+    q = app.queue("fb")
+    mail = [q.enqueue_call("t.mail", (i,), tags=["wave"]) for i in range(3)]
+    other = q.enqueue_call("t.pay", (1,), tags=["wave"])
+    dash = create_app(Config(redis_url=redis_url, cluster=False, token="tok"))  # type: ignore[arg-type]
+    with TestClient(dash, base_url="http://dash.test") as c:
+        csrf = _csrf(c.get("/login").text)
+        c.post("/login", data={"csrf": csrf, "token": "tok"})
+        page = c.get("/find?queue=fb&status=queued&task=t.mail&tags=wave").text
+        assert 'id="bulk-cancel"' in page and "Cancel these 3 jobs" in page
+        assert 'id="bulk-requeue"' not in page  # requeue is for dead letters
+        filt = {"queue": "fb", "status": "queued", "task": "t.mail", "tags": "wave", "since": ""}
+        wrong = c.post("/find/cancel", data={"csrf": _csrf(page), **filt, "confirm": "4"})
+        assert "not done: 3 jobs match now" in wrong.text and q.stats().backlog == 4
+        done = c.post("/find/cancel", data={"csrf": _csrf(page), **filt, "confirm": "3"})
+        assert "cancelled 3 of 3 jobs" in done.text
+    assert [j.info().status for j in mail] == ["cancelled"] * 3
+    assert other.info().status == "queued"
+    (entry,) = audit.read(app.redis, app.prefix)
+    assert (entry.action, entry.count, entry.queue, entry.via) == (
+        "jobs.cancel",
+        3,
+        "fb",
+        "dashboard",
+    )
+    assert entry.target == "queue=fb status=queued task=t.mail tags=wave"
+    app.close()

@@ -115,6 +115,7 @@ def create_app(config: Config) -> Starlette:
         Route("/schedules", schedules.page),
         Route("/find", search.page),
         Route("/audit", auditing.page),
+        Route("/find/{action:str}", search.bulk, methods=["POST"]),
         Route("/schedules/{schedule}/{action:str}", schedules.action, methods=["POST"]),
         Route("/events", events),
         Route("/healthz", healthz),
