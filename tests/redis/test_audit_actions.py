@@ -26,6 +26,8 @@ def test_cli_admin_actions_are_audited(
         ("job", "cancel", waiting[0].id, "-q", "aq"),
         ("job", "abort", waiting[1].id, "-q", "aq"),
         ("purge", "aq", "--yes"),
+        ("limit", "aq", "10/s"),
+        ("fair", "aq", "acme=3"),
     ):
         out = run(redis_url, *args)
         assert out.returncode == 0, (args, out.stdout, out.stderr)
@@ -47,6 +49,8 @@ def test_cli_admin_actions_are_audited(
     assert seen == [
         ("dlq.purge", "--all", 2, "adead"),
         ("dlq.requeue", one, 1, "adead"),
+        ("queue.weights", "aq acme=3", 0, "aq"),
+        ("queue.limit", "aq 10/s", 0, "aq"),
         ("queue.purge", "aq", 2, "aq"),
         ("job.abort", waiting[1].id, 1, "aq"),
         ("job.cancel", waiting[0].id, 1, "aq"),
@@ -56,3 +60,7 @@ def test_cli_admin_actions_are_audited(
     assert {(r["who"], r["via"]) for r in rows} == {("bob@ops", "cli")}
     table = run(redis_url, "audit").stdout
     assert "queue.pause" in table and "bob@ops" in table and "cli" in table
+    only = json.loads(run(redis_url, "audit", "--action", "job.", "-q", "aq", "-o", "json").stdout)
+    assert [r["action"] for r in only] == ["job.abort", "job.cancel"]
+    nobody = json.loads(run(redis_url, "audit", "--who", "mallory", "-o", "json").stdout)
+    assert nobody == []

@@ -24,11 +24,23 @@ def recorded(obj: Context, action: str, target: str, count: int, queue: str = ""
 
 @click.command("audit")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, store.MAX_ENTRIES))
+@click.option("--who", default="", help="Only entries whose who contains this.")
+@click.option("--action", default="", help="Only actions starting with this, e.g. job. or dlq.")
+@click.option("-q", "--queue", default="", help="Only entries of this queue.")
 @output_option
 @pass_ctx
-def audit(obj: Context, limit: int, output: str) -> None:
-    """List the recorded admin actions (who, what, when, how many), newest first."""
-    entries = store.read(obj.app.redis, obj.app.prefix, limit)
+def audit(obj: Context, limit: int, who: str, action: str, queue: str, output: str) -> None:
+    """List the recorded admin actions (who, what, when, how many), newest first; the filters
+    look at the newest 10,000 entries."""
+    filtered = bool(who or action or queue)
+    entries = store.read(obj.app.redis, obj.app.prefix, store.MAX_ENTRIES if filtered else limit)
+    entries = [
+        e
+        for e in entries
+        if who.lower() in e.who.lower()
+        and e.action.startswith(action)
+        and (not queue or e.queue == queue)
+    ][:limit]
     if output == "json":
         emit_json([dataclasses.asdict(e) for e in entries])
         return

@@ -287,6 +287,7 @@ def limit(obj: Context, queue: str, rate: str | None, clear: bool) -> None:
     q = obj.queue(queue)
     if clear:
         q.set_rate_limit(None)
+        recorded(obj, "queue.limit", f"{queue} none", 0, queue)
         click.echo(f"{queue}: no rate limit")
         return
     if rate is None:
@@ -298,6 +299,7 @@ def limit(obj: Context, queue: str, rate: str | None, clear: bool) -> None:
         q.set_rate_limit(rate)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="RATE") from None
+    recorded(obj, "queue.limit", f"{queue} {rate}", 0, queue)
     click.echo(f"{queue}: at most {q.rate_limit() or rate}{_per_partition(q)}")
 
 
