@@ -322,7 +322,7 @@ def control_fields(call: Call, opts: TaskOptions, once: bool = False) -> bytes:
             out[kind] = serialization.dumps(encode_callback(callback, where)).decode()
     tags = call.tags if call.tags is not None else opts.tags
     if tags:
-        out["tags"] = list(tags)
+        out["tags"] = list(dict.fromkeys(tags))
     if once:
         out["once"] = True
     if call.depends_on:
