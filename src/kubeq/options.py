@@ -29,6 +29,7 @@ from kubeq.checks import (
 )
 from kubeq.patterns import Batch, KeyOption, check_options
 from kubeq.retry import RetryPolicy
+from kubeq.tags import check_tags
 
 RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
 """Per-call options that change the task's retry policy (carried in the payload)."""
@@ -116,6 +117,8 @@ class TaskOptions:
     singleton_key: KeyOption = None
     batch: Batch | None = None
     """Run with lists of items formed in Redis (``kubeq.Batch``; docs/patterns.md)."""
+    tags: tuple[str, ...] = ()
+    """Tags every job of the task carries unless its call gives its own (``kubeq.tags``)."""
 
     def __post_init__(self) -> None:
         """Refuse at definition what every enqueue or every run would refuse later."""
@@ -151,6 +154,7 @@ class TaskOptions:
             check_fair_key(self.fair_key)
         check_count("result_ttl", self.result_ttl, high=MAX_TTL)
         check_count("max_deliveries", self.max_deliveries)
+        object.__setattr__(self, "tags", check_tags(self.tags))
         if self.pool is not None and self.pool not in defaults.POOLS:
             raise ValueError(f"pool must be one of {', '.join(defaults.POOLS)}, got {self.pool!r}")
         check_worker_pool(self.worker_pool)
@@ -217,6 +221,8 @@ class Call:
     singleton_key: str | None = None
     batch: Batch | None = None
     """The task's batch options, carried like ``rate_limit`` (the call is one item)."""
+    tags: tuple[str, ...] | list[str] | None = None
+    """Labels to find the job by (``kubeq jobs --tag``, ``Queue.find``); None: the task's."""
     app: Any = field(default=None, compare=False, repr=False)
     """The App whose ``Task.s()`` made this call: a chain's ``.delay()`` enqueues through it."""
 

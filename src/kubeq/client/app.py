@@ -172,6 +172,7 @@ class App:
         singleton: str | None = None,
         singleton_key: KeyOption = None,
         batch: Batch | None = None,
+        tags: Sequence[str] = (),
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # type: ignore[misc]
@@ -199,7 +200,10 @@ class App:
         Flow patterns (docs/patterns.md): ``debounce=5`` runs a key's job 5 s after its last
         call, with the last arguments (``debounce_max`` bounds the wait); ``singleton=`` one
         of skip, replace, keep_latest, cancel_running per ``singleton_key``;
-        ``batch=kubeq.Batch(max_size=500, max_wait=2.0)`` runs it with lists of items."""
+        ``batch=kubeq.Batch(max_size=500, max_wait=2.0)`` runs it with lists of items.
+
+        ``tags=["billing"]``: labels its jobs carry unless a call gives its own
+        (``apply_async(tags=[...])``), to find them with ``Queue.find`` or ``kubeq jobs``."""
         options = task_options(self.default_queue, **settings)
 
         def register(f: Callable[P, R]) -> Task[P, R]:

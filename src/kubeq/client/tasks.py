@@ -8,7 +8,7 @@ through the App that registered it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from kubeq import defaults
@@ -189,6 +189,7 @@ def task_options(
     singleton: str | None = None,
     singleton_key: KeyOption = None,
     batch: Batch | None = None,
+    tags: Sequence[str] = (),
 ) -> TaskOptions:
     """The options ``@app.task(...)`` registers a task with, from its keyword arguments (the
     overloads of ``App.task`` list them with their types); ``TaskOptions`` checks each."""
@@ -220,4 +221,5 @@ def task_options(
         singleton=singleton,
         singleton_key=singleton_key,
         batch=batch,
+        tags=tags,  # type: ignore[arg-type]  # TaskOptions checks it into a tuple
     )

@@ -42,6 +42,12 @@ _JOB_IN = {
             "description": "The TaskQueue's worker pool that runs the job (spec.pools[].name); "
             "a pool it does not declare is a 400 (docs/scaling.md, Worker pools).",
         },
+        "tags": {
+            "type": "array",
+            "maxItems": 16,
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:=/-]{1,64}$"},
+            "description": "Labels to find the job by (kubeq jobs --tag, Queue.find).",
+        },
         "debounce": {"type": "number", "exclusiveMinimum": 0},
         "debounce_max": {"type": "number", "exclusiveMinimum": 0},
         "debounce_key": {"type": "string", "minLength": 1, "maxLength": 200},
