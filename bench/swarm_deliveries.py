@@ -11,9 +11,12 @@ again. The swarm row says how many jobs did, from two sides:
   was found by a fetch, naming the holder that stopped renewing it), so a redelivery is
   counted with its reason even when the harness saw only one of its starts.
 
-With ``longest_exposure_s`` (the longest a held job's lease may have gone unrenewed in Redis)
-the row tells a worker that truly stalled past its lease from a defect: a redelivery while
-every exposure stayed below the lease is one.
+With ``longest_exposure_s`` (the longest a held job's lease may have gone unrenewed in Redis,
+from the send of the last renewal known applied to the answer of the next) and
+``longest_loop_stall_s`` (the longest a fleet process's event loop stood still: starved or
+stopped, none of its workers could renew) the row tells a worker that truly stalled past its
+lease from a defect: ``renewals_within_lease`` false explains lapses; a lapse while it is
+true is a defect.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def account(
                 }
             )
     exposure = max((r.get("longest_exposure_s", 0.0) for r in reports), default=0.0)
+    stall = max((r.get("longest_loop_stall_s", 0.0) for r in reports), default=0.0)
     kinds: Counter[str] = Counter()
     for r in reports:
         kinds.update(r.get("log_kinds", {}))
@@ -73,6 +77,7 @@ def account(
         "redelivery_reasons": dict(reasons),
         "redelivered": shown,
         "longest_exposure_s": round(exposure, 2),
-        "exposure_below_lease": exposure < lease_s,
+        "longest_loop_stall_s": round(stall, 2),
+        "renewals_within_lease": max(exposure, stall) < lease_s,
         "worker_delivery_lines": dict(kinds),
     }

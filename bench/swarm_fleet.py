@@ -16,9 +16,10 @@ harness counts the jobs started more than once, and by which delivery), the jobs
 started, the slowest lease renewal (heartbeat round trip), the slowest idle beat, the longest
 gap between two heartbeats of a worker holding a job, the longest a held job's lease may have
 gone unrenewed in Redis (from the send of the last renewal known applied to the answer of
-the next: below the lease, no lease can have lapsed), how many workers had fetched when
-``ready`` was printed, the worker log lines that say a delivery went wrong (counted by kind),
-its own CPU seconds and its peak memory.
+the next) and the longest its event loop stood still (starved or stopped: no renewal could
+be sent meanwhile), how many workers had fetched when ``ready`` was printed, the worker log
+lines that say a delivery went wrong (counted by kind), its own CPU seconds and its peak
+memory.
 
 A shared client is closed once, by the process at its end, never by one of its workers:
 a worker that stops first would cut the connections of the others' round trips under way
@@ -72,10 +73,20 @@ class Slowest:
     beat = 0.0
     gap = 0.0
     exposure = 0.0
+    stall = 0.0
 
     @classmethod
     def reset(cls) -> None:
-        cls.renewal = cls.beat = cls.gap = cls.exposure = 0.0
+        cls.renewal = cls.beat = cls.gap = cls.exposure = cls.stall = 0.0
+
+
+async def watch_loop(every: float = 0.5) -> None:
+    """The longest this process's event loop stood still (starved, or the process stopped):
+    no worker of it could renew a lease meanwhile."""
+    while True:
+        t0 = time.monotonic()
+        await asyncio.sleep(every)
+        Slowest.stall = max(Slowest.stall, time.monotonic() - t0 - every)
 
 
 class LogKinds(logging.Handler):
@@ -135,7 +146,7 @@ class SwarmWorker(Worker):
         super()._start(d)
 
     async def _heartbeat(self) -> bool:
-        held = bool(self.inflight)
+        held = bool(self._held())  # running, or ended with its outcome not recorded yet
         t0 = time.monotonic()
         renewed = await super()._heartbeat()
         if not held:
@@ -180,10 +191,20 @@ def raise_open_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def count_delivery_lines() -> None:
+    """Count the worker's lines of ``LogKinds`` (the resent outcome's is at INFO); only
+    warnings and errors are printed."""
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)
+    logging.getLogger("kubeq.worker").addHandler(LogKinds(level=logging.INFO))
+    logging.getLogger("kubeq.worker").setLevel(logging.INFO)
+
+
 async def main(
     url: str, count: int, first: int, queues: list[str], ramp: float, share: int
 ) -> None:
     raise_open_files()
+    count_delivery_lines()
     clients = [shared_client(url, share) for _ in range(0, count, share)] if share > 1 else []
     workers = [
         SwarmWorker(
@@ -208,6 +229,7 @@ async def main(
         for t in waits:
             t.cancel()
     print("ready", flush=True)
+    watcher = asyncio.create_task(watch_loop())  # until the report
     fetched = sum(w.fetched.is_set() for w in workers)
     loop = asyncio.get_running_loop()
     while (line := (await loop.run_in_executor(None, sys.stdin.readline)).strip()) != "stop":
@@ -224,6 +246,7 @@ async def main(
     for w in workers:
         w.request_stop()
     await asyncio.wait(runners, timeout=30)
+    watcher.cancel()
     print(
         json.dumps(
             {
@@ -236,6 +259,7 @@ async def main(
                 "slowest_beat_s": Slowest.beat,
                 "longest_gap_s": Slowest.gap,
                 "longest_exposure_s": Slowest.exposure,
+                "longest_loop_stall_s": Slowest.stall,
                 "cpu_s": cpu.user + cpu.system,
                 "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
@@ -247,12 +271,6 @@ async def main(
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    # the worker's lines of these kinds are counted (the resent outcome's is at INFO); only
-    # warnings and errors are printed
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(logging.WARNING)
-    logging.getLogger("kubeq.worker").addHandler(LogKinds(level=logging.INFO))
-    logging.getLogger("kubeq.worker").setLevel(logging.INFO)
     import swarm_fleet  # the tasks must be swarm_fleet.touch, the name the harness enqueues
 
     a = sys.argv[1:]
