@@ -17,7 +17,9 @@ inside scripts count), Redis CPU (``INFO cpu`` deltas, user + sys, as a share of
 Redis memory (``used_memory`` at the window's end, and its growth over the empty server), the
 connections; for the busy window the enqueue -> start p50/p99 of every job and the slowest
 heartbeat (lease renewal round trip, and the longest gap between two renewals of a worker
-holding a job; lease 30 s). On the cluster the figures are summed over the masters.
+holding a job; lease 30 s), and the delivery account: jobs started or delivered more than
+once, with the reason Redis records (swarm_deliveries.py). On the cluster the figures are
+summed over the masters.
 
 What it leaves out: the workers' own CPU and memory (thousands share two cores here; a pod
 has its own), so only Redis's side is measured; see bench/README.md, "The swarm".
@@ -44,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import kubeq
+from kubeq import defaults
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -51,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import report  # noqa: E402
+import swarm_deliveries  # noqa: E402
 import swarm_fleet  # noqa: E402
 from swarm_redis import Target, queue_names, start_cluster, start_redis, window  # noqa: E402
 
@@ -77,7 +81,7 @@ def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
     empty = target.memory()
     procs = []
     logs = []
-    shared = n > SHARE_ABOVE[target.name]
+    shared = n > (SHARE_ABOVE[target.name] if a.share_above is None else a.share_above)
     for first in range(0, n, a.per_process):
         count = min(a.per_process, n - first)
         argv = [sys.executable, str(HERE / "swarm_fleet.py"), target.url, str(count)]
@@ -147,6 +151,7 @@ def measure(
     idle = window(target, a.idle, lambda: None)
     live_after_idle = live(client, queues)
     sent = 0
+    ids: list[tuple[str, str]] = []
     t0 = time.monotonic()
 
     def enqueue() -> None:
@@ -154,10 +159,9 @@ def measure(
         due = int((time.monotonic() - t0) * a.rate)
         if due > sent:
             now = time.time()
-            client.enqueue_many(
-                swarm_fleet.touch.s(now).set(queue=queues[k % len(queues)])
-                for k in range(sent, due)
-            )
+            batch = [queues[k % len(queues)] for k in range(sent, due)]
+            jobs = client.enqueue_many(swarm_fleet.touch.s(now).set(queue=q) for q in batch)
+            ids.extend((q, job.id) for q, job in zip(batch, jobs, strict=True))
             sent = due
 
     busy = window(target, a.busy, enqueue)
@@ -171,6 +175,7 @@ def measure(
         left = max(0.0, deadline - time.monotonic())
         if select.select([p.stdout], [], [], left)[0]:
             reports.append(json.loads(p.stdout.readline()))
+    deliveries = swarm_deliveries.account(client, ids, reports, defaults.LEASE_SECONDS)
     client.close()
     starts = sorted(s for r in reports for s in r["starts"])
     per_worker = [j for r in reports for j in r["jobs_per_worker"]]
@@ -205,6 +210,7 @@ def measure(
             max((r["slowest_beat_s"] for r in reports), default=0.0) * 1000, 1
         ),
         "longest_renewal_gap_s": round(max((r["longest_gap_s"] for r in reports), default=0.0), 2),
+        **deliveries,
         "fleet_cpu_s": round(sum(r["cpu_s"] for r in reports), 1),
         "fleet_max_rss_mb": round(sum(r["max_rss_mb"] for r in reports)),
         "unreported_processes": len(procs) - len(reports),
@@ -230,6 +236,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10.0, help="jobs a second when busy")
     ap.add_argument("--per-process", type=int, default=250, help="workers per event loop")
     ap.add_argument("--share", type=int, default=10, help="workers per client, when shared")
+    ap.add_argument("--share-above", type=int, help="share clients above this many workers")
     ap.add_argument("--masters", type=int, default=3, help="the cluster's masters")
     ap.add_argument("--queues-per-master", type=int, default=1, help="queues on each master")
     ap.add_argument("--ramp", type=float, default=480.0, help="most seconds until all live")
