@@ -63,7 +63,7 @@ bench-chord: venv redis-server bench-venvs
 .PHONY: scaling-sim
 scaling-sim: venv
 	@set -e; $(call bench_venv,v,tools); \
-	$(PY) bench/scaling_sim.py --out bench/results/scaling --sweep --readme bench/README.md && \
+	$(PY) bench/scaling_report.py --out bench/results/scaling --sweep --readme bench/README.md && \
 	$$v/bin/python bench/scaling_plot.py bench/results/scaling
 
 # real KEDA (operator + metrics server) built from the Go module proxy, cached in

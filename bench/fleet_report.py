@@ -167,8 +167,8 @@ def capacity(res: dict[str, Any], path: str) -> str:
             f"{max(nd['commands_per_s'] for nd in nodes):,.0f} commands/s, "
             f"{max(nd['cpu_percent'] for nd in nodes):.1f}% CPU | the busiest master, idle "
             f"(busy, {r['rate']:g} jobs/s: enqueue -> start p99 {_ms(r['start_p99_ms'])}); "
-            "the harness's workers share one client per process, so a real fleet's "
-            "connections are the per-worker figure above times N |"
+            f"each {r.get('workers_per_client', 1)} of the harness's workers share one client, "
+            "so a real fleet's connections are the per-worker figure above times N |"
         )
     for r in res["rows"]:  # a fleet that was not all live is named, not used
         if r["workers"] >= 10_000 and not _whole(r):
@@ -193,3 +193,30 @@ def capacity(res: dict[str, Any], path: str) -> str:
         "per master.",
     ]
     return "\n".join(out) + "\n"
+
+
+def percommand(res: dict[str, Any], path: str) -> str:
+    """Redis commands per job by command (busy less idle, over the job rate) at each N of a
+    run whose windows recorded ``by_command``: where a job's commands go, and which grow."""
+    rows = [r for r in res["rows"] if "by_command" in r["busy"]]
+    cols = [f"{r['target']} {r['workers']:,}" for r in rows]
+
+    def per_job(r: dict[str, Any], cmd: str) -> float:
+        i, b = r["idle"]["by_command"], r["busy"]["by_command"]
+        return float((b.get(cmd, 0.0) - i.get(cmd, 0.0)) / r["rate"])
+
+    cmds = {c for r in rows for c in r["busy"]["by_command"]}
+    top = sorted(cmds, key=lambda c: (-round(max(per_job(r, c) for r in rows), 1), c))[:14]
+    out = [
+        f"Results: `{path}`; {res['machine']}. Per job: (busy - idle) calls a second of each "
+        "command over the jobs a second, commands run inside scripts included; the busiest "
+        "14 commands, then all of them.",
+        "",
+        "| command | " + " | ".join(cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    for c in top:
+        out.append(f"| {c} | " + " | ".join(f"{per_job(r, c):.1f}" for r in rows) + " |")
+    totals = [sum(per_job(r, c) for c in sorted(cmds)) for r in rows]
+    out.append("| all | " + " | ".join(f"{t:.1f}" for t in totals) + " |")
+    return "\n".join(out)

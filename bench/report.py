@@ -16,9 +16,11 @@ marker names (``--results FILE`` points them all at another file first; ``run.py
 Block kinds: ``summary`` (when, where, the load), ``comparison`` (kubeq and the peers),
 ``limits`` (Redis's own limit), ``curve`` (cost of a deep backlog), ``targets`` (the project's
 targets, reached or not), ``autoscale``, and ``ab`` (kubeq against a variant of itself
-measured in the same run: ``run.py --variant LABEL=PATH``); ``swarm``, ``idlecost`` and
-``capacity`` are the fleet's (bench/fleet_report.py: bench/swarm.py, bench/idle_cost.py); the
-others are rendered by bench/tables.py. This module finds the blocks and rewrites them.
+measured in the same run: ``run.py --variant LABEL=PATH``); ``swarm``, ``idlecost``,
+``capacity`` and ``percommand`` are the fleet's (bench/fleet_report.py: bench/swarm.py,
+bench/idle_cost.py);
+``gateway`` is bench/gateway_report.py's (tests/gateway/test_gateway_load.py); the others
+are rendered by bench/tables.py. This module finds the blocks and rewrites them.
 Standard library only: the test imports it from the project venv.
 """
 
@@ -63,6 +65,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "swarm": _sibling("fleet_report", "swarm"),
     "idlecost": _sibling("fleet_report", "idlecost"),
     "capacity": _sibling("fleet_report", "capacity"),
+    "percommand": _sibling("fleet_report", "percommand"),
     "summary": _sibling("tables", "summary"),
     "comparison": _sibling("tables", "comparison"),
     "limits": _sibling("tables", "limits"),
@@ -70,6 +73,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "targets": _sibling("tables", "targets"),
     "autoscale": _sibling("tables", "autoscale"),
     "ab": _sibling("tables", "ab"),
+    "gateway": _sibling("gateway_report", "gateway"),
 }
 
 

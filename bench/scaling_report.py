@@ -5,14 +5,18 @@ what is said about them. The README's figures are written here from the results,
 markers (``make scaling-sim``), so no figure in it is ever copied by hand, and
 ``tests/unit/test_scaling_sim.py`` checks that the README says what the results files say.
 
-The sweep answers "why these scale-down defaults": kubeq with a wait target and each
-scale-down window (the rest at its defaults) against KEDA as its users tune it, on every trace
-and several seeds.
+It is also the command (``make scaling-sim``): it runs the simulator, then the sweep, and
+writes the README's tables. The sweep answers "why these scale-down defaults": kubeq with a
+wait target and each scale-down window (the rest at its defaults) against KEDA as its users
+tune it, on every trace and several seeds.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -130,6 +134,30 @@ def block(text: str, begin: str, end: str) -> str:
 
 def load_results(path: Path) -> list[sim.Result]:
     """The results a previous ``--out`` wrote (scaling-sim.json)."""
-    import json
-
     return [sim.Result(**r) for r in json.loads(path.read_text())["results"]]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=sim.__doc__.splitlines()[0] if sim.__doc__ else None)
+    ap.add_argument("--out", type=Path, default=None, help="write scaling-sim.json/.md here")
+    ap.add_argument("--only", default="", help="comma-separated trace names")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--startup", type=float, default=sim.World.startup)
+    ap.add_argument("--readme", type=Path, default=None, help="rewrite the tables in this file")
+    ap.add_argument("--sweep", action="store_true", help="also sweep the scale-down window")
+    args = ap.parse_args()
+    only = {s for s in args.only.split(",") if s} or None
+    world = sim.World(startup=args.startup)
+    results = sim.run(args.out, only, args.seed, world)
+    rows = sweep(world) if args.sweep else None
+    if rows is not None and args.out is not None:
+        (args.out / "scaling-sweep.json").write_text(json.dumps(rows))
+    if args.readme is not None:
+        if rows is None and args.out is not None and (args.out / "scaling-sweep.json").exists():
+            rows = json.loads((args.out / "scaling-sweep.json").read_text())
+        write_readme(args.readme, results, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

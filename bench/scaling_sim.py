@@ -28,6 +28,7 @@ KEDA + HPA (documented behaviour, autoscaling/v2 and KEDA 2.x):
 kubeq: ``decide()`` every ``pollSeconds`` (1 s) with backlog, in-flight, oldest wait,
 starting pods and the drain rate; scale-down removes idle pods first (pod-deletion-cost).
 
+Run it through ``bench/scaling_report.py`` (``make scaling-sim``), which takes these options.
 Output: ``--out DIR`` gets ``scaling-sim.json`` (every figure and time series) and
 ``scaling-sim.md`` (the table); ``--sweep`` adds ``scaling-sweep.json`` (the scale-down window
 against tuned KEDA over several seeds, ``bench/scaling_report.py``); ``--readme FILE`` rewrites
@@ -37,7 +38,6 @@ from the JSON (matplotlib lives in the bench tools venv, not the project's).
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import math
@@ -366,31 +366,3 @@ def table(results: list[Result]) -> str:
             f"{r.replica_seconds:.0f} | {r.scale_events} | {r.interrupted} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=None, help="write scaling-sim.json/.md here")
-    ap.add_argument("--only", default="", help="comma-separated trace names")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--startup", type=float, default=World.startup)
-    ap.add_argument("--readme", type=Path, default=None, help="rewrite the tables in this file")
-    ap.add_argument("--sweep", action="store_true", help="also sweep the scale-down window")
-    args = ap.parse_args()
-    only = {s for s in args.only.split(",") if s} or None
-    world = World(startup=args.startup)
-    results = run(args.out, only, args.seed, world)
-    import scaling_report  # the tables and the sweep (it imports this module)
-
-    rows = scaling_report.sweep(world) if args.sweep else None
-    if rows is not None and args.out is not None:
-        (args.out / "scaling-sweep.json").write_text(json.dumps(rows))
-    if args.readme is not None:
-        if rows is None and args.out is not None and (args.out / "scaling-sweep.json").exists():
-            rows = json.loads((args.out / "scaling-sweep.json").read_text())
-        scaling_report.write_readme(args.readme, results, rows)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,9 @@ inside scripts count), Redis CPU (``INFO cpu`` deltas, user + sys, as a share of
 Redis memory (``used_memory`` at the window's end, and its growth over the empty server), the
 connections; for the busy window the enqueue -> start p50/p99 of every job and the slowest
 heartbeat (lease renewal round trip, and the longest gap between two renewals of a worker
-holding a job; lease 30 s). On the cluster the figures are summed over the masters.
+holding a job; lease 30 s), and the delivery account: jobs started or delivered more than
+once, with the reason Redis records (swarm_deliveries.py). On the cluster the figures are
+summed over the masters.
 
 What it leaves out: the workers' own CPU and memory (thousands share two cores here; a pod
 has its own), so only Redis's side is measured; see bench/README.md, "The swarm".
@@ -43,10 +45,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
-from redis.crc import key_slot
-
 import kubeq
+from kubeq import defaults
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -54,14 +54,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import report  # noqa: E402
+import swarm_deliveries  # noqa: E402
 import swarm_fleet  # noqa: E402
+from swarm_redis import Target, queue_names, start_cluster, start_redis, window  # noqa: E402
 
-from tests.support.cluster import ClusterTopology  # noqa: E402
-from tests.support.redisserver import RedisServer  # noqa: E402
-
-MAXCLIENTS = 19_000
-"""Redis's client limit here: this machine allows 20,000 open files per process (a hard
-limit no process here may raise), and Redis keeps 32 for itself."""
 SHARE_ABOVE = {"redis": 5_000, "cluster": 1_000}
 """Above this many workers, each ``--share`` workers share one client (one pool; each still
 holds its own BLPOP connection): on one redis-server two connections per worker would pass
@@ -71,78 +67,6 @@ MAXCLIENTS; a Redis Cluster client of redis-py takes about 2 MB of the harness's
 
 STOP_SECONDS = 180.0
 """How long the processes have, all together, to stop their workers and report."""
-
-
-class Target:
-    """A running Redis to swarm: its URL and its master nodes."""
-
-    def __init__(self, name: str, url: str, masters: list[redis.Redis], stop: Any) -> None:
-        self.name, self.url, self.masters, self.stop = name, url, masters, stop
-
-    def sample(self) -> list[dict[str, float]]:
-        """Per master: commands run, CPU seconds, memory and clients."""
-        out = []
-        for m in self.masters:
-            stats = m.info("commandstats")
-            cpu = m.info("cpu")
-            out.append(
-                {
-                    "calls": sum(
-                        v["calls"] for k, v in stats.items() if not k.startswith("cmdstat_info")
-                    ),
-                    "cpu": cpu["used_cpu_user"] + cpu["used_cpu_sys"],
-                    "memory": m.info("memory")["used_memory"],
-                    "clients": m.info("clients")["connected_clients"],
-                }
-            )
-        return out
-
-    def memory(self) -> float:
-        return sum(n["memory"] for n in self.sample())
-
-    def maxclients(self) -> int:
-        """The client limit Redis applies (it lowers a requested one that its open-file
-        limit cannot hold, and says so only in its log)."""
-        return min(int(m.config_get("maxclients")["maxclients"]) for m in self.masters)
-
-    def flush(self) -> None:
-        for m in self.masters:
-            m.flushall()
-
-
-def start_redis(workdir: Path) -> Target:
-    server = RedisServer(workdir / "redis", args=["--maxclients", str(MAXCLIENTS)])
-    server.start()
-    return Target("redis", server.url, [redis.Redis.from_url(server.url)], server.stop)
-
-
-def start_cluster(workdir: Path, masters: int = 3) -> Target:
-    topo = ClusterTopology(workdir / "cluster", masters=masters, replicas_per_master=0)
-    topo.start()
-    masters = [topo.node(p) for p in topo.master_ports()]
-    for m in masters:
-        m.config_set("maxclients", MAXCLIENTS)
-    return Target("cluster", topo.url, masters, topo.stop)
-
-
-def queue_names(target: Target, per_master: int) -> list[str]:
-    """``per_master`` queues for each master: on the cluster, chosen by their hash slots so
-    that each master holds as many (a queue lives on one master); on one server, 3."""
-    if target.name != "cluster":
-        return [f"swarm{i}" for i in range(3)]
-    # CLUSTER SLOTS: [first, last, [host, port, id], replicas...] per range
-    ranges = target.masters[0].execute_command("CLUSTER SLOTS")
-    owners: dict[int, list[str]] = {}
-    i = 0
-    while sum(len(v) for v in owners.values()) < per_master * len(target.masters):
-        name = f"swarm{i}"
-        slot = key_slot(name.encode())
-        port = next(int(r[2][1]) for r in ranges if int(r[0]) <= slot <= int(r[1]))
-        if len(owners.setdefault(port, [])) < per_master:
-            owners[port].append(name)
-        i += 1
-    # interleaved, so that worker i % len(queues) spreads the fleet evenly over the masters
-    return [q for group in zip(*owners.values(), strict=True) for q in group]
 
 
 def live(client: kubeq.App, queues: list[str]) -> int:
@@ -157,7 +81,7 @@ def run_size(target: Target, n: int, a: argparse.Namespace) -> dict[str, Any]:
     empty = target.memory()
     procs = []
     logs = []
-    shared = n > SHARE_ABOVE[target.name]
+    shared = n > (SHARE_ABOVE[target.name] if a.share_above is None else a.share_above)
     for first in range(0, n, a.per_process):
         count = min(a.per_process, n - first)
         argv = [sys.executable, str(HERE / "swarm_fleet.py"), target.url, str(count)]
@@ -227,6 +151,7 @@ def measure(
     idle = window(target, a.idle, lambda: None)
     live_after_idle = live(client, queues)
     sent = 0
+    ids: list[tuple[str, str]] = []
     t0 = time.monotonic()
 
     def enqueue() -> None:
@@ -234,10 +159,9 @@ def measure(
         due = int((time.monotonic() - t0) * a.rate)
         if due > sent:
             now = time.time()
-            client.enqueue_many(
-                swarm_fleet.touch.s(now).set(queue=queues[k % len(queues)])
-                for k in range(sent, due)
-            )
+            batch = [queues[k % len(queues)] for k in range(sent, due)]
+            jobs = client.enqueue_many(swarm_fleet.touch.s(now).set(queue=q) for q in batch)
+            ids.extend((q, job.id) for q, job in zip(batch, jobs, strict=True))
             sent = due
 
     busy = window(target, a.busy, enqueue)
@@ -251,6 +175,7 @@ def measure(
         left = max(0.0, deadline - time.monotonic())
         if select.select([p.stdout], [], [], left)[0]:
             reports.append(json.loads(p.stdout.readline()))
+    deliveries = swarm_deliveries.account(client, ids, reports, defaults.LEASE_SECONDS)
     client.close()
     starts = sorted(s for r in reports for s in r["starts"])
     per_worker = [j for r in reports for j in r["jobs_per_worker"]]
@@ -285,6 +210,7 @@ def measure(
             max((r["slowest_beat_s"] for r in reports), default=0.0) * 1000, 1
         ),
         "longest_renewal_gap_s": round(max((r["longest_gap_s"] for r in reports), default=0.0), 2),
+        **deliveries,
         "fleet_cpu_s": round(sum(r["cpu_s"] for r in reports), 1),
         "fleet_max_rss_mb": round(sum(r["max_rss_mb"] for r in reports)),
         "unreported_processes": len(procs) - len(reports),
@@ -292,27 +218,6 @@ def measure(
         "load": round(os.getloadavg()[0], 1),
         "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
-
-
-def window(target: Target, seconds: float, tick: Any) -> dict[str, Any]:
-    """Redis's figures over ``seconds``, calling ``tick`` every 10 ms meanwhile: summed over
-    the masters, and per master (``nodes``)."""
-    before, t0 = target.sample(), time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        tick()
-        time.sleep(0.01)
-    after, took = target.sample(), time.monotonic() - t0
-    nodes = [
-        {
-            "commands_per_s": round((y["calls"] - x["calls"]) / took, 1),
-            "cpu_percent": round(100 * (y["cpu"] - x["cpu"]) / took, 1),
-            "memory": y["memory"],
-            "clients": y["clients"],
-        }
-        for x, y in zip(before, after, strict=True)
-    ]
-    total = {k: round(sum(nd[k] for nd in nodes), 1) for k in nodes[0]}
-    return total | {"nodes": nodes}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -331,6 +236,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10.0, help="jobs a second when busy")
     ap.add_argument("--per-process", type=int, default=250, help="workers per event loop")
     ap.add_argument("--share", type=int, default=10, help="workers per client, when shared")
+    ap.add_argument("--share-above", type=int, help="share clients above this many workers")
     ap.add_argument("--masters", type=int, default=3, help="the cluster's masters")
     ap.add_argument("--queues-per-master", type=int, default=1, help="queues on each master")
     ap.add_argument("--ramp", type=float, default=480.0, help="most seconds until all live")

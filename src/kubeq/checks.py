@@ -4,6 +4,7 @@ each returns the value to use or raises ValueError naming the field and what it 
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 
 from kubeq import defaults
@@ -90,3 +91,19 @@ def expires_spec(value: float | datetime) -> str:
     if isinstance(value, datetime):
         return str(int(value.timestamp() * 1000))
     return f"+{max(1, int(value * 1000))}"
+
+
+WORKER_POOL_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""A worker pool's name: a DNS label (it names the pool's Deployment and its queues)."""
+
+
+def check_worker_pool(value: object, where: str = "worker_pool") -> str | None:
+    """A worker pool's name (a TaskQueue's ``spec.pools[].name``), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not WORKER_POOL_NAME.fullmatch(value):
+        raise ValueError(
+            f"{where} must be a worker pool's name (a DNS label: 1-63 lower-case letters, "
+            f"digits and '-', e.g. gpu), got {value!r}"
+        )
+    return value

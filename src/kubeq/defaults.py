@@ -194,3 +194,7 @@ FAIR_TOP = 10
 """Keys `kubeq stats --by-key` and the metrics show (the oldest waits)."""
 FAIR_SCAN = 1000
 """Keys with ready jobs one by-key read looks at at most (in the order they will be served)."""
+
+WORKER_POOLS_CACHE_SECONDS = 5.0
+"""How long an App trusts the worker pools it read from Redis (kubeq.client.pools): a pool
+added to a TaskQueue is routed to within this long."""

@@ -25,9 +25,11 @@ from kubeq.checks import (
     check_priority,
     check_seconds,
     check_timeout,
+    check_worker_pool,
 )
 from kubeq.patterns import Batch, KeyOption, check_options
 from kubeq.retry import RetryPolicy
+from kubeq.tags import check_tags
 
 RETRY_OVERRIDES = ("max_attempts", "backoff_min", "backoff_max")
 """Per-call options that change the task's retry policy (carried in the payload)."""
@@ -84,6 +86,9 @@ class TaskOptions:
     pool: str | None = None
     """Where a sync task runs: None follows the worker's --pool; "process" sends a
     CPU-bound task to the worker's process pool even when the worker defaults to threads."""
+    worker_pool: str | None = None
+    """The TaskQueue worker pool (``spec.pools[].name``) whose pods run this task's jobs: they
+    are enqueued to ``<queue>@<pool>`` (kubeq.client.pools; docs/scaling.md, Worker pools)."""
     rate_limit: RateLimit | None = None
     """Starts of this task allowed per period across every worker (docs/limits.md)."""
     concurrency_limit: int | None = None
@@ -112,6 +117,8 @@ class TaskOptions:
     singleton_key: KeyOption = None
     batch: Batch | None = None
     """Run with lists of items formed in Redis (``kubeq.Batch``; docs/patterns.md)."""
+    tags: tuple[str, ...] = ()
+    """Tags every job of the task carries unless its call gives its own (``kubeq.tags``)."""
 
     def __post_init__(self) -> None:
         """Refuse at definition what every enqueue or every run would refuse later."""
@@ -147,8 +154,10 @@ class TaskOptions:
             check_fair_key(self.fair_key)
         check_count("result_ttl", self.result_ttl, high=MAX_TTL)
         check_count("max_deliveries", self.max_deliveries)
+        object.__setattr__(self, "tags", check_tags(self.tags))
         if self.pool is not None and self.pool not in defaults.POOLS:
             raise ValueError(f"pool must be one of {', '.join(defaults.POOLS)}, got {self.pool!r}")
+        check_worker_pool(self.worker_pool)
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,8 @@ class Call:
     fair_key: str | None = None
     """The fairness key of this call: among ready jobs of one priority, keys take turns in
     proportion to their weights (docs/fairness.md)."""
+    worker_pool: str | None = None
+    """The worker pool that runs this job (overrides the task's ``worker_pool``)."""
     partition_key: str | None = None
     """On a partitioned queue: jobs with the same key go to the same partition, in order."""
     on_success: Call | None = None
@@ -210,6 +221,8 @@ class Call:
     singleton_key: str | None = None
     batch: Batch | None = None
     """The task's batch options, carried like ``rate_limit`` (the call is one item)."""
+    tags: tuple[str, ...] | list[str] | None = None
+    """Labels to find the job by (``kubeq jobs --tag``, ``Queue.find``); None: the task's."""
     app: Any = field(default=None, compare=False, repr=False)
     """The App whose ``Task.s()`` made this call: a chain's ``.delay()`` enqueues through it."""
 

@@ -103,7 +103,8 @@ class AckFlag:
 
     APPLIED = 1
     STALE = 0
-    """The lease was taken over by another worker: nothing changed."""
+    """This delivery no longer holds the job (it lapsed and was delivered again, or the job
+    ended otherwise): nothing changed."""
     UNKNOWN = -1
     """An outcome the script does not know: nothing changed."""
     MALFORMED = -2
@@ -112,6 +113,8 @@ class AckFlag:
     """The job was aborted meanwhile: the aborted attempt's outcome is refused."""
     HANDOFF = 3
     """Applied, and the job's callback waits in the queue's handoff set (handoff.py)."""
+    RECORDED = 4
+    """This delivery's outcome was recorded already: a resend whose first reply was lost."""
 
     @staticmethod
     def report(job_id: str, applied: Any) -> bool:
@@ -127,8 +130,12 @@ class AckFlag:
             log.info("job %s: it was aborted; this attempt's outcome is refused", job_id)
         elif applied == AckFlag.MALFORMED:
             log.error("job %s: its data in Redis was malformed; dead-lettered", job_id)
+        elif applied == AckFlag.RECORDED:
+            log.info("job %s: outcome recorded already (sent again after a lost reply)", job_id)
         elif applied == AckFlag.STALE:
             log.warning(
-                "job %s: outcome refused, its lease was taken over by another worker", job_id
+                "job %s: outcome refused: this worker no longer holds the job (its lease "
+                "expired and it was delivered again, or it ended otherwise)",
+                job_id,
             )
         return False

@@ -73,7 +73,11 @@ def encode_call(
     """
     if type(args) is not tuple and type(args) is not list:  # orjson writes those two as is
         args = list(args)
-    body: dict[str, Any] = {"task": task, "args": args, "kwargs": kwargs}
+    body: dict[str, Any] = {"task": task}
+    if args:  # empty arguments are left out: a reader takes a missing one as [] or {}
+        body["args"] = args
+    if kwargs:
+        body["kwargs"] = kwargs
     if options:
         body["options"] = options
     if trace:

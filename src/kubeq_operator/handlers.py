@@ -31,6 +31,7 @@ from kubeq_operator.crd import (
     FINALIZER,
     GROUP,
     LABEL_MANAGED,
+    LABEL_POOL,
     LABEL_TASKQUEUE,
     MANAGED_BY,
     PLURAL,
@@ -38,6 +39,7 @@ from kubeq_operator.crd import (
 )
 from kubeq_operator.loop import TaskQueueLoop
 from kubeq_operator.names import taskqueue_label
+from kubeq_operator.pools import Pools
 from kubeq_operator.reconcile import DeploymentView
 from kubeq_operator.ticker import TICKER
 
@@ -98,6 +100,7 @@ def kubeq_workers(
         current=int(status.get("replicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
         worker_hash=annotations.get(ANNOTATION_HASH),
+        pool=labels.get(LABEL_POOL),
     )
     return {(namespace, taskqueue): view}
 
@@ -126,17 +129,23 @@ async def taskqueue_loop(
     ns = namespace or "default"
 
     def find_deployment() -> DeploymentView | None:
-        views = list(index.get((ns, taskqueue_label(name)), []))
+        views = [v for v in index.get((ns, taskqueue_label(name)), []) if v.pool is None]
         return views[0] if views else None
+
+    def find_pools() -> dict[str, DeploymentView]:
+        views: Any = index.get((ns, taskqueue_label(name)), [])
+        return {v.pool: v for v in views if v.pool is not None}
 
     def post_event(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)
 
     loop = TaskQueueLoop(ns, name, body, logger, find_deployment, post_event)
+    pools = Pools(loop, find_pools)
 
     async def passes() -> None:
         while not stopped:  # (a cancellation lost inside a library's timeout ends it here)
             delay = await loop.step()
+            await pools.step()
             await TICKER.wait(delay)
 
     running = asyncio.create_task(passes(), name=f"taskqueue {ns}/{name}")
@@ -152,6 +161,8 @@ async def taskqueue_loop(
         why = stopped.reason
         deleted = why is not None and bool(why & kopf.DaemonStoppingReason.RESOURCE_DELETED)
         spec = loop.spec
+        if deleted and spec is not None:  # the queues' pools go too
+            await pools.forget()
         if deleted and spec is not None and spec.schedules:  # its spec schedules go with it
             client_of = functools.partial(loop.source.client, spec)
             await schedules.forget_deleted(client_of, spec.redis.prefix, ns, name)

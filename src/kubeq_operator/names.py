@@ -37,3 +37,13 @@ def taskqueue_label(taskqueue: str) -> str:
 def deployment_name(taskqueue: str) -> str:
     """The worker Deployment's name: ``<name>-worker``, from the label value when shortened."""
     return f"{taskqueue_label(taskqueue)}{WORKER_SUFFIX}"
+
+
+POOL_SUFFIX = "-pool"
+"""The end of a worker pool's Deployment name: never ``-worker``, so a pool's Deployment
+cannot take the name of a TaskQueue's own."""
+
+
+def pool_deployment_name(taskqueue: str, pool: str) -> str:
+    """A worker pool's Deployment: ``<name>-<pool>-pool`` (cut and hashed when long)."""
+    return f"{_shorten(f'{taskqueue}-{pool}', LABEL_VALUE_MAX)}{POOL_SUFFIX}"

@@ -11,7 +11,7 @@ did as an :class:`Ensured`; the loop turns that into Events and conditions.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,8 @@ class DeploymentView:
     current: int
     ready: int
     worker_hash: str | None
+    pool: str | None = None
+    """The worker pool it runs (spec.pools[].name); None: the TaskQueue's own Deployment."""
 
 
 class ReplicaTracker:
@@ -99,10 +101,29 @@ async def ensure_deployment(
     ``replicas`` is used only when the Deployment is created. Raises DeploymentConflict
     when a Deployment of that name is not controlled by ``owner`` (the TaskQueue).
     """
-    name = deployment_name(taskqueue)
+    return await ensure_manifest(
+        namespace,
+        deployment_name(taskqueue),
+        owner,
+        spec.worker_hash(),
+        lambda n: build(taskqueue, namespace, spec, n),
+        replicas,
+    )
+
+
+async def ensure_manifest(
+    namespace: str,
+    name: str,
+    owner: Mapping[str, Any],
+    worker_hash: str,
+    manifest_of: Callable[[int], dict[str, Any]],
+    replicas: int,
+) -> Ensured:
+    """Make Deployment ``name`` exist with the pod template of ``manifest_of(replicas)``,
+    whose worker hash is ``worker_hash`` (the TaskQueue's own Deployment, or a pool's)."""
     live = await kube.get_deployment(namespace, name)
     if live is None:
-        manifest = build(taskqueue, namespace, spec, replicas)
+        manifest = manifest_of(replicas)
         kopf.adopt(manifest, owner=owner)  # type: ignore[arg-type]
         try:
             await kube.create_deployment(namespace, manifest)
@@ -120,9 +141,9 @@ async def ensure_deployment(
             f"deployment {name})"
         )
     live_hash = (live.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_HASH)
-    if live_hash == spec.worker_hash():
+    if live_hash == worker_hash:
         return Ensured(Action.CURRENT, name)
-    manifest = build(taskqueue, namespace, spec, 0)
+    manifest = manifest_of(0)
     await kube.json_patch_deployment(
         namespace,
         name,
@@ -130,7 +151,7 @@ async def ensure_deployment(
             {
                 "op": "add",
                 "path": "/metadata/annotations/" + ANNOTATION_HASH.replace("/", "~1"),
-                "value": spec.worker_hash(),
+                "value": worker_hash,
             },
             {"op": "replace", "path": "/spec/template", "value": manifest["spec"]["template"]},
         ],

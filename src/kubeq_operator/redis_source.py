@@ -121,6 +121,14 @@ class RedisSource:
         self.failures = 0
         return stats
 
+    async def read_queues(self, spec: TaskQueueSpec, queues: list[str]) -> list[QueueStats]:
+        """The numbers of ``queues`` (a worker pool's) on this Redis, in the same shared
+        round trip; errors are raised as they come and not counted (``read`` reports Redis
+        trouble for the TaskQueue)."""
+        shared = await self._share(spec)
+        async with asyncio.timeout(max(READ_TIMEOUT_FLOOR, spec.scaling.poll_seconds)):
+            return await shared.batch.read(queues, spec.redis.prefix)
+
     async def enqueue(self, spec: TaskQueueSpec, calls: list[Call]) -> list[str]:
         """Enqueue ``calls`` on this TaskQueue's Redis with the same client; their job ids.
 

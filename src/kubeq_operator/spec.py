@@ -14,7 +14,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -26,6 +26,8 @@ from kubeq.store.fairness import check_weight
 from kubeq.store.keys import validate_queue_name
 from kubeq_operator import schedules as operator_schedules
 from kubeq_operator.policy import ScalingSpec
+from kubeq_operator.poolspec import PoolSpec, parse_pools
+from kubeq_operator.scalingspec import parse_scaling
 from kubeq_operator.specfields import SpecError, get_field, get_int
 from kubeq_operator.workerspec import WorkerSpec, parse_worker
 
@@ -67,11 +69,23 @@ class TaskQueueSpec:
     (kubeq.store.partitions)."""
     fairness: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     """``spec.fairness``: queue -> the weights of its fairness keys, written by the operator."""
+    pools: tuple[PoolSpec, ...] = ()
+    """``spec.pools``: worker pools, each its own Deployment (poolspec.py)."""
 
     @property
     def physical_queues(self) -> list[str]:
         """What workers consume and stats read: each queue's partitions, or the queue."""
         return [p for q in self.queues for p in partitions.names(q, self.partitions)]
+
+    def of_pool(self, pool: PoolSpec) -> TaskQueueSpec:
+        """This spec as ``pool``'s Deployment sees it: its queues, worker and scaling."""
+        return replace(
+            self,
+            queues=pool.logical_queues(self.queues),
+            worker=pool.worker,
+            scaling=pool.scaling,
+            pools=(),
+        )
 
     def worker_hash(self) -> str:
         """Hash of everything that goes into the pod template: a change rolls the workers.
@@ -162,59 +176,7 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
 
     worker = parse_worker(get_field(spec, "worker", "spec", dict, {}))
 
-    s = get_field(spec, "scaling", "spec", dict, {})
-    down = get_field(s, "scaleDown", "spec.scaling", dict, {})
-    path = "spec.scaling"
-    dpath = "spec.scaling.scaleDown"
-    lo = get_int(s, "minReplicas", path, defaults.MIN_REPLICAS, 0)
-    hi = get_int(s, "maxReplicas", path, defaults.MAX_REPLICAS, 0)
-    if lo > hi:
-        raise SpecError(
-            "spec.scaling.minReplicas", f"must be <= maxReplicas ({lo} > {hi}); lower it"
-        )
-    poll = get_field(s, "pollSeconds", path, float, float(defaults.POLL_SECONDS))
-    if poll <= 0:
-        raise SpecError("spec.scaling.pollSeconds", f"must be > 0, got {poll}")
-    up = get_field(s, "scaleUp", path, dict, {})
-    upath = "spec.scaling.scaleUp"
-    target_wait = get_field(s, "targetWaitSeconds", path, float)
-    if target_wait is not None and target_wait <= 0:
-        raise SpecError("spec.scaling.targetWaitSeconds", f"must be > 0 seconds, got {target_wait}")
-    up_step = get_field(up, "maxPodsPerStep", upath, int)
-    if up_step is not None and up_step < 1:
-        raise SpecError(f"{upath}.maxPodsPerStep", f"must be >= 1 (or unset), got {up_step}")
-    fallback = get_field(s, "fallbackReplicas", path, int)
-    if fallback is not None and not lo <= fallback <= hi:
-        raise SpecError(
-            "spec.scaling.fallbackReplicas",
-            f"must be within minReplicas..maxReplicas ({lo}..{hi}), got {fallback}",
-        )
-    top = get_int(s, "fairTopKeys", path, defaults.FAIR_TOP, 0)
-    if top > 100:
-        raise SpecError("spec.scaling.fairTopKeys", f"must be 0..100 (series per queue), got {top}")
-    scaling = ScalingSpec(
-        target_wait_seconds=target_wait,
-        wait_of_worst_key=get_field(s, "waitOfWorstKey", path, bool, False),
-        fair_top_keys=top,
-        scale_up_max_pods_per_step=up_step,
-        scale_up_period_seconds=float(
-            get_int(up, "periodSeconds", upath, defaults.SCALE_UP_PERIOD_SECONDS, 0)
-        ),
-        fallback_replicas=fallback,
-        min_replicas=lo,
-        max_replicas=hi,
-        jobs_per_replica=get_int(s, "jobsPerReplica", path, worker.concurrency, 1),
-        activation_backlog=get_int(s, "activationBacklog", path, defaults.ACTIVATION_BACKLOG, 1),
-        poll_seconds=poll,
-        stabilization_seconds=float(
-            get_int(down, "stabilizationSeconds", dpath, defaults.STABILIZATION_SECONDS, 0)
-        ),
-        max_pods_per_step=get_int(down, "maxPodsPerStep", dpath, defaults.MAX_PODS_PER_STEP, 1),
-        period_seconds=float(get_int(down, "periodSeconds", dpath, defaults.PERIOD_SECONDS, 0)),
-        idle_seconds_before_zero=float(
-            get_int(s, "idleSecondsBeforeZero", path, defaults.IDLE_SECONDS_BEFORE_ZERO, 0)
-        ),
-    )
+    scaling = parse_scaling(get_field(spec, "scaling", "spec", dict, {}), worker.concurrency)
 
     schedules = operator_schedules.parse(spec, queues[0])
     rate_limits: list[tuple[str, RateLimit]] = []
@@ -235,6 +197,7 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
         tuple(rate_limits),
         _partitions(spec),
         _fairness(spec, queues),
+        parse_pools(spec, worker, queues),
     )
 
 

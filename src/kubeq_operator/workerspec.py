@@ -64,6 +64,7 @@ _POD_OWNED = {
 }
 _OWNED_LABELS = (
     "kubeq.dev/taskqueue",
+    "kubeq.dev/pool",
     "app.kubernetes.io/component",
     "app.kubernetes.io/managed-by",
 )
@@ -89,7 +90,7 @@ def parse_worker(w: Mapping[str, Any]) -> WorkerSpec:
     for i, var in enumerate(env):
         _env_var(var, f"spec.worker.env[{i}]")
     resources = get_field(w, "resources", path, dict, {})
-    _resources(resources, "spec.worker.resources")
+    check_resources(resources, "spec.worker.resources")
     metrics_port = get_int(w, "metricsPort", path, defaults.WORKER_METRICS_PORT, 0)
     if metrics_port > 65535:
         raise SpecError(
@@ -108,7 +109,9 @@ def parse_worker(w: Mapping[str, Any]) -> WorkerSpec:
         lease_seconds=get_field(w, "leaseSeconds", path, int),
         service_account_name=get_field(w, "serviceAccountName", path, str),
         image_pull_policy=get_field(w, "imagePullPolicy", path, str),
-        pod_template=_pod_template(get_field(w, "podTemplate", path, dict, {})),
+        pod_template=check_pod_template(
+            get_field(w, "podTemplate", path, dict, {}), "spec.worker.podTemplate"
+        ),
     )
 
 
@@ -121,7 +124,7 @@ def _env_var(var: Any, path: str) -> None:
         raise SpecError(path, "set value or valueFrom, not both")
 
 
-def _resources(doc: Mapping[str, Any], path: str) -> None:
+def check_resources(doc: Mapping[str, Any], path: str) -> None:
     for key, value in doc.items():
         if key not in ("requests", "limits", "claims"):
             raise SpecError(f"{path}.{key}", "unknown field; use requests and limits")
@@ -134,10 +137,9 @@ def _resources(doc: Mapping[str, Any], path: str) -> None:
                 raise SpecError(f"{path}.{key}.{name}", f"must be a quantity, got {qty!r}")
 
 
-def _pod_template(doc: Mapping[str, Any]) -> dict[str, Any]:
+def check_pod_template(doc: Mapping[str, Any], path: str) -> dict[str, Any]:
     """Check a podTemplate leaves kubeq's own fields alone; the API server checks the rest
     when the operator writes the Deployment (its error lands in the Ready condition)."""
-    path = "spec.worker.podTemplate"
     meta = get_field(doc, "metadata", path, dict, {})
     for key in meta:
         if key not in ("labels", "annotations"):

@@ -88,6 +88,8 @@ def test_actions_need_a_token_secret_and_a_namespace_gets_a_role() -> None:
     )
     assert "Role" in docs and "ClusterRole" not in docs
     assert docs["Role"]["metadata"]["namespace"] == "apps"
+    writes = [r for r in docs["Role"]["rules"] if set(r["verbs"]) - {"get", "list", "watch"}]
+    assert writes == [{"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
     c = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert "--read-only" not in c["args"] and c["args"][-2:] == ["--namespace", "apps"]
     token = next(e for e in c["env"] if e["name"] == "KUBEQ_DASHBOARD_TOKEN")

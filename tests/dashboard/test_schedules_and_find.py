@@ -81,3 +81,21 @@ def test_find_jobs_by_status_task_and_age(redis_url: str) -> None:
         assert c.get("/find?queue=fq&status=gone").status_code == 400
         assert c.get("/find?queue=a%7Bb%7D&status=queued").status_code == 400
     app.close()
+
+
+def test_find_jobs_by_tags_in_any_status(redis_url: str) -> None:
+    app = kubeq.App(redis_url)
+    q = app.queue("ftags")
+    vip = q.enqueue_call("t.mail", (1,), tags=["vip", "customer:42"])
+    q.enqueue_call("t.mail", (2,), tags=["customer:7"])
+    app.job(vip.id, "ftags").cancel()
+    with client(redis_url, read_only=True) as c:
+        page = c.get("/find?queue=ftags&status=any&tags=customer:42").text
+        assert f"/jobs/ftags/{vip.id}" in page and "customer:7" not in page
+        assert "vip customer:42" in page and "cancelled" in page
+        assert f"/jobs/ftags/{vip.id}" in c.get("/find?queue=ftags&status=cancelled").text
+        none = c.get("/find?queue=ftags&status=any&tags=vip,customer:7").text
+        assert 'id="none-found"' in none
+        bad = c.get("/find?queue=ftags&status=any&tags=a%7Bb")
+        assert bad.status_code == 400 and "is not a tag" in bad.text
+    app.close()

@@ -33,6 +33,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
+CACHE_SECONDS = 1
+"""How long ``gateway`` caches a token's reviews and a TaskQueue."""
+
+
 @dataclass
 class World:
     namespace: str
@@ -81,7 +85,8 @@ def world(
     proxied = kubeconfig_via(kubeconfig, apiserver.port, logs / "proxied.kubeconfig")
     gateways = {  # started now, waited for below: their start-ups overlap with the setup
         "gateway": (
-            *("--kubeconfig", str(proxied), "--max-body", "4096", "--cache-seconds", "1"),
+            *("--kubeconfig", str(proxied), "--max-body", "4096"),
+            *("--cache-seconds", str(CACHE_SECONDS)),
             *("--rate", "100000", "--burst", "100000"),
         ),
         "strict": ("--rate", "0.01", "--burst", "2"),

@@ -50,6 +50,7 @@ def test_on_it_runs_two_replicas_with_least_privilege() -> None:
         ("authentication.k8s.io", "tokenreviews"): ["create"],
         ("authorization.k8s.io", "subjectaccessreviews"): ["create"],
         ("kubeq.dev", "taskqueues"): ["get"],
+        ("", "events"): ["create"],
         ("", "secrets"): ["get"],
     }
     narrowed = _gateway_objects(render(*ON, "--set", "gateway.readRedisSecrets=false"))[

@@ -35,6 +35,8 @@ BODIES: list[tuple[Any, str]] = [
     ({**ADD, "max_attempts": 1.5}, "max_attempts"),
     ({**ADD, "result_ttl": 0}, "result_ttl"),
     ({**ADD, "result_ttl": 10**10}, "result_ttl"),
+    ({**ADD, "tags": "vip"}, "tags"),
+    ({**ADD, "tags": ["a b"]}, "tags"),
     ({**ADD, "colour": "red"}, "colour"),
     ({"jobs": []}, "jobs"),
     ({"jobs": "all"}, "jobs"),

@@ -1,19 +1,25 @@
 """1,000 concurrent HTTP enqueues through the gateway all land, each once; the test prints
 the gateway's enqueue latency (p50/p99) beside the Python client's one-job enqueue on the
-same Redis (the figures in bench/README.md come from this run)."""
+same Redis, and writes them to the results file ``KUBEQ_GATEWAY_LOAD_RESULTS`` names, if it
+does (bench/README.md's gateway table is rendered from it by bench/report.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import redis
 
 import kubeq
-from tests.gateway.conftest import World
+from tests.gateway.conftest import CACHE_SECONDS, World
 
 JOBS = 1000
+CALLERS = 32
 
 
 def _quantiles(samples: list[float]) -> tuple[float, float]:
@@ -39,7 +45,7 @@ def test_a_thousand_concurrent_enqueues_land_once(world: World) -> None:
         return status, time.perf_counter() - start
 
     post(-1)  # the first call reviews the token and RBAC; later ones hit the cache
-    with ThreadPoolExecutor(max_workers=32) as pool:
+    with ThreadPoolExecutor(max_workers=CALLERS) as pool:
         results = list(pool.map(post, range(JOBS)))
     assert [s for s, _ in results] == [201] * JOBS
     assert r.zcard(f"kubeq:{{{queue}}}:ready") - before == JOBS + 1
@@ -56,6 +62,19 @@ def test_a_thousand_concurrent_enqueues_land_once(world: World) -> None:
     app.close()
     py50, py99 = _quantiles(direct)
     print(
-        f"\ngateway enqueue (32 concurrent callers): p50 {http50:.1f} ms, p99 {http99:.1f} ms; "
+        f"\ngateway enqueue ({CALLERS} concurrent callers): "
+        f"p50 {http50:.1f} ms, p99 {http99:.1f} ms; "
         f"Python client (one job, sequential): p50 {py50:.2f} ms, p99 {py99:.2f} ms"
     )
+    if out := os.environ.get("KUBEQ_GATEWAY_LOAD_RESULTS"):
+        load = os.getloadavg()[0]
+        figures = {
+            "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} cores shared with other work, load {load:.1f}",
+            "jobs": JOBS,
+            "callers": CALLERS,
+            "review_cache_s": CACHE_SECONDS,
+            "gateway": {"p50_ms": http50, "p99_ms": http99},
+            "python": {"p50_ms": py50, "p99_ms": py99},
+        }
+        Path(out).write_text(json.dumps(figures, indent=1) + "\n")

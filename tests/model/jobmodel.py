@@ -45,6 +45,9 @@ class MJob:
     """Queued after its lease expired, still held by its token until delivered again."""
     worker: str | None = None
     """The worker of the last delivery."""
+    recorded: str | None = None
+    """The token whose outcome ended its delivery and left the job's lease field as it was
+    (finished, retry, requeue): a resend of that outcome answers 4 until a new token."""
     expired: bool = False
     """Its lease deadline was moved into the past (the next fetch reclaims it)."""
     due_now: bool = True
@@ -143,7 +146,7 @@ class Model:
             self.tokens.add(token)
             job.deliveries += 1
         job.status, job.lease, job.expired, job.lapsed = ACTIVE, token, False, False
-        job.worker = worker
+        job.worker, job.recorded = worker, None
         return job
 
     def current(self, job_id: str, token: str) -> bool:
@@ -173,12 +176,16 @@ class Model:
 
     def ack(self, job_id: str, token: str, outcome: str, result: bytes, far: bool) -> int:
         """ack.lua's flag: 1 applied, 0 stale (a superseded lease: nothing changes), 3 applied
-        and the job's end waits for its hand-off (it has dependents)."""
+        and the job's end waits for its hand-off (it has dependents), 4 this token's outcome
+        was recorded already (a resend: nothing changes)."""
         if not self.current(job_id, token):
-            return 0
+            job = self.jobs.get(job_id)
+            return 4 if job is not None and job.recorded == token else 0
         job = self.jobs[job_id]
         self._take_back(job)
         job.lease, job.expired = None, False
+        # 'failed' and 'release' move the lease field on (a resend of those answers 0)
+        job.recorded = token if outcome in ("finished", "retry", "requeue") else None
         if outcome == "finished":
             job.attempts += 1
             job.status, job.result = FINISHED, result

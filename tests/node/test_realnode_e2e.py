@@ -2,7 +2,10 @@
 with its ServiceAccount, securityContext and probes), Redis in a pod behind a Service, a
 worker image built FROM the kubeq image with the quickstart's and the e2e tasks, and a
 TaskQueue scaled 0 -> N -> 0 by the operator; then a scale-down while every worker runs a
-long job, drained by the kubelet's real SIGTERM within terminationGracePeriodSeconds.
+long job, drained by the kubelet's real SIGTERM within terminationGracePeriodSeconds; and a
+worker pod evicted through the Eviction API (what `kubectl drain` and a spot reclaim's node
+drain call) in the middle of a job longer than its grace period: the job is handed back
+without counting an attempt and finishes once, on the other pod.
 
 Timings (backlog to first Running pod, ...) are printed as TIMINGS lines, never asserted.
 """
@@ -233,5 +236,58 @@ def test_scale_down_during_long_jobs_drains_them(
     report(
         "realnode_drain",
         {"four_busy_s": busy_at, "drained_pods": sorted(deleting), "long_job_s": long_s},
+    )
+    app.close()
+
+
+def test_an_evicted_worker_hands_its_job_back_without_counting_an_attempt(
+    chart: str,
+    real_client: Any,
+    real_namespace: str,
+    pod_redis_url: str,
+    images: dict[str, str],
+) -> None:
+    ns, api, core = real_namespace, Api(real_client), client.CoreV1Api(real_client)
+    app = kubeq.App(pod_redis_url)
+    body = worker_tq(
+        "evict",
+        ns,
+        pod_redis_url,
+        images["worker"],
+        concurrency=1,
+        minReplicas=2,
+        maxReplicas=2,
+    )
+    body["spec"]["worker"]["terminationGracePeriodSeconds"] = 8  # drains 3 s, then hands back
+    api.create_tq(body)
+    q = queue_of("evict", ns)
+    wait_for(
+        lambda: app.queue(q).stats().live_workers == 2,
+        timeout=180,
+        interval=0.5,
+        message="two worker pods live",
+    )
+    # max_attempts=1: were the evicted run counted, the job would end failed, not run again
+    (job,) = app.enqueue_many(
+        [kubeq.Call("e2e.work", (7,), {"seconds": 25.0}, queue=q, max_attempts=1)]
+    )
+    wait_for(lambda: job.info().status == "active", timeout=60, message="the job running")
+    pod = job.info().worker.split(":")[0]
+    assert pod in {p.metadata.name for p in running_pods(core, ns, "evict")}, pod
+    t0 = time.monotonic()
+    core.create_namespaced_pod_eviction(
+        pod, ns, client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=ns))
+    )
+    assert job.result(timeout=180) == 7
+    info = job.info()
+    runs = [r.decode().split("|") for r in app.redis.lrange("e2e:runs", 0, -1)]
+    mine = [r for r in runs if r[0] == "7"]
+    assert len(mine) == 1 and mine[0][1] != pod, f"evicted on {pod}; runs: {mine}"
+    # one attempt (the run that finished); the handed-back delivery is given back too: only
+    # deliveries that never come back count toward max_deliveries
+    assert (info.attempts, info.deliveries) == (1, 1), (info.attempts, info.deliveries)
+    report(
+        "realnode_evict",
+        {"evicted": pod, "finished_on": mine[0][1], "done_s": round(time.monotonic() - t0, 1)},
     )
     app.close()

@@ -30,9 +30,18 @@ def test_schedule_actions_and_bulk_cancel_are_listed_with_who_and_count(
     for i in range(3):
         q.enqueue("t.mail", i)
     out = run(redis_url, "jobs", "-q", "audited", "--status", "queued", "--cancel", "--dry-run")
-    assert out.stdout.strip() == "would cancel 3 jobs"
+    assert out.stdout.strip().splitlines()[0] == "would cancel 3 jobs"
     out = run(
-        redis_url, "jobs", "-q", "audited", "--status", "queued", "--task", "t.mail", "--cancel"
+        redis_url,
+        "jobs",
+        "-q",
+        "audited",
+        "--status",
+        "queued",
+        "--task",
+        "t.mail",
+        "--cancel",
+        "--yes",
     )
     assert out.stdout.strip() == "cancelled 3 of 3 jobs", out.stdout + out.stderr
 
@@ -45,6 +54,7 @@ def test_schedule_actions_and_bulk_cancel_are_listed_with_who_and_count(
         ("schedule.pause", "digest", 1),
     ]
     assert {r["who"] for r in rows} == {"alice@oncall"}
+    assert {r["via"] for r in rows} == {"cli"}
     assert all(r["at_ms"] >= int(started * 1000) - 1000 for r in rows)
     table = run(redis_url, "audit").stdout
     assert "alice@oncall" in table and "jobs.cancel" in table, table

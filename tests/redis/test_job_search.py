@@ -38,9 +38,24 @@ def test_find_queued_by_task_and_cancel_by_filter(redis_url: str, app: kubeq.App
         "--cancel",
         "--dry-run",
     )
-    assert dry.stdout.strip() == "would cancel 5 jobs" and q.stats().backlog == 8
-    done = run(
+    lines = dry.stdout.strip().splitlines()
+    assert lines[0] == "would cancel 5 jobs" and q.stats().backlog == 8
+    assert sorted(line.split("\t")[0] for line in lines[1:]) == sorted(j.id for j in mail)
+    unsure = run(
         redis_url, "jobs", "-q", "search", "--status", "queued", "--task", "t.mail", "--cancel"
+    )
+    assert unsure.returncode == 2 and "add --yes" in unsure.stderr and q.stats().backlog == 8
+    done = run(
+        redis_url,
+        "jobs",
+        "-q",
+        "search",
+        "--status",
+        "queued",
+        "--task",
+        "t.mail",
+        "--cancel",
+        "--yes",
     )
     assert done.stdout.strip() == "cancelled 5 of 5 jobs", done.stdout + done.stderr
     assert q.stats().backlog == 3
@@ -65,5 +80,5 @@ def test_failed_since_and_requeue(
     none = run(redis_url, "jobs", "-q", "sfail", "--status", "failed", "--task", "other.task")
     assert "always_fail" not in none.stdout
     out = run(redis_url, "jobs", "-q", "sfail", "--status", "failed", "--requeue", "--dry-run")
-    assert out.stdout.strip() == "would requeue 3 jobs"
+    assert out.stdout.strip().splitlines()[0] == "would requeue 3 jobs"
     assert len(q.dead_letter_ids()) == 3

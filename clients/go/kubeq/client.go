@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,9 @@ type Job struct {
 	// FairKey names the job's tenant: among ready jobs of one priority, keys take turns
 	// (docs/fairness.md). Empty: no key (the job keeps the queue's own order).
 	FairKey string `json:"fair_key,omitempty"`
+	// Tags label the job, to find it later (kubeq jobs --tag, Queue.find): at most 16, each
+	// 1-64 characters of letters, digits and _ . : = / -.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // Outcome is how a job stands: Status, and Result (JSON) or Error once it has ended.
@@ -178,14 +182,40 @@ func (c *Client) Enqueue(queue string, jobs ...Job) ([]string, error) {
 
 // controlOf is the job's execution-control fields for enqueue.lua (JSON; "" when none).
 func controlOf(j Job) (string, error) {
-	if j.FairKey == "" {
+	control := map[string]any{}
+	if j.FairKey != "" {
+		if err := checkFairKey(j.FairKey); err != nil {
+			return "", err
+		}
+		control["fk"] = j.FairKey
+	}
+	if len(j.Tags) > 0 {
+		if err := checkTags(j.Tags); err != nil {
+			return "", err
+		}
+		control["tags"] = j.Tags
+	}
+	if len(control) == 0 {
 		return "", nil
 	}
-	if err := checkFairKey(j.FairKey); err != nil {
-		return "", err
-	}
-	body, err := json.Marshal(map[string]string{"fk": j.FairKey})
+	body, err := json.Marshal(control)
 	return string(body), err
+}
+
+var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_.:=/-]{1,64}$`)
+
+// checkTags refuses what kubeq refuses: more than 16 tags, or one that is not a tag.
+func checkTags(tags []string) error {
+	if len(tags) > 16 {
+		return fmt.Errorf("tags: at most 16 tags per job, got %d", len(tags))
+	}
+	for _, t := range tags {
+		if !tagPattern.MatchString(t) {
+			return fmt.Errorf("tags: %q is not a tag: use 1-64 characters of letters, "+
+				"digits, '_', '.', ':', '=', '/' or '-'", t)
+		}
+	}
+	return nil
 }
 
 // printable is what kubeq takes as a key: 1 to 200 printable characters.
@@ -258,14 +288,19 @@ func (c *Client) status(queue, id string) (Outcome, error) {
 	return o, nil
 }
 
-// Wait blocks on the job's done-list (no polling) until it ends or wait passes, and
-// returns how it stands then.
+// Wait watches the job (its watch key, so its end pushes a done-list) and blocks on its
+// done-list (no polling) until it ends or wait passes, and returns how it stands then.
 func (c *Client) Wait(queue, id string, wait time.Duration) (Outcome, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	deadline := time.Now().Add(wait)
 	done := c.base(queue) + "done:" + id
+	watch := c.base(queue) + "watch:" + id
 	for {
+		// watch first, then read: a job that ends after the read pushes its done-list
+		if _, err := c.cn.do(0, "SET", watch, "1", "EX", "60"); err != nil {
+			return Outcome{}, err
+		}
 		o, err := c.status(queue, id)
 		if err != nil || o.Ended() || o.Status == "unknown" {
 			return o, err

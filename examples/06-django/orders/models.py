@@ -1,3 +1,5 @@
+"""The example shop's one model: an order, confirmed by a kubeq job once it is committed."""
+
 from django.db import models
 
 

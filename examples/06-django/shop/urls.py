@@ -1,3 +1,5 @@
+"""The example shop's URLs: place an order (its confirmation is a kubeq job) and read its status."""
+
 from django.urls import path
 from orders import views
 

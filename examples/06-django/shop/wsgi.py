@@ -1,3 +1,5 @@
+"""The example shop's WSGI entry point."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kubeq import defaults, serialization
-from kubeq.cli.audit import audit
+from kubeq.cli.audit import audit, recorded
 from kubeq.cli.fair import fair, show_by_key
 from kubeq.cli.jobs import dlq, job, limit
 from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx, plain
@@ -222,7 +222,9 @@ def purge(obj: Context, queue: str, yes: bool) -> None:
     """Delete every waiting job of QUEUE (running jobs and dead letters stay)."""
     if not yes:
         click.confirm(f"Delete every waiting job of {queue!r}?", abort=True)
-    click.echo(f"purged {obj.queue(queue).purge()} jobs from {queue}")
+    n = obj.queue(queue).purge()
+    recorded(obj, "queue.purge", queue, n, queue)
+    click.echo(f"purged {n} jobs from {queue}")
 
 
 @cli.command()
@@ -253,7 +255,9 @@ def signal(obj: Context, key: str, data: str, queue: str, mode: str, ttl: float 
 @pass_ctx
 def pause(obj: Context, queue: str) -> None:
     """Workers take no new job from QUEUE (running jobs finish; enqueue goes on)."""
-    obj.queue(queue).pause()
+    q = obj.queue(queue)
+    q.pause()
+    recorded(obj, "queue.pause", queue, q.stats().backlog, queue)
     click.echo(f"paused {queue}")
 
 
@@ -262,7 +266,9 @@ def pause(obj: Context, queue: str) -> None:
 @pass_ctx
 def resume(obj: Context, queue: str) -> None:
     """Undo `kubeq pause QUEUE`."""
-    obj.queue(queue).resume()
+    q = obj.queue(queue)
+    q.resume()
+    recorded(obj, "queue.resume", queue, q.stats().backlog, queue)
     click.echo(f"resumed {queue}")
 
 

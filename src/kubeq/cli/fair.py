@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from kubeq import defaults
+from kubeq.cli.audit import recorded
 from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx
 from kubeq.store.fairness import UNKEYED, FairStats
 
@@ -86,6 +87,8 @@ def fair(
             q.set_weights(parsed, replace=replace)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="WEIGHTS") from None
+        given = " ".join(weights) + (" --replace" if replace else "")
+        recorded(obj, "queue.weights", f"{queue} {given}".strip(), 0, queue)
     current = q.weights()
     if output == "json":
         emit_json({"weights": current, "keys": q.fair_stats(top=top)})

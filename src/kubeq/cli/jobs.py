@@ -14,6 +14,7 @@ import click
 from rich.table import Table
 
 from kubeq import defaults
+from kubeq.cli.audit import recorded
 from kubeq.cli.output import (
     Context,
     cells,
@@ -41,7 +42,7 @@ class _JobGroup(click.Group):
 
 @click.group(cls=_JobGroup)
 def job() -> None:
-    """Show (``kubeq job ID``) or abort (``kubeq job abort ID``) one job."""
+    """Show (``kubeq job ID``), cancel or abort (``kubeq job abort ID``) one job."""
 
 
 @job.command("abort")
@@ -52,9 +53,25 @@ def job_abort(obj: Context, job_id: str, queue: str) -> None:
     """Stop a job: a waiting one never runs, a running one is stopped by its worker within
     one heartbeat (no retry). Exits 1 when the job had already ended."""
     if obj.app.job(job_id, queue).abort():
+        recorded(obj, "job.abort", job_id, 1, queue)
         click.echo(f"aborted {job_id}")
         return
     click.echo(f"job {job_id} had already ended; nothing to abort", err=True)
+    raise SystemExit(1)
+
+
+@job.command("cancel")
+@click.argument("job_id")
+@click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
+@pass_ctx
+def job_cancel(obj: Context, job_id: str, queue: str) -> None:
+    """Cancel a job that has not started (``kubeq job abort`` stops a running one too).
+    Exits 1 when it is running or has ended."""
+    if obj.app.job(job_id, queue).cancel():
+        recorded(obj, "job.cancel", job_id, 1, queue)
+        click.echo(f"cancelled {job_id}")
+        return
+    click.echo(f"job {job_id} is running or has ended; not cancelled", err=True)
     raise SystemExit(1)
 
 
@@ -226,10 +243,13 @@ def _dead_action(
         chosen = list(ids) if ids else None
         if action == "requeue":
             done = q.requeue(chosen)
-            total += done.count
+            n = done.count
             refused.update(done.refused)
         else:
-            total += q.purge_dead(chosen)
+            n = q.purge_dead(chosen)
+        total += n
+        if n:
+            recorded(obj, f"dlq.{action}", " ".join(ids) if ids else "--all", n, name)
     verb = "re-queued" if action == "requeue" else "purged"
     click.echo(f"{verb} {total} dead letters")
     for job_id, why in refused.items():
@@ -267,6 +287,7 @@ def limit(obj: Context, queue: str, rate: str | None, clear: bool) -> None:
     q = obj.queue(queue)
     if clear:
         q.set_rate_limit(None)
+        recorded(obj, "queue.limit", f"{queue} none", 0, queue)
         click.echo(f"{queue}: no rate limit")
         return
     if rate is None:
@@ -278,6 +299,7 @@ def limit(obj: Context, queue: str, rate: str | None, clear: bool) -> None:
         q.set_rate_limit(rate)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="RATE") from None
+    recorded(obj, "queue.limit", f"{queue} {rate}", 0, queue)
     click.echo(f"{queue}: at most {q.rate_limit() or rate}{_per_partition(q)}")
 
 

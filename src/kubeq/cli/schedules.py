@@ -12,6 +12,7 @@ from rich.table import Table
 
 from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx, plain
 from kubeq.schedules_time import iso
+from kubeq.store import audit
 from kubeq.store.schedules import ScheduleState
 
 
@@ -120,7 +121,8 @@ def schedule_show(obj: Context, schedule_id: str, output: str) -> None:
 
 
 def _change(obj: Context, schedule_id: str, verb: str) -> None:
-    done = getattr(obj.app.schedules, verb)(schedule_id)
+    with audit.acting_as(audit.actor(), "cli"):
+        done = getattr(obj.app.schedules, verb)(schedule_id)
     if not done:
         click.echo(f"no schedule {plain(schedule_id)}", err=True)
         raise SystemExit(1)
@@ -164,5 +166,6 @@ def schedule_delete(obj: Context, schedule_id: str) -> None:
 def schedule_trigger(obj: Context, schedule_id: str) -> None:
     """Enqueue one run now, outside its times (its next due time does not change)."""
     _get(obj, schedule_id)
-    job_id = obj.app.schedules.trigger(schedule_id)
+    with audit.acting_as(audit.actor(), "cli"):
+        job_id = obj.app.schedules.trigger(schedule_id)
     click.echo(f"enqueued {plain(job_id)}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from kubeq import defaults
 from kubeq.checks import check_count, check_seconds
+from kubeq.client import pools
 from kubeq.client.enqueue import (
     ENQUEUE_BATCH,
     PlanSink,
@@ -87,6 +88,8 @@ class App:
         self.wait_replicas = check_count("wait_replicas", wait_replicas, low=0, high=100)
         self.wait_timeout = check_seconds("wait_timeout", wait_timeout)
         self.partitioner = Partitioner(partitions)
+        self.pools = pools.PoolCache(prefix)
+        """The worker pools TaskQueues declare, read at enqueue (``kubeq.client.pools``)."""
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._redis: redis.Redis | None = None
         self._scripts: Scripts | None = None
@@ -154,6 +157,7 @@ class App:
         backoff_max: float = defaults.BACKOFF_MAX,
         max_deliveries: int = defaults.MAX_DELIVERIES,
         pool: str | None = None,
+        worker_pool: str | None = None,
         rate_limit: str | None = None,
         concurrency_limit: int | None = None,
         limit_key: Callable[..., str] | None = None,
@@ -168,6 +172,7 @@ class App:
         singleton: str | None = None,
         singleton_key: KeyOption = None,
         batch: Batch | None = None,
+        tags: Sequence[str] = (),
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # type: ignore[misc]
@@ -195,7 +200,10 @@ class App:
         Flow patterns (docs/patterns.md): ``debounce=5`` runs a key's job 5 s after its last
         call, with the last arguments (``debounce_max`` bounds the wait); ``singleton=`` one
         of skip, replace, keep_latest, cancel_running per ``singleton_key``;
-        ``batch=kubeq.Batch(max_size=500, max_wait=2.0)`` runs it with lists of items."""
+        ``batch=kubeq.Batch(max_size=500, max_wait=2.0)`` runs it with lists of items.
+
+        ``tags=["billing"]``: labels its jobs carry unless a call gives its own
+        (``apply_async(tags=[...])``), to find them with ``Queue.find`` or ``kubeq jobs``."""
         options = task_options(self.default_queue, **settings)
 
         def register(f: Callable[P, R]) -> Task[P, R]:
@@ -253,6 +261,7 @@ class App:
         calls = list(calls)
         flows = flows_of(self, calls)
         if flows:
+            pools.refuse_in_flows(calls, flows, self.defaults_for)
             return with_flows(self, calls, flows, queue)
         todo = [
             dependencies.distinct(c.set(job_id=c.job_id or new_job_id()), self.default_queue)
@@ -260,9 +269,12 @@ class App:
             else c
             for c in calls
         ]
+        table = None
+        if self.eager is None:  # what the plan refuses is refused first, Redis or not
+            table = self.pools.table(self.redis, lambda: self._plan(todo, queue))
         if self._streams(todo):
-            return self._enqueue_streamed(todo, queue)
-        plan = self._plan(todo, queue)
+            return self._enqueue_streamed(todo, queue, table)
+        plan = self._plan(todo, queue, table)
         if self.eager is not None:  # runs each job at once, its parents' ends permitting
             return list(self.eager.run(plan, todo))
         edges = [
@@ -292,13 +304,17 @@ class App:
         calls = list(calls)
         flows = flows_of(self, calls)
         if flows:
+            pools.refuse_in_flows(calls, flows, self.defaults_for)
             return await awith_flows(self, calls, flows, queue)
         if any(c.depends_on for c in calls):
             raise ValueError(
                 "depends_on is not supported by aenqueue_many yet: enqueue jobs with "
                 "dependencies through the sync app.enqueue_many (or queue.enqueue_call)"
             )
-        plan = self._plan(calls, queue)
+        table = None
+        if self.eager is None:
+            table = await self.pools.atable(self.aredis, lambda: self._plan(calls, queue))
+        plan = self._plan(calls, queue, table)
         if self.eager is not None:
             return list(await self.eager.arun(plan))
         if self.wait_replicas and self._on_cluster():
@@ -319,12 +335,14 @@ class App:
             return False
         return not any(c.depends_on for c in calls) and not self._on_cluster()
 
-    def _enqueue_streamed(self, calls: list[Call], queue: str | None) -> list[Job]:
+    def _enqueue_streamed(
+        self, calls: list[Call], queue: str | None, table: pools.Table | None
+    ) -> list[Job]:
         """A bulk enqueue whose batches are written to Redis as they are laid out, and whose
         job handles are made while Redis runs them (``send.EnqueueStream``)."""
         stream = EnqueueStream(self.redis, self.prefix, self._known_queues)
         try:
-            plan = self._plan(calls, queue, sink=stream)
+            plan = self._plan(calls, queue, table, sink=stream)
             jobs = self._jobs(plan)
             replies = stream.finish(plan)
         except BaseException:
@@ -338,14 +356,21 @@ class App:
         return urls.parse_cluster_url(urls.resolve_url(self.redis_url)) is not None
 
     def _plan(
-        self, calls: Iterable[Call], queue: str | None, sink: PlanSink | None = None
+        self,
+        calls: list[Call],
+        queue: str | None,
+        table: pools.Table | None = None,
+        sink: PlanSink | None = None,
     ) -> EnqueuePlan:
+        route: pools.Route | None = self.partitioner.route if self.partitioner.partitions else None
+        if table is not None and pools.needs_route(table, calls, self.defaults_for):
+            route = pools.router(table, route)  # worker pools: <queue>@<pool>
         return plan_enqueue(
             calls,
             prefix=self.prefix,
             defaults_for=self.defaults_for,
             queue=queue,
-            route=self.partitioner.route if self.partitioner.partitions else None,
+            route=route,
             sink=sink,
         )
 

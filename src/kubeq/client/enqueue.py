@@ -26,6 +26,7 @@ from kubeq.checks import (
     check_priority,
     check_seconds,
     check_timeout,
+    check_worker_pool,
     expires_spec,
 )
 from kubeq.options import Call, CallTemplate, TaskOptions, fair_key_of, limit_slot, plain_template
@@ -33,6 +34,7 @@ from kubeq.retry import RetryPolicy
 from kubeq.store.ids import PlanIds
 from kubeq.store.keys import QueueKeys, validate_job_id, validate_queue_name
 from kubeq.store.scripts import LUA, ScriptCall
+from kubeq.tags import check_tags
 from kubeq.workflows.callbacks import KINDS, encode_callback
 
 ENQUEUE_HEADER = 3
@@ -319,6 +321,9 @@ def control_fields(call: Call, opts: TaskOptions, once: bool = False) -> bytes:
         if callback is not None:
             where = f"task {call.task!r}: {kind}"
             out[kind] = serialization.dumps(encode_callback(callback, where)).decode()
+    tags = call.tags if call.tags is not None else opts.tags
+    if tags:
+        out["tags"] = list(dict.fromkeys(tags))
     if once:
         out["once"] = True
     if call.depends_on:
@@ -356,6 +361,7 @@ def check_call(call: Call) -> None:
         check_limit_key(call.limit_key)
     if call.fair_key is not None:
         check_fair_key(call.fair_key)
+    check_worker_pool(call.worker_pool)
     if call.partition_key is not None and (
         not isinstance(call.partition_key, str) or not 0 < len(call.partition_key) <= 1024
     ):
@@ -365,6 +371,8 @@ def check_call(call: Call) -> None:
         )
     if call.concurrency_limit is not None:
         check_count("concurrency_limit", call.concurrency_limit)
+    if call.tags is not None:
+        check_tags(call.tags)
 
 
 def check_retry_overrides(call: Call, base: RetryPolicy) -> None:

@@ -1,8 +1,9 @@
 """The job handle a caller gets back from ``.delay()`` or ``queue.enqueue()``.
 
 A handle is only (queue, id): it reads Redis when asked, so it can be rebuilt anywhere from
-the id (``app.job(id, queue=...)``). ``result()`` waits on the job's done-list with a
-blocking, non-destructive BLMOVE, so any number of callers can wait without polling.
+the id (``app.job(id, queue=...)``). ``result()`` watches the job (its ``watch`` key, so the
+job's end pushes a done-list) and waits on its done-list with a blocking, non-destructive
+BLMOVE, so any number of callers can wait without polling.
 Every read and action has an async twin (``astatus``, ``ainfo``, ``aprogress``, ``asteps``,
 ``ameta``, ``aresult``, ``acancel``, ``aabort``) on the running loop's client
 (``App.aredis``); ``edges`` has none yet.
@@ -19,7 +20,7 @@ from kubeq import serialization
 from kubeq.errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNotFound, ResultTimeout
 from kubeq.store.backend import Backend
 from kubeq.store.jobfields import JOB_FIELDS, RESULT_FIELDS, JobInfo, Status, stored_json, text
-from kubeq.store.keys import QueueKeys
+from kubeq.store.keys import WATCH_SECONDS, QueueKeys
 from kubeq.store.scripts import LUA, ScriptCall, run_pipeline, run_pipeline_async
 from kubeq.workflows.edges import Edges, read_edges
 
@@ -133,9 +134,14 @@ class Job:
         JobNotFound.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        key, done = self._keys.job(self.id), self._keys.done(self.id)
+        keys = self._keys
+        key, done, watch = keys.job(self.id), keys.done(self.id), keys.watch(self.id)
         while True:
-            fields = cast("list[Any]", self.app.redis.hmget(key, RESULT_FIELDS))
+            # watch first, then read: a job that ends after the read pushes its done-list
+            pipe = self.app.redis.pipeline(transaction=False)
+            pipe.set(watch, b"1", ex=WATCH_SECONDS)
+            pipe.hmget(key, RESULT_FIELDS)
+            fields = cast("list[Any]", pipe.execute()[1])
             ended, value = self._ended(fields)
             if ended:
                 return value
@@ -158,10 +164,14 @@ class Job:
             raise ResultTimeout(f"job {self.id} did not end within {timeout} s") from None
 
     async def _aresult(self, deadline: float | None, timeout: float | None) -> Any:
-        key, done = self._keys.job(self.id), self._keys.done(self.id)
+        keys = self._keys
+        key, done, watch = keys.job(self.id), keys.done(self.id), keys.watch(self.id)
         client = self.app.aredis
         while True:
-            fields = await cast("Awaitable[list[Any]]", client.hmget(key, RESULT_FIELDS))
+            pipe = client.pipeline(transaction=False)
+            pipe.set(watch, b"1", ex=WATCH_SECONDS)
+            pipe.hmget(key, RESULT_FIELDS)
+            fields = (await pipe.execute())[1]
             ended, value = self._ended(fields)
             if ended:
                 return value

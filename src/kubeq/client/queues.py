@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from kubeq.client import durable
+from kubeq.client import durable, search
 from kubeq.client.jobs import Job
 from kubeq.client.tasks import Enqueuer, Task, task_name
 from kubeq.options import Call, RateLimit
@@ -132,6 +132,38 @@ class Queue:
 
     def _keys(self) -> list[QueueKeys]:
         return [QueueKeys.of(name, self.app.prefix) for name in self.partitions]
+
+    def find(
+        self,
+        status: str | None = None,
+        *,
+        task: str | None = None,
+        tags: Sequence[str] | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> search.Found:
+        """Jobs of this queue (every partition) matching every condition given, newest
+        first: ``status`` (``search.STATUSES``; finished and cancelled ones too, while their
+        records live), ``task`` (exact name), ``tags`` (the job carries each), ``since``
+        (seconds: enqueued within, dead-lettered within for ``failed``). No SCAN: each
+        state's set or the task and tag index (``kubeq.client.search``)."""
+        return search.find(
+            self.app, self.partitions, status, task=task, tags=tags, since=since, limit=limit
+        )
+
+    async def afind(
+        self,
+        status: str | None = None,
+        *,
+        task: str | None = None,
+        tags: Sequence[str] | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> search.Found:
+        """``find`` for async code."""
+        return await search.afind(
+            self.app, self.partitions, status, task=task, tags=tags, since=since, limit=limit
+        )
 
     def stats(self) -> QueueStats:
         """This queue's numbers (its partitions added up), in one round trip."""

@@ -8,7 +8,7 @@ through the App that registered it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from kubeq import defaults
@@ -174,6 +174,7 @@ def task_options(
     backoff_max: float = defaults.BACKOFF_MAX,
     max_deliveries: int = defaults.MAX_DELIVERIES,
     pool: str | None = None,
+    worker_pool: str | None = None,
     rate_limit: str | None = None,
     concurrency_limit: int | None = None,
     limit_key: Callable[..., str] | None = None,
@@ -188,6 +189,7 @@ def task_options(
     singleton: str | None = None,
     singleton_key: KeyOption = None,
     batch: Batch | None = None,
+    tags: Sequence[str] = (),
 ) -> TaskOptions:
     """The options ``@app.task(...)`` registers a task with, from its keyword arguments (the
     overloads of ``App.task`` list them with their types); ``TaskOptions`` checks each."""
@@ -204,6 +206,7 @@ def task_options(
             backoff_max=backoff_max,
         ),
         pool=pool,
+        worker_pool=worker_pool,
         rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
         concurrency_limit=concurrency_limit,
         limit_key=limit_key,
@@ -218,4 +221,5 @@ def task_options(
         singleton=singleton,
         singleton_key=singleton_key,
         batch=batch,
+        tags=tags,  # type: ignore[arg-type]  # TaskOptions checks it into a tuple
     )

@@ -1,5 +1,5 @@
-"""The dashboard's actions (POST handlers): pause, resume, purge, cancel, requeue, signal,
-log in.
+"""The dashboard's actions (POST handlers): pause, resume, purge, cancel, abort, requeue,
+signal, log in. Each admin action is recorded in the audit stream (``auditing``).
 
 Each checks the guard first (same origin, CSRF token, not read-only, logged in), then calls
 the library's own function (``Queue.pause``, ``Queue.purge``, ``Job.cancel``,
@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from kubeq import serialization
+from kubeq.dashboard.auditing import recorded
 from kubeq.dashboard.security import Refused, client_address
 from kubeq.dashboard.state import Dashboard
 from kubeq.store.keys import validate_job_id, validate_queue_name
@@ -83,16 +84,18 @@ async def queue_action(request: Request) -> Response:
         return _refused(request, exc)
     q = dash.app.queue(name)
     path = f"/queues/{quote(name, safe='')}"
-    if action == "pause":
-        await run_in_threadpool(q.pause)
+    if action in ("pause", "resume"):
+        await run_in_threadpool(q.pause if action == "pause" else q.resume)
+        backlog = (await run_in_threadpool(q.stats)).backlog
+        await recorded(dash, request, f"queue.{action}", name, backlog, name)
+        if action == "resume":
+            return _back(path, f"queue {name} resumed")
         return _back(path, f"queue {name} paused: workers take no new jobs from it")
-    if action == "resume":
-        await run_in_threadpool(q.resume)
-        return _back(path, f"queue {name} resumed")
     if action == "purge":
         if fields.get("confirm", "") != name:
             return _back(path, f"not purged: type the queue name ({name}) to confirm")
         n = await run_in_threadpool(q.purge)
+        await recorded(dash, request, "queue.purge", name, n, name)
         return _back(path, f"purged {n} waiting jobs from {name}")
     return _refused(request, ValueError(f"unknown queue action {action!r}: pause, resume, purge"))
 
@@ -109,14 +112,25 @@ async def job_action(request: Request) -> Response:
     path = f"/jobs/{quote(name, safe='')}/{quote(job_id, safe='')}"
     if action == "cancel":
         done = await run_in_threadpool(dash.app.job(job_id, queue=name).cancel)
+        if done:
+            await recorded(dash, request, "job.cancel", job_id, 1, name)
         return _back(path, "cancelled" if done else "not cancelled: it is running or has ended")
+    if action == "abort":
+        stopped = await run_in_threadpool(dash.app.job(job_id, queue=name).abort)
+        if stopped:
+            await recorded(dash, request, "job.abort", job_id, 1, name)
+        return _back(path, "aborted" if stopped else "not aborted: it has ended")
     if action == "requeue":
         again = await run_in_threadpool(dash.app.queue(name).requeue, [job_id])
+        if again.count:
+            await recorded(dash, request, "dlq.requeue", job_id, again.count, name)
         why = again.refused.get(job_id, "it is not a dead letter")
         return _back(path, "requeued" if again.count else f"not requeued: {why}")
     if action == "signal":
         return await _signal(dash, name, job_id, path, fields.get("data", "") or "null")
-    return _refused(request, ValueError(f"unknown job action {action!r}: cancel, requeue, signal"))
+    return _refused(
+        request, ValueError(f"unknown job action {action!r}: cancel, abort, requeue, signal")
+    )
 
 
 async def _signal(dash: Dashboard, name: str, job_id: str, path: str, data: str) -> Response:
@@ -135,6 +149,13 @@ async def _signal(dash: Dashboard, name: str, job_id: str, path: str, data: str)
     except (TypeError, ValueError) as exc:
         return _back(path, f"not signalled: {exc}")
     return _back(path, f"signal {key}: woke {woken} job{'' if woken == 1 else 's'}")
+
+
+def _scope(ids: list[str] | None, task: str, reason: str) -> str:
+    """What a dead-letter action chose, for its audit entry."""
+    if ids is not None and not (task or reason):
+        return " ".join(ids[:20]) + (f" (+{len(ids) - 20})" if len(ids) > 20 else "")
+    return "all" + (f" task={task}" if task else "") + (f" reason={reason}" if reason else "")
 
 
 async def dead_action(request: Request) -> Response:
@@ -164,6 +185,10 @@ async def dead_action(request: Request) -> Response:
             return _back("/dead", "nothing selected", queue=name, task=task, reason=reason)
     if action == "requeue":
         done = await run_in_threadpool(q.requeue, ids)
+        if done.count:
+            await recorded(
+                dash, request, "dlq.requeue", _scope(ids, task, reason), done.count, name
+            )
         msg = f"requeued {done.count} dead letters of {name}"
         if done.refused:
             msg += f"; {len(done.refused)} refused: " + "; ".join(
@@ -173,5 +198,7 @@ async def dead_action(request: Request) -> Response:
         if ids is None and fields.get("confirm", "") != name:
             return _back("/dead", f"not purged: type {name} to confirm", queue=name)
         n = await run_in_threadpool(q.purge_dead, ids)
+        if n:
+            await recorded(dash, request, "dlq.purge", _scope(ids, task, reason), n, name)
         msg = f"purged {n} dead letters of {name}"
     return _back("/dead", msg, queue=name, task=task, reason=reason)

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kubeq import defaults
-from kubeq.dashboard import actions, pages, schedules, search
+from kubeq.dashboard import actions, auditing, pages, schedules, search
 from kubeq.dashboard.hub import View
 from kubeq.dashboard.security import HEADERS, SESSION_COOKIE
 from kubeq.dashboard.state import HERE, Config, Dashboard
@@ -114,6 +114,8 @@ def create_app(config: Config) -> Starlette:
         Route("/scaling", pages.scaling),
         Route("/schedules", schedules.page),
         Route("/find", search.page),
+        Route("/audit", auditing.page),
+        Route("/find/{action:str}", search.bulk, methods=["POST"]),
         Route("/schedules/{schedule}/{action:str}", schedules.action, methods=["POST"]),
         Route("/events", events),
         Route("/healthz", healthz),

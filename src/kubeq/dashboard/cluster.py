@@ -1,4 +1,5 @@
-"""The Scaling page's view of the cluster: TaskQueues, their conditions and recent Events.
+"""The Scaling page's view of the cluster: TaskQueues, their conditions and recent Events;
+and the TaskQueues that own a queue, on which an admin action is posted as an Event.
 
 Read-only, with the official kubernetes client, in-cluster or from a kubeconfig; without
 either the page says "no cluster access" and the rest of the dashboard works unchanged. One
@@ -10,10 +11,15 @@ load on the API server either. The operator writes what is shown here: ``status.
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import time
+from datetime import UTC, datetime
 from typing import Any
 
-from kubeq.crd import GROUP, PLURAL, VERSION
+from kubeq.crd import API_VERSION, GROUP, KIND, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
 
 EVENTS_PER_QUEUE = 10
 TQ_EVENTS = "involvedObject.kind=TaskQueue"
@@ -85,6 +91,7 @@ def read_view(api: Any, namespace: str | None = None) -> dict[str, Any]:
                 "namespace": ns,
                 "name": name,
                 "queues": list(spec.get("queues", [])),
+                "prefix": str((spec.get("redis") or {}).get("prefix") or "kubeq"),
                 "desired": status.get("desiredReplicas"),
                 "current": status.get("replicas"),
                 "backlog": status.get("backlog"),
@@ -111,6 +118,17 @@ class ClusterReader:
         self._last: dict[str, Any] | None = None
         self._at = 0.0
 
+    def owners(self, queue: str, prefix: str) -> list[tuple[str, str]]:
+        """(namespace, name) of the TaskQueues last read that list ``queue`` (a partition
+        counts as its queue) under ``prefix``."""
+        name = queue.split("#", 1)[0]
+        tqs = self._last["taskqueues"] if self._last else []
+        return [
+            (t["namespace"], t["name"])
+            for t in tqs
+            if name in t["queues"] and t.get("prefix", "kubeq") == prefix
+        ]
+
     async def __call__(self) -> dict[str, Any]:
         if self._last is None or time.monotonic() - self._at >= self.every:
             self._last = await asyncio.to_thread(read_view, self.api, self.namespace)
@@ -119,3 +137,29 @@ class ClusterReader:
             "taskqueues": [dict(t) for t in self._last["taskqueues"]],
             "read_at": self._last["read_at"],
         }
+
+
+def post_event(api: Any, namespace: str, name: str, reason: str, message: str) -> None:
+    """A Normal Event on TaskQueue ``namespace/name`` from the dashboard; a failure is logged,
+    never raised (the action is done; the audit stream has it)."""
+    from kubernetes import client  # noqa: PLC0415 - optional (kubeq[dashboard])
+
+    now = datetime.now(UTC).isoformat()
+    body: Any = {
+        "metadata": {"generateName": f"{name}.", "namespace": namespace},
+        "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": name,
+                           "namespace": namespace},
+        "reason": reason,
+        "message": message[:1024],
+        "type": "Normal",
+        "source": {"component": "kubeq-dashboard"},
+        "reportingComponent": "kubeq-dashboard",
+        "reportingInstance": socket.gethostname(),
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }  # fmt: skip
+    try:
+        client.CoreV1Api(api).create_namespaced_event(namespace, body)
+    except Exception as exc:
+        log.warning("could not post the %s Event on %s/%s: %s", reason, namespace, name, exc)

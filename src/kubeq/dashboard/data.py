@@ -15,7 +15,7 @@ from typing import Any, cast
 from kubeq import defaults, serialization
 from kubeq.client.app import App
 from kubeq.store.fairness import FairStats, read_fair_stats
-from kubeq.store.jobfields import JOB_FIELDS, LISTING_FIELDS, JobInfo, text
+from kubeq.store.jobfields import JOB_FIELDS, LISTING_FIELDS, JobInfo, text, whole
 from kubeq.store.keys import QueueKeys, queues_key, split_ready_score, validate_job_id
 
 
@@ -74,7 +74,7 @@ def _row(job_id: str, score: float, values: list[Any], *, dead: bool) -> Row:
     f = dict(zip(LISTING_FIELDS, values, strict=True))
     task, args = describe_payload(text(f["payload"]))
     if dead:
-        priority, when = int(f["priority"] or 0), score / 1000
+        priority, when = whole(f["priority"], defaults.PRIORITY), score / 1000
     else:
         priority, when_ms = split_ready_score(score)
         when = when_ms / 1000

@@ -12,9 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kubeq.dashboard.actions import _back, _checked, _refused
+from kubeq.dashboard.auditing import who
 from kubeq.dashboard.security import Refused
 from kubeq.dashboard.state import Dashboard
 from kubeq.schedules_time import iso
+from kubeq.store import audit
 from kubeq.store.keys import validate_job_id
 
 PAGE = 100
@@ -64,15 +66,16 @@ async def action(request: Request) -> Response:
     except (Refused, ValueError) as exc:
         return _refused(request, exc)
     s = dash.app.schedules
-    if verb in ("pause", "resume"):
-        done = await run_in_threadpool(getattr(s, verb), sid)
-        return _back("/schedules", f"schedule {sid} {verb}d" if done else f"no schedule {sid}")
-    if verb == "trigger":
-        try:
-            job_id = await run_in_threadpool(s.trigger, sid)
-        except KeyError:
-            return _back("/schedules", f"no schedule {sid}")
-        return _back("/schedules", f"schedule {sid}: enqueued {job_id}")
+    with audit.acting_as(who(dash, request), "dashboard"):  # its audit entry names the user
+        if verb in ("pause", "resume"):
+            done = await run_in_threadpool(getattr(s, verb), sid)
+            return _back("/schedules", f"schedule {sid} {verb}d" if done else f"no schedule {sid}")
+        if verb == "trigger":
+            try:
+                job_id = await run_in_threadpool(s.trigger, sid)
+            except KeyError:
+                return _back("/schedules", f"no schedule {sid}")
+            return _back("/schedules", f"schedule {sid}: enqueued {job_id}")
     return _refused(
         request, ValueError(f"unknown schedule action {verb!r}: pause, resume, trigger")
     )

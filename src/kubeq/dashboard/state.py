@@ -65,6 +65,7 @@ class Dashboard:
             self.cluster_api = cluster.connect(config.kubeconfig)
             if self.cluster_api is not None:
                 reader = cluster.ClusterReader(self.cluster_api, config.namespace)
+        self.cluster_reader: cluster.ClusterReader | None = reader
         self.client = connections.async_client(config.redis_url)
         self.hub = Hub(self.client, config.prefix, config.poll_seconds, cluster=reader)
         env = jinja2.Environment(

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from kubeq.client.app import App
+from kubeq.client.pools import UnknownWorkerPool
 from kubeq.errors import JobAborted, JobCancelled, JobExpired, JobFailed, JobNotFound, ResultTimeout
 from kubeq.gateway.jobs import parse_body
 from kubeq.gateway.kube import UNAVAILABLE_RETRY_SECONDS, Caller, Kube, Refused, Target
@@ -28,6 +29,7 @@ from kubeq.gateway.limits import Buckets, Limits, Unauthenticated, too_many
 from kubeq.gateway.openapi import OPENAPI
 from kubeq.gateway.params import job_id, query
 from kubeq.gateway.signals import parse_signal
+from kubeq.store import audit
 from kubeq.store.jobfields import stored_json
 
 log = logging.getLogger("kubeq.gateway")
@@ -104,6 +106,7 @@ class Gateway:
             raise too_many(f"more than {rate:g} requests/s from {caller.username}", wait)
         ns, name = request.path_params["ns"], request.path_params["name"]
         await run_in_threadpool(self.kube.authorize, caller, verb, ns, name)
+        request.state.caller = caller  # named in the audit entry of an admin action
         try:
             target = await run_in_threadpool(self.kube.target, ns, name)
         except Refused as exc:
@@ -111,6 +114,19 @@ class Gateway:
                 await self.forget((ns, name))
             raise
         return target, await self.app_for((ns, name), target)
+
+
+async def audited(
+    kube: Kube, request: Request, app: App, action: str, job_id: str, queue: str
+) -> None:
+    """Record an admin action in the TaskQueue's audit stream, naming the caller, and post
+    it as an Event on the TaskQueue."""
+    who = request.state.caller.username
+    ns, name = request.path_params["ns"], request.path_params["name"]
+    await audit.arecord(app.aredis, app.prefix, action, job_id, 1, who, queue=queue, via="gateway")
+    message = f"{who} ({action}) job {job_id} of queue {queue} through kubeq-gateway"
+    reason = {"job.cancel": "JobCancelled", "job.abort": "JobAborted"}[action]
+    await run_in_threadpool(kube.post_event, ns, name, reason, message)
 
 
 async def _close(app: App) -> None:
@@ -149,7 +165,7 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _queue(request: Request, target: Target, given: str | None) -> str:
     queue = given or target.queues[0]
-    if queue.split("#", 1)[0] not in target.queues:
+    if queue.split("#", 1)[0].split("@", 1)[0] not in target.queues:  # a partition, a pool's
         raise Refused(
             400,
             f"queue {queue!r} is not a queue of this TaskQueue ({', '.join(target.queues)})",
@@ -166,7 +182,10 @@ def create_app(gateway: Gateway) -> Starlette:
         target, app = await gateway.admit(request, "create")
         query(request.query_params, ())
         calls = parse_body(raw, target.queues, target.tasks)
-        jobs = await app.aenqueue_many(calls)
+        try:
+            jobs = await app.aenqueue_many(calls)
+        except UnknownWorkerPool as exc:
+            raise Refused(400, str(exc), "worker_pool") from None
         return JSONResponse(
             {"jobs": [{"id": j.id, "queue": j.queue} for j in jobs]}, status_code=201
         )
@@ -224,6 +243,9 @@ def create_app(gateway: Gateway) -> Starlette:
             stopped = await (job.aabort() if params.abort else job.acancel())
         except JobNotFound as exc:
             raise Refused(404, str(exc)) from None
+        if stopped:
+            verb = "abort" if params.abort else "cancel"
+            await audited(gateway.kube, request, app, f"job.{verb}", job.id, job.queue)
         return JSONResponse({"id": job.id, "queue": job.queue, "stopped": stopped})
 
     async def signal(request: Request) -> JSONResponse:

@@ -16,11 +16,13 @@ from kubeq.checks import (
     check_priority,
     check_seconds,
     check_timeout,
+    check_worker_pool,
 )
 from kubeq.gateway.kube import Refused
 from kubeq.options import Call
 from kubeq.patterns import SINGLETON_MODES, check_key, check_options
 from kubeq.store.keys import validate_job_id, validate_queue_name
+from kubeq.tags import check_tags
 
 MAX_JOBS = 1000
 """Jobs one request may enqueue."""
@@ -90,6 +92,8 @@ FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "max_attempts": ("max_attempts", lambda v: check_count("max_attempts", v)),
     "result_ttl": ("result_ttl", lambda v: check_count("result_ttl", v, high=MAX_TTL)),
     "fair_key": ("fair_key", check_fair_key),
+    "worker_pool": ("worker_pool", check_worker_pool),
+    "tags": ("tags", check_tags),
     "debounce": ("debounce", lambda v: check_seconds("debounce", v)),
     "debounce_max": ("debounce_max", lambda v: check_seconds("debounce_max", v)),
     "debounce_key": ("debounce_key", lambda v: check_key("debounce_key", v)),

@@ -1,6 +1,7 @@
 """What the gateway asks the Kubernetes API: who a token is (TokenReview with the gateway's
 audience), whether RBAC lets them act on a TaskQueue's jobs (SubjectAccessReview), and
-where a TaskQueue's jobs live (its Redis, queues and declared tasks). Answers are cached for a
+where a TaskQueue's jobs live (its Redis, queues and declared tasks); and it posts an Event
+on a TaskQueue for each admin action (a job cancelled or aborted). Answers are cached for a
 few seconds, so a burst of requests costs the API server one review each. An API server that
 does not answer (or answers 5xx) is a Refused(503) with a Retry-After, never a bare 500."""
 
@@ -8,12 +9,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubeq import crd, defaults
+
+log = logging.getLogger(__name__)
 
 UNAVAILABLE_RETRY_SECONDS = 5
 """The Retry-After of a 503: the API server (or a TaskQueue's Redis) did not answer."""
@@ -170,6 +176,33 @@ class Kube:
                 f"{namespace}/{name} (group {crd.GROUP}); bind a Role granting it"
                 + (f" ({allowed[1]})" if allowed[1] else ""),
             )
+
+    def post_event(self, namespace: str, name: str, reason: str, message: str) -> None:
+        """A Normal Event on TaskQueue ``namespace/name`` (an admin action through the
+        gateway); a failure is logged, never raised: the action itself is done."""
+        now = datetime.now(UTC).isoformat()
+        body: Any = {
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": crd.API_VERSION,
+                "kind": crd.KIND,
+                "name": name,
+                "namespace": namespace,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Normal",
+            "source": {"component": "kubeq-gateway"},
+            "reportingComponent": "kubeq-gateway",
+            "reportingInstance": socket.gethostname(),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(namespace, body, _request_timeout=self.timeout)
+        except (self.k.ApiException, *self._down) as exc:  # type: ignore[misc]
+            log.warning("could not post the %s Event on %s/%s: %s", reason, namespace, name, exc)
 
     def target(self, namespace: str, name: str) -> Target:
         """The Redis and queues of a TaskQueue, or Refused(404)."""

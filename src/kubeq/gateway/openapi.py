@@ -36,6 +36,18 @@ _JOB_IN = {
             "maxLength": 200,
             "description": "The job's fairness key: keys take turns (docs/fairness.md).",
         },
+        "worker_pool": {
+            "type": "string",
+            "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+            "description": "The TaskQueue's worker pool that runs the job (spec.pools[].name); "
+            "a pool it does not declare is a 400 (docs/scaling.md, Worker pools).",
+        },
+        "tags": {
+            "type": "array",
+            "maxItems": 16,
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:=/-]{1,64}$"},
+            "description": "Labels to find the job by (kubeq jobs --tag, Queue.find).",
+        },
         "debounce": {"type": "number", "exclusiveMinimum": 0},
         "debounce_max": {"type": "number", "exclusiveMinimum": 0},
         "debounce_key": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -84,7 +96,10 @@ _JOB_PARAMS = [
     {
         "name": "queue",
         "in": "query",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}(#[0-9]+)?$"},
+        "schema": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_.:-]{1,128}(@[a-z0-9-]{1,63})?(#[0-9]+)?$",
+        },
     },
 ]
 

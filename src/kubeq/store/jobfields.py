@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kubeq import serialization
+from kubeq import defaults, serialization
 
 Status = Literal[
     "queued",
@@ -166,7 +166,7 @@ class JobInfo:
             status=status,  # type: ignore[arg-type]
             task=task,
             payload=payload,
-            priority=whole(f["priority"]),
+            priority=whole(f["priority"], defaults.PRIORITY),  # absent: the default
             enqueued_at=ms(f["enqueued_at"]),
             started_at=ms(f["started_at"]),
             finished_at=ms(f["finished_at"]),

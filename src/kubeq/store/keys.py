@@ -1,4 +1,5 @@
-"""The Redis key scheme: every key kubeq reads or writes is named here, and only here.
+"""The Redis key scheme: every key kubeq reads or writes is named here (those no single queue
+owns in ``kubeq.store.sharedkeys``, re-exported here).
 
 The worker, the client, the CLI and the operator all import this module, so they can never
 disagree on where a queue's numbers live. Every key of one queue carries the same Redis
@@ -17,6 +18,15 @@ import re
 from dataclasses import dataclass
 
 from kubeq import defaults
+from kubeq.store.sharedkeys import SCHEDULE_TAG as SCHEDULE_TAG
+from kubeq.store.sharedkeys import WORKER_TAG as WORKER_TAG
+from kubeq.store.sharedkeys import audit_key as audit_key
+from kubeq.store.sharedkeys import pools_key as pools_key
+from kubeq.store.sharedkeys import queues_key as queues_key
+from kubeq.store.sharedkeys import schedule_key as schedule_key
+from kubeq.store.sharedkeys import schedule_keys as schedule_keys
+from kubeq.store.sharedkeys import worker_index_key as worker_index_key
+from kubeq.store.sharedkeys import worker_info_key as worker_info_key
 
 DEFAULT_PREFIX = defaults.PREFIX
 
@@ -35,8 +45,11 @@ highest priority first and, within a priority, the job that has waited longest. 
 below 2**53 and so are exact in Redis' doubles and in Lua.
 """
 
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}(#[0-9]{1,3})?")
-"""A name, then ``#<n>`` for partition n of a partitioned queue (kubeq.store.partitions)."""
+_QUEUE_NAME = re.compile(
+    r"[A-Za-z0-9_.:-]{1,128}(@[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?(#[0-9]{1,3})?"
+)
+"""A name, then ``@<pool>`` for the share of a worker pool (kubeq.client.pools), then ``#<n>``
+for partition n of a partitioned queue (kubeq.store.partitions)."""
 _JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 
@@ -73,6 +86,11 @@ def split_ready_score(score: float) -> tuple[int, int]:
     """Inverse of ready_score: (priority, ready time in ms), for a keyed job's score too."""
     band, ready_ms = divmod(int(score), PRIORITY_BAND)
     return PRIORITY_MAX - band % FAIR_BANDS, ready_ms
+
+
+WATCH_SECONDS = 60
+"""How long a waiter's ``watch`` key lasts; a waiter sets it again before each blocking wait
+(at most 5 s), so it outlives every wait by far."""
 
 
 @dataclass(frozen=True)
@@ -266,13 +284,38 @@ class QueueKeys:
         """LIST of a batch job's item ids, in the order they came (batch.lua)."""
         return f"{self.base}items:{batch_id}"
 
+    def ix_task(self, task: str) -> str:
+        """LIST of ``<enqueue ms>:<id>`` of a task's jobs, oldest first (the search index,
+        appended by enqueue.lua, read by ``kubeq.store.jobindex``: entries at the old end
+        whose job record is gone are dropped when read, those older than 7 days on each
+        write, the oldest past 2,000,000; the key expires 7 days after its last write)."""
+        return f"{self.base}ix:task:{task}"
+
+    def ix_tag(self, tag: str) -> str:
+        """LIST of ``<enqueue ms>:<id>`` of the jobs carrying a tag (``tags=[...]``); kept as
+        ``ix_task``."""
+        return f"{self.base}ix:tag:{tag}"
+
+    @property
+    def ix_tasks(self) -> str:
+        """ZSET of the task names with an index (``ix_task``); score = their last enqueue
+        in ms (older than 7 days: dropped on a write; the key expires like the indexes)."""
+        return self.base + "ix:tasks"
+
     def job(self, job_id: str) -> str:
         """HASH of one job's payload and state (and its step records, ``step:<name>``)."""
         return f"{self.base}job:{job_id}"
 
     def done(self, job_id: str) -> str:
-        """LIST that receives one token when the job ends; result() waits on it."""
+        """LIST that receives one token when the job ends, if a caller watches it (``watch``);
+        result() waits on it."""
         return f"{self.base}done:{job_id}"
+
+    def watch(self, job_id: str) -> str:
+        """STRING set (with a TTL of ``WATCH_SECONDS``) by a caller about to wait for the job's
+        end, before it reads the status: the script that ends the job pushes its done-list
+        only then, so a job nobody waits for leaves no done-list."""
+        return f"{self.base}watch:{job_id}"
 
     @property
     def fence(self) -> str:
@@ -322,54 +365,3 @@ def fence_of(key: str) -> str:
     if not key.count("{") or close < 0:
         raise ValueError(f"{key!r} is not a kubeq queue key (no {{queue}} hash tag)")
     return key[: close + 2] + "fence"
-
-
-def queues_key(prefix: str = DEFAULT_PREFIX) -> str:
-    """SET of every queue name in use, for tools that list queues (`kubeq stats`).
-
-    It has no hash tag and needs none: only SADD and SMEMBERS touch it, never a script or a
-    command with another key, so on Redis Cluster it is one key on one node, reached through
-    the cluster client like any other."""
-    return f"{prefix}:queues"
-
-
-WORKER_TAG = "{workerinfo}"
-"""The hash tag of the worker documents, so the dashboard's MGET stays in one slot."""
-
-
-def worker_index_key(prefix: str = DEFAULT_PREFIX) -> str:
-    """ZSET ``kubeq:{workerinfo}:index``: worker id -> time of its last publish in ms."""
-    return f"{prefix}:{WORKER_TAG}:index"
-
-
-def worker_info_key(worker_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """STR ``kubeq:{workerinfo}:<worker id>``: one worker's JSON document (pod, host, pid,
-    queues, concurrency, pool, busy, held jobs, job counters, RSS, CPU seconds); it expires
-    when the worker stops publishing (TTL >= 15 s)."""
-    return f"{prefix}:{WORKER_TAG}:{worker_id}"
-
-
-SCHEDULE_TAG = "{schedules}"
-"""The hash tag of every schedule key: the due-time index and the definitions share one slot,
-so each schedule script is atomic on Redis Cluster too (suffixes start ``s:``, which no
-queue key uses)."""
-
-
-def schedule_keys(prefix: str = DEFAULT_PREFIX) -> tuple[str, str, str]:
-    """``(due, warm, all)``: ZSET id -> next due time (s; a claim's lease deadline while one
-    firer holds it; paused schedules are absent), ZSET id -> next due minus its pre-warm
-    (only schedules with ``prewarm_seconds``), ZSET id -> 0 (every schedule, for listing)."""
-    base = f"{prefix}:{SCHEDULE_TAG}:s:"
-    return base + "due", base + "warm", base + "all"
-
-
-def schedule_key(schedule_id: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """HASH of one schedule: spec (JSON), rev, next, last, last_job, paused, claim, fired,
-    missed, skipped, updated."""
-    return f"{prefix}:{SCHEDULE_TAG}:s:def:{schedule_id}"
-
-
-def audit_key(prefix: str = DEFAULT_PREFIX) -> str:
-    """STREAM ``kubeq:audit``: one entry per admin action (who, action, target, jobs), capped
-    (``kubeq.store.audit.MAX_ENTRIES``). No hash tag: only XADD and XREVRANGE touch it."""
-    return f"{prefix}:audit"

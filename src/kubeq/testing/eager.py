@@ -247,7 +247,7 @@ def _with_results(payload: bytes, members: list[EagerJob]) -> bytes:
     a member that did not finish: only with allow_failure), as a worker passes them."""
     body = serialization.loads(payload)
     results = [m.result() if m.status() == "finished" else None for m in members]
-    body["args"] = [results, *body["args"]]
+    body["args"] = [results, *body.get("args", [])]
     return serialization.dumps(body)
 
 

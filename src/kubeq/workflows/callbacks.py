@@ -58,6 +58,12 @@ def encode_callback(call: object, where: str) -> dict[str, Any]:
             f"{where}: give a callback delay= and expires= in seconds (relative to when it is "
             "enqueued), not an absolute time"
         )
+    if call.worker_pool is not None:
+        raise ValueError(
+            f"{where}: a callback is enqueued by the worker, which does not route to worker "
+            f"pools; drop worker_pool= and give the pool's queue instead, e.g. "
+            f"queue='default@{call.worker_pool}'"
+        )
     out: dict[str, Any] = {"task": call.task, "args": list(call.args), "kwargs": call.kwargs}
     for name in _PLAIN:
         value = getattr(call, name)

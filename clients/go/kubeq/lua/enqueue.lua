@@ -59,8 +59,11 @@ local function ttl_of(v)
   if not n or n ~= n or n < 1 then return nil end
   return math.min(math.floor(n), MAX_TTL)
 end
--- Tell result() waiters that a job has ended.
+-- Tell result() waiters that a job has ended. Only a job a caller waits for has a done-list:
+-- a waiter sets <base>watch:<id> before it reads the status (docs/protocol.md), so a job
+-- nobody waits for costs no key more when it ends.
 local function notify_done(base, id, ttl)
+  if redis.call('EXISTS', base .. 'watch:' .. id) == 0 then return end
   local key = base .. 'done:' .. id
   redis.call('DEL', key)
   redis.call('RPUSH', key, '1')
@@ -778,6 +781,59 @@ end
 -- window, the token moves to a receipt, so that call's resend still finds its answer.
 -- Every value handed to redis.call is a string: Redis formats a Lua number with sprintf on
 -- each call, which cost more than the rest of a job's HSET.
+-- [search index] The job search index (kubeq.client.search reads it): every job this script
+-- writes is appended to <base>ix:task:<task> and, per tag, <base>ix:tag:<tag> (LISTs of
+-- "<enqueue ms>:<id>", oldest first: an RPUSH costs far less time and memory than a ZADD),
+-- and its task joins <base>ix:tasks (ZSET task -> last enqueue ms). Each write drops the
+-- index's entries older than IX_KEEP_MS from its old end, keeps at most IX_CAP, and makes
+-- the key expire IX_KEEP_MS after this write; a reader drops the entries at the old end
+-- whose job record is gone. The task is read from the payload ("task":"..."; a name with
+-- '"' or '\\' is not indexed).
+local IX_KEEP_MS, IX_CAP = 7 * 86400000, 2000000
+local ix = {}  -- index key -> entries of this call
+local ix_tasks = {}  -- task -> true, for <base>ix:tasks
+local function ix_add(base, payload, id, tags)
+  local task = string.match(payload, '"task":"([^"\\]*)"')
+  local entry = NOWS .. ':' .. id
+  local keys = {task and base .. 'ix:task:' .. task or nil}
+  for _, t in ipairs(tags or {}) do keys[#keys + 1] = base .. 'ix:tag:' .. t end
+  for _, k in ipairs(keys) do
+    local l = ix[k] or {}
+    ix[k] = l
+    l[#l + 1] = entry
+  end
+  if task then ix_tasks[task] = true end
+end
+local function ix_flush(base)
+  local floor = NOW - IX_KEEP_MS
+  for k, l in pairs(ix) do
+    for i = 1, #l, 4000 do redis.call('RPUSH', k, unpack(l, i, math.min(i + 3999, #l))) end
+    for _ = 1, 10 do  -- aged entries, from the old end (100 a look)
+      local old = redis.call('LRANGE', k, 0, 99)
+      local n = 0
+      for _, e in ipairs(old) do
+        if (tonumber(string.match(e, '^(%d+):')) or 0) >= floor then break end
+        n = n + 1
+      end
+      if n > 0 then redis.call('LPOP', k, n) end
+      if n < 100 then break end
+    end
+    redis.call('LTRIM', k, -IX_CAP, -1)
+    redis.call('PEXPIRE', k, IX_KEEP_MS)
+  end
+  local tasks = {}
+  for task in pairs(ix_tasks) do
+    tasks[#tasks + 1] = NOWS
+    tasks[#tasks + 1] = task
+  end
+  if #tasks > 0 then
+    local k = base .. 'ix:tasks'
+    redis.call('ZADD', k, unpack(tasks))
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. string.format('%d', floor))
+    redis.call('PEXPIRE', k, IX_KEEP_MS)
+  end
+end
+-- [end search index]
 local q = queue_keys(0)
 local base = ARGV[1]
 local groups = tonumber(ARGV[2])
@@ -840,6 +896,13 @@ local function parse_control(raw)
       deps = int(v)
       control[#control + 1] = 'pending'
       control[#control + 1] = deps
+    elseif k == 'tags' and type(v) == 'table' and #v > 0 and #v <= 16 then  -- [search index]
+      for _, t in ipairs(v) do
+        if type(t) ~= 'string' or #t > 64 or not string.match(t, '^[%w_.:=/-]+$') then return nil end
+      end
+      control[#control + 1] = 'tags'
+      control[#control + 1] = cjson.encode(v)
+      control.tags = v
     elseif k == 'allow_failure' and v == true then
       control[#control + 1] = 'allow_failure'
       control[#control + 1] = '1'
@@ -883,6 +946,15 @@ for _ = 1, groups do
   end
   o = o + 6
   local run_at = due_at(due)
+  -- a field at its default is not written (deliveries, attempts and lease 0, priority 5,
+  -- max_deliveries 5: every reader takes a missing one as its default; bench/README.md,
+  -- "Where a job's bytes go"); without a receipt, the call's token goes on each job
+  local extra = {}
+  if priority ~= '5' then extra[#extra + 1] = 'priority'; extra[#extra + 1] = priority end
+  if max_deliveries ~= '5' then
+    extra[#extra + 1] = 'max_deliveries'; extra[#extra + 1] = max_deliveries
+  end
+  if not receipt then extra[#extra + 1] = 'sent'; extra[#extra + 1] = token end
   local st, zkey, score = 'queued', q.ready, ready_score(priority, NOW)
   if (deps or 0) > 0 then st = 'deferred'  -- (nil: malformed control, refused below)
   elseif run_at > NOW then st, zkey, score = 'scheduled', q.delayed, run_at end
@@ -930,15 +1002,8 @@ for _ = 1, groups do
         redis.call('ZREM', q.dead, id)
         keep_receipt(base, f[2], f[3])  -- the call that wrote it may still be resent
       end
-      if receipt then  -- the receipt answers a resend: no token on each job
-        redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
-          'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
-          'max_deliveries', max_deliveries, 'result_ttl', result_ttl)
-      else
-        redis.call('HSET', jk, 'payload', payload, 'priority', priority, 'status', st,
-          'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
-          'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'sent', token)
-      end
+      redis.call('HSET', jk, 'payload', payload, 'status', st, 'enqueued_at', NOWS,
+        'result_ttl', result_ttl, unpack(extra))
       if ctl then redis.call('HSET', jk, 'ctl', '1', unpack(control))
       elseif #control > 0 then redis.call('HSET', jk, unpack(control)) end
       if st == 'deferred' then
@@ -952,10 +1017,12 @@ for _ = 1, groups do
       end
       mine[id] = true
       out[#out + 1] = 1
+      ix_add(base, payload, id, control.tags)  -- [search index]
     end
   end
   flush(zkey)
 end
+ix_flush(base)  -- [search index]
 -- a job for later wakes one idle worker, whose fetch learns when it falls due (idle
 -- workers no longer poll: worker/idle.py); it wakes the others then, if they are needed
 wake(q.wake, woken > 0 and woken or scheduled)

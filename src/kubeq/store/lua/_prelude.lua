@@ -59,8 +59,11 @@ local function ttl_of(v)
   if not n or n ~= n or n < 1 then return nil end
   return math.min(math.floor(n), MAX_TTL)
 end
--- Tell result() waiters that a job has ended.
+-- Tell result() waiters that a job has ended. Only a job a caller waits for has a done-list:
+-- a waiter sets <base>watch:<id> before it reads the status (docs/protocol.md), so a job
+-- nobody waits for costs no key more when it ends.
 local function notify_done(base, id, ttl)
+  if redis.call('EXISTS', base .. 'watch:' .. id) == 0 then return end
   local key = base .. 'done:' .. id
   redis.call('DEL', key)
   redis.call('RPUSH', key, '1')

@@ -22,7 +22,9 @@
 -- data in Redis was malformed (the job is dead-lettered with the reason), 2 when the job was
 -- aborted meanwhile (the aborted attempt's outcome is refused; the attempt has stopped, so
 -- its concurrency slot is freed and its data expires after its result TTL), 3 when
--- applied and a callback waits to be handed off (base..'handoff', handoff.py).
+-- applied and a callback waits to be handed off (base..'handoff', handoff.py), 4 when this
+-- lease's outcome was recorded already (a resend after a lost reply: the job still carries
+-- this token and is no longer active; nothing changed).
 -- Each delivery is validated before anything about it changes, so one bad item never stops
 -- the others.
 local q = queue_keys(0)
@@ -63,6 +65,10 @@ for i = 0, n - 1 do
       aborted_stopped(q, base, id, jk, f[9], f[10], f[3])
     end
     out[#out + 1] = 2
+  elseif f[1] ~= 'active' and f[2] == lease then
+    -- its delivery ended and no other began: this token's outcome was recorded, and this
+    -- is a resend whose first reply was lost (nothing changes)
+    out[#out + 1] = 4
   elseif f[1] ~= 'active' or f[2] ~= lease then
     out[#out + 1] = 0
   elseif bad then
@@ -91,7 +97,7 @@ for i = 0, n - 1 do
       handoff = bury(q, base, id, jk, reason)
     elseif outcome == 'release' then
       local lost = (int(f[6] or '0') or 0) - (int(f[7] or '0') or 0)
-      if lost >= (int(f[8]) or 1) then
+      if lost >= (int(f[8]) or 5) then -- no field: the default, 5
         redis.call('HSET', jk, 'error', value)
         handoff = bury(q, base, id, jk, 'its process died ' .. lost ..
           ' times while running it: ' .. value .. ' (a poison job?)')

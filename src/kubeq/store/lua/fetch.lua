@@ -75,7 +75,7 @@ for qi = 0, nq - 1 do
     elseif f[1] == 'active' then
       -- only deliveries that never came back count: acknowledged retries are attempts
       local lost = (int(f[2]) or 0) - (int(f[7]) or 0)
-      if lost >= (int(f[3]) or 1) then
+      if lost >= (int(f[3]) or 5) then -- no field: the default, 5
         release_slot(q, base, id, f[8], f[9])
         bury(q, base, id, jk, 'delivered ' .. lost .. ' times without an acknowledgement ' ..
           '(the worker running it died or hung each time; last worker ' .. tostring(f[6]) ..

@@ -1,0 +1,58 @@
+"""A job cancelled or aborted through the gateway (DELETE) is an admin action: it lands in
+the audit stream naming the caller's ServiceAccount and the gateway, and as an Event on the
+TaskQueue (a real kube-apiserver, a real Redis). A job's tags travel through the gateway."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import kubeq
+from kubeq.store import audit
+from tests.gateway.conftest import World
+
+ADD = {"task": "qtasks.add", "args": [1, 2]}
+
+
+def _events(world: World, reason: str) -> list[dict[str, object]]:
+    out = world.kubectl(
+        "get", "events", "-n", world.namespace, "-o", "json",
+        "--field-selector", f"involvedObject.name=tq-a,reason={reason}",
+    )  # fmt: skip
+    return list(json.loads(out.stdout or "{}").get("items", []))
+
+
+def test_delete_is_audited_and_posted_as_an_event(world: World) -> None:
+    alice = world.token("alice")
+    for job_id in ("audit-del", "audit-abort"):
+        body = {**ADD, "id": job_id, "delay": 3600, "tags": ["via-gateway"]}
+        status, _ = world.gateway.call("POST", world.jobs("tq-a"), body, alice)
+        assert status == 201
+    status, body = world.gateway.call("DELETE", world.jobs("tq-a") + "/audit-del", token=alice)
+    assert (status, body["stopped"]) == (200, True), body
+    path = world.jobs("tq-a") + "/audit-abort?abort=true"
+    status, body = world.gateway.call("DELETE", path, token=alice)
+    assert (status, body["stopped"]) == (200, True), body
+    status, body = world.gateway.call("DELETE", world.jobs("tq-a") + "/audit-del", token=alice)
+    assert body["stopped"] is False  # nothing done: nothing recorded
+
+    app = kubeq.App(world.redis_url)
+    tagged = app.queue(world.queue("tq-a")).find(tags=["via-gateway"])
+    assert sorted((j.id, j.status) for j in tagged.jobs) == [
+        ("audit-abort", "aborted"),
+        ("audit-del", "cancelled"),
+    ]
+    mine = [e for e in audit.read(app.redis, app.prefix, 500) if e.target.startswith("audit-")]
+    app.close()
+    who = f"system:serviceaccount:{world.namespace}:alice"
+    assert [(e.action, e.target, e.count, e.who, e.via) for e in mine] == [
+        ("job.abort", "audit-abort", 1, who, "gateway"),
+        ("job.cancel", "audit-del", 1, who, "gateway"),
+    ]
+    assert {e.queue for e in mine} == {world.queue("tq-a")}
+    deadline = time.monotonic() + 60
+    while not (_events(world, "JobCancelled") and _events(world, "JobAborted")):
+        assert time.monotonic() < deadline, "no Event on the TaskQueue"
+        time.sleep(0.5)
+    (cancelled,) = _events(world, "JobCancelled")
+    assert who in str(cancelled["message"]) and "audit-del" in str(cancelled["message"])

@@ -1,0 +1,21 @@
+"""The search index's reader and writer agree: the keep time and cap that enqueue.lua applies
+are the ones ``kubeq.store.jobindex`` documents, and an entry parses back to its time and id
+(a malformed one, written by hand, does not stop a reader)."""
+
+from __future__ import annotations
+
+import re
+
+from kubeq.store import jobindex
+from kubeq.store.scripts import source
+
+
+def test_enqueue_lua_keeps_and_caps_as_documented() -> None:
+    lua = source("enqueue")
+    keep, cap = re.search(r"local IX_KEEP_MS, IX_CAP = (.+?), (\d+)\n", lua).groups()  # type: ignore[union-attr]
+    assert eval(keep) == jobindex.KEEP_MS and int(cap) == jobindex.CAP
+
+
+def test_entries_parse_back() -> None:
+    assert jobindex.parse(b"1733300000000:0661d6:a-b") == (1733300000000, "0661d6:a-b")
+    assert jobindex.parse(b"garbage") == (0, "garbage")
