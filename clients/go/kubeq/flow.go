@@ -184,7 +184,7 @@ func (c *Client) flowArgs(queue string, j FlowJob) ([]string, error) {
 		return nil, fmt.Errorf(".%w", err)
 	}
 	if mode == "batch" && control != "" {
-		return nil, errors.New(".fair_key: a batch item takes none (its batch runs as one job)")
+		return nil, errors.New(".fair_key, .tags: a batch item takes neither (its batch runs as one job)")
 	}
 	token := make([]byte, 8)
 	if _, err := rand.Read(token); err != nil {
