@@ -304,7 +304,8 @@ class Pools:
 
     async def write(self, spec: TaskQueueSpec, wanted: dict[str, str]) -> None:
         """Set ``wanted`` and remove what this TaskQueue published that it no longer wants."""
-        client = await self.loop.source.client(spec)
+        # Any: redis-py's own stubs type these awaits differently from one release to another
+        client: Any = await self.loop.source.client(spec)
         key = keys.pools_key(spec.redis.prefix)
         live = client_pools.decode(await client.hgetall(key))
         stale = [q for q, e in live.items() if e.by == self.owner and q not in wanted]

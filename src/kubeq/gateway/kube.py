@@ -201,7 +201,7 @@ class Kube:
         }
         try:
             self.core.create_namespaced_event(namespace, body, _request_timeout=self.timeout)
-        except (self.k.ApiException, *self._down) as exc:  # type: ignore[misc]
+        except (self.k.ApiException, *self._down) as exc:  # type: ignore[misc, unused-ignore]
             log.warning("could not post the %s Event on %s/%s: %s", reason, namespace, name, exc)
 
     def target(self, namespace: str, name: str) -> Target:
