@@ -124,3 +124,27 @@ def test_a_partitioned_queue_is_searched_in_every_partition(redis_url: str) -> N
     assert sorted((j.id, j.queue) for j in found.jobs) == sorted((j.id, j.queue) for j in jobs[:4])
     assert len(q.find(task="t.ship").jobs) == 9
     app.close()
+
+
+def test_debounced_singleton_and_batched_jobs_are_found_by_task(
+    app: kubeq.App, start_worker: StartWorker
+) -> None:
+    tasks = qtasks.app.tasks
+    debounced, single, *items = app.enqueue_many(
+        [
+            tasks["flowtasks.reindex"].s("doc", 1),
+            tasks["flowtasks.sync_replace"].s("acct", "a"),
+            *(tasks["flowtasks.insert_events"].s(i) for i in range(3)),
+        ]
+    )
+    start_worker()
+    for j in [debounced, single, *items]:
+        j.result(timeout=60)
+    q = app.queue("default")
+    for task, jobs in [
+        ("flowtasks.reindex", [debounced]),
+        ("flowtasks.sync_replace", [single]),
+        ("flowtasks.insert_events", items),
+    ]:
+        found = q.find("finished", task=task)
+        assert sorted(j.id for j in found.jobs) == sorted(j.id for j in jobs), task

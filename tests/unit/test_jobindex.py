@@ -1,4 +1,4 @@
-"""The search index's reader and writer agree: the keep time and cap that enqueue.lua applies
+"""The search index's reader and writer agree: the keep time and cap that the scripts apply
 are the ones ``kubeq.store.jobindex`` documents, and an entry parses back to its time and id
 (a malformed one, written by hand, does not stop a reader)."""
 

@@ -255,6 +255,59 @@ local function queue_keys(offset)
     paused = KEYS[offset + 7], wake = KEYS[offset + 8],
   }
 end
+-- [search index] The job search index (kubeq.client.search reads it): every job enqueue.lua,
+-- flow.lua or batch.lua writes (ix_add, then ix_flush once per call) is appended to
+-- <base>ix:task:<task> and, per tag, <base>ix:tag:<tag> (LISTs of "<enqueue ms>:<id>",
+-- oldest first: an RPUSH costs far less time and memory than a ZADD), and its task joins <base>ix:tasks (ZSET task -> last enqueue ms). Each write drops the
+-- index's entries older than IX_KEEP_MS from its old end, keeps at most IX_CAP, and makes
+-- the key expire IX_KEEP_MS after this write; a reader drops the entries at the old end
+-- whose job record is gone. The task is read from the payload ("task":"..."; a name with
+-- '"' or '\\' is not indexed).
+local IX_KEEP_MS, IX_CAP = 7 * 86400000, 2000000
+local ix = {}  -- index key -> entries of this call
+local ix_tasks = {}  -- task -> true, for <base>ix:tasks
+local function ix_add(base, payload, id, tags)
+  local task = string.match(payload, '"task":"([^"\\]*)"')
+  local entry = NOWS .. ':' .. id
+  local keys = {task and base .. 'ix:task:' .. task or nil}
+  for _, t in ipairs(tags or {}) do keys[#keys + 1] = base .. 'ix:tag:' .. t end
+  for _, k in ipairs(keys) do
+    local l = ix[k] or {}
+    ix[k] = l
+    l[#l + 1] = entry
+  end
+  if task then ix_tasks[task] = true end
+end
+local function ix_flush(base)
+  local floor = NOW - IX_KEEP_MS
+  for k, l in pairs(ix) do
+    for i = 1, #l, 4000 do redis.call('RPUSH', k, unpack(l, i, math.min(i + 3999, #l))) end
+    for _ = 1, 10 do  -- aged entries, from the old end (100 a look)
+      local old = redis.call('LRANGE', k, 0, 99)
+      local n = 0
+      for _, e in ipairs(old) do
+        if (tonumber(string.match(e, '^(%d+):')) or 0) >= floor then break end
+        n = n + 1
+      end
+      if n > 0 then redis.call('LPOP', k, n) end
+      if n < 100 then break end
+    end
+    redis.call('LTRIM', k, -IX_CAP, -1)
+    redis.call('PEXPIRE', k, IX_KEEP_MS)
+  end
+  local tasks = {}
+  for task in pairs(ix_tasks) do
+    tasks[#tasks + 1] = NOWS
+    tasks[#tasks + 1] = task
+  end
+  if #tasks > 0 then
+    local k = base .. 'ix:tasks'
+    redis.call('ZADD', k, unpack(tasks))
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. string.format('%d', floor))
+    redis.call('PEXPIRE', k, IX_KEEP_MS)
+  end
+end
+-- [end search index]
 
 -- Shared by the scripts that move jobs between states (prepended by scripts.py after
 -- _prelude.lua): execution control (rate limits, concurrency slots), lease semantics, expiry

@@ -88,6 +88,7 @@ for i = 8, #ARGV, 7 do
       'enqueued_at', NOWS, 'deliveries', '0', 'attempts', '0', 'lease', '0',
       'max_deliveries', max_deliveries, 'result_ttl', result_ttl, 'sent', token, 'batch', c)
     if expires then redis.call('HSET', jk, 'expires_at', expires) end
+    ix_add(base, payload, id, nil)  -- [search index]
     local n = redis.call('RPUSH', base .. 'items:' .. c, id)
     local ck = base .. 'job:' .. c
     redis.call('HSET', ck, 'batch_size', tostring(n))
@@ -103,5 +104,6 @@ for i = 8, #ARGV, 7 do
     out[#out + 1] = {1, id}
   end
 end
+ix_flush(base)
 if woken > 0 then wake(q.wake, woken) end
 return out

@@ -145,5 +145,7 @@ else
 end
 redis.call('SET', key, id)
 index(base .. 'flows', NOWS, fkey)  -- counted by stats.lua
+ix_add(base, payload, id, nil)  -- [search index]
+ix_flush(base)
 wake(q.wake, 1)
 return {1, id}
