@@ -62,5 +62,5 @@ def prune(client: Any, keys: QueueKeys, key: str, most: int = PAGE) -> int:
             break
         gone += 1
     if gone:
-        client.lpop(key, gone)
+        client.ltrim(key, gone, -1)
     return gone

@@ -289,7 +289,7 @@ local function ix_flush(base)
         if (tonumber(string.match(e, '^(%d+):')) or 0) >= floor then break end
         n = n + 1
       end
-      if n > 0 then redis.call('LPOP', k, n) end
+      if n > 0 then redis.call('LTRIM', k, n, -1) end
       if n < 100 then break end
     end
     redis.call('LTRIM', k, -IX_CAP, -1)
