@@ -257,9 +257,10 @@ def _send_token(queue: QueueKeys, parent: str, ended_at: bytes | None) -> str:
     after the first for a resend of it. A callback purged meanwhile left its token as a
     receipt (purge.lua, keep_receipt), so a hand-off still under way does not bring it
     back; a later end of the parent (requeued from the dead letters) gets a token of its
-    own. It replaces the random token of ``plan_enqueue`` (the third ARGV of enqueue.lua)."""
+    own. It replaces the random token of ``plan_enqueue`` (the third ARGV of enqueue.lua),
+    with as many hex digits (docs/protocol.md)."""
     end = f"{queue.name}\t{parent}\t{(ended_at or b'').decode('ascii', 'replace')}"
-    return "h" + hashlib.sha1(end.encode(), usedforsecurity=False).hexdigest()[:24]
+    return hashlib.sha1(end.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def _edge_calls(queue: QueueKeys, parent: str, child: tuple[str, str]) -> list[ScriptCall]:
