@@ -35,9 +35,3 @@ KNOWN_ITEM_13 = False
 """A parent whose result TTL runs out before its hand-off (a worker died between ack and
 hand-off, the sweep comes after the expiry): its callback is never enqueued and its children
 stay deferred. While True, the final drain tolerates a lost follow-up of such a parent."""
-
-KNOWN_ITEM_14 = True
-"""A callback the sweep's hand-off enqueued, then purged while it waited, is enqueued again
-by the parent's hand-off still pending in its worker, and runs: the purge leaves its id free
-for the hand-off's ``once`` enqueue. While True, a purged follow-up may come back once and
-end again (tests/model/test_found_purged_callback.py pins it)."""

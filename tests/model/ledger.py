@@ -153,10 +153,6 @@ class Ledger:
             e.ends.append(status)
         elif before in LIVE and status in LIVE:
             pass
-        elif known.KNOWN_ITEM_14 and before == "purged" and e.parent is not None:
-            e.revived += 1  # a purged callback enqueued again by its parent's hand-off
-            if status in ENDED:
-                e.ends.append(status)
         elif status in ENDED:
             raise AssertionError(f"job {e.id} ended {before}, then ended again {status}")
         elif known.KNOWN_ITEM_4 and e.resent:

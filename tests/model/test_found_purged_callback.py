@@ -2,27 +2,16 @@
 as a plain test: a job with an on_success callback finishes; the sweep hands its end off
 (the callback is enqueued) while the worker's own hand-off of it is still pending; the queue
 is purged (the waiting callback is deleted); the worker's hand-off then enqueues the callback
-again and it runs. A purged job must stay purged. Known defect (known.KNOWN_ITEM_14): xfail
-until its fix."""
+again and it runs. A purged job must stay purged: every hand-off of one end of the parent
+sends the same token, so the receipt the purge leaves answers the late one."""
 
 from __future__ import annotations
 
-import pytest
-
 from kubeq.outcomes import Settlement
-from tests.model import known
 from tests.model.intersections import Intersections
 
 
-@pytest.mark.xfail(
-    known.KNOWN_ITEM_14,
-    reason="a purged callback is enqueued again by its parent's pending hand-off",
-    strict=True,
-)
-def test_a_purged_callback_is_not_enqueued_again_by_its_parents_hand_off(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(known, "KNOWN_ITEM_14", False)  # the machine demands the right end
+def test_a_purged_callback_is_not_enqueued_again_by_its_parents_hand_off(redis_url: str) -> None:
     Intersections.url = redis_url
     m = Intersections()
     try:

@@ -71,8 +71,18 @@ RESULT_FIELDS = ["status", "result", "error", "reason", "traceback"]
 LISTING_FIELDS = ("status", "payload", "priority", "enqueued_at", "attempts", "error", "reason")
 """What the dashboard shows of each job in a queue's listing."""
 
-HANDOFF_FIELDS = ["status", "result", "error", "reason", "on_success", "on_failure", "cb"]
-"""What the worker's hand-off reads of an ended job to enqueue its callback."""
+HANDOFF_FIELDS = [
+    "status",
+    "result",
+    "error",
+    "reason",
+    "on_success",
+    "on_failure",
+    "cb",
+    "finished_at",
+]
+"""What the worker's hand-off reads of an ended job to enqueue its callback (``finished_at``
+names the end whose callback it is: its enqueue's send token)."""
 
 
 def text(value: bytes | str | None) -> str:

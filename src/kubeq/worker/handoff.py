@@ -6,7 +6,10 @@ Decisions, Workflows): ``ack.lua`` (or any script that dead-letters) records, in
 script that ends the parent, the parent's id in its queue's ``handoff`` set; then a worker
 reads the parent, enqueues the callback into its queue under an id derived from the parent's
 (``callbacks.callback_id``) with ``once`` (an existing job of that id, even ended, is a
-duplicate), and only then removes the entry. A callback on a partitioned queue goes to the
+duplicate) and a send token derived from the parent's end (``_send_token``: every hand-off
+of one end is a resend of the same call, so a callback deleted since, by a purge, leaves a
+receipt that its redone hand-off finds, and it is not enqueued again), and only then removes
+the entry. A callback on a partitioned queue goes to the
 partition ``route`` names for that id (``partitions.Partitioner.route``, as an enqueue
 does), so a redone hand-off finds the first one and the caller's ``ChainResult`` knows where
 it is. A worker killed between the steps leaves the
@@ -17,6 +20,7 @@ harmless, so a callback is enqueued at least once and runs at most once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -207,7 +211,7 @@ def _plan_one(
     _Unreadable when its fields or its dependents set cannot be read."""
     if isinstance(fields, BaseException):
         raise _Unreadable(f"its job key {queue.job(parent)} cannot be read: {fields}")
-    status, result, error, reason, on_success, on_failure, marker = fields
+    status, result, error, reason, on_success, on_failure, marker, ended_at = fields
     try:
         state = (status or b"missing").decode()
     except UnicodeDecodeError:
@@ -234,7 +238,9 @@ def _plan_one(
                 [call], prefix=queue.prefix, defaults_for=defaults_for, route=route, once=True
             )
             queues += plan.queues
-            scripts += plan.calls  # then the edges, which need the callback's hash
+            token = _send_token(queue, parent, ended_at)
+            scripts += [(s, keys, [*args[:2], token, *args[3:]]) for s, keys, args in plan.calls]
+            # then the edges, which need the callback's hash
             scripts += _edge_calls(queue, parent, plan.targets[0])
             sent = True
     except (ValueError, TypeError) as exc:
@@ -243,6 +249,18 @@ def _plan_one(
     if has_dependents:
         scripts += _resolve_calls(queue, parent, state, result, children, aside)
     return _Plan(scripts, queues, sent, has_dependents)
+
+
+def _send_token(queue: QueueKeys, parent: str, ended_at: bytes | None) -> str:
+    """The send token of the enqueue of a parent's callback for one end of the parent: the
+    same for every hand-off of that end (the worker's, a sweep's), so enqueue.lua takes each
+    after the first for a resend of it. A callback purged meanwhile left its token as a
+    receipt (purge.lua, keep_receipt), so a hand-off still under way does not bring it
+    back; a later end of the parent (requeued from the dead letters) gets a token of its
+    own. It replaces the random token of ``plan_enqueue`` (the third ARGV of enqueue.lua),
+    with as many hex digits (docs/protocol.md)."""
+    end = f"{queue.name}\t{parent}\t{(ended_at or b'').decode('ascii', 'replace')}"
+    return hashlib.sha1(end.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def _edge_calls(queue: QueueKeys, parent: str, child: tuple[str, str]) -> list[ScriptCall]:
