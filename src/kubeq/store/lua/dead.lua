@@ -73,7 +73,13 @@ for i = 3, #ARGV do
       redis.call('HSET', jk, 'purged', '1')
       n = n + 1
     else
-      -- purged, or a dead letter whose data is gone (nothing left to run): deleted
+      -- purged, or a dead letter whose data is gone (nothing left to run): deleted; its send
+      -- token becomes a receipt, so a late resend of its enqueue (a parent's hand-off of a
+      -- callback, a client's resend) does not bring it back
+      if action == 'purge' then
+        local rf = job_fields(jk, 'sent', 'enqueued_at')
+        if rf then keep_receipt(base, rf[1], rf[2]) end
+      end
       redis.call('DEL', jk, base .. 'done:' .. id)
       if action == 'purge' then n = n + 1 end
     end
