@@ -47,3 +47,12 @@ cannot take the name of a TaskQueue's own."""
 def pool_deployment_name(taskqueue: str, pool: str) -> str:
     """A worker pool's Deployment: ``<name>-<pool>-pool`` (cut and hashed when long)."""
     return f"{_shorten(f'{taskqueue}-{pool}', LABEL_VALUE_MAX)}{POOL_SUFFIX}"
+
+
+JOB_NAME_MAX = LABEL_VALUE_MAX - 6
+"""A Job's name is a label value on its pods (``job-name``); ``generateName`` adds 5."""
+
+
+def pool_job_prefix(taskqueue: str, pool: str) -> str:
+    """The ``generateName`` of a Job-mode pool's Jobs: ``<name>-<pool>-job-``."""
+    return f"{_shorten(f'{taskqueue}-{pool}', JOB_NAME_MAX - len('-job-'))}-job-"
