@@ -27,6 +27,7 @@ from kubernetes import client
 from redis.exceptions import RedisError
 
 from kubeq_operator import jobpods, kube, podcost
+from kubeq_operator.names import pool_job_prefix
 from kubeq_operator.poolspec import PoolSpec
 from kubeq_operator.redis_source import RedisDown
 from kubeq_operator.spec import TaskQueueSpec
@@ -75,6 +76,7 @@ class JobPools:
         pspec = spec.of_pool(pool)
         selector = jobpods.selector(loop.name, pool.name)
         raw_jobs, pods = await asyncio.gather(list_jobs(ns, selector), kube.list_pods(ns, selector))
+        names = [j["metadata"]["name"] for j in raw_jobs]
         views = jobpods.classify(raw_jobs, pods)
         views = await self.remove_outdated(pool, views, pspec.worker_hash())
         entry: dict[str, Any] = {"name": pool.name, "mode": "Job"}
@@ -88,7 +90,7 @@ class JobPools:
             busy = podcost.busy_by_pod(s.workers for s in stats)
             wanted = jobpods.plan(ready, views, busy, pool.scaling.max_replicas)
             if wanted:
-                await self.create(spec, pool, wanted, ready, views)
+                await self.create(spec, pool, wanted, ready, views, names)
             entry.update(
                 backlog=sum(s.backlog for s in stats),
                 inFlight=sum(s.in_flight for s in stats),
@@ -110,15 +112,26 @@ class JobPools:
         wanted: int,
         ready: int,
         views: list[jobpods.JobView],
+        names: list[str],
     ) -> None:
         loop = self.loop
         manifest = jobpods.build(loop.name, loop.namespace, spec, pool)
         kopf.adopt(manifest, owner=loop.body)  # type: ignore[arg-type]
+        prefix = pool_job_prefix(loop.name, pool.name)
         made = 0
-        for _ in range(wanted):
-            await create_job(loop.namespace, manifest)
+        for name in jobpods.job_names(prefix, names, views, wanted, pool.scaling.max_replicas):
+            manifest["metadata"]["name"] = name
+            try:
+                await create_job(loop.namespace, manifest)
+            except Exception as e:  # made by another operator acting on the same state
+                if not kube.is_conflict(e):
+                    raise
+                log.warning("Job %s/%s exists already; not created again", loop.namespace, name)
+                continue
             made += 1
             self.created[pool.name] = self.created.get(pool.name, 0) + 1
+        if made == 0:
+            return
         pending = sum(1 for j in views if j.state == jobpods.PENDING)
         running = sum(1 for j in views if j.state == jobpods.RUNNING)
         message = (

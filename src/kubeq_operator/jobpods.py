@@ -23,7 +23,7 @@ from kubeq_operator.crd import (
     LABEL_TASKQUEUE,
     MANAGED_BY,
 )
-from kubeq_operator.names import pool_job_prefix, taskqueue_label
+from kubeq_operator.names import taskqueue_label
 from kubeq_operator.pooldeployment import build as build_deployment
 from kubeq_operator.poolspec import PoolSpec
 from kubeq_operator.spec import TaskQueueSpec
@@ -73,7 +73,7 @@ def build(taskqueue: str, namespace: str, spec: TaskQueueSpec, pool: PoolSpec) -
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "generateName": pool_job_prefix(taskqueue, pool.name),
+            "name": "",  # job_names gives each its own
             "namespace": namespace,
             "labels": labels,
             "annotations": {ANNOTATION_HASH: view.worker_hash()},
@@ -84,6 +84,35 @@ def build(taskqueue: str, namespace: str, spec: TaskQueueSpec, pool: PoolSpec) -
             "template": template,
         },
     }
+
+
+def job_names(
+    prefix: str, existing: Iterable[str], jobs: Iterable[JobView], wanted: int, max_jobs: int
+) -> list[str]:
+    """Names for ``wanted`` new Jobs: ``<prefix><slot>-<n>``, in the lowest slots
+    (0..max_jobs-1) that no unfinished Job holds, each with the next number of its slot.
+
+    Derived only from what the pass listed, so two operators acting on the same state (a
+    peering handover) pick the same names and the API server refuses the second create:
+    no Job is made twice. ``existing``: every Job name listed, finished or being deleted.
+    """
+    numbers: dict[int, int] = {}
+    for name in existing:
+        slot = _slot_of(prefix, name)
+        if slot is not None:
+            numbers[slot[0]] = max(numbers.get(slot[0], 0), slot[1])
+    held = {s[0] for j in jobs if j.state != DONE and (s := _slot_of(prefix, j.name))}
+    free = [i for i in range(max_jobs) if i not in held][:wanted]
+    return [f"{prefix}{i}-{numbers.get(i, 0) + 1}" for i in free]
+
+
+def _slot_of(prefix: str, name: str) -> tuple[int, int] | None:
+    if not name.startswith(prefix):
+        return None
+    slot, _, n = name[len(prefix) :].partition("-")
+    if not (slot.isdigit() and n.isdigit()):
+        return None
+    return int(slot), int(n)
 
 
 @dataclass(frozen=True)

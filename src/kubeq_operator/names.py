@@ -49,10 +49,11 @@ def pool_deployment_name(taskqueue: str, pool: str) -> str:
     return f"{_shorten(f'{taskqueue}-{pool}', LABEL_VALUE_MAX)}{POOL_SUFFIX}"
 
 
-JOB_NAME_MAX = LABEL_VALUE_MAX - 6
-"""A Job's name is a label value on its pods (``job-name``); ``generateName`` adds 5."""
+JOB_PREFIX_MAX = 45
+"""A Job's name is a label value on its pods (at most 63): the prefix leaves room for the
+slot and number (``jobpods.job_names``: up to 5 + 1 + 10 characters)."""
 
 
 def pool_job_prefix(taskqueue: str, pool: str) -> str:
-    """The ``generateName`` of a Job-mode pool's Jobs: ``<name>-<pool>-job-``."""
-    return f"{_shorten(f'{taskqueue}-{pool}', JOB_NAME_MAX - len('-job-'))}-job-"
+    """The start of a Job-mode pool's Job names: ``<name>-<pool>-job-``."""
+    return f"{_shorten(f'{taskqueue}-{pool}', JOB_PREFIX_MAX - len('-job-'))}-job-"

@@ -56,17 +56,26 @@ def test_a_job_mode_pool_never_exceeds_max_replicas_and_makes_one_job_per_job(
             for i in range(10)
         ]
     )
-    most, marks = 0, {}
+    most, marks, at_most = 0, {}, []
     while time.monotonic() - t0 < 600 and app.redis.llen("e2e:runs") < 10:
         pods = core.list_namespaced_pod(ns, label_selector=selector).items
         live = [p for p in pods if p.status.phase in ("Pending", "Running")]
-        most = max(most, len(live))
+        if len(live) > most:
+            jobs = batch.list_namespaced_job(ns, label_selector=selector).items
+            most, at_most = (
+                len(live),
+                [
+                    [(p.metadata.name, p.status.phase) for p in pods],
+                    [(j.metadata.name, j.status.to_dict()) for j in jobs],
+                ],
+            )
         if any(p.status.phase == "Running" for p in pods):
             marks.setdefault("first_pod_running_s", round(time.monotonic() - t0, 2))
         time.sleep(0.25)
     marks["all_done_s"] = round(time.monotonic() - t0, 2)
     assert app.redis.llen("e2e:runs") == 10, marks
-    assert most <= 3, most
+    created = [e.message for e in api.events(ns, "jm") if e.reason.startswith("PoolJob")]
+    assert most <= 3, f"{most}\n{at_most}\n{created}"
     runs = [r.decode().split("|") for r in app.redis.lrange("e2e:runs", 0, -1)]
     assert sorted(int(r[0]) for r in runs) == list(range(10)), "a job ran twice or not at all"
     assert len({r[1] for r in runs}) == 10, "each job on its own pod"

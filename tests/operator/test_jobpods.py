@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from kubeq_operator import jobpods
-from kubeq_operator.jobpods import DONE, PENDING, RUNNING, JobView, plan
+from kubeq_operator.jobpods import DONE, PENDING, RUNNING, JobView, job_names, plan
+from kubeq_operator.names import pool_job_prefix
 from kubeq_operator.spec import SpecError, parse
 from tests.operator.test_pool_spec import spec
 
@@ -36,7 +37,7 @@ def test_mode_job_is_parsed_with_its_ttl_and_refused_where_it_does_not_belong() 
 def test_the_job_runs_one_job_per_pod_never_restarts_and_is_removed_after_its_ttl() -> None:
     s = parse(spec({**RENDER, "job": {"ttlSecondsAfterFinished": 45}}))
     job = jobpods.build("shop", "ns", s, s.pools[0])
-    assert job["kind"] == "Job" and job["metadata"]["generateName"] == "shop-render-job-"
+    assert job["kind"] == "Job"
     assert job["spec"]["ttlSecondsAfterFinished"] == 45
     assert job["spec"]["backoffLimit"] == 0
     pod = job["spec"]["template"]["spec"]
@@ -50,8 +51,9 @@ def test_the_job_runs_one_job_per_pod_never_restarts_and_is_removed_after_its_tt
     labels = job["spec"]["template"]["metadata"]["labels"]
     assert labels["app.kubernetes.io/component"] == "pool-job"  # no Deployment selects it
     assert labels["kubeq.dev/pool"] == "render"
-    long = jobpods.build("x" * 100, "ns", s, s.pools[0])["metadata"]["generateName"]
-    assert len(long) <= 57 and long.endswith("-job-")
+    assert pool_job_prefix("shop", "render") == "shop-render-job-"
+    long = pool_job_prefix("x" * 100, "render")
+    assert len(long + "99999-9999999999") <= 63 and long.endswith("-job-")
 
 
 def pod(job: str, phase: str = "Pending", **status: Any) -> dict[str, Any]:
@@ -129,3 +131,18 @@ def test_max_replicas_caps_running_plus_pending_jobs() -> None:
     assert plan(7, views(running=3), {f"r{i}-pod": 1 for i in range(3)}, 3) == 0
     assert plan(7, views(pending=1, running=2), {f"r{i}-pod": 1 for i in range(2)}, 3) == 0
     assert plan(7, views(running=2, done=1), {f"r{i}-pod": 1 for i in range(2)}, 3) == 1
+
+
+def test_job_names_are_derived_from_the_listed_state_so_two_operators_collide() -> None:
+    """Two operators acting on one snapshot (a peering handover) name the same Jobs: the API
+    server refuses the second create, so no job gets two Jobs."""
+    p = "tq-render-job-"
+    assert job_names(p, [], [], 3, 3) == [f"{p}0-1", f"{p}1-1", f"{p}2-1"]
+    # slot 1 busy; slot 0's and 2's Jobs finished (kept until their TTL): next numbers
+    listed = [JobView(f"{p}0-1", DONE, None, "h"), JobView(f"{p}1-1", RUNNING, "x", "h")]
+    existing = [f"{p}0-1", f"{p}1-1", f"{p}2-4", f"{p}2-2", "other-job"]
+    assert job_names(p, existing, listed, 3, 3) == [f"{p}0-2", f"{p}2-5"]
+    assert job_names(p, existing, listed, 1, 3) == [f"{p}0-2"]
+    # every slot held: none, whatever is wanted
+    held = [JobView(f"{p}{i}-1", PENDING, None, "h") for i in range(3)]
+    assert job_names(p, [v.name for v in held], held, 2, 3) == []
