@@ -47,3 +47,13 @@ cannot take the name of a TaskQueue's own."""
 def pool_deployment_name(taskqueue: str, pool: str) -> str:
     """A worker pool's Deployment: ``<name>-<pool>-pool`` (cut and hashed when long)."""
     return f"{_shorten(f'{taskqueue}-{pool}', LABEL_VALUE_MAX)}{POOL_SUFFIX}"
+
+
+JOB_PREFIX_MAX = 45
+"""A Job's name is a label value on its pods (at most 63): the prefix leaves room for the
+slot and number (``jobpods.job_names``: up to 5 + 1 + 10 characters)."""
+
+
+def pool_job_prefix(taskqueue: str, pool: str) -> str:
+    """The start of a Job-mode pool's Job names: ``<name>-<pool>-job-``."""
+    return f"{_shorten(f'{taskqueue}-{pool}', JOB_PREFIX_MAX - len('-job-'))}-job-"

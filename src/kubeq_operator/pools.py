@@ -32,6 +32,7 @@ from kubeq.store import workers as workerinfo
 from kubeq.store.stats import QueueStats
 from kubeq_operator import kube, podcost
 from kubeq_operator.drainrate import DrainRate
+from kubeq_operator.jobmode import JobPools
 from kubeq_operator.names import pool_deployment_name
 from kubeq_operator.policy import Decision, History, decide, observe
 from kubeq_operator.pooldeployment import build, selector_labels
@@ -79,6 +80,7 @@ class Pools:
         self._published: tuple[TaskQueueSpec, float] | None = None
         self._removed: set[str] = set()
         """Pools removed from the spec whose Deployment was scaled to zero and reported."""
+        self.jobs = JobPools(loop)
 
     @property
     def owner(self) -> str:
@@ -94,9 +96,13 @@ class Pools:
             views = self.find_pools()
             entries = []
             for pool in spec.pools:
+                if pool.mode == "Job":  # one Kubernetes Job per job: jobmode.py
+                    entries.append(await self.jobs.step_pool(spec, pool))
+                    continue
                 state = self.state.setdefault(pool.name, PoolState())
                 entries.append(await self.step_pool(spec, pool, state, views.get(pool.name)))
             await self.remove_stale(spec, views)
+            self.jobs.settle(spec)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the TaskQueue's own loop goes on
@@ -264,7 +270,7 @@ class Pools:
     async def remove_stale(self, spec: TaskQueueSpec, views: dict[str, DeploymentView]) -> None:
         """Scale to zero the Deployment of each pool no longer in the spec, and say so once
         (the operator may not delete Deployments: the Event says how to)."""
-        wanted = {p.name for p in spec.pools}
+        wanted = {p.name for p in spec.pools if p.mode == "Deployment"}
         self._removed &= set(views) - wanted
         for pool, view in views.items():
             if pool in wanted or pool in self._removed:
@@ -275,7 +281,7 @@ class Pools:
             self.loop.event(
                 "Normal",
                 "PoolRemoved",
-                f"pool {pool} is no longer in spec.pools: scaled Deployment {view.name} to 0; "
+                f"pool {pool} no longer runs a Deployment: scaled Deployment {view.name} to 0; "
                 f"delete it with kubectl -n {self.loop.namespace} delete deployment {view.name} "
                 f"(jobs still in its queues wait there until a pool {pool} serves them again)",
             )

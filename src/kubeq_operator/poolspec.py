@@ -23,13 +23,16 @@ from kubeq_operator.specfields import SpecError, get_field, get_int
 from kubeq_operator.workerspec import WorkerSpec, check_pod_template, check_resources
 
 MAX_POOLS = 20
-MODES = ("Deployment",)
-"""How a pool runs its workers: long-lived pods of a Deployment (the one mode for now)."""
+MODES = ("Deployment", "Job")
+"""How a pool runs its workers: long-lived pods of a Deployment, or one Kubernetes Job (one
+pod) per job (``jobmode``)."""
+JOB_TTL_SECONDS = 300
+"""Default ``spec.pools[].job.ttlSecondsAfterFinished``: finished Jobs are removed after it."""
 POD_FIELDS = ("nodeSelector", "tolerations", "affinity", "priorityClassName")
 """Scheduling fields a pool sets on its pods directly (merged over its podTemplate)."""
 FIELDS = frozenset(
     {"name", "mode", "tasks", "queues", "image", "concurrency", "resources", "env"}
-    | {"podTemplate", "scaling", *POD_FIELDS}
+    | {"podTemplate", "scaling", "job", *POD_FIELDS}
 )
 _POD_KINDS: dict[str, type] = {
     "nodeSelector": dict,
@@ -50,6 +53,8 @@ class PoolSpec:
     queues: tuple[str, ...] = ()
     """Queues this pool alone serves (besides ``<queue>@<name>`` of the TaskQueue's)."""
     mode: str = "Deployment"
+    job_ttl_seconds: int = JOB_TTL_SECONDS
+    """Job mode: ``ttlSecondsAfterFinished`` of each Job (Kubernetes removes it then)."""
 
     def logical_queues(self, taskqueue_queues: tuple[str, ...]) -> tuple[str, ...]:
         """Every queue the pool's workers consume, before partitions."""
@@ -136,6 +141,16 @@ def _parse_pool(
         if "@" in q or "#" in q:
             raise SpecError(f"{path}.queues[{j}]", f"must be a plain queue name, got {q!r}")
     pool_worker = _worker(doc, path, worker)
+    job = get_field(doc, "job", path, dict, {})
+    if job and mode != "Job":
+        raise SpecError(
+            f"{path}.job", "only a pool with mode: Job runs Jobs; remove it or set mode"
+        )
+    unknown_job = sorted(set(job) - {"ttlSecondsAfterFinished"})
+    if unknown_job:
+        raise SpecError(
+            f"{path}.job.{unknown_job[0]}", "unknown field; job has ttlSecondsAfterFinished"
+        )
     return PoolSpec(
         name=name,
         worker=pool_worker,
@@ -143,6 +158,7 @@ def _parse_pool(
         tasks=tuple(tasks),
         queues=tuple(own_queues),
         mode=mode,
+        job_ttl_seconds=get_int(job, "ttlSecondsAfterFinished", f"{path}.job", JOB_TTL_SECONDS, 0),
     )
 
 

@@ -32,6 +32,8 @@ class Condition(StrEnum):
     """The scaling policy acts (False: held, e.g. on a Redis error or an invalid spec)."""
     REDIS_REACHABLE = "RedisReachable"
     """The last read of the queues succeeded."""
+    JOB_PODS_STARTED = "JobPodsStarted"
+    """Job-mode pools only: no Job's pod is stuck before starting (False names one)."""
 
 
 class Reason(StrEnum):

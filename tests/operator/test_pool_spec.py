@@ -126,7 +126,11 @@ def test_a_pools_deployment() -> None:
             "served by pool 'a'",
         ),
         ([{"name": "a", "queues": ["v@x"]}], "spec.pools[0].queues[0]", "plain queue name"),
-        ([{"name": "a", "mode": "Job"}], "spec.pools[0].mode", "must be one of Deployment"),
+        (
+            [{"name": "a", "mode": "CronJob"}],
+            "spec.pools[0].mode",
+            "must be one of Deployment, Job",
+        ),
         (
             [{"name": "a", "scaling": {"minReplicas": 60}}],
             "spec.pools[0].scaling.minReplicas",

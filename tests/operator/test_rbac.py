@@ -55,8 +55,11 @@ def test_operator_runs_with_only_its_rbac(
         import kubeq
 
         app = kubeq.App(redis_url)
-        app.enqueue_many([kubeq.Call("e2e.work", (1,), queue=queue_of("rbac", k8s_namespace))])
-        api.create_tq(taskqueue("rbac", k8s_namespace, redis_url))
+        q = queue_of("rbac", k8s_namespace)
+        app.enqueue_many([kubeq.Call("e2e.work", (1,), queue=q)])
+        # a Job-mode pool too: the operator lists, creates (and may delete) batch/v1 Jobs
+        pools = [{"name": "j", "mode": "Job"}]
+        api.create_tq(taskqueue("rbac", k8s_namespace, redis_url, pools=pools))
         wait_for(
             lambda: (
                 (d := api.deployment(k8s_namespace, "rbac-worker")) is not None
@@ -66,6 +69,12 @@ def test_operator_runs_with_only_its_rbac(
             message=lambda: "scaled Deployment; operator log:\n" + op.log()[-3000:],
         )
         wait_for(lambda: app.redis.llen("e2e:runs") == 1, timeout=60, message="the job ran")
+        pooled = kubeq.App(redis_url)  # its own cache of the published pools
+        key = f"{kubeq.defaults.PREFIX}:pools"
+        wait_for(lambda: app.redis.hget(key, q), timeout=60, message="pools published")
+        pooled.enqueue_many([kubeq.Call("e2e.work", (2,), queue=q, worker_pool="j")])
+        pooled.close()
+        wait_for(lambda: app.redis.llen("e2e:runs") == 2, timeout=90, message="the Job ran")
         # a refusal's status code as a word (a namespace's random suffix may hold the digits)
         refused = "Forbidden" in op.log() or re.search(r"\b403\b", op.log())
         assert not refused, op.log()[-3000:]

@@ -80,6 +80,10 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, patch]
+# Job-mode pools: one Job per job; delete only replaces Jobs whose pods never started
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, create, delete]
 {{- if .Values.operator.peering }}
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]

@@ -95,6 +95,13 @@ class PlainFormatter(logging.Formatter):
     is_flag=True,
     help="Exit 0 once the queues have nothing ready and nothing runs (delayed jobs stay).",
 )
+@click.option(
+    "--max-jobs",
+    type=click.IntRange(1),
+    default=None,
+    help="Lease at most N jobs, then exit 0 once they end (with --burst --max-jobs 1: one "
+    "job per process, as a Job-mode pool's pods run).",
+)
 @pass_ctx
 def worker(
     obj: Context,
@@ -109,6 +116,7 @@ def worker(
     stall_seconds: float,
     log_level: str,
     burst: bool,
+    max_jobs: int | None,
 ) -> None:
     """Run the registered tasks of TASKS_MODULE (e.g. shop.tasks) from the queues."""
     handler = logging.StreamHandler(sys.stderr)
@@ -145,6 +153,7 @@ def worker(
         metrics_port=metrics_port,
         stall_seconds=stall_seconds,
         burst=burst,
+        max_jobs=max_jobs,
     )
     code = asyncio.run(Worker(settings, tasks).run())
     logging.shutdown()

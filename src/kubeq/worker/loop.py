@@ -136,6 +136,9 @@ class Worker(Upkeep):
             if self.settings.burst and self._burst_done(free, remaining):
                 log.info("burst: the queues are empty and nothing is in flight; stopping")
                 break
+            if self._max_jobs_done():
+                log.info("max jobs: %d jobs leased and settled; stopping", self._leased)
+                break
             if (free > 0 and remaining > 0) or self._acks:
                 # work waits and we have room, or jobs ended: go round at once, unless enough
                 # prefetched jobs wait here to batch the next round trip (prefetch.py)
@@ -153,6 +156,11 @@ class Worker(Upkeep):
         """A burst worker's end: its last fetch (it had free slots) found nothing ready,
         nothing runs and every outcome has been sent."""
         return free > 0 and remaining == 0 and not self.inflight and not self._acks
+
+    def _max_jobs_done(self) -> bool:
+        """A ``max_jobs`` worker's end: it leased its jobs and every outcome has been sent."""
+        limit = self.settings.max_jobs
+        return limit is not None and self._leased >= limit and not self.inflight and not self._acks
 
     async def _round_trip(self, fetch: bool) -> int:
         """``_exchange``, then ``kubeq_jobs_in_progress`` set from what is held after it."""
@@ -246,6 +254,7 @@ class Worker(Upkeep):
                 continue
             d = Delivery(job)
             self.inflight[d.key] = d
+            self._leased += 1
             self._metric(self.metrics.wait, job.queue.name).observe(
                 max(0.0, (now_ms - job.ready_at_ms) / 1000)
             )
@@ -268,8 +277,12 @@ class Worker(Upkeep):
         return self._acks_since + defaults.ACK_HOLD_MS / 1000 - time.monotonic()
 
     def _capacity(self) -> int:
-        """Jobs this worker may hold: its slots, plus the prefetch room (prefetch.py)."""
-        return self.settings.concurrency + self._prefetch.room()
+        """Jobs this worker may hold: its slots, plus the prefetch room (prefetch.py), and
+        no more than ``max_jobs`` leases in its life."""
+        room = self.settings.concurrency + self._prefetch.room()
+        if self.settings.max_jobs is not None:
+            room = min(room, self.settings.max_jobs - self._leased + len(self.inflight))
+        return room
 
     def _start(self, d: Delivery) -> None:
         self._running += 1

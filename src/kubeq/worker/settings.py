@@ -45,6 +45,9 @@ class WorkerSettings:
     burst: bool = False
     """Stop once the queues have nothing ready and nothing is in flight (``--burst``; tests
     and one-off batches). Jobs scheduled for later (delay, eta, retry backoff) stay queued."""
+    max_jobs: int | None = None
+    """Lease at most this many jobs in the worker's life, then stop once their outcomes are
+    sent (``--max-jobs``; ``--burst --max-jobs 1`` is the one-job pod of a Job-mode pool)."""
     handle_signals: bool = True
     """Drain on SIGTERM/SIGINT; off when the worker runs inside someone else's loop
     (``kubeq.testing.drain``)."""

@@ -61,6 +61,8 @@ class WorkerState:
         """Every job leased to this worker: running, or waiting in ``_prefetch``."""
         self._prefetch: Prefetch[Delivery] = Prefetch(settings.concurrency, settings.prefetch_ms)
         self._running = 0
+        self._leased = 0
+        """Jobs leased in this worker's life (``settings.max_jobs`` bounds it)."""
         self._acks_since = 0.0
         """When the oldest outcome in ``_acks`` was queued (monotonic)."""
         self._acks: list[tuple[Delivery, Settlement]] = []
