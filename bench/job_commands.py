@@ -43,8 +43,10 @@ sys.path.insert(0, str(HERE))
 
 import report  # noqa: E402
 
+from kubeq.store.keys import QueueKeys  # noqa: E402
 from tests.support.redisserver import RedisServer  # noqa: E402
 
+DEFAULT = QueueKeys.of("default")
 KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 OWN = {"config|resetstat", "info", "ping", "zcard", "config"}
 """The harness's own commands (its ZCARDs poll the queue; the worker's are few)."""
@@ -95,7 +97,7 @@ def one(src: str, jobs: int, worker_args: list[str]) -> dict[str, Any]:
                 cwd=HERE / "systems",
             )
             enqueue = _phase(r, cpu0, jobs)
-            ready = next(k for k in r.keys("*") if k.endswith(b":ready"))
+            ready, active = DEFAULT.ready, DEFAULT.active
             r.config_resetstat()
             _, cpu0 = _counters(r)
             log = open(Path(tmp) / "worker.log", "wb")  # noqa: SIM115 - closed below
@@ -115,7 +117,6 @@ def one(src: str, jobs: int, worker_args: list[str]) -> dict[str, Any]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            active = ready[: -len(b"ready")] + b"active"
             deadline = start + 300
             while r.zcard(ready) + r.zcard(active) > 0:
                 if time.monotonic() > deadline:
@@ -217,8 +218,13 @@ def main() -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     rel = str(a.out.resolve().relative_to(ROOT))
-    # each block from the file its marker names (one block per worker configuration)
-    a.readme.write_text(report.rewrite(a.readme.read_text(), None, {"jobcommands"}))
+    # only the blocks that name this file (one block per worker configuration)
+    a.readme.write_text(
+        report.MARKER.sub(
+            lambda m: report.rewrite(m[0], None, {"jobcommands"}) if m["path"] == rel else m[0],
+            a.readme.read_text(),
+        )
+    )
     print(render(res, rel))
 
 
