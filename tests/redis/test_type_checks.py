@@ -1,6 +1,7 @@
 """Garbage of every type in a queue's keys, against the scripts that check them
 (_prelude.lua: check_queue, check_enqueue, zset_read, present): a job set holding anything
-but a sorted set stops enqueue, fetch and ack before anything changes, naming the key; presence
+but a sorted set stops enqueue, fetch and ack before anything changes, naming the key, when
+the call may write that set (the usual ack, a finished job, writes only the active set); presence
 data of the wrong type (wake list, workers, busy counts, lease counter, transit log) is
 dropped and written again by the fetch, and lease tokens stay unique."""
 
@@ -32,8 +33,10 @@ def _fetch(r: redis.Redis, keys: QueueKeys, want: int = 1, seq: int = 0) -> obje
     return run_pipeline(r, [(LUA["fetch"], fk, fa)], raise_errors=False)[0]
 
 
-def _ack(r: redis.Redis, keys: QueueKeys, job_id: str, lease: str) -> object:
-    args = [keys.base, 1, job_id, lease, "finished", "3", "", "", "0"]
+def _ack(
+    r: redis.Redis, keys: QueueKeys, job_id: str, lease: str, outcome: str = "retry"
+) -> object:
+    args = [keys.base, 1, job_id, lease, outcome, "3", "", "", "+1000"]
     return run_pipeline(r, [(LUA["ack"], keys.script_keys, args)], raise_errors=False)[0]
 
 
@@ -70,6 +73,33 @@ def test_a_job_set_of_another_type_stops_each_script_before_it_changes_anything(
         with pytest.raises(Exception, match=message):
             q.enqueue(qtasks.add, 5, 6)
         assert _snapshot(r) == before
+
+
+@pytest.mark.parametrize("name", ["ready", "delayed", "dead"])
+def test_the_usual_ack_checks_only_the_active_set_it_writes(
+    name: str, app: kubeq.App, r: redis.Redis
+) -> None:
+    """A finished job of no concurrency limit and no follow-up changes only the active set
+    (and its own hash): garbage elsewhere is left for the fetch to report."""
+    keys = QueueKeys.of("usual")
+    app.queue("usual").enqueue(qtasks.add, 1, 2)
+    job_id, lease = _leased(r, keys)
+    key = getattr(keys, name)
+    r.delete(key)
+    r.set(key, "garbage")
+    assert _ack(r, keys, job_id, lease, "finished") == [1]
+    assert r.hget(keys.job(job_id), "status") == b"finished"
+    assert r.zscore(keys.active, job_id) is None
+    assert r.get(key) == b"garbage"
+    r.delete(key)
+    app.queue("usual").enqueue(qtasks.add, 3, 4)
+    job_id, lease = _leased(r, keys)
+    r.delete(keys.active)
+    r.set(keys.active, "garbage")
+    reply = _ack(r, keys, job_id, lease, "finished")
+    assert isinstance(reply, redis.ResponseError)
+    assert f"{keys.active} holds a string, not a sorted set" in str(reply)
+    assert r.hget(keys.job(job_id), "status") == b"active"
 
 
 @pytest.mark.parametrize("kind", ["string", "hash", "set"])
