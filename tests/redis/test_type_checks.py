@@ -133,3 +133,22 @@ def test_a_wake_list_of_another_type_is_dropped_by_a_fetch_that_finds_nothing(
     assert r.type(keys.wake) == b"none"  # a worker blocks on it next (BLPOP)
     app.queue("wakeful").enqueue(qtasks.add, 1, 2)
     assert r.type(keys.wake) == b"list"  # the enqueue's wake-up token
+
+
+def test_lease_tokens_stay_unique_after_the_counter_restarts(
+    app: kubeq.App, r: redis.Redis
+) -> None:
+    """A restarted counter (above every token it issued: the server's time in µs) keeps
+    counting: fetches in the same millisecond never share a token."""
+    keys = QueueKeys.of("restart")
+    for i in range(8):
+        app.queue("restart").enqueue(qtasks.add, i, 1)
+    r.set(keys.leases, "garbage")
+    calls = []
+    for w in range(8):
+        fk, fa = fetch_args(f"w{w}", 1, 30_000, 0, defaults.WORKER_TTL_MS, [keys])
+        calls.append((LUA["fetch"], fk, fa))
+    replies = run_pipeline(r, calls)
+    leases = [job.lease for raw in replies for job in parse_fetch_reply(raw, [keys]).jobs]
+    assert len(leases) == 8
+    assert len(set(leases)) == 8, leases
