@@ -18,7 +18,7 @@ Block kinds: ``summary`` (when, where, the load), ``comparison`` (kubeq and the 
 targets, reached or not), ``autoscale``, and ``ab`` (kubeq against a variant of itself
 measured in the same run: ``run.py --variant LABEL=PATH``); ``swarm``, ``idlecost``,
 ``capacity`` and ``percommand`` are the fleet's (bench/fleet_report.py: bench/swarm.py,
-bench/idle_cost.py);
+bench/idle_cost.py); ``jobcommands`` is bench/job_commands.py's;
 ``gateway`` is bench/gateway_report.py's (tests/gateway/test_gateway_load.py); the others
 are rendered by bench/tables.py. This module finds the blocks and rewrites them.
 Standard library only: the test imports it from the project venv.
@@ -66,6 +66,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "idlecost": _sibling("fleet_report", "idlecost"),
     "capacity": _sibling("fleet_report", "capacity"),
     "percommand": _sibling("fleet_report", "percommand"),
+    "jobcommands": _sibling("job_commands", "render"),
     "summary": _sibling("tables", "summary"),
     "comparison": _sibling("tables", "comparison"),
     "limits": _sibling("tables", "limits"),

@@ -32,7 +32,25 @@ local base, n = ARGV[1], tonumber(ARGV[2])
 -- first, so that only a call that did not run at all (NOSCRIPT) holds the fetch back
 local token = ARGV[3 + n * 7 + 1]
 if token then redis.call('SET', base .. 'order:' .. ARGV[3 + n * 7], token, 'PX', 60000) end
-check_queue(q, base)
+-- Every delivery's fields are read first, so the sets checked are those this call may write:
+-- a finished job of no concurrency limit and no follow-up (the usual ack) writes only the
+-- active set; any other delivery may write any job set, and then all of them are checked.
+local FIELDS = {'status', 'lease', 'result_ttl', 'priority', 'enqueued_at', 'deliveries',
+  'attempts', 'max_deliveries', 'cl_key', 'cl_n', 'cb', 'lapsed', 'fk'}
+local read, seen, dup, only_active = {}, {}, false, true
+for i = 0, n - 1 do
+  local o = 3 + i * 7
+  local id = ARGV[o]
+  if seen[id] then dup = true end -- a later delivery of it reads what the earlier one wrote
+  seen[id] = true
+  local f = job_fields(base .. 'job:' .. id, unpack(FIELDS))
+  read[i] = f or false
+  if not (f and ARGV[o + 2] == 'finished' and f[1] == 'active' and f[2] == ARGV[o + 1] and
+    not f[9] and not f[11] and int(f[7] or '0') and int(f[6] or '0')) then
+    only_active = false
+  end
+end
+if only_active and not dup then require_zsets({q.active}, base) else check_queue(q, base) end
 local out = {}
 local woken = 0
 for i = 0, n - 1 do
@@ -40,8 +58,9 @@ for i = 0, n - 1 do
   local id, lease, outcome = ARGV[o], ARGV[o + 1], ARGV[o + 2]
   local value, tb, reason = ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
   local jk = base .. 'job:' .. id
-  local f = job_fields(jk, 'status', 'lease', 'result_ttl', 'priority', 'enqueued_at',
-    'deliveries', 'attempts', 'max_deliveries', 'cl_key', 'cl_n', 'cb', 'lapsed', 'fk')
+  local f = read[i] or nil
+  -- (read again unless this is the usual ack: what an earlier delivery wrote counts)
+  if dup or not only_active then f = job_fields(jk, unpack(FIELDS)) end
   local known = outcome == 'finished' or outcome == 'retry' or outcome == 'failed' or
     outcome == 'requeue' or outcome == 'release'
   if known and f and f[1] == 'queued' and f[12] and f[12] == lease then

@@ -31,7 +31,30 @@ for i = 9 + nq, #ARGV do
       'send both again in order')
   end
 end
-for qi = 0, nq - 1 do check_queue(queue_keys(qi * 8), ARGV[7 + qi]) end
+-- Before anything changes, each queue's sets are checked: the delayed and active sets by the
+-- reads of due jobs and expired leases (made here, for every queue, before the first write),
+-- the others by their type (_prelude.lua).
+-- The first of n lease tokens from the queue's counter. A counter that no longer counts (of
+-- another type, or not a number) restarts above any token it can have issued, so tokens stay
+-- unique.
+local function lease_tokens(key, n)
+  local last = redis.pcall('INCRBY', key, n)
+  if type(last) ~= 'number' then
+    redis.call('DEL', key)
+    redis.call('SET', key, NOW * 1000)
+    last = redis.call('INCRBY', key, n)
+  end
+  return last - n + 1
+end
+local due_of, expired_of = {}, {}
+for qi = 0, nq - 1 do
+  local q, base = queue_keys(qi * 8), ARGV[7 + qi]
+  due_of[qi] = zset_read(q.delayed, base, 'ZRANGEBYSCORE', '-inf', NOW, 'WITHSCORES',
+    'LIMIT', 0, 1000)
+  expired_of[qi] = zset_read(q.active, base, 'ZRANGEBYSCORE', '-inf', NOW, 'LIMIT', 0, 100)
+  require_zsets({q.ready, q.dead}, base)
+  require_fair(base)
+end
 local out = {0, -1}
 local got = 0
 local remaining = 0
@@ -41,7 +64,7 @@ for qi = 0, nq - 1 do
   local base = ARGV[7 + qi]
   local moved = 0 -- made ready here (promoted, reclaimed): idle workers are woken for them
   -- 1. promote delayed jobs that are due
-  local due = redis.call('ZRANGEBYSCORE', q.delayed, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, 1000)
+  local due = due_of[qi]
   for i = 1, #due, 2 do
     local id = due[i]
     local jk = base .. 'job:' .. id
@@ -60,7 +83,7 @@ for qi = 0, nq - 1 do
   -- 2. expired leases lapse: the job goes back to the ready set and keeps its lease token
   -- and concurrency slot, so its holder's late heartbeat or outcome still counts until a
   -- fetch delivers it again (or it is buried as poison: max_deliveries lost)
-  local expired = redis.call('ZRANGEBYSCORE', q.active, '-inf', NOW, 'LIMIT', 0, 100)
+  local expired = expired_of[qi]
   for _, id in ipairs(expired) do
     local jk = base .. 'job:' .. id
     redis.call('ZREM', q.active, id)
@@ -89,10 +112,15 @@ for qi = 0, nq - 1 do
     end
   end
   -- 3. forget workers whose heartbeat stopped
-  local gone = redis.call('ZRANGEBYSCORE', q.workers, '-inf', NOW - worker_ttl)
+  -- (presence data: a key of another type is dropped, written again at the end of the call)
+  local gone = redis.pcall('ZRANGEBYSCORE', q.workers, '-inf', NOW - worker_ttl)
+  if gone.err then
+    redis.call('DEL', q.workers)
+    gone = {}
+  end
   for _, w in ipairs(gone) do
     redis.call('ZREM', q.workers, w)
-    redis.call('HDEL', q.busy, w)
+    present('HDEL', q.busy, w)
   end
   -- 4. pop, highest priority first, oldest first within a priority; a job its limits hold
   -- back is parked where it waits without polling (docs/architecture.md, Execution
@@ -179,7 +207,7 @@ for qi = 0, nq - 1 do
             -- (tokens are reserved for the whole call at once: one INCRBY, not one per job)
             if tokens == 0 then
               tokens = want - got
-              next_token = redis.call('INCRBY', base .. 'leases', tokens) - tokens + 1
+              next_token = lease_tokens(base .. 'leases', tokens)
             end
             lease = next_token
             next_token, tokens = next_token + 1, tokens - 1
@@ -208,8 +236,7 @@ for qi = 0, nq - 1 do
     if seq ~= '0' then
       -- the transit log: what this fetch leased, until the worker has read the reply
       local transit = base .. 'transit:' .. worker
-      repair(transit, 'zset')
-      redis.call('ZREMRANGEBYSCORE', transit, '-inf', '(' .. seq)
+      present('ZREMRANGEBYSCORE', transit, '-inf', '(' .. seq)
       if #leased > 0 then
         local log = {}
         for k = 2, #leased, 2 do
@@ -249,7 +276,9 @@ out[1] = remaining
 out[2] = wait
 for qi = 0, nq - 1 do
   local q = queue_keys(qi * 8)
-  redis.call('ZADD', q.workers, NOW, worker)
-  redis.call('HSET', q.busy, worker, busy + got)
+  present('ZADD', q.workers, NOW, worker)
+  present('HSET', q.busy, worker, busy + got)
+  -- a worker that got nothing blocks on the wake lists next: one of another type is dropped
+  if got == 0 then repair(q.wake, 'list') end
 end
 return out

@@ -23,13 +23,6 @@ local lease_until = string.format('%d', NOW + lease_ms)
 local function refused(reply)
   return type(reply) == 'table' and reply.err ~= nil
 end
--- a write to presence data: a key of the wrong type is dropped and written again
-local function present(command, key, ...)
-  if refused(redis.pcall(command, key, ...)) then
-    redis.call('DEL', key)
-    redis.call(command, key, ...)
-  end
-end
 present('ZADD', q.workers, NOW, worker)
 present('HSET', q.busy, worker, busy)
 local checked = false
