@@ -7,8 +7,15 @@ local BAND = 10000000000000
 local NOWS = string.format('%d', NOW)
 local PMAX = 9
 -- Wake up to n idle workers blocked on the queue's wake list; the list never exceeds 64.
+-- The list is presence data: one of another type is dropped here and written again.
 local function wake(key, n)
-  local room = 64 - redis.call('LLEN', key)
+  if n <= 0 then return end
+  local len = redis.pcall('LLEN', key)
+  if type(len) ~= 'number' then
+    redis.call('DEL', key)
+    len = 0
+  end
+  local room = 64 - len
   if n > room then n = room end
   if n > 0 then
     local tokens = {}
@@ -211,35 +218,51 @@ local function require_zsets(keys, base)
     end
   end
 end
--- A key of presence data only (wake tokens, workers, busy counts): one of the wrong type is
--- dropped, and rebuilt by the next writer.
+-- A read the script does anyway, of a key that must hold a sorted set, made before it changes
+-- anything: Redis refusing it stops the script with require_zsets's message.
+local function zset_read(key, base, command, ...)
+  local reply = redis.pcall(command, key, ...)
+  if type(reply) == 'table' and reply.err then
+    require_zsets({key}, base)
+    error(reply)
+  end
+  return reply
+end
+-- A key of presence data only (wake tokens, workers, busy counts, a transit log): one of the
+-- wrong type is dropped, and rebuilt by the next writer.
 local function repair(key, want)
   local t = redis.call('TYPE', key)['ok']
   if t ~= want and t ~= 'none' then redis.call('DEL', key) end
 end
--- Refuse to start when a queue's own keys hold the wrong type (nothing has changed yet), and
--- repair what is only presence data (workers, busy) or a counter that no longer counts.
-local function check_queue(q, base)
-  require_zsets({q.ready, q.delayed, q.active, q.dead, base .. 'fair', base .. 'fair:idle'}, base)
-  repair(base .. 'fair:state', 'hash')
-  repair(q.workers, 'zset')
-  repair(q.busy, 'hash')
-  repair(q.wake, 'list')
-  local leases = base .. 'leases'
-  local tl = redis.call('TYPE', leases)['ok']
-  if tl ~= 'none' and (tl ~= 'string' or not int(redis.call('GET', leases))) then
-    -- restart the counter above any token it can have issued (tokens stay unique)
-    redis.call('DEL', leases)
-    redis.call('SET', leases, NOW * 1000)
+-- A write to presence data, checked only when Redis refuses it (a refused write changes
+-- nothing): a key of the wrong type is dropped and written again.
+local function present(command, key, ...)
+  local reply = redis.pcall(command, key, ...)
+  if type(reply) == 'table' and reply.err then
+    redis.call('DEL', key)
+    reply = redis.call(command, key, ...)
   end
+  return reply
 end
--- check_queue for a script that only adds jobs (enqueue.lua): the keys it writes before any
--- change (the sets a job goes to, the dead letters a replaced job leaves, the wake list);
--- the worker-side keys it never touches are checked and repaired by the worker's scripts.
+-- The fair-queueing index and its idle set exist only while a queue has fairness keys
+-- (_fair.lua): one EXISTS for both, their types only when one exists.
+local function require_fair(base)
+  local fair, idle = base .. 'fair', base .. 'fair:idle'
+  if redis.call('EXISTS', fair, idle) > 0 then require_zsets({fair, idle}, base) end
+end
+-- Refuse to start when a queue's own sets hold the wrong type (nothing has changed yet).
+-- Presence data is repaired where it is written: the wake list by wake(), the workers and
+-- busy counts and the lease counter by the fetch, fair:state by fair_state (_fair.lua).
+local function check_queue(q, base)
+  require_zsets({q.ready, q.delayed, q.active, q.dead}, base)
+  require_fair(base)
+end
+-- check_queue for a script that only adds jobs (enqueue.lua): the sets it writes before any
+-- change (the sets a job goes to, the dead letters a replaced job leaves); the worker-side
+-- keys it never touches are checked by the worker's scripts.
 local function check_enqueue(q, base)
-  require_zsets({q.ready, q.delayed, q.dead, base .. 'fair', base .. 'fair:idle'}, base)
-  repair(base .. 'fair:state', 'hash')
-  repair(q.wake, 'list')
+  require_zsets({q.ready, q.delayed, q.dead}, base)
+  require_fair(base)
 end
 -- "0" = now, "+ms" = after a delay on this server's clock, "ms" = an absolute time.
 local function due_at(spec)
