@@ -268,7 +268,10 @@ class Worker(Upkeep):
         return self._acks_since + defaults.ACK_HOLD_MS / 1000 - time.monotonic()
 
     def _capacity(self) -> int:
-        """Jobs this worker may hold: its slots, plus the prefetch room (prefetch.py)."""
+        """Jobs this worker may hold: its slots, plus the prefetch room (prefetch.py); none
+        once its version is retired (it finishes what it holds)."""
+        if self._retired:
+            return 0
         return self.settings.concurrency + self._prefetch.room()
 
     def _start(self, d: Delivery) -> None:
