@@ -73,7 +73,7 @@ app.kubernetes.io/component: operator
   verbs: [get, patch, update]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch, update]
+  verbs: [get, list, watch, create, patch, update, delete]
 - apiGroups: [apps]
   resources: [deployments/scale]
   verbs: [get, patch, update]
