@@ -140,10 +140,8 @@ class Versions:
         ready = new is not None and (new.replicas == 0 or new.ready > 0)
         retire = [v.version for v in old if v.version] if ready else []
         retired = await versions.sync(client, queues, want, retire)
-        held: dict[str, int] = {}
-        if old:
-            docs = await workerinfo.read_all(client, prefix)
-            held = held_by_version(docs, set(spec.physical_queues))
+        docs = await workerinfo.read_all(client, prefix)
+        held = held_by_version(docs, set(spec.physical_queues))
         out = [] if new is None else [entry(new, "Current", held.get(want or ""))]
         now = time.time()
         for view in old:
