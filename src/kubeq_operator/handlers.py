@@ -169,6 +169,7 @@ async def taskqueue_loop(
         spec = loop.spec
         if deleted and spec is not None:  # the queues' pools go too
             await pools.forget()
+            await versions.forget()
         if deleted and spec is not None and spec.schedules:  # its spec schedules go with it
             client_of = functools.partial(loop.source.client, spec)
             await schedules.forget_deleted(client_of, spec.redis.prefix, ns, name)

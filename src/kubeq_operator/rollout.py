@@ -173,6 +173,21 @@ class Versions:
             out.append(e)
         return out
 
+    async def forget(self) -> None:
+        """The TaskQueue is deleted: remove its queues' retired versions (a failure is logged)."""
+        spec = self.loop.spec
+        if spec is None or not spec.rollout.versioned:
+            return
+        try:
+            client = await self.loop.source.client(spec)
+            prefix = spec.redis.prefix
+            pipe = client.pipeline(transaction=False)  # one key per queue: its own hash tag
+            for q in spec.physical_queues:
+                pipe.delete(QueueKeys.of(q, prefix).retired)
+            await pipe.execute()
+        except (RedisError, OSError, RedisDown) as e:
+            log.warning("retired versions of deleted %s not removed: %s", self.loop.name, e)
+
     async def remove(self, view: DeploymentView, queues: list[QueueKeys], why: str) -> None:
         loop = self.loop
         await kube.delete_deployment(loop.namespace, view.name)
