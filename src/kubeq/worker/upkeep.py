@@ -74,6 +74,7 @@ class Upkeep(WorkerState):
         except (RedisError, OSError) as exc:
             log.warning("could not read whether version %s is retired: %s", version, exc)
             return
+        self.vitals.round_trip()  # a retired worker fetches nothing: this is its round trip
         if retired != self._retired:
             log.info(
                 "version %s %s", version, "retired: fetching no more jobs" if retired else "current"
