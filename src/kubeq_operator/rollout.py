@@ -61,15 +61,19 @@ def current(views: Iterable[DeploymentView], spec: TaskQueueSpec | None) -> Depl
     return next((v for v in views if v.version == want), None)
 
 
-def held_by_version(docs: Iterable[Mapping[str, Any]], queues: set[str]) -> dict[str, int]:
-    """Jobs held (running and prefetched) by the workers of each version on ``queues``."""
-    out: dict[str, int] = {}
+def load_by_version(
+    docs: Iterable[Mapping[str, Any]], queues: set[str]
+) -> dict[str, tuple[int, int]]:
+    """version -> (jobs held, running and prefetched, by its workers on ``queues``; how many
+    of those workers hold any)."""
+    out: dict[str, tuple[int, int]] = {}
     for doc in docs:
         version = doc.get("version")
         if not version or not queues.intersection(doc.get("queues") or ()):
             continue
         held = int(doc.get("busy") or 0) + int(doc.get("prefetched") or 0)
-        out[version] = out.get(version, 0) + held
+        jobs, workers = out.get(version, (0, 0))
+        out[version] = (jobs + held, workers + (held > 0))
     return out
 
 
@@ -141,7 +145,9 @@ class Versions:
         retire = [v.version for v in old if v.version] if ready else []
         retired = await versions.sync(client, queues, want, retire)
         docs = await workerinfo.read_all(client, prefix)
-        held = held_by_version(docs, set(spec.physical_queues))
+        load = load_by_version(docs, set(spec.physical_queues))
+        self.loop.versions_load = load  # the loop's next pass scales without the old ones'
+        held = {v: jobs for v, (jobs, _) in load.items()}
         out = [] if new is None else [entry(new, "Current", held.get(want or ""))]
         now = time.time()
         for view in old:

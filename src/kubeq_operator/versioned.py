@@ -11,6 +11,8 @@ retirement from Redis with it (kubeq.worker.retire).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from kubeq.store.versions import VERSION_ENV
@@ -18,6 +20,7 @@ from kubeq_operator.crd import LABEL_VERSION
 from kubeq_operator.deployment import CONTAINER
 from kubeq_operator.deployment import build as build_worker
 from kubeq_operator.names import deployment_name
+from kubeq_operator.policy import Observation
 from kubeq_operator.spec import TaskQueueSpec
 
 VERSION_CHARS = 8
@@ -53,3 +56,24 @@ def build(taskqueue: str, namespace: str, spec: TaskQueueSpec, replicas: int) ->
         if container["name"] == CONTAINER:
             container["env"].append({"name": VERSION_ENV, "value": version})
     return manifest
+
+
+Load = Mapping[str, tuple[int, int]]
+"""version -> (jobs its workers hold, its workers holding any), from the workers' documents."""
+
+
+def discount(obs: Observation, load: Load, spec: TaskQueueSpec) -> Observation:
+    """``obs`` without the jobs and busy workers of the versions other than ``spec``'s: the
+    loop scales the newest version, and an old version's running jobs need none of its pods."""
+    if not spec.rollout.versioned:
+        return obs
+    current = version_of(spec)
+    jobs = sum(j for v, (j, _) in load.items() if v != current)
+    busy = sum(w for v, (_, w) in load.items() if v != current)
+    if not jobs and not busy:
+        return obs
+    return replace(
+        obs,
+        in_flight=max(0, obs.in_flight - jobs),
+        busy_workers=max(0, obs.busy_workers - busy),
+    )

@@ -84,7 +84,7 @@ def test_jobs_held_are_summed_per_version_of_this_taskqueues_queues() -> None:
         {"version": "a", "queues": ["other"], "busy": 5},  # another TaskQueue's workers
         {"version": None, "queues": ["q"], "busy": 4},  # not versioned
     ]
-    assert rollout.held_by_version(docs, {"q"}) == {"a": 3, "b": 1}
+    assert rollout.load_by_version(docs, {"q"}) == {"a": (3, 1), "b": (1, 1)}
 
 
 def test_an_old_version_goes_when_idle_after_the_settle_time_or_after_max_drain() -> None:
@@ -94,3 +94,15 @@ def test_an_old_version_goes_when_idle_after_the_settle_time_or_after_max_drain(
     assert not rollout.due(1, 10_000, None)  # no limit: waits for its jobs
     assert not rollout.due(1, 59, 60)
     assert rollout.due(1, 60, 60)
+
+
+def test_the_newest_version_is_scaled_without_the_old_versions_running_jobs() -> None:
+    from kubeq_operator.policy import Observation
+
+    s = parse(spec(rollout={"strategy": "Versioned"}))
+    now = versioned.version_of(s)
+    obs = Observation(backlog=2, in_flight=12, current_replicas=1, ok=True, busy_workers=6)
+    load = {"old1": (10, 5), now: (2, 1)}
+    seen = versioned.discount(obs, load, s)
+    assert (seen.backlog, seen.in_flight, seen.busy_workers) == (2, 2, 1)
+    assert versioned.discount(obs, load, parse(spec())) == obs  # a rolling update: as is
