@@ -13,7 +13,8 @@ versions):
    after the mark, so every worker has read it) or when ``maxDrainSeconds`` has passed since
    the mark: its pods get SIGTERM and drain as in a rolling update, handing back what they
    still run;
-4. it writes ``status.versions``: each version, its Deployment, replicas, in-flight jobs, state.
+4. it writes ``status.versions``: each version, its Deployment, replicas, in-flight jobs, state
+   (``Current``; ``Retiring`` until its workers have all read the mark; ``Draining`` after).
 
 An old Deployment without a version (the TaskQueue rolled before) has no marker to read: it
 is deleted once the newest version is ready, like a rolling update.
@@ -174,7 +175,8 @@ class Versions:
                 )
                 await self.remove(view, queues, why)
                 continue
-            e = entry(view, "Draining", n)
+            # until every worker has read the mark, some may still fetch
+            e = entry(view, "Draining" if age >= RETIRE_SETTLE_SECONDS else "Retiring", n)
             e["retiredAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
             out.append(e)
         return out

@@ -146,5 +146,6 @@ def test_max_drain_seconds_removes_the_old_version_and_its_job_is_handed_back(
     # its pod drained (8 s grace - 5 s margin), handed the job back: it runs on version 2
     (pod, _), *again = wait_for(lambda: runs(app, 7101) or None, timeout=120, message="rerun")
     assert not again and f"-v{v2}-" in pod
+    assert job.result(timeout=30) == 7101
     assert job.info().attempts == 1  # a hand-back counts no attempt
     app.close()
