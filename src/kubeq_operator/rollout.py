@@ -137,8 +137,11 @@ class Versions:
         want = current_version(spec)
         new = current(views, spec)
         old = [v for v in views if v.version != want]
-        if not old and not spec.rollout.versioned:
-            return []
+        if not old:  # one version: nothing to retire, nothing to read (busy fleets are big)
+            self.loop.versions_load = {}
+            if new is None or not spec.rollout.versioned:
+                return []
+            return [entry(new, "Current", self.loop.book.status.get("inFlight"))]
         client = await self.loop.source.client(spec)
         prefix = spec.redis.prefix
         queues = [QueueKeys.of(q, prefix) for q in spec.physical_queues]
