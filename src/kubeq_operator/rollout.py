@@ -37,7 +37,7 @@ from kubeq_operator import kube
 from kubeq_operator.reconcile import DeploymentView
 from kubeq_operator.redis_source import RedisDown
 from kubeq_operator.spec import TaskQueueSpec
-from kubeq_operator.versioned import version_of
+from kubeq_operator.versioned import Load, version_of
 
 if TYPE_CHECKING:
     from kubeq_operator.loop import TaskQueueLoop
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 RETIRE_SETTLE_SECONDS = 6.0
 """An old version is removed for holding no job only this long after it was retired: every
 worker beats (and reads the mark) at least every 2 s, and publishes what it holds then."""
+
+STEADY_READ_SECONDS = 10.0
+"""With one version, the workers' documents are read this often (they are every worker's)."""
 
 FindViews = Callable[[], list[DeploymentView]]
 
@@ -105,6 +108,7 @@ class Versions:
         self.loop = loop
         self.find_views = find_views
         self._removed: set[str] = set()
+        self._read_at = -STEADY_READ_SECONDS
         """Deployments deleted here that the watch may still show."""
 
     async def step(self) -> None:
@@ -137,10 +141,10 @@ class Versions:
         want = current_version(spec)
         new = current(views, spec)
         old = [v for v in views if v.version != want]
-        if not old:  # one version: nothing to retire, nothing to read (busy fleets are big)
-            self.loop.versions_load = {}
+        if not old:  # one version: nothing to retire
             if new is None or not spec.rollout.versioned:
                 return []
+            await self.read_load(spec, steady=True)
             return [entry(new, "Current", self.loop.book.status.get("inFlight"))]
         client = await self.loop.source.client(spec)
         prefix = spec.redis.prefix
@@ -148,9 +152,7 @@ class Versions:
         ready = new is not None and (new.replicas == 0 or new.ready > 0)
         retire = [v.version for v in old if v.version] if ready else []
         retired = await versions.sync(client, queues, want, retire)
-        docs = await workerinfo.read_all(client, prefix)
-        load = load_by_version(docs, set(spec.physical_queues))
-        self.loop.versions_load = load  # the loop's next pass scales without the old ones'
+        load = await self.read_load(spec)
         held = {v: jobs for v, (jobs, _) in load.items()}
         out = [] if new is None else [entry(new, "Current", held.get(want or ""))]
         now = time.time()
@@ -183,6 +185,19 @@ class Versions:
             e["retiredAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
             out.append(e)
         return out
+
+    async def read_load(self, spec: TaskQueueSpec, steady: bool = False) -> Load:
+        """What each version's workers hold (the loop's next pass scales without the old
+        ones'). ``steady`` (one version): at most every STEADY_READ_SECONDS, so that the pass
+        that creates a new version already knows what the old one holds."""
+        now = time.monotonic()
+        if steady and now - self._read_at < STEADY_READ_SECONDS:
+            return self.loop.versions_load
+        client = await self.loop.source.client(spec)
+        docs = await workerinfo.read_all(client, spec.redis.prefix)
+        self.loop.versions_load = load_by_version(docs, set(spec.physical_queues))
+        self._read_at = now
+        return self.loop.versions_load
 
     async def forget(self) -> None:
         """The TaskQueue is deleted: remove its queues' retired versions (a failure is logged)."""
