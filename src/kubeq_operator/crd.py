@@ -33,3 +33,6 @@ MANAGED_BY = "kubeq-operator"
 """The value of ``LABEL_MANAGED`` on what the operator creates (its kopf index selects it)."""
 ANNOTATION_HASH = f"{GROUP}/worker-hash"
 """On the Deployment and its pod template: the hash of the worker spec (a change rolls)."""
+LABEL_VERSION = f"{GROUP}/version"
+"""With ``spec.rollout.strategy: Versioned``: on a worker Deployment, its selector and its pods,
+the version (the worker hash's first characters) they run (versioned.py)."""

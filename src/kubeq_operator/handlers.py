@@ -25,7 +25,7 @@ from typing import Any
 
 import kopf
 
-from kubeq_operator import kopflog, kube, schedules
+from kubeq_operator import kopflog, kube, rollout, schedules
 from kubeq_operator.crd import (
     ANNOTATION_HASH,
     FINALIZER,
@@ -33,6 +33,7 @@ from kubeq_operator.crd import (
     LABEL_MANAGED,
     LABEL_POOL,
     LABEL_TASKQUEUE,
+    LABEL_VERSION,
     MANAGED_BY,
     PLURAL,
     VERSION,
@@ -101,6 +102,7 @@ def kubeq_workers(
         ready=int(status.get("readyReplicas") or 0),
         worker_hash=annotations.get(ANNOTATION_HASH),
         pool=labels.get(LABEL_POOL),
+        version=labels.get(LABEL_VERSION),
     )
     return {(namespace, taskqueue): view}
 
@@ -128,9 +130,11 @@ async def taskqueue_loop(
     index: WorkerIndex = kwargs["kubeq_workers"]
     ns = namespace or "default"
 
+    def find_views() -> list[DeploymentView]:  # the TaskQueue's own: each version's
+        return [v for v in index.get((ns, taskqueue_label(name)), []) if v.pool is None]
+
     def find_deployment() -> DeploymentView | None:
-        views = [v for v in index.get((ns, taskqueue_label(name)), []) if v.pool is None]
-        return views[0] if views else None
+        return rollout.current(find_views(), loop.spec)
 
     def find_pools() -> dict[str, DeploymentView]:
         views: Any = index.get((ns, taskqueue_label(name)), [])
@@ -141,10 +145,12 @@ async def taskqueue_loop(
 
     loop = TaskQueueLoop(ns, name, body, logger, find_deployment, post_event)
     pools = Pools(loop, find_pools)
+    versions = rollout.Versions(loop, find_views)
 
     async def passes() -> None:
         while not stopped:  # (a cancellation lost inside a library's timeout ends it here)
             delay = await loop.step()
+            await versions.step()
             await pools.step()
             await TICKER.wait(delay)
 
@@ -163,6 +169,7 @@ async def taskqueue_loop(
         spec = loop.spec
         if deleted and spec is not None:  # the queues' pools go too
             await pools.forget()
+            await versions.forget()
         if deleted and spec is not None and spec.schedules:  # its spec schedules go with it
             client_of = functools.partial(loop.source.client, spec)
             await schedules.forget_deleted(client_of, spec.redis.prefix, ns, name)

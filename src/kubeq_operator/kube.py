@@ -112,6 +112,18 @@ async def scale_deployment(namespace: str, name: str, replicas: int) -> None:
     )
 
 
+async def delete_deployment(namespace: str, name: str) -> None:
+    """Delete a Deployment (its pods get SIGTERM and drain); already gone is fine."""
+    apps = client.AppsV1Api(api_client())
+    try:
+        await _call(
+            apps.delete_namespaced_deployment, name, namespace, propagation_policy="Background"
+        )
+    except ApiException as e:
+        if e.status != 404:
+            raise
+
+
 async def list_pods(namespace: str, selector: str) -> list[dict[str, Any]]:
     core = client.CoreV1Api(api_client())
     pods = await _call(core.list_namespaced_pod, namespace, label_selector=selector)

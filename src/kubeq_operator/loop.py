@@ -36,7 +36,6 @@ from kubeq.store.stats import QueueStats
 from kubeq_operator import fairscale, kube, metrics, podcost, schedules
 from kubeq_operator.deployment import selector_labels
 from kubeq_operator.drainrate import DrainRate
-from kubeq_operator.names import deployment_name
 from kubeq_operator.policy import Decision, History, decide, observe
 from kubeq_operator.reconcile import (
     Action,
@@ -48,6 +47,7 @@ from kubeq_operator.reconcile import (
 from kubeq_operator.redis_source import RedisDown, RedisSource
 from kubeq_operator.spec import SpecError, TaskQueueSpec, parse
 from kubeq_operator.status import FALSE, MESSAGE_LIMIT, TRUE, Condition, Reason, StatusBook, now_iso
+from kubeq_operator.versioned import Load, discount, worker_deployment
 
 COST_SETTLE_SECONDS = 1.0
 """Pause between re-annotating pods and lowering replicas, so the ReplicaSet controller's
@@ -94,6 +94,7 @@ class TaskQueueLoop:
         self.last_decision: Decision | None = None
         self.drain = DrainRate()
         self.sched = schedules.Driver(namespace, name)
+        self.versions_load: Load = {}  # rollout.Versions: what each version's workers hold
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -164,6 +165,7 @@ class TaskQueueLoop:
             starting = max(0, current - dep.ready) if dep is not None else current
             obs = observe(stats, current, spec.scaling.poll_seconds, rate, starting)
             obs = await fairscale.observe_keys(self, spec, stats, obs)
+            obs = discount(obs, self.versions_load, spec)  # the newest version's load only
             decision = decide(obs, spec.scaling, self.history, time.monotonic())
             decision = schedules.prewarm(decision, self.sched.floor, spec.scaling, current)
             self.history = decision.history
@@ -276,7 +278,9 @@ class TaskQueueLoop:
             return
         if d.replicas < current and stats is not None:
             await self.mark_pods(stats)
-        await kube.scale_deployment(self.namespace, deployment_name(self.name), d.replicas)
+        await kube.scale_deployment(
+            self.namespace, worker_deployment(self.name, self.spec), d.replicas
+        )
         self.replicas.wrote(d.replicas, time.monotonic())
         self.book.status["lastScaleTime"] = now_iso()
         metrics.scale_events.labels(self.namespace, self.name, d.direction).inc()

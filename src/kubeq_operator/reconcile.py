@@ -17,10 +17,9 @@ from typing import Any
 
 import kopf
 
-from kubeq_operator import kube
+from kubeq_operator import kube, versioned
 from kubeq_operator.crd import ANNOTATION_HASH
 from kubeq_operator.deployment import build
-from kubeq_operator.names import deployment_name
 from kubeq_operator.spec import TaskQueueSpec
 
 OWN_WRITE_SECONDS = 10.0
@@ -38,6 +37,8 @@ class DeploymentView:
     worker_hash: str | None
     pool: str | None = None
     """The worker pool it runs (spec.pools[].name); None: the TaskQueue's own Deployment."""
+    version: str | None = None
+    """A versioned rollout's version (versioned.py); None: not versioned."""
 
 
 class ReplicaTracker:
@@ -101,12 +102,13 @@ async def ensure_deployment(
     ``replicas`` is used only when the Deployment is created. Raises DeploymentConflict
     when a Deployment of that name is not controlled by ``owner`` (the TaskQueue).
     """
+    make = versioned.build if spec.rollout.versioned else build
     return await ensure_manifest(
         namespace,
-        deployment_name(taskqueue),
+        versioned.worker_deployment(taskqueue, spec),
         owner,
         spec.worker_hash(),
-        lambda n: build(taskqueue, namespace, spec, n),
+        lambda n: make(taskqueue, namespace, spec, n),
         replicas,
     )
 

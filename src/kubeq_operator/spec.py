@@ -27,6 +27,7 @@ from kubeq.store.keys import validate_queue_name
 from kubeq_operator import schedules as operator_schedules
 from kubeq_operator.policy import ScalingSpec
 from kubeq_operator.poolspec import PoolSpec, parse_pools
+from kubeq_operator.rolloutspec import ROLLING_UPDATE, RolloutSpec, parse_rollout
 from kubeq_operator.scalingspec import parse_scaling
 from kubeq_operator.specfields import SpecError, get_field, get_int
 from kubeq_operator.workerspec import WorkerSpec, parse_worker
@@ -71,6 +72,8 @@ class TaskQueueSpec:
     """``spec.fairness``: queue -> the weights of its fairness keys, written by the operator."""
     pools: tuple[PoolSpec, ...] = ()
     """``spec.pools``: worker pools, each its own Deployment (poolspec.py)."""
+    rollout: RolloutSpec = ROLLING_UPDATE
+    """``spec.rollout``: rolling update, or one Deployment per version (rolloutspec.py)."""
 
     @property
     def physical_queues(self) -> list[str]:
@@ -198,6 +201,7 @@ def parse(spec: Mapping[str, Any]) -> TaskQueueSpec:
         _partitions(spec),
         _fairness(spec, queues),
         parse_pools(spec, worker, queues),
+        parse_rollout(get_field(spec, "rollout", "spec", dict, {})),
     )
 
 

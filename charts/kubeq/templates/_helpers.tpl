@@ -71,9 +71,10 @@ app.kubernetes.io/component: operator
 - apiGroups: [kubeq.dev]
   resources: [taskqueues/status]
   verbs: [get, patch, update]
+# delete: a versioned rollout removes an old version's Deployment once it is drained
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch, update]
+  verbs: [get, list, watch, create, patch, update, delete]
 - apiGroups: [apps]
   resources: [deployments/scale]
   verbs: [get, patch, update]

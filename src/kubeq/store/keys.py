@@ -189,6 +189,12 @@ class QueueKeys:
         return self.base + "sweeping"
 
     @property
+    def retired(self) -> str:
+        """HASH version -> ms: worker versions retired by a versioned rollout; their workers
+        fetch nothing more and finish what they hold (store/versions.py)."""
+        return self.base + "retired"
+
+    @property
     def deferred(self) -> str:
         """ZSET of job ids waiting for their parents (depends_on); score = enqueue time."""
         return self.base + "deferred"

@@ -55,6 +55,7 @@ def snapshot(
     counts: Mapping[str, Mapping[str, int]] | None = None,
     now: float | None = None,
     prefetched: int = 0,
+    version: str | None = None,
 ) -> dict[str, Any]:
     """One worker's document: who and where it is, what it runs and what it costs.
 
@@ -74,6 +75,7 @@ def snapshot(
         "pool": pool,
         "busy": busy,
         "prefetched": prefetched,
+        "version": version,
         "jobs": [dict(j) for j in jobs],
         "counts": {q: dict(c) for q, c in (counts or {}).items()},
         "started_at": started_at,
@@ -114,6 +116,7 @@ def of_worker(
         jobs=jobs,
         counts=counts,
         prefetched=len(held) - len(jobs),
+        version=s.version,
     )
 
 

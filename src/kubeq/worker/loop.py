@@ -277,8 +277,11 @@ class Worker(Upkeep):
         return self._acks_since + defaults.ACK_HOLD_MS / 1000 - time.monotonic()
 
     def _capacity(self) -> int:
-        """Jobs this worker may hold: its slots, plus the prefetch room (prefetch.py), and
-        no more than ``max_jobs`` leases in its life."""
+        """Jobs this worker may hold: its slots, plus the prefetch room (prefetch.py), no
+        more than ``max_jobs`` leases in its life, and none once its version is retired (it
+        finishes what it holds)."""
+        if self._retired:
+            return 0
         room = self.settings.concurrency + self._prefetch.room()
         if self.settings.max_jobs is not None:
             room = min(room, self.settings.max_jobs - self._leased + len(self.inflight))

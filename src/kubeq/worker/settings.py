@@ -51,6 +51,9 @@ class WorkerSettings:
     handle_signals: bool = True
     """Drain on SIGTERM/SIGINT; off when the worker runs inside someone else's loop
     (``kubeq.testing.drain``)."""
+    version: str | None = field(default_factory=lambda: os.environ.get("KUBEQ_VERSION") or None)
+    """The worker spec's version (a versioned rollout sets ``KUBEQ_VERSION``): while the
+    operator lists it as retired, this worker fetches nothing (kubeq.store.versions)."""
     worker_id: str = field(default_factory=lambda: default_worker_id())  # noqa: PLW0108 - defined below
 
     @property

@@ -77,6 +77,8 @@ class WorkerState:
         self._redis_url = urls.resolve_url(settings.redis_url)
         self._activity = asyncio.Event()
         self._stopping = False
+        self._retired = False
+        """Its version was retired (a versioned rollout): it fetches nothing more."""
         self._force = asyncio.Event()
         self.vitals = Vitals()
         self._script_error: str | None = None

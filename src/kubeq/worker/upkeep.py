@@ -14,6 +14,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
+from kubeq.store import versions
 from kubeq.store.keys import QueueKeys
 from kubeq.worker import handoff, info, leases, sweeps
 from kubeq.worker.delivery import Delivery
@@ -57,12 +58,29 @@ class Upkeep(WorkerState):
             while True:
                 await asyncio.sleep(self.settings.heartbeat_interval)
                 await publisher.beat(self._redis, self.inflight.values(), self.metrics, self._round)
+                if self.settings.version:
+                    await self._check_retired(self.settings.version)
                 now = time.monotonic()
                 if now >= sweep_at:
                     sweep_at = now + sweeps.SWEEP_SECONDS
                     await self._sweep(claims)
         finally:
             renewals.cancel()
+
+    async def _check_retired(self, version: str) -> None:
+        """Read whether this worker's version is retired (store/versions.py)."""
+        try:
+            retired = await versions.is_retired(self._redis, self.queues[0], version)
+        except (RedisError, OSError) as exc:
+            log.warning("could not read whether version %s is retired: %s", version, exc)
+            return
+        self.vitals.round_trip()  # a retired worker fetches nothing: this is its round trip
+        if retired != self._retired:
+            log.info(
+                "version %s %s", version, "retired: fetching no more jobs" if retired else "current"
+            )
+            self._retired = retired
+            self._activity.set()
 
     async def _sweep(self, claims: sweeps.SweepClaims) -> None:
         try:  # callbacks a dead worker acked but never handed off

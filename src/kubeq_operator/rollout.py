@@ -1,0 +1,226 @@
+"""The versions of a TaskQueue's workers (``spec.rollout.strategy: Versioned``): retire the
+old ones, remove them once they hold no job or after ``maxDrainSeconds``, report them all.
+
+The loop (loop.py) creates and scales the newest version's Deployment only (versioned.py
+names it). Each pass, this driver looks at the TaskQueue's other worker Deployments (the old
+versions):
+
+1. once the newest version has a ready pod (or wants none), it marks every old version
+   retired in Redis (``kubeq.store.versions``); their workers read that on their heartbeat,
+   fetch nothing more and finish what they hold;
+2. it sums the jobs each old version's workers hold (their published documents);
+3. it deletes an old version's Deployment when that is 0 (at least ``RETIRE_SETTLE_SECONDS``
+   after the mark, so every worker has read it) or when ``maxDrainSeconds`` has passed since
+   the mark: its pods get SIGTERM and drain as in a rolling update, handing back what they
+   still run;
+4. it writes ``status.versions``: each version, its Deployment, replicas, in-flight jobs, state
+   (``Current``; ``Retiring`` until its workers have all read the mark; ``Draining`` after).
+
+An old Deployment without a version (the TaskQueue rolled before) has no marker to read: it
+is deleted once the newest version is ready, like a rolling update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from kubeq.store import versions
+from kubeq.store import workers as workerinfo
+from kubeq.store.keys import QueueKeys
+from kubeq_operator import kube
+from kubeq_operator.reconcile import DeploymentView
+from kubeq_operator.redis_source import RedisDown
+from kubeq_operator.spec import TaskQueueSpec
+from kubeq_operator.versioned import Load, version_of
+
+if TYPE_CHECKING:
+    from kubeq_operator.loop import TaskQueueLoop
+
+RETIRE_SETTLE_SECONDS = 6.0
+"""An old version is removed for holding no job only this long after it was retired: every
+worker beats (and reads the mark) at least every 2 s, and publishes what it holds then."""
+
+STEADY_READ_SECONDS = 10.0
+"""With one version, the workers' documents are read this often (they are every worker's)."""
+
+FindViews = Callable[[], list[DeploymentView]]
+
+log = logging.getLogger("kubeq_operator")
+
+
+def current_version(spec: TaskQueueSpec | None) -> str | None:
+    """The version the loop runs (None: the unversioned Deployment)."""
+    return version_of(spec) if spec is not None and spec.rollout.versioned else None
+
+
+def current(views: Iterable[DeploymentView], spec: TaskQueueSpec | None) -> DeploymentView | None:
+    """The Deployment the loop creates and scales, among the TaskQueue's own."""
+    want = current_version(spec)
+    return next((v for v in views if v.version == want), None)
+
+
+def load_by_version(
+    docs: Iterable[Mapping[str, Any]], queues: set[str]
+) -> dict[str, tuple[int, int]]:
+    """version -> (jobs held, running and prefetched, by its workers on ``queues``; how many
+    of those workers hold any)."""
+    out: dict[str, tuple[int, int]] = {}
+    for doc in docs:
+        version = doc.get("version")
+        if not version or not queues.intersection(doc.get("queues") or ()):
+            continue
+        held = int(doc.get("busy") or 0) + int(doc.get("prefetched") or 0)
+        jobs, workers = out.get(version, (0, 0))
+        out[version] = (jobs + held, workers + (held > 0))
+    return out
+
+
+def due(held: int, age: float, max_drain: int | None) -> bool:
+    """Whether a version retired ``age`` seconds ago, whose workers hold ``held`` jobs, goes."""
+    if max_drain is not None and age >= max_drain:
+        return True
+    return held == 0 and age >= RETIRE_SETTLE_SECONDS
+
+
+def entry(view: DeploymentView, state: str, in_flight: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "version": view.version or "",
+        "deployment": view.name,
+        "replicas": view.replicas,
+        "ready": view.ready,
+        "state": state,
+    }
+    if in_flight is not None:
+        out["inFlight"] = in_flight
+    return out
+
+
+class Versions:
+    """The worker versions of one TaskQueue (lives as long as its loop)."""
+
+    def __init__(self, loop: TaskQueueLoop, find_views: FindViews) -> None:
+        self.loop = loop
+        self.find_views = find_views
+        self._removed: set[str] = set()
+        self._read_at = -STEADY_READ_SECONDS
+        """Deployments deleted here that the watch may still show."""
+
+    async def step(self) -> None:
+        loop, spec = self.loop, self.loop.spec
+        if spec is None or (loop.body.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        try:
+            entries = await self.step_versions(spec)
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError, RedisDown) as e:
+            log.warning("versions of %s/%s: %s", loop.namespace, loop.name, e)
+            return
+        except Exception as e:
+            if kube.is_namespace_terminating(e):
+                return
+            loop.logger.exception("versions of %s/%s failed", loop.namespace, loop.name)
+            loop.event("Warning", "VersionError", f"{type(e).__name__}: {e}")
+            return
+        if entries:
+            loop.book.status["versions"] = entries
+        else:
+            loop.book.status.pop("versions", None)
+        await loop.flush_status()
+
+    async def step_versions(self, spec: TaskQueueSpec) -> list[dict[str, Any]]:
+        views = self.find_views()
+        self._removed &= {v.name for v in views}
+        views = [v for v in views if v.name not in self._removed]
+        want = current_version(spec)
+        new = current(views, spec)
+        old = [v for v in views if v.version != want]
+        if not old:  # one version: nothing to retire
+            if new is None or not spec.rollout.versioned:
+                return []
+            await self.read_load(spec, steady=True)
+            return [entry(new, "Current", self.loop.book.status.get("inFlight"))]
+        client = await self.loop.source.client(spec)
+        prefix = spec.redis.prefix
+        queues = [QueueKeys.of(q, prefix) for q in spec.physical_queues]
+        ready = new is not None and (new.replicas == 0 or new.ready > 0)
+        retire = [v.version for v in old if v.version] if ready else []
+        retired = await versions.sync(client, queues, want, retire)
+        load = await self.read_load(spec)
+        held = {v: jobs for v, (jobs, _) in load.items()}
+        out = [] if new is None else [entry(new, "Current", held.get(want or ""))]
+        now = time.time()
+        for view in old:
+            if view.version is None:  # no marker to read: replaced like a rolling update
+                if ready:
+                    await self.remove(view, queues, "the newest version is ready")
+                else:
+                    out.append(entry(view, "Replaced", None))
+                continue
+            n = held.get(view.version, 0)
+            at = retired.get(view.version)
+            if at is None:
+                out.append(entry(view, "Retiring", n))
+                continue
+            age = max(0.0, now - at)
+            if due(n, age, spec.rollout.max_drain_seconds):
+                why = (
+                    "its workers hold no job"
+                    if n == 0
+                    else (
+                        f"maxDrainSeconds ({spec.rollout.max_drain_seconds}) passed; its workers "
+                        f"hand back the {n} jobs they hold"
+                    )
+                )
+                await self.remove(view, queues, why)
+                continue
+            # until every worker has read the mark, some may still fetch
+            e = entry(view, "Draining" if age >= RETIRE_SETTLE_SECONDS else "Retiring", n)
+            e["retiredAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+            out.append(e)
+        return out
+
+    async def read_load(self, spec: TaskQueueSpec, steady: bool = False) -> Load:
+        """What each version's workers hold (the loop's next pass scales without the old
+        ones'). ``steady`` (one version): at most every STEADY_READ_SECONDS, so that the pass
+        that creates a new version already knows what the old one holds."""
+        now = time.monotonic()
+        if steady and now - self._read_at < STEADY_READ_SECONDS:
+            return self.loop.versions_load
+        client = await self.loop.source.client(spec)
+        docs = await workerinfo.read_all(client, spec.redis.prefix)
+        self.loop.versions_load = load_by_version(docs, set(spec.physical_queues))
+        self._read_at = now
+        return self.loop.versions_load
+
+    async def forget(self) -> None:
+        """The TaskQueue is deleted: remove its queues' retired versions (a failure is logged)."""
+        spec = self.loop.spec
+        if spec is None or not spec.rollout.versioned:
+            return
+        try:
+            client = await self.loop.source.client(spec)
+            prefix = spec.redis.prefix
+            pipe = client.pipeline(transaction=False)  # one key per queue: its own hash tag
+            for q in spec.physical_queues:
+                pipe.delete(QueueKeys.of(q, prefix).retired)
+            await pipe.execute()
+        except (RedisError, OSError, RedisDown) as e:
+            log.warning("retired versions of deleted %s not removed: %s", self.loop.name, e)
+
+    async def remove(self, view: DeploymentView, queues: list[QueueKeys], why: str) -> None:
+        loop = self.loop
+        await kube.delete_deployment(loop.namespace, view.name)
+        self._removed.add(view.name)
+        if view.version and loop.spec is not None:
+            client = await loop.source.client(loop.spec)
+            await versions.forget(client, queues, view.version)
+        label = f"version {view.version}" if view.version else "the unversioned workers"
+        loop.event("Normal", "VersionRemoved", f"deleted Deployment {view.name} ({label}): {why}")
+        log.info("%s/%s: deleted %s: %s", loop.namespace, loop.name, view.name, why)

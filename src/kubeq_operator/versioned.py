@@ -1,0 +1,79 @@
+"""The names and manifest of a versioned worker Deployment (``spec.rollout.strategy:
+Versioned``; plain dicts, no API calls here).
+
+A version is the first ``VERSION_CHARS`` hex of the worker hash: every change of the pod
+template is a new version. Its Deployment is the TaskQueue's worker Deployment
+(``deployment.build``) renamed ``<name>-worker-v<version>``, with ``kubeq.dev/version`` in its
+labels, its selector and its pods' labels (a selector is immutable, so no version ever adopts
+another's pods), and ``KUBEQ_VERSION`` in the worker's env: the worker reads its version's
+retirement from Redis with it (kubeq.worker.retire).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from kubeq.store.versions import VERSION_ENV
+from kubeq_operator.crd import LABEL_VERSION
+from kubeq_operator.deployment import CONTAINER
+from kubeq_operator.deployment import build as build_worker
+from kubeq_operator.names import deployment_name
+from kubeq_operator.policy import Observation
+from kubeq_operator.spec import TaskQueueSpec
+
+VERSION_CHARS = 8
+
+
+def version_of(spec: TaskQueueSpec) -> str:
+    """The version of ``spec``'s worker pods."""
+    return spec.worker_hash()[:VERSION_CHARS]
+
+
+def versioned_name(taskqueue: str, version: str) -> str:
+    """A version's Deployment: ``<name>-worker-v<version>``."""
+    return f"{deployment_name(taskqueue)}-v{version}"
+
+
+def worker_deployment(taskqueue: str, spec: TaskQueueSpec | None) -> str:
+    """The Deployment the loop creates and scales: the newest version's, or the only one."""
+    if spec is not None and spec.rollout.versioned:
+        return versioned_name(taskqueue, version_of(spec))
+    return deployment_name(taskqueue)
+
+
+def build(taskqueue: str, namespace: str, spec: TaskQueueSpec, replicas: int) -> dict[str, Any]:
+    """The Deployment manifest of ``spec``'s version (no ownerReference yet)."""
+    version = version_of(spec)
+    manifest = build_worker(taskqueue, namespace, spec, replicas)
+    manifest["metadata"]["name"] = versioned_name(taskqueue, version)
+    manifest["metadata"]["labels"][LABEL_VERSION] = version
+    manifest["spec"]["selector"]["matchLabels"][LABEL_VERSION] = version
+    template = manifest["spec"]["template"]
+    template["metadata"]["labels"][LABEL_VERSION] = version
+    for container in template["spec"]["containers"]:
+        if container["name"] == CONTAINER:
+            container["env"].append({"name": VERSION_ENV, "value": version})
+    return manifest
+
+
+Load = Mapping[str, tuple[int, int]]
+"""version -> (jobs its workers hold, its workers holding any), from the workers' documents."""
+
+
+def discount(obs: Observation, load: Load, spec: TaskQueueSpec) -> Observation:
+    """``obs`` without the jobs and busy workers of the versions other than ``spec``'s: the
+    loop scales the newest version, and an old version's running jobs need none of its pods."""
+    if not spec.rollout.versioned:
+        return obs
+    current = version_of(spec)
+    jobs = sum(j for v, (j, _) in load.items() if v != current)
+    busy = sum(w for v, (_, w) in load.items() if v != current)
+    if not jobs and not busy:
+        return obs
+    return replace(
+        obs,
+        in_flight=max(0, obs.in_flight - jobs),
+        busy_workers=max(0, obs.busy_workers - busy),
+    )
