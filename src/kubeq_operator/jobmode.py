@@ -48,7 +48,7 @@ async def list_jobs(namespace: str, selector: str) -> list[dict[str, Any]]:
 
 async def create_job(namespace: str, manifest: dict[str, Any]) -> str:
     batch = client.BatchV1Api(kube.api_client())
-    job: Any = await asyncio.to_thread(batch.create_namespaced_job, namespace, manifest)  # type: ignore[arg-type]
+    job: Any = await asyncio.to_thread(batch.create_namespaced_job, namespace, manifest)  # type: ignore[arg-type, unused-ignore]
     return str(job.metadata.name)
 
 
