@@ -25,7 +25,7 @@ from typing import Any
 
 import kopf
 
-from kubeq_operator import kopflog, kube, rollout, schedules
+from kubeq_operator import kopflog, kube, peerhold, rollout, schedules
 from kubeq_operator.crd import (
     ANNOTATION_HASH,
     FINALIZER,
@@ -143,6 +143,10 @@ async def taskqueue_loop(
     def post_event(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)
 
+    await peerhold.wait(stopped)  # a peer started at the same instant is seen first
+    if stopped:  # paused for that peer (or exiting) during the hold
+        return
+    peerhold.active()
     loop = TaskQueueLoop(ns, name, body, logger, find_deployment, post_event)
     pools = Pools(loop, find_pools)
     versions = rollout.Versions(loop, find_views)

@@ -13,7 +13,10 @@ by default the priority comes from the start time: the oldest replica is the act
 new replica (a restart, a rollout) joins as a standby instead of taking over, and each gets
 random low digits so two started in the same second still differ. A standby takes over once
 the active one's peering record is ``--peering-lifetime`` seconds old (it renews it every
-5 to 10 s; a replica that stops cleanly removes it at once).
+5 to 10 s; a replica that stops cleanly removes it at once). A starting replica holds its
+first TaskQueue pass ``--start-hold`` seconds (``kubeq_operator.peerhold``): kopf resumes a
+replica at its first look at the peering object, which can come before a peer started at the
+same instant has written its record, and both would work until they see each other.
 """
 
 from __future__ import annotations
@@ -73,6 +76,13 @@ def parser() -> argparse.ArgumentParser:
         default=PEERING_LIFETIME,
         help="seconds after its last renewal that a silent active replica is taken over",
     )
+    p.add_argument(
+        "--start-hold",
+        type=float,
+        default=START_HOLD,
+        help="with --peering: seconds a starting replica waits before its first TaskQueue pass, "
+        "so that a peer started at the same time is seen first (0 disables)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--debug", action="store_true")
     return p
@@ -80,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
 
 PEERING_LIFETIME = 15
 """Default ``--peering-lifetime``: a killed active replica is replaced within about this."""
+START_HOLD = 5.0
+"""Default ``--start-hold``: longer than two replicas' start-ups differ by on a loaded node."""
 PRIORITY_EPOCH = 10**10
 """Seconds (year 2286) from which the start time is subtracted: earlier start, higher priority."""
 
@@ -157,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     # seconds on a loaded node, and a bad port must fail before it
     import kopf  # noqa: PLC0415 - optional extra (kubeq[operator])
 
-    from kubeq_operator import handlers  # noqa: F401, PLC0415 - registers handlers; needs kopf
+    # handlers registers the handlers; both need kopf
+    from kubeq_operator import handlers, peerhold  # noqa: F401, PLC0415
 
     kopf.configure(debug=args.debug, verbose=args.verbose)
     if not (args.verbose or args.debug):
@@ -175,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("kubeq_operator").info(
             "peering %r with priority %d", args.peering, priority
         )
+        peerhold.configure(args.start_hold)
     kopf.run(
         settings=settings,
         standalone=args.peering is None,
