@@ -25,9 +25,11 @@ NOWHERE = {"podTemplate": {"spec": {"nodeSelector": {"kubeq.dev/none": "x"}}}}
 
 def test_older_replicas_have_the_higher_priority_and_none_are_equal() -> None:
     t = 1_800_000_000.0
-    assert start_priority(t, 999_999) > start_priority(t + 1, 0)
+    assert start_priority(t, 99_999) > start_priority(t + 1, 0)
+    assert start_priority(t, 99_999) > start_priority(t + 0.7, 0)  # within one second too
+    assert start_priority(t, 99_999) > start_priority(t + 0.002, 0)
     assert start_priority(t, 1) != start_priority(t, 2)
-    assert start_priority(t, 999_999) < 2**63  # an int64 in the peering object
+    assert start_priority(t, 99_999) < 2**63  # an int64 in the peering object
 
 
 def test_a_malformed_selector_is_refused_at_start() -> None:
