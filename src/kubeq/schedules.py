@@ -22,7 +22,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from croniter import croniter
 
 from kubeq.schedules_time import Timing, count_between, fires_between, next_fire
 
@@ -98,9 +97,7 @@ class Schedule:
             raise ScheduleError("task", "name the registered task to enqueue")
         if (self.cron is None) == (self.every is None):
             raise ScheduleError("cron", "give exactly one of cron (a cron line) or every (seconds)")
-        if self.cron is not None and (
-            not isinstance(self.cron, str) or not croniter.is_valid(self.cron)
-        ):
+        if self.cron is not None and (not isinstance(self.cron, str) or not _valid_cron(self.cron)):
             raise ScheduleError(
                 "cron", f"{self.cron!r} is not a valid cron line; use 5 fields, e.g. '0 9 * * 1'"
             )
@@ -259,3 +256,9 @@ def from_spec(doc: Mapping[str, Any], path: str, *, default_queue: str, owner: s
         raise ScheduleError(f"{path}.{name}", str(e).split(": ", 1)[1]) from None
     except TypeError as e:
         raise ScheduleError(path, str(e)) from None
+
+
+def _valid_cron(line: str) -> bool:
+    from croniter import croniter  # noqa: PLC0415 - only where a cron schedule is checked
+
+    return bool(croniter.is_valid(line))

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 SCAN_LIMIT = 100_000
 """The most cron matches one call looks at (a bound on a pathological line's cost)."""
 
@@ -74,6 +72,8 @@ def _in_bounds(t: Timing, ts: int) -> bool:
 def _cron_after(t: Timing, after: int) -> Iterator[int]:
     """Every cron fire instant > ``after``, increasing, each once."""
     assert t.cron is not None
+    from croniter import croniter  # noqa: PLC0415 - only where a cron schedule is read
+
     tz = ZoneInfo(t.timezone)
     it = croniter(t.cron, _local(after, tz))
     last = after
@@ -128,6 +128,8 @@ def fires_between(t: Timing, after: float, until: float, limit: int) -> list[int
         out = [anchor + k * t.every for k in range(max(0, hi - limit + 1), hi + 1)]
         return [ts for ts in out if ts > after and _in_bounds(t, ts)]
     assert t.cron is not None
+    from croniter import croniter  # noqa: PLC0415 - only where a cron schedule is read
+
     tz = ZoneInfo(t.timezone)
     it = croniter(t.cron, _local(int(until), tz) + timedelta(seconds=1))
     out = []

@@ -1,5 +1,5 @@
 """The ``kubeq`` command line."""
 
-from kubeq.cli.commands import cli, main
+from kubeq.cli.root import cli, main
 
 __all__ = ["cli", "main"]

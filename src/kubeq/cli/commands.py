@@ -1,48 +1,30 @@
-"""The ``kubeq`` command: run a worker, watch queues, enqueue by hand, tend dead letters.
+"""The queue commands of ``kubeq``: stats, enqueue, purge, signal, pause and resume.
 
-Built on click (commands and options) and rich (tables). Every command reads the Redis URL
-from ``--redis-url`` or ``KUBEQ_REDIS_URL`` and the password from ``KUBEQ_REDIS_PASSWORD``;
-a password is never printed.
+Built on click (commands and options) and rich (tables). The group they belong to, and the
+order in which the subcommands load, is ``root.py``; ``cli`` and ``main`` are re-exported
+here for callers that import them from this module.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-import redis
 from rich.live import Live
 from rich.table import Table
-from rich.text import Text
 
 from kubeq import defaults, serialization
-from kubeq.cli.audit import audit, recorded
-from kubeq.cli.fair import fair, show_by_key
-from kubeq.cli.jobs import dlq, job, limit
+from kubeq.cli.audit import recorded
+from kubeq.cli.fair import show_by_key
 from kubeq.cli.output import Context, cells, console, emit_json, output_option, pass_ctx, plain
-from kubeq.cli.plugins import PluginGroup
-from kubeq.cli.schedules import schedule
-from kubeq.cli.search import jobs
-from kubeq.cli.worker import worker
+from kubeq.cli.root import cli, main
 from kubeq.client.app import Call
-from kubeq.errors import KubeqError
-from kubeq.store import urls
 from kubeq.store.partitions import registered
 from kubeq.store.stats import QueueStats, read_stats
 
-
-@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--redis-url", envvar="KUBEQ_REDIS_URL", help="Redis URL [env KUBEQ_REDIS_URL].")
-@click.option("--prefix", default=defaults.PREFIX, show_default=True, help="Key prefix.")
-@click.version_option(package_name="kubeq")
-@click.pass_context
-def cli(ctx: click.Context, redis_url: str | None, prefix: str) -> None:
-    """kubeq: a Redis task queue whose workers run on Kubernetes and scale themselves."""
-    ctx.obj = Context(redis_url, prefix)
+__all__ = ["cli", "enqueue", "main", "pause", "purge", "resume", "signal", "stats", "stats_table"]
 
 
 # -- stats -----
@@ -101,7 +83,7 @@ def _flow_numbers(s: QueueStats) -> tuple[int, int, int, int]:
     return (s.debounced, s.singleton_keys, s.batches_forming, s.batched_items)
 
 
-@cli.command()
+@click.command()
 @click.argument("names", nargs=-1)
 @click.option("-q", "--queue", "queues", multiple=True, help="Only these queues.")
 @click.option(
@@ -175,7 +157,7 @@ def _json_arg(value: str, name: str, kind: type) -> Any:
     return parsed
 
 
-@cli.command()
+@click.command()
 @click.argument("task")
 @click.option("--args", "args_json", default="[]", help="Positional arguments as a JSON array.")
 @click.option("--kwargs", "kwargs_json", default="{}", help="Keyword arguments as a JSON object.")
@@ -214,7 +196,7 @@ def enqueue(
         click.echo(plain(serialization.dumps(job.result(timeout=wait)).decode()))
 
 
-@cli.command()
+@click.command()
 @click.argument("queue")
 @click.option("--yes", is_flag=True, help="Don't ask.")
 @pass_ctx
@@ -227,7 +209,7 @@ def purge(obj: Context, queue: str, yes: bool) -> None:
     click.echo(f"purged {n} jobs from {queue}")
 
 
-@cli.command()
+@click.command()
 @click.argument("key")
 @click.option("--data", default="null", show_default=True, help="The payload, as JSON.")
 @click.option("-q", "--queue", default=defaults.QUEUE, show_default=True)
@@ -250,7 +232,7 @@ def signal(obj: Context, key: str, data: str, queue: str, mode: str, ttl: float 
     click.echo(f"signal {key!r}: woke {woken} job{'s' if woken != 1 else ''}")
 
 
-@cli.command()
+@click.command()
 @click.argument("queue")
 @pass_ctx
 def pause(obj: Context, queue: str) -> None:
@@ -261,7 +243,7 @@ def pause(obj: Context, queue: str) -> None:
     click.echo(f"paused {queue}")
 
 
-@cli.command()
+@click.command()
 @click.argument("queue")
 @pass_ctx
 def resume(obj: Context, queue: str) -> None:
@@ -270,44 +252,3 @@ def resume(obj: Context, queue: str) -> None:
     q.resume()
     recorded(obj, "queue.resume", queue, q.stats().backlog, queue)
     click.echo(f"resumed {queue}")
-
-
-cli.add_command(worker)
-cli.add_command(job)
-cli.add_command(dlq)
-cli.add_command(limit)
-cli.add_command(fair)
-cli.add_command(schedule)
-cli.add_command(jobs)
-cli.add_command(audit)
-
-
-def main() -> None:
-    """Console entry point: errors become one clear line, never a traceback with secrets."""
-    try:
-        cli(standalone_mode=True)
-    except (KubeqError, ValueError) as exc:
-        _fail(str(exc))
-    except redis.ConnectionError as exc:
-        url = urls.redact(urls.resolve_url(_url_in_use()))
-        _fail(f"cannot reach Redis at {url}: {exc}")
-    except redis.TimeoutError as exc:
-        url = urls.redact(urls.resolve_url(_url_in_use()))
-        _fail(f"Redis at {url} accepted the connection but did not answer in time ({exc})")
-
-
-def _fail(message: str) -> NoReturn:
-    """Print one error line (its text neutralised, never read as markup) and exit 1."""
-    console.print(Text.assemble(("error:", "red"), " ", plain(message)))
-    sys.exit(1)
-
-
-def _url_in_use() -> str | None:
-    """The Redis URL this invocation used: --redis-url if given, else the environment's."""
-    args = sys.argv[1:]
-    for i, arg in enumerate(args):
-        if arg == "--redis-url" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--redis-url="):
-            return arg.split("=", 1)[1]
-    return os.environ.get("KUBEQ_REDIS_URL")

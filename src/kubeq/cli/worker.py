@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import click
 
 from kubeq import defaults
-from kubeq.cli.output import Context, pass_ctx, plain
+from kubeq.cli.context import Context, pass_ctx, plain
 from kubeq.client.app import App
 from kubeq.worker import Worker, WorkerSettings
 from kubeq.worker.registry import discover

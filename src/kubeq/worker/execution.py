@@ -9,7 +9,9 @@ waits for one), and the bookkeeping of threads that Python cannot kill after a t
 
 The process pool is pebble's ``ProcessPool`` rather than the standard library's: it kills
 the child running a task that passed its timeout (and only that child, replaced at once),
-and a child that dies fails only the task it ran (``ProcessExpired``), not its bystanders.
+and a child that dies fails only the task it ran (``ProcessDied``), not its bystanders.
+pebble and multiprocessing are imported when the first task runs in a process: a worker
+that runs every task in threads or on its loop never loads them.
 """
 
 from __future__ import annotations
@@ -18,12 +20,9 @@ import asyncio
 import contextvars
 import functools
 import logging
-import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import pebble
+from typing import TYPE_CHECKING, Any
 
 from kubeq.client.app import Task
 from kubeq.client.context import JobContext, reset_current, set_current
@@ -31,12 +30,22 @@ from kubeq.errors import SoftTimeLimitExceeded
 from kubeq.worker.registry import run_in_child
 from kubeq.worker.threads import Lane, Run
 
+if TYPE_CHECKING:
+    import pebble
+
 log = logging.getLogger("kubeq.worker")
 
 __all__ = ["Executor", "JobTimeout", "ProcessDied"]
 
-ProcessDied = pebble.ProcessExpired
-"""The child process running a task died under it (killed, crashed, os._exit)."""
+
+class ProcessDied(OSError):
+    """The child process running a task died under it (killed, crashed, os._exit): pebble's
+    ``ProcessExpired``, with its message, exit code and pid."""
+
+    def __init__(self, message: str, exitcode: int | None = None, pid: int | None = None):
+        super().__init__(message)
+        self.exitcode = exitcode
+        self.pid = pid
 
 
 class JobTimeout(Exception):
@@ -193,8 +202,12 @@ class Executor:
             ctx,
             (None if timeout is None else float(timeout), soft_timeout),
         )
+        import pebble  # noqa: PLC0415 - loaded by _process_pool already
+
         try:
             return await asyncio.wrap_future(future)
+        except pebble.ProcessExpired as exc:
+            raise ProcessDied(str(exc), exc.exitcode, exc.pid) from exc
         except TimeoutError:
             raise JobTimeout(
                 f"ran longer than its timeout of {timeout} s (its process was stopped)"
@@ -230,6 +243,10 @@ class Executor:
 
     def _process_pool(self) -> pebble.ProcessPool:
         if self._processes is None:
+            import multiprocessing  # noqa: PLC0415 - only a worker with a process pool
+
+            import pebble  # noqa: PLC0415 - the same
+
             self._processes = pebble.ProcessPool(
                 max_workers=self.concurrency, context=multiprocessing.get_context("spawn")
             )

@@ -17,8 +17,8 @@ from typing import Any
 from kubeq import defaults
 from kubeq.store import workers
 from kubeq.worker.delivery import Delivery
-from kubeq.worker.metrics import WorkerMetrics
 from kubeq.worker.settings import WorkerSettings
+from kubeq.worker.tally import JobCounts
 
 log = logging.getLogger("kubeq.workerinfo")
 
@@ -88,7 +88,7 @@ def snapshot(
 def of_worker(
     settings: WorkerSettings,
     inflight: Iterable[Delivery],
-    metrics: WorkerMetrics,
+    counts: JobCounts,
     started_at: float,
 ) -> dict[str, Any]:
     """The snapshot of a running worker: its settings, deliveries and job counters."""
@@ -99,13 +99,6 @@ def of_worker(
         for d in held
         if d.runner is not None
     ]
-    counts: dict[str, dict[str, int]] = {}
-    for metric in metrics.jobs.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total"):
-                q, outcome = sample.labels["queue"], sample.labels["outcome"]
-                per = counts.setdefault(q, {})
-                per[outcome] = per.get(outcome, 0) + int(sample.value)
     return snapshot(
         worker_id=s.worker_id,
         queues=s.queues,
@@ -151,7 +144,7 @@ class Publisher:
         self,
         client: Any,
         inflight: Iterable[Delivery],
-        metrics: WorkerMetrics,
+        counts: JobCounts,
         rounds: int,
     ) -> bool:
         """Publish if due; whether a document went to Redis. ``rounds``: the worker's round
@@ -166,7 +159,7 @@ class Publisher:
             listed = now - self._listed_at >= PUBLISH_SECONDS
             if quick == self._quick and not listed:
                 return False
-            doc = of_worker(self._settings, held, metrics, self._started_at)
+            doc = of_worker(self._settings, held, counts, self._started_at)
             said = {k: doc[k] for k in CHANGES}
             if said == self._said and not listed:
                 self._quick = quick

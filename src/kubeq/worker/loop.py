@@ -39,9 +39,9 @@ from kubeq.store.keys import queues_key
 from kubeq.store.scripts import ScriptCall, run_pipeline_async
 from kubeq.worker.delivery import Delivery, run_attempt
 from kubeq.worker.execution import JobTimeout
-from kubeq.worker.metrics import serve
 from kubeq.worker.settings import WorkerSettings, default_worker_id
 from kubeq.worker.state import REDIS_DOWN
+from kubeq.worker.tally import Unserved
 from kubeq.worker.upkeep import Upkeep
 
 log = logging.getLogger("kubeq.worker")
@@ -61,7 +61,9 @@ class Worker(Upkeep):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         server = None
-        if s.metrics_port:
+        if s.metrics_port and not isinstance(self.metrics, Unserved):
+            from kubeq.worker.metrics import serve  # noqa: PLC0415 - see tally.py
+
             try:
                 server = serve(self.metrics, self.health, s.metrics_port)
             except OSError as exc:  # e.g. two local worker processes on one port

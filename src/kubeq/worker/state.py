@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError
@@ -31,9 +31,12 @@ from kubeq.worker.execution import Executor
 from kubeq.worker.fetch import FetchRouter
 from kubeq.worker.health import Vitals
 from kubeq.worker.idle import WakeWaits
-from kubeq.worker.metrics import WorkerMetrics
 from kubeq.worker.prefetch import Prefetch
 from kubeq.worker.settings import WorkerSettings
+from kubeq.worker.tally import UNSERVED, JobCounts, Unserved, add
+
+if TYPE_CHECKING:
+    from kubeq.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("kubeq.worker")
 
@@ -55,7 +58,13 @@ class WorkerState:
         self.settings = settings
         self.tasks = tasks
         self.queues = [QueueKeys.of(q, settings.prefix) for q in settings.queues]
-        self.metrics = WorkerMetrics()
+        self.metrics: WorkerMetrics | Unserved = UNSERVED
+        if settings.metrics_port:  # the Prometheus client only where /metrics is served
+            from kubeq.worker.metrics import WorkerMetrics  # noqa: PLC0415 - see tally.py
+
+            self.metrics = WorkerMetrics()
+        self.settled: JobCounts = {}
+        """Jobs settled by queue and outcome, for the worker's document (info.py)."""
         self.executor = Executor(settings.tasks_module, settings.concurrency, settings.pool)
         self.inflight: dict[tuple[str, str], Delivery] = {}
         """Every job leased to this worker: running, or waiting in ``_prefetch``."""
@@ -199,6 +208,7 @@ class WorkerState:
         tally, self._tally = self._tally, {}
         for labels, n in tally.items():
             self._metric(self.metrics.jobs, *labels).inc(n)
+            add(self.settled, labels[0], labels[2], n)
 
     def _gauge_holding(self) -> None:
         """Set ``kubeq_jobs_in_progress`` per queue from what is in flight now."""

@@ -57,7 +57,7 @@ class Upkeep(WorkerState):
         try:
             while True:
                 await asyncio.sleep(self.settings.heartbeat_interval)
-                await publisher.beat(self._redis, self.inflight.values(), self.metrics, self._round)
+                await publisher.beat(self._redis, self.inflight.values(), self.settled, self._round)
                 if self.settings.version:
                     await self._check_retired(self.settings.version)
                 now = time.monotonic()
