@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -34,6 +35,12 @@ def cpu_pid() -> int:
 @app.task
 def worker_pid() -> int:
     return os.getpid()
+
+
+@app.task
+def modules_loaded() -> list[str]:
+    """Every module the worker process running it has imported."""
+    return sorted(sys.modules)
 
 
 @app.task(max_attempts=1)
