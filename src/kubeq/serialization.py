@@ -24,8 +24,12 @@ def _refuse(obj: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     """Encode plain JSON types; raise TypeError (orjson.JSONEncodeError) for anything else,
-    NaN and ±Infinity included (JSON has no such numbers; orjson would write null)."""
-    data = orjson.dumps(obj, default=_refuse, option=_OPTIONS)
+    NaN and ±Infinity included (JSON has no such numbers; orjson would write null).
+
+    The bytes are copied to their own size: orjson returns its whole write buffer (4 KB at
+    least, even for ``null``), and a payload or result is often held until its round trip
+    (a bulk enqueue's payloads, a worker's results waiting for their acknowledgement)."""
+    data = bytes(memoryview(orjson.dumps(obj, default=_refuse, option=_OPTIONS)))
     if b"null" in data:  # the only way a non-finite float shows; rare, so the walk is too
         bad = _non_finite(obj)
         if bad is not None:
