@@ -320,6 +320,8 @@ _RUN_FIELD = {  # figure -> (scenario group, field of its runs)
     "enqueue_single_cpu": ("enqueue_single", "cpu_us_per_job"),
     "drain_default_cpu": ("drain_default", "cpu_us_per_job"),
     "drain_best_cpu": ("drain_best", "cpu_us_per_job"),
+    "worker_idle_mb": ("latency", "worker_memory.pss_mb"),
+    "worker_drain_mb": ("drain_best", "worker_memory.pss_mb"),
 }
 
 
@@ -330,6 +332,9 @@ def rep_pairs(runs: list[dict[str, Any]], key: str, other: str) -> list[tuple[fl
     group, field = _RUN_FIELD[key]
     by_rep: dict[int, dict[str, float]] = {}
     for r in runs:
-        if r.get("group") == group and r.get(field) is not None:
-            by_rep.setdefault(r["rep"], {})[r["system"]] = r[field]
+        value: Any = r
+        for part in field.split("."):  # "worker_memory.pss_mb": a field of a field
+            value = value.get(part) if isinstance(value, dict) else None
+        if r.get("group") == group and value is not None:
+            by_rep.setdefault(r["rep"], {})[r["system"]] = value
     return [(v["kubeq"], v[other]) for v in by_rep.values() if "kubeq" in v and other in v]
