@@ -1,5 +1,6 @@
-"""What every ``kubeq`` command shares: the App built from the global options, the console,
-and the two output forms (a table for people, ``-o json`` for scripts).
+"""What the table-printing ``kubeq`` commands share: the console and the two output forms (a
+table for people, ``-o json`` for scripts). The App every command shares and ``plain`` are in
+``context.py`` (re-exported here), which ``kubeq worker`` imports without rich.
 
 Tables never cut a job id: a person copies it into ``kubeq dlq show ID``. Piped output gets
 a console wide enough for every row (unless COLUMNS says otherwise), and on a narrow
