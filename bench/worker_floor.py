@@ -28,12 +28,17 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
 SDK_HIDDEN = "!opentelemetry.sdk"
+
+ARQ_REDIS = "+arq-redis"
+"""First in a case's list: kubeq's venv with arq's redis-py (its venv's ``redis`` and ``jwt``,
+linked from a temporary directory put first on PYTHONPATH): kubeq on the redis-py arq runs on."""
 
 CASES: list[tuple[str, str, list[str]]] = [
     ("kubeq", "Python alone", []),
@@ -50,6 +55,11 @@ CASES: list[tuple[str, str, list[str]]] = [
         "the same, no OpenTelemetry SDK",
         [SDK_HIDDEN, "kubeq.cli", "kubeq.cli.worker", "kubeq_bench"],
     ),
+    (
+        "kubeq",
+        "the same, no OpenTelemetry SDK, on arq's redis-py",
+        [ARQ_REDIS, SDK_HIDDEN, "kubeq.cli", "kubeq.cli.worker", "kubeq_bench"],
+    ),
     ("arq", "Python alone", []),
     ("arq", "asyncio", ["asyncio"]),
     ("arq", "redis.asyncio + hiredis", ["redis.asyncio", "hiredis"]),
@@ -64,6 +74,7 @@ for name in sys.argv[1:]:
     else:
         importlib.import_module(name)
 gc.collect()
+loaded = len(sys.modules)
 fields = {}
 with open("/proc/self/smaps_rollup") as f:
     for line in f:
@@ -75,14 +86,15 @@ try:
     version = redis.__version__
 except ImportError:
     version = None
-print(json.dumps({**fields, "modules": len(sys.modules), "redis": version}))
+print(json.dumps({**fields, "modules": loaded, "redis": version}))
 """
 
 
-def probe(python: str, modules: list[str], reps: int) -> dict[str, Any]:
+def probe(python: str, modules: list[str], reps: int, first: str | None) -> dict[str, Any]:
+    path = [p for p in (first, str(HERE / "systems")) if p]
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(HERE / "systems"),
+        "PYTHONPATH": os.pathsep.join(path),
         "BENCH_REDIS_URL": "redis://127.0.0.1:6379/0",  # the tasks modules build a client
         "KUBEQ_REDIS_URL": "redis://127.0.0.1:6379/0",  # (no connection is made)
     }
@@ -138,10 +150,23 @@ def main() -> int:
 
     info = machine()
     venvs = Path(a.venvs).expanduser()
+    arq_site = Path(venv_python(venvs, "arq")).parent.parent / "lib"
+    linked = Path(tempfile.mkdtemp(prefix="kubeq-floor-"))
+    for package in ("redis", "jwt"):  # redis-py 5.3 needs PyJWT
+        (linked / package).symlink_to(next(arq_site.glob(f"python*/site-packages/{package}")))
+    arq_redis = subprocess.run(
+        [venv_python(venvs, "arq"), "-c", "import redis; print(redis.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     cases = []
     for venv, case, modules in CASES:
         python = venv_python(venvs, venv)
-        found = probe(python, modules, a.reps)
+        first = str(linked) if modules[:1] == [ARQ_REDIS] else None
+        found = probe(python, [m for m in modules if m != ARQ_REDIS], a.reps, first)
+        if first and "error" not in found:  # its __version__ reads the venv's metadata
+            found["redis"] = arq_redis
         cases.append({"venv": venv, "case": case, "imports": modules, **found})
         print(json.dumps({k: v for k, v in cases[-1].items() if k != "runs"}), flush=True)
     info["load_avg_at_end"] = os.getloadavg()
