@@ -85,11 +85,10 @@ async def adrain(
         worker = Worker(settings, dict(app.tasks))
         code = await worker.run()
         settled = 0
-        for metric in worker.metrics.jobs.collect():
-            for sample in metric.samples:
-                if sample.name.endswith("_total"):
-                    outcomes[sample.labels["outcome"]] += int(sample.value)
-                    settled += int(sample.value)
+        for per_queue in worker.settled.values():  # jobs settled, by queue and outcome
+            for outcome, n in per_queue.items():
+                outcomes[outcome] += n
+                settled += n
         handed = await _hand_off_left(app, names)
         if code != 0 or not (settled or handed) or not await _ready(app, names):
             return DrainReport(dict(outcomes), code)
