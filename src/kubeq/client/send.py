@@ -5,7 +5,8 @@ names in ``kubeq:queues`` and send every script call in one pipeline, optionally
 replicas (Redis WAIT). ``EnqueueStream`` writes a bulk enqueue while it is still being laid
 out (``scripts.Stream``). Each returns the replies of the plan's calls, in their order
 (``enqueue.created_flags`` reads which jobs each call enqueued). A call is sent again as it
-was (the same send token) when its reply is lost, so the replies are the first send's.
+was (the same send token) when its reply is lost, and again while the connection fails
+(``store.resend``), so the replies are the first send's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from kubeq.client.enqueue import EnqueuePlan
 from kubeq.errors import NotReplicated
 from kubeq.store import cluster as rediscluster
 from kubeq.store.keys import queues_key
+from kubeq.store.resend import aresent, resent
 from kubeq.store.scripts import ScriptCall, Stream, run_pipeline, run_pipeline_async
 
 
@@ -50,9 +52,13 @@ def send(
         _check_replicated(acked, wait_replicas)
         return replies
     new = _new_queues(plan.queues, known_queues)
-    if new:
-        client.sadd(queues_key(plan.prefix), *new)
-    replies = run_pipeline(client, list(plan.calls))
+
+    def once() -> list[Any]:
+        if new:
+            client.sadd(queues_key(plan.prefix), *new)
+        return run_pipeline(client, list(plan.calls))
+
+    replies = resent(once, "enqueue")
     if known_queues is not None:
         known_queues.update(new)
     return replies
@@ -81,9 +87,13 @@ async def send_async(
         _check_replicated(acked, wait_replicas)
         return replies
     new = _new_queues(plan.queues, known_queues)
-    if new:
-        await client.sadd(queues_key(plan.prefix), *new)
-    replies = await run_pipeline_async(client, list(plan.calls))
+
+    async def once() -> list[Any]:
+        if new:
+            await client.sadd(queues_key(plan.prefix), *new)
+        return await run_pipeline_async(client, list(plan.calls))
+
+    replies = await aresent(once, "enqueue")
     if known_queues is not None:
         known_queues.update(new)
     return replies

@@ -21,6 +21,7 @@ import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from kubeq.store.keys import fence_of
+from kubeq.store.resend import resent
 
 _HIREDIS_PACK: Any
 try:
@@ -252,8 +253,9 @@ class Stream:
 
     On a plain ``redis.Redis`` the calls go out on the connection this thread keeps
     (``_Kept``). Any connection trouble (or another kind of client) sends every call again at
-    ``finish`` through ``run_pipeline``, so redis-py's retry policy decides; the enqueue
-    script de-duplicates by job id, so a batch that ran twice enqueues its jobs once. The
+    ``finish`` through ``run_pipeline``, and again while the connection fails
+    (``resend.resent``); the scripts recognise a call sent again by its job ids and send
+    token, so a batch that ran twice enqueues its jobs once. The
     calls Redis answered NOSCRIPT go through ``run_pipeline`` too, which loads the script."""
 
     def __init__(self, client: Any) -> None:
@@ -284,7 +286,7 @@ class Stream:
     def finish(self) -> list[Any]:
         """Every call's reply, in order; a script error raises."""
         if self.conn is None:
-            return run_pipeline(self.client, self.calls)
+            return self._again(self.calls)
         replies: list[Any] = []
         try:
             for _ in self.calls:
@@ -294,19 +296,24 @@ class Stream:
                     replies.append(exc)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             self._drop()
-            return run_pipeline(self.client, self.calls)
+            return self._again(self.calls)
         except BaseException:
             self._drop()  # interrupted mid-reply: never reuse it
             raise
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
-            again = run_pipeline(self.client, [self.calls[i] for i in missing])
+            again = self._again([self.calls[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
         return replies
+
+    def _again(self, calls: list[ScriptCall]) -> list[Any]:
+        """``calls`` sent again through ``run_pipeline`` (which loads a missing script), and
+        again while the connection fails (``resend.resent``)."""
+        return resent(lambda: run_pipeline(self.client, calls), "enqueue")
 
     def abandon(self) -> None:
         """The caller gives up before ``finish``: the unread replies make the connection
