@@ -71,6 +71,12 @@ class Scenario:
     """Seconds its pod then runs before the worker takes a job (Python import, connect)."""
     arrivals: Callable[[random.Random], list[Job]]
     horizon: float = 4 * 3600.0
+    exit: float = 0.0
+    """Seconds from a job's end until its Job is finished (the pod's exit, the Job
+    controller): still a Job not finished, still billed. 0 in the scenarios; the e2e
+    measures it on the cluster and passes it, with ``pending``."""
+    step: float = 1.0
+    """The simulation's time step in seconds."""
 
 
 @dataclass
@@ -82,10 +88,17 @@ class JobPod:
     running_at: float
     lease_at: float
     job: Job | None = None
+    done_at: float | None = None
+    """When its Job will be finished (known once the worker took a job or found none)."""
     exited: float | None = None
 
     def alive(self) -> bool:
         return self.exited is None
+
+    def holds(self, t: float) -> bool:
+        """Its worker holds its job (leased, not yet acknowledged)."""
+        j = self.job
+        return j is not None and j.started is not None and t < j.started + j.duration
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ class KubeqJobs(JobScaler):
             )
             for p in seen.pods
         ]
-        busy = {p.name: 1 for p in seen.pods if p.alive() and p.job is not None}
+        busy = {p.name: 1 for p in seen.pods if p.alive() and p.holds(seen.t)}
         return jobpods.plan(seen.ready, views, busy, max_jobs)
 
 
@@ -229,22 +242,25 @@ def simulate(scenario: Scenario, scaler: JobScaler, seed: int = 1) -> JobResult:
     arrivals = sorted(scenario.arrivals(random.Random(seed)), key=lambda j: j.arrival)
     queue: deque[Job] = deque()
     pods: list[JobPod] = []
-    nxt, t, peak, next_decision = 0, 0.0, 0, scaler.phase
+    nxt, k, t, peak, next_decision = 0, 0, 0.0, 0, scaler.phase
     while t <= scenario.horizon:
         while nxt < len(arrivals) and arrivals[nxt].arrival <= t:
             queue.append(arrivals[nxt])
             nxt += 1
         for p in pods:
-            if p.alive() and p.job is not None and p.job.started is not None:
-                p.exited = end if (end := p.job.started + p.job.duration) <= t else None
-        for p in sorted((p for p in pods if p.alive() and p.job is None), key=lambda p: p.lease_at):
+            if p.alive() and p.done_at is not None and p.done_at <= t:
+                p.exited = p.done_at
+        for p in sorted((p for p in pods if p.done_at is None), key=lambda p: p.lease_at):
             if p.lease_at > t:
                 break
-            if queue:
+            if queue:  # the worker takes the oldest ready job, runs it, exits
                 p.job = queue.popleft()
                 p.job.started = t
-            else:
-                p.exited = t  # nothing ready: the worker exits 0 at once
+                p.done_at = t + p.job.duration + scenario.exit
+            else:  # nothing ready: the worker exits 0 at once
+                p.done_at = t + scenario.exit
+            if p.done_at <= t:
+                p.exited = p.done_at
         if t >= next_decision:
             next_decision += scaler.period
             alive = sum(1 for p in pods if p.alive())
@@ -255,7 +271,8 @@ def simulate(scenario: Scenario, scaler: JobScaler, seed: int = 1) -> JobResult:
             peak = max(peak, alive + n)
         if nxt == len(arrivals) and not queue and not any(p.alive() for p in pods):
             break
-        t += 1.0
+        k += 1
+        t = k * scenario.step
     ends = [j.started + j.duration for j in arrivals if j.started is not None]
     unfinished = sum(1 for j in arrivals if j.started is None)
     first = arrivals[0].arrival if arrivals else 0.0
