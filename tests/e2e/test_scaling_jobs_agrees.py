@@ -1,10 +1,13 @@
 """The Job-mode simulator (bench/scaling_jobs.py) is confirmed by the real thing on one
-scenario: 9 jobs of 5 s into a Job-mode pool with ``maxReplicas: 3`` on the local control
-plane (the operator's own process, the Job controller, pods run by the node agent). A Job's
-start-up (created -> its worker starts the job), a finished job's exit (-> its Job or pod is
-seen finished), the jobs' duration and the delay to the first Job are measured here and given
-to the simulator (its inputs); it must then create as many Jobs (one per job), never more
-than 3 at once, and drain the queue within 20 % of the measured time.
+scenario: 6 jobs of 5 s into a Job-mode pool with ``maxReplicas: 4`` on the local control
+plane (the operator's own process, the Job controller, pods run by the node agent), whose
+workers take 4 s to start (their pods run, holding no job, for several operator passes: the
+window in which KEDA ScaledJob creates duplicates, kedacore/keda#6157). A Job's start-up
+(created -> its worker starts the job), a finished job's exit (-> its Job or pod is seen
+finished), the jobs' duration and the delay to the first Job are measured here and given to
+the simulator (its inputs); both must create exactly one Job per job (the second wave's 2
+jobs have room for 4 Jobs: only counting the starting pods keeps it at 2), never more than 4
+at once, and the simulated drain must be within 20 % of the measured one.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from localcluster.pytest_plugin import wait_for
 from tests.operator.opsupport import Api, OperatorProcess, queue_of, taskqueue
 
 ROOT = Path(__file__).resolve().parents[2]
-JOBS, SECONDS, MAX = 9, 5.0, 3
+JOBS, SECONDS, MAX, IMPORT_SECONDS = 6, 5.0, 4, 4.0
 TOLERANCE = 0.20
 TQ, POOL = "jobsim", "sim"
 
@@ -67,6 +70,7 @@ def test_job_mode_on_the_cluster_matches_the_simulator(
         "concurrency": 1,
         "job": {"ttlSecondsAfterFinished": 3600},
         "scaling": {"maxReplicas": MAX},
+        "env": [{"name": "E2E_IMPORT_SECONDS", "value": str(IMPORT_SECONDS)}],
     }
     api.create_tq(taskqueue(TQ, ns, redis_url, pools=[pool]))
     app = kubeq.App(redis_url)
@@ -93,6 +97,7 @@ def test_job_mode_on_the_cluster_matches_the_simulator(
 
     runs = [r.decode().split("|") for r in app.redis.lrange("e2e:runs", 0, -1)]
     assert sorted(int(r[0]) for r in runs) == list(range(JOBS)), "a job ran twice or not at all"
+    assert len(created) == JOBS, f"{len(created)} Jobs for {JOBS} jobs: {sorted(created)}"
     job_of = {pod: pod.rsplit("-", 1)[0] for _, pod, _, _ in runs}
     assert set(job_of.values()) == set(created), (job_of, created)
     drained = max(float(r[3]) for r in runs) - enqueued_at
@@ -122,7 +127,8 @@ def test_job_mode_on_the_cluster_matches_the_simulator(
         f"simulated: {r.created} Jobs, peak {r.peak_pods}, drained {r.drain}s (start-up "
         f"{startup:.2f}s, exit {exit_:.2f}s, job {duration:.2f}s, first Job after {lag:.2f}s)"
     )
-    assert len(created) == JOBS == r.created and r.idle == 0
+    assert startup >= IMPORT_SECONDS  # the workers did start slowly
+    assert r.created == JOBS and r.idle == 0
     assert most <= MAX and r.peak_pods <= MAX
     assert r.drain is not None
     assert abs(drained - r.drain) <= TOLERANCE * r.drain, (drained, r)
