@@ -16,8 +16,8 @@ def _drain(seconds: float | None) -> str:
 def render(res: dict[str, Any], path: str) -> str:
     rows = res["results"]
     lines = [
-        f"Seed {res['seed']}; ScaledJob's pollingInterval {res['keda_polling_seconds']:g} s, "
-        "kubeq's pollSeconds 1 s. Scenarios:",
+        f"Seed {res['seed']}; ScaledJob's pollingInterval {res['keda_polling_seconds']:g} s "
+        "unless the row names another, kubeq's pollSeconds 1 s. Scenarios:",
         "",
         *(f"- **{name}**: {title}" for name, title in res["scenarios"].items()),
         "",

@@ -13,6 +13,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -35,10 +36,10 @@ SCENARIOS = {s.name: s for s in jobs_sim.scenarios()}
 RESULTS = ROOT / "bench" / "results" / "scaling" / "scaling-jobs.json"
 
 
-def scenario(n: int, pending: float, boot: float, max_jobs: int = 100, later: int = 0) -> object:
+def scenario(n: int, pending: float, boot: float, max_jobs: int = 100, later: int = 0) -> Any:
     """``n`` one-minute jobs at t=0 (and ``later`` more at t=3)."""
 
-    def arrivals(rng: object) -> list[object]:
+    def arrivals(rng: Any) -> list[Any]:
         first = [jobs_sim.Job(0.0, 60.0) for _ in range(n)]
         return first + [jobs_sim.Job(3.0, 60.0) for _ in range(later)]
 
@@ -95,6 +96,7 @@ def test_the_strategies_follow_their_documented_formulas() -> None:
     assert creates("default", 10, running=1, pending=0, max_count=3) == 2
     assert creates("default", 10, running=0, pending=0, max_count=100) == 10
     assert creates("custom", 10, running=4, pending=0, max_count=100) == 10 - 1 - 2
+    assert creates("custom", 1, running=0, pending=0, max_count=100) == 0  # a lone job: none
     assert creates("accurate", 10, running=4, pending=2, max_count=100) == 8
     assert creates("eager", 3, running=3, pending=0, max_count=10) == 3
     assert creates("eager", 6, running=8, pending=1, max_count=10) == 1
