@@ -38,15 +38,20 @@ NAMES = (
 """Every script, by its file name in ``lua/`` (the ``_`` files are the shared parts)."""
 
 
+PARTS = ("_prelude", "_control", "_fair")
+"""The shared parts every script starts with, in order."""
+
+
+@cache
+def part(name: str) -> str:
+    """The text of one file of ``lua/``: a script's own part or a shared one."""
+    return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text()
+
+
 @cache
 def source(name: str) -> str:
-    """The full text of one script, prelude included."""
-    lua = resources.files(__package__).joinpath("lua")
-    prelude = lua.joinpath("_prelude.lua").read_text()
-    control = lua.joinpath("_control.lua").read_text()
-    fair = lua.joinpath("_fair.lua").read_text()
-    body = lua.joinpath(f"{name}.lua").read_text()
-    return "\n".join((prelude, control, fair, body))
+    """The full text of one script: the shared ``PARTS``, then its own, joined by newlines."""
+    return "\n".join((*(part(p) for p in PARTS), part(name)))
 
 
 @dataclass(frozen=True)
