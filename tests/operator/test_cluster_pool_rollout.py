@@ -3,7 +3,8 @@ agent running the worker pods as processes, real Redis, the operator as its own 
 pool's image change while a pool job runs starts a new version of the pool for new jobs, the
 job finishes on the old version (one run, never handed back), then the old version's
 Deployment goes; the TaskQueue's own workers are not touched. With ``maxDrainSeconds`` the
-pool's old version goes while its job runs, which is handed back and runs on the new one."""
+pool's old version goes while its job runs, which is handed back and runs on the new one.
+A Job-mode pool has no versions, and its template change never stops a Job that runs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from localcluster.pytest_plugin import wait_for
 from tests.operator.opsupport import Api, OperatorProcess, queue_of, taskqueue
+from tests.operator.test_cluster_jobmode import jobs, wait_published
+from tests.operator.test_cluster_rollout import runs
 
 pytestmark = pytest.mark.cluster
 
@@ -36,16 +39,6 @@ def pool_versions(api: Api, ns: str, tq: str, pool: str) -> dict[str, Any]:
 def own_versions(api: Api, ns: str, tq: str) -> set[str]:
     deps = api.apps.list_namespaced_deployment(ns, label_selector=f"kubeq.dev/taskqueue={tq}")
     return {d.metadata.name for d in deps.items if POOL not in d.metadata.labels}
-
-
-def runs(app: Any, n: int) -> list[tuple[str, float]]:
-    """(pod, start time) of each finished run of e2e.work(n)."""
-    out = []
-    for raw in app.redis.lrange("e2e:runs", 0, -1):
-        num, pod, start, _ = raw.decode().split("|")
-        if int(num) == n:
-            out.append((pod, float(start)))
-    return out
 
 
 def pool_version(api: Api, ns: str, tq: str, pool: str, version: str) -> dict[str, Any] | None:
@@ -104,6 +97,37 @@ def change_image(api: Api, ns: str, name: str, v1: str) -> str:
     return v2
 
 
+def long_job_on_v1(
+    api: Api, ns: str, name: str, redis_url: str, rollout: dict[str, Any], num: int
+) -> tuple[Any, str, Any]:
+    """Start the TaskQueue, run a 25 s pool job ``num`` on its version 1: (app, v1, job)."""
+    import kubeq
+
+    app = kubeq.App(redis_url)
+    v1 = start(api, ns, name, redis_url, rollout)
+    call = kubeq.Call(
+        "e2e.work", (num,), {"seconds": 25}, queue=queue_of(name, ns), worker_pool="slow"
+    )
+    job = app.enqueue_many([call])[0]
+    wait_for(
+        lambda: (pool_version(api, ns, name, "slow", v1) or {}).get("inFlight") == 1,
+        timeout=30,
+        message="the long job runs on the pool's version 1",
+    )
+    return app, v1, job
+
+
+def removed_because(api: Api, ns: str, name: str, version: str, why: str) -> None:
+    """The pool's ``version`` is gone, with a VersionRemoved Event naming the pool and ``why``."""
+    wait_for(
+        lambda: version not in pool_versions(api, ns, name, "slow"),
+        timeout=60,
+        message="the pool's version 1 removed",
+    )
+    removed = [e.message for e in api.events(ns, name) if e.reason == "VersionRemoved"]
+    assert any(m.startswith("pool slow: ") and version in m and why in m for m in removed)
+
+
 def test_a_pool_image_change_lets_the_pool_job_finish_on_the_old_version(
     operator: OperatorProcess, api: Api, k8s_namespace: str, redis_url: str
 ) -> None:
@@ -111,15 +135,7 @@ def test_a_pool_image_change_lets_the_pool_job_finish_on_the_old_version(
 
     ns, name = k8s_namespace, "proll"
     q = queue_of(name, ns)
-    app = kubeq.App(redis_url)
-    v1 = start(api, ns, name, redis_url, {"strategy": "Versioned"})
-    long_job = kubeq.Call("e2e.work", (7201,), {"seconds": 25}, queue=q, worker_pool="slow")
-    app.enqueue_many([long_job])
-    wait_for(
-        lambda: (pool_version(api, ns, name, "slow", v1) or {}).get("inFlight") == 1,
-        timeout=30,
-        message="the long job runs on the pool's version 1",
-    )
+    app, v1, _ = long_job_on_v1(api, ns, name, redis_url, {"strategy": "Versioned"}, 7201)
     deployed_at = time.time()
     v2 = change_image(api, ns, name, v1)
     draining = wait_for(
@@ -142,13 +158,7 @@ def test_a_pool_image_change_lets_the_pool_job_finish_on_the_old_version(
     (pod1, started), *again = runs(app, 7201)
     assert not again and pod1.startswith(f"{name}-slow-pool-v{v1}-") and started < deployed_at
     # then the pool's version 1 goes, with an Event naming the pool
-    wait_for(
-        lambda: v1 not in pool_versions(api, ns, name, "slow"),
-        timeout=60,
-        message="the pool's version 1 removed",
-    )
-    removed = [e.message for e in api.events(ns, name) if e.reason == "VersionRemoved"]
-    assert any(m.startswith("pool slow: ") and v1 in m and "hold no job" in m for m in removed)
+    removed_because(api, ns, name, v1, "hold no job")
     wait_for(
         lambda: pool_version(api, ns, name, "slow", v1) is None,
         timeout=30,
@@ -161,33 +171,76 @@ def test_a_pool_image_change_lets_the_pool_job_finish_on_the_old_version(
 def test_max_drain_seconds_removes_the_pools_old_version_and_its_job_is_handed_back(
     operator: OperatorProcess, api: Api, k8s_namespace: str, redis_url: str
 ) -> None:
-    import kubeq
-
     ns, name = k8s_namespace, "prollmax"
-    q = queue_of(name, ns)
-    app = kubeq.App(redis_url)
-    v1 = start(api, ns, name, redis_url, {"strategy": "Versioned", "maxDrainSeconds": 3})
-    call = kubeq.Call("e2e.work", (7301,), {"seconds": 30}, queue=q, worker_pool="slow")
-    job = app.enqueue_many([call])[0]
-    wait_for(
-        lambda: (pool_version(api, ns, name, "slow", v1) or {}).get("inFlight") == 1,
-        timeout=30,
-        message="the long job runs on the pool's version 1",
-    )
+    rollout = {"strategy": "Versioned", "maxDrainSeconds": 3}
+    app, v1, job = long_job_on_v1(api, ns, name, redis_url, rollout, 7301)
     v2 = change_image(api, ns, name, v1)
-    wait_for(
-        lambda: v1 not in pool_versions(api, ns, name, "slow"),
-        timeout=60,
-        message="the pool's version 1 removed",
-    )
-    removed = [e.message for e in api.events(ns, name) if e.reason == "VersionRemoved"]
-    assert any(
-        m.startswith("pool slow: ") and v1 in m and "maxDrainSeconds (3) passed" in m
-        for m in removed
-    ), removed
+    removed_because(api, ns, name, v1, "maxDrainSeconds (3) passed")
     # its pod drained (8 s grace - 5 s margin), handed the job back: it runs on version 2
     (pod, _), *again = wait_for(lambda: runs(app, 7301) or None, timeout=120, message="rerun")
     assert not again and pod.startswith(f"{name}-slow-pool-v{v2}-")
     assert job.result(timeout=30) == 7301
     assert job.info().attempts == 1  # a hand-back counts no attempt
+    app.close()
+
+
+def job_pool(image: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "render",
+            "mode": "Job",
+            "image": image,
+            "concurrency": 1,
+            "job": {"ttlSecondsAfterFinished": 3600},  # every Job stays to be looked at
+            "scaling": {"maxReplicas": 2},
+        }
+    ]
+
+
+def test_a_job_mode_pools_template_change_never_stops_a_running_job(
+    operator: OperatorProcess, api: Api, k8s_namespace: str, redis_url: str
+) -> None:
+    """A Job-mode pool has no versions: the Job that runs a job keeps running it on the old
+    template (never deleted, never handed back); the next job gets a Job of the new one."""
+    import kubeq
+
+    ns, name = k8s_namespace, "jroll"
+    q = queue_of(name, ns)
+    api.create_tq(
+        taskqueue(
+            name,
+            ns,
+            redis_url,
+            worker={"terminationGracePeriodSeconds": 8},
+            rollout={"strategy": "Versioned"},
+            pools=job_pool("local"),
+        )
+    )
+    app = kubeq.App(redis_url)
+    wait_published(app, q)
+    call = kubeq.Call("e2e.work", (7401,), {"seconds": 20}, queue=q, worker_pool="render")
+    (long_job,) = app.enqueue_many([call])
+    wait_for(lambda: long_job.status() == "active", timeout=90, message="the long job runs")
+    (first,) = jobs(api, ns, name, "render")
+    api.patch_tq(ns, name, {"spec": {"pools": job_pool("local:2")}})
+    wait_for(
+        lambda: api.get_tq(ns, name).get("status", {}).get("observedGeneration", 0) >= 2,
+        timeout=30,
+        message="the new template seen",
+    )
+    short = kubeq.Call("e2e.work", (7402,), {"seconds": 0.1}, queue=q, worker_pool="render")
+    app.enqueue_many([short])
+    (pod2, _), *more = wait_for(lambda: runs(app, 7402) or None, timeout=120, message="job 2")
+    by_name = {j.metadata.name: j for j in jobs(api, ns, name, "render")}
+    (second,) = set(by_name) - {first.metadata.name}
+    assert not more and pod2.startswith(second)
+    assert by_name[second].spec.template.spec.containers[0].image == "local:2"
+
+    # the long job ends on the Job that started it, once, with one attempt
+    wait_for(lambda: long_job.status() == "finished", timeout=90, message="the long job ends")
+    (pod1, _), *again = runs(app, 7401)
+    assert not again and pod1.startswith(first.metadata.name)
+    assert (long_job.info().attempts, long_job.info().deliveries) == (1, 1)
+    assert first.metadata.name in {j.metadata.name for j in jobs(api, ns, name, "render")}
+    assert not [e for e in api.events(ns, name) if e.reason == "PoolJobReplaced"]
     app.close()
