@@ -17,8 +17,9 @@ versions):
    after the mark, so every worker has read it) or when ``maxDrainSeconds`` has passed since
    the mark: its pods get SIGTERM and drain as in a rolling update, handing back what they
    still run;
-4. it writes ``status.versions``: each version, its Deployment, replicas, in-flight jobs, state
-   (``Current``; ``Retiring`` until its workers have all read the mark; ``Draining`` after).
+4. it reports each version (``status.versions``, or the pool's ``versions``): its
+   Deployment, replicas, in-flight jobs, state (``Current``; ``Retiring`` until its workers
+   have all read the mark; ``Draining`` after).
 
 An old Deployment without a version (the TaskQueue rolled before) has no marker to read: it
 is deleted once the newest version is ready, like a rolling update.
@@ -205,7 +206,7 @@ class Versions:
         if not old:  # one version: nothing to retire
             if new is None or not spec.rollout.versioned:
                 return []
-            await self.read_load(spec, track, steady=True)
+            await self.read_load(spec, steady=True, track=track)
             return [entry(new, "Current", in_flight)]
         client = await self.loop.source.client(spec)
         prefix = spec.redis.prefix
@@ -213,7 +214,7 @@ class Versions:
         ready = new is not None and (new.replicas == 0 or new.ready > 0)
         retire = [v.version for v in old if v.version] if ready else []
         retired = await versions.sync(client, queues, want, retire)
-        load = await self.read_load(spec, track)
+        load = await self.read_load(spec, track=track)
         held = {v: jobs for v, (jobs, _) in load.items()}
         out = [] if new is None else [entry(new, "Current", held.get(want or ""))]
         now = time.time()
@@ -248,7 +249,7 @@ class Versions:
         return out
 
     async def read_load(
-        self, spec: TaskQueueSpec, track: Track | None = None, steady: bool = False
+        self, spec: TaskQueueSpec, steady: bool = False, track: Track | None = None
     ) -> Load:
         """What each version's workers hold, kept in ``track`` (the next scaling pass goes
         without the old ones'). ``steady`` (one version): at most every STEADY_READ_SECONDS, so
