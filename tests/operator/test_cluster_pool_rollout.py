@@ -124,8 +124,17 @@ def removed_because(api: Api, ns: str, name: str, version: str, why: str) -> Non
         timeout=60,
         message="the pool's version 1 removed",
     )
-    removed = [e.message for e in api.events(ns, name) if e.reason == "VersionRemoved"]
-    assert any(m.startswith("pool slow: ") and version in m and why in m for m in removed)
+    wait_for(  # the Event is posted beside the deletion: it may show a moment later
+        lambda: any(
+            e.reason == "VersionRemoved"
+            and e.message.startswith("pool slow: ")
+            and version in e.message
+            and why in e.message
+            for e in api.events(ns, name)
+        ),
+        timeout=30,
+        message=f"a VersionRemoved Event naming the pool and {why!r}",
+    )
 
 
 def test_a_pool_image_change_lets_the_pool_job_finish_on_the_old_version(
