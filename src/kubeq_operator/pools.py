@@ -289,8 +289,9 @@ class Pools:
     async def remove_stale(
         self, spec: TaskQueueSpec, views: dict[str, list[DeploymentView]]
     ) -> None:
-        """Scale to zero the Deployments of each pool no longer in the spec, and say so once
-        (the operator may not delete Deployments: the Event says how to)."""
+        """Scale to zero the Deployments of each pool no longer in the spec, and say so once.
+        They are kept (jobs may still wait in the pool's queues, and a pool added back serves
+        them): the Event says how to delete them."""
         wanted = {p.name for p in spec.pools if p.mode == "Deployment"}
         self._removed &= set(views) - wanted
         for pool, found in views.items():
