@@ -11,7 +11,6 @@ retirement from Redis with it (kubeq.worker.retire).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -58,22 +57,27 @@ def build(taskqueue: str, namespace: str, spec: TaskQueueSpec, replicas: int) ->
     return manifest
 
 
-Load = Mapping[str, tuple[int, int]]
-"""version -> (jobs its workers hold, its workers holding any), from the workers' documents."""
+class Load(dict[str, tuple[int, int]]):
+    """version -> (jobs its workers hold, its workers holding any), from the workers'
+    documents; ``pinned``: the jobs pinned to the newest version that wait (pinned.py)."""
+
+    pinned: int = 0
 
 
 def discount(obs: Observation, load: Load, spec: TaskQueueSpec) -> Observation:
     """``obs`` without the jobs and busy workers of the versions other than ``spec``'s: the
-    loop scales the newest version, and an old version's running jobs need none of its pods."""
+    loop scales the newest version, and an old version's running jobs need none of its pods;
+    with the jobs pinned to the newest version that wait in its own queue."""
     if not spec.rollout.versioned:
         return obs
     current = version_of(spec)
     jobs = sum(j for v, (j, _) in load.items() if v != current)
     busy = sum(w for v, (_, w) in load.items() if v != current)
-    if not jobs and not busy:
+    if not jobs and not busy and not load.pinned:
         return obs
     return replace(
         obs,
+        backlog=obs.backlog + load.pinned,
         in_flight=max(0, obs.in_flight - jobs),
         busy_workers=max(0, obs.busy_workers - busy),
     )
