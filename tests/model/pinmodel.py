@@ -21,7 +21,7 @@ import os
 import time
 
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, rule
+from hypothesis.stateful import invariant, precondition, rule
 
 import kubeq
 from kubeq.store.keys import QueueKeys, pin_of
@@ -124,6 +124,15 @@ class PinnedIntersections(Intersections):
                 self.r.hdel(k, VERSION)
         self.fleet.run(self.fleet.workers[V1]._check_retired(VERSION))
         self.retired = retire
+
+    @precondition(lambda self: self.retired)
+    @rule(queue=st.sampled_from(QUEUES))
+    def retired_v1_fetches(self, queue: str) -> None:
+        """An unpinned job waits while v1 is retired: v1's fetch leaves it (the invariant)."""
+        call = self.tasks["plain"].s().set(queue=queue, job_id=self._id("r"))
+        (job,) = self.app.enqueue_many([call])
+        self.ledger.add(job.id, queue, call, job.queue)
+        self.fetch(V1)
 
     @invariant()
     def pinned_jobs_run_on_their_version(self) -> None:
