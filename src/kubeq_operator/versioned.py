@@ -11,6 +11,7 @@ retirement from Redis with it (kubeq.worker.retire).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -64,7 +65,9 @@ class Load(dict[str, tuple[int, int]]):
     pinned: int = 0
 
 
-def discount(obs: Observation, load: Load, spec: TaskQueueSpec) -> Observation:
+def discount(
+    obs: Observation, load: Mapping[str, tuple[int, int]], spec: TaskQueueSpec
+) -> Observation:
     """``obs`` without the jobs and busy workers of the versions other than ``spec``'s: the
     loop scales the newest version, and an old version's running jobs need none of its pods;
     with the jobs pinned to the newest version that wait in its own queue."""
@@ -73,11 +76,12 @@ def discount(obs: Observation, load: Load, spec: TaskQueueSpec) -> Observation:
     current = version_of(spec)
     jobs = sum(j for v, (j, _) in load.items() if v != current)
     busy = sum(w for v, (_, w) in load.items() if v != current)
-    if not jobs and not busy and not load.pinned:
+    pinned = load.pinned if isinstance(load, Load) else 0
+    if not jobs and not busy and not pinned:
         return obs
     return replace(
         obs,
-        backlog=obs.backlog + load.pinned,
+        backlog=obs.backlog + pinned,
         in_flight=max(0, obs.in_flight - jobs),
         busy_workers=max(0, obs.busy_workers - busy),
     )
