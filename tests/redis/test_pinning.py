@@ -16,6 +16,7 @@ import redis
 import kubeq
 from kubeq.client.pinning import NoWorkerVersion
 from kubeq.store.keys import QueueKeys
+from kubeq.workflows.callbacks import callback_id
 from tests.redis.helpers import wait_until
 from tests.redis.workers import StartWorker, WorkerProcess
 
@@ -95,3 +96,22 @@ def test_a_pinned_call_without_a_version_is_refused(
     with pytest.raises(ValueError, match="version must be a worker version"):
         app.enqueue_many([qtasks.where.s().set(queue="pin-none", version="no/such")])
     assert r.keys("*pin-none*") == []  # nothing was sent
+
+
+def test_a_pinned_callback_runs_on_the_version_its_parent_ran_on(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    q = f"pin-{uuid.uuid4().hex[:6]}"
+    two_versions(start_worker, monkeypatch, q)
+    monkeypatch.delenv("KUBEQ_VERSION")  # the caller has none: the callback is pinned later
+    then = qtasks.where.si().set(queue=q, pin_version=True)
+    parents = app.enqueue_many([qtasks.where.s().set(queue=q, on_success=then) for _ in range(4)])
+    for parent in parents:
+        version, pid = parent.result(timeout=60)
+        cid = callback_id(parent.id, "on_success")
+        wait_until(
+            lambda c=cid: any(r.exists(QueueKeys.of(n).job(c)) for n in (q, f"{q}~v1", f"{q}~v2")),
+            what="the callback enqueued",
+        )
+        child = app.job(cid, f"{q}~{version}")
+        assert child.result(timeout=60) == [version, pid]
