@@ -32,6 +32,7 @@ from kubeq.store.keys import QueueKeys, pin_of
 from kubeq.store.scripts import LUA, run_pipeline_async
 from kubeq.store.versions import unpinned
 from kubeq_operator.spec import TaskQueueSpec
+from kubeq_operator.versioned import Load
 
 BURY_BATCH = 500
 """Entries one call of pinned_bury.lua looks at."""
@@ -120,6 +121,13 @@ def drained_reason(version: str, max_drain: int | None) -> str:
         f"pinned to version {version}, which was removed after maxDrainSeconds ({max_drain}) "
         "while it still waited: requeue it without the pin to run it on the current version"
     )
+
+
+def note(load: Load, pins: Mapping[str, Pinned], current: str | None) -> None:
+    """Put what the pinned queues hold into ``load``, for the newest version's scaling."""
+    mine = pins.get(current or "", Pinned())
+    load.pinned, load.pinned_running = mine.waiting, mine.running
+    load.old_pinned_running = sum(p.running for v, p in pins.items() if v != current)
 
 
 def wanted_replicas(pinned: Pinned, spec: TaskQueueSpec, replicas: int) -> int | None:

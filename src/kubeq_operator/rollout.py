@@ -152,7 +152,7 @@ class Versions:
             if new is None or not spec.rollout.versioned:
                 return []
             await self.read_load(spec, steady=True)
-            self.loop.versions_load.pinned = pins[want].waiting if want in pins else 0
+            pinned.note(self.loop.versions_load, pins, want)
             e = entry(new, "Current", self.loop.book.status.get("inFlight"))
             return [pinned.pins_for(e, pins.get(want or ""))]
         queues = [QueueKeys.of(q, prefix) for q in spec.physical_queues]
@@ -160,7 +160,7 @@ class Versions:
         retire = [v.version for v in old if v.version] if ready else []
         retired = await versions.sync(client, queues, want, retire)
         load = await self.read_load(spec)
-        load.pinned = pins[want].waiting if want in pins else 0
+        pinned.note(load, pins, want)
         held = {v: jobs for v, (jobs, _) in load.items()}
         out = []
         if new is not None:

@@ -60,9 +60,15 @@ def build(taskqueue: str, namespace: str, spec: TaskQueueSpec, replicas: int) ->
 
 class Load(dict[str, tuple[int, int]]):
     """version -> (jobs its workers hold, its workers holding any), from the workers'
-    documents; ``pinned``: the jobs pinned to the newest version that wait (pinned.py)."""
+    documents; with what the queues of the jobs pinned to a version hold (pinned.py), which
+    the queues' numbers (``obs``) do not count."""
 
     pinned: int = 0
+    """Jobs pinned to the newest version that wait."""
+    pinned_running: int = 0
+    """Jobs pinned to the newest version that run (on its workers)."""
+    old_pinned_running: int = 0
+    """Jobs pinned to the old versions that run: in what their workers hold, not in ``obs``."""
 
 
 def discount(
@@ -70,18 +76,20 @@ def discount(
 ) -> Observation:
     """``obs`` without the jobs and busy workers of the versions other than ``spec``'s: the
     loop scales the newest version, and an old version's running jobs need none of its pods;
-    with the jobs pinned to the newest version that wait in its own queue."""
+    with the jobs pinned to the newest version, which wait and run in its own queues."""
     if not spec.rollout.versioned:
         return obs
     current = version_of(spec)
     jobs = sum(j for v, (j, _) in load.items() if v != current)
     busy = sum(w for v, (_, w) in load.items() if v != current)
-    pinned = load.pinned if isinstance(load, Load) else 0
-    if not jobs and not busy and not pinned:
+    pins = load if isinstance(load, Load) else Load()
+    # the old versions' workers hold unpinned jobs (counted in obs) and pinned ones (not)
+    jobs = max(0, jobs - pins.old_pinned_running) - pins.pinned_running
+    if not jobs and not busy and not pins.pinned:
         return obs
     return replace(
         obs,
-        backlog=obs.backlog + pinned,
+        backlog=obs.backlog + pins.pinned,
         in_flight=max(0, obs.in_flight - jobs),
         busy_workers=max(0, obs.busy_workers - busy),
     )

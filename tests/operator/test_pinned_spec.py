@@ -41,6 +41,13 @@ def test_the_newest_versions_pinned_backlog_counts_in_its_scaling() -> None:
     load = versioned.Load()
     load.pinned = 5
     assert versioned.discount(obs, load, s).backlog == 7
+    # in flight, the queues count only unpinned jobs (6: 4 on the newest version, 2 on old1);
+    # old1's workers also hold 3 pinned jobs, the newest version's 1 pinned job
+    obs = Observation(backlog=0, in_flight=6, current_replicas=2, ok=True)
+    now = versioned.version_of(s)
+    load = versioned.Load({"old1": (5, 2), now: (5, 2)})
+    pinned.note(load, {"old1": pinned.Pinned(running=3), now: pinned.Pinned(running=1)}, now)
+    assert versioned.discount(obs, load, s).in_flight == 5
     assert versioned.discount(obs, load, parse(spec())) == obs  # a rolling update: as is
 
 
