@@ -26,9 +26,9 @@ def test_an_old_version_stays_and_scales_while_jobs_pinned_to_it_wait(
     q = queue_of(name, ns)
     app = kubeq.App(redis_url)
     v1 = start(api, ns, name, redis_url, {"strategy": "Versioned"})
-    # due in 25 s: they wait (delayed) in version 1's queue, none held by a worker
+    # due in 45 s: they wait (delayed) in version 1's queue, none held by a worker
     pinned = app.enqueue_many(
-        [kubeq.Call("e2e.work", (7200 + i,), {}, queue=q, version=v1, delay=25) for i in range(3)]
+        [kubeq.Call("e2e.work", (7200 + i,), {}, queue=q, version=v1, delay=45) for i in range(3)]
     )
     assert {j.queue for j in pinned} == {f"{q}~{v1}"}
     v2 = change_image(api, ns, name, v1)
