@@ -37,7 +37,7 @@ def test_an_old_version_stays_and_scales_while_jobs_pinned_to_it_wait(
         timeout=60,
         message="version 1 draining",
     )
-    assert waiting["pinnedWaiting"] == 3 and waiting["inFlight"] == 0
+    assert waiting.get("pinnedWaiting") == 3 and waiting["inFlight"] == 0, waiting
     # its Deployment loses its pod: the operator gives it one back for the pinned jobs
     api.apps.patch_namespaced_deployment_scale(
         versions(api, ns, name)[v1].metadata.name, ns, {"spec": {"replicas": 0}}
