@@ -19,7 +19,11 @@ versions):
    still run;
 4. it reports each version (``status.versions``, or the pool's ``versions``): its
    Deployment, replicas, in-flight jobs, state (``Current``; ``Retiring`` until its workers
-   have all read the mark; ``Draining`` after).
+   have all read the mark; ``Draining`` after), and the jobs pinned to it that wait and run.
+
+Jobs pinned to a version (pinned.py) keep an old version: it is not removed while they wait,
+and it is scaled to at least one pod for them; once it goes (``maxDrainSeconds``), or for a
+version no Deployment runs, they are dead-lettered with the reason.
 
 An old Deployment without a version (the TaskQueue rolled before) has no marker to read: it
 is deleted once the newest version is ready, like a rolling update.
@@ -39,7 +43,7 @@ from redis.exceptions import RedisError
 from kubeq.store import versions
 from kubeq.store import workers as workerinfo
 from kubeq.store.keys import QueueKeys
-from kubeq_operator import kube
+from kubeq_operator import kube, pinned
 from kubeq_operator.reconcile import DeploymentView
 from kubeq_operator.redis_source import RedisDown
 from kubeq_operator.spec import TaskQueueSpec
@@ -75,12 +79,10 @@ def current(views: Iterable[DeploymentView], spec: TaskQueueSpec | None) -> Depl
     return next((v for v in views if v.version == want), None)
 
 
-def load_by_version(
-    docs: Iterable[Mapping[str, Any]], queues: set[str]
-) -> dict[str, tuple[int, int]]:
+def load_by_version(docs: Iterable[Mapping[str, Any]], queues: set[str]) -> Load:
     """version -> (jobs held, running and prefetched, by its workers on ``queues``; how many
     of those workers hold any)."""
-    out: dict[str, tuple[int, int]] = {}
+    out = Load()
     for doc in docs:
         version = doc.get("version")
         if not version or not queues.intersection(doc.get("queues") or ()):
@@ -103,7 +105,7 @@ class Track:
     """One set of workers that rolls: the TaskQueue's own (``pool`` None) or one pool's."""
 
     pool: str | None = None
-    load: Load = field(default_factory=dict)
+    load: Load = field(default_factory=Load)
     """What each version's workers hold, as last read (the scaling pass discounts it)."""
     entries: Entries = field(default_factory=list)
     """Its versions as last reported (kept while a pass fails)."""
@@ -203,20 +205,28 @@ class Versions:
         want = current_version(spec)
         new = current(views, spec)
         old = [v for v in views if v.version != want]
+        client = await self.loop.source.client(spec)
+        prefix = spec.redis.prefix
+        live = {v.version for v in views if v.version} | ({want} if want else set())
+        pins = await self.read_pins(client, spec, live)
         if not old:  # one version: nothing to retire
             if new is None or not spec.rollout.versioned:
                 return []
-            await self.read_load(spec, steady=True, track=track)
-            return [entry(new, "Current", in_flight)]
-        client = await self.loop.source.client(spec)
-        prefix = spec.redis.prefix
+            pinned.note(await self.read_load(spec, steady=True, track=track), pins, want)
+            e = entry(new, "Current", in_flight)
+            return [pinned.pins_for(e, pins.get(want or ""))]
         queues = [QueueKeys.of(q, prefix) for q in spec.physical_queues]
         ready = new is not None and (new.replicas == 0 or new.ready > 0)
         retire = [v.version for v in old if v.version] if ready else []
         retired = await versions.sync(client, queues, want, retire)
         load = await self.read_load(spec, track=track)
+        pinned.note(load, pins, want)
         held = {v: jobs for v, (jobs, _) in load.items()}
-        out = [] if new is None else [entry(new, "Current", held.get(want or ""))]
+        out = []
+        if new is not None:
+            out.append(
+                pinned.pins_for(entry(new, "Current", held.get(want or "")), pins.get(want or ""))
+            )
         now = time.time()
         for view in old:
             if view.version is None:  # no marker to read: replaced like a rolling update
@@ -226,12 +236,13 @@ class Versions:
                     out.append(entry(view, "Replaced", None))
                 continue
             n = held.get(view.version, 0)
+            pins_of = pins.get(view.version, pinned.Pinned())
             at = retired.get(view.version)
             if at is None:
-                out.append(entry(view, "Retiring", n))
+                out.append(pinned.pins_for(entry(view, "Retiring", n), pins_of))
                 continue
             age = max(0.0, now - at)
-            if due(n, age, spec.rollout.max_drain_seconds):
+            if due(n + pins_of.waiting, age, spec.rollout.max_drain_seconds):
                 why = (
                     "its workers hold no job"
                     if n == 0
@@ -241,12 +252,56 @@ class Versions:
                     )
                 )
                 await self.remove(view, queues, why, track)
+                await self.bury_pins(client, spec, view.version, pins_of)
                 continue
+            await self.scale_for_pins(view, spec, pins_of)
             # until every worker has read the mark, some may still fetch
             e = entry(view, "Draining" if age >= RETIRE_SETTLE_SECONDS else "Retiring", n)
             e["retiredAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
-            out.append(e)
+            out.append(pinned.pins_for(e, pins_of))
         return out
+
+    async def read_pins(
+        self, client: Any, spec: TaskQueueSpec, live: set[str]
+    ) -> dict[str, pinned.Pinned]:
+        """The pinned jobs of each ``live`` version (those of any other are dead-lettered)."""
+        loop, prefix = self.loop, spec.redis.prefix
+        found = await pinned.find(client, spec)
+        for version, queues in found.items():
+            if version in live:
+                continue
+            why = pinned.gone_reason(version, loop.name, spec)
+            n = await pinned.bury(client, prefix, queues, why)
+            if n:
+                loop.event("Warning", "PinnedJobsDeadLettered", f"{n} jobs {why}")
+        return await pinned.backlog(client, prefix, {v: q for v, q in found.items() if v in live})
+
+    async def bury_pins(
+        self, client: Any, spec: TaskQueueSpec, version: str, pins_of: pinned.Pinned
+    ) -> None:
+        """``version`` was removed: the jobs still pinned to it go to the dead-letter queue."""
+        if not pins_of.queues:
+            return
+        why = pinned.drained_reason(version, spec.rollout.max_drain_seconds)
+        n = await pinned.bury(client, spec.redis.prefix, pins_of.queues, why)
+        if n:
+            self.loop.event("Warning", "PinnedJobsDeadLettered", f"{n} jobs {why}")
+
+    async def scale_for_pins(
+        self, view: DeploymentView, spec: TaskQueueSpec, pins_of: pinned.Pinned
+    ) -> None:
+        """An old version keeps pods for the jobs pinned to it that wait."""
+        want = pinned.wanted_replicas(pins_of, spec, view.replicas)
+        if want is None:
+            return
+        loop = self.loop
+        await kube.scale_deployment(loop.namespace, view.name, want)
+        loop.event(
+            "Normal",
+            "PinnedScaled",
+            f"scaled {view.name} (version {view.version}) to {want}: "
+            f"{pins_of.waiting} jobs pinned to it wait",
+        )
 
     async def read_load(
         self, spec: TaskQueueSpec, steady: bool = False, track: Track | None = None

@@ -81,22 +81,38 @@ def with_version(manifest: dict[str, Any], version: str) -> dict[str, Any]:
     return manifest
 
 
-Load = Mapping[str, tuple[int, int]]
-"""version -> (jobs its workers hold, its workers holding any), from the workers' documents."""
+class Load(dict[str, tuple[int, int]]):
+    """version -> (jobs its workers hold, its workers holding any), from the workers'
+    documents; with what the queues of the jobs pinned to a version hold (pinned.py), which
+    the queues' numbers (``obs``) do not count."""
+
+    pinned: int = 0
+    """Jobs pinned to the newest version that wait."""
+    pinned_running: int = 0
+    """Jobs pinned to the newest version that run (on its workers)."""
+    old_pinned_running: int = 0
+    """Jobs pinned to the old versions that run: in what their workers hold, not in ``obs``."""
 
 
-def discount(obs: Observation, load: Load, spec: TaskQueueSpec) -> Observation:
+def discount(
+    obs: Observation, load: Mapping[str, tuple[int, int]], spec: TaskQueueSpec
+) -> Observation:
     """``obs`` without the jobs and busy workers of the versions other than ``spec``'s: the
-    loop scales the newest version, and an old version's running jobs need none of its pods."""
+    loop scales the newest version, and an old version's running jobs need none of its pods;
+    with the jobs pinned to the newest version, which wait and run in its own queues."""
     if not spec.rollout.versioned:
         return obs
     current = version_of(spec)
     jobs = sum(j for v, (j, _) in load.items() if v != current)
     busy = sum(w for v, (_, w) in load.items() if v != current)
-    if not jobs and not busy:
+    pins = load if isinstance(load, Load) else Load()
+    # the old versions' workers hold unpinned jobs (counted in obs) and pinned ones (not)
+    jobs = max(0, jobs - pins.old_pinned_running) - pins.pinned_running
+    if not jobs and not busy and not pins.pinned:
         return obs
     return replace(
         obs,
+        backlog=obs.backlog + pins.pinned,
         in_flight=max(0, obs.in_flight - jobs),
         busy_workers=max(0, obs.busy_workers - busy),
     )

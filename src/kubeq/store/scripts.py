@@ -33,7 +33,7 @@ NAMES = (
     "enqueue", "fetch", "ack", "heartbeat", "idle", "leave", "stats", "cancel", "purge", "dead",
     "abort", "progress", "depend", "resolve", "edge", "handed", "links", "step", "suspend",
     "signal", "fairstats", "flow", "batch", "batch_done", "schedule_upsert", "schedule_claim",
-    "schedule_commit", "schedule_state", "abort_item",
+    "schedule_commit", "schedule_state", "abort_item", "pinned_bury",
 )  # fmt: skip
 """Every script, by its file name in ``lua/`` (the ``_`` files are the shared parts)."""
 
