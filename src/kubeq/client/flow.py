@@ -19,7 +19,8 @@ from kubeq.store.backend import Backend
 from kubeq.store.jobfields import text
 from kubeq.store.keys import queues_key
 from kubeq.store.resend import aresent
-from kubeq.store.scripts import LUA, ScriptCall, Stream, run_pipeline_async
+from kubeq.store.scripts import LUA, ScriptCall, run_pipeline_async
+from kubeq.store.stream import Stream
 
 Route = Callable[[str, Call, TaskOptions], str]
 
