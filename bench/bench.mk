@@ -58,12 +58,14 @@ bench-cluster: venv redis-server
 bench-chord: venv redis-server bench-venvs
 	$(PY) bench/chord/run_chord.py --venvs "$(BENCH_CACHE)"
 
-# kubeq's scaling policy against a model of KEDA + HPA on five traces (seconds, no
-# cluster); the table and one PNG per trace land in bench/results/scaling/.
+# kubeq's scaling policy against a model of KEDA + HPA on five traces, and Job mode against
+# KEDA ScaledJob (seconds, no cluster); the tables and one PNG per trace land in
+# bench/results/scaling/, bench/README.md and docs/scaling.md.
 .PHONY: scaling-sim
 scaling-sim: venv
 	@set -e; $(call bench_venv,v,tools); \
-	$(PY) bench/scaling_report.py --out bench/results/scaling --sweep --readme bench/README.md && \
+	$(PY) bench/scaling_report.py --out bench/results/scaling --sweep --readme bench/README.md \
+		--docs docs/scaling.md && \
 	$$v/bin/python bench/scaling_plot.py bench/results/scaling
 
 # real KEDA (operator + metrics server) built from the Go module proxy, cached in

@@ -20,6 +20,7 @@ measured in the same run: ``run.py --variant LABEL=PATH``); ``swarm``, ``idlecos
 ``capacity`` and ``percommand`` are the fleet's (bench/fleet_report.py: bench/swarm.py,
 bench/idle_cost.py); ``jobcommands`` is bench/job_commands.py's;
 ``gateway`` is bench/gateway_report.py's (tests/gateway/test_gateway_load.py);
+``scaledjob`` is bench/scaling_jobs_report.py's (Job mode against KEDA ScaledJob);
 ``workerfloor`` is bench/worker_floor.py's; the others
 are rendered by bench/tables.py. This module finds the blocks and rewrites them.
 Standard library only: the test imports it from the project venv.
@@ -76,6 +77,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "autoscale": _sibling("tables", "autoscale"),
     "ab": _sibling("tables", "ab"),
     "gateway": _sibling("gateway_report", "gateway"),
+    "scaledjob": _sibling("scaling_jobs_report", "render"),
     "workerfloor": _sibling("worker_floor", "render"),
 }
 

@@ -5,8 +5,10 @@ what is said about them. The README's figures are written here from the results,
 markers (``make scaling-sim``), so no figure in it is ever copied by hand, and
 ``tests/unit/test_scaling_sim.py`` checks that the README says what the results files say.
 
-It is also the command (``make scaling-sim``): it runs the simulator, then the sweep, and
-writes the README's tables. The sweep answers "why these scale-down defaults": kubeq with a
+It is also the command (``make scaling-sim``): it runs the simulator, then the sweep, then
+Job mode against KEDA ScaledJob (bench/scaling_jobs.py, ``scaling-jobs.json``), and writes the
+README's tables (``--docs FILE``: the ``bench:scaledjob`` blocks of FILE too, via
+bench/report.py). The sweep answers "why these scale-down defaults": kubeq with a
 wait target and each scale-down window (the rest at its defaults) against KEDA as its users
 tune it, on every trace and several seeds.
 """
@@ -21,6 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import report as blocks
+import scaling_jobs
 import scaling_sim as sim
 
 TABLE_BEGIN = "<!-- scaling-sim table: written by `make scaling-sim`, do not edit -->"
@@ -145,6 +149,7 @@ def main() -> int:
     ap.add_argument("--startup", type=float, default=sim.World.startup)
     ap.add_argument("--readme", type=Path, default=None, help="rewrite the tables in this file")
     ap.add_argument("--sweep", action="store_true", help="also sweep the scale-down window")
+    ap.add_argument("--docs", type=Path, action="append", default=[], help="its Job-mode table")
     args = ap.parse_args()
     only = {s for s in args.only.split(",") if s} or None
     world = sim.World(startup=args.startup)
@@ -156,6 +161,9 @@ def main() -> int:
         if rows is None and args.out is not None and (args.out / "scaling-sweep.json").exists():
             rows = json.loads((args.out / "scaling-sweep.json").read_text())
         write_readme(args.readme, results, rows)
+    scaling_jobs.run(args.out, args.seed)
+    for path in [p for p in [args.readme, *args.docs] if p is not None]:
+        path.write_text(blocks.rewrite(path.read_text(), kinds={"scaledjob"}))
     return 0
 
 

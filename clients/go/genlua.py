@@ -1,8 +1,10 @@
-"""Writes the Lua scripts the Go client embeds (clients/go/kubeq/lua/*.lua) from kubeq's
-store: each file is ``kubeq.store.scripts.source(name)``, prelude included, so the Go client
-sends exactly what the Python client sends. ``go generate ./...`` in clients/go runs it
-(with ``$KUBEQ_PYTHON``, default the checkout's .venv); tests/protocol fails, naming that
-command, when a copy is stale.
+"""Writes the Lua the Go client embeds (clients/go/kubeq/lua/*.lua) from kubeq's store: the
+shared parts every script starts with (``kubeq.store.scripts.PARTS``) once each, and each
+script's own part, as the store holds them. The Go client joins them as
+``kubeq.store.scripts.source(name)`` does (the parts, then the script, by newlines), so it
+sends exactly what the Python client sends, by the same SHA1. ``go generate ./...`` in
+clients/go runs it (with ``$KUBEQ_PYTHON``, default the checkout's .venv); tests/protocol
+fails, naming that command, when a copy is stale.
 
     python clients/go/genlua.py [--out DIR]
 """
@@ -27,12 +29,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "kubeq" / "lua")
     out = parser.parse_args().out
     sys.path.insert(0, str(HERE.parents[1] / "src"))  # the checkout's kubeq, installed or not
-    from kubeq.store.scripts import source  # noqa: PLC0415 - after the path is set
+    from kubeq.store.scripts import PARTS, part  # noqa: PLC0415 - after the path is set
 
     out.mkdir(parents=True, exist_ok=True)
-    for name in SCRIPTS:
-        (out / f"{name}.lua").write_text(source(name))
-    for stray in sorted(set(out.glob("*.lua")) - {out / f"{n}.lua" for n in SCRIPTS}):
+    files = (*PARTS, *SCRIPTS)
+    for name in files:
+        (out / f"{name}.lua").write_text(part(name))
+    for stray in sorted(set(out.glob("*.lua")) - {out / f"{n}.lua" for n in files}):
         stray.unlink()
 
 

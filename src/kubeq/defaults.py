@@ -26,6 +26,10 @@ PASSWORD_SECRET_KEY = "password"
 
 WAIT_TIMEOUT = 5.0
 """Seconds an enqueue with ``wait_replicas`` waits for the replicas to confirm."""
+RESEND_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+"""Seconds before each new send of an enqueue whose connection failed (halved to doubled by
+jitter): one first send and up to seven more within about 6 s, enough to ride out a cut
+connection, a proxy's reset or a Sentinel failover; then the error is the caller's."""
 
 # -- jobs and tasks --------------------------------------------------------------------------
 

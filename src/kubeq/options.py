@@ -89,6 +89,9 @@ class TaskOptions:
     worker_pool: str | None = None
     """The TaskQueue worker pool (``spec.pools[].name``) whose pods run this task's jobs: they
     are enqueued to ``<queue>@<pool>`` (kubeq.client.pools; docs/scaling.md, Worker pools)."""
+    pin_version: bool = False
+    """Run each job on the worker version that enqueued it (``KUBEQ_VERSION`` of the
+    enqueuing process): its job goes to ``<queue>~<version>`` (docs/scaling.md, Pinning)."""
     rate_limit: RateLimit | None = None
     """Starts of this task allowed per period across every worker (docs/limits.md)."""
     concurrency_limit: int | None = None
@@ -195,6 +198,11 @@ class Call:
     proportion to their weights (docs/fairness.md)."""
     worker_pool: str | None = None
     """The worker pool that runs this job (overrides the task's ``worker_pool``)."""
+    pin_version: bool | None = None
+    """Run this job on the worker version that enqueues it (None: the task's ``pin_version``;
+    False: not pinned even if the task is)."""
+    version: str | None = None
+    """Run this job on this worker version (``KUBEQ_VERSION`` of its workers), pinned."""
     partition_key: str | None = None
     """On a partitioned queue: jobs with the same key go to the same partition, in order."""
     on_success: Call | None = None

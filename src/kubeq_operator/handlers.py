@@ -136,9 +136,12 @@ async def taskqueue_loop(
     def find_deployment() -> DeploymentView | None:
         return rollout.current(find_views(), loop.spec)
 
-    def find_pools() -> dict[str, DeploymentView]:
-        views: Any = index.get((ns, taskqueue_label(name)), [])
-        return {v.pool: v for v in views if v.pool is not None}
+    def find_pools() -> dict[str, list[DeploymentView]]:  # each pool's: each version's
+        out: dict[str, list[DeploymentView]] = {}
+        for v in index.get((ns, taskqueue_label(name)), []):
+            if v.pool is not None:
+                out.setdefault(v.pool, []).append(v)
+        return out
 
     def post_event(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)
@@ -148,8 +151,8 @@ async def taskqueue_loop(
         return
     peerhold.active()
     loop = TaskQueueLoop(ns, name, body, logger, find_deployment, post_event)
-    pools = Pools(loop, find_pools)
     versions = rollout.Versions(loop, find_views)
+    pools = Pools(loop, find_pools, versions)
 
     async def passes() -> None:
         while not stopped:  # (a cancellation lost inside a library's timeout ends it here)

@@ -13,7 +13,9 @@ reported: a Warning Event per pod and reason, and the ``JobPodsStarted`` conditi
 naming the pod and why. Its pod never ran, so no job was leased: the job stays ready in its
 queue, no attempt counted. The Job still counts as on the way (no Job piles up behind it).
 When the pool's pod template changes (say, the image is fixed), the pool's Jobs whose pods
-have not started and were made from the old template are deleted, and new ones created.
+have not started and were made from the old template are deleted, and new ones created. A
+Job whose pod runs (or may: its node stopped reporting it) is never deleted: it runs its one
+job on the old template and ends. So a Job-mode pool needs no versions (``rollout``).
 """
 
 from __future__ import annotations

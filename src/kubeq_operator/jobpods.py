@@ -121,7 +121,8 @@ class JobView:
 
     name: str
     state: str
-    """PENDING (no pod yet, or its pod is not running), RUNNING, or DONE."""
+    """PENDING (no pod yet, or its pod has not started), RUNNING (its pod runs, or its node
+    stopped reporting it: it may run a job), or DONE."""
     pod: str | None
     worker_hash: str | None
     stuck: tuple[str, str] | None = None
@@ -187,7 +188,7 @@ def classify(jobs: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]
         phase = ((pod or {}).get("status") or {}).get("phase", "Pending")
         if _finished(job) or phase in ("Succeeded", "Failed"):
             out.append(JobView(name, DONE, pod_name, worker_hash))
-        elif pod is not None and phase == "Running":
+        elif pod is not None and phase in ("Running", "Unknown"):  # Unknown: it may run
             out.append(JobView(name, RUNNING, pod_name, worker_hash))
         else:
             why = stuck(pod) if pod is not None else None

@@ -94,7 +94,7 @@ class TaskQueueLoop:
         self.last_decision: Decision | None = None
         self.drain = DrainRate()
         self.sched = schedules.Driver(namespace, name)
-        self.versions_load: Load = {}  # rollout.Versions: what each version's workers hold
+        self.versions_load = Load()  # rollout.Versions: what each version's workers hold
 
     # -- one pass ------------------------------------------------------------------------
 

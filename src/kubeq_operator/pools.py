@@ -5,7 +5,15 @@ exist with the pool's pod template (``pooldeployment``), read ITS queues
 (``<queue>@<pool>`` of each of the TaskQueue's queues, and those it declares), decide with
 the same policy (``policy.decide``) on the pool's scaling settings, mark idle pods cheap to
 delete before a scale-down, scale, post an Event whose message names the pool, and record
-the pool in ``status.pools``. A pool removed from the spec has its Deployment scaled to zero.
+the pool in ``status.pools``. A pool removed from the spec has its Deployments scaled to zero.
+
+With ``spec.rollout.strategy: Versioned`` each pool's pod template is a version with its
+own Deployment (``versioned.pool_deployment``), as the TaskQueue's own workers are: the pass
+creates and scales the newest only, without the jobs its old versions hold, and the
+rollout driver (``rollout.Versions``, one design for both) retires the old ones in the
+pool's queues, removes them and reports them in ``status.pools[].versions``. A Job-mode
+pool has no versions: each Job runs one job and ends, and a template change never deletes
+a Job whose pod runs (``jobmode``).
 
 It also publishes which pools each queue has (``kubeq.client.pools``): the client refuses a
 job for a pool not published, so a job never waits in a queue no pod consumes. Without pools
@@ -30,10 +38,9 @@ from kubeq.client import pools as client_pools
 from kubeq.store import keys
 from kubeq.store import workers as workerinfo
 from kubeq.store.stats import QueueStats
-from kubeq_operator import kube, podcost
+from kubeq_operator import kube, podcost, rollout, versioned
 from kubeq_operator.drainrate import DrainRate
 from kubeq_operator.jobmode import JobPools
-from kubeq_operator.names import pool_deployment_name
 from kubeq_operator.policy import Decision, History, decide, observe
 from kubeq_operator.pooldeployment import build, selector_labels
 from kubeq_operator.poolspec import PoolSpec
@@ -54,7 +61,8 @@ if TYPE_CHECKING:
 PUBLISH_SECONDS = 30.0
 """The pools are published again at least this often (a key removed by hand comes back)."""
 
-FindPools = Callable[[], dict[str, DeploymentView]]
+FindPools = Callable[[], dict[str, list[DeploymentView]]]
+"""pool -> its Deployments (each version's, or the one)."""
 
 log = logging.getLogger("kubeq_operator")
 
@@ -73,9 +81,12 @@ class PoolState:
 class Pools:
     """The pools of one TaskQueue (lives as long as its loop)."""
 
-    def __init__(self, loop: TaskQueueLoop, find_pools: FindPools) -> None:
+    def __init__(
+        self, loop: TaskQueueLoop, find_pools: FindPools, versions: rollout.Versions
+    ) -> None:
         self.loop = loop
         self.find_pools = find_pools
+        self.versions = versions
         self.state: dict[str, PoolState] = {}
         self._published: tuple[TaskQueueSpec, float] | None = None
         self._removed: set[str] = set()
@@ -100,7 +111,8 @@ class Pools:
                     entries.append(await self.jobs.step_pool(spec, pool))
                     continue
                 state = self.state.setdefault(pool.name, PoolState())
-                entries.append(await self.step_pool(spec, pool, state, views.get(pool.name)))
+                views_of = views.get(pool.name, [])
+                entries.append(await self.step_pool(spec, pool, state, views_of))
             await self.remove_stale(spec, views)
             self.jobs.settle(spec)
         except asyncio.CancelledError:
@@ -114,6 +126,7 @@ class Pools:
             return
         wanted = {p.name for p in spec.pools}
         self.state = {k: v for k, v in self.state.items() if k in wanted}
+        self.versions.keep_pools(p.name for p in spec.pools if p.mode == "Deployment")
         if entries:
             loop.book.status["pools"] = entries
         else:
@@ -132,12 +145,14 @@ class Pools:
     # -- one pool ------------------------------------------------------------------------
 
     async def step_pool(
-        self, spec: TaskQueueSpec, pool: PoolSpec, state: PoolState, view: DeploymentView | None
+        self, spec: TaskQueueSpec, pool: PoolSpec, state: PoolState, views: list[DeploymentView]
     ) -> dict[str, Any]:
         loop = self.loop
-        name = pool_deployment_name(loop.name, pool.name)
-        entry: dict[str, Any] = {"name": pool.name, "deployment": name}
         pspec = spec.of_pool(pool)
+        name = versioned.pool_deployment(loop.name, pool.name, pspec)
+        entry: dict[str, Any] = {"name": pool.name, "deployment": name}
+        view = rollout.current(views, pspec)
+        track = self.versions.track(pool.name)
         if view is None or view.worker_hash != pspec.worker_hash():
             try:
                 await self.ensure(spec, pool, state, pspec, name)
@@ -151,6 +166,7 @@ class Pools:
             rate = await self.drain_rate(pspec, stats, state)
             starting = max(0, current - view.ready) if view is not None else current
             obs = observe(stats, current, pspec.scaling.poll_seconds, rate, starting)
+            obs = versioned.discount(obs, track.load, pspec)  # the newest version's load only
             decision = decide(obs, pool.scaling, state.history, now)
             state.history, state.decision = decision.history, decision
             if decision.replicas != current:
@@ -166,6 +182,8 @@ class Pools:
                 oldestJobAgeSeconds=round(max((s.oldest_ready_age for s in stats), default=0.0), 1),
             )
         entry["queues"] = list(pool.logical_queues(spec.queues))
+        if found := await self.versions.step_pool(pspec, track, views, entry.get("inFlight")):
+            entry["versions"] = found
         if state.error is not None:
             entry["error"] = state.error
         return entry
@@ -176,12 +194,13 @@ class Pools:
         loop = self.loop
         expected = state.replicas.expected
         replicas = expected if expected is not None else pool.scaling.min_replicas
+        make = versioned.build_pool if pspec.rollout.versioned else build
         done = await ensure_manifest(
             loop.namespace,
             name,
             loop.body,
             pspec.worker_hash(),
-            lambda n: build(loop.name, loop.namespace, spec, pool, n),
+            lambda n: make(loop.name, loop.namespace, spec, pool, n),
             replicas,
         )
         if done.action is Action.CREATED and done.replicas is not None:
@@ -267,22 +286,27 @@ class Pools:
 
     # -- the spec's pools as a whole -------------------------------------------------------
 
-    async def remove_stale(self, spec: TaskQueueSpec, views: dict[str, DeploymentView]) -> None:
-        """Scale to zero the Deployment of each pool no longer in the spec, and say so once
-        (the operator may not delete Deployments: the Event says how to)."""
+    async def remove_stale(
+        self, spec: TaskQueueSpec, views: dict[str, list[DeploymentView]]
+    ) -> None:
+        """Scale to zero the Deployments of each pool no longer in the spec, and say so once.
+        They are kept (jobs may still wait in the pool's queues, and a pool added back serves
+        them): the Event says how to delete them."""
         wanted = {p.name for p in spec.pools if p.mode == "Deployment"}
         self._removed &= set(views) - wanted
-        for pool, view in views.items():
-            if pool in wanted or pool in self._removed:
+        for pool, found in views.items():
+            if pool in wanted or pool in self._removed or not found:
                 continue
-            if view.replicas:
-                await kube.scale_deployment(self.loop.namespace, view.name, 0)
+            for view in found:
+                if view.replicas:
+                    await kube.scale_deployment(self.loop.namespace, view.name, 0)
             self._removed.add(pool)
+            names = " ".join(sorted(v.name for v in found))
             self.loop.event(
                 "Normal",
                 "PoolRemoved",
-                f"pool {pool} no longer runs a Deployment: scaled Deployment {view.name} to 0; "
-                f"delete it with kubectl -n {self.loop.namespace} delete deployment {view.name} "
+                f"pool {pool} no longer runs a Deployment: scaled Deployment {names} to 0; "
+                f"delete it with kubectl -n {self.loop.namespace} delete deployment {names} "
                 f"(jobs still in its queues wait there until a pool {pool} serves them again)",
             )
 

@@ -115,8 +115,14 @@ def test_an_image_change_lets_the_running_job_finish_on_the_old_version(
     assert not again and f"-v{v1}-" in pod1 and started < deployed_at
     # then version 1 goes
     wait_for(lambda: v1 not in versions(api, ns, name), timeout=60, message="version 1 removed")
-    removed = [e.message for e in api.events(ns, name) if e.reason == "VersionRemoved"]
-    assert any(v1 in m and "hold no job" in m for m in removed), removed
+    wait_for(  # the Event is posted beside the deletion: it may show a moment later
+        lambda: any(
+            e.reason == "VersionRemoved" and v1 in e.message and "hold no job" in e.message
+            for e in api.events(ns, name)
+        ),
+        timeout=30,
+        message="a VersionRemoved Event",
+    )
     wait_for(
         lambda: status_version(api, ns, name, v1) is None, timeout=30, message="status updated"
     )
@@ -141,8 +147,16 @@ def test_max_drain_seconds_removes_the_old_version_and_its_job_is_handed_back(
     )
     v2 = change_image(api, ns, name, v1)
     wait_for(lambda: v1 not in versions(api, ns, name), timeout=60, message="version 1 removed")
-    removed = [e.message for e in api.events(ns, name) if e.reason == "VersionRemoved"]
-    assert any(v1 in m and "maxDrainSeconds (3) passed" in m for m in removed), removed
+    wait_for(  # the Event is posted beside the deletion: it may show a moment later
+        lambda: any(
+            e.reason == "VersionRemoved"
+            and v1 in e.message
+            and "maxDrainSeconds (3) passed" in e.message
+            for e in api.events(ns, name)
+        ),
+        timeout=30,
+        message="a VersionRemoved Event",
+    )
     # its pod drained (8 s grace - 5 s margin), handed the job back: it runs on version 2
     (pod, _), *again = wait_for(lambda: runs(app, 7101) or None, timeout=120, message="rerun")
     assert not again and f"-v{v2}-" in pod

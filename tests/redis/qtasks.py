@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+from pintasks import *  # noqa: F403 - its tasks are qtasks.<name> (pintasks.__all__)
 from qapp import app, r
 from qtasks_more import *  # noqa: F403 - its tasks are qtasks.<name> (qtasks_more.__all__)
 

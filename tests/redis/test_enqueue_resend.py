@@ -1,7 +1,7 @@
 """An enqueue call sent again after its reply was lost, and what the handles say.
 
 The client sends a call again, as it was, when the connection dies before the reply arrives
-(``scripts.run_pipeline``, ``scripts.Stream``, redis-py's retries). Here the resend is made
+(``scripts.run_pipeline``, ``stream.Stream``, redis-py's retries). Here the resend is made
 by hand with ``send.send`` on the same plan, after a real worker ran the jobs of the first
 send: the resend must write nothing, and answer as the first send did. The faults tier
 (tests/faults/test_bulk_resend.py) makes the same resend happen by cutting a real connection.

@@ -1,6 +1,6 @@
 """A bulk enqueue streamed slower than the connection's health check keeps its replies.
 
-``scripts.Stream`` writes each batch's script call as it is laid out and reads every reply
+``stream.Stream`` writes each batch's script call as it is laid out and reads every reply
 at the end. redis-py pings a connection before a command when ``health_check_interval``
 seconds passed since its last reply; on a connection with replies still unread, that PING
 would read the first batch's reply as its own (a NOSCRIPT answer then raised out of the
@@ -15,7 +15,8 @@ import time
 import pytest
 import redis
 
-from kubeq.store.scripts import Lua, Stream
+from kubeq.store.scripts import Lua
+from kubeq.store.stream import Stream
 
 ECHO = Lua("echo", "redis.call('INCR', KEYS[1]) return ARGV[1]")
 """Counts its runs in its key and answers its argument."""

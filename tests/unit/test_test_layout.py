@@ -23,10 +23,11 @@ TASK_MODULES = {
     "durtasks",
     "flowtasks",
     "qtasks_more",
+    "pintasks",
     "qapp",
 }
 """Imported by worker processes (and pods, images) by these names: they must stay bare
-(``qtasks_more`` and ``qapp`` are imported by ``qtasks`` in those processes)."""
+(``qtasks_more``, ``pintasks`` and ``qapp`` are imported by ``qtasks`` in those processes)."""
 
 
 def _folders() -> list[Path]:

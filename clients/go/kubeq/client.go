@@ -18,13 +18,46 @@ import (
 	"unicode/utf8"
 )
 
-// The scripts of protocol version 1, generated from kubeq's store (prelude included) by
-// `go generate ./...` (../genlua.py); tests/protocol fails, naming that command, when a copy
-// is stale.
+// The scripts of protocol version 1 and the shared parts they start with, copied from kubeq's
+// store by `go generate ./...` (../genlua.py); tests/protocol fails, naming that command, when
+// a copy is stale.
 //
 //go:generate sh -c "$DOLLAR{KUBEQ_PYTHON:-../../../.venv/bin/python} ../genlua.py"
 //go:embed lua/*.lua
 var scripts embed.FS
+
+// parts are the shared parts every script starts with, in order (kubeq.store.scripts.PARTS).
+var parts = []string{"_prelude", "_control", "_fair"}
+
+type loaded struct {
+	text string
+	sha  string
+}
+
+var texts sync.Map // script name -> loaded
+
+// scriptText is one script as kubeq.store.scripts.source(name) makes it (the shared parts,
+// then the script's own, joined by newlines) and its SHA1, read once.
+func scriptText(name string) (loaded, error) {
+	if l, ok := texts.Load(name); ok {
+		return l.(loaded), nil
+	}
+	var b strings.Builder
+	for _, part := range append(parts[:len(parts):len(parts)], name) {
+		text, err := scripts.ReadFile("lua/" + part + ".lua")
+		if err != nil {
+			return loaded{}, err
+		}
+		if part != parts[0] {
+			b.WriteByte('\n')
+		}
+		b.Write(text)
+	}
+	sum := sha1.Sum([]byte(b.String()))
+	l := loaded{b.String(), hex.EncodeToString(sum[:])}
+	texts.Store(name, l)
+	return l, nil
+}
 
 // Job is one job to enqueue: a task name, its arguments and the options of apply_async.
 type Job struct {
@@ -95,17 +128,16 @@ func (c *Client) keys(queue string) []string {
 }
 
 func (c *Client) script(name string, keys []string, args ...string) (any, error) {
-	text, err := scripts.ReadFile("lua/" + name + ".lua")
+	l, err := scriptText(name)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha1.Sum(text)
 	head := []string{strconv.Itoa(len(keys))}
 	call := append(append(head, keys...), args...)
-	reply, err := c.cn.do(0, append([]string{"EVALSHA", hex.EncodeToString(sum[:])}, call...)...)
+	reply, err := c.cn.do(0, append([]string{"EVALSHA", l.sha}, call...)...)
 	var re redisError
 	if errors.As(err, &re) && strings.HasPrefix(string(re), "NOSCRIPT") {
-		return c.cn.do(0, append([]string{"EVAL", string(text)}, call...)...)
+		return c.cn.do(0, append([]string{"EVAL", l.text}, call...)...)
 	}
 	return reply, err
 }

@@ -123,6 +123,8 @@ def show(info: JobInfo, edges: Edges | None = None, steps: dict[str, Any] | None
     if info.flow:
         joined = f", {info.flow_joined} later call(s) joined it" if info.flow_joined else ""
         click.echo(f"{'flow':>10}: {plain(info.flow_mode)} key {plain(info.flow)}{joined}")
+    if info.pinned_version:
+        click.echo(f"{'pinned':>10}: to worker version {plain(info.pinned_version)}")
     if info.batch:
         click.echo(f"{'batch':>10}: {plain(info.batch)} (the batch job it runs in)")
     if info.progress is not None:

@@ -79,8 +79,7 @@ class App:
         """``password`` overrides KUBEQ_REDIS_PASSWORD (e.g. one read from a Secret).
         ``partitions``: queue name -> number of sub-queues its jobs are spread over (one hot
         queue over several Redis Cluster masters; ``kubeq.store.partitions``).
-        ``wait_replicas`` > 0: an enqueue returns only once that many replicas have the jobs
-        (Redis WAIT; one more round trip), so an acknowledged job survives a failover."""
+        ``wait_replicas`` > 0: an enqueue returns once that many replicas have the jobs (WAIT)."""
         self.redis_url = urls.resolve_url(redis_url)
         self._password = password
         self.prefix = prefix
@@ -158,6 +157,7 @@ class App:
         max_deliveries: int = defaults.MAX_DELIVERIES,
         pool: str | None = None,
         worker_pool: str | None = None,
+        pin_version: bool = False,
         rate_limit: str | None = None,
         concurrency_limit: int | None = None,
         limit_key: Callable[..., str] | None = None,
@@ -202,8 +202,8 @@ class App:
         of skip, replace, keep_latest, cancel_running per ``singleton_key``;
         ``batch=kubeq.Batch(max_size=500, max_wait=2.0)`` runs it with lists of items.
 
-        ``tags=["billing"]``: labels its jobs carry unless a call gives its own
-        (``apply_async(tags=[...])``), to find them with ``Queue.find`` or ``kubeq jobs``."""
+        ``tags=["billing"]``: labels its jobs carry unless a call gives its own, to find them
+        by; ``pin_version=True`` runs its jobs on the enqueuer's version (docs/scaling.md)."""
         options = task_options(self.default_queue, **settings)
 
         def register(f: Callable[P, R]) -> Task[P, R]:

@@ -29,6 +29,7 @@ from kubeq.checks import (
     check_worker_pool,
     expires_spec,
 )
+from kubeq.client import pinning
 from kubeq.options import Call, CallTemplate, TaskOptions, fair_key_of, limit_slot, plain_template
 from kubeq.retry import RetryPolicy
 from kubeq.store.ids import PlanIds
@@ -211,6 +212,8 @@ def plan_enqueue(
                 template.planned = (opts, queue, once, name, tail)
         if route is not None:  # a partitioned queue: the partition that takes this call
             name = route(name, call, options_of(call.task))
+        if call.version is not None or call.pin_version is not False:  # its version's queue
+            name = pinning.place(name, call, options_of(call.task))
         names.append(name)
         tails.append(tail)
         given.append(call.job_id)

@@ -18,7 +18,9 @@ from kubeq.patterns import Flow, batch_flow, flow_of
 from kubeq.store.backend import Backend
 from kubeq.store.jobfields import text
 from kubeq.store.keys import queues_key
-from kubeq.store.scripts import LUA, ScriptCall, Stream, run_pipeline_async
+from kubeq.store.resend import aresent
+from kubeq.store.scripts import LUA, ScriptCall, run_pipeline_async
+from kubeq.store.stream import Stream
 
 Route = Callable[[str, Call, TaskOptions], str]
 
@@ -184,7 +186,9 @@ async def asend_flows(app: Backend, planned: Sequence[Planned]) -> dict[int, Job
     # Any: redis-py before 8.0 types a reply as "T | Awaitable[T]", later ones as Awaitable[T]
     added: Any = app.aredis.sadd(queues_key(app.prefix), *{name for name, _, _ in planned})
     await added
-    return _jobs(app, planned, await run_pipeline_async(app.aredis, [c for _, c, _ in planned]))
+    calls = [c for _, c, _ in planned]
+    replies = await aresent(lambda: run_pipeline_async(app.aredis, calls), "enqueue")
+    return _jobs(app, planned, replies)
 
 
 class FlowApp(Backend, Protocol):

@@ -3,9 +3,10 @@
 ``send`` (a sync redis-py client) and ``send_async`` (an asyncio one) register new queue
 names in ``kubeq:queues`` and send every script call in one pipeline, optionally waiting for
 replicas (Redis WAIT). ``EnqueueStream`` writes a bulk enqueue while it is still being laid
-out (``scripts.Stream``). Each returns the replies of the plan's calls, in their order
+out (``stream.Stream``). Each returns the replies of the plan's calls, in their order
 (``enqueue.created_flags`` reads which jobs each call enqueued). A call is sent again as it
-was (the same send token) when its reply is lost, so the replies are the first send's.
+was (the same send token) when its reply is lost, and again while the connection fails
+(``store.resend``), so the replies are the first send's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from kubeq.client.enqueue import EnqueuePlan
 from kubeq.errors import NotReplicated
 from kubeq.store import cluster as rediscluster
 from kubeq.store.keys import queues_key
-from kubeq.store.scripts import ScriptCall, Stream, run_pipeline, run_pipeline_async
+from kubeq.store.resend import aresent, resent
+from kubeq.store.scripts import ScriptCall, run_pipeline, run_pipeline_async
+from kubeq.store.stream import Stream
 
 
 def send(
@@ -50,9 +53,13 @@ def send(
         _check_replicated(acked, wait_replicas)
         return replies
     new = _new_queues(plan.queues, known_queues)
-    if new:
-        client.sadd(queues_key(plan.prefix), *new)
-    replies = run_pipeline(client, list(plan.calls))
+
+    def once() -> list[Any]:
+        if new:
+            client.sadd(queues_key(plan.prefix), *new)
+        return run_pipeline(client, list(plan.calls))
+
+    replies = resent(once, "enqueue")
     if known_queues is not None:
         known_queues.update(new)
     return replies
@@ -81,9 +88,13 @@ async def send_async(
         _check_replicated(acked, wait_replicas)
         return replies
     new = _new_queues(plan.queues, known_queues)
-    if new:
-        await client.sadd(queues_key(plan.prefix), *new)
-    replies = await run_pipeline_async(client, list(plan.calls))
+
+    async def once() -> list[Any]:
+        if new:
+            await client.sadd(queues_key(plan.prefix), *new)
+        return await run_pipeline_async(client, list(plan.calls))
+
+    replies = await aresent(once, "enqueue")
     if known_queues is not None:
         known_queues.update(new)
     return replies
@@ -92,7 +103,7 @@ async def send_async(
 class EnqueueStream:
     """A ``PlanSink`` that writes a bulk enqueue to Redis while it is laid out: the new
     queues are registered first (as ``send`` does), then each batch goes out as the plan
-    hands it over, and ``finish`` reads the replies (``scripts.Stream``). Only for a plain
+    hands it over, and ``finish`` reads the replies (``stream.Stream``). Only for a plain
     ``redis.Redis`` client with no replicas to wait for."""
 
     def __init__(self, client: Any, prefix: str, known_queues: set[str] | None) -> None:

@@ -116,6 +116,7 @@ class Task(Generic[P, R]):
             on_success=o.on_success,
             on_failure=o.on_failure,
             batch=o.batch,
+            pin_version=o.pin_version or None,
             app=self.app,
         )
 
@@ -175,6 +176,7 @@ def task_options(
     max_deliveries: int = defaults.MAX_DELIVERIES,
     pool: str | None = None,
     worker_pool: str | None = None,
+    pin_version: bool = False,
     rate_limit: str | None = None,
     concurrency_limit: int | None = None,
     limit_key: Callable[..., str] | None = None,
@@ -207,6 +209,7 @@ def task_options(
         ),
         pool=pool,
         worker_pool=worker_pool,
+        pin_version=pin_version,
         rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
         concurrency_limit=concurrency_limit,
         limit_key=limit_key,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubeq import defaults, serialization
+from kubeq.store.keys import pin_of
 
 Status = Literal[
     "queued",
@@ -160,6 +161,8 @@ class JobInfo:
     arguments are its own)."""
     batch: str = ""
     """A batch task's item: the id of its batch job (docs/patterns.md), else ""."""
+    pinned_version: str = ""
+    """The worker version the job is pinned to (its queue is ``<queue>~<version>``), else ""."""
 
     @classmethod
     def from_fields(cls, job_id: str, queue: str, values: Sequence[Any]) -> JobInfo:
@@ -196,4 +199,5 @@ class JobInfo:
             flow_mode=text(f["flow_mode"]),
             flow_joined=whole(f["flow_joined"]),
             batch=text(f["batch"]),
+            pinned_version=pin_of(queue) or "",
         )

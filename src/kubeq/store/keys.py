@@ -46,10 +46,22 @@ below 2**53 and so are exact in Redis' doubles and in Lua.
 """
 
 _QUEUE_NAME = re.compile(
-    r"[A-Za-z0-9_.:-]{1,128}(@[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?(#[0-9]{1,3})?"
+    r"[A-Za-z0-9_.:-]{1,128}(@[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?"
+    r"(~[A-Za-z0-9][A-Za-z0-9_.-]{0,63})?(#[0-9]{1,3})?"
 )
-"""A name, then ``@<pool>`` for the share of a worker pool (kubeq.client.pools), then ``#<n>``
+"""A name, then ``@<pool>`` for the share of a worker pool (kubeq.client.pools), then
+``~<version>`` for the jobs pinned to a worker version (kubeq.store.versions), then ``#<n>``
 for partition n of a partitioned queue (kubeq.store.partitions)."""
+PIN_SEP = "~"
+"""Between a queue's name (and pool) and the worker version its pinned jobs run on."""
+
+
+def pin_of(queue: str) -> str | None:
+    """The version a queue's jobs are pinned to (None: not a pinned queue)."""
+    base = queue.partition("#")[0]
+    return base.split(PIN_SEP, 1)[1] if PIN_SEP in base else None
+
+
 _JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 

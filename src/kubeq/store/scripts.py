@@ -32,20 +32,25 @@ NAMES = (
     "enqueue", "fetch", "ack", "heartbeat", "idle", "leave", "stats", "cancel", "purge", "dead",
     "abort", "progress", "depend", "resolve", "edge", "handed", "links", "step", "suspend",
     "signal", "fairstats", "flow", "batch", "batch_done", "schedule_upsert", "schedule_claim",
-    "schedule_commit", "schedule_state", "abort_item",
+    "schedule_commit", "schedule_state", "abort_item", "pinned_bury",
 )  # fmt: skip
 """Every script, by its file name in ``lua/`` (the ``_`` files are the shared parts)."""
 
 
+PARTS = ("_prelude", "_control", "_fair")
+"""The shared parts every script starts with, in order."""
+
+
+@cache
+def part(name: str) -> str:
+    """The text of one file of ``lua/``: a script's own part or a shared one."""
+    return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text()
+
+
 @cache
 def source(name: str) -> str:
-    """The full text of one script, prelude included."""
-    lua = resources.files(__package__).joinpath("lua")
-    prelude = lua.joinpath("_prelude.lua").read_text()
-    control = lua.joinpath("_control.lua").read_text()
-    fair = lua.joinpath("_fair.lua").read_text()
-    body = lua.joinpath(f"{name}.lua").read_text()
-    return "\n".join((prelude, control, fair, body))
+    """The full text of one script: the shared ``PARTS``, then its own, joined by newlines."""
+    return "\n".join((*(part(p) for p in PARTS), part(name)))
 
 
 @dataclass(frozen=True)
@@ -244,79 +249,6 @@ def _evalsha(client: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
             conn.disconnect()  # interrupted mid-reply (KeyboardInterrupt...): never reuse it
         raise
     return client.evalsha(sha, len(keys), *keys, *args)
-
-
-class Stream:
-    """Script calls written to Redis as each is ready, their replies read at the end: a bulk
-    enqueue's first batches run in Redis while the client lays out the rest.
-
-    On a plain ``redis.Redis`` the calls go out on the connection this thread keeps
-    (``_Kept``). Any connection trouble (or another kind of client) sends every call again at
-    ``finish`` through ``run_pipeline``, so redis-py's retry policy decides; the enqueue
-    script de-duplicates by job id, so a batch that ran twice enqueues its jobs once. The
-    calls Redis answered NOSCRIPT go through ``run_pipeline`` too, which loads the script."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.calls: list[ScriptCall] = []
-        self.conn: Any = None
-        if type(client) is redis.Redis and client.connection is None:
-            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
-                self.conn = _kept_connection(client.connection_pool)
-
-    def script(self, call: ScriptCall) -> None:
-        self.calls.append(call)
-        if self.conn is None:
-            return
-        # redis-py's health check (a PING before a command, once ``health_check_interval``
-        # passed since the last reply) would read an earlier call's unread reply as the
-        # PING's: only the first call, with nothing unread, may check
-        first = len(self.calls) == 1
-        try:
-            packed = _pack(self.conn, _evalsha_command(call))
-            self.conn.send_packed_command(packed, check_health=first)
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            self._drop()
-        except BaseException:
-            self._drop()
-            raise
-
-    def finish(self) -> list[Any]:
-        """Every call's reply, in order; a script error raises."""
-        if self.conn is None:
-            return run_pipeline(self.client, self.calls)
-        replies: list[Any] = []
-        try:
-            for _ in self.calls:
-                try:
-                    replies.append(self.conn.read_response())
-                except ResponseError as exc:  # answered in full: the connection is clean
-                    replies.append(exc)
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            self._drop()
-            return run_pipeline(self.client, self.calls)
-        except BaseException:
-            self._drop()  # interrupted mid-reply: never reuse it
-            raise
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:
-            again = run_pipeline(self.client, [self.calls[i] for i in missing])
-            for i, reply in zip(missing, again, strict=True):
-                replies[i] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
-
-    def abandon(self) -> None:
-        """The caller gives up before ``finish``: the unread replies make the connection
-        unusable."""
-        self._drop()
-
-    def _drop(self) -> None:
-        if self.conn is not None:
-            self.conn.disconnect()
-            self.conn = None
 
 
 def run_pipeline(client: Any, calls: list[ScriptCall], raise_errors: bool = True) -> list[Any]:

@@ -5,19 +5,64 @@ ms it was retired. The operator writes it when a newer version of the workers is
 started with ``KUBEQ_VERSION`` reads it on its heartbeat (one HEXISTS, never on the fetch
 path) and, while its version is listed, fetches nothing and finishes what it holds. A version
 that becomes current again is removed, and its workers fetch again.
+
+A job pinned to a version (``pin_version=True``, ``.set(version=...)``) is enqueued to that
+version's own queue, ``<queue>~<version>`` (before a partition's ``#<n>``: ``default~3f2a9c1e``,
+``default@gpu~3f2a9c1e#2``): a physical queue with its own hash tag, so every script runs on
+it unchanged and its retries, lapsed leases and limits stay in it. Only that version's workers
+consume it, retired or not; the operator keeps a version while its queue holds jobs
+(kubeq_operator.pinned).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubeq.store.jobfields import text
-from kubeq.store.keys import QueueKeys
+from kubeq.store.keys import PIN_SEP, QueueKeys, pin_of
+from kubeq.store.partitions import SEP
 
 VERSION_ENV = "KUBEQ_VERSION"
 """The environment variable that tells a worker its version (set by the operator)."""
+
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_version(version: object, where: str = "version") -> str:
+    """``version`` if it can name a worker version, else ValueError naming ``where``."""
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise ValueError(
+            f"{where} must be a worker version (1-64 letters, digits, '_', '.' or '-', as "
+            f"{VERSION_ENV} holds), got {version!r}"
+        )
+    return version
+
+
+def pinned_queue(queue: str, version: str) -> str:
+    """The queue of ``queue``'s jobs pinned to ``version`` (a partition keeps its number last)."""
+    base, sep, part = queue.partition(SEP)
+    if PIN_SEP in base:
+        base = base.split(PIN_SEP, 1)[0]  # already pinned: to the newer pin
+    return f"{base}{PIN_SEP}{version}{sep}{part}"
+
+
+def worker_queues(queues: Iterable[str], version: str | None) -> list[str]:
+    """What a worker of ``version`` consumes: each of ``queues``, preceded by its version's
+    pinned queue (a pinned job waits behind no unpinned one)."""
+    out: list[str] = []
+    for q in queues:
+        if version and pin_of(q) is None:
+            out.append(pinned_queue(q, version))
+        out.append(q)
+    return out
+
+
+def unpinned(queue: str) -> str:
+    """The queue a pinned queue's jobs would be on without their pin."""
+    base, sep, part = queue.partition(SEP)
+    return f"{base.split(PIN_SEP, 1)[0]}{sep}{part}"
 
 
 async def is_retired(client: Any, queue: QueueKeys, version: str) -> bool:
@@ -43,7 +88,7 @@ async def sync(
     pipe.hgetall(queues[0].retired)
     replies = await pipe.execute()
     raw: Mapping[Any, Any] = replies[-1]
-    return {text(k): int(v) / 1000 for k, v in raw.items()}
+    return {k.decode() if isinstance(k, bytes) else str(k): int(v) / 1000 for k, v in raw.items()}
 
 
 async def forget(client: Any, queues: Iterable[QueueKeys], version: str) -> None:

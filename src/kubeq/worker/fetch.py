@@ -37,11 +37,15 @@ class FetchRouter:
     """The fetch calls of one pass and their merged reply, for one worker's queues."""
 
     def __init__(self, queues: Sequence[QueueKeys], cluster: bool) -> None:
-        self.queues = list(queues)
         self.cluster = cluster
+        self.use(queues)
+
+    def use(self, queues: Sequence[QueueKeys]) -> None:
+        """Fetch from ``queues`` from now on (a retired version's worker: its pinned ones)."""
+        self.queues = list(queues)
         self.groups: list[list[QueueKeys]] = (
             [[self.queues[i] for i in g] for g in slot_groups([q.base for q in self.queues])]
-            if cluster
+            if self.cluster
             else [self.queues]
         )
         self._families = [f for f in families([q.name for q in self.queues]) if len(f) > 1]

@@ -280,9 +280,9 @@ class Worker(Upkeep):
 
     def _capacity(self) -> int:
         """Jobs this worker may hold: its slots, plus the prefetch room (prefetch.py), no
-        more than ``max_jobs`` leases in its life, and none once its version is retired (it
-        finishes what it holds)."""
-        if self._retired:
+        more than ``max_jobs`` leases in its life, and once its version is retired only the
+        jobs pinned to it (it finishes what it holds)."""
+        if self._retired and not self._pinned:
             return 0
         room = self.settings.concurrency + self._prefetch.room()
         if self.settings.max_jobs is not None:

@@ -22,8 +22,8 @@ from kubeq.client.tasks import Task
 from kubeq.options import TaskOptions
 from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
-from kubeq.store import connections, urls
-from kubeq.store.keys import QueueKeys
+from kubeq.store import connections, urls, versions
+from kubeq.store.keys import QueueKeys, pin_of
 from kubeq.store.partitions import Partitioner
 from kubeq.store.scripts import Scripts
 from kubeq.worker.delivery import Delivery
@@ -57,7 +57,11 @@ class WorkerState:
             raise ValueError("give at least one queue to consume (--queue NAME)")
         self.settings = settings
         self.tasks = tasks
-        self.queues = [QueueKeys.of(q, settings.prefix) for q in settings.queues]
+        self.queues = [
+            QueueKeys.of(q, settings.prefix)
+            for q in versions.worker_queues(settings.queues, settings.version)
+        ]
+        """Its queues, each after its version's pinned queue (kubeq.store.versions)."""
         self.metrics: WorkerMetrics | Unserved = UNSERVED
         if settings.metrics_port:  # the Prometheus client only where /metrics is served
             from kubeq.worker.metrics import WorkerMetrics  # noqa: PLC0415 - see tally.py
@@ -87,7 +91,7 @@ class WorkerState:
         self._activity = asyncio.Event()
         self._stopping = False
         self._retired = False
-        """Its version was retired (a versioned rollout): it fetches nothing more."""
+        """Its version was retired (a versioned rollout): it fetches only its pinned queues."""
         self._force = asyncio.Event()
         self.vitals = Vitals()
         self._script_error: str | None = None
@@ -106,6 +110,8 @@ class WorkerState:
         self._scripts = Scripts(self._redis)
         # one fetch call per hash slot on Redis Cluster, one over all queues elsewhere
         self._router = FetchRouter(self.queues, rediscluster.is_cluster(self._redis))
+        self._pinned = [q for q in self.queues if pin_of(q.name)]
+        """What it still fetches once its version is retired: the jobs pinned to it."""
         self._wakes = WakeWaits(
             self._redis,
             self._router,

@@ -70,16 +70,20 @@ class Upkeep(WorkerState):
     async def _check_retired(self, version: str) -> None:
         """Read whether this worker's version is retired (store/versions.py)."""
         try:
-            retired = await versions.is_retired(self._redis, self.queues[0], version)
+            first = QueueKeys.of(self.settings.queues[0], self.settings.prefix)
+            retired = await versions.is_retired(self._redis, first, version)
         except (RedisError, OSError) as exc:
             log.warning("could not read whether version %s is retired: %s", version, exc)
             return
         self.vitals.round_trip()  # a retired worker fetches nothing: this is its round trip
         if retired != self._retired:
             log.info(
-                "version %s %s", version, "retired: fetching no more jobs" if retired else "current"
+                "version %s %s",
+                version,
+                "retired: fetching only the jobs pinned to it" if retired else "current",
             )
             self._retired = retired
+            self._router.use(self._pinned if retired else self.queues)
             self._activity.set()
 
     async def _sweep(self, claims: sweeps.SweepClaims) -> None:

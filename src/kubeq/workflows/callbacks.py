@@ -41,6 +41,8 @@ _PLAIN = (
     "soft_timeout",
     "immutable",
     "partition_key",
+    "pin_version",
+    "version",
 )
 KINDS = ("on_success", "on_failure")
 
