@@ -1,5 +1,5 @@
 """A `kubeq worker`, started as the command line starts it, imports only what running jobs
-needs: not the other commands' table printing, not the Prometheus client unless it serves
+need: not the other commands' table printing, not the Prometheus client unless it serves
 ``/metrics``, not the process pool unless a task runs in one, not the cron parser, and none
 of the operator, dashboard or gateway stacks. Every module a worker holds stays in its
 memory for its whole life (bench/README.md, worker memory), so a new import of one of these
