@@ -27,8 +27,12 @@ from tests.node.test_realnode_e2e import (  # noqa: F401 - fixtures
 )
 from tests.operator.opsupport import Api, queue_of
 
-MISSING_IMAGE = "localhost/kubeq-not-on-this-node:none"
-"""An image the node does not have; with ``imagePullPolicy: Never`` its pod cannot start."""
+BAD_IMAGES = {
+    "ErrImageNeverPull": "localhost/kubeq-not-on-this-node:none",
+    "InvalidImageName": "localhost/KUBEQ-NOT-A-REFERENCE:x",
+}
+"""Why a pod cannot start -> an image that makes it so: one the node does not have (with
+``imagePullPolicy: Never``, nothing pulls it), one whose name is no image reference."""
 
 
 def replicas(api: Api, ns: str, name: str) -> int:
@@ -137,15 +141,16 @@ def test_two_pools_scale_independently_from_their_own_backlogs(
 
 
 @pytest.mark.usefixtures("chart")
+@pytest.mark.parametrize("why", sorted(BAD_IMAGES))
 def test_a_job_pod_whose_image_cannot_be_pulled_is_reported_and_its_job_waits(
-    request: pytest.FixtureRequest, real_client: Any, real_namespace: str
+    why: str, request: pytest.FixtureRequest, real_client: Any, real_namespace: str
 ) -> None:
     url: str = request.getfixturevalue("pod_redis_url")
     image: str = request.getfixturevalue("images")["worker"]
     ns, api, tq = real_namespace, Api(real_client), "pull"
     body = worker_tq(tq, ns, url, image)
     pool = {"name": "gpu", "mode": "Job", "scaling": {"maxReplicas": 2}}
-    body["spec"]["pools"] = [{**pool, "image": MISSING_IMAGE}]
+    body["spec"]["pools"] = [{**pool, "image": BAD_IMAGES[why]}]
     api.create_tq(body)
     app = kubeq.App(url)
     q = queue_of(tq, ns)
@@ -160,14 +165,14 @@ def test_a_job_pod_whose_image_cannot_be_pulled_is_reported_and_its_job_waits(
         timeout=180,
         message="JobPodsStarted False",
     )
-    assert cond["reason"] == "ErrImageNeverPull", cond
+    assert cond["reason"] == why, cond
     assert "pool gpu" in cond["message"] and "stays queued" in cond["message"], cond
     event = wait_for(
         lambda: next((e for e in api.events(ns, tq) if e.reason == "JobPodNotStarting"), None),
         timeout=60,
         message="a JobPodNotStarting Event",
     )
-    assert event.type == "Warning" and MISSING_IMAGE in event.message, event.message
+    assert event.type == "Warning" and BAD_IMAGES[why] in event.message, event.message
     selector = jobpods.selector(tq, "gpu")
     batch = client.BatchV1Api(real_client)
     for _ in range(10):  # passes go by: no Job piles up behind the one that cannot start
