@@ -24,6 +24,7 @@ from tests.node.podmansupport import podman
 from tests.node.test_realnode_e2e import (  # noqa: F401 - fixtures
     chart,
     images,
+    incluster,
     pod_redis_url,
     report,
     worker_tq,
@@ -42,8 +43,6 @@ LONG_S = 120.0
 @pytest.fixture(scope="module")
 def two_images(kubeq_image: str, node_image: Any) -> tuple[str, str]:
     """Worker images A and B (the same build under two references), both on the node."""
-    from tests.node.test_realnode_e2e import incluster
-
     a = incluster.derived_image(
         "node-worker",
         kubeq_image,
@@ -100,11 +99,13 @@ def test_an_image_change_during_a_long_job_lets_it_finish_on_its_version(
     assert both[v1].spec.template.spec.containers[0].image == image_a  # A is not rolled
     assert both[v2].spec.template.spec.containers[0].image == image_b
     changed_s = round(time.monotonic() - t0, 1)
-    wait_for(
-        lambda: (e := status_version(api, ns, tq, v1)) and e["state"] == "Draining",
+    draining = wait_for(
+        lambda: (e := status_version(api, ns, tq, v1)) and e["state"] == "Draining" and e,
         timeout=120,
         message="version A draining",
     )
+    assert draining["inFlight"] == 1, draining  # status shows both versions and their jobs
+    assert (status_version(api, ns, tq, v2) or {}).get("state") == "Current"
 
     # jobs enqueued after the change, while A's worker runs the long job with a free slot,
     # run on B
