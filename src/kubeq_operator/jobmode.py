@@ -20,8 +20,8 @@ OOMKilled) is reported too: a Warning Event ``JobPodFailed`` with the worker's e
 last log line, and ``JobPodsStarted`` False (reason ``WorkerFailed``) until a Job of the same
 pod template succeeds or the template changes. The jobs it had not taken stay queued, so
 without a brake every pass would make a new Job for them: after N failed pods in a row
-(of the current template, counted since the operator started) the pool makes one Job at a
-time, ``jobpods.backoff_seconds(N)`` after the last failure.
+(of the current template, counted since the operator started) the pool makes one Job per
+``jobpods.backoff_seconds(N)``, counted from the last failure and the last Job made.
 """
 
 from __future__ import annotations
@@ -75,8 +75,10 @@ class Failures:
 
     worker_hash: str
     count: int = 0
-    at: float = 0.0
+    at: float = float("-inf")
     """time.monotonic() of the last failure seen."""
+    probe_at: float = float("-inf")
+    """time.monotonic() of the last Job made while failures were counted."""
     last: tuple[str, str, str] | None = None
     """(pod, reason, message) of the last failure."""
     seen: set[str] = field(default_factory=set)
@@ -115,8 +117,11 @@ class JobPools:
             ready = sum(s.backlog for s in stats if not s.paused)
             busy = podcost.busy_by_pod(s.workers for s in stats)
             wanted = jobpods.plan(ready, views, busy, pool.scaling.max_replicas)
-            wanted = jobpods.gate(wanted, views, fails.count, time.monotonic() - fails.at)
+            now = time.monotonic()
+            wanted = jobpods.gate(wanted, fails.count, now - fails.at, now - fails.probe_at)
             if wanted:
+                if fails.count:
+                    fails.probe_at = now
                 await self.create(spec, pool, wanted, ready, views, names)
             entry.update(
                 backlog=sum(s.backlog for s in stats),
@@ -215,7 +220,7 @@ class JobPools:
                 "JobPodFailed",
                 f"pool {pool.name}: pod {pod} failed: {message}{more}; jobs it had not taken "
                 f"stay queued (no attempt counted); {fails.count} failed in a row: the next "
-                f"Job in {jobpods.backoff_seconds(fails.count):.0f} s, one at a time",
+                f"Job in {jobpods.backoff_seconds(fails.count):.0f} s",
             )
         if any(j.failed is None for j in new):
             fails.count, fails.last = 0, None

@@ -264,13 +264,15 @@ def backoff_seconds(failures: int) -> float:
     return float(min(BACKOFF_BASE_SECONDS * 2 ** min(failures - 1, 30), BACKOFF_MAX_SECONDS))
 
 
-def gate(wanted: int, jobs: Iterable[JobView], failures: int, since_last: float) -> int:
+def gate(wanted: int, failures: int, since_failure: float, since_probe: float) -> int:
     """``wanted`` new Jobs, held back after failed pods: with ``failures`` in a row, one Job
-    at a time (none while another is not done), once ``backoff_seconds`` have passed since
-    the last (``since_last`` seconds ago). A failed pod took no job, or handed it back by
-    its lease: without this, every pass would make a new Job for the same waiting job."""
+    per ``backoff_seconds(failures)``, counted from the last failure (``since_failure``
+    seconds ago) and from the last Job made since (``since_probe``). A failed pod took no job,
+    or hands it back by its lease: without this, every pass would make a new Job for the
+    same waiting job. Healthy Jobs already running go on (one OOMKilled pod among many slows
+    the pool's growth, it does not stop it)."""
     if failures <= 0 or wanted <= 0:
         return wanted
-    if any(j.state != DONE for j in jobs) or since_last < backoff_seconds(failures):
+    if min(since_failure, since_probe) < backoff_seconds(failures):
         return 0
     return 1

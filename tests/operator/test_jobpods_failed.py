@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeq_operator import jobpods
-from kubeq_operator.jobpods import DONE, PENDING, JobView, backoff_seconds, gate, plan
+from kubeq_operator.jobpods import DONE, JobView, backoff_seconds, gate, plan
 from kubeq_operator.spec import parse
 from tests.operator.test_jobpods import RENDER, job, pod
 from tests.operator.test_pool_spec import spec
@@ -62,13 +62,13 @@ def test_after_failed_pods_one_job_at_a_time_after_a_growing_back_off() -> None:
     assert [backoff_seconds(n) for n in range(7)] == [0, 10, 20, 40, 80, 160, 300]
     assert backoff_seconds(10_000) == 300
     done = [JobView("d", DONE, "d-pod", "h", failed=("Error", "x"))]
+    never = float("inf")
     # without failures, as planned: 5 ready jobs, 5 Jobs
-    assert gate(plan(5, done, {}, 10), done, 0, 0.0) == 5
+    assert gate(plan(5, done, {}, 10), 0, 0.0, 0.0) == 5
     # 1 failure: nothing for 10 s, then one Job
-    assert gate(5, done, 1, 9.9) == 0
-    assert gate(5, done, 1, 10.0) == 1
-    # and none while that one is not done, however long ago the failure was
-    trying = [*done, JobView("p", PENDING, None, "h")]
-    assert gate(4, trying, 1, 1e6) == 0
-    assert gate(5, done, 3, 39.0) == 0 and gate(5, done, 3, 40.0) == 1
-    assert gate(0, done, 0, 0.0) == 0
+    assert gate(5, 1, 9.9, never) == 0
+    assert gate(5, 1, 10.0, never) == 1
+    # the next one 10 s after that Job was made, even if it runs (healthy) and never fails
+    assert gate(4, 1, 1e6, 9.9) == 0 and gate(4, 1, 1e6, 10.0) == 1
+    assert gate(5, 3, 39.0, never) == 0 and gate(5, 3, 40.0, never) == 1
+    assert gate(0, 0, 0.0, 0.0) == 0
