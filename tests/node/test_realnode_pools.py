@@ -206,5 +206,12 @@ def test_a_job_pod_whose_image_cannot_be_pulled_is_reported_and_its_job_waits(
         timeout=60,
         message="JobPodsStarted True again",
     )
-    assert any(e.reason == "PoolJobReplaced" for e in api.events(ns, tq))
+    # Events are posted asynchronously by the operator: wait, and name them all if not
+    wait_for(
+        lambda: any(e.reason == "PoolJobReplaced" for e in api.events(ns, tq)),
+        timeout=60,
+        message=lambda: (
+            f"a PoolJobReplaced Event; {[(e.reason, e.message) for e in api.events(ns, tq)]}"
+        ),
+    )
     app.close()

@@ -136,7 +136,11 @@ def test_an_image_change_during_a_long_job_lets_it_finish_on_its_version(
 
     # then A goes: its workers hold no job
     wait_for(lambda: v1 not in versions(api, ns, tq), timeout=120, message="version A removed")
-    removed = [e.message for e in api.events(ns, tq) if e.reason == "VersionRemoved"]
+    removed = wait_for(  # Events are posted asynchronously by the operator
+        lambda: [e.message for e in api.events(ns, tq) if e.reason == "VersionRemoved"],
+        timeout=60,
+        message="a VersionRemoved Event",
+    )
     assert any(v1 in m and "hold no job" in m for m in removed), removed
     wait_for(lambda: status_version(api, ns, tq, v1) is None, timeout=60, message="status")
     assert (status_version(api, ns, tq, v2) or {}).get("state") == "Current"
