@@ -16,12 +16,22 @@ When the pool's pod template changes (say, the image is fixed), the pool's Jobs 
 have not started and were made from the old template are deleted, and new ones created. A
 Job whose pod runs (or may: its node stopped reporting it) is never deleted: it runs its one
 job on the old template and ends. So a Job-mode pool needs no versions (``rollout``).
+
+A Job whose pod failed (its worker exited non-zero: a missing tasks module, a bad setting,
+OOMKilled) is reported too: a Warning Event ``JobPodFailed`` with the worker's exit code and
+last log line, and ``JobPodsStarted`` False (reason ``WorkerFailed``) until a Job of the same
+pod template succeeds or the template changes. The jobs it had not taken stay queued, so
+without a brake every pass would make a new Job for them: after N failed pods in a row
+(of the current template, counted since the operator started) the pool makes one Job per
+``jobpods.backoff_seconds(N)``, counted from the last failure and the last Job made.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import kopf
@@ -61,6 +71,22 @@ async def delete_job(namespace: str, name: str) -> None:
     )
 
 
+@dataclass
+class Failures:
+    """A pool's failed pods in a row, of its current pod template."""
+
+    worker_hash: str
+    count: int = 0
+    at: float = float("-inf")
+    """time.monotonic() of the last failure seen."""
+    probe_at: float = float("-inf")
+    """time.monotonic() of the last Job made while failures were counted."""
+    last: tuple[str, str, str] | None = None
+    """(pod, reason, message) of the last failure."""
+    seen: set[str] = field(default_factory=set)
+    """The finished Jobs already counted."""
+
+
 class JobPools:
     """The Job-mode pools of one TaskQueue (lives as long as its loop)."""
 
@@ -72,6 +98,7 @@ class JobPools:
         """Per pool: (pod, reason, message) of each pod that cannot start."""
         self.reported: set[tuple[str, str]] = set()
         """(pod, reason) already posted as an Event."""
+        self.failures: dict[str, Failures] = {}
 
     async def step_pool(self, spec: TaskQueueSpec, pool: PoolSpec) -> dict[str, Any]:
         loop, ns = self.loop, self.loop.namespace
@@ -81,6 +108,7 @@ class JobPools:
         names = [j["metadata"]["name"] for j in raw_jobs]
         views = jobpods.classify(raw_jobs, pods)
         views = await self.remove_outdated(pool, views, pspec.worker_hash())
+        fails = self.note_done(pool, views, pspec.worker_hash())
         entry: dict[str, Any] = {"name": pool.name, "mode": "Job"}
         try:
             stats = await loop.source.read_queues(pspec, pspec.physical_queues)
@@ -91,7 +119,11 @@ class JobPools:
             ready = sum(s.backlog for s in stats if not s.paused)
             busy = podcost.busy_by_pod(s.workers for s in stats)
             wanted = jobpods.plan(ready, views, busy, pool.scaling.max_replicas)
+            now = time.monotonic()
+            wanted = jobpods.gate(wanted, fails.count, now - fails.at, now - fails.probe_at)
             if wanted:
+                if fails.count:
+                    fails.probe_at = now
                 await self.create(spec, pool, wanted, ready, views, names)
             entry.update(
                 backlog=sum(s.backlog for s in stats),
@@ -105,6 +137,8 @@ class JobPools:
             maxJobs=pool.scaling.max_replicas,
             queues=list(pool.logical_queues(spec.queues)),
         )
+        if fails.count:
+            entry["podsFailedInARow"] = fails.count
         return entry
 
     async def create(
@@ -166,6 +200,34 @@ class JobPools:
             keep.append(job)
         return keep
 
+    def note_done(self, pool: PoolSpec, views: list[jobpods.JobView], worker_hash: str) -> Failures:
+        """Count the pool's newly finished Jobs of the current template: a failed pod adds
+        one failure in a row (one Event per pass), a succeeded one ends the run."""
+        fails = self.failures.get(pool.name)
+        if fails is None or fails.worker_hash != worker_hash:
+            fails = self.failures[pool.name] = Failures(worker_hash)
+        done = [j for j in views if j.state == jobpods.DONE and j.worker_hash == worker_hash]
+        new = [j for j in done if j.name not in fails.seen]
+        fails.seen = {j.name for j in done}
+        failed = [(j.pod or j.name, *j.failed) for j in new if j.failed is not None]
+        for last in failed:
+            fails.count += 1
+            fails.last = last
+        if failed and fails.last is not None:
+            fails.at = time.monotonic()
+            pod, _, message = fails.last
+            more = f" ({len(failed)} pods failed since the last pass)" if len(failed) > 1 else ""
+            self.loop.event(
+                "Warning",
+                "JobPodFailed",
+                f"pool {pool.name}: pod {pod} failed: {message}{more}; jobs it had not taken "
+                f"stay queued (no attempt counted); {fails.count} failed in a row: the next "
+                f"Job in {jobpods.backoff_seconds(fails.count):.0f} s",
+            )
+        if any(j.failed is None for j in new):
+            fails.count, fails.last = 0, None
+        return fails
+
     def note_stuck(self, pool: PoolSpec, views: list[jobpods.JobView]) -> None:
         """Post an Event for each pod that cannot start (once per pod and reason)."""
         found = []
@@ -190,6 +252,7 @@ class JobPools:
         names = {p.name for p in spec.pools if p.mode == "Job"}
         self.stuck = {k: v for k, v in self.stuck.items() if k in names}
         self.created = {k: v for k, v in self.created.items() if k in names}
+        self.failures = {k: v for k, v in self.failures.items() if k in names}
         live = {pod for found in self.stuck.values() for pod, _, _ in found}
         self.reported = {r for r in self.reported if r[0] in live}
         book = self.loop.book
@@ -197,6 +260,18 @@ class JobPools:
             book.conditions.pop(Condition.JOB_PODS_STARTED, None)
             return
         stuck = [(pool, *s) for pool, found in sorted(self.stuck.items()) for s in found]
+        failing = [(p, f) for p, f in sorted(self.failures.items()) if f.last is not None]
+        if not stuck and failing:
+            name, fails = failing[0]
+            pod, _, message = fails.last or ("", "", "")
+            book.set(
+                Condition.JOB_PODS_STARTED,
+                FALSE,
+                "WorkerFailed",
+                f"pool {name}: pod {pod} failed: {message}; {fails.count} failed in a row, "
+                "the next Job after a back-off; its jobs stay queued",
+            )
+            return
         if not stuck:
             book.set(Condition.JOB_PODS_STARTED, TRUE, "Started", "no Job pod is stuck")
             return

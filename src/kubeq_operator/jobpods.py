@@ -1,6 +1,6 @@
 """Job mode of a worker pool, the pure part: the Job manifest, what each Job's pod is doing,
-which pods cannot start, and how many Jobs to create (no API calls here; ``jobmode`` makes
-them).
+which pods cannot start or failed, how many Jobs to create, and the back-off after failed
+pods (no API calls here; ``jobmode`` makes them).
 
 A Job-mode pool's pod runs the pool's worker with ``--burst --max-jobs 1``: it leases one
 job, runs it, acknowledges it and exits 0 (at once, with 0, when nothing is ready). So a
@@ -45,6 +45,10 @@ NOT_STARTING = frozenset(
 """Waiting reasons of a container that will not start until someone fixes something."""
 
 PENDING, RUNNING, DONE = "pending", "running", "done"
+BACKOFF_BASE_SECONDS = 10.0
+BACKOFF_MAX_SECONDS = 300.0
+"""After a pool's pods failed N times in a row, its next Job waits
+min(BASE x 2^(N-1), MAX) seconds after the last failure (as a kubelet's CrashLoopBackOff)."""
 
 
 def selector_labels(taskqueue: str, pool: str) -> dict[str, str]:
@@ -69,6 +73,8 @@ def build(taskqueue: str, namespace: str, spec: TaskQueueSpec, pool: PoolSpec) -
     pod["restartPolicy"] = "Never"
     worker = pod["containers"][0]  # the worker container comes first (deployment.pod_template)
     worker["command"] = [*worker["command"], *ONE_JOB_ARGS]
+    # a worker that fails leaves its last log lines as its termination message (reported)
+    worker["terminationMessagePolicy"] = "FallbackToLogsOnError"
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -127,6 +133,9 @@ class JobView:
     worker_hash: str | None
     stuck: tuple[str, str] | None = None
     """(reason, message) when its pod cannot start (unschedulable, image pull error...)."""
+    failed: tuple[str, str] | None = None
+    """DONE only: (reason, message) when its pod failed (the worker exited non-zero) or the
+    Job failed."""
 
 
 def _finished(job: Mapping[str, Any]) -> bool:
@@ -138,6 +147,38 @@ def _finished(job: Mapping[str, Any]) -> bool:
         and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
+
+
+def _job_failed(job: Mapping[str, Any]) -> tuple[str, str] | None:
+    status = job.get("status") or {}
+    for c in status.get("conditions") or []:
+        if c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True":
+            return str(c.get("reason") or "Failed"), str(c.get("message") or "the Job failed")
+    return ("Failed", "the Job failed") if status.get("failed") else None
+
+
+def _disrupted(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conditions
+    )
+
+
+def failure(pod: Mapping[str, Any]) -> tuple[str, str]:
+    """Why a Failed pod failed: its worker container's exit code, reason and last words (the
+    termination message: the end of its log, with FallbackToLogsOnError)."""
+    status = pod.get("status") or {}
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        term = state.get("terminated") or (cs.get("lastState") or {}).get("terminated")
+        if not term:
+            continue
+        reason = str(term.get("reason") or "Error")
+        lines = [ln.strip() for ln in str(term.get("message") or "").splitlines() if ln.strip()]
+        said = f": {lines[-1][:300]}" if lines else ""
+        code = term.get("exitCode")
+        return reason, f"container {cs.get('name')} exited with exit code {code} ({reason}){said}"
+    return str(status.get("reason") or "Failed"), str(status.get("message") or "the pod failed")
 
 
 def stuck(pod: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -187,7 +228,13 @@ def classify(jobs: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]
         pod_name = pod["metadata"]["name"] if pod is not None else None
         phase = ((pod or {}).get("status") or {}).get("phase", "Pending")
         if _finished(job) or phase in ("Succeeded", "Failed"):
-            out.append(JobView(name, DONE, pod_name, worker_hash))
+            if pod is not None and _disrupted(pod):
+                why = None  # evicted or preempted: not the pool's failure
+            elif pod is not None and phase == "Failed":
+                why = failure(pod)
+            else:
+                why = _job_failed(job)
+            out.append(JobView(name, DONE, pod_name, worker_hash, failed=why))
         elif pod is not None and phase in ("Running", "Unknown"):  # Unknown: it may run
             out.append(JobView(name, RUNNING, pod_name, worker_hash))
         else:
@@ -209,3 +256,24 @@ def plan(ready: int, jobs: Iterable[JobView], busy: Mapping[str, int], max_jobs:
     leased = sum(1 for j in active if j.pod is not None and busy.get(j.pod, 0) > 0)
     on_the_way = len(active) - leased
     return max(0, min(ready - on_the_way, max_jobs - len(active)))
+
+
+def backoff_seconds(failures: int) -> float:
+    """How long after the last of ``failures`` failed pods in a row the next Job waits."""
+    if failures <= 0:
+        return 0.0
+    return float(min(BACKOFF_BASE_SECONDS * 2 ** min(failures - 1, 30), BACKOFF_MAX_SECONDS))
+
+
+def gate(wanted: int, failures: int, since_failure: float, since_probe: float) -> int:
+    """``wanted`` new Jobs, held back after failed pods: with ``failures`` in a row, one Job
+    per ``backoff_seconds(failures)``, counted from the last failure (``since_failure``
+    seconds ago) and from the last Job made since (``since_probe``). A failed pod took no job,
+    or hands it back by its lease: without this, every pass would make a new Job for the
+    same waiting job. Healthy Jobs already running go on (one OOMKilled pod among many slows
+    the pool's growth, it does not stop it)."""
+    if failures <= 0 or wanted <= 0:
+        return wanted
+    if min(since_failure, since_probe) < backoff_seconds(failures):
+        return 0
+    return 1

@@ -87,7 +87,7 @@ app.kubernetes.io/component: operator
   verbs: [list, create, delete]
 {{- if .Values.operator.peering }}
 - apiGroups: [kopf.dev]
-  resources: [kopfpeerings]
+  resources: [kopfpeerings, kopfpeerings/status]
   verbs: [get, list, watch, patch]
 {{- end }}
 {{- end }}
