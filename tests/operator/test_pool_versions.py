@@ -1,13 +1,14 @@
 """A worker pool's versions (pure): its versioned Deployment's name, labels and env, versions
 that change with the pool's own pod template only, and each version's load read from the
-workers of its own queues."""
+workers of its own queues, and the pinned queues each set of workers owns."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from kubeq.store.versions import VERSION_ENV
-from kubeq_operator import rollout, versioned
+from kubeq_operator import pinned, rollout, versioned
 from kubeq_operator.crd import LABEL_POOL, LABEL_VERSION
 from kubeq_operator.spec import TaskQueueSpec, parse
 
@@ -68,3 +69,25 @@ def test_each_version_load_counts_the_workers_of_its_own_queues_only() -> None:
     ]
     assert rollout.load_by_version(docs, pool_queues) == {"bbbb": (2, 1), "cccc": (0, 0)}
     assert rollout.load_by_version(docs, set(s.physical_queues)) == {"aaaa": (3, 1)}
+
+
+class QueueSet:
+    """The one call ``pinned.find`` makes of a client: the queue set's members."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    async def smembers(self, key: str) -> set[bytes]:
+        assert key == "kubeq:queues"
+        return {n.encode() for n in self.names}
+
+
+def test_a_pools_pinned_queues_belong_to_the_pools_versions_only() -> None:
+    """The rollout driver reads each set of workers' pinned queues from the spec as that set
+    sees it: a pool's track finds ``<queue>@<pool>~V`` and the TaskQueue's own track finds
+    ``<queue>~V``, never the other's (so neither keeps, scales or dead-letters the other's)."""
+    s = spec([{"name": "gpu", "image": "shop-gpu:1"}])
+    (pool,) = s.pools
+    client = QueueSet(["default", "default@gpu", "default~m1", "default@gpu~g1", "other~x"])
+    assert asyncio.run(pinned.find(client, s)) == {"m1": ["default~m1"]}
+    assert asyncio.run(pinned.find(client, s.of_pool(pool))) == {"g1": ["default@gpu~g1"]}
