@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import os
 import threading
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -47,31 +47,48 @@ def part(name: str) -> str:
     return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text()
 
 
-@cache
 def source(name: str) -> str:
-    """The full text of one script: the shared ``PARTS``, then its own, joined by newlines."""
+    """The full text of one script: the shared ``PARTS``, then its own, joined by newlines.
+    Made anew at each call (only to load a script): a process keeps the parts, not 1 MB of
+    joined texts."""
     return "\n".join((*(part(p) for p in PARTS), part(name)))
 
 
-@dataclass(frozen=True)
 class Lua:
-    """One script's text and SHA1, independent of any client: enough to send it by EVALSHA
-    through a pipeline of any client (sync or asyncio) and to load it on NOSCRIPT."""
+    """One script by name and SHA1, independent of any client: enough to send it by EVALSHA
+    through a pipeline of any client (sync or asyncio). Its text is made again (``source``)
+    only to load it, when Redis answers NOSCRIPT; a script given as text keeps it."""
 
-    name: str
-    script: str
+    __slots__ = ("_text", "name", "sha")
+
+    def __init__(self, name: str, script: str | None = None) -> None:
+        self.name = name
+        self._text = script
+        self.sha: str = _sha(script.encode()) if script is not None else _sha_of(name)
 
     @property
-    def sha(self) -> str:
-        return _sha(self.script)
+    def script(self) -> str:
+        return self._text if self._text is not None else source(self.name)
+
+    def __repr__(self) -> str:
+        return f"Lua({self.name!r}, sha={self.sha!r})"
 
 
-@cache
-def _sha(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()
+def _sha(text: bytes) -> str:
+    return hashlib.sha1(text).hexdigest()
 
 
-LUA = {name: Lua(name, source(name)) for name in NAMES}
+def _sha_of(name: str) -> str:
+    """The SHA1 of ``source(name)``, fed part by part: no joined text is made."""
+    h = hashlib.sha1()
+    for n, p in enumerate((*PARTS, name)):
+        if n:
+            h.update(b"\n")
+        h.update(part(p).encode())
+    return h.hexdigest()
+
+
+LUA = {name: Lua(name) for name in NAMES}
 """Every script by name."""
 
 
@@ -85,15 +102,41 @@ def fenced(keys: list[Any]) -> list[Any]:
 
 
 class _Fenced:
-    """A script registered on a client, called with its fence key appended."""
+    """A script called on one client (sync or asyncio) with its fence key appended: EVALSHA,
+    and on NOSCRIPT the script loaded and sent again."""
 
-    def __init__(self, registered: Any) -> None:
-        self._registered = registered
-        self.sha: str = registered.sha
-        self.script: str = registered.script
+    __slots__ = ("client", "lua")
 
-    def __call__(self, keys: list[Any], args: list[Any] | None = None, **kw: Any) -> Any:
-        return self._registered(keys=fenced(keys), args=args or [], **kw)
+    def __init__(self, client: Any, lua: Lua) -> None:
+        self.client = client
+        self.lua = lua
+
+    @property
+    def sha(self) -> str:
+        return self.lua.sha
+
+    @property
+    def script(self) -> str:
+        return self.lua.script
+
+    def __call__(self, keys: list[Any], args: list[Any] | None = None, client: Any = None) -> Any:
+        c = self.client if client is None else client
+        call = [len(declared := fenced(keys)), *declared, *(args or [])]
+        try:
+            reply = c.evalsha(self.lua.sha, *call)
+        except NoScriptError:
+            c.script_load(self.lua.script)
+            return c.evalsha(self.lua.sha, *call)
+        if inspect.isawaitable(reply):  # an asyncio client: NOSCRIPT comes with the reply
+            return self._awaited(reply, c, call)
+        return reply
+
+    async def _awaited(self, reply: Any, c: Any, call: list[Any]) -> Any:
+        try:
+            return await reply
+        except NoScriptError:
+            await c.script_load(self.lua.script)
+            return await c.evalsha(self.lua.sha, *call)
 
 
 class Scripts:
@@ -130,7 +173,7 @@ class Scripts:
 
     def __init__(self, client: Any) -> None:
         for name in NAMES:
-            setattr(self, name, _Fenced(client.register_script(source(name))))
+            setattr(self, name, _Fenced(client, LUA[name]))
 
 
 ScriptCall = tuple[Any, list[Any], list[Any]]

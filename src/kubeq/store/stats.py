@@ -15,7 +15,7 @@ from typing import Any
 
 from kubeq import defaults
 from kubeq.store.keys import DEFAULT_PREFIX, QueueKeys
-from kubeq.store.scripts import run_pipeline, run_pipeline_async, source
+from kubeq.store.scripts import LUA, run_pipeline, run_pipeline_async
 
 WORKER_TTL_MS = defaults.WORKER_TTL_MS
 HEADER = 17
@@ -122,7 +122,7 @@ def read_stats(
     commands = _commands(queues, prefix)
     if not commands:
         return []
-    script = client.register_script(source("stats"))
+    script = LUA["stats"]
     args = [WORKER_TTL_MS, FLOW_READ_MOST]
     raw = run_pipeline(client, [(script, keys, args) for _, keys in commands])
     return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]
@@ -135,7 +135,7 @@ async def read_stats_async(
     commands = _commands(queues, prefix)
     if not commands:
         return []
-    script = client.register_script(source("stats"))
+    script = LUA["stats"]
     args = [WORKER_TTL_MS, FLOW_READ_MOST]
     raw = await run_pipeline_async(client, [(script, keys, args) for _, keys in commands])
     return [_parse(q, r) for (q, _), r in zip(commands, raw, strict=True)]

@@ -16,7 +16,7 @@ from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store import versions
 from kubeq.store.keys import QueueKeys
-from kubeq.worker import handoff, info, leases, sweeps
+from kubeq.worker import handoff, info, leases, memtrim, sweeps
 from kubeq.worker.delivery import Delivery
 from kubeq.worker.state import HANDBACK_SECONDS, REDIS_DOWN, WorkerState
 
@@ -45,13 +45,14 @@ class Upkeep(WorkerState):
 
     async def _heartbeat_loop(self) -> None:
         """Every heartbeat_interval, beside the lease renewals (``_renew_loop``): publish the
-        worker document if it changed (info.Publisher) and, every ``sweeps.SWEEP_SECONDS``,
-        offer to sweep the queues' unfinished hand-offs, sweeping those this worker won
-        (sweeps.py: one worker at a time per queue). Each step catches and logs its own
-        failure, so one bad item in Redis never stops the others nor the next beat
-        (handoff.py sets such items aside)."""
+        worker document if it changed (info.Publisher); every ``sweeps.SWEEP_SECONDS``, offer to
+        sweep the queues' unfinished hand-offs, sweeping those this worker won (sweeps.py: one
+        worker at a time per queue); once per idle spell, hand the freed heap back to the
+        system (memtrim.py). Each step catches and logs its own failure, so one bad item in
+        Redis never stops the others nor the next beat (handoff.py sets such items aside)."""
         publisher = info.Publisher(self.settings, time.time())
         claims = sweeps.SweepClaims(self.settings.worker_id)
+        trim = memtrim.IdleTrim()
         sweep_at = 0.0
         renewals = self._start_background("leases", self._renew_loop())
         try:
@@ -60,6 +61,7 @@ class Upkeep(WorkerState):
                 await publisher.beat(self._redis, self.inflight.values(), self.settled, self._round)
                 if self.settings.version:
                     await self._check_retired(self.settings.version)
+                trim.beat(len(self.inflight), self.settled.values())
                 now = time.monotonic()
                 if now >= sweep_at:
                     sweep_at = now + sweeps.SWEEP_SECONDS
