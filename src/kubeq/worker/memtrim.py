@@ -1,15 +1,16 @@
 """Handing the heap an idle worker no longer uses back to the system (glibc's
 ``malloc_trim``).
 
-CPython frees what a worker allocated for its start-up (imports, the first connections) and
-for a burst of jobs, but glibc's allocator keeps the freed pages for later reuse, so an idle
-worker holds megabytes it does not use (measured: 6 to 7 MB of an idle worker's memory,
-bench/README.md, "Where a worker's memory goes"). Once per idle spell (the first heartbeat
-after start-up, then the first heartbeat with no job held after jobs ended) the worker asks
-glibc to return them. The call takes a few milliseconds on a worker's heap and changes
-nothing the process can observe but its memory; where the C library has no
-``malloc_trim`` (musl, macOS) it does nothing, and ``KUBEQ_MALLOC_TRIM=0`` in the worker's
-environment turns it off.
+CPython frees what a worker allocated for its start-up (imports; compiling every module when
+the image holds no compiled files leaves the most) and for a burst of jobs, but glibc's
+allocator keeps the freed pages for later reuse, so an idle worker holds memory it does not
+use (12 MB measured for a worker whose modules were compiled at start-up, under 1 MB after a
+burst with compiled files; bench/README.md, "Where a worker's memory goes"). Once per idle
+spell (the first heartbeat after start-up, then the first heartbeat with no job held after
+jobs ended) the worker asks glibc to return them. The call takes a few milliseconds on a
+worker's heap and changes nothing the process can observe but its memory; where the C
+library has no ``malloc_trim`` (musl, macOS) it does nothing, and ``KUBEQ_MALLOC_TRIM=0`` in
+the worker's environment turns it off.
 """
 
 from __future__ import annotations
