@@ -2,7 +2,7 @@
 # Every test tier in two pytest processes side by side: the tests of the local Kubernetes
 # cluster (marked control_plane by tests/conftest.py: one cluster and one operator fixture
 # per session) and the fault tier (its own Toxiproxy per session) in one, everything else in
-# the other (both done within 22.6 minutes side by side on 2 cores, measured 2026-12-05). Most
+# the other (30.3 and 18.2 minutes side by side on 2 cores, measured 2026-12-05). Most
 # of the first lane's tests wait on
 # the API server, the kubelet, the operator's passes and injected faults, so the other
 # lane's CPU work fits beside them. The first lane's output is kept in a file and printed
