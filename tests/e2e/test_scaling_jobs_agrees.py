@@ -12,9 +12,7 @@ at once, and the simulated drain must be within 20 % of the measured one.
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +21,7 @@ import kubeq
 from kubeq_operator import jobpods
 from localcluster.pytest_plugin import wait_for
 from tests.operator.opsupport import Api, OperatorProcess, queue_of, taskqueue
+from tests.support.modules import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS, SECONDS, MAX, IMPORT_SECONDS = 6, 5.0, 4, 4.0
@@ -31,14 +30,7 @@ TQ, POOL = "jobsim", "sim"
 
 
 def load_sim() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "scaling_jobs", ROOT / "bench" / "scaling_jobs.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scaling_jobs"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("scaling_jobs")
 
 
 def observe(api: Api, ns: str, created: dict[str, float], finished: dict[str, float]) -> int:

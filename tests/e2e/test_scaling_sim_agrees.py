@@ -10,9 +10,7 @@ simulated ones.
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +20,7 @@ from kubeq_operator.names import deployment_name
 from kubeq_operator.spec import parse
 from localcluster.pytest_plugin import wait_for
 from tests.operator.opsupport import Api, OperatorProcess, queue_of, taskqueue
+from tests.support.modules import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS, SECONDS, CONCURRENCY, MAX = 320, 1.0, 4, 4
@@ -29,12 +28,7 @@ TOLERANCE = 0.20
 
 
 def load_sim() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("scaling_sim", ROOT / "bench" / "scaling_sim.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scaling_sim"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("scaling_sim")
 
 
 def test_a_burst_on_the_cluster_matches_the_simulator(

@@ -4,13 +4,13 @@ or a marker naming a file that is gone fails here."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.support.modules import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 READMES = [
@@ -22,12 +22,7 @@ READMES = [
 
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"bench_{name}"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench(name, f"bench_{name}")
 
 
 report = load("report")

@@ -4,21 +4,15 @@ left behind by a new run, fails here."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from tests.support.modules import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_at_scale_paragraph_is_the_one_its_results_file_renders() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "bench_durable_scale", ROOT / "bench" / "durable_scale.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_durable_scale"] = bench
-    spec.loader.exec_module(bench)
+    bench = load_bench("durable_scale", "bench_durable_scale")
     block = bench.shown((ROOT / "docs" / "durable.md").read_text())
     assert block is not None, "docs/durable.md has no <!-- durable-scale results=... --> block"
     path, text = block

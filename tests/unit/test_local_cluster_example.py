@@ -4,34 +4,23 @@ parses, its worker pods find the tasks module it names, and the task it enqueues
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from kubeq_operator.crd import API_VERSION, KIND
 from kubeq_operator.spec import parse
+from tests.support.modules import load_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "00-local-cluster"
 
 
-def load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_demo_taskqueue_runs_the_example_tasks() -> None:
-    demo = load("kubeq_example_demo", EXAMPLE / "demo.py")
+    demo = load_file("kubeq_example_demo", EXAMPLE / "demo.py")
     tq = demo._taskqueue("redis://127.0.0.1:6379/0")
     assert (tq["apiVersion"], tq["kind"]) == (API_VERSION, KIND)
     spec = parse(tq["spec"])
     env = {e["name"]: e.get("value") for e in spec.worker.env}
     module_file = Path(env["PYTHONPATH"]) / f"{spec.worker.tasks.replace('.', '/')}.py"
     assert module_file == EXAMPLE / "tasks.py"
-    tasks = load("kubeq_example_tasks", module_file)
+    tasks = load_file("kubeq_example_tasks", module_file)
     assert "demo.resize" in tasks.app.tasks  # what the demo enqueues
     assert spec.queues == ("thumbnails",)

@@ -7,31 +7,20 @@ exceed ``maxReplicaCount``). The committed results are what the simulator gives 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from kubeq_operator import jobpods
+from tests.support.modules import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-jobs_sim = load("scaling_jobs")
+jobs_sim = load_bench("scaling_jobs")
 SCENARIOS = {s.name: s for s in jobs_sim.scenarios()}
 RESULTS = ROOT / "bench" / "results" / "scaling" / "scaling-jobs.json"
 

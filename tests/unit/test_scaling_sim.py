@@ -7,15 +7,13 @@ documentation of each says on a trace small enough to reason about by hand."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from kubeq import defaults
+from tests.support.modules import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,17 +22,8 @@ RESULTS = ROOT / "bench" / "results" / "scaling"
 FIGURES = ("p50", "p95", "max", "replica_seconds", "scale_events", "interrupted", "unfinished")
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sim = load("scaling_sim")
-report = load("scaling_report")
+sim = load_bench("scaling_sim")
+report = load_bench("scaling_report")
 TRACES = {t.name: t for t in sim.traces()}
 STORED = {(r.trace, r.system): r for r in report.load_results(RESULTS / "scaling-sim.json")}
 
@@ -86,7 +75,7 @@ def test_the_keda_model_follows_its_documented_timings() -> None:
 def test_the_readme_says_what_the_real_keda_run_measured() -> None:
     """bench/keda_real.py's last run (bench/results/keda-real/keda-real.json) is the table in
     bench/README.md, and it did measure KEDA's HPA half (the HPA read KEDA's metric)."""
-    real = load("keda_real")
+    real = load_bench("keda_real")
     out = json.loads((ROOT / "bench" / "results" / "keda-real" / "keda-real.json").read_text())
     readme = (ROOT / "bench" / "README.md").read_text()
     assert report.block(readme, real.README_BEGIN, real.README_END) == real.table(out).strip("\n")
