@@ -102,8 +102,8 @@ def fenced(keys: list[Any]) -> list[Any]:
 
 
 class _Fenced:
-    """A script called on one client (sync or asyncio) with its fence key appended: EVALSHA,
-    and on NOSCRIPT the script loaded and sent again."""
+    """A script called on one client (sync or asyncio) as one ``run_pipeline`` call: its
+    fence key appended, EVALSHA, and on NOSCRIPT the script loaded and sent again."""
 
     __slots__ = ("client", "lua")
 
@@ -121,22 +121,14 @@ class _Fenced:
 
     def __call__(self, keys: list[Any], args: list[Any] | None = None, client: Any = None) -> Any:
         c = self.client if client is None else client
-        call = [len(declared := fenced(keys)), *declared, *(args or [])]
-        try:
-            reply = c.evalsha(self.lua.sha, *call)
-        except NoScriptError:
-            c.script_load(self.lua.script)
-            return c.evalsha(self.lua.sha, *call)
-        if inspect.isawaitable(reply):  # an asyncio client: NOSCRIPT comes with the reply
-            return self._awaited(reply, c, call)
-        return reply
+        call = (self.lua, keys, args or [])
+        if inspect.iscoroutinefunction(c.execute_command):  # an asyncio client
+            return self._awaited(c, call)
+        return run_pipeline(c, [call])[0]
 
-    async def _awaited(self, reply: Any, c: Any, call: list[Any]) -> Any:
-        try:
-            return await reply
-        except NoScriptError:
-            await c.script_load(self.lua.script)
-            return await c.evalsha(self.lua.sha, *call)
+    @staticmethod
+    async def _awaited(c: Any, call: ScriptCall) -> Any:
+        return (await run_pipeline_async(c, [call]))[0]
 
 
 class Scripts:
