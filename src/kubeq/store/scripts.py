@@ -173,7 +173,7 @@ ScriptCall = tuple[Any, list[Any], list[Any]]
 is a ``Lua`` or one registered on a client."""
 
 
-def _evalsha_command(call: ScriptCall) -> tuple[Any, ...]:
+def evalsha_command(call: ScriptCall) -> tuple[Any, ...]:
     """The EVALSHA command of one script call, its queue's fence declared."""
     script, keys, args = call
     declared = fenced(keys)
@@ -185,7 +185,7 @@ def _queue(pipe: Any, calls: list[ScriptCall]) -> None:
         # execute_command, not pipe.evalsha: redis-py's cluster pipeline blocks the evalsha
         # method (for NOSCRIPT, which run_pipeline handles itself) but routes EVALSHA by its
         # keys, and every call's keys are one queue's slot
-        pipe.execute_command(*_evalsha_command(call))
+        pipe.execute_command(*evalsha_command(call))
 
 
 ORDER_ERROR = "KUBEQORDER"
@@ -212,7 +212,7 @@ def _missing(calls: list[ScriptCall], results: list[Any], raise_errors: bool) ->
     return [i for i, r in enumerate(results) if _unrun(r)]
 
 
-def _pack(conn: Any, command: tuple[Any, ...]) -> Any:
+def pack_command(conn: Any, command: tuple[Any, ...]) -> Any:
     """The command in RESP, as the chunks ``send_packed_command`` takes: hiredis's C packer
     when installed (a default dependency), else the connection's own."""
     if _HIREDIS_PACK is not None:
@@ -247,7 +247,7 @@ _pid = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
-def _kept_connection(pool: Any) -> Any:
+def kept_connection(pool: Any) -> Any:
     kept: _Kept | None = getattr(_kept, "conn", None)
     pid = _pid[0]
     if kept is None or kept.pool is not pool or kept.pid != pid:
@@ -271,8 +271,8 @@ def _evalsha(client: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
     conn: Any = client.connection  # a single-connection client (client.client(), for WAIT)
     try:
         if conn is None:
-            conn = _kept_connection(client.connection_pool)
-        conn.send_packed_command(_pack(conn, ("EVALSHA", sha, len(keys), *keys, *args)))
+            conn = kept_connection(client.connection_pool)
+        conn.send_packed_command(pack_command(conn, ("EVALSHA", sha, len(keys), *keys, *args)))
         return conn.read_response()
     except redis.ResponseError:
         raise  # Redis answered in full: the connection is clean

@@ -11,7 +11,13 @@ import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from kubeq.store.resend import resent
-from kubeq.store.scripts import ScriptCall, _evalsha_command, _kept_connection, _pack, run_pipeline
+from kubeq.store.scripts import (
+    ScriptCall,
+    evalsha_command,
+    kept_connection,
+    pack_command,
+    run_pipeline,
+)
 
 
 class Stream:
@@ -31,7 +37,7 @@ class Stream:
         self.conn: Any = None
         if type(client) is redis.Redis and client.connection is None:
             with contextlib.suppress(redis.ConnectionError, redis.TimeoutError, OSError):
-                self.conn = _kept_connection(client.connection_pool)
+                self.conn = kept_connection(client.connection_pool)
 
     def script(self, call: ScriptCall) -> None:
         self.calls.append(call)
@@ -42,7 +48,7 @@ class Stream:
         # PING's: only the first call, with nothing unread, may check
         first = len(self.calls) == 1
         try:
-            packed = _pack(self.conn, _evalsha_command(call))
+            packed = pack_command(self.conn, evalsha_command(call))
             self.conn.send_packed_command(packed, check_health=first)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             self._drop()
