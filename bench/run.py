@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import report  # noqa: E402
 import tables  # noqa: E402
+from bytecode import compile_all  # noqa: E402
 from figures import machine, medians  # noqa: E402
 
 from tests.support.redisserver import RedisServer  # noqa: E402
@@ -189,6 +190,12 @@ def main() -> int:
     pythons.setdefault("kubeq", venv_python(venvs, "kubeq"))
     started = time.time()
     info = machine()
+    compiled = {py: compile_all(py) for py in sorted(set(pythons.values()))}
+    compiled.update({path: compile_all(pythons["kubeq"], [path]) for path in variants.values()})
+    if a.kubeq_path:
+        compiled[a.kubeq_path] = compile_all(pythons["kubeq"], [a.kubeq_path])
+    info["bytecode_compiled_seconds"] = compiled
+    print(f"bench: bytecode compiled first (seconds): {compiled}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="kubeq-bench-"))
     server = RedisServer(work / "redis")
     server.start()

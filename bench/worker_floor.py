@@ -145,6 +145,7 @@ def main() -> int:
     ap.add_argument("--results", required=True, help="the JSON file to write")
     a = ap.parse_args()
     sys.path.insert(0, str(HERE))
+    from bytecode import compile_all
     from figures import machine  # the rendering (report.py) needs neither
     from run import venv_python
 
@@ -160,6 +161,8 @@ def main() -> int:
         text=True,
         check=True,
     ).stdout.strip()
+    for venv in sorted({venv for venv, _, _ in CASES}):
+        compile_all(venv_python(venvs, venv))
     cases = []
     for venv, case, modules in CASES:
         python = venv_python(venvs, venv)

@@ -1,29 +1,30 @@
 #!/usr/bin/env bash
-# Every test tier in two pytest processes side by side: the tests of the local Kubernetes
-# cluster (marked control_plane by tests/conftest.py: one cluster and one operator fixture
-# per session) and the fault tier (its own Toxiproxy per session) in one, everything else in
-# the other (30.3 and 18.2 minutes side by side on 2 cores, measured 2026-12-05). Most
-# of the first lane's tests wait on
-# the API server, the kubelet, the operator's passes and injected faults, so the other
-# lane's CPU work fits beside them. The first lane's output is kept in a file and printed
-# when both have ended; the other lane prints as it goes. Exit status: the first failing
-# lane's (the other lane's first).
+# Every test tier in two pytest processes side by side. The first lane runs the tests of the
+# local Kubernetes cluster (marked control_plane by tests/conftest.py: one cluster and one
+# operator fixture per session) and the fault tier (its own Toxiproxy per session); the other
+# runs everything else, the real-node tier (tests/node, marked node: its own control plane with
+# a real kubelet, in .cluster-real/) included, so that neither lane waits long on the other.
+# Most of the first lane's tests wait on the API server, the operator's passes and injected
+# faults, and the real node's on image pulls and pod starts, so each lane's CPU work fits
+# beside the other's. The first lane's output is kept in a file and printed when both have
+# ended; the other lane prints as it goes. Exit status: the first failing lane's (the other
+# lane's first).
 # Usage: hack/test-lanes.sh PYTEST [pytest args...]
 set -uo pipefail
 pytest=("$@")
 work=$(mktemp -d "${TMPDIR:-/tmp}/kubeq-lanes.XXXXXX")
 trap 'kill 0 2>/dev/null; exit 130' INT TERM
 
-"${pytest[@]}" -m "control_plane or faults" --basetemp="$work/control-plane" -p no:cacheprovider \
+"${pytest[@]}" -m "(control_plane or faults) and not node" --basetemp="$work/control-plane" -p no:cacheprovider \
   >"$work/control-plane.log" 2>&1 &
 cp_pid=$!
 echo "==> the control-plane and fault lane runs in the background (its output follows this one's)"
-"${pytest[@]}" -m "not control_plane and not faults" --basetemp="$work/rest"
+"${pytest[@]}" -m "node or not (control_plane or faults)" --basetemp="$work/rest"
 rest=$?
 wait "$cp_pid"
 cp=$?
 echo
-echo "==> the control-plane and fault lane (pytest -m 'control_plane or faults'):"
+echo "==> the control-plane and fault lane (pytest -m '(control_plane or faults) and not node'):"
 cat "$work/control-plane.log"
 echo
 echo "==> lanes: control plane and faults exit $cp, the rest exit $rest"

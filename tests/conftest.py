@@ -10,8 +10,9 @@
   ``k8s_namespace``, ``cluster_kubeconfig``) from hack/cluster/localcluster/pytest_plugin.py,
   imported here once so tests/cluster and tests/e2e share one cluster per session.
 - ``make test`` runs two pytest processes side by side (hack/test-lanes.sh): the tests
-  marked ``control_plane`` (every test of the local cluster, marked here) in one, the rest in
-  the other.
+  marked ``control_plane`` (every test of the local cluster, marked here) and the fault tier
+  in one, the rest in the other; the real-node tier (marked ``node`` too: its own control
+  plane with a real kubelet) runs in the other, to even the lanes out.
 
 Hypothesis runs without its per-example deadline: tests never assert wall-clock times, and
 on a shared 2-core machine a pure function's example took 1.95 s once (a 200 ms deadline
