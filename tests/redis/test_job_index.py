@@ -6,6 +6,7 @@ expire), on a real Redis (and a Redis Cluster) with a real worker."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import qtasks
@@ -148,3 +149,38 @@ def test_debounced_singleton_and_batched_jobs_are_found_by_task(
     ]:
         found = q.find("finished", task=task)
         assert sorted(j.id for j in found.jobs) == sorted(j.id for j in jobs), task
+
+
+def test_an_index_is_looked_after_at_most_once_a_second(app: kubeq.App, r: object) -> None:
+    """A steady stream of enqueues costs each index an RPUSH and a PTTL per write: its aged
+    entries, its cap and its expiry are looked after by the first write a second after the
+    last time (INFO commandstats counts the commands scripts run)."""
+    redis = app.redis
+    keys = QueueKeys.of("stream", app.prefix)
+    q = app.queue("stream")
+    first = q.enqueue_call(qtasks.add, (0, 0), tags=["steady"])  # a new index: looked after
+    redis.config_resetstat()
+    t0 = time.monotonic()
+    later = [q.enqueue_call(qtasks.add, (i, i), tags=["steady"]) for i in range(1, 101)]
+    took = time.monotonic() - t0
+    stats = redis.info("commandstats")
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    looked_after = calls.get("pexpire", 0)  # each index's and ix:tasks' expiry, once a care
+    assert looked_after <= 3 * (took + 1), (looked_after, took, calls)
+    assert calls["rpush"] >= 200 and calls.get("pttl") == 200  # two indexes a write
+    # every job is in both indexes, in order
+    ids = [j.id for j in [first, *later]]
+    for k in (keys.ix_task("qtasks.add"), keys.ix_tag("steady")):
+        assert [e.decode().split(":")[1] for e in redis.lrange(k, 0, -1)] == ids
+        assert 0 < redis.pttl(k) <= 7 * 86_400_000
+
+    # a second on (its expiry set back by two), the next write drops an aged entry
+    redis.lpush(keys.ix_tag("steady"), "1000:ancient")
+    redis.pexpire(keys.ix_tag("steady"), 7 * 86_400_000 - 2000)
+    redis.zadd(keys.ix_tasks, {"qtasks.add": 0})
+    redis.pexpire(keys.ix_task("qtasks.add"), 7 * 86_400_000 - 2000)
+    last = q.enqueue_call(qtasks.add, (0, 1), tags=["steady"])
+    entries = [e.decode().split(":")[1] for e in redis.lrange(keys.ix_tag("steady"), 0, -1)]
+    assert entries == [*ids, last.id]
+    assert redis.pttl(keys.ix_tag("steady")) > 7 * 86_400_000 - 2000
+    assert float(redis.zscore(keys.ix_tasks, "qtasks.add") or 0) > 0  # its last care

@@ -281,12 +281,16 @@ end
 -- [search index] The job search index (kubeq.client.search reads it): every job enqueue.lua,
 -- flow.lua or batch.lua writes (ix_add, then ix_flush once per call) is appended to
 -- <base>ix:task:<task> and, per tag, <base>ix:tag:<tag> (LISTs of "<enqueue ms>:<id>",
--- oldest first: an RPUSH costs far less time and memory than a ZADD), and its task joins <base>ix:tasks (ZSET task -> last enqueue ms). Each write drops the
--- index's entries older than IX_KEEP_MS from its old end, keeps at most IX_CAP, and makes
--- the key expire IX_KEEP_MS after this write; a reader drops the entries at the old end
--- whose job record is gone. The task is read from the payload ("task":"..."; a name with
--- '"' or '\\' is not indexed).
+-- oldest first: an RPUSH costs far less time and memory than a ZADD), and its task joins
+-- <base>ix:tasks (ZSET task -> when its index was last looked after, ms). An index is looked
+-- after at most once every IX_CARE_MS, by the first write after that (its PTTL says when the
+-- last one was): its entries older than IX_KEEP_MS go from its old end, it keeps at most
+-- IX_CAP (plus what a second of writes adds meanwhile), and it expires IX_KEEP_MS after that
+-- write (so IX_CARE_MS early at most); between two, a write is its RPUSH and that PTTL. A
+-- reader drops the entries at the old end whose job record is gone. The task is read from
+-- the payload ("task":"..."; a name with '"' or '\\' is not indexed).
 local IX_KEEP_MS, IX_CAP = 7 * 86400000, 2000000
+local IX_CARE_MS = 1000
 local ix = {}  -- index key -> entries of this call
 local ix_tasks = {}  -- task -> true, for <base>ix:tasks
 local function ix_add(base, payload, id, tags)
@@ -303,25 +307,33 @@ local function ix_add(base, payload, id, tags)
 end
 local function ix_flush(base)
   local floor = NOW - IX_KEEP_MS
+  local cared = {}  -- index keys looked after by this call
   for k, l in pairs(ix) do
     for i = 1, #l, 4000 do redis.call('RPUSH', k, unpack(l, i, math.min(i + 3999, #l))) end
-    for _ = 1, 10 do  -- aged entries, from the old end (100 a look)
-      local old = redis.call('LRANGE', k, 0, 99)
-      local n = 0
-      for _, e in ipairs(old) do
-        if (tonumber(string.match(e, '^(%d+):')) or 0) >= floor then break end
-        n = n + 1
+    if redis.call('PTTL', k) <= IX_KEEP_MS - IX_CARE_MS then  -- -1: a new key
+      cared[k] = true
+      for _ = 1, 10 do  -- aged entries, from the old end (100 a look)
+        local oldest = redis.call('LINDEX', k, 0)
+        if not oldest or (tonumber(string.match(oldest, '^(%d+):')) or 0) >= floor then break end
+        local old = redis.call('LRANGE', k, 0, 99)
+        local n = 0
+        for _, e in ipairs(old) do
+          if (tonumber(string.match(e, '^(%d+):')) or 0) >= floor then break end
+          n = n + 1
+        end
+        redis.call('LTRIM', k, n, -1)
+        if n < 100 then break end
       end
-      if n > 0 then redis.call('LTRIM', k, n, -1) end
-      if n < 100 then break end
+      redis.call('LTRIM', k, -IX_CAP, -1)
+      redis.call('PEXPIRE', k, IX_KEEP_MS)
     end
-    redis.call('LTRIM', k, -IX_CAP, -1)
-    redis.call('PEXPIRE', k, IX_KEEP_MS)
   end
   local tasks = {}
   for task in pairs(ix_tasks) do
-    tasks[#tasks + 1] = NOWS
-    tasks[#tasks + 1] = task
+    if cared[base .. 'ix:task:' .. task] then
+      tasks[#tasks + 1] = NOWS
+      tasks[#tasks + 1] = task
+    end
   end
   if #tasks > 0 then
     local k = base .. 'ix:tasks'
