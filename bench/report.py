@@ -21,7 +21,9 @@ measured in the same run: ``run.py --variant LABEL=PATH``); ``swarm``, ``idlecos
 bench/idle_cost.py); ``jobcommands`` is bench/job_commands.py's;
 ``gateway`` is bench/gateway_report.py's (tests/gateway/test_gateway_load.py);
 ``scaledjob`` is bench/scaling_jobs_report.py's (Job mode against KEDA ScaledJob);
-``workerfloor`` is bench/worker_floor.py's; the others
+``workerfloor`` is bench/worker_floor.py's; ``limittargets`` is bench/limit_targets.py's
+(the targets against Redis's own limit and the peers' least memory); ``latencyfloor`` is
+bench/latency_floor.py's; the others
 are rendered by bench/tables.py. This module finds the blocks and rewrites them.
 Standard library only: the test imports it from the project venv.
 """
@@ -79,6 +81,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "gateway": _sibling("gateway_report", "gateway"),
     "scaledjob": _sibling("scaling_jobs_report", "render"),
     "workerfloor": _sibling("worker_floor", "render"),
+    "limittargets": _sibling("limit_targets", "render"),
+    "latencyfloor": _sibling("latency_floor", "render"),
 }
 
 
