@@ -25,12 +25,25 @@ bench_venv = req=bench/requirements/$(2).txt; \
 	    touch $$$(1)/.installed; \
 	  fi
 
-.PHONY: bench bench-venvs bench-lock
+.PHONY: bench bench-venvs bench-venv-kubeq bench-lock
 
-bench-venvs:
+bench-venvs: bench-venv-kubeq
 	@set -e; for p in $(BENCH_PEERS); do \
 	  $(call bench_venv,v,$$p); \
 	done
+
+# kubeq's own bench venv: the versions uv.lock pins for kubeq's dependencies and no extras
+# (what the worker image holds; the project venv's test extras, such as the OpenTelemetry SDK
+# that redis-py imports when it is installed, are not what a worker runs), keyed by the hash
+# of uv.lock and pyproject.toml. kubeq itself is not installed into it: run.py puts this
+# checkout's src/ (or a --variant) first on PYTHONPATH.
+bench-venv-kubeq:
+	@set -e; d=$(BENCH_CACHE)/bench-kubeq-$$(cat uv.lock pyproject.toml | sha256sum | cut -c1-12); \
+	if [ ! -f $$d/.installed ]; then \
+	  echo "bench: installing kubeq's dependencies (uv.lock, no extras) into $$d"; rm -rf $$d; \
+	  PYTHON=$(PYTHON) sh hack/install-venv.sh $$d --no-install-project; \
+	  touch $$d/.installed; \
+	fi
 
 bench-lock:
 	@set -e; for p in $(BENCH_PEERS); do \

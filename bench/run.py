@@ -26,6 +26,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+KUBEQ_SRC = str(ROOT / "src")
+"""What kubeq's bench venv runs, unless a ``--variant`` or ``--kubeq-path`` says otherwise."""
 sys.path.insert(0, str(ROOT))
 
 import report  # noqa: E402
@@ -68,10 +70,14 @@ backlog (Dramatiq's bulk path queues about 6,000 jobs/s here: 10^6 would take mi
 
 
 def venv_python(venvs: Path, system: str) -> str:
+    """The interpreter of a system's bench venv (bench.mk). kubeq's holds its dependencies
+    as uv.lock pins them, no extras, and runs this checkout's src/ (``KUBEQ_SRC``)."""
     if system == "kubeq":
-        return sys.executable  # the project venv
-    req = HERE / "requirements" / f"{system}.txt"
-    digest = hashlib.sha256(req.read_bytes()).hexdigest()[:12]
+        lock = (ROOT / "uv.lock").read_bytes() + (ROOT / "pyproject.toml").read_bytes()
+        digest = hashlib.sha256(lock).hexdigest()[:12]
+    else:
+        req = HERE / "requirements" / f"{system}.txt"
+        digest = hashlib.sha256(req.read_bytes()).hexdigest()[:12]
     py = venvs / f"bench-{system}-{digest}" / "bin" / "python"
     if not py.exists():
         raise SystemExit(f"no venv for {system} at {py.parent.parent}: run `make bench-venvs`")
@@ -154,7 +160,7 @@ def parse_args() -> argparse.Namespace:
         "--kubeq-path",
         default=None,
         help="run kubeq from this directory (a copy of src/ with a proposed "
-        "change) instead of the installed library",
+        "change) instead of this checkout's src/",
     )
     ap.add_argument(
         "--variant",
@@ -185,15 +191,14 @@ def main() -> int:
     venvs = Path(a.venvs).expanduser()
     pythons = {s: venv_python(venvs, s) for s in systems}
     # (label in the results, system module, PYTHONPATH)
-    runners = [(s, s, a.kubeq_path if s == "kubeq" else None) for s in systems]
+    runners = [(s, s, (a.kubeq_path or KUBEQ_SRC) if s == "kubeq" else None) for s in systems]
     runners += [(f"kubeq:{label}", "kubeq", path) for label, path in variants.items()]
     pythons.setdefault("kubeq", venv_python(venvs, "kubeq"))
     started = time.time()
     info = machine()
     compiled = {py: compile_all(py) for py in sorted(set(pythons.values()))}
-    compiled.update({path: compile_all(pythons["kubeq"], [path]) for path in variants.values()})
-    if a.kubeq_path:
-        compiled[a.kubeq_path] = compile_all(pythons["kubeq"], [a.kubeq_path])
+    for path in {p for _, system, p in runners if system == "kubeq" and p}:
+        compiled[path] = compile_all(pythons["kubeq"], [path])
     info["bytecode_compiled_seconds"] = compiled
     print(f"bench: bytecode compiled first (seconds): {compiled}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="kubeq-bench-"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import common
 
@@ -83,9 +82,11 @@ class Kubeq(common.System):
         self.app.enqueue_many([lat.s(i)])
 
     def worker_argv(self, settings: str) -> list[str]:
-        kubeq_cli = str(Path(sys.executable).with_name("kubeq"))
         return [
-            kubeq_cli,
+            # kubeq's bench venv runs kubeq from PYTHONPATH: it has no console script
+            sys.executable,
+            "-c",
+            "import sys; from kubeq.cli import main; sys.argv[0] = 'kubeq'; sys.exit(main())",
             "worker",
             "kubeq_bench",
             "--queue",
