@@ -91,7 +91,8 @@ print(json.dumps({**fields, "modules": loaded, "redis": version}))
 
 
 def probe(python: str, modules: list[str], reps: int, first: str | None) -> dict[str, Any]:
-    path = [p for p in (first, str(HERE / "systems")) if p]
+    # kubeq's bench venv holds its dependencies only: its code is this checkout's src/
+    path = [p for p in (first, str(HERE.parent / "src"), str(HERE / "systems")) if p]
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": os.pathsep.join(path),
