@@ -273,7 +273,14 @@ def test_an_evicted_worker_hands_its_job_back_without_counting_an_attempt(
     )
     wait_for(lambda: job.info().status == "active", timeout=60, message="the job running")
     pod = job.info().worker.split(":")[0]
-    assert pod in {p.metadata.name for p in running_pods(core, ns, "evict")}, pod
+    # the worker registers in Redis as soon as it starts; the kubelet reports the pod's phase
+    # to the API server after that (its status sync lags under load): wait for it to say so
+    wait_for(
+        lambda: pod in {p.metadata.name for p in running_pods(core, ns, "evict")},
+        timeout=60,
+        interval=0.5,
+        message=f"the API server to report {pod}, which runs the job, as Running",
+    )
     t0 = time.monotonic()
     core.create_namespaced_pod_eviction(
         pod, ns, client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=ns))
