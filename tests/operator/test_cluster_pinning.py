@@ -88,6 +88,19 @@ def test_max_drain_seconds_dead_letters_the_jobs_still_pinned_to_the_old_version
     dead = app.redis.zrange(QueueKeys.of(pinned.queue).dead, 0, -1)
     assert pinned.id.encode() in dead
     assert not runs(app, 7300) and not runs(app, 7301)
-    events = [e.message for e in api.events(ns, name) if e.reason == "PinnedJobsDeadLettered"]
+
+    def buried() -> list[str]:
+        return [e.message for e in api.events(ns, name) if e.reason == "PinnedJobsDeadLettered"]
+
+    def buried_v1() -> list[str] | None:
+        found = buried()
+        return found if any(v1 in m for m in found) else None
+
+    # the operator posts the Event after the dead-lettering that the wait above saw in Redis
+    events = wait_for(
+        buried_v1,
+        timeout=30,
+        message=lambda: f"a PinnedJobsDeadLettered Event naming {v1}: {buried()}",
+    )
     assert any(v1 in m for m in events) and any("nosuch" in m for m in events), events
     app.close()
