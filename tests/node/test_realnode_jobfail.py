@@ -69,8 +69,12 @@ def test_a_job_worker_that_exits_before_its_job_is_reported_and_backed_off(
     cond = api.condition(ns, tq, "JobPodsStarted") or {}
     assert (cond.get("status"), cond.get("reason")) == ("False", "WorkerFailed"), cond
     assert "pool render" in cond["message"] and "cannot load tasks" in cond["message"], cond
-    event = next((e for e in api.events(ns, tq) if e.reason == "JobPodFailed"), None)
-    assert event is not None, [e.reason for e in api.events(ns, tq)]
+    # the Event is queued for kopf's poster in the pass that set the condition: it may land later
+    event = wait_for(
+        lambda: next((e for e in api.events(ns, tq) if e.reason == "JobPodFailed"), None),
+        timeout=30,
+        message=lambda: f"a JobPodFailed Event: {[e.reason for e in api.events(ns, tq)]}",
+    )
     assert event.type == "Warning" and "exit code 2" in event.message, event.message
     assert "stay queued" in event.message, event.message
     status = next(p for p in api.get_tq(ns, tq)["status"]["pools"] if p["name"] == "render")
