@@ -20,6 +20,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from kubeq.store.direct import run_direct
 from kubeq.store.keys import fence_of
 
 _HIREDIS_PACK: Any
@@ -325,23 +326,12 @@ def run_pipeline(client: Any, calls: list[ScriptCall], raise_errors: bool = True
 async def run_pipeline_async(
     client: Any, calls: list[ScriptCall], raise_errors: bool = True
 ) -> list[Any]:
-    """``run_pipeline`` for a redis.asyncio client."""
-    if len(calls) == 1:  # one script call (e.g. one adelay): no pipeline machinery
-        script, keys, args = calls[0]
-        keys = fenced(keys)
-        try:
-            try:
-                return [await client.evalsha(script.sha, len(keys), *keys, *args)]
-            except NoScriptError:
-                await client.script_load(script.script)
-                return [await client.evalsha(script.sha, len(keys), *keys, *args)]
-        except ResponseError as exc:  # a script error; outages raise as from a pipeline
-            if raise_errors:
-                raise
-            return [exc]
-    pipe = client.pipeline(transaction=False)
-    _queue(pipe, calls)
-    results: list[Any] = await pipe.execute(raise_on_error=False)
+    """``run_pipeline`` for a redis.asyncio client. A plain client's calls are written before
+    the first await (``direct.run_direct``): redis-py's own path yields to the event loop
+    before it writes."""
+    results = await run_direct(client, [evalsha_command(call) for call in calls])
+    if results is None:
+        results = await _pool_pipeline(client, calls, raise_errors)
     missing = _missing(calls, results, raise_errors)
     if missing:
         for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
@@ -352,4 +342,21 @@ async def run_pipeline_async(
         retried = await pipe.execute(raise_on_error=raise_errors)
         for i, result in zip(missing, retried, strict=True):
             results[i] = result
+    return results
+
+
+async def _pool_pipeline(client: Any, calls: list[ScriptCall], raise_errors: bool) -> list[Any]:
+    """The calls through redis-py's own dispatch: one pipeline, or one EVALSHA alone."""
+    if len(calls) == 1:  # one script call (e.g. one adelay): no pipeline machinery
+        script, keys, args = calls[0]
+        keys = fenced(keys)
+        try:
+            return [await client.evalsha(script.sha, len(keys), *keys, *args)]
+        except ResponseError as exc:  # NOSCRIPT or a script error: in its place
+            if raise_errors and not _unrun(exc):
+                raise
+            return [exc]
+    pipe = client.pipeline(transaction=False)
+    _queue(pipe, calls)
+    results: list[Any] = await pipe.execute(raise_on_error=False)
     return results

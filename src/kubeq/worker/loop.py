@@ -165,11 +165,15 @@ class Worker(Upkeep):
         return limit is not None and self._leased >= limit and not self.inflight and not self._acks
 
     async def _round_trip(self, fetch: bool) -> int:
-        """``_exchange``, then ``kubeq_jobs_in_progress`` set from what is held after it."""
+        """``_exchange``, then ``kubeq_jobs_in_progress`` set from what is held after it; a
+        round trip that fetched is timed for the refill (prefetch.py)."""
+        sent = time.monotonic()
         try:
             return await self._exchange(fetch)
         finally:
             self._gauge_holding()
+            if fetch:
+                self._prefetch.round_trip(time.monotonic() - sent, self._leased)
 
     async def _exchange(self, fetch: bool) -> int:
         """Send queued outcomes and (if slots are free) a fetch, in one pipeline; returns the
@@ -269,10 +273,11 @@ class Worker(Upkeep):
         return reply.remaining
 
     def _hold_seconds(self) -> float:
-        """How long the next round trip may wait: while more than half the prefetch room is
-        still leased and waiting here, slots have work and the acknowledgements can gather,
-        for at most ``defaults.ACK_HOLD_MS`` after the first of them (0: go now)."""
-        if len(self._prefetch.waiting) <= self._prefetch.room() // 2:
+        """How long the next round trip may wait: while the jobs leased and waiting here keep
+        the slots busy for longer than a refill takes (``Prefetch.refill_at``), the
+        acknowledgements can gather, for at most ``defaults.ACK_HOLD_MS`` after the first of
+        them (0: go now)."""
+        if len(self._prefetch.waiting) <= self._prefetch.refill_at():
             return 0.0
         if not self._acks:
             return 1.0  # nothing to send; a job's end wakes the loop

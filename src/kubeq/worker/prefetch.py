@@ -17,6 +17,13 @@ waits here is handed back too, for other workers (``stale``): when a run just to
 waited that long. Measured, not estimated: a loaded CPU that slows every short job keeps the
 buffer (handing it back would not help, other workers share the CPU), and one slow outlier
 only sends back what waits at its end.
+
+The same measurements say when to refill (``refill_at``). While enough jobs wait here the
+loop holds its next round trip to gather acknowledgements into one; it must not hold so long
+that the slots run dry before the refill's reply is back, or the worker and Redis take turns
+instead of working at once. So the round trip goes when what waits would last no longer than
+``REFILL_MARGIN`` round trips at the rate jobs are taken (both measured, moving averages), or
+when no more than half the room waits, whichever comes first.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ T = TypeVar("T")
 
 _WEIGHT = 0.1
 """Weight of the newest run in the moving average of run times."""
+REFILL_MARGIN = 1.5
+"""The loop refills while the jobs that wait here would still last this many round trips."""
 STALE_BUDGETS = 4
 """A prefetched job that has waited this many budgets (200 ms by default) means the slots are
 slower than the prefetch assumed: what waits goes back to the queue."""
@@ -52,6 +61,12 @@ class Prefetch(Generic[T]):
         """The last run took ``STALE_BUDGETS`` budgets or more."""
         self.waiting: collections.deque[tuple[float, T]] = collections.deque()
         """Leased jobs that wait for a slot, oldest first, with when they were leased."""
+        self.rtt: float | None = None
+        """Seconds from a round trip's send to its reply read (moving average)."""
+        self.rate: float | None = None
+        """Jobs leased per second between round trips that leased some (moving average)."""
+        self._mark: tuple[float, int] | None = None
+        """When the last round trip ended and how many jobs had been leased by then."""
 
     def hold(self, item: T) -> None:
         """Keep a leased job until a slot frees."""
@@ -89,6 +104,25 @@ class Prefetch(Generic[T]):
             self.mean = seconds
         else:
             self.mean += _WEIGHT * (seconds - self.mean)
+
+    def round_trip(self, seconds: float, leased: int) -> None:
+        """A round trip took ``seconds``; ``leased`` jobs have been leased in all since the
+        worker started."""
+        self.rtt = seconds if self.rtt is None else self.rtt + _WEIGHT * (seconds - self.rtt)
+        now = time.monotonic()
+        mark, self._mark = self._mark, (now, leased)
+        if mark is None or leased <= mark[1] or now <= mark[0]:
+            return  # nothing taken since (idle): the last rate still says what a burst does
+        rate = (leased - mark[1]) / (now - mark[0])
+        self.rate = rate if self.rate is None else self.rate + _WEIGHT * (rate - self.rate)
+
+    def refill_at(self) -> int:
+        """Jobs waiting here at or below which the next round trip goes at once: half the
+        room, or what is taken during ``REFILL_MARGIN`` round trips, whichever is more."""
+        half = self.room() // 2
+        if self.rtt is None or self.rate is None:
+            return half
+        return max(half, int(self.rate * self.rtt * REFILL_MARGIN))
 
     def room(self) -> int:
         """Jobs to lease beyond the free slots now: what the slots get through within the
