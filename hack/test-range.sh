@@ -30,7 +30,8 @@ REDIS_SLICE=(
   tests/redis/test_async_client.py
   tests/redis/test_prefetch.py::test_short_jobs_are_leased_ahead_and_each_runs_once
   tests/redis/test_reliability.py
-  -k "not stats_in_one_round_trip and (test_client or test_async_client or test_prefetch or retry or dead_letters or sigkill_mid_job)"
+  tests/redis/test_direct_write.py
+  -k "not stats_in_one_round_trip and (test_client or test_async_client or test_prefetch or retry or dead_letters or sigkill_mid_job or test_direct_write)"
 )
 
 case $tier in
