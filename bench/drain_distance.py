@@ -35,15 +35,13 @@ import redis
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE / "systems"))
+
+from procs import session_cpu  # noqa: E402 - bench/systems: the bench's CPU reader
+
 TASKS = "distance_tasks"
 """bench/distance_tasks.py: the no-op tasks, sync and async."""
 KINDS = {"sync": "bench.noop", "async": "bench.anoop"}
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def _redis_cpu(r: redis.Redis) -> float:
@@ -92,6 +90,7 @@ def drain(
             str(concurrency),
         ],
         env=env,
+        start_new_session=True,  # its session is what procs.session_cpu reads
     )
     try:
         deadline = time.monotonic() + 120
@@ -99,12 +98,12 @@ def drain(
             if time.monotonic() > deadline or worker.poll() is not None:
                 raise RuntimeError(f"the worker took no job (exit {worker.poll()})")
             time.sleep(0.001)
-        t0, cpu0, rcpu0 = time.perf_counter(), _cpu_seconds(worker.pid), _redis_cpu(r)
+        t0, cpu0, rcpu0 = time.perf_counter(), session_cpu(worker.pid), _redis_cpu(r)
         while r.zcard(ready) or r.zcard(active):
             if time.monotonic() > deadline:
                 raise RuntimeError("the drain took more than 120 s")
             time.sleep(0.005)
-        t1, cpu1, rcpu1 = time.perf_counter(), _cpu_seconds(worker.pid), _redis_cpu(r)
+        t1, cpu1, rcpu1 = time.perf_counter(), session_cpu(worker.pid), _redis_cpu(r)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
