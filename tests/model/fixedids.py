@@ -1,7 +1,7 @@
 """Job ids the same in every execution of an example.
 
 A job without an id of its own gets one from ``kubeq.store.ids`` (microseconds, a sequence
-and 40 random bits), and a partitioned queue routes such a job by its id's hash. With real
+and 48 random bits), and a partitioned queue routes such a job by its id's hash. With real
 ids, the same steps put a chord member or a bulk job on ``pq#0`` in one execution and on
 ``pq#1`` in the next, so the workers fetch other jobs and the example is not replayed as it
 ran (shrinking then reports another example, or none). The machines install these ids for
@@ -38,10 +38,10 @@ class FixedIds:
         self._saved: dict[str, Any] = {}
 
     def install(self) -> None:
-        self._saved = {name: getattr(ids, name) for name in ("time", "_random", "_sequence")}
+        self._saved = {name: getattr(ids, name) for name in ("time", "_random", "_last")}
         ids.time = FixedClock()  # type: ignore[assignment]
         ids._random = random.Random(0)
-        ids._sequence = itertools.count()
+        ids._last = 0
 
     def restore(self) -> None:
         for name, value in self._saved.items():

@@ -6,12 +6,14 @@ expire), on a real Redis (and a Redis Cluster) with a real worker."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 import qtasks
 
 import kubeq
+from kubeq.store import ids, jobindex
 from kubeq.store.keys import QueueKeys
 from tests.redis.helpers import wait_until
 from tests.redis.workers import StartWorker, run
@@ -107,9 +109,7 @@ def test_index_entries_go_with_their_records(
     # an entry older than the index keeps (7 days) goes on the next write of its index
     redis.lpush(keys.ix_tag("brief"), "1000:ancient")
     fresh = q.enqueue_call(qtasks.add, (1, 1), tags=["brief"])
-    assert [e.decode().split(":")[1] for e in redis.lrange(keys.ix_tag("brief"), 0, -1)] == [
-        fresh.id
-    ]
+    assert [jobindex.parse(e)[1] for e in redis.lrange(keys.ix_tag("brief"), 0, -1)] == [fresh.id]
 
 
 def test_a_partitioned_queue_is_searched_in_every_partition(redis_url: str) -> None:
@@ -171,7 +171,7 @@ def test_an_index_is_looked_after_at_most_once_a_second(app: kubeq.App, r: objec
     # every job is in both indexes, in order
     ids = [j.id for j in [first, *later]]
     for k in (keys.ix_task("qtasks.add"), keys.ix_tag("steady")):
-        assert [e.decode().split(":")[1] for e in redis.lrange(k, 0, -1)] == ids
+        assert [jobindex.parse(e)[1] for e in redis.lrange(k, 0, -1)] == ids
         assert 0 < redis.pttl(k) <= 7 * 86_400_000
 
     # a second on (its expiry set back by two), the next write drops an aged entry
@@ -180,7 +180,39 @@ def test_an_index_is_looked_after_at_most_once_a_second(app: kubeq.App, r: objec
     redis.zadd(keys.ix_tasks, {"qtasks.add": 0})
     redis.pexpire(keys.ix_task("qtasks.add"), 7 * 86_400_000 - 2000)
     last = q.enqueue_call(qtasks.add, (0, 1), tags=["steady"])
-    entries = [e.decode().split(":")[1] for e in redis.lrange(keys.ix_tag("steady"), 0, -1)]
+    entries = [jobindex.parse(e)[1] for e in redis.lrange(keys.ix_tag("steady"), 0, -1)]
     assert entries == [*ids, last.id]
     assert redis.pttl(keys.ix_tag("steady")) > 7 * 86_400_000 - 2000
     assert float(redis.zscore(keys.ix_tasks, "qtasks.add") or 0) > 0  # its last care
+
+
+def test_an_entry_is_the_bare_id_when_the_id_says_when_it_was_made(app: kubeq.App) -> None:
+    """A generated id is its own entry (it says when it was made); an id of the user's, or one
+    shaped like a generated id that was made too long ago, keeps ``<enqueue ms>:``. Every
+    kind is found by ``since``, and an old bare entry ages out on the next write."""
+    redis = app.redis
+    keys = QueueKeys.of("bare", app.prefix)
+    q = app.queue("bare")
+    made = q.enqueue_call("t.b", (1,))
+    mine = q.enqueue_call("t.b", (2,), job_id="order-17")
+    stale_id = ids.new_job_id()
+    time.sleep(0.5)
+    between = time.time()  # jobs enqueued after this are within since=time.time() - between
+    time.sleep(0.5)
+    # an id made "long ago": its time moved back by two minutes, the rest kept
+    old_us = (ids.created_ms(stale_id) or 0) * 1000 - 120_000_000
+    stale = q.enqueue_call("t.b", (3,), job_id=ids._encode(old_us, 1, 7))
+    raw = [e.decode() for e in redis.lrange(keys.ix_task("t.b"), 0, -1)]
+    assert raw[0] == made.id and len(made.id) == 19
+    assert re.fullmatch(r"\d{13}:order-17", raw[1]) and raw[2].endswith(":" + stale.id)
+    assert [j.id for j in q.find(task="t.b", since=60).jobs] == [stale.id, mine.id, made.id]
+    # enqueued_at is what since reads, each job's own
+    assert [j.id for j in q.find(task="t.b", since=time.time() - between).jobs] == [stale.id]
+
+    # a bare entry of an id made eight days ago is aged out by the next look after the index
+    week_ago = ids._encode((int(time.time()) - 8 * 86400) * 1_000_000, 0, 1)
+    redis.lpush(keys.ix_task("t.b"), week_ago)
+    redis.pexpire(keys.ix_task("t.b"), 7 * 86_400_000 - 2000)
+    q.enqueue_call("t.b", (4,))
+    left = [jobindex.parse(e)[1] for e in redis.lrange(keys.ix_task("t.b"), 0, -1)]
+    assert week_ago not in left and left[:3] == [made.id, mine.id, stale.id]

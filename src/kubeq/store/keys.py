@@ -303,14 +303,14 @@ class QueueKeys:
         return f"{self.base}items:{batch_id}"
 
     def ix_task(self, task: str) -> str:
-        """LIST of ``<enqueue ms>:<id>`` of a task's jobs, oldest first (the search index,
-        appended by enqueue.lua, read by ``kubeq.store.jobindex``: entries at the old end
-        whose job record is gone are dropped when read, those older than 7 days on each
-        write, the oldest past 2,000,000; the key expires 7 days after its last write)."""
+        """LIST of ``<enqueue ms>:<id>`` (or the bare id) of a task's jobs, oldest first (the
+        search index, appended by enqueue.lua, read by ``kubeq.store.jobindex``: entries at the
+        old end whose job record is gone are dropped when read, those older than 7 days on
+        each write, the oldest past 2,000,000; the key expires 7 days after its last write)."""
         return f"{self.base}ix:task:{task}"
 
     def ix_tag(self, tag: str) -> str:
-        """LIST of ``<enqueue ms>:<id>`` of the jobs carrying a tag (``tags=[...]``); kept as
+        """LIST of ``<enqueue ms>:<id>`` (or the bare id) of the jobs carrying a tag; kept as
         ``ix_task``."""
         return f"{self.base}ix:tag:{tag}"
 
