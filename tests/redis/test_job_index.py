@@ -201,7 +201,7 @@ def test_an_entry_is_the_bare_id_when_the_id_says_when_it_was_made(app: kubeq.Ap
     time.sleep(0.5)
     # an id made "long ago": its time moved back by two minutes, the rest kept
     old_us = (ids.created_ms(stale_id) or 0) * 1000 - 120_000_000
-    stale = q.enqueue_call("t.b", (3,), job_id=ids._encode(old_us, 1, 7))
+    stale = q.enqueue_call("t.b", (3,), job_id=ids._encode(old_us << 12 | 1, 7))
     raw = [e.decode() for e in redis.lrange(keys.ix_task("t.b"), 0, -1)]
     assert raw[0] == made.id and len(made.id) == 19
     assert re.fullmatch(r"\d{13}:order-17", raw[1]) and raw[2].endswith(":" + stale.id)
@@ -210,7 +210,7 @@ def test_an_entry_is_the_bare_id_when_the_id_says_when_it_was_made(app: kubeq.Ap
     assert [j.id for j in q.find(task="t.b", since=time.time() - between).jobs] == [stale.id]
 
     # a bare entry of an id made eight days ago is aged out by the next look after the index
-    week_ago = ids._encode((int(time.time()) - 8 * 86400) * 1_000_000, 0, 1)
+    week_ago = ids._encode((int(time.time()) - 8 * 86400) * 1_000_000 << 12, 1)
     redis.lpush(keys.ix_task("t.b"), week_ago)
     redis.pexpire(keys.ix_task("t.b"), 7 * 86_400_000 - 2000)
     q.enqueue_call("t.b", (4,))
