@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import qtasks
@@ -24,7 +25,7 @@ def test_a_default_job_stores_only_what_differs_from_the_defaults(
     job = app.queue("lean").enqueue(qtasks.add)
     stored = r.hgetall(QueueKeys.of("lean").job(job.id))
     # (and "sent": a one-job call keeps its send token on its job, for its resend)
-    assert sorted(stored) == [b"enqueued_at", b"payload", b"result_ttl", b"sent", b"status"]
+    assert sorted(stored) == [b"enqueued_at", b"payload", b"sent", b"status"]
     assert json.loads(stored[b"payload"]) == {"task": "qtasks.add"}
     assert r.object("encoding", QueueKeys.of("lean").job(job.id)) == b"listpack"
     info = job.info()
@@ -39,6 +40,36 @@ def test_options_that_differ_from_the_defaults_are_stored(app: kubeq.App, r: red
     payload = json.loads(stored[b"payload"])
     assert (payload["args"], payload["kwargs"]) == ([1], {"y": 2})
     assert job.info().priority == 9
+
+
+def test_a_job_at_the_default_result_ttl_is_kept_a_day_after_any_end(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    """No result_ttl field (the default, a day): each way a job ends still gives its record
+    the default TTL, and a job with a result_ttl of its own keeps and uses it."""
+    keys = QueueKeys.of("lean")
+    q = app.queue("lean")
+    done = q.enqueue(qtasks.add, 1, 2)
+    cancelled = q.enqueue(qtasks.add, 3, 4)
+    aborted = q.enqueue(qtasks.add, 5, 6)
+    expired = q.enqueue_call(qtasks.add, (7, 8), expires=0.05)
+    failed = q.enqueue(qtasks.always_fail)
+    # a parent with a callback keeps its record until the hand-off, which gives it its TTL
+    parent = q.enqueue_call(qtasks.add, (2, 2), on_success=qtasks.add.si(0, 0).set(queue="lean"))
+    own = q.enqueue_call(qtasks.add, (9, 9), result_ttl=600)
+    assert b"result_ttl" not in r.hkeys(keys.job(done.id))
+    assert r.hget(keys.job(own.id), "result_ttl") == b"600"
+    assert cancelled.cancel() and aborted.abort()
+    time.sleep(0.1)  # past expired's expiry before a worker fetches it
+    start_worker("--queue", "lean")
+    assert done.result(timeout=60) == 3 and own.result(timeout=60) == 18
+    wait_until(lambda: expired.status() == "expired", 60, "the expired job to end")
+    wait_until(lambda: failed.status() == "failed", 60, "the failing job to be dead-lettered")
+    wait_until(lambda: r.ttl(keys.job(parent.id)) > 0, 60, "the parent's hand-off")
+    assert r.ttl(keys.job(failed.id)) == -1  # a dead letter stays until it is dealt with
+    for job in (done, cancelled, aborted, expired, parent):
+        assert 86_400 - 60 < r.ttl(keys.job(job.id)) <= 86_400, (job.id, job.status())
+    assert 0 < r.ttl(keys.job(own.id)) <= 600
 
 
 def _fetch(app: kubeq.App, worker: str) -> list[Any]:

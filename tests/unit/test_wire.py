@@ -11,7 +11,7 @@ import re
 import orjson
 import pytest
 
-from kubeq import Call, TaskOptions
+from kubeq import Call, TaskOptions, defaults
 from kubeq.client.enqueue import (
     ENQUEUE_BATCH,
     ENQUEUE_GROUP_FIELDS,
@@ -44,6 +44,8 @@ def test_strides_match_the_scripts() -> None:
     assert _stride("enqueue", r"o = o \+ (\d+)\n    local jk") == ENQUEUE_JOB_FIELDS
     assert _stride("enqueue", r"local o = (\d+)\n") == ENQUEUE_HEADER + 1  # Lua counts from 1
     assert _stride("enqueue", r"local RESEND_WINDOW = (\d+)\n") == RESEND_WINDOW
+    # a record without result_ttl is kept for the default the clients send (not stored)
+    assert _stride("enqueue", r"local RESULT_TTL = '(\d+)'\n") == defaults.RESULT_TTL
     assert f"then {FETCH_FIELDS_PER_JOB} items per job" in source("fetch")
 
 

@@ -27,6 +27,9 @@ end
 -- item on its own (dead-lettered with its reason), so one malformed entry written by hand or by
 -- a bug never leaves the other items of the same call half-done.
 local MAX_TTL = 315360000 -- ten years in seconds
+-- A job's result_ttl when its record has none: the default (kubeq.defaults.RESULT_TTL) is
+-- not stored (enqueue.lua), as no field at its default is.
+local RESULT_TTL = '86400'
 -- The fields of a job hash, or nil when the key holds another type.
 -- A one-job enqueue call within the resend window stores its send token on its job (field
 -- 'sent'; enqueue.lua). When that job's record is deleted (replaced by a new job of its id,
@@ -65,6 +68,10 @@ local function ttl_of(v)
   local n = tonumber(v)
   if not n or n ~= n or n < 1 then return nil end
   return math.min(math.floor(n), MAX_TTL)
+end
+-- A job's result TTL from its record's result_ttl field (missing: the default).
+local function job_ttl(v)
+  return ttl_of(v or RESULT_TTL)
 end
 -- Tell result() waiters that a job has ended. Only a job a caller waits for has a done-list:
 -- a waiter sets <base>watch:<id> before it reads the status (docs/protocol.md), so a job
@@ -155,7 +162,7 @@ local function end_batch(base, id, jk, status)
       if st == 'failed' then
         redis.call('ZADD', base .. 'dead', NOWS, item)
       else
-        t = ttl_of(f[3])
+        t = job_ttl(f[3])
         if t then redis.call('EXPIRE', ik, t) end
       end
       notify_done(base, item, t)
@@ -163,7 +170,7 @@ local function end_batch(base, id, jk, status)
       if type(icb) == 'string' and string.find(icb, 'd', 1, true) then note_handoff(base, item) end
     end
   end
-  local t = ttl_of(redis.pcall('HGET', jk, 'result_ttl'))
+  local t = job_ttl(redis.pcall('HGET', jk, 'result_ttl'))
   if t then redis.call('EXPIRE', items, t) else redis.call('DEL', items) end
   local open = redis.pcall('HGET', jk, 'batch_key')
   if type(open) == 'string' and redis.pcall('GET', base .. 'batch:' .. open) == id then

@@ -32,7 +32,7 @@ if cf and (cf[1] == 'scheduled' or cf[1] == 'queued') and not cf[3] and
     redis.call('ZREM', q.delayed, c)
     redis.call('HSET', ck, 'status', 'cancelled', 'finished_at', NOW,
       'reason', 'each of its items was cancelled or aborted')
-    local ct = ttl_of(redis.call('HGET', ck, 'result_ttl'))
+    local ct = job_ttl(redis.call('HGET', ck, 'result_ttl'))
     if ct then redis.call('EXPIRE', ck, ct) end
     notify_done(base, c, ct)
     note_end(base, c, ck, 'cancelled')
@@ -41,7 +41,7 @@ end
 local reason = 'aborted by request'
 if out == 1 then reason = 'aborted by request while its batch ' .. c .. ' ran' end
 redis.call('HSET', jk, 'status', 'aborted', 'finished_at', NOW, 'reason', reason)
-local ttl = ttl_of(f[3])
+local ttl = job_ttl(f[3])
 if ttl then redis.call('EXPIRE', jk, ttl) end
 notify_done(base, id, ttl)
 note_end(base, id, jk, 'aborted')

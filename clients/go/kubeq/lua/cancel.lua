@@ -44,7 +44,7 @@ if status == 'batched' then
     redis.call('ZREM', q.delayed, c)
     redis.call('HSET', ck, 'status', 'cancelled', 'finished_at', NOW,
       'reason', 'each of its items was cancelled')
-    local ct = ttl_of(redis.call('HGET', ck, 'result_ttl'))
+    local ct = job_ttl(redis.call('HGET', ck, 'result_ttl'))
     if ct then redis.call('EXPIRE', ck, ct) end
     notify_done(base, c, ct)
     note_end(base, c, ck, 'cancelled')
@@ -61,7 +61,7 @@ redis.call('ZREM', q.delayed, id)
 redis.call('ZREM', base .. 'deferred', id)
 if f[3] then redis.call('ZREM', base .. 'waiting:' .. f[3], id) end
 redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOW)
-local ttl = ttl_of(f[2])
+local ttl = job_ttl(f[2])
 if ttl then redis.call('EXPIRE', jk, ttl) end
 notify_done(base, id, ttl)
 note_end(base, id, jk, 'cancelled')

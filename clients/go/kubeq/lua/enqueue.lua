@@ -139,10 +139,14 @@ for _ = 1, groups do
   o = o + 6
   local run_at = due_at(due)
   -- a field at its default is not written (deliveries, attempts and lease 0, priority 5,
-  -- max_deliveries 5: every reader takes a missing one as its default; bench/README.md,
-  -- "Where a job's bytes go"); without a receipt, the call's token goes on each job
+  -- max_deliveries 5, result_ttl RESULT_TTL: every reader takes a missing one as its default;
+  -- bench/README.md, "Where a job's bytes go"); without a receipt, the call's token goes on
+  -- each job
   local extra = {}
   if priority ~= '5' then extra[#extra + 1] = 'priority'; extra[#extra + 1] = priority end
+  if result_ttl ~= RESULT_TTL then
+    extra[#extra + 1] = 'result_ttl'; extra[#extra + 1] = result_ttl
+  end
   if max_deliveries ~= '5' then
     extra[#extra + 1] = 'max_deliveries'; extra[#extra + 1] = max_deliveries
   end
@@ -195,7 +199,7 @@ for _ = 1, groups do
         keep_receipt(base, f[2], f[3])  -- the call that wrote it may still be resent
       end
       redis.call('HSET', jk, 'payload', payload, 'status', st, 'enqueued_at', NOWS,
-        'result_ttl', result_ttl, unpack(extra))
+        unpack(extra))
       if ctl then redis.call('HSET', jk, 'ctl', '1', unpack(control))
       elseif #control > 0 then redis.call('HSET', jk, unpack(control)) end
       if st == 'deferred' then

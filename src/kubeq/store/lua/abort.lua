@@ -45,7 +45,7 @@ else
   return 0
 end
 redis.call('HSET', jk, 'status', 'aborted', 'finished_at', NOW, 'reason', 'aborted by request')
-local ttl = ttl_of(f[2])
+local ttl = job_ttl(f[2])
 if ttl and out ~= 1 then redis.call('EXPIRE', jk, ttl) end
 notify_done(base, id, ttl)
 note_end(base, id, jk, 'aborted')

@@ -81,7 +81,7 @@ for i = 0, n - 1 do
     out[#out + 1] = -2
   elseif f[1] == 'aborted' then
     if f[2] == lease and redis.call('ZSCORE', q.active, id) then
-      aborted_stopped(q, base, id, jk, f[9], f[10], f[3])
+      aborted_stopped(q, base, id, jk, f[9], f[10], f[3] or RESULT_TTL)
     end
     out[#out + 1] = 2
   elseif f[1] ~= 'active' and f[2] == lease then
@@ -102,7 +102,7 @@ for i = 0, n - 1 do
     if outcome == 'finished' then
       redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOWS,
         'attempts', int(f[7] or '0') + 1)
-      local ttl = ttl_of(f[3])
+      local ttl = job_ttl(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)
       if f[11] then handoff = note_end(base, id, jk, 'finished') end

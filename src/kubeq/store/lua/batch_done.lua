@@ -21,7 +21,7 @@ for i = 4, #ARGV, 4 do
     if outcome == 'finished' then
       redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOWS,
         'attempts', '1', 'started_at', NOWS)
-      local ttl = ttl_of(f[3])
+      local ttl = job_ttl(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)
       note_end(base, id, jk, 'finished') -- its dependents (depends_on) are handed off
@@ -32,7 +32,7 @@ for i = 4, #ARGV, 4 do
       redis.call('ZADD', q.delayed, string.format('%d', due_at(reason)), id)
       wake(q.wake, 1)
     elseif outcome == 'expired' then  -- its expiry time passed before its batch started
-      expire_job(base, id, jk, f[3])
+      expire_job(base, id, jk, f[3] or RESULT_TTL)
     else
       redis.call('HSET', jk, 'error', value, 'attempts', '1')
       bury(q, base, id, jk, reason)

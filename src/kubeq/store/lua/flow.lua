@@ -72,7 +72,7 @@ local function abort_running(jk)
   end
   redis.call('HSET', jk, 'status', 'aborted', 'finished_at', NOWS,
     'reason', 'aborted by a newer call of its singleton key (cancel_running): ' .. id)
-  notify_done(base, cur, cf[8])
+  notify_done(base, cur, cf[8] or RESULT_TTL)
   note_end(base, cur, jk, 'aborted')
 end
 

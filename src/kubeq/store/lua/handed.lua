@@ -36,7 +36,7 @@ for _ = 1, n do
     -- an aborted attempt still running keeps the record too (aborted_stopped expires it)
     if f and ENDED[f[1]] and redis.call('TTL', jk) == -1 and
         type(redis.call('ZSCORE', base .. 'active', id)) ~= 'string' then
-      local ttl = ttl_of(f[2])
+      local ttl = job_ttl(f[2])
       if ttl then redis.call('EXPIRE', jk, ttl) end
     end
   end

@@ -22,7 +22,7 @@ for _, key in ipairs({q.ready, q.delayed, base .. 'sleeping'}) do
     if f and f[1] and string.find(f[1], 'd', 1, true) then
       redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOWS,
         'reason', 'purged from its queue before it started')
-      local ttl = ttl_of(f[2])
+      local ttl = job_ttl(f[2])
       notify_done(base, id, ttl)
       note_end(base, id, jk, 'cancelled')
     else

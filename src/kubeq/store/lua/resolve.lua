@@ -18,7 +18,7 @@ if pst ~= 'finished' and f[3] ~= '1' then
   redis.call('ZREM', base .. 'deferred', id)
   redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', NOW,
     'reason', 'its parent ' .. parent .. ' ended ' .. pst .. ' (allow_failure is off)')
-  local ttl = ttl_of(f[5])
+  local ttl = job_ttl(f[5])
   if ttl then redis.call('EXPIRE', jk, ttl) end
   notify_done(base, id, ttl)
   note_end(base, id, jk, 'cancelled')
