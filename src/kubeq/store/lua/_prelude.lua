@@ -287,16 +287,16 @@ local function queue_keys(offset)
 end
 -- [search index] The job search index (kubeq.client.search reads it): every job enqueue.lua,
 -- flow.lua or batch.lua writes (ix_add, then ix_flush once per call) is appended to
--- <base>ix:task:<task> and, per tag, <base>ix:tag:<tag> (LISTs, oldest first: an RPUSH
--- costs far less time and memory than a ZADD; an entry is "<enqueue ms>:<id>", or the bare id
--- when the id says when it was made, kubeq.store.ids, and that is within IX_SKEW_MS of now:
--- 21 bytes where the two cost 35), and its task joins <base>ix:tasks (ZSET task -> when its index was last looked after, ms). An index is looked
--- after at most once every IX_CARE_MS, by the first write after that (its PTTL says when the
--- last one was): its entries older than IX_KEEP_MS go from its old end, it keeps at most
--- IX_CAP (plus what a second of writes adds meanwhile), and it expires IX_KEEP_MS after that
--- write (so IX_CARE_MS early at most); between two, a write is its RPUSH and that PTTL. A
--- reader drops the entries at the old end whose job record is gone. The task is read from
--- the payload ("task":"..."; a name with '"' or '\\' is not indexed).
+-- <base>ix:task:<task> and, per tag, <base>ix:tag:<tag> (LISTs, oldest first: an RPUSH costs far
+-- less time and memory than a ZADD; an entry is "<enqueue ms>:<id>", or the bare id when the id
+-- says when it was made, kubeq.store.ids, and that is within IX_SKEW_MS of now: 21 bytes where the
+-- two cost 35), and its task joins <base>ix:tasks (ZSET task -> when its index was last looked
+-- after, ms). An index is looked after at most once every IX_CARE_MS, by the first write after that
+-- (its PTTL says when the last one was): its entries older than IX_KEEP_MS go from its old end, it
+-- keeps at most IX_CAP (plus what a second of writes adds meanwhile), and it expires IX_KEEP_MS
+-- after that write (so IX_CARE_MS early at most); between two, a write is its RPUSH and that PTTL.
+-- A reader drops the entries at the old end whose job record is gone. The task is read from the
+-- payload ("task":"..."; a name with '"' or '\\' is not indexed).
 local IX_KEEP_MS, IX_CAP = 7 * 86400000, 2000000
 local IX_CARE_MS = 1000
 local IX_SKEW_MS = 60000
