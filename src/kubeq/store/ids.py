@@ -28,6 +28,7 @@ TIME_CHARS = 9
 _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _TO_ID = bytes.maketrans(_B64, ALPHABET.encode())
 _VALUE = {c: i for i, c in enumerate(ALPHABET)}
+_CHARS = frozenset(ALPHABET)
 
 _random = random.Random()  # seeded from os.urandom; reseeded in a forked child below
 os.register_at_fork(after_in_child=_random.seed)
@@ -56,16 +57,11 @@ def new_job_id() -> str:
 def created_ms(job_id: str) -> int | None:
     """When an id in ``new_job_id``'s format was made (ms since the epoch, by the clock of the
     process that made it); None for any other id."""
-    if len(job_id) != LENGTH:
+    if len(job_id) != LENGTH or not _CHARS.issuperset(job_id):
         return None
     us = 0
-    try:
-        for c in job_id[:TIME_CHARS]:
-            us = us * 64 + _VALUE[c]
-        for c in job_id[TIME_CHARS:]:
-            _VALUE[c]
-    except KeyError:
-        return None
+    for c in job_id[:TIME_CHARS]:
+        us = us * 64 + _VALUE[c]
     return us // 1000
 
 

@@ -150,19 +150,20 @@ local function take_back(q, jk, id, lease_until)
   if lease_until then redis.call('ZADD', q.active, lease_until, id) end
 end
 -- An aborted attempt has stopped (its worker said so, or stopped renewing its lease): its
--- concurrency slot is free and the job's data expires after its result TTL from now.
+-- concurrency slot is free and the job's data expires after its result TTL from now (ttl: the
+-- job's result_ttl field, missing for the default).
 local function aborted_stopped(q, base, id, jk, cl_key, cl_n, ttl)
   redis.call('ZREM', q.active, id)
   release_slot(q, base, id, cl_key, cl_n)
-  local t = ttl_of(ttl)
+  local t = job_ttl(ttl)
   -- a hand-off still to come keeps the record (handed.lua gives it its TTL then)
   if t and not handing_off(base, id) then redis.call('EXPIRE', jk, t) end
 end
--- End a job that did not start before its expiry time.
+-- End a job that did not start before its expiry time (ttl: as for aborted_stopped).
 local function expire_job(base, id, jk, ttl)
   redis.call('HSET', jk, 'status', 'expired', 'finished_at', NOW,
     'reason', 'expired: it had not started by its expiry time')
-  local t = ttl_of(ttl)
+  local t = job_ttl(ttl)
   if t then redis.call('EXPIRE', jk, t) end
   notify_done(base, id, t)
   note_end(base, id, jk, 'expired')

@@ -81,7 +81,7 @@ for i = 0, n - 1 do
     out[#out + 1] = -2
   elseif f[1] == 'aborted' then
     if f[2] == lease and redis.call('ZSCORE', q.active, id) then
-      aborted_stopped(q, base, id, jk, f[9], f[10], f[3] or RESULT_TTL)
+      aborted_stopped(q, base, id, jk, f[9], f[10], f[3])
     end
     out[#out + 1] = 2
   elseif f[1] ~= 'active' and f[2] == lease then

@@ -32,7 +32,7 @@ for i = 4, #ARGV, 4 do
       redis.call('ZADD', q.delayed, string.format('%d', due_at(reason)), id)
       wake(q.wake, 1)
     elseif outcome == 'expired' then  -- its expiry time passed before its batch started
-      expire_job(base, id, jk, f[3] or RESULT_TTL)
+      expire_job(base, id, jk, f[3])
     else
       redis.call('HSET', jk, 'error', value, 'attempts', '1')
       bury(q, base, id, jk, reason)

@@ -94,7 +94,7 @@ for qi = 0, nq - 1 do
         'its job key is not a hash'))
     elseif f[1] == 'aborted' then
       -- an aborted attempt whose worker stopped renewing it: it no longer runs
-      aborted_stopped(q, base, id, jk, f[8], f[9], f[11] or RESULT_TTL)
+      aborted_stopped(q, base, id, jk, f[8], f[9], f[11])
     elseif f[1] == 'active' then
       -- only deliveries that never came back count: acknowledged retries are attempts
       local lost = (int(f[2]) or 0) - (int(f[7]) or 0)
@@ -176,7 +176,7 @@ for qi = 0, nq - 1 do
         elseif lapsed then
           due = 0 -- delivered again below, whatever its limits and expiry
         elseif int(f[9]) and NOW > int(f[9]) then
-          expire_job(base, id, jk, f[17] or RESULT_TTL)
+          expire_job(base, id, jk, f[17])
           due = -1
         else
           if f[10] then
