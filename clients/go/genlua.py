@@ -1,10 +1,8 @@
-"""Writes the Lua the Go client embeds (clients/go/kubeq/lua/*.lua) from kubeq's store: the
-shared parts every script starts with (``kubeq.store.scripts.PARTS``) once each, and each
-script's own part, as the store holds them. The Go client joins them as
-``kubeq.store.scripts.source(name)`` does (the parts, then the script, by newlines), so it
-sends exactly what the Python client sends, by the same SHA1. ``go generate ./...`` in
-clients/go runs it (with ``$KUBEQ_PYTHON``, default the checkout's .venv); tests/protocol
-fails, naming that command, when a copy is stale.
+"""Writes the Lua the Go client embeds (clients/go/kubeq/lua/*.lua) from kubeq's store: each
+script's full text, ``kubeq.store.scripts.source(name)`` (what it uses of the shared parts,
+then its own part), so the Go client sends exactly what the Python client sends, by the
+same SHA1. ``go generate ./...`` in clients/go runs it (with ``$KUBEQ_PYTHON``, default the
+checkout's .venv); tests/protocol fails, naming that command, when a copy is stale.
 
     python clients/go/genlua.py [--out DIR]
 """
@@ -29,13 +27,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "kubeq" / "lua")
     out = parser.parse_args().out
     sys.path.insert(0, str(HERE.parents[1] / "src"))  # the checkout's kubeq, installed or not
-    from kubeq.store.scripts import PARTS, part  # noqa: PLC0415 - after the path is set
+    from kubeq.store.scripts import source  # noqa: PLC0415 - after the path is set
 
     out.mkdir(parents=True, exist_ok=True)
-    files = (*PARTS, *SCRIPTS)
-    for name in files:
-        (out / f"{name}.lua").write_text(part(name))
-    for stray in sorted(set(out.glob("*.lua")) - {out / f"{n}.lua" for n in files}):
+    for name in SCRIPTS:
+        (out / f"{name}.lua").write_text(source(name))
+    for stray in sorted(set(out.glob("*.lua")) - {out / f"{n}.lua" for n in SCRIPTS}):
         stray.unlink()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from kubeq.store.scripts import LUA, PARTS, part, source
+from kubeq.store.scripts import LUA, part, source
 from tests.protocol.conftest import ROOT, Client
 from tests.redis.helpers import wait_until
 
@@ -143,15 +143,15 @@ GENLUA = runpy.run_path(str(GO / "genlua.py"))
 
 
 def test_the_go_clients_scripts_are_the_stores() -> None:
-    """clients/go embeds the files genlua.py copies from kubeq's store: the shared parts once
-    and each script's own; a copy that differs from the store's (a change in
-    src/kubeq/store/lua not regenerated) fails here."""
+    """clients/go embeds the files genlua.py writes from kubeq's store: each script's full
+    text; a copy that differs from the store's (a change in src/kubeq/store/lua not
+    regenerated) fails here."""
     lua = GO / "kubeq" / "lua"
-    files = [*PARTS, *GENLUA["SCRIPTS"]]
+    files = list(GENLUA["SCRIPTS"])
     assert sorted(p.stem for p in lua.glob("*.lua")) == sorted(files), (
         f"clients/go/kubeq/lua holds other files than genlua.py writes: run `{GENLUA['COMMAND']}`"
     )
-    stale = [n for n in files if (lua / f"{n}.lua").read_text() != part(n)]
+    stale = [n for n in files if (lua / f"{n}.lua").read_text() != source(n)]
     assert not stale, (
         f"clients/go/kubeq/lua/{{{','.join(stale)}}}.lua differ from src/kubeq/store/lua: "
         f"run `{GENLUA['COMMAND']}` and commit the result"
@@ -167,18 +167,18 @@ def test_go_generate_writes_the_scripts_from_the_store(
     (tmp_path / "stray.lua").write_text("-- not a script of the store")
     monkeypatch.setattr(sys, "argv", ["genlua.py", "--out", str(tmp_path)])
     GENLUA["main"]()
-    files = [*PARTS, *GENLUA["SCRIPTS"]]
+    files = list(GENLUA["SCRIPTS"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.lua" for n in files)
     for name in files:
-        assert (tmp_path / f"{name}.lua").read_text() == part(name)
-    assert all(source(n).endswith(part(n)) for n in GENLUA["SCRIPTS"])
+        assert (tmp_path / f"{name}.lua").read_text() == source(name)
+    assert all(source(n).endswith(part(n)) for n in files)
 
 
 def test_a_client_sends_the_stores_script_by_its_sha(client: Client, r: redis.Redis) -> None:
     """What a client loads into Redis is the store's script to the byte: after a SCRIPT FLUSH
     its enqueue (EVALSHA, then EVAL of its own text on NOSCRIPT) leaves exactly the script
-    whose SHA1 the Python client sends. For the Go client that proves it joins the shared
-    parts and the script as ``source`` does."""
+    whose SHA1 the Python client sends. For the Go client that proves it sends the text
+    ``source`` makes."""
     r.script_flush()
     client("enqueue", "proto", jobs=[{"task": "qtasks.add", "args": [1, 2], "id": JOB_ID}])
     assert r.script_exists(LUA["enqueue"].sha) == [True], "the client sent another text"

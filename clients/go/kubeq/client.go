@@ -18,16 +18,13 @@ import (
 	"unicode/utf8"
 )
 
-// The scripts of protocol version 1 and the shared parts they start with, copied from kubeq's
-// store by `go generate ./...` (../genlua.py); tests/protocol fails, naming that command, when
-// a copy is stale.
+// The scripts of protocol version 1, each in full (what it uses of the shared parts, then its
+// own text), copied from kubeq's store by `go generate ./...` (../genlua.py); tests/protocol
+// fails, naming that command, when a copy is stale.
 //
 //go:generate sh -c "$DOLLAR{KUBEQ_PYTHON:-../../../.venv/bin/python} ../genlua.py"
 //go:embed lua/*.lua
 var scripts embed.FS
-
-// parts are the shared parts every script starts with, in order (kubeq.store.scripts.PARTS).
-var parts = []string{"_prelude", "_control", "_fair"}
 
 type loaded struct {
 	text string
@@ -36,25 +33,18 @@ type loaded struct {
 
 var texts sync.Map // script name -> loaded
 
-// scriptText is one script as kubeq.store.scripts.source(name) makes it (the shared parts,
-// then the script's own, joined by newlines) and its SHA1, read once.
+// scriptText is one script as kubeq.store.scripts.source(name) makes it and its SHA1, read
+// once.
 func scriptText(name string) (loaded, error) {
 	if l, ok := texts.Load(name); ok {
 		return l.(loaded), nil
 	}
-	var b strings.Builder
-	for _, part := range append(parts[:len(parts):len(parts)], name) {
-		text, err := scripts.ReadFile("lua/" + part + ".lua")
-		if err != nil {
-			return loaded{}, err
-		}
-		if part != parts[0] {
-			b.WriteByte('\n')
-		}
-		b.Write(text)
+	text, err := scripts.ReadFile("lua/" + name + ".lua")
+	if err != nil {
+		return loaded{}, err
 	}
-	sum := sha1.Sum([]byte(b.String()))
-	l := loaded{b.String(), hex.EncodeToString(sum[:])}
+	sum := sha1.Sum(text)
+	l := loaded{string(text), hex.EncodeToString(sum[:])}
 	texts.Store(name, l)
 	return l, nil
 }

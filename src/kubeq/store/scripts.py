@@ -1,9 +1,11 @@
 """The Lua scripts that make every state change of a job atomic, loaded once per client.
 
-Each script lives in ``lua/<name>.lua`` and gets ``lua/_prelude.lua`` (server time, score
-helpers, wake-ups), ``lua/_control.lua`` (limits, leases, expiry, durable waits) and
-``lua/_fair.lua`` (fair queues) prepended. Scripts are sent by SHA
-(EVALSHA) and reloaded by redis-py when a restarted Redis has forgotten them.
+Each script lives in ``lua/<name>.lua`` and gets prepended what it uses of the shared parts
+``lua/_prelude.lua`` (server time, score helpers, wake-ups), ``lua/_control.lua`` (limits,
+leases, expiry, durable waits) and ``lua/_fair.lua`` (fair queues): ``luatext.join`` keeps
+their top-level definitions the script names (Redis runs a script's whole text at every
+call). Scripts are sent by SHA (EVALSHA) and loaded again when a restarted Redis has
+forgotten them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from kubeq.store.direct import run_direct
 from kubeq.store.keys import fence_of
+from kubeq.store.luatext import Statement, join, statements
 
 _HIREDIS_PACK: Any
 try:
@@ -48,11 +51,17 @@ def part(name: str) -> str:
     return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text()
 
 
+@cache
+def _shared() -> list[Statement]:
+    """The top-level statements of the shared ``PARTS``, in order."""
+    return [s for p in PARTS for s in statements(part(p))]
+
+
 def source(name: str) -> str:
-    """The full text of one script: the shared ``PARTS``, then its own, joined by newlines.
-    Made anew at each call (only to load a script): a process keeps the parts, not 1 MB of
-    joined texts."""
-    return "\n".join((*(part(p) for p in PARTS), part(name)))
+    """The full text of one script: what it uses of the shared ``PARTS``, then its own
+    (``luatext.join``). Made anew at each call (only to load a script or take its SHA1): a
+    process keeps the parts, not the joined texts."""
+    return join(_shared(), part(name))
 
 
 class Lua:
@@ -80,13 +89,8 @@ def _sha(text: bytes) -> str:
 
 
 def _sha_of(name: str) -> str:
-    """The SHA1 of ``source(name)``, fed part by part: no joined text is made."""
-    h = hashlib.sha1()
-    for n, p in enumerate((*PARTS, name)):
-        if n:
-            h.update(b"\n")
-        h.update(part(p).encode())
-    return h.hexdigest()
+    """The SHA1 of ``source(name)``; the joined text is not kept."""
+    return _sha(source(name).encode())
 
 
 LUA = {name: Lua(name) for name in NAMES}

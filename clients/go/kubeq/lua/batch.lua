@@ -1,3 +1,170 @@
+-- Shared by kubeq's scripts (scripts.py prepends to each what it uses: luatext.py).
+-- Time comes from the Redis server, so workers with skewed clocks agree on leases.
+local _t = redis.call('TIME')
+local NOW = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+local BAND = 10000000000000
+-- NOW as the string redis.call stores: converting a number costs as much as a field write
+local NOWS = string.format('%d', NOW)
+local PMAX = 9
+-- Wake up to n idle workers blocked on the queue's wake list; the list never exceeds 64.
+-- The list is presence data: one of another type is dropped here and written again.
+local function wake(key, n)
+  if n <= 0 then return end
+  local len = redis.pcall('LLEN', key)
+  if type(len) ~= 'number' then
+    redis.call('DEL', key)
+    len = 0
+  end
+  local room = 64 - len
+  if n > room then n = room end
+  if n > 0 then
+    local tokens = {}
+    for i = 1, n do tokens[i] = '1' end
+    redis.call('RPUSH', key, unpack(tokens))
+  end
+end
+local function job_fields(jk, ...)
+  local f = redis.pcall('HMGET', jk, ...)
+  if type(f) == 'table' and f.err then return nil end
+  return f
+end
+-- A whole number, or nil.
+local function int(v)
+  local n = tonumber(v)
+  if n and n == math.floor(n) and n > -1e15 and n < 1e15 then return n end
+  return nil
+end
+-- The ready-set score: priority band (a bad priority counts as the default, 5) + ready time.
+local function ready_score(priority, ready_ms)
+  local p = int(priority)
+  if not p or p < 0 or p > PMAX then p = 5 end
+  return (PMAX - p) * BAND + (int(ready_ms) or NOW)
+end
+-- The keys that must hold sorted sets, or nothing: any other type stops the script before
+-- it changes anything (a person must look; the jobs are in the job hashes).
+local function require_zsets(keys, base)
+  for _, k in ipairs(keys) do
+    local t = redis.call('TYPE', k)['ok']
+    if t ~= 'zset' and t ~= 'none' then
+      error('kubeq: ' .. k .. ' holds a ' .. t .. ', not a sorted set; ' ..
+        'inspect it and delete it (its jobs are in the ' .. base .. 'job:<id> hashes)')
+    end
+  end
+end
+-- The fair-queueing index and its idle set exist only while a queue has fairness keys
+-- (_fair.lua): one EXISTS for both, their types only when one exists.
+local function require_fair(base)
+  local fair, idle = base .. 'fair', base .. 'fair:idle'
+  if redis.call('EXISTS', fair, idle) > 0 then require_zsets({fair, idle}, base) end
+end
+-- check_queue for a script that only adds jobs (enqueue.lua): the sets it writes before any
+-- change (the sets a job goes to, the dead letters a replaced job leaves); the worker-side
+-- keys it never touches are checked by the worker's scripts.
+local function check_enqueue(q, base)
+  require_zsets({q.ready, q.delayed, q.dead}, base)
+  require_fair(base)
+end
+-- "0" = now, "+ms" = after a delay on this server's clock, "ms" = an absolute time.
+local function due_at(spec)
+  if string.sub(spec, 1, 1) == '+' then
+    return NOW + tonumber(string.sub(spec, 2))
+  end
+  return tonumber(spec)
+end
+local function queue_keys(offset)
+  return {
+    ready = KEYS[offset + 1], delayed = KEYS[offset + 2], active = KEYS[offset + 3],
+    dead = KEYS[offset + 4], workers = KEYS[offset + 5], busy = KEYS[offset + 6],
+    paused = KEYS[offset + 7], wake = KEYS[offset + 8],
+  }
+end
+-- [search index] The job search index (kubeq.client.search reads it): every job enqueue.lua,
+-- flow.lua or batch.lua writes (ix_add, then ix_flush once per call) is appended to
+-- <base>ix:task:<task> and, per tag, <base>ix:tag:<tag> (LISTs, oldest first: an RPUSH costs far
+-- less time and memory than a ZADD; an entry is "<enqueue ms>:<id>", or the bare id when the id
+-- says when it was made, kubeq.store.ids, and that is within IX_SKEW_MS of now: 21 bytes where the
+-- two cost 35), and its task joins <base>ix:tasks (ZSET task -> when its index was last looked
+-- after, ms). An index is looked after at most once every IX_CARE_MS, by the first write after that
+-- (its PTTL says when the last one was): its entries older than IX_KEEP_MS go from its old end, it
+-- keeps at most IX_CAP (plus what a second of writes adds meanwhile), and it expires IX_KEEP_MS
+-- after that write (so IX_CARE_MS early at most); between two, a write is its RPUSH and that PTTL.
+-- A reader drops the entries at the old end whose job record is gone. The task is read from the
+-- payload ("task":"..."; a name with '"' or '\\' is not indexed).
+local IX_KEEP_MS, IX_CAP = 7 * 86400000, 2000000
+local IX_CARE_MS = 1000
+local IX_SKEW_MS = 60000
+local ix = {}  -- index key -> entries of this call
+local ix_tasks = {}  -- task -> true, for <base>ix:tasks
+-- When an id in kubeq.store.ids' format was made (ms; its first 9 of 19 characters, 6 bits
+-- each, in the ASCII order of - 0-9 A-Z _ a-z), or nil for any other id.
+local function id_ms(id)
+  if #id ~= 19 or string.find(id, '[^%w_%-]') then return nil end
+  local us = 0
+  for i = 1, 9 do
+    local b = string.byte(id, i)
+    if b == 45 then b = 0 elseif b <= 57 then b = b - 47 elseif b <= 90 then b = b - 54
+    elseif b == 95 then b = 37 else b = b - 59 end
+    us = us * 64 + b
+  end
+  return math.floor(us / 1000)
+end
+-- An entry's time: its "<ms>:" or its bare id's; 0 when neither (written by hand).
+local function ix_ms(entry)
+  local ms = string.match(entry, '^(%d+):')
+  if ms then return tonumber(ms) end
+  return id_ms(entry) or 0
+end
+local function ix_add(base, payload, id, tags)
+  local task = string.match(payload, '"task":"([^"\\]*)"')
+  local made = id_ms(id)
+  local entry = (made and math.abs(made - NOW) <= IX_SKEW_MS) and id or NOWS .. ':' .. id
+  local keys = {task and base .. 'ix:task:' .. task or nil}
+  for _, t in ipairs(tags or {}) do keys[#keys + 1] = base .. 'ix:tag:' .. t end
+  for _, k in ipairs(keys) do
+    local l = ix[k] or {}
+    ix[k] = l
+    l[#l + 1] = entry
+  end
+  if task then ix_tasks[task] = true end
+end
+local function ix_flush(base)
+  local floor = NOW - IX_KEEP_MS
+  local cared = {}  -- index keys looked after by this call
+  for k, l in pairs(ix) do
+    for i = 1, #l, 4000 do redis.call('RPUSH', k, unpack(l, i, math.min(i + 3999, #l))) end
+    if redis.call('PTTL', k) <= IX_KEEP_MS - IX_CARE_MS then  -- -1: a new key
+      cared[k] = true
+      for _ = 1, 10 do  -- aged entries, from the old end (100 a look)
+        local oldest = redis.call('LINDEX', k, 0)
+        if not oldest or ix_ms(oldest) >= floor then break end
+        local old = redis.call('LRANGE', k, 0, 99)
+        local n = 0
+        for _, e in ipairs(old) do
+          if ix_ms(e) >= floor then break end
+          n = n + 1
+        end
+        redis.call('LTRIM', k, n, -1)
+        if n < 100 then break end
+      end
+      redis.call('LTRIM', k, -IX_CAP, -1)
+      redis.call('PEXPIRE', k, IX_KEEP_MS)
+    end
+  end
+  local tasks = {}
+  for task in pairs(ix_tasks) do
+    if cared[base .. 'ix:task:' .. task] then
+      tasks[#tasks + 1] = NOWS
+      tasks[#tasks + 1] = task
+    end
+  end
+  if #tasks > 0 then
+    local k = base .. 'ix:tasks'
+    redis.call('ZADD', k, unpack(tasks))
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. string.format('%d', floor))
+    redis.call('PEXPIRE', k, IX_KEEP_MS)
+  end
+end
+-- [end search index]
 -- Add items to the open batch of their key (docs/patterns.md), in one step on the queue's
 -- slot: one call carries one item or many (a bulk enqueue sends up to BATCH_SEND of a key at
 -- once), each added in order as if sent alone. A batch is a job of its own (the carrier: id

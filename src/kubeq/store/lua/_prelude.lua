@@ -1,4 +1,4 @@
--- Shared by every kubeq script (prepended by scripts.py).
+-- Shared by kubeq's scripts (scripts.py prepends to each what it uses: luatext.py).
 -- Time comes from the Redis server, so workers with skewed clocks agree on leases.
 local _t = redis.call('TIME')
 local NOW = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
