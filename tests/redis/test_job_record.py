@@ -123,3 +123,29 @@ def test_a_waiter_that_blocks_before_the_end_is_woken_by_it(
     assert got == [42, 42]
     assert r.llen(keys.done(job.id)) == 1
     assert 0 < r.ttl(keys.done(job.id)) <= 86_400
+
+
+def test_a_null_result_is_not_stored_and_every_reader_reads_null(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    """None (JSON null), the most common result, costs a finished record no bytes: a finished
+    job without ``result`` returned null for ``result()``, ``info()``, a chord's callback (the
+    member's result kept by the hand-off) and a chord's link made after its member ended
+    (depend.lua reads the member's record)."""
+    keys = QueueKeys.of("lean")
+    q = app.queue("lean")
+    start_worker("--queue", "lean")
+    none = q.enqueue(qtasks.record_order, "null", 1)
+    seven = q.enqueue(qtasks.add, 3, 4)
+    assert none.result(timeout=60) is None and seven.result(timeout=60) == 7
+    assert b"result" not in r.hkeys(keys.job(none.id))
+    assert r.hget(keys.job(seven.id), "result") == b"7"
+    assert (none.info().result, seven.info().result) == ("null", "7")
+    members = [qtasks.record_order.s("null", 2), qtasks.add.s(1, 2)]
+    body = qtasks.collect_any.s("null")
+    c = kubeq.chord([m.set(queue="lean") for m in members], body.set(queue="lean")).delay(app)
+    assert c.result(timeout=60) is None
+    assert r.lrange("test:chord:null", 0, -1) == [b"[null, 3]"]
+    member = "lean\tlate-callback\tr"  # a chord's callback, linked after the member ended
+    got = app.scripts.depend(keys=[keys.job(none.id)], args=[keys.base, none.id, member, 10, "r"])
+    assert got == [b"finished", b"null"]

@@ -189,7 +189,8 @@ class JobInfo:
             error=text(f["error"]),
             reason=text(f["reason"]),
             traceback=text(f["traceback"]),
-            result=text(f["result"]),
+            # a finished job stores no result when it returned null (ack.lua)
+            result=text(f["result"]) or ("null" if status == "finished" else ""),
             progress=stored_json(f["progress"], None),
             meta=stored_json(f["meta"], {}),
             wait_step=text(f["wait_step"]),

@@ -30,6 +30,13 @@ local MAX_TTL = 315360000 -- ten years in seconds
 -- A job's result_ttl when its record has none: the default (kubeq.defaults.RESULT_TTL) is
 -- not stored (enqueue.lua), as no field at its default is.
 local RESULT_TTL = '86400'
+-- A finished job's result as HSET arguments, to end an argument list: none for JSON null,
+-- which a finished job without 'result' returned for every reader (docs/protocol.md), so the
+-- most common result costs no bytes.
+local function result_field(value)
+  if value == 'null' then return end
+  return 'result', value
+end
 -- The fields of a job hash, or nil when the key holds another type.
 -- A one-job enqueue call within the resend window stores its send token on its job (field
 -- 'sent'; enqueue.lua). When that job's record is deleted (replaced by a new job of its id,

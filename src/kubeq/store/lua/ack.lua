@@ -100,8 +100,8 @@ for i = 0, n - 1 do
     release_slot(q, base, id, f[9], f[10])
     local handoff = false
     if outcome == 'finished' then
-      redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOWS,
-        'attempts', int(f[7] or '0') + 1)
+      redis.call('HSET', jk, 'status', 'finished', 'finished_at', NOWS,
+        'attempts', int(f[7] or '0') + 1, result_field(value))
       local ttl = job_ttl(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)

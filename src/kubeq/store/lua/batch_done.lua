@@ -19,8 +19,8 @@ for i = 4, #ARGV, 4 do
   local f = job_fields(jk, 'status', 'batch', 'result_ttl')
   if f and f[1] == 'batched' and f[2] == carrier then
     if outcome == 'finished' then
-      redis.call('HSET', jk, 'status', 'finished', 'result', value, 'finished_at', NOWS,
-        'attempts', '1', 'started_at', NOWS)
+      redis.call('HSET', jk, 'status', 'finished', 'finished_at', NOWS, 'attempts', '1',
+        'started_at', NOWS, result_field(value))
       local ttl = job_ttl(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)

@@ -16,7 +16,9 @@ add_edges(jk, 'children', int(ARGV[4]) or 0, {(string.gsub(child or ARGV[3], '\t
 local st = f[1]
 if st == 'finished' or st == 'failed' or st == 'cancelled' or st == 'aborted' or
     st == 'expired' then
-  if ARGV[5] == 'r' then return {st, redis.call('HGET', jk, 'result') or ''} end
+  if ARGV[5] == 'r' then  -- a finished job without a result returned null (result_field)
+    return {st, redis.call('HGET', jk, 'result') or (st == 'finished' and 'null' or '')}
+  end
   return st
 end
 redis.call('SADD', base .. 'dependents:' .. id, ARGV[3])
