@@ -4,6 +4,9 @@ in turn those these name, and every one that defines nothing."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from kubeq.store import luatext
 from kubeq.store.scripts import LUA, NAMES, PARTS, part, source
 
@@ -74,3 +77,26 @@ def test_each_script_carries_less_than_the_whole_parts_and_ends_with_its_own() -
         assert len(text) < whole + len(part(name)), name
         assert LUA[name].script == text
     assert len(source("heartbeat")) < whole / 3  # a small script carries a few helpers
+
+
+def test_the_sha1s_are_taken_on_first_use_together_and_the_parts_let_go() -> None:
+    """Importing the scripts joins no text; the first SHA1 read takes every script's, each
+    the SHA1 of its full text, and the process then keeps no cut part nor file text (a
+    NOSCRIPT reads them again). A fresh interpreter, so that no earlier test took them."""
+    code = """
+import hashlib
+from kubeq.store import scripts
+assert all(lua._sha is None for lua in scripts.LUA.values())
+assert scripts._shared.cache_info().currsize == 0
+sha = scripts.LUA["fetch"].sha
+assert all(lua._sha is not None for lua in scripts.LUA.values())
+assert scripts._shared.cache_info().currsize == 0 and scripts.part.cache_info().currsize == 0
+for name, lua in scripts.LUA.items():
+    assert lua.sha == hashlib.sha1(scripts.source(name).encode()).hexdigest(), name
+assert sha == scripts.LUA["fetch"].sha
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -67,14 +67,27 @@ def source(name: str) -> str:
 class Lua:
     """One script by name and SHA1, independent of any client: enough to send it by EVALSHA
     through a pipeline of any client (sync or asyncio). Its text is made again (``source``)
-    only to load it, when Redis answers NOSCRIPT; a script given as text keeps it."""
+    only to load it, when Redis answers NOSCRIPT; a script given as text keeps it.
 
-    __slots__ = ("_text", "name", "sha")
+    The SHA1s of the scripts in ``LUA`` are taken together, the first time one is read
+    (``_take_shas``): a process that never calls a script (``kubeq --help``, a tool) does
+    not join their texts, and once they are taken the process lets go of the parts."""
+
+    __slots__ = ("_sha", "_text", "name")
 
     def __init__(self, name: str, script: str | None = None) -> None:
         self.name = name
         self._text = script
-        self.sha: str = _sha(script.encode()) if script is not None else _sha_of(name)
+        self._sha: str | None = _sha(script.encode()) if script is not None else None
+
+    @property
+    def sha(self) -> str:
+        sha = self._sha
+        if sha is None:
+            _take_shas(self)
+            sha = self._sha
+            assert sha is not None
+        return sha
 
     @property
     def script(self) -> str:
@@ -88,9 +101,19 @@ def _sha(text: bytes) -> str:
     return hashlib.sha1(text).hexdigest()
 
 
-def _sha_of(name: str) -> str:
-    """The SHA1 of ``source(name)``; the joined text is not kept."""
-    return _sha(source(name).encode())
+_SHAS_LOCK = threading.Lock()
+
+
+def _take_shas(first: Lua) -> None:
+    """Take the SHA1 of ``source(name)`` for ``first`` and every script of ``LUA`` that has
+    none yet, then drop the cut parts and the files' texts (about 0.3 MB a process): they
+    are read again only to load a script after NOSCRIPT."""
+    with _SHAS_LOCK:
+        for lua in (first, *LUA.values()):
+            if lua._sha is None:
+                lua._sha = _sha(source(lua.name).encode())
+        _shared.cache_clear()
+        part.cache_clear()
 
 
 LUA = {name: Lua(name) for name in NAMES}
