@@ -99,6 +99,9 @@ PREFETCH_MS = 50.0
 milliseconds at the measured run time (prefetch.py); 0 turns prefetching off."""
 PREFETCH_MAX = 128
 """The most jobs a worker leases ahead of a free slot."""
+LANE_AHEAD = 32
+"""Sync jobs a worker hands its thread lane beyond its free slots: a thread that finishes a job
+starts the next of these at once; further prefetched jobs wait in the worker (prefetch.py)."""
 ACK_HOLD_MS = 10.0
 """While prefetched jobs keep its slots busy, a worker gathers the outcomes of the jobs that
 end for at most this long before it sends them (and refills) in one round trip."""

@@ -2,7 +2,8 @@
 with the runs in between decided by the state machine instead of by task code.
 
 ``ModelWorker`` is ``kubeq.worker.loop.Worker`` with two seams replaced: a fetched job is
-recorded as a run instead of being started on the loop (``_start``), and the hand-off an
+recorded as a run instead of being started on the loop or handed to its thread lane
+(``_start``, ``_to_lane``), and the hand-off an
 ack asks for is kept until the machine runs it (``_start_hand_off``), so a worker can die
 between its ack and its hand-off. Everything else is the worker's code: ``_round_trip``
 (one pipeline of acks and a fetch, the adoption of its own re-delivered job),
@@ -43,8 +44,10 @@ class ModelWorker(Worker):
         """Hand-offs asked for by an ack, not run yet."""
 
     def _start(self, d: Delivery) -> None:
-        self._running += 1
         self.runs.append(d)
+
+    def _to_lane(self, d: Delivery) -> None:
+        self._start(d)  # a sync job starts at once, as any other: the machine runs it
 
     def _start_hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
         self.pending.append((queue, ids))
@@ -57,7 +60,9 @@ class ModelWorker(Worker):
     def stop_run(self, d: Delivery) -> None:
         """The run's code returned (or was stopped): its slot is free."""
         self.runs.remove(d)
-        self._running -= 1
+        if d.reserved:
+            d.reserved = False
+            self.executor.unreserve()
 
 
 class Fleet:

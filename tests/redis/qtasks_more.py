@@ -14,6 +14,7 @@ from qapp import app, r
 
 __all__ = [
     "always_fails",
+    "aspan",
     "chord_done",
     "chord_member",
     "collect",
@@ -29,6 +30,7 @@ __all__ = [
     "reports_async",
     "reports_child",
     "reports_thread",
+    "span",
     "with_callbacks",
     "zombie_progress",
 ]
@@ -207,6 +209,30 @@ def chord_done(results: list[Any], i: int) -> int:
     """The callback of chord i: records every call with what it received."""
     r().rpush("test:chord-calls", json.dumps([i, results]))
     return len(results)
+
+
+# -- slots: what runs at once --
+
+
+def _mark(tag: str, kind: str) -> None:
+    sec, usec = r().time()
+    r().rpush(f"test:span:{tag}", f"{kind} {sec * 1000 + usec // 1000} {os.getpid()}")
+
+
+@app.task
+def span(tag: str, seconds: float) -> None:
+    """A sync job that records its start and end (Redis time, ms) in test:span:<tag>."""
+    _mark(tag, "s")
+    time.sleep(seconds)
+    _mark(tag, "e")
+
+
+@app.task
+async def aspan(tag: str, seconds: float) -> None:
+    """``span`` as an async task (on the worker's loop)."""
+    _mark(tag, "s")
+    await asyncio.sleep(seconds)
+    _mark(tag, "e")
 
 
 import flowtasks  # noqa: E402, F401  (debounced and singleton tasks, same App)

@@ -1,7 +1,9 @@
-"""Prefetch (kubeq/prefetch.py): a worker leases short jobs ahead of its free slots, hands the
-ones that never started back at once on SIGTERM (no attempt counted), and gives back what it
-leased ahead when the jobs turn out slow, so another worker can run them. Real worker
-processes on the session's redis-server."""
+"""Prefetch (kubeq/worker/prefetch.py) and the slots (kubeq/worker/threads.py): a worker leases
+short jobs ahead of its free slots, runs no more than its concurrency at once, sync and async
+jobs together (the sync ones wait for a slot in its thread lane), hands the ones that never
+started back at once on SIGTERM (no attempt counted), and gives back what it leased ahead when
+the jobs turn out slow, so another worker can run them. Real worker processes on the session's
+redis-server."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import qtasks
 import redis
 
 import kubeq
-from tests.redis.helpers import wait_until
+from tests.redis.helpers import max_running, wait_until
 from tests.redis.workers import StartWorker
 
 
@@ -45,6 +47,19 @@ def test_short_jobs_are_leased_ahead_and_each_runs_once(
     app: kubeq.App, start_worker: StartWorker, r: redis.Redis
 ) -> None:
     assert _run_short_jobs(app, start_worker, r) > 1
+
+
+def test_a_worker_runs_at_most_its_concurrency_sync_and_async_jobs_together(
+    app: kubeq.App, start_worker: StartWorker, r: redis.Redis
+) -> None:
+    calls = [(qtasks.aspan if i % 4 == 0 else qtasks.span).s("slots", 0.004) for i in range(200)]
+    jobs = app.enqueue_many(calls, queue="pf")
+    w = start_worker("--queue", "pf", "--concurrency", "3", "--burst")
+    assert w.wait(60) == 0, w.log()
+    assert {j.status() for j in jobs} == {"finished"}
+    spans = r.lrange("test:span:slots", 0, -1)
+    assert len(spans) == 400  # each ran once
+    assert max_running(spans) == 3  # its three slots were used, and never more
 
 
 def test_prefetch_ms_0_leases_only_the_free_slots(

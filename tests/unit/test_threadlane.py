@@ -1,7 +1,9 @@
-"""The thread lane (kubeq/threadlane.py) and the prefetch room (kubeq/prefetch.py), on real
-threads and a real event loop, no Redis: every run comes back exactly once, a run cancelled
-before a thread took it never runs, threads start only when a run would wait, the
-prefetch room follows the measured run time, and the refill goes before what waits runs out."""
+"""The thread lane (kubeq/worker/threads.py) and the prefetch room (kubeq/worker/prefetch.py),
+on real threads and a real event loop, no Redis: every run comes back exactly once, a run
+cancelled before a thread took it never runs, threads start only when a run would wait, no
+more runs than slots run at once and the thread that frees a slot runs the next that waits,
+reserved and abandoned slots, the prefetch room follows the measured run time, and the refill
+goes before what waits runs out."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import contextvars
 import functools
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -100,6 +103,118 @@ def test_threads_start_only_when_a_run_would_wait_up_to_the_limit() -> None:
             gate.set()
             assert await asyncio.gather(*(r.future for r in blocked)) == [True] * 5
         finally:
+            lane.close()
+
+    asyncio.run(main())
+
+
+class _Probe:
+    """Records, for each call, the thread it ran in, and the most calls running at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.threads: list[int] = []
+
+    def call(self, gate: threading.Event | None = None) -> Callable[[], int]:
+        def run() -> int:
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+                self.threads.append(threading.get_ident())
+            if gate is not None:
+                gate.wait(5)
+            with self.lock:
+                self.running -= 1
+            return threading.get_ident()
+
+        return run
+
+
+async def _settle(seconds: float = 0.05) -> None:
+    """Give the lane's threads time to do what they would (a wrong run shows up by then)."""
+    await asyncio.sleep(seconds)
+
+
+def test_runs_beyond_the_slots_wait_and_the_thread_that_frees_a_slot_runs_them() -> None:
+    probe = _Probe()
+    gates = [threading.Event(), threading.Event()]
+
+    async def main() -> None:
+        lane = Lane(8, slots=2)
+        try:
+            busy = [lane.submit(probe.call(g), contextvars.copy_context()) for g in gates]
+            quick = [lane.submit(probe.call(), contextvars.copy_context()) for _ in range(4)]
+            await _settle()
+            assert probe.running == 2 and len(probe.threads) == 2  # the quick ones wait
+            assert (lane.free(), lane.waiting()) == (0, 4)
+            assert not any(r.claimed for r in quick)
+            gates[0].set()  # one slot frees: its thread runs every waiting run, in order
+            first = await busy[0].future
+            assert await asyncio.gather(*(r.future for r in quick)) == [first] * 4
+            assert probe.threads[2:] == [first] * 4
+            assert probe.most == 2  # never more than the slots
+            gates[1].set()
+            await busy[1].future
+            assert (lane.free(), lane.waiting()) == (2, 0)
+        finally:
+            for g in gates:
+                g.set()
+            lane.close()
+
+    asyncio.run(main())
+
+
+def test_a_reserved_slot_holds_lane_runs_back_until_it_is_given_back() -> None:
+    probe = _Probe()
+
+    async def main() -> None:
+        lane = Lane(4, slots=1)
+        try:
+            assert lane.reserve() is True
+            assert lane.reserve() is False  # the one slot is taken
+            waiting = lane.submit(probe.call(), contextvars.copy_context())
+            await _settle()
+            assert probe.threads == [] and lane.waiting() == 1
+            paid = lane.submit(probe.call(), contextvars.copy_context(), prepaid=True)
+            await paid.future  # runs on the slot its caller reserved
+            assert len(probe.threads) == 1 and lane.waiting() == 1
+            lane.unreserve()
+            await waiting.future
+            assert len(probe.threads) == 2 and lane.free() == 1
+        finally:
+            lane.close()
+
+    asyncio.run(main())
+
+
+def test_an_abandoned_run_gives_its_slot_to_the_next_and_a_cancelled_one_never_runs() -> None:
+    probe = _Probe()
+    stuck = threading.Event()
+
+    async def main() -> None:
+        lane = Lane(4, slots=1)
+        try:
+            first = lane.submit(probe.call(stuck), contextvars.copy_context())
+            dropped = lane.submit(probe.call(), contextvars.copy_context())
+            after = lane.submit(probe.call(), contextvars.copy_context())
+            await _settle()
+            assert lane.waiting() == 2
+            assert lane.cancel(dropped) is True  # it waited: it will not run
+            assert lane.cancel(first) is False  # it runs: it runs on...
+            lane.abandon(first)  # ...abandoned by its caller: its slot goes to the next
+            got = await after.future
+            assert got != threading.get_ident() and probe.running == 1  # `first` still runs
+            while not dropped.back:
+                await asyncio.sleep(0.001)
+            assert dropped.future.cancelled()
+            assert len(probe.threads) == 2  # `first` and `after`; `dropped` never ran
+            stuck.set()
+            await first.future
+            assert lane.free() == 1
+        finally:
+            stuck.set()
             lane.close()
 
     asyncio.run(main())

@@ -62,6 +62,8 @@ class _Inline:
         ctx: JobContext | None = None,
         soft_timeout: float | None = None,
         on_abandon: Any = None,  # inline: no thread ever runs on
+        on_submit: Any = None,  # inline: no thread lane
+        prepaid: bool = False,
     ) -> Any:
         if ctx is not None:  # current_job() answers as in a worker (soft timeout: at check())
             ctx.start_clock(timeout, soft_timeout)

@@ -27,6 +27,7 @@ from kubeq.store.cluster import is_outage
 from kubeq.store.wire import FetchedJob
 from kubeq.worker import batches
 from kubeq.worker.execution import Executor, ProcessDied
+from kubeq.worker.threads import Run
 from kubeq.workflows.chords import ChordResultLost, chord_results
 
 log = logging.getLogger("kubeq.worker")
@@ -51,6 +52,36 @@ class Delivery:
     """What the task sees as ``kubeq.current_job()``."""
     thread: asyncio.Future[None] | None = None
     """A thread that runs on after its attempt was stopped: done when it returns."""
+    call: tuple[str, list[Any], dict[str, Any], dict[str, Any]] | None = None
+    """Its payload decoded when it was leased (``decode_call``), if it was."""
+    for_lane: bool = False
+    """A sync task's job that may wait for its slot in the thread lane (``WorkerState``)."""
+    queued: bool = False
+    """Started before a slot was free: its sync task waits in the thread lane for one."""
+    reserved: bool = False
+    """It holds a slot taken by ``Executor.reserve`` (given back when its attempt ends)."""
+    lane: Run | None = None
+    """Its run in the thread lane, once queued there."""
+
+    @property
+    def begun(self) -> bool:
+        """Its attempt holds a slot and has begun (not only queued for one)."""
+        if self.runner is None:
+            return False
+        if not self.queued:
+            return True
+        lane = self.lane
+        return lane is not None and lane.claimed and not lane.skipped
+
+    def ran_for(self, started: float, now: float) -> float | None:
+        """Seconds its attempt ran (from its start in a slot), None if it never began.
+        ``started``: when its asyncio task started; ``now``: its end (``time.monotonic``)."""
+        lane = self.lane
+        if lane is None:
+            return None if self.queued else now - started
+        if lane.skipped or not lane.began:
+            return None
+        return (lane.ended or now) - lane.began
 
     @property
     def id(self) -> str:
@@ -71,10 +102,11 @@ async def run_attempt(
     """Run the job once; returns how it ended. ``redis_url`` is where the task's progress and
     meta writes go (``kubeq.current_job()``); None keeps them in memory."""
     try:
-        name, args, kwargs, options = serialization.decode_call(d.job.payload)
+        name, args, kwargs, options = d.call or serialization.decode_call(d.job.payload)
     except ValueError as exc:
         log.error("job %s dead-lettered: %s", d.id, exc)
         return Settlement.failed(str(exc))
+    d.call = None
     d.task_name = name
     task = tasks.get(name)
     if task is None:
@@ -146,7 +178,15 @@ async def run_attempt(
     token = set_current(ctx)  # this asyncio task's context: async tasks see it
     try:
         result = await executor.invoke(
-            task, args, kwargs, timeout, ctx, soft_timeout, lambda t: setattr(d, "thread", t)
+            task,
+            args,
+            kwargs,
+            timeout,
+            ctx,
+            soft_timeout,
+            lambda t: setattr(d, "thread", t),
+            lambda r: setattr(d, "lane", r),
+            d.reserved,
         )
         if lone:
             result = batches.lone_item(result)

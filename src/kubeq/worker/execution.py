@@ -76,10 +76,37 @@ class Executor:
         self.concurrency = concurrency
         self.pool = pool
         self.thread_count = concurrency * 2
-        self._threads = Lane(self.thread_count, "kubeq-task")
+        self._threads = Lane(self.thread_count, "kubeq-task", slots=concurrency)
+        """Runs sync tasks and keeps the worker's ``concurrency`` slots (threads.py)."""
         self.abandoned = 0
         """Threads still running a task whose attempt timed out (Python cannot kill them)."""
         self._processes: pebble.ProcessPool | None = None
+
+    def in_thread(self, task: Task[Any, Any]) -> bool:
+        """Whether ``task`` runs in the thread lane (a sync task, no process pool)."""
+        return not task.is_async and (task.options.pool or self.pool) != "process"
+
+    def reserve(self) -> bool:
+        """Take one of the worker's slots for a job that does not run in the thread lane (an
+        async task, a process pool's), or a sync job that must not wait in the lane; False
+        when none is free."""
+        return self._threads.reserve()
+
+    def unreserve(self) -> None:
+        """Give back a slot taken by ``reserve``."""
+        self._threads.unreserve()
+
+    def withdraw(self, run: Run) -> bool:
+        """Take back a thread run no thread has taken yet: True when it will never run."""
+        return self._threads.cancel(run)
+
+    def free(self) -> int:
+        """Slots free now."""
+        return self._threads.free()
+
+    def waiting(self) -> int:
+        """Sync jobs handed to the lane that wait for a slot."""
+        return self._threads.waiting()
 
     def health(self) -> str | None:
         """A reason to fail /healthz, or None."""
@@ -96,13 +123,18 @@ class Executor:
         ctx: JobContext | None = None,
         soft_timeout: float | None = None,
         on_abandon: Callable[[asyncio.Future[None]], None] | None = None,
+        on_submit: Callable[[Run], None] | None = None,
+        prepaid: bool = False,
     ) -> Any:
         """Run one attempt as ``ctx`` (``kubeq.current_job()``); raises what the task raised,
         JobTimeout, SoftTimeLimitExceeded, or ProcessDied when a pool child died under it.
         Cancelling the caller (an abort, a drain's hand-back) stops the attempt: an async
         task is cancelled, a child process killed, a thread left to notice
         ``current_job().aborted`` and counted as abandoned until it returns; ``on_abandon``
-        then gets a future that is done when the thread returns."""
+        then gets a future that is done when the thread returns.
+
+        A sync task in the thread lane runs when a slot is free, unless ``prepaid`` (its caller
+        holds a slot: ``reserve``); ``on_submit`` gets the lane's run as it is queued."""
         loop = asyncio.get_running_loop()
         run: _ThreadRun | None = None
         soft: asyncio.TimerHandle | None = None
@@ -124,7 +156,10 @@ class Executor:
                     self._in_thread, loop, run, task.func, args, kwargs, (timeout, soft_timeout)
                 ),
                 contextvars.copy_context(),
+                prepaid,
             )
+            if on_submit is not None:
+                on_submit(run.lane)
             work = run.lane.future
         try:
             if timeout is None:
@@ -161,6 +196,7 @@ class Executor:
             return None
         if self._threads.cancel(run.lane):
             return None
+        self._threads.abandon(run.lane)  # its slot is free for the next job
         run.abandoned = True  # its thread runs on: counted until it returns
         self.abandoned += 1
         returned: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -94,11 +94,7 @@ def of_worker(
     """The snapshot of a running worker: its settings, deliveries and job counters."""
     s = settings
     held = [d for d in list(inflight) if not d.settled]
-    jobs = [
-        {"id": d.id, "queue": d.job.queue.name, "task": d.task_name}
-        for d in held
-        if d.runner is not None
-    ]
+    jobs = [{"id": d.id, "queue": d.job.queue.name, "task": d.task_name} for d in held if d.begun]
     return snapshot(
         worker_id=s.worker_id,
         queues=s.queues,
@@ -154,7 +150,7 @@ class Publisher:
         tried again next beat."""
         try:
             held = list(inflight)
-            quick = (rounds, [(d.key, d.settled, d.runner is not None) for d in held])
+            quick = (rounds, [(d.key, d.settled, d.begun) for d in held])
             now = time.monotonic()
             listed = now - self._listed_at >= PUBLISH_SECONDS
             if quick == self._quick and not listed:

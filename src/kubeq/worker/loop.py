@@ -246,6 +246,7 @@ class Worker(Upkeep):
             raise error
         self._wait_ms = reply.wait_ms
         now_ms = time.time() * 1000
+        room = self._lane_room()
         for job in reply.jobs:
             running = self.inflight.get((job.queue.name, job.id))
             if running is not None and not running.settled:
@@ -264,10 +265,7 @@ class Worker(Upkeep):
             self._metric(self.metrics.wait, job.queue.name).observe(
                 max(0.0, (now_ms - job.ready_at_ms) / 1000)
             )
-            if self._running < self.settings.concurrency:
-                self._start(d)
-            else:
-                self._prefetch.hold(d)
+            room = self._place(d, room)
         if error is not None:  # the jobs other slots' fetches leased run; this one is retried
             raise error
         return reply.remaining
@@ -277,7 +275,7 @@ class Worker(Upkeep):
         the slots busy for longer than a refill takes (``Prefetch.refill_at``), the
         acknowledgements can gather, for at most ``defaults.ACK_HOLD_MS`` after the first of
         them (0: go now)."""
-        if len(self._prefetch.waiting) <= self._prefetch.refill_at():
+        if self._waiting() <= self._prefetch.refill_at():
             return 0.0
         if not self._acks:
             return 1.0  # nothing to send; a job's end wakes the loop
@@ -295,20 +293,31 @@ class Worker(Upkeep):
         return room
 
     def _start(self, d: Delivery) -> None:
-        self._running += 1
         d.runner = asyncio.create_task(self._execute(d), name=f"kubeq-job-{d.id}")
 
     def _start_waiting(self) -> None:
-        """A slot came free: start the oldest prefetched job still ours. When the jobs turned
-        out slower than the prefetch assumed, hand what waits back to the queue (no attempt
-        counted) so that other workers can take it instead of it waiting here."""
-        while self._running < self.settings.concurrency and not self._stopping:
-            d = self._prefetch.take()
-            if d is None:
-                break
-            if not d.settled:
+        """A slot came free: start the oldest prefetched job still ours on it. When the jobs
+        turned out slower than the prefetch assumed, hand what waits back to the queue (no
+        attempt counted) so that other workers can take it instead of it waiting here."""
+        waiting, room = self._prefetch.waiting, None
+        while waiting and not self._stopping:
+            d = waiting[0][1]
+            if d.settled:
+                waiting.popleft()
+            elif d.for_lane:  # to the thread lane, while it has room
+                room = self._lane_room() if room is None else room
+                if room <= 0:
+                    break
+                waiting.popleft()
+                self._to_lane(d)
+                room -= 1
+            elif self.executor.reserve():
+                waiting.popleft()
+                d.reserved = True
                 self._start(d)
-        self._hand_back(self._prefetch.stale())
+            else:
+                break
+        self._hand_back(self._stale())
 
     async def _idle_wait(self, wait_ms: int = -1) -> None:
         """Nothing to fetch: block on the wake lists (woken by enqueue), or until ``wait_ms``,
@@ -361,14 +370,17 @@ class Worker(Upkeep):
             error = f"{type(exc).__name__}: {exc}"
             settlement = Settlement.failed(error, f"worker error: {error}", traceback.format_exc())
         finally:
-            self._running -= 1
-            took = time.monotonic() - started
-            self._prefetch.observe(took)
+            if d.reserved:
+                d.reserved = False
+                self.executor.unreserve()
+            took = d.ran_for(started, time.monotonic())  # None: it never began
+            if took is not None:
+                self._prefetch.observe(took)
             self._start_waiting()
         if d.settled:
             return
         if d.aborted:  # counted when the abort arrived
             self._settle(d, settlement, count=False)
             return
-        self._metric(self.metrics.duration, d.job.queue.name, d.task_name).observe(took)
+        self._metric(self.metrics.duration, d.job.queue.name, d.task_name).observe(took or 0.0)
         self._settle(d, settlement)

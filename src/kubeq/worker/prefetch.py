@@ -79,12 +79,16 @@ class Prefetch(Generic[T]):
     def stale(self) -> list[T]:
         """Every waiting job, removed, when the slots turned out slow (see the module's
         docstring); else nothing."""
-        if not self.waiting:
-            return []
-        since = time.monotonic() - max(self.last_end, self.waiting[0][0])
-        if not self.last_slow and since < self._limit:
+        if not self.waiting or not self.slow(self.waiting[0][0]):
             return []
         return self.drop_all()
+
+    def slow(self, waiting_since: float) -> bool:
+        """Whether a job that has waited for a slot since ``waiting_since`` (monotonic) means
+        the slots turned out slow: the last run took ``STALE_BUDGETS`` budgets, or no run
+        ended for that long while the job waited."""
+        since = time.monotonic() - max(self.last_end, waiting_since)
+        return self.last_slow or since >= self._limit
 
     def drop_all(self) -> list[T]:
         """Every waiting job, removed."""

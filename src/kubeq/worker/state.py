@@ -8,6 +8,7 @@ hand-off, drain) and the loop itself, each a class on top of the one before.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError
 
-from kubeq import defaults
+from kubeq import defaults, serialization
 from kubeq.client.tasks import Task
 from kubeq.options import TaskOptions
 from kubeq.outcomes import Ended, Outcome, Settlement
@@ -71,9 +72,12 @@ class WorkerState:
         """Jobs settled by queue and outcome, for the worker's document (info.py)."""
         self.executor = Executor(settings.tasks_module, settings.concurrency, settings.pool)
         self.inflight: dict[tuple[str, str], Delivery] = {}
-        """Every job leased to this worker: running, or waiting in ``_prefetch``."""
+        """Every job leased to this worker: running, or waiting for a slot (in ``_prefetch``,
+        or queued in the executor's thread lane, ``_queued``)."""
         self._prefetch: Prefetch[Delivery] = Prefetch(settings.concurrency, settings.prefetch_ms)
-        self._running = 0
+        self._queued: collections.deque[tuple[float, Delivery]] = collections.deque()
+        """Sync jobs handed to the thread lane before a slot was free, with when, oldest first
+        (those that began or ended are dropped as they are met)."""
         self._leased = 0
         """Jobs leased in this worker's life (``settings.max_jobs`` bounds it)."""
         self._acks_since = 0.0
@@ -244,6 +248,87 @@ class WorkerState:
             if not d.settled:
                 d.handed_back = True
                 self._settle(d, Settlement(Outcome.REQUEUE))
+                if d.runner is not None:  # queued in the thread lane, withdrawn
+                    d.runner.cancel()
+
+    def _place(self, d: Delivery, room: int) -> int:
+        """Start a job just leased, or keep it until a slot frees; returns ``room`` less what
+        went to the thread lane. A sync task's job goes to the lane while it has ``room``
+        (``_lane_room``), slot or not: the lane starts it when a slot frees, in the thread
+        that freed it (threads.py). Any other job starts on a slot taken now. The rest
+        waits in ``_prefetch``."""
+        d.for_lane = self._for_lane(d)
+        if d.for_lane and room > 0:
+            self._to_lane(d)
+            return room - 1
+        if not d.for_lane and self.executor.reserve():
+            d.reserved = True
+            self._start(d)
+        else:
+            self._prefetch.hold(d)
+        return room
+
+    def _to_lane(self, d: Delivery) -> None:
+        d.queued = True
+        self._queued.append((time.monotonic(), d))
+        self._start(d)
+
+    def _lane_room(self) -> int:
+        """How many more sync jobs may go to the thread lane now: one per free slot and
+        ``LANE_AHEAD`` more, less those that wait there or are on their way (started, not
+        yet submitted: the newest of ``_queued``, as asyncio runs tasks in order)."""
+        coming = 0
+        for _, d in reversed(self._queued):
+            if d.lane is not None or d.settled:
+                break
+            coming += 1
+        ex = self.executor
+        return ex.free() + defaults.LANE_AHEAD - ex.waiting() - coming
+
+    def _for_lane(self, d: Delivery) -> bool:
+        """Whether ``d`` is a sync task's job that may wait for its slot in the thread lane:
+        one that reads nothing from Redis before it runs (no chord, no batch)."""
+        try:
+            d.call = serialization.decode_call(d.job.payload)
+        except ValueError:
+            return False  # dead-lettered by its attempt, on a slot
+        task = self.tasks.get(d.call[0])
+        return (
+            task is not None
+            and task.options.batch is None
+            and "chord_of" not in d.call[3]
+            and self.executor.in_thread(task)
+        )
+
+    def _start(self, d: Delivery) -> None:
+        raise NotImplementedError  # loop.py
+
+    def _withdraw(self, d: Delivery) -> bool:
+        """Whether ``d``, leased and waiting for a slot, is taken back before it begins (it
+        will never run here); False once it has begun or ended."""
+        if d.settled or d.begun:
+            return False
+        return d.lane is None or self.executor.withdraw(d.lane)
+
+    def _waiting(self) -> int:
+        """Leased jobs that wait for a slot."""
+        return len(self._prefetch.waiting) + self.executor.waiting()
+
+    def _stale(self) -> list[Delivery]:
+        """What waits for a slot, when the slots turned out slow (prefetch.py): to hand back."""
+        out = self._prefetch.stale()
+        queued = self._queued
+        while queued and (queued[0][1].settled or queued[0][1].begun):
+            queued.popleft()
+        if queued and self._prefetch.slow(queued[0][0]):
+            out += self._withdraw_queued()
+        return out
+
+    def _withdraw_queued(self) -> list[Delivery]:
+        """Every job queued in the thread lane that has not begun, taken back."""
+        out = [d for _, d in self._queued if self._withdraw(d)]
+        self._queued.clear()
+        return out
 
     async def _wait_activity(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -148,7 +148,7 @@ class Upkeep(WorkerState):
 
     async def _heartbeat(self) -> bool:
         """Renew what this worker holds; whether that took a round trip to Redis."""
-        self._hand_back(self._prefetch.stale())  # slots busy with long jobs: let others run these
+        self._hand_back(self._stale())  # slots busy with long jobs: let others run these
         held = self._held()
         if not held and self._answered >= self._fetch_seq:
             return False  # nothing held, no fetch reply in transit: the idle beat's (idle.py)
@@ -181,9 +181,9 @@ class Upkeep(WorkerState):
         if d.context is not None:
             d.context.abort()
         self._count(d, Ended.ABORTED.value)
-        if d.runner is None:  # prefetched, never started: stopped already
+        if d.runner is None or self._withdraw(d):  # waiting for a slot: stopped already
             self._settle(d, Settlement(Outcome.REQUEUE), count=False)
-        else:
+        if d.runner is not None:
             d.runner.cancel()
 
     def _stop_lost(self, d: Delivery) -> None:
@@ -201,7 +201,8 @@ class Upkeep(WorkerState):
     async def _drain(self) -> None:
         """Finish running jobs within drain_timeout, hand back the rest, flush every ack."""
         deadline = time.monotonic() + self.settings.drain_timeout
-        self._hand_back(self._prefetch.drop_all())  # never started: back to the queue at once
+        # never started: back to the queue at once
+        self._hand_back(self._prefetch.drop_all() + self._withdraw_queued())
         force = asyncio.create_task(self._force.wait())
         while self.inflight and not self._force.is_set():
             runners = {
