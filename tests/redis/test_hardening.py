@@ -145,3 +145,23 @@ def test_malformed_options_in_a_payload_are_dead_lettered_without_running_the_ta
         assert job.info().attempts == 1
     assert jobs[2].result(timeout=30) > 0  # null = no timeout: it runs
     assert r.llen("test:started:opts") == 1
+
+
+def test_malformed_options_after_a_slow_job_are_dead_lettered_once_not_handed_back(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    """The slow job makes the worker's slots "slow" (prefetch.py), which hands back what waits
+    for a slot; a job whose attempt ended before it reached one (its options refused) is not
+    waiting: it is dead-lettered once, not handed back and fetched again without end."""
+    keys = QueueKeys.of("opts-slow")
+    slow = app.queue("opts-slow").enqueue(qtasks.run_and_record, "opts-slow", 0.3)
+    bad = app.queue("opts-slow").enqueue(qtasks.run_and_record, "opts-slow", 0)
+    payload = json.loads(r.hget(keys.job(bad.id), "payload") or b"{}")
+    payload["options"] = {"timeout": "abc"}
+    r.hset(keys.job(bad.id), "payload", json.dumps(payload))
+    start_worker("--queue", "opts-slow", "--concurrency", "1")
+    assert slow.result(timeout=30) > 0
+    with pytest.raises(kubeq.JobFailed, match="malformed payload: bad options"):
+        bad.result(timeout=30)
+    info = bad.info()
+    assert (info.attempts, info.deliveries) == (1, 1), info

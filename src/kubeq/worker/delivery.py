@@ -61,7 +61,19 @@ class Delivery:
     reserved: bool = False
     """It holds a slot taken by ``Executor.reserve`` (given back when its attempt ends)."""
     lane: Run | None = None
-    """Its run in the thread lane, once queued there."""
+    """Its run in the thread lane, once queued there (until its attempt ends)."""
+    entered: bool = False
+    """Its asyncio task has begun (``Worker._execute``): a queued job then submits its run
+    in the same step, or has ended without one."""
+
+    @property
+    def waiting(self) -> bool:
+        """Handed to the thread lane and not taken by a thread yet: it may be withdrawn."""
+        if self.settled or not self.queued:
+            return False
+        if self.lane is None:
+            return not self.entered
+        return not self.lane.claimed
 
     @property
     def begun(self) -> bool:

@@ -348,6 +348,7 @@ class Worker(Upkeep):
         await self._wait_activity(self.vitals.redis_failed(exc, url))
 
     async def _execute(self, d: Delivery) -> None:
+        d.entered = True
         started = time.monotonic()
         try:
             settlement = await tracing.traced(
@@ -377,6 +378,7 @@ class Worker(Upkeep):
             if took is not None:
                 self._prefetch.observe(took)
             self._start_waiting()
+            d.lane = None  # its run (the call, its context) is not kept with the outcome
         if d.settled:
             return
         if d.aborted:  # counted when the abort arrived

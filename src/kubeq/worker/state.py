@@ -305,8 +305,8 @@ class WorkerState:
 
     def _withdraw(self, d: Delivery) -> bool:
         """Whether ``d``, leased and waiting for a slot, is taken back before it begins (it
-        will never run here); False once it has begun or ended."""
-        if d.settled or d.begun:
+        will never run here); False once a thread took it, or its attempt ended."""
+        if not d.waiting:
             return False
         return d.lane is None or self.executor.withdraw(d.lane)
 
@@ -318,7 +318,7 @@ class WorkerState:
         """What waits for a slot, when the slots turned out slow (prefetch.py): to hand back."""
         out = self._prefetch.stale()
         queued = self._queued
-        while queued and (queued[0][1].settled or queued[0][1].begun):
+        while queued and not queued[0][1].waiting:
             queued.popleft()
         if queued and self._prefetch.slow(queued[0][0]):
             out += self._withdraw_queued()
