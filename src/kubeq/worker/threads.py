@@ -154,15 +154,8 @@ class Lane:
         with self._lock:
             if not run.holds:
                 return
-            run.holds = False
-            self._busy -= 1
-            nxt = self._unpark_locked()
-            start = self._enqueue_locked() if nxt is not None else False
-        if nxt is not None:
-            self._put(nxt, start)
-        if self._back and not self._signalled:  # cancelled parked runs were dropped
-            self._signalled = True
-            asyncio.get_running_loop().call_soon(self._deliver)
+            run.holds = False  # its thread, when it returns, gives back nothing
+        self._free_slot()
 
     def reserve(self) -> bool:
         """Take a slot for a job that does not run here (True), if one is free."""
@@ -174,6 +167,10 @@ class Lane:
 
     def unreserve(self) -> None:
         """Give back a slot taken by ``reserve``."""
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        """On the loop: a slot came free; the oldest parked run takes it."""
         with self._lock:
             self._busy -= 1
             nxt = self._unpark_locked()
