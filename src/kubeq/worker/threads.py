@@ -177,9 +177,8 @@ class Lane:
             start = self._enqueue_locked() if nxt is not None else False
         if nxt is not None:
             self._put(nxt, start)
-        if self._back and not self._signalled:  # cancelled parked runs were dropped
-            self._signalled = True
-            asyncio.get_running_loop().call_soon(self._deliver)
+        if self._back:  # cancelled parked runs were dropped: they come back too
+            self._signal()
 
     def close(self) -> None:
         """Let every idle thread end; runs still queued are skipped. Never waits."""
@@ -273,6 +272,10 @@ class Lane:
     def _returned(self, run: Run) -> None:
         """Hand ``run`` back to the loop: one wake-up for all that return meanwhile."""
         self._back.append(run)
+        self._signal()
+
+    def _signal(self) -> None:
+        """Wake the loop to take what came back (``_deliver``), unless a wake-up is on its way."""
         if not self._signalled:
             self._signalled = True
             loop = self._loop
