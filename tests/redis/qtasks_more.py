@@ -14,6 +14,7 @@ from qapp import app, r
 
 __all__ = [
     "always_fails",
+    "arecord_order",
     "aspan",
     "chord_done",
     "chord_member",
@@ -233,6 +234,12 @@ async def aspan(tag: str, seconds: float) -> None:
     _mark(tag, "s")
     await asyncio.sleep(seconds)
     _mark(tag, "e")
+
+
+@app.task
+async def arecord_order(tag: str, value: Any) -> None:
+    """``record_order`` as an async task (on the worker's loop)."""
+    r().rpush(f"test:order:{tag}", value)
 
 
 import flowtasks  # noqa: E402, F401  (debounced and singleton tasks, same App)

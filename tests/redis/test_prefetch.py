@@ -62,6 +62,26 @@ def test_a_worker_runs_at_most_its_concurrency_sync_and_async_jobs_together(
     assert max_running(spans) == 3  # its three slots were used, and never more
 
 
+def test_jobs_begin_in_the_order_they_were_leased_across_fetches(
+    app: kubeq.App, start_worker: StartWorker, r: redis.Redis
+) -> None:
+    """One slot, a FIFO queue of short sync jobs (the thread lane) with an async one now and
+    then (a slot of the loop): every fetch leases more while earlier jobs still wait, and the
+    jobs must still begin in queue order, or priorities and fair weights would not hold."""
+    n = 3000
+    calls = [
+        (qtasks.arecord_order if i % 50 == 0 else qtasks.record_order).s("lease", i)
+        for i in range(n)
+    ]
+    app.enqueue_many(calls, queue="pf")
+    w = start_worker("--queue", "pf", "--concurrency", "1", "--burst")
+    assert w.wait(120) == 0, w.log()
+    order = [int(v) for v in r.lrange("test:order:lease", 0, -1)]
+    assert len(order) == n
+    first_out_of_order = next((i for i, v in enumerate(order) if v != i), None)
+    assert first_out_of_order is None, order[max(0, (first_out_of_order or 0) - 3) :][:10]
+
+
 def test_prefetch_ms_0_leases_only_the_free_slots(
     app: kubeq.App, start_worker: StartWorker, r: redis.Redis
 ) -> None:

@@ -266,6 +266,7 @@ class Worker(Upkeep):
                 max(0.0, (now_ms - job.ready_at_ms) / 1000)
             )
             room = self._place(d, room)
+        self._move_waiting()  # slots freed since the last move take the oldest first
         if error is not None:  # the jobs other slots' fetches leased run; this one is retried
             raise error
         return reply.remaining
@@ -299,6 +300,12 @@ class Worker(Upkeep):
         """A slot came free: start the oldest prefetched job still ours on it. When the jobs
         turned out slower than the prefetch assumed, hand what waits back to the queue (no
         attempt counted) so that other workers can take it instead of it waiting here."""
+        self._move_waiting()
+        self._hand_back(self._stale())
+
+    def _move_waiting(self) -> None:
+        """Start the prefetched jobs, oldest first, while there is a slot (or room in the
+        thread lane) for the oldest."""
         waiting, room = self._prefetch.waiting, None
         while waiting and not self._stopping:
             d = waiting[0][1]
@@ -311,13 +318,11 @@ class Worker(Upkeep):
                 waiting.popleft()
                 self._to_lane(d)
                 room -= 1
-            elif self.executor.reserve():
+            elif self._reserve(d):
                 waiting.popleft()
-                d.reserved = True
                 self._start(d)
             else:
                 break
-        self._hand_back(self._stale())
 
     async def _idle_wait(self, wait_ms: int = -1) -> None:
         """Nothing to fetch: block on the wake lists (woken by enqueue), or until ``wait_ms``,

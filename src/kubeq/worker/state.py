@@ -256,13 +256,16 @@ class WorkerState:
         went to the thread lane. A sync task's job goes to the lane while it has ``room``
         (``_lane_room``), slot or not: the lane starts it when a slot frees, in the thread
         that freed it (threads.py). Any other job starts on a slot taken now. The rest
-        waits in ``_prefetch``."""
+        waits in ``_prefetch``, and so does every job leased after one that waits there:
+        jobs begin in the order they were leased (fetch.lua's order: priorities, weights)."""
         d.for_lane = self._for_lane(d)
+        if self._prefetch.waiting:
+            self._prefetch.hold(d)
+            return room
         if d.for_lane and room > 0:
             self._to_lane(d)
             return room - 1
-        if not d.for_lane and self.executor.reserve():
-            d.reserved = True
+        if not d.for_lane and self._reserve(d):
             self._start(d)
         else:
             self._prefetch.hold(d)
@@ -275,15 +278,26 @@ class WorkerState:
 
     def _lane_room(self) -> int:
         """How many more sync jobs may go to the thread lane now: one per free slot and
-        ``LANE_AHEAD`` more, less those that wait there or are on their way (started, not
-        yet submitted: the newest of ``_queued``, as asyncio runs tasks in order)."""
+        ``LANE_AHEAD`` more, less those that wait there or are on their way."""
+        return self.executor.free() + defaults.LANE_AHEAD - self._lane_waiting()
+
+    def _lane_waiting(self) -> int:
+        """Jobs in the thread lane that wait for a slot, or are on their way there (started,
+        not yet submitted: the newest of ``_queued``, as asyncio runs tasks in order)."""
         coming = 0
         for _, d in reversed(self._queued):
             if d.lane is not None or d.settled:
                 break
             coming += 1
-        ex = self.executor
-        return ex.free() + defaults.LANE_AHEAD - ex.waiting() - coming
+        return self.executor.waiting() + coming
+
+    def _reserve(self, d: Delivery) -> bool:
+        """Take a slot for ``d`` (not for the lane) now, unless none is free or jobs leased
+        before it still wait in the thread lane (they take the next slots first)."""
+        if self._lane_waiting() or not self.executor.reserve():
+            return False
+        d.reserved = True
+        return True
 
     def _for_lane(self, d: Delivery) -> bool:
         """Whether ``d`` is a sync task's job that may wait for its slot in the thread lane:
