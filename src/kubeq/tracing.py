@@ -99,10 +99,16 @@ def _sdk_configured() -> bool:
     return not isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
 
 
-async def traced(d: Attempt, attempt: Awaitable[Settlement]) -> Settlement:
-    """Await one attempt of ``d``, inside a consumer span when OTel is installed."""
+def traced(d: Attempt, attempt: Awaitable[Settlement]) -> Awaitable[Settlement]:
+    """One attempt of ``d`` to await, inside a consumer span when OTel is installed and an
+    SDK is configured; else the attempt itself (no span objects, and no coroutine more for
+    each job's task to step through, on the hot path)."""
     if not ENABLED or not _sdk_configured():
-        return await attempt  # no SDK configured (yet): no span objects on the hot path
+        return attempt
+    return _traced(d, attempt)
+
+
+async def _traced(d: Attempt, attempt: Awaitable[Settlement]) -> Settlement:
     job = d.job
     tracer = trace.get_tracer("kubeq")
     attributes: dict[str, Any] = {

@@ -352,6 +352,9 @@ def test_healthz_fails_when_the_worker_cannot_consume(
             "kubeq_jobs_in_progress",
         ):
             assert name in metrics
+        # the job's run and its wait were observed, not only the families declared
+        assert 'kubeq_job_duration_seconds_count{queue="default",task="qtasks.add"} 1.0' in metrics
+        assert 'kubeq_job_wait_seconds_count{queue="default"} 1.0' in metrics
         server.stop()
         wait_until(lambda: get("/healthz")[0] == 503, timeout=30, what="healthz 503")
         assert "Redis" in get("/healthz")[1]

@@ -129,7 +129,9 @@ async def run_attempt(
         log.error("job %s dead-lettered: %s", d.id, reason)
         return Settlement.failed(reason)
     try:
-        policy = apply_retry_overrides(task.options.retry, options)
+        policy = (
+            apply_retry_overrides(task.options.retry, options) if options else task.options.retry
+        )
         timeout = check_timeout(options.get("timeout", task.options.timeout), "options.timeout")
         soft = options.get("soft_timeout", task.options.soft_timeout)
         soft_timeout = check_timeout(soft, "options.soft_timeout")

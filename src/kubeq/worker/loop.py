@@ -262,9 +262,10 @@ class Worker(Upkeep):
             d = Delivery(job)
             self.inflight[d.key] = d
             self._leased += 1
-            self._metric(self.metrics.wait, job.queue.name).observe(
-                max(0.0, (now_ms - job.ready_at_ms) / 1000)
-            )
+            if self._timed:
+                self._metric(self.metrics.wait, job.queue.name).observe(
+                    max(0.0, (now_ms - job.ready_at_ms) / 1000)
+                )
             room = self._place(d, room)
         self._move_waiting()  # slots freed since the last move take the oldest first
         if error is not None:  # the jobs other slots' fetches leased run; this one is retried
@@ -294,7 +295,10 @@ class Worker(Upkeep):
         return room
 
     def _start(self, d: Delivery) -> None:
-        d.runner = asyncio.create_task(self._execute(d), name=f"kubeq-job-{d.id}")
+        # the loop's own create_task: asyncio.create_task's wrapper names the task in Python
+        d.runner = asyncio.get_running_loop().create_task(
+            self._execute(d), name=f"kubeq-job-{d.id}"
+        )
 
     def _start_waiting(self) -> None:
         """A slot came free: start the oldest prefetched job still ours on it. When the jobs
@@ -389,5 +393,6 @@ class Worker(Upkeep):
         if d.aborted:  # counted when the abort arrived
             self._settle(d, settlement, count=False)
             return
-        self._metric(self.metrics.duration, d.job.queue.name, d.task_name).observe(took or 0.0)
+        if self._timed:
+            self._metric(self.metrics.duration, d.job.queue.name, d.task_name).observe(took or 0.0)
         self._settle(d, settlement)

@@ -68,6 +68,8 @@ class WorkerState:
             from kubeq.worker.metrics import WorkerMetrics  # noqa: PLC0415 - see tally.py
 
             self.metrics = WorkerMetrics()
+        self._timed = self.metrics is not UNSERVED
+        """Whether jobs' waits and durations are observed (only ``/metrics`` shows them)."""
         self.settled: JobCounts = {}
         """Jobs settled by queue and outcome, for the worker's document (info.py)."""
         self.executor = Executor(settings.tasks_module, settings.concurrency, settings.pool)
