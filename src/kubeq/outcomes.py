@@ -9,9 +9,8 @@ script's header documents the same layout.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger("kubeq.worker")
 
@@ -34,7 +33,7 @@ class Outcome(StrEnum):
     @property
     def metric_label(self) -> str:
         """The ``outcome`` label of kubeq_jobs_total."""
-        return _LABELS.get(self, self.value)
+        return _LABELS.get(self) or self._value_
 
 
 _LABELS = {Outcome.RETRY: "retried", Outcome.REQUEUE: "requeued", Outcome.RELEASE: "released"}
@@ -60,9 +59,9 @@ class Ended(StrEnum):
         return self.value
 
 
-@dataclass(frozen=True)
-class Settlement:
-    """The end of one delivery, as ``ack.lua`` records it."""
+class Settlement(NamedTuple):
+    """The end of one delivery, as ``ack.lua`` records it (a NamedTuple: one per job, built
+    in half a frozen dataclass's time)."""
 
     outcome: Outcome | Ended
     """An ack verb, or ``Ended.SUSPENDED`` (recorded already: never sent)."""
@@ -91,7 +90,8 @@ class Settlement:
         """This delivery's 7 arguments of ack.lua:
         id, lease, outcome, value, traceback, reason, retry due ("+ms" or "0")."""
         due = f"+{self.retry_delay_ms}" if self.outcome is Outcome.RETRY else "0"
-        return [job_id, lease, self.outcome.value, self.value, self.traceback, self.reason, due]
+        # _value_: the member's value without the enum's property lookup
+        return [job_id, lease, self.outcome._value_, self.value, self.traceback, self.reason, due]
 
 
 ACK_FIELDS_PER_DELIVERY = 7

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubeq.store.keys import QueueKeys
 
@@ -21,9 +21,9 @@ FETCH_FIELDS_PER_JOB = 7
 deliveries."""
 
 
-@dataclass(frozen=True)
-class FetchedJob:
-    """One job leased by a fetch."""
+class FetchedJob(NamedTuple):
+    """One job leased by a fetch (a NamedTuple: a worker makes one per job, and it is built
+    in a third of a frozen dataclass's time)."""
 
     queue: QueueKeys
     id: str
@@ -84,14 +84,14 @@ def parse_fetch_reply(raw: Sequence[Any], queues: Sequence[QueueKeys]) -> FetchR
             i : i + FETCH_FIELDS_PER_JOB
         ]
         jobs.append(
-            FetchedJob(
-                queue=queues[int(qi)],
-                id=job_id.decode() if isinstance(job_id, bytes) else str(job_id),
-                lease=str(int(lease)),
-                payload=payload if isinstance(payload, bytes) else str(payload).encode(),
-                attempts=int(attempts),
-                ready_at_ms=int(ready_at),
-                deliveries=int(deliveries),
+            FetchedJob(  # positional: keywords cost a NamedTuple more than its fields
+                queues[int(qi)],
+                job_id.decode() if isinstance(job_id, bytes) else str(job_id),
+                str(int(lease)),
+                payload if isinstance(payload, bytes) else str(payload).encode(),
+                int(attempts),
+                int(ready_at),
+                int(deliveries),
             )
         )
     return FetchReply(int(raw[0]), jobs, int(raw[1]))
