@@ -29,6 +29,8 @@ def dumps(obj: Any) -> bytes:
     The bytes are copied to their own size: orjson returns its whole write buffer (4 KB at
     least, even for ``null``), and a payload or result is often held until its round trip
     (a bulk enqueue's payloads, a worker's results waiting for their acknowledgement)."""
+    if obj is None:  # the most common result: a task that returns nothing
+        return b"null"
     data = bytes(memoryview(orjson.dumps(obj, default=_refuse, option=_OPTIONS)))
     if b"null" in data:  # the only way a non-finite float shows; rare, so the walk is too
         bad = _non_finite(obj)

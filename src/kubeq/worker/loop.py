@@ -32,7 +32,7 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from kubeq import defaults, tracing
-from kubeq.outcomes import AckFlag, Outcome, Settlement
+from kubeq.outcomes import Outcome, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store import urls
 from kubeq.store.keys import queues_key
@@ -231,11 +231,7 @@ class Worker(Upkeep):
                 self._acks = items + self._acks
                 log.warning("outcomes for %d jobs not recorded yet: %s", len(items), flags)
                 continue
-            handoffs = [
-                d.id
-                for i, (d, _) in enumerate(items)
-                if AckFlag.report(d.id, flags if isinstance(flags, Exception) else flags[i])
-            ]
+            handoffs = self._to_hand_off(items, flags)
             if handoffs:
                 self._start_hand_off(items[0][0].job.queue, handoffs)
         self.vitals.round_trip()

@@ -21,7 +21,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from kubeq import defaults, serialization
 from kubeq.client.tasks import Task
 from kubeq.options import TaskOptions
-from kubeq.outcomes import Ended, Outcome, Settlement
+from kubeq.outcomes import AckFlag, Ended, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store import connections, urls, versions
 from kubeq.store.keys import QueueKeys, pin_of
@@ -243,6 +243,18 @@ class WorkerState:
             self._acks_since = time.monotonic()
         self._acks.append((d, settlement))
         self._activity.set()
+
+    @staticmethod
+    def _to_hand_off(items: list[tuple[Delivery, Settlement]], flags: Any) -> list[str]:
+        """The jobs of one ack.lua call whose callbacks wait for a hand-off, from its reply
+        (a flag per job, or the error the call met); any answer but "applied" is logged."""
+        if isinstance(flags, list) and len(flags) == len(items) == flags.count(AckFlag.APPLIED):
+            return []  # the usual reply: every outcome applied, no hand-off waits
+        return [
+            d.id
+            for i, (d, _) in enumerate(items)
+            if AckFlag.report(d.id, flags if isinstance(flags, Exception) else flags[i])
+        ]
 
     def _hand_back(self, unstarted: list[Delivery]) -> None:
         """Requeue leased jobs that never started: no attempt counted."""
