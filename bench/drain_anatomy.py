@@ -29,7 +29,6 @@ Standard library and redis-py only in this process; the harness imports kubeq.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import statistics
@@ -222,7 +221,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     sys.path[:0] = [str(HERE), str(ROOT)]
-    from figures import machine
+    from figures import machine, write_results
 
     from tests.support.redisserver import RedisServer
 
@@ -242,17 +241,7 @@ def main() -> None:
                 print(json.dumps(runs[-1]), flush=True)
     finally:
         server.stop()
-    info["load_avg_at_end"] = os.getloadavg()
-    res = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": info,
-        "n": a.n,
-        "reps": a.reps,
-        "runs": runs,
-        "redis_py": redis.__version__,
-    }
-    Path(a.results).write_text(json.dumps(res, indent=1) + "\n")
-    print(render(res, a.results))
+    write_results(a.results, info, runs, render, n=a.n, reps=a.reps, redis_py=redis.__version__)
 
 
 if __name__ == "__main__":

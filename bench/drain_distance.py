@@ -19,7 +19,6 @@ read over the same window: the worker's CPU (``/proc``) and Redis's (``INFO cpu`
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import signal
@@ -179,7 +178,7 @@ def main() -> None:
     a = ap.parse_args()
     sys.path[:0] = [str(HERE), str(ROOT)]
     from bytecode import compile_all
-    from figures import machine
+    from figures import machine, write_results
     from run import venv_python
 
     from tests.support.redisserver import RedisServer
@@ -228,20 +227,18 @@ def main() -> None:
     finally:
         toxiproxy.stop()
         server.stop()
-    info["load_avg_at_end"] = os.getloadavg()
-    res = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": info,
-        "n": a.n,
-        "reps": a.reps,
-        "variants": variants,
-        "latencies_ms": latencies,
-        "kinds": kinds,
-        "concurrency": concurrency,
-        "runs": runs,
-    }
-    Path(a.results).write_text(json.dumps(res, indent=1) + "\n")
-    print(render(res, a.results))
+    write_results(
+        a.results,
+        info,
+        runs,
+        render,
+        n=a.n,
+        reps=a.reps,
+        variants=variants,
+        latencies_ms=latencies,
+        kinds=kinds,
+        concurrency=concurrency,
+    )
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@ which drains hit their cap, the settings each system ran with; and the machine i
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import platform
 import statistics
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,26 @@ def machine() -> dict[str, Any]:
         "load_avg_at_start": os.getloadavg(),
         "note": "2 cores shared with other engineers' test runs; no isolation",
     }
+
+
+def write_results(
+    path: str,
+    info: dict[str, Any],
+    runs: list[dict[str, Any]],
+    render: Callable[[dict[str, Any], str], str],
+    **fields: Any,
+) -> None:
+    """Write a side bench's results file (``info`` from ``machine()`` at its start, the load
+    at its end added here, then ``fields`` and its ``runs``) and print its block."""
+    info["load_avg_at_end"] = os.getloadavg()
+    res = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": info,
+        **fields,
+        "runs": runs,
+    }
+    Path(path).write_text(json.dumps(res, indent=1) + "\n")
+    print(render(res, path))
 
 
 def median_or_none(values: list[float | None]) -> float | None:
