@@ -101,24 +101,17 @@ print(json.dumps({
 """
 
 
-def _redis_cpu(r: redis.Redis) -> float:
-    info = r.info("cpu")
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-
-
 def drain(r: redis.Redis, python: str, url: str, n: int, concurrency: int) -> dict[str, Any]:
     """One drain of ``n`` no-op jobs by one worker at ``concurrency``."""
+    from figures import redis_cpu  # bench/ is on the path (main)
+
     env = {**os.environ, "KUBEQ_REDIS_URL": url}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(HERE)])
     r.flushall()
-    fill = (
-        "import distance_tasks as t\n"
-        f"for _ in range({n} // 5000):\n"
-        "    t.app.enqueue_many([t.noop.s() for _ in range(5000)])\n"
-    )
+    fill = f"import {TASKS} as t; t.enqueue('bench.noop', {n})"
     subprocess.run([python, "-c", fill], env=env, check=True)
     r.config_resetstat()
-    rcpu0 = _redis_cpu(r)
+    rcpu0 = redis_cpu(r)
     p = subprocess.run(
         [python, "-c", CHILD, TASKS, str(concurrency)],
         env=env,
@@ -126,7 +119,7 @@ def drain(r: redis.Redis, python: str, url: str, n: int, concurrency: int) -> di
         text=True,
         check=True,
     )
-    rcpu = _redis_cpu(r) - rcpu0
+    rcpu = redis_cpu(r) - rcpu0
     child = json.loads(p.stdout.strip().splitlines()[-1])
     stats = r.info("commandstats")
     trips = child["trips"]

@@ -43,11 +43,6 @@ TASKS = "distance_tasks"
 KINDS = {"sync": "bench.noop", "async": "bench.anoop"}
 
 
-def _redis_cpu(r: redis.Redis) -> float:
-    info = r.info("cpu")
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-
-
 def drain(
     r: redis.Redis,
     direct_url: str,
@@ -59,6 +54,8 @@ def drain(
 ) -> dict[str, Any]:
     """One drain of ``n`` no-op jobs by one worker of ``src`` at ``--concurrency``
     (``run``) reaching Redis at ``url``; the jobs are enqueued at ``direct_url``."""
+    from figures import redis_cpu  # bench/ is on the path (main)
+
     concurrency, n = run
     r.flushall()
     env = {
@@ -97,12 +94,12 @@ def drain(
             if time.monotonic() > deadline or worker.poll() is not None:
                 raise RuntimeError(f"the worker took no job (exit {worker.poll()})")
             time.sleep(0.001)
-        t0, cpu0, rcpu0 = time.perf_counter(), session_cpu(worker.pid), _redis_cpu(r)
+        t0, cpu0, rcpu0 = time.perf_counter(), session_cpu(worker.pid), redis_cpu(r)
         while r.zcard(ready) or r.zcard(active):
             if time.monotonic() > deadline:
                 raise RuntimeError("the drain took more than 120 s")
             time.sleep(0.005)
-        t1, cpu1, rcpu1 = time.perf_counter(), session_cpu(worker.pid), _redis_cpu(r)
+        t1, cpu1, rcpu1 = time.perf_counter(), session_cpu(worker.pid), redis_cpu(r)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)

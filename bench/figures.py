@@ -47,6 +47,12 @@ def machine() -> dict[str, Any]:
     }
 
 
+def redis_cpu(r: Any) -> float:
+    """Seconds of CPU the Redis server has used (``INFO cpu``: system and user)."""
+    info = r.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
 def write_results(
     path: str,
     info: dict[str, Any],
