@@ -218,7 +218,8 @@ def test_image_thumbnails_in_the_process_pool(redis_url: str, spawn: Spawn, tmp_
         ]
         assert len(finished) == 8, finished
         callbacks = [k for k in finished if b"record_set" in (app.redis.hget(k, "payload") or b"")]
-        assert [int(app.redis.hget(k, "attempts") or 0) for k in callbacks] == [1, 1]
+        ids = [k.decode().rsplit(":", 1)[1] for k in callbacks]
+        assert [app.job(i, queue="thumbnails").info().attempts for i in ids] == [1, 1]
     finally:
         app.close()
 

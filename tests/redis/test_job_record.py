@@ -95,6 +95,51 @@ def test_a_job_without_max_deliveries_is_buried_after_the_default_five_lost(
     assert "delivered 5 times without an acknowledgement" in info.reason
 
 
+def test_the_usual_end_keeps_no_counts_and_every_reader_reads_one_run(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    """A job that ran once on its first delivery (the usual end) keeps neither attempts nor
+    deliveries, and Job.info and a search read 1 and 1; a job retried once, or delivered
+    again after its lease ran out, keeps the counts that say so."""
+    keys = QueueKeys.of("lean")
+    q = app.queue("lean")
+    # the lapsed job: a worker that died leased it first, so its run is its second delivery
+    lapsed = q.enqueue(qtasks.add, 3, 4)
+    assert _fetch(app, "dead-worker")[3] == lapsed.id.encode()
+    r.zadd(keys.active, {lapsed.id: 0})  # the dead worker's lease runs out
+    once = q.enqueue(qtasks.add, 1, 2)
+    retried = q.enqueue(qtasks.fail_until, "lean-retried", 1)
+    start_worker("--queue", "lean")
+    assert once.result(timeout=60) == 3 and retried.result(timeout=60) == 2
+    assert lapsed.result(timeout=60) == 7
+    stored = r.hgetall(keys.job(once.id))
+    assert b"attempts" not in stored and b"deliveries" not in stored, stored
+    assert stored[b"status"] == b"finished"
+    assert r.hmget(keys.job(retried.id), "attempts", "deliveries") == [b"2", b"2"]
+    assert r.hmget(keys.job(lapsed.id), "attempts", "deliveries") == [b"1", b"2"]
+    counts = {j.id: (j.info().attempts, j.info().deliveries) for j in (once, retried, lapsed)}
+    assert counts == {once.id: (1, 1), retried.id: (2, 2), lapsed.id: (1, 2)}
+    found = {j.id: (j.attempts, j.deliveries) for j in q.find("finished").jobs}
+    assert found == counts
+
+
+def test_a_requeued_dead_letter_that_then_runs_once_reads_one_run(
+    app: kubeq.App, r: redis.Redis, start_worker: StartWorker
+) -> None:
+    """A requeue from the dead letters stores fresh counters (attempts 0): its run once
+    after that is the usual end, so no count is left behind to be read as 0 attempts."""
+    keys = QueueKeys.of("lean")
+    q = app.queue("lean")
+    job = q.enqueue(qtasks.fail_until, "lean-dead", 3)  # its 3 attempts all fail
+    start_worker("--queue", "lean")
+    wait_until(lambda: job.status() == "failed", 60, "the job to be dead-lettered")
+    assert q.requeue_dead([job.id]) == 1
+    assert job.result(timeout=60) == 4
+    stored = r.hgetall(keys.job(job.id))
+    assert b"attempts" not in stored and b"deliveries" not in stored, stored
+    assert (job.info().attempts, job.info().deliveries) == (1, 1)
+
+
 def test_a_job_nobody_waits_for_leaves_no_done_list(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:

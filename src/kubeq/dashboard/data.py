@@ -15,7 +15,7 @@ from typing import Any, cast
 from kubeq import defaults, serialization
 from kubeq.client.app import App
 from kubeq.store.fairness import FairStats, read_fair_stats
-from kubeq.store.jobfields import JOB_FIELDS, LISTING_FIELDS, JobInfo, text, whole
+from kubeq.store.jobfields import JOB_FIELDS, LISTING_FIELDS, JobInfo, attempts_of, text, whole
 from kubeq.store.keys import QueueKeys, queues_key, split_ready_score, validate_job_id
 
 
@@ -78,12 +78,13 @@ def _row(job_id: str, score: float, values: list[Any], *, dead: bool) -> Row:
     else:
         priority, when_ms = split_ready_score(score)
         when = when_ms / 1000
+    status = text(f["status"]) or "unknown"
     return Row(
         id=job_id,
         task=task,
         args=args,
-        status=text(f["status"]) or "unknown",
-        attempts=int(f["attempts"] or 0),
+        status=status,
+        attempts=attempts_of(status, f["attempts"]),
         score_time=when,
         priority=priority,
         reason=text(f["reason"]),

@@ -108,6 +108,19 @@ def whole(value: bytes | str | None, default: int | None = 0) -> Any:
         return default
 
 
+def ran_once(status: str, attempts: bytes | str | None) -> bool:
+    """Whether a job record is a finished job that ran once on its first delivery: ack.lua
+    keeps neither count for that usual end, so such a record has no ``attempts`` (every
+    other finished job has one)."""
+    return status == "finished" and not attempts
+
+
+def attempts_of(status: str, value: bytes | str | None) -> int:
+    """A job's attempts: 1 for a finished job without the field (``ran_once``), else the
+    stored number (0 when absent: not run yet)."""
+    return 1 if ran_once(status, value) else int(whole(value))
+
+
 def stored_json(value: bytes | str | None, default: Any) -> Any:
     """Stored JSON decoded; ``default`` when absent or malformed (written by hand)."""
     if not value:
@@ -183,8 +196,8 @@ class JobInfo:
             enqueued_at=ms(f["enqueued_at"]),
             started_at=ms(f["started_at"]),
             finished_at=ms(f["finished_at"]),
-            attempts=whole(f["attempts"]),
-            deliveries=whole(f["deliveries"]),
+            attempts=attempts_of(status, f["attempts"]),
+            deliveries=1 if ran_once(status, f["attempts"]) else whole(f["deliveries"]),
             worker=text(f["worker"]),
             error=text(f["error"]),
             reason=text(f["reason"]),

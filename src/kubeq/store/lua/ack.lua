@@ -100,8 +100,17 @@ for i = 0, n - 1 do
     release_slot(q, base, id, f[9], f[10])
     local handoff = false
     if outcome == 'finished' then
-      redis.call('HSET', jk, 'status', 'finished', 'finished_at', NOWS,
-        'attempts', int(f[7] or '0') + 1, result_field(value))
+      local attempts = int(f[7] or '0') + 1
+      if attempts == 1 and f[6] == '1' then
+        -- the usual end, one attempt on the first delivery: neither count is kept (a
+        -- finished job without them ran once on its first delivery, docs/protocol.md; a
+        -- dead letter's requeue stores attempts 0, which goes too)
+        redis.call('HDEL', jk, 'deliveries', 'attempts')
+        redis.call('HSET', jk, 'status', 'finished', 'finished_at', NOWS, result_field(value))
+      else
+        redis.call('HSET', jk, 'status', 'finished', 'finished_at', NOWS,
+          'attempts', attempts, result_field(value))
+      end
       local ttl = job_ttl(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
       notify_done(base, id, ttl)
