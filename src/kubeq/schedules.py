@@ -19,11 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from kubeq.schedules_time import Timing, count_between, fires_between, next_fire
+from kubeq.schedules_time import Timing, count_between, fires_between, next_fire, zone
 
 MISSED = ("skip", "run_once", "run_all")
 OVERLAP = ("allow", "skip", "buffer_one", "cancel_other")
@@ -108,8 +107,8 @@ class Schedule:
                 "every", f"must be a whole number of seconds >= 1, got {self.every!r}"
             )
         try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            zone(self.timezone)
+        except (KeyError, ValueError, TypeError):  # ZoneInfoNotFoundError is a KeyError
             raise ScheduleError(
                 "timezone", f"{self.timezone!r} is not an IANA time zone, e.g. 'Europe/Berlin'"
             ) from None

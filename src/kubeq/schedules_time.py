@@ -20,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 SCAN_LIMIT = 100_000
 """The most cron matches one call looks at (a bound on a pathological line's cost)."""
@@ -36,6 +39,15 @@ class Timing:
     start: int | None = None
     end: int | None = None
     dst_gap: str = "shift"
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (zoneinfo is imported where a time zone is read: a worker
+    that never reads one does not hold it). Raises ``zoneinfo.ZoneInfoNotFoundError`` (a
+    ``KeyError``), ``ValueError`` or ``TypeError`` for a name that is none."""
+    from zoneinfo import ZoneInfo  # noqa: PLC0415 - see above
+
+    return ZoneInfo(name)
 
 
 def _local(ts: float, tz: ZoneInfo) -> datetime:
@@ -74,7 +86,7 @@ def _cron_after(t: Timing, after: int) -> Iterator[int]:
     assert t.cron is not None
     from croniter import croniter  # noqa: PLC0415 - only where a cron schedule is read
 
-    tz = ZoneInfo(t.timezone)
+    tz = zone(t.timezone)
     it = croniter(t.cron, _local(after, tz))
     last = after
     for _ in range(SCAN_LIMIT):
@@ -130,7 +142,7 @@ def fires_between(t: Timing, after: float, until: float, limit: int) -> list[int
     assert t.cron is not None
     from croniter import croniter  # noqa: PLC0415 - only where a cron schedule is read
 
-    tz = ZoneInfo(t.timezone)
+    tz = zone(t.timezone)
     it = croniter(t.cron, _local(int(until), tz) + timedelta(seconds=1))
     out = []
     for _ in range(SCAN_LIMIT):
@@ -149,7 +161,7 @@ def fires_between(t: Timing, after: float, until: float, limit: int) -> list[int
 
 def iso(ts: float, timezone: str = "UTC") -> str:
     """An instant as ISO 8601 in a time zone (for people: CLI, dashboard, Events)."""
-    return datetime.fromtimestamp(ts, ZoneInfo(timezone)).isoformat()
+    return datetime.fromtimestamp(ts, zone(timezone)).isoformat()
 
 
 def utc_iso(ts: float) -> str:

@@ -12,30 +12,59 @@ is a no-op and payloads carry nothing extra. With it:
   ``kubeq.job.outcome``). A failed or retried attempt sets the span's status to ERROR.
 
 The tracer provider and exporter are the application's choice (the OpenTelemetry SDK, an
-OTLP exporter...); kubeq only uses the API, as instrumentation libraries should.
+OTLP exporter...); kubeq only uses the API, as instrumentation libraries should, and only
+once the application has imported it (setting a provider or starting a span does) or the
+environment names a provider (``OTEL_PYTHON_TRACER_PROVIDER``): a process that does not
+trace never loads the API's trace and propagation modules for kubeq.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Awaitable
+from types import ModuleType
 from typing import Any, Protocol
 
 from kubeq import serialization
 from kubeq.outcomes import Settlement
 
-try:
-    from opentelemetry import propagate, trace
-except ImportError:  # the otel extra is not installed
-    propagate = trace = None  # type: ignore[assignment]
 
-ENABLED = trace is not None
+def _installed() -> bool:
+    try:
+        return importlib.util.find_spec("opentelemetry.trace") is not None
+    except (ImportError, ValueError):  # the otel extra is not installed (or hidden)
+        return False
+
+
+ENABLED = _installed()
 """True when opentelemetry-api is importable."""
-_NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider) if ENABLED else ()
-"""The API's placeholders until the application sets a tracer provider."""
+_ENV_PROVIDER = ENABLED and "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+"""A provider named by the environment, which OpenTelemetry builds on first use."""
 _UNKNOWN = object()
 SYSTEM = "kubeq"
 """``messaging.system`` of every span."""
+
+
+def _trace() -> ModuleType | None:
+    """OpenTelemetry's trace API once this process has imported it, else None. An
+    application that sets a tracer provider or starts a span has imported it, so until then
+    no span can be active and no provider is set: kubeq does not import the API itself (its
+    modules cost a worker the better part of a megabyte), except when the environment names
+    a provider for OpenTelemetry to build."""
+    module = sys.modules.get("opentelemetry.trace")
+    if module is None and _ENV_PROVIDER:
+        import opentelemetry.trace as module  # noqa: PLC0415 - see above
+
+    return module
+
+
+def _propagate() -> ModuleType:
+    """OpenTelemetry's propagation API, imported when a trace context is to be carried."""
+    from opentelemetry import propagate  # noqa: PLC0415 - only with a span or a provider
+
+    return propagate
 
 
 class _Queue(Protocol):
@@ -65,10 +94,11 @@ class Attempt(Protocol):
 
 def inject() -> dict[str, str] | None:
     """The active span's trace context for a payload, or None (no OTel, or no span)."""
-    if not ENABLED or not trace.get_current_span().get_span_context().is_valid:
+    trace = _trace()
+    if trace is None or not trace.get_current_span().get_span_context().is_valid:
         return None
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    _propagate().inject(carrier)
     return carrier or None
 
 
@@ -84,11 +114,7 @@ def _carrier(payload: bytes) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items() if isinstance(v, str)}
 
 
-_ENV_PROVIDER = ENABLED and "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
-"""A provider named by the environment, which OpenTelemetry builds on first use."""
-
-
-def _sdk_configured() -> bool:
+def _sdk_configured(trace: ModuleType) -> bool:
     """Whether the application has set a tracer provider. OpenTelemetry's own lookup reads
     the environment on every call until one is set (a few % of a no-op job's time); the
     module's global says the same for the cost of one attribute read (an OpenTelemetry
@@ -96,19 +122,21 @@ def _sdk_configured() -> bool:
     provider = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
     if provider is None and not _ENV_PROVIDER:
         return False
-    return not isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
+    placeholders = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    return not isinstance(trace.get_tracer_provider(), placeholders)
 
 
 def traced(d: Attempt, attempt: Awaitable[Settlement]) -> Awaitable[Settlement]:
-    """One attempt of ``d`` to await, inside a consumer span when OTel is installed and an
+    """One attempt of ``d`` to await, inside a consumer span when OTel is imported and an
     SDK is configured; else the attempt itself (no span objects, and no coroutine more for
     each job's task to step through, on the hot path)."""
-    if not ENABLED or not _sdk_configured():
+    trace = _trace()
+    if trace is None or not _sdk_configured(trace):
         return attempt
-    return _traced(d, attempt)
+    return _traced(d, attempt, trace)
 
 
-async def _traced(d: Attempt, attempt: Awaitable[Settlement]) -> Settlement:
+async def _traced(d: Attempt, attempt: Awaitable[Settlement], trace: ModuleType) -> Settlement:
     job = d.job
     tracer = trace.get_tracer("kubeq")
     attributes: dict[str, Any] = {
@@ -121,7 +149,7 @@ async def _traced(d: Attempt, attempt: Awaitable[Settlement]) -> Settlement:
     }
     with tracer.start_as_current_span(
         f"process {job.queue.name}",
-        context=propagate.extract(_carrier(job.payload)),
+        context=_propagate().extract(_carrier(job.payload)),
         kind=trace.SpanKind.CONSUMER,
         attributes=attributes,
     ) as span:

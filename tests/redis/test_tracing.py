@@ -4,6 +4,7 @@ real one (kubeq.testing.drain) on the test Redis."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -123,3 +124,52 @@ def test_without_opentelemetry_payloads_carry_nothing_extra() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == '{"task":"t","args":[1]}'  # (empty kwargs left out)
+
+
+def test_a_process_that_does_not_trace_never_loads_the_trace_api() -> None:
+    """kubeq uses OpenTelemetry's trace API once the application has imported it: a client
+    and a worker that do not trace (the SDK hidden, as where it is not installed: redis-py 8
+    imports the API's trace module through the SDK) enqueue and run without loading it."""
+    script = (
+        "import sys; sys.modules['opentelemetry.sdk'] = None\n"
+        "import asyncio, kubeq, kubeq.tracing, kubeq.worker.loop\n"
+        "from kubeq.client.enqueue import plan_enqueue\n"
+        "from kubeq.outcomes import Outcome, Settlement\n"
+        "assert kubeq.tracing.ENABLED\n"
+        "plan = plan_enqueue([kubeq.Call('t', (1,))])\n"
+        "async def attempt(): return Settlement(Outcome.FINISHED)\n"
+        "run = attempt()\n"
+        "assert kubeq.tracing.traced(None, run) is run\n"
+        "asyncio.run(run)\n"
+        "print(plan.payloads[0].decode())\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.trace', "
+        "'opentelemetry.propagate', 'opentelemetry.baggage'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split("\n")[:2] == ['{"task":"t","args":[1]}', "[]"], out.stdout
+
+
+def test_a_provider_named_by_the_environment_traces_without_an_import_by_the_app() -> None:
+    """OTEL_PYTHON_TRACER_PROVIDER names a provider OpenTelemetry builds on first use: the
+    worker traces its attempts though the application never imported the API."""
+    script = (
+        "import asyncio, kubeq.tracing\n"
+        "from kubeq.outcomes import Outcome, Settlement\n"
+        "async def attempt(): return Settlement(Outcome.FINISHED)\n"
+        "run = attempt()\n"
+        "wrapped = kubeq.tracing.traced(None, run)\n"
+        "print(wrapped is run)\n"
+        "wrapped.close(); run.close()\n"
+    )
+    env = {**os.environ, "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
