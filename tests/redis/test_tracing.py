@@ -111,6 +111,19 @@ def test_no_active_span_means_no_trace_in_the_payload(
     app.close()
 
 
+def python(script: str, **env: str) -> str:
+    """What a fresh interpreter running ``script`` printed (``env`` added to this one's)."""
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    return out.stdout
+
+
 def test_without_opentelemetry_payloads_carry_nothing_extra() -> None:
     script = (
         "import sys; sys.modules['opentelemetry'] = None\n"  # as if kubeq[otel] were absent
@@ -120,10 +133,7 @@ def test_without_opentelemetry_payloads_carry_nothing_extra() -> None:
         "plan = plan_enqueue([kubeq.Call('t', (1,))])\n"
         "print(plan.payloads[0].decode())\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.strip() == '{"task":"t","args":[1]}'  # (empty kwargs left out)
+    assert python(script).strip() == '{"task":"t","args":[1]}'  # (empty kwargs left out)
 
 
 def test_a_process_that_does_not_trace_never_loads_the_trace_api() -> None:
@@ -145,10 +155,8 @@ def test_a_process_that_does_not_trace_never_loads_the_trace_api() -> None:
         "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.trace', "
         "'opentelemetry.propagate', 'opentelemetry.baggage'))))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.split("\n")[:2] == ['{"task":"t","args":[1]}', "[]"], out.stdout
+    printed = python(script)
+    assert printed.split("\n")[:2] == ['{"task":"t","args":[1]}', "[]"], printed
 
 
 def test_a_provider_named_by_the_environment_traces_without_an_import_by_the_app() -> None:
@@ -163,13 +171,4 @@ def test_a_provider_named_by_the_environment_traces_without_an_import_by_the_app
         "print(wrapped is run)\n"
         "wrapped.close(); run.close()\n"
     )
-    env = {**os.environ, "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"}
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env=env,
-    )
-    assert out.stdout.strip() == "False", out.stdout + out.stderr
+    assert python(script, OTEL_PYTHON_TRACER_PROVIDER="sdk_tracer_provider").strip() == "False"
