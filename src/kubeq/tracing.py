@@ -126,6 +126,12 @@ def _sdk_configured(trace: ModuleType) -> bool:
     return not isinstance(trace.get_tracer_provider(), placeholders)
 
 
+def active() -> bool:
+    """Whether an attempt started now gets a consumer span (``traced``)."""
+    trace = _trace()
+    return trace is not None and _sdk_configured(trace)
+
+
 def traced(d: Attempt, attempt: Awaitable[Settlement]) -> Awaitable[Settlement]:
     """One attempt of ``d`` to await, inside a consumer span when OTel is imported and an
     SDK is configured; else the attempt itself (no span objects, and no coroutine more for

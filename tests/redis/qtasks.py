@@ -4,6 +4,7 @@ job-context and workflow tasks of qtasks_more.py, registered under the same `qta
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -36,6 +37,12 @@ def cpu_pid() -> int:
 @app.task
 def worker_pid() -> int:
     return os.getpid()
+
+
+@app.task
+def frozen_objects() -> int:
+    """How many objects the worker process running it keeps out of garbage collection."""
+    return gc.get_freeze_count()
 
 
 @app.task

@@ -22,7 +22,7 @@ from kubeq.client.context import JobContext, reset_current, set_current
 from kubeq.errors import JobSuspended
 from kubeq.options import apply_retry_overrides
 from kubeq.outcomes import Ended, Outcome, Settlement
-from kubeq.retry import decide
+from kubeq.retry import RetryPolicy, decide
 from kubeq.store.cluster import is_outage
 from kubeq.store.wire import FetchedJob
 from kubeq.worker import batches
@@ -39,7 +39,8 @@ class Delivery:
 
     job: FetchedJob
     task_name: str = "?"
-    runner: asyncio.Task[None] | None = None
+    runner: asyncio.Future[None] | None = None
+    """What runs its attempt: its asyncio task, or its ``DirectRun`` (direct.py)."""
     settled: bool = False
     """An outcome has been queued; nothing else may settle this delivery."""
     lost: bool = False
@@ -177,17 +178,8 @@ async def run_attempt(
         args, kwargs = [run.items], {}
     elif lone:  # one item run on its own (a requeued dead letter, eager mode)
         args = [args[:1]]
-    attempt = d.job.attempts + 1
-    ctx = d.context = JobContext(
-        d.id,
-        name,
-        d.job.queue.name,
-        attempt,
-        policy.max_attempts,
-        lease=d.job.lease,
-        base=d.job.queue.base if redis_url is not None else "",
-        redis_url=redis_url,
-        batch_items=tuple(run.ids) if run is not None else (),
+    ctx = d.context = job_context(
+        d, name, policy.max_attempts, redis_url, tuple(run.ids) if run is not None else ()
     )
     token = set_current(ctx)  # this asyncio task's context: async tasks see it
     try:
@@ -213,45 +205,83 @@ async def run_attempt(
                 batches.settle_items, redis_url, d.job.queue, d.id, d.job.lease, fields
             )
             return batches.summary(run, failed)
-        try:
-            return Settlement.finished(serialization.dumps(result))
-        except TypeError as exc:
-            raise TypeError(
-                f"task {name!r} returned a {type(result).__name__}, which is not "
-                f"JSON-serializable ({exc}); return JSON types"
-            ) from None
-    except asyncio.CancelledError:
+        return finished(name, result)
+    except asyncio.CancelledError as exc:
         if d.handed_back or d.aborted or d.lost:
             raise
-        # a task's own cancellation (an inner task it awaited was cancelled) is a failure
-        error = "CancelledError: the task was cancelled"
-        return Settlement.failed(error, f"{error} (not retried)", traceback.format_exc())
-    except JobSuspended as exc:
-        log.info("job %s (%s): %s", d.id, name, exc.what)
-        return Settlement(Ended.SUSPENDED)
-    except ProcessDied as exc:
-        # its pool child died under it: no attempt counted, but a lost delivery, so a job that
-        # kills its process every time is buried as poison after max_deliveries
-        log.error("job %s (%s): its process died; released to run again", d.id, name)
-        return Settlement(Outcome.RELEASE, f"ProcessDied: {exc}", traceback.format_exc())
+        return failure(d, policy, exc, traceback.format_exc())
     except BaseException as exc:  # a task's SystemExit must not stop the worker
-        settlement = decide(policy, attempt, exc, traceback.format_exc())
-        if settlement.outcome is Outcome.RETRY:
-            log.warning(
-                "job %s (%s) attempt %d failed, retry in %.1f s: %s",
-                d.id,
-                name,
-                attempt,
-                settlement.retry_delay_ms / 1000,
-                settlement.value,
+        settlement = failure(d, policy, exc, traceback.format_exc())
+        if settlement.outcome is Outcome.FAILED and run is not None and redis_url is not None:
+            fields = batches.all_failed(run, settlement)  # its items go with it
+            await asyncio.to_thread(
+                batches.settle_items, redis_url, d.job.queue, d.id, d.job.lease, fields
             )
-        else:
-            log.error("job %s (%s) dead-lettered: %s", d.id, name, settlement.reason)
-            if run is not None and redis_url is not None:  # its items go with it
-                fields = batches.all_failed(run, settlement)
-                await asyncio.to_thread(
-                    batches.settle_items, redis_url, d.job.queue, d.id, d.job.lease, fields
-                )
         return settlement
     finally:
         reset_current(token)  # the caller's context is as it was (eager mode runs here)
+
+
+def job_context(
+    d: Delivery,
+    name: str,
+    max_attempts: int,
+    redis_url: str | None,
+    batch_items: tuple[str, ...] = (),
+) -> JobContext:
+    """What the attempt of ``d`` about to run sees as ``kubeq.current_job()``."""
+    return JobContext(
+        d.id,
+        name,
+        d.job.queue.name,
+        d.job.attempts + 1,
+        max_attempts,
+        lease=d.job.lease,
+        base=d.job.queue.base if redis_url is not None else "",
+        redis_url=redis_url,
+        batch_items=batch_items,
+    )
+
+
+def finished(name: str, result: Any) -> Settlement:
+    """The outcome of an attempt of task ``name`` that returned ``result``; raises TypeError,
+    naming the task, when the result is not JSON."""
+    try:
+        return Settlement.finished(serialization.dumps(result))
+    except TypeError as exc:
+        raise TypeError(
+            f"task {name!r} returned a {type(result).__name__}, which is not "
+            f"JSON-serializable ({exc}); return JSON types"
+        ) from None
+
+
+def failure(d: Delivery, policy: RetryPolicy, exc: BaseException, tb: str) -> Settlement:
+    """The outcome of an attempt of ``d`` that raised ``exc`` (with traceback ``tb``): a
+    suspension, a release when its process died, else a retry or a dead letter
+    (``retry.decide``), logged."""
+    attempt, name = d.job.attempts + 1, d.task_name
+    if isinstance(exc, asyncio.CancelledError):
+        # a task's own cancellation (an inner task it awaited was cancelled) is a failure
+        error = "CancelledError: the task was cancelled"
+        return Settlement.failed(error, f"{error} (not retried)", tb)
+    if isinstance(exc, JobSuspended):
+        log.info("job %s (%s): %s", d.id, name, exc.what)
+        return Settlement(Ended.SUSPENDED)
+    if isinstance(exc, ProcessDied):
+        # its pool child died under it: no attempt counted, but a lost delivery, so a job that
+        # kills its process every time is buried as poison after max_deliveries
+        log.error("job %s (%s): its process died; released to run again", d.id, name)
+        return Settlement(Outcome.RELEASE, f"ProcessDied: {exc}", tb)
+    settlement = decide(policy, attempt, exc, tb)
+    if settlement.outcome is Outcome.RETRY:
+        log.warning(
+            "job %s (%s) attempt %d failed, retry in %.1f s: %s",
+            d.id,
+            name,
+            attempt,
+            settlement.retry_delay_ms / 1000,
+            settlement.value,
+        )
+    else:
+        log.error("job %s (%s) dead-lettered: %s", d.id, name, settlement.reason)
+    return settlement

@@ -1,11 +1,12 @@
 """Where a task's code runs: on the event loop, in a thread, or in a process; and timeouts.
 
 ``async def`` tasks run on the worker's loop; sync tasks in a thread pool, or in a spawn
-process pool with ``--pool process`` (or ``@app.task(pool="process")``). The worker's loop
-only awaits ``Executor.invoke`` and never learns which: this module owns the pools, the
+process pool with ``--pool process`` (or ``@app.task(pool="process")``). A job's asyncio task
+awaits ``Executor.invoke`` and never learns which; a sync job with no timeout is handed over
+without a task of its own (``run_direct``, for direct.py). This module owns the pools, the
 timeout clock (it starts when a thread or a child process takes the job, not while the job
-waits for one), and the bookkeeping of threads that Python cannot kill after a timeout
-(``abandoned``), which ``/healthz`` reports once every thread is stuck.
+waits for one), and the bookkeeping of threads that Python cannot kill after their attempt
+ended (``abandoned``), which ``/healthz`` reports once every thread is stuck.
 
 The process pool is pebble's ``ProcessPool`` rather than the standard library's: it kills
 the child running a task that passed its timeout (and only that child, replaced at once),
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("kubeq.worker")
 
 __all__ = ["Executor", "JobTimeout", "ProcessDied"]
+
+
+_NO_CLOCKS: tuple[float | None, float | None] = (None, None)
+"""Neither a timeout nor a soft timeout (a run of ``Executor.run_direct``)."""
 
 
 class ProcessDied(OSError):
@@ -161,6 +166,7 @@ class Executor:
             if on_submit is not None:
                 on_submit(run.lane)
             work = run.lane.future
+            assert work is not None  # a run submitted without on_return has one
         try:
             if timeout is None:
                 return await work
@@ -186,6 +192,40 @@ class Executor:
             if soft is not None:
                 soft.cancel()
 
+    def run_direct(
+        self,
+        task: Task[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        ctx: JobContext,
+        on_return: Callable[[Run], None],
+    ) -> Run:
+        """Hand one attempt of a sync task with no timeout to the thread lane with no
+        asyncio future or task of its own (direct.py): ``on_return`` gets the run on the loop
+        once its thread is done with it, or once it comes back unrun."""
+        run = _ThreadRun(None, ctx)
+        loop = asyncio.get_running_loop()
+        run.lane = self._threads.submit(
+            functools.partial(self._in_thread, loop, run, task.func, args, kwargs, _NO_CLOCKS),
+            contextvars.copy_context(),
+            on_return=on_return,
+        )
+        return run.lane
+
+    def stop_direct(self, lane: Run, task_name: str) -> bool:
+        """Stop a run of ``run_direct``: True when it will never begin (withdrawn); else its
+        thread runs on, its slot is free for the next job, and it counts as abandoned until
+        ``direct_returned`` says it came back."""
+        if self._threads.cancel(lane):
+            return True
+        self._threads.abandon(lane)
+        self._count_abandoned(task_name, "was stopped")
+        return False
+
+    def direct_returned(self) -> None:
+        """A run that ``stop_direct`` left to its thread came back."""
+        self.abandoned -= 1
+
     def _abandon(
         self, task: Task[Any, Any], run: _ThreadRun | None, why: str
     ) -> asyncio.Future[None] | None:
@@ -198,7 +238,7 @@ class Executor:
             return None
         self._threads.abandon(run.lane)  # its slot is free for the next job
         run.abandoned = True  # its thread runs on: counted until it returns
-        self.abandoned += 1
+        self._count_abandoned(task.name, why)
         returned: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def back(_: Run) -> None:
@@ -207,14 +247,18 @@ class Executor:
                 returned.set_result(None)
 
         run.lane.on_return = back
+        return returned
+
+    def _count_abandoned(self, task_name: str, why: str) -> None:
+        """One more thread runs on in an attempt that ended without it: say so."""
+        self.abandoned += 1
         log.warning(
             "%s: a task that %s still occupies a thread (%d of %d threads so)",
-            task.name,
+            task_name,
             why,
             self.abandoned,
             self.thread_count,
         )
-        return returned
 
     async def _in_process(
         self,

@@ -38,18 +38,18 @@ from kubeq.store import urls
 from kubeq.store.keys import queues_key
 from kubeq.store.scripts import ScriptCall, run_pipeline_async
 from kubeq.worker.delivery import Delivery, run_attempt
+from kubeq.worker.direct import DirectLane
 from kubeq.worker.execution import JobTimeout
 from kubeq.worker.settings import WorkerSettings, default_worker_id
 from kubeq.worker.state import REDIS_DOWN
 from kubeq.worker.tally import Unserved
-from kubeq.worker.upkeep import Upkeep
 
 log = logging.getLogger("kubeq.worker")
 
 __all__ = ["Delivery", "JobTimeout", "Worker", "WorkerSettings", "default_worker_id"]
 
 
-class Worker(Upkeep):
+class Worker(DirectLane):
     """A worker process's loop. ``asyncio.run(Worker(settings, tasks).run())``."""
 
     async def run(self) -> int:
@@ -291,6 +291,8 @@ class Worker(Upkeep):
         return room
 
     def _start(self, d: Delivery) -> None:
+        if d.queued and self._start_direct(d):
+            return  # a sync task's job run straight in the thread lane (direct.py)
         # the loop's own create_task: asyncio.create_task's wrapper names the task in Python
         d.runner = asyncio.get_running_loop().create_task(
             self._execute(d), name=f"kubeq-job-{d.id}"

@@ -7,9 +7,12 @@ two futures, and a write to the event loop's self-pipe when the thread returns: 
 spent more time in that hand-off than in the rest of the worker (bench/README.md).
 Here a job is one ``Run`` put on a ``queue.SimpleQueue``; the thread that returns appends it
 to a deque and wakes the loop only if no wake-up is already on its way, so the jobs that end
-while the loop is busy come back in one call. Each job still gets an asyncio future on the
-loop (``Run.future``) that the worker awaits, so timeouts, aborts and the drain's hand-back
-stay plain asyncio cancellations.
+while the loop is busy come back in one call. A job run under its own asyncio task gets an
+asyncio future on the loop (``Run.future``) that the task awaits, so timeouts, aborts and
+the drain's hand-back stay plain asyncio cancellations; a job the loop runs directly
+(direct.py) gets none and is told in ``Run.on_return``. A run that comes back drops its call
+and context, which refer to the caller's state that refers back to the run, so that no job
+leaves a reference cycle for the garbage collector.
 
 The lane keeps the worker's ``slots``. A run submitted while one is free takes it and goes
 on the queue; one submitted while every slot is taken is parked, and the thread whose run
@@ -42,6 +45,14 @@ from typing import Any
 __all__ = ["Lane", "Run"]
 
 
+def _done() -> None:
+    """The call of a run that came back (``Lane._deliver`` drops the real one)."""
+
+
+_DONE: Callable[[], Any] = _done
+_EMPTY = contextvars.Context()
+
+
 class Run:
     """One sync call handed to the lane. ``future`` lives on the loop; the rest is written by
     the thread that takes the run and read by the loop after it comes back."""
@@ -64,12 +75,14 @@ class Run:
 
     def __init__(
         self,
-        future: asyncio.Future[Any],
+        future: asyncio.Future[Any] | None,
         call: Callable[[], Any],
         context: contextvars.Context,
         prepaid: bool = False,
     ) -> None:
         self.future = future
+        """Settled with the call's value when it comes back; None for a run whose caller
+        reads the value in ``on_return`` instead."""
         self.call = call
         self.context = context
         self.prepaid = prepaid
@@ -88,7 +101,9 @@ class Run:
         self.back = False
         """Its thread is done with it (set on the loop, by ``Lane``)."""
         self.on_return: Callable[[Run], None] | None = None
-        """Called on the loop when the thread is done with it (set for abandoned runs)."""
+        """Called on the loop when the thread is done with it, or when it comes back unrun
+        (withdrawn, or the lane closed), after ``future`` is settled and before ``value`` is
+        dropped."""
 
 
 class Lane:
@@ -116,13 +131,20 @@ class Lane:
         self._closed = False
 
     def submit(
-        self, call: Callable[[], Any], context: contextvars.Context, prepaid: bool = False
+        self,
+        call: Callable[[], Any],
+        context: contextvars.Context,
+        prepaid: bool = False,
+        on_return: Callable[[Run], None] | None = None,
     ) -> Run:
-        """Queue ``call`` (run in ``context``); must be called on the event loop."""
+        """Queue ``call`` (run in ``context``); must be called on the event loop. With
+        ``on_return`` the run has no future: the caller reads its outcome (``ok``, ``value``,
+        ``skipped``) there."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        run = Run(loop.create_future(), call, context, prepaid)
+        run = Run(None if on_return else loop.create_future(), call, context, prepaid)
+        run.on_return = on_return
         with self._lock:
             if not prepaid and self._busy >= self.slots:
                 self._parked.append(run)  # the thread that frees a slot runs it
@@ -293,7 +315,7 @@ class Lane:
             run = back.popleft()
             run.back = True
             future = run.future
-            if not future.done():
+            if future is not None and not future.done():
                 if run.skipped:
                     future.cancel()
                 elif run.ok:
@@ -302,4 +324,7 @@ class Lane:
                     future.set_exception(run.value)
             if run.on_return is not None:
                 run.on_return(run)
-            run.value = None  # drop the reference (a large result, a traceback)
+            # what the run referred to goes with it, not at the next garbage collection: its
+            # call refers to its caller's state, which refers back to the run
+            run.value = run.on_return = None
+            run.call, run.context = _DONE, _EMPTY

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -205,7 +206,7 @@ class Upkeep(WorkerState):
         self._hand_back(self._prefetch.drop_all() + self._withdraw_queued())
         force = asyncio.create_task(self._force.wait())
         while self.inflight and not self._force.is_set():
-            runners = {
+            runners: set[asyncio.Future[Any]] = {
                 d.runner
                 for d in self.inflight.values()
                 if d.runner is not None and not d.runner.done()
