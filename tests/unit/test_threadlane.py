@@ -272,17 +272,19 @@ def test_the_refill_goes_before_what_waits_runs_out() -> None:
     for _ in range(60):
         p.observe(0.0001)
     assert p.room() == defaults.PREFETCH_MAX
-    assert p.refill_at() == 64  # nothing measured yet: half the room
+    half = defaults.PREFETCH_MAX // 2
+    assert p.refill_at() == half  # nothing measured yet: half the room
     p._mark = (time.monotonic() - 0.010, 0)  # 200 jobs leased in the last 10 ms: 20,000/s
-    p.round_trip(0.004, 200)  # and a round trip takes 4 ms: 80 jobs run while it is out
+    p.round_trip(0.010, 200)  # and a round trip takes 10 ms: 200 jobs run while it is out
     assert p.rate is not None and 15_000 < p.rate < 21_000
-    assert p.refill_at() == int(p.rate * 0.004 * 1.5)  # more than half the room: go sooner
-    assert p.refill_at() > 64
-    p.round_trip(0.004, 200)  # a round trip that leased nothing (idle): the rate stays
+    assert p.refill_at() == int(p.rate * 0.010 * 1.5)  # more than half the room: go sooner
+    assert p.refill_at() > half
+    p.round_trip(0.010, 200)  # a round trip that leased nothing (idle): the rate stays
     assert p.rate is not None and p.rate > 15_000
     slow: Prefetch[int] = Prefetch(concurrency=4, budget_ms=50)
     for _ in range(60):
-        slow.observe(0.001)  # 4 slots, 1 ms a job: room 128, taken at about 4,000/s
+        slow.observe(0.001)  # 4 slots, 1 ms a job: room 200 (50 ms), taken at about 4,000/s
+    assert slow.room() == min(200, defaults.PREFETCH_MAX)
     slow._mark = (time.monotonic() - 0.1, 0)
     slow.round_trip(0.001, 400)  # a 1 ms round trip: 6 jobs in 1.5 of them
-    assert slow.refill_at() == 64  # half the room is more: the acks still gather
+    assert slow.refill_at() == slow.room() // 2  # half the room is more: the acks still gather
