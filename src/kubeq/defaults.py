@@ -97,9 +97,8 @@ CONCURRENCY = 4
 PREFETCH_MS = 50.0
 """A worker leases, beyond its free slots, as many jobs as its slots finish in this many
 milliseconds at the measured run time (prefetch.py); 0 turns prefetching off."""
-PREFETCH_MAX = 256
-"""The most jobs a worker leases ahead of a free slot (for jobs of well under a millisecond:
-longer ones reach ``PREFETCH_MS`` first)."""
+PREFETCH_MAX = 128
+"""The most jobs a worker leases ahead of a free slot."""
 LANE_AHEAD = 32
 """Sync jobs a worker hands its thread lane beyond its free slots: a thread that finishes a job
 starts the next of these at once; further prefetched jobs wait in the worker (prefetch.py)."""
