@@ -5,7 +5,8 @@
 
 A private redis-server; for each repetition and ``--concurrency`` (4, the default, and 128,
 the bench's best settings), ``--n`` no-op jobs of a sync task are enqueued, Redis's counters
-are reset, and one ``kubeq worker --burst`` (kubeq's bench venv, this checkout's ``src``)
+are reset, and one ``kubeq worker --burst`` (kubeq's bench venv, this checkout's ``src`` or
+``--src DIR``'s)
 drains them. The worker runs under a small harness (``--child``) that times, inside the
 worker process and without a profiler:
 
@@ -15,7 +16,8 @@ worker process and without a profiler:
 * how long the event loop was blocked in its selector (``epoll``) waiting for something to
   happen, as a share of the drain: the time the loop had nothing to run, neither a job's
   step nor a reply to read;
-* the worker's CPU per job (the process's, its task threads included).
+* the worker's CPU per job (the process's, its task threads included), and how long and how
+  often the worker was in a garbage collection (``gc.callbacks``).
 
 From Redis, over the same drain: its CPU per job (``INFO cpu``) and, from ``INFO
 commandstats``, the time per job in the scripts (``EVALSHA``: the fetch and the
@@ -45,10 +47,19 @@ ROOT = HERE.parent
 TASKS = "distance_tasks"
 """bench/distance_tasks.py: the no-op tasks."""
 CONCURRENCY = (4, 128)
+_OWN = str(ROOT / "src")
 
 CHILD = r"""
-import asyncio, json, os, sys, time
+import asyncio, gc, json, os, sys, time
 from kubeq.worker import loop as L
+
+collections = []  # (start, end) of each garbage collection
+def _timed_gc(phase, info, _at=[0.0]):
+    if phase == "start":
+        _at[0] = time.perf_counter()
+    else:
+        collections.append((_at[0], time.perf_counter()))
+gc.callbacks.append(_timed_gc)
 
 trips = []  # (sent, read, cpu at send, cpu at read, acknowledged, taken)
 waits = []  # (from, to): the loop blocked in its selector
@@ -92,7 +103,10 @@ took = [t for t in trips if t[5] > 0]  # round trips that took or acknowledged j
 first, last = took[0], took[-1]
 start, end = first[0], last[1]
 blocked = sum(max(0.0, min(b, end) - max(a, start)) for a, b in waits)
+in_gc = [(a, b) for a, b in collections if start <= a <= end]
 print(json.dumps({
+    "gc_s": sum(b - a for a, b in in_gc),
+    "gc_count": len(in_gc),
     "span_s": end - start,
     "trips": [[a - start, b - start, acks, jobs] for a, b, _, _, acks, jobs in took],
     "blocked_s": blocked,
@@ -101,12 +115,14 @@ print(json.dumps({
 """
 
 
-def drain(r: redis.Redis, python: str, url: str, n: int, concurrency: int) -> dict[str, Any]:
-    """One drain of ``n`` no-op jobs by one worker at ``concurrency``."""
+def drain(
+    r: redis.Redis, python: str, url: str, n: int, concurrency: int, src: str
+) -> dict[str, Any]:
+    """One drain of ``n`` no-op jobs by one worker at ``concurrency``, of kubeq from ``src``."""
     from figures import redis_cpu  # bench/ is on the path (main)
 
     env = {**os.environ, "KUBEQ_REDIS_URL": url}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(HERE)])
+    env["PYTHONPATH"] = os.pathsep.join([src, str(HERE)])
     r.flushall()
     fill = f"import {TASKS} as t; t.enqueue('bench.noop', {n})"
     subprocess.run([python, "-c", fill], env=env, check=True)
@@ -144,6 +160,8 @@ def drain(r: redis.Redis, python: str, url: str, n: int, concurrency: int) -> di
         "round_trip_ms_p90": rtts[int(len(rtts) * 0.9)] * 1000,
         "round_trip_out_share": sum(rtts) / span,
         "loop_blocked_share": child["blocked_s"] / span,
+        "gc_us_per_job": child["gc_s"] / n * 1e6,
+        "gc_per_1000_jobs": child["gc_count"] / n * 1000,
     }
 
 
@@ -168,7 +186,8 @@ def render(res: dict[str, Any], path: str) -> str:
         f"{m['load_avg_at_start'][0]:.1f} at the start, {m['load_avg_at_end'][0]:.1f} at the "
         "end; "
         f"{res['reps']} repetition(s) of {res['n']:,} no-op jobs (a sync task) per setting, "
-        "the median of the repetitions.",
+        "the median of the repetitions"
+        + (f"; kubeq from `{res['src']}`." if res.get("src", _OWN) != _OWN else "."),
         "",
         "| one worker, `--concurrency` | " + " | ".join(str(c) for c in settings) + " |",
         "|---|" + "--:|" * len(settings),
@@ -188,7 +207,10 @@ def render(res: dict[str, Any], path: str) -> str:
         ("round trip, p90", "round_trip_ms_p90", "{:.2f} ms"),
         ("share of the drain a round trip was out", "round_trip_out_share", "{:.0%}"),
         ("share of the drain the loop had nothing to run", "loop_blocked_share", "{:.0%}"),
+        ("worker: in garbage collections, per job", "gc_us_per_job", "{:.1f} µs"),
+        ("worker: garbage collections per 1,000 jobs", "gc_per_1000_jobs", "{:.1f}"),
     ]
+    rows = [row for row in rows if all(row[1] in r for r in runs)]  # runs before a figure
     for label, key, fmt in rows:
         lines.append(f"| {label} | " + " | ".join(fmt.format(med(c, key)) for c in settings) + " |")
     names = sorted(
@@ -212,6 +234,7 @@ def main() -> None:
     ap.add_argument("--venvs", default=os.path.expanduser("~/.cache/kubeq"))
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--src", default=str(ROOT / "src"), help="the kubeq to drain with")
     a = ap.parse_args()
     sys.path[:0] = [str(HERE), str(ROOT)]
     from figures import machine, write_results
@@ -230,11 +253,13 @@ def main() -> None:
     try:
         for rep in range(a.reps):
             for conc in CONCURRENCY:
-                runs.append({**drain(r, python, server.url, a.n, conc), "rep": rep})
+                runs.append({**drain(r, python, server.url, a.n, conc, a.src), "rep": rep})
                 print(json.dumps(runs[-1]), flush=True)
     finally:
         server.stop()
-    write_results(a.results, info, runs, render, n=a.n, reps=a.reps, redis_py=redis.__version__)
+    write_results(
+        a.results, info, runs, render, n=a.n, reps=a.reps, redis_py=redis.__version__, src=a.src
+    )
 
 
 if __name__ == "__main__":
