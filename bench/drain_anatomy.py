@@ -47,7 +47,6 @@ ROOT = HERE.parent
 TASKS = "distance_tasks"
 """bench/distance_tasks.py: the no-op tasks."""
 CONCURRENCY = (4, 128)
-_OWN = str(ROOT / "src")
 
 CHILD = r"""
 import asyncio, gc, json, os, sys, time
@@ -187,7 +186,7 @@ def render(res: dict[str, Any], path: str) -> str:
         "end; "
         f"{res['reps']} repetition(s) of {res['n']:,} no-op jobs (a sync task) per setting, "
         "the median of the repetitions"
-        + (f"; kubeq from `{res['src']}`." if res.get("src", _OWN) != _OWN else "."),
+        + (f"; kubeq from `{res['src']}`." if res.get("src") else "."),
         "",
         "| one worker, `--concurrency` | " + " | ".join(str(c) for c in settings) + " |",
         "|---|" + "--:|" * len(settings),
@@ -234,8 +233,9 @@ def main() -> None:
     ap.add_argument("--venvs", default=os.path.expanduser("~/.cache/kubeq"))
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--src", default=str(ROOT / "src"), help="the kubeq to drain with")
+    ap.add_argument("--src", help="the kubeq to drain with (this checkout's src by default)")
     a = ap.parse_args()
+    src = a.src or str(ROOT / "src")
     sys.path[:0] = [str(HERE), str(ROOT)]
     from figures import machine, write_results
 
@@ -253,7 +253,7 @@ def main() -> None:
     try:
         for rep in range(a.reps):
             for conc in CONCURRENCY:
-                runs.append({**drain(r, python, server.url, a.n, conc, a.src), "rep": rep})
+                runs.append({**drain(r, python, server.url, a.n, conc, src), "rep": rep})
                 print(json.dumps(runs[-1]), flush=True)
     finally:
         server.stop()
