@@ -2,7 +2,8 @@
 
 One asyncio loop owns all Redis traffic. Each pass sends the acknowledgements of every job
 that ended since the last pass and, when slots are free, a fetch of up to that many jobs,
-all in ONE pipelined round trip. When there is nothing to do it blocks on the queues' wake
+all in ONE pipelined round trip; the jobs a reply brings are placed once the next round trip
+is written (state.py, ``_place_fresh``). With nothing to do it blocks on the queues' wake
 lists (BLPOP, woken by enqueue), so it reacts at once without polling, and beats rarely
 (idle.py: an idle worker costs Redis under one command a second).
 
@@ -242,7 +243,7 @@ class Worker(DirectLane):
             raise error
         self._wait_ms = reply.wait_ms
         now_ms = time.time() * 1000
-        room = self._lane_room()
+        fresh = self._fresh
         for job in reply.jobs:
             running = self.inflight.get((job.queue.name, job.id))
             if running is not None and not running.settled:
@@ -262,8 +263,9 @@ class Worker(DirectLane):
                 self._metric(self.metrics.wait, job.queue.name).observe(
                     max(0.0, (now_ms - job.ready_at_ms) / 1000)
                 )
-            room = self._place(d, room)
-        self._move_waiting()  # slots freed since the last move take the oldest first
+            fresh.append(d)
+        # placed once the next round trip is on its way (state.py, _place_fresh)
+        asyncio.get_running_loop().call_soon(self._place_fresh)
         if error is not None:  # the jobs other slots' fetches leased run; this one is retried
             raise error
         return reply.remaining

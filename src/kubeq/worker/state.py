@@ -77,6 +77,8 @@ class WorkerState:
         """Every job leased to this worker: running, or waiting for a slot (in ``_prefetch``,
         or queued in the executor's thread lane, ``_queued``)."""
         self._prefetch: Prefetch[Delivery] = Prefetch(settings.concurrency, settings.prefetch_ms)
+        self._fresh: list[Delivery] = []
+        """Jobs the last fetch leased, not placed yet (``_place_fresh``)."""
         self._queued: collections.deque[tuple[float, Delivery]] = collections.deque()
         """Sync jobs handed to the thread lane before a slot was free, with when, oldest first
         (those that began or ended are dropped as they are met)."""
@@ -285,6 +287,25 @@ class WorkerState:
             self._prefetch.hold(d)
         return room
 
+    def _place_fresh(self) -> None:
+        """Place the jobs the last fetch leased (``_place``), in their order, then start what
+        waits for the slots freed meanwhile. Called soon after the fetch's reply is read, so
+        that the next round trip is written first: Redis works on it while they are placed.
+        A job settled meanwhile (aborted, lost) is skipped; once the worker stops, the rest
+        go back to the queue unstarted."""
+        fresh, self._fresh = self._fresh, []
+        if self._stopping:
+            self._hand_back(fresh)
+            return
+        room = self._lane_room()
+        for d in fresh:
+            if not d.settled:
+                room = self._place(d, room)
+        self._move_waiting()
+
+    def _move_waiting(self) -> None:
+        raise NotImplementedError  # loop.py
+
     def _to_lane(self, d: Delivery) -> None:
         d.queued = True
         self._queued.append((time.monotonic(), d))
@@ -340,7 +361,7 @@ class WorkerState:
 
     def _waiting(self) -> int:
         """Leased jobs that wait for a slot."""
-        return len(self._prefetch.waiting) + self.executor.waiting()
+        return len(self._fresh) + len(self._prefetch.waiting) + self.executor.waiting()
 
     def _stale(self) -> list[Delivery]:
         """What waits for a slot, when the slots turned out slow (prefetch.py): to hand back."""
