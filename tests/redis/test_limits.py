@@ -21,6 +21,7 @@ import redis
 import kubeq
 from kubeq.options import RateLimit
 from kubeq.store.keys import QueueKeys
+from localcluster.pytest_plugin import wait_for
 from tests.redis.helpers import max_running, wait_until
 from tests.redis.workers import StartWorker
 
@@ -36,10 +37,18 @@ def _max_in_window(times: list[int], window_ms: int = 1000) -> int:
 
 
 def _start_fleet(start_worker: StartWorker, app: kubeq.App, queue: str, n: int = 4) -> None:
-    for _ in range(n):
-        start_worker("--concurrency", "16")
+    fleet = [start_worker("--concurrency", "16") for _ in range(n)]
     q = app.queue(queue)
-    wait_until(lambda: q.stats().live_workers == n, what=f"{n} live workers on {queue}")
+
+    def why() -> str:
+        """What a failed wait needs to be understood: which workers Redis counts, and what
+        each worker process said (this wait has timed out now and then)."""
+        logs = "\n".join(
+            f"--- worker pid {w.pid}, exit code {w.proc.poll()}:\n{w.log()[-3000:]}" for w in fleet
+        )
+        return f"{n} live workers on {queue}; live now: {sorted(q.stats().workers)}\n{logs}"
+
+    wait_for(lambda: q.stats().live_workers == n, timeout=30, interval=0.05, message=why)
     # warm up: each worker's threads and Redis connections exist before the measured run
     warm = app.enqueue_many(qtasks.unlimited_mark.s("warm") for _ in range(16 * n))
     for job in warm:
