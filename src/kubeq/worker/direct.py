@@ -137,7 +137,16 @@ class DirectLane(Upkeep):
             error = f"{type(exc).__name__}: {exc}"
             settlement = Settlement.failed(error, f"worker error: {error}", traceback.format_exc())
         self._start_waiting()
+        self._ran(d, settlement, took)
+
+    def _ran(self, d: Delivery, settlement: Settlement, took: float | None) -> None:
+        """An attempt has ended here, under its task (``Worker._execute``) or directly, and
+        the next job has had its slot: settle ``d`` with what the run meant, unless it was
+        settled meanwhile. An aborted job's outcome is not counted (its abort was)."""
         if d.settled:
+            return
+        if d.aborted:
+            self._settle(d, settlement, count=False)
             return
         if self._timed:
             self._metric(self.metrics.duration, d.job.queue.name, d.task_name).observe(took or 0.0)
@@ -148,12 +157,14 @@ class DirectLane(Upkeep):
         """What the run's end means for the job."""
         if run.skipped:  # the lane closed before a thread took it: it never ran
             return Settlement(Outcome.REQUEUE)
+        raised: BaseException
         if run.ok:
             try:
                 return finished(d.task_name, run.value)
-            except TypeError as exc:
-                return failure(d, policy, exc, "".join(traceback.format_exception(exc)))
-        raised: BaseException = run.value
+            except TypeError as exc:  # a result that is not JSON
+                raised = exc
+        else:
+            raised = run.value
         return failure(d, policy, raised, "".join(traceback.format_exception(raised)))
 
     def _start_waiting(self) -> None:

@@ -203,14 +203,13 @@ class Executor:
         """Hand one attempt of a sync task with no timeout to the thread lane with no
         asyncio future or task of its own (direct.py): ``on_return`` gets the run on the loop
         once its thread is done with it, or once it comes back unrun."""
-        run = _ThreadRun(None, ctx)
+        run = _ThreadRun(None, ctx)  # no lane: only a task's stop (``_abandon``) reads it
         loop = asyncio.get_running_loop()
-        run.lane = self._threads.submit(
+        return self._threads.submit(
             functools.partial(self._in_thread, loop, run, task.func, args, kwargs, _NO_CLOCKS),
             contextvars.copy_context(),
             on_return=on_return,
         )
-        return run.lane
 
     def stop_direct(self, lane: Run, task_name: str) -> bool:
         """Stop a run of ``run_direct``: True when it will never begin (withdrawn); else its

@@ -264,8 +264,8 @@ class Worker(DirectLane):
                     max(0.0, (now_ms - job.ready_at_ms) / 1000)
                 )
             fresh.append(d)
-        # placed once the next round trip is on its way (state.py, _place_fresh)
-        asyncio.get_running_loop().call_soon(self._place_fresh)
+        if fresh:  # placed once the next round trip is on its way (state.py, _place_fresh)
+            asyncio.get_running_loop().call_soon(self._place_fresh)
         if error is not None:  # the jobs other slots' fetches leased run; this one is retried
             raise error
         return reply.remaining
@@ -388,11 +388,4 @@ class Worker(DirectLane):
                 self._prefetch.observe(took)
             self._start_waiting()
             d.lane = None  # its run (the call, its context) is not kept with the outcome
-        if d.settled:
-            return
-        if d.aborted:  # counted when the abort arrived
-            self._settle(d, settlement, count=False)
-            return
-        if self._timed:
-            self._metric(self.metrics.duration, d.job.queue.name, d.task_name).observe(took or 0.0)
-        self._settle(d, settlement)
+        self._ran(d, settlement, took)
