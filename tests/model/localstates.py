@@ -287,7 +287,8 @@ class LocalStates(RuleBasedStateMachine):
     @rule(data=st.data())
     def abort(self, data: st.DataObject) -> None:
         held = sorted(d.id for d in self._held())
-        job = pick(data, held if held and data.draw(st.booleans()) else self.jobs)
+        among_held = data.draw(st.booleans())  # drawn either way (picks.py)
+        job = pick(data, held if held and among_held else self.jobs)
         assert job is not None
         self.q.job(job).abort()
         self._run(self.w._heartbeat())
