@@ -39,6 +39,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import kubeq
 from kubeq.store.keys import QueueKeys
+from kubeq.worker.delivery import Delivery
 from kubeq.worker.loop import Worker
 from kubeq.worker.prefetch import Prefetch
 from kubeq.worker.settings import WorkerSettings
@@ -48,9 +49,9 @@ from tests.model.picks import pick
 QUEUE = "lq"
 CONCURRENCY = 2
 PREFETCH = 2
+"""Jobs leased ahead of the free slots (the prefetch's room, fixed for the machine)."""
 LANE_AHEAD = 1
 """Sync jobs parked in the thread lane beyond the free slots (the test sets it)."""
-"""Jobs leased ahead of the free slots (the prefetch's room, fixed for the machine)."""
 SETTLE_SECONDS = 10.0
 
 
@@ -81,12 +82,6 @@ class Gates:
     def open(self, key: tuple[str, str]) -> None:
         with self.lock:
             self.gates.setdefault(key, threading.Event()).set()
-
-    def open_all(self) -> None:
-        with self.lock:
-            for gate in self.gates.values():
-                gate.set()
-            self.clock = 10**9  # nothing may wait at a gate any more
 
 
 class FixedPrefetch(Prefetch[Any]):
@@ -173,7 +168,6 @@ class LocalStates(RuleBasedStateMachine):
         self._run(self.w._redis.aclose())
 
     def teardown(self) -> None:
-        self.gates.open_all()
         self._end_worker()
         self.loop.close()
         self.app.close()
@@ -184,7 +178,7 @@ class LocalStates(RuleBasedStateMachine):
     def _run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    def _held(self) -> list[Any]:
+    def _held(self) -> list[Delivery]:
         return [d for d in self.w.inflight.values() if not d.settled]
 
     def _settle(self) -> None:
@@ -336,7 +330,7 @@ class LocalStates(RuleBasedStateMachine):
         self.w = self._new_worker()
         self.stopped = False
 
-    def _stop_handed_back(self, held: list[Any]) -> None:
+    def _stop_handed_back(self, held: list[Delivery]) -> None:
         """Of the deliveries held before a step, those it handed back must never begin."""
         back = [d for d in held if d.handed_back]
         if back:

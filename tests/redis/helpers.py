@@ -17,8 +17,11 @@ from kubeq.worker import handoff
 from localcluster.pytest_plugin import wait_for
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "") -> None:
-    """Poll until predicate() is truthy; fail after timeout (never a timing assertion)."""
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 30, what: str | Callable[[], str] = ""
+) -> None:
+    """Poll until predicate() is truthy; fail after timeout (never a timing assertion).
+    ``what`` names the wait, or says at the timeout what a failure needs explained."""
     wait_for(predicate, timeout=timeout, interval=0.05, message=what or repr(predicate))
 
 

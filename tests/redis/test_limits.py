@@ -21,7 +21,6 @@ import redis
 import kubeq
 from kubeq.options import RateLimit
 from kubeq.store.keys import QueueKeys
-from localcluster.pytest_plugin import wait_for
 from tests.redis.helpers import max_running, wait_until
 from tests.redis.workers import StartWorker
 
@@ -48,7 +47,7 @@ def _start_fleet(start_worker: StartWorker, app: kubeq.App, queue: str, n: int =
         )
         return f"{n} live workers on {queue}; live now: {sorted(q.stats().workers)}\n{logs}"
 
-    wait_for(lambda: q.stats().live_workers == n, timeout=30, interval=0.05, message=why)
+    wait_until(lambda: q.stats().live_workers == n, what=why)
     # warm up: each worker's threads and Redis connections exist before the measured run
     warm = app.enqueue_many(qtasks.unlimited_mark.s("warm") for _ in range(16 * n))
     for job in warm:
