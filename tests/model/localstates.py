@@ -5,10 +5,12 @@ A job a worker has leased is, in Redis, ``active`` under its lease; inside the w
 in one of four places: held from the fetch's reply until the loop's next turn places it
 (``_fresh``), leased ahead of a free slot (``_prefetch``), handed to the thread lane before a
 slot was free (parked there), or running in a lane thread (a direct run: no asyncio task).
-The machine drives ``kubeq.worker.loop.Worker`` itself, on the test's redis-server, with one
-seam: the fetch's placement waits for the machine's ``place`` step, so every step can fall
-between a reply and its placement. The task is real code in real lane threads; each run
-blocks on a gate that the machine's ``finish`` step opens.
+The machine drives ``kubeq.worker.loop.Worker`` itself, on the test's redis-server. Its
+seams: the fetch's placement waits for the machine's ``place`` step, so every step can fall
+between a reply and its placement; the prefetch's room is fixed (``FixedPrefetch``) and
+``defaults.LANE_AHEAD`` set to 1 by the test, so that one fetch fills every place. The task
+is real code in real lane threads; each run blocks on a gate that the machine's ``finish``
+step opens.
 
 Steps: enqueue, a fetch (acknowledgements and a refill in one round trip), placing what it
 brought, a run's end, a round trip of acknowledgements alone, a heartbeat (or one after
