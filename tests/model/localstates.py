@@ -46,6 +46,7 @@ from kubeq.worker.loop import Worker
 from kubeq.worker.prefetch import Prefetch
 from kubeq.worker.settings import WorkerSettings
 from kubeq.worker.state import WorkerState
+from kubeq.worker.threads import Run
 from tests.model.picks import pick
 
 QUEUE = "lq"
@@ -68,6 +69,10 @@ class Gates:
         self.starts: list[tuple[str, str, int]] = []
         """Every start: job, lease and the machine's clock when it began."""
         self.clock = 0
+        self.returned = 0
+        """Runs that went past their gate (their thread is handing them back)."""
+        self.delivered = 0
+        """Runs that came back on the worker's loop (``LocalWorker._direct_returned``)."""
 
     def run(self, job: str) -> str:
         ctx = kubeq.current_job(required=True)
@@ -79,6 +84,7 @@ class Gates:
         gate.wait(60)
         with self.lock:
             self.blocked.discard(key)
+            self.returned += 1
         return job
 
     def open(self, key: tuple[str, str]) -> None:
@@ -102,10 +108,17 @@ class LocalWorker(Worker):
     """A real worker whose fetched jobs are placed when the machine says."""
 
     placing = False
+    gates: Gates
 
     def _place_fresh(self) -> None:
         if self.placing:
             WorkerState._place_fresh(self)
+
+    def _direct_returned(self, d: Delivery, runner: Any, policy: Any, run: Run) -> None:
+        super()._direct_returned(d, runner, policy, run)
+        if run.claimed and not run.skipped:  # it ran: count it back (``_settle``)
+            with self.gates.lock:
+                self.gates.delivered += 1
 
 
 class LocalStates(RuleBasedStateMachine):
@@ -152,6 +165,7 @@ class LocalStates(RuleBasedStateMachine):
         )
         w = LocalWorker(settings, dict(self.app.tasks))
         w._prefetch = FixedPrefetch()
+        w.gates = self.gates
         return w
 
     def _end_worker(self) -> None:
@@ -163,10 +177,10 @@ class LocalStates(RuleBasedStateMachine):
                 blocked = list(self.gates.blocked)
                 for key in blocked:
                     self.gates.gates[key].set()
-            if not blocked or time.monotonic() > deadline:
+            back = self.gates.delivered == self.gates.returned  # reached the old loop's code
+            if (not blocked and back) or time.monotonic() > deadline:
                 break
             self._run(asyncio.sleep(0.001))
-        self._run(asyncio.sleep(0.01))  # what they handed back reaches the old loop's code
         self._run(self.w._redis.aclose())
 
     def teardown(self) -> None:
@@ -197,6 +211,8 @@ class LocalStates(RuleBasedStateMachine):
                 moving = lane._threads - lane._idle != len(self.gates.blocked) or (
                     lane._unclaimed and lane._idle
                 )
+                # a thread past its gate counts as idle before its run reaches the loop
+                moving = moving or self.gates.delivered != self.gates.returned
             if not moving and not lane._back and not lane._signalled:
                 return
             assert time.monotonic() < deadline, "the worker's lane did not come to rest"
