@@ -7,10 +7,10 @@ in one of four places: held from the fetch's reply until the loop's next turn pl
 slot was free (parked there), or running in a lane thread (a direct run: no asyncio task).
 The machine drives ``kubeq.worker.loop.Worker`` itself, on the test's redis-server. Its
 seams: the fetch's placement waits for the machine's ``place`` step, so every step can fall
-between a reply and its placement; the prefetch's room is fixed (``FixedPrefetch``) and
-``defaults.LANE_AHEAD`` set to 1 by the test, so that one fetch fills every place. The task
-is real code in real lane threads; each run blocks on a gate that the machine's ``finish``
-step opens.
+between a reply and its placement; the prefetch's room is fixed and ``defaults.LANE_AHEAD``
+set to 1 by the test, so that one fetch fills every place (localworker.py). The task is real
+code in real lane threads; each run blocks on a gate that the machine's ``finish`` step
+opens.
 
 Steps: enqueue, a fetch (acknowledgements and a refill in one round trip), placing what it
 brought, a run's end, a round trip of acknowledgements alone, a heartbeat (or one after
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 import time
 from typing import Any
 
@@ -42,83 +41,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import kubeq
 from kubeq.store.keys import QueueKeys
 from kubeq.worker.delivery import Delivery
-from kubeq.worker.loop import Worker
-from kubeq.worker.prefetch import Prefetch
 from kubeq.worker.settings import WorkerSettings
-from kubeq.worker.state import WorkerState
-from kubeq.worker.threads import Run
+from tests.model.localworker import CONCURRENCY, FixedPrefetch, Gates, LocalWorker
 from tests.model.picks import pick
 
 QUEUE = "lq"
-CONCURRENCY = 2
-PREFETCH = 2
-"""Jobs leased ahead of the free slots (the prefetch's room, fixed for the machine)."""
-LANE_AHEAD = 1
-"""Sync jobs parked in the thread lane beyond the free slots (the test sets it)."""
 SETTLE_SECONDS = 10.0
-
-
-class Gates:
-    """What the task's runs do: each blocks until the machine opens its gate."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.gates: dict[tuple[str, str], threading.Event] = {}
-        self.blocked: set[tuple[str, str]] = set()
-        """Runs (job, lease) inside the task, waiting at their gate."""
-        self.starts: list[tuple[str, str, int]] = []
-        """Every start: job, lease and the machine's clock when it began."""
-        self.clock = 0
-        self.returned = 0
-        """Runs that went past their gate (their thread is handing them back)."""
-        self.delivered = 0
-        """Runs that came back on the worker's loop (``LocalWorker._direct_returned``)."""
-
-    def run(self, job: str) -> str:
-        ctx = kubeq.current_job(required=True)
-        key = (job, ctx.lease)
-        with self.lock:
-            self.starts.append((job, ctx.lease, self.clock))
-            gate = self.gates.setdefault(key, threading.Event())
-            self.blocked.add(key)
-        gate.wait(60)
-        with self.lock:
-            self.blocked.discard(key)
-            self.returned += 1
-        return job
-
-    def open(self, key: tuple[str, str]) -> None:
-        with self.lock:
-            self.gates.setdefault(key, threading.Event()).set()
-
-
-class FixedPrefetch(Prefetch[Any]):
-    """The prefetch's room fixed at ``PREFETCH`` (the real one follows the measured run
-    times), and slots never slow by the clock: the machine's ``heartbeat`` step says when
-    they turned out slow (``last_slow``), so an example replays the same."""
-
-    def __init__(self) -> None:
-        super().__init__(CONCURRENCY, budget_ms=3_600_000)
-
-    def room(self) -> int:
-        return PREFETCH
-
-
-class LocalWorker(Worker):
-    """A real worker whose fetched jobs are placed when the machine says."""
-
-    placing = False
-    gates: Gates
-
-    def _place_fresh(self) -> None:
-        if self.placing:
-            WorkerState._place_fresh(self)
-
-    def _direct_returned(self, d: Delivery, runner: Any, policy: Any, run: Run) -> None:
-        super()._direct_returned(d, runner, policy, run)
-        if run.claimed and not run.skipped:  # it ran: count it back (``_settle``)
-            with self.gates.lock:
-                self.gates.delivered += 1
 
 
 class LocalStates(RuleBasedStateMachine):

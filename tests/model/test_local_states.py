@@ -13,7 +13,8 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from kubeq import defaults
 from tests.model.conftest import machine_settings
-from tests.model.localstates import LANE_AHEAD, LocalStates
+from tests.model.localstates import LocalStates
+from tests.model.localworker import LANE_AHEAD
 
 SETTINGS = machine_settings(150, 50)
 
