@@ -103,9 +103,10 @@ class LocalStates(RuleBasedStateMachine):
         while True:
             with self.gates.lock:  # a returning thread may begin a parked run: that one too
                 blocked = list(self.gates.blocked)
-                for key in blocked:
-                    self.gates.gates[key].set()
-            back = self.gates.delivered == self.gates.returned  # reached the old loop's code
+            for key in blocked:
+                self.gates.open(key)
+            with self.gates.lock:  # every run let go has reached the old loop's code
+                back = not self.gates.passing
             if (not blocked and back) or time.monotonic() > deadline:
                 break
             self._run(asyncio.sleep(0.001))
@@ -139,8 +140,9 @@ class LocalStates(RuleBasedStateMachine):
                 moving = lane._threads - lane._idle != len(self.gates.blocked) or (
                     lane._unclaimed and lane._idle
                 )
-                # a thread past its gate counts as idle before its run reaches the loop
-                moving = moving or self.gates.delivered != self.gates.returned
+                # a run let go from its gate may not have woken yet, and its thread counts
+                # itself idle before the run reaches the loop
+                moving = moving or bool(self.gates.passing)
             if not moving and not lane._back and not lane._signalled:
                 return
             assert time.monotonic() < deadline, "the worker's lane did not come to rest"

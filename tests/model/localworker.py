@@ -1,10 +1,10 @@
 """The worker side of the local states machine (localstates.py): the task's gates, the
 prefetch with a fixed room, and a real worker whose placement waits for the machine.
 
-``Gates`` is what the task's runs do: each blocks until the machine opens its gate, and the
-counts of runs past their gate and back on the worker's loop say when the worker is at
+``Gates`` is what the task's runs do: each blocks until the machine opens its gate; the runs
+at a gate and those let go and not yet back on the worker's loop say when the worker is at
 rest. ``LocalWorker`` is ``kubeq.worker.loop.Worker`` with two seams: a fetch's jobs are
-placed only when the machine says (``placing``), and each run that came back is counted.
+placed only when the machine says (``placing``), and each run that comes back is told.
 """
 
 from __future__ import annotations
@@ -37,10 +37,9 @@ class Gates:
         self.starts: list[tuple[str, str, int]] = []
         """Every start: job, lease and the machine's clock when it began."""
         self.clock = 0
-        self.returned = 0
-        """Runs that went past their gate (their thread is handing them back)."""
-        self.delivered = 0
-        """Runs that came back on the worker's loop (``LocalWorker._direct_returned``)."""
+        self.passing: set[tuple[str, str]] = set()
+        """Runs whose gate the machine opened and that have not come back on the worker's
+        loop yet (``LocalWorker._direct_returned``): their thread may not have woken yet."""
 
     def run(self, job: str) -> str:
         ctx = kubeq.current_job(required=True)
@@ -50,14 +49,21 @@ class Gates:
             gate = self.gates.setdefault(key, threading.Event())
             self.blocked.add(key)
         gate.wait(60)
-        with self.lock:
+        with self.lock:  # let go (``open``), or never: the machine's settle then times out
             self.blocked.discard(key)
-            self.returned += 1
         return job
 
     def open(self, key: tuple[str, str]) -> None:
+        """Let a blocked run go on: it counts as passing until it is back on the loop."""
         with self.lock:
-            self.gates.setdefault(key, threading.Event()).set()
+            if key in self.blocked:
+                self.blocked.discard(key)
+                self.passing.add(key)
+                self.gates[key].set()
+
+    def back(self, key: tuple[str, str]) -> None:
+        with self.lock:
+            self.passing.discard(key)
 
 
 class FixedPrefetch(Prefetch[Any]):
@@ -84,6 +90,4 @@ class LocalWorker(Worker):
 
     def _direct_returned(self, d: Delivery, runner: Any, policy: Any, run: Run) -> None:
         super()._direct_returned(d, runner, policy, run)
-        if run.claimed and not run.skipped:  # it ran: count it back (``_settle``)
-            with self.gates.lock:
-                self.gates.delivered += 1
+        self.gates.back((d.id, d.job.lease))
