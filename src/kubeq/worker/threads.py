@@ -166,10 +166,11 @@ class Lane:
 
     def cancel(self, run: Run) -> bool:
         """Stop ``run`` if no thread took it yet (True); False when a thread runs it."""
-        if run.claimed:
-            return False
-        run.skipped = True
-        return not run.claimed  # a thread that claimed it meanwhile sees `skipped` and skips
+        with self._lock:  # threads claim under the lock too: the run is theirs or skipped
+            if run.claimed:
+                return False
+            run.skipped = True
+            return True
 
     def abandon(self, run: Run) -> None:
         """``run``'s caller gave up on it while its thread runs on: its slot is free now."""
@@ -260,12 +261,12 @@ class Lane:
                 self._idle -= 1
                 if run is not None:
                     self._unclaimed -= 1
+                    run.claimed = True  # from now on ``cancel`` leaves it to this thread
             if run is None:
                 with lock:
                     self._threads -= 1
                 return
             while run is not None:
-                run.claimed = True
                 self._run(run)
                 with lock:  # its slot goes to the oldest parked run, which this thread runs
                     if run.holds:
