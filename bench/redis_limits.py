@@ -14,7 +14,10 @@ Prints one JSON line with:
   job: pop the next job and store the previous one's result) and ``drain_batched`` (one round
   trip per 32 jobs: LPOP count 32 + their 32 results). No lease, no retry, no priority: the
   floor any Redis queue in Python pays, which kubeq is shown as a percentage of. The loops run
-  ``--repeat`` times (3); ``raw`` is each one's median, ``raw_runs`` every run.
+  ``--repeat`` times (3); ``raw`` is each one's median, ``raw_runs`` every run. ``run.py``
+  runs them itself, once at the start of each repetition of the systems (``raw_loops``), so
+  that a noisy moment of the run hits the raw loops as it hits the systems, and calls this
+  with ``--repeat 0`` for ``redis_benchmark`` alone.
 """
 
 from __future__ import annotations
@@ -162,14 +165,14 @@ def main() -> None:
     ap.add_argument("--redis-url", required=True)
     ap.add_argument("--n", type=int, default=20000, help="jobs in the raw loops")
     ap.add_argument("--requests", type=int, default=100000, help="redis-benchmark -n")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of the raw loops (median)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of the raw loops (median; 0: none)")
     a = ap.parse_args()
     parts = urlsplit(a.redis_url)
     out = {
         "redis_benchmark": redis_benchmark(
             parts.hostname or "127.0.0.1", parts.port or 6379, a.requests
         ),
-        **raw_medians([raw_loops(a.redis_url, a.n) for _ in range(a.repeat)]),
+        **(raw_medians([raw_loops(a.redis_url, a.n) for _ in range(a.repeat)]) if a.repeat else {}),
         "redis_py": redis.__version__,
     }
     print(json.dumps(out))

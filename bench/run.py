@@ -5,7 +5,8 @@
 
 Starts a redis-server on a free port, runs every scenario of every system as a subprocess
 (kubeq with the project venv, each peer with its own venv, see bench.mk), REPS times,
-interleaved so that a noisy moment hits every system; reports the median of each figure,
+interleaved so that a noisy moment hits every system, and Redis's raw loops
+(redis_limits.py) at the start of each repetition; reports the median of each figure,
 the ratio kubeq/peer, Redis's limits (redis_limits.py), and the autoscaler figures
 (autoscale.py, on the local control plane). Writes bench/results/<date>.json and .png.
 """
@@ -34,6 +35,7 @@ import report  # noqa: E402
 import tables  # noqa: E402
 from bytecode import compile_all  # noqa: E402
 from figures import machine, medians  # noqa: E402
+from redis_limits import raw_loops, raw_medians  # noqa: E402
 
 from tests.support.redisserver import RedisServer  # noqa: E402
 
@@ -232,8 +234,13 @@ def main() -> int:
         )
         return out
 
+    raw_runs: list[dict[str, float]] = []
     try:
         for rep in range(cfg["reps"]):
+            if not a.skip_limits:  # the floor, measured in the same moments as the systems
+                raw_runs.append(raw_loops(server.url, cfg["bulk"]))
+                shown = {k: round(v) for k, v in raw_runs[-1].items()}
+                print(f"  rep {rep + 1} raw loops {json.dumps(shown)}", flush=True)
             for label, system, path in runners:
                 for group, args in scenario_runs(cfg, systems):
                     if group == "drain_limited" and system != "kubeq":
@@ -256,21 +263,22 @@ def main() -> int:
                     out.setdefault("backlog", n)
                     curve.setdefault(label, []).append(out)
         if not a.skip_limits:
-            print("bench: Redis's own limits (redis-benchmark, raw redis-py loops)", flush=True)
+            print("bench: Redis's own limits (redis-benchmark)", flush=True)
             limits = run_json(
                 [
                     sys.executable,
                     str(HERE / "redis_limits.py"),
                     "--redis-url",
                     server.url,
-                    "--n",
-                    str(cfg["bulk"]),
+                    "--repeat",
+                    "0",
                     "--requests",
                     "30000" if a.quick else "100000",
                 ],
                 env,
                 600,
             )
+            limits.update(raw_medians(raw_runs))
     finally:
         server.stop()
     info["load_avg_at_end"] = os.getloadavg()
