@@ -5,8 +5,9 @@
 
 Starts a redis-server on a free port, runs every scenario of every system as a subprocess
 (kubeq with the project venv, each peer with its own venv, see bench.mk), REPS times,
-interleaved so that a noisy moment hits every system, and Redis's raw loops
-(redis_limits.py) at the start of each repetition; reports the median of each figure,
+interleaved so that a noisy moment hits every system (each repetition starts one system
+later than the one before), and Redis's raw loops (redis_limits.py) at the start of each
+repetition; reports the median of each figure,
 the ratio kubeq/peer, Redis's limits (redis_limits.py), and the autoscaler figures
 (autoscale.py, on the local control plane). Writes bench/results/<date>.json and .png.
 """
@@ -241,7 +242,10 @@ def main() -> int:
                 raw_runs.append(raw_loops(server.url, cfg["bulk"]))
                 shown = {k: round(v) for k, v in raw_runs[-1].items()}
                 print(f"  rep {rep + 1} raw loops {json.dumps(shown)}", flush=True)
-            for label, system, path in runners:
+            # each repetition starts one runner later, so that no system (and no variant,
+            # added last) always runs at the same point of a repetition
+            turn = rep % len(runners)
+            for label, system, path in runners[turn:] + runners[:turn]:
                 for group, args in scenario_runs(cfg, systems):
                     if group == "drain_limited" and system != "kubeq":
                         continue
