@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import redis
+from marks import WOKEN, push, wait_list
 from procs import MemorySampler, WorkerProcess, session_cpu
 
 HERE = Path(__file__).resolve().parent
@@ -80,24 +81,12 @@ def client() -> redis.Redis:
     return _client
 
 
-WOKEN = ":woken"
-"""Suffix of a list's wake-up list: a token per item pushed, what ``_wait_list`` blocks on."""
-
-
-def _push(key: str, item: str) -> None:
-    """Append ``item`` to ``key`` and a token to its wake-up list, in one round trip."""
-    pipe = client().pipeline(transaction=False)
-    pipe.rpush(key, item)
-    pipe.rpush(key + WOKEN, "1")
-    pipe.execute()
-
-
 def record_mark(tag: str) -> None:
-    _push(MARKS, f"{tag} {time.time():.6f}")
+    push(client(), MARKS, f"{tag} {time.time():.6f}")
 
 
 def record_latency(i: int) -> None:
-    _push(LAT, f"{i} {time.time():.6f}")
+    push(client(), LAT, f"{i} {time.time():.6f}")
 
 
 class System:
@@ -169,21 +158,6 @@ def used_memory(r: redis.Redis) -> int:
     return int(info["used_memory"]) - int(info.get("mem_clients_normal", 0))
 
 
-def _wait_list(r: redis.Redis, key: str, length: int, timeout: float) -> bool:
-    """Whether the list ``key`` holds ``length`` items within ``timeout`` seconds. Blocked on
-    its wake-up list (``_push``), not polled: a poll every 2 ms woke this process 500 times a
-    second beside the worker and Redis on 2 cores, and slowed the fastest drains with it (the
-    rates come from the marks' own clocks, not from when this notices them)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if int(r.llen(key)) >= length:  # type: ignore[arg-type]
-            return True
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        r.blpop([key + WOKEN], timeout=min(1.0, max(0.01, left)))
-
-
 def scenario_enqueue(sysm: System, mode: str, n: int) -> dict[str, Any]:
     if mode == "bulk" and sysm.bulk_api is None:
         return {"rate": None, "note": "no bulk API"}
@@ -235,12 +209,12 @@ def _timed_drain(
     """Wait for the start and end marks; the rate between them (or to the cap), and the
     workers' CPU time per job between them (start-up not counted; less sensitive than the
     rate to other work on the machine)."""
-    if not _wait_list(sysm.r, MARKS, 1, 60):
+    if not wait_list(sysm.r, MARKS, 1, 60):
         raise SystemExit(f"{sysm.name}: the worker did not start a job in 60 s; see {log}")
     cpu0 = cpu_now()
     started = float(sysm.r.lindex(MARKS, 0).split()[1])  # type: ignore[union-attr]
     limit = started + cap - time.time()
-    capped = not _wait_list(sysm.r, MARKS, 2, max(0.0, limit))
+    capped = not wait_list(sysm.r, MARKS, 2, max(0.0, limit))
     if capped:
         now = time.time()
         left = sysm.backlog()
@@ -268,7 +242,7 @@ def scenario_latency(sysm: System, n: int, log: Path) -> dict[str, Any]:
     rng = random.Random(7)
     try:
         sysm.enqueue_latency(-1)  # warm-up: the worker is up and has imported everything
-        if not _wait_list(sysm.r, LAT, 1, 60):
+        if not wait_list(sysm.r, LAT, 1, 60):
             raise SystemExit(f"{sysm.name}: the worker did not run a job in 60 s; see {log}")
         time.sleep(0.5)
         idle = worker.memory()  # up, everything imported, one job run, idle
@@ -276,7 +250,7 @@ def scenario_latency(sysm: System, n: int, log: Path) -> dict[str, Any]:
         for i in range(n):
             sent.append(time.time())
             sysm.enqueue_latency(i)
-            if not _wait_list(sysm.r, LAT, i + 2, 30):
+            if not wait_list(sysm.r, LAT, i + 2, 30):
                 raise SystemExit(f"{sysm.name}: job {i} did not start in 30 s; see {log}")
             time.sleep(rng.uniform(0.010, 0.050))
         starts = {}
