@@ -4,7 +4,7 @@
     .venv/bin/python bench/report.py bench/README.md      # the bench:drainanatomy block
 
 A private redis-server; for each repetition and ``--concurrency`` (4, the default, and 128,
-the bench's best settings), ``--n`` no-op jobs of a sync task are enqueued, Redis's counters
+unless the option names others), ``--n`` no-op jobs of a sync task are enqueued, Redis's counters
 are reset, and one ``kubeq worker --burst`` (kubeq's bench venv, this checkout's ``src`` or
 ``--src DIR``'s)
 drains them. The worker runs under a small harness (``--child``) that times, inside the
@@ -234,7 +234,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--src", help="the kubeq to drain with (this checkout's src by default)")
+    ap.add_argument(
+        "--concurrency",
+        default=",".join(map(str, CONCURRENCY)),
+        help="the worker's --concurrency settings, comma-separated (default: %(default)s)",
+    )
     a = ap.parse_args()
+    settings = [int(c) for c in a.concurrency.split(",")]
     src = a.src or str(ROOT / "src")
     sys.path[:0] = [str(HERE), str(ROOT)]
     from figures import machine, write_results
@@ -252,7 +258,7 @@ def main() -> None:
     runs = []
     try:
         for rep in range(a.reps):
-            for conc in CONCURRENCY:
+            for conc in settings:
                 runs.append({**drain(r, python, server.url, a.n, conc, src), "rep": rep})
                 print(json.dumps(runs[-1]), flush=True)
     finally:
