@@ -244,13 +244,11 @@ def main() -> None:
     src = a.src or str(ROOT / "src")
     sys.path[:0] = [str(HERE), str(ROOT)]
     from figures import machine, write_results
+    from run import venv_python
 
     from tests.support.redisserver import RedisServer
 
-    pythons = sorted(Path(a.venvs).glob("bench-kubeq-*/bin/python"))
-    if not pythons:
-        raise SystemExit(f"no kubeq bench venv in {a.venvs}: make bench-venvs")
-    python = str(pythons[-1])
+    python = venv_python(Path(a.venvs), "kubeq")
     info = machine()
     server = RedisServer(Path(tempfile.mkdtemp(prefix="kubeq-anatomy-")) / "redis")
     server.start()

@@ -44,7 +44,7 @@ WARM = 300
 CHILD = r"""
 import json, os, sys, time
 import redis, kubeq
-n = int(sys.argv[1])
+n, warm = int(sys.argv[1]), int(sys.argv[2])
 url = os.environ["KUBEQ_REDIS_URL"]
 app = kubeq.App(url)
 @app.task(name="bench.noop")
@@ -60,7 +60,7 @@ def timed(fn):
     for _ in range(n):
         fn()
     return (time.perf_counter() - t) / n * 1e6, (time.process_time() - c) / n * 1e6
-for _ in range(WARM):
+for _ in range(warm):
     noop.delay()
     r.lpush("anatomy:list", payload)
 out = {}
@@ -79,14 +79,18 @@ out["commands"] = {
     if k not in ("cmdstat_info", "cmdstat_config|resetstat") and v["calls"] >= n / 2
 }
 print(json.dumps(out))
-""".replace("WARM", str(WARM))
+"""
 
 
 def one(python: str, url: str, n: int, src: str) -> dict[str, Any]:
     """One child's figures, with ``src`` first on its path."""
     env = {**os.environ, "KUBEQ_REDIS_URL": url, "PYTHONPATH": src}
     p = subprocess.run(
-        [python, "-c", CHILD, str(n)], env=env, capture_output=True, text=True, check=True
+        [python, "-c", CHILD, str(n), str(WARM)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     out: dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
     out["rate"] = 1e6 / out["delay_wall_us"]
@@ -178,13 +182,11 @@ def main() -> None:
     sys.path[:0] = [str(HERE), str(ROOT)]
     import redis
     from figures import machine, write_results
+    from run import venv_python
 
     from tests.support.redisserver import RedisServer
 
-    pythons = sorted(Path(a.venvs).glob("bench-kubeq-*/bin/python"))
-    if not pythons:
-        raise SystemExit(f"no kubeq bench venv in {a.venvs}: make bench-venvs")
-    python = str(pythons[-1])
+    python = venv_python(Path(a.venvs), "kubeq")
     info = machine()
     server = RedisServer(Path(tempfile.mkdtemp(prefix="kubeq-enqueue-anatomy-")) / "redis")
     server.start()
