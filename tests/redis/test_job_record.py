@@ -150,6 +150,36 @@ def test_a_job_nobody_waits_for_leaves_no_done_list(
     assert job.result(timeout=10) == 5
 
 
+def test_one_ack_of_many_pushes_the_done_list_of_the_watched_job_only(
+    app: kubeq.App, r: redis.Redis
+) -> None:
+    """The usual acks of a batch leave the active set together, and one EXISTS over their
+    watch keys decides whether any done-list is pushed: the watched job's is, the others'
+    are not, and every one of them finished with its result."""
+    keys = QueueKeys.of("lean")
+    jobs = [app.queue("lean").enqueue(qtasks.add, i, 1) for i in range(6)]
+    args = ["w1", 6, 60_000, 0, 60_000, 1, keys.base, "0", ""]
+    got = list(app.scripts.fetch(keys=keys.script_keys, args=args))
+    leases = {got[i + 1].decode(): got[i + 2] for i in range(2, len(got), 7)}
+    assert sorted(leases) == sorted(j.id for j in jobs)
+    watched = jobs[3]
+    r.set(keys.watch(watched.id), "1", ex=60)  # result() waits for this one
+
+    def ack(batch: list[kubeq.Job]) -> list[int]:
+        acks: list[Any] = [keys.base, len(batch)]
+        for j in batch:
+            acks += [j.id, leases[j.id], "finished", str(int(j.id == watched.id)), "", "", "0"]
+        return [int(f) for f in app.scripts.ack(keys=keys.script_keys, args=acks)]
+
+    assert ack(jobs[:3]) == [1, 1, 1]  # nobody waits for these
+    assert ack(jobs[3:]) == [1, 1, 1]  # one of these is watched
+    assert r.zcard(keys.active) == 0
+    assert [bool(r.exists(keys.done(j.id))) for j in jobs] == [j is watched for j in jobs]
+    assert [j.status() for j in jobs] == ["finished"] * 6
+    assert watched.result(timeout=1) == 1 and jobs[0].result(timeout=1) == 0
+    assert ack(jobs[:1]) == [4]  # a resend of a recorded outcome changes nothing
+
+
 def test_a_waiter_that_blocks_before_the_end_is_woken_by_it(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:

@@ -50,7 +50,26 @@ for i = 0, n - 1 do
     only_active = false
   end
 end
-if only_active and not dup then require_zsets({q.active}, base) else check_queue(q, base) end
+local usual = only_active and not dup
+if usual then require_zsets({q.active}, base) else check_queue(q, base) end
+-- The usual acks (every delivery applied as above) leave the active set in one ZREM, and one
+-- EXISTS over their watch keys says whether anybody waits for any of them (result(): usually
+-- nobody, so no done-list is pushed): two calls for the whole batch instead of two per job.
+local watched = true
+if usual then
+  local ids, watch = {}, {}
+  for i = 0, n - 1 do
+    ids[i + 1] = ARGV[3 + i * 7]
+    watch[i + 1] = base .. 'watch:' .. ids[i + 1]
+  end
+  local seen_watch = 0
+  for i = 1, n, 1000 do
+    local j = math.min(i + 999, n)
+    redis.call('ZREM', q.active, unpack(ids, i, j))
+    seen_watch = seen_watch + redis.call('EXISTS', unpack(watch, i, j))
+  end
+  watched = seen_watch > 0
+end
 local out = {}
 local woken = 0
 for i = 0, n - 1 do
@@ -96,7 +115,7 @@ for i = 0, n - 1 do
     bury(q, base, id, jk, bad .. ' (its outcome was ' .. outcome .. ')')
     out[#out + 1] = -2
   else
-    redis.call('ZREM', q.active, id)
+    if not usual then redis.call('ZREM', q.active, id) end
     release_slot(q, base, id, f[9], f[10])
     local handoff = false
     if outcome == 'finished' then
@@ -113,7 +132,7 @@ for i = 0, n - 1 do
       end
       local ttl = job_ttl(f[3])
       if ttl then redis.call('EXPIRE', jk, ttl) end
-      notify_done(base, id, ttl)
+      if watched then notify_done(base, id, ttl) end
       if f[11] then handoff = note_end(base, id, jk, 'finished') end
     elseif outcome == 'retry' then
       redis.call('HINCRBY', jk, 'attempts', 1)
