@@ -59,7 +59,8 @@ def test_a_job_set_of_another_type_stops_each_script_before_it_changes_anything(
     keys = QueueKeys.of("typed")
     q = app.queue("typed")
     q.enqueue(qtasks.add, 1, 2)
-    q.enqueue(qtasks.add, 3, 4)
+    ended = q.enqueue(qtasks.add, 3, 4)
+    assert ended.cancel()  # an ended job: enqueueing its id again replaces it
     job_id, lease = _leased(r, keys)
     key = getattr(keys, name)
     r.delete(key)
@@ -69,10 +70,36 @@ def test_a_job_set_of_another_type_stops_each_script_before_it_changes_anything(
     for reply in (_fetch(r, keys), _ack(r, keys, job_id, lease)):
         assert isinstance(reply, redis.ResponseError) and message in str(reply), reply
         assert _snapshot(r) == before
-    if name != "active":  # an enqueue never writes the active set
+    # an enqueue never writes the active set; it checks each other set when it may write it
+    writes = {
+        "ready": lambda: q.enqueue(qtasks.add, 5, 6),
+        "delayed": lambda: q.enqueue_call(qtasks.add, (5, 6), delay=60),  # a job for later
+        "dead": lambda: q.enqueue_call(qtasks.add, (5, 6), job_id=ended.id),  # a replacement
+    }
+    if name in writes:
         with pytest.raises(Exception, match=message):
-            q.enqueue(qtasks.add, 5, 6)
+            writes[name]()
         assert _snapshot(r) == before
+
+
+@pytest.mark.parametrize("name", ["delayed", "dead"])
+def test_an_enqueue_checks_only_the_sets_it_may_write(
+    name: str, app: kubeq.App, r: redis.Redis
+) -> None:
+    """A job for now with a new id goes to the ready set only: garbage in the delayed set or
+    the dead letters is left for the fetch to report (naming the key), and the job waits."""
+    keys = QueueKeys.of("usual")
+    key = getattr(keys, name)
+    r.set(key, "garbage")
+    job = app.queue("usual").enqueue(qtasks.add, 1, 2)
+    assert job.status() == "queued" and r.zscore(keys.ready, job.id) is not None
+    assert r.get(key) == b"garbage"
+    reply = _fetch(r, keys)
+    assert isinstance(reply, redis.ResponseError)
+    assert f"{key} holds a string, not a sorted set" in str(reply)
+    assert job.status() == "queued"
+    r.delete(key)
+    assert _leased(r, keys)[0] == job.id
 
 
 @pytest.mark.parametrize("name", ["ready", "delayed", "dead"])

@@ -78,13 +78,6 @@ local function require_fair(base)
   local fair, idle = base .. 'fair', base .. 'fair:idle'
   if redis.call('EXISTS', fair, idle) > 0 then require_zsets({fair, idle}, base) end
 end
--- check_queue for a script that only adds jobs (enqueue.lua): the sets it writes before any
--- change (the sets a job goes to, the dead letters a replaced job leaves); the worker-side
--- keys it never touches are checked by the worker's scripts.
-local function check_enqueue(q, base)
-  require_zsets({q.ready, q.delayed, q.dead}, base)
-  require_fair(base)
-end
 -- "0" = now, "+ms" = after a delay on this server's clock, "ms" = an absolute time.
 local function due_at(spec)
   if string.sub(spec, 1, 1) == '+' then
@@ -298,26 +291,6 @@ local token = ARGV[3]
 -- client's socket timeout (15 s) and its reconnection attempts (enqueue.py's RESEND_WINDOW
 -- says the same; tests/unit checks it).
 local FLAGS = {['1'] = 1, ['0'] = 0, ['-'] = -1}
--- Whether this call leaves a receipt: more than one job, or a result TTL under the window.
-local function wants_receipt()
-  local o, jobs = 4, 0
-  for _ = 1, groups do
-    local count = tonumber(ARGV[o]) or 0
-    if (tonumber(ARGV[o + 4]) or 0) < RESEND_WINDOW then return true end
-    jobs = jobs + count
-    o = o + 6 + 2 * count
-  end
-  return jobs > 1
-end
-local receipt_key = base .. 'sent:' .. token
-local receipt = wants_receipt()
-local kept = redis.pcall('GET', receipt_key)
-if type(kept) == 'string' then  -- an earlier send of this call ran: its reply, again
-  local out = {}
-  for i = 1, #kept do out[i] = FLAGS[string.sub(kept, i, i)] end
-  return out
-end
-check_enqueue(q, base)
 -- The control fields of a group as HSET arguments (with the callback marker), the once and
 -- deps flags, or nil when malformed.
 local function parse_control(raw)
@@ -372,6 +345,54 @@ local function parse_control(raw)
   end
   return control, once, deps
 end
+-- One look at the call's groups before anything is read: each group's control fields
+-- parsed, whether the call leaves a receipt (more than one job, or a result TTL under the
+-- window), whether a job is for later (the delayed set), whether a group has a fairness key
+-- (the fair index), and its jobs' keys.
+local parsed = {}  -- per group: {control, once, deps} (control nil: malformed)
+local receipt, later, fair, job_keys = false, false, false, {}
+do
+  local o = 4
+  for g = 1, groups do
+    local count = tonumber(ARGV[o]) or 0
+    local control, once, deps = parse_control(ARGV[o + 5])
+    parsed[g] = {control, once, deps}
+    if (tonumber(ARGV[o + 4]) or 0) < RESEND_WINDOW then receipt = true end
+    if (due_at(ARGV[o + 2]) or 0) > NOW then later = true end
+    if control and fair_key_of(control) then fair = true end
+    o = o + 6
+    for i = 1, count do job_keys[#job_keys + 1] = base .. 'job:' .. ARGV[o + 2 * i - 2] end
+    o = o + 2 * count
+  end
+  if #job_keys > 1 then receipt = true end
+end
+local receipt_key = base .. 'sent:' .. token
+local kept = redis.pcall('GET', receipt_key)
+if type(kept) == 'string' then  -- an earlier send of this call ran: its reply, again
+  local out = {}
+  for i = 1, #kept do out[i] = FLAGS[string.sub(kept, i, i)] end
+  return out
+end
+-- Whether any of the call's ids has a key: one job's fields are read here (and used below),
+-- more jobs' keys are counted in one EXISTS instead of one HMGET each (new ids, the common
+-- case, have none; when one does, every job is looked at). Only a job that exists can be
+-- replaced, and only a replaced one is taken from the dead letters.
+local single, fresh = nil, false
+if #job_keys == 1 then
+  single = job_fields(job_keys[1], 'status', 'sent', 'enqueued_at')
+elseif #job_keys > 1 then
+  local found = 0
+  for i = 1, #job_keys, 1000 do
+    found = found + redis.call('EXISTS', unpack(job_keys, i, math.min(i + 999, #job_keys)))
+  end
+  fresh = found == 0
+end
+-- the sets this call may write, typed before it writes (check_queue, _prelude.lua)
+local sets = {q.ready}
+if later then sets[#sets + 1] = q.delayed end
+if (single and single[1]) or (#job_keys > 1 and not fresh) then sets[#sets + 1] = q.dead end
+require_zsets(sets, base)
+if fair then require_fair(base) end
 -- Ready (or delayed) ids are added with one ZADD per 1,000 instead of one per job.
 local adds = {}
 local group_fk = nil  -- the group's fairness key: its ready jobs join the key's flow (_fair.lua)
@@ -385,14 +406,15 @@ local function flush(key)
   end
 end
 local out = {}
+local jobs_seen = 0  -- the call's jobs so far: the index of the next one's key in job_keys
 local mine = {}  -- ids this call has enqueued (or an earlier send of it had)
 local woken = 0
 local scheduled = 0
 local o = 4
-for _ = 1, groups do
+for g = 1, groups do
   local count, priority, due = tonumber(ARGV[o]), ARGV[o + 1], ARGV[o + 2]
   local max_deliveries, result_ttl = ARGV[o + 3], ARGV[o + 4]
-  local control, once, deps = parse_control(ARGV[o + 5])
+  local control, once, deps = parsed[g][1], parsed[g][2], parsed[g][3]
   group_fk = control and fair_key_of(control)
   -- 'ctl' makes the fetch read the job's expiry and limits: only a job that has some
   local ctl = false
@@ -419,20 +441,16 @@ for _ = 1, groups do
   if (deps or 0) > 0 then st = 'deferred'  -- (nil: malformed control, refused below)
   elseif run_at > NOW then st, zkey, score = 'scheduled', q.delayed, run_at end
   score = string.format('%d', score)
-  -- Whether any of the group's ids has a key: one EXISTS for the group instead of one HMGET
-  -- per job (new ids, the common case, have none); when one does, every job is looked at.
-  local keys, fresh = {}, false
-  if control and count > 1 then
-    for i = 1, count do keys[i] = base .. 'job:' .. ARGV[o + 2 * i - 2] end
-    fresh = redis.call('EXISTS', unpack(keys)) == 0
-  end
-  for i = 1, count do
+  for _ = 1, count do
     local id, payload = ARGV[o], ARGV[o + 1]
+    jobs_seen = jobs_seen + 1
     o = o + 2
-    local jk = keys[i] or base .. 'job:' .. id
+    local jk = job_keys[jobs_seen]
     local f
-    if fresh then  -- no key existed; an id given twice in the group is its own duplicate
+    if fresh then  -- no key existed; an id given twice in the call is its own duplicate
       f = {mine[id] and 'queued' or false}
+    elseif #job_keys == 1 then  -- read above
+      f = control and single
     else
       f = control and job_fields(jk, 'status', 'sent', 'enqueued_at')
     end
