@@ -6,8 +6,8 @@
 A private redis-server; for each repetition and ``--concurrency`` (4, the default, and 128,
 unless the option names others), ``--n`` no-op jobs of a sync task are enqueued, Redis's counters
 are reset, and one ``kubeq worker --burst`` (kubeq's bench venv, this checkout's ``src`` or
-``--src DIR``'s)
-drains them. The worker runs under a small harness (``--child``) that times, inside the
+``--src DIR``'s, and each ``--variant LABEL=DIR`` in turn, each repetition starting with the
+next build) drains them. The worker runs under a small harness (``--child``) that times, inside the
 worker process and without a profiler:
 
 * each round trip of the worker's loop (``Worker._exchange``: the acknowledgements and the
@@ -167,17 +167,22 @@ def drain(
 def render(res: dict[str, Any], path: str) -> str:
     """The bench:drainanatomy block: medians of the repetitions, one column per setting."""
     runs = res["runs"]
-    settings = sorted({r["concurrency"] for r in runs})
+    builds = list(dict.fromkeys(r.get("build", "kubeq") for r in runs))
+    settings = [
+        (b, c) for b in builds for c in sorted({r["concurrency"] for r in runs})
+    ]  # a column per build and setting
 
-    def med(conc: int, key: str) -> float:
-        return statistics.median(r[key] for r in runs if r["concurrency"] == conc)
+    def of(col: tuple[str, int]) -> list[dict[str, Any]]:
+        return [r for r in runs if (r.get("build", "kubeq"), r["concurrency"]) == col]
 
-    def cmd(conc: int, name: str) -> float:
-        return statistics.median(
-            r["redis_us_per_job_by_command"].get(name, 0.0)
-            for r in runs
-            if r["concurrency"] == conc
-        )
+    def med(col: tuple[str, int], key: str) -> float:
+        return statistics.median(r[key] for r in of(col))
+
+    def cmd(col: tuple[str, int], name: str) -> float:
+        return statistics.median(r["redis_us_per_job_by_command"].get(name, 0.0) for r in of(col))
+
+    def head(col: tuple[str, int]) -> str:
+        return str(col[1]) if len(builds) == 1 else f"{col[0]}, {col[1]}"
 
     m = res["machine"]
     lines = [
@@ -186,9 +191,15 @@ def render(res: dict[str, Any], path: str) -> str:
         "end; "
         f"{res['reps']} repetition(s) of {res['n']:,} no-op jobs (a sync task) per setting, "
         "the median of the repetitions"
-        + (f"; kubeq from `{res['src']}`." if res.get("src") else "."),
+        + (f"; kubeq from `{res['src']}`" if res.get("src") else "")
+        + "".join(f"; `{k}` from `{v}`" for k, v in res.get("variants", {}).items())
+        + ("; the builds interleaved." if res.get("variants") else "."),
         "",
-        "| one worker, `--concurrency` | " + " | ".join(str(c) for c in settings) + " |",
+        "| one worker, "
+        + ("`--concurrency`" if len(builds) == 1 else "build, `--concurrency`")
+        + " | "
+        + " | ".join(head(c) for c in settings)
+        + " |",
         "|---|" + "--:|" * len(settings),
     ]
     rows = [
@@ -235,6 +246,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--src", help="the kubeq to drain with (this checkout's src by default)")
     ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="another build of kubeq (DIR holds its package) drained in turn with --src's",
+    )
+    ap.add_argument(
         "--concurrency",
         default=",".join(map(str, CONCURRENCY)),
         help="the worker's --concurrency settings, comma-separated (default: %(default)s)",
@@ -253,16 +271,29 @@ def main() -> None:
     server = RedisServer(Path(tempfile.mkdtemp(prefix="kubeq-anatomy-")) / "redis")
     server.start()
     r = redis.Redis.from_url(server.url)
+    variants = dict(v.split("=", 1) for v in a.variant)
+    builds = [("kubeq", src), *variants.items()]
     runs = []
     try:
         for rep in range(a.reps):
+            turn = builds[rep % len(builds) :] + builds[: rep % len(builds)]  # who goes first
             for conc in settings:
-                runs.append({**drain(r, python, server.url, a.n, conc, src), "rep": rep})
-                print(json.dumps(runs[-1]), flush=True)
+                for label, path in turn:
+                    got = drain(r, python, server.url, a.n, conc, path)
+                    runs.append({**got, "build": label, "rep": rep})
+                    print(json.dumps(runs[-1]), flush=True)
     finally:
         server.stop()
     write_results(
-        a.results, info, runs, render, n=a.n, reps=a.reps, redis_py=redis.__version__, src=a.src
+        a.results,
+        info,
+        runs,
+        render,
+        n=a.n,
+        reps=a.reps,
+        redis_py=redis.__version__,
+        src=a.src,
+        variants=variants,
     )
 
 
