@@ -179,9 +179,10 @@ local function require_fair(base)
   local fair, idle = base .. 'fair', base .. 'fair:idle'
   if redis.call('EXISTS', fair, idle) > 0 then require_zsets({fair, idle}, base) end
 end
--- check_queue for a script that only adds jobs (enqueue.lua): the sets it writes before any
--- change (the sets a job goes to, the dead letters a replaced job leaves); the worker-side
--- keys it never touches are checked by the worker's scripts.
+-- check_queue for a script that only adds jobs (flow.lua, batch.lua): the sets it writes
+-- before any change (the sets a job goes to, the dead letters a replaced job leaves); the
+-- worker-side keys it never touches are checked by the worker's scripts. enqueue.lua narrows
+-- it further to the sets one call may write (its own pre-scan of the call).
 local function check_enqueue(q, base)
   require_zsets({q.ready, q.delayed, q.dead}, base)
   require_fair(base)
