@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +66,24 @@ def peering_lines(log: str) -> str:
 
 def scale_lines(log: str) -> list[str]:
     return [ln for ln in log.splitlines() if SCALED.search(ln) and "kubeq_operator" in ln]
+
+
+def who_scaled(api: Any, ns: str, a_lines: list[str], b_lines: list[str]) -> str:
+    """What a failed no-double-scaling check needs to say who scaled: each replica's scale
+    lines, the TaskQueue's scale events in order, and every operator process alive now (one
+    left running by an earlier test would scale this TaskQueue too)."""
+    events = [
+        f"{e.metadata.creation_timestamp} {e.reason}: {e.message}"
+        for e in api.events(ns, "tq")
+        if SCALED.search(e.message or "")
+    ]
+    alive = subprocess.run(
+        ["pgrep", "-af", "kubeq_operator"], capture_output=True, text=True, check=False
+    ).stdout
+    return (
+        f"A's scale lines: {a_lines}\nB's scale lines: {b_lines}\nevents: {events}\n"
+        f"operator processes now:\n{alive}"
+    )
 
 
 def record(path: str, marks: dict[str, float], due: int, jobs: int, loads: list[float]) -> None:
@@ -169,8 +188,9 @@ def test_standby_takes_over_when_the_active_operator_is_killed(
 
         # no double scaling: the standby decided nothing before it resumed; one decision each
         a_lines, b_lines = scale_lines(a.log()), scale_lines(standby.log())
-        assert [SCALED.search(x).group(0) for x in a_lines] == ["0 -> 1 replicas"]  # type: ignore[union-attr]
-        assert [SCALED.search(x).group(0) for x in b_lines] == ["1 -> 2 replicas"]  # type: ignore[union-attr]
+        who = who_scaled(api, ns, a_lines, b_lines)
+        assert [SCALED.search(x).group(0) for x in a_lines] == ["0 -> 1 replicas"], who  # type: ignore[union-attr]
+        assert [SCALED.search(x).group(0) for x in b_lines] == ["1 -> 2 replicas"], who  # type: ignore[union-attr]
         b_log = standby.log()
         assert b_log.index("Resuming operations") < b_log.index("1 -> 2 replicas")
 
