@@ -92,17 +92,18 @@ end
 -- parsed, whether the call leaves a receipt (more than one job, or a result TTL under the
 -- window), whether a job is for later (the delayed set), whether a group has a fairness key
 -- (the fair index), and its jobs' keys.
-local parsed = {}  -- per group: {control, once, deps} (control nil: malformed)
+local parsed = {}  -- per group: {control, once, deps, run_at, fk} (control nil: malformed)
 local receipt, later, fair, job_keys = false, false, false, {}
 do
   local o = 4
   for g = 1, groups do
     local count = tonumber(ARGV[o]) or 0
     local control, once, deps = parse_control(ARGV[o + 5])
-    parsed[g] = {control, once, deps}
+    local run_at, fk = due_at(ARGV[o + 2]), control and fair_key_of(control)
+    parsed[g] = {control, once, deps, run_at, fk}
     if (tonumber(ARGV[o + 4]) or 0) < RESEND_WINDOW then receipt = true end
-    if (due_at(ARGV[o + 2]) or 0) > NOW then later = true end
-    if control and fair_key_of(control) then fair = true end
+    if (run_at or 0) > NOW then later = true end
+    if fk then fair = true end
     o = o + 6
     for i = 1, count do job_keys[#job_keys + 1] = base .. 'job:' .. ARGV[o + 2 * i - 2] end
     o = o + 2 * count
@@ -155,10 +156,10 @@ local woken = 0
 local scheduled = 0
 local o = 4
 for g = 1, groups do
-  local count, priority, due = tonumber(ARGV[o]), ARGV[o + 1], ARGV[o + 2]
+  local count, priority = tonumber(ARGV[o]), ARGV[o + 1]
   local max_deliveries, result_ttl = ARGV[o + 3], ARGV[o + 4]
-  local control, once, deps = parsed[g][1], parsed[g][2], parsed[g][3]
-  group_fk = control and fair_key_of(control)
+  local control, once, deps, run_at = parsed[g][1], parsed[g][2], parsed[g][3], parsed[g][4]
+  group_fk = parsed[g][5]
   -- 'ctl' makes the fetch read the job's expiry and limits: only a job that has some
   local ctl = false
   for i = 1, control and #control or 0, 2 do
@@ -166,7 +167,6 @@ for g = 1, groups do
     if k == 'expires_at' or k == 'rl_key' or k == 'cl_key' then ctl = true end
   end
   o = o + 6
-  local run_at = due_at(due)
   -- a field at its default is not written (deliveries, attempts and lease 0, priority 5,
   -- max_deliveries 5, result_ttl RESULT_TTL: every reader takes a missing one as its default;
   -- bench/README.md, "Where a job's bytes go"); without a receipt, the call's token goes on
