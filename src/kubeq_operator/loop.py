@@ -281,11 +281,7 @@ class TaskQueueLoop:
         await kube.scale_deployment(
             self.namespace, worker_deployment(self.name, self.spec), d.replicas
         )
-        self.replicas.wrote(d.replicas, time.monotonic())
-        self.book.status["lastScaleTime"] = now_iso()
-        metrics.scale_events.labels(self.namespace, self.name, d.direction).inc()
-        self.event("Normal", d.reason, f"{current} -> {d.replicas} replicas: {d.message}")
-        self.book.set(Condition.SCALING, TRUE, d.reason, d.message)
+        # logged first: the Deployment shows the change as soon as the API server has it
         log.info(
             "%s/%s: %d -> %d replicas: %s",
             self.namespace,
@@ -294,6 +290,11 @@ class TaskQueueLoop:
             d.replicas,
             d.message,
         )
+        self.replicas.wrote(d.replicas, time.monotonic())
+        self.book.status["lastScaleTime"] = now_iso()
+        metrics.scale_events.labels(self.namespace, self.name, d.direction).inc()
+        self.event("Normal", d.reason, f"{current} -> {d.replicas} replicas: {d.message}")
+        self.book.set(Condition.SCALING, TRUE, d.reason, d.message)
 
     async def mark_pods(self, stats: list[QueueStats]) -> None:
         """Idle pods cheap, busy pods expensive to delete, just before a scale-down."""

@@ -257,11 +257,11 @@ class Pools:
         if d.replicas < current and stats is not None:
             await self.mark_pods(pool, stats)
         await kube.scale_deployment(loop.namespace, name, d.replicas)
+        message = f"pool {pool.name}: {current} -> {d.replicas} replicas: {d.message}"
+        log.info("%s: %s", self.owner, message)  # first, as the loop's own scaling does
         self.state[pool.name].replicas.wrote(d.replicas, time.monotonic())
         loop.book.status["lastScaleTime"] = now_iso()
-        message = f"pool {pool.name}: {current} -> {d.replicas} replicas: {d.message}"
         loop.event("Normal", d.reason, message)
-        log.info("%s: %s", self.owner, message)
 
     async def mark_pods(self, pool: PoolSpec, stats: list[QueueStats]) -> None:
         """Idle pods of the pool cheap, busy ones expensive to delete (as the loop does)."""

@@ -146,6 +146,13 @@ def test_standby_takes_over_when_the_active_operator_is_killed(
         app = kubeq.App(redis_url)
         app.enqueue_many([kubeq.Call("e2e_tasks.noop", (), queue=q) for _ in range(5)])
         wait_for(lambda: replicas(api, ns) == 1, timeout=120, message="1 replica from the active")
+        # the operator logs its scale line after the API server has answered the patch, which
+        # the Deployment shows first: kill A only once its line is written, or the SIGKILL
+        # can land in between and take the line (not the decision) with it
+        deadline = time.monotonic() + 30
+        while not scale_lines(a.log()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert scale_lines(a.log()), who_scaled(api, ns, [], scale_lines(standby.log()))
 
         t = Timeline()
         loads = [os.getloadavg()[0]]
@@ -188,9 +195,11 @@ def test_standby_takes_over_when_the_active_operator_is_killed(
 
         # no double scaling: the standby decided nothing before it resumed; one decision each
         a_lines, b_lines = scale_lines(a.log()), scale_lines(standby.log())
-        who = who_scaled(api, ns, a_lines, b_lines)
-        assert [SCALED.search(x).group(0) for x in a_lines] == ["0 -> 1 replicas"], who  # type: ignore[union-attr]
-        assert [SCALED.search(x).group(0) for x in b_lines] == ["1 -> 2 replicas"], who  # type: ignore[union-attr]
+        a_seen = [SCALED.search(x).group(0) for x in a_lines]  # type: ignore[union-attr]
+        b_seen = [SCALED.search(x).group(0) for x in b_lines]  # type: ignore[union-attr]
+        # who_scaled is called only when an assert fails
+        assert a_seen == ["0 -> 1 replicas"], who_scaled(api, ns, a_lines, b_lines)
+        assert b_seen == ["1 -> 2 replicas"], who_scaled(api, ns, a_lines, b_lines)
         b_log = standby.log()
         assert b_log.index("Resuming operations") < b_log.index("1 -> 2 replicas")
 
