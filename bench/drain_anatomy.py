@@ -261,7 +261,7 @@ def main() -> None:
     settings = [int(c) for c in a.concurrency.split(",")]
     src = a.src or str(ROOT / "src")
     sys.path[:0] = [str(HERE), str(ROOT)]
-    from figures import machine, write_results
+    from figures import machine, turn, write_results
     from run import venv_python
 
     from tests.support.redisserver import RedisServer
@@ -276,9 +276,9 @@ def main() -> None:
     runs = []
     try:
         for rep in range(a.reps):
-            turn = builds[rep % len(builds) :] + builds[: rep % len(builds)]  # who goes first
+            first_to_last = turn(builds, rep)
             for conc in settings:
-                for label, path in turn:
+                for label, path in first_to_last:
                     got = drain(r, python, server.url, a.n, conc, path)
                     runs.append({**got, "build": label, "rep": rep})
                     print(json.dumps(runs[-1]), flush=True)

@@ -181,7 +181,7 @@ def main() -> None:
     builds.update(dict(v.split("=", 1) for v in a.variant))
     sys.path[:0] = [str(HERE), str(ROOT)]
     import redis
-    from figures import machine, write_results
+    from figures import machine, turn, write_results
     from run import venv_python
 
     from tests.support.redisserver import RedisServer
@@ -194,9 +194,7 @@ def main() -> None:
     runs = []
     try:
         for rep in range(a.reps):
-            order = list(builds.items())
-            order = order[rep % len(order) :] + order[: rep % len(order)]
-            for label, src in order:
+            for label, src in turn(list(builds.items()), rep):
                 r.flushall()
                 runs.append({**one(python, server.url, a.n, src), "build": label, "rep": rep})
                 print(json.dumps(runs[-1]), flush=True)

@@ -11,7 +11,9 @@ import statistics
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 RATE_GROUPS = (
     "enqueue_single",
@@ -71,6 +73,13 @@ def write_results(
     }
     Path(path).write_text(json.dumps(res, indent=1) + "\n")
     print(render(res, path))
+
+
+def turn(items: list[T], rep: int) -> list[T]:
+    """The order of one repetition: each starts one item later than the one before, so that
+    no build (no system) always runs at the same point of a repetition."""
+    k = rep % len(items) if items else 0
+    return items[k:] + items[:k]
 
 
 def median_or_none(values: list[float | None]) -> float | None:

@@ -9,7 +9,9 @@ by field, for the code under test (the installed library, or a copy of ``src/`` 
 A private redis-server (no persistence). Waiting: N no-op jobs queued through the bulk path
 (``app.enqueue_many``, as the bench's memory figure); finished: after a FLUSHALL, M such jobs
 drained by one ``kubeq worker`` (the bench's tasks module) and the worker stopped. For each:
-``used_memory`` (less the clients' buffers) per job, as the bench measures it; then per kind
+``used_memory`` (less the clients' buffers) per job from an empty server (fixed costs and a
+young queue's small lease tokens included: the bench's memory scenario counts jobs after a
+warm-up instead, ``bench/systems/common.py``); then per kind
 of key (the part of its name after the queue's hash tag, ``job``, ``ready``, ``done``...)
 ``MEMORY USAGE`` (exact: ``SAMPLES 0``) summed and divided by the jobs, its encoding and TTL;
 what is left is the keyspace's and the expiry table's bucket arrays. And one job hash field
@@ -227,20 +229,35 @@ def render_bench(path: Path) -> str:
     """The bench's own memory figures (``bench/run.py --groups memory``), system by system."""
     doc = json.loads(path.read_text())
     rel = path.resolve().relative_to(ROOT)
+    runs = [r for r in doc["runs"] if r.get("scenario") == "memory"]
+    warm = next((r["warm_jobs"] for r in runs if "warm_jobs" in r), None)
     lines = [
         f"<!-- job-bytes-bench results={rel} -->",
         f"`bench/run.py` memory scenario, one run ({doc['date']}); `used_memory` less the "
-        "clients' buffers, per job:",
+        "clients' buffers, per job"
+        + (
+            f", what the jobs counted add after {warm:,} queued (drained) first; the fixed "
+            "bytes are what those first jobs took beyond as many counted ones (negative: "
+            "fewer, as a hashtable doubles its buckets in the counted span):"
+            if warm
+            else ":"
+        ),
         "",
-        "| system | per waiting job (100,000 queued) | per finished job kept (5,000 drained) |",
-        "|---|--:|--:|",
+        "| system | per waiting job (100,000 queued) | per finished job kept (5,000 drained) |"
+        + (" fixed bytes, waiting | fixed bytes, finished |" if warm else ""),
+        "|---|--:|--:|" + ("--:|--:|" if warm else ""),
     ]
-    for r in doc["runs"]:
-        if r.get("scenario") != "memory":
-            continue
+    for r in runs:
         name = r["system"] + (f" ({r['variant']})" if r.get("variant") else "")
         fin = r["finished_bytes_per_job"]
-        lines.append(f"| {name} | {r['waiting_bytes_per_job']:,.0f} B | {fin:,.0f} B |")
+        row = f"| {name} | {r['waiting_bytes_per_job']:,.0f} B | {fin:,.0f} B |"
+        if warm:
+            fixed = r.get("fixed_bytes", {})
+            row += "".join(
+                f" {fixed[k]:,} B |" if fixed.get(k) is not None else " - |"
+                for k in ("waiting", "finished")
+            )
+        lines.append(row)
     lines.append("<!-- /job-bytes-bench -->")
     return "\n".join(lines)
 

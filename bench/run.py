@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import report  # noqa: E402
 import tables  # noqa: E402
 from bytecode import compile_all  # noqa: E402
-from figures import machine, medians  # noqa: E402
+from figures import machine, medians, turn  # noqa: E402
 from redis_limits import raw_loops, raw_medians  # noqa: E402
 
 from tests.support.redisserver import RedisServer  # noqa: E402
@@ -242,10 +242,8 @@ def main() -> int:
                 raw_runs.append(raw_loops(server.url, cfg["bulk"]))
                 shown = {k: round(v) for k, v in raw_runs[-1].items()}
                 print(f"  rep {rep + 1} raw loops {json.dumps(shown)}", flush=True)
-            # each repetition starts one runner later, so that no system (and no variant,
-            # added last) always runs at the same point of a repetition
-            turn = rep % len(runners)
-            for label, system, path in runners[turn:] + runners[:turn]:
+            # each repetition starts one runner later (variants are added last)
+            for label, system, path in turn(runners, rep):
                 for group, args in scenario_runs(cfg, systems):
                     if group == "drain_limited" and system != "kubeq":
                         continue
