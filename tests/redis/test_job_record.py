@@ -126,7 +126,7 @@ def test_the_usual_end_keeps_no_counts_and_every_reader_reads_one_run(
 def test_a_requeued_dead_letter_that_then_runs_once_reads_one_run(
     app: kubeq.App, r: redis.Redis, start_worker: StartWorker
 ) -> None:
-    """A requeue from the dead letters stores fresh counters (attempts 0): its run once
+    """A requeue from the dead letters drops its counters (absent is 0): its run once
     after that is the usual end, so no count is left behind to be read as 0 attempts."""
     keys = QueueKeys.of("lean")
     q = app.queue("lean")

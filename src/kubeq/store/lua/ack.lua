@@ -122,8 +122,7 @@ for i = 0, n - 1 do
       local attempts = int(f[7] or '0') + 1
       if attempts == 1 and f[6] == '1' then
         -- the usual end, one attempt on the first delivery: neither count is kept (a
-        -- finished job without them ran once on its first delivery, docs/protocol.md; a
-        -- dead letter's requeue stores attempts 0, which goes too)
+        -- finished job without them ran once on its first delivery, docs/protocol.md)
         redis.call('HDEL', jk, 'deliveries', 'attempts')
         redis.call('HSET', jk, 'status', 'finished', 'finished_at', NOWS, result_field(value))
       else

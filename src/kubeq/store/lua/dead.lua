@@ -55,10 +55,10 @@ for i = 3, #ARGV do
   elseif redis.call('ZREM', q.dead, id) == 1 then
     if action == 'requeue' and redis.call('EXISTS', jk) == 1 then
       local pf = redis.call('HMGET', jk, 'priority', 'fk')
-      redis.call('HSET', jk, 'status', 'queued', 'attempts', 0, 'deliveries', 0,
-        'enqueued_at', NOW, 'requeued_at', NOW)
+      -- its counts start again: absent is 0 to every reader (docs/protocol.md)
+      redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', NOW, 'requeued_at', NOW)
       redis.call('HDEL', jk, 'reason', 'finished_at', 'error', 'traceback', 'worker',
-        'started_at')
+        'started_at', 'attempts', 'deliveries')
       redis.call('DEL', base .. 'done:' .. id)
       if f[2] then  -- its key, back
         redis.call('SET', base .. 'flow:' .. f[2], id)
