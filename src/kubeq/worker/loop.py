@@ -150,6 +150,8 @@ class Worker(DirectLane):
                     await self._wait_activity(hold)
                 continue
             if free > 0:
+                if self._fresh:  # no round trip to write first: start them before blocking
+                    self._place_fresh()
                 # until enqueue wakes us, a job ends, or a held-back job may run
                 await self._idle_wait(self._wait_ms)
             else:

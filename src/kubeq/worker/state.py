@@ -290,7 +290,8 @@ class WorkerState:
     def _place_fresh(self) -> None:
         """Place the jobs the last fetch leased (``_place``), in their order, then start what
         waits for the slots freed meanwhile. Called soon after the fetch's reply is read, so
-        that the next round trip is written first: Redis works on it while they are placed.
+        that the next round trip is written first: Redis works on it while they are placed;
+        or at once when there is none to write and the loop is about to block (loop.py).
         A job settled meanwhile (aborted, lost) is skipped; once the worker stops, the rest
         go back to the queue unstarted."""
         fresh, self._fresh = self._fresh, []
