@@ -84,6 +84,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "workerfloor": _sibling("worker_floor", "render"),
     "limittargets": _sibling("limit_targets", "render"),
     "latencyfloor": _sibling("latency_floor", "render"),
+    "latencyanatomy": _sibling("latency_anatomy", "render"),
     "draindistance": _sibling("drain_distance", "render"),
     "drainanatomy": _sibling("drain_anatomy", "render"),
     "enqueueanatomy": _sibling("enqueue_anatomy", "render"),
