@@ -118,25 +118,26 @@ def comparison(res: dict[str, Any], path: str) -> str:
         )
     cfg = res.get("config", {})
     warm = next((r["warm_jobs"] for r in res.get("runs", []) if "warm_jobs" in r), None)
-    if any(med[s].get("mem_waiting") is not None for s in med) and warm:
-        notes.append(
-            "Redis memory: `INFO memory` used_memory (less the clients' buffers): what "
-            f"{cfg.get('memory', 0):,} queued no-op jobs add; finished: what "
-            f"{cfg.get('memory_finished', 0):,} jobs drained by one worker (best settings), the "
-            f"worker stopped, leave; each after {warm:,} jobs queued (drained) first, which pay "
-            "the fixed costs (scripts, a worker's keys) and bring a queue's counters to the "
-            "widths of a queue past its first few thousand jobs (kubeq keeps every finished job "
-            "with its result "
-            "for a day, RQ for 500 s, arq for a day; Celery and Dramatiq here keep none). "
-            "Worker memory: PSS summed over the worker's processes (`/proc/PID/smaps_rollup`; "
-            "RSS too in the JSON), idle = after one job, draining = the peak, sampled every 0.2 s."
+    if any(med[s].get("mem_waiting") is not None for s in med):
+        counted = (
+            (
+                f"Redis memory: `INFO memory` used_memory (less the clients' buffers): what "
+                f"{cfg.get('memory', 0):,} queued no-op jobs add; finished: what "
+                f"{cfg.get('memory_finished', 0):,} jobs drained by one worker (best settings), "
+                f"the worker stopped, leave; each after {warm:,} jobs queued (drained) first, "
+                "which pay the fixed costs (scripts, a worker's keys) and bring a queue's "
+                "counters to the widths of a queue past its first few thousand jobs "
+            )
+            if warm
+            else (
+                "Redis memory: `INFO memory` used_memory (less the clients' buffers) before and "
+                f"after {cfg.get('memory', 0):,} queued no-op jobs; finished: after "
+                f"{cfg.get('memory_finished', 0):,} jobs drained by one worker (best settings) "
+                "and the worker stopped, what stays "
+            )
         )
-    elif any(med[s].get("mem_waiting") is not None for s in med):
         notes.append(
-            "Redis memory: `INFO memory` used_memory (less the clients' buffers) before and "
-            f"after {cfg.get('memory', 0):,} queued no-op jobs; finished: after "
-            f"{cfg.get('memory_finished', 0):,} jobs drained by one worker (best settings) and "
-            "the worker stopped, what stays (kubeq keeps every finished job with its result "
+            counted + "(kubeq keeps every finished job with its result "
             "for a day, RQ for 500 s, arq for a day; Celery and Dramatiq here keep none). "
             "Worker memory: PSS summed over the worker's processes (`/proc/PID/smaps_rollup`; "
             "RSS too in the JSON), idle = after one job, draining = the peak, sampled every 0.2 s."
