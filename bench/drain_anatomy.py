@@ -36,7 +36,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -261,29 +260,23 @@ def main() -> None:
     settings = [int(c) for c in a.concurrency.split(",")]
     src = a.src or str(ROOT / "src")
     sys.path[:0] = [str(HERE), str(ROOT)]
-    from figures import machine, turn, write_results
+    from figures import machine, private_redis, turn, write_results
     from run import venv_python
-
-    from tests.support.redisserver import RedisServer
 
     python = venv_python(Path(a.venvs), "kubeq")
     info = machine()
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="kubeq-anatomy-")) / "redis")
-    server.start()
-    r = redis.Redis.from_url(server.url)
     variants = dict(v.split("=", 1) for v in a.variant)
     builds = [("kubeq", src), *variants.items()]
     runs = []
-    try:
+    with private_redis("anatomy") as url:
+        r = redis.Redis.from_url(url)
         for rep in range(a.reps):
             first_to_last = turn(builds, rep)
             for conc in settings:
                 for label, path in first_to_last:
-                    got = drain(r, python, server.url, a.n, conc, path)
+                    got = drain(r, python, url, a.n, conc, path)
                     runs.append({**got, "build": label, "rep": rep})
                     print(json.dumps(runs[-1]), flush=True)
-    finally:
-        server.stop()
     write_results(
         a.results,
         info,

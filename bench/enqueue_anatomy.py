@@ -33,7 +33,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -181,25 +180,19 @@ def main() -> None:
     builds.update(dict(v.split("=", 1) for v in a.variant))
     sys.path[:0] = [str(HERE), str(ROOT)]
     import redis
-    from figures import machine, turn, write_results
+    from figures import machine, private_redis, turn, write_results
     from run import venv_python
-
-    from tests.support.redisserver import RedisServer
 
     python = venv_python(Path(a.venvs), "kubeq")
     info = machine()
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="kubeq-enqueue-anatomy-")) / "redis")
-    server.start()
-    r = redis.Redis.from_url(server.url)
     runs = []
-    try:
+    with private_redis("enqueue-anatomy") as url:
+        r = redis.Redis.from_url(url)
         for rep in range(a.reps):
             for label, src in turn(list(builds.items()), rep):
                 r.flushall()
-                runs.append({**one(python, server.url, a.n, src), "build": label, "rep": rep})
+                runs.append({**one(python, url, a.n, src), "build": label, "rep": rep})
                 print(json.dumps(runs[-1]), flush=True)
-    finally:
-        server.stop()
     write_results(
         a.results,
         info,

@@ -3,13 +3,15 @@ which drains hit their cap, the settings each system ran with; and the machine i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import statistics
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,6 +75,21 @@ def write_results(
     }
     Path(path).write_text(json.dumps(res, indent=1) + "\n")
     print(render(res, path))
+
+
+@contextlib.contextmanager
+def private_redis(name: str) -> Iterator[str]:
+    """A redis-server of a side bench's own, in a new temporary directory, stopped at the end;
+    yields its URL. The caller has put the checkout's root on ``sys.path`` (tests/support
+    starts the server as the tests do)."""
+    from tests.support.redisserver import RedisServer
+
+    server = RedisServer(Path(tempfile.mkdtemp(prefix=f"kubeq-{name}-")) / "redis")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def turn(items: list[T], rep: int) -> list[T]:

@@ -198,20 +198,14 @@ def main() -> None:
     ap.add_argument("--src", default=None, help="another copy of kubeq (DIR holds its package)")
     a = ap.parse_args()
     sys.path[:0] = [str(HERE), str(HERE.parent)]
-    from figures import machine, write_results
-
-    from tests.support.redisserver import RedisServer
+    from figures import machine, private_redis, write_results
 
     info = machine()
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="kubeq-latency-anatomy-")) / "redis")
-    server.start()
     runs = []
-    try:
+    with private_redis("latency-anatomy") as url:
         for rep in range(a.reps):
-            runs.append(one(server.url, a.n, a.src, rep))
+            runs.append(one(url, a.n, a.src, rep))
             print(json.dumps(runs[-1]["p50_us"]), flush=True)
-    finally:
-        server.stop()
     write_results(a.results, info, runs, render, n=a.n, reps=a.reps, src=a.src or "src")
 
 

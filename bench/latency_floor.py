@@ -34,7 +34,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -151,21 +150,15 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     sys.path[:0] = [str(HERE), str(HERE.parent)]
-    from figures import machine, write_results
-
-    from tests.support.redisserver import RedisServer
+    from figures import machine, private_redis, write_results
 
     info = machine()
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="kubeq-floor-")) / "redis")
-    server.start()
     runs = []
-    try:
+    with private_redis("floor") as url:
         for rep in range(a.reps):
             for name in CHAINS:
-                runs.append({**chain(server.url, name, a.n), "rep": rep})
+                runs.append({**chain(url, name, a.n), "rep": rep})
                 print(json.dumps(runs[-1]), flush=True)
-    finally:
-        server.stop()
     write_results(a.results, info, runs, render, n=a.n, reps=a.reps, redis_py=redis.__version__)
 
 

@@ -266,8 +266,8 @@ class Worker(DirectLane):
                     max(0.0, (now_ms - job.ready_at_ms) / 1000)
                 )
             fresh.append(d)
-        if fresh:  # placed once the next round trip is on its way (state.py, _place_fresh)
-            asyncio.get_running_loop().call_soon(self._place_fresh)
+        if fresh and self._placing is None:  # placed once the next round trip is on its way
+            self._placing = asyncio.get_running_loop().call_soon(self._place_fresh)
         if error is not None:  # the jobs other slots' fetches leased run; this one is retried
             raise error
         return reply.remaining

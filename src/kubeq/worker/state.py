@@ -79,6 +79,8 @@ class WorkerState:
         self._prefetch: Prefetch[Delivery] = Prefetch(settings.concurrency, settings.prefetch_ms)
         self._fresh: list[Delivery] = []
         """Jobs the last fetch leased, not placed yet (``_place_fresh``)."""
+        self._placing: asyncio.Handle | None = None
+        """``_place_fresh`` scheduled after a fetch (cancelled when it runs earlier)."""
         self._queued: collections.deque[tuple[float, Delivery]] = collections.deque()
         """Sync jobs handed to the thread lane before a slot was free, with when, oldest first
         (those that began or ended are dropped as they are met)."""
@@ -294,6 +296,9 @@ class WorkerState:
         or at once when there is none to write and the loop is about to block (loop.py).
         A job settled meanwhile (aborted, lost) is skipped; once the worker stops, the rest
         go back to the queue unstarted."""
+        if self._placing is not None:  # it runs now: the scheduled call has nothing to do
+            self._placing.cancel()
+            self._placing = None
         fresh, self._fresh = self._fresh, []
         if self._stopping:
             self._hand_back(fresh)
