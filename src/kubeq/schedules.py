@@ -206,7 +206,9 @@ def plan(s: Schedule, due: int, now: float) -> Plan:
         runs = times
     missed = len(late)
     if len(times) == s.catch_up and times and times[0] > due:  # more were late than fetched
-        missed = count_between(s.timing, due - 1, now - s.grace - 1e-9)
+        # late: the fire instants (whole seconds) before now - grace, so up to ceil(...) - 1
+        # (an epsilon below now - grace is lost at an epoch's magnitude: 1e9 s, 2.4e-7 ulp)
+        missed = count_between(s.timing, due - 1, math.ceil(now - s.grace) - 1)
     return Plan(tuple(runs), missed, next_fire(s.timing, now))
 
 

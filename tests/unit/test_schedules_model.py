@@ -224,6 +224,19 @@ def test_dst_properties(zone: str, cron: str, gap: str, start: int) -> None:
             assert m in walls, m
 
 
+def test_a_run_exactly_grace_old_is_not_missed_when_more_were_late_than_caught_up() -> None:
+    # found by test_plan_properties: 132 runs due in the outage, catch_up 1, and the last one
+    # exactly grace (60 s) old at ``now``; it is on time, so 131 were missed, not 132
+    s = Schedule("p", "t", cron="*/15 * * * *", timezone="Europe/Berlin", catch_up=1)
+    due = s.next_fire(1_767_225_600)
+    assert due is not None
+    now = due + 131 * 900 + 60
+    p = plan(s, due, now)
+    assert p.missed == 131
+    assert p.runs == (due + 131 * 900,)
+    assert plan(s, due, now + 1).missed == 132  # one second later it is late too
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     zone=st.sampled_from(ZONES),
