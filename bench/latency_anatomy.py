@@ -65,29 +65,26 @@ import kubeq.worker.state as state, kubeq.worker.threads as threads
 notes, out = [], sys.argv.pop(1)
 def note(name):
     notes.append((name, time.time()))
-def after(cls, name, label, is_async):
+def before(cls, name, label, when=lambda self: True):
     orig = getattr(cls, name)
-    if is_async:
-        async def wrapped(self, *a, **k):
-            r = await orig(self, *a, **k)
+    def wrapped(self, *a, **k):
+        if when(self):
             note(label)
-            return r
-    else:
-        def wrapped(self, *a, **k):
-            if label != "placed" or self._fresh:
-                note(label)
-            return orig(self, *a, **k)
+        return orig(self, *a, **k)
     setattr(cls, name, wrapped)
-after(idle.WakeWaits, "_blpop", "blpop", True)
-after(idle.WakeWaits, "_block_until", "waited", True)
-after(loop.Worker, "_exchange", "fetched", True)
-after(state.WorkerState, "_place_fresh", "placed", False)
-after(threads.Lane, "submit", "submitted", False)
-orig_exchange = loop.Worker._exchange
-async def exchange(self, fetch):
-    note("exchange")
-    return await orig_exchange(self, fetch)
-loop.Worker._exchange = exchange
+def after(cls, name, label):
+    orig = getattr(cls, name)
+    async def wrapped(self, *a, **k):
+        r = await orig(self, *a, **k)
+        note(label)
+        return r
+    setattr(cls, name, wrapped)
+after(idle.WakeWaits, "_blpop", "blpop")
+after(idle.WakeWaits, "_block_until", "waited")
+after(loop.Worker, "_exchange", "fetched")
+before(loop.Worker, "_exchange", "exchange")  # a call's "exchange" note, then its "fetched"
+before(state.WorkerState, "_place_fresh", "placed", lambda self: bool(self._fresh))
+before(threads.Lane, "submit", "submitted")
 def dump(*_):
     with open(out, "w") as f:
         json.dump(notes, f)
