@@ -84,10 +84,22 @@ class StatsBatch:
                 wanted.setdefault(prefix, {}).update(dict.fromkeys(queues))
         prefixes = list(wanted)
         self.round_trips += 1
-        results = await asyncio.gather(
-            *(read_stats_async(self.client, list(wanted[p]), p) for p in prefixes)
-        )
-        return {(p, s.queue): s for p, stats in zip(prefixes, results, strict=True) for s in stats}
+        results = await asyncio.gather(*(self._read(list(wanted[p]), p) for p in prefixes))
+        by_key: dict[tuple[str, str], QueueStats] = {}
+        for p, stats in zip(prefixes, results, strict=True):
+            if isinstance(stats, BaseException):
+                raise stats
+            by_key.update(((p, s.queue), s) for s in stats)
+        return by_key
+
+    async def _read(self, queues: list[str], prefix: str) -> list[QueueStats] | BaseException:
+        """One prefix's read, its error returned: a task that gather leaves running when
+        another fails must not end in an error (kopf re-raises, at shutdown, the error of
+        every task still running when the operator stops: it would exit 1)."""
+        try:
+            return await read_stats_async(self.client, queues, prefix)
+        except (RedisError, OSError) as e:
+            return e
 
     async def _one_by_one(
         self, batch: list[tuple[str, tuple[str, ...], asyncio.Future[list[QueueStats]]]]

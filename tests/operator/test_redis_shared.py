@@ -5,14 +5,17 @@ TaskQueue reads, and that one TaskQueue's broken keys fail only its own read."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
 import redis
+from redis.exceptions import RedisError
 
 import kubeq
+from kubeq.store import connections
 from kubeq.store.keys import QueueKeys
-from kubeq_operator.redis_shared import SharedClients
+from kubeq_operator.redis_shared import SharedClients, StatsBatch
 from kubeq_operator.redis_source import RedisDown, RedisSource
 from kubeq_operator.ticker import on_grid
 from tests.operator.test_redis_source import Secrets, tq_spec
@@ -120,3 +123,40 @@ def test_passes_fall_on_a_shared_grid() -> None:
     assert on_grid(1.0, 7.0) == 1.0
     assert on_grid(2.0, 3.5) == pytest.approx(0.5)
     assert on_grid(0.0, 3.5) == 0.0
+
+
+def test_a_read_that_times_out_leaves_no_task_ending_in_an_error() -> None:
+    # kopf re-raises, when the operator stops, the error of every task still running then:
+    # a stats read of one prefix failing while another's was under way made it exit 1
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    client = connections.async_client(url, socket_timeout=0.3)
+    batch = StatsBatch(client)
+    spawned: list[asyncio.Task[Any]] = []
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+            task = asyncio.Task(coro, loop=loop, **kw)
+            spawned.append(task)
+            return task
+
+        loop.set_task_factory(factory)  # type: ignore[arg-type]
+        got = await asyncio.gather(
+            batch.read(["a"], "one"), batch.read(["b"], "two"), return_exceptions=True
+        )
+        await asyncio.wait([t for t in spawned if t is not asyncio.current_task()], timeout=10)
+        await client.aclose()
+        return got
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        silent.close()
+    assert all(isinstance(g, RedisError) for g in got), got  # each caller is told
+    callers = {"StatsBatch.read"}  # the test's own tasks: they await the reads
+    ended = [t for t in spawned if t.get_coro().__qualname__ not in callers]  # type: ignore[union-attr]
+    assert ended, "the batch spawned no task"
+    failed = [t for t in ended if t.done() and not t.cancelled() and t.exception()]
+    assert not failed, [(t.get_coro().__qualname__, t.exception()) for t in failed]  # type: ignore[union-attr]
