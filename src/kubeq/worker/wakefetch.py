@@ -50,10 +50,6 @@ log = logging.getLogger("kubeq.worker")
 HOT_SECONDS = 1.0
 """How long after a worker last leased or ended a job its idle waits carry a fetch."""
 
-END_HOT_SECONDS = HOT_SECONDS + 2.0
-"""How long a stopping worker waits for its hot wait's replies (its BLPOP ends within the
-window; more means Redis is not answering)."""
-
 MIN_HOT_SECONDS = 0.02
 """Less than this left of the window: wait as before (a BLPOP's timeout has ms precision)."""
 
@@ -194,20 +190,10 @@ class WakeFetch(DirectLane):
 
     async def _end_hot(self) -> None:
         """The worker stops: read the hot wait's reply (within its window), so that the jobs
-        it leased are handed back now rather than when their lease expires. A Redis that
-        does not answer by ``END_HOT_SECONDS`` is not waited for (the drain's time is the
-        pod's grace period): the wait is dropped, and whatever it leased lapses with its
-        lease and runs again."""
-        hot = self._hot
-        if hot is None:
-            return
-        await asyncio.wait({hot}, timeout=END_HOT_SECONDS)
-        if not hot.done():
-            hot.cancel()
-            self._hot = None
-            log.warning("the last fetch's reply did not come in %.0f s: not read", END_HOT_SECONDS)
-            return
-        try:
-            self._take_hot()
-        except REDIS_DOWN as exc:  # its jobs lapse with their lease and run again
-            log.warning("the last fetch's reply was lost: %s", exc)
+        it leased are handed back now rather than when their lease expires."""
+        if self._hot is not None:
+            await asyncio.wait({self._hot})
+            try:
+                self._take_hot()
+            except REDIS_DOWN as exc:  # its jobs lapse with their lease and run again
+                log.warning("the last fetch's reply was lost: %s", exc)
