@@ -10,9 +10,6 @@ between its ack and its hand-off. Everything else is the worker's code: ``_round
 ``_heartbeat`` (lease renewal through ``leases.renew``, stopping aborted runs through
 ``_abort``), ``_hand_off`` and ``handoff.sweep`` with its ``route`` to partitions.
 
-A fetch is the loop's pass, or the hot wait's fetch written behind a BLPOP where the worker
-would make one (nothing to acknowledge, a free slot, soon after a job).
-
 ``Fleet`` owns one event loop for the whole example: each step runs one coroutine of one
 worker to its end, so nothing happens between steps and no step sleeps. ``make_app`` is
 the machine's App: a plain, a concurrency-limited and a rate-limited task, and a queue of
@@ -91,23 +88,12 @@ class Fleet:
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return self.loop.run_until_complete(coro)
 
-    def fetch(self, name: str, woken: bool = False) -> list[Delivery]:
-        """One pass of the worker's loop: its acks and a fetch for its free slots; ``woken``:
-        the hot wait's fetch instead where the worker would make one (wakefetch.py), sent
-        behind a BLPOP on the wake list (a token left by an enqueue, or its 50 ms run out)."""
+    def fetch(self, name: str) -> list[Delivery]:
+        """One pass of the worker's loop: its acks and a fetch for its free slots."""
         w = self.workers[name]
         before = list(w.runs)
-        if woken:
-            w._warm()  # the hot window is a matter of time: here, every woken fetch is in it
-        if woken and w._hot_seconds(-1):
-            self.run(self._hot(w))
-        else:
-            self.run(w._round_trip(fetch=True))
+        self.run(w._round_trip(fetch=True))
         return [d for d in w.runs if d not in before]
-
-    async def _hot(self, w: ModelWorker) -> None:
-        w._arm_hot(0.05)
-        await w._end_hot()  # its reply read and taken in, as the loop's own wait does
 
     def end_run(self, name: str, d: Delivery, settlement: Settlement) -> None:
         """The run returns ``settlement``; the worker's next pass sends it."""

@@ -223,9 +223,9 @@ class Intersections(RuleBasedStateMachine):
 
     # -- workers ------------------------------------------------------------------------------
 
-    @rule(worker=st.sampled_from(["w1", "w2"]), woken=st.booleans())
-    def fetch(self, worker: str, woken: bool = False) -> None:
-        for d in self.fleet.fetch(worker, woken):
+    @rule(worker=st.sampled_from(["w1", "w2"]))
+    def fetch(self, worker: str) -> None:
+        for d in self.fleet.fetch(worker):
             e = self.ledger.entries[d.id]
             q = d.job.queue
             if e.chord_of is not None:  # what its worker passes it (run_attempt)
