@@ -107,11 +107,10 @@ class StatsBatch:
         for prefix, queues, fut in batch:
             if fut.done():
                 continue
-            try:
-                self.round_trips += 1
-                stats = await read_stats_async(self.client, list(queues), prefix)
-            except (RedisError, OSError) as e:
-                fut.set_exception(e)
+            self.round_trips += 1
+            stats = await self._read(list(queues), prefix)
+            if isinstance(stats, BaseException):
+                fut.set_exception(stats)
             else:
                 fut.set_result(stats)
 
