@@ -17,10 +17,10 @@ task has recorded its own start, sleep 10-50 ms. The worker hands its notes over
 SIGUSR2. Per job, the steps between the producer's note and the task's start:
 
 * ``enqueue call``: the producer's call, send to reply (it overlaps the worker's wake-up);
-* ``to the wake-up``: from the enqueue call's start to the worker's BLPOP returning;
-* ``wait ends``: the BLPOP's return to the end of the idle wait (``WakeWaits``);
-* ``to the fetch``: the wait's end to the fetch being sent (``Worker._exchange``);
-* ``fetch round trip``: the fetch's round trip, reply parsed;
+* ``to the fetch's reply``: from the enqueue call's start to the worker holding the reply
+  of the fetch that leased the job: the hot wait's (its BLPOP and the fetch behind it,
+  ``WakeFetch._blocked_fetch``), or, after a plain wait's wake-up, the fetch sent then
+  (``Worker._exchange``, reply taken in); the results count the jobs the hot wait fetched;
 * ``to placing``: the reply to ``_place_fresh``;
 * ``to the lane``: placing to the thread lane's ``submit``;
 * ``to the start``: the lane's ``submit`` to the task's first line (a thread woken).
@@ -48,11 +48,8 @@ import redis
 HERE = Path(__file__).resolve().parent
 STEPS = [
     ("enqueue call", "sent", "returned"),
-    ("to the wake-up", "sent", "blpop"),
-    ("wait ends", "blpop", "waited"),
-    ("to the fetch", "waited", "exchange"),
-    ("fetch round trip", "exchange", "fetched"),
-    ("to placing", "fetched", "placed"),
+    ("to the fetch's reply", "sent", "answered"),
+    ("to placing", "answered", "placed"),
     ("to the lane", "placed", "submitted"),
     ("to the start", "submitted", "started"),
     ("total", "sent", "started"),
@@ -60,7 +57,7 @@ STEPS = [
 
 PROBE = r"""
 import json, signal, sys, time
-import kubeq.worker.idle as idle, kubeq.worker.loop as loop
+import kubeq.worker.wakefetch as wakefetch, kubeq.worker.loop as loop
 import kubeq.worker.state as state, kubeq.worker.threads as threads
 notes, out = [], sys.argv.pop(1)
 def note(name):
@@ -79,10 +76,9 @@ def after(cls, name, label):
         note(label)
         return r
     setattr(cls, name, wrapped)
-after(idle.WakeWaits, "_blpop", "blpop")
-after(idle.WakeWaits, "_block_until", "waited")
-after(loop.Worker, "_exchange", "fetched")
-before(loop.Worker, "_exchange", "exchange")  # a call's "exchange" note, then its "fetched"
+after(wakefetch.WakeFetch, "_blocked_fetch", "answered")  # the hot wait's replies read
+before(wakefetch.WakeFetch, "_take_hot", "hot")
+after(loop.Worker, "_exchange", "answered")  # a fetch sent after a plain wait's wake-up
 before(state.WorkerState, "_place_fresh", "placed", lambda self: bool(self._fresh))
 before(threads.Lane, "submit", "submitted")
 def dump(*_):
@@ -101,12 +97,14 @@ def steps(
     """The steps of one job: each step's first note after the one before, within the job."""
     at: dict[str, float] = {"sent": sent, "returned": returned, "started": started}
     after = sent
-    for name in ("blpop", "waited", "exchange", "fetched", "placed", "submitted"):
+    for name in ("answered", "placed", "submitted"):
         got = next((t for n, t in notes if n == name and after <= t <= started), None)
         if got is None:
             return {}
         at[name] = after = got
-    return {label: (at[b] - at[a]) * 1e6 for label, a, b in STEPS}
+    out = {label: (at[b] - at[a]) * 1e6 for label, a, b in STEPS}
+    out["hot"] = float(any(n == "hot" and sent <= t <= started for n, t in notes))
+    return out
 
 
 def one(url: str, n: int, src: str | None, rep: int) -> dict[str, Any]:
@@ -153,6 +151,7 @@ def one(url: str, n: int, src: str | None, rep: int) -> dict[str, Any]:
         "rep": rep,
         "n": n,
         "traced": len(whole),
+        "hot": int(sum(j["hot"] for j in whole)),
         "p50_us": {k: statistics.median(j[k] for j in whole) for k, _, _ in STEPS},
         "p99_us": {
             k: statistics.quantiles([j[k] for j in whole], n=100, method="inclusive")[98]
@@ -174,16 +173,23 @@ def render(res: dict[str, Any], path: str) -> str:
         "| step (idle worker, default settings) | p50 | p99 |",
         "|---|--:|--:|",
     ]
-    for label, _, _ in STEPS:
+    labels = list(runs[0]["p50_us"])  # the steps the file was measured with
+    for label in labels:
         p50 = statistics.median(r["p50_us"][label] for r in runs)
         p99 = statistics.median(r["p99_us"][label] for r in runs)
         name = f"**{label}**" if label == "total" else label
         lines.append(f"| {name} | {p50 / 1000:.2f} ms | {p99 / 1000:.2f} ms |")
     lines.append("")
+    first = labels[1]  # the row after the enqueue call's
     lines.append(
-        "The steps overlap where the wake-up comes before the enqueue call returns; the rows "
-        "from `to the wake-up` to `to the start` add up to the total, job by job."
+        f"The steps overlap where the wake-up comes before the enqueue call returns; the rows "
+        f"from `{first}` to `to the start` add up to the total, job by job."
     )
+    if "hot" in runs[0]:
+        hot, traced = sum(r["hot"] for r in runs), sum(r["traced"] for r in runs)
+        lines.append(
+            f"The hot wait's fetch (its BLPOP's write) leased {hot:,} of those {traced:,} jobs."
+        )
     return "\n".join(lines)
 
 

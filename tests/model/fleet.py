@@ -10,6 +10,10 @@ between its ack and its hand-off. Everything else is the worker's code: ``_round
 ``_heartbeat`` (lease renewal through ``leases.renew``, stopping aborted runs through
 ``_abort``), ``_hand_off`` and ``handoff.sweep`` with its ``route`` to partitions.
 
+A fetch is the loop's pass, or the hot wait's fetch written behind a BLPOP where the worker
+would make one (nothing to acknowledge, a free slot, soon after a job); a run may also end
+while such a wait is blocked, its fetch then running after the run's ack.
+
 ``Fleet`` owns one event loop for the whole example: each step runs one coroutine of one
 worker to its end, so nothing happens between steps and no step sleeps. ``make_app`` is
 the machine's App: a plain, a concurrency-limited and a rate-limited task, and a queue of
@@ -31,6 +35,13 @@ from kubeq.worker.loop import Worker
 from kubeq.worker.settings import WorkerSettings
 
 LEASE_SECONDS = 60.0
+
+OUTCOMES = {
+    "finished": Settlement.finished(b"1"),
+    "failed": Settlement.failed("boom", "failed by the model"),
+    "retry": Settlement.retry("boom", "", 0.0),
+}
+"""How the machine's runs end."""
 
 
 class ModelWorker(Worker):
@@ -88,20 +99,48 @@ class Fleet:
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return self.loop.run_until_complete(coro)
 
-    def fetch(self, name: str) -> list[Delivery]:
-        """One pass of the worker's loop: its acks and a fetch for its free slots."""
+    def fetch(self, name: str, woken: bool = False) -> list[Delivery]:
+        """One pass of the worker's loop: its acks and a fetch for its free slots; ``woken``:
+        the hot wait's fetch instead where the worker would make one (wakefetch.py), sent
+        behind a BLPOP on the wake list (a token left by an enqueue, or its 50 ms run out)."""
         w = self.workers[name]
         before = list(w.runs)
-        self.run(w._round_trip(fetch=True))
+        if woken:
+            w._warm()  # the hot window is a matter of time: here, every woken fetch is in it
+        if woken and w._hot_seconds(-1):
+            self.run(self._hot(w))
+        else:
+            self.run(w._round_trip(fetch=True))
         return [d for d in w.runs if d not in before]
 
-    def end_run(self, name: str, d: Delivery, settlement: Settlement) -> None:
-        """The run returns ``settlement``; the worker's next pass sends it."""
+    async def _hot(self, w: ModelWorker) -> None:
+        w._arm_hot(0.05)
+        await w._end_hot()  # its reply read and taken in, as the loop's own wait does
+
+    def end_run(self, name: str, d: Delivery, settlement: Settlement, hot: bool = False) -> bool:
+        """The run returns ``settlement``; the worker's next pass sends it. ``hot``: it ends
+        while the worker's hot wait is blocked where the worker would have one (written
+        while the run was in flight, its fetch runs after the pass), and the worker then
+        idles as its loop does (``_write_busy``). Returns whether it did."""
         w = self.workers[name]
         w.stop_run(d)
+        if hot and not d.settled:
+            w._warm()  # the run was leased within the window
+            hot = bool(w._hot_seconds(-1))
+        if hot:
+            self.run(self._end_in_hot(w, d, settlement))
+            return True
         if not d.settled:
             w._settle(d, settlement)
         self.run(w._round_trip(fetch=False))
+        return False
+
+    async def _end_in_hot(self, w: ModelWorker, d: Delivery, settlement: Settlement) -> None:
+        w._arm_hot(0.05)
+        w._settle(d, settlement)
+        await w._round_trip(fetch=False)
+        await w._end_hot()
+        await w._write_busy()
 
     def heartbeat(self, name: str) -> list[Delivery]:
         """The worker's heartbeat; returns the runs it stopped as aborted."""

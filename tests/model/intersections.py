@@ -41,7 +41,7 @@ from kubeq.worker.delivery import Delivery
 from kubeq.workflows.chords import chord_results
 from tests.model import known
 from tests.model.fixedids import FixedIds
-from tests.model.fleet import PARTITIONS, RATE, Fleet, make_app
+from tests.model.fleet import OUTCOMES, PARTITIONS, RATE, Fleet, make_app
 from tests.model.ledger import LIVE, Entry, Ledger
 from tests.model.picks import pick, pick_some
 
@@ -223,9 +223,9 @@ class Intersections(RuleBasedStateMachine):
 
     # -- workers ------------------------------------------------------------------------------
 
-    @rule(worker=st.sampled_from(["w1", "w2"]))
-    def fetch(self, worker: str) -> None:
-        for d in self.fleet.fetch(worker):
+    @rule(worker=st.sampled_from(["w1", "w2"]), woken=st.booleans())
+    def fetch(self, worker: str, woken: bool = False) -> None:
+        for d in self.fleet.fetch(worker, woken):
             e = self.ledger.entries[d.id]
             q = d.job.queue
             if e.chord_of is not None:  # what its worker passes it (run_attempt)
@@ -245,18 +245,18 @@ class Intersections(RuleBasedStateMachine):
         self.app.queue(queue).set_rate_limit(RATE)
         self.ledger.held_back.add(queue)
 
-    @rule(data=st.data(), outcome=st.sampled_from(["finished", "failed", "retry"]))
-    def end_run(self, data: st.DataObject, outcome: str) -> None:
+    @rule(data=st.data(), outcome=st.sampled_from(sorted(OUTCOMES)), hot=st.booleans())
+    def end_run(self, data: st.DataObject, outcome: str, hot: bool = False) -> None:
         run = pick(data, self._runs())
         if run is None:
             return
         name, d = run
-        settlement = {
-            "finished": Settlement.finished(b"1"),
-            "failed": Settlement.failed("boom", "failed by the model"),
-            "retry": Settlement.retry("boom", "", 0.0),
-        }[outcome]
-        self.fleet.end_run(name, d, settlement)
+        if self.fleet.end_run(name, d, OUTCOMES[outcome], hot):
+            # its hot wait's fetch ran after the run ended: before the worker idles, the busy
+            # count the operator scales on is what the worker holds
+            w = self.fleet.workers[name]
+            busy = [self.r.hget(q.busy, w.settings.worker_id) for q in w.queues]
+            assert busy == [str(len(w.inflight)).encode()] * len(busy), busy
 
     @rule(worker=st.sampled_from(["w1", "w2"]))
     def heartbeat(self, worker: str) -> None:

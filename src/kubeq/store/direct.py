@@ -29,22 +29,30 @@ import redis.asyncio
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ResponseError
 
-__all__ = ["run_direct"]
+__all__ = ["plain", "run_direct"]
 
 _POOLS = (redis.asyncio.ConnectionPool, SentinelConnectionPool)
 """Pools whose ``get_available_connection`` hands out a connection as ``get_connection``
 does (a ``BlockingConnectionPool`` waits for one instead: its calls take the pool's path)."""
 
 
+def plain(client: Any) -> bool:
+    """Whether ``run_direct`` writes ``client``'s commands itself: a plain asyncio client on
+    a default pool (not a cluster client, a single-connection client in MULTI or WATCH, a
+    subclass, or a blocking pool)."""
+    if type(client) is not redis.asyncio.Redis or client.connection is not None:
+        return False
+    return type(client.connection_pool) in _POOLS
+
+
 async def run_direct(client: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any] | None:
     """Send ``commands`` in one write and read their replies (an error reply in its place,
-    as ``execute(raise_on_error=False)`` gives it); None when ``client`` is not a plain
-    asyncio client on a default pool: then the caller takes the pool's path."""
-    if type(client) is not redis.asyncio.Redis or client.connection is not None:
-        return None  # a cluster client, a single-connection client (MULTI, WATCH), a subclass
-    pool: Any = client.connection_pool
-    if type(pool) not in _POOLS:
+    as ``execute(raise_on_error=False)`` gives it); None when ``client`` is not ``plain``:
+    then the caller takes the pool's path. A blocking command among them holds the
+    connection until it returns, and Redis runs the commands after it the moment it does."""
+    if not plain(client):
         return None
+    pool: Any = client.connection_pool
     conn = pool.get_available_connection()
     try:
         if conn.is_connected and (conn._writer.transport.is_closing() or conn._reader.at_eof()):

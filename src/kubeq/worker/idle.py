@@ -137,6 +137,10 @@ class WakeWaits:
                 self._waits[i] = None
         return token or activity.is_set(), answered
 
+    def blocked(self) -> bool:
+        """Whether a wait from an earlier pass is still blocked (it is kept for the next)."""
+        return any(w is not None and not w.done() for w in self._waits)
+
     def stop(self) -> None:
         """Cancel the blocked waits (redis-py drops a cancelled command's connection, so no
         late reply is left in a pooled one)."""

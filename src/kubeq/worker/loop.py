@@ -5,7 +5,8 @@ that ended since the last pass and, when slots are free, a fetch of up to that m
 all in ONE pipelined round trip; the jobs a reply brings are placed once the next round trip
 is written (state.py, ``_place_fresh``). With nothing to do it blocks on the queues' wake
 lists (BLPOP, woken by enqueue), so it reacts at once without polling, and beats rarely
-(idle.py: an idle worker costs Redis under one command a second).
+(idle.py: an idle worker costs Redis under one command a second); soon after a job its
+fetch rides behind that BLPOP (wakefetch.py, the hot wait).
 
 Where a task runs: ``async def`` tasks on the loop; sync tasks in a thread pool, or in a
 process pool with ``--pool process`` (or ``@app.task(pool="process")`` for one CPU-bound
@@ -39,18 +40,18 @@ from kubeq.store import urls
 from kubeq.store.keys import queues_key
 from kubeq.store.scripts import ScriptCall, run_pipeline_async
 from kubeq.worker.delivery import Delivery, run_attempt
-from kubeq.worker.direct import DirectLane
 from kubeq.worker.execution import JobTimeout
 from kubeq.worker.settings import WorkerSettings, default_worker_id
 from kubeq.worker.state import REDIS_DOWN
 from kubeq.worker.tally import Unserved
+from kubeq.worker.wakefetch import WakeFetch
 
 log = logging.getLogger("kubeq.worker")
 
 __all__ = ["Delivery", "JobTimeout", "Worker", "WorkerSettings", "default_worker_id"]
 
 
-class Worker(DirectLane):
+class Worker(WakeFetch):
     """A worker process's loop. ``asyncio.run(Worker(settings, tasks).run())``."""
 
     async def run(self) -> int:
@@ -82,6 +83,7 @@ class Worker(DirectLane):
         try:
             await self._register()
             await self._consume()
+            await self._end_hot()
             await self._drain()
         finally:
             beat.cancel()
@@ -91,6 +93,8 @@ class Worker(DirectLane):
                 await asyncio.wait(set(self._handoffs), timeout=5)
             await self._leave()
             self._wakes.stop()
+            if self._hot is not None:  # only when the loop failed: its jobs lapse and run again
+                self._hot.cancel()
             await self._redis.aclose()
             if server is not None:
                 server.shutdown()
@@ -118,10 +122,16 @@ class Worker(DirectLane):
                 await run_pipeline_async(self._redis, calls)
 
     async def _consume(self) -> None:
+        woken: int | None = None  # the jobs still ready after a hot wait's fetch
         while not self._stopping:
             self.vitals.tick()
             try:
-                remaining = await self._round_trip(fetch=True)
+                if woken is None and self._hot is not None and self._hot.done():
+                    woken = self._take_hot()  # answered while every slot was busy
+                if woken is None:  # no fetch while a hot wait's is this worker's
+                    remaining = await self._round_trip(fetch=self._hot is None)
+                else:  # a hot wait's fetch was this pass's (wakefetch.py)
+                    remaining, woken = woken, None
                 self._redis_up()
             except ResponseError as exc:
                 if rediscluster.is_outage(exc):  # a cluster moving a slot or failing over
@@ -153,7 +163,7 @@ class Worker(DirectLane):
                 if self._fresh:  # no round trip to write first: start them before blocking
                     self._place_fresh()
                 # until enqueue wakes us, a job ends, or a held-back job may run
-                await self._idle_wait(self._wait_ms)
+                woken = await self._idle_wait(self._wait_ms)
             else:
                 await self._wait_activity(1.0)  # every slot busy: until a job ends
 
@@ -217,6 +227,8 @@ class Worker(DirectLane):
             )
         if not calls:
             return 0
+        if acks:
+            self._warm()  # jobs ended: the next idle waits carry a fetch (wakefetch.py)
         self._sending = acks
         try:
             results = await run_pipeline_async(self._redis, calls, raise_errors=False)
@@ -240,37 +252,7 @@ class Worker(DirectLane):
         self.vitals.round_trip()
         if free <= 0:
             return 0
-        reply, error = self._router.merge(results[len(by_queue) :])
-        if error is not None and not reply.jobs:
-            raise error
-        self._wait_ms = reply.wait_ms
-        now_ms = time.time() * 1000
-        fresh = self._fresh
-        for job in reply.jobs:
-            running = self.inflight.get((job.queue.name, job.id))
-            if running is not None and not running.settled:
-                # Our own running job came back: its lease lapsed before a (late) heartbeat
-                # renewed it, and this fetch took it back under the same lease token
-                # (fetch.lua), so the run in progress goes on as it was.
-                log.warning(
-                    "job %s: its lease lapsed while it ran here (late heartbeat); "
-                    "this worker took it back and keeps running it",
-                    job.id,
-                )
-                continue
-            d = Delivery(job)
-            self.inflight[d.key] = d
-            self._leased += 1
-            if self._timed:
-                self._metric(self.metrics.wait, job.queue.name).observe(
-                    max(0.0, (now_ms - job.ready_at_ms) / 1000)
-                )
-            fresh.append(d)
-        if fresh and self._placing is None:  # placed once the next round trip is on its way
-            self._placing = asyncio.get_running_loop().call_soon(self._place_fresh)
-        if error is not None:  # the jobs other slots' fetches leased run; this one is retried
-            raise error
-        return reply.remaining
+        return self._take_fetch(results[len(by_queue) :])  # wakefetch.py
 
     def _hold_seconds(self) -> float:
         """How long the next round trip may wait: while the jobs leased and waiting here keep
@@ -282,17 +264,6 @@ class Worker(DirectLane):
         if not self._acks:
             return 1.0  # nothing to send; a job's end wakes the loop
         return self._acks_since + defaults.ACK_HOLD_MS / 1000 - time.monotonic()
-
-    def _capacity(self) -> int:
-        """Jobs this worker may hold: its slots, plus the prefetch room (prefetch.py), no
-        more than ``max_jobs`` leases in its life, and once its version is retired only the
-        jobs pinned to it (it finishes what it holds)."""
-        if self._retired and not self._pinned:
-            return 0
-        room = self.settings.concurrency + self._prefetch.room()
-        if self.settings.max_jobs is not None:
-            room = min(room, self.settings.max_jobs - self._leased + len(self.inflight))
-        return room
 
     def _start(self, d: Delivery) -> None:
         if d.queued and self._start_direct(d):
@@ -330,14 +301,22 @@ class Worker(DirectLane):
             else:
                 break
 
-    async def _idle_wait(self, wait_ms: int = -1) -> None:
+    async def _idle_wait(self, wait_ms: int = -1) -> int | None:
         """Nothing to fetch: block on the wake lists (woken by enqueue), or until ``wait_ms``,
-        when a job held back for a time (delay, retry, rate limit) may run (wake.py)."""
+        when a job held back for a time (delay, retry, rate limit) may run (idle.py); soon
+        after a job, with a fetch behind the BLPOP (wakefetch.py): then returns the jobs
+        still ready after that fetch (None: no fetch was made)."""
         try:
+            if self._hot is None and (hot := self._hot_seconds(wait_ms)):
+                self._arm_hot(hot)
+            if self._hot is not None:
+                return await self._hot_or_activity()
+            await self._write_busy()
             for _ in range(await self._wakes.wait(self._activity, wait_ms)):
                 self.vitals.round_trip()
         except REDIS_DOWN as exc:
             await self._redis_failed(exc)
+        return None
 
     async def _script_failed(self, exc: ResponseError) -> None:
         """A script refused to run (e.g. a queue key of the wrong type): Redis answered, so

@@ -30,6 +30,10 @@ RENEWALS_IN_FLIGHT = 8
 class Upkeep(WorkerState):
     """The heartbeat, the hand-off and the drain of a worker (``Worker`` runs them)."""
 
+    _busy_stale = False
+    """Whether the busy count Redis holds for this worker may be wrong (a hot wait's fetch
+    ran after jobs ended, wakefetch.py): the next heartbeat writes it even when idle."""
+
     def _start_hand_off(self, queue: QueueKeys, ids: list[str]) -> None:
         """Enqueue the callbacks of jobs just ended, beside the loop (handoff.py)."""
         runner = asyncio.create_task(self._hand_off(queue, ids), name="kubeq-handoff")
@@ -151,18 +155,23 @@ class Upkeep(WorkerState):
         """Renew what this worker holds; whether that took a round trip to Redis."""
         self._hand_back(self._stale())  # slots busy with long jobs: let others run these
         held = self._held()
-        if not held and self._answered >= self._fetch_seq:
+        if not held and self._answered >= self._fetch_seq and not self._busy_stale:
             return False  # nothing held, no fetch reply in transit: the idle beat's (idle.py)
-        aborted, lost = await leases.renew(
-            self._redis,
-            self._scripts.heartbeat,
-            self.queues,
-            self.settings,
-            held,
-            len(self.inflight),
-            # the transit log holds jobs to renew only while a fetch's reply is unread
-            self._answered if self._answered < self._fetch_seq else -1,
-        )
+        stale, self._busy_stale = self._busy_stale, False  # the busy count is written here
+        try:
+            aborted, lost = await leases.renew(
+                self._redis,
+                self._scripts.heartbeat,
+                self.queues,
+                self.settings,
+                held,
+                len(self.inflight),
+                # the transit log holds jobs to renew only while a fetch's reply is unread
+                self._answered if self._answered < self._fetch_seq else -1,
+            )
+        except BaseException:
+            self._busy_stale = self._busy_stale or stale  # not written: the next beat does
+            raise
         for d in aborted:
             self._abort(d)
         for d in lost:
