@@ -24,7 +24,8 @@ bench/idle_cost.py); ``jobcommands`` is bench/job_commands.py's;
 ``workerfloor`` is bench/worker_floor.py's; ``limittargets`` is bench/limit_targets.py's
 (the targets against Redis's own limit and the peers' least memory); ``latencyfloor`` is
 bench/latency_floor.py's; ``draindistance`` is bench/drain_distance.py's; ``drainanatomy``
-is bench/drain_anatomy.py's; ``enqueueanatomy`` is bench/enqueue_anatomy.py's; the others
+is bench/drain_anatomy.py's; ``enqueueanatomy`` is bench/enqueue_anatomy.py's;
+``redisinstructions`` is bench/redis_instructions.py's; the others
 are rendered by bench/tables.py. This module finds the blocks and rewrites them.
 Standard library only: the test imports it from the project venv.
 """
@@ -88,6 +89,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "draindistance": _sibling("drain_distance", "render"),
     "drainanatomy": _sibling("drain_anatomy", "render"),
     "enqueueanatomy": _sibling("enqueue_anatomy", "render"),
+    "redisinstructions": _sibling("redis_instructions", "render"),
 }
 
 

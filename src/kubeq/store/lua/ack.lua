@@ -35,18 +35,22 @@ if token then redis.call('SET', base .. 'order:' .. ARGV[3 + n * 7], token, 'PX'
 -- Every delivery's fields are read first, so the sets checked are those this call may write:
 -- a finished job of no concurrency limit and no follow-up (the usual ack) writes only the
 -- active set; any other delivery may write any job set, and then all of them are checked.
-local FIELDS = {'status', 'lease', 'result_ttl', 'priority', 'enqueued_at', 'deliveries',
-  'attempts', 'max_deliveries', 'cl_key', 'cl_n', 'cb', 'lapsed', 'fk'}
+-- The first read takes only the first 7: what tells a usual ack and what it writes with (a
+-- field that is not there costs HMGET a scan of the whole record); any other delivery's
+-- fields are read again, all of them, before it changes anything.
+local FIELDS = {'status', 'lease', 'result_ttl', 'deliveries', 'attempts', 'cl_key', 'cb',
+  'priority', 'enqueued_at', 'max_deliveries', 'cl_n', 'lapsed', 'fk'}
+local FIRST = {unpack(FIELDS, 1, 7)}
 local read, seen, dup, only_active = {}, {}, false, true
 for i = 0, n - 1 do
   local o = 3 + i * 7
   local id = ARGV[o]
   if seen[id] then dup = true end -- a later delivery of it reads what the earlier one wrote
   seen[id] = true
-  local f = job_fields(base .. 'job:' .. id, unpack(FIELDS))
+  local f = job_fields(base .. 'job:' .. id, unpack(FIRST))
   read[i] = f or false
   if not (f and ARGV[o + 2] == 'finished' and f[1] == 'active' and f[2] == ARGV[o + 1] and
-    not f[9] and not f[11] and int(f[7] or '0') and int(f[6] or '0')) then
+    not f[6] and not f[7] and (not f[5] or int(f[5])) and (not f[4] or int(f[4]))) then
     only_active = false
   end
 end
@@ -88,8 +92,8 @@ for i = 0, n - 1 do
   end
   local bad = nil
   if f and f[1] == 'active' and f[2] == lease then
-    if not int(f[7] or '0') then bad = 'malformed job: attempts is not a number'
-    elseif not int(f[6] or '0') then bad = 'malformed job: deliveries is not a number'
+    if f[5] and not int(f[5]) then bad = 'malformed job: attempts is not a number'
+    elseif f[4] and not int(f[4]) then bad = 'malformed job: deliveries is not a number'
     end
   end
   if not known then
@@ -100,7 +104,7 @@ for i = 0, n - 1 do
     out[#out + 1] = -2
   elseif f[1] == 'aborted' then
     if f[2] == lease and redis.call('ZSCORE', q.active, id) then
-      aborted_stopped(q, base, id, jk, f[9], f[10], f[3])
+      aborted_stopped(q, base, id, jk, f[6], f[11], f[3])
     end
     out[#out + 1] = 2
   elseif f[1] ~= 'active' and f[2] == lease then
@@ -111,28 +115,28 @@ for i = 0, n - 1 do
     out[#out + 1] = 0
   elseif bad then
     redis.call('ZREM', q.active, id)
-    release_slot(q, base, id, f[9], f[10])
+    release_slot(q, base, id, f[6], f[11])
     bury(q, base, id, jk, bad .. ' (its outcome was ' .. outcome .. ')')
     out[#out + 1] = -2
   else
     if not usual then redis.call('ZREM', q.active, id) end
-    release_slot(q, base, id, f[9], f[10])
+    release_slot(q, base, id, f[6], f[11])
     local handoff = false
     if outcome == 'finished' then
-      local attempts = int(f[7] or '0') + 1
-      if attempts == 1 and f[6] == '1' then
+      local attempts = (f[5] and int(f[5]) or 0) + 1
+      if attempts == 1 and f[4] == '1' then
         -- the usual end, one attempt on the first delivery: neither count is kept (a
         -- finished job without them ran once on its first delivery, docs/protocol.md)
         redis.call('HDEL', jk, 'deliveries', 'attempts')
         redis.call('HSET', jk, 'status', 'finished', 'finished_at', NOWS, result_field(value))
       else
         redis.call('HSET', jk, 'status', 'finished', 'finished_at', NOWS,
-          'attempts', attempts, result_field(value))
+          'attempts', string.format('%d', attempts), result_field(value))
       end
       local ttl = job_ttl(f[3])
-      if ttl then redis.call('EXPIRE', jk, ttl) end
+      if ttl then redis.call('EXPIRE', jk, f[3] and string.format('%d', ttl) or RESULT_TTL) end
       if watched then notify_done(base, id, ttl) end
-      if f[11] then handoff = note_end(base, id, jk, 'finished') end
+      if f[7] then handoff = note_end(base, id, jk, 'finished') end
     elseif outcome == 'retry' then
       redis.call('HINCRBY', jk, 'attempts', 1)
       redis.call('HSET', jk, 'status', 'scheduled', 'error', value, 'traceback', tb)
@@ -142,20 +146,20 @@ for i = 0, n - 1 do
       redis.call('HSET', jk, 'error', value, 'traceback', tb)
       handoff = bury(q, base, id, jk, reason)
     elseif outcome == 'release' then
-      local lost = (int(f[6] or '0') or 0) - (int(f[7] or '0') or 0)
-      if lost >= (int(f[8]) or 5) then -- no field: the default, 5
+      local lost = (int(f[4] or '0') or 0) - (int(f[5] or '0') or 0)
+      if lost >= (int(f[10]) or 5) then -- no field: the default, 5
         redis.call('HSET', jk, 'error', value)
         handoff = bury(q, base, id, jk, 'its process died ' .. lost ..
           ' times while running it: ' .. value .. ' (a poison job?)')
       else
         redis.call('HSET', jk, 'lease', (int(f[2]) or 0) + 1, 'status', 'queued')
-        make_ready(q, base, id, ready_score(f[4], f[5]), f[13])
+        make_ready(q, base, id, ready_score(f[8], f[9]), f[13])
         woken = woken + 1
       end
     else -- requeue
       redis.call('HINCRBY', jk, 'deliveries', -1)
       redis.call('HSET', jk, 'status', 'queued')
-      make_ready(q, base, id, ready_score(f[4], f[5]), f[13])
+      make_ready(q, base, id, ready_score(f[8], f[9]), f[13])
       woken = woken + 1
     end
     out[#out + 1] = handoff and 3 or 1

@@ -68,14 +68,17 @@ if answered ~= '-1' then
   if refused(redis.pcall('ZREMRANGEBYSCORE', transit, '-inf', answered)) then
     redis.call('DEL', transit) -- not a log: nothing in it can be renewed
   end
-  for _, id in ipairs(redis.call('ZRANGE', transit, 0, -1)) do
-    local jk = base .. 'job:' .. id
-    local f = job_fields(jk, 'status', 'lease', 'lapsed', 'worker')
-    if f and f[4] == worker then
-      if f[1] == 'active' then
-        renew(id)
-      elseif f[1] == 'queued' and f[3] and f[3] == f[2] then
-        back(jk, id)
+  -- one member per fetch: the ids it leased, space-separated (fetch.lua)
+  for _, leased in ipairs(redis.call('ZRANGE', transit, 0, -1)) do
+    for id in string.gmatch(leased, '[^ ]+') do
+      local jk = base .. 'job:' .. id
+      local f = job_fields(jk, 'status', 'lease', 'lapsed', 'worker')
+      if f and f[4] == worker then
+        if f[1] == 'active' then
+          renew(id)
+        elseif f[1] == 'queued' and f[3] and f[3] == f[2] then
+          back(jk, id)
+        end
       end
     end
   end
