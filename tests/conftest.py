@@ -10,9 +10,10 @@
   ``k8s_namespace``, ``cluster_kubeconfig``) from hack/cluster/localcluster/pytest_plugin.py,
   imported here once so tests/cluster and tests/e2e share one cluster per session.
 - ``make test`` runs two pytest processes side by side (hack/test-lanes.sh): the tests
-  marked ``control_plane`` (every test of the local cluster, marked here) and the fault tier
-  in one, the rest in the other; the real-node tier (marked ``node`` too: its own control
-  plane with a real kubelet) runs in the other, to even the lanes out.
+  marked ``control_plane`` (every test of the local cluster, marked here), the fault tier
+  and the model tier (marked ``cluster_lane`` here) in one, the rest in the other; the
+  real-node tier (marked ``node`` too: its own control plane with a real kubelet) runs in the
+  other, to even the lanes out.
 
 Hypothesis runs without its per-example deadline: tests never assert wall-clock times, and
 on a shared 2-core machine a pure function's example took 1.95 s once (a 200 ms deadline
@@ -53,6 +54,11 @@ CONTROL_PLANE = ("cluster", "e2e", "node")
 CONTROL_PLANE_DIRS = tuple(ROOT / "tests" / d for d in ("cluster", "e2e", "gateway", "node"))
 """Folders whose every test is on the local cluster (their conftests add the markers)."""
 
+CLUSTER_LANE_DIRS = (ROOT / "tests" / "model",)
+"""Folders that need no cluster but run in the cluster's lane (marked ``cluster_lane``): the
+other lane holds the real node's tier too, and was the longer by 9 minutes (31:43 against
+22:40 on 2026-12-07); the model tier is about 3 to 4 of them."""
+
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` selects, and before the tiers' conftests
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,6 +73,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         folder = any(d in item.path.resolve().parents for d in CONTROL_PLANE_DIRS)
         if uses_cluster or marked or folder:
             item.add_marker(pytest.mark.control_plane)
+        elif any(d in item.path.resolve().parents for d in CLUSTER_LANE_DIRS):
+            item.add_marker(pytest.mark.cluster_lane)
 
 
 @pytest.fixture(scope="session")
