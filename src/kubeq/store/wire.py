@@ -78,22 +78,21 @@ def fetch_args(
 
 def parse_fetch_reply(raw: Sequence[Any], queues: Sequence[QueueKeys]) -> FetchReply:
     """The typed form of fetch.lua's flat answer."""
-    jobs: list[FetchedJob] = []
-    for i in range(FETCH_HEADER, len(raw), FETCH_FIELDS_PER_JOB):
-        qi, job_id, lease, payload, attempts, ready_at, deliveries = raw[
-            i : i + FETCH_FIELDS_PER_JOB
-        ]
-        jobs.append(
-            FetchedJob(  # positional: keywords cost a NamedTuple more than its fields
-                queues[int(qi)],
-                job_id.decode() if isinstance(job_id, bytes) else str(job_id),
-                str(int(lease)),
-                payload if isinstance(payload, bytes) else str(payload).encode(),
-                int(attempts),
-                int(ready_at),
-                int(deliveries),
-            )
+    items = iter(raw[FETCH_HEADER:])
+    jobs = [
+        FetchedJob(  # positional: keywords cost a NamedTuple more than its fields
+            queues[int(qi)],
+            job_id.decode() if isinstance(job_id, bytes) else str(job_id),
+            lease.decode() if isinstance(lease, bytes) else str(int(lease)),
+            payload if isinstance(payload, bytes) else str(payload).encode(),
+            int(attempts),
+            int(ready_at),
+            int(deliveries),
+        )  # each job's items, taken in order from one iterator (no slice per job)
+        for qi, job_id, lease, payload, attempts, ready_at, deliveries in zip(
+            *(items,) * FETCH_FIELDS_PER_JOB, strict=False
         )
+    ]
     return FetchReply(int(raw[0]), jobs, int(raw[1]))
 
 

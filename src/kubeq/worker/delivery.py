@@ -33,7 +33,7 @@ from kubeq.workflows.chords import ChordResultLost, chord_results
 log = logging.getLogger("kubeq.worker")
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
     """One job leased to this worker, with the state the loop keeps about it."""
 
@@ -243,9 +243,15 @@ def job_context(
     )
 
 
+_RETURNED_NONE = Settlement.finished(serialization.dumps(None))
+"""The outcome of an attempt that returned None, the most common result (immutable: shared)."""
+
+
 def finished(name: str, result: Any) -> Settlement:
     """The outcome of an attempt of task ``name`` that returned ``result``; raises TypeError,
     naming the task, when the result is not JSON."""
+    if result is None:
+        return _RETURNED_NONE
     try:
         return Settlement.finished(serialization.dumps(result))
     except TypeError as exc:

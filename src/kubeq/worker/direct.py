@@ -8,7 +8,9 @@ step to submit the run, a callback and a second step when the run came back. Her
 submits the run itself when the job goes to the lane (``_start_direct``), and the lane calls
 ``_direct_returned`` on the loop when the thread is done with it, which turns the run into a
 ``Settlement`` with the same rules as ``run_attempt`` (``delivery.finished`` and
-``delivery.failure``) and settles it.
+``delivery.failure``) and settles it. The runs that come back together are handed back in
+one pass; once it is done, what waits starts on the slots they freed (``_lane_pass_done``:
+one ``_start_waiting`` for the pass, where a busy drain handed back tens of runs at a time).
 
 The job's ``runner`` is then a ``DirectRun``: a future, done when the attempt has ended
 here, that the drain waits on as on a task, and whose ``cancel`` stops the attempt as
@@ -30,12 +32,15 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 from kubeq import tracing
+from kubeq.client.app import Task
 from kubeq.options import apply_retry_overrides
 from kubeq.outcomes import Outcome, Settlement
 from kubeq.retry import RetryPolicy
 from kubeq.worker.delivery import Delivery, failure, finished, job_context
+from kubeq.worker.settings import WorkerSettings
 from kubeq.worker.threads import Run
 from kubeq.worker.upkeep import Upkeep
 
@@ -50,6 +55,8 @@ _TIMERS = ("timeout", "soft_timeout")
 class DirectRun(asyncio.Future[None]):
     """The ``runner`` of a job run straight in the lane: done when its attempt has ended
     here; ``cancel()`` stops the attempt (``stop``) as cancelling its task would."""
+
+    __slots__ = ("_stop", "abandoned")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
         super().__init__(loop=loop)
@@ -75,6 +82,20 @@ class DirectRun(asyncio.Future[None]):
 class DirectLane(Upkeep):
     """The worker's direct runs (see the module's docstring)."""
 
+    def __init__(self, settings: WorkerSettings, tasks: dict[str, Task[Any, Any]]) -> None:
+        super().__init__(settings, tasks)
+        self._slot_freed = False
+        """A direct run came back in the lane's pass under way: once the pass is done, what
+        waits starts on the slots freed (``_lane_pass_done``)."""
+        self.executor.after_returns(self._lane_pass_done)
+
+    def _lane_pass_done(self) -> None:
+        """The lane handed back the runs that came back together: start what waits on the
+        slots they freed, once for the pass (``_start_waiting``), not once per run."""
+        if self._slot_freed:
+            self._slot_freed = False
+            self._start_waiting()
+
     def _start_direct(self, d: Delivery) -> bool:
         """Submit ``d``'s attempt to the thread lane with no asyncio task, if it may run so
         (True); False leaves it to ``run_attempt``."""
@@ -83,9 +104,12 @@ class DirectLane(Upkeep):
             return False
         name, args, kwargs, options = call
         task = self.tasks.get(name)
-        if task is None or (task.options.timeout, task.options.soft_timeout) != (None, None):
+        if task is None:
             return False
-        policy = task.options.retry
+        opts = task.options
+        if opts.timeout is not None or opts.soft_timeout is not None:
+            return False
+        policy = opts.retry
         if options:
             if any(key in options for key in _TIMERS):
                 return False
@@ -123,9 +147,9 @@ class DirectLane(Upkeep):
         if runner.abandoned:
             self.executor.direct_returned()
         d.lane = None  # its run (the call, its context) is not kept with the outcome
+        self._slot_freed = True  # what waits takes the slot at the pass's end
         if runner.done():  # stopped: aborted, no longer ours, or handed back
             runner.ended()
-            self._start_waiting()
             if d.aborted and not d.settled:  # ack.lua frees its slot now that it has stopped
                 self._settle(d, Settlement(Outcome.REQUEUE), count=False)
             return
@@ -136,13 +160,12 @@ class DirectLane(Upkeep):
             log.exception("job %s: worker error", d.id)
             error = f"{type(exc).__name__}: {exc}"
             settlement = Settlement.failed(error, f"worker error: {error}", traceback.format_exc())
-        self._start_waiting()
         self._ran(d, settlement, took)
 
     def _ran(self, d: Delivery, settlement: Settlement, took: float | None) -> None:
-        """An attempt has ended here, under its task (``Worker._execute``) or directly, and
-        the next job has had its slot: settle ``d`` with what the run meant, unless it was
-        settled meanwhile. An aborted job's outcome is not counted (its abort was)."""
+        """An attempt has ended here, under its task (``Worker._execute``) or directly:
+        settle ``d`` with what the run meant, unless it was settled meanwhile. An aborted
+        job's outcome is not counted (its abort was)."""
         if d.settled:
             return
         if d.aborted:

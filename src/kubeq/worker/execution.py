@@ -57,7 +57,7 @@ class JobTimeout(Exception):
     """An execution ran past its timeout."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _ThreadRun:
     """One sync task handed to the thread lane; its fields change only on the event loop."""
 
@@ -104,6 +104,11 @@ class Executor:
     def withdraw(self, run: Run) -> bool:
         """Take back a thread run no thread has taken yet: True when it will never run."""
         return self._threads.cancel(run)
+
+    def after_returns(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the loop once per pass of the thread lane's returned runs,
+        after their ``on_return`` calls (``Lane.after_returns``)."""
+        self._threads.after_returns = callback
 
     def free(self) -> int:
         """Slots free now."""
@@ -308,7 +313,7 @@ class Executor:
         when it starts if a timeout's clock waits for that (each such call wakes the loop)."""
         if run.started is not None:
             loop.call_soon_threadsafe(run.mark_started)
-        if run.ctx is not None:
+        if run.ctx is not None and clocks is not _NO_CLOCKS:  # a direct run has no clock
             run.ctx.start_clock(*clocks)
         token = set_current(run.ctx)
         try:

@@ -53,6 +53,8 @@ class Prefetch(Generic[T]):
     def __init__(self, concurrency: int, budget_ms: float = defaults.PREFETCH_MS) -> None:
         self.concurrency = concurrency
         self.budget = max(0.0, budget_ms) / 1000
+        self.stale_after = STALE_BUDGETS * max(self.budget, 0.05)
+        """Seconds: a run this long, or this long with no run ended, means the slots are slow."""
         self.mean: float | None = None
         """Seconds per run (exponential moving average), None before the first."""
         self.last_end = 0.0
@@ -87,8 +89,11 @@ class Prefetch(Generic[T]):
         """Whether a job that has waited for a slot since ``waiting_since`` (monotonic) means
         the slots turned out slow: the last run took ``STALE_BUDGETS`` budgets, or no run
         ended for that long while the job waited."""
-        since = time.monotonic() - max(self.last_end, waiting_since)
-        return self.last_slow or since >= self._limit
+        if self.last_slow:
+            return True
+        last_end = self.last_end
+        since = time.monotonic() - (last_end if last_end > waiting_since else waiting_since)
+        return since >= self.stale_after
 
     def drop_all(self) -> list[T]:
         """Every waiting job, removed."""
@@ -96,14 +101,10 @@ class Prefetch(Generic[T]):
         self.waiting.clear()
         return items
 
-    @property
-    def _limit(self) -> float:
-        return STALE_BUDGETS * max(self.budget, 0.05)
-
     def observe(self, seconds: float) -> None:
         """A run took ``seconds`` (from its start to its end, on this worker)."""
         self.last_end = time.monotonic()
-        self.last_slow = seconds >= self._limit
+        self.last_slow = seconds >= self.stale_after
         if self.mean is None:
             self.mean = seconds
         else:

@@ -129,6 +129,9 @@ class Lane:
         self._signalled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self.after_returns: Callable[[], None] | None = None
+        """Called on the loop once the runs that came back together have all been handed
+        back (their futures settled, their ``on_return`` called): one call per pass."""
 
     def submit(
         self,
@@ -329,3 +332,5 @@ class Lane:
             # call refers to its caller's state, which refers back to the run
             run.value = run.on_return = None
             run.call, run.context = _DONE, _EMPTY
+        if self.after_returns is not None:
+            self.after_returns()

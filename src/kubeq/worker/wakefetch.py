@@ -98,8 +98,10 @@ class WakeFetch(DirectLane):
         self._wait_ms = reply.wait_ms
         now_ms = time.time() * 1000
         fresh = self._fresh
+        inflight = self.inflight
         for job in reply.jobs:
-            running = self.inflight.get((job.queue.name, job.id))
+            key = (job.queue.name, job.id)  # the delivery's ``key``
+            running = inflight.get(key)
             if running is not None and not running.settled:
                 # Our own running job came back: its lease lapsed before a (late) heartbeat
                 # renewed it, and this fetch took it back under the same lease token
@@ -111,7 +113,7 @@ class WakeFetch(DirectLane):
                 )
                 continue
             d = Delivery(job)
-            self.inflight[d.key] = d
+            inflight[key] = d
             self._leased += 1
             if self._timed:
                 self._metric(self.metrics.wait, job.queue.name).observe(
