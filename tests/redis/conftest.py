@@ -59,10 +59,11 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[StartWorker]:
     """start_worker("--queue", "q", ...) -> a running worker process (killed at teardown)."""
     started: list[WorkerProcess] = []
 
-    def start(*args: str, env_url: str | None = None) -> WorkerProcess:
-        """``env_url``: another Redis than the session's (e.g. a Sentinel URL)."""
+    def start(*args: str, env_url: str | None = None, module: str = "qtasks") -> WorkerProcess:
+        """``env_url``: another Redis than the session's (e.g. a Sentinel URL); ``module``:
+        another tasks module than qtasks."""
         log = tmp_path / f"worker-{len(started)}.log"
-        w = WorkerProcess(env_url or redis_url, log, list(args))
+        w = WorkerProcess(env_url or redis_url, log, list(args), module)
         started.append(w)
         return w
 

@@ -1,8 +1,9 @@
 """Real `kubeq` subprocesses on the test Redis, for the redis tier.
 
-``WorkerProcess`` is one `kubeq worker qtasks ...` with its log file; ``StartWorker`` is the
-type of the ``start_worker`` fixture (tests/redis/conftest.py) that starts them and kills them
-at teardown; ``run(redis_url, *args)`` runs one `kubeq` command to its end.
+``WorkerProcess`` is one `kubeq worker qtasks ...` (or another tasks module) with its log
+file; ``StartWorker`` is the type of the ``start_worker`` fixture (tests/redis/conftest.py)
+that starts them and kills them at teardown; ``run(redis_url, *args)`` runs one `kubeq`
+command to its end.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ KUBEQ = str(Path(sys.executable).with_name("kubeq"))
 
 
 class WorkerProcess:
-    """One `kubeq worker qtasks ...` process with its log file."""
+    """One `kubeq worker qtasks ...` process (``module``: another tasks module of this
+    directory) with its log file."""
 
-    def __init__(self, url: str, log: Path, args: list[str]) -> None:
+    def __init__(self, url: str, log: Path, args: list[str], module: str = "qtasks") -> None:
         self.log_path = log
         env = {**os.environ, "KUBEQ_REDIS_URL": url, "PYTHONPATH": str(HERE)}
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [KUBEQ, "worker", "qtasks", "--log-level", "DEBUG", *args],
+            [KUBEQ, "worker", module, "--log-level", "DEBUG", *args],
             env=env,
             cwd=HERE,
             stdout=self._log,

@@ -79,16 +79,14 @@ class Worker(WakeFetch):
             s.pool,
             ", ".join(sorted(self.tasks)),
         )
-        beat = self._start_background("heartbeat", self._heartbeat_loop())
+        self._start_background("heartbeat", self._heartbeat_loop())
         try:
             await self._register()
             await self._consume()
             await self._end_hot()
             await self._drain()
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await beat  # an error that ended it was logged when it did
+            await self._stop_background()  # an error that ended one was logged when it did
             if self._handoffs:  # callbacks of the last acks: else the next worker's sweep
                 await asyncio.wait(set(self._handoffs), timeout=5)
             await self._leave()

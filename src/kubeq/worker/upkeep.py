@@ -25,6 +25,8 @@ log = logging.getLogger("kubeq.worker")
 
 RENEWALS_IN_FLIGHT = 8
 """Lease renewals sent and not yet answered, at most (slow replies: see ``_renew_loop``)."""
+STOP_BACKGROUND_SECONDS = 5.0
+"""How long a stopping worker waits for its background loops to end (``_stop_background``)."""
 
 
 class Upkeep(WorkerState):
@@ -207,6 +209,24 @@ class Upkeep(WorkerState):
         if d.runner is not None:
             d.runner.cancel()
         self._activity.set()
+
+    async def _stop_background(self) -> None:
+        """Stop the loops beside the fetch loop (the heartbeat, the lease renewals) and wait
+        until they have ended. A loop still running after its cancellation is cancelled
+        again: redis-py's asyncio client can swallow one (a command cancelled while its
+        connection is being made returns as if nothing happened), and the loop would go on
+        for ever, its worker never exiting. Bounded by ``STOP_BACKGROUND_SECONDS``."""
+        running = [task for task in self._background.values() if not task.done()]
+        give_up = time.monotonic() + STOP_BACKGROUND_SECONDS
+        while running:
+            for task in running:
+                task.cancel()
+            await asyncio.wait(running, timeout=0.05)
+            running = [task for task in running if not task.done()]
+            if running and time.monotonic() >= give_up:
+                names = ", ".join(task.get_name() for task in running)
+                log.warning("%s still running at exit: not waited for", names)
+                return
 
     async def _drain(self) -> None:
         """Finish running jobs within drain_timeout, hand back the rest, flush every ack."""
