@@ -1,23 +1,31 @@
-"""Redis's instructions per job, counted by callgrind: a drain's and a one-call enqueue's.
+"""Instructions per job, counted by callgrind: Redis's for a drain and a one-call enqueue,
+and the worker's own for a drain.
 
     .venv/bin/python bench/redis_instructions.py --variant before=DIR \
         --results bench/results/redis-instructions-DATE.json
     .venv/bin/python bench/report.py bench/README.md      # the bench:redisinstructions block
 
 On this shared 2-core machine a figure in time moves by tens of percent between repetitions;
-the instructions a redis-server executes for the same work do not. Here a private redis-server
-runs under valgrind's callgrind (tens of times slower: no figure in time from this run means
-anything), and for each repetition and each build (this checkout's ``src`` and each
-``--variant LABEL=DIR``, interleaved, each repetition starting with the next build):
+the instructions a process executes for the same work barely do. valgrind's callgrind counts
+them (tens of times slower: no figure in time from this run means anything), and only those
+executed in user space: what the kernel does (sockets, epoll, futexes) is in no count. For
+each repetition and each build (this checkout's ``src`` and each ``--variant LABEL=DIR``,
+interleaved, each repetition starting with the next build):
 
-* **drain**: ``--n`` no-op jobs of a sync task enqueued in bulk, the counters zeroed, then one
-  ``kubeq worker --burst`` at its default settings (``--concurrency 4``) drains them: the
-  server's instructions per job, from the worker's first command to its last (its script loads
-  included, spread over the jobs);
+* **drain**: a private redis-server runs under callgrind; ``--n`` no-op jobs of a sync task
+  enqueued in bulk, the counters zeroed, then one ``kubeq worker --burst`` at its default
+  settings (``--concurrency 4``), not under valgrind, drains them: the server's instructions
+  per job, from the worker's first command to its last (its script loads included, spread
+  over the jobs);
 * **enqueue**: 50 calls of ``noop.delay()`` to warm up, the counters zeroed, then ``--calls``
-  calls: the server's instructions per call.
+  calls: the server's instructions per call;
+* **worker** (unless ``--no-worker``): the worker itself under callgrind, against another
+  private redis-server (not counted), drains ``--n``/5 jobs, then a fresh one ``--n`` jobs:
+  the difference of the two totals divided by the jobs between them is the worker's own
+  instructions per job, its start-up taken out (bench/worker_instructions.py: how, its
+  parts, and why its threads are scheduled fairly).
 
-Each count is taken apart with ``callgrind_annotate`` (inclusive costs): the scripts
+Redis's counts are taken apart with ``callgrind_annotate`` (inclusive costs): the scripts
 (``EVALSHA``) and, inside them, the commands they call (``scriptCall``, and a few commands
 by name), the replies made into Lua values (``parseReply``); what is left of the scripts is the
 Lua VM running the scripts' own code and making their commands' arguments into Redis strings
@@ -194,6 +202,10 @@ def measure(
 
 def render(res: dict[str, Any], path: str) -> str:
     """The bench:redisinstructions block: medians of the repetitions, a column per build."""
+    if str(HERE) not in sys.path:  # bench/report.py loads this file by its path
+        sys.path.insert(0, str(HERE))
+    import worker_instructions as worker
+
     runs = res["runs"]
     builds = list(dict.fromkeys(r["build"] for r in runs))
 
@@ -214,6 +226,7 @@ def render(res: dict[str, Any], path: str) -> str:
         f"worker at its default settings) and per one-call enqueue ({res['calls']:,} calls)"
         + (f"; kubeq from `{res['src']}`" if res.get("src") else "")
         + "".join(f"; `{k}` from `{v}`" for k, v in res.get("variants", {}).items())
+        + (worker.first_line(res) if any(r["kind"] == "worker" for r in runs) else "")
         + ".",
         "",
         "| Redis's instructions | " + " | ".join(builds) + " |",
@@ -245,6 +258,7 @@ def render(res: dict[str, Any], path: str) -> str:
             + " | ".join(spread(b, kind) for b in builds)
             + " |"
         )
+    lines += worker.rows(runs, builds)
     if len(builds) > 1:
         first = builds[0]
         lines.append("")
@@ -252,6 +266,7 @@ def render(res: dict[str, Any], path: str) -> str:
             for kind, what in (("drain", "per job drained"), ("enqueue", "per one-call enqueue")):
                 ratio = med(first, kind) / med(b, kind)
                 lines.append(f"- `{first}` against `{b}`, {what}: {ratio:.3f}x the instructions.")
+            lines += worker.ratio(runs, first, b)
     return "\n".join(lines)
 
 
@@ -262,6 +277,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=5_000, help="jobs per drain")
     ap.add_argument("--calls", type=int, default=1_500, help="one-call enqueues counted")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not count the worker's own instructions (two drains under valgrind per build "
+        "and repetition, about a minute)",
+    )
     ap.add_argument("--src", help="the kubeq to run (this checkout's src by default)")
     ap.add_argument(
         "--variant",
@@ -273,22 +294,31 @@ def main() -> None:
     a = ap.parse_args()
     src = a.src or str(ROOT / "src")
     sys.path[:0] = [str(HERE), str(ROOT)]
-    from figures import machine, turn, write_results
+    import worker_instructions as worker
+    from figures import machine, private_redis, turn, write_results
     from run import venv_python
 
     python = venv_python(Path(a.venvs), "kubeq")
     info = machine()
     variants = dict(v.split("=", 1) for v in a.variant)
     builds = [("kubeq", src), *variants.items()]
+    drains = None if a.no_worker else [a.n // 5, a.n]
     runs = []
     with (
         tempfile.TemporaryDirectory(prefix="kubeq-callgrind-") as tmp,
         counted_redis(Path(tmp)) as (r, pid, url),
+        contextlib.nullcontext(None) if a.no_worker else private_redis("wcount") as wurl,
     ):
+        wr = redis.Redis.from_url(wurl) if wurl else None
         for rep in range(a.reps):
             for label, path in turn(builds, rep):
-                for got in measure(r, pid, url, Path(tmp), python, path, a.n, a.calls):
-                    runs.append({**got, "build": label, "rep": rep})
+                counted = measure(r, pid, url, Path(tmp), python, path, a.n, a.calls)
+                for one in counted:
+                    runs.append({**one, "build": label, "rep": rep})
+                    print(json.dumps(runs[-1]), flush=True)
+                if wr is not None and wurl and drains:
+                    one = worker.measure(wr, wurl, Path(tmp), python, path, HERE, *drains)
+                    runs.append({**one, "build": label, "rep": rep})
                     print(json.dumps(runs[-1]), flush=True)
     write_results(
         a.results,
@@ -300,6 +330,7 @@ def main() -> None:
         reps=a.reps,
         src=a.src,
         variants=variants,
+        worker_drains=drains,
     )
 
 
