@@ -99,7 +99,7 @@ test-banner:
 	@echo "dependency range (mypy, ruff, tests/unit and a redis slice in each), Debian's"
 	@echo "redis-server, chromium and node packages, Kubernetes from source, the judges,"
 	@echo "Toxiproxy and the kubeq image (podman), then runs every test tier with pytest."
-	@echo "About 34 min warm (pytest in two lanes side by side), about 42 cold (builds in two lanes)."
+	@echo "About 32 min warm (pytest in two lanes side by side), about 44 cold (builds in two lanes)."
 	@if ls -d $${XDG_CACHE_HOME:-$$HOME/.cache}/kubeq/k8s-*/bin/kube-apiserver \
 	  >/dev/null 2>&1; then echo "(builds found cached: expect the warm time)"; \
 	else echo "(no cached builds found: expect the cold time)"; fi

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Every test tier in two pytest processes side by side. The first lane runs the tests of the
 # local Kubernetes cluster (marked control_plane by tests/conftest.py: one cluster and one
-# operator fixture per session), the fault tier (its own Toxiproxy per session) and the model
-# tier (marked cluster_lane: it needs no cluster, and evens the lanes out); the other runs
-# everything else, the real-node tier (tests/node, marked node: its own control plane with a
-# real kubelet, in .cluster-real/) included, so that neither lane waits long on the other
-# (22:40 and 31:43 side by side on 2 cores on 2026-12-07, before the model tier moved).
+# operator fixture per session), the fault tier (its own Toxiproxy per session), the model
+# tier and two files of the redis tier (marked cluster_lane: they need no cluster, and even
+# the lanes out; tests/conftest.py names them); the other runs everything else, the
+# real-node tier (tests/node, marked node: its own control plane with a real kubelet, in
+# .cluster-real/) included, so that neither lane waits long on the other (22:40 and 31:43
+# side by side on 2 cores on 2026-12-07 before the model tier moved, 27:48 and 30:14 after).
 # Most of the first lane's tests wait on the API server, the operator's passes and injected
 # faults, and the real node's on image pulls and pod starts, so each lane's CPU work fits
 # beside the other's. The first lane's output is kept in a file and printed when both have

@@ -10,10 +10,10 @@
   ``k8s_namespace``, ``cluster_kubeconfig``) from hack/cluster/localcluster/pytest_plugin.py,
   imported here once so tests/cluster and tests/e2e share one cluster per session.
 - ``make test`` runs two pytest processes side by side (hack/test-lanes.sh): the tests
-  marked ``control_plane`` (every test of the local cluster, marked here), the fault tier
-  and the model tier (marked ``cluster_lane`` here) in one, the rest in the other; the
-  real-node tier (marked ``node`` too: its own control plane with a real kubelet) runs in the
-  other, to even the lanes out.
+  marked ``control_plane`` (every test of the local cluster, marked here), the fault tier,
+  the model tier and two files of the redis tier (marked ``cluster_lane`` here) in one, the
+  rest in the other; the real-node tier (marked ``node`` too: its own control plane with a
+  real kubelet) runs in the other, to even the lanes out.
 
 Hypothesis runs without its per-example deadline: tests never assert wall-clock times, and
 on a shared 2-core machine a pure function's example took 1.95 s once (a 200 ms deadline
@@ -54,10 +54,16 @@ CONTROL_PLANE = ("cluster", "e2e", "node")
 CONTROL_PLANE_DIRS = tuple(ROOT / "tests" / d for d in ("cluster", "e2e", "gateway", "node"))
 """Folders whose every test is on the local cluster (their conftests add the markers)."""
 
-CLUSTER_LANE_DIRS = (ROOT / "tests" / "model",)
-"""Folders that need no cluster but run in the cluster's lane (marked ``cluster_lane``): the
-other lane holds the real node's tier too, and was the longer by 9 minutes (31:43 against
-22:40 on 2026-12-07); the model tier is about 3 to 4 of them."""
+CLUSTER_LANE_PATHS = (
+    ROOT / "tests" / "model",
+    ROOT / "tests" / "redis" / "test_sweep_turns.py",
+    ROOT / "tests" / "redis" / "test_idle_cost.py",
+)
+"""Folders and files that need no cluster but run in the cluster's lane (marked
+``cluster_lane``): the other lane holds the real node's tier too, and was the longer by 9
+minutes (31:43 against 22:40 on 2026-12-07) before the model tier (about 3 to 4 of them)
+moved, and still by 2.4 minutes after it (30:14 against 27:48, a cold run of 2026-12-07);
+the two redis files are about 80 s of waiting on idle workers."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` selects, and before the tiers' conftests
@@ -70,10 +76,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         uses_cluster = "local_cluster" in getattr(item, "fixturenames", ())
         marked = any(item.get_closest_marker(m) for m in CONTROL_PLANE)
-        folder = any(d in item.path.resolve().parents for d in CONTROL_PLANE_DIRS)
+        path = item.path.resolve()
+        folder = any(d in path.parents for d in CONTROL_PLANE_DIRS)
         if uses_cluster or marked or folder:
             item.add_marker(pytest.mark.control_plane)
-        elif any(d in item.path.resolve().parents for d in CLUSTER_LANE_DIRS):
+        elif any(p == path or p in path.parents for p in CLUSTER_LANE_PATHS):
             item.add_marker(pytest.mark.cluster_lane)
 
 
