@@ -59,8 +59,10 @@ def test_a_stopping_worker_does_not_wait_for_a_hot_wait_redis_never_answers(
     assert w.proc.wait(timeout=HELD_MS / 1000 - 10) == 0, w.log()
     assert "the last fetch's reply did not come in 3 s: not read" in w.log(), w.log()
     assert ledger.runs()[job] == 0, "the stopping worker ran the job"
+    late = app.queue(QUEUE).job(job)
+    assert late.status() == "active", "the hot wait's fetch did not lease the job"
     proxy.remove(toxic)
 
-    start_worker("--queue", QUEUE, "--lease", "2")
-    assert app.queue(QUEUE).job(job).result(timeout=60) == f"done:{job}:0"
+    start_worker("--queue", QUEUE, "--lease", "2")  # takes it once its lease has lapsed
+    assert late.result(timeout=60) == f"done:{job}:0"
     assert ledger.runs()[job] == 1
