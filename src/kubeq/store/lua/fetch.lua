@@ -34,6 +34,25 @@ end
 -- Before anything changes, each queue's sets are checked: the delayed and active sets by the
 -- reads of due jobs and expired leases (made here, for every queue, before the first write),
 -- the others by their type (_prelude.lua).
+-- A popped job's fields: the 8 every delivery reads, then (a job with execution control,
+-- 'ctl') its limits and expiry, 9 more. A field that is not there costs HMGET a scan of the
+-- whole record, so the 9 are read only for a controlled job: in a second HMGET, or in the
+-- first when the job popped before it was controlled too (a burst of one limited task).
+-- The names are written out in each call (constants of the script, no table built per call).
+local function fields_of(jk, all)
+  if all then
+    return job_fields(jk, 'status', 'payload', 'attempts', 'deliveries', 'ctl', 'lapsed',
+      'worker', 'lease', 'expires_at', 'rl_key', 'rl_n', 'rl_ms', 'rl_b', 'rl_ok', 'cl_key',
+      'cl_n', 'result_ttl')
+  end
+  return job_fields(jk, 'status', 'payload', 'attempts', 'deliveries', 'ctl', 'lapsed',
+    'worker', 'lease')
+end
+local function limits_of(jk, f)
+  local c = job_fields(jk, 'expires_at', 'rl_key', 'rl_n', 'rl_ms', 'rl_b', 'rl_ok', 'cl_key',
+    'cl_n', 'result_ttl')
+  for k = 1, 9 do f[8 + k] = c[k] end
+end
 -- The first of n lease tokens from the queue's counter. A counter that no longer counts (of
 -- another type, or not a number) restarts above any token it can have issued, so tokens stay
 -- unique.
@@ -133,6 +152,7 @@ for qi = 0, nq - 1 do
     local taken, scanned = 0, 0
     local tokens, next_token = 0, 0
     local leased = {}
+    local wide = false  -- the job popped before was controlled: read all of the next one's
     -- a budget of pops per call: jobs parked by their limits do not count against `want`,
     -- so one call moves a large backlog of rate-limited jobs to their slots at once
     while got < want and taken < allow and scanned < want + 1000 do
@@ -143,16 +163,17 @@ for qi = 0, nq - 1 do
         scanned = scanned + 1
         local id = popped[i]
         local jk = base .. 'job:' .. id
-        -- a job with execution control ('ctl') has its fields read; others cost nothing more
-        local f = job_fields(jk, 'status', 'payload', 'attempts', 'deliveries', 'ctl',
-          'lapsed', 'worker', 'lease')
+        -- a job with execution control ('ctl') has its limits read (fields_of, above); a
+        -- lapsed job started in time and holds its slot: its limits were applied then, and
+        -- are not read (nor those of a job without control, when read with the first HMGET)
+        local f = fields_of(jk, wide)
         local lapsed = f and f[1] == 'queued' and f[6]
         if f and f[5] and not lapsed then
-          -- a lapsed job started in time and holds its slot: its limits were applied then
-          local c = job_fields(jk, 'expires_at', 'rl_key', 'rl_n', 'rl_ms', 'rl_b', 'rl_ok',
-            'cl_key', 'cl_n', 'result_ttl')
-          for k = 1, 9 do f[8 + k] = c[k] end
+          if not wide then limits_of(jk, f) end
+        elseif f and wide then
+          for k = 9, 17 do f[k] = nil end
         end
+        wide = (f and f[5]) and true or false
         -- validate everything this delivery needs before changing anything about it
         local bad = nil
         if not valid_id(id) then bad = 'invalid job id (not made by kubeq, written by hand?)'
