@@ -38,6 +38,9 @@ def test_sleeping_and_waiting_jobs_are_not_backlog_for_the_operator(
     waiters = [q.enqueue(durtasks.approver, f"w{i}", "go:fleet") for i in range(10)]
     jobs = nappers + waiters
     wait_until(lambda: all(j.status() == "sleeping" for j in jobs), what="every job asleep")
+    # the worker writes its busy count as its jobs go to sleep, at its next round trip or
+    # heartbeat: killed before that, its last count would stand until its record expires
+    wait_until(lambda: q.stats().busy_workers == 0, what="the worker to count itself idle")
     worker.stop()
     stats = q.stats()
     assert (stats.backlog, stats.in_flight, stats.delayed, stats.sleeping) == (0, 0, 0, 20)
