@@ -86,25 +86,42 @@ local function note_throttled(base, ms)
   redis.call('SET', base .. 'throttled', '1', 'PX', math.max(1000, math.min(ms, 60000)))
 end
 -- Take a concurrency slot for job id under cl_key (at most cl_n holders); false when full.
--- A job that holds its slot already keeps it. Holders whose attempt can no longer be running
--- (not active, not lapsed, not an aborted attempt still leased) are dropped first, so a slot
--- some path forgot to free heals here.
+-- A job that holds its slot already keeps it. When the slots are full, holders whose attempt
+-- can no longer be running (not active, not lapsed, not an aborted attempt still leased) are
+-- dropped first, so a slot some path forgot to free heals here. The number of holders is
+-- read once per call and key (SLOTS, its set's type checked then) and kept as this call adds
+-- to it: a burst of one key's jobs costs one SADD each while slots are free.
+local SLOTS = {}
 local function take_slot(base, id, cl_key, cl_n, active)
   local slots = base .. 'slots:' .. cl_key
   local limit = int(cl_n) or 1
-  local t = redis.call('TYPE', slots)['ok']
-  if t ~= 'set' and t ~= 'none' then redis.call('DEL', slots) end
-  if redis.call('SISMEMBER', slots, id) == 1 then return true end
-  if redis.call('SCARD', slots) >= limit then
-    for _, m in ipairs(redis.call('SMEMBERS', slots)) do
-      local mf = job_fields(base .. 'job:' .. m, 'status', 'lapsed')
-      local runs = mf and (mf[1] == 'active' or (mf[1] == 'queued' and mf[2]) or
-        (mf[1] == 'aborted' and redis.call('ZSCORE', active, m)))
-      if not runs then redis.call('SREM', slots, m) end
-    end
-    if redis.call('SCARD', slots) >= limit then return false end
+  local held = SLOTS[slots]
+  if not held then
+    local t = redis.call('TYPE', slots)['ok']
+    if t ~= 'set' and t ~= 'none' then redis.call('DEL', slots) end
+    held = redis.call('SCARD', slots)
+  end
+  if held < limit then  -- (a holder already: SADD adds nothing, and it keeps its slot)
+    SLOTS[slots] = held + redis.call('SADD', slots, id)
+    return true
+  end
+  if redis.call('SISMEMBER', slots, id) == 1 then
+    SLOTS[slots] = held
+    return true
+  end
+  for _, m in ipairs(redis.call('SMEMBERS', slots)) do
+    local mf = job_fields(base .. 'job:' .. m, 'status', 'lapsed')
+    local runs = mf and (mf[1] == 'active' or (mf[1] == 'queued' and mf[2]) or
+      (mf[1] == 'aborted' and redis.call('ZSCORE', active, m)))
+    if not runs then redis.call('SREM', slots, m) end
+  end
+  held = redis.call('SCARD', slots)
+  if held >= limit then
+    SLOTS[slots] = held
+    return false
   end
   redis.call('SADD', slots, id)
+  SLOTS[slots] = held + 1
   return true
 end
 -- Make one job ready (score = its ready score): a job with a fairness key joins its key's
@@ -115,6 +132,7 @@ local make_ready
 local function release_slot(q, base, id, cl_key, cl_n)
   if not cl_key or cl_key == '' then return end
   local slots = base .. 'slots:' .. cl_key
+  SLOTS[slots] = nil  -- take_slot reads its holders again
   redis.pcall('SREM', slots, id)
   local held = redis.pcall('SCARD', slots)
   if type(held) ~= 'number' then held = 0 end

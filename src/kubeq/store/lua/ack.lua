@@ -41,16 +41,24 @@ if token then redis.call('SET', base .. 'order:' .. ARGV[3 + n * 7], token, 'PX'
 local FIELDS = {'status', 'lease', 'result_ttl', 'deliveries', 'attempts', 'cl_key', 'cb',
   'priority', 'enqueued_at', 'max_deliveries', 'cl_n', 'lapsed', 'fk'}
 local FIRST = {unpack(FIELDS, 1, 7)}
+-- Whether a deliveries field is absent or a whole number ('1', a first delivery's, is read
+-- without parsing it: most acks have it).
+local function counted(v)
+  return not v or v == '1' or int(v) ~= nil
+end
 local read, seen, dup, only_active = {}, {}, false, true
+local jks = {}  -- each delivery's job key, made once
 for i = 0, n - 1 do
   local o = 3 + i * 7
   local id = ARGV[o]
   if seen[id] then dup = true end -- a later delivery of it reads what the earlier one wrote
   seen[id] = true
-  local f = job_fields(base .. 'job:' .. id, unpack(FIRST))
+  local jk = base .. 'job:' .. id
+  jks[i] = jk
+  local f = job_fields(jk, unpack(FIRST))
   read[i] = f or false
   if not (f and ARGV[o + 2] == 'finished' and f[1] == 'active' and f[2] == ARGV[o + 1] and
-    not f[6] and not f[7] and (not f[5] or int(f[5])) and (not f[4] or int(f[4]))) then
+    not f[6] and not f[7] and (not f[5] or int(f[5])) and counted(f[4])) then
     only_active = false
   end
 end
@@ -76,11 +84,12 @@ if usual then
 end
 local out = {}
 local woken = 0
+local default_ttl = job_ttl(nil)  -- a job without result_ttl: read once per call
 for i = 0, n - 1 do
   local o = 3 + i * 7
   local id, lease, outcome = ARGV[o], ARGV[o + 1], ARGV[o + 2]
   local value, tb, reason = ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
-  local jk = base .. 'job:' .. id
+  local jk = jks[i]
   local f = read[i] or nil
   -- (read again unless this is the usual ack: what an earlier delivery wrote counts)
   if dup or not only_active then f = job_fields(jk, unpack(FIELDS)) end
@@ -93,7 +102,7 @@ for i = 0, n - 1 do
   local bad = nil
   if f and f[1] == 'active' and f[2] == lease then
     if f[5] and not int(f[5]) then bad = 'malformed job: attempts is not a number'
-    elseif f[4] and not int(f[4]) then bad = 'malformed job: deliveries is not a number'
+    elseif not counted(f[4]) then bad = 'malformed job: deliveries is not a number'
     end
   end
   if not known then
@@ -133,7 +142,8 @@ for i = 0, n - 1 do
         redis.call('HSET', jk, 'status', 'finished', 'finished_at', NOWS,
           'attempts', string.format('%d', attempts), result_field(value))
       end
-      local ttl = job_ttl(f[3])
+      local ttl = default_ttl  -- (a result_ttl of 0 or less is none: no expiry)
+      if f[3] then ttl = job_ttl(f[3]) end
       if ttl then redis.call('EXPIRE', jk, f[3] and string.format('%d', ttl) or RESULT_TTL) end
       if watched then notify_done(base, id, ttl) end
       if f[7] then handoff = note_end(base, id, jk, 'finished') end

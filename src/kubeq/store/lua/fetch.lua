@@ -65,6 +65,19 @@ local function lease_tokens(key, n)
   end
   return last - n + 1
 end
+-- A controlled job's rate limit (fields 10 to 13: rl_key, rl_n, rl_ms, rl_b) as its limiter's
+-- key and numbers, or false when malformed. Checked and parsed once per call and key (`seen`,
+-- one per queue): the jobs of a burst of one task carry the same fields, and the next one is
+-- only compared with them.
+local function rate_of(seen, base, f)
+  local c = seen[f[10]]
+  if c and c[1] == f[11] and c[2] == f[12] and c[3] == f[13] then return c[4] end
+  local n, ms, b = int(f[11]), int(f[12]), int(f[13])
+  local lim = (n and ms and b and n > 0 and ms > 0 and b > 0) and
+    {base .. 'rate:' .. f[10], n, ms, b} or false
+  seen[f[10]] = {f[11], f[12], f[13], lim}
+  return lim
+end
 local due_of, expired_of = {}, {}
 for qi = 0, nq - 1 do
   local q, base = queue_keys(qi * 8), ARGV[7 + qi]
@@ -153,6 +166,7 @@ for qi = 0, nq - 1 do
     local tokens, next_token = 0, 0
     local leased = {}
     local wide = false  -- the job popped before was controlled: read all of the next one's
+    local rates = {}  -- rate_of's
     -- a budget of pops per call: jobs parked by their limits do not count against `want`,
     -- so one call moves a large backlog of rate-limited jobs to their slots at once
     while got < want and taken < allow and scanned < want + 1000 do
@@ -182,8 +196,7 @@ for qi = 0, nq - 1 do
         elseif f[1] == 'queued' then
           if f[3] and not int(f[3]) then bad = 'malformed job: attempts is not a number'
           elseif f[4] and not int(f[4]) then bad = 'malformed job: deliveries is not a number'
-          elseif f[10] and not (int(f[11]) and int(f[12]) and int(f[13]) and int(f[11]) > 0 and
-            int(f[12]) > 0 and int(f[13]) > 0) then bad = 'malformed job: bad rate limit'
+          elseif f[10] and not rate_of(rates, base, f) then bad = 'malformed job: bad rate limit'
           elseif f[15] and not (int(f[16]) and int(f[16]) > 0) then
             bad = 'malformed job: bad concurrency limit'
           end
@@ -201,8 +214,8 @@ for qi = 0, nq - 1 do
           due = -1
         else
           if f[10] then
-            due = rate_check(base .. 'rate:' .. f[10], int(f[11]), int(f[12]), int(f[13]),
-              f[14], q.delayed)
+            local lim = rate_of(rates, base, f)
+            due = rate_check(lim[1], lim[2], lim[3], lim[4], f[14], q.delayed)
           end
           if due > 0 then
             redis.call('HSET', jk, 'status', 'scheduled', 'rl_ok', '1')
