@@ -19,6 +19,9 @@ interleaved, each repetition starting with the next build):
   over the jobs);
 * **enqueue**: 50 calls of ``noop.delay()`` to warm up, the counters zeroed, then ``--calls``
   calls: the server's instructions per call;
+* ``--task bench.noop_rated`` or ``bench.noop_slotted`` (with ``--no-worker``) counts the jobs
+  of a task with a rate limit or a concurrency limit far above the drain rate instead (what
+  a limit costs Redis per job: the limited paths of the scripts);
 * **worker** (unless ``--no-worker``): the worker itself under callgrind, against another
   private redis-server (not counted), drains ``--n``/5 jobs, then a fresh one ``--n`` jobs:
   the difference of the two totals divided by the jobs between them is the worker's own
@@ -59,6 +62,8 @@ ROOT = HERE.parent
 TASKS = "distance_tasks"
 """bench/distance_tasks.py: the no-op task."""
 WARM = 50
+NOOP = "bench.noop"
+"""The task counted unless ``--task`` names another of distance_tasks.py."""
 
 PARTS = {
     "evalGenericCommand": "in the scripts (`EVALSHA`)",
@@ -77,12 +82,13 @@ PARTS = {
 ENQUEUE = r"""
 import subprocess, sys
 import distance_tasks as t
-pid, calls, warm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pid, calls, warm, task = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+delay = t.BY_NAME[task].delay
 for _ in range(warm):
-    t.noop.delay()
+    delay()
 subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True)
 for _ in range(calls):
-    t.noop.delay()
+    delay()
 subprocess.run(["callgrind_control", "--dump=enqueue", pid], check=True, capture_output=True)
 """
 
@@ -177,14 +183,22 @@ def take_apart(dump: Path, per: int) -> dict[str, Any]:
 
 
 def measure(
-    r: redis.Redis, pid: int, url: str, out: Path, python: str, src: str, n: int, calls: int
+    r: redis.Redis,
+    pid: int,
+    url: str,
+    out: Path,
+    python: str,
+    src: str,
+    n: int,
+    calls: int,
+    task: str = NOOP,
 ) -> list[dict[str, Any]]:
-    """One build's drain and one-call enqueue, counted."""
+    """One build's drain and one-call enqueue of ``task``'s jobs, counted."""
     env = {**os.environ, "KUBEQ_REDIS_URL": url, "PYTHONPATH": os.pathsep.join([src, str(HERE)])}
     seen = set(out.glob(f"callgrind.{pid}.*"))
     got = []
     r.flushall()
-    fill = f"import {TASKS} as t; t.enqueue('bench.noop', {n})"
+    fill = f"import {TASKS} as t; t.enqueue({task!r}, {n})"
     subprocess.run([python, "-c", fill], env=env, check=True)
     subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
     worker = "import sys; from kubeq.cli import main; sys.argv[0] = 'kubeq'; sys.exit(main())"
@@ -195,7 +209,8 @@ def measure(
         raise RuntimeError("the worker left jobs ready: the drain was not whole")
     got.append({"kind": "drain", "n": n, **take_apart(newest_dump(out, pid, seen), n)})
     r.flushall()
-    subprocess.run([python, "-c", ENQUEUE, str(pid), str(calls), str(WARM)], env=env, check=True)
+    enqueue = [python, "-c", ENQUEUE, str(pid), str(calls), str(WARM), task]
+    subprocess.run(enqueue, env=env, check=True)
     got.append({"kind": "enqueue", "n": calls, **take_apart(newest_dump(out, pid, seen), calls)})
     return got
 
@@ -224,6 +239,11 @@ def render(res: dict[str, Any], path: str) -> str:
         f"{res['reps']} repetition(s) per build, the builds interleaved; the median of the "
         f"repetitions, in thousands of instructions per job drained ({res['n']:,} jobs, one "
         f"worker at its default settings) and per one-call enqueue ({res['calls']:,} calls)"
+        + (
+            f"; the jobs of `{res['task']}` (distance_tasks.py)"
+            if res.get("task", NOOP) != NOOP
+            else ""
+        )
         + (f"; kubeq from `{res['src']}`" if res.get("src") else "")
         + "".join(f"; `{k}` from `{v}`" for k, v in res.get("variants", {}).items())
         + (worker.first_line(res) if any(r["kind"] == "worker" for r in runs) else "")
@@ -283,6 +303,13 @@ def main() -> None:
         help="do not count the worker's own instructions (two drains under valgrind per build "
         "and repetition, about a minute)",
     )
+    ap.add_argument(
+        "--task",
+        default=NOOP,
+        choices=["bench.noop", "bench.noop_rated", "bench.noop_slotted"],
+        help="the task whose jobs are drained and enqueued (distance_tasks.py: a rate limit or "
+        "a concurrency limit far above the drain rate; needs --no-worker)",
+    )
     ap.add_argument("--src", help="the kubeq to run (this checkout's src by default)")
     ap.add_argument(
         "--variant",
@@ -292,6 +319,8 @@ def main() -> None:
         help="another build of kubeq (DIR holds its package), counted in turn with --src's",
     )
     a = ap.parse_args()
+    if a.task != NOOP and not a.no_worker:
+        ap.error("--task counts Redis only: add --no-worker (the worker's count drains bench.noop)")
     src = a.src or str(ROOT / "src")
     sys.path[:0] = [str(HERE), str(ROOT)]
     import worker_instructions as worker
@@ -312,7 +341,7 @@ def main() -> None:
         wr = redis.Redis.from_url(wurl) if wurl else None
         for rep in range(a.reps):
             for label, path in turn(builds, rep):
-                counted = measure(r, pid, url, Path(tmp), python, path, a.n, a.calls)
+                counted = measure(r, pid, url, Path(tmp), python, path, a.n, a.calls, a.task)
                 for one in counted:
                     runs.append({**one, "build": label, "rep": rep})
                     print(json.dumps(runs[-1]), flush=True)
@@ -331,6 +360,7 @@ def main() -> None:
         src=a.src,
         variants=variants,
         worker_drains=drains,
+        task=a.task,
     )
 
 
