@@ -25,6 +25,7 @@ from typing import Any
 
 import kopf
 
+from kubeq.cancelling import cancel_until_done
 from kubeq_operator import kopflog, kube, peerhold, rollout, schedules
 from kubeq_operator.crd import (
     ANNOTATION_HASH,
@@ -167,9 +168,9 @@ async def taskqueue_loop(
         await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.cancel()
-        while not running.done():  # cancelled again if a pass swallowed the cancellation
-            running.cancel()
-            await asyncio.wait({running}, timeout=CANCEL_RECHECK_SECONDS)
+        # cancelled again if a pass swallowed the cancellation (kopf's cancellation_timeout
+        # bounds this wait: it cancels the daemon itself)
+        await cancel_until_done([running], recheck=CANCEL_RECHECK_SECONDS)
         await asyncio.gather(running, stop, return_exceptions=True)
         why = stopped.reason
         deleted = why is not None and bool(why & kopf.DaemonStoppingReason.RESOURCE_DELETED)

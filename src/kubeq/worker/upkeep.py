@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
+from kubeq.cancelling import cancel_until_done
 from kubeq.outcomes import Ended, Outcome, Settlement
 from kubeq.store import cluster as rediscluster
 from kubeq.store import versions
@@ -216,17 +217,12 @@ class Upkeep(WorkerState):
         again: redis-py's asyncio client can swallow one (a command cancelled while its
         connection is being made returns as if nothing happened), and the loop would go on
         for ever, its worker never exiting. Bounded by ``STOP_BACKGROUND_SECONDS``."""
-        running = [task for task in self._background.values() if not task.done()]
-        give_up = time.monotonic() + STOP_BACKGROUND_SECONDS
-        while running:
-            for task in running:
-                task.cancel()
-            await asyncio.wait(running, timeout=0.05)
-            running = [task for task in running if not task.done()]
-            if running and time.monotonic() >= give_up:
-                names = ", ".join(task.get_name() for task in running)
-                log.warning("%s still running at exit: not waited for", names)
-                return
+        left = await cancel_until_done(
+            self._background.values(), recheck=0.05, bound=STOP_BACKGROUND_SECONDS
+        )
+        if left:
+            names = ", ".join(task.get_name() for task in left if isinstance(task, asyncio.Task))
+            log.warning("%s still running at exit: not waited for", names)
 
     async def _drain(self) -> None:
         """Finish running jobs within drain_timeout, hand back the rest, flush every ack."""
