@@ -172,8 +172,9 @@ def _run_in_containers(args: argparse.Namespace, mode: str) -> int:
             tq = _taskqueue(f"redis://{cluster_ip}:6379/0", image=images.worker)
             custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tq)
             print(f"TaskQueue {NAMESPACE}/{NAME}: min 0, max 6 worker pods, 8 jobs per worker")
-            print(f"operator: kubectl -n {incluster.RELEASE_NAMESPACE} logs deploy/kubeq\n")
-            time.sleep(2)
+            where = f"kubectl -n {incluster.RELEASE_NAMESPACE} logs deploy/kubeq"
+            print(f"operator: {where}\n")
+            _wait_for_workers(api_client, where)
             _watch(args, app, api_client)
             app.close()
     finally:
@@ -187,6 +188,26 @@ def _run_in_containers(args: argparse.Namespace, mode: str) -> int:
         if info is not None and started and not args.keep:
             down(Path(info.state_dir), node="real")
     return 0
+
+
+def _wait_for_workers(api_client: Any, operator_log: str, timeout: float = 180.0) -> None:
+    """Wait until the operator has made the TaskQueue's worker Deployment (it starts, takes
+    its turn among its peers, then reconciles the TaskQueue: seconds on a busy machine)."""
+    apps = client.AppsV1Api(api_client)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            apps.read_namespaced_deployment(f"{NAME}-worker", NAMESPACE)
+            return
+        except client.ApiException as e:
+            if e.status != 404:
+                raise
+        if time.monotonic() > deadline:
+            sys.exit(
+                f"the operator made no Deployment {NAMESPACE}/{NAME}-worker in {timeout:.0f} s; "
+                f"its log: {operator_log}"
+            )
+        time.sleep(0.5)
 
 
 def _watch(args: argparse.Namespace, app: kubeq.App, api_client: Any) -> None:
@@ -311,7 +332,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, tq)
         print(f"TaskQueue {NAMESPACE}/{NAME}: min 0, max 6 workers, 8 jobs per worker")
         print(f"operator log: {work / 'operator.log'}; Redis {redis_url}\n")
-        time.sleep(2)
+        _wait_for_workers(api_client, str(work / "operator.log"))
 
         _watch(args, app, api_client)
     finally:
