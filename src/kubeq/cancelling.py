@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound="asyncio.Future[Any]")
 
 
 async def cancel_until_done(
-    tasks: Iterable[asyncio.Future[Any]], *, recheck: float, bound: float | None = None
-) -> list[asyncio.Future[Any]]:
+    tasks: Iterable[F], *, recheck: float, bound: float | None = None
+) -> list[F]:
     """Cancel ``tasks`` and wait for them to end, cancelling again those still running every
     ``recheck`` seconds. Gives up after ``bound`` seconds (None: never) and returns the
     tasks still running then; an empty list when every one has ended."""

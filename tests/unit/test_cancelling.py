@@ -23,7 +23,7 @@ async def _swallows(times: int, ended: list[str]) -> None:
 
 
 def test_a_task_that_swallows_cancellations_is_cancelled_until_it_ends() -> None:
-    async def main() -> tuple[list[asyncio.Future[object]], list[str], bool]:
+    async def main() -> tuple[list[asyncio.Task[None]], list[str], bool]:
         ended: list[str] = []
         task = asyncio.create_task(_swallows(3, ended))
         await asyncio.sleep(0)
@@ -43,7 +43,7 @@ def test_a_task_that_never_ends_is_given_up_after_the_bound_and_returned() -> No
         quick = asyncio.create_task(asyncio.sleep(3600), name="quick")
         await asyncio.sleep(0)
         left = await cancel_until_done([stuck, quick], recheck=0.01, bound=0.1)
-        names = [t.get_name() for t in left if isinstance(t, asyncio.Task)]
+        names = [t.get_name() for t in left]
         done = [t.get_name() for t in (stuck, quick) if t.done()]
         swallowed = list(ended)
         ended.append("release")  # (the test's own end: the next cancellation ends it)
@@ -58,7 +58,7 @@ def test_a_task_that_never_ends_is_given_up_after_the_bound_and_returned() -> No
 
 
 def test_tasks_already_done_are_left_as_they_are() -> None:
-    async def main() -> tuple[list[asyncio.Future[object]], int]:
+    async def main() -> tuple[list[asyncio.Task[int]], int]:
         finished = asyncio.create_task(asyncio.sleep(0, result=7))
         await finished
         left = await cancel_until_done([finished], recheck=0.01, bound=0.1)

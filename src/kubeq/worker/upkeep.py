@@ -221,7 +221,7 @@ class Upkeep(WorkerState):
             self._background.values(), recheck=0.05, bound=STOP_BACKGROUND_SECONDS
         )
         if left:
-            names = ", ".join(task.get_name() for task in left if isinstance(task, asyncio.Task))
+            names = ", ".join(task.get_name() for task in left)
             log.warning("%s still running at exit: not waited for", names)
 
     async def _drain(self) -> None:
