@@ -197,7 +197,7 @@ for qi = 0, nq - 1 do
           if f[3] and not int(f[3]) then bad = 'malformed job: attempts is not a number'
           elseif f[4] and not int(f[4]) then bad = 'malformed job: deliveries is not a number'
           elseif f[10] and not rate_of(rates, base, f) then bad = 'malformed job: bad rate limit'
-          elseif f[15] and not (int(f[16]) and int(f[16]) > 0) then
+          elseif f[15] and not ((int(f[16]) or 0) > 0) then
             bad = 'malformed job: bad concurrency limit'
           end
         end
