@@ -127,21 +127,36 @@ end
 -- Make one job ready (score = its ready score): a job with a fairness key joins its key's
 -- flow (defined in _fair.lua, which scripts.py appends to this file).
 local make_ready
+-- The waiting sets this call found empty: a burst of one key's releases pops its waiting
+-- set once (park_waiting, the only path that adds to one, takes its set off).
+local DRY = {}
+-- Park a job whose key's slots are full until a slot is free (score: its ready score).
+local function park_waiting(base, cl_key, score, id)
+  local waiting = base .. 'waiting:' .. cl_key
+  DRY[waiting] = nil
+  redis.call('ZADD', waiting, score, id)
+end
 -- Free the slot a job held (it left 'active' by any path) and move waiting jobs of the same
--- key back to the ready set, as many as there is room for.
-local function release_slot(q, base, id, cl_key, cl_n)
+-- key back to the ready set, as many as there is room for. cl_n is the job's limit; a caller
+-- that has not read it passes the job's key instead (jk), read only when jobs wait.
+local function release_slot(q, base, id, cl_key, cl_n, jk)
   if not cl_key or cl_key == '' then return end
   local slots = base .. 'slots:' .. cl_key
   SLOTS[slots] = nil  -- take_slot reads its holders again
   redis.pcall('SREM', slots, id)
+  local waiting = base .. 'waiting:' .. cl_key
+  if DRY[waiting] then return end
+  if jk then cl_n = redis.call('HGET', jk, 'cl_n') or nil end
   local held = redis.pcall('SCARD', slots)
   if type(held) ~= 'number' then held = 0 end
   local room = (int(cl_n) or 1) - held
-  local waiting = base .. 'waiting:' .. cl_key
   local moved = 0
   while moved < room do
     local w = redis.pcall('ZPOPMIN', waiting, 1)
-    if type(w) ~= 'table' or w.err or #w == 0 then break end
+    if type(w) ~= 'table' or w.err or #w == 0 then
+      if type(w) == 'table' and not w.err then DRY[waiting] = true end
+      break
+    end
     local wk = base .. 'job:' .. w[1]
     local wf = job_fields(wk, 'status', 'fk')
     if wf and wf[1] == 'waiting' then

@@ -36,8 +36,10 @@ if token then redis.call('SET', base .. 'order:' .. ARGV[3 + n * 7], token, 'PX'
 -- a finished job of no concurrency limit and no follow-up (the usual ack) writes only the
 -- active set; any other delivery may write any job set, and then all of them are checked.
 -- The first read takes only the first 7: what tells a usual ack and what it writes with (a
--- field that is not there costs HMGET a scan of the whole record); any other delivery's
--- fields are read again, all of them, before it changes anything.
+-- field that is not there costs HMGET a scan of the whole record). A call whose deliveries
+-- all finished as a usual ack does, a concurrency limit allowed, is a batch: its jobs are
+-- not read again (a limited job's cl_n is read when its slot's release needs it); any other
+-- call's deliveries are read again, all their fields, before each changes anything.
 local FIELDS = {'status', 'lease', 'result_ttl', 'deliveries', 'attempts', 'cl_key', 'cb',
   'priority', 'enqueued_at', 'max_deliveries', 'cl_n', 'lapsed', 'fk'}
 local FIRST = {unpack(FIELDS, 1, 7)}
@@ -46,7 +48,7 @@ local FIRST = {unpack(FIELDS, 1, 7)}
 local function counted(v)
   return not v or v == '1' or int(v) ~= nil
 end
-local read, seen, dup, only_active = {}, {}, false, true
+local read, seen, dup, only_active, simple = {}, {}, false, true, true
 local jks = {}  -- each delivery's job key, made once
 for i = 0, n - 1 do
   local o = 3 + i * 7
@@ -58,17 +60,19 @@ for i = 0, n - 1 do
   local f = job_fields(jk, unpack(FIRST))
   read[i] = f or false
   if not (f and ARGV[o + 2] == 'finished' and f[1] == 'active' and f[2] == ARGV[o + 1] and
-    not f[6] and not f[7] and (not f[5] or int(f[5])) and counted(f[4])) then
-    only_active = false
+    not f[7] and (not f[5] or int(f[5])) and counted(f[4])) then
+    simple = false
+  elseif f[6] then
+    only_active = false  -- its slot's release may make waiting jobs ready
   end
 end
-local usual = only_active and not dup
-if usual then require_zsets({q.active}, base) else check_queue(q, base) end
--- The usual acks (every delivery applied as above) leave the active set in one ZREM, and one
--- EXISTS over their watch keys says whether anybody waits for any of them (result(): usually
--- nobody, so no done-list is pushed): two calls for the whole batch instead of two per job.
+local batch = simple and not dup
+if batch and only_active then require_zsets({q.active}, base) else check_queue(q, base) end
+-- A batch leaves the active set in one ZREM, and one EXISTS over its watch keys says whether
+-- anybody waits for any of its jobs (result(): usually nobody, so no done-list is pushed):
+-- two calls for the whole batch instead of two per job.
 local watched = true
-if usual then
+if batch then
   local ids, watch = {}, {}
   for i = 0, n - 1 do
     ids[i + 1] = ARGV[3 + i * 7]
@@ -91,8 +95,8 @@ for i = 0, n - 1 do
   local value, tb, reason = ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
   local jk = jks[i]
   local f = read[i] or nil
-  -- (read again unless this is the usual ack: what an earlier delivery wrote counts)
-  if dup or not only_active then f = job_fields(jk, unpack(FIELDS)) end
+  -- (read again unless this is a batch: what an earlier delivery wrote counts)
+  if not batch then f = job_fields(jk, unpack(FIELDS)) end
   local known = outcome == 'finished' or outcome == 'retry' or outcome == 'failed' or
     outcome == 'requeue' or outcome == 'release'
   if known and f and f[1] == 'queued' and f[12] and f[12] == lease then
@@ -128,8 +132,8 @@ for i = 0, n - 1 do
     bury(q, base, id, jk, bad .. ' (its outcome was ' .. outcome .. ')')
     out[#out + 1] = -2
   else
-    if not usual then redis.call('ZREM', q.active, id) end
-    release_slot(q, base, id, f[6], f[11])
+    if not batch then redis.call('ZREM', q.active, id) end
+    release_slot(q, base, id, f[6], f[11], batch and jk or nil)
     local handoff = false
     if outcome == 'finished' then
       local attempts = (f[5] and int(f[5]) or 0) + 1

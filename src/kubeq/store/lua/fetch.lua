@@ -224,7 +224,7 @@ for qi = 0, nq - 1 do
           elseif f[15] and not take_slot(base, id, f[15], f[16], q.active) then
             redis.call('HSET', jk, 'status', 'waiting')
             if f[14] then redis.call('HDEL', jk, 'rl_ok') end
-            redis.call('ZADD', base .. 'waiting:' .. f[15], popped[i + 1], id)
+            park_waiting(base, f[15], popped[i + 1], id)
             due = -1
           end
         end
