@@ -87,15 +87,20 @@ class Settlement(NamedTuple):
         return cls(Outcome.RETRY, error, traceback, retry_delay_ms=int(delay_seconds * 1000))
 
     def ack_fields(self, job_id: str, lease: str) -> list[Any]:
-        """This delivery's 7 arguments of ack.lua:
-        id, lease, outcome, value, traceback, reason, retry due ("+ms" or "0")."""
-        due = f"+{self.retry_delay_ms}" if self.outcome is Outcome.RETRY else "0"
+        """This delivery's arguments of ack.lua: id, lease, outcome, value (4: a finished
+        job's, the usual ack), then for any other outcome traceback, reason and retry due
+        ("+ms" or "0") too (7)."""
         # _value_: the member's value without the enum's property lookup
+        if self.outcome is Outcome.FINISHED:
+            return [job_id, lease, "finished", self.value]
+        due = f"+{self.retry_delay_ms}" if self.outcome is Outcome.RETRY else "0"
         return [job_id, lease, self.outcome._value_, self.value, self.traceback, self.reason, due]
 
 
+ACK_FIELDS_FINISHED = 4
+"""How many of ack.lua's arguments a finished delivery takes (``Settlement.ack_fields``)."""
 ACK_FIELDS_PER_DELIVERY = 7
-"""The stride of ack.lua's argument list (see ``Settlement.ack_fields``)."""
+"""How many of ack.lua's arguments any other delivery takes (``Settlement.ack_fields``)."""
 
 
 class AckFlag:

@@ -168,7 +168,7 @@ def test_one_ack_of_many_pushes_the_done_list_of_the_watched_job_only(
     def ack(batch: list[kubeq.Job]) -> list[int]:
         acks: list[Any] = [keys.base, len(batch)]
         for j in batch:
-            acks += [j.id, leases[j.id], "finished", str(int(j.id == watched.id)), "", "", "0"]
+            acks += [j.id, leases[j.id], "finished", str(int(j.id == watched.id))]
         return [int(f) for f in app.scripts.ack(keys=keys.script_keys, args=acks)]
 
     assert ack(jobs[:3]) == [1, 1, 1]  # nobody waits for these

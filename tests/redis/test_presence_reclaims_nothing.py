@@ -39,7 +39,7 @@ def test_a_worker_forgotten_as_live_keeps_its_leased_job(app: kubeq.App, r: redi
     assert info is not None and str(info.status) == "active" and info.deliveries == 1
     flags = app.scripts.ack(
         keys=keys.script_keys,
-        args=[keys.base, 1, job.id, lease, "finished", "5", "", "", "0"],
+        args=[keys.base, 1, job.id, lease, "finished", "5"],
     )
     assert [int(f) for f in flags] == [1]
     assert job.result(timeout=5) == 5

@@ -55,7 +55,7 @@ def test_a_zombie_cannot_settle_a_new_job_that_reuses_its_id(
         """Settle one delivery of same-id with the batched ack script; its flag."""
         flags = app.scripts.ack(
             keys=keys.script_keys,
-            args=[keys.base, 1, "same-id", lease, "finished", value, "", "", "0"],
+            args=[keys.base, 1, "same-id", lease, "finished", value],
         )
         return int(flags[0])
 

@@ -36,7 +36,9 @@ def _fetch(r: redis.Redis, keys: QueueKeys, want: int = 1, seq: int = 0) -> obje
 def _ack(
     r: redis.Redis, keys: QueueKeys, job_id: str, lease: str, outcome: str = "retry"
 ) -> object:
-    args = [keys.base, 1, job_id, lease, outcome, "3", "", "", "+1000"]
+    args = [keys.base, 1, job_id, lease, outcome, "3"]
+    if outcome != "finished":  # a finished delivery takes 4 arguments, any other 7
+        args += ["", "", "+1000"]
     return run_pipeline(r, [(LUA["ack"], keys.script_keys, args)], raise_errors=False)[0]
 
 

@@ -21,7 +21,13 @@ from kubeq.client.enqueue import (
     laid_out,
     plan_enqueue,
 )
-from kubeq.outcomes import ACK_FIELDS_PER_DELIVERY, Ended, Outcome, Settlement
+from kubeq.outcomes import (
+    ACK_FIELDS_FINISHED,
+    ACK_FIELDS_PER_DELIVERY,
+    Ended,
+    Outcome,
+    Settlement,
+)
 from kubeq.store.keys import QueueKeys
 from kubeq.store.scripts import LUA, source
 from kubeq.store.wire import (
@@ -39,7 +45,10 @@ def _stride(script: str, pattern: str) -> int:
 
 
 def test_strides_match_the_scripts() -> None:
-    assert _stride("ack", r"local o = 3 \+ i \* (\d+)") == ACK_FIELDS_PER_DELIVERY
+    assert _stride("ack", r"local FINISHED_FIELDS, OTHER_FIELDS = (\d+)") == ACK_FIELDS_FINISHED
+    assert _stride("ack", r"local FINISHED_FIELDS, OTHER_FIELDS = \d+, (\d+)") == (
+        ACK_FIELDS_PER_DELIVERY
+    )
     # the call's groups are walked twice: once before anything is read, then to write
     assert _stride("enqueue", r"o = o \+ (\d+)\n    for i = 1, count") == ENQUEUE_GROUP_FIELDS
     assert _stride("enqueue", r"o = o \+ (\d+)\n  -- a field at its") == ENQUEUE_GROUP_FIELDS
@@ -60,15 +69,8 @@ def test_every_outcome_is_one_the_ack_script_knows() -> None:
 
 
 def test_settlements_lay_out_their_ack_fields() -> None:
-    assert Settlement.finished(b"42").ack_fields("j", "7") == [
-        "j",
-        "7",
-        "finished",
-        b"42",
-        "",
-        "",
-        "0",
-    ]
+    assert Settlement.finished(b"42").ack_fields("j", "7") == ["j", "7", "finished", b"42"]
+    assert len(Settlement.finished(b"42").ack_fields("j", "7")) == ACK_FIELDS_FINISHED
     retry = Settlement.retry("E: x", "tb", 1.5)
     assert retry.ack_fields("j", "7") == ["j", "7", "retry", "E: x", "tb", "", "+1500"]
     failed = Settlement.failed("E: x")

@@ -2,12 +2,12 @@
 -- call for all of them), each fenced by its lease token: a worker whose lease was taken
 -- over (it was killed, paused or partitioned past the lease) cannot overwrite the new owner.
 -- KEYS: the queue's 8 keys.
--- ARGV: base, n, then 7 per delivery (laid out by kubeq/outcomes.py, Settlement.ack_fields),
---   then optionally worker and order token: <base>order:<worker> is set to the token, which
---   the fetch sent after these acks in the same pipeline checks (fetch.lua: resends keep
---   order).
---   id, lease, outcome, value, traceback, reason, retry due ("+ms" after a delay)
---   outcome 'finished': value = result JSON
+-- ARGV: base, n, then per delivery (laid out by kubeq/outcomes.py, Settlement.ack_fields)
+--   id, lease, outcome, value, and for any outcome but 'finished' traceback, reason and
+--   retry due ("+ms" after a delay) too; then optionally worker and order token:
+--   <base>order:<worker> is set to the token, which the fetch sent after these acks in the
+--   same pipeline checks (fetch.lua: resends keep order).
+--   outcome 'finished': value = result JSON (4 arguments)
 --   outcome 'retry':    value = error, run again at the due time (counts an attempt)
 --   outcome 'failed':   value = error, reason; the job goes to the dead letters
 --   outcome 'requeue':  handed back unfinished (worker shutting down): no attempt counted
@@ -29,9 +29,16 @@
 -- the others.
 local q = queue_keys(0)
 local base, n = ARGV[1], tonumber(ARGV[2])
+-- where each delivery's arguments start: a finished one takes 4, any other 7
+local FINISHED_FIELDS, OTHER_FIELDS = 4, 7
+local at, o = {}, 3
+for i = 0, n - 1 do
+  at[i] = o
+  o = o + (ARGV[o + 2] == 'finished' and FINISHED_FIELDS or OTHER_FIELDS)
+end
 -- first, so that only a call that did not run at all (NOSCRIPT) holds the fetch back
-local token = ARGV[3 + n * 7 + 1]
-if token then redis.call('SET', base .. 'order:' .. ARGV[3 + n * 7], token, 'PX', 60000) end
+local token = ARGV[o + 1]
+if token then redis.call('SET', base .. 'order:' .. ARGV[o], token, 'PX', 60000) end
 -- Every delivery's fields are read first, so the sets checked are those this call may write:
 -- a finished job of no concurrency limit and no follow-up (the usual ack) writes only the
 -- active set; any other delivery may write any job set, and then all of them are checked.
@@ -51,7 +58,7 @@ end
 local read, seen, dup, only_active, simple = {}, {}, false, true, true
 local jks = {}  -- each delivery's job key, made once
 for i = 0, n - 1 do
-  local o = 3 + i * 7
+  local o = at[i]
   local id = ARGV[o]
   if seen[id] then dup = true end -- a later delivery of it reads what the earlier one wrote
   seen[id] = true
@@ -75,7 +82,7 @@ local watched = true
 if batch then
   local ids, watch = {}, {}
   for i = 0, n - 1 do
-    ids[i + 1] = ARGV[3 + i * 7]
+    ids[i + 1] = ARGV[at[i]]
     watch[i + 1] = base .. 'watch:' .. ids[i + 1]
   end
   local seen_watch = 0
@@ -90,9 +97,10 @@ local out = {}
 local woken = 0
 local default_ttl = job_ttl(nil)  -- a job without result_ttl: read once per call
 for i = 0, n - 1 do
-  local o = 3 + i * 7
+  local o = at[i]
   local id, lease, outcome = ARGV[o], ARGV[o + 1], ARGV[o + 2]
-  local value, tb, reason = ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
+  local value, tb, reason = ARGV[o + 3], nil, nil
+  if outcome ~= 'finished' then tb, reason = ARGV[o + 4], ARGV[o + 5] end
   local jk = jks[i]
   local f = read[i] or nil
   -- (read again unless this is a batch: what an earlier delivery wrote counts)
