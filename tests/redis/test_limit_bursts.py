@@ -46,6 +46,15 @@ def _status(r: redis.Redis, job_id: str) -> str:
     return (r.hget(Q.job(job_id), "status") or b"").decode()
 
 
+def _key_burst(app: kubeq.App, r: redis.Redis) -> tuple[kubeq.Queue, list[kubeq.Job], str]:
+    """Six jobs of ``qtasks.per_key`` under one key, enqueued on a paused queue (a fetch
+    finds them all at once once it resumes); the queue, the jobs and their limit key."""
+    q = app.queue()
+    q.pause()
+    jobs = [q.enqueue(qtasks.per_key, "s", "site", 0) for _ in range(6)]
+    return q, jobs, (r.hget(Q.job(jobs[0].id), "cl_key") or b"").decode()
+
+
 def test_a_garbled_rate_limit_in_a_burst_of_one_task_buries_that_job_alone(
     app: kubeq.App, r: redis.Redis
 ) -> None:
@@ -77,10 +86,7 @@ def test_a_garbled_rate_limit_in_a_burst_of_one_task_buries_that_job_alone(
 def test_a_burst_of_one_key_gets_exactly_its_slots_from_one_fetch_after_healing_them(
     app: kubeq.App, r: redis.Redis
 ) -> None:
-    q = app.queue()
-    q.pause()
-    jobs = [q.enqueue(qtasks.per_key, "s", "site", 0) for _ in range(6)]
-    cl_key = (r.hget(Q.job(jobs[0].id), "cl_key") or b"").decode()
+    q, jobs, cl_key = _key_burst(app, r)
     slots = Q.slots(cl_key)
     # holders whose attempts cannot be running (no job data): the slots look full (2 of 2)
     r.sadd(slots, "gone-1", "gone-2")
@@ -101,11 +107,8 @@ def test_a_burst_of_one_key_gets_exactly_its_slots_from_one_fetch_after_healing_
 def test_one_ack_of_a_key_s_finished_jobs_frees_each_slot_and_its_waiting_jobs_run_by_two(
     app: kubeq.App, r: redis.Redis
 ) -> None:
-    q = app.queue()
-    q.pause()
-    jobs = [q.enqueue(qtasks.per_key, "s", "site", 0) for _ in range(6)]
+    q, jobs, cl_key = _key_burst(app, r)
     plain = q.enqueue(qtasks.add, 1, 2)  # no limit, acked in the same calls
-    cl_key = (r.hget(Q.job(jobs[0].id), "cl_key") or b"").decode()
     slots, waiting = Q.slots(cl_key), Q.waiting(cl_key)
     q.resume()
 
