@@ -99,7 +99,7 @@ class Settlement(NamedTuple):
 
 ACK_FIELDS_FINISHED = 4
 """How many of ack.lua's arguments a finished delivery takes (``Settlement.ack_fields``)."""
-ACK_FIELDS_PER_DELIVERY = 7
+ACK_FIELDS_OTHER = 7
 """How many of ack.lua's arguments any other delivery takes (``Settlement.ack_fields``)."""
 
 

@@ -23,7 +23,7 @@ from kubeq.client.enqueue import (
 )
 from kubeq.outcomes import (
     ACK_FIELDS_FINISHED,
-    ACK_FIELDS_PER_DELIVERY,
+    ACK_FIELDS_OTHER,
     Ended,
     Outcome,
     Settlement,
@@ -46,9 +46,7 @@ def _stride(script: str, pattern: str) -> int:
 
 def test_strides_match_the_scripts() -> None:
     assert _stride("ack", r"local FINISHED_FIELDS, OTHER_FIELDS = (\d+)") == ACK_FIELDS_FINISHED
-    assert _stride("ack", r"local FINISHED_FIELDS, OTHER_FIELDS = \d+, (\d+)") == (
-        ACK_FIELDS_PER_DELIVERY
-    )
+    assert _stride("ack", r"local FINISHED_FIELDS, OTHER_FIELDS = \d+, (\d+)") == ACK_FIELDS_OTHER
     # the call's groups are walked twice: once before anything is read, then to write
     assert _stride("enqueue", r"o = o \+ (\d+)\n    for i = 1, count") == ENQUEUE_GROUP_FIELDS
     assert _stride("enqueue", r"o = o \+ (\d+)\n  -- a field at its") == ENQUEUE_GROUP_FIELDS
@@ -75,7 +73,7 @@ def test_settlements_lay_out_their_ack_fields() -> None:
     assert retry.ack_fields("j", "7") == ["j", "7", "retry", "E: x", "tb", "", "+1500"]
     failed = Settlement.failed("E: x")
     assert failed.reason == "E: x"
-    assert len(failed.ack_fields("j", "1")) == ACK_FIELDS_PER_DELIVERY
+    assert len(failed.ack_fields("j", "1")) == ACK_FIELDS_OTHER
     assert Outcome.RETRY.metric_label == "retried" and Outcome.FAILED.metric_label == "failed"
 
 
