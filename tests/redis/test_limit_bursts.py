@@ -113,9 +113,8 @@ def test_one_ack_of_a_key_s_finished_jobs_frees_each_slot_and_its_waiting_jobs_r
     q.resume()
 
     started: list[str] = []
-    first = _lease(r, 10)
-    assert sorted(j.id for j in first) == sorted([jobs[0].id, jobs[1].id, plain.id])
-    running = first
+    running = _lease(r, 10)
+    assert sorted(j.id for j in running) == sorted([jobs[0].id, jobs[1].id, plain.id])
     while running:
         held = {j.id for j in running if j.id != plain.id}
         assert {m.decode() for m in r.smembers(slots)} == held  # at most 2: the limit
