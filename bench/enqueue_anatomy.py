@@ -13,6 +13,12 @@ warm-up of 300 calls of each:
   the one-call enqueue target's denominator;
 * ``App._plan`` of the same call, ``--n`` times, without sending: what the client does before
   the send (checks, the id, the payload, the script's arguments). Builds without it show none.
+* the floor under a ``delay()``, each sent as ``delay()`` sends (``scripts._evalsha``) with
+  the keys and arguments of one real ``delay()``: an empty script (``return {1}``): what one
+  script call of protocol version 1 costs before any code runs; the shared definitions that
+  ``enqueue.lua`` carries, then ``return {1}`` (Redis runs a script's whole text at every
+  call); ``enqueue.lua`` itself, a new job id and send token per call, without the client's
+  planning. Builds without ``scripts._evalsha`` show none.
 
 For each: the wall time per call and the client's CPU per call (``time.process_time``). From
 Redis, over the ``delay()`` calls alone: its CPU per call (``INFO cpu``) and, from ``INFO
@@ -41,7 +47,7 @@ ROOT = HERE.parent
 WARM = 300
 
 CHILD = r"""
-import json, os, sys, time
+import json, os, random, sys, time
 import redis, kubeq
 n, warm = int(sys.argv[1]), int(sys.argv[2])
 url = os.environ["KUBEQ_REDIS_URL"]
@@ -67,6 +73,32 @@ plan = getattr(app, "_plan", None)
 if plan is not None:
     out["plan_us"] = timed(lambda: plan([noop.s()], None))[1]
 out["lpush_wall_us"], out["lpush_cpu_us"] = timed(lambda: r.lpush("anatomy:list", payload))
+try:  # the floor under it: one script call with a delay()'s own keys and arguments
+    from kubeq.store import ids, scripts
+    send_one = scripts._evalsha if hasattr(scripts, "part") else None
+except (ImportError, AttributeError):
+    send_one = None
+if send_one is not None:
+    seen = []
+    def spy(client, sha, keys, args):
+        seen.append((sha, list(keys), list(args)))
+        return send_one(client, sha, keys, args)
+    scripts._evalsha = spy
+    noop.delay()
+    scripts._evalsha = send_one
+    sha, keys, args = seen[0]
+    own = scripts.part("enqueue")
+    shared = scripts.source("enqueue")[: -len(own)]
+    bare = r.script_load("return {1}")
+    defs = r.script_load(shared + "\nreturn {1}")
+    out["bare_wall_us"], out["bare_cpu_us"] = timed(lambda: send_one(r, bare, keys, args))
+    out["defs_wall_us"], out["defs_cpu_us"] = timed(lambda: send_one(r, defs, keys, args))
+    def script_alone():
+        a = list(args)
+        a[2] = "%016x" % random.getrandbits(64)  # a new call: its own send token
+        a[-2] = ids.new_job_id()  # and a new job
+        send_one(r, sha, keys, a)
+    out["script_wall_us"], out["script_cpu_us"] = timed(script_alone)
 r.config_resetstat()
 before = cpu()
 out["delay_wall_us"], out["delay_cpu_us"] = timed(noop.delay)
@@ -81,6 +113,17 @@ print(json.dumps(out))
 """
 
 
+FLOOR = {
+    "bare": "an empty script (`return {1}`) called with `delay()`'s 9 keys and 11 arguments, "
+    "sent as `delay()` sends it",
+    "defs": "the same with the shared definitions `enqueue.lua` carries before `return {1}`",
+    "script": "`enqueue.lua` itself with `delay()`'s arguments (a new id and send token per "
+    "call), without the client's planning",
+}
+"""The floor rows: what one script call costs before any of its code, then with what every
+call of enqueue.lua runs first, then the script whole without the client around it."""
+
+
 def one(python: str, url: str, n: int, src: str) -> dict[str, Any]:
     """One child's figures, with ``src`` first on its path."""
     env = {**os.environ, "KUBEQ_REDIS_URL": url, "PYTHONPATH": src}
@@ -92,8 +135,10 @@ def one(python: str, url: str, n: int, src: str) -> dict[str, Any]:
         check=True,
     )
     out: dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
-    out["rate"] = 1e6 / out["delay_wall_us"]
-    out["lpush_rate"] = 1e6 / out["lpush_wall_us"]
+    for kind in ("delay", "lpush", "bare", "defs", "script"):
+        if f"{kind}_wall_us" in out:
+            out[f"{kind}_rate"] = 1e6 / out[f"{kind}_wall_us"]
+    out["rate"] = out.pop("delay_rate")
     return out
 
 
@@ -124,24 +169,30 @@ def render(res: dict[str, Any], path: str) -> str:
     rows = [
         ("`noop.delay()`, calls/s", "rate", "{:,.0f}"),
         ("redis-py `lpush` of the same payload, calls/s", "lpush_rate", "{:,.0f}"),
-        ("`delay()` as a share of `lpush`", None, ""),
+        ("`delay()` as a share of `lpush`", "rate", "%"),
+        (f"{FLOOR['bare']}, as a share of `lpush`", "bare_rate", "%"),
+        (f"{FLOOR['defs']}, as a share of `lpush`", "defs_rate", "%"),
+        (f"{FLOOR['script']}, as a share of `lpush`", "script_rate", "%"),
         ("`delay()`, wall time per call", "delay_wall_us", "{:.0f} µs"),
         ("`lpush`, wall time per call", "lpush_wall_us", "{:.0f} µs"),
         ("`delay()`, the client's CPU per call", "delay_cpu_us", "{:.0f} µs"),
         ("`lpush`, the client's CPU per call", "lpush_cpu_us", "{:.0f} µs"),
         ("planning the call (`App._plan`, no send), CPU per call", "plan_us", "{:.1f} µs"),
+        ("the empty script's call, the client's CPU per call", "bare_cpu_us", "{:.0f} µs"),
+        ("`enqueue.lua` alone, the client's CPU per call", "script_cpu_us", "{:.0f} µs"),
         ("`delay()`, Redis CPU per call (`INFO cpu`)", "redis_cpu_us", "{:.0f} µs"),
     ]
     for label, key, fmt in rows:
         cells = []
         for b in builds:
-            if key is None:
-                rate, raw = med(b, "rate"), med(b, "lpush_rate")
+            if fmt == "%":
+                rate, raw = med(b, key), med(b, "lpush_rate")
                 cells.append(f"{rate / raw:.0%}" if rate and raw else "n/a")
             else:
                 v = med(b, key)
                 cells.append(fmt.format(v) if v is not None else "n/a")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if any(c != "n/a" for c in cells):  # a row no build measured is left out
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     names = sorted(
         {k for r in runs for k in r["commands"]},
         key=lambda k: -max(cmd(b, k, 1) for b in builds),
