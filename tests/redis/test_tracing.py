@@ -83,6 +83,24 @@ def test_the_callers_trace_continues_in_the_worker(
     app.close()
 
 
+def test_every_delay_carries_its_callers_trace(redis_url: str, spans: InMemorySpanExporter) -> None:
+    """The second delay() of a task takes the short path (kubeq.client.short): its payload
+    carries the trace of the span around it, as the first's does."""
+    app = make_app(redis_url)
+    tracer = trace.get_tracer("shop")
+    sent = []
+    for order in (11, 12, 13):
+        with tracer.start_as_current_span(f"POST /orders/{order}") as request:
+            sent.append((app.tasks["charge"].delay(order), request.get_span_context()))
+    for job, caller in sent:
+        payload = serialization.loads(job.info().payload)
+        assert payload["trace"]["traceparent"] == (
+            f"00-{caller.trace_id:032x}-{caller.span_id:016x}-{caller.trace_flags:02x}"
+        )
+    assert "trace" not in serialization.loads(app.tasks["charge"].delay(14).info().payload)
+    app.close()
+
+
 def test_one_span_per_attempt_with_its_outcome(redis_url: str, spans: InMemorySpanExporter) -> None:
     app = make_app(redis_url)
     with trace.get_tracer("shop").start_as_current_span("checkout"):

@@ -2,10 +2,9 @@
 
 ``App`` holds the Redis connection and the task registry. ``@app.task`` turns a function
 into a ``Task`` that still runs when called directly and gains ``.delay()`` (Celery style);
-``app.queue(name).enqueue(func, ...)`` gives the RQ style. Both build the same ``Call``
-and go through ``App.enqueue_many`` and the plan of ``enqueue``, so there is one enqueue
-path to test and optimise. The async twins (``adelay``, ``aapply_async``, ``aenqueue_many``)
-send the same plan with ``send.send_async`` on the running loop's own client.
+``app.queue(name).enqueue(func, ...)`` gives the RQ style. Both build the same ``Call`` and
+go through ``App.enqueue_many`` and the plan of ``enqueue`` (a lone plain call: the layout
+that plan kept, ``short``). The async twins send the same plan with ``send.send_async``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from kubeq import defaults
 from kubeq.checks import check_count, check_seconds
-from kubeq.client import pools
+from kubeq.client import pools, short
 from kubeq.client.enqueue import (
     ENQUEUE_BATCH,
     PlanSink,
@@ -76,9 +75,8 @@ class App:
         wait_timeout: float = defaults.WAIT_TIMEOUT,
         partitions: Mapping[str, int] | None = None,
     ) -> None:
-        """``password`` overrides KUBEQ_REDIS_PASSWORD (e.g. one read from a Secret).
-        ``partitions``: queue name -> number of sub-queues its jobs are spread over (one hot
-        queue over several Redis Cluster masters; ``kubeq.store.partitions``).
+        """``password`` overrides KUBEQ_REDIS_PASSWORD (e.g. from a Secret); ``partitions``:
+        queue name -> sub-queues its jobs spread over (``kubeq.store.partitions``);
         ``wait_replicas`` > 0: an enqueue returns once that many replicas have the jobs (WAIT)."""
         self.redis_url = urls.resolve_url(redis_url)
         self._password = password
@@ -110,19 +108,18 @@ class App:
 
     @property
     def aredis(self) -> AsyncRedis:
-        """The running event loop's asyncio client: one connection pool per loop (and per
-        process), created on first use and closed when the loop shuts down (the end of
-        ``asyncio.run``), so calling ``asyncio.run`` again and again leaves no connection
-        open. Call from a coroutine."""
+        """The running event loop's asyncio client: one pool per loop (and per process), made
+        on first use and closed when the loop shuts down (the end of ``asyncio.run``): calling
+        ``asyncio.run`` again and again leaves no connection open. Call from a coroutine."""
         if self._loop_clients is None:
             extra = {"password": self._password} if self._password is not None else {}
             self._loop_clients = connections.LoopClients(self.redis_url, **extra)
         return self._loop_clients.get()
 
     async def aclose(self) -> None:
-        """Close the running loop's asyncio client now (e.g. at the end of a FastAPI
-        lifespan, whose loop goes on serving); the next awaited call on this loop opens a new
-        one. Without it the client closes when its loop shuts down."""
+        """Close the running loop's asyncio client now (e.g. at the end of a FastAPI lifespan,
+        whose loop goes on serving); the next awaited call opens a new one (else it closes
+        when its loop shuts down)."""
         if self._loop_clients is not None:
             await self._loop_clients.aclose()
 
@@ -135,8 +132,7 @@ class App:
     def close(self) -> None:
         if self._redis is not None:
             self._redis.close()
-            self._redis = None
-            self._scripts = None
+            self._redis = self._scripts = None
 
     @overload
     def task(self, func: Callable[P, R], /) -> Task[P, R]: ...
@@ -259,6 +255,10 @@ class App:
         this call created its job or found a live job of that id (or, debounced or
         singleton, joined its key's job: docs/patterns.md)."""
         calls = list(calls)
+        if len(calls) == 1 and queue is None:  # delay(): the short path when it applies
+            one = short.enqueue_one(self, calls[0], self._known_queues)
+            if one is not None:
+                return [one]
         flows = flows_of(self, calls)
         if flows:
             pools.refuse_in_flows(calls, flows, self.defaults_for)

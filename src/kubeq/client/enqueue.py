@@ -129,6 +129,12 @@ class _Batches:
         return (LUA["enqueue"], self.keys.script_keys, self.args) if self.jobs else None
 
 
+def single_call(keys: QueueKeys, tail: Tail, job_id: str, payload: bytes) -> ScriptCall:
+    """The enqueue.lua call of one job, as ``_Batches`` lays it out (``short.py``)."""
+    token = "%016x" % random.getrandbits(64)  # noqa: UP031
+    return (LUA["enqueue"], keys.script_keys, [keys.base, 1, token, 1, *tail, job_id, payload])
+
+
 def laid_out(args: list[Any]) -> list[tuple[Any, ...]]:
     """The jobs of one enqueue.lua call's ARGV, one (id, payload, priority, due,
     max_deliveries, result_ttl, control) per job in order: the inverse of ``_Batches``, for
