@@ -3,12 +3,12 @@ result TTLs, abort, cancel, purge and the streamed bulk enqueue, beside callback
 chords and ``depends_on``, through the public client and two real workers (fleet.py).
 
 Steps: enqueue a job (plain, limited by a key, or rate limited; on a plain or a partitioned
-queue; short result TTL; on_success / on_failure), a chain, a chord (or one whose callback
-is refused), a ``depends_on`` child, a bulk enqueue written as it is laid out and finished
-later (replies read, or its connection lost and every batch resent); a worker's pass, a
-run's end (finished, failed, retried now), heartbeat, hand-off, sweep, a late heartbeat, a
-killed worker; abort, cancel, purge, a queue's rate limit; result TTLs running out. Durable
-steps, sleeps, waits and signals join it in test_durable_model.py (durable.py).
+queue; short result TTL; on_success / on_failure; or a task's plain ``delay()``), a chain, a
+chord (or one whose callback is refused), a ``depends_on`` child, a bulk enqueue written as
+it is laid out and finished later (replies read, or its connection lost and every batch
+resent); a worker's pass, a run's end (finished, failed, retried now), heartbeat, hand-off,
+sweep, a late heartbeat, a killed worker; abort, cancel, purge, a queue's rate limit; result
+TTLs running out. Durable steps, sleeps, waits and signals join it in test_durable_model.py.
 
 After every step (ledger.py): each job ended at most once, never came back or vanished while
 live, never finished after its abort was acknowledged; a concurrency key never runs more
@@ -49,6 +49,7 @@ QUEUES = ["q", "pq"]
 CONSUMED = ["q", "pq#0", "pq#1"]
 KEYS = ["a", "b"]
 SHORT_TTL = 30
+WAIT = ("queued", "scheduled", "sleeping")
 
 
 class Intersections(RuleBasedStateMachine):
@@ -99,6 +100,7 @@ class Intersections(RuleBasedStateMachine):
         short_ttl=st.booleans(),
         on_success=st.sampled_from([None, *QUEUES]),
         on_failure=st.sampled_from([None, *QUEUES]),
+        plain=st.booleans(),
     )
     def enqueue(
         self,
@@ -108,7 +110,12 @@ class Intersections(RuleBasedStateMachine):
         short_ttl: bool,
         on_success: str | None,
         on_failure: str | None,
+        plain: bool,
     ) -> None:
+        if plain:  # the task's own delay(): after its first, the short path (client.short)
+            job = self.tasks[kind].delay()
+            self.ledger.add(job.id, "q", self.tasks[kind].s(), job.queue)
+            return
         call = self.tasks[kind].s().set(queue=queue, job_id=self._id("j"))
         if kind == "limited":
             call = call.set(limit_key=key)
@@ -283,10 +290,8 @@ class Intersections(RuleBasedStateMachine):
     @rule(data=st.data())
     def late_heartbeat(self, data: st.DataObject) -> None:
         run = pick(data, self._runs())
-        if run is None:
-            return
-        _, d = run
-        self.r.zadd(d.job.queue.active, {d.id: 0}, xx=True)
+        if run is not None:
+            self.r.zadd(run[1].job.queue.active, {run[1].id: 0}, xx=True)
 
     @rule(worker=st.sampled_from(["w1", "w2"]))
     def die(self, worker: str) -> None:
@@ -315,11 +320,7 @@ class Intersections(RuleBasedStateMachine):
 
     @rule(queue=st.sampled_from(QUEUES))
     def purge(self, queue: str) -> None:
-        waiting = [
-            e
-            for e in self.ledger.entries.values()
-            if e.queue == queue and e.status in ("queued", "scheduled", "sleeping")
-        ]
+        waiting = [e for e in self.ledger.entries.values() if e.queue == queue and e.status in WAIT]
         for e in waiting:
             e.purged = True
         assert self.app.queue(queue).purge() == len(waiting)
@@ -375,8 +376,7 @@ class Intersections(RuleBasedStateMachine):
     def jobs_move_as_jobs_may(self) -> None:
         self.ledger.observe()
         self.ledger.check_ends()
-        names = CONSUMED
-        self.ledger.check_stats(names, kubeq.read_stats(self.r, names))
+        self.ledger.check_stats(CONSUMED, kubeq.read_stats(self.r, CONSUMED))
 
     @invariant()
     def limits_hold_fleet_wide(self) -> None:

@@ -146,6 +146,11 @@ def test_partitions_a_pin_and_a_forced_queue_take_the_whole_plan(
         task.delay(1, 1)
         job, plans = routed(parted, monkeypatch, lambda: task.delay(2, 2))
         assert job.queue in (f"{q}#0", f"{q}#1") and plans == 1
+        lone = fresh("lone")  # a queue of the same App that is not partitioned: short
+        other = parted.task(name="qtasks.worker_pid", queue=lone)(qtasks.worker_pid.func)
+        other.delay()
+        job, plans = routed(parted, monkeypatch, other.delay)
+        assert (job.queue, plans) == (lone, 0)
     finally:
         parted.close()
     app = kubeq.App(redis_url)

@@ -3,14 +3,14 @@ its arguments set) lays out its ``enqueue.lua`` call from what the whole plan ke
 template the last time (``CallTemplate.planned``: the queue and the options' tail) and sends
 it as ``send`` does. What changes from one such call to the next is made anew (the payload,
 the job id, the send token); the checks and the options are the plan's own. The whole plan
-cost the client of a one-call enqueue about as much as the script costs Redis
-(bench/README.md, "Where a one-call enqueue's time goes").
+cost a one-call enqueue's client a fifth more CPU (bench/README.md, "A lone delay() skips the
+plan").
 
 The path is taken only where the whole plan would lay out the very same call: the template
 planned before with these options, no forced queue, no flow (debounce, singleton, batch), no
-pinned version, no worker pool in the pools table (read as the plan reads it), no partitions,
-no replicas to wait for, not eager, and a queue this process has registered. Any other call
-gets None and takes the whole plan.
+pinned version, no worker pool in the pools table (read as the plan reads it), a queue not
+partitioned, no replicas to wait for, not eager, and a queue this process has registered.
+Any other call gets None and takes the whole plan.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def enqueue_one(app: ShortApp, call: Call, known_queues: set[str]) -> Job | None
         or name not in known_queues
         or app.eager is not None
         or app.wait_replicas
-        or app.partitioner.partitions
+        or app.partitioner.count(name) > 1  # partitioned: the plan routes it
         or call.version is not None
         or (call.pin_version is not False and (call.pin_version or opts.pin_version))
         or flow_for(call, opts) is not None
