@@ -5,7 +5,8 @@ the CLI, the operator's cron schedules) builds ``Call`` objects and goes through
 ``plan_enqueue``: it validates each call (naming the bad field), applies the task's defaults,
 encodes the JSON payload and lays out one ``enqueue.lua`` call per queue. The plan touches no
 network, so it is unit-tested on its own; ``send.py`` sends it (a sync or an asyncio client,
-or streamed while it is laid out): a thousand jobs over three queues are one round trip.
+or streamed while it is laid out): a thousand jobs over three queues are one round trip. A
+lone plain call whose template it planned before reuses what it kept (``short.py``).
 """
 
 from __future__ import annotations
