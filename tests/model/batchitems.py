@@ -177,7 +177,7 @@ class BatchItemIntersections(BatchIntersections):
         assert done.count == 1 and not done.refused, f"item {item}: {done}"
         assert e.partition is not None
         assert self.r.hget(QueueKeys.of(e.partition).job(item), "status") == b"queued"
-        e.status, e.aborted, e.follow_ups = "queued", False, False
+        e.status, e.aborted = "queued", False
         e.revived += 1
 
     @invariant()

@@ -143,7 +143,7 @@ class FlowIntersections(Intersections):
         assert done.count == 1 and not done.refused, f"{mode} {name}: {done}"
         assert e.partition is not None
         assert self.r.get(self._keys(e.partition).flow(name)) == e.id.encode()
-        e.status, e.aborted, e.follow_ups = "queued", False, False
+        e.status, e.aborted = "queued", False
         e.revived += 1
 
     @rule()

@@ -110,7 +110,7 @@ class Intersections(RuleBasedStateMachine):
         short_ttl: bool,
         on_success: str | None,
         on_failure: str | None,
-        plain: bool,
+        plain: bool = False,
     ) -> None:
         if plain:  # the task's own delay(): after its first, the short path (client.short)
             job = self.tasks[kind].delay()

@@ -39,8 +39,9 @@ class Entry:
     ends: list[str] = field(default_factory=list)
     parents: list[str] = field(default_factory=list)
     """depends_on (a chord's members for its callback)."""
-    follow_ups: bool = False
-    """Its callbacks were added to the ledger (at its end)."""
+    follow_ups: int = 0
+    """How many of its ends had their callbacks added to the ledger: a dead letter requeued
+    and ended again has the follow-ups of its new end, whatever the old end's were."""
     expired: bool = False
     """Its result TTL ran out (the machine's results_expire step)."""
     purged: bool = False
@@ -107,12 +108,12 @@ class Ledger:
             added: list[Entry] = []
             for e, (status, partition) in zip(todo, self._read(todo), strict=True):
                 self._move(e, status, partition)
-                if e.ends and e.ends[-1] == "finished" and not e.follow_ups:
-                    e.follow_ups = True
-                    added += self._follow_ups(e, "on_success", e.call.on_success)
-                if e.ends and e.ends[-1] == "failed" and not e.follow_ups:
-                    e.follow_ups = True
-                    added += self._follow_ups(e, "on_failure", e.call.on_failure)
+                if e.follow_ups < len(e.ends):
+                    e.follow_ups = len(e.ends)
+                    if e.ends[-1] == "finished":
+                        added += self._follow_ups(e, "on_success", e.call.on_success)
+                    if e.ends[-1] == "failed":
+                        added += self._follow_ups(e, "on_failure", e.call.on_failure)
             todo = added
 
     def _follow_ups(self, parent: Entry, kind: str, call: Call | None) -> list[Entry]:
