@@ -131,9 +131,10 @@ class _Batches:
 
 
 def single_call(keys: QueueKeys, tail: Tail, job_id: str, payload: bytes) -> ScriptCall:
-    """The enqueue.lua call of one job, as ``_Batches`` lays it out (``short.py``)."""
-    token = "%016x" % random.getrandbits(64)  # noqa: UP031
-    return (LUA["enqueue"], keys.script_keys, [keys.base, 1, token, 1, *tail, job_id, payload])
+    """The enqueue.lua call of one job, laid out by ``_Batches`` (``short.py``)."""
+    batches = _Batches(keys)
+    batches.add(tail, job_id, payload)
+    return (LUA["enqueue"], keys.script_keys, batches.args)
 
 
 def laid_out(args: list[Any]) -> list[tuple[Any, ...]]:

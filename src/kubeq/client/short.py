@@ -21,7 +21,7 @@ from kubeq import serialization, tracing
 from kubeq.client.enqueue import single_call
 from kubeq.client.flow import flow_for
 from kubeq.client.jobs import Job
-from kubeq.client.pools import PoolCache
+from kubeq.client.pools import PoolCache, needs_route
 from kubeq.options import Call, TaskOptions, plain_template
 from kubeq.store.backend import Backend
 from kubeq.store.ids import new_job_id
@@ -36,11 +36,6 @@ class ShortApp(Backend, Protocol):
     eager: Any
     pools: PoolCache
     wait_replicas: int
-
-
-def _nothing() -> None:
-    """What the pools table runs before it raises when Redis cannot be read: the plan, whose
-    only refusal for such a call (its arguments) was made already."""
 
 
 def enqueue_one(app: ShortApp, call: Call, known_queues: set[str]) -> Job | None:
@@ -64,12 +59,18 @@ def enqueue_one(app: ShortApp, call: Call, known_queues: set[str]) -> Job | None
         or flow_for(call, opts) is not None
     ):
         return None
-    trace = tracing.inject()
-    payload = serialization.encode_call(call.task, call.args, call.kwargs, None, trace)
-    # a worker pool may take it (pools.needs_route, for this one call)
-    if app.pools.table(app.redis, _nothing) or call.worker_pool is not None or opts.worker_pool:
+    # the pools table as the plan reads it: when Redis cannot be read, what the plan would
+    # refuse first (for such a call, its arguments) is refused before the error is raised
+    table = app.pools.table(app.redis, lambda: _encode(call, None))
+    if needs_route(table, (call,), app.defaults_for):  # a worker pool may take it
         return None
+    payload = _encode(call, tracing.inject())
     job_id = new_job_id()
     script = single_call(QueueKeys.of(name, app.prefix), planned[4], job_id, payload)
     replies = resent(lambda: run_pipeline(app.redis, [script]), "enqueue")
     return Job(app, name, job_id, replies[0][0] == 1)
+
+
+def _encode(call: Call, trace: dict[str, str] | None) -> bytes:
+    """The call's payload, as the plan encodes a template's call (no per-call options)."""
+    return serialization.encode_call(call.task, call.args, call.kwargs, None, trace)
